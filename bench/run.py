@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""tlsdiag speed/correctness benchmark against the shared peers (issue 2, "Speed").
+
+Runs `tlsdiag summarize FILE --format jsonl` (C extension and/or pure-Python
+twin) and the peers of the shared harness (../shared/bench: libpcap read
+floor, Suricata 7 with one worker, ssldump, ...) on the SAME corpora, in the
+same interleaved rounds (order rotated every round), times each process
+(perf_counter wall, os.wait4 CPU + max RSS), scores every output against the
+corpus truth file with the shared score.py, and writes a markdown table and
+JSON to $WORK/results/.
+
+The shared harness is reused, not copied: corpora come from its
+ensure_corpus() (same names and cache, so both harnesses share them), peers
+run through its peers/ runners, scores come from its score.py.  Every run
+(ours and peers alike) is timed by bench/rusage_exec.c, a tiny fork/exec/wait4
+launcher, so max RSS is the tool's and not this harness's (see that file).
+See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("bench.run")
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def shared_bench_dir() -> Path:
+    env = os.environ.get("TLSDIAG_SHARED_BENCH")
+    return Path(env).resolve() if env else Path(__file__).resolve().parents[2] / "shared" / "bench"
+
+
+SHARED = shared_bench_dir()
+sys.path.insert(0, str(SHARED))
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+try:
+    import run_peers  # noqa: E402  (shared: ensure_corpus)
+    import score  # noqa: E402      (shared: score)
+except ImportError as exc:  # pragma: no cover - depends on the machine
+    sys.exit("bench: cannot import the shared harness from %s (%s); set TLSDIAG_SHARED_BENCH" % (SHARED, exc))
+import convert  # noqa: E402
+
+DEFAULT_PEERS = ["floor-libpcap", "suricata-1thread", "ssldump"]
+EXTRA_PEERS = ["dpkt", "nfstream", "tshark"]
+KNOWN_PEERS = ["floor-libpcap", "floor-tcpdump", "floor-python", "suricata", "suricata-1thread", "ssldump",
+               "tshark", "dpkt", "nfstream"]
+FACTS = ("sni", "version", "cipher", "alert")
+DEFAULT_OUR_CMD = "tlsdiag summarize {pcap} --format jsonl"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def kname(n: int) -> str:
+    """Corpus size label, same rule as run_peers.py (hs-100k, bulk90-10k)."""
+    return "%dk" % (n // 1000) if n % 1000 == 0 else str(n)
+
+
+def corpus_list(a: argparse.Namespace) -> list[tuple[str, int, float]]:
+    out = []
+    if not a.skip_hs:
+        out.append(("hs-" + kname(a.connections), a.connections, 0.0))
+    if not a.skip_bulk:
+        out.append(("bulk%d-%s" % (round(a.bulk_ratio * 100), kname(a.bulk_connections)),
+                    a.bulk_connections, a.bulk_ratio))
+    return out
+
+
+def build_launcher(work: str) -> str:
+    """Compile bench/rusage_exec.c into $WORK (see the comment there for why it exists)."""
+    exe = os.path.join(work, "rusage_exec")
+    src = HERE / "rusage_exec.c"
+    if not os.path.exists(exe) or os.path.getmtime(exe) < src.stat().st_mtime:
+        r = subprocess.run(["cc", "-O2", "-o", exe, str(src)], capture_output=True, text=True)
+        if r.returncode:
+            sys.exit("bench: cannot build %s: %s" % (src, r.stderr.strip()[:200]))
+    return exe
+
+
+def run_timed(launcher: str, argv: list[str], env: dict[str, str], out_path: str, err_path: str | None,
+              timeout: float) -> dict:
+    """Run argv under rusage_exec: stdout to out_path, stderr to err_path (None: with stdout).
+
+    Returns wall (the launcher's CLOCK_MONOTONIC around fork..wait4), cpu, user, sys,
+    maxrss_kb (of the measured process tree, not of this harness), rc, summary (last
+    line of stderr for ours, of the combined output for peers)."""
+    res_path = out_path + ".rusage.json"
+    if os.path.exists(res_path):
+        os.unlink(res_path)
+    with open(out_path, "wb") as fo, open(err_path or os.devnull, "wb") as fe:
+        t0 = time.perf_counter()
+        p = subprocess.Popen([launcher, res_path] + argv, stdout=fo,
+                             stderr=fe if err_path else subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            p.wait(timeout=timeout)
+            killed = False
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.wait()
+            killed = True
+        outer = time.perf_counter() - t0
+    try:
+        r = json.loads(Path(res_path).read_text())
+    except (OSError, ValueError):
+        r = {"wall": outer, "user": 0.0, "sys": 0.0, "maxrss_kb": 0, "rc": p.returncode or -1}
+    text = Path(err_path or out_path).read_text("utf-8", "replace").strip().splitlines()
+    return {"wall": r["wall"], "wall_outer": outer, "cpu": r["user"] + r["sys"], "user": r["user"],
+            "sys": r["sys"], "maxrss_kb": r["maxrss_kb"], "rc": -9 if killed else r["rc"],
+            "summary": ("timeout after %ds" % timeout) if killed else (text[-1] if text else "")}
+
+
+class Ctx:
+    def __init__(self, a: argparse.Namespace, work: str) -> None:
+        self.a = a
+        self.work = work
+        self.peers_dir = SHARED / "peers"
+        venv_py = os.path.join(work, "venv", "bin", "python")
+        self.py = a.py or (venv_py if os.access(venv_py, os.X_OK) else "python3")
+        wrapper = os.path.join(work, "suricata")
+        self.suricata = a.suricata or (wrapper if os.access(wrapper, os.X_OK) else "suricata")
+        self.floor_bin = os.path.join(work, "pcapfloor")
+        self.env = dict(os.environ, PY=self.py, SURICATA=self.suricata)
+        self.missing: dict[str, str] = {}
+
+    def can_import(self, mods: list[str]) -> bool:
+        try:
+            return subprocess.run([self.py, "-c", "import " + ",".join(mods)], capture_output=True).returncode == 0
+        except OSError:
+            return False
+
+    def available(self, peer: str) -> bool:
+        """Check (and build, for the floor) one peer; record why it is missing."""
+        P = self.peers_dir
+        if peer == "floor-libpcap":
+            r = subprocess.run(["cc", "-O2", "-o", self.floor_bin, str(P / "pcapfloor.c"), "-lpcap"],
+                               capture_output=True, text=True)
+            if r.returncode:
+                self.missing[peer] = "cc/libpcap-dev: " + r.stderr.strip()[:80]
+            return r.returncode == 0
+        if peer == "floor-tcpdump":
+            ok = shutil.which("tcpdump") is not None
+        elif peer == "floor-python":
+            ok = True
+        elif peer in ("tshark", "ssldump"):
+            ok = shutil.which(peer) is not None
+        elif peer in ("dpkt", "nfstream"):
+            ok = self.can_import([peer])
+        elif peer in ("suricata", "suricata-1thread"):
+            try:
+                ok = subprocess.run([self.suricata, "-V"], capture_output=True).returncode == 0
+            except OSError:
+                ok = False
+        else:
+            self.missing[peer] = "unknown peer (known: %s)" % ", ".join(KNOWN_PEERS)
+            return False
+        if not ok:
+            self.missing[peer] = "not installed / not importable by %s (run ../shared/bench/setup.sh)" % self.py
+        return ok
+
+    def peer_argv(self, peer: str, pcap: str, outp: str) -> list[str]:
+        P = self.peers_dir
+        return {
+            "floor-libpcap": lambda: [self.floor_bin, pcap],
+            "floor-tcpdump": lambda: ["tcpdump", "-r", pcap, "-w", "/dev/null"],
+            "floor-python": lambda: [self.py, str(P / "floor_python.py"), pcap],
+            "tshark": lambda: [str(P / "tshark_peer.sh"), pcap, outp],
+            "ssldump": lambda: [str(P / "ssldump_peer.sh"), pcap, outp],
+            "dpkt": lambda: [self.py, str(P / "dpkt_peer.py"), pcap, outp],
+            "nfstream": lambda: [self.py, str(P / "nfstream_peer.py"), pcap, outp],
+            "suricata": lambda: [str(P / "suricata_peer.sh"), pcap, outp],
+            "suricata-1thread": lambda: ["env", "SURICATA_RUNMODE=single", str(P / "suricata_peer.sh"), pcap, outp],
+        }[peer]()
+
+
+def our_env(impl: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("TLSDIAG_NO_EXTENSIONS", None)
+    if impl == "py":
+        env["TLSDIAG_NO_EXTENSIONS"] = "1"
+    return env
+
+
+def pct(sc: dict | None, k: str) -> str:
+    if sc is None:
+        return "-"
+    if sc.get(k) is None:
+        return "n/a"
+    return "%.1f%%" % (100.0 * sc[k] / sc["truth"]) if sc["truth"] else "-"
+
+
+def worst_score(scores: list[dict]) -> dict | None:
+    """Per fact, the run with the fewest right (a flaky tool is not 100 %)."""
+    scores = [s for s in scores if s]
+    if not scores:
+        return None
+    out = dict(scores[0])
+    for k in ("found",) + FACTS:
+        vals = [s[k] for s in scores if s.get(k) is not None]
+        out[k] = min(vals) if vals else None
+    return out
+
+
+def fmt_s(x: float | None) -> str:
+    return "-" if x is None else ("%.2f" % x if x < 100 else "%.0f" % x)
+
+
+# ----------------------------------------------------------------------------- profile mode
+
+def profile(a: argparse.Namespace, work: str, name: str, pcap: str) -> None:
+    """cProfile one `tlsdiag summarize` run; print + save the top functions by tottime."""
+    import pstats
+
+    exe = shutil.which("tlsdiag")
+    if not exe:
+        sys.exit("bench: tlsdiag not in PATH (pip install -e .)")
+    os.makedirs(os.path.join(work, "results"), exist_ok=True)
+    for impl in (["c", "py"] if a.impl == "both" else [a.impl]):
+        prof = os.path.join(work, "results", "profile-%s-%s.prof" % (name, impl))
+        argv = [sys.executable, "-m", "cProfile", "-o", prof, exe, "summarize", pcap, "--format", "jsonl"]
+        t0 = time.perf_counter()
+        with open(os.path.join(work, "out", "profile.jsonl"), "wb") as fo:
+            rc = subprocess.run(argv, stdout=fo, env=our_env(impl)).returncode
+        print("# profile %s impl=%s rc=%d %.1fs (under cProfile) -> %s" % (
+            name, impl, rc, time.perf_counter() - t0, prof), flush=True)
+        txt = os.path.join(work, "results", "profile-%s-%s.txt" % (name, impl))
+        with open(txt, "w") as f:
+            pstats.Stats(prof, stream=f).sort_stats("tottime").print_stats(a.profile_top)
+        print(Path(txt).read_text())
+
+
+# ----------------------------------------------------------------------------- main
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--connections", type=int, default=100_000, help="handshake-only corpus size (default 100000)")
+    ap.add_argument("--bulk-connections", type=int, default=10_000, help="bulk corpus size (default 10000)")
+    ap.add_argument("--bulk-ratio", type=float, default=0.9)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip-hs", action="store_true", help="no handshake-only corpus")
+    ap.add_argument("--skip-bulk", action="store_true", help="no bulk corpus")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--peers", default=",".join(DEFAULT_PEERS),
+                    help="comma list of peers (default %s; known: %s; 'none' = ours only)" % (
+                        ",".join(DEFAULT_PEERS), ",".join(KNOWN_PEERS)))
+    ap.add_argument("--all-peers", action="store_true", help="add %s" % ",".join(EXTRA_PEERS))
+    ap.add_argument("--impl", choices=["c", "py", "both"], default="c",
+                    help="our implementation: C extension (default), pure Python (TLSDIAG_NO_EXTENSIONS=1), both")
+    ap.add_argument("--our-cmd", default=DEFAULT_OUR_CMD,
+                    help="our command, {pcap} is replaced (default: %(default)r); stdout = summary JSONL")
+    ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "tlsbench"),
+                    help="work dir shared with ../shared/bench (default ${TMPDIR:-/tmp}/tlsbench)")
+    ap.add_argument("--py", default=None, help="Python for the Python peers (default $WORK/venv/bin/python)")
+    ap.add_argument("--suricata", default=None, help="suricata binary (default $WORK/suricata wrapper)")
+    ap.add_argument("--timeout", type=float, default=3600, help="per-run timeout, seconds")
+    ap.add_argument("--label", default="", help="suffix for the result file names")
+    ap.add_argument("--repo-results", action="store_true",
+                    help="also copy the md/json table to bench/results/DATE[-label]-table.{md,json}")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead of timing: cProfile one run per corpus/impl and print the top functions")
+    ap.add_argument("--profile-top", type=int, default=15)
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="# %(message)s")
+
+    work = os.path.abspath(a.work)
+    os.makedirs(os.path.join(work, "out"), exist_ok=True)
+    os.makedirs(os.path.join(work, "results"), exist_ok=True)
+    ctx = Ctx(a, work)
+    launcher = build_launcher(work)
+
+    # corpora (shared cache, same names as run_peers.py)
+    info = {}
+    for name, n, ratio in corpus_list(a):
+        pcap, meta = run_peers.ensure_corpus(work, name, n, ratio, a.seed, sys.executable)
+        info[name] = {"pcap": pcap, "meta": meta, "truth": os.path.join(work, name + ".truth.jsonl")}
+    if not info:
+        sys.exit("bench: no corpus selected")
+
+    if a.profile:
+        for name in info:
+            profile(a, work, name, info[name]["pcap"])
+        return 0
+
+    # who runs
+    impls = ["c", "py"] if a.impl == "both" else [a.impl]
+    ours = ["tlsdiag-" + i for i in impls]
+    want = [] if a.peers in ("", "none") else [p for p in a.peers.split(",") if p]
+    if a.all_peers:
+        want += [p for p in EXTRA_PEERS if p not in want]
+    peers = [p for p in want if ctx.available(p)]
+    names = ours + peers
+    cmd_tmpl = shlex.split(a.our_cmd)
+    tables = convert.load_tables()
+    print("# %s  %d cores, %s; python %s; our cmd: %s; names: %s" % (
+        datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), os.cpu_count(),
+        platform.release(), platform.python_version(), a.our_cmd, tables[2]), flush=True)
+    print("# run order per round (rotated): %s" % ", ".join(names), flush=True)
+    for k, v in ctx.missing.items():
+        print("# missing: %s (%s)" % (k, v), flush=True)
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + (
+        "-" + a.label if a.label else "")
+    runs_path = os.path.join(work, "results", "%s-runs.jsonl" % stamp)
+    for name in info:  # warm the page cache
+        subprocess.run(["cat", info[name]["pcap"]], stdout=subprocess.DEVNULL)
+
+    results: list[dict] = []
+    for rnd in range(a.rounds):
+        for ci, name in enumerate(info):
+            k = (rnd + ci) % len(names)
+            order = names[k:] + names[:k]
+            pcap = info[name]["pcap"]
+            for who in order:
+                outp = os.path.join(work, "out", "%s.%s.jsonl" % (who, name))
+                conv = None
+                if who.startswith("tlsdiag-"):
+                    impl = who.split("-", 1)[1]
+                    raw = os.path.join(work, "out", "%s.%s.raw.jsonl" % (who, name))
+                    err = os.path.join(work, "out", "%s.%s.stderr" % (who, name))
+                    argv = [x.replace("{pcap}", pcap) for x in cmd_tmpl]
+                    res = run_timed(launcher, argv, our_env(impl), raw, err, a.timeout)
+                    t0 = time.perf_counter()          # conversion is not timed
+                    conv = convert.convert_file(raw, outp, tables).as_dict()
+                    conv["seconds"] = round(time.perf_counter() - t0, 2)
+                    res["raw_bytes"] = os.path.getsize(raw)
+                else:
+                    if os.path.exists(outp):
+                        os.unlink(outp)
+                    console = os.path.join(work, "out", "%s.%s.console" % (who, name))
+                    res = run_timed(launcher, ctx.peer_argv(who, pcap, outp), ctx.env, console, None, a.timeout)
+                sc = None
+                if not who.startswith("floor") and os.path.exists(outp) and res["rc"] == 0:
+                    sc = score.score(info[name]["truth"], outp)
+                res.update(round=rnd + 1, corpus=name, peer=who, score=sc, convert=conv)
+                res["summary"] = res["summary"].replace(work, "$WORK")
+                results.append(res)
+                print("round %d %-11s %-17s %8.2fs wall %8.2fs cpu %6.0f MB rc=%d  %s%s" % (
+                    rnd + 1, name, who, res["wall"], res["cpu"], res["maxrss_kb"] / 1024, res["rc"],
+                    score.fmt(sc) if sc else res["summary"][:80],
+                    ("  [unmapped c/a/v %d/%d/%d]" % (conv["unmapped_cipher"], conv["unmapped_alert"],
+                                                      conv["unmapped_version"])) if conv else ""), flush=True)
+                with open(runs_path, "a") as rf:
+                    rf.write(json.dumps(res) + "\n")
+
+    # ------------------------------------------------------------------ aggregate
+    rows = []
+    med: dict[tuple[str, str], dict] = {}
+    for name in info:
+        meta = info[name]["meta"]
+        for who in names:
+            rs = [r for r in results if r["corpus"] == name and r["peer"] == who and r["rc"] == 0]
+            failed = [r for r in results if r["corpus"] == name and r["peer"] == who and r["rc"] != 0]
+            if not rs:
+                rows.append({"corpus": name, "peer": who, "runs": 0, "failed": len(failed),
+                             "error": failed[-1]["summary"] if failed else "not run"})
+                continue
+            walls = sorted(r["wall"] for r in rs)
+            row = {"corpus": name, "peer": who, "runs": len(rs), "failed": len(failed),
+                   "wall_median": statistics.median(walls), "wall_min": walls[0], "wall_max": walls[-1],
+                   "cpu_median": statistics.median(r["cpu"] for r in rs),
+                   "maxrss_mb": max(r["maxrss_kb"] for r in rs) / 1024,
+                   "score": worst_score([r["score"] for r in rs]),
+                   "packets": meta["packets"], "connections": meta["connections"], "bytes": meta["bytes"]}
+            row["pkts_per_s"] = meta["packets"] / row["wall_median"]
+            row["conns_per_s"] = meta["connections"] / row["wall_median"]
+            convs = [r["convert"] for r in rs if r.get("convert")]
+            if convs:
+                row["convert"] = convs[-1]
+            rows.append(row)
+            med[(name, who)] = row
+    for row in rows:
+        f = med.get((row["corpus"], "floor-libpcap"))
+        if row.get("runs") and f:
+            row["x_floor"] = row["wall_median"] / f["wall_median"]
+    ratios = []
+    for name in info:
+        for o in ours:
+            if (name, o) not in med:
+                continue
+            mo = med[(name, o)]
+            for p in peers:
+                if (name, p) not in med:
+                    continue
+                mp = med[(name, p)]
+                ratios.append({"corpus": name, "ours": o, "peer": p,
+                               "wall_ratio": mo["wall_median"] / mp["wall_median"],
+                               "cpu_ratio": mo["cpu_median"] / mp["cpu_median"] if mp["cpu_median"] else None})
+    verdicts = []
+    for name in info:
+        ref = med.get((name, "suricata-1thread"))
+        for o in ours:
+            mo = med.get((name, o))
+            if not mo:
+                verdicts.append("%s %s: no successful run -> FAIL" % (name, o))
+                continue
+            sc = mo["score"]
+            correct = bool(sc) and sc["found"] == sc["truth"] and all(
+                sc[k] == sc["truth"] for k in FACTS if sc.get(k) is not None)
+            if ref:
+                fast = mo["wall_median"] <= ref["wall_median"]
+                verdicts.append("%s %s: wall %.2fs vs suricata-1thread %.2fs (x%.2f) %s; correctness %s -> %s" % (
+                    name, o, mo["wall_median"], ref["wall_median"], mo["wall_median"] / ref["wall_median"],
+                    "at least as fast" if fast else "SLOWER", "100%" if correct else "NOT 100%",
+                    "PASS" if fast and correct else "FAIL"))
+            else:
+                verdicts.append("%s %s: suricata-1thread not measured; correctness %s" % (
+                    name, o, "100%" if correct else "NOT 100%"))
+
+    # ------------------------------------------------------------------ table
+    L = ["| corpus | tool | runs | wall median s (min-max) | CPU s | max RSS MB | packets/s | conns/s | x floor "
+         "| found | SNI | version | cipher | alert |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r.get("runs"):
+            L.append("| %s | %s | 0 (%d failed) | %s | | | | | | | | | | |" % (
+                r["corpus"], r["peer"], r["failed"], r["error"][:60].replace("|", "/")))
+            continue
+        sc = r["score"]
+        bold = "**" if r["peer"].startswith("tlsdiag") else ""
+        L.append("| %s | %s%s%s | %d%s | %s (%s-%s) | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["corpus"], bold, r["peer"], bold, r["runs"], " (+%d failed)" % r["failed"] if r["failed"] else "",
+            fmt_s(r["wall_median"]), fmt_s(r["wall_min"]), fmt_s(r["wall_max"]), fmt_s(r["cpu_median"]),
+            r["maxrss_mb"], "{:,.0f}".format(r["pkts_per_s"]), "{:,.0f}".format(r["conns_per_s"]),
+            "%.1f" % r["x_floor"] if r.get("x_floor") else "-", pct(sc, "found"),
+            pct(sc, "sni"), pct(sc, "version"), pct(sc, "cipher"), pct(sc, "alert")))
+    if ratios:
+        L += ["", "Our time / peer time (median wall; < 1 = we are faster):", "",
+              "| corpus | ours | " + " | ".join(peers) + " |", "|---|---|" + "---|" * len(peers)]
+        for name in info:
+            for o in ours:
+                cells = []
+                for p in peers:
+                    rr = [x for x in ratios if x["corpus"] == name and x["ours"] == o and x["peer"] == p]
+                    cells.append("%.2f" % rr[0]["wall_ratio"] if rr else "-")
+                if any(c != "-" for c in cells):
+                    L.append("| %s | %s | %s |" % (name, o, " | ".join(cells)))
+    L.append("")
+    for name in info:
+        m = info[name]["meta"]
+        L.append("%s: %d connections, %d packets, %.0f MB, bulk ratio %.2f" % (
+            name, m["connections"], m["packets"], m["bytes"] / 1e6, m["bulk_ratio_actual"]))
+    L.append("")
+    L.append("%d rounds, interleaved, order rotated per round; %d cores, %s; our cmd `%s`; "
+             "every run timed by bench/rusage_exec (wall, CPU and max RSS of the tool's process tree only); "
+             "ours = the summarize process alone (JSONL to a file on %s, conversion untimed); peers = their "
+             "../shared/bench runner incl. its post-processing; correctness = worst run vs the truth file." % (
+                 a.rounds, os.cpu_count(), platform.release(), a.our_cmd, work))
+    for v in verdicts:
+        L.append("- " + v)
+    for k, v in ctx.missing.items():
+        L.append("- not run: %s (%s)" % (k, v))
+    table = "\n".join(L) + "\n"
+    doc = {"date": stamp, "cores": os.cpu_count(), "kernel": platform.release(), "rounds": a.rounds,
+           "our_cmd": a.our_cmd, "names_source": tables[2], "rows": rows, "ratios": ratios, "verdicts": verdicts,
+           "missing": ctx.missing, "corpora": {n: info[n]["meta"] for n in info}}
+    md_path = os.path.join(work, "results", "%s-table.md" % stamp)
+    js_path = os.path.join(work, "results", "%s-table.json" % stamp)
+    Path(md_path).write_text(table)
+    Path(js_path).write_text(json.dumps(doc, indent=1) + "\n")
+    shutil.copyfile(md_path, os.path.join(work, "results", "latest-table.md"))
+    if a.repo_results:
+        d = HERE / "results"
+        d.mkdir(exist_ok=True)
+        base = datetime.date.today().isoformat() + ("-" + a.label if a.label else "")
+        shutil.copyfile(md_path, d / ("%s-table.md" % base))
+        shutil.copyfile(js_path, d / ("%s-table.json" % base))
+    print()
+    print(table)
+    print("# written: %s %s %s" % (md_path, js_path, runs_path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
