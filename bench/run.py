@@ -257,8 +257,9 @@ def main() -> int:
                     help="comma list of peers (default %s; known: %s; 'none' = ours only)" % (
                         ",".join(DEFAULT_PEERS), ",".join(KNOWN_PEERS)))
     ap.add_argument("--all-peers", action="store_true", help="add %s" % ",".join(EXTRA_PEERS))
-    ap.add_argument("--impl", choices=["c", "py", "both"], default="c",
-                    help="our implementation: C extension (default), pure Python (TLSDIAG_NO_EXTENSIONS=1), both")
+    ap.add_argument("--impl", choices=["c", "py", "both", "none"], default="c",
+                    help="our implementation: C extension (default), pure Python (TLSDIAG_NO_EXTENSIONS=1), "
+                         "both, or none (peers only)")
     ap.add_argument("--our-cmd", default=DEFAULT_OUR_CMD,
                     help="our command, {pcap} is replaced (default: %(default)r); stdout = summary JSONL")
     ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "tlsbench"),
@@ -295,13 +296,15 @@ def main() -> int:
         return 0
 
     # who runs
-    impls = ["c", "py"] if a.impl == "both" else [a.impl]
+    impls = {"both": ["c", "py"], "none": []}.get(a.impl, [a.impl])
     ours = ["tlsdiag-" + i for i in impls]
     want = [] if a.peers in ("", "none") else [p for p in a.peers.split(",") if p]
     if a.all_peers:
         want += [p for p in EXTRA_PEERS if p not in want]
     peers = [p for p in want if ctx.available(p)]
     names = ours + peers
+    if not names:
+        sys.exit("bench: nothing to run")
     cmd_tmpl = shlex.split(a.our_cmd)
     tables = convert.load_tables()
     print("# %s  %d cores, %s; python %s; our cmd: %s; names: %s" % (
