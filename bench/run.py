@@ -56,8 +56,8 @@ import convert  # noqa: E402
 
 DEFAULT_PEERS = ["floor-libpcap", "suricata-1thread", "ssldump"]
 EXTRA_PEERS = ["dpkt", "nfstream", "tshark"]
-KNOWN_PEERS = ["floor-libpcap", "floor-tcpdump", "floor-python", "suricata", "suricata-1thread", "ssldump",
-               "tshark", "dpkt", "nfstream"]
+KNOWN_PEERS = ["floor-libpcap", "floor-tcpdump", "floor-python", "suricata", "suricata-1thread",
+               "suricata-1thread-engine", "ssldump", "tshark", "dpkt", "nfstream"]
 FACTS = ("sni", "version", "cipher", "alert")
 DEFAULT_OUR_CMD = "tlsdiag summarize {pcap} --format jsonl"
 
@@ -158,7 +158,7 @@ class Ctx:
             ok = shutil.which(peer) is not None
         elif peer in ("dpkt", "nfstream"):
             ok = self.can_import([peer])
-        elif peer in ("suricata", "suricata-1thread"):
+        elif peer in ("suricata", "suricata-1thread", "suricata-1thread-engine"):
             try:
                 ok = subprocess.run([self.suricata, "-V"], capture_output=True).returncode == 0
             except OSError:
@@ -182,7 +182,27 @@ class Ctx:
             "nfstream": lambda: [self.py, str(P / "nfstream_peer.py"), pcap, outp],
             "suricata": lambda: [str(P / "suricata_peer.sh"), pcap, outp],
             "suricata-1thread": lambda: ["env", "SURICATA_RUNMODE=single", str(P / "suricata_peer.sh"), pcap, outp],
+            # the engine alone (same command and config as suricata_peer.sh, runmode single);
+            # its eve.json is turned into peer records by post() below, untimed, like ours
+            "suricata-1thread-engine": lambda: [self.suricata, "-c", str(P / "suricata.yaml"), "-S", "/dev/null",
+                                                "-k", "none", "--runmode", "single", "-r", pcap,
+                                                "-l", self.engine_logdir(outp, fresh=True)],
         }[peer]()
+
+    def engine_logdir(self, outp: str, fresh: bool = False) -> str:
+        d = outp + ".eve"
+        if fresh:
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+        return d
+
+    def post(self, peer: str, outp: str) -> None:
+        """Untimed post-processing for peers timed without theirs."""
+        if peer == "suricata-1thread-engine":
+            d = self.engine_logdir(outp)
+            subprocess.run([self.py, str(self.peers_dir / "suricata_post.py"), os.path.join(d, "eve.json"), outp],
+                           capture_output=True, env=self.env)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def our_env(impl: str) -> dict[str, str]:
@@ -307,9 +327,10 @@ def main() -> int:
         sys.exit("bench: nothing to run")
     cmd_tmpl = shlex.split(a.our_cmd)
     tables = convert.load_tables()
-    print("# %s  %d cores, %s; python %s; our cmd: %s; names: %s" % (
+    load0 = os.getloadavg()
+    print("# %s  %d cores, %s; python %s; load %.2f; our cmd: %s; names: %s" % (
         datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), os.cpu_count(),
-        platform.release(), platform.python_version(), a.our_cmd, tables[2]), flush=True)
+        platform.release(), platform.python_version(), load0[0], a.our_cmd, tables[2]), flush=True)
     print("# run order per round (rotated): %s" % ", ".join(names), flush=True)
     for k, v in ctx.missing.items():
         print("# missing: %s (%s)" % (k, v), flush=True)
@@ -344,6 +365,8 @@ def main() -> int:
                         os.unlink(outp)
                     console = os.path.join(work, "out", "%s.%s.console" % (who, name))
                     res = run_timed(launcher, ctx.peer_argv(who, pcap, outp), ctx.env, console, None, a.timeout)
+                    if res["rc"] == 0:
+                        ctx.post(who, outp)
                 sc = None
                 if not who.startswith("floor") and os.path.exists(outp) and res["rc"] == 0:
                     sc = score.score(info[name]["truth"], outp)
@@ -459,8 +482,11 @@ def main() -> int:
     L.append("%d rounds, interleaved, order rotated per round; %d cores, %s; our cmd `%s`; "
              "every run timed by bench/rusage_exec (wall, CPU and max RSS of the tool's process tree only); "
              "ours = the summarize process alone (JSONL to a file on %s, conversion untimed); peers = their "
-             "../shared/bench runner incl. its post-processing; correctness = worst run vs the truth file." % (
+             "../shared/bench runner incl. its post-processing, except suricata-1thread-engine = the Suricata "
+             "process alone (eve.json conversion untimed); correctness = worst run vs the truth file." % (
                  a.rounds, os.cpu_count(), platform.release(), a.our_cmd, work))
+    L.append("Load average (1 min) before/after: %.2f / %.2f (other work on the machine adds noise)." % (
+        load0[0], os.getloadavg()[0]))
     for v in verdicts:
         L.append("- " + v)
     for k, v in ctx.missing.items():
