@@ -1,0 +1,306 @@
+"""The diagnosis engine: summaries + certificate DERs in, diagnoses out. Pure (no capture, no Kafka).
+
+``Engine.observe`` learns server profiles from successful handshakes; ``Engine.diagnose`` returns the one
+failure diagnosis of a failed connection, or the warnings of a successful one, as JSON-ready dicts.
+``diagnose_pairs`` is the batch form used for files: learn from every success first, then diagnose.
+The Kafka analyzer runs the same ``observe`` + ``diagnose`` per summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+from . import certs as C
+from . import rules as R
+from .certs import CertChecker, ChainReport
+from .config import ConfigError, DiagnoseConfig, normalize_hostport
+from .direction import classify
+from .profiles import Profile, ProfileStore
+from .remediation import remediation
+
+log = logging.getLogger(__name__)
+
+UTC = dt.timezone.utc
+
+Summary = Mapping[str, object]
+Diagnosis = dict[str, object]
+Certs = Mapping[str, bytes]
+
+#: outcomes that are not judged: the capture ended mid-handshake, or it is not TLS
+NOT_JUDGED_OUTCOMES = frozenset({"incomplete", "evicted", "not_tls"})
+
+
+def is_success(s: Summary) -> bool:
+    return bool(s.get("established"))
+
+
+def has_client_hello(s: Summary) -> bool:
+    return bool(s.get("client_versions")) or "C" in str(s.get("history") or "")
+
+
+def is_failed(s: Summary) -> bool:
+    return (not s.get("established") and str(s.get("outcome") or "") in R.FAILED_OUTCOMES and has_client_hello(s))
+
+
+def _iso(ts: object) -> str | None:
+    if not isinstance(ts, (int, float)):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _when(s: Summary) -> dt.datetime:
+    for key in ("start", "end"):
+        t = s.get(key)
+        if isinstance(t, (int, float)):
+            try:
+                return dt.datetime.fromtimestamp(float(t), UTC)
+            except (OverflowError, OSError, ValueError):
+                pass
+    return dt.datetime.now(UTC)
+
+
+@dataclass
+class Stats:
+    summaries: int = 0
+    established: int = 0
+    failed: int = 0
+    not_judged: Counter[str] = field(default_factory=Counter)
+    failures_by_cause: Counter[str] = field(default_factory=Counter)
+    warnings_by_cause: Counter[str] = field(default_factory=Counter)
+    bad_input: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"summaries": self.summaries, "established": self.established, "failed": self.failed,
+                "not_judged": dict(self.not_judged), "failures_by_cause": dict(self.failures_by_cause),
+                "warnings_by_cause": dict(self.warnings_by_cause), "bad_input": self.bad_input}
+
+
+class Engine:
+    def __init__(self, config: DiagnoseConfig | None = None) -> None:
+        self.config = config or DiagnoseConfig()
+        self.checker = CertChecker(self.config.truststores, self.config.expiry_warning_days)
+        self.profiles = ProfileStore(self.config.profile_max_servers)
+        self.stats = Stats()
+        self._targets = dict(self.config.targets)
+
+    # -- learning ---------------------------------------------------------------------------------------
+    def observe(self, summary: Summary, certs: Certs | None = None) -> None:
+        """Learn from a successful handshake (failed ones teach nothing about what the server accepts)."""
+        if is_success(summary) and not summary.get("resumed"):
+            self.profiles.learn(summary)
+        elif is_success(summary):
+            # a resumed session still shows the version and suite the server chose
+            self.profiles.learn({k: v for k, v in summary.items() if k != "certificates"})
+
+    # -- diagnosis --------------------------------------------------------------------------------------
+    def diagnose(self, summary: Summary, certs: Certs | None = None) -> list[Diagnosis]:
+        """Failure diagnosis (exactly one) for a failed connection; warnings for a successful one; else []."""
+        self.stats.summaries += 1
+        if not isinstance(summary, Mapping) or not isinstance(summary.get("server"), str) \
+                or not isinstance(summary.get("client"), str):
+            self.stats.bad_input += 1
+            return []
+        ders = certs or {}
+        success = is_success(summary)
+        failed = not success and is_failed(summary)
+        if success:
+            self.stats.established += 1
+        elif not failed:
+            outcome = str(summary.get("outcome") or "unknown")
+            self.stats.not_judged[outcome if has_client_hello(summary) else "no_client_hello"] += 1
+            return []
+        else:
+            self.stats.failed += 1
+        ctx, direction_reason = self._context(summary, ders, failed)
+        if failed:
+            rule, finding = R.first_match(ctx)
+            d = self._render(ctx, rule.id, rule.cause, "failure", finding, direction_reason)
+            self.stats.failures_by_cause[rule.cause] += 1
+            return [d]
+        out = []
+        for rule_id, cause, finding in self._warnings(ctx):
+            out.append(self._render(ctx, rule_id, cause, "warning", finding, direction_reason))
+            self.stats.warnings_by_cause[cause] += 1
+        return out
+
+    def diagnose_pairs(self, pairs: Iterable[tuple[Summary, Certs]]) -> list[Diagnosis]:
+        """Batch: learn from every success first, then diagnose every connection, in input order."""
+        items = list(pairs)
+        for s, c in items:
+            self.observe(s, c)
+        out: list[Diagnosis] = []
+        for s, c in items:
+            out.extend(self.diagnose(s, c))
+        return out
+
+    # -- internals --------------------------------------------------------------------------------------
+    def _hostname(self, s: Summary) -> tuple[str | None, str | None]:
+        sni = s.get("server_name")
+        if isinstance(sni, str) and sni:
+            return sni, "sni"
+        if self._targets:
+            try:
+                key = normalize_hostport(str(s.get("server")))
+            except ConfigError:
+                return None, None
+            name = self._targets.get(key)
+            if name:
+                return name, "target"
+        return None, None
+
+    def _context(self, s: Summary, ders: Certs, failed: bool) -> tuple[R.Ctx, str]:
+        client, server = str(s["client"]), str(s["server"])
+        sd = s.get("direction")
+        direction, reason = classify(client, server, self.config.role, self.config.local_nets,
+                                     sd if isinstance(sd, str) else None)
+        when = _when(s)
+        server_chain = client_chain = None
+        facts = s.get("certificates")
+        if isinstance(facts, list) and facts:
+            host, src = self._hostname(s)
+            server_chain = self.checker.check([f for f in facts if isinstance(f, dict)], ders, side="server",
+                                              when=when, hostname=host, hostname_source=src, direction=direction)
+        cfacts = s.get("client_certificates")
+        if isinstance(cfacts, list) and cfacts:
+            client_chain = self.checker.check([f for f in cfacts if isinstance(f, dict)], ders, side="client",
+                                              when=when, hostname=None, hostname_source=None, direction=direction)
+        sni = s.get("server_name")
+        prof: Profile | None = None
+        sprof: Profile | None = None
+        if failed:
+            min_n = self.config.profile_min_successes
+            prof = self.profiles.get(server, sni if isinstance(sni, str) else None)
+            sprof = self.profiles.for_server(server)
+            prof = prof if prof is not None and prof.count >= min_n else None
+            sprof = sprof if sprof is not None and sprof.count >= min_n else None
+        ctx = R.Ctx(s=s, direction=direction, failed=failed, server_chain=server_chain, client_chain=client_chain,
+                    profile=prof, server_profile=sprof)
+        return ctx, reason
+
+    def _warnings(self, ctx: R.Ctx) -> list[tuple[str, str, R.Finding]]:
+        out: list[tuple[str, str, R.Finding]] = []
+        for chain in (ctx.server_chain, ctx.client_chain):
+            if chain is None:
+                continue
+            seen: set[str] = set()
+            for p in chain.problems:
+                cause = C.PROBLEM_CAUSE[p.code]
+                if cause in seen:
+                    continue
+                seen.add(cause)
+                whose = "server" if chain.side == "server" else "client"
+                conf = R.LOW if p.code == C.MISSING_ISSUER and chain.truststore is None else R.HIGH
+                raise_ = ("a truststore (--truststore) to tell a missing intermediate from a root that issued the "
+                          "leaf directly" if conf == R.LOW else None)
+                why = (f"handshake succeeded, but the {whose} certificate has a problem"
+                       f"{' the client accepted' if whose == 'server' else ' the server accepted'}: {p.detail}")
+                out.append((R.WARNING_RULE_IDS.get(cause, "TLS-WARN-CERT"), cause,
+                            R.Finding(None, conf, why, raise_, {"certificate_side": whose})))
+        return out
+
+    def _render(self, ctx: R.Ctx, rule_id: str, cause: str, severity: str, f: R.Finding,
+                direction_reason: str) -> Diagnosis:
+        s = ctx.s
+        evidence = self._evidence(ctx, cause, f)
+        evidence["direction_from"] = direction_reason
+        facts = self._remediation_facts(ctx, cause, f)
+        return {
+            "id": s.get("id"),
+            "cause": cause,
+            "severity": severity,
+            "direction": ctx.direction,
+            "rejected_by": f.rejected_by,
+            "confidence": f.confidence,
+            "raise_confidence": f.raise_confidence,
+            "time": _iso(s.get("start")),
+            "connection": {"client": s.get("client"), "server": s.get("server"), "server_name": s.get("server_name")},
+            "rule": rule_id,
+            "explanation": f.why,
+            "evidence": evidence,
+            "remediation": remediation(cause, ctx.direction, f.rejected_by, facts),
+        }
+
+    @staticmethod
+    def _evidence(ctx: R.Ctx, cause: str, f: R.Finding) -> dict[str, object]:
+        s = ctx.s
+        ev: dict[str, object] = {
+            "outcome": s.get("outcome"),
+            "history": s.get("history"),
+            "alerts": s.get("alerts") or [],
+            "client_versions": s.get("client_versions") or [],
+            "version": s.get("version"),
+            "cipher": s.get("cipher"),
+            "client_ciphers": s.get("client_ciphers") or [],
+            "server_name": s.get("server_name"),
+        }
+        for key in ("hrr", "certificate_request", "client_certificate_empty", "resumed"):
+            if s.get(key):
+                ev[key] = True
+        for key in ("close", "encrypted_alerts", "weirds", "gaps"):
+            v = s.get(key)
+            if v:
+                ev[key] = v
+        if s.get("truncated"):
+            ev["truncated"] = True
+        prof = ctx.refusal_profile()
+        if prof is not None:
+            ev["server_profile"] = {"summary": prof.describe(), "versions": dict(prof.versions),
+                                    "ciphers": dict(prof.ciphers.most_common(8)), "with_sni": prof.with_sni,
+                                    "without_sni": prof.without_sni, "successes": prof.count}
+        if ctx.server_chain is not None:
+            ev["server_certificates"] = ctx.server_chain.evidence()
+        if ctx.client_chain is not None:
+            ev["client_certificates"] = ctx.client_chain.evidence()
+        ev.update(f.evidence)
+        return ev
+
+    def _remediation_facts(self, ctx: R.Ctx, cause: str, f: R.Finding) -> dict[str, object]:
+        s = ctx.s
+        prof = ctx.refusal_profile()
+        server_versions = "/".join(sorted(prof.versions)) if prof and prof.versions else None
+        suggest = None
+        if prof and prof.versions:
+            suggest = max(prof.versions, key=lambda v: R.version_rank(v) or -1)
+        offered = sorted(ctx.offered_versions(), key=lambda v: R.VERSION_RANK.get(v, 99))
+        sni = s.get("server_name")
+        host, _ = self._hostname(s)
+        facts: dict[str, object] = {
+            "server": s.get("server"), "client": s.get("client"), "sni": sni, "version": s.get("version"),
+            "offered": "/".join(offered) if offered else None, "server_versions": server_versions,
+            "suggest_version": suggest or "TLSv1.0", "n_offered": len(ctx.client_ciphers),
+            "server_suites": ", ".join(k for k, _ in prof.ciphers.most_common(3)) if prof and prof.ciphers else None,
+            "target": host or "the backend's host name", "hostname": host, "rejected_by": f.rejected_by or "peer",
+        }
+        chain: ChainReport | None = None
+        if f.rejected_by == "server" and ctx.client_chain is not None:
+            chain = ctx.client_chain
+        elif ctx.server_chain is not None:
+            chain = ctx.server_chain
+        if f.evidence.get("certificate_side") == "client":
+            chain = ctx.client_chain
+        if chain is not None and chain.chain:
+            wanted = {R.EXPIRED_CERTIFICATE: (C.EXPIRED,), R.NOT_YET_VALID_CERTIFICATE: (C.NOT_YET_VALID,),
+                      R.EXPIRING_CERTIFICATE: (C.EXPIRING_SOON,),
+                      R.INCOMPLETE_CHAIN: (C.MISSING_ISSUER, C.ISSUER_MISMATCH)}.get(cause, ())
+            p = chain.first(wanted)
+            cert = chain.chain[p.index] if p is not None and 0 <= p.index < len(chain.chain) else chain.chain[0]
+            names = list(cert.san_dns) + list(cert.san_ip) or [f"CN={cn}" for cn in cert.common_names]
+            facts.update({
+                "subject": cert.subject or None, "issuer": cert.issuer or None,
+                "missing_issuer": cert.issuer or None,
+                "not_after": C.iso(cert.not_after) if cert.not_after else None,
+                "not_before": C.iso(cert.not_before) if cert.not_before else None,
+                "cert_names": ", ".join(names[:6]) or None,
+            })
+        return facts
+
+
+def failures(diagnoses: Sequence[Diagnosis]) -> list[Diagnosis]:
+    return [d for d in diagnoses if d.get("severity") == "failure"]

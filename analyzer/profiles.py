@@ -1,0 +1,221 @@
+"""Server profiles learned from successful handshakes, keyed by (server ip:port, SNI).
+
+A profile records what the server chose when things worked: versions, cipher suites, whether the clients
+that succeeded sent SNI, the chain it served, counts and first/last seen. Profiles are held in a bounded
+LRU and can be saved to / loaded from JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping
+
+log = logging.getLogger(__name__)
+
+FORMAT = "tlsdiag-profiles"
+FORMAT_VERSION = 1
+#: Per-profile bound on distinct values kept in each counter (versions, suites, chains).
+MAX_VALUES = 64
+
+
+class ProfileError(ValueError):
+    """A profiles file is unreadable or not in our format."""
+
+
+def _bump(counter: Counter[str], key: str) -> None:
+    if key in counter or len(counter) < MAX_VALUES:
+        counter[key] += 1
+
+
+@dataclass
+class Profile:
+    server: str
+    server_name: str | None
+    count: int = 0
+    versions: Counter[str] = field(default_factory=Counter)
+    ciphers: Counter[str] = field(default_factory=Counter)
+    chains: Counter[str] = field(default_factory=Counter)   # "sha256,sha256,..." -> count
+    with_sni: int = 0
+    without_sni: int = 0
+    first_seen: float | None = None
+    last_seen: float | None = None
+
+    def add(self, summary: Mapping[str, object]) -> None:
+        self.count += 1
+        v, c = summary.get("version"), summary.get("cipher")
+        if isinstance(v, str):
+            _bump(self.versions, v)
+        if isinstance(c, str):
+            _bump(self.ciphers, c)
+        certs = summary.get("certificates") or []
+        if isinstance(certs, list) and certs:
+            _bump(self.chains, ",".join(str(x.get("sha256", "")) for x in certs if isinstance(x, dict)))
+        if summary.get("server_name"):
+            self.with_sni += 1
+        else:
+            self.without_sni += 1
+        t = summary.get("start")
+        if isinstance(t, (int, float)):
+            self.first_seen = t if self.first_seen is None else min(self.first_seen, t)
+            self.last_seen = t if self.last_seen is None else max(self.last_seen, t)
+
+    def merge(self, other: Profile) -> None:
+        self.count += other.count
+        for mine, theirs in ((self.versions, other.versions), (self.ciphers, other.ciphers),
+                             (self.chains, other.chains)):
+            for k, n in theirs.items():
+                if k in mine or len(mine) < MAX_VALUES:
+                    mine[k] += n
+        self.with_sni += other.with_sni
+        self.without_sni += other.without_sni
+        for t in (other.first_seen, other.last_seen):
+            if t is not None:
+                self.first_seen = t if self.first_seen is None else min(self.first_seen, t)
+                self.last_seen = t if self.last_seen is None else max(self.last_seen, t)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "server": self.server, "server_name": self.server_name, "count": self.count,
+            "versions": dict(self.versions), "ciphers": dict(self.ciphers), "chains": dict(self.chains),
+            "with_sni": self.with_sni, "without_sni": self.without_sni,
+            "first_seen": self.first_seen, "last_seen": self.last_seen,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, object]) -> Profile:
+        def counter(x: object) -> Counter[str]:
+            if not isinstance(x, dict):
+                raise ProfileError("counter fields must be objects")
+            return Counter({str(k): int(v) for k, v in list(x.items())[:MAX_VALUES]})
+
+        def opt_float(x: object) -> float | None:
+            return float(x) if isinstance(x, (int, float)) else None
+
+        server = d.get("server")
+        if not isinstance(server, str):
+            raise ProfileError("profile without a server")
+        sn = d.get("server_name")
+        return cls(
+            server=server, server_name=sn if isinstance(sn, str) else None, count=int(d.get("count", 0)),  # type: ignore[call-overload]
+            versions=counter(d.get("versions", {})), ciphers=counter(d.get("ciphers", {})),
+            chains=counter(d.get("chains", {})), with_sni=int(d.get("with_sni", 0)),  # type: ignore[call-overload]
+            without_sni=int(d.get("without_sni", 0)), first_seen=opt_float(d.get("first_seen")),  # type: ignore[call-overload]
+            last_seen=opt_float(d.get("last_seen")),
+        )
+
+    def describe(self) -> str:
+        """One line for evidence: what this server chose in its successful handshakes."""
+        vs = ", ".join(f"{k} x{n}" for k, n in self.versions.most_common(4))
+        cs = ", ".join(k for k, _ in self.ciphers.most_common(3))
+        sni = f"{self.with_sni} with SNI, {self.without_sni} without"
+        return f"{self.count} successful handshakes: versions {vs or '-'}; suites {cs or '-'}; {sni}"
+
+
+Key = tuple[str, str | None]
+
+
+class ProfileStore:
+    """Bounded LRU of profiles per (server, SNI), plus a per-server aggregate view."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._p: OrderedDict[Key, Profile] = OrderedDict()
+        self._by_server: dict[str, set[Key]] = {}
+        self.evicted = 0
+
+    def _insert(self, key: Key, prof: Profile) -> None:
+        self._p[key] = prof
+        self._by_server.setdefault(key[0], set()).add(key)
+        if len(self._p) > self.max_entries:
+            old, _ = self._p.popitem(last=False)
+            keys = self._by_server.get(old[0])
+            if keys is not None:
+                keys.discard(old)
+                if not keys:
+                    del self._by_server[old[0]]
+            self.evicted += 1
+
+    def __len__(self) -> int:
+        return len(self._p)
+
+    def __iter__(self) -> Iterator[Profile]:
+        return iter(list(self._p.values()))
+
+    def learn(self, summary: Mapping[str, object]) -> None:
+        server = summary.get("server")
+        if not isinstance(server, str):
+            return
+        sn = summary.get("server_name")
+        key: Key = (server, sn.lower() if isinstance(sn, str) else None)
+        prof = self._p.get(key)
+        if prof is None:
+            prof = Profile(server=key[0], server_name=key[1])
+            self._insert(key, prof)
+        else:
+            self._p.move_to_end(key)
+        prof.add(summary)
+
+    def get(self, server: str, server_name: str | None) -> Profile | None:
+        return self._p.get((server, server_name.lower() if server_name else None))
+
+    def for_server(self, server: str) -> Profile | None:
+        """All SNI variants of one server merged (None if never seen succeeding)."""
+        parts = [self._p[k] for k in self._by_server.get(server, ())]
+        if not parts:
+            return None
+        agg = Profile(server=server, server_name=None)
+        for p in parts:
+            agg.merge(p)
+        return agg
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        doc = {"format": FORMAT, "version": FORMAT_VERSION, "profiles": [p.to_json() for p in self._p.values()]}
+        d = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".profiles-", dir=d)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(doc, f, separators=(",", ":"))
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def load(self, path: str) -> int:
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except OSError as e:
+            raise ProfileError(f"cannot read profiles {path}: {e.strerror}") from None
+        except ValueError as e:
+            raise ProfileError(f"profiles {path} is not JSON: {e}") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ProfileError(f"{path} is not a tlsdiag profiles file")
+        if doc.get("version") != FORMAT_VERSION:
+            raise ProfileError(f"{path}: unsupported profiles version {doc.get('version')!r}")
+        n = 0
+        items = doc.get("profiles")
+        if not isinstance(items, list):
+            raise ProfileError(f"{path}: 'profiles' must be a list")
+        for item in items:
+            if not isinstance(item, dict):
+                raise ProfileError(f"{path}: a profile must be an object")
+            try:
+                p = Profile.from_json(item)
+            except (TypeError, ValueError) as e:
+                raise ProfileError(f"{path}: bad profile: {e}") from None
+            key = (p.server, p.server_name)
+            if key in self._p:
+                self._p[key].merge(p)
+            else:
+                self._insert(key, p)
+            n += 1
+        return n

@@ -1,0 +1,744 @@
+"""Diagnosis rules: data plus small pure predicates.
+
+Each :class:`Rule` has a stable ``id`` (never renamed), the ``cause`` it diagnoses, a ``match`` predicate
+over a :class:`Ctx` (one connection with its certificate checks, direction and server profile), and an
+``explain`` function returning a :class:`Finding` (who rejected, confidence, why, what would raise the
+confidence). :data:`FAILURE_RULES` is ordered; the first matching rule gives the one failure diagnosis of a
+failed connection, and the last rule always matches.
+
+Alert and message names are the IANA spellings used in the summary (``handshake_failure``,
+``client_hello``); they are named constants here, never numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from . import certs as C
+from .certs import ChainReport
+from .profiles import Profile
+
+# ------------------------------------------------------------------------------------------ names
+
+# causes (stable)
+PROTOCOL_MISMATCH = "protocol_mismatch"
+CIPHER_MISMATCH = "cipher_mismatch"
+SNI_REQUIRED = "sni_required"
+SNI_UNRECOGNIZED = "sni_unrecognized"
+HOSTNAME_MISMATCH = "hostname_mismatch"
+INCOMPLETE_CHAIN = "incomplete_chain"
+EXPIRED_CERTIFICATE = "expired_certificate"
+NOT_YET_VALID_CERTIFICATE = "not_yet_valid_certificate"
+UNKNOWN_CERTIFICATE = "unknown_certificate"
+CERTIFICATE_REJECTED = "certificate_rejected"
+CLIENT_CERTIFICATE_MISSING = "client_certificate_missing"
+ENCRYPTED_FAILURE = "encrypted_failure"
+UNKNOWN = "unknown"
+#: warning-only cause: a certificate that expires within the configured number of days
+EXPIRING_CERTIFICATE = "expiring_certificate"
+
+FAILURE_CAUSES: tuple[str, ...] = (
+    PROTOCOL_MISMATCH, CIPHER_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN,
+    EXPIRED_CERTIFICATE, NOT_YET_VALID_CERTIFICATE, UNKNOWN_CERTIFICATE, CERTIFICATE_REJECTED,
+    CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE, UNKNOWN,
+)
+CERTIFICATE_CAUSES = frozenset({HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, EXPIRED_CERTIFICATE,
+                                NOT_YET_VALID_CERTIFICATE, UNKNOWN_CERTIFICATE, CERTIFICATE_REJECTED})
+
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+
+# alert descriptions (RFC 8446 / IANA TLS Alert registry)
+CLOSE_NOTIFY = "close_notify"
+HANDSHAKE_FAILURE = "handshake_failure"
+BAD_CERTIFICATE = "bad_certificate"
+UNSUPPORTED_CERTIFICATE = "unsupported_certificate"
+CERTIFICATE_REVOKED = "certificate_revoked"
+CERTIFICATE_EXPIRED = "certificate_expired"
+CERTIFICATE_UNKNOWN = "certificate_unknown"
+ILLEGAL_PARAMETER = "illegal_parameter"
+UNKNOWN_CA = "unknown_ca"
+ACCESS_DENIED = "access_denied"
+DECRYPT_ERROR = "decrypt_error"
+PROTOCOL_VERSION = "protocol_version"
+INSUFFICIENT_SECURITY = "insufficient_security"
+UNRECOGNIZED_NAME = "unrecognized_name"
+BAD_CERTIFICATE_STATUS_RESPONSE = "bad_certificate_status_response"
+CERTIFICATE_REQUIRED = "certificate_required"
+NO_CERTIFICATE = "no_certificate"
+
+# handshake message names
+CLIENT_HELLO = "client_hello"
+SERVER_HELLO = "server_hello"
+
+#: alerts a peer sends when it rejects a certificate (OpenSSL sends handshake_failure on a hostname
+#: mismatch, decrypt_error on a bad signature)
+CERT_ALERTS = frozenset({BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE, CERTIFICATE_REVOKED, CERTIFICATE_EXPIRED,
+                         CERTIFICATE_UNKNOWN, UNKNOWN_CA, ACCESS_DENIED, HANDSHAKE_FAILURE, DECRYPT_ERROR,
+                         BAD_CERTIFICATE_STATUS_RESPONSE, CERTIFICATE_REQUIRED, NO_CERTIFICATE})
+
+#: alerts that are about certificates and nothing else
+SPECIFIC_CERT_ALERTS = frozenset({BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE, CERTIFICATE_REVOKED, CERTIFICATE_EXPIRED,
+                                  CERTIFICATE_UNKNOWN, UNKNOWN_CA, BAD_CERTIFICATE_STATUS_RESPONSE})
+
+#: which certificate problems an alert points to, most specific first (data, not code)
+ALERT_PROBLEMS: Mapping[str, tuple[str, ...]] = {
+    CERTIFICATE_EXPIRED: (C.EXPIRED, C.NOT_YET_VALID),
+    UNKNOWN_CA: (C.MISSING_ISSUER, C.ISSUER_MISMATCH, C.SELF_SIGNED, C.UNTRUSTED_ROOT, C.VERIFIER_REJECTED),
+    HANDSHAKE_FAILURE: (C.HOSTNAME_MISMATCH,) + C.PROBLEM_PRIORITY,
+}
+#: the cause an alert names by itself when the certificate check found nothing
+ALERT_OWN_CAUSE: Mapping[str, str] = {
+    CERTIFICATE_EXPIRED: EXPIRED_CERTIFICATE,
+    UNKNOWN_CA: UNKNOWN_CERTIFICATE,
+}
+
+#: outcomes that mean the handshake failed (``incomplete``: the capture ended, ``not_tls``: not judged)
+FAILED_OUTCOMES = frozenset({"alert", "encrypted_alert", "reset", "closed", "timeout"})
+
+VERSION_ORDER: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+VERSION_RANK: Mapping[str, int] = {v: i for i, v in enumerate(VERSION_ORDER)}
+WEAK_CIPHER_MARKS = ("_RC4_", "_3DES_", "_DES_", "_DES40_", "_NULL_", "EXPORT", "_anon_", "_RC2_", "_IDEA_")
+SIGNALING_SUITES = frozenset({"TLS_EMPTY_RENEGOTIATION_INFO_SCSV", "TLS_FALLBACK_SCSV"})
+
+
+def version_rank(v: str) -> int | None:
+    if v in VERSION_RANK:
+        return VERSION_RANK[v]
+    if v.startswith("TLSv1.3"):
+        return VERSION_RANK["TLSv1.3"]
+    return None
+
+
+def is_weak_suite(name: str) -> bool:
+    return any(m in name for m in WEAK_CIPHER_MARKS)
+
+
+# ------------------------------------------------------------------------------------------ context
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    sender: str
+    level: str
+    description: str
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CertVerdict:
+    """Which certificate cause a rejection gets: the rejected chain's problems refined by the alert."""
+
+    cause: str
+    problem: C.Problem | None
+    alert_says: bool    # the alert itself names this problem (certificate_expired, unknown_ca)
+
+
+@dataclass
+class Ctx:
+    """One connection, as the rules see it. Built once per summary by the engine."""
+
+    s: Mapping[str, object]
+    direction: str
+    failed: bool
+    server_chain: ChainReport | None
+    client_chain: ChainReport | None
+    profile: Profile | None            # this server + this SNI
+    server_profile: Profile | None     # this server, all SNIs merged
+    _cache: dict[str, object] = field(default_factory=dict)
+
+    # -- raw fields ---------------------------------------------------------------------------------
+    def str_(self, key: str) -> str | None:
+        v = self.s.get(key)
+        return v if isinstance(v, str) else None
+
+    def list_(self, key: str) -> list[object]:
+        v = self.s.get(key)
+        return v if isinstance(v, list) else []
+
+    @property
+    def sni(self) -> str | None:
+        return self.str_("server_name")
+
+    @property
+    def version(self) -> str | None:
+        return self.str_("version")
+
+    @property
+    def history(self) -> str:
+        return self.str_("history") or ""
+
+    @property
+    def outcome(self) -> str:
+        return self.str_("outcome") or ""
+
+    @property
+    def alerts(self) -> list[Alert]:
+        hit = self._cache.get("alerts")
+        if hit is None:
+            out = []
+            for a in self.list_("alerts"):
+                if isinstance(a, dict):
+                    out.append(Alert(str(a.get("from", "")), str(a.get("level", "")),
+                                     str(a.get("description", "")), a.get("after") if isinstance(a.get("after"), str) else None))
+            self._cache["alerts"] = hit = out
+        return hit  # type: ignore[return-value]
+
+    @property
+    def fatal(self) -> Alert | None:
+        """The alert that ended the handshake: the first fatal one (else the last alert, if failed)."""
+        for a in self.alerts:
+            if a.level == "fatal":
+                return a
+        if self.failed and self.alerts:
+            return self.alerts[-1]
+        return None
+
+    def alert_from(self, side: str, *names: str) -> Alert | None:
+        for a in self.alerts:
+            if a.sender == side and (not names or a.description in names):
+                return a
+        return None
+
+    @property
+    def server_hello_seen(self) -> bool:
+        return bool(self.version) or "s" in self.history.lstrip("^")
+
+    @property
+    def tls13(self) -> bool:
+        return (self.version or "").startswith("TLSv1.3") or (self.version or "").startswith("unknown-0x7f")
+
+    @property
+    def client_ciphers(self) -> list[str]:
+        return [str(c) for c in self.list_("client_ciphers") if str(c) not in SIGNALING_SUITES]
+
+    @property
+    def explicit_versions(self) -> bool:
+        return "supported_versions" in [str(e) for e in self.list_("client_extensions")]
+
+    @property
+    def client_max_version(self) -> str | None:
+        ranked = [(version_rank(str(v)), str(v)) for v in self.list_("client_versions")]
+        ranked2 = [(r, v) for r, v in ranked if r is not None]
+        return max(ranked2)[1] if ranked2 else None
+
+    def offered_versions(self) -> set[str]:
+        """Versions the client would accept: explicit supported_versions, else everything up to legacy_version."""
+        vs = {str(v) for v in self.list_("client_versions")}
+        if self.explicit_versions:
+            return {("TLSv1.3" if v.startswith("TLSv1.3") else v) for v in vs}
+        top = self.client_max_version
+        if top is None:
+            return vs
+        return {v for v in VERSION_ORDER[1:] if VERSION_RANK[v] <= VERSION_RANK[top]}
+
+    def refusal_profile(self) -> Profile | None:
+        return self.profile if self.profile is not None else self.server_profile
+
+    @property
+    def client_closed_first(self) -> bool:
+        close = self.s.get("close")
+        if not isinstance(close, dict):
+            return False
+        firsts = [(close.get("fin") or [None])[0], (close.get("rst") or [None])[0]]
+        return "client" in firsts and "server" not in [f for f in firsts if f != "client"][:1]
+
+    def closer(self) -> str | None:
+        close = self.s.get("close")
+        if not isinstance(close, dict):
+            return None
+        for key in ("rst", "fin"):
+            seq = close.get(key)
+            if isinstance(seq, list) and seq:
+                return str(seq[0])
+        return None
+
+    # -- stages -------------------------------------------------------------------------------------
+    def server_refused_hello(self) -> bool:
+        """The server answered the ClientHello with an alert or a close, without a ServerHello."""
+        if self.server_hello_seen and not self.s.get("hrr"):
+            return False
+        a = self.fatal
+        if a is not None:
+            return a.sender == "server"
+        return self.closer() == "server" or self.outcome == "reset"
+
+    def cert_rejection(self) -> tuple[str, ChainReport | None, Alert] | None:
+        """(rejecting side, the rejected chain, the alert) when a plaintext alert rejected a certificate."""
+        a = self.fatal
+        if a is None or a.description not in CERT_ALERTS:
+            return None
+        if a.sender == "client" and self.server_hello_seen and self.list_("certificates"):
+            return "client", self.server_chain, a
+        if (a.sender == "client" and self.server_hello_seen and self.tls13 and a.after != CLIENT_HELLO
+                and a.description in SPECIFIC_CERT_ALERTS):
+            return "client", None, a    # TLS 1.3 (draft) plaintext alert: the certificate itself is encrypted
+        if a.sender == "server" and self.list_("client_certificates") and a.after != CLIENT_HELLO:
+            return "server", self.client_chain, a
+        return None
+
+    def cert_verdict(self) -> CertVerdict | None:
+        hit = self._cache.get("verdict", False)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        rej = self.cert_rejection()
+        v = None if rej is None else judge_rejection(rej[1], rej[2].description)
+        self._cache["verdict"] = v
+        return v
+
+
+def judge_rejection(chain: ChainReport | None, alert: str) -> CertVerdict:
+    """The certificate cause of a rejection: problems the alert points to first, then by priority."""
+    problems = chain.failure_problems() if chain is not None else []
+    order = ALERT_PROBLEMS.get(alert, C.PROBLEM_PRIORITY)
+    for code in order:
+        for p in problems:
+            if p.code == code:
+                return CertVerdict(C.PROBLEM_CAUSE[code], p, code in ALERT_PROBLEMS.get(alert, ()))
+    for code in C.PROBLEM_PRIORITY:
+        for p in problems:
+            if p.code == code:
+                return CertVerdict(C.PROBLEM_CAUSE[code], p, False)
+    own = ALERT_OWN_CAUSE.get(alert)
+    if own is not None:
+        return CertVerdict(own, None, True)
+    return CertVerdict(CERTIFICATE_REJECTED, None, False)
+
+
+# ------------------------------------------------------------------------------------------ findings
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rejected_by: str | None
+    confidence: str
+    why: str
+    raise_confidence: str | None = None
+    evidence: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    cause: str
+    match: Callable[[Ctx], bool]
+    explain: Callable[[Ctx], Finding]
+
+
+def _alert_text(a: Alert | None) -> str:
+    if a is None:
+        return "no alert"
+    after = f" after {a.after}" if a.after else ""
+    return f"{a.sender} sent {a.level} {a.description}{after}"
+
+
+def _refusal_text(ctx: Ctx) -> str:
+    a = ctx.fatal
+    if a is not None:
+        return f"the server answered the ClientHello with {a.level} {a.description} (no ServerHello)"
+    return f"the server closed the connection ({ctx.closer() or ctx.outcome}) right after the ClientHello, no ServerHello"
+
+
+def _profile_conf(p: Profile, base: str = MEDIUM) -> str:
+    return HIGH if p.count >= 5 else base
+
+
+def _weaker(conf: str) -> str:
+    return {HIGH: MEDIUM, MEDIUM: LOW, LOW: LOW}[conf]
+
+
+def _refusal_conf(ctx: Ctx, conf: str) -> str:
+    """A bare close (no alert) says less than an alert."""
+    return conf if ctx.fatal is not None else _weaker(conf)
+
+
+def _offer(ctx: Ctx) -> str:
+    vs = sorted(ctx.offered_versions(), key=lambda v: VERSION_RANK.get(v, 99))
+    how = "supported_versions" if ctx.explicit_versions else "legacy_version, so up to"
+    return f"{how} {'/'.join(vs) if ctx.explicit_versions else (ctx.client_max_version or '?')}" if vs else "no versions"
+
+
+# -- predicates --------------------------------------------------------------------------------------
+
+
+def m_sni_unrecognized(ctx: Ctx) -> bool:
+    return ctx.alert_from("server", UNRECOGNIZED_NAME) is not None
+
+
+def e_sni_unrecognized(ctx: Ctx) -> Finding:
+    srv = ctx.alert_from("server", UNRECOGNIZED_NAME)
+    assert srv is not None
+    fatal = ctx.fatal
+    if srv.level == "fatal" or fatal is None or fatal is srv:
+        return Finding("server", HIGH, f"the server does not know the name {ctx.sni!r}: it sent {srv.level} unrecognized_name")
+    return Finding("client", HIGH,
+                   f"the server sent a warning unrecognized_name for {ctx.sni!r} and the client treated it as fatal "
+                   f"({_alert_text(fatal)}), as Java's JSSE does")
+
+
+def m_protocol_alert_server(ctx: Ctx) -> bool:
+    a = ctx.fatal
+    return a is not None and a.sender == "server" and a.description == PROTOCOL_VERSION
+
+
+def e_protocol_alert_server(ctx: Ctx) -> Finding:
+    p = ctx.refusal_profile()
+    extra = f"; server profile: {p.describe()}" if p else ""
+    return Finding("server", HIGH, f"the server refused the client's versions ({_offer(ctx)}) with fatal protocol_version{extra}")
+
+
+def m_protocol_alert_client(ctx: Ctx) -> bool:
+    a = ctx.fatal
+    if a is None or a.sender != "client" or not ctx.server_hello_seen:
+        return False
+    if a.description == PROTOCOL_VERSION:
+        return True
+    chosen = ctx.version
+    return (a.description in (HANDSHAKE_FAILURE, ILLEGAL_PARAMETER) and chosen is not None and ctx.explicit_versions
+            and (("TLSv1.3" if chosen.startswith("TLSv1.3") else chosen) not in ctx.offered_versions())
+            and not ctx.list_("certificates"))
+
+
+def e_protocol_alert_client(ctx: Ctx) -> Finding:
+    a = ctx.fatal
+    return Finding("client", HIGH,
+                   f"the server chose {ctx.version} but the client ({_offer(ctx)}) refused it: {_alert_text(a)}")
+
+
+def _profile_versions_refute(ctx: Ctx) -> bool:
+    p = ctx.refusal_profile()
+    return bool(p and p.versions and not (set(p.versions) & ctx.offered_versions()))
+
+
+def m_profile_version(ctx: Ctx) -> bool:
+    return ctx.server_refused_hello() and _profile_versions_refute(ctx)
+
+
+def e_profile_version(ctx: Ctx) -> Finding:
+    p = ctx.refusal_profile()
+    assert p is not None
+    chose = "/".join(sorted(p.versions))
+    return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
+                   f"the server chose only {chose} in {p.count} successful handshakes; this client offered {_offer(ctx)}: "
+                   f"{_refusal_text(ctx)}",
+                   None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` of its versions")
+
+
+def _profile_suites_refute(ctx: Ctx) -> bool:
+    p = ctx.refusal_profile()
+    return bool(p and p.ciphers and ctx.client_ciphers and not (set(p.ciphers) & set(ctx.client_ciphers)))
+
+
+def m_profile_cipher(ctx: Ctx) -> bool:
+    return ctx.server_refused_hello() and _profile_suites_refute(ctx)
+
+
+def e_profile_cipher(ctx: Ctx) -> Finding:
+    p = ctx.refusal_profile()
+    assert p is not None
+    chose = ", ".join(k for k, _ in p.ciphers.most_common(4))
+    return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
+                   f"the server chose only {chose} in {p.count} successful handshakes; none of the client's "
+                   f"{len(ctx.client_ciphers)} offered suites is among them: {_refusal_text(ctx)}",
+                   None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` with this offer",
+                   {"server_chose_suites": dict(p.ciphers)})
+
+
+def _profile_wants_sni(ctx: Ctx) -> bool:
+    p = ctx.server_profile
+    return bool(ctx.sni is None and p and p.with_sni > 0 and p.without_sni == 0)
+
+
+def m_profile_sni(ctx: Ctx) -> bool:
+    return ctx.server_refused_hello() and _profile_wants_sni(ctx)
+
+
+def e_profile_sni(ctx: Ctx) -> Finding:
+    p = ctx.server_profile
+    assert p is not None
+    return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
+                   f"the ClientHello has no server_name; all {p.with_sni} successful handshakes to this server sent one: "
+                   f"{_refusal_text(ctx)}",
+                   None if p.count >= 5 else "more successful handshakes, or `tlsdiag probe HOST:PORT` with and without --servername")
+
+
+def m_implicit_version(ctx: Ctx) -> bool:
+    """Legacy-only ClientHello above every version the server ever chose, and suites overlap: the server
+    refused instead of negotiating down."""
+    p = ctx.refusal_profile()
+    top = ctx.client_max_version
+    if not (ctx.server_refused_hello() and p and p.versions and top and not ctx.explicit_versions):
+        return False
+    ranks = [version_rank(v) for v in p.versions]
+    return all(r is not None and r < VERSION_RANK.get(top, 0) for r in ranks) and not _profile_suites_refute(ctx)
+
+
+def e_implicit_version(ctx: Ctx) -> Finding:
+    p = ctx.refusal_profile()
+    assert p is not None
+    return Finding("server", MEDIUM,
+                   f"the server chose only {'/'.join(sorted(p.versions))} in {p.count} successful handshakes and this "
+                   f"client's hello says {ctx.client_max_version}; the suites overlap, so the version is what the server "
+                   f"refused: {_refusal_text(ctx)}",
+                   "`tlsdiag probe HOST:PORT` to list the versions the server accepts")
+
+
+def m_old_versions(ctx: Ctx) -> bool:
+    top = ctx.client_max_version
+    return (ctx.server_refused_hello() and ctx.refusal_profile() is None and top is not None
+            and VERSION_RANK.get(top, 99) <= VERSION_RANK["TLSv1.1"])
+
+
+def e_old_versions(ctx: Ctx) -> Finding:
+    return Finding("server", _refusal_conf(ctx, MEDIUM),
+                   f"the client offered at most {ctx.client_max_version}, which current servers refuse: {_refusal_text(ctx)}",
+                   "successful handshakes to this server in the capture (a profile), or `tlsdiag probe`")
+
+
+def m_insufficient_security(ctx: Ctx) -> bool:
+    a = ctx.fatal
+    return ctx.server_refused_hello() and a is not None and a.description == INSUFFICIENT_SECURITY
+
+
+def e_insufficient_security(ctx: Ctx) -> Finding:
+    return Finding("server", MEDIUM,
+                   f"the server found the offered suites too weak (fatal insufficient_security); offered: "
+                   f"{', '.join(ctx.client_ciphers[:6])}{' ...' if len(ctx.client_ciphers) > 6 else ''}",
+                   "successful handshakes to this server (a profile of the suites it chooses)")
+
+
+def m_weak_only(ctx: Ctx) -> bool:
+    cs = ctx.client_ciphers
+    return ctx.server_refused_hello() and bool(cs) and all(is_weak_suite(c) for c in cs)
+
+
+def e_weak_only(ctx: Ctx) -> Finding:
+    return Finding("server", _refusal_conf(ctx, MEDIUM),
+                   f"the client offered only weak suites ({', '.join(ctx.client_ciphers[:6])}): {_refusal_text(ctx)}",
+                   "successful handshakes to this server (a profile of the suites it chooses)")
+
+
+def m_sni_missing(ctx: Ctx) -> bool:
+    p = ctx.server_profile
+    return ctx.server_refused_hello() and ctx.sni is None and (p is None or p.without_sni == 0)
+
+
+def e_sni_missing(ctx: Ctx) -> Finding:
+    return Finding("server", LOW,
+                   f"the ClientHello has no server_name and {_refusal_text(ctx)}; the versions and suites give no "
+                   f"other reason (no successful handshakes to this server to compare)",
+                   "successful handshakes to this server in the same capture, or `tlsdiag probe HOST:PORT --servername NAME` "
+                   "(handshake with and without SNI)")
+
+
+def m_cipher_fallback(ctx: Ctx) -> bool:
+    return ctx.server_refused_hello() and ctx.refusal_profile() is None
+
+
+def e_cipher_fallback(ctx: Ctx) -> Finding:
+    return Finding("server", LOW,
+                   f"SNI {ctx.sni!r} sent and versions not refused, yet {_refusal_text(ctx)}: most likely no common cipher "
+                   f"suite (or key-exchange group / signature algorithm)",
+                   "successful handshakes to this server in the capture, or `tlsdiag probe HOST:PORT` with this client's offer")
+
+
+def m_hrr_abort(ctx: Ctx) -> bool:
+    a = ctx.fatal
+    return bool(ctx.s.get("hrr")) and a is not None and a.sender == "client" and a.description in (
+        ILLEGAL_PARAMETER, HANDSHAKE_FAILURE, INSUFFICIENT_SECURITY)
+
+
+def e_hrr_abort(ctx: Ctx) -> Finding:
+    return Finding("client", MEDIUM,
+                   f"the server sent a HelloRetryRequest (asking for another key-share group) and the client gave up: "
+                   f"{_alert_text(ctx.fatal)}; offered groups {', '.join(map(str, ctx.list_('client_groups')))}",
+                   "`tlsdiag probe HOST:PORT` to see the group the server wants")
+
+
+def m_client_cert_missing(ctx: Ctx) -> bool:
+    a = ctx.fatal
+    if a is None or a.sender != "server" or a.after in (None, CLIENT_HELLO):
+        return False
+    if a.description == CERTIFICATE_REQUIRED:
+        return not ctx.list_("client_certificates")
+    return bool(ctx.s.get("certificate_request")) and (
+        bool(ctx.s.get("client_certificate_empty")) or not ctx.list_("client_certificates"))
+
+
+def e_client_cert_missing(ctx: Ctx) -> Finding:
+    how = "an empty Certificate message" if ctx.s.get("client_certificate_empty") else "no client certificate"
+    return Finding("server", HIGH,
+                   f"the server asked for a client certificate (CertificateRequest), the client answered with {how}, and "
+                   f"the server ended the handshake: {_alert_text(ctx.fatal)}")
+
+
+def _cert_match(cause: str) -> Callable[[Ctx], bool]:
+    def match(ctx: Ctx) -> bool:
+        v = ctx.cert_verdict()
+        return v is not None and v.cause == cause
+    match.__name__ = f"m_cert_{cause}"
+    return match
+
+
+def e_cert(ctx: Ctx) -> Finding:
+    rej = ctx.cert_rejection()
+    v = ctx.cert_verdict()
+    assert rej is not None and v is not None
+    side, chain, alert = rej
+    whose = "server's" if side == "client" else "client's"
+    if v.problem is not None:
+        conf = HIGH if (v.alert_says or alert.description in (BAD_CERTIFICATE, CERTIFICATE_UNKNOWN, HANDSHAKE_FAILURE,
+                                                               UNSUPPORTED_CERTIFICATE)) else MEDIUM
+        raise_ = None
+        if v.problem.code == C.MISSING_ISSUER and chain is not None and chain.truststore is None:
+            conf, raise_ = MEDIUM, ("a truststore (--truststore) to tell a missing intermediate from an untrusted root "
+                                    f"that issued the leaf directly ({v.problem.detail})")
+        why = f"the {side} rejected the {whose} certificate ({_alert_text(alert)}): {v.problem.detail}"
+        return Finding(side, conf, why, raise_)
+    if v.alert_says:
+        if chain is None:
+            why = (f"the {side} rejected the {whose} certificate with {alert.description} (the certificate is encrypted "
+                   f"on the wire)")
+            raise_ = "`tlsdiag probe HOST:PORT --servername NAME` to fetch and validate the chain the server serves"
+        else:
+            why = (f"the {side} rejected the {whose} certificate with {alert.description}; the certificate check at "
+                   f"capture time found no such problem (the {side}'s clock or truststore differs from ours)")
+            raise_ = ("a truststore (--truststore) like the one the " + side + " uses" if chain.truststore is None
+                      else f"the {side}'s clock and truststore")
+        return Finding(side, MEDIUM, why, raise_)
+    why = (f"the {side} rejected the {whose} certificate ({_alert_text(alert)}) but neither the alert nor the "
+           f"certificate check says which problem")
+    return Finding(side, LOW, why, "a truststore (--truststore) and the expected name (--target), or `tlsdiag probe`")
+
+
+def m_encrypted(ctx: Ctx) -> bool:
+    if not ctx.tls13 or not ctx.server_hello_seen:
+        return False
+    a = ctx.fatal
+    return a is None or a.after not in (None, CLIENT_HELLO)
+
+
+def e_encrypted(ctx: Ctx) -> Finding:
+    enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
+    ce = [int(x) for x in ctx.list_("client_encrypted") if isinstance(x, int)]
+    se = [int(x) for x in ctx.list_("server_encrypted") if isinstance(x, int)]
+    who = str(enc[0].get("from")) if enc else None
+    closer = ctx.closer()
+    rejected = who or closer
+    parts = []
+    if enc:
+        parts.append("probable encrypted alert from the " + ", ".join(f"{e.get('from')} ({e.get('length')} bytes)" for e in enc))
+    if closer:
+        parts.append(f"the {closer} closed first")
+    if who == "client" and len(ce) <= 1:
+        parts.append("the client's first encrypted record is an alert instead of its Finished: it most likely rejected "
+                     "the server's certificate")
+    elif who == "server":
+        parts.append("the server rejected the client's second flight (client certificate, or Finished)")
+    shown = "; ".join(parts) or "no encrypted alert seen"
+    return Finding(rejected if rejected in ("client", "server") else None, MEDIUM if who else LOW,
+                   f"TLS 1.3 failure after the ServerHello; certificates and alerts are encrypted: {shown}",
+                   "`tlsdiag probe HOST:PORT --servername NAME` to fetch and validate the chain the server serves",
+                   {"client_encrypted": ce, "server_encrypted": se})
+
+
+def _post_handshake_close(ctx: Ctx) -> bool:
+    """Handshake completed (both ChangeCipherSpec) without application data, and the client closed."""
+    h = ctx.history
+    return (not ctx.s.get("established") and not ctx.tls13 and "I" in h and "i" in h and ctx.fatal is None
+            and ctx.closer() == "client")
+
+
+def _post_close_cause(ctx: Ctx) -> str | None:
+    if not _post_handshake_close(ctx) or ctx.server_chain is None:
+        return None
+    probs = ctx.server_chain.failure_problems()
+    if not probs:
+        return None
+    return judge_rejection(ctx.server_chain, BAD_CERTIFICATE).cause
+
+
+def _post_close_match(cause: str) -> Callable[[Ctx], bool]:
+    def match(ctx: Ctx) -> bool:
+        return _post_close_cause(ctx) == cause
+    match.__name__ = f"m_post_close_{cause}"
+    return match
+
+
+def e_post_close(ctx: Ctx) -> Finding:
+    assert ctx.server_chain is not None
+    v = judge_rejection(ctx.server_chain, BAD_CERTIFICATE)
+    detail = v.problem.detail if v.problem else "certificate problem"
+    return Finding("client", MEDIUM,
+                   f"the handshake completed but the client closed without sending data, and the server's certificate "
+                   f"has a problem the client checks after the handshake: {detail}",
+                   "the client's own log (it checked the certificate after the handshake and closed)")
+
+
+def m_unknown(ctx: Ctx) -> bool:
+    return True
+
+
+def e_unknown(ctx: Ctx) -> Finding:
+    a = ctx.fatal
+    rej = a.sender if a is not None and a.level == "fatal" else None
+    stage = "before the ServerHello" if not ctx.server_hello_seen else f"after {a.after}" if a and a.after else "during the handshake"
+    weirds = ctx.list_("weirds")
+    w = f"; anomalies: {', '.join(map(str, weirds))}" if weirds else ""
+    return Finding(rej, LOW, f"handshake failed {stage} ({_alert_text(a)}, outcome {ctx.outcome}{w}); no rule explains it",
+                   "`tlsdiag probe HOST:PORT`, the peer's logs, or a capture that includes the whole handshake")
+
+
+_P = PROTOCOL_MISMATCH
+FAILURE_RULES: Sequence[Rule] = (
+    Rule("TLS-ALERT-UNRECOGNIZED-NAME", SNI_UNRECOGNIZED, m_sni_unrecognized, e_sni_unrecognized),
+    Rule("TLS-ALERT-PROTOCOL-VERSION", _P, m_protocol_alert_server, e_protocol_alert_server),
+    Rule("TLS-CLIENT-REFUSED-VERSION", _P, m_protocol_alert_client, e_protocol_alert_client),
+    Rule("TLS-HELLO-REFUSED-PROFILE-VERSION", _P, m_profile_version, e_profile_version),
+    Rule("TLS-HELLO-REFUSED-PROFILE-CIPHER", CIPHER_MISMATCH, m_profile_cipher, e_profile_cipher),
+    Rule("TLS-HELLO-REFUSED-PROFILE-SNI", SNI_REQUIRED, m_profile_sni, e_profile_sni),
+    Rule("TLS-HELLO-REFUSED-IMPLICIT-VERSION", _P, m_implicit_version, e_implicit_version),
+    Rule("TLS-HELLO-REFUSED-OLD-VERSION", _P, m_old_versions, e_old_versions),
+    Rule("TLS-ALERT-INSUFFICIENT-SECURITY", CIPHER_MISMATCH, m_insufficient_security, e_insufficient_security),
+    Rule("TLS-HELLO-REFUSED-WEAK-SUITES", CIPHER_MISMATCH, m_weak_only, e_weak_only),
+    Rule("TLS-HELLO-REFUSED-NO-SNI", SNI_REQUIRED, m_sni_missing, e_sni_missing),
+    Rule("TLS-HELLO-REFUSED-CIPHER", CIPHER_MISMATCH, m_cipher_fallback, e_cipher_fallback),
+    Rule("TLS13-HRR-CLIENT-ABORT", CIPHER_MISMATCH, m_hrr_abort, e_hrr_abort),
+    Rule("TLS-CLIENT-CERT-MISSING", CLIENT_CERTIFICATE_MISSING, m_client_cert_missing, e_client_cert_missing),
+    Rule("TLS-CERT-EXPIRED", EXPIRED_CERTIFICATE, _cert_match(EXPIRED_CERTIFICATE), e_cert),
+    Rule("TLS-CERT-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE, _cert_match(NOT_YET_VALID_CERTIFICATE), e_cert),
+    Rule("TLS-CERT-INCOMPLETE-CHAIN", INCOMPLETE_CHAIN, _cert_match(INCOMPLETE_CHAIN), e_cert),
+    Rule("TLS-CERT-UNKNOWN", UNKNOWN_CERTIFICATE, _cert_match(UNKNOWN_CERTIFICATE), e_cert),
+    Rule("TLS-CERT-HOSTNAME", HOSTNAME_MISMATCH, _cert_match(HOSTNAME_MISMATCH), e_cert),
+    Rule("TLS-CERT-REJECTED", CERTIFICATE_REJECTED, _cert_match(CERTIFICATE_REJECTED), e_cert),
+    Rule("TLS13-ENCRYPTED-FAILURE", ENCRYPTED_FAILURE, m_encrypted, e_encrypted),
+    Rule("TLS-CLOSE-AFTER-HANDSHAKE-EXPIRED", EXPIRED_CERTIFICATE, _post_close_match(EXPIRED_CERTIFICATE), e_post_close),
+    Rule("TLS-CLOSE-AFTER-HANDSHAKE-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE,
+         _post_close_match(NOT_YET_VALID_CERTIFICATE), e_post_close),
+    Rule("TLS-CLOSE-AFTER-HANDSHAKE-CHAIN", INCOMPLETE_CHAIN, _post_close_match(INCOMPLETE_CHAIN), e_post_close),
+    Rule("TLS-CLOSE-AFTER-HANDSHAKE-UNKNOWN", UNKNOWN_CERTIFICATE, _post_close_match(UNKNOWN_CERTIFICATE), e_post_close),
+    Rule("TLS-CLOSE-AFTER-HANDSHAKE-HOSTNAME", HOSTNAME_MISMATCH, _post_close_match(HOSTNAME_MISMATCH), e_post_close),
+    Rule("TLS-CLOSE-AFTER-HANDSHAKE-REJECTED", CERTIFICATE_REJECTED, _post_close_match(CERTIFICATE_REJECTED), e_post_close),
+    Rule("TLS-UNEXPLAINED", UNKNOWN, m_unknown, e_unknown),
+)
+
+RULES_BY_ID: Mapping[str, Rule] = {r.id: r for r in FAILURE_RULES}
+
+
+def first_match(ctx: Ctx) -> tuple[Rule, Finding]:
+    for rule in FAILURE_RULES:
+        if rule.match(ctx):
+            return rule, rule.explain(ctx)
+    raise AssertionError("TLS-UNEXPLAINED always matches")  # pragma: no cover
+
+
+#: warning rule ids by cause (successful handshakes with certificate problems)
+WARNING_RULE_IDS: Mapping[str, str] = {
+    EXPIRING_CERTIFICATE: "TLS-WARN-CERT-EXPIRING",
+    EXPIRED_CERTIFICATE: "TLS-WARN-CERT-EXPIRED",
+    NOT_YET_VALID_CERTIFICATE: "TLS-WARN-CERT-NOT-YET-VALID",
+    HOSTNAME_MISMATCH: "TLS-WARN-HOSTNAME",
+    INCOMPLETE_CHAIN: "TLS-WARN-INCOMPLETE-CHAIN",
+    UNKNOWN_CERTIFICATE: "TLS-WARN-UNKNOWN-CERT",
+    CERTIFICATE_REJECTED: "TLS-WARN-CERT-VERIFY",
+}
