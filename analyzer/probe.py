@@ -1,0 +1,1346 @@
+"""Active TLS probe: the vendor page's manual ``openssl s_client`` steps, automated.
+
+Only ever connects to the one target the user names.  For that target it finds out
+
+* which protocol versions the server accepts, each offered alone (SSLv3 .. TLSv1.3);
+* which cipher suites it accepts per version (TLS <= 1.2; server preference order when it has one);
+* whether a given client offer (versions + suites, e.g. the Message Processor's) is accepted, and the
+  alert the server answered with when it is not;
+* SNI sensitivity: the handshake with the name, without ``server_name``, and with a name the server
+  cannot know (failure, a different certificate, or an ``unrecognized_name`` alert);
+* the certificate chain exactly as sent on the connection (TLS 1.3 too), validated: expiry at now,
+  hostname against the server name, completeness from what was sent, trust against a truststore.
+
+How: Python's ``ssl`` module with one fresh context per attempt and OpenSSL's message callback
+(``SSLContext._msg_callback``), which hands us every handshake message and alert in plaintext (the
+TLS 1.3 ``Certificate`` included), so alerts are read from the wire with their real code and level
+rather than guessed from error strings.  Versions the local OpenSSL cannot offer at all (SSLv3 on a
+modern build) are tested with a hand-built ClientHello: the server's ServerHello (or alert) says
+whether it accepts the version, without completing the handshake.  When the message callback is not
+available, the chain comes from ``openssl s_client -showcerts`` instead.
+
+Every connection attempt has a timeout; the number of attempts is bounded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import ipaddress
+import logging
+import os
+import re
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger(__name__)
+
+#: Protocol versions in probe order, with their wire codes.
+VERSIONS: tuple[str, ...] = ("SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+VERSION_CODES: dict[str, int] = {"SSLv3": 0x0300, "TLSv1.0": 0x0301, "TLSv1.1": 0x0302,
+                                 "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+CODE_VERSIONS: dict[int, str] = {v: k for k, v in VERSION_CODES.items()}
+
+with warnings.catch_warnings():  # ssl.TLSVersion.SSLv3/TLSv1/TLSv1_1 are deprecated aliases, still usable
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _SSL_VERSIONS: dict[str, ssl.TLSVersion] = {
+        "SSLv3": ssl.TLSVersion.SSLv3, "TLSv1.0": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+        "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+    }
+
+#: TLS AlertDescription registry (IANA "TLS Alerts"; RFC 5246 §7.2, RFC 8446 §6, RFC 6066, RFC 7301, RFC 7507).
+ALERTS: dict[int, str] = {
+    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 21: "decryption_failed_RESERVED",
+    22: "record_overflow", 30: "decompression_failure_RESERVED", 40: "handshake_failure",
+    41: "no_certificate_RESERVED", 42: "bad_certificate", 43: "unsupported_certificate",
+    44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown", 47: "illegal_parameter",
+    48: "unknown_ca", 49: "access_denied", 50: "decode_error", 51: "decrypt_error",
+    60: "export_restriction_RESERVED", 70: "protocol_version", 71: "insufficient_security",
+    80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled", 100: "no_renegotiation_RESERVED",
+    109: "missing_extension", 110: "unsupported_extension", 111: "certificate_unobtainable_RESERVED",
+    112: "unrecognized_name", 113: "bad_certificate_status_response", 114: "bad_certificate_hash_value_RESERVED",
+    115: "unknown_psk_identity", 116: "certificate_required", 120: "no_application_protocol",
+}
+_ALERT_BY_NAME: dict[str, int] = {}
+for _code, _name in ALERTS.items():
+    _ALERT_BY_NAME[_name] = _code
+    _ALERT_BY_NAME[_name.removesuffix("_RESERVED")] = _code
+# OpenSSL spellings that differ from IANA's.
+_ALERT_BY_NAME.update({"user_cancelled": 90, "unrecognized_name": 112, "no_certificate": 41})
+
+_REASON_ALERT_RE = re.compile(r"^(?:SSLV3|TLSV1|TLSV13)_(?:ALERT_)?([A-Z_]+)$")
+#: OpenSSL reasons raised when *our* side cannot build an offer at all.
+_LOCAL_CANNOT_OFFER = {"NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE", "NO_CIPHER_MATCH",
+                       "UNSUPPORTED_SSL_VERSION"}
+
+HRR_RANDOM = hashlib.sha256(b"HelloRetryRequest").digest()
+
+#: Bounds.
+MAX_RECORD = 2 ** 14 + 2048
+MAX_HANDSHAKE_BYTES = 256 * 1024
+MAX_CHAIN_CERTS = 20
+MAX_SUITE_ROUNDS = 64
+EXPIRY_WARNING_DAYS = 30
+UNKNOWN_SNI = "tlsdiag-probe.invalid"  # RFC 2606: can never be a real name
+
+
+class ProbeError(Exception):
+    """The probe cannot run (bad argument, target unreachable).  The message is one user-facing line."""
+
+
+def alert_name(code: int) -> str:
+    return ALERTS.get(code, f"unknown-{code}")
+
+
+def alert_from_reason(reason: str | None) -> int | None:
+    """``SSLV3_ALERT_HANDSHAKE_FAILURE`` -> 40, ``TLSV1_UNRECOGNIZED_NAME`` -> 112; otherwise None."""
+    if not reason:
+        return None
+    m = _REASON_ALERT_RE.match(reason)
+    if not m:
+        return None
+    return _ALERT_BY_NAME.get(m.group(1).lower())
+
+
+def version_name(code: int | None) -> str | None:
+    if code is None:
+        return None
+    return CODE_VERSIONS.get(code, f"unknown-0x{code:04x}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Cipher-suite names: IANA <-> OpenSSL, from the local OpenSSL (``openssl ciphers -V -stdname``).
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    code: int
+    iana: str
+    openssl: str
+    min_version: str  # "SSLv3" | "TLSv1.2" | "TLSv1.3" as OpenSSL labels them
+
+
+class SuiteTable:
+    """Two-way cipher-suite name table.  Never raises on lookup."""
+
+    def __init__(self, suites: Iterable[Suite]) -> None:
+        self.by_code: dict[int, Suite] = {}
+        self.by_name: dict[str, Suite] = {}
+        for s in suites:
+            self.by_code.setdefault(s.code, s)
+            self.by_name.setdefault(s.iana.upper(), s)
+            self.by_name.setdefault(s.openssl.upper(), s)
+
+    def iana(self, code: int) -> str:
+        s = self.by_code.get(code)
+        return s.iana if s else f"unknown-0x{code:04x}"
+
+    def iana_for_openssl(self, name: str) -> str:
+        s = self.by_name.get(name.upper())
+        return s.iana if s else name
+
+    def lookup(self, name: str) -> Suite | None:
+        return self.by_name.get(name.strip().upper())
+
+
+_CIPHERS_RE = re.compile(r"0x([0-9A-Fa-f]{2}),0x([0-9A-Fa-f]{2})\s+-\s+(\S+)\s+-\s+(\S+)\s+(\S+)")
+_suite_table: SuiteTable | None = None
+
+
+def suite_table() -> SuiteTable:
+    """Built once per process from the local OpenSSL; falls back to Python's list (OpenSSL names only)."""
+    global _suite_table
+    if _suite_table is not None:
+        return _suite_table
+    suites: list[Suite] = []
+    exe = shutil.which("openssl")
+    if exe:
+        try:
+            out = subprocess.run([exe, "ciphers", "-V", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
+                                 capture_output=True, text=True, timeout=10, check=False).stdout
+            for m in _CIPHERS_RE.finditer(out):
+                suites.append(Suite(int(m.group(1) + m.group(2), 16), m.group(3), m.group(4), m.group(5)))
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("cannot list cipher suites with %s: %s", exe, e)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        ctx.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    for c in ctx.get_ciphers():
+        name = str(c["name"])
+        suites.append(Suite(int(c["id"]) & 0xFFFF, name, name, str(c.get("protocol", ""))))
+    _suite_table = SuiteTable(suites)
+    return _suite_table
+
+
+# --------------------------------------------------------------------------------------------------
+# Wire parsing of what the message callback hands us (bounds-checked, never raises on bad bytes).
+
+class _Cursor:
+    __slots__ = ("buf", "pos", "end")
+
+    def __init__(self, buf: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.buf, self.pos = buf, pos
+        self.end = len(buf) if end is None else end
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise ValueError("vector_overrun")
+        b = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u16(self) -> int:
+        return int(struct.unpack("!H", self.take(2))[0])
+
+    def u24(self) -> int:
+        b = self.take(3)
+        return (b[0] << 16) | (b[1] << 8) | b[2]
+
+
+@dataclass(slots=True)
+class ServerHelloInfo:
+    version: int          # selected version (supported_versions wins over legacy_version)
+    cipher: int
+    hello_retry: bool
+
+
+def parse_server_hello(msg: bytes) -> ServerHelloInfo | None:
+    """``msg`` is the whole handshake message (4-byte header included)."""
+    try:
+        c = _Cursor(msg)
+        if c.u8() != 2:
+            return None
+        length = c.u24()
+        c.end = min(c.end, c.pos + length)
+        legacy = c.u16()
+        random = c.take(32)
+        c.take(c.u8())
+        cipher = c.u16()
+        c.u8()
+        version = legacy
+        if c.pos + 2 <= c.end:
+            ext_len = c.u16()
+            ext_end = min(c.pos + ext_len, c.end)
+            while c.pos + 4 <= ext_end:
+                etype, elen = c.u16(), c.u16()
+                body = c.take(elen)
+                if etype == 43 and elen == 2:  # supported_versions (RFC 8446 §4.2.1)
+                    version = int(struct.unpack("!H", body)[0])
+        return ServerHelloInfo(version, cipher, random == HRR_RANDOM)
+    except ValueError:
+        return None
+
+
+def parse_certificate_message(msg: bytes, tls13: bool) -> list[bytes]:
+    """DER certificates of a Certificate handshake message (RFC 5246 §7.4.2 / RFC 8446 §4.4.2)."""
+    certs: list[bytes] = []
+    try:
+        c = _Cursor(msg)
+        if c.u8() != 11:
+            return certs
+        length = c.u24()
+        c.end = min(c.end, c.pos + length)
+        if tls13:
+            c.take(c.u8())
+        list_end = c.pos + 3
+        list_end += c.u24()
+        list_end = min(list_end, c.end)
+        while c.pos + 3 <= list_end and len(certs) < MAX_CHAIN_CERTS:
+            certs.append(c.take(c.u24()))
+            if tls13:
+                c.take(c.u16())
+    except ValueError:
+        log.debug("truncated Certificate message; kept %d certificates", len(certs))
+    return certs
+
+
+# --------------------------------------------------------------------------------------------------
+# One handshake attempt.
+
+@dataclass(slots=True)
+class Attempt:
+    """What one connection attempt showed.  ``outcome`` is one of:
+
+    ``accepted``            handshake completed;
+    ``server_alert``        the server answered with a fatal alert (``alert``);
+    ``server_chose_other``  the server answered with a ServerHello for a version/suite we did not offer,
+                            and our client aborted (``server_version`` says what it chose);
+    ``closed``              the server closed or reset the connection without an alert;
+    ``client_aborted``      our client aborted for another reason (``error``);
+    ``timeout``             no answer within the timeout;
+    ``not_testable``        the local TLS library cannot make this offer at all.
+    """
+
+    label: str
+    offered: list[str]
+    servername: str | None
+    outcome: str = "not_testable"
+    method: str = "python-ssl"
+    version: str | None = None            # negotiated (accepted) version
+    cipher: str | None = None             # negotiated suite, IANA name
+    server_version: str | None = None     # version in the server's ServerHello, if any
+    server_cipher: str | None = None
+    hello_retry: bool = False
+    alert: dict[str, object] | None = None          # fatal alert that ended it: code, name, level, sent_by
+    warning_alerts: list[dict[str, object]] = field(default_factory=list)  # warning-level alerts received
+    error: str | None = None
+    elapsed_ms: float = 0.0
+    chain: list[bytes] = field(default_factory=list)  # certificates as sent (DER), not serialized
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome == "accepted"
+
+    @property
+    def leaf_sha256(self) -> str | None:
+        return hashlib.sha256(self.chain[0]).hexdigest() if self.chain else None
+
+    def summary(self) -> str:
+        if self.outcome == "accepted":
+            s = f"accepted {self.version} {self.cipher}"
+            if self.warning_alerts:
+                s += " (warning alert " + ", ".join(str(a["name"]) for a in self.warning_alerts) + ")"
+            return s
+        if self.outcome == "server_alert" and self.alert:
+            return f"alert {self.alert['name']} ({self.alert['code']}) from server"
+        if self.outcome == "server_chose_other":
+            what = self.server_version or "?"
+            if self.server_cipher:
+                what += f" {self.server_cipher}"
+            return f"server answered with {what}; client refused"
+        if self.outcome == "closed":
+            return "server closed the connection without an alert"
+        if self.outcome == "timeout":
+            return "no answer (timeout)"
+        if self.outcome == "not_testable":
+            return "not testable from this host" + (f" ({self.error})" if self.error else "")
+        return f"client aborted: {self.error}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "label": self.label, "offered": list(self.offered), "servername": self.servername,
+            "outcome": self.outcome, "accepted": self.accepted, "method": self.method,
+            "version": self.version, "cipher": self.cipher, "server_version": self.server_version,
+            "server_cipher": self.server_cipher, "hello_retry": self.hello_retry, "alert": self.alert,
+            "warning_alerts": list(self.warning_alerts), "error": self.error,
+            "elapsed_ms": round(self.elapsed_ms, 1), "leaf_sha256": self.leaf_sha256,
+            "summary": self.summary(),
+        }
+
+
+def _alert_dict(code: int, level: int, sent_by: str) -> dict[str, object]:
+    return {"code": code, "name": alert_name(code), "level": "fatal" if level == 2 else "warning",
+            "sent_by": sent_by}
+
+
+class _Recorder:
+    """OpenSSL message-callback sink for one connection."""
+
+    def __init__(self) -> None:
+        self.server_hello: ServerHelloInfo | None = None
+        self.cert_msgs: list[bytes] = []
+        self.alerts_in: list[tuple[int, int]] = []
+        self.alerts_out: list[tuple[int, int]] = []
+        self.bytes = 0
+
+    def __call__(self, conn: object, direction: str, version: object, content_type: object,
+                 msg_type: object, data: bytes) -> None:
+        try:
+            ct = int(content_type)  # type: ignore[call-overload]
+            if ct == 21 and len(data) >= 2:
+                (self.alerts_in if direction == "read" else self.alerts_out).append((data[0], data[1]))
+            elif ct == 22 and direction == "read" and data:
+                self.bytes += len(data)
+                if self.bytes > MAX_HANDSHAKE_BYTES:
+                    return
+                if data[0] == 2 and self.server_hello is None:
+                    self.server_hello = parse_server_hello(bytes(data))
+                elif data[0] == 11 and not self.cert_msgs:
+                    self.cert_msgs.append(bytes(data))
+        except Exception:  # a callback must never break the handshake; counted in the log only
+            log.debug("message callback failed", exc_info=True)
+
+    def chain(self) -> list[bytes]:
+        if not self.cert_msgs:
+            return []
+        tls13 = self.server_hello is not None and self.server_hello.version == 0x0304
+        return parse_certificate_message(self.cert_msgs[0], tls13)
+
+
+HAS_MSG_CALLBACK = hasattr(ssl.SSLContext, "_msg_callback")
+
+
+def make_context(versions: Sequence[str], ciphers: str | None) -> ssl.SSLContext:
+    """A client context offering exactly ``versions`` (a contiguous range) and ``ciphers``; no verification
+    (the probe validates the chain itself)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    lo = min(versions, key=VERSIONS.index)
+    hi = max(versions, key=VERSIONS.index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = _SSL_VERSIONS[lo]
+        ctx.maximum_version = _SSL_VERSIONS[hi]
+    ctx.set_ciphers(ciphers or "ALL:COMPLEMENTOFALL:!PSK:!SRP:@SECLEVEL=0")
+    return ctx
+
+
+def local_can_offer(versions: Sequence[str], ciphers: str | None = None) -> str | None:
+    """None if this host's TLS library can send a ClientHello with this offer; else the reason."""
+    try:
+        ctx = make_context(versions, ciphers)
+    except (ssl.SSLError, ValueError) as e:
+        return str(getattr(e, "reason", None) or e)
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=False)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        return None
+    except ssl.SSLError as e:
+        return str(e.reason or e)
+    return None
+
+
+def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, servername: str | None,
+              ciphers: str | None, timeout: float, label: str, suites: SuiteTable) -> Attempt:
+    """One real handshake to ``addr`` (family, sockaddr) with the given offer."""
+    att = Attempt(label=label, offered=list(versions), servername=servername)
+    why = local_can_offer(versions, ciphers)
+    if why is not None:
+        att.error = why
+        return att
+    ctx = make_context(versions, ciphers)
+    rec = _Recorder()
+    if HAS_MSG_CALLBACK:
+        ctx._msg_callback = rec  # type: ignore[attr-defined]
+    family, sockaddr = addr
+    t0 = time.monotonic()
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    tls: ssl.SSLSocket | None = None
+    try:
+        sock.connect(sockaddr)
+        tls = ctx.wrap_socket(sock, server_hostname=servername, do_handshake_on_connect=False)
+        tls.do_handshake()
+        att.outcome = "accepted"
+        att.version = {"TLSv1": "TLSv1.0"}.get(str(tls.version()), tls.version())
+        c = tls.cipher()
+        att.cipher = suites.iana_for_openssl(c[0]) if c else None
+        try:
+            tls.unwrap()
+        except (OSError, ValueError):
+            pass
+    except ssl.SSLError as e:
+        reason = str(e.reason or "")
+        if isinstance(e, ssl.SSLEOFError) or "EOF" in reason:
+            att.outcome, att.error = "closed", reason or str(e)
+        elif reason in _LOCAL_CANNOT_OFFER:
+            att.outcome, att.error = "not_testable", reason
+        else:
+            att.outcome, att.error = "client_aborted", reason or str(e)
+            code = alert_from_reason(reason)
+            if code is not None and not rec.alerts_in:
+                rec.alerts_in.append((2, code))
+    except (socket.timeout, TimeoutError):
+        att.outcome, att.error = "timeout", f"no answer within {timeout:g}s"
+    except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
+        att.outcome, att.error = "closed", e.__class__.__name__
+    except OSError as e:
+        att.outcome, att.error = "client_aborted", e.strerror or str(e)
+    finally:
+        att.elapsed_ms = (time.monotonic() - t0) * 1000
+        (tls or sock).close()
+    sh = rec.server_hello
+    if sh is not None:
+        att.server_version = version_name(sh.version)
+        att.server_cipher = suites.iana(sh.cipher)
+        att.hello_retry = sh.hello_retry
+    for level, code in rec.alerts_in:
+        if level == 1 and code != 0:
+            att.warning_alerts.append(_alert_dict(code, level, "server"))
+    fatal_in = [(lv, c) for lv, c in rec.alerts_in if lv == 2 or c == 0]
+    if att.outcome != "accepted":
+        if fatal_in:
+            att.outcome = "server_alert"
+            att.alert = _alert_dict(fatal_in[0][1], fatal_in[0][0], "server")
+        elif rec.alerts_out and sh is not None and not sh.hello_retry:
+            lv, c = rec.alerts_out[0]
+            att.alert = _alert_dict(c, lv, "client")
+            offered_codes = {VERSION_CODES[v] for v in versions}
+            if sh.version not in offered_codes or c in (70, 40, 47):
+                att.outcome = "server_chose_other"
+        elif rec.alerts_out:
+            lv, c = rec.alerts_out[0]
+            att.alert = _alert_dict(c, lv, "client")
+    att.chain = rec.chain()
+    return att
+
+
+# --------------------------------------------------------------------------------------------------
+# Hand-built ClientHello, for versions this host's TLS library cannot offer (SSLv3 on OpenSSL 3).
+
+_RAW_SUITES_OLD = (0xC014, 0xC00A, 0xC013, 0xC009, 0x0039, 0x0038, 0x0035, 0x0033, 0x0032, 0x002F,
+                   0xC012, 0xC008, 0x0016, 0x0013, 0x000A, 0x0005, 0x0004, 0x0015, 0x0012, 0x0009,
+                   0x0014, 0x0011, 0x0008, 0x0006, 0x0003, 0x00FF)
+_RAW_SUITES_12 = (0xC02F, 0xC02B, 0xC030, 0xC02C, 0x009E, 0x009C, 0x009F, 0x009D, 0xC027, 0xC023,
+                  0x003C, 0x003D, 0x0067, 0x006B) + _RAW_SUITES_OLD
+
+
+def build_client_hello(version: int, servername: str | None, suites: Sequence[int]) -> bytes:
+    """A ClientHello record offering exactly ``version`` (legacy_version; <= TLS 1.2)."""
+    exts = b""
+    if servername:
+        host = servername.encode("idna") if not servername.isascii() else servername.encode()
+        entry = b"\x00" + struct.pack("!H", len(host)) + host
+        sni = struct.pack("!H", len(entry)) + entry
+        exts += struct.pack("!HH", 0, len(sni)) + sni
+    if version >= 0x0301:
+        groups = struct.pack("!HHHH", 6, 0x0017, 0x0018, 0x0019)  # secp256r1, secp384r1, secp521r1
+        exts += struct.pack("!HH", 10, len(groups)) + groups
+        exts += struct.pack("!HHBB", 11, 2, 1, 0)  # ec_point_formats: uncompressed
+    if version >= 0x0303:
+        algs = (0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0201, 0x0203)
+        body = struct.pack("!H", 2 * len(algs)) + b"".join(struct.pack("!H", a) for a in algs)
+        exts += struct.pack("!HH", 13, len(body)) + body
+    cs = b"".join(struct.pack("!H", s) for s in suites)
+    hello = (struct.pack("!H", version) + os.urandom(32) + b"\x00" + struct.pack("!H", len(cs)) + cs
+             + b"\x01\x00")
+    if exts:
+        hello += struct.pack("!H", len(exts)) + exts
+    msg = b"\x01" + struct.pack("!I", len(hello))[1:] + hello
+    return struct.pack("!BHH", 22, min(version, 0x0301), len(msg)) + msg
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return buf
+
+
+def raw_hello_probe(addr: tuple[int, tuple[object, ...]], version: str, *, servername: str | None,
+                    timeout: float, suites: SuiteTable, label: str) -> Attempt:
+    """Offer ``version`` with a hand-built ClientHello and read the server's first answer."""
+    att = Attempt(label=label, offered=[version], servername=servername, method="raw-client-hello")
+    code = VERSION_CODES[version]
+    if code > 0x0303:
+        att.error = "raw ClientHello not implemented for TLS 1.3"
+        return att
+    family, sockaddr = addr
+    t0 = time.monotonic()
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(sockaddr)
+        sock.sendall(build_client_hello(code, servername,
+                                        _RAW_SUITES_12 if code >= 0x0303 else _RAW_SUITES_OLD))
+        hs = b""
+        total = 0
+        while True:
+            ctype, _rv, length = struct.unpack("!BHH", _recv_exact(sock, 5))
+            if length > MAX_RECORD:
+                att.outcome, att.error = "client_aborted", "record_overflow in server answer"
+                break
+            frag = _recv_exact(sock, length)
+            total += length
+            if ctype == 21 and len(frag) >= 2:
+                att.outcome = "server_alert"
+                att.alert = _alert_dict(frag[1], frag[0], "server")
+                break
+            if ctype != 22:
+                att.outcome, att.error = "client_aborted", f"unexpected record type {ctype}"
+                break
+            hs += frag
+            if len(hs) >= 4:
+                need = 4 + ((hs[1] << 16) | (hs[2] << 8) | hs[3])
+                if len(hs) >= need:
+                    sh = parse_server_hello(hs[:need])
+                    if sh is None:
+                        att.outcome, att.error = "client_aborted", "first server message is not a ServerHello"
+                        break
+                    att.server_version = version_name(sh.version)
+                    att.server_cipher = suites.iana(sh.cipher)
+                    if sh.version == code:
+                        att.outcome, att.version, att.cipher = "accepted", version, att.server_cipher
+                    else:
+                        att.outcome = "server_chose_other"
+                    break
+            if total > MAX_HANDSHAKE_BYTES:
+                att.outcome, att.error = "client_aborted", "ServerHello too long"
+                break
+    except EOFError:
+        att.outcome, att.error = "closed", "EOF"
+    except (socket.timeout, TimeoutError):
+        att.outcome, att.error = "timeout", f"no answer within {timeout:g}s"
+    except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
+        att.outcome, att.error = "closed", e.__class__.__name__
+    except OSError as e:
+        att.outcome, att.error = "client_aborted", e.strerror or str(e)
+    finally:
+        att.elapsed_ms = (time.monotonic() - t0) * 1000
+        sock.close()
+    return att
+
+
+# --------------------------------------------------------------------------------------------------
+# Chain from ``openssl s_client -showcerts`` (fallback when the message callback is unavailable).
+
+_PEM_RE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def chain_via_openssl(host: str, port: int, servername: str | None, timeout: float) -> list[bytes]:
+    exe = shutil.which("openssl")
+    if not exe:
+        return []
+    connect = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cmd = [exe, "s_client", "-connect", connect, "-showcerts"]
+    cmd += ["-servername", servername] if servername else ["-noservername"]
+    try:
+        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 2,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("openssl s_client failed: %s", e)
+        return []
+    ders: list[bytes] = []
+    for pem in _PEM_RE.findall(out)[:MAX_CHAIN_CERTS]:
+        try:
+            ders.append(x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER))
+        except ValueError:
+            continue
+    return ders
+
+
+# --------------------------------------------------------------------------------------------------
+# Chain validation (expiry, hostname, completeness from what was sent, trust).
+
+def _utc(c: x509.Certificate, attr: str) -> _dt.datetime:
+    v = getattr(c, attr + "_utc", None)
+    if v is None:
+        v = getattr(c, attr).replace(tzinfo=_dt.timezone.utc)
+    return v  # type: ignore[no-any-return]
+
+
+def _name(n: x509.Name) -> str:
+    try:
+        return n.rfc4514_string()
+    except ValueError:
+        return "<unprintable name>"
+
+
+def _san(c: x509.Certificate) -> tuple[list[str], list[str]]:
+    try:
+        ext = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return [], []
+    return ext.get_values_for_type(x509.DNSName), [str(i) for i in ext.get_values_for_type(x509.IPAddress)]
+
+
+def _is_ca(c: x509.Certificate) -> bool:
+    try:
+        return bool(c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+
+
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    if child.issuer != parent.subject:
+        return False
+    try:
+        child.verify_directly_issued_by(parent)
+        return True
+    except (ValueError, TypeError, Exception):  # InvalidSignature and unsupported key types
+        return False
+
+
+def _self_signed(c: x509.Certificate) -> bool:
+    return _issued_by(c, c)
+
+
+def hostname_matches(name: str, dns_names: Sequence[str], ip_names: Sequence[str]) -> bool:
+    """RFC 6125: exact match, or a wildcard in the left-most label only; IP names against IP SANs."""
+    try:
+        ip = ipaddress.ip_address(name)
+        return any(ipaddress.ip_address(i) == ip for i in ip_names)
+    except ValueError:
+        pass
+    n = name.rstrip(".").lower()
+    for pat in dns_names:
+        p = pat.rstrip(".").lower()
+        if p == n:
+            return True
+        if p.startswith("*.") and "." in n:
+            head, _, rest = n.partition(".")
+            if head and rest == p[2:] and rest.count(".") >= 1:
+                return True
+    return False
+
+
+def load_roots(truststore: str | None) -> tuple[list[x509.Certificate], str]:
+    """Trust anchors: the ``--truststore`` (via analyzer.config), else this host's system bundle."""
+    if truststore:
+        from .config import ConfigError, load_truststore
+        try:
+            return list(load_truststore(truststore).certs), truststore
+        except ConfigError as e:
+            raise ProbeError(str(e)) from None
+    path = ssl.get_default_verify_paths().cafile
+    if path and os.path.isfile(path):
+        try:
+            with open(path, "rb") as f, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # some system roots carry non-positive serial numbers
+                return list(x509.load_pem_x509_certificates(f.read())), f"system ({path})"
+        except (OSError, ValueError):
+            pass
+    return [], "none"
+
+
+def _verify(leaf: x509.Certificate, inter: list[x509.Certificate], roots: list[x509.Certificate],
+            subject: str, at: _dt.datetime) -> str | None:
+    """cryptography's RFC 5280 / CA-B-Forum path validation.  None if it verifies, else the reason."""
+    from cryptography.x509 import verification as xv
+    try:
+        ip = ipaddress.ip_address(subject)
+        sub: x509.GeneralName = x509.IPAddress(ip)
+    except ValueError:
+        sub = x509.DNSName(subject)
+    try:
+        verifier = xv.PolicyBuilder().store(xv.Store(roots)).time(at).build_server_verifier(sub)
+        verifier.verify(leaf, inter)
+        return None
+    except xv.VerificationError as e:
+        return str(e)
+    except (ValueError, TypeError) as e:
+        return f"cannot verify: {e}"
+
+
+def validate_chain(ders: Sequence[bytes], servername: str | None, roots: Sequence[x509.Certificate],
+                   roots_label: str, now: _dt.datetime | None = None) -> dict[str, object]:
+    """Validate the chain exactly as sent; returns plain facts plus ``problems`` (cause, message)."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    problems: list[dict[str, str]] = []
+    certs: list[x509.Certificate] = []
+    for i, der in enumerate(ders[:MAX_CHAIN_CERTS]):
+        try:
+            certs.append(x509.load_der_x509_certificate(der))
+        except ValueError as e:
+            problems.append({"cause": "certificate_rejected", "severity": "failure",
+                             "message": f"certificate #{i} does not parse: {e}"})
+            break
+    out: dict[str, object] = {"sent": len(ders), "truststore": roots_label, "certificates": [],
+                              "problems": problems}
+    if not certs:
+        problems.append({"cause": "unknown", "severity": "failure", "message": "server sent no certificate"})
+        return out
+    facts: list[dict[str, object]] = []
+    for i, c in enumerate(certs):
+        nb, na = _utc(c, "not_valid_before"), _utc(c, "not_valid_after")
+        dns, ips = _san(c)
+        facts.append({
+            "index": i, "subject": _name(c.subject), "issuer": _name(c.issuer),
+            "serial": format(c.serial_number, "x"), "not_before": nb.isoformat(), "not_after": na.isoformat(),
+            "days_left": (na - now).days, "expired": now > na, "not_yet_valid": now < nb,
+            "self_signed": _self_signed(c), "ca": _is_ca(c), "san_dns": dns, "san_ip": ips,
+            "sha256": hashlib.sha256(ders[i]).hexdigest(),
+        })
+        who = "leaf" if i == 0 else f"chain certificate #{i}"
+        if now > na:
+            problems.append({"cause": "expired_certificate", "severity": "failure",
+                             "message": f"{who} {_name(c.subject)} expired {na:%Y-%m-%d %H:%M} UTC "
+                                        f"({(now - na).days} days ago)"})
+        elif now < nb:
+            problems.append({"cause": "not_yet_valid_certificate", "severity": "failure",
+                             "message": f"{who} {_name(c.subject)} is not valid before {nb:%Y-%m-%d %H:%M} UTC"})
+        elif (na - now).days < EXPIRY_WARNING_DAYS:
+            problems.append({"cause": "expired_certificate", "severity": "warning",
+                             "message": f"{who} {_name(c.subject)} expires in {(na - now).days} days "
+                                        f"({na:%Y-%m-%d})"})
+    out["certificates"] = facts
+    leaf = certs[0]
+
+    # Hostname.
+    dns, ips = _san(leaf)
+    if servername:
+        ok = hostname_matches(servername, dns, ips)
+        if not ok and not dns and not ips:
+            cn = [a.value for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+            note = f"no subjectAltName; CN={cn[0] if cn else '-'} (CN is ignored by modern clients)"
+        else:
+            note = "SAN " + ", ".join(dns + ips) if (dns or ips) else "no names"
+        out["hostname"] = {"name": servername, "matches": ok, "certificate_names": dns + ips, "note": note}
+        if not ok:
+            problems.append({"cause": "hostname_mismatch", "severity": "failure",
+                             "message": f"certificate names ({note}) do not cover {servername}"})
+    else:
+        out["hostname"] = {"name": None, "matches": None, "certificate_names": dns + ips,
+                           "note": "no server name to check (give --servername)"}
+
+    # Completeness: follow issuers among what was sent, in any order; never from anything seen elsewhere.
+    path = [leaf]
+    unused = list(certs[1:])
+    while len(path) <= MAX_CHAIN_CERTS:
+        cur = path[-1]
+        if _self_signed(cur):
+            break
+        nxt = next((c for c in unused if _issued_by(cur, c)), None)
+        if nxt is None:
+            break
+        path.append(nxt)
+        unused.remove(nxt)
+    top = path[-1]
+    anchor = None if _self_signed(top) else next((r for r in roots if _issued_by(top, r)), None)
+    chain_facts: dict[str, object] = {
+        "path": [_name(c.subject) for c in path], "ends_with_root": _self_signed(top),
+        "anchor": _name(anchor.subject) if anchor is not None else None,
+        "in_order": all(_issued_by(certs[i], certs[i + 1]) for i in range(len(certs) - 1)),
+        "unused": [_name(c.subject) for c in unused],
+    }
+    if _self_signed(top):
+        root_trusted = any(r.public_bytes(serialization.Encoding.DER) == top.public_bytes(serialization.Encoding.DER)
+                           or (r.subject == top.subject and r.public_key() == top.public_key()) for r in roots)
+        chain_facts["complete"] = True
+        if not root_trusted:
+            what = "self-signed certificate" if len(path) == 1 else f"root {_name(top.subject)}"
+            problems.append({"cause": "unknown_certificate", "severity": "failure",
+                             "message": f"{what} is not in the truststore ({roots_label})"})
+    elif anchor is not None:
+        chain_facts["complete"] = True
+    else:
+        chain_facts["complete"] = False
+        missing = _name(top.issuer)
+        if top is leaf:
+            problems.append({"cause": "incomplete_chain", "severity": "failure",
+                             "message": f"leaf sent without its issuer: {missing} was not sent and is not a "
+                                        f"trusted root ({roots_label}) - the intermediate is missing"})
+        else:
+            problems.append({"cause": "incomplete_chain" if _is_ca(top) and not roots else "unknown_certificate",
+                             "severity": "failure",
+                             "message": f"chain ends at {_name(top.subject)}, whose issuer {missing} was not sent "
+                                        f"and is not in the truststore ({roots_label}): a missing intermediate or "
+                                        f"an untrusted root"})
+    if unused:
+        problems.append({"cause": "incomplete_chain", "severity": "warning",
+                         "message": "sent but not part of the leaf's path: " + "; ".join(chain_facts["unused"])})  # type: ignore[arg-type]
+    if not chain_facts["in_order"] and not unused and len(certs) > 1:
+        problems.append({"cause": "incomplete_chain", "severity": "warning",
+                         "message": "chain is complete but not sent in leaf-to-root order (strict clients fail)"})
+    out["chain"] = chain_facts
+
+    # Trust: the verifier a strict client uses (hostname included), at now; then, if that fails for
+    # hostname or validity reasons only, again without them so the report separates the causes.
+    trust: dict[str, object] = {"truststore": roots_label}
+    if roots:
+        subject = servername or (dns[0] if dns else (ips[0] if ips else None))
+        if subject is None:
+            trust["verified"], trust["error"] = False, "leaf has no subjectAltName"
+        else:
+            inter = certs[1:]
+            err = _verify(leaf, inter, list(roots), subject, now)
+            trust["verified"], trust["error"] = err is None, err
+            if err is not None:
+                alt = subject if hostname_matches(subject, dns, ips) else (dns[0] if dns else (ips[0] if ips else subject))
+                nb, na = _utc(leaf, "not_valid_before"), _utc(leaf, "not_valid_after")
+                mid = nb + (na - nb) / 2
+                err2 = _verify(leaf, inter, list(roots), alt, mid)
+                trust["verified_apart_from_name_and_validity"] = err2 is None
+                trust["error_apart_from_name_and_validity"] = err2
+                if err2 is not None and not any(p["cause"] in ("incomplete_chain", "unknown_certificate")
+                                                and p["severity"] == "failure" for p in problems):
+                    problems.append({"cause": "unknown_certificate", "severity": "failure",
+                                     "message": f"path validation fails against {roots_label}: {err2}"})
+    else:
+        trust["verified"], trust["error"] = None, "no trust anchors available (give --truststore)"
+    out["trust"] = trust
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The probe.
+
+@dataclass(slots=True)
+class ProbeOptions:
+    host: str
+    port: int
+    servername: str | None = None
+    truststore: str | None = None
+    offer_versions: list[str] | None = None
+    offer_ciphers: list[str] | None = None
+    timeout: float = 5.0
+    enumerate_suites: bool = True
+
+
+def parse_target(text: str) -> tuple[str, int]:
+    t = text.strip()
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)", t) or re.fullmatch(r"([^:\s\[\]]+):(\d+)", t)
+    if not m:
+        raise ProbeError(f"target must be HOST:PORT (or [IPv6]:PORT), got {text!r}")
+    port = int(m.group(2))
+    if not 0 < port < 65536:
+        raise ProbeError(f"port out of range in {text!r}")
+    return m.group(1), port
+
+
+_VERSION_ALIASES = {
+    "sslv3": "SSLv3", "ssl3": "SSLv3", "3.0": "SSLv3",
+    "tlsv1": "TLSv1.0", "tlsv1.0": "TLSv1.0", "tls1": "TLSv1.0", "tls1.0": "TLSv1.0", "1.0": "TLSv1.0",
+    "tlsv1.1": "TLSv1.1", "tls1.1": "TLSv1.1", "tlsv1_1": "TLSv1.1", "1.1": "TLSv1.1",
+    "tlsv1.2": "TLSv1.2", "tls1.2": "TLSv1.2", "tlsv1_2": "TLSv1.2", "1.2": "TLSv1.2",
+    "tlsv1.3": "TLSv1.3", "tls1.3": "TLSv1.3", "tlsv1_3": "TLSv1.3", "1.3": "TLSv1.3",
+}
+
+
+def parse_versions(items: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        for tok in re.split(r"[,\s]+", item.strip()):
+            if not tok:
+                continue
+            v = _VERSION_ALIASES.get(tok.lower())
+            if v is None:
+                raise ProbeError(f"unknown protocol version {tok!r} (use SSLv3, TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3)")
+            if v not in out:
+                out.append(v)
+    if not out:
+        raise ProbeError("--versions needs at least one version")
+    return sorted(out, key=VERSIONS.index)
+
+
+def parse_ciphers(items: Iterable[str], table: SuiteTable) -> list[Suite]:
+    out: list[Suite] = []
+    for item in items:
+        for tok in re.split(r"[,:\s]+", item.strip()):
+            if not tok:
+                continue
+            s = table.lookup(tok)
+            if s is None:
+                raise ProbeError(f"unknown cipher suite {tok!r} (IANA or OpenSSL name known to this host's OpenSSL)")
+            if s not in out:
+                out.append(s)
+    if not out:
+        raise ProbeError("--ciphers needs at least one suite")
+    return out
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+class Prober:
+    def __init__(self, opts: ProbeOptions, *, now: _dt.datetime | None = None) -> None:
+        self.o = opts
+        self.now = now
+        self.suites = suite_table()
+        self.name = opts.servername or (None if _is_ip(opts.host) else opts.host)
+        self.addr: tuple[int, tuple[object, ...]] | None = None
+        self.attempts = 0
+
+    # -- plumbing
+    def _resolve(self) -> None:
+        try:
+            infos = socket.getaddrinfo(self.o.host, self.o.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise ProbeError(f"cannot resolve {self.o.host}: {e.strerror}") from None
+        last = "no address"
+        for family, _t, _p, _c, sockaddr in infos:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(self.o.timeout)
+            try:
+                s.connect(sockaddr)
+                self.addr = (family, tuple(sockaddr))
+                return
+            except (socket.timeout, TimeoutError):
+                last = f"no TCP answer within {self.o.timeout:g}s"
+            except OSError as e:
+                last = e.strerror or str(e)
+            finally:
+                s.close()
+        raise ProbeError(f"cannot connect to {self.o.host}:{self.o.port}: {last}")
+
+    def _hs(self, versions: Sequence[str], *, label: str, servername: str | None,
+            ciphers: str | None = None) -> Attempt:
+        assert self.addr is not None
+        self.attempts += 1
+        att = handshake(self.addr, versions, servername=servername, ciphers=ciphers, timeout=self.o.timeout,
+                        label=label, suites=self.suites)
+        log.debug("probe %s: %s", label, att.summary())
+        return att
+
+    # -- steps
+    def probe_versions(self) -> dict[str, Attempt]:
+        res: dict[str, Attempt] = {}
+        for v in VERSIONS:
+            ciphers = None if v == "TLSv1.3" else "ALL:COMPLEMENTOFALL:!PSK:!SRP:@SECLEVEL=0"
+            why = local_can_offer([v], ciphers)
+            if why is None:
+                att = self._hs([v], label=f"version {v}", servername=self.name, ciphers=ciphers)
+            else:
+                assert self.addr is not None
+                self.attempts += 1
+                att = raw_hello_probe(self.addr, v, servername=self.name, timeout=self.o.timeout,
+                                      suites=self.suites, label=f"version {v}")
+                att.error = (att.error + "; " if att.error else "") + \
+                    f"this host's TLS library cannot offer {v} ({why}); used a hand-built ClientHello"
+            res[v] = att
+        return res
+
+    def probe_suites(self, version: str) -> list[str]:
+        """Accepted suites for one version <= TLS 1.2, by repeatedly removing the one the server chose."""
+        ctx = make_context([version], "ALL:COMPLEMENTOFALL:!PSK:!SRP:@SECLEVEL=0")
+        names = [str(c["name"]) for c in ctx.get_ciphers() if c.get("protocol") != "TLSv1.3"]
+        if version in ("SSLv3", "TLSv1.0", "TLSv1.1"):
+            names = [n for n in names if self.suites.lookup(n) is None
+                     or self.suites.lookup(n).min_version != "TLSv1.2"]  # type: ignore[union-attr]
+        chosen: list[str] = []
+        for _ in range(MAX_SUITE_ROUNDS):
+            remaining = [n for n in names if n not in chosen]
+            if not remaining:
+                break
+            att = self._hs([version], label=f"suites {version}", servername=self.name,
+                           ciphers=":".join(remaining) + ":@SECLEVEL=0")
+            if not att.accepted or not att.cipher:
+                break
+            s = self.suites.lookup(att.cipher)
+            oname = s.openssl if s else att.cipher
+            if oname in chosen:
+                break
+            chosen.append(oname)
+        return [self.suites.iana_for_openssl(n) for n in chosen]
+
+    def probe_offer(self, versions: list[str], ciphers: list[Suite] | None) -> tuple[Attempt, list[str]]:
+        notes: list[str] = []
+        lo, hi = VERSIONS.index(versions[0]), VERSIONS.index(versions[-1])
+        if hi - lo + 1 != len(versions):
+            notes.append("non-contiguous versions: offered the whole range " + f"{versions[0]}..{versions[-1]}")
+        cipher_str: str | None = None
+        if ciphers:
+            tls13 = [s for s in ciphers if s.min_version == "TLSv1.3"]
+            legacy = [s for s in ciphers if s not in tls13]
+            if tls13 and "TLSv1.3" in versions:
+                notes.append("Python's ssl cannot restrict TLS 1.3 suites: offered OpenSSL's default TLS 1.3 suites")
+            elif tls13:
+                notes.append("TLS 1.3 suites ignored: TLS 1.3 is not in the offered versions")
+            if legacy:
+                cipher_str = ":".join(s.openssl for s in legacy) + ":@SECLEVEL=0"
+            elif "TLSv1.3" not in versions:
+                raise ProbeError("--ciphers holds only TLS 1.3 suites but --versions has no TLSv1.3")
+            else:
+                notes.append("only TLS 1.3 suites given: offered TLSv1.3 alone")
+                versions = ["TLSv1.3"]
+        if not cipher_str and VERSIONS.index(versions[0]) <= VERSIONS.index("TLSv1.1"):
+            cipher_str = "ALL:@SECLEVEL=0"
+        label = "offer " + ",".join(versions) + (" [" + ",".join(s.iana for s in ciphers) + "]" if ciphers else "")
+        why = local_can_offer(versions, cipher_str)
+        if why is not None:
+            att = Attempt(label=label, offered=list(versions), servername=self.name, error=why)
+            return att, notes
+        return self._hs(versions, label=label, servername=self.name, ciphers=cipher_str), notes
+
+    def probe_sni(self) -> dict[str, Attempt]:
+        res: dict[str, Attempt] = {}
+        if self.name:
+            res["with_name"] = self._hs(VERSIONS[1:], label=f"SNI {self.name}", servername=self.name,
+                                        ciphers="ALL:@SECLEVEL=0")
+        res["without_name"] = self._hs(VERSIONS[1:], label="no SNI", servername=None, ciphers="ALL:@SECLEVEL=0")
+        res["unknown_name"] = self._hs(VERSIONS[1:], label=f"SNI {UNKNOWN_SNI}", servername=UNKNOWN_SNI,
+                                       ciphers="ALL:@SECLEVEL=0")
+        return res
+
+    # -- all of it
+    def run(self) -> dict[str, object]:
+        o = self.o
+        t0 = time.monotonic()
+        self._resolve()
+        assert self.addr is not None
+        roots, roots_label = load_roots(o.truststore)
+        report: dict[str, object] = {
+            "target": f"{o.host}:{o.port}", "connected_to": str(self.addr[1][0]), "servername": self.name,
+            "timeout_s": o.timeout, "local_tls_library": ssl.OPENSSL_VERSION,
+            "chain_source": "message callback" if HAS_MSG_CALLBACK else "openssl s_client -showcerts",
+        }
+        versions = self.probe_versions()
+        report["versions"] = {v: a.to_dict() for v, a in versions.items()}
+        accepted = [v for v, a in versions.items() if a.accepted]
+        suites: dict[str, list[str]] = {}
+        if o.enumerate_suites:
+            for v in accepted:
+                if v in ("TLSv1.0", "TLSv1.1", "TLSv1.2") and versions[v].method == "python-ssl":
+                    suites[v] = self.probe_suites(v)
+            if "TLSv1.3" in accepted:
+                suites["TLSv1.3"] = [str(versions["TLSv1.3"].cipher)]
+        report["suites"] = suites
+        offer: Attempt | None = None
+        if o.offer_versions or o.offer_ciphers:
+            ov = o.offer_versions or [v for v in VERSIONS if v in ("TLSv1.2", "TLSv1.3")]
+            oc = parse_ciphers(o.offer_ciphers, self.suites) if o.offer_ciphers else None
+            offer, notes = self.probe_offer(ov, oc)
+            report["offer"] = {**offer.to_dict(), "notes": notes,
+                               "ciphers": [s.iana for s in oc] if oc else None}
+        sni = self.probe_sni()
+        report["sni"] = {k: a.to_dict() for k, a in sni.items()}
+
+        # Chain: from the best handshake that sent the name (highest accepted version), else any.
+        best: Attempt | None = None
+        for v in reversed(VERSIONS):
+            a = versions[v]
+            if a.accepted and a.chain:
+                best = a
+                break
+        for cand in (sni.get("with_name"), sni.get("without_name")):
+            if best is None and cand is not None and cand.chain:
+                best = cand
+        chain_ders = best.chain if best else []
+        if not chain_ders and not HAS_MSG_CALLBACK:
+            chain_ders = chain_via_openssl(str(self.addr[1][0]), o.port, self.name, o.timeout)
+        if chain_ders:
+            chain = validate_chain(chain_ders, self.name, roots, roots_label, self.now)
+            chain["from"] = best.label if best else "openssl s_client"
+            chain["version"] = best.version if best else None
+        else:
+            chain = {"sent": 0, "problems": [], "note": "no handshake completed: the server's chain was not seen"}
+        report["chain"] = chain
+        report["findings"] = findings(report, versions, suites, offer, sni, self.name)
+        report["attempts"] = self.attempts
+        report["elapsed_s"] = round(time.monotonic() - t0, 3)
+        return report
+
+
+# --------------------------------------------------------------------------------------------------
+# Verdicts.
+
+def _finding(cause: str, severity: str, message: str, fix: str = "") -> dict[str, str]:
+    return {"cause": cause, "severity": severity, "message": message, "fix": fix}
+
+
+def _cert_label(att: Attempt) -> str:
+    if not att.chain:
+        return "?"
+    try:
+        c = x509.load_der_x509_certificate(att.chain[0])
+        cn = c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return f"CN={cn[0].value}" if cn else _name(c.subject)
+    except ValueError:
+        return "?"
+
+
+def findings(report: dict[str, object], versions: dict[str, Attempt], suites: dict[str, list[str]],
+             offer: Attempt | None, sni: dict[str, Attempt], name: str | None) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    accepted = [v for v in VERSIONS if versions[v].accepted]
+    untestable = [v for v in VERSIONS if versions[v].outcome == "not_testable"]
+    if not accepted:
+        out.append(_finding("unknown", "failure",
+                            "no protocol version was accepted in any probe handshake",
+                            "check that the port speaks TLS; see the per-version alerts above"))
+    else:
+        modern = [v for v in accepted if v in ("TLSv1.2", "TLSv1.3")]
+        if not modern:
+            only = ", ".join(accepted)
+            rej = versions["TLSv1.2"]
+            how = rej.summary()
+            if rej.alert and rej.outcome == "server_chose_other":
+                how += f" with {rej.alert['name']}"
+            out.append(_finding(
+                "protocol_mismatch", "failure",
+                f"server accepts only {only}: a client offering only TLSv1.2 (Java 8+ / Message Processor "
+                f"default) fails with {how}",
+                f"pin <SSLInfo><Protocols><Protocol>{accepted[-1]}</Protocol></Protocols> in the TargetEndpoint / "
+                f"target server, or (better) upgrade the backend to TLSv1.2"))
+        old = [v for v in accepted if v in ("SSLv3", "TLSv1.0", "TLSv1.1")]
+        if old and modern:
+            out.append(_finding("protocol_mismatch", "warning",
+                                f"server still accepts deprecated {', '.join(old)} (also {', '.join(modern)})",
+                                "disable " + ", ".join(old) + " on the server"))
+        if "TLSv1.3" not in accepted and "TLSv1.3" not in untestable:
+            out.append(_finding("protocol_mismatch", "info", "server does not accept TLSv1.3"))
+    for v in untestable:
+        out.append(_finding("unknown", "info", f"{v}: not testable from this host ({versions[v].error})"))
+
+    if offer is not None:
+        if offer.accepted:
+            out.append(_finding("none", "ok", f"client offer accepted: {offer.version} {offer.cipher}"))
+        elif offer.outcome == "not_testable":
+            out.append(_finding("unknown", "info", f"client offer not testable from this host ({offer.error})"))
+        else:
+            offered = set(offer.offered)
+            common = [v for v in accepted if v in offered]
+            alert = offer.alert["name"] if offer.alert else None
+            if not common and accepted:
+                out.append(_finding(
+                    "protocol_mismatch", "failure",
+                    f"client offer {','.join(offer.offered)} fails ({offer.summary()}): server accepts only "
+                    f"{', '.join(accepted)}",
+                    f"pin <SSLInfo><Protocols><Protocol>{accepted[-1]}</Protocol></Protocols> or upgrade the backend"))
+            elif common and alert in ("handshake_failure", "insufficient_security", None):
+                have = sorted({s for v in common for s in suites.get(v, [])})
+                have_txt = (": server accepts " + ", ".join(have[:12]) + (" ..." if len(have) > 12 else "")) if have else ""
+                out.append(_finding(
+                    "cipher_mismatch", "failure",
+                    f"client offer fails ({offer.summary()}) although both sides speak {', '.join(common)}: "
+                    f"no common cipher suite{have_txt}",
+                    "make the client offer a suite the server has (MP: JCE unlimited policy / SSLInfo "
+                    "<Ciphers>), or enable a suite of the client's on the server"))
+            else:
+                out.append(_finding("unknown", "failure", f"client offer fails: {offer.summary()}"))
+
+    w, wo, unk = sni.get("with_name"), sni.get("without_name"), sni.get("unknown_name")
+    if w is not None and wo is not None:
+        if w.accepted and not wo.accepted:
+            out.append(_finding(
+                "sni_required", "failure" if wo.outcome in ("server_alert", "closed") else "warning",
+                f"handshake without server_name fails ({wo.summary()}); with {name} it succeeds: the server "
+                "requires SNI",
+                "make the client send SNI (MP: conf_system_jsse.enableSNIExtension=true, restart; use a "
+                "hostname, not an IP, in the target URL)"))
+        elif w.accepted and wo.accepted and w.leaf_sha256 != wo.leaf_sha256:
+            out.append(_finding(
+                "sni_required", "warning",
+                f"server is SNI-dependent: with {name} it serves {_cert_label(w)}, without server_name "
+                f"{_cert_label(wo)}",
+                "clients must send SNI to get the right certificate (MP: jsse.enableSNIExtension=true)"))
+        if w.accepted and w.warning_alerts and any(a["code"] == 112 for a in w.warning_alerts):
+            out.append(_finding(
+                "sni_unrecognized", "failure",
+                f"server answers server_name {name} with a warning unrecognized_name: Java (JSSE) clients "
+                "treat it as fatal",
+                f"configure {name} as a server name (virtual host / ServerName alias) on the server"))
+    elif wo is not None and name is None:
+        out.append(_finding("unknown", "info", "SNI sensitivity not tested with a name: target is an IP; "
+                                               "give --servername"))
+    if unk is not None and w is not None and w.accepted:
+        if unk.outcome == "server_alert" and unk.alert and unk.alert["code"] == 112:
+            out.append(_finding("sni_unrecognized", "info",
+                                "server rejects unknown server names with unrecognized_name: clients must send "
+                                f"exactly a configured name such as {name}"))
+        elif unk.accepted and unk.warning_alerts:
+            out.append(_finding("sni_unrecognized", "info",
+                                "server answers unknown server names with a warning unrecognized_name "
+                                "(fatal for JSSE clients that send a name it does not know)"))
+
+    chain = report.get("chain")
+    if isinstance(chain, dict):
+        for p in chain.get("problems", []):
+            fix = {
+                "expired_certificate": "install a renewed certificate with its full chain in the server's keystore",
+                "not_yet_valid_certificate": "check the server's clock / install a currently valid certificate",
+                "hostname_mismatch": "get a certificate whose SAN covers the name (or a wildcard) and upload the "
+                                     "full chain to the keystore",
+                "incomplete_chain": "upload the complete chain (leaf + intermediates) to the server's keystore; "
+                                    "check with openssl verify -CAfile root -untrusted intermediate leaf",
+                "unknown_certificate": "add the issuing root to the client's truststore, or serve a certificate "
+                                       "from a CA the client trusts",
+            }.get(p["cause"], "")
+            out.append(_finding(p["cause"], p["severity"], p["message"], fix if p["severity"] == "failure" else ""))
+        trust = chain.get("trust")
+        if isinstance(trust, dict) and trust.get("verified") is True:
+            out.append(_finding("none", "ok", f"chain verifies for {name} against {trust.get('truststore')}"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Text rendering.
+
+def render_text(r: dict[str, object]) -> str:
+    L: list[str] = []
+    name = r.get("servername")
+    L.append(f"tlsdiag probe {r['target']} (connected to {r['connected_to']}; server name "
+             f"{name or '-'}; timeout {r['timeout_s']}s; {r.get('local_tls_library')})")
+    L.append("")
+    L.append("Protocol versions (each offered alone" + (f", SNI {name}" if name else ", no SNI") + "):")
+    versions = r.get("versions")
+    if isinstance(versions, dict):
+        for v, a in versions.items():
+            mark = "ACCEPTED" if a["accepted"] else ("untestable" if a["outcome"] == "not_testable" else "rejected")
+            extra = f"  [{a['method']}]" if a["method"] != "python-ssl" else ""
+            summ = a["summary"] if not a["accepted"] else f"{a['cipher']}"
+            L.append(f"  {v:<8} {mark:<10} {summ}{extra}")
+    suites = r.get("suites")
+    if isinstance(suites, dict) and suites:
+        L.append("")
+        L.append("Cipher suites accepted (in the order the server chose them):")
+        for v, names in suites.items():
+            L.append(f"  {v}: " + (", ".join(names) if names else "-"))
+            if v == "TLSv1.3":
+                L[-1] += "  (negotiated; Python's ssl cannot enumerate TLS 1.3 suites)"
+    offer = r.get("offer")
+    if isinstance(offer, dict):
+        L.append("")
+        L.append(f"Client offer {offer['label'][6:]}:")
+        L.append(f"  {'ACCEPTED' if offer['accepted'] else 'REJECTED'}: {offer['summary']}")
+        for n in offer.get("notes", []):
+            L.append(f"  note: {n}")
+    sni = r.get("sni")
+    if isinstance(sni, dict):
+        L.append("")
+        L.append("SNI:")
+        for key, what in (("with_name", f"server_name {name}"), ("without_name", "no server_name"),
+                          ("unknown_name", f"server_name {UNKNOWN_SNI}")):
+            a = sni.get(key)
+            if a is None:
+                continue
+            leaf = f"  leaf sha256 {str(a['leaf_sha256'])[:16]}" if a.get("leaf_sha256") else ""
+            L.append(f"  {what:<40} {a['summary']}{leaf}")
+    chain = r.get("chain")
+    if isinstance(chain, dict):
+        L.append("")
+        if chain.get("certificates"):
+            L.append(f"Certificate chain as sent ({chain['sent']} certificate{'s' if chain['sent'] != 1 else ''}, "
+                     f"{chain.get('version')}, "
+                     f"from '{chain.get('from')}'):")
+            for c in chain["certificates"]:
+                state = "EXPIRED" if c["expired"] else ("NOT YET VALID" if c["not_yet_valid"] else f"{c['days_left']}d left")
+                L.append(f"  [{c['index']}] {c['subject']}")
+                L.append(f"      issuer {c['issuer']}; {c['not_before'][:10]} .. {c['not_after'][:10]} ({state})"
+                         + ("; CA" if c["ca"] else "") + ("; self-signed" if c["self_signed"] else ""))
+                if c["san_dns"] or c["san_ip"]:
+                    L.append("      SAN " + ", ".join(c["san_dns"] + c["san_ip"]))
+            h = chain.get("hostname", {})
+            if h.get("name"):
+                L.append(f"  hostname {h['name']}: {'matches' if h['matches'] else 'DOES NOT MATCH'} ({h['note']})")
+            ch = chain.get("chain", {})
+            if ch:
+                end = ("root sent" if ch.get("ends_with_root") else
+                       (f"anchored at {ch['anchor']}" if ch.get("anchor") else "issuer of the last certificate not found"))
+                L.append(f"  chain: {'complete' if ch.get('complete') else 'INCOMPLETE'} ({end}); path "
+                         + " <- ".join(ch.get("path", [])))
+            t = chain.get("trust", {})
+            if t:
+                res = {True: "verified", False: "NOT verified", None: "not checked"}[t.get("verified")]
+                L.append(f"  trust ({t.get('truststore')}): {res}" + (f": {t['error']}" if t.get("error") else ""))
+        else:
+            L.append("Certificate chain: " + str(chain.get("note", "not seen")))
+    L.append("")
+    L.append("Verdict:")
+    f = r.get("findings")
+    if isinstance(f, list):
+        order = {"failure": 0, "warning": 1, "ok": 2, "info": 3}
+        for x in sorted(f, key=lambda x: order.get(x["severity"], 9)):
+            tag = x["severity"].upper()
+            cause = f" {x['cause']}:" if x["cause"] not in ("none",) else ""
+            L.append(f"  {tag:<7}{cause} {x['message']}")
+            if x.get("fix"):
+                L.append(f"           fix: {x['fix']}")
+    L.append("")
+    L.append(f"{r.get('attempts')} connection attempts in {r.get('elapsed_s')}s")
+    return "\n".join(L) + "\n"

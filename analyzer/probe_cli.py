@@ -1,0 +1,106 @@
+"""``tlsdiag probe HOST:PORT``: command-line front end of :mod:`analyzer.probe`.
+
+Exit status: 0 the probe ran (whatever it found), 2 usage error or target unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import logging
+import sys
+from typing import Sequence, TextIO
+
+log = logging.getLogger(__name__)
+
+
+@enum.unique
+class ExitStatus(enum.IntEnum):
+    SUCCESS = 0
+    ERROR_USAGE = 2
+    ERROR_CTRL_C = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so main() stays in control."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tlsdiag probe",
+        description="Actively probe one TLS server you name: accepted protocol versions and cipher suites, "
+                    "whether a given client offer is accepted (and the alert if not), SNI sensitivity, and "
+                    "the certificate chain it serves, validated.")
+    p.add_argument("target", metavar="HOST:PORT", help="server to probe (IPv6 as [addr]:port)")
+    p.add_argument("--servername", metavar="NAME",
+                   help="server name to send as SNI and to check the certificate against "
+                        "(default: HOST when it is a name)")
+    p.add_argument("--truststore", metavar="PEM",
+                   help="PEM bundle or directory of trusted roots (default: this host's system bundle)")
+    p.add_argument("--versions", nargs="+", metavar="V",
+                   help="client offer to test: protocol versions, e.g. TLSv1.2 (comma or space separated)")
+    p.add_argument("--ciphers", nargs="+", metavar="SUITE",
+                   help="client offer to test: cipher suites, IANA or OpenSSL names (comma/colon separated)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="timeout of every connection attempt, seconds (default 5)")
+    p.add_argument("--no-suites", action="store_true",
+                   help="skip the per-version cipher-suite enumeration (fewer connections)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every handshake attempt to stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except _UsageError as e:
+        print(f"tlsdiag probe: error: {e} (see tlsdiag probe --help)", file=err)
+        return ExitStatus.ERROR_USAGE
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+
+    if args.verbose and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=err)
+
+    from .probe import ProbeError, ProbeOptions, Prober, parse_ciphers, parse_target, parse_versions, \
+        render_text, suite_table
+
+    try:
+        if not (0 < args.timeout <= 300):
+            raise ProbeError("--timeout must be between 0 and 300 seconds")
+        host, port = parse_target(args.target)
+        versions = parse_versions(args.versions) if args.versions else None
+        if args.ciphers:
+            parse_ciphers(args.ciphers, suite_table())  # validate before touching the network
+        opts = ProbeOptions(host=host, port=port, servername=args.servername, truststore=args.truststore,
+                            offer_versions=versions, offer_ciphers=args.ciphers, timeout=args.timeout,
+                            enumerate_suites=not args.no_suites)
+        report = Prober(opts).run()
+    except ProbeError as e:
+        print(f"tlsdiag probe: error: {e}", file=err)
+        return ExitStatus.ERROR_USAGE
+    except KeyboardInterrupt:
+        print("tlsdiag probe: interrupted", file=err)
+        return ExitStatus.ERROR_CTRL_C
+
+    if args.format == "json":
+        out.write(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
+    else:
+        out.write(render_text(report))
+    return ExitStatus.SUCCESS
+
+
+if __name__ == "__main__":
+    sys.exit(main())
