@@ -452,7 +452,7 @@ class CipherSuite(IntEnum):
     """TLS Cipher Suites registry (RFC 8446 §B.4, RFC 8447; 16 bits).
 
     Every assigned entry of the IANA registry.  Ranges the registry marks
-    "Reserved" (0x001C-0x001D, 0x0047-0x0066 except as listed, GREASE 0x?A?A,
+    "Reserved" (0x001C-0x001D, 0x0047-0x0066, GREASE 0x?A?A,
     0xFEFE-0xFEFF, 0xFF00-0xFFFF) are not members; see ``NON_IANA_CIPHER_NAMES``
     for the deployed code points that live there.
     """
