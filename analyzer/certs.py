@@ -531,9 +531,9 @@ def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
                                         f"the truststore holds {cur.issuer!r} but not the key that signed this certificate"))
                 break
         if idx == 0 and not cur.is_ca:
-            what = "in the truststore" if trust is not None else "(no truststore given)"
+            what = "nor in the truststore" if trust is not None else "(no truststore given)"
             problems.append(Problem(MISSING_ISSUER, 0, cur.subject,
-                                    f"leaf sent without its issuer {cur.issuer!r}; not sent on this connection, not {what}"))
+                                    f"leaf sent without its issuer {cur.issuer!r}: not sent on this connection {what}"))
         elif trust is not None:
             problems.append(Problem(UNTRUSTED_ROOT, idx, cur.subject,
                                     f"issuer {cur.issuer!r} of the last certificate sent is not in the truststore "

@@ -1,0 +1,209 @@
+"""``tlsdiag diagnose FILE... [options]``: name the cause of every failed handshake in captures.
+
+Input: pcap/pcapng files (through the sensor pipeline), or JSONL summary files (``*.jsonl``, as written by
+``tlsdiag summarize --format jsonl``; a line may also be ``{"summary": {...}, "certs": {sha256: base64-DER}}``).
+Exit status: 0 no failures, 1 failures diagnosed, 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import sys
+from typing import IO, Iterator, Sequence
+
+from tlsdiag.status import ExitStatus
+
+from .config import ConfigError, build_config
+from .engine import Engine, failures
+from .profiles import ProfileError
+
+log = logging.getLogger(__name__)
+
+SUCCESS, FAILURES, ERROR, ERROR_CTRL_C = (ExitStatus.SUCCESS, ExitStatus.FAILURES, ExitStatus.ERROR,
+                                          ExitStatus.ERROR_CTRL_C)
+MAX_JSONL_LINE = 16 * 1024 * 1024
+
+
+class InputError(Exception):
+    """A capture or summary file that cannot be read (one-line message)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tlsdiag diagnose", description="Name the cause of every failed TLS handshake in captures, "
+                "with evidence and the fix for its direction.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng capture(s), or .jsonl summaries")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text", help="report (default) or one JSON per line")
+    p.add_argument("--role", help="router | message-processor (the host the capture was taken on)")
+    p.add_argument("--local-net", action="append", default=[], metavar="CIDR",
+                   help="the gateway's own addresses (repeatable)")
+    p.add_argument("--truststore", metavar="PEM", help="trusted roots (PEM bundle or directory), both directions")
+    p.add_argument("--truststore-northbound", metavar="PEM", help="truststore for northbound connections")
+    p.add_argument("--truststore-southbound", metavar="PEM", help="truststore for southbound connections")
+    p.add_argument("--target", action="append", default=[], metavar="HOST:PORT=NAME",
+                   help="expected certificate name of a server (used when the client sends no SNI)")
+    p.add_argument("--config", metavar="FILE", help="TOML or JSON settings file")
+    p.add_argument("--profiles-load", metavar="FILE", help="load learned server profiles first")
+    p.add_argument("--profiles-save", metavar="FILE", help="save learned server profiles afterwards")
+    p.add_argument("--expiry-warning-days", type=str, metavar="N", help="warn about certificates expiring within N days")
+    p.add_argument("--no-warnings", action="store_true", help="report failures only")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    return p
+
+
+def _read_jsonl(path: str) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}") from None
+    with f:
+        for n, line in enumerate(f, 1):
+            if len(line) > MAX_JSONL_LINE:
+                raise InputError(f"{path}:{n}: line longer than {MAX_JSONL_LINE} bytes")
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise InputError(f"{path}:{n}: not JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}:{n}: not a JSON object")
+            certs: dict[str, bytes] = {}
+            if isinstance(obj.get("summary"), dict):
+                raw = obj.get("certs") or {}
+                if isinstance(raw, dict):
+                    try:
+                        certs = {str(k): base64.b64decode(str(v)) for k, v in raw.items()}
+                    except ValueError:
+                        raise InputError(f"{path}:{n}: certs must be base64 DER") from None
+                obj = obj["summary"]
+            yield obj, certs
+
+
+def _is_summary_file(path: str) -> bool:
+    return path.endswith((".jsonl", ".json", ".ndjson"))
+
+
+def read_inputs(paths: Sequence[str]) -> tuple[list[tuple[dict[str, object], dict[str, bytes]]], list[str]]:
+    """All connections of all files, plus one-line error messages for files that could not be (fully) read."""
+    items: list[tuple[dict[str, object], dict[str, bytes]]] = []
+    errors: list[str] = []
+    pcaps = [p for p in paths if not _is_summary_file(p)]
+    for p in paths:
+        if not os.path.exists(p):
+            errors.append(f"{p}: no such file")
+    for p in [p for p in paths if _is_summary_file(p) and os.path.exists(p)]:
+        try:
+            items.extend(_read_jsonl(p))
+        except InputError as e:
+            errors.append(str(e))
+    pcaps = [p for p in pcaps if os.path.exists(p)]
+    if pcaps:
+        from sensor.capture import CaptureError
+        from sensor.pipeline import summarize_paths
+        for p in pcaps:   # one at a time so a bad file does not hide the others
+            try:
+                items.extend(summarize_paths([p]))
+            except CaptureError as e:
+                errors.append(f"{p}: {e}")
+            except OSError as e:
+                errors.append(f"{p}: {e.strerror or e}")
+    return items, errors
+
+
+def _cli_settings(a: argparse.Namespace) -> dict[str, object]:
+    return {
+        "role": a.role, "local_nets": a.local_net, "truststore": a.truststore,
+        "truststore_northbound": a.truststore_northbound, "truststore_southbound": a.truststore_southbound,
+        "targets": a.target, "expiry_warning_days": a.expiry_warning_days,
+    }
+
+
+def _notes(engine: Engine) -> list[str]:
+    cfg = engine.config
+    notes = []
+    if cfg.role is None and not cfg.local_nets:
+        notes.append("direction unknown (no --role / --local-net): fixes are given for both directions")
+    if not cfg.truststores:
+        notes.append("no --truststore: certificate trust is not judged (dates, names, chain order and self-signed are)")
+    if len(engine.profiles):
+        notes.append(f"server profiles: {len(engine.profiles)} (server, SNI) pairs learned from successful handshakes")
+    return notes
+
+
+def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
+    try:
+        a = build_parser().parse_args(list(argv))
+    except ConfigError as e:
+        stderr.write(f"tlsdiag diagnose: {e}\n")
+        return ERROR
+    except SystemExit as e:   # --help
+        return SUCCESS if not e.code else ERROR
+    try:
+        cfg = build_config(_cli_settings(a), config_file=a.config)
+    except ConfigError as e:
+        stderr.write(f"tlsdiag diagnose: {e}\n")
+        return ERROR
+    engine = Engine(cfg)
+    if a.profiles_load:
+        try:
+            n = engine.profiles.load(a.profiles_load)
+            log.info("loaded %d profiles from %s", n, a.profiles_load)
+        except ProfileError as e:
+            stderr.write(f"tlsdiag diagnose: {e}\n")
+            return ERROR
+    items, errors = read_inputs(a.files)
+    if errors and not items:
+        for e in errors:
+            stderr.write(f"tlsdiag diagnose: {e}\n")
+        return ERROR
+    diagnoses = engine.diagnose_pairs(items)
+    if a.no_warnings:
+        diagnoses = failures(diagnoses)
+    if a.format == "jsonl":
+        for d in diagnoses:
+            stdout.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n")
+    else:
+        from .report import render, want_colour
+        colour = a.color == "always" or (a.color == "auto" and want_colour(stdout))
+        stdout.write(render(diagnoses, engine.stats.as_dict(), colour=colour, notes=_notes(engine)))
+    if a.profiles_save:
+        try:
+            engine.profiles.save(a.profiles_save)
+        except OSError as e:
+            errors.append(f"cannot save profiles to {a.profiles_save}: {e.strerror or e}")
+    for e in errors:
+        stderr.write(f"tlsdiag diagnose: {e}\n")
+    if errors:
+        return ERROR
+    return FAILURES if failures(diagnoses) else SUCCESS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(x in ("-v", "--verbose", "-vv") for x in args) and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args, sys.stdout, sys.stderr)
+    except KeyboardInterrupt:
+        return ERROR_CTRL_C
+    except BrokenPipeError:
+        try:
+            sys.stdout.close()
+        except OSError:
+            pass
+        return SUCCESS
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
