@@ -1,0 +1,199 @@
+"""Handshake summary wire format (msgpack, schema version :data:`SCHEMA_VERSION`) and its
+JSON rendering.  See ``docs/summary-schema.md``.
+
+A *raw summary* is a dict keyed by the JSON field names holding code points (ints) where the
+JSON shows names, sides as 0 (client) / 1 (server), and certificates as 32-byte SHA-256
+digests.  On the wire the keys are small integers (:data:`FIELDS`) and ``0`` carries the
+schema version; each distinct certificate travels once as a *certificate record*.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+from proto import names
+
+__all__ = [
+    "SCHEMA_VERSION", "FIELDS", "SchemaError", "encode_summary", "decode_summary",
+    "summary_to_json", "encode_certificate", "decode_certificate", "MAX_MESSAGE",
+]
+
+SCHEMA_VERSION = 1
+#: largest msgpack message we accept (a summary is ~1 KB; a certificate record ~ its DER)
+MAX_MESSAGE = 4 * 1024 * 1024
+
+#: JSON field name -> msgpack key.  Keys are append-only: never renumber.
+FIELDS: dict[str, int] = {
+    "id": 1, "client": 2, "server": 3, "start": 4, "end": 5, "version": 6, "cipher": 7,
+    "curve": 8, "server_name": 9, "alpn": 10, "established": 11, "resumed": 12, "history": 13,
+    "alerts": 14, "client_versions": 15, "client_ciphers": 16, "client_extensions": 17,
+    "client_groups": 18, "client_alpn": 19, "client_signature_algorithms": 20,
+    "client_key_shares": 21, "client_psk": 22, "hrr": 23, "certificates": 24,
+    "client_certificates": 25, "certificate_request": 26, "client_certificate_empty": 27,
+    "ja4": 28, "close": 29, "client_encrypted": 30, "server_encrypted": 31,
+    "encrypted_alerts": 32, "gaps": 33, "truncated": 34, "weirds": 35, "outcome": 36,
+    "sensor": 37, "direction": 38, "client_legacy_version": 39, "client_sslv2": 40,
+    "curve_from_ske": 41,
+}
+_KEYS = {v: k for k, v in FIELDS.items()}
+_REQUIRED = ("id", "client", "server", "start", "end", "history", "outcome")
+
+_SIDE = ("client", "server")
+
+
+class SchemaError(ValueError):
+    """A message that is not a summary / certificate record of a schema we read."""
+
+
+# ---------------------------------------------------------------------------------------------
+# msgpack
+# ---------------------------------------------------------------------------------------------
+
+def encode_summary(raw: Mapping[str, Any]) -> bytes:
+    m: dict = {0: SCHEMA_VERSION}
+    for k, v in raw.items():
+        key = FIELDS.get(k)
+        if key is None or v is None or v == [] or v is False:
+            continue                       # absent = null / empty / false: compact
+        if k == "close":
+            m[key] = [v["fin"], v["rst"]]
+        else:
+            m[key] = v
+    return msgpack.packb(m, use_bin_type=True)
+
+
+def decode_summary(data: bytes) -> dict:
+    """Inverse of :func:`encode_summary`; raises :class:`SchemaError` on anything else."""
+    if len(data) > MAX_MESSAGE:
+        raise SchemaError("message too large (%d bytes)" % len(data))
+    try:
+        m = msgpack.unpackb(data, raw=False, strict_map_key=False, max_bin_len=MAX_MESSAGE,
+                            max_str_len=MAX_MESSAGE, max_array_len=100_000,
+                            max_map_len=1000)
+    except Exception as exc:
+        raise SchemaError("not msgpack: %s" % exc) from None
+    if not isinstance(m, dict):
+        raise SchemaError("not a map")
+    v = m.get(0)
+    if v != SCHEMA_VERSION:
+        raise SchemaError("unknown schema version %r" % (v,))
+    raw: dict = {
+        "version": None, "cipher": None, "curve": None, "server_name": None, "alpn": None,
+        "ja4": None, "sensor": None, "direction": None, "client_legacy_version": None,
+    }
+    for name in FIELDS:
+        raw.setdefault(name, [] if name not in _BOOLS else False)
+    for k, val in m.items():
+        name = _KEYS.get(k)
+        if name is None:
+            continue                       # a newer writer's field: ignored
+        raw[name] = val
+    for name in _REQUIRED:
+        if raw.get(name) in (None, []):
+            raise SchemaError("missing field %r" % name)
+    c = raw["close"]
+    if isinstance(c, list) and len(c) == 2:
+        raw["close"] = {"fin": c[0], "rst": c[1]}
+    elif c == []:
+        raw["close"] = {"fin": [], "rst": []}
+    else:
+        raise SchemaError("bad close field")
+    if not all(isinstance(x, bytes) and len(x) == 32
+               for x in raw["certificates"] + raw["client_certificates"]):
+        raise SchemaError("bad certificate reference")
+    if not isinstance(raw["alerts"], list) or not all(
+            isinstance(a, list) and len(a) == 4 for a in raw["alerts"]):
+        raise SchemaError("bad alerts field")
+    return raw
+
+
+_BOOLS = frozenset({"established", "resumed", "client_psk", "hrr", "certificate_request",
+                    "client_certificate_empty", "truncated", "client_sslv2", "curve_from_ske"})
+
+
+def encode_certificate(sha256: bytes, der: bytes, facts: Mapping[str, Any]) -> bytes:
+    return msgpack.packb({0: SCHEMA_VERSION, 1: sha256, 2: der, 3: dict(facts)},
+                         use_bin_type=True)
+
+
+def decode_certificate(data: bytes) -> tuple[bytes, bytes, dict]:
+    try:
+        m = msgpack.unpackb(data, raw=False, strict_map_key=False, max_bin_len=MAX_MESSAGE)
+    except Exception as exc:
+        raise SchemaError("not msgpack: %s" % exc) from None
+    if not isinstance(m, dict) or m.get(0) != SCHEMA_VERSION:
+        raise SchemaError("not a certificate record of schema %d" % SCHEMA_VERSION)
+    sha, der, facts = m.get(1), m.get(2), m.get(3)
+    if not (isinstance(sha, bytes) and len(sha) == 32 and isinstance(der, bytes)
+            and isinstance(facts, dict)):
+        raise SchemaError("bad certificate record")
+    return sha, der, facts
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------------------------
+
+def _opt(fn, v):
+    return None if v is None else fn(v)
+
+
+def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict:
+    """Render a raw summary with IANA names; ``facts`` maps SHA-256 digest -> certificate
+    facts (a certificate without facts renders as ``{"sha256": hex}``)."""
+    def cert(d: bytes) -> dict:
+        f = facts.get(d)
+        return f if f is not None else {"sha256": d.hex()}
+
+    alerts = [{"from": _SIDE[a[0]], "level": names.alert_level_name(a[1]),
+               "description": names.alert_description_name(a[2]),
+               "after": names.handshake_name(a[3]) if a[3] >= 0 else None}
+              for a in raw["alerts"]]
+    cipher_name = names.cipher_name
+    return {
+        "id": raw["id"],
+        "client": raw["client"],
+        "server": raw["server"],
+        "version": _opt(names.version_name, raw["version"]),
+        "cipher": _opt(cipher_name, raw["cipher"]),
+        "curve": _opt(names.group_name, raw["curve"]),
+        "server_name": raw["server_name"],
+        "alpn": raw["alpn"],
+        "established": raw["established"],
+        "resumed": raw["resumed"],
+        "history": raw["history"],
+        "alerts": alerts,
+        "last_alert": alerts[-1]["description"] if alerts else None,
+        "client_versions": [names.version_name(v) for v in raw["client_versions"]],
+        "client_ciphers": [cipher_name(c) for c in raw["client_ciphers"]],
+        "client_extensions": [names.extension_name(e) for e in raw["client_extensions"]],
+        "client_groups": [names.group_name(g) for g in raw["client_groups"]],
+        "client_alpn": list(raw["client_alpn"]),
+        "client_signature_algorithms": [names.sigalg_name(s)
+                                        for s in raw["client_signature_algorithms"]],
+        "client_key_shares": [names.group_name(g) for g in raw["client_key_shares"]],
+        "client_psk": raw["client_psk"],
+        "client_sslv2": raw["client_sslv2"],
+        "hrr": raw["hrr"],
+        "certificates": [cert(d) for d in raw["certificates"]],
+        "client_certificates": [cert(d) for d in raw["client_certificates"]],
+        "certificate_request": raw["certificate_request"],
+        "client_certificate_empty": raw["client_certificate_empty"],
+        "ja4": raw["ja4"],
+        "close": {"fin": [_SIDE[x] for x in raw["close"]["fin"]],
+                  "rst": [_SIDE[x] for x in raw["close"]["rst"]]},
+        "client_encrypted": list(raw["client_encrypted"]),
+        "server_encrypted": list(raw["server_encrypted"]),
+        "encrypted_alerts": [{"from": _SIDE[a[0]], "length": a[1]}
+                             for a in raw["encrypted_alerts"]],
+        "gaps": [_SIDE[x] for x in raw["gaps"]],
+        "truncated": raw["truncated"],
+        "weirds": list(raw["weirds"]),
+        "start": raw["start"],
+        "end": raw["end"],
+        "outcome": raw["outcome"],
+        "sensor": raw["sensor"],
+        "direction": raw["direction"],
+    }

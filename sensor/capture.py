@@ -1,0 +1,105 @@
+"""Capture sources behind one small interface: an iterator of ``(buf, meta)`` batches as
+pcapy-ng's ``next_batch`` returns them, plus the link type.
+
+Files: pcap and pcapng (libpcap through pcapy-ng), gzip-compressed ones too (decompressed to
+a private temporary file first, since libpcap reads only plain files).  A file that cannot be
+opened or is corrupt raises :class:`CaptureError` with a one-line message — after the batches
+that could be read were delivered.
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import tempfile
+
+import pcapy
+
+__all__ = ["CaptureError", "FileCapture", "BATCH"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 4096
+_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+                b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
+
+
+class CaptureError(Exception):
+    """A capture that cannot be read (or not to its end).  ``str()`` is one line."""
+
+
+class FileCapture:
+    """Batches from one capture file.  Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: str, batch: int = BATCH) -> None:
+        self.path = path
+        self.batch = batch
+        self._tmp: str | None = None
+        self.packets = 0
+        self.bytes_read = 0                # captured bytes + per-record headers: progress
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+            self.size = os.path.getsize(path)
+        except OSError as exc:
+            raise CaptureError("%s: %s" % (path, exc.strerror or exc)) from None
+        src = path
+        if head[:2] == b"\x1f\x8b":
+            src = self._gunzip(path)
+            with open(src, "rb") as fh:
+                head = fh.read(4)
+            self.size = os.path.getsize(src)
+        if head not in _PCAP_MAGICS:
+            self.close()
+            raise CaptureError("%s: not a pcap or pcapng file" % path)
+        try:
+            self._reader = pcapy.open_offline(src)
+            self.linktype = self._reader.datalink()
+        except Exception as exc:
+            self.close()
+            raise CaptureError("%s: cannot read capture: %s" % (path, _one_line(exc))) from None
+
+    def _gunzip(self, path: str) -> str:
+        fd, tmp = tempfile.mkstemp(prefix="tlsdiag-", suffix=".pcap")
+        self._tmp = tmp
+        try:
+            with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            self.close()
+            raise CaptureError("%s: corrupt gzip data: %s" % (path, _one_line(exc))) from None
+        return tmp
+
+    def __iter__(self):
+        reader = self._reader
+        while True:
+            try:
+                buf, meta = reader.next_batch(self.batch)
+            except Exception as exc:
+                raise CaptureError("%s: corrupt capture after %d packets: %s"
+                                   % (self.path, self.packets, _one_line(exc))) from None
+            if not meta:
+                return
+            n = len(meta) >> 4
+            self.packets += n
+            self.bytes_read += len(buf) + 16 * n
+            yield buf, meta
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+            self._tmp = None
+
+    def __enter__(self) -> "FileCapture":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,324 @@
+"""Bounded flow table and per-direction TCP reassembly of the handshake phase.
+
+Sans-I/O: :meth:`FlowTable.process` takes the segment tuples of
+:class:`cext.wire.PacketDecoder` and returns the connections that finished, as
+``(raw_summary, [(sha256, der), ...])`` pairs.  Time is whatever the packets say.
+
+A flow is finished — summarized once, freed, and its key put in the bounded ``done`` set so
+the decoder drops the rest of its packets in C — when its handshake is over (encrypted
+traffic both ways), on RST, once both sides sent FIN, after ``idle_timeout`` seconds of
+silence, when the table is full (oldest first), or at the end of the input.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from cext.errors import ProtocolError
+from sensor import tls
+from sensor.session import Session
+
+__all__ = ["FlowTable", "Flow", "endpoint_text"]
+
+log = logging.getLogger(__name__)
+
+MASK = 0xFFFFFFFF
+HALF = 1 << 31
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+CLIENT, SERVER = tls.CLIENT, tls.SERVER
+
+
+def endpoint_text(raw: bytes) -> str:
+    """6 or 18 raw bytes (address + port) -> ``ip:port`` / ``[ip6]:port``."""
+    port = (raw[-2] << 8) | raw[-1]
+    if len(raw) == 6:
+        return "%d.%d.%d.%d:%d" % (raw[0], raw[1], raw[2], raw[3], port)
+    return "[%s]:%d" % (ipaddress.IPv6Address(bytes(raw[:16])), port)
+
+
+class Flow:
+    """One TCP connection: roles, reassembly state, the TLS reader and the session record."""
+
+    __slots__ = ("key", "client_lo", "next_seq", "ooo", "ooo_bytes", "conn", "session",
+                 "last", "first")
+
+    def __init__(self, key: bytes, client_lo: bool, ts: float) -> None:
+        self.key = key
+        self.client_lo = client_lo
+        self.next_seq = [None, None]
+        self.ooo = None                 # [dict, dict] once a segment arrives out of order
+        self.ooo_bytes = [0, 0]
+        self.conn = None                # TLSConnection, created with the first payload
+        self.session = None
+        self.first = ts
+        self.last = ts
+
+    def endpoints(self):
+        half = len(self.key) // 2
+        lo, hi = self.key[:half], self.key[half:]
+        return (lo, hi) if self.client_lo else (hi, lo)
+
+
+class FlowTable:
+    """See the module docstring.  ``stats`` counts what happened, Zeek-weird style."""
+
+    def __init__(self, max_flows: int = 262_144, idle_timeout: float = 120.0,
+                 max_ooo_bytes: int = 256 * 1024, max_ooo_segments: int = 64,
+                 max_done: int = 1_048_576, max_handshake: int = tls.MAX_HANDSHAKE) -> None:
+        self.flows: dict = {}
+        self.done: dict = {}
+        self.max_flows = max_flows
+        self.idle_timeout = idle_timeout
+        self.max_ooo_bytes = max_ooo_bytes
+        self.max_ooo_segments = max_ooo_segments
+        self.max_done = max_done
+        self.max_handshake = max_handshake
+        self.now = 0.0
+        self._next_expiry = None
+        self.stats = {
+            "flows_created": 0, "flows_not_tls": 0, "flows_evicted": 0, "flows_timed_out": 0,
+            "summaries": 0, "retransmissions": 0, "out_of_order": 0, "gaps": 0,
+            "protocol_errors": 0, "internal_errors": 0,
+        }
+        self.reasons: dict = {}
+
+    # -- input -----------------------------------------------------------------------------------
+    def process(self, segments) -> list:
+        out: list = []
+        flows = self.flows
+        done = self.done
+        for ts, key, from_lo, flags, seq, payload, truncated in segments:
+            flow = flows.get(key)
+            if flow is None:
+                if key in done and not (flags & SYN and not flags & ACK):
+                    continue                    # finished earlier in this batch
+                flow = self._new_flow(key, from_lo, flags, payload, ts, out)
+                if flow is None:
+                    continue
+            try:
+                self._packet(flow, ts, from_lo, flags, seq, payload, truncated, out)
+            except Exception:                                   # one guard per packet
+                self.stats["internal_errors"] += 1
+                log.exception("internal error on flow %s", flow.endpoints())
+                self._finish(flow, "incomplete", out)
+        if segments:
+            self.now = segments[-1][0]
+            if self._next_expiry is None:
+                self._next_expiry = self.now + 1.0
+            elif self.now >= self._next_expiry:
+                self._next_expiry = self.now + 1.0
+                self.expire(self.now, out)
+        return out
+
+    def expire(self, now: float, out: list | None = None) -> list:
+        """Finish flows idle for longer than ``idle_timeout`` at time ``now``."""
+        out = [] if out is None else out
+        limit = now - self.idle_timeout
+        stale = [f for f in self.flows.values() if f is not None and f.last < limit]
+        for f in stale:
+            self.stats["flows_timed_out"] += 1
+            self._finish(f, "timeout", out)
+        return out
+
+    def flush(self, reason: str = "incomplete") -> list:
+        """End of input: finish every flow."""
+        out: list = []
+        for f in list(self.flows.values()):
+            if f is not None:
+                self._finish(f, reason, out)
+        self.flows.clear()
+        return out
+
+    # -- internals -------------------------------------------------------------------------------
+    def _new_flow(self, key, from_lo, flags, payload, ts, out):
+        if flags & SYN:
+            client_lo = from_lo if not flags & ACK else not from_lo
+        elif payload:
+            role = _sender_role(payload)
+            if role is None:
+                self.flows.pop(key, None)       # the decoder's pending entry
+                return None
+            if role == CLIENT:
+                client_lo = from_lo
+            elif role == SERVER:
+                client_lo = not from_lo
+            else:   # an alert or an unknown record first: the lower port is the server
+                half = len(key) // 2
+                lo_port = (key[half - 2] << 8) | key[half - 1]
+                hi_port = (key[-2] << 8) | key[-1]
+                client_lo = lo_port > hi_port
+        else:
+            self.flows.pop(key, None)
+            return None
+        if len(self.flows) > self.max_flows:
+            for oldest in self.flows.values():
+                if oldest is not None:
+                    self.stats["flows_evicted"] += 1
+                    self._finish(oldest, "evicted", out)
+                    break
+        flow = Flow(key, client_lo, ts)
+        self.flows[key] = flow
+        self.stats["flows_created"] += 1
+        return flow
+
+    def _packet(self, flow, ts, from_lo, flags, seq, payload, truncated, out) -> None:
+        d = CLIENT if from_lo == flow.client_lo else SERVER
+        flow.last = ts
+        if flags & SYN:
+            flow.next_seq[d] = (seq + 1) & MASK
+            seq = (seq + 1) & MASK
+        if payload:
+            self._segment(flow, d, seq, payload, ts)
+        sess = flow.session
+        if truncated:
+            self._gap(flow, d)
+            if sess is not None:
+                sess.truncated = True
+        if flags & (RST | FIN):
+            if sess is None:
+                sess = self._session(flow, ts)
+            if flags & RST:
+                sess.tcp_rst(d)
+                sess.end = ts
+                self._finish(flow, "reset", out)
+                return
+            sess.tcp_fin(d)
+            sess.end = ts
+            if len(sess.fin) == 2:
+                self._finish(flow, "closed", out)
+                return
+        if sess is not None:
+            if sess.established and sess.handshake_over():
+                self._finish(flow, "established", out)
+            elif flow.conn is not None and not sess.seen_tls \
+                    and flow.conn.plaintext() > self.MAX_PLAINTEXT:
+                self._finish(flow, "not_tls", out)
+
+    def _session(self, flow, ts) -> Session:
+        flow.session = Session(ts if flow.conn is None else flow.first)
+        return flow.session
+
+    def _segment(self, flow, d, seq, data, ts) -> None:
+        nxt = flow.next_seq[d]
+        if nxt is None:
+            nxt = seq
+        delta = (seq - nxt) & MASK
+        if delta == 0:
+            self._deliver(flow, d, data, ts)
+            flow.next_seq[d] = (nxt + len(data)) & MASK
+            if flow.ooo is not None and flow.ooo[d]:
+                self._drain(flow, d, ts)
+        elif delta < HALF:                                      # ahead: hole before it
+            self.stats["out_of_order"] += 1
+            if flow.ooo is None:
+                flow.ooo = [{}, {}]
+            q = flow.ooo[d]
+            if seq not in q or len(q[seq]) < len(data):
+                flow.ooo_bytes[d] += len(data) - len(q.get(seq, b""))
+                q[seq] = data
+            if len(q) > self.max_ooo_segments or flow.ooo_bytes[d] > self.max_ooo_bytes:
+                self._skip_hole(flow, d, ts)
+        else:                                                   # behind: retransmission
+            back = (nxt - seq) & MASK
+            if back < len(data):
+                self._deliver(flow, d, data[back:], ts)
+                flow.next_seq[d] = (nxt + len(data) - back) & MASK
+                if flow.ooo is not None and flow.ooo[d]:
+                    self._drain(flow, d, ts)
+            else:
+                self.stats["retransmissions"] += 1
+        if flow.next_seq[d] is None:
+            flow.next_seq[d] = (seq + len(data)) & MASK
+
+    def _drain(self, flow, d, ts) -> None:
+        q = flow.ooo[d]
+        while q:
+            nxt = flow.next_seq[d]
+            hit = None
+            for s in q:
+                if ((nxt - s) & MASK) < HALF:                   # starts at or before nxt
+                    hit = s
+                    break
+            if hit is None:
+                return
+            data = q.pop(hit)
+            flow.ooo_bytes[d] -= len(data)
+            back = (nxt - hit) & MASK
+            if back < len(data):
+                self._deliver(flow, d, data[back:], ts)
+                flow.next_seq[d] = (nxt + len(data) - back) & MASK
+
+    def _skip_hole(self, flow, d, ts) -> None:
+        """Too much buffered behind a hole: mark the gap, stop parsing this direction."""
+        self._gap(flow, d)
+        flow.ooo[d].clear()
+        flow.ooo_bytes[d] = 0
+
+    def _gap(self, flow, d) -> None:
+        self.stats["gaps"] += 1
+        if flow.conn is not None:
+            flow.conn.receive_gap(d)
+        if flow.session is not None:
+            flow.session.gap(d)
+
+    def _deliver(self, flow, d, data, ts) -> None:
+        conn = flow.conn
+        if conn is None:
+            conn = flow.conn = tls.TLSConnection(max_handshake=self.max_handshake)
+            if flow.session is None:
+                flow.session = Session(flow.first)
+        sess = flow.session
+        sess.end = ts
+        conn.receive_data(d, data)
+        on_event = sess.on_event
+        while True:
+            try:
+                ev = conn.next_event()
+            except ProtocolError as exc:
+                self.stats["protocol_errors"] += 1
+                self.reasons[exc.reason] = self.reasons.get(exc.reason, 0) + 1
+                sess.weird(exc.reason)
+                continue
+            if ev is tls.NEED_DATA:
+                return
+            on_event(ev)
+
+    #: give up on a flow that carried this much non-TLS payload without any TLS
+    MAX_PLAINTEXT = 16 * 1024
+
+    def _finish(self, flow, reason, out) -> None:
+        key = flow.key
+        if self.flows.pop(key, None) is None:
+            return
+        done = self.done
+        done[key] = None
+        if len(done) > self.max_done:
+            del done[next(iter(done))]
+        sess = flow.session
+        if flow.ooo is not None:
+            for d in (CLIENT, SERVER):
+                if flow.ooo[d] and sess is not None:
+                    sess.gap(d)
+        if sess is None or not sess.seen_tls:
+            self.stats["flows_not_tls"] += 1
+            return
+        lo, hi = flow.endpoints()
+        raw = sess.summary(endpoint_text(lo), endpoint_text(hi), reason)
+        self.stats["summaries"] += 1
+        out.append((raw, list(sess.certificate_ders())))
+
+
+def _sender_role(payload: bytes):
+    """Who sent this first segment of a connection seen mid-stream (CLIENT / SERVER /
+    None = not TLS / -1 = TLS but cannot tell)."""
+    if len(payload) >= 6 and payload[0] == 0x16 and payload[1] == 3:
+        if payload[5] == 1:
+            return CLIENT
+        if payload[5] == 2:
+            return SERVER
+        return -1
+    if len(payload) >= 3 and payload[0] & 0x80 and payload[2] == 1:
+        return CLIENT
+    if len(payload) >= 2 and payload[0] == 0x15 and payload[1] == 3:
+        return -1
+    return None

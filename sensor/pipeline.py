@@ -1,0 +1,123 @@
+"""Capture batches -> segments -> flows -> summaries: the one pipeline that ``summarize``,
+``diagnose``, ``watch`` and the sensor service all run."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from cext import wire
+from proto.summary import summary_to_json
+from proto.x509facts import certificate_facts
+from sensor.capture import CaptureError, FileCapture
+from sensor.flows import FlowTable
+
+__all__ = ["Summarizer", "CertificateCache", "summarize_paths"]
+
+
+class CertificateCache:
+    """SHA-256 digest -> certificate facts (and DER), bounded LRU: each distinct
+    certificate is parsed with ``cryptography`` once."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._facts: OrderedDict = OrderedDict()
+        self._der: dict = {}
+
+    def add(self, digest: bytes, der: bytes) -> tuple[dict, bool]:
+        """Facts for ``der``; the flag says it was new to the cache."""
+        f = self._facts.get(digest)
+        if f is not None:
+            self._facts.move_to_end(digest)
+            return f, False
+        f = certificate_facts(der)
+        self._facts[digest] = f
+        self._der[digest] = der
+        if len(self._facts) > self.size:
+            old, _ = self._facts.popitem(last=False)
+            self._der.pop(old, None)
+        return f, True
+
+    def facts(self, digest: bytes):
+        return self._facts.get(digest)
+
+    def der(self, digest: bytes):
+        return self._der.get(digest)
+
+    def __getitem__(self, digest: bytes) -> dict:
+        return self._facts[digest]
+
+    def get(self, digest: bytes, default=None):
+        return self._facts.get(digest, default)
+
+
+class Summarizer:
+    """Owns a flow table, a packet decoder and the certificate cache.
+
+    ``feed(buf, meta)`` and ``flush()`` return finished connections as ``(raw, certs)``:
+    ``raw`` the raw summary (:mod:`proto.summary`), ``certs`` a list of
+    ``(digest, der, facts, new)`` for the certificates it references.
+    """
+
+    def __init__(self, linktype: int, certs: CertificateCache | None = None, **table) -> None:
+        self.table = FlowTable(**table)
+        self.decoder = wire.PacketDecoder(linktype, self.table.flows, self.table.done)
+        self.certs = certs if certs is not None else CertificateCache()
+
+    def feed(self, buf: bytes, meta: bytes) -> list:
+        done = self.table.process(self.decoder.decode_batch(buf, meta))
+        return self._attach(done) if done else done
+
+    def feed_frame(self, ts: float, frame: bytes) -> list:
+        seg = self.decoder.decode(ts, frame)
+        if seg is None:
+            return []
+        return self._attach(self.table.process([seg]))
+
+    def expire(self, now: float) -> list:
+        return self._attach(self.table.expire(now))
+
+    def flush(self, reason: str = "incomplete") -> list:
+        return self._attach(self.table.flush(reason))
+
+    def _attach(self, done: list) -> list:
+        add = self.certs.add
+        out = []
+        for raw, ders in done:
+            out.append((raw, [(dg, der) + add(dg, der) for dg, der in ders]))
+        return out
+
+    def stats(self) -> dict:
+        s = dict(self.decoder.stats())
+        s.update(self.table.stats)
+        for reason, n in self.table.reasons.items():
+            s["weird." + reason] = n
+        return s
+
+
+def summarize_paths(paths, progress=None, **table) -> Iterator[tuple[dict, dict]]:
+    """Yield ``(json_summary, {sha256_hex: der})`` per connection of each capture file.
+
+    Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
+    yielding every connection that could be read from it.
+    """
+    for path in paths:
+        cap = FileCapture(path)
+        with cap:
+            s = Summarizer(cap.linktype, **table)
+            error = None
+            try:
+                for buf, meta in cap:
+                    for raw, certs in s.feed(buf, meta):
+                        yield _render(raw, certs, s.certs)
+                    if progress is not None:
+                        progress(cap)
+            except CaptureError as exc:     # deliver what was read, then report
+                error = exc
+            for raw, certs in s.flush():
+                yield _render(raw, certs, s.certs)
+            if error is not None:
+                raise error
+
+
+def _render(raw, certs, cache) -> tuple[dict, dict]:
+    return summary_to_json(raw, cache), {c[0].hex(): c[1] for c in certs}

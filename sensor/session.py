@@ -1,0 +1,290 @@
+"""One record per connection, Zeek ``SSL::Info`` style.
+
+:class:`Session` consumes the events of :mod:`sensor.tls` plus the TCP facts the flow table
+gives it (FIN/RST senders, gaps, truncation) and, when the flow is finalized, renders the raw
+summary: a dict with the JSON field names of ``docs/summary-schema.md`` but raw code points
+(ints) where the JSON shows IANA names — :mod:`proto` renders names and packs msgpack.
+Internal flags (``_ccs``, ``_client_app``) are never serialized.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from proto.names import history_letter, is_grease, record_history_letter
+from sensor import tls
+from sensor.ja4 import ja4
+
+__all__ = ["Session", "MAX_HISTORY", "MAX_ENCRYPTED_LENGTHS"]
+
+MAX_HISTORY = 100
+MAX_ENCRYPTED_LENGTHS = 8
+MAX_ALERTS = 16
+MAX_WEIRDS = 16
+#: after the handshake, a side that sent this many encrypted records is bulk data
+BULK_RECORDS = 16
+
+_CLIENT, _SERVER = tls.CLIENT, tls.SERVER
+# Zeek ssl_history letters (upper case; the server's are lowered when recorded)
+_HS_LETTERS = {t: history_letter(t, True) for t in range(256)}
+_LETTER_HRR = _HS_LETTERS[6]
+_LETTER_CCS = record_history_letter(20, True)
+_LETTER_ALERT = record_history_letter(21, True)
+_RECORD_LETTERS = {t: record_history_letter(t, True) for t in range(256)}
+
+_HT_CERTIFICATE, _HT_SERVER_HELLO_DONE, _HT_FINISHED = 11, 14, 20
+
+
+class Session:
+    __slots__ = (
+        "start", "end", "history", "flipped", "ch", "sh", "hrr", "alerts", "last_msg",
+        "certs", "client_certs", "cert_request", "client_cert_empty", "ske", "enc",
+        "enc_alerts", "fin", "rst", "gaps", "truncated", "weirds", "established", "resumed",
+        "_ccs", "_app", "_server_cert_seen", "_server_ccs_early", "_tls13", "_v2",
+        "ja4", "_counts",
+    )
+
+    def __init__(self, ts: float) -> None:
+        self.start = ts
+        self.end = ts
+        self.history: list = []
+        self.flipped = False
+        self.ch = None
+        self.sh = None
+        self.hrr = False
+        self.alerts: list = []
+        self.last_msg = -1
+        self.certs: tuple = ()
+        self.client_certs: tuple = ()
+        self.cert_request = False
+        self.client_cert_empty = False
+        self.ske = None
+        self.enc = ([], [])
+        self.enc_alerts: list = []
+        self.fin: list = []
+        self.rst: list = []
+        self.gaps: list = []
+        self.truncated = False
+        self.weirds: list = []
+        self.established = False
+        self.resumed = False
+        self._ccs = [False, False]
+        self._app = [False, False]
+        self._server_cert_seen = False
+        self._server_ccs_early = False
+        self._tls13 = False
+        self._v2 = False
+        self.ja4 = None
+        self._counts = [0, 0]
+
+    # -- facts from the flow table -------------------------------------------------------------
+    def weird(self, name: str) -> None:
+        if name not in self.weirds and len(self.weirds) < MAX_WEIRDS:
+            self.weirds.append(name)
+
+    def tcp_fin(self, d: int) -> None:
+        if d not in self.fin:
+            self.fin.append(d)
+
+    def tcp_rst(self, d: int) -> None:
+        if d not in self.rst:
+            self.rst.append(d)
+
+    def gap(self, d: int) -> None:
+        if d not in self.gaps:
+            self.gaps.append(d)
+
+    @property
+    def seen_tls(self) -> bool:
+        return self.ch is not None or self.sh is not None or bool(self.history)
+
+    def handshake_over(self) -> bool:
+        """True once nothing more of interest can come: established and both sides sent
+        application data, or one side is streaming bulk data."""
+        if not self.established:
+            return False
+        cn, sn = self._counts
+        return (cn >= 2 and sn >= 2) or cn >= BULK_RECORDS or sn >= BULK_RECORDS
+
+    # -- events ----------------------------------------------------------------------------------
+    def _letter(self, d: int, letter: str) -> None:
+        if len(self.history) < MAX_HISTORY:
+            self.history.append(letter if d == _CLIENT else letter.lower())
+        elif len(self.history) == MAX_HISTORY:
+            self.history.append("")           # sentinel: capped once
+            self.weird("SSL_max_history_length")
+
+    def on_event(self, ev) -> None:
+        t = type(ev)
+        d = ev.direction
+        if t is tls.EncryptedRecord:
+            self._encrypted(d, ev)
+        elif t is tls.ClientHello:
+            self._letter(d, "C")
+            if self.ch is None:
+                self.ch = ev
+                self.ja4 = ja4(ev.legacy_version, ev.cipher_suites, ev.extensions,
+                               ev.server_name, ev.alpn, ev.signature_algorithms,
+                               ev.supported_versions)
+            self.last_msg = 1
+        elif t is tls.ServerHello:
+            self._letter(d, "S")
+            self.sh = ev
+            self.last_msg = 2
+            v = ev.version
+            self._tls13 = tls._is_tls13(v)
+            self._v2 = ev.sslv2
+            ch = self.ch
+            if self._tls13:
+                self.resumed = ev.psk
+            elif ch is not None and ch.session_id and ch.session_id == ev.session_id:
+                self.resumed = True
+        elif t is tls.HelloRetryRequest:
+            self._letter(d, _LETTER_HRR)
+            self.hrr = True
+            self.last_msg = 6
+        elif t is tls.Certificate:
+            self._letter(d, "X")
+            self.last_msg = _HT_CERTIFICATE
+            if d == _SERVER:
+                self._server_cert_seen = True
+                if not self.certs:
+                    self.certs = ev.certificates
+            else:
+                self.client_certs = ev.certificates
+                if not ev.certificates:
+                    self.client_cert_empty = True
+        elif t is tls.ServerKeyExchange:
+            self._letter(d, "K")
+            self.last_msg = 12
+            self.ske = ev.body[:3]
+        elif t is tls.CertificateRequest:
+            self._letter(d, "R")
+            self.last_msg = 13
+            self.cert_request = True
+        elif t is tls.HandshakeMessage:
+            self._letter(d, _HS_LETTERS[ev.msg_type])
+            self.last_msg = ev.msg_type
+        elif t is tls.ChangeCipherSpec:
+            self._letter(d, _LETTER_CCS)
+            self._ccs[d] = True
+            if d == _SERVER and not self._server_cert_seen and self.sh is not None \
+                    and not self._tls13:
+                self._server_ccs_early = True     # abbreviated handshake
+        elif t is tls.Alert:
+            self._letter(d, _LETTER_ALERT)
+            if len(self.alerts) < MAX_ALERTS:
+                self.alerts.append((d, ev.level, ev.description, self.last_msg))
+        elif t is tls.Record:
+            self._letter(d, _RECORD_LETTERS[ev.content_type])
+
+    def _encrypted(self, d: int, ev) -> None:
+        self._counts[d] += 1
+        lens = self.enc[d]
+        if len(lens) < MAX_ENCRYPTED_LENGTHS:
+            lens.append(ev.length)
+        if ev.content_type == 21 and len(self.enc_alerts) < MAX_ALERTS:
+            self.enc_alerts.append((d, ev.length))
+        if self.established:
+            return
+        if self._tls13:
+            # Zeek: both sides sent application_data records (in either order)
+            if ev.content_type == 23:
+                self._app[d] = True
+                if self._app[0] and self._app[1]:
+                    self.established = True
+        elif self._v2:
+            if d == _CLIENT:
+                self.established = True
+        elif self._ccs[0] and self._ccs[1]:
+            self.established = True
+
+    # -- output --------------------------------------------------------------------------------
+    def outcome(self, reason: str) -> str:
+        if self.established:
+            return "established"
+        if any(a[1] == 2 for a in self.alerts):
+            return "alert"
+        if self.enc_alerts:
+            return "encrypted_alert"
+        if self.rst:
+            return "reset"
+        if self.fin:
+            return "closed"
+        return reason
+
+    def summary(self, client: str, server: str, reason: str) -> dict:
+        """The raw summary (see module docstring).  ``reason`` says why the flow ended when
+        the connection itself did not: ``timeout``, ``evicted`` or ``incomplete``."""
+        ch, sh = self.ch, self.sh
+        sha = hashlib.sha256
+        certs = [sha(c).digest() for c in self.certs]
+        ccerts = [sha(c).digest() for c in self.client_certs]
+        curve = None
+        if sh is not None:
+            if self._tls13:
+                curve = sh.key_share_group if sh.key_share_group >= 0 else None
+            elif self.ske is not None and len(self.ske) == 3 and self.ske[0] == 3:
+                curve = (self.ske[1] << 8) | self.ske[2]
+        hist = "".join(self.history)
+        if self.flipped:
+            hist = "^" + hist
+        ident = sha(("%.6f|%s|%s" % (self.start, client, server)).encode()).hexdigest()[:16]
+        s = {
+            "id": ident,
+            "client": client,
+            "server": server,
+            "start": self.start,
+            "end": self.end,
+            "version": sh.version if sh is not None else None,
+            "cipher": sh.cipher_suite if sh is not None and sh.cipher_suite >= 0 else None,
+            "curve": curve,
+            "curve_from_ske": self.ske is not None and not self._tls13,
+            "server_name": ch.server_name if ch is not None else None,
+            "alpn": sh.alpn if sh is not None else None,
+            "established": self.established,
+            "resumed": self.resumed or self._server_ccs_early,
+            "history": hist,
+            "alerts": self.alerts,
+            "client_legacy_version": ch.legacy_version if ch is not None else None,
+            "client_versions": _offered_versions(ch),
+            "client_ciphers": [c for c in ch.cipher_suites if not is_grease(c)] if ch else [],
+            "client_extensions": [e for e in ch.extensions if not is_grease(e)] if ch else [],
+            "client_groups": [g for g in ch.supported_groups if not is_grease(g)] if ch else [],
+            "client_alpn": list(ch.alpn) if ch else [],
+            "client_signature_algorithms": list(ch.signature_algorithms) if ch else [],
+            "client_key_shares": [g for g in ch.key_share_groups if not is_grease(g)] if ch else [],
+            "client_psk": bool(ch and (ch.psk or ch.session_ticket > 0)),
+            "client_sslv2": bool(ch and ch.sslv2),
+            "hrr": self.hrr,
+            "certificates": certs,
+            "client_certificates": ccerts,
+            "certificate_request": self.cert_request,
+            "client_certificate_empty": self.client_cert_empty,
+            "ja4": self.ja4,
+            "close": {"fin": list(self.fin), "rst": list(self.rst)},
+            "client_encrypted": list(self.enc[0]),
+            "server_encrypted": list(self.enc[1]),
+            "encrypted_alerts": list(self.enc_alerts),
+            "gaps": list(self.gaps),
+            "truncated": self.truncated,
+            "weirds": list(self.weirds),
+            "outcome": self.outcome(reason),
+            "sensor": None,
+            "direction": None,
+        }
+        return s
+
+    def certificate_ders(self):
+        """(sha256 digest, DER) for every certificate referenced by the summary."""
+        sha = hashlib.sha256
+        for der in self.certs:
+            yield sha(der).digest(), der
+        for der in self.client_certs:
+            yield sha(der).digest(), der
+
+
+def _offered_versions(ch) -> list:
+    if ch is None:
+        return []
+    vs = [v for v in ch.supported_versions if not is_grease(v)]
+    return vs if vs else [ch.legacy_version]

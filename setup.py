@@ -1,0 +1,38 @@
+"""tlsdiag build.  The Cython wire core in cext/ is compiled unless TLSDIAG_NO_EXTENSIONS
+is set; a failed compile is a failed build (no silent fallback, cf. msgpack #568).
+TLSDIAG_DEBUG_BUILD=1 compiles with -O0 -g3 and Cython bounds checks on."""
+import os
+
+from setuptools import Extension, setup
+
+NO_EXTENSIONS = os.environ.get("TLSDIAG_NO_EXTENSIONS", "") not in ("", "0")
+DEBUG = os.environ.get("TLSDIAG_DEBUG_BUILD", "") not in ("", "0")
+
+ext_modules = []
+if not NO_EXTENSIONS:
+    from Cython.Build import cythonize
+
+    directives = {"language_level": "3"}
+    if DEBUG:
+        directives.update(boundscheck=True, wraparound=True)
+    ext_modules = cythonize(
+        [Extension("cext._wire", ["cext/_wire.pyx"],
+                   extra_compile_args=["-O0", "-g3"] if DEBUG else ["-O2"])],
+        compiler_directives=directives,
+    )
+
+setup(
+    name="tlsdiag",
+    version="0.1.0",
+    description="TLS handshake failure diagnosis for API gateways",
+    python_requires=">=3.11",
+    packages=["tlsdiag", "proto", "sensor", "analyzer", "cext"],
+    package_data={"cext": ["*.pyx", "*.pyi", "py.typed"], "proto": ["py.typed"]},
+    ext_modules=ext_modules,
+    install_requires=[
+        "pcapy-ng>=2.1", "dpkt>=1.9", "kafka-python>=3.0", "msgpack>=1.0",
+        "cryptography>=44", "orjson>=3.9", "lz4>=4", "zstandard>=0.22",
+    ],
+    extras_require={"test": ["pytest>=8", "hypothesis>=6.100"]},
+    entry_points={"console_scripts": ["tlsdiag = tlsdiag.cli:main"]},
+)

@@ -1,0 +1,5 @@
+import sys
+
+from tlsdiag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""``tlsdiag`` console script: one entry point, subcommands imported lazily (httpie style)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from tlsdiag import __version__
+from tlsdiag.status import ExitStatus
+
+__all__ = ["main"]
+
+log = logging.getLogger("tlsdiag")
+
+#: subcommand -> (module, help); each module has ``main(argv) -> int``
+COMMANDS = {
+    "summarize": ("tlsdiag.summarize", "one handshake summary per TLS connection in captures"),
+    "diagnose": ("analyzer.cli", "name the cause of every failed handshake in captures"),
+    "probe": ("analyzer.probe_cli", "actively check a TLS server you name"),
+    "sensor": ("sensor.service", "live capture, summaries to Kafka"),
+    "analyzer": ("analyzer.service", "Kafka consumer: diagnoses and incidents"),
+    "watch": ("sensor.watch", "live capture and diagnosis in one process, no Kafka"),
+    "tail": ("analyzer.tail", "live terminal view of open incidents"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: tlsdiag COMMAND [ARGS...]", "", "commands:"]
+    for name, (_, text) in COMMANDS.items():
+        lines.append("  %-10s %s" % (name, text))
+    lines += ["", "tlsdiag COMMAND --help for a command's options"]
+    return "\n".join(lines)
+
+
+def setup_logging(verbose: int = 0) -> None:
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return ExitStatus.SUCCESS if argv else ExitStatus.ERROR
+    if argv[0] == "--version":
+        from cext import wire
+        print("tlsdiag %s (wire: %s)" % (__version__, wire.IMPLEMENTATION))
+        return ExitStatus.SUCCESS
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        print("tlsdiag: unknown command %r\n\n%s" % (argv[0], _usage()), file=sys.stderr)
+        return ExitStatus.ERROR
+    import importlib
+    try:
+        module = importlib.import_module(cmd[0])
+    except ImportError as exc:
+        print("tlsdiag: %s is not available in this build: %s" % (argv[0], exc), file=sys.stderr)
+        return ExitStatus.ERROR
+    try:
+        return int(module.main(argv[1:]))
+    except KeyboardInterrupt:
+        return ExitStatus.ERROR_CTRL_C
+    except BrokenPipeError:              # `tlsdiag ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return ExitStatus.SUCCESS

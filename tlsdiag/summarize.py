@@ -1,0 +1,112 @@
+"""``tlsdiag summarize FILE... [--format jsonl|table]``"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from tlsdiag.status import ExitStatus
+
+log = logging.getLogger(__name__)
+
+try:
+    import orjson
+
+    def _dumps(obj) -> bytes:
+        return orjson.dumps(obj) + b"\n"
+except ImportError:                                     # pragma: no cover
+    import json
+
+    def _dumps(obj) -> bytes:
+        return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only on a terminal and only for large files."""
+
+    MIN_SIZE = 32 << 20
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.on = stream.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, cap) -> None:
+        if not self.on or cap.size < self.MIN_SIZE:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        frac = min(cap.bytes_read / cap.size, 1.0)
+        bar = "#" * int(frac * 30)
+        self.stream.write("\r%s [%-30s] %3d%% %d packets" % (cap.path[-40:], bar, frac * 100,
+                                                             cap.packets))
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
+def _table_row(s: dict) -> str:
+    alert = s["last_alert"] or "-"
+    return "%-22s %-22s %-14s %-40s %-24s %-5s %-18s %s" % (
+        s["client"], s["server"], s["version"] or "-", (s["cipher"] or "-")[:40],
+        (s["server_name"] or "-")[:24], "yes" if s["established"] else "no", alert[:18],
+        s["history"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tlsdiag summarize",
+                                description="One handshake summary per TLS connection.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap / pcapng, optionally .gz")
+    p.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
+    p.add_argument("--stats", action="store_true", help="print decoder/flow counters to stderr")
+    p.add_argument("--max-flows", type=int, default=262_144)
+    p.add_argument("--idle-timeout", type=float, default=120.0)
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from tlsdiag.cli import setup_logging
+    setup_logging(args.verbose)
+    from cext import wire
+    from sensor.capture import CaptureError
+    from sensor.pipeline import summarize_paths
+    log.info("wire implementation: %s", wire.IMPLEMENTATION)
+    if args.max_flows < 1 or args.idle_timeout <= 0:
+        print("tlsdiag summarize: --max-flows and --idle-timeout must be positive",
+              file=sys.stderr)
+        return ExitStatus.ERROR
+    out = sys.stdout.buffer
+    progress = _Progress(sys.stderr)
+    status = ExitStatus.SUCCESS
+    if args.format == "table":
+        out.write(("%-22s %-22s %-14s %-40s %-24s %-5s %-18s %s\n" % (
+            "client", "server", "version", "cipher", "server_name", "est", "last_alert",
+            "history")).encode())
+    for path in args.files:
+        try:
+            for summary, _certs in summarize_paths([path], progress=progress,
+                                                   max_flows=args.max_flows,
+                                                   idle_timeout=args.idle_timeout):
+                if args.format == "jsonl":
+                    out.write(_dumps(summary))
+                else:
+                    out.write((_table_row(summary) + "\n").encode())
+        except CaptureError as exc:
+            progress.done()
+            out.flush()
+            print("tlsdiag summarize: error: %s" % exc, file=sys.stderr)
+            status = ExitStatus.ERROR
+        progress.done()
+    out.flush()
+    return status
