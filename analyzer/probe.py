@@ -42,7 +42,10 @@ from typing import Callable, Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
+
+from .certs import EXPIRING_SOON, HOSTNAME_MISMATCH, PROBLEM_CAUSE, CertChecker
+from .config import ConfigError, TrustStore, load_truststore
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +445,8 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
         att.version = {"TLSv1": "TLSv1.0"}.get(str(tls.version()), tls.version())
         c = tls.cipher()
         att.cipher = suites.iana_for_openssl(c[0]) if c else None
-        try:
+        try:  # polite close_notify, but never wait long for the server's
+            tls.settimeout(min(0.5, timeout))
             tls.unwrap()
         except (OSError, ValueError):
             pass
@@ -630,76 +634,14 @@ def chain_via_openssl(host: str, port: int, servername: str | None, timeout: flo
 
 
 # --------------------------------------------------------------------------------------------------
-# Chain validation (expiry, hostname, completeness from what was sent, trust).
+# Chain validation: delegated to analyzer.certs (the diagnosis engine's checker), so the probe judges a
+# served chain exactly like ``tlsdiag diagnose`` judges a captured one.
 
-def _utc(c: x509.Certificate, attr: str) -> _dt.datetime:
-    v = getattr(c, attr + "_utc", None)
-    if v is None:
-        v = getattr(c, attr).replace(tzinfo=_dt.timezone.utc)
-    return v  # type: ignore[no-any-return]
-
-
-def _name(n: x509.Name) -> str:
-    try:
-        return n.rfc4514_string()
-    except ValueError:
-        return "<unprintable name>"
-
-
-def _san(c: x509.Certificate) -> tuple[list[str], list[str]]:
-    try:
-        ext = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
-        return [], []
-    return ext.get_values_for_type(x509.DNSName), [str(i) for i in ext.get_values_for_type(x509.IPAddress)]
-
-
-def _is_ca(c: x509.Certificate) -> bool:
-    try:
-        return bool(c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except (x509.ExtensionNotFound, ValueError):
-        return False
-
-
-def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    if child.issuer != parent.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(parent)
-        return True
-    except (ValueError, TypeError, Exception):  # InvalidSignature and unsupported key types
-        return False
-
-
-def _self_signed(c: x509.Certificate) -> bool:
-    return _issued_by(c, c)
-
-
-def hostname_matches(name: str, dns_names: Sequence[str], ip_names: Sequence[str]) -> bool:
-    """RFC 6125: exact match, or a wildcard in the left-most label only; IP names against IP SANs."""
-    try:
-        ip = ipaddress.ip_address(name)
-        return any(ipaddress.ip_address(i) == ip for i in ip_names)
-    except ValueError:
-        pass
-    n = name.rstrip(".").lower()
-    for pat in dns_names:
-        p = pat.rstrip(".").lower()
-        if p == n:
-            return True
-        if p.startswith("*.") and "." in n:
-            head, _, rest = n.partition(".")
-            if head and rest == p[2:] and rest.count(".") >= 1:
-                return True
-    return False
-
-
-def load_roots(truststore: str | None) -> tuple[list[x509.Certificate], str]:
+def load_roots(truststore: str | None) -> TrustStore | None:
     """Trust anchors: the ``--truststore`` (via analyzer.config), else this host's system bundle."""
     if truststore:
-        from .config import ConfigError, load_truststore
         try:
-            return list(load_truststore(truststore).certs), truststore
+            return load_truststore(truststore)
         except ConfigError as e:
             raise ProbeError(str(e)) from None
     path = ssl.get_default_verify_paths().cafile
@@ -707,170 +649,60 @@ def load_roots(truststore: str | None) -> tuple[list[x509.Certificate], str]:
         try:
             with open(path, "rb") as f, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # some system roots carry non-positive serial numbers
-                return list(x509.load_pem_x509_certificates(f.read())), f"system ({path})"
+                certs = tuple(x509.load_pem_x509_certificates(f.read()))
+            return TrustStore(source=f"system ({path})", certs=certs)
         except (OSError, ValueError):
-            pass
-    return [], "none"
+            log.warning("cannot read the system trust bundle %s", path)
+    return None
 
 
-def _verify(leaf: x509.Certificate, inter: list[x509.Certificate], roots: list[x509.Certificate],
-            subject: str, at: _dt.datetime) -> str | None:
-    """cryptography's RFC 5280 / CA-B-Forum path validation.  None if it verifies, else the reason."""
-    from cryptography.x509 import verification as xv
-    try:
-        ip = ipaddress.ip_address(subject)
-        sub: x509.GeneralName = x509.IPAddress(ip)
-    except ValueError:
-        sub = x509.DNSName(subject)
-    try:
-        verifier = xv.PolicyBuilder().store(xv.Store(roots)).time(at).build_server_verifier(sub)
-        verifier.verify(leaf, inter)
-        return None
-    except xv.VerificationError as e:
-        return str(e)
-    except (ValueError, TypeError) as e:
-        return f"cannot verify: {e}"
-
-
-def validate_chain(ders: Sequence[bytes], servername: str | None, roots: Sequence[x509.Certificate],
-                   roots_label: str, now: _dt.datetime | None = None) -> dict[str, object]:
-    """Validate the chain exactly as sent; returns plain facts plus ``problems`` (cause, message)."""
+def validate_chain(ders: Sequence[bytes], servername: str | None, roots: TrustStore | None,
+                   now: _dt.datetime | None = None) -> dict[str, object]:
+    """Validate the chain exactly as sent; returns plain facts plus ``problems`` (cause, severity, message)."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
-    problems: list[dict[str, str]] = []
-    certs: list[x509.Certificate] = []
-    for i, der in enumerate(ders[:MAX_CHAIN_CERTS]):
-        try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except ValueError as e:
-            problems.append({"cause": "certificate_rejected", "severity": "failure",
-                             "message": f"certificate #{i} does not parse: {e}"})
-            break
-    out: dict[str, object] = {"sent": len(ders), "truststore": roots_label, "certificates": [],
-                              "problems": problems}
-    if not certs:
-        problems.append({"cause": "unknown", "severity": "failure", "message": "server sent no certificate"})
-        return out
+    ders = list(ders[:MAX_CHAIN_CERTS])
+    shas = [hashlib.sha256(d).hexdigest() for d in ders]
+    checker = CertChecker({"default": roots} if roots is not None else None,
+                          expiry_warning_days=EXPIRY_WARNING_DAYS)
+    rep = checker.check([{"sha256": s} for s in shas], dict(zip(shas, ders)), side="server", when=now,
+                        hostname=servername, hostname_source="sni" if servername else None,
+                        direction="southbound")
     facts: list[dict[str, object]] = []
-    for i, c in enumerate(certs):
-        nb, na = _utc(c, "not_valid_before"), _utc(c, "not_valid_after")
-        dns, ips = _san(c)
-        facts.append({
-            "index": i, "subject": _name(c.subject), "issuer": _name(c.issuer),
-            "serial": format(c.serial_number, "x"), "not_before": nb.isoformat(), "not_after": na.isoformat(),
-            "days_left": (na - now).days, "expired": now > na, "not_yet_valid": now < nb,
-            "self_signed": _self_signed(c), "ca": _is_ca(c), "san_dns": dns, "san_ip": ips,
-            "sha256": hashlib.sha256(ders[i]).hexdigest(),
-        })
-        who = "leaf" if i == 0 else f"chain certificate #{i}"
-        if now > na:
-            problems.append({"cause": "expired_certificate", "severity": "failure",
-                             "message": f"{who} {_name(c.subject)} expired {na:%Y-%m-%d %H:%M} UTC "
-                                        f"({(now - na).days} days ago)"})
-        elif now < nb:
-            problems.append({"cause": "not_yet_valid_certificate", "severity": "failure",
-                             "message": f"{who} {_name(c.subject)} is not valid before {nb:%Y-%m-%d %H:%M} UTC"})
-        elif (na - now).days < EXPIRY_WARNING_DAYS:
-            problems.append({"cause": "expired_certificate", "severity": "warning",
-                             "message": f"{who} {_name(c.subject)} expires in {(na - now).days} days "
-                                        f"({na:%Y-%m-%d})"})
-    out["certificates"] = facts
-    leaf = certs[0]
-
-    # Hostname.
-    dns, ips = _san(leaf)
-    if servername:
-        ok = hostname_matches(servername, dns, ips)
-        if not ok and not dns and not ips:
-            cn = [a.value for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-            note = f"no subjectAltName; CN={cn[0] if cn else '-'} (CN is ignored by modern clients)"
-        else:
-            note = "SAN " + ", ".join(dns + ips) if (dns or ips) else "no names"
-        out["hostname"] = {"name": servername, "matches": ok, "certificate_names": dns + ips, "note": note}
-        if not ok:
-            problems.append({"cause": "hostname_mismatch", "severity": "failure",
-                             "message": f"certificate names ({note}) do not cover {servername}"})
-    else:
-        out["hostname"] = {"name": None, "matches": None, "certificate_names": dns + ips,
-                           "note": "no server name to check (give --servername)"}
-
-    # Completeness: follow issuers among what was sent, in any order; never from anything seen elsewhere.
-    path = [leaf]
-    unused = list(certs[1:])
-    while len(path) <= MAX_CHAIN_CERTS:
-        cur = path[-1]
-        if _self_signed(cur):
-            break
-        nxt = next((c for c in unused if _issued_by(cur, c)), None)
-        if nxt is None:
-            break
-        path.append(nxt)
-        unused.remove(nxt)
-    top = path[-1]
-    anchor = None if _self_signed(top) else next((r for r in roots if _issued_by(top, r)), None)
-    chain_facts: dict[str, object] = {
-        "path": [_name(c.subject) for c in path], "ends_with_root": _self_signed(top),
-        "anchor": _name(anchor.subject) if anchor is not None else None,
-        "in_order": all(_issued_by(certs[i], certs[i + 1]) for i in range(len(certs) - 1)),
-        "unused": [_name(c.subject) for c in unused],
+    if rep is not None:
+        for i, c in enumerate(rep.chain):
+            facts.append({
+                "index": i, "subject": c.subject, "issuer": c.issuer, "sha256": c.sha256,
+                "not_before": c.not_before.isoformat() if c.not_before else None,
+                "not_after": c.not_after.isoformat() if c.not_after else None,
+                "days_left": (c.not_after - now).days if c.not_after else None,
+                "expired": bool(c.not_after and now > c.not_after),
+                "not_yet_valid": bool(c.not_before and now < c.not_before),
+                "self_signed": c.self_signed, "ca": c.is_ca, "san_dns": list(c.san_dns), "san_ip": list(c.san_ip),
+                "error": c.error,
+            })
+    problems: list[dict[str, object]] = []
+    for p in rep.problems if rep is not None else ():
+        problems.append({"cause": PROBLEM_CAUSE.get(p.code, "certificate_rejected"),
+                         "severity": "warning" if p.code == EXPIRING_SOON else "failure",
+                         "problem": p.code, "cert_index": p.index,
+                         "message": (f"certificate #{p.index} " if p.index > 0 else ("leaf " if p.index == 0 else ""))
+                                    + f"{p.subject}: {p.detail}"})
+    if rep is None:
+        problems.append({"cause": "unknown", "severity": "failure", "problem": "no_certificate",
+                         "cert_index": -1, "message": "server sent no certificate"})
+    hostname: dict[str, object] = {"name": servername, "matches": None, "how": None}
+    if rep is not None and servername:
+        hostname["matches"] = HOSTNAME_MISMATCH not in rep.codes()
+        hostname["how"] = rep.hostname_how
+    return {
+        "sent": len(ders), "certificates": facts, "problems": problems, "hostname": hostname,
+        "anchored": rep.anchored if rep is not None else False,
+        "trust": {"truststore": roots.source if roots is not None else None,
+                  "verified": (rep.verifier == "ok") if rep is not None and rep.verifier is not None else None,
+                  "verifier": rep.verifier if rep is not None else None},
+        "notes": list(rep.notes) if rep is not None else [],
+        "checked_at": now.isoformat(),
     }
-    if _self_signed(top):
-        root_trusted = any(r.public_bytes(serialization.Encoding.DER) == top.public_bytes(serialization.Encoding.DER)
-                           or (r.subject == top.subject and r.public_key() == top.public_key()) for r in roots)
-        chain_facts["complete"] = True
-        if not root_trusted:
-            what = "self-signed certificate" if len(path) == 1 else f"root {_name(top.subject)}"
-            problems.append({"cause": "unknown_certificate", "severity": "failure",
-                             "message": f"{what} is not in the truststore ({roots_label})"})
-    elif anchor is not None:
-        chain_facts["complete"] = True
-    else:
-        chain_facts["complete"] = False
-        missing = _name(top.issuer)
-        if top is leaf:
-            problems.append({"cause": "incomplete_chain", "severity": "failure",
-                             "message": f"leaf sent without its issuer: {missing} was not sent and is not a "
-                                        f"trusted root ({roots_label}) - the intermediate is missing"})
-        else:
-            problems.append({"cause": "incomplete_chain" if _is_ca(top) and not roots else "unknown_certificate",
-                             "severity": "failure",
-                             "message": f"chain ends at {_name(top.subject)}, whose issuer {missing} was not sent "
-                                        f"and is not in the truststore ({roots_label}): a missing intermediate or "
-                                        f"an untrusted root"})
-    if unused:
-        problems.append({"cause": "incomplete_chain", "severity": "warning",
-                         "message": "sent but not part of the leaf's path: " + "; ".join(chain_facts["unused"])})  # type: ignore[arg-type]
-    if not chain_facts["in_order"] and not unused and len(certs) > 1:
-        problems.append({"cause": "incomplete_chain", "severity": "warning",
-                         "message": "chain is complete but not sent in leaf-to-root order (strict clients fail)"})
-    out["chain"] = chain_facts
-
-    # Trust: the verifier a strict client uses (hostname included), at now; then, if that fails for
-    # hostname or validity reasons only, again without them so the report separates the causes.
-    trust: dict[str, object] = {"truststore": roots_label}
-    if roots:
-        subject = servername or (dns[0] if dns else (ips[0] if ips else None))
-        if subject is None:
-            trust["verified"], trust["error"] = False, "leaf has no subjectAltName"
-        else:
-            inter = certs[1:]
-            err = _verify(leaf, inter, list(roots), subject, now)
-            trust["verified"], trust["error"] = err is None, err
-            if err is not None:
-                alt = subject if hostname_matches(subject, dns, ips) else (dns[0] if dns else (ips[0] if ips else subject))
-                nb, na = _utc(leaf, "not_valid_before"), _utc(leaf, "not_valid_after")
-                mid = nb + (na - nb) / 2
-                err2 = _verify(leaf, inter, list(roots), alt, mid)
-                trust["verified_apart_from_name_and_validity"] = err2 is None
-                trust["error_apart_from_name_and_validity"] = err2
-                if err2 is not None and not any(p["cause"] in ("incomplete_chain", "unknown_certificate")
-                                                and p["severity"] == "failure" for p in problems):
-                    problems.append({"cause": "unknown_certificate", "severity": "failure",
-                                     "message": f"path validation fails against {roots_label}: {err2}"})
-    else:
-        trust["verified"], trust["error"] = None, "no trust anchors available (give --truststore)"
-    out["trust"] = trust
-    return out
-
 
 # --------------------------------------------------------------------------------------------------
 # The probe.
@@ -1073,7 +905,7 @@ class Prober:
         t0 = time.monotonic()
         self._resolve()
         assert self.addr is not None
-        roots, roots_label = load_roots(o.truststore)
+        roots = load_roots(o.truststore)
         report: dict[str, object] = {
             "target": f"{o.host}:{o.port}", "connected_to": str(self.addr[1][0]), "servername": self.name,
             "timeout_s": o.timeout, "local_tls_library": ssl.OPENSSL_VERSION,
@@ -1114,7 +946,7 @@ class Prober:
         if not chain_ders and not HAS_MSG_CALLBACK:
             chain_ders = chain_via_openssl(str(self.addr[1][0]), o.port, self.name, o.timeout)
         if chain_ders:
-            chain = validate_chain(chain_ders, self.name, roots, roots_label, self.now)
+            chain = validate_chain(chain_ders, self.name, roots, self.now)
             chain["from"] = best.label if best else "openssl s_client"
             chain["version"] = best.version if best else None
         else:
@@ -1139,7 +971,7 @@ def _cert_label(att: Attempt) -> str:
     try:
         c = x509.load_der_x509_certificate(att.chain[0])
         cn = c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return f"CN={cn[0].value}" if cn else _name(c.subject)
+        return f"CN={cn[0].value}" if cn else c.subject.rfc4514_string()
     except ValueError:
         return "?"
 
@@ -1158,9 +990,13 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
         if not modern:
             only = ", ".join(accepted)
             rej = versions["TLSv1.2"]
-            how = rej.summary()
-            if rej.alert and rej.outcome == "server_chose_other":
-                how += f" with {rej.alert['name']}"
+            if rej.outcome == "server_alert" and rej.alert:
+                how = f"the server's {rej.alert['name']} alert"
+            elif rej.outcome == "server_chose_other":
+                how = (f"the server answering {rej.server_version} and the client aborting"
+                       + (f" with {rej.alert['name']}" if rej.alert else ""))
+            else:
+                how = rej.summary()
             out.append(_finding(
                 "protocol_mismatch", "failure",
                 f"server accepts only {only}: a client offering only TLSv1.2 (Java 8+ / Message Processor "
@@ -1241,8 +1077,11 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
     chain = report.get("chain")
     if isinstance(chain, dict):
         for p in chain.get("problems", []):
+            if not isinstance(p, dict):
+                continue
             fix = {
                 "expired_certificate": "install a renewed certificate with its full chain in the server's keystore",
+                "expiring_certificate": "renew the certificate before it expires",
                 "not_yet_valid_certificate": "check the server's clock / install a currently valid certificate",
                 "hostname_mismatch": "get a certificate whose SAN covers the name (or a wildcard) and upload the "
                                      "full chain to the keystore",
@@ -1251,9 +1090,9 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
                 "unknown_certificate": "add the issuing root to the client's truststore, or serve a certificate "
                                        "from a CA the client trusts",
             }.get(p["cause"], "")
-            out.append(_finding(p["cause"], p["severity"], p["message"], fix if p["severity"] == "failure" else ""))
+            out.append(_finding(str(p["cause"]), str(p["severity"]), str(p["message"]), fix))
         trust = chain.get("trust")
-        if isinstance(trust, dict) and trust.get("verified") is True:
+        if isinstance(trust, dict) and trust.get("verified") is True and not chain.get("problems"):
             out.append(_finding("none", "ok", f"chain verifies for {name} against {trust.get('truststore')}"))
     return out
 
@@ -1317,17 +1156,18 @@ def render_text(r: dict[str, object]) -> str:
                     L.append("      SAN " + ", ".join(c["san_dns"] + c["san_ip"]))
             h = chain.get("hostname", {})
             if h.get("name"):
-                L.append(f"  hostname {h['name']}: {'matches' if h['matches'] else 'DOES NOT MATCH'} ({h['note']})")
-            ch = chain.get("chain", {})
-            if ch:
-                end = ("root sent" if ch.get("ends_with_root") else
-                       (f"anchored at {ch['anchor']}" if ch.get("anchor") else "issuer of the last certificate not found"))
-                L.append(f"  chain: {'complete' if ch.get('complete') else 'INCOMPLETE'} ({end}); path "
-                         + " <- ".join(ch.get("path", [])))
+                L.append(f"  hostname {h['name']}: {'matches' if h['matches'] else 'DOES NOT MATCH'} ({h['how']})")
+            L.append("  chain: " + ("reaches a trusted certificate" if chain.get("anchored")
+                                    else "does NOT reach a trusted certificate"))
+            for p in chain.get("problems", []):
+                L.append(f"  problem: {p['problem']}: {p['message']}")
+            for n in chain.get("notes", []):
+                L.append(f"  note: {n}")
             t = chain.get("trust", {})
             if t:
                 res = {True: "verified", False: "NOT verified", None: "not checked"}[t.get("verified")]
-                L.append(f"  trust ({t.get('truststore')}): {res}" + (f": {t['error']}" if t.get("error") else ""))
+                L.append(f"  path validation ({t.get('truststore')}): {res}"
+                         + (f" ({t['verifier']})" if t.get("verifier") not in (None, "ok") else ""))
         else:
             L.append("Certificate chain: " + str(chain.get("note", "not seen")))
     L.append("")

@@ -1,0 +1,487 @@
+"""``tlsdiag probe`` against real local TLS servers (openssl s_server and Python ssl) on 127.0.0.1.
+
+Every server is a real TLS stack on a free loopback port, started per test and stopped afterwards; the
+PKI (root, intermediate, leaves: good, expired, other name) is generated per session with cryptography.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from analyzer import probe
+from analyzer.probe_cli import main
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
+
+NAME = "probe.test"
+OTHER = "default.test"
+UTC = dt.timezone.utc
+
+
+# ------------------------------------------------------------------------------------------ throwaway PKI
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Certificate | None, issuer_key: rsa.RSAPrivateKey,
+          *, ca: bool, names: tuple[str, ...] = (), not_before: dt.datetime, not_after: dt.datetime
+          ) -> x509.Certificate:
+    subj = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    b = (x509.CertificateBuilder().subject_name(subj)
+         .issuer_name(issuer.subject if issuer is not None else subj)
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(not_before).not_valid_after(not_after)
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    if issuer is not None:
+        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                            critical=False)
+    if ca:
+        b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+    else:
+        b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                                          data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                          crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+    return b.sign(issuer_key, hashes.SHA256())
+
+
+def _pem(*certs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def _key_pem(k: rsa.RSAPrivateKey) -> bytes:
+    return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                           serialization.NoEncryption())
+
+
+class PKI:
+    def __init__(self, d: Path) -> None:
+        now = dt.datetime.now(UTC)
+        day = dt.timedelta(days=1)
+        self.d = d
+        rk, ik, lk, ek, ok = _key(), _key(), _key(), _key(), _key()
+        root = _cert("tlsdiag Test Root", rk, None, rk, ca=True, not_before=now - 10 * day, not_after=now + 3650 * day)
+        inter = _cert("tlsdiag Test Intermediate", ik, root, rk, ca=True, not_before=now - 10 * day,
+                      not_after=now + 1000 * day)
+        leaf = _cert(NAME, lk, inter, ik, ca=False, names=(NAME,), not_before=now - day, not_after=now + 365 * day)
+        expired = _cert(NAME, ek, inter, ik, ca=False, names=(NAME,), not_before=now - 400 * day,
+                        not_after=now - 5 * day)
+        other = _cert(OTHER, ok, inter, ik, ca=False, names=(OTHER,), not_before=now - day, not_after=now + 365 * day)
+        files = {
+            "root.pem": _pem(root), "inter.pem": _pem(inter),
+            "leaf.pem": _pem(leaf), "leaf.key": _key_pem(lk), "leaf_chain.pem": _pem(leaf, inter),
+            "expired.pem": _pem(expired), "expired.key": _key_pem(ek), "expired_chain.pem": _pem(expired, inter),
+            "other.pem": _pem(other), "other.key": _key_pem(ok), "other_chain.pem": _pem(other, inter),
+        }
+        for n, data in files.items():
+            (d / n).write_bytes(data)
+
+    def __getattr__(self, item: str) -> str:
+        p = self.d / item.replace("_key", ".key").replace("_pem", ".pem")
+        if not p.exists():
+            raise AttributeError(item)
+        return str(p)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return PKI(tmp_path_factory.mktemp("pki"))
+
+
+# ------------------------------------------------------------------------------------------ servers
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OpenSSLServer:
+    """``openssl s_server -www`` (with -www it answers HTTP and does not read stdin)."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.port = free_port()
+        self.log = tmp / f"s_server_{self.port}.log"
+        self.cmd = ["openssl", "s_server", "-www", "-accept", f"127.0.0.1:{self.port}", *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> OpenSSLServer:
+        f = open(self.log, "wb")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        f.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if b"ACCEPT" in self.log.read_bytes():
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError(f"s_server did not start: {self.log.read_text(errors='replace')}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class PySNIServer:
+    """A Python ``ssl`` server whose sni_callback decides, like an SNI-only virtual-host front end.
+
+    ``missing``: what to do without server_name: "reject" (fatal handshake_failure) or "default" (serve the
+    default certificate); unknown names get a fatal unrecognized_name when ``reject_unknown``.
+    """
+
+    def __init__(self, pki: PKI, *, missing: str, reject_unknown: bool) -> None:
+        self.named = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.named.load_cert_chain(pki.leaf_chain_pem, pki.leaf_key)
+        self.default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.default.load_cert_chain(pki.other_chain_pem, pki.other_key)
+        self.missing, self.reject_unknown = missing, reject_unknown
+        self.default.sni_callback = self._sni
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.stop = threading.Event()
+        self.handshakes: list[str | None] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _sni(self, obj: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> int | None:
+        if name is None:
+            return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE if self.missing == "reject" else None
+        if name == NAME:
+            obj.context = self.named
+            return None
+        return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if self.reject_unknown else None
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            conn.settimeout(2)
+            try:
+                tls = self.default.wrap_socket(conn, server_side=True)
+                self.handshakes.append(tls.server_hostname)
+                tls.close()
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    def __enter__(self) -> PySNIServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def run_probe(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = main(list(argv), stdout=out, stderr=err)
+    return int(rc), out.getvalue(), err.getvalue()
+
+
+def run_json(*argv: str) -> dict:
+    rc, out, err = run_probe(*argv, "--format", "json", "--timeout", "3")
+    assert rc == 0, err
+    assert "Traceback" not in err
+    return json.loads(out)
+
+
+def causes(report: dict, severity: str = "failure") -> set[str]:
+    return {f["cause"] for f in report["findings"] if f["severity"] == severity}
+
+
+def accepted_versions(report: dict) -> list[str]:
+    return [v for v, a in report["versions"].items() if a["accepted"]]
+
+
+# ------------------------------------------------------------------------------------------ the servers' kinds
+
+def test_tls10_only_server(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-tls1", "-cipher", "DEFAULT@SECLEVEL=0") as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem,
+                     "--versions", "TLSv1.2", "--ciphers", "ECDHE-RSA-AES128-GCM-SHA256,ECDHE-RSA-AES256-GCM-SHA384")
+    assert accepted_versions(r) == ["TLSv1.0"]
+    assert r["versions"]["TLSv1.0"]["version"] == "TLSv1.0"
+    # SSLv3 cannot be offered by OpenSSL 3: tested with the hand-built ClientHello, and refused by the server.
+    assert r["versions"]["SSLv3"]["method"] in ("raw-client-hello", "python-ssl")
+    assert r["versions"]["SSLv3"]["outcome"] in ("server_alert", "closed", "server_chose_other")
+    # A TLS1.2-only offer: the server answers TLSv1.0 and the client aborts, or the server alerts.
+    v12 = r["versions"]["TLSv1.2"]
+    assert not v12["accepted"]
+    assert v12["outcome"] in ("server_chose_other", "server_alert")
+    if v12["outcome"] == "server_chose_other":
+        assert v12["server_version"] == "TLSv1.0"
+        assert v12["alert"] == {"code": 70, "name": "protocol_version", "level": "fatal", "sent_by": "client"}
+    assert r["suites"]["TLSv1.0"], "suites of the accepted version enumerated"
+    assert all("GCM" not in s for s in r["suites"]["TLSv1.0"])
+    offer = r["offer"]
+    assert offer["accepted"] is False
+    assert offer["alert"]["name"] in ("handshake_failure", "protocol_version")
+    assert offer["ciphers"] == ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]
+    proto = [f for f in r["findings"] if f["cause"] == "protocol_mismatch" and f["severity"] == "failure"]
+    assert proto, r["findings"]
+    assert "only TLSv1.0" in proto[0]["message"]
+    assert "<Protocol>TLSv1.0</Protocol>" in proto[0]["fix"]
+    # the chain is fine
+    assert r["chain"]["trust"]["verified"] is True
+    assert not [p for p in r["chain"]["problems"] if p["severity"] == "failure"]
+
+
+def test_tls12_restricted_cipher_server(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-tls1_2", "-cipher", "AES256-SHA256") as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem,
+                     "--versions", "TLSv1.2", "--ciphers", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+        ok = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites",
+                      "--versions", "TLSv1.2", "--ciphers", "TLS_RSA_WITH_AES_256_CBC_SHA256")
+    assert accepted_versions(r) == ["TLSv1.2"]
+    assert r["suites"]["TLSv1.2"] == ["TLS_RSA_WITH_AES_256_CBC_SHA256"]
+    offer = r["offer"]
+    assert offer["outcome"] == "server_alert"
+    assert offer["alert"] == {"code": 40, "name": "handshake_failure", "level": "fatal", "sent_by": "server"}
+    assert "cipher_mismatch" in causes(r)
+    msg = next(f["message"] for f in r["findings"] if f["cause"] == "cipher_mismatch")
+    assert "TLS_RSA_WITH_AES_256_CBC_SHA256" in msg
+    assert "protocol_mismatch" not in causes(r)
+    assert ok["offer"]["accepted"] is True
+    assert ok["offer"]["cipher"] == "TLS_RSA_WITH_AES_256_CBC_SHA256"
+    assert ok["suites"] == {}
+
+
+def test_tls13_server_full_chain(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-tls1_3") as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem)
+    assert accepted_versions(r) == ["TLSv1.3"]
+    assert r["versions"]["TLSv1.2"]["alert"]["name"] == "protocol_version"
+    ch = r["chain"]
+    assert ch["version"] == "TLSv1.3"
+    assert ch["sent"] == 2
+    assert [c["subject"] for c in ch["certificates"]] == [f"CN={NAME}", "CN=tlsdiag Test Intermediate"]
+    assert ch["hostname"]["matches"] is True
+    assert ch["anchored"] is True
+    assert ch["trust"]["verified"] is True
+    assert causes(r) == set()
+    assert any(f["severity"] == "ok" and "chain verifies" in f["message"] for f in r["findings"])
+
+
+def test_sni_required_python_server(pki: PKI) -> None:
+    with PySNIServer(pki, missing="reject", reject_unknown=True) as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+    sni = r["sni"]
+    assert sni["with_name"]["accepted"] is True
+    assert sni["without_name"]["outcome"] == "server_alert"
+    assert sni["without_name"]["alert"]["name"] == "handshake_failure"
+    assert sni["unknown_name"]["alert"]["name"] == "unrecognized_name"
+    assert "sni_required" in causes(r)
+    assert any(f["cause"] == "sni_unrecognized" and f["severity"] == "info" for f in r["findings"])
+    assert r["chain"]["certificates"][0]["subject"] == f"CN={NAME}"
+    assert r["chain"]["trust"]["verified"] is True
+
+
+def test_sni_different_certificate(pki: PKI) -> None:
+    with PySNIServer(pki, missing="default", reject_unknown=False) as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+    sni = r["sni"]
+    assert sni["with_name"]["accepted"] and sni["without_name"]["accepted"]
+    assert sni["with_name"]["leaf_sha256"] != sni["without_name"]["leaf_sha256"]
+    f = [x for x in r["findings"] if x["cause"] == "sni_required"]
+    assert f and f[0]["severity"] == "warning"
+    assert f"CN={OTHER}" in f[0]["message"] and f"CN={NAME}" in f[0]["message"]
+
+
+def test_sni_warning_unrecognized_name(pki: PKI, tmp_path: Path) -> None:
+    # s_server with -servername sends a *warning* unrecognized_name for other names (TLS 1.2), which JSSE
+    # treats as fatal: the probe must see the warning alert on an otherwise successful handshake.
+    with OpenSSLServer(tmp_path, "-cert", pki.other_pem, "-key", pki.other_key, "-cert_chain", pki.inter_pem,
+                       "-servername", NAME, "-cert2", pki.leaf_pem, "-key2", pki.leaf_key,
+                       "-tls1_2") as srv:
+        r = run_json(srv.target, "--servername", "wrong.test", "--truststore", pki.root_pem, "--no-suites")
+        good = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+    w = r["sni"]["with_name"]
+    assert w["accepted"] is True
+    assert w["warning_alerts"] == [{"code": 112, "name": "unrecognized_name", "level": "warning",
+                                    "sent_by": "server"}]
+    assert "sni_unrecognized" in causes(r)
+    assert "hostname_mismatch" in causes(r)
+    # the right name switches to cert2; without SNI the default certificate comes back
+    assert good["sni"]["with_name"]["warning_alerts"] == []
+    assert good["sni"]["with_name"]["leaf_sha256"] != good["sni"]["without_name"]["leaf_sha256"]
+    assert "sni_unrecognized" not in causes(good)
+
+
+def test_expired_certificate(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.expired_pem, "-key", pki.expired_key, "-cert_chain", pki.inter_pem,
+                       ) as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+    assert "expired_certificate" in causes(r)
+    leaf = r["chain"]["certificates"][0]
+    assert leaf["expired"] is True and leaf["days_left"] < 0
+    assert r["chain"]["trust"]["verified"] is False
+    assert "incomplete_chain" not in causes(r)
+
+
+def test_missing_intermediate(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key) as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+        rc, text, err = run_probe(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+    assert r["chain"]["sent"] == 1
+    assert r["chain"]["anchored"] is False
+    assert "incomplete_chain" in causes(r)
+    assert "expired_certificate" not in causes(r)
+    assert rc == 0
+    assert "incomplete_chain" in text and "Verdict:" in text and "TLSv1.3" in text
+
+
+def test_hostname_mismatch_and_untrusted_root(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem) as srv:
+        wrong = run_json(srv.target, "--servername", "myorg.example.test", "--truststore", pki.root_pem,
+                         "--no-suites")
+        # truststore that does not hold our root: the chain stops at an unknown issuer
+        untrusted = run_json(srv.target, "--servername", NAME, "--truststore", pki.other_pem, "--no-suites")
+    assert "hostname_mismatch" in causes(wrong)
+    assert wrong["chain"]["hostname"]["matches"] is False
+    assert "unknown_certificate" in causes(untrusted) or "incomplete_chain" in causes(untrusted)
+    assert untrusted["chain"]["trust"]["verified"] is False
+
+
+# ------------------------------------------------------------------------------------------ raw hello, units
+
+def test_raw_client_hello_against_tls10_server(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-tls1",
+                       "-cipher", "DEFAULT@SECLEVEL=0") as srv:
+        addr = (socket.AF_INET, ("127.0.0.1", srv.port))
+        t = probe.suite_table()
+        ok = probe.raw_hello_probe(addr, "TLSv1.0", servername=NAME, timeout=3, suites=t, label="raw")
+        no = probe.raw_hello_probe(addr, "SSLv3", servername=NAME, timeout=3, suites=t, label="raw")
+    assert ok.outcome == "accepted" and ok.server_version == "TLSv1.0"
+    assert ok.cipher and ok.cipher.startswith("TLS_")
+    assert no.outcome in ("server_alert", "closed") and not no.accepted
+
+
+def test_alert_names_from_openssl_reasons() -> None:
+    assert probe.alert_from_reason("TLSV1_ALERT_PROTOCOL_VERSION") == 70
+    assert probe.alert_from_reason("SSLV3_ALERT_HANDSHAKE_FAILURE") == 40
+    assert probe.alert_from_reason("TLSV1_UNRECOGNIZED_NAME") == 112
+    assert probe.alert_from_reason("SSLV3_ALERT_CERTIFICATE_EXPIRED") == 45
+    assert probe.alert_from_reason("TLSV13_ALERT_CERTIFICATE_REQUIRED") == 116
+    assert probe.alert_from_reason("TLSV1_ALERT_USER_CANCELLED") == 90
+    assert probe.alert_from_reason("WRONG_VERSION_NUMBER") is None
+    assert probe.alert_name(48) == "unknown_ca" and probe.alert_name(250) == "unknown-250"
+
+
+def test_server_hello_parser_is_bounded() -> None:
+    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x13\x01" + b"\x00" + b"\x00\x06" + b"\x00\x2b\x00\x02\x03\x04"
+    msg = b"\x02" + len(body).to_bytes(3, "big") + body
+    sh = probe.parse_server_hello(msg)
+    assert sh is not None and sh.version == 0x0304 and sh.cipher == 0x1301 and not sh.hello_retry
+    for cut in range(len(msg)):
+        probe.parse_server_hello(msg[:cut])  # never raises
+    assert probe.parse_certificate_message(b"\x0b\x00\x00\x09\x00\x00\x06\x00\x00\x09", tls13=False) == []
+
+
+# ------------------------------------------------------------------------------------------ error paths
+
+def test_unreachable_port_exits_2() -> None:
+    port = free_port()  # nothing listens there
+    rc, out, err = run_probe(f"127.0.0.1:{port}", "--timeout", "2")
+    assert rc == 2
+    assert out == ""
+    assert "cannot connect" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["127.0.0.1"], "HOST:PORT"),
+    (["127.0.0.1:99999"], "port out of range"),
+    (["127.0.0.1:443", "--versions", "TLSv9"], "unknown protocol version"),
+    (["127.0.0.1:443", "--ciphers", "NOT-A-SUITE"], "unknown cipher suite"),
+    (["127.0.0.1:443", "--timeout", "0"], "--timeout"),
+    (["127.0.0.1:443", "--format", "xml"], "invalid choice"),
+    ([], "required"),
+    (["127.0.0.1:443", "--truststore", "/nonexistent/roots.pem"], "does not exist"),
+])
+def test_bad_arguments_exit_2(argv: list[str], needle: str) -> None:
+    if "--truststore" in argv:  # needs a listener to get past the connect step
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(4)
+            argv = [f"127.0.0.1:{s.getsockname()[1]}"] + argv[1:]
+            rc, out, err = run_probe(*argv)
+    else:
+        rc, out, err = run_probe(*argv)
+    assert rc == 2
+    assert needle in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_non_tls_listener_reports_without_crashing() -> None:
+    """A port that accepts TCP and closes at once: the probe runs (exit 0) and says nothing was accepted."""
+    stop = threading.Event()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+                c.close()
+            except (socket.timeout, OSError):
+                continue
+
+    th = threading.Thread(target=loop, daemon=True)
+    th.start()
+    try:
+        r = run_json(f"127.0.0.1:{srv.getsockname()[1]}", "--servername", NAME)
+    finally:
+        stop.set()
+        th.join(5)
+        srv.close()
+    assert accepted_versions(r) == []
+    assert r["versions"]["TLSv1.2"]["outcome"] == "closed"
+    assert "unknown" in causes(r)
+    assert r["chain"]["sent"] == 0
