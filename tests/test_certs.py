@@ -1,0 +1,183 @@
+"""Certificate checks against a generated PKI: each problem named, chain judged per connection."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from analyzer import certs as C
+from analyzer.config import TrustStore
+from analyzer.testing import T0, cert_facts, ders, issue, make_pki
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return make_pki()
+
+
+def check(chain, *, trust=None, when=T0, hostname="api.example.com", side="server", checker=None, facts_only=False):
+    ck = checker or C.CertChecker({"default": TrustStore("test-roots", tuple(trust))} if trust else None)
+    return ck.check([cert_facts(c) for c in chain], {} if facts_only else ders(chain), side=side, when=when,
+                    hostname=hostname, hostname_source="sni" if hostname else None, direction="southbound")
+
+
+def codes(report):
+    return sorted(p.code for p in report.problems)
+
+
+def test_valid_chain_with_truststore_is_clean(pki):
+    r = check([pki.leaf, pki.inter], trust=[pki.root.cert])
+    assert codes(r) == []
+    assert r.verifier == "ok"
+    assert r.anchored
+
+
+def test_expired_leaf_named_at_capture_time(pki):
+    r = check([pki.expired, pki.inter], trust=[pki.root.cert], hostname="old.example.com")
+    assert codes(r) == [C.EXPIRED]
+    assert r.problems[0].index == 0
+    # the same chain checked at a time before its expiry is fine
+    r2 = check([pki.expired, pki.inter], trust=[pki.root.cert], hostname="old.example.com",
+               when=T0 - dt.timedelta(days=100))
+    assert C.EXPIRED not in codes(r2)
+
+
+def test_every_certificate_in_chain_is_checked(pki):
+    old_inter = issue("Old Intermediate", pki.root, ca=True, not_before=T0 - dt.timedelta(days=900),
+                      not_after=T0 - dt.timedelta(days=1))
+    leaf = issue("api.example.com", old_inter, sans=["api.example.com"])
+    r = check([leaf, old_inter], trust=[pki.root.cert])
+    assert [(p.code, p.index) for p in r.problems if p.code == C.EXPIRED] == [(C.EXPIRED, 1)]
+
+
+def test_not_yet_valid(pki):
+    r = check([pki.not_yet_valid, pki.inter], trust=[pki.root.cert], hostname="new.example.com")
+    assert codes(r) == [C.NOT_YET_VALID]
+
+
+def test_expiring_soon_is_a_separate_code(pki):
+    soon = issue("api.example.com", pki.inter, sans=["api.example.com"], not_after=T0 + dt.timedelta(days=5))
+    r = check([soon, pki.inter], trust=[pki.root.cert])
+    assert codes(r) == [C.EXPIRING_SOON]
+    assert r.failure_problems() == []
+
+
+def test_hostname_mismatch(pki):
+    r = check([pki.wrong_name, pki.inter], trust=[pki.root.cert])
+    assert codes(r) == [C.HOSTNAME_MISMATCH]
+    assert "something.example.com" in r.problems[0].detail
+
+
+@pytest.mark.parametrize("host,ok", [
+    ("api.example.com", True), ("x.api.example.com", True), ("X.API.Example.COM.", True),
+    ("a.b.api.example.com", False), ("example.com", False), ("apix.example.com", False),
+])
+def test_wildcard_san(pki, host, ok):
+    r = check([pki.leaf, pki.inter], trust=[pki.root.cert], hostname=host)
+    assert (C.HOSTNAME_MISMATCH not in codes(r)) is ok
+
+
+@pytest.mark.parametrize("pattern,host,ok", [
+    ("*.example.com", "foo.example.com", True),
+    ("*.example.com", "example.com", False),
+    ("*.example.com", "foo.bar.example.com", False),
+    ("*.com", "example.com", False),
+    ("f*.example.com", "foo.example.com", False),
+    ("foo.*.com", "foo.example.com", False),
+    ("*.10.0.0", "1.10.0.0", False),
+    ("Foo.Example.com", "foo.example.com.", True),
+])
+def test_wildcard_rules(pattern, host, ok):
+    assert C.wildcard_match(pattern, host) is ok
+
+
+def test_cn_fallback_only_without_san(pki):
+    no_san = issue("legacy.example.com", pki.inter)          # no SAN at all
+    r = check([no_san, pki.inter], trust=[pki.root.cert], hostname="legacy.example.com")
+    assert C.HOSTNAME_MISMATCH not in codes(r)
+    assert r.hostname_how.startswith("CN")
+    # with a SAN the CN is ignored
+    both = issue("cn-only.example.com", pki.inter, sans=["other.example.com"])
+    r2 = check([both, pki.inter], trust=[pki.root.cert], hostname="cn-only.example.com")
+    assert C.HOSTNAME_MISMATCH in codes(r2)
+
+
+def test_ip_san(pki):
+    leaf = issue("10.2.0.9", pki.inter, sans=["10.2.0.9"])
+    assert C.HOSTNAME_MISMATCH not in codes(check([leaf, pki.inter], trust=[pki.root.cert], hostname="10.2.0.9"))
+    assert C.HOSTNAME_MISMATCH in codes(check([leaf, pki.inter], trust=[pki.root.cert], hostname="10.2.0.10"))
+
+
+def test_missing_intermediate_with_truststore(pki):
+    r = check([pki.leaf], trust=[pki.root.cert])
+    assert codes(r) == [C.MISSING_ISSUER]
+    assert r.verifier != "ok"
+
+
+def test_missing_intermediate_without_truststore_says_what_a_truststore_adds(pki):
+    r = check([pki.leaf])
+    assert codes(r) == [C.MISSING_ISSUER]
+    assert any("truststore" in n for n in r.notes)
+
+
+def test_chain_completeness_never_uses_intermediates_seen_elsewhere(pki):
+    ck = C.CertChecker({"default": TrustStore("roots", (pki.root.cert,))})
+    assert codes(check([pki.leaf, pki.inter], checker=ck)) == []
+    # the intermediate was seen on another connection; this one sent the leaf alone
+    assert codes(check([pki.leaf], checker=ck)) == [C.MISSING_ISSUER]
+
+
+def test_complete_chain_without_truststore_is_clean(pki):
+    r = check([pki.leaf, pki.inter])
+    assert codes(r) == []
+    assert r.verifier is None
+
+
+def test_self_signed(pki):
+    r = check([pki.self_signed], hostname="self.example.com")
+    assert codes(r) == [C.SELF_SIGNED]
+    r2 = check([pki.self_signed], trust=[pki.root.cert], hostname="self.example.com")
+    assert codes(r2) == [C.SELF_SIGNED]
+    # trusted explicitly -> fine
+    r3 = check([pki.self_signed], trust=[pki.self_signed.cert], hostname="self.example.com")
+    assert codes(r3) == []
+
+
+def test_untrusted_root_behind_sent_intermediate(pki):
+    other_inter = issue("Other Intermediate", pki.other_root, ca=True)
+    leaf = issue("api.example.com", other_inter, sans=["api.example.com"])
+    r = check([leaf, other_inter], trust=[pki.root.cert])
+    assert codes(r) == [C.UNTRUSTED_ROOT]
+    r2 = check([leaf, other_inter, pki.other_root], trust=[pki.root.cert])
+    assert codes(r2) == [C.UNTRUSTED_ROOT]
+
+
+def test_issuer_subject_mismatch_inside_sent_chain(pki):
+    # an "intermediate" with the right name but a different key (e.g. the old one before a re-key)
+    impostor = issue("Test Intermediate CA", pki.root, ca=True)
+    r = check([pki.leaf, impostor], trust=[pki.root.cert])
+    assert C.ISSUER_MISMATCH in codes(r)
+    # and a chain whose second certificate is unrelated
+    r2 = check([pki.leaf, pki.other_root], trust=[pki.root.cert])
+    assert C.ISSUER_MISMATCH in codes(r2)
+
+
+def test_client_chain_uses_client_verifier(pki):
+    r = check([pki.client, pki.inter], trust=[pki.root.cert], hostname=None, side="client")
+    assert codes(r) == []
+    assert r.verifier == "ok"
+    r2 = check([pki.client_expired, pki.inter], trust=[pki.root.cert], hostname=None, side="client")
+    assert codes(r2) == [C.EXPIRED]
+
+
+def test_facts_without_der_still_give_dates_and_names(pki):
+    r = check([pki.expired, pki.inter], hostname="api.example.com", facts_only=True)
+    assert C.EXPIRED in codes(r) and C.HOSTNAME_MISMATCH in codes(r)
+
+
+def test_unparseable_certificate(pki):
+    ck = C.CertChecker()
+    r = ck.check([{"sha256": "00" * 32}], {"00" * 32: b"\x30\x03\x02\x01\x00"}, side="server", when=T0,
+                 hostname="x", hostname_source="sni", direction="unknown")
+    assert codes(r) == [C.UNPARSEABLE]

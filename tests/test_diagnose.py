@@ -1,0 +1,437 @@
+"""Every rule, with summaries shaped like the sensor's and real generated certificates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzer import rules as R
+from analyzer.config import DiagnoseConfig, TrustStore, parse_local_nets, parse_targets
+from analyzer.direction import classify
+from analyzer.engine import Engine
+from analyzer.testing import T0, alert, ders, issue, make_pki, make_summary
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return make_pki()
+
+
+def engine(pki=None, trust=True, **kw):
+    stores = {"default": TrustStore("roots.pem", (pki.root.cert,))} if (pki and trust) else {}
+    return Engine(DiagnoseConfig(truststores=stores, **kw))
+
+
+def one(diags):
+    fails = [d for d in diags if d["severity"] == "failure"]
+    assert len(fails) == 1, diags
+    return fails[0]
+
+
+def refused(**kw):
+    """A ClientHello the server refused before any ServerHello."""
+    kw.setdefault("alerts", [alert("server", "handshake_failure", "client_hello")])
+    return make_summary(established=False, version=None, cipher=None, history="Cl", **kw)
+
+
+def learn(e, n, **kw):
+    for i in range(n):
+        e.observe(make_summary(client=f"10.1.0.{i + 20}:5{i:04d}", **kw))
+
+
+# ------------------------------------------------------------------------------------------- versions
+
+
+def test_server_protocol_version_alert(pki):
+    d = one(engine().diagnose(refused(alerts=[alert("server", "protocol_version", "client_hello")],
+                                      client_versions=["TLSv1.3"])))
+    assert (d["cause"], d["rejected_by"], d["confidence"], d["rule"]) == (
+        "protocol_mismatch", "server", "high", "TLS-ALERT-PROTOCOL-VERSION")
+
+
+def test_client_refuses_server_chosen_version(pki):
+    s = make_summary(established=False, version="TLSv1.0", cipher="TLS_RSA_WITH_AES_128_CBC_SHA", history="CsL",
+                     client_versions=["TLSv1.3", "TLSv1.2"],
+                     alerts=[alert("client", "protocol_version", "server_hello")])
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("protocol_mismatch", "client")
+    assert "TLSv1.0" in d["explanation"]
+
+
+def test_profile_version_mismatch_southbound(pki):
+    e = engine(role="message-processor")
+    learn(e, 6, version="TLSv1.0", cipher="TLS_RSA_WITH_AES_128_CBC_SHA", client_versions=["TLSv1.0"],
+          explicit_versions=False, sni=None)
+    d = one(e.diagnose(refused(sni=None, client_versions=["TLSv1.3", "TLSv1.2"])))
+    assert (d["cause"], d["direction"], d["confidence"]) == ("protocol_mismatch", "southbound", "high")
+    assert "TLSv1.0" in d["explanation"] and "6 successful" in d["explanation"]
+    assert "<Protocol>TLSv1.0</Protocol>" in d["remediation"]
+
+
+def test_profile_version_bare_close_is_weaker(pki):
+    e = engine()
+    learn(e, 6, version="TLSv1.0", client_versions=["TLSv1.0"], explicit_versions=False)
+    s = refused(alerts=[], outcome="closed", close={"fin": ["server", "client"], "rst": []},
+                client_versions=["TLSv1.3", "TLSv1.2"])
+    d = one(e.diagnose(s))
+    assert (d["cause"], d["confidence"]) == ("protocol_mismatch", "medium")
+
+
+def test_implicit_version_server_refuses_to_negotiate_down(pki):
+    e = engine()
+    learn(e, 3, version="TLSv1.0", cipher="TLS_RSA_WITH_AES_128_CBC_SHA", client_versions=["TLSv1.0"],
+          explicit_versions=False)
+    s = refused(client_versions=["TLSv1.2"], explicit_versions=False,
+                client_ciphers=["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_128_CBC_SHA"])
+    d = one(e.diagnose(s))
+    assert (d["cause"], d["rule"]) == ("protocol_mismatch", "TLS-HELLO-REFUSED-IMPLICIT-VERSION")
+
+
+def test_old_versions_without_profile(pki):
+    s = refused(client_versions=["TLSv1.0"], explicit_versions=False)
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["confidence"]) == ("protocol_mismatch", "medium")
+
+
+# ------------------------------------------------------------------------------------------- suites
+
+
+def test_profile_cipher_mismatch_northbound(pki):
+    e = engine(role="router")
+    learn(e, 5, cipher="TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")
+    s = refused(client_ciphers=["TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"])
+    d = one(e.diagnose(s))
+    assert (d["cause"], d["direction"], d["confidence"]) == ("cipher_mismatch", "northbound", "high")
+    assert "virtual host" in d["remediation"] and "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" in d["remediation"]
+
+
+def test_insufficient_security(pki):
+    d = one(engine().diagnose(refused(alerts=[alert("server", "insufficient_security", "client_hello")])))
+    assert (d["cause"], d["confidence"]) == ("cipher_mismatch", "medium")
+
+
+def test_weak_only_offer(pki):
+    d = one(engine().diagnose(refused(client_ciphers=["TLS_RSA_WITH_RC4_128_SHA", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"])))
+    assert (d["cause"], d["rule"]) == ("cipher_mismatch", "TLS-HELLO-REFUSED-WEAK-SUITES")
+
+
+def test_cipher_fallback_low_confidence(pki):
+    d = one(engine().diagnose(refused()))
+    assert (d["cause"], d["confidence"], d["rule"]) == ("cipher_mismatch", "low", "TLS-HELLO-REFUSED-CIPHER")
+    assert d["raise_confidence"] and "probe" in d["raise_confidence"]
+
+
+def test_profile_overlap_and_sni_present_is_unknown(pki):
+    e = engine()
+    learn(e, 5)
+    d = one(e.diagnose(refused()))
+    assert d["cause"] == "unknown"
+
+
+def test_hrr_then_client_abort(pki):
+    s = make_summary(established=False, version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", history="CjL", hrr=True,
+                     alerts=[alert("client", "illegal_parameter", "hello_retry_request")])
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("cipher_mismatch", "client")
+
+
+# ------------------------------------------------------------------------------------------- SNI
+
+
+def test_sni_required_from_profile_southbound(pki):
+    e = engine(role="message-processor")
+    learn(e, 5)
+    d = one(e.diagnose(refused(sni=None)))
+    assert (d["cause"], d["confidence"], d["rule"]) == ("sni_required", "high", "TLS-HELLO-REFUSED-PROFILE-SNI")
+    assert "conf_system_jsse.enableSNIExtension=true" in d["remediation"]
+    assert "restart" in d["remediation"]
+
+
+def test_sni_required_without_profile_is_low(pki):
+    d = one(engine(role="router").diagnose(refused(sni=None)))
+    assert (d["cause"], d["confidence"]) == ("sni_required", "low")
+    assert "server_name" in d["remediation"]
+
+
+def test_unrecognized_name_warning_treated_fatal_by_client(pki):
+    s = make_summary(established=False, history="LsL", sni="wrong.example.com",
+                     alerts=[alert("server", "unrecognized_name", "client_hello", level="warning"),
+                             alert("client", "unrecognized_name", "server_hello")])
+    d = one(engine(role="message-processor").diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("sni_unrecognized", "client")
+    assert "wrong.example.com" in d["remediation"]
+
+
+def test_unrecognized_name_fatal_from_server(pki):
+    d = one(engine().diagnose(refused(alerts=[alert("server", "unrecognized_name", "client_hello")])))
+    assert (d["cause"], d["rejected_by"]) == ("sni_unrecognized", "server")
+
+
+def test_unrecognized_name_warning_on_success_is_no_failure(pki):
+    s = make_summary(alerts=[alert("server", "unrecognized_name", "client_hello", level="warning")],
+                     chain=[pki.leaf, pki.inter])
+    assert engine(pki).diagnose(s, ders([pki.leaf, pki.inter])) == []
+
+
+# ------------------------------------------------------------------------------------------- server certificates
+
+
+def cert_fail(chain, desc, **kw):
+    return make_summary(established=False, history="CsxknL", chain=chain,
+                        alerts=[alert("client", desc, "server_hello_done")], **kw)
+
+
+@pytest.mark.parametrize("which,desc,cause,trust", [
+    ("expired", "certificate_expired", "expired_certificate", True),
+    ("expired", "certificate_unknown", "expired_certificate", True),   # Java says certificate_unknown
+    ("not_yet_valid", "bad_certificate", "not_yet_valid_certificate", True),
+    ("wrong_name", "handshake_failure", "hostname_mismatch", True),   # OpenSSL on a name mismatch
+    ("wrong_name", "certificate_unknown", "hostname_mismatch", False),
+    ("self_signed", "unknown_ca", "unknown_certificate", False),
+    ("other_leaf_with_root", "unknown_ca", "unknown_certificate", True),
+    ("leaf_only", "unknown_ca", "incomplete_chain", True),
+    ("leaf_only", "unknown_ca", "incomplete_chain", False),
+])
+def test_client_rejects_server_certificate(pki, which, desc, cause, trust):
+    chains = {
+        "expired": [pki.expired, pki.inter], "not_yet_valid": [pki.not_yet_valid, pki.inter],
+        "wrong_name": [pki.wrong_name, pki.inter], "self_signed": [pki.self_signed],
+        "other_leaf_with_root": [pki.other_leaf, pki.other_root], "leaf_only": [pki.leaf],
+    }
+    names = {"expired": "old.example.com", "not_yet_valid": "new.example.com", "self_signed": "self.example.com"}
+    chain = chains[which]
+    s = cert_fail(chain, desc, sni=names.get(which, "api.example.com"))
+    d = one(engine(pki, trust=trust, role="message-processor").diagnose(s, ders(chain)))
+    assert (d["cause"], d["rejected_by"], d["direction"]) == (cause, "client", "southbound")
+    assert d["evidence"]["server_certificates"]["chain"][0]["sha256"] == chain[0].sha256
+
+
+def test_expired_remediation_names_the_date(pki):
+    s = cert_fail([pki.expired, pki.inter], "certificate_expired", sni="old.example.com")
+    d = one(engine(pki, role="router").diagnose(s, ders([pki.expired, pki.inter])))
+    assert "keystore" in d["remediation"] and pki.expired.cert.not_valid_after_utc.strftime("%Y-%m-%d") in d["remediation"]
+
+
+def test_alert_says_expired_but_cert_looks_fine(pki):
+    s = cert_fail([pki.leaf, pki.inter], "certificate_expired")
+    d = one(engine(pki).diagnose(s, ders([pki.leaf, pki.inter])))
+    assert (d["cause"], d["confidence"]) == ("expired_certificate", "medium")
+
+
+def test_certificate_rejected_when_nothing_says_why(pki):
+    s = cert_fail([pki.leaf, pki.inter], "bad_certificate")
+    d = one(engine(pki).diagnose(s, ders([pki.leaf, pki.inter])))
+    assert (d["cause"], d["confidence"], d["rejected_by"]) == ("certificate_rejected", "low", "client")
+
+
+def test_hostname_checked_against_target_when_no_sni(pki):
+    s = cert_fail([pki.leaf, pki.inter], "certificate_unknown", sni=None, server="10.2.0.9:8443")
+    e = engine(pki, targets=parse_targets(["10.2.0.9:8443=backend.internal"]))
+    d = one(e.diagnose(s, ders([pki.leaf, pki.inter])))
+    assert d["cause"] == "hostname_mismatch"
+    assert d["evidence"]["server_certificates"]["hostname_checked"]["from"] == "target"
+
+
+def test_tls13_plaintext_unknown_ca_without_visible_cert(pki):
+    s = make_summary(established=False, version="TLSv1.3-draft16", history="CsL",
+                     alerts=[alert("client", "unknown_ca", "server_hello")])
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rejected_by"], d["confidence"]) == ("unknown_certificate", "client", "medium")
+
+
+# ------------------------------------------------------------------------------------------- client certificates
+
+
+def test_client_certificate_missing(pki):
+    s = make_summary(established=False, history="CsxkrnXGIL".replace("L", "l"), chain=[pki.leaf, pki.inter],
+                     certificate_request=True, client_certificate_empty=True,
+                     alerts=[alert("server", "handshake_failure", "finished")])
+    d = one(engine(pki, role="router").diagnose(s, ders([pki.leaf, pki.inter])))
+    assert (d["cause"], d["rejected_by"], d["direction"]) == ("client_certificate_missing", "server", "northbound")
+    assert "client certificate" in d["remediation"]
+
+
+def test_client_certificate_missing_southbound_fix(pki):
+    s = make_summary(established=False, history="Csxkrnl", certificate_request=True,
+                     alerts=[alert("server", "certificate_required", "client_key_exchange")])
+    d = one(engine(role="message-processor").diagnose(s))
+    assert d["cause"] == "client_certificate_missing"
+    assert "<ClientAuthEnabled>" in d["remediation"]
+
+
+@pytest.mark.parametrize("chain_name,desc,cause", [
+    ("client_expired", "certificate_expired", "expired_certificate"),
+    ("client_expired", "bad_certificate", "expired_certificate"),
+    ("client_other", "unknown_ca", "unknown_certificate"),
+    ("client_leaf_only", "unknown_ca", "incomplete_chain"),
+])
+def test_server_rejects_client_certificate(pki, chain_name, desc, cause):
+    other_inter = issue("Other Intermediate", pki.other_root, ca=True)
+    client_other = issue("client-other", other_inter, client=True)
+    chains = {"client_expired": [pki.client_expired, pki.inter], "client_other": [client_other, other_inter],
+              "client_leaf_only": [pki.client]}
+    cc = chains[chain_name]
+    s = make_summary(established=False, history="CsxkrnXGYl", chain=[pki.leaf, pki.inter], client_chain=cc,
+                     certificate_request=True, alerts=[alert("server", desc, "certificate_verify")])
+    d = one(engine(pki, role="router").diagnose(s, ders([pki.leaf, pki.inter], cc)))
+    assert (d["cause"], d["rejected_by"]) == (cause, "server")
+    assert d["evidence"]["client_certificates"]["chain"][0]["sha256"] == cc[0].sha256
+    assert "client" in d["remediation"]
+
+
+# ------------------------------------------------------------------------------------------- TLS 1.3
+
+
+def test_tls13_encrypted_alert_from_client(pki):
+    s = make_summary(established=False, version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", history="CsiI",
+                     outcome="encrypted_alert", client_encrypted=[19], server_encrypted=[25, 900, 80, 53],
+                     encrypted_alerts=[{"from": "client", "length": 19}], close={"fin": ["client"], "rst": []})
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("encrypted_failure", "client")
+    assert "tlsdiag probe" in d["remediation"] and "tlsdiag probe" in d["raise_confidence"]
+    assert "certificate" in d["explanation"]
+
+
+def test_tls13_close_without_alert(pki):
+    s = make_summary(established=False, version="TLSv1.3", history="Cs", outcome="closed",
+                     close={"fin": ["server"], "rst": []}, client_encrypted=[], server_encrypted=[25, 900])
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["confidence"], d["rejected_by"]) == ("encrypted_failure", "low", "server")
+
+
+def test_tls13_version_refusal_still_resolves(pki):
+    s = refused(client_versions=["TLSv1.3"], alerts=[alert("server", "protocol_version", "client_hello")])
+    assert one(engine().diagnose(s))["cause"] == "protocol_mismatch"
+
+
+# ------------------------------------------------------------------------------------------- post-handshake close
+
+
+def test_complete_handshake_then_client_closes_with_cert_problem(pki):
+    s = make_summary(established=False, outcome="closed", history="CsxknGIFif", chain=[pki.wrong_name, pki.inter],
+                     close={"fin": ["client", "server"], "rst": []}, client_encrypted=[40], server_encrypted=[40])
+    d = one(engine(pki).diagnose(s, ders([pki.wrong_name, pki.inter])))
+    assert (d["cause"], d["rejected_by"], d["rule"]) == ("hostname_mismatch", "client", "TLS-CLOSE-AFTER-HANDSHAKE-HOSTNAME")
+
+
+def test_complete_handshake_then_close_without_cert_problem_is_unknown(pki):
+    s = make_summary(established=False, outcome="closed", history="CsxknGIFif", chain=[pki.leaf, pki.inter],
+                     close={"fin": ["client"], "rst": []})
+    assert one(engine(pki).diagnose(s, ders([pki.leaf, pki.inter])))["cause"] == "unknown"
+
+
+# ------------------------------------------------------------------------------------------- successes
+
+
+def test_success_gets_no_failure_but_warnings(pki):
+    soon = issue("api.example.com", pki.inter, sans=["api.example.com"], not_after=T0 + dt.timedelta(days=7))
+    s = make_summary(chain=[soon, pki.inter])
+    ds = engine(pki).diagnose(s, ders([soon, pki.inter]))
+    assert [(d["severity"], d["cause"]) for d in ds] == [("warning", "expiring_certificate")]
+    assert "renew" in ds[0]["remediation"]
+
+
+def test_lax_client_accepted_wrong_name_and_expired(pki):
+    s = make_summary(chain=[pki.expired, pki.inter], sni="api.example.com")
+    ds = engine(pki).diagnose(s, ders([pki.expired, pki.inter]))
+    assert {d["cause"] for d in ds} == {"expired_certificate", "hostname_mismatch"}
+    assert all(d["severity"] == "warning" and d["rejected_by"] is None for d in ds)
+
+
+def test_expiry_warning_days_configurable(pki):
+    soon = issue("api.example.com", pki.inter, sans=["api.example.com"], not_after=T0 + dt.timedelta(days=20))
+    s = make_summary(chain=[soon, pki.inter])
+    assert engine(pki, expiry_warning_days=10).diagnose(s, ders([soon, pki.inter])) == []
+    assert engine(pki, expiry_warning_days=30).diagnose(s, ders([soon, pki.inter]))
+
+
+def test_incomplete_capture_is_not_judged(pki):
+    e = engine()
+    s = make_summary(established=False, outcome="incomplete", history="Csxk", alerts=[])
+    assert e.diagnose(s) == []
+    assert e.stats.not_judged["incomplete"] == 1
+
+
+def test_bad_input_counted_not_raised():
+    e = engine()
+    assert e.diagnose({"nonsense": 1}) == []
+    assert e.stats.bad_input == 1
+
+
+def test_batch_learns_successes_before_diagnosing(pki):
+    fail = refused(sni=None)
+    oks = [make_summary(client=f"10.1.0.{i}:1000") for i in range(5)]
+    ds = engine().diagnose_pairs([(fail, {})] + [(s, {}) for s in oks])
+    assert one(ds)["cause"] == "sni_required" and one(ds)["confidence"] == "high"
+
+
+# ------------------------------------------------------------------------------------------- direction
+
+
+@pytest.mark.parametrize("client,server,role,nets,want", [
+    ("203.0.113.5:5000", "10.0.0.1:443", "router", "10.0.0.0/8", "northbound"),
+    ("10.0.0.2:5000", "198.51.100.7:443", "message-processor", "10.0.0.0/8", "southbound"),
+    ("10.0.0.2:5000", "10.0.0.7:443", "message-processor", "10.0.0.0/8", "southbound"),
+    ("10.0.0.2:5000", "10.0.0.7:443", "router", "10.0.0.0/8", "northbound"),
+    ("203.0.113.5:5000", "10.0.0.1:443", None, "10.0.0.0/8", "northbound"),
+    ("[2001:db8::5]:5000", "[2001:db8:1::1]:443", None, "2001:db8:1::/48", "northbound"),
+    ("1.1.1.1:5000", "2.2.2.2:443", None, "", "unknown"),
+    ("1.1.1.1:5000", "2.2.2.2:443", "router", "", "northbound"),
+    ("1.1.1.1:5000", "2.2.2.2:443", "message-processor", "", "southbound"),
+])
+def test_direction(client, server, role, nets, want):
+    assert classify(client, server, role, parse_local_nets(nets))[0] == want
+
+
+def test_unknown_direction_gives_both_fixes(pki):
+    d = one(engine().diagnose(refused(sni=None)))
+    assert d["direction"] == "unknown"
+    assert "If northbound" in d["remediation"] and "If southbound" in d["remediation"]
+
+
+# ------------------------------------------------------------------------------------------- invariants
+
+ALERTS = ["handshake_failure", "protocol_version", "unknown_ca", "bad_certificate", "certificate_expired",
+          "certificate_unknown", "unrecognized_name", "insufficient_security", "decode_error", "illegal_parameter",
+          "close_notify", "internal_error", "certificate_required", "decrypt_error"]
+AFTER = [None, "client_hello", "server_hello", "certificate", "server_hello_done", "client_key_exchange", "finished"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    version=st.sampled_from([None, "TLSv1.0", "TLSv1.2", "TLSv1.3", "SSLv3"]),
+    alerts=st.lists(st.tuples(st.sampled_from(["client", "server"]), st.sampled_from(["fatal", "warning"]),
+                              st.sampled_from(ALERTS), st.sampled_from(AFTER)), max_size=3),
+    outcome=st.sampled_from(["alert", "encrypted_alert", "reset", "closed", "timeout"]),
+    sni=st.sampled_from([None, "api.example.com"]),
+    chain=st.sampled_from(["none", "good", "expired", "leaf", "self"]),
+    cert_req=st.booleans(), hrr=st.booleans(),
+    closer=st.sampled_from([[], ["client"], ["server"]]),
+)
+def test_exactly_one_failure_per_failed_connection(version, alerts, outcome, sni, chain, cert_req, hrr, closer):
+    p = _PKI
+    chains = {"none": [], "good": [p.leaf, p.inter], "expired": [p.expired, p.inter], "leaf": [p.leaf],
+              "self": [p.self_signed]}
+    s = make_summary(established=False, version=version, sni=sni, outcome=outcome, chain=chains[chain],
+                     alerts=[alert(a, d, af, level=lv) for a, lv, d, af in alerts], certificate_request=cert_req,
+                     hrr=hrr, close={"fin": closer, "rst": []}, history="CsxknL" if version else "Cl")
+    ds = _ENGINE.diagnose(s, ders(chains[chain]))
+    assert len(ds) == 1 and ds[0]["severity"] == "failure"
+    assert ds[0]["cause"] in R.FAILURE_CAUSES
+    assert ds[0]["confidence"] in ("high", "medium", "low")
+    assert ds[0]["rejected_by"] in ("client", "server", None)
+    assert ds[0]["rule"] in R.RULES_BY_ID and R.RULES_BY_ID[ds[0]["rule"]].cause == ds[0]["cause"]
+
+
+_PKI = make_pki()
+_ENGINE = Engine(DiagnoseConfig(truststores={"default": TrustStore("roots", (_PKI.root.cert,))}))
+
+
+def test_rule_ids_unique_and_last_rule_catches_all():
+    ids = [r.id for r in R.FAILURE_RULES]
+    assert len(ids) == len(set(ids))
+    assert R.FAILURE_RULES[-1].cause == "unknown"
+    assert {r.cause for r in R.FAILURE_RULES} == set(R.FAILURE_CAUSES)

@@ -1,0 +1,82 @@
+"""Server profiles: learned from successes, bounded, saved and loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analyzer.profiles import ProfileError, ProfileStore
+from analyzer.testing import make_pki, make_summary
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return make_pki()
+
+
+def test_learn_counts_versions_suites_sni_chain(pki):
+    st = ProfileStore()
+    for i in range(3):
+        st.learn(make_summary(chain=[pki.leaf, pki.inter], start=1000.0 + i))
+    st.learn(make_summary(sni=None, version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", start=2000.0))
+    p = st.get("10.2.0.9:443", "API.example.com")
+    assert p is not None and p.count == 3
+    assert dict(p.versions) == {"TLSv1.2": 3}
+    assert p.with_sni == 3 and p.without_sni == 0
+    assert dict(p.chains) == {f"{pki.leaf.sha256},{pki.inter.sha256}": 3}
+    assert (p.first_seen, p.last_seen) == (1000.0, 1002.0)
+    agg = st.for_server("10.2.0.9:443")
+    assert agg.count == 4 and agg.without_sni == 1 and set(agg.versions) == {"TLSv1.2", "TLSv1.3"}
+    assert st.for_server("10.9.9.9:443") is None
+
+
+def test_round_trip(tmp_path, pki):
+    st = ProfileStore()
+    for i in range(4):
+        st.learn(make_summary(chain=[pki.leaf], server=f"10.2.0.{i}:443", start=10.0 + i))
+    path = tmp_path / "p.json"
+    st.save(str(path))
+    st2 = ProfileStore()
+    assert st2.load(str(path)) == 4
+    assert [p.to_json() for p in st2] == [p.to_json() for p in st]
+    # loading again merges counts
+    st2.load(str(path))
+    assert st2.get("10.2.0.0:443", "api.example.com").count == 2
+
+
+def test_lru_bound():
+    st = ProfileStore(max_entries=3)
+    for i in range(5):
+        st.learn(make_summary(server=f"10.0.0.{i}:443"))
+    assert len(st) == 3 and st.evicted == 2
+    assert st.get("10.0.0.0:443", "api.example.com") is None
+    assert st.for_server("10.0.0.0:443") is None
+    assert st.get("10.0.0.4:443", "api.example.com") is not None
+
+
+@pytest.mark.parametrize("content,msg", [
+    ("not json", "not JSON"),
+    ('{"format": "other"}', "not a tlsdiag profiles file"),
+    ('{"format": "tlsdiag-profiles", "version": 99, "profiles": []}', "unsupported"),
+    ('{"format": "tlsdiag-profiles", "version": 1, "profiles": [{"count": 1}]}', "bad profile"),
+])
+def test_load_errors_are_clear(tmp_path, content, msg):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ProfileError, match=msg):
+        ProfileStore().load(str(path))
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(ProfileError, match="cannot read"):
+        ProfileStore().load(str(tmp_path / "nope.json"))
+
+
+def test_saved_file_is_plain_json(tmp_path):
+    st = ProfileStore()
+    st.learn(make_summary())
+    path = tmp_path / "p.json"
+    st.save(str(path))
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "tlsdiag-profiles" and doc["profiles"][0]["versions"] == {"TLSv1.2": 1}
