@@ -443,8 +443,8 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
         tls.do_handshake()
         att.outcome = "accepted"
         att.version = {"TLSv1": "TLSv1.0"}.get(str(tls.version()), tls.version())
-        c = tls.cipher()
-        att.cipher = suites.iana_for_openssl(c[0]) if c else None
+        negotiated = tls.cipher()
+        att.cipher = suites.iana_for_openssl(negotiated[0]) if negotiated else None
         try:  # polite close_notify, but never wait long for the server's
             tls.settimeout(min(0.5, timeout))
             tls.unwrap()
@@ -924,9 +924,15 @@ class Prober:
         report["suites"] = suites
         offer: Attempt | None = None
         if o.offer_versions or o.offer_ciphers:
-            ov = o.offer_versions or [v for v in VERSIONS if v in ("TLSv1.2", "TLSv1.3")]
             oc = parse_ciphers(o.offer_ciphers, self.suites) if o.offer_ciphers else None
+            default_note = None
+            ov = o.offer_versions
+            if not ov:  # like a Java 8 client: TLSv1.2, plus TLSv1.3 only when TLS 1.3 suites were named
+                ov = ["TLSv1.2", "TLSv1.3"] if oc and any(s.min_version == "TLSv1.3" for s in oc) else ["TLSv1.2"]
+                default_note = "no --versions given: offered " + ",".join(ov)
             offer, notes = self.probe_offer(ov, oc)
+            if default_note:
+                notes.insert(0, default_note)
             report["offer"] = {**offer.to_dict(), "notes": notes,
                                "ciphers": [s.iana for s in oc] if oc else None}
         sni = self.probe_sni()
@@ -971,7 +977,7 @@ def _cert_label(att: Attempt) -> str:
     try:
         c = x509.load_der_x509_certificate(att.chain[0])
         cn = c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return f"CN={cn[0].value}" if cn else c.subject.rfc4514_string()
+        return f"CN={cn[0].value!s}" if cn else c.subject.rfc4514_string()
     except ValueError:
         return "?"
 

@@ -220,7 +220,8 @@ def run_probe(*argv: str) -> tuple[int, str, str]:
 
 
 def run_json(*argv: str) -> dict:
-    rc, out, err = run_probe(*argv, "--format", "json", "--timeout", "3")
+    extra = [] if "--timeout" in argv else ["--timeout", "3"]
+    rc, out, err = run_probe(*argv, "--format", "json", *extra)
     assert rc == 0, err
     assert "Traceback" not in err
     return json.loads(out)
@@ -485,3 +486,42 @@ def test_non_tls_listener_reports_without_crashing() -> None:
     assert r["versions"]["TLSv1.2"]["outcome"] == "closed"
     assert "unknown" in causes(r)
     assert r["chain"]["sent"] == 0
+
+
+def test_openssl_s_client_chain_fallback(pki: PKI, tmp_path: Path) -> None:
+    """The fallback used when the message callback is missing returns the same TLS 1.3 chain."""
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-tls1_3") as srv:
+        ders = probe.chain_via_openssl("127.0.0.1", srv.port, NAME, 3)
+        addr = (socket.AF_INET, ("127.0.0.1", srv.port))
+        att = probe.handshake(addr, ["TLSv1.3"], servername=NAME, ciphers=None, timeout=3, label="t",
+                              suites=probe.suite_table())
+    assert len(ders) == 2
+    assert att.accepted and att.chain == ders
+
+
+def test_silent_server_times_out_bounded() -> None:
+    """A listener that accepts and never answers: every attempt ends at the timeout, the probe still reports."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)  # the kernel completes the TCP handshakes; nobody ever reads or writes
+    try:
+        t0 = time.monotonic()
+        r = run_json(f"127.0.0.1:{srv.getsockname()[1]}", "--servername", NAME, "--timeout", "0.3")
+        elapsed = time.monotonic() - t0
+    finally:
+        srv.close()
+    assert r["versions"]["TLSv1.2"]["outcome"] == "timeout"
+    assert r["sni"]["without_name"]["outcome"] == "timeout"
+    assert accepted_versions(r) == []
+    assert elapsed < r["attempts"] * 0.3 + 3
+
+
+def test_offer_ciphers_without_versions_defaults_to_tls12(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem) as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites",
+                     "--ciphers", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert r["offer"]["offered"] == ["TLSv1.2"]
+    assert r["offer"]["accepted"] is True
+    assert r["offer"]["version"] == "TLSv1.2" and r["offer"]["cipher"] == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+    assert any("no --versions" in n for n in r["offer"]["notes"])
