@@ -5,7 +5,8 @@ from the official jars (resolved once by Maven into a cache) on loopback.
 
 Policy for tests that need Kafka (see :func:`require_kafka`):
 
-* no Java on the machine -> the test is *skipped*, with the reason;
+* no Java on the machine -> the test is *skipped*, with the reason
+  (*failed* instead when TLSDIAG_REQUIRE_KAFKA is set, e.g. in CI);
 * Java present but the jars cannot be fetched, or the broker does not start
   -> the test *fails* (CI must never go green by silently skipping Kafka).
 
@@ -133,6 +134,8 @@ def require_kafka() -> None:
 
     ok, reason = java_available()
     if not ok:
+        if os.environ.get("TLSDIAG_REQUIRE_KAFKA"):
+            pytest.fail("%s (TLSDIAG_REQUIRE_KAFKA is set)" % reason, pytrace=False)
         pytest.skip(reason)
     ok, reason = broker_available()
     if not ok:

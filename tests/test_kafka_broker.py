@@ -133,10 +133,20 @@ def test_stop_is_idempotent_and_status_reports(tmp_path: Path) -> None:
     assert proc.returncode == 3 and "stopped" in proc.stdout
 
 
-def test_broker_down_refuses_connections(broker: Broker) -> None:
+def test_broker_down_then_bad_config_then_up(broker: Broker) -> None:
     broker.stop()
     assert not broker.is_running()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", broker.port), timeout=2).close()
+
+    # a broker that dies during startup is reported at once, with its log tail
+    bad = Broker(broker.port, broker.data_dir, props=("num.partitions=abc",))
+    t0 = time.monotonic()
+    with pytest.raises(KafkaScriptError, match="exited during startup") as err:
+        bad.start(timeout=60)
+    assert time.monotonic() - t0 < 45
+    assert "num.partitions" in str(err.value)
+    assert bad.pid is None
+
     broker.start()
     assert broker.is_running()

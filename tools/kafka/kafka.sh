@@ -4,7 +4,8 @@
 # repository. For tests, CI and developers; not for production.
 #
 # Needs: Java 17+, Maven 3 (only for `fetch`), coreutils, util-linux (flock).
-# Optional: kcat (readiness probe; without it the log line is used).
+# Optional: kcat (readiness probe; without it, or with TLSDIAG_KAFKA_NO_KCAT=1,
+# "port open + 'Kafka Server started' in kafka.log" is used).
 #
 #   kafka.sh fetch
 #   kafka.sh start  [--port 9092] [--dir DATA_DIR] [--prop KEY=VALUE]... [--timeout 60]
@@ -19,6 +20,7 @@
 #                       jars go to $TLSDIAG_KAFKA_HOME/<version>/libs
 #   KAFKA_VERSION       override the version pinned in pom.xml
 #   KAFKA_HEAP_OPTS     JVM heap flags (default -Xms64m -Xmx512m)
+#   KAFKA_JVM_OPTS      extra JVM flags for the broker
 #   KAFKA_MVN_OPTS      extra Maven flags for fetch (e.g. -Dmaven.repo.local=...)
 #   JAVA                java binary (default: java on PATH)
 #
@@ -34,9 +36,10 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 POM="$SCRIPT_DIR/pom.xml"
-CACHE_ROOT="${TLSDIAG_KAFKA_HOME:-$HOME/.cache/tlsdiag/kafka}"
+CACHE_ROOT="${TLSDIAG_KAFKA_HOME:-${HOME:-/tmp}/.cache/tlsdiag/kafka}"
 JAVA="${JAVA:-java}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms64m -Xmx512m}"
+JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 
 die() { echo "kafka.sh: error: $*" >&2; exit 1; }
 log() { echo "kafka.sh: $*" >&2; }
@@ -141,11 +144,17 @@ running_pid() {
 # broker answers a metadata request and lists itself
 broker_answers() {
     local port="$1" dir="$2" out
-    if command -v kcat >/dev/null 2>&1; then
+    if [[ -z "${TLSDIAG_KAFKA_NO_KCAT:-}" ]] && command -v kcat >/dev/null 2>&1; then
         out="$(timeout 10 kcat -b "127.0.0.1:$port" -L -m 3 2>/dev/null)" || return 1
         grep -q "broker 1 at 127.0.0.1:$port" <<<"$out"
     else
-        port_in_use "$port" && grep -q "Kafka Server started" "$dir/kafka.log" 2>/dev/null
+        # only log lines written since this start (kafka.log is appended to)
+        local off size
+        off="$(cat "$dir/kafka.log.offset" 2>/dev/null || echo 0)"
+        size="$(stat -c %s "$dir/kafka.log" 2>/dev/null || echo 0)"
+        (( size >= off )) || off=0
+        port_in_use "$port" && tail -c +"$((off + 1))" "$dir/kafka.log" 2>/dev/null \
+            | grep -q "Kafka Server started"
     fi
 }
 
@@ -170,8 +179,8 @@ new_cluster_id() { # Kafka Uuid: 16 random bytes, URL-safe base64, no padding, n
 java_cmd() { # the exact broker command line, one word per line
     local dir="$1"
     # shellcheck disable=SC2206
-    local heap=($HEAP_OPTS)
-    printf '%s\n' "$JAVA" "${heap[@]}" \
+    local heap=($HEAP_OPTS) extra=($JVM_OPTS)
+    printf '%s\n' "$JAVA" "${heap[@]}" "${extra[@]}" \
         -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
         -Djava.awt.headless=true \
         "-Dlog4j2.configurationFile=$dir/log4j2.properties" \
@@ -292,6 +301,7 @@ cmd_start() {
                 || { cat "$dir/format.out" >&2; die "storage format failed"; }
         fi
         : >"$dir/kafka.out"
+        stat -c %s "$dir/kafka.log" >"$dir/kafka.log.offset" 2>/dev/null || echo 0 >"$dir/kafka.log.offset"
         local cmd=()
         mapfile -t cmd < <(java_cmd "$dir")
         printf '%q ' "${cmd[@]}" >"$dir/java.cmd"; echo >>"$dir/java.cmd"
