@@ -140,6 +140,20 @@ def _opt(fn, v):
     return None if v is None else fn(v)
 
 
+_RENDERED: dict = {}
+
+
+def _names(fn, values) -> list:
+    """``[fn(v) for v in values]``, memoized per (table, values): offers repeat a lot."""
+    key = (fn, tuple(values))
+    r = _RENDERED.get(key)
+    if r is None:
+        if len(_RENDERED) > 65536:
+            _RENDERED.clear()
+        r = _RENDERED[key] = tuple(fn(v) for v in values)
+    return list(r)
+
+
 def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict:
     """Render a raw summary with IANA names; ``facts`` maps SHA-256 digest -> certificate
     facts (a certificate without facts renders as ``{"sha256": hex}``)."""
@@ -166,14 +180,14 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict
         "history": raw["history"],
         "alerts": alerts,
         "last_alert": alerts[-1]["description"] if alerts else None,
-        "client_versions": [names.version_name(v) for v in raw["client_versions"]],
-        "client_ciphers": [cipher_name(c) for c in raw["client_ciphers"]],
-        "client_extensions": [names.extension_name(e) for e in raw["client_extensions"]],
-        "client_groups": [names.group_name(g) for g in raw["client_groups"]],
+        "client_versions": _names(names.version_name, raw["client_versions"]),
+        "client_ciphers": _names(cipher_name, raw["client_ciphers"]),
+        "client_extensions": _names(names.extension_name, raw["client_extensions"]),
+        "client_groups": _names(names.group_name, raw["client_groups"]),
         "client_alpn": list(raw["client_alpn"]),
-        "client_signature_algorithms": [names.sigalg_name(s)
-                                        for s in raw["client_signature_algorithms"]],
-        "client_key_shares": [names.group_name(g) for g in raw["client_key_shares"]],
+        "client_signature_algorithms": _names(names.sigalg_name,
+                                              raw["client_signature_algorithms"]),
+        "client_key_shares": _names(names.group_name, raw["client_key_shares"]),
         "client_psk": raw["client_psk"],
         "client_sslv2": raw["client_sslv2"],
         "hrr": raw["hrr"],

@@ -165,10 +165,16 @@ class FlowTable:
         d = CLIENT if from_lo == flow.client_lo else SERVER
         flow.last = ts
         if flags & SYN:
-            flow.next_seq[d] = (seq + 1) & MASK
             seq = (seq + 1) & MASK
+            flow.next_seq[d] = seq
         if payload:
-            self._segment(flow, d, seq, payload, ts)
+            nseq = flow.next_seq
+            nxt = nseq[d]
+            if flow.ooo is None and (nxt == seq or nxt is None):    # in order: fast path
+                nseq[d] = (seq + len(payload)) & MASK
+                self._deliver(flow, d, payload, ts)
+            else:
+                self._segment(flow, d, seq, payload, ts)
         sess = flow.session
         if truncated:
             self._gap(flow, d)
@@ -269,19 +275,15 @@ class FlowTable:
                 flow.session = Session(flow.first)
         sess = flow.session
         sess.end = ts
-        conn.receive_data(d, data)
-        on_event = sess.on_event
-        while True:
-            try:
-                ev = conn.next_event()
-            except ProtocolError as exc:
-                self.stats["protocol_errors"] += 1
-                self.reasons[exc.reason] = self.reasons.get(exc.reason, 0) + 1
-                sess.weird(exc.reason)
-                continue
-            if ev is tls.NEED_DATA:
-                return
-            on_event(ev)
+        events, error = conn.feed(d, data)
+        if events:
+            on_event = sess.on_event
+            for ev in events:
+                on_event(ev)
+        if error is not None:
+            self.stats["protocol_errors"] += 1
+            self.reasons[error.reason] = self.reasons.get(error.reason, 0) + 1
+            sess.weird(error.reason)
 
     #: give up on a flow that carried this much non-TLS payload without any TLS
     MAX_PLAINTEXT = 16 * 1024

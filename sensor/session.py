@@ -114,68 +114,77 @@ class Session:
             self.weird("SSL_max_history_length")
 
     def on_event(self, ev) -> None:
-        t = type(ev)
+        _DISPATCH[type(ev)](self, ev)
+
+    def _client_hello(self, ev) -> None:
+        self._letter(ev.direction, "C")
+        if self.ch is None:
+            self.ch = ev
+            self.ja4 = _ja4(ev)
+        self.last_msg = 1
+
+    def _server_hello(self, ev) -> None:
+        self._letter(ev.direction, "S")
+        self.sh = ev
+        self.last_msg = 2
+        self._tls13 = tls._is_tls13(ev.version)
+        self._v2 = ev.sslv2
+        ch = self.ch
+        if self._tls13:
+            self.resumed = ev.psk
+        elif ch is not None and ch.session_id and ch.session_id == ev.session_id:
+            self.resumed = True
+
+    def _hello_retry_request(self, ev) -> None:
+        self._letter(ev.direction, _LETTER_HRR)
+        self.hrr = True
+        self.last_msg = 6
+
+    def _certificate(self, ev) -> None:
         d = ev.direction
-        if t is tls.EncryptedRecord:
-            self._encrypted(d, ev)
-        elif t is tls.ClientHello:
-            self._letter(d, "C")
-            if self.ch is None:
-                self.ch = ev
-                self.ja4 = ja4(ev.legacy_version, ev.cipher_suites, ev.extensions,
-                               ev.server_name, ev.alpn, ev.signature_algorithms,
-                               ev.supported_versions)
-            self.last_msg = 1
-        elif t is tls.ServerHello:
-            self._letter(d, "S")
-            self.sh = ev
-            self.last_msg = 2
-            v = ev.version
-            self._tls13 = tls._is_tls13(v)
-            self._v2 = ev.sslv2
-            ch = self.ch
-            if self._tls13:
-                self.resumed = ev.psk
-            elif ch is not None and ch.session_id and ch.session_id == ev.session_id:
-                self.resumed = True
-        elif t is tls.HelloRetryRequest:
-            self._letter(d, _LETTER_HRR)
-            self.hrr = True
-            self.last_msg = 6
-        elif t is tls.Certificate:
-            self._letter(d, "X")
-            self.last_msg = _HT_CERTIFICATE
-            if d == _SERVER:
-                self._server_cert_seen = True
-                if not self.certs:
-                    self.certs = ev.certificates
-            else:
-                self.client_certs = ev.certificates
-                if not ev.certificates:
-                    self.client_cert_empty = True
-        elif t is tls.ServerKeyExchange:
-            self._letter(d, "K")
-            self.last_msg = 12
-            self.ske = ev.body[:3]
-        elif t is tls.CertificateRequest:
-            self._letter(d, "R")
-            self.last_msg = 13
-            self.cert_request = True
-        elif t is tls.HandshakeMessage:
-            self._letter(d, _HS_LETTERS[ev.msg_type])
-            self.last_msg = ev.msg_type
-        elif t is tls.ChangeCipherSpec:
-            self._letter(d, _LETTER_CCS)
-            self._ccs[d] = True
-            if d == _SERVER and not self._server_cert_seen and self.sh is not None \
-                    and not self._tls13:
-                self._server_ccs_early = True     # abbreviated handshake
-        elif t is tls.Alert:
-            self._letter(d, _LETTER_ALERT)
-            if len(self.alerts) < MAX_ALERTS:
-                self.alerts.append((d, ev.level, ev.description, self.last_msg))
-        elif t is tls.Record:
-            self._letter(d, _RECORD_LETTERS[ev.content_type])
+        self._letter(d, "X")
+        self.last_msg = _HT_CERTIFICATE
+        if d == _SERVER:
+            self._server_cert_seen = True
+            if not self.certs:
+                self.certs = ev.certificates
+        else:
+            self.client_certs = ev.certificates
+            if not ev.certificates:
+                self.client_cert_empty = True
+
+    def _server_key_exchange(self, ev) -> None:
+        self._letter(ev.direction, "K")
+        self.last_msg = 12
+        self.ske = ev.body[:3]
+
+    def _certificate_request(self, ev) -> None:
+        self._letter(ev.direction, "R")
+        self.last_msg = 13
+        self.cert_request = True
+
+    def _handshake_message(self, ev) -> None:
+        self._letter(ev.direction, _HS_LETTERS[ev.msg_type])
+        self.last_msg = ev.msg_type
+
+    def _change_cipher_spec(self, ev) -> None:
+        d = ev.direction
+        self._letter(d, _LETTER_CCS)
+        self._ccs[d] = True
+        if d == _SERVER and not self._server_cert_seen and self.sh is not None \
+                and not self._tls13:
+            self._server_ccs_early = True     # abbreviated handshake
+
+    def _alert(self, ev) -> None:
+        self._letter(ev.direction, _LETTER_ALERT)
+        if len(self.alerts) < MAX_ALERTS:
+            self.alerts.append((ev.direction, ev.level, ev.description, self.last_msg))
+
+    def _record(self, ev) -> None:
+        self._letter(ev.direction, _RECORD_LETTERS[ev.content_type])
+
+    def _encrypted_record(self, ev) -> None:
+        self._encrypted(ev.direction, ev)
 
     def _encrypted(self, d: int, ev) -> None:
         self._counts[d] += 1
@@ -247,12 +256,12 @@ class Session:
             "alerts": self.alerts,
             "client_legacy_version": ch.legacy_version if ch is not None else None,
             "client_versions": _offered_versions(ch),
-            "client_ciphers": [c for c in ch.cipher_suites if not is_grease(c)] if ch else [],
-            "client_extensions": [e for e in ch.extensions if not is_grease(e)] if ch else [],
-            "client_groups": [g for g in ch.supported_groups if not is_grease(g)] if ch else [],
+            "client_ciphers": _strip_grease(ch.cipher_suites) if ch else [],
+            "client_extensions": _strip_grease(ch.extensions) if ch else [],
+            "client_groups": _strip_grease(ch.supported_groups) if ch else [],
             "client_alpn": list(ch.alpn) if ch else [],
             "client_signature_algorithms": list(ch.signature_algorithms) if ch else [],
-            "client_key_shares": [g for g in ch.key_share_groups if not is_grease(g)] if ch else [],
+            "client_key_shares": _strip_grease(ch.key_share_groups) if ch else [],
             "client_psk": bool(ch and (ch.psk or ch.session_ticket > 0)),
             "client_sslv2": bool(ch and ch.sslv2),
             "hrr": self.hrr,
@@ -283,8 +292,52 @@ class Session:
             yield sha(der).digest(), der
 
 
+_NO_GREASE: dict = {}
+
+
+def _strip_grease(values: tuple) -> list:
+    """``values`` without RFC 8701 GREASE code points (memoized: the same offers repeat)."""
+    r = _NO_GREASE.get(values)
+    if r is None:
+        if len(_NO_GREASE) > 65536:
+            _NO_GREASE.clear()
+        r = _NO_GREASE[values] = tuple(v for v in values if not is_grease(v))
+    return list(r)
+
+
+_JA4: dict = {}
+
+
+def _ja4(ch) -> str:
+    key = (ch.legacy_version, ch.cipher_suites, ch.extensions, ch.server_name is not None,
+           ch.alpn, ch.signature_algorithms, ch.supported_versions)
+    r = _JA4.get(key)
+    if r is None:
+        if len(_JA4) > 65536:
+            _JA4.clear()
+        r = _JA4[key] = ja4(ch.legacy_version, ch.cipher_suites, ch.extensions,
+                            ch.server_name, ch.alpn, ch.signature_algorithms,
+                            ch.supported_versions)
+    return r
+
+
 def _offered_versions(ch) -> list:
     if ch is None:
         return []
-    vs = [v for v in ch.supported_versions if not is_grease(v)]
+    vs = _strip_grease(ch.supported_versions)
     return vs if vs else [ch.legacy_version]
+
+
+_DISPATCH = {
+    tls.EncryptedRecord: Session._encrypted_record,
+    tls.ClientHello: Session._client_hello,
+    tls.ServerHello: Session._server_hello,
+    tls.HelloRetryRequest: Session._hello_retry_request,
+    tls.Certificate: Session._certificate,
+    tls.ServerKeyExchange: Session._server_key_exchange,
+    tls.CertificateRequest: Session._certificate_request,
+    tls.HandshakeMessage: Session._handshake_message,
+    tls.ChangeCipherSpec: Session._change_cipher_spec,
+    tls.Alert: Session._alert,
+    tls.Record: Session._record,
+}

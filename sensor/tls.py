@@ -1,5 +1,9 @@
 """Sans-I/O TLS handshake reader (h11's shape).
 
+Events are immutable ``NamedTuple``s rather than frozen slotted dataclasses: a frozen
+dataclass pays one ``object.__setattr__`` per field on construction, and this module builds
+several events per connection on the sensor's hot path.
+
 :class:`TLSConnection` is fed the two reassembled byte streams of one TCP connection with
 ``receive_data(direction, data)`` and hands out events with ``next_event()`` until it returns
 :data:`NEED_DATA`.  It never touches a socket, a capture handle or a clock.
@@ -11,7 +15,7 @@ before the bad bytes); that direction is then in the ERROR state and ignores fur
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cext import wire
 from cext.errors import MalformedMessage, ProtocolError
@@ -48,8 +52,7 @@ MAX_HANDSHAKE = 1 << 20
 MAX_BUFFER = (1 << 20) + 2 * wire.MAX_RECORD
 
 
-@dataclass(frozen=True, slots=True)
-class ClientHello:
+class ClientHello(NamedTuple):
     direction: int
     legacy_version: int
     session_id: bytes
@@ -68,8 +71,7 @@ class ClientHello:
     sslv2: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ServerHello:
+class ServerHello(NamedTuple):
     direction: int
     legacy_version: int
     session_id: bytes
@@ -87,33 +89,28 @@ class ServerHello:
         return self.selected_version if self.selected_version >= 0 else self.legacy_version
 
 
-@dataclass(frozen=True, slots=True)
-class HelloRetryRequest:
+class HelloRetryRequest(NamedTuple):
     direction: int
     selected_version: int
     cipher_suite: int
     key_share_group: int
 
 
-@dataclass(frozen=True, slots=True)
-class Certificate:
+class Certificate(NamedTuple):
     direction: int
     certificates: tuple          # DER bytes, wire order
 
 
-@dataclass(frozen=True, slots=True)
-class ServerKeyExchange:
+class ServerKeyExchange(NamedTuple):
     direction: int
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class CertificateRequest:
+class CertificateRequest(NamedTuple):
     direction: int
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeMessage:
+class HandshakeMessage(NamedTuple):
     """Any other plaintext handshake message (server_hello_done, client_key_exchange,
     new_session_ticket, certificate_status, certificate_verify, unassigned types ...)."""
     direction: int
@@ -121,20 +118,17 @@ class HandshakeMessage:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeCipherSpec:
+class ChangeCipherSpec(NamedTuple):
     direction: int
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
+class Alert(NamedTuple):
     direction: int
     level: int
     description: int
 
 
-@dataclass(frozen=True, slots=True)
-class EncryptedRecord:
+class EncryptedRecord(NamedTuple):
     """A record whose content is encrypted: anything after this direction's
     ChangeCipherSpec in TLS <= 1.2, application_data (and non-2-byte alerts) in TLS 1.3."""
     direction: int
@@ -142,8 +136,7 @@ class EncryptedRecord:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """A plaintext record that is neither handshake, CCS nor alert (heartbeat, plaintext
     application_data, unassigned types)."""
     direction: int
@@ -157,20 +150,28 @@ def _is_tls13(version: int) -> bool:
 
 
 class _Direction:
-    __slots__ = ("buf", "hs", "error", "encrypted", "started", "sslv2", "plaintext")
+    __slots__ = ("buf", "hs", "error", "encrypted", "started", "sslv2", "plaintext", "skip")
 
     def __init__(self) -> None:
-        self.buf = bytearray()
-        self.hs = bytearray()
+        self.buf = b""              # bytes of an incomplete record
+        self.hs = b""               # bytes of an incomplete handshake message
         self.error: str | None = None
         self.encrypted = False      # after this side's CCS (TLS <= 1.2)
         self.started = False        # first record seen
         self.sslv2 = False          # records are SSLv2-framed
         self.plaintext = 0          # bytes skipped before TLS started (STARTTLS preamble)
+        self.skip = 0               # rest of an encrypted record already reported
+
+
+_NOTHING: tuple = ((), None)
 
 
 class TLSConnection:
-    """Reads both directions of one TLS connection; see the module docstring."""
+    """Reads both directions of one TLS connection; see the module docstring.
+
+    Two equivalent APIs: h11's ``receive_data()`` / ``next_event()``, and ``feed()``, which
+    returns ``(events, error)`` at once (what the sensor's hot path uses).
+    """
 
     def __init__(self, max_handshake: int = MAX_HANDSHAKE, max_buffer: int = MAX_BUFFER) -> None:
         self._dirs = (_Direction(), _Direction())
@@ -181,25 +182,35 @@ class TLSConnection:
         #: negotiated version once a ServerHello was read (or the draft version)
         self.version = -1
         self.tls13 = False
+        self._out: list = []
 
     # -- public API --------------------------------------------------------------------------
-    def receive_data(self, direction: int, data: bytes) -> None:
+    def feed(self, direction: int, data: bytes):
+        """Parse ``data`` of one direction: ``(events, error)``; ``error`` is the
+        :class:`ProtocolError` that put this direction in the ERROR state, or None."""
         d = self._dirs[direction]
         if d.error is not None or not data:
-            return
-        d.buf += data
+            return _NOTHING
+        out = self._out = []
         try:
-            self._parse(direction, d)
+            self._parse(direction, d, d.buf + data if d.buf else data)
         except ProtocolError as exc:
             self._fail(d, exc)
+            return out, exc
+        return out, None
+
+    def receive_data(self, direction: int, data: bytes) -> None:
+        events, error = self.feed(direction, data)
+        self._events.extend(events)
+        if error is not None and self._pending_error is None:
+            self._pending_error = error
 
     def receive_gap(self, direction: int) -> None:
         """Bytes are missing from this direction: stop parsing it (never parse across)."""
         d = self._dirs[direction]
         if d.error is None:
             d.error = "gap"
-            d.buf = bytearray()
-            d.hs = bytearray()
+            d.buf = d.hs = b""
 
     def next_event(self):
         if self._events:
@@ -216,75 +227,90 @@ class TLSConnection:
     def buffered(self) -> int:
         return sum(len(d.buf) + len(d.hs) for d in self._dirs)
 
-    # -- internals ---------------------------------------------------------------------------
-    def _fail(self, d: _Direction, exc: ProtocolError) -> None:
-        d.error = exc.reason
-        d.buf = bytearray()
-        d.hs = bytearray()
-        if self._pending_error is None:
-            self._pending_error = exc
-
     def plaintext(self) -> int:
         """Bytes of non-TLS preamble skipped so far (both directions)."""
         return self._dirs[0].plaintext + self._dirs[1].plaintext
 
-    def _parse(self, direction: int, d: _Direction) -> None:
-        if not d.started:
-            if len(d.buf) < 3:
+    # -- internals ---------------------------------------------------------------------------
+    def _fail(self, d: _Direction, exc: ProtocolError) -> None:
+        d.error = exc.reason
+        d.buf = d.hs = b""
+
+    def _parse(self, direction: int, d: _Direction, buf) -> None:
+        if d.skip:                                 # inside an encrypted record
+            n = len(buf)
+            if n <= d.skip:
+                d.skip -= n
+                d.buf = b""
                 return
-            b0, b1, b2 = d.buf[0], d.buf[1], d.buf[2]
+            buf = buf[d.skip:]
+            d.skip = 0
+        if not d.started:
+            if len(buf) < 3:
+                d.buf = bytes(buf)
+                return
+            b0, b1, b2 = buf[0], buf[1], buf[2]
             if b0 & 0x80 and b2 in (1, 4):
                 d.sslv2 = True
             elif not (20 <= b0 <= 24 and b1 == 3 and b2 <= 4):
                 # not a record header: plaintext before TLS (STARTTLS: SMTP, IMAP, XMPP ...)
                 # or no TLS at all.  Segment-aligned, like the protocols that upgrade.
-                d.plaintext += len(d.buf)
-                d.buf = bytearray()
+                d.plaintext += len(buf)
+                d.buf = b""
                 return
             d.started = True
         if d.sslv2:
+            d.buf = bytearray(buf)
             self._parse_sslv2(direction, d)
             return
-        records, pos, reason = wire.split_records(d.buf, 0)
-        if pos:
-            del d.buf[:pos]
-        emit = self._events.append
+        records, pos, reason = wire.split_records(buf, 0)
+        emit = self._out.append
+        tls13 = self.tls13
         for ct, version, frag in records:
-            if ct == _HANDSHAKE and not d.encrypted and not (self.tls13 and direction == SERVER
+            if ct == _HANDSHAKE and not d.encrypted and not (tls13 and direction == SERVER
                                                              and self._server_hello_seen):
-                d.hs += frag
+                hs = d.hs + frag if d.hs else frag
+                msgs, hpos, hreason = wire.split_handshakes(hs, 0, self.max_handshake)
+                d.hs = hs[hpos:] if hpos < len(hs) else b""
                 if len(d.hs) > self.max_buffer:
                     raise MalformedMessage("handshake_too_long")
-                msgs, hpos, hreason = wire.split_handshakes(d.hs, 0, self.max_handshake)
-                if hpos:
-                    del d.hs[:hpos]
                 for mt, body in msgs:
                     self._handshake(direction, mt, body)
+                tls13 = self.tls13
                 if hreason is not None:
                     raise MalformedMessage(hreason)
             elif ct == _CCS:
                 emit(ChangeCipherSpec(direction))
-                if not self.tls13:
+                if not tls13:
                     d.encrypted = True
-            elif ct == _ALERT and not d.encrypted and (len(frag) == 2 or not self.tls13):
+            elif ct == _ALERT and not d.encrypted and (len(frag) == 2 or not tls13):
                 # a 2-byte alert before this side encrypts is plaintext; in TLS 1.3 a 2-byte
                 # alert record is plaintext too (AEAD output is always longer)
                 for i in range(0, len(frag) - 1, 2):
                     emit(Alert(direction, frag[i], frag[i + 1]))
-            elif d.encrypted or ct == _APPDATA or (ct == _ALERT and self.tls13) or (
-                    ct == _HANDSHAKE and self.tls13):
+            elif d.encrypted or ct == _APPDATA or (tls13 and (ct == _ALERT or ct == _HANDSHAKE)):
                 emit(EncryptedRecord(direction, ct, len(frag)))
             else:
                 emit(Record(direction, ct, len(frag)))
         if reason is not None:
             raise MalformedMessage(reason)
-        if len(d.buf) > self.max_buffer:
-            raise MalformedMessage("record_overflow")
+        rest = len(buf) - pos
+        if rest >= 5:
+            # an incomplete record: if it is encrypted, report it now and skip its bytes
+            # instead of buffering up to 18 KB of ciphertext
+            ct = buf[pos]
+            if d.encrypted or ct == _APPDATA or (tls13 and ct == _ALERT):
+                ln = (buf[pos + 3] << 8) | buf[pos + 4]
+                emit(EncryptedRecord(direction, ct, ln))
+                d.skip = ln - (rest - 5)
+                d.buf = b""
+                return
+        d.buf = bytes(buf[pos:]) if rest else b""
 
     _server_hello_seen = False
 
     def _handshake(self, direction: int, mt: int, body: bytes) -> None:
-        emit = self._events.append
+        emit = self._out.append
         if mt == _HT_CLIENT_HELLO and direction == CLIENT:
             emit(ClientHello(direction, *wire.parse_client_hello(body)))
         elif mt == _HT_SERVER_HELLO and direction == SERVER:
@@ -320,7 +346,7 @@ class TLSConnection:
         buf = d.buf
         pos = 0
         n = len(buf)
-        emit = self._events.append
+        emit = self._out.append
         while pos + 2 <= n:
             if buf[pos] & 0x80:
                 hl = 2
@@ -340,8 +366,10 @@ class TLSConnection:
                 emit(_sslv2_client_hello(direction, body))
                 # a v2-framed ClientHello may be answered in v3 framing: go back to v3
                 d.sslv2 = False
-                del buf[:pos]
-                self._parse(direction, d)
+                rest = bytes(buf[pos:])
+                d.buf = b""
+                if rest:
+                    self._parse(direction, d, rest)
                 return
             if mt == 4 and direction == SERVER:
                 sh, certs = _sslv2_server_hello(direction, body)
@@ -353,7 +381,7 @@ class TLSConnection:
                 self._dirs[CLIENT].sslv2 = True
                 continue
             emit(EncryptedRecord(direction, 0, ln))
-        del buf[:pos]
+        d.buf = bytes(buf[pos:])
 
 
 def _sslv2_client_hello(direction: int, b: bytes) -> ClientHello:
