@@ -358,6 +358,7 @@ class CertChecker:
         self.expiry_warning_days = expiry_warning_days
         self._shape_cache: OrderedDict[tuple[object, ...], _Shape] = OrderedDict()
         self._verify_cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
+        self._host_cache: OrderedDict[tuple[str, str], tuple[bool, str]] = OrderedDict()
         self.cache_size = cache_size
         self.certs = CertCache(cache_size)
 
@@ -387,7 +388,13 @@ class CertChecker:
         how: str | None = None
         leaf = chain[0]
         if hostname and leaf.error is None:
-            ok, how = hostname_matches(leaf, hostname)
+            hkey = (leaf.sha256, hostname)
+            hit = self._host_cache.get(hkey)
+            if hit is None:
+                hit = self._host_cache[hkey] = hostname_matches(leaf, hostname)
+                if len(self._host_cache) > self.cache_size:
+                    self._host_cache.popitem(last=False)
+            ok, how = hit
             if not ok:
                 names = list(leaf.san_dns or ()) + list(leaf.san_ip or ())
                 shown = ", ".join(names[:8]) if names else "CN=" + ",".join(leaf.common_names)
