@@ -279,7 +279,8 @@ def parse_certificate_message(msg: bytes, tls13: bool) -> list[bytes]:
 class Attempt:
     """What one connection attempt showed.  ``outcome`` is one of:
 
-    ``accepted``            handshake completed;
+    ``accepted``            handshake completed (and, when the server asked for a client certificate, it did
+                            not reject the connection right after);
     ``server_alert``        the server answered with a fatal alert (``alert``);
     ``server_chose_other``  the server answered with a ServerHello for a version/suite we did not offer,
                             and our client aborted (``server_version`` says what it chose);
@@ -299,6 +300,8 @@ class Attempt:
     server_version: str | None = None     # version in the server's ServerHello, if any
     server_cipher: str | None = None
     hello_retry: bool = False
+    negotiated: bool = False              # the server's ServerHello chose a version we offered
+    client_cert_requested: bool = False   # the server sent a CertificateRequest
     alert: dict[str, object] | None = None          # fatal alert that ended it: code, name, level, sent_by
     warning_alerts: list[dict[str, object]] = field(default_factory=list)  # warning-level alerts received
     error: str | None = None
@@ -308,6 +311,12 @@ class Attempt:
     @property
     def accepted(self) -> bool:
         return self.outcome == "accepted"
+
+    @property
+    def client_cert_rejected(self) -> bool:
+        """The server negotiated, asked for a client certificate, then ended the connection with an alert."""
+        return (self.negotiated and self.client_cert_requested and self.outcome == "server_alert"
+                and self.alert is not None and self.alert["code"] in (40, 42, 43, 46, 48, 49, 116))
 
     @property
     def leaf_sha256(self) -> str | None:
@@ -320,7 +329,12 @@ class Attempt:
                 s += " (warning alert " + ", ".join(str(a["name"]) for a in self.warning_alerts) + ")"
             return s
         if self.outcome == "server_alert" and self.alert:
-            return f"alert {self.alert['name']} ({self.alert['code']}) from server"
+            s = f"alert {self.alert['name']} ({self.alert['code']}) from server"
+            if self.negotiated:
+                s = f"negotiated {self.server_version} {self.server_cipher}, then " + s
+                if self.client_cert_requested:
+                    s += " after a CertificateRequest (client certificate required)"
+            return s
         if self.outcome == "server_chose_other":
             what = self.server_version or "?"
             if self.server_cipher:
@@ -339,7 +353,8 @@ class Attempt:
             "label": self.label, "offered": list(self.offered), "servername": self.servername,
             "outcome": self.outcome, "accepted": self.accepted, "method": self.method,
             "version": self.version, "cipher": self.cipher, "server_version": self.server_version,
-            "server_cipher": self.server_cipher, "hello_retry": self.hello_retry, "alert": self.alert,
+            "server_cipher": self.server_cipher, "hello_retry": self.hello_retry, "negotiated": self.negotiated,
+            "client_cert_requested": self.client_cert_requested, "alert": self.alert,
             "warning_alerts": list(self.warning_alerts), "error": self.error,
             "elapsed_ms": round(self.elapsed_ms, 1), "leaf_sha256": self.leaf_sha256,
             "summary": self.summary(),
@@ -356,6 +371,8 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.server_hello: ServerHelloInfo | None = None
+        self.hello_retry = False
+        self.cert_request = False
         self.cert_msgs: list[bytes] = []
         self.alerts_in: list[tuple[int, int]] = []
         self.alerts_out: list[tuple[int, int]] = []
@@ -371,8 +388,13 @@ class _Recorder:
                 self.bytes += len(data)
                 if self.bytes > MAX_HANDSHAKE_BYTES:
                     return
-                if data[0] == 2 and self.server_hello is None:
-                    self.server_hello = parse_server_hello(bytes(data))
+                if data[0] == 2:  # keep the last one: after a HelloRetryRequest the real ServerHello follows
+                    sh = parse_server_hello(bytes(data))
+                    if sh is not None:
+                        self.hello_retry = self.hello_retry or sh.hello_retry
+                        self.server_hello = sh
+                elif data[0] == 13:
+                    self.cert_request = True
                 elif data[0] == 11 and not self.cert_msgs:
                     self.cert_msgs.append(bytes(data))
         except Exception:  # a callback must never break the handshake; counted in the log only
@@ -442,6 +464,17 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
         tls = ctx.wrap_socket(sock, server_hostname=servername, do_handshake_on_connect=False)
         tls.do_handshake()
         att.outcome = "accepted"
+        if rec.cert_request:
+            # TLS 1.3: the client's handshake is over before the server has judged the (empty) client
+            # Certificate; its verdict (certificate_required) arrives as the first record. Wait briefly for it.
+            tls.settimeout(min(1.0, timeout))
+            try:
+                tls.recv(1)
+            except (ssl.SSLError, ConnectionError):
+                if rec.alerts_in:
+                    att.outcome = "server_alert"
+            except (OSError, ValueError):
+                pass
         att.version = {"TLSv1": "TLSv1.0"}.get(str(tls.version()), tls.version())
         negotiated = tls.cipher()
         att.cipher = suites.iana_for_openssl(negotiated[0]) if negotiated else None
@@ -471,19 +504,24 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
         att.elapsed_ms = (time.monotonic() - t0) * 1000
         (tls or sock).close()
     sh = rec.server_hello
+    att.client_cert_requested = rec.cert_request
     if sh is not None:
         att.server_version = version_name(sh.version)
         att.server_cipher = suites.iana(sh.cipher)
-        att.hello_retry = sh.hello_retry
+        att.hello_retry = rec.hello_retry
+        att.negotiated = not sh.hello_retry and sh.version in {VERSION_CODES[v] for v in versions}
     for level, code in rec.alerts_in:
         if level == 1 and code != 0:
             att.warning_alerts.append(_alert_dict(code, level, "server"))
     fatal_in = [(lv, c) for lv, c in rec.alerts_in if lv == 2 or c == 0]
-    if att.outcome != "accepted":
+    if att.outcome == "server_alert" and fatal_in and att.alert is None:
+        att.alert = _alert_dict(fatal_in[0][1], fatal_in[0][0], "server")
+        att.version, att.cipher = att.server_version, att.server_cipher
+    elif att.outcome != "accepted":
         if fatal_in:
             att.outcome = "server_alert"
             att.alert = _alert_dict(fatal_in[0][1], fatal_in[0][0], "server")
-        elif rec.alerts_out and sh is not None and not sh.hello_retry:
+        elif rec.alerts_out and sh is not None and not sh.hello_retry and not att.negotiated:
             lv, c = rec.alerts_out[0]
             att.alert = _alert_dict(c, lv, "client")
             offered_codes = {VERSION_CODES[v] for v in versions}
@@ -585,6 +623,7 @@ def raw_hello_probe(addr: tuple[int, tuple[object, ...]], version: str, *, serve
                     att.server_cipher = suites.iana(sh.cipher)
                     if sh.version == code:
                         att.outcome, att.version, att.cipher = "accepted", version, att.server_cipher
+                        att.negotiated = True
                     else:
                         att.outcome = "server_chose_other"
                     break
@@ -851,10 +890,10 @@ class Prober:
                 break
             att = self._hs([version], label=f"suites {version}", servername=self.name,
                            ciphers=":".join(remaining) + ":@SECLEVEL=0")
-            if not att.accepted or not att.cipher:
+            if not att.negotiated or not att.server_cipher:
                 break
-            s = self.suites.lookup(att.cipher)
-            oname = s.openssl if s else att.cipher
+            s = self.suites.lookup(att.server_cipher)
+            oname = s.openssl if s else att.server_cipher
             if oname in chosen:
                 break
             chosen.append(oname)
@@ -913,14 +952,14 @@ class Prober:
         }
         versions = self.probe_versions()
         report["versions"] = {v: a.to_dict() for v, a in versions.items()}
-        accepted = [v for v, a in versions.items() if a.accepted]
+        accepted = [v for v, a in versions.items() if a.negotiated]
         suites: dict[str, list[str]] = {}
         if o.enumerate_suites:
             for v in accepted:
                 if v in ("TLSv1.0", "TLSv1.1", "TLSv1.2") and versions[v].method == "python-ssl":
                     suites[v] = self.probe_suites(v)
             if "TLSv1.3" in accepted:
-                suites["TLSv1.3"] = [str(versions["TLSv1.3"].cipher)]
+                suites["TLSv1.3"] = [str(versions["TLSv1.3"].server_cipher)]
         report["suites"] = suites
         offer: Attempt | None = None
         if o.offer_versions or o.offer_ciphers:
@@ -942,7 +981,7 @@ class Prober:
         best: Attempt | None = None
         for v in reversed(VERSIONS):
             a = versions[v]
-            if a.accepted and a.chain:
+            if a.negotiated and a.chain:
                 best = a
                 break
         for cand in (sni.get("with_name"), sni.get("without_name")):
@@ -954,7 +993,7 @@ class Prober:
         if chain_ders:
             chain = validate_chain(chain_ders, self.name, roots, self.now)
             chain["from"] = best.label if best else "openssl s_client"
-            chain["version"] = best.version if best else None
+            chain["version"] = best.server_version if best else None
         else:
             chain = {"sent": 0, "problems": [], "note": "no handshake completed: the server's chain was not seen"}
         report["chain"] = chain
@@ -985,7 +1024,7 @@ def _cert_label(att: Attempt) -> str:
 def findings(report: dict[str, object], versions: dict[str, Attempt], suites: dict[str, list[str]],
              offer: Attempt | None, sni: dict[str, Attempt], name: str | None) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
-    accepted = [v for v in VERSIONS if versions[v].accepted]
+    accepted = [v for v in VERSIONS if versions[v].negotiated]
     untestable = [v for v in VERSIONS if versions[v].outcome == "not_testable"]
     if not accepted:
         out.append(_finding("unknown", "failure",
@@ -1022,6 +1061,9 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
     if offer is not None:
         if offer.accepted:
             out.append(_finding("none", "ok", f"client offer accepted: {offer.version} {offer.cipher}"))
+        elif offer.negotiated:
+            out.append(_finding("none", "ok", f"client offer negotiated {offer.server_version} {offer.server_cipher}"
+                                              f" (the handshake then failed: {offer.summary()})"))
         elif offer.outcome == "not_testable":
             out.append(_finding("unknown", "info", f"client offer not testable from this host ({offer.error})"))
         else:
@@ -1048,20 +1090,21 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
 
     w, wo, unk = sni.get("with_name"), sni.get("without_name"), sni.get("unknown_name")
     if w is not None and wo is not None:
-        if w.accepted and not wo.accepted:
+        if w.negotiated and not wo.negotiated:
             out.append(_finding(
                 "sni_required", "failure" if wo.outcome in ("server_alert", "closed") else "warning",
                 f"handshake without server_name fails ({wo.summary()}); with {name} it succeeds: the server "
                 "requires SNI",
                 "make the client send SNI (MP: conf_system_jsse.enableSNIExtension=true, restart; use a "
                 "hostname, not an IP, in the target URL)"))
-        elif w.accepted and wo.accepted and w.leaf_sha256 != wo.leaf_sha256:
+        elif w.negotiated and wo.negotiated and w.leaf_sha256 and wo.leaf_sha256 \
+                and w.leaf_sha256 != wo.leaf_sha256:
             out.append(_finding(
                 "sni_required", "warning",
                 f"server is SNI-dependent: with {name} it serves {_cert_label(w)}, without server_name "
                 f"{_cert_label(wo)}",
                 "clients must send SNI to get the right certificate (MP: jsse.enableSNIExtension=true)"))
-        if w.accepted and w.warning_alerts and any(a["code"] == 112 for a in w.warning_alerts):
+        if w.negotiated and w.warning_alerts and any(a["code"] == 112 for a in w.warning_alerts):
             out.append(_finding(
                 "sni_unrecognized", "failure",
                 f"server answers server_name {name} with a warning unrecognized_name: Java (JSSE) clients "
@@ -1070,7 +1113,7 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
     elif wo is not None and name is None:
         out.append(_finding("unknown", "info", "SNI sensitivity not tested with a name: target is an IP; "
                                                "give --servername"))
-    if unk is not None and w is not None and w.accepted:
+    if unk is not None and w is not None and w.negotiated:
         if unk.outcome == "server_alert" and unk.alert and unk.alert["code"] == 112:
             out.append(_finding("sni_unrecognized", "info",
                                 "server rejects unknown server names with unrecognized_name: clients must send "
@@ -1079,6 +1122,19 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
             out.append(_finding("sni_unrecognized", "info",
                                 "server answers unknown server names with a warning unrecognized_name "
                                 "(fatal for JSSE clients that send a name it does not know)"))
+
+    every = list(versions.values()) + list(sni.values()) + ([offer] if offer is not None else [])
+    rejected = next((a for a in every if a.client_cert_rejected), None)
+    if rejected is not None and rejected.alert is not None:
+        out.append(_finding(
+            "client_certificate_missing", "failure",
+            f"server requires a client certificate: it sends a CertificateRequest and, when the client sends "
+            f"none, ends the handshake with {rejected.alert['name']} ({rejected.server_version})",
+            "configure the client with a certificate the server trusts (MP: TargetEndpoint <SSLInfo> "
+            "<ClientAuthEnabled>true</ClientAuthEnabled>, <KeyStore>, <KeyAlias>); this probe sends none"))
+    elif any(a.client_cert_requested and a.accepted for a in every):
+        out.append(_finding("client_certificate_missing", "info",
+                            "server requests an optional client certificate (handshake succeeds without one)"))
 
     chain = report.get("chain")
     if isinstance(chain, dict):
@@ -1116,7 +1172,7 @@ def render_text(r: dict[str, object]) -> str:
     versions = r.get("versions")
     if isinstance(versions, dict):
         for v, a in versions.items():
-            mark = "ACCEPTED" if a["accepted"] else ("untestable" if a["outcome"] == "not_testable" else "rejected")
+            mark = "ACCEPTED" if a["negotiated"] else ("untestable" if a["outcome"] == "not_testable" else "rejected")
             extra = f"  [{a['method']}]" if a["method"] != "python-ssl" else ""
             summ = a["summary"] if not a["accepted"] else f"{a['cipher']}"
             L.append(f"  {v:<8} {mark:<10} {summ}{extra}")
@@ -1132,7 +1188,8 @@ def render_text(r: dict[str, object]) -> str:
     if isinstance(offer, dict):
         L.append("")
         L.append(f"Client offer {offer['label'][6:]}:")
-        L.append(f"  {'ACCEPTED' if offer['accepted'] else 'REJECTED'}: {offer['summary']}")
+        verdict = "ACCEPTED" if offer["accepted"] else ("NEGOTIATED, then failed" if offer["negotiated"] else "REJECTED")
+        L.append(f"  {verdict}: {offer['summary']}")
         for n in offer.get("notes", []):
             L.append(f"  note: {n}")
     sni = r.get("sni")

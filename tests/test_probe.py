@@ -525,3 +525,21 @@ def test_offer_ciphers_without_versions_defaults_to_tls12(pki: PKI, tmp_path: Pa
     assert r["offer"]["accepted"] is True
     assert r["offer"]["version"] == "TLSv1.2" and r["offer"]["cipher"] == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
     assert any("no --versions" in n for n in r["offer"]["notes"])
+
+
+@pytest.mark.parametrize("version_flag, version, alert", [("-tls1_2", "TLSv1.2", "handshake_failure"),
+                                                          ("-tls1_3", "TLSv1.3", "certificate_required")])
+def test_client_certificate_required(pki: PKI, tmp_path: Path, version_flag: str, version: str, alert: str) -> None:
+    """mTLS server (-Verify): the version is still reported as accepted (it was negotiated), the chain is
+    still validated, and the failure is named client_certificate_missing, not a protocol problem."""
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-Verify", "1", "-CAfile", pki.root_pem, version_flag) as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+    assert accepted_versions(r) == []  # no handshake completes ...
+    v = r["versions"][version]
+    assert v["negotiated"] is True and v["client_cert_requested"] is True  # ... but the version was negotiated
+    assert v["alert"]["name"] == alert and v["alert"]["sent_by"] == "server"
+    assert [k for k, a in r["versions"].items() if a["negotiated"]] == [version]
+    assert causes(r) == {"client_certificate_missing"}
+    assert r["chain"]["sent"] == 2 and r["chain"]["trust"]["verified"] is True
+    assert "sni_required" not in causes(r, "warning")
