@@ -542,31 +542,53 @@ _RAW_SUITES_OLD = (0xC014, 0xC00A, 0xC013, 0xC009, 0x0039, 0x0038, 0x0035, 0x003
                    0x0014, 0x0011, 0x0008, 0x0006, 0x0003, 0x00FF)
 _RAW_SUITES_12 = (0xC02F, 0xC02B, 0xC030, 0xC02C, 0x009E, 0x009C, 0x009F, 0x009D, 0xC027, 0xC023,
                   0x003C, 0x003D, 0x0067, 0x006B) + _RAW_SUITES_OLD
+#: RFC 8446 §B.4 and RFC 8998-free IANA TLS 1.3 suites.
+TLS13_SUITES = (0x1301, 0x1302, 0x1303, 0x1304, 0x1305)
 
 
-def build_client_hello(version: int, servername: str | None, suites: Sequence[int]) -> bytes:
-    """A ClientHello record offering exactly ``version`` (legacy_version; <= TLS 1.2)."""
+def _ext(etype: int, body: bytes) -> bytes:
+    return struct.pack("!HH", etype, len(body)) + body
+
+
+def build_client_hello(versions: Sequence[int], servername: str | None, suites: Sequence[int]) -> bytes:
+    """A ClientHello record offering exactly ``versions`` and ``suites``.
+
+    Up to TLS 1.2 the highest version goes in legacy_version; with TLS 1.3 the list goes in
+    supported_versions (RFC 8446 §4.2.1) with an x25519 key_share, so the server can answer with a real
+    ServerHello (or a HelloRetryRequest) that names the version and suite it picked.
+    """
+    top = max(versions)
     exts = b""
     if servername:
         host = servername.encode("idna") if not servername.isascii() else servername.encode()
         entry = b"\x00" + struct.pack("!H", len(host)) + host
-        sni = struct.pack("!H", len(entry)) + entry
-        exts += struct.pack("!HH", 0, len(sni)) + sni
-    if version >= 0x0301:
-        groups = struct.pack("!HHHH", 6, 0x0017, 0x0018, 0x0019)  # secp256r1, secp384r1, secp521r1
-        exts += struct.pack("!HH", 10, len(groups)) + groups
-        exts += struct.pack("!HHBB", 11, 2, 1, 0)  # ec_point_formats: uncompressed
-    if version >= 0x0303:
-        algs = (0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0201, 0x0203)
-        body = struct.pack("!H", 2 * len(algs)) + b"".join(struct.pack("!H", a) for a in algs)
-        exts += struct.pack("!HH", 13, len(body)) + body
+        exts += _ext(0, struct.pack("!H", len(entry)) + entry)
+    if top >= 0x0301:
+        groups = (0x001D, 0x0017, 0x0018, 0x0019) if top >= 0x0304 else (0x0017, 0x0018, 0x0019)
+        exts += _ext(10, struct.pack("!H", 2 * len(groups)) + b"".join(struct.pack("!H", g) for g in groups))
+        exts += _ext(11, b"\x01\x00")  # ec_point_formats: uncompressed
+    if top >= 0x0303:
+        algs = (0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0201, 0x0203)
+        exts += _ext(13, struct.pack("!H", 2 * len(algs)) + b"".join(struct.pack("!H", a) for a in algs))
+    session_id = b""
+    if top >= 0x0304:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+        pub = X25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.Raw,
+                                                                    serialization.PublicFormat.Raw)
+        vs = b"".join(struct.pack("!H", v) for v in sorted(versions, reverse=True))
+        exts += _ext(43, bytes([len(vs)]) + vs)
+        share = struct.pack("!HH", 0x001D, len(pub)) + pub
+        exts += _ext(51, struct.pack("!H", len(share)) + share)
+        exts += _ext(45, b"\x01\x01")  # psk_key_exchange_modes: psk_dhe_ke (expected by some stacks)
+        session_id = os.urandom(32)  # middlebox compatibility mode (RFC 8446 §D.4)
+    legacy = min(top, 0x0303)
     cs = b"".join(struct.pack("!H", s) for s in suites)
-    hello = (struct.pack("!H", version) + os.urandom(32) + b"\x00" + struct.pack("!H", len(cs)) + cs
-             + b"\x01\x00")
+    hello = (struct.pack("!H", legacy) + os.urandom(32) + bytes([len(session_id)]) + session_id
+             + struct.pack("!H", len(cs)) + cs + b"\x01\x00")
     if exts:
         hello += struct.pack("!H", len(exts)) + exts
     msg = b"\x01" + struct.pack("!I", len(hello))[1:] + hello
-    return struct.pack("!BHH", 22, min(version, 0x0301), len(msg)) + msg
+    return struct.pack("!BHH", 22, min(top, 0x0301), len(msg)) + msg
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -579,22 +601,28 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def raw_hello_probe(addr: tuple[int, tuple[object, ...]], version: str, *, servername: str | None,
-                    timeout: float, suites: SuiteTable, label: str) -> Attempt:
-    """Offer ``version`` with a hand-built ClientHello and read the server's first answer."""
-    att = Attempt(label=label, offered=[version], servername=servername, method="raw-client-hello")
-    code = VERSION_CODES[version]
-    if code > 0x0303:
-        att.error = "raw ClientHello not implemented for TLS 1.3"
-        return att
+def raw_hello_probe(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, servername: str | None,
+                    timeout: float, suites: SuiteTable, label: str,
+                    cipher_codes: Sequence[int] | None = None) -> Attempt:
+    """Send a hand-built ClientHello and read the server's first answer (ServerHello or alert).
+
+    ``negotiated``/``accepted`` here mean the server's ServerHello picked an offered version; the handshake
+    is not completed (no key exchange, no Finished), which is all the version and suite questions need.
+    """
+    att = Attempt(label=label, offered=list(versions), servername=servername, method="raw-client-hello")
+    codes = [VERSION_CODES[v] for v in versions]
+    if cipher_codes is None:
+        cipher_codes = ((TLS13_SUITES if max(codes) >= 0x0304 else ())
+                        + (_RAW_SUITES_12 if min(codes) <= 0x0303 and max(codes) >= 0x0303 else ())
+                        + (_RAW_SUITES_OLD if min(codes) < 0x0303 else ()))
+        cipher_codes = list(dict.fromkeys(cipher_codes))
     family, sockaddr = addr
     t0 = time.monotonic()
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(sockaddr)
-        sock.sendall(build_client_hello(code, servername,
-                                        _RAW_SUITES_12 if code >= 0x0303 else _RAW_SUITES_OLD))
+        sock.sendall(build_client_hello(codes, servername, cipher_codes))
         hs = b""
         total = 0
         while True:
@@ -621,8 +649,9 @@ def raw_hello_probe(addr: tuple[int, tuple[object, ...]], version: str, *, serve
                         break
                     att.server_version = version_name(sh.version)
                     att.server_cipher = suites.iana(sh.cipher)
-                    if sh.version == code:
-                        att.outcome, att.version, att.cipher = "accepted", version, att.server_cipher
+                    att.hello_retry = sh.hello_retry
+                    if sh.version in codes and sh.cipher in cipher_codes:
+                        att.outcome, att.version, att.cipher = "accepted", att.server_version, att.server_cipher
                         att.negotiated = True
                     else:
                         att.outcome = "server_chose_other"
@@ -869,7 +898,7 @@ class Prober:
             else:
                 assert self.addr is not None
                 self.attempts += 1
-                att = raw_hello_probe(self.addr, v, servername=self.name, timeout=self.o.timeout,
+                att = raw_hello_probe(self.addr, [v], servername=self.name, timeout=self.o.timeout,
                                       suites=self.suites, label=f"version {v}")
                 att.error = (att.error + "; " if att.error else "") + \
                     f"this host's TLS library cannot offer {v} ({why}); used a hand-built ClientHello"
@@ -899,6 +928,22 @@ class Prober:
             chosen.append(oname)
         return [self.suites.iana_for_openssl(n) for n in chosen]
 
+    def probe_suites13(self) -> list[str]:
+        """TLS 1.3 suites, with hand-built ClientHellos (Python's ssl cannot restrict TLS 1.3 suites)."""
+        assert self.addr is not None
+        remaining = list(TLS13_SUITES)
+        chosen: list[str] = []
+        while remaining:
+            self.attempts += 1
+            att = raw_hello_probe(self.addr, ["TLSv1.3"], servername=self.name, timeout=self.o.timeout,
+                                  suites=self.suites, label="suites TLSv1.3", cipher_codes=remaining)
+            s = self.suites.lookup(att.server_cipher or "")
+            if not att.negotiated or s is None or s.code not in remaining:
+                break
+            chosen.append(s.iana)
+            remaining.remove(s.code)
+        return chosen
+
     def probe_offer(self, versions: list[str], ciphers: list[Suite] | None) -> tuple[Attempt, list[str]]:
         notes: list[str] = []
         lo, hi = VERSIONS.index(versions[0]), VERSIONS.index(versions[-1])
@@ -909,7 +954,15 @@ class Prober:
             tls13 = [s for s in ciphers if s.min_version == "TLSv1.3"]
             legacy = [s for s in ciphers if s not in tls13]
             if tls13 and "TLSv1.3" in versions:
-                notes.append("Python's ssl cannot restrict TLS 1.3 suites: offered OpenSSL's default TLS 1.3 suites")
+                # Python's ssl cannot restrict TLS 1.3 suites: send the exact offer by hand instead.
+                notes.append("TLS 1.3 suites named: exact offer sent as a hand-built ClientHello; the answer is "
+                             "the server's ServerHello or alert (the handshake is not completed)")
+                assert self.addr is not None
+                self.attempts += 1
+                label = "offer " + ",".join(versions) + " [" + ",".join(s.iana for s in ciphers) + "]"
+                return raw_hello_probe(self.addr, versions, servername=self.name, timeout=self.o.timeout,
+                                       suites=self.suites, label=label,
+                                       cipher_codes=[s.code for s in ciphers]), notes
             elif tls13:
                 notes.append("TLS 1.3 suites ignored: TLS 1.3 is not in the offered versions")
             if legacy:
@@ -959,7 +1012,7 @@ class Prober:
                 if v in ("TLSv1.0", "TLSv1.1", "TLSv1.2") and versions[v].method == "python-ssl":
                     suites[v] = self.probe_suites(v)
             if "TLSv1.3" in accepted:
-                suites["TLSv1.3"] = [str(versions["TLSv1.3"].server_cipher)]
+                suites["TLSv1.3"] = self.probe_suites13() or [str(versions["TLSv1.3"].server_cipher)]
         report["suites"] = suites
         offer: Attempt | None = None
         if o.offer_versions or o.offer_ciphers:
@@ -1182,8 +1235,6 @@ def render_text(r: dict[str, object]) -> str:
         L.append("Cipher suites accepted (in the order the server chose them):")
         for v, names in suites.items():
             L.append(f"  {v}: " + (", ".join(names) if names else "-"))
-            if v == "TLSv1.3":
-                L[-1] += "  (negotiated; Python's ssl cannot enumerate TLS 1.3 suites)"
     offer = r.get("offer")
     if isinstance(offer, dict):
         L.append("")

@@ -394,11 +394,13 @@ def test_raw_client_hello_against_tls10_server(pki: PKI, tmp_path: Path) -> None
                        "-cipher", "DEFAULT@SECLEVEL=0") as srv:
         addr = (socket.AF_INET, ("127.0.0.1", srv.port))
         t = probe.suite_table()
-        ok = probe.raw_hello_probe(addr, "TLSv1.0", servername=NAME, timeout=3, suites=t, label="raw")
-        no = probe.raw_hello_probe(addr, "SSLv3", servername=NAME, timeout=3, suites=t, label="raw")
+        ok = probe.raw_hello_probe(addr, ["TLSv1.0"], servername=NAME, timeout=3, suites=t, label="raw")
+        no = probe.raw_hello_probe(addr, ["SSLv3"], servername=NAME, timeout=3, suites=t, label="raw")
+        v13 = probe.raw_hello_probe(addr, ["TLSv1.3"], servername=NAME, timeout=3, suites=t, label="raw")
     assert ok.outcome == "accepted" and ok.server_version == "TLSv1.0"
     assert ok.cipher and ok.cipher.startswith("TLS_")
     assert no.outcome in ("server_alert", "closed") and not no.accepted
+    assert not v13.negotiated and v13.outcome in ("server_alert", "server_chose_other")
 
 
 def test_alert_names_from_openssl_reasons() -> None:
@@ -543,3 +545,19 @@ def test_client_certificate_required(pki: PKI, tmp_path: Path, version_flag: str
     assert causes(r) == {"client_certificate_missing"}
     assert r["chain"]["sent"] == 2 and r["chain"]["trust"]["verified"] is True
     assert "sni_required" not in causes(r, "warning")
+
+
+def test_tls13_suites_enumerated_and_exact_offer(pki: PKI, tmp_path: Path) -> None:
+    """TLS 1.3 suites come from hand-built ClientHellos; an exact TLS 1.3 offer is answered honestly."""
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256") as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem,
+                     "--versions", "TLSv1.3", "--ciphers", "TLS_AES_256_GCM_SHA384")
+        ok = run_json(srv.target, "--servername", NAME, "--no-suites",
+                      "--versions", "TLSv1.3", "--ciphers", "TLS_CHACHA20_POLY1305_SHA256")
+    assert sorted(r["suites"]["TLSv1.3"]) == ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"]
+    assert r["offer"]["method"] == "raw-client-hello"
+    assert r["offer"]["negotiated"] is False
+    assert r["offer"]["alert"]["name"] == "handshake_failure"
+    assert "cipher_mismatch" in causes(r)
+    assert ok["offer"]["negotiated"] is True and ok["offer"]["server_cipher"] == "TLS_CHACHA20_POLY1305_SHA256"
