@@ -1130,14 +1130,29 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
                     f"{', '.join(accepted)}",
                     f"pin <SSLInfo><Protocols><Protocol>{accepted[-1]}</Protocol></Protocols> or upgrade the backend"))
             elif common and alert in ("handshake_failure", "insufficient_security", None):
-                have = sorted({s for v in common for s in suites.get(v, [])})
-                have_txt = (": server accepts " + ", ".join(have[:12]) + (" ..." if len(have) > 12 else "")) if have else ""
-                out.append(_finding(
-                    "cipher_mismatch", "failure",
-                    f"client offer fails ({offer.summary()}) although both sides speak {', '.join(common)}: "
-                    f"no common cipher suite{have_txt}",
-                    "make the client offer a suite the server has (MP: JCE unlimited policy / SSLInfo "
-                    "<Ciphers>), or enable a suite of the client's on the server"))
+                offer_info = report.get("offer")
+                named = offer_info.get("ciphers") if isinstance(offer_info, dict) else None
+                have = "; ".join(f"{v}: " + ", ".join(suites[v][:8]) + (" ..." if len(suites[v]) > 8 else "")
+                                 for v in common if suites.get(v))
+                shared = {v: [c for c in named if c in suites.get(v, [])] for v in common} if named else {}
+                works = [v for v in common if shared.get(v)]
+                if works and works[-1] != common[-1]:
+                    top, ok_v = common[-1], works[-1]
+                    out.append(_finding(
+                        "cipher_mismatch", "failure",
+                        f"client offer fails ({offer.summary()}): the server settles on {top} first and shares none "
+                        f"of the offered {top} suites; it does not fall back to {ok_v}, where "
+                        f"{', '.join(shared[ok_v])} would work" + (f" (server's {top} suites: "
+                                                                     + ", ".join(suites.get(top, [])) + ")"
+                                                                     if suites.get(top) else ""),
+                        f"offer a {top} suite the server has, or drop {top} from the client's protocols"))
+                else:
+                    out.append(_finding(
+                        "cipher_mismatch", "failure",
+                        f"client offer fails ({offer.summary()}) although both sides speak {', '.join(common)}: "
+                        f"no common cipher suite" + (f" (server accepts {have})" if have else ""),
+                        "make the client offer a suite the server has (MP: JCE unlimited policy / SSLInfo "
+                        "<Ciphers>), or enable a suite of the client's on the server"))
             else:
                 out.append(_finding("unknown", "failure", f"client offer fails: {offer.summary()}"))
 

@@ -561,3 +561,16 @@ def test_tls13_suites_enumerated_and_exact_offer(pki: PKI, tmp_path: Path) -> No
     assert r["offer"]["alert"]["name"] == "handshake_failure"
     assert "cipher_mismatch" in causes(r)
     assert ok["offer"]["negotiated"] is True and ok["offer"]["server_cipher"] == "TLS_CHACHA20_POLY1305_SHA256"
+
+
+def test_mixed_offer_server_settles_on_tls13_first(pki: PKI, tmp_path: Path) -> None:
+    """OpenSSL picks the version before the suite: a TLSv1.2+1.3 offer whose only TLS 1.3 suite the server
+    lacks fails, although one of its TLS 1.2 suites would have worked; the verdict says so."""
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-ciphersuites", "TLS_AES_128_GCM_SHA256") as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--versions", "TLSv1.2,TLSv1.3",
+                     "--ciphers", "TLS_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+    assert r["offer"]["alert"]["name"] == "handshake_failure"
+    f = next(x for x in r["findings"] if x["cause"] == "cipher_mismatch")
+    assert "settles on TLSv1.3" in f["message"] and "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 would work" in f["message"]
+    assert r["suites"]["TLSv1.3"] == ["TLS_AES_128_GCM_SHA256"]
