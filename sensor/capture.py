@@ -12,6 +12,7 @@ import gzip
 import logging
 import os
 import shutil
+import struct
 import tempfile
 
 import pcapy
@@ -21,6 +22,7 @@ __all__ = ["CaptureError", "FileCapture", "BATCH"]
 log = logging.getLogger(__name__)
 
 BATCH = 4096
+_META = struct.Struct("=IIII")
 _PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                 b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
 
@@ -77,14 +79,34 @@ class FileCapture:
             try:
                 buf, meta = reader.next_batch(self.batch)
             except Exception as exc:
-                raise CaptureError("%s: corrupt capture after %d packets: %s"
-                                   % (self.path, self.packets, _one_line(exc))) from None
+                # the batch that hit the bad record is lost: re-read it packet by packet
+                yield from self._salvage(exc)
+                return
             if not meta:
                 return
             n = len(meta) >> 4
             self.packets += n
             self.bytes_read += len(buf) + 16 * n
             yield buf, meta
+
+    def _salvage(self, exc: Exception):
+        """Deliver the packets before a corrupt record one at a time, then raise."""
+        try:
+            reader = pcapy.open_offline(self._tmp or self.path)
+            for _ in range(self.packets):
+                reader.next()
+            while True:
+                hdr, data = reader.next()
+                if hdr is None:
+                    break
+                sec, usec = hdr.getts()
+                self.packets += 1
+                self.bytes_read += len(data) + 16
+                yield data, _META.pack(sec, usec, 0, len(data))
+        except Exception as again:
+            exc = again
+        raise CaptureError("%s: corrupt capture after %d packets: %s"
+                           % (self.path, self.packets, _one_line(exc))) from None
 
     def close(self) -> None:
         if self._tmp is not None:
