@@ -18,11 +18,14 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import NameOID
 
@@ -148,11 +151,18 @@ def _is_ca(cert: x509.Certificate) -> bool:
 
 
 def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """False only when the signature is checked and wrong; an algorithm ``cryptography`` refuses to verify
+    (SHA-1, MD5, unusual PSS parameters) is not held against the chain: the names decide."""
     try:
         child.verify_directly_issued_by(parent)
         return True
-    except Exception:  # noqa: BLE001 - InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm
+    except InvalidSignature:
         return False
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        if child.issuer != parent.subject:
+            return False
+        log.debug("signature not checkable (%s): names decide", e)
+        return True
 
 
 def _rfc4514(name: x509.Name) -> str:
@@ -164,17 +174,21 @@ def _rfc4514(name: x509.Name) -> str:
 
 def cert_info_from_der(der: bytes, sha256: str | None = None) -> CertInfo:
     sha = sha256 or hashlib.sha256(der).hexdigest()
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        subject, issuer = _rfc4514(cert.subject), _rfc4514(cert.issuer)
-        nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
-    except ValueError as e:
-        return CertInfo(sha, "", "", None, None, (), (), (), False, False, False, None, f"unparseable DER: {e}")
-    dns, ips, cns = _names(cert)
+    with warnings.catch_warnings():
+        # odd-but-parseable certificates (negative serials...) are data here, not a reason to warn
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            subject, issuer = _rfc4514(cert.subject), _rfc4514(cert.issuer)
+            nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
+        except ValueError as e:
+            return CertInfo(sha, "", "", None, None, (), (), (), False, False, False, None, f"unparseable DER: {e}")
+        dns, ips, cns = _names(cert)
+        ca = _is_ca(cert)
     self_issued = cert.subject == cert.issuer
     return CertInfo(
         sha256=sha, subject=subject, issuer=issuer, not_before=nb, not_after=na, san_dns=dns, san_ip=ips,
-        common_names=cns, is_ca=_is_ca(cert), self_issued=self_issued,
+        common_names=cns, is_ca=ca, self_issued=self_issued,
         self_signed=self_issued and _signed_by(cert, cert), cert=cert,
     )
 

@@ -235,19 +235,12 @@ class Ctx:
     def refusal_profile(self) -> Profile | None:
         return self.profile if self.profile is not None else self.server_profile
 
-    @property
-    def client_closed_first(self) -> bool:
-        close = self.s.get("close")
-        if not isinstance(close, dict):
-            return False
-        firsts = [(close.get("fin") or [None])[0], (close.get("rst") or [None])[0]]
-        return "client" in firsts and "server" not in [f for f in firsts if f != "client"][:1]
-
     def closer(self) -> str | None:
+        """Who closed first: the first FIN sender (a RST after a FIN is a reaction), else the first RST."""
         close = self.s.get("close")
         if not isinstance(close, dict):
             return None
-        for key in ("rst", "fin"):
+        for key in ("fin", "rst"):
             seq = close.get(key)
             if isinstance(seq, list) and seq:
                 return str(seq[0])
@@ -261,7 +254,7 @@ class Ctx:
         a = self.fatal
         if a is not None:
             return a.sender == "server"
-        return self.closer() == "server" or self.outcome == "reset"
+        return self.closer() == "server" or (self.outcome in ("reset", "timeout") and self.closer() is None)
 
     def cert_rejection(self) -> tuple[str, ChainReport | None, Alert] | None:
         """(rejecting side, the rejected chain, the alert) when a plaintext alert rejected a certificate."""
@@ -689,8 +682,22 @@ def e_unknown(ctx: Ctx) -> Finding:
                    "`tlsdiag probe HOST:PORT`, the peer's logs, or a capture that includes the whole handshake")
 
 
+#: sensor weirds that mean the server answered the ClientHello with something that is not TLS
+NOT_TLS_WEIRDS = frozenset({"server_not_tls", "server_plaintext", "not_tls_response"})
+
+
+def m_server_not_tls(ctx: Ctx) -> bool:
+    return not ctx.server_hello_seen and bool(NOT_TLS_WEIRDS & {str(w) for w in ctx.list_("weirds")})
+
+
+def e_server_not_tls(ctx: Ctx) -> Finding:
+    return Finding("server", HIGH, "the server answered the ClientHello with data that is not TLS (a plain-HTTP or "
+                   "other non-TLS service on this port)", None)
+
+
 _P = PROTOCOL_MISMATCH
 FAILURE_RULES: Sequence[Rule] = (
+    Rule("TLS-SERVER-NOT-TLS", _P, m_server_not_tls, e_server_not_tls),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME", SNI_UNRECOGNIZED, m_sni_unrecognized, e_sni_unrecognized),
     Rule("TLS-ALERT-PROTOCOL-VERSION", _P, m_protocol_alert_server, e_protocol_alert_server),
     Rule("TLS-CLIENT-REFUSED-VERSION", _P, m_protocol_alert_client, e_protocol_alert_client),

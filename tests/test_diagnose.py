@@ -435,3 +435,17 @@ def test_rule_ids_unique_and_last_rule_catches_all():
     assert len(ids) == len(set(ids))
     assert R.FAILURE_RULES[-1].cause == "unknown"
     assert {r.cause for r in R.FAILURE_RULES} == set(R.FAILURE_CAUSES)
+
+
+def test_server_answering_non_tls(pki):
+    s = refused(alerts=[], outcome="closed", close={"fin": ["server"], "rst": []}, weirds=["server_not_tls"])
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rule"], d["confidence"]) == ("protocol_mismatch", "TLS-SERVER-NOT-TLS", "high")
+
+
+def test_client_reset_after_hello_is_not_a_server_refusal(pki):
+    s = refused(alerts=[], outcome="reset", close={"fin": [], "rst": ["client"]})
+    assert one(engine().diagnose(s))["cause"] == "unknown"
+    s2 = refused(alerts=[], outcome="reset", close={"fin": ["server"], "rst": ["client"]})
+    assert one(engine().diagnose(s2))["cause"] != "unknown"
+
