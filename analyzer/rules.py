@@ -329,7 +329,11 @@ def _refusal_text(ctx: Ctx) -> str:
     a = ctx.fatal
     if a is not None:
         return f"the server answered the ClientHello with {a.level} {a.description} (no ServerHello)"
-    return f"the server closed the connection ({ctx.closer() or ctx.outcome}) right after the ClientHello, no ServerHello"
+    close = ctx.s.get("close") if isinstance(ctx.s.get("close"), dict) else {}
+    assert isinstance(close, dict)
+    how = ("never answered" if ctx.outcome == "timeout" else "closed" if "server" in (close.get("fin") or [])
+           else "reset" if "server" in (close.get("rst") or []) else "closed")
+    return f"the server {how} the connection right after the ClientHello, without a ServerHello or an alert"
 
 
 def _profile_conf(p: Profile, base: str = MEDIUM) -> str:
@@ -635,11 +639,18 @@ def e_encrypted(ctx: Ctx) -> Finding:
                    {"client_encrypted": ce, "server_encrypted": se})
 
 
-def _post_handshake_close(ctx: Ctx) -> bool:
-    """Handshake completed (both ChangeCipherSpec) without application data, and the client closed."""
+def _complete_then_closed(ctx: Ctx) -> bool:
     h = ctx.history
-    return (not ctx.s.get("established") and not ctx.tls13 and "I" in h and "i" in h and ctx.fatal is None
-            and ctx.closer() == "client")
+    return "I" in h and "i" in h
+
+
+def _post_handshake_close(ctx: Ctx) -> bool:
+    """The client closed without an alert and without sending data, either after a complete handshake (both
+    ChangeCipherSpec) or right after the server's first flight (ServerHelloDone, no ClientKeyExchange)."""
+    h = ctx.history
+    if ctx.s.get("established") or ctx.tls13 or ctx.fatal is not None or ctx.closer() != "client":
+        return False
+    return _complete_then_closed(ctx) or ("n" in h and "G" not in h)
 
 
 def _post_close_cause(ctx: Ctx) -> str | None:
@@ -662,10 +673,15 @@ def e_post_close(ctx: Ctx) -> Finding:
     assert ctx.server_chain is not None
     v = judge_rejection(ctx.server_chain, BAD_CERTIFICATE)
     detail = v.problem.detail if v.problem else "certificate problem"
+    if _complete_then_closed(ctx):
+        return Finding("client", MEDIUM,
+                       f"the handshake completed but the client closed without sending data, and the server's "
+                       f"certificate has a problem the client checks after the handshake: {detail}",
+                       "the client's own log (it checked the certificate after the handshake and closed)")
     return Finding("client", MEDIUM,
-                   f"the handshake completed but the client closed without sending data, and the server's certificate "
-                   f"has a problem the client checks after the handshake: {detail}",
-                   "the client's own log (it checked the certificate after the handshake and closed)")
+                   f"the client closed without an alert right after the server's certificate flight, and the server's "
+                   f"certificate has a problem: {detail}",
+                   "the client's own log (it rejected the certificate without sending an alert)")
 
 
 def m_unknown(ctx: Ctx) -> bool:
@@ -675,11 +691,40 @@ def m_unknown(ctx: Ctx) -> bool:
 def e_unknown(ctx: Ctx) -> Finding:
     a = ctx.fatal
     rej = a.sender if a is not None and a.level == "fatal" else None
-    stage = "before the ServerHello" if not ctx.server_hello_seen else f"after {a.after}" if a and a.after else "during the handshake"
+    last = HISTORY_MESSAGES.get(ctx.history.rstrip("lLqQ")[-1:], None) if ctx.history.rstrip("lLqQ") else None
+    stage = ("before the ServerHello" if not ctx.server_hello_seen else f"after {a.after}" if a and a.after
+             else f"after {last} (history {ctx.history})" if last else "during the handshake")
     weirds = ctx.list_("weirds")
     w = f"; anomalies: {', '.join(map(str, weirds))}" if weirds else ""
     return Finding(rej, LOW, f"handshake failed {stage} ({_alert_text(a)}, outcome {ctx.outcome}{w}); no rule explains it",
                    "`tlsdiag probe HOST:PORT`, the peer's logs, or a capture that includes the whole handshake")
+
+
+#: Zeek ssl_history letters -> message (upper case: client's, lower case: server's)
+HISTORY_MESSAGES: Mapping[str, str] = {
+    "C": "the client's ClientHello", "s": "the server's ServerHello", "x": "the server's Certificate",
+    "k": "the server's ServerKeyExchange", "r": "the server's CertificateRequest", "n": "the server's ServerHelloDone",
+    "X": "the client's Certificate", "G": "the client's ClientKeyExchange", "Y": "the client's CertificateVerify",
+    "I": "the client's ChangeCipherSpec", "i": "the server's ChangeCipherSpec", "F": "the client's Finished",
+    "f": "the server's Finished", "t": "the server's NewSessionTicket", "u": "the server's CertificateStatus",
+    "j": "the server's HelloRetryRequest",
+}
+
+#: ports whose services speak plaintext first: a ClientHello there that gets no TLS answer hit a non-TLS service
+PLAINTEXT_PORTS = frozenset({80, 8080})
+
+
+def m_plaintext_port(ctx: Ctx) -> bool:
+    port = str(ctx.s.get("server", "")).rpartition(":")[2]
+    return (ctx.server_refused_hello() and ctx.fatal is None and port.isdigit() and int(port) in PLAINTEXT_PORTS
+            and not ctx.list_("server_encrypted"))
+
+
+def e_plaintext_port(ctx: Ctx) -> Finding:
+    port = str(ctx.s.get("server", "")).rpartition(":")[2]
+    return Finding("server", LOW, f"a ClientHello sent to port {port} (plain HTTP by convention) got no TLS answer: "
+                   f"{_refusal_text(ctx)}; the service there most likely does not speak TLS",
+                   "`tlsdiag probe HOST:PORT`, or check which service listens on the port")
 
 
 #: sensor weirds that mean the server answered the ClientHello with something that is not TLS
@@ -698,6 +743,7 @@ def e_server_not_tls(ctx: Ctx) -> Finding:
 _P = PROTOCOL_MISMATCH
 FAILURE_RULES: Sequence[Rule] = (
     Rule("TLS-SERVER-NOT-TLS", _P, m_server_not_tls, e_server_not_tls),
+    Rule("TLS-SERVER-PLAINTEXT-PORT", _P, m_plaintext_port, e_plaintext_port),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME", SNI_UNRECOGNIZED, m_sni_unrecognized, e_sni_unrecognized),
     Rule("TLS-ALERT-PROTOCOL-VERSION", _P, m_protocol_alert_server, e_protocol_alert_server),
     Rule("TLS-CLIENT-REFUSED-VERSION", _P, m_protocol_alert_client, e_protocol_alert_client),

@@ -449,3 +449,11 @@ def test_client_reset_after_hello_is_not_a_server_refusal(pki):
     s2 = refused(alerts=[], outcome="reset", close={"fin": ["server"], "rst": ["client"]})
     assert one(engine().diagnose(s2))["cause"] != "unknown"
 
+
+
+def test_client_closes_silently_after_server_flight_with_cert_problem(pki):
+    s = make_summary(established=False, outcome="closed", history="Csxkn", chain=[pki.self_signed],
+                     close={"fin": ["client", "server"], "rst": []}, client_encrypted=[], server_encrypted=[])
+    d = one(engine().diagnose(s, ders([pki.self_signed])))
+    assert (d["cause"], d["rejected_by"], d["confidence"]) == ("unknown_certificate", "client", "medium")
+    assert "without an alert" in d["explanation"]
