@@ -24,6 +24,7 @@ Every connection attempt has a timeout; the number of attempts is bounded.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as _dt
 import hashlib
 import ipaddress
@@ -302,6 +303,7 @@ class Attempt:
     hello_retry: bool = False
     negotiated: bool = False              # the server's ServerHello chose a version we offered
     client_cert_requested: bool = False   # the server sent a CertificateRequest
+    client_cert_sent: bool = False        # we answered it with a (non-empty) certificate
     alert: dict[str, object] | None = None          # fatal alert that ended it: code, name, level, sent_by
     warning_alerts: list[dict[str, object]] = field(default_factory=list)  # warning-level alerts received
     error: str | None = None
@@ -316,7 +318,7 @@ class Attempt:
     def client_cert_rejected(self) -> bool:
         """The server negotiated, asked for a client certificate, then ended the connection with an alert."""
         return (self.negotiated and self.client_cert_requested and self.outcome == "server_alert"
-                and self.alert is not None and self.alert["code"] in (40, 42, 43, 46, 48, 49, 116))
+                and self.alert is not None and self.alert["code"] in (40, 42, 43, 44, 45, 46, 48, 49, 116))
 
     @property
     def leaf_sha256(self) -> str | None:
@@ -332,8 +334,10 @@ class Attempt:
             s = f"alert {self.alert['name']} ({self.alert['code']}) from server"
             if self.negotiated:
                 s = f"negotiated {self.server_version} {self.server_cipher}, then " + s
-                if self.client_cert_requested:
+                if self.client_cert_requested and not self.client_cert_sent:
                     s += " after a CertificateRequest (client certificate required)"
+                elif self.client_cert_sent:
+                    s += " (client certificate rejected)"
             return s
         if self.outcome == "server_chose_other":
             what = self.server_version or "?"
@@ -354,7 +358,8 @@ class Attempt:
             "outcome": self.outcome, "accepted": self.accepted, "method": self.method,
             "version": self.version, "cipher": self.cipher, "server_version": self.server_version,
             "server_cipher": self.server_cipher, "hello_retry": self.hello_retry, "negotiated": self.negotiated,
-            "client_cert_requested": self.client_cert_requested, "alert": self.alert,
+            "client_cert_requested": self.client_cert_requested, "client_cert_sent": self.client_cert_sent,
+            "alert": self.alert,
             "warning_alerts": list(self.warning_alerts), "error": self.error,
             "elapsed_ms": round(self.elapsed_ms, 1), "leaf_sha256": self.leaf_sha256,
             "summary": self.summary(),
@@ -373,6 +378,7 @@ class _Recorder:
         self.server_hello: ServerHelloInfo | None = None
         self.hello_retry = False
         self.cert_request = False
+        self.client_cert_sent: bool | None = None  # None: no client Certificate message at all
         self.cert_msgs: list[bytes] = []
         self.alerts_in: list[tuple[int, int]] = []
         self.alerts_out: list[tuple[int, int]] = []
@@ -384,6 +390,9 @@ class _Recorder:
             ct = int(content_type)  # type: ignore[call-overload]
             if ct == 21 and len(data) >= 2:
                 (self.alerts_in if direction == "read" else self.alerts_out).append((data[0], data[1]))
+            elif ct == 22 and direction == "write" and data and data[0] == 11:
+                tls13 = self.server_hello is not None and self.server_hello.version == 0x0304
+                self.client_cert_sent = bool(parse_certificate_message(bytes(data), tls13))
             elif ct == 22 and direction == "read" and data:
                 self.bytes += len(data)
                 if self.bytes > MAX_HANDSHAKE_BYTES:
@@ -442,8 +451,18 @@ def local_can_offer(versions: Sequence[str], ciphers: str | None = None) -> str 
     return None
 
 
+def load_client_cert(ctx: ssl.SSLContext, cert: str, key: str | None) -> None:
+    """Present ``cert`` (PEM: certificate, then its intermediates) with ``key`` (or a key inside ``cert``)."""
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise ProbeError(f"cannot load client certificate {cert}"
+                         + (f" / key {key}" if key else "") + f": {getattr(e, 'strerror', None) or e}") from None
+
+
 def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, servername: str | None,
-              ciphers: str | None, timeout: float, label: str, suites: SuiteTable) -> Attempt:
+              ciphers: str | None, timeout: float, label: str, suites: SuiteTable,
+              client_cert: tuple[str, str | None] | None = None) -> Attempt:
     """One real handshake to ``addr`` (family, sockaddr) with the given offer."""
     att = Attempt(label=label, offered=list(versions), servername=servername)
     why = local_can_offer(versions, ciphers)
@@ -451,6 +470,8 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
         att.error = why
         return att
     ctx = make_context(versions, ciphers)
+    if client_cert is not None:
+        load_client_cert(ctx, *client_cert)
     rec = _Recorder()
     if HAS_MSG_CALLBACK:
         ctx._msg_callback = rec  # type: ignore[attr-defined]
@@ -464,10 +485,11 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
         tls = ctx.wrap_socket(sock, server_hostname=servername, do_handshake_on_connect=False)
         tls.do_handshake()
         att.outcome = "accepted"
-        if rec.cert_request:
-            # TLS 1.3: the client's handshake is over before the server has judged the (empty) client
-            # Certificate; its verdict (certificate_required) arrives as the first record. Wait briefly for it.
-            tls.settimeout(min(1.0, timeout))
+        if rec.cert_request and tls.version() == "TLSv1.3":
+            # TLS 1.3: the client's handshake is over before the server has judged the client's Certificate;
+            # its verdict (certificate_required, unknown_ca, ...) arrives as the first record. Wait for it for
+            # about two handshake round trips (the handshake itself took one and a half).
+            tls.settimeout(min(timeout, max(0.3, 2 * (time.monotonic() - t0))))
             try:
                 tls.recv(1)
             except (ssl.SSLError, ConnectionError):
@@ -505,6 +527,7 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
         (tls or sock).close()
     sh = rec.server_hello
     att.client_cert_requested = rec.cert_request
+    att.client_cert_sent = bool(rec.client_cert_sent)
     if sh is not None:
         att.server_version = version_name(sh.version)
         att.server_cipher = suites.iana(sh.cipher)
@@ -785,6 +808,8 @@ class ProbeOptions:
     offer_ciphers: list[str] | None = None
     timeout: float = 5.0
     enumerate_suites: bool = True
+    client_cert: str | None = None     # PEM certificate (+ chain) to present when the server asks for one
+    client_key: str | None = None
 
 
 def parse_target(text: str) -> tuple[str, int]:
@@ -858,10 +883,17 @@ class Prober:
 
     # -- plumbing
     def _resolve(self) -> None:
+        # getaddrinfo has no timeout of its own: run it in a worker thread and stop waiting at the timeout.
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         try:
-            infos = socket.getaddrinfo(self.o.host, self.o.port, type=socket.SOCK_STREAM)
+            infos = pool.submit(socket.getaddrinfo, self.o.host, self.o.port, type=socket.SOCK_STREAM
+                                ).result(timeout=self.o.timeout)
         except socket.gaierror as e:
             raise ProbeError(f"cannot resolve {self.o.host}: {e.strerror}") from None
+        except concurrent.futures.TimeoutError:
+            raise ProbeError(f"cannot resolve {self.o.host}: no answer within {self.o.timeout:g}s") from None
+        finally:
+            pool.shutdown(wait=False)
         last = "no address"
         for family, _t, _p, _c, sockaddr in infos:
             s = socket.socket(family, socket.SOCK_STREAM)
@@ -883,7 +915,8 @@ class Prober:
         assert self.addr is not None
         self.attempts += 1
         att = handshake(self.addr, versions, servername=servername, ciphers=ciphers, timeout=self.o.timeout,
-                        label=label, suites=self.suites)
+                        label=label, suites=self.suites,
+                        client_cert=(self.o.client_cert, self.o.client_key) if self.o.client_cert else None)
         log.debug("probe %s: %s", label, att.summary())
         return att
 
@@ -1080,9 +1113,11 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
     accepted = [v for v in VERSIONS if versions[v].negotiated]
     untestable = [v for v in VERSIONS if versions[v].outcome == "not_testable"]
     if not accepted:
-        out.append(_finding("unknown", "failure",
-                            "no protocol version was accepted in any probe handshake",
-                            "check that the port speaks TLS; see the per-version alerts above"))
+        hint = "check that the port speaks TLS; see the per-version answers above"
+        if name is None:
+            hint = ("the target is an IP address and no --servername was given, so no server_name was sent: an "
+                    "SNI-only server rejects every such handshake - retry with --servername NAME")
+        out.append(_finding("unknown", "failure", "no protocol version was accepted in any probe handshake", hint))
     else:
         modern = [v for v in accepted if v in ("TLSv1.2", "TLSv1.3")]
         if not modern:
@@ -1193,7 +1228,19 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
 
     every = list(versions.values()) + list(sni.values()) + ([offer] if offer is not None else [])
     rejected = next((a for a in every if a.client_cert_rejected), None)
-    if rejected is not None and rejected.alert is not None:
+    if rejected is not None and rejected.alert is not None and rejected.client_cert_sent:
+        code = int(rejected.alert["code"])  # type: ignore[call-overload]
+        cause = {45: "expired_certificate", 48: "unknown_certificate", 116: "client_certificate_missing"}.get(
+            code, "certificate_rejected")
+        out.append(_finding(
+            cause, "failure",
+            f"server rejects the client certificate presented ({rejected.server_version}): alert "
+            f"{rejected.alert['name']} (rejected_by server)",
+            {"expired_certificate": "renew the client certificate in the client's keystore",
+             "unknown_certificate": "add the client certificate's issuing CA to the server's truststore (or "
+                                    "present a certificate from a CA it trusts, with its intermediates)",
+             }.get(cause, "check the client certificate against the server's truststore and policy")))
+    elif rejected is not None and rejected.alert is not None:
         out.append(_finding(
             "client_certificate_missing", "failure",
             f"server requires a client certificate: it sends a CertificateRequest and, when the client sends "

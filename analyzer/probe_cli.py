@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="client offer to test: cipher suites, IANA or OpenSSL names (comma/colon separated)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="timeout of every connection attempt, seconds (default 5)")
+    p.add_argument("--client-cert", metavar="PEM",
+                   help="client certificate (then its intermediates) to present when the server asks for one")
+    p.add_argument("--client-key", metavar="PEM", help="private key of --client-cert (if not inside it)")
     p.add_argument("--no-suites", action="store_true",
                    help="skip the per-version cipher-suite enumeration (fewer connections)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
@@ -74,8 +77,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     if args.verbose and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=err)
 
-    from .probe import ProbeError, ProbeOptions, Prober, parse_ciphers, parse_target, parse_versions, \
-        render_text, suite_table
+    import ssl
+
+    from .probe import ProbeError, ProbeOptions, Prober, load_client_cert, parse_ciphers, parse_target, \
+        parse_versions, render_text, suite_table
 
     try:
         if not (0 < args.timeout <= 300):
@@ -84,9 +89,14 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         versions = parse_versions(args.versions) if args.versions else None
         if args.ciphers:
             parse_ciphers(args.ciphers, suite_table())  # validate before touching the network
+        if args.client_key and not args.client_cert:
+            raise ProbeError("--client-key needs --client-cert")
+        if args.client_cert:
+            load_client_cert(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), args.client_cert, args.client_key)
         opts = ProbeOptions(host=host, port=port, servername=args.servername, truststore=args.truststore,
                             offer_versions=versions, offer_ciphers=args.ciphers, timeout=args.timeout,
-                            enumerate_suites=not args.no_suites)
+                            enumerate_suites=not args.no_suites, client_cert=args.client_cert,
+                            client_key=args.client_key)
         report = Prober(opts).run()
     except ProbeError as e:
         print(f"tlsdiag probe: error: {e}", file=err)

@@ -41,8 +41,8 @@ def _key() -> rsa.RSAPrivateKey:
 
 
 def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Certificate | None, issuer_key: rsa.RSAPrivateKey,
-          *, ca: bool, names: tuple[str, ...] = (), not_before: dt.datetime, not_after: dt.datetime
-          ) -> x509.Certificate:
+          *, ca: bool, names: tuple[str, ...] = (), not_before: dt.datetime, not_after: dt.datetime,
+          eku: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH) -> x509.Certificate:
     subj = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     b = (x509.CertificateBuilder().subject_name(subj)
          .issuer_name(issuer.subject if issuer is not None else subj)
@@ -61,7 +61,7 @@ def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Certificate | None,
         b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
                                           data_encipherment=False, key_agreement=False, key_cert_sign=False,
                                           crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
         b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
     return b.sign(issuer_key, hashes.SHA256())
 
@@ -88,11 +88,22 @@ class PKI:
         expired = _cert(NAME, ek, inter, ik, ca=False, names=(NAME,), not_before=now - 400 * day,
                         not_after=now - 5 * day)
         other = _cert(OTHER, ok, inter, ik, ca=False, names=(OTHER,), not_before=now - day, not_after=now + 365 * day)
+        ck, cek, csk = _key(), _key(), _key()
+        cli = ExtendedKeyUsageOID.CLIENT_AUTH
+        client = _cert("mp-client", ck, inter, ik, ca=False, names=("mp-client.test",), not_before=now - day,
+                       not_after=now + 365 * day, eku=cli)
+        client_exp = _cert("mp-client", cek, inter, ik, ca=False, names=("mp-client.test",),
+                           not_before=now - 400 * day, not_after=now - 3 * day, eku=cli)
+        client_self = _cert("mp-client", csk, None, csk, ca=False, names=("mp-client.test",), not_before=now - day,
+                            not_after=now + 365 * day, eku=cli)
         files = {
             "root.pem": _pem(root), "inter.pem": _pem(inter),
             "leaf.pem": _pem(leaf), "leaf.key": _key_pem(lk), "leaf_chain.pem": _pem(leaf, inter),
             "expired.pem": _pem(expired), "expired.key": _key_pem(ek), "expired_chain.pem": _pem(expired, inter),
             "other.pem": _pem(other), "other.key": _key_pem(ok), "other_chain.pem": _pem(other, inter),
+            "client_chain.pem": _pem(client, inter), "client.key": _key_pem(ck),
+            "client_expired_chain.pem": _pem(client_exp, inter), "client_expired.key": _key_pem(cek),
+            "client_self.pem": _pem(client_self), "client_self.key": _key_pem(csk),
         }
         for n, data in files.items():
             (d / n).write_bytes(data)
@@ -574,3 +585,31 @@ def test_mixed_offer_server_settles_on_tls13_first(pki: PKI, tmp_path: Path) -> 
     f = next(x for x in r["findings"] if x["cause"] == "cipher_mismatch")
     assert "settles on TLSv1.3" in f["message"] and "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 would work" in f["message"]
     assert r["suites"]["TLSv1.3"] == ["TLS_AES_128_GCM_SHA256"]
+
+
+@pytest.mark.parametrize("version_flag", ["-tls1_2", "-tls1_3"])
+def test_client_certificate_presented(pki: PKI, tmp_path: Path, version_flag: str) -> None:
+    """--client-cert: a good one is accepted; an expired one and an untrusted one are rejected by the server
+    and named from the server's alert (rejected_by server)."""
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-Verify", "2", "-verify_return_error", "-CAfile", pki.root_pem, version_flag) as srv:
+        base = (srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+        good = run_json(*base, "--client-cert", pki.client_chain_pem, "--client-key", pki.client_key)
+        expired = run_json(*base, "--client-cert", pki.client_expired_chain_pem, "--client-key", pki.client_expired_key)
+        untrusted = run_json(*base, "--client-cert", pki.client_self_pem, "--client-key", pki.client_self_key)
+    assert causes(good) == set()
+    assert any(a["accepted"] and a["client_cert_sent"] for a in good["versions"].values())
+    assert "expired_certificate" in causes(expired)
+    e = next(f for f in expired["findings"] if f["cause"] == "expired_certificate")
+    assert "certificate_expired" in e["message"] and "rejected_by server" in e["message"]
+    u = [f for f in untrusted["findings"] if f["severity"] == "failure"]
+    assert [f["cause"] for f in u] == ["unknown_certificate"] and "unknown_ca" in u[0]["message"]
+
+
+def test_client_cert_bad_arguments(pki: PKI) -> None:
+    rc, out, err = run_probe("127.0.0.1:1", "--client-cert", "/nonexistent.pem")
+    assert rc == 2 and "cannot load client certificate" in err and "Traceback" not in err
+    rc, out, err = run_probe("127.0.0.1:1", "--client-cert", pki.root_pem)  # no key anywhere
+    assert rc == 2 and "cannot load client certificate" in err
+    rc, out, err = run_probe("127.0.0.1:1", "--client-key", pki.client_key)
+    assert rc == 2 and "--client-key needs --client-cert" in err
