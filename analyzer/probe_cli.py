@@ -6,20 +6,14 @@ Exit status: 0 the probe ran (whatever it found), 2 usage error or target unreac
 from __future__ import annotations
 
 import argparse
-import enum
 import json
 import logging
 import sys
 from typing import Sequence, TextIO
 
+from tlsdiag.status import ExitStatus
+
 log = logging.getLogger(__name__)
-
-
-@enum.unique
-class ExitStatus(enum.IntEnum):
-    SUCCESS = 0
-    ERROR_USAGE = 2
-    ERROR_CTRL_C = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,10 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: HOST when it is a name)")
     p.add_argument("--truststore", metavar="PEM",
                    help="PEM bundle or directory of trusted roots (default: this host's system bundle)")
-    p.add_argument("--versions", nargs="+", metavar="V",
-                   help="client offer to test: protocol versions, e.g. TLSv1.2 (comma or space separated)")
-    p.add_argument("--ciphers", nargs="+", metavar="SUITE",
-                   help="client offer to test: cipher suites, IANA or OpenSSL names (comma/colon separated)")
+    p.add_argument("--versions", action="append", metavar="V[,V...]",
+                   help="client offer to test: protocol versions, e.g. TLSv1.2 or TLSv1.2,TLSv1.3 (repeatable)")
+    p.add_argument("--ciphers", action="append", metavar="SUITE[,SUITE...]",
+                   help="client offer to test: cipher suites, IANA or OpenSSL names, comma or colon separated "
+                        "(repeatable); e.g. the Message Processor's SSLInfo <Ciphers>")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="timeout of every connection attempt, seconds (default 5)")
     p.add_argument("--client-cert", metavar="PEM",
@@ -70,7 +65,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         args = parser.parse_args(list(argv) if argv is not None else None)
     except _UsageError as e:
         print(f"tlsdiag probe: error: {e} (see tlsdiag probe --help)", file=err)
-        return ExitStatus.ERROR_USAGE
+        return ExitStatus.ERROR
     except SystemExit as e:  # --help
         return int(e.code or 0)
 
@@ -100,7 +95,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         report = Prober(opts).run()
     except ProbeError as e:
         print(f"tlsdiag probe: error: {e}", file=err)
-        return ExitStatus.ERROR_USAGE
+        return ExitStatus.ERROR
     except KeyboardInterrupt:
         print("tlsdiag probe: interrupted", file=err)
         return ExitStatus.ERROR_CTRL_C

@@ -122,19 +122,20 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 
 # ------------------------------------------------------------------------------------------ servers
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(family: int = socket.AF_INET) -> int:
+    with socket.socket(family) as s:
+        s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 class OpenSSLServer:
     """``openssl s_server -www`` (with -www it answers HTTP and does not read stdin)."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
-        self.port = free_port()
+    def __init__(self, tmp: Path, *args: str, host: str = "127.0.0.1") -> None:
+        self.port = free_port(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.host = f"[{host}]" if ":" in host else host
         self.log = tmp / f"s_server_{self.port}.log"
-        self.cmd = ["openssl", "s_server", "-www", "-accept", f"127.0.0.1:{self.port}", *args]
+        self.cmd = ["openssl", "s_server", "-www", "-accept", f"{self.host}:{self.port}", *args]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> OpenSSLServer:
@@ -162,7 +163,7 @@ class OpenSSLServer:
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
 
 class PySNIServer:
@@ -613,3 +614,27 @@ def test_client_cert_bad_arguments(pki: PKI) -> None:
     assert rc == 2 and "cannot load client certificate" in err
     rc, out, err = run_probe("127.0.0.1:1", "--client-key", pki.client_key)
     assert rc == 2 and "--client-key needs --client-cert" in err
+
+
+def test_ipv6_target(pki: PKI, tmp_path: Path) -> None:
+    try:
+        free_port(socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       host="::1") as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+    assert r["connected_to"] == "::1"
+    assert "TLSv1.2" in accepted_versions(r) and causes(r) == set()
+
+
+def test_ip_target_without_name_hints_at_servername(pki: PKI) -> None:
+    """An SNI-only server probed by IP without --servername: nothing is accepted, and the verdict says to
+    retry with a name instead of blaming the protocol."""
+    with PySNIServer(pki, missing="reject", reject_unknown=True) as srv:
+        r = run_json(srv.target, "--no-suites")
+    assert r["servername"] is None
+    assert accepted_versions(r) == []
+    f = next(x for x in r["findings"] if x["cause"] == "unknown" and x["severity"] == "failure")
+    assert "--servername" in f["fix"]
+    assert "with_name" not in r["sni"] and r["sni"]["without_name"]["alert"]["name"] == "handshake_failure"
