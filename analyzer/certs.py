@@ -193,6 +193,10 @@ def cert_info_from_der(der: bytes, sha256: str | None = None) -> CertInfo:
     )
 
 
+def _str_list(v: object) -> tuple[str, ...]:
+    return tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else ()
+
+
 def cert_info_from_facts(facts: Mapping[str, object]) -> CertInfo:
     """Fallback when the DER was not delivered: the summary's facts (no signature checks possible)."""
     sha = str(facts.get("sha256", ""))
@@ -200,8 +204,8 @@ def cert_info_from_facts(facts: Mapping[str, object]) -> CertInfo:
         return CertInfo(sha, "", "", None, None, (), (), (), False, False, False, None, str(facts["error"]))
     subject, issuer = str(facts.get("subject", "")), str(facts.get("issuer", ""))
     cns = tuple(p[3:].lower() for p in subject.split(",") if p.startswith("CN="))
-    dns = tuple(str(x).lower() for x in facts.get("san_dns") or ())  # type: ignore[union-attr]
-    ips = tuple(str(x) for x in facts.get("san_ip") or ())  # type: ignore[union-attr]
+    dns = tuple(x.lower() for x in _str_list(facts.get("san_dns")))
+    ips = _str_list(facts.get("san_ip"))
     return CertInfo(
         sha256=sha, subject=subject, issuer=issuer, not_before=_parse_iso(facts.get("not_before")),
         not_after=_parse_iso(facts.get("not_after")), san_dns=dns, san_ip=ips, common_names=cns,
@@ -479,9 +483,9 @@ def run_verifier(certs: list[x509.Certificate], store: xv.Store, when: dt.dateti
     try:
         if side == "server" and hostname and has_san:
             try:
-                subject: xv.DNSName | xv.IPAddress = xv.IPAddress(ipaddress.ip_address(hostname))
+                subject: x509.DNSName | x509.IPAddress = x509.IPAddress(ipaddress.ip_address(hostname))
             except ValueError:
-                subject = xv.DNSName(hostname)
+                subject = x509.DNSName(hostname)
             builder.build_server_verifier(subject).verify(leaf, rest)
         else:
             builder.build_client_verifier().verify(leaf, rest)

@@ -74,7 +74,7 @@ def _read_jsonl(path: str) -> Iterator[tuple[dict[str, object], dict[str, bytes]
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError as e:
+            except json.JSONDecodeError as e:
                 raise InputError(f"{path}:{n}: not JSON ({e.msg})") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{n}: not a JSON object")
@@ -114,8 +114,9 @@ def read_inputs(paths: Sequence[str]) -> tuple[list[tuple[dict[str, object], dic
         for p in pcaps:   # one at a time so a bad file does not hide the others
             try:
                 items.extend(summarize_paths([p]))
-            except CaptureError as e:
-                errors.append(f"{p}: {e}")
+            except CaptureError as exc:
+                msg = str(exc)
+                errors.append(msg if p in msg else f"{p}: {msg}")
             except OSError as e:
                 errors.append(f"{p}: {e.strerror or e}")
     return items, errors
@@ -159,13 +160,13 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         try:
             n = engine.profiles.load(a.profiles_load)
             log.info("loaded %d profiles from %s", n, a.profiles_load)
-        except ProfileError as e:
-            stderr.write(f"tlsdiag diagnose: {e}\n")
+        except ProfileError as exc:
+            stderr.write(f"tlsdiag diagnose: {exc}\n")
             return ERROR
     items, errors = read_inputs(a.files)
     if errors and not items:
-        for e in errors:
-            stderr.write(f"tlsdiag diagnose: {e}\n")
+        for msg in errors:
+            stderr.write(f"tlsdiag diagnose: {msg}\n")
         return ERROR
     diagnoses = engine.diagnose_pairs(items)
     if a.no_warnings:
@@ -180,10 +181,10 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
     if a.profiles_save:
         try:
             engine.profiles.save(a.profiles_save)
-        except OSError as e:
-            errors.append(f"cannot save profiles to {a.profiles_save}: {e.strerror or e}")
-    for e in errors:
-        stderr.write(f"tlsdiag diagnose: {e}\n")
+        except OSError as exc:
+            errors.append(f"cannot save profiles to {a.profiles_save}: {exc.strerror or exc}")
+    for msg in errors:
+        stderr.write(f"tlsdiag diagnose: {msg}\n")
     if errors:
         return ERROR
     return FAILURES if failures(diagnoses) else SUCCESS

@@ -82,8 +82,9 @@ def group(diagnoses: Iterable[Diagnosis]) -> list[Group]:
         conn = d.get("connection") if isinstance(d.get("connection"), dict) else {}
         assert isinstance(conn, dict)
         server = str(conn.get("server") or "?")
+        rej = d.get("rejected_by")
         key = (server, str(d.get("direction")), str(d.get("cause")), str(d.get("severity")),
-               d.get("rejected_by") if isinstance(d.get("rejected_by"), str) else None)
+               rej if isinstance(rej, str) else None)
         g = groups.get(key)
         if g is None:
             g = groups[key] = Group(*key)
