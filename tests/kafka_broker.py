@@ -212,7 +212,7 @@ class Broker:
 
     def stop(self, timeout: int = STOP_TIMEOUT_S) -> None:
         _run(["stop", "--dir", str(self.data_dir), "--timeout", str(timeout)],
-             timeout=timeout + 30)
+             timeout=timeout + 60)
         _LIVE.discard(self)
 
     def restart(self, down_seconds: float = 3.0) -> None:

@@ -13,7 +13,7 @@
 #   kafka.sh status [--dir DATA_DIR]
 #   kafka.sh create-topic NAME [--partitions N] [--compact] [--config K=V]...
 #                              [--dir DATA_DIR | --port PORT]
-#   kafka.sh classpath | java-cmd [--dir DATA_DIR]
+#   kafka.sh classpath | java-cmd [--dir DATA_DIR]   (java-cmd: the broker's command line)
 #
 # Environment:
 #   TLSDIAG_KAFKA_HOME  cache root (default $HOME/.cache/tlsdiag/kafka);
@@ -23,11 +23,12 @@
 #   KAFKA_JVM_OPTS      extra JVM flags for the broker
 #   KAFKA_MVN_OPTS      extra Maven flags for fetch (e.g. -Dmaven.repo.local=...)
 #   JAVA                java binary (default: java on PATH)
+#   TLSDIAG_KAFKA_CDS   0 = no class-data-sharing archive (see setup_cds)
 #
 # The PLAINTEXT listener is 127.0.0.1:PORT, the controller listener
 # 127.0.0.1:PORT+1. The data dir holds server.properties, log4j2.properties,
-# kafka.pid, kafka.log (log4j, rolled at 10 MB), kafka.out (JVM stdout/stderr)
-# and the partition data in data/.
+# kafka.pid, kafka.log (log4j, rolled at 10 MB), kafka.out (JVM stdout/stderr),
+# java.cmd (the exact broker command line) and the partition data in data/.
 #
 # Topics are auto-created (num.partitions default 3); `create-topic` uses
 # org.apache.kafka.tools.TopicCommand from the same jars for explicit
@@ -95,6 +96,7 @@ cmd_fetch() {
     fi
     [[ -f "$tmp/kafka_2.13-$VERSION.jar" ]] || { rm -rf "$tmp"; die "kafka_2.13-$VERSION.jar missing after resolution"; }
     rm -rf "$LIBS"
+    rm -f "$VDIR"/kafka-*.jsa  # class-data archives are tied to the old jars
     mv "$tmp" "$LIBS"
     pom_digest >"$STAMP"
     log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars ($(du -sh "$LIBS" | cut -f1)) into $LIBS"
@@ -104,13 +106,53 @@ require_fetched() {
     is_fetched || die "Kafka $VERSION jars not fetched; run: $0 fetch"
 }
 
+JAVA_RUNTIME=""  # java.runtime.version, set by require_java
+
 require_java() {
     command -v "$JAVA" >/dev/null 2>&1 || die "java not found (Java 17+ is required)"
-    local major
-    major="$("$JAVA" -XshowSettings:properties -version 2>&1 \
-             | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p' | head -n1)"
+    local props major
+    props="$("$JAVA" -XshowSettings:properties -version 2>&1 || true)"
+    major="$(sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p' <<<"$props" | head -n1)"
     [[ -n "$major" ]] || die "cannot determine the Java version of '$JAVA'"
     (( major >= 17 )) || die "Java $major found; Kafka $VERSION needs Java 17+"
+    JAVA_RUNTIME="$(sed -n 's/^ *java.runtime.version = //p' <<<"$props" | head -n1 | tr -c 'A-Za-z0-9._+\n-' '_')"
+}
+
+# Class-data-sharing archive of the broker's classes, one per Java build:
+# made by the first broker run from this cache (dumped when it stops, which
+# then takes some seconds longer) and used by later runs; it roughly halves
+# JVM start-up. TLSDIAG_KAFKA_CDS=0 turns it off.
+CDS_OPTS=()
+cds_archive() { echo "$VDIR/kafka-${JAVA_RUNTIME:-unknown}.jsa"; }
+
+setup_cds() { # setup_cds DIR: fill CDS_OPTS for a broker about to start
+    local dir="$1" jsa
+    CDS_OPTS=()
+    rm -f "$dir/kafka.cds"
+    [[ "${TLSDIAG_KAFKA_CDS:-1}" != 0 && -n "$JAVA_RUNTIME" ]] || return 0
+    jsa="$(cds_archive)"
+    find "$VDIR" -maxdepth 1 -name 'kafka-*.jsa.*.tmp' -mmin +60 -delete 2>/dev/null || true
+    if [[ -s "$jsa" ]]; then
+        CDS_OPTS=("-XX:SharedArchiveFile=$jsa" -Xshare:auto)
+    else
+        local tmp="$jsa.$$.tmp"
+        CDS_OPTS=("-XX:ArchiveClassesAtExit=$tmp")
+        echo "$tmp" >"$dir/kafka.cds"
+    fi
+}
+
+finish_cds() { # finish_cds DIR CLEAN: install the archive a stopped broker dumped
+    local dir="$1" clean="$2" tmp jsa
+    [[ -f "$dir/kafka.cds" ]] || return 0
+    tmp="$(cat "$dir/kafka.cds")"
+    rm -f "$dir/kafka.cds"
+    [[ "$tmp" == "$VDIR"/kafka-*.jsa.*.tmp ]] || return 0
+    jsa="${tmp%.*.tmp}"
+    if [[ "$clean" == 1 && -s "$tmp" && ! -e "$jsa" ]]; then
+        mv -f "$tmp" "$jsa" && log "class-data-sharing archive saved: $jsa"
+    else
+        rm -f "$tmp"
+    fi
 }
 
 # ------------------------------------------------------------- helpers ----
@@ -180,7 +222,7 @@ java_cmd() { # the exact broker command line, one word per line
     local dir="$1"
     # shellcheck disable=SC2206
     local heap=($HEAP_OPTS) extra=($JVM_OPTS)
-    printf '%s\n' "$JAVA" "${heap[@]}" "${extra[@]}" \
+    printf '%s\n' "$JAVA" "${heap[@]}" "${extra[@]}" "${CDS_OPTS[@]}" \
         -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
         -Djava.awt.headless=true \
         "-Dlog4j2.configurationFile=$dir/log4j2.properties" \
@@ -302,6 +344,7 @@ cmd_start() {
         fi
         : >"$dir/kafka.out"
         stat -c %s "$dir/kafka.log" >"$dir/kafka.log.offset" 2>/dev/null || echo 0 >"$dir/kafka.log.offset"
+        setup_cds "$dir"
         local cmd=()
         mapfile -t cmd < <(java_cmd "$dir")
         printf '%q ' "${cmd[@]}" >"$dir/java.cmd"; echo >>"$dir/java.cmd"
@@ -317,6 +360,7 @@ cmd_start() {
             log "broker process $pid exited during startup"
             log_tail "$dir"
             rm -f "$dir/kafka.pid"
+            finish_cds "$dir" 0
             exit 1
         fi
         if broker_answers "$port" "$dir"; then
@@ -347,18 +391,24 @@ cmd_stop() {
     pid="$(running_pid "$dir")"
     if [[ -z "$pid" ]]; then
         rm -f "$dir/kafka.pid"
+        finish_cds "$dir" 0
         log "not running ($dir)"
         return 0
     fi
+    # a broker that dumps the class-data archive at exit needs longer
+    [[ -f "$dir/kafka.cds" ]] && timeout=$((timeout + 30))
     kill -TERM "$pid" 2>/dev/null || true
+    local clean=1
     local deadline=$((SECONDS + timeout))
     while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then
         log "pid $pid still running after ${timeout}s: SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
+        clean=0
         while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     fi
     rm -f "$dir/kafka.pid"
+    finish_cds "$dir" "$clean"
     log "stopped pid $pid ($dir)"
 }
 
@@ -438,7 +488,9 @@ main() {
         java-cmd)
             local dir="$DEFAULT_DIR"
             [[ "${1:-}" == "--dir" ]] && dir="${2:?--dir needs a value}"
-            java_cmd "$(abs_dir "$dir")" | xargs printf '%q '; echo ;;
+            # the exact command of the last start, else the base command
+            if [[ -f "$dir/java.cmd" ]]; then cat "$dir/java.cmd"
+            else java_cmd "$(abs_dir "$dir")" | xargs printf '%q '; echo; fi ;;
         -h|--help|help) usage ;;
         *) usage >&2; exit 2 ;;
     esac
