@@ -1096,6 +1096,14 @@ def _finding(cause: str, severity: str, message: str, fix: str = "") -> dict[str
     return {"cause": cause, "severity": severity, "message": message, "fix": fix}
 
 
+def _pin_fix(version: str) -> str:
+    if version == "SSLv3":
+        return ("upgrade the backend to TLSv1.2: SSLv3 is disabled in Java 8u31+ (jdk.tls.disabledAlgorithms) and "
+                "must not be pinned")
+    return (f"upgrade the backend to TLSv1.2 (recommended), or pin <SSLInfo><Protocols><Protocol>{version}"
+            f"</Protocol></Protocols> in the TargetEndpoint / target server")
+
+
 def _cert_label(att: Attempt) -> str:
     if not att.chain:
         return "?"
@@ -1134,8 +1142,7 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
                 "protocol_mismatch", "failure",
                 f"server accepts only {only}: a client offering only TLSv1.2 (Java 8+ / Message Processor "
                 f"default) fails with {how}",
-                f"pin <SSLInfo><Protocols><Protocol>{accepted[-1]}</Protocol></Protocols> in the TargetEndpoint / "
-                f"target server, or (better) upgrade the backend to TLSv1.2"))
+                _pin_fix(accepted[-1])))
         old = [v for v in accepted if v in ("SSLv3", "TLSv1.0", "TLSv1.1")]
         if old and modern:
             out.append(_finding("protocol_mismatch", "warning",
@@ -1163,7 +1170,7 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
                     "protocol_mismatch", "failure",
                     f"client offer {','.join(offer.offered)} fails ({offer.summary()}): server accepts only "
                     f"{', '.join(accepted)}",
-                    f"pin <SSLInfo><Protocols><Protocol>{accepted[-1]}</Protocol></Protocols> or upgrade the backend"))
+                    _pin_fix(accepted[-1])))
             elif common and alert in ("handshake_failure", "insufficient_security", None):
                 offer_info = report.get("offer")
                 named = offer_info.get("ciphers") if isinstance(offer_info, dict) else None
@@ -1291,6 +1298,10 @@ def render_text(r: dict[str, object]) -> str:
             extra = f"  [{a['method']}]" if a["method"] != "python-ssl" else ""
             summ = a["summary"] if not a["accepted"] else f"{a['cipher']}"
             L.append(f"  {v:<8} {mark:<10} {summ}{extra}")
+        raw = [v for v, a in versions.items() if a["method"] == "raw-client-hello"]
+        if raw:
+            L.append(f"  ({', '.join(raw)}: this host's TLS library cannot offer {'it' if len(raw) == 1 else 'them'}; "
+                     "tested with a hand-built ClientHello - the server's ServerHello or alert, no full handshake)")
     suites = r.get("suites")
     if isinstance(suites, dict) and suites:
         L.append("")

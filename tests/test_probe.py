@@ -638,3 +638,64 @@ def test_ip_target_without_name_hints_at_servername(pki: PKI) -> None:
     f = next(x for x in r["findings"] if x["cause"] == "unknown" and x["severity"] == "failure")
     assert "--servername" in f["fix"]
     assert "with_name" not in r["sni"] and r["sni"]["without_name"]["alert"]["name"] == "handshake_failure"
+
+
+def test_hello_parsers_never_raise_on_random_bytes() -> None:
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=300), st.booleans())
+    def check(data: bytes, tls13: bool) -> None:
+        for msg in (data, b"\x02" + data, b"\x0b" + data):
+            sh = probe.parse_server_hello(msg)
+            assert sh is None or isinstance(sh.version, int)
+            certs = probe.parse_certificate_message(msg, tls13)
+            assert len(certs) <= probe.MAX_CHAIN_CERTS and all(isinstance(c, bytes) for c in certs)
+
+    check()
+
+
+def test_sslv3_only_responder() -> None:
+    """No local TLS stack can serve SSLv3 any more, so a scripted responder answers every ClientHello with an
+    SSLv3 ServerHello (TLS_RSA_WITH_AES_128_CBC_SHA): the hand-built SSLv3 hello must read that as accepted,
+    the real TLS 1.x handshakes as "server chose SSLv3", and the verdict must not advise pinning SSLv3."""
+    stop = threading.Event()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    body = b"\x03\x00" + bytes(32) + b"\x00" + b"\x00\x2f" + b"\x00"
+    server_hello = b"\x02" + len(body).to_bytes(3, "big") + body
+    record = b"\x16\x03\x00" + len(server_hello).to_bytes(2, "big") + server_hello
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except (socket.timeout, OSError):
+                continue
+            try:
+                c.settimeout(2)
+                if c.recv(5):
+                    c.sendall(record)
+                    time.sleep(0.05)
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    th = threading.Thread(target=loop, daemon=True)
+    th.start()
+    try:
+        r = run_json(f"127.0.0.1:{srv.getsockname()[1]}", "--servername", NAME, "--no-suites")
+    finally:
+        stop.set()
+        th.join(5)
+        srv.close()
+    v3 = r["versions"]["SSLv3"]
+    assert v3["method"] == "raw-client-hello" and v3["negotiated"] is True
+    assert v3["cipher"] == "TLS_RSA_WITH_AES_128_CBC_SHA"
+    assert r["versions"]["TLSv1.2"]["outcome"] == "server_chose_other"
+    assert r["versions"]["TLSv1.2"]["server_version"] == "SSLv3"
+    f = next(x for x in r["findings"] if x["cause"] == "protocol_mismatch" and x["severity"] == "failure")
+    assert "only SSLv3" in f["message"] and "must not be pinned" in f["fix"]
