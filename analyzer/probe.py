@@ -3,7 +3,9 @@
 Only ever connects to the one target the user names.  For that target it finds out
 
 * which protocol versions the server accepts, each offered alone (SSLv3 .. TLSv1.3);
-* which cipher suites it accepts per version (TLS <= 1.2; server preference order when it has one);
+* which cipher suites it accepts per version (server preference order when it has one; TLS 1.3 suites
+  with hand-built ClientHellos, since Python's ``ssl`` cannot restrict them);
+* whether it asks for a client certificate and what it does without one (or with ``--client-cert``);
 * whether a given client offer (versions + suites, e.g. the Message Processor's) is accepted, and the
   alert the server answered with when it is not;
 * SNI sensitivity: the handshake with the name, without ``server_name``, and with a name the server
@@ -14,12 +16,19 @@ Only ever connects to the one target the user names.  For that target it finds o
 How: Python's ``ssl`` module with one fresh context per attempt and OpenSSL's message callback
 (``SSLContext._msg_callback``), which hands us every handshake message and alert in plaintext (the
 TLS 1.3 ``Certificate`` included), so alerts are read from the wire with their real code and level
-rather than guessed from error strings.  Versions the local OpenSSL cannot offer at all (SSLv3 on a
-modern build) are tested with a hand-built ClientHello: the server's ServerHello (or alert) says
-whether it accepts the version, without completing the handshake.  When the message callback is not
-available, the chain comes from ``openssl s_client -showcerts`` instead.
+rather than guessed from error strings (the OpenSSL error reason is the fallback).  Versions the local
+OpenSSL cannot offer at all (SSLv3 on a modern build), TLS 1.3 suite enumeration and exact TLS 1.3
+offers use a hand-built ClientHello: the server's ServerHello (or alert) says what it accepts, without
+completing the handshake.  When the message callback is not available, the chain comes from
+``openssl s_client -showcerts`` instead.
 
-Every connection attempt has a timeout; the number of attempts is bounded.
+"Negotiated" (the ServerHello picked an offered version) is kept apart from "accepted" (the handshake
+completed): a server that requires a client certificate negotiates every version it supports and then
+fails them all, which is ``client_certificate_missing``, not a protocol mismatch.
+
+Chain validation is :class:`analyzer.certs.CertChecker`, the diagnosis engine's own, so a served chain is
+judged exactly like a captured one.  Every connection attempt (and the name lookup) has a timeout; the
+number of attempts is bounded.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
