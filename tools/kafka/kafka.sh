@@ -164,7 +164,7 @@ prop_get() { # prop_get FILE KEY
 }
 
 check_port() {
-    [[ "$1" =~ ^[0-9]+$ ]] && (( $1 >= 1 && $1 <= 65534 )) || die "bad port '$1'"
+    [[ "$1" =~ ^[1-9][0-9]{0,4}$ ]] && (( $1 <= 65534 )) || die "bad port '$1'"
 }
 
 port_in_use() { # something accepts connections on 127.0.0.1:$1
@@ -309,7 +309,7 @@ cmd_start() {
         esac
     done
     check_port "$port"
-    [[ "$timeout" =~ ^[0-9]+$ ]] || die "bad --timeout '$timeout'"
+    [[ "$timeout" =~ ^[1-9][0-9]{0,4}$ ]] || die "bad --timeout '$timeout'"
     require_java
     require_fetched
     dir="$(abs_dir "$dir")"
@@ -384,7 +384,7 @@ cmd_stop() {
             *) die "stop: unknown argument '$1'" ;;
         esac
     done
-    [[ "$timeout" =~ ^[0-9]+$ ]] || die "bad --timeout '$timeout'"
+    [[ "$timeout" =~ ^[1-9][0-9]{0,4}$ ]] || die "bad --timeout '$timeout'"
     [[ -d "$dir" ]] || { log "no data dir $dir: nothing to stop"; return 0; }
     dir="$(cd "$dir" && pwd)"
     local pid
@@ -455,7 +455,7 @@ cmd_create_topic() {
     [[ -n "$name" ]] || die "create-topic needs a topic name"
     [[ "$name" =~ ^[A-Za-z0-9._-]{1,249}$ ]] || die "invalid topic name '$name'"
     if [[ -n "$partitions" ]]; then
-        [[ "$partitions" =~ ^[0-9]+$ ]] && (( partitions >= 1 )) || die "bad --partitions '$partitions'"
+        [[ "$partitions" =~ ^[1-9][0-9]{0,5}$ ]] || die "bad --partitions '$partitions'"
     fi
     if [[ -z "$port" ]]; then
         [[ -f "$dir/server.properties" ]] || die "no $dir/server.properties; pass --port or --dir"
@@ -476,9 +476,9 @@ cmd_create_topic() {
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 main() {
-    local cmd="${1:-}"
+    local sub="${1:-}"
     [[ $# -gt 0 ]] && shift
-    case "$cmd" in
+    case "$sub" in
         fetch) cmd_fetch "$@" ;;
         start) cmd_start "$@" ;;
         stop) cmd_stop "$@" ;;
