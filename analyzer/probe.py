@@ -426,6 +426,13 @@ class _Recorder:
 
 
 HAS_MSG_CALLBACK = hasattr(ssl.SSLContext, "_msg_callback")
+#: Off only to exercise the fallback (tests): then alerts come from OpenSSL's error reasons and the chain
+#: from ``openssl s_client -showcerts``.
+_USE_MSG_CALLBACK = True
+
+
+def msg_callback_active() -> bool:
+    return HAS_MSG_CALLBACK and _USE_MSG_CALLBACK
 
 
 def make_context(versions: Sequence[str], ciphers: str | None) -> ssl.SSLContext:
@@ -482,7 +489,7 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
     if client_cert is not None:
         load_client_cert(ctx, *client_cert)
     rec = _Recorder()
-    if HAS_MSG_CALLBACK:
+    if HAS_MSG_CALLBACK and _USE_MSG_CALLBACK:
         ctx._msg_callback = rec  # type: ignore[attr-defined]
     family, sockaddr = addr
     t0 = time.monotonic()
@@ -546,6 +553,10 @@ def handshake(addr: tuple[int, tuple[object, ...]], versions: Sequence[str], *, 
         if level == 1 and code != 0:
             att.warning_alerts.append(_alert_dict(code, level, "server"))
     fatal_in = [(lv, c) for lv, c in rec.alerts_in if lv == 2 or c == 0]
+    if att.outcome == "accepted":  # a completed handshake negotiated, message callback or not
+        att.negotiated = True
+        att.server_version = att.server_version or att.version
+        att.server_cipher = att.server_cipher or att.cipher
     if att.outcome == "server_alert" and fatal_in and att.alert is None:
         att.alert = _alert_dict(fatal_in[0][1], fatal_in[0][0], "server")
         att.version, att.cipher = att.server_version, att.server_cipher
@@ -1043,7 +1054,7 @@ class Prober:
         report: dict[str, object] = {
             "target": f"{o.host}:{o.port}", "connected_to": str(self.addr[1][0]), "servername": self.name,
             "timeout_s": o.timeout, "local_tls_library": ssl.OPENSSL_VERSION,
-            "chain_source": "message callback" if HAS_MSG_CALLBACK else "openssl s_client -showcerts",
+            "chain_source": "message callback" if msg_callback_active() else "openssl s_client -showcerts",
         }
         versions = self.probe_versions()
         report["versions"] = {v: a.to_dict() for v, a in versions.items()}
@@ -1083,7 +1094,7 @@ class Prober:
             if best is None and cand is not None and cand.chain:
                 best = cand
         chain_ders = best.chain if best else []
-        if not chain_ders and not HAS_MSG_CALLBACK:
+        if not chain_ders and not msg_callback_active():
             chain_ders = chain_via_openssl(str(self.addr[1][0]), o.port, self.name, o.timeout)
         if chain_ders:
             chain = validate_chain(chain_ders, self.name, roots, self.now)

@@ -699,3 +699,17 @@ def test_sslv3_only_responder() -> None:
     assert r["versions"]["TLSv1.2"]["server_version"] == "SSLv3"
     f = next(x for x in r["findings"] if x["cause"] == "protocol_mismatch" and x["severity"] == "failure")
     assert "only SSLv3" in f["message"] and "must not be pinned" in f["fix"]
+
+
+def test_fallback_without_message_callback(pki: PKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OpenSSL's message callback unavailable the probe still works: versions from completed
+    handshakes, alerts from OpenSSL's error reasons, the chain from openssl s_client -showcerts."""
+    monkeypatch.setattr(probe, "_USE_MSG_CALLBACK", False)
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-tls1_3") as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+    assert r["chain_source"] == "openssl s_client -showcerts"
+    assert accepted_versions(r) == ["TLSv1.3"]
+    assert r["versions"]["TLSv1.2"]["alert"]["name"] == "protocol_version"
+    assert r["chain"]["sent"] == 2 and r["chain"]["trust"]["verified"] is True
+    assert causes(r) == set()
