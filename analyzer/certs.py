@@ -305,6 +305,7 @@ class ChainReport:
     verifier: str | None                    # "ok", an error message, or None (not run)
     anchored: bool                          # chain reached a trusted certificate
     notes: tuple[str, ...] = field(default=())
+    sent_root: int | None = None            # the chain ends at a self-signed root the peer sent itself
 
     def codes(self) -> set[str]:
         return {p.code for p in self.problems}
@@ -341,6 +342,7 @@ class _Shape:
     problems: tuple[Problem, ...]
     anchored: bool
     notes: tuple[str, ...]
+    sent_root: int | None = None     # index of a self-signed root the peer sent (judged without truststore)
 
 
 class _Trust:
@@ -432,7 +434,7 @@ class CertChecker:
         return ChainReport(
             side=side, chain=chain, problems=tuple(problems), hostname=hostname, hostname_source=hostname_source,
             hostname_how=how, truststore=trust.source if trust else None, verifier=verdict,
-            anchored=shape.anchored, notes=tuple(notes),
+            anchored=shape.anchored, notes=tuple(notes), sent_root=shape.sent_root,
         )
 
     # -- structure --------------------------------------------------------------------------------------
@@ -520,6 +522,7 @@ def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
                                     f"certificate {i + 1} has the right name ({b.subject!r}) but its key did not sign certificate {i}"))
     # walk up from the leaf through sent certificates, then the truststore
     anchored = False
+    sent_root: int | None = None
     cur, idx = chain[0], 0
     seen = {cur.sha256}
     for _ in range(MAX_CHAIN):
@@ -532,6 +535,7 @@ def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
                     problems.append(Problem(SELF_SIGNED, 0, cur.subject,
                                             "self-signed certificate (no truststore given to say whether it is trusted)"))
                 else:
+                    sent_root = idx
                     notes.append(f"chain ends at a self-signed root {cur.subject!r} (sent by the peer)")
             else:
                 code = SELF_SIGNED if idx == 0 else UNTRUSTED_ROOT
@@ -566,4 +570,4 @@ def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
         else:
             notes.append(f"chain ends at {cur.subject!r}, issued by {cur.issuer!r} (not sent; normal for a root)")
         break
-    return _Shape(tuple(problems), anchored, tuple(notes))
+    return _Shape(tuple(problems), anchored, tuple(notes), sent_root)

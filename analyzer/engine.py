@@ -119,6 +119,12 @@ class Engine:
         else:
             self.stats.failed += 1
         ctx, direction_reason = self._context(summary, ders, failed)
+        if success and R.abandoned_with_cert_problem(ctx):
+            # "established" on the wire, but the client closed without data over a certificate problem
+            self.stats.established -= 1
+            self.stats.failed += 1
+            failed = True
+            ctx, direction_reason = self._context(summary, ders, True)
         if failed:
             rule, finding = R.first_match(ctx)
             d = self._render(ctx, rule.id, rule.cause, "failure", finding, direction_reason)

@@ -87,6 +87,8 @@ ALERT_PROBLEMS: Mapping[str, tuple[str, ...]] = {
     UNKNOWN_CA: (C.MISSING_ISSUER, C.ISSUER_MISMATCH, C.SELF_SIGNED, C.UNTRUSTED_ROOT, C.VERIFIER_REJECTED),
     HANDSHAKE_FAILURE: (C.HOSTNAME_MISMATCH,) + C.PROBLEM_PRIORITY,
 }
+#: generic rejections that, with nothing else wrong, point at a root the peer sent but the rejecting side lacks
+ROOT_DOUBT_ALERTS = frozenset({UNKNOWN_CA, CERTIFICATE_UNKNOWN, BAD_CERTIFICATE})
 #: the cause an alert names by itself when the certificate check found nothing
 ALERT_OWN_CAUSE: Mapping[str, str] = {
     CERTIFICATE_EXPIRED: EXPIRED_CERTIFICATE,
@@ -292,6 +294,13 @@ def judge_rejection(chain: ChainReport | None, alert: str) -> CertVerdict:
         for p in problems:
             if p.code == code:
                 return CertVerdict(C.PROBLEM_CAUSE[code], p, False)
+    if (chain is not None and chain.truststore is None and chain.sent_root is not None
+            and alert in ROOT_DOUBT_ALERTS):
+        root = chain.chain[chain.sent_root]
+        return CertVerdict(UNKNOWN_CERTIFICATE, C.Problem(
+            C.UNTRUSTED_ROOT, chain.sent_root, root.subject,
+            f"the chain ends at the self-signed root {root.subject!r} that the peer sent itself, and nothing else is "
+            f"wrong with it: most likely that root is not in the rejecting side's truststore"), False)
     own = ALERT_OWN_CAUSE.get(alert)
     if own is not None:
         return CertVerdict(own, None, True)
@@ -587,6 +596,8 @@ def e_cert(ctx: Ctx) -> Finding:
         conf = HIGH if (v.alert_says or alert.description in (BAD_CERTIFICATE, CERTIFICATE_UNKNOWN, HANDSHAKE_FAILURE,
                                                                UNSUPPORTED_CERTIFICATE)) else MEDIUM
         raise_ = None
+        if v.problem.code == C.UNTRUSTED_ROOT and chain is not None and chain.truststore is None:
+            conf, raise_ = MEDIUM, "the rejecting side's truststore (--truststore) to confirm the root is missing"
         if v.problem.code == C.MISSING_ISSUER and chain is not None and chain.truststore is None:
             conf, raise_ = MEDIUM, ("a truststore (--truststore) to tell a missing intermediate from an untrusted root "
                                     f"that issued the leaf directly ({v.problem.detail})")
@@ -644,22 +655,66 @@ def _complete_then_closed(ctx: Ctx) -> bool:
     return "I" in h and "i" in h
 
 
+def client_sent_no_data(ctx: Ctx) -> bool:
+    """TLS <= 1.2, handshake complete: the client's encrypted records after its Finished are all (encrypted)
+    alerts, and there is at least one: it closed (close_notify) without sending a byte of application data."""
+    if ctx.tls13 or not _complete_then_closed(ctx):
+        return False
+    ce = [x for x in ctx.list_("client_encrypted") if isinstance(x, int)]
+    alerts = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict) and e.get("from") == "client"]
+    if not alerts or not ce or len(ce) >= 8:
+        return False
+    return len(ce) - 1 - len(alerts) <= 0
+
+
 def _post_handshake_close(ctx: Ctx) -> bool:
-    """The client closed without an alert and without sending data, either after a complete handshake (both
-    ChangeCipherSpec) or right after the server's first flight (ServerHelloDone, no ClientKeyExchange)."""
+    """The client walked away without a plaintext alert and without sending data: after a complete handshake
+    (both ChangeCipherSpec; the sensor may even call it established) or right after the server's first flight
+    (ServerHelloDone, no ClientKeyExchange)."""
+    if ctx.tls13 or ctx.fatal is not None:
+        return False
+    if client_sent_no_data(ctx):
+        return True
     h = ctx.history
-    if ctx.s.get("established") or ctx.tls13 or ctx.fatal is not None or ctx.closer() != "client":
+    if ctx.s.get("established") or ctx.closer() != "client":
         return False
     return _complete_then_closed(ctx) or ("n" in h and "G" not in h)
+
+
+def rejecting_problems(chain: ChainReport | None) -> list[C.Problem]:
+    """Problems a client plausibly rejects on its own: not the low-confidence 'issuer not sent' guess made
+    without a truststore, nor a bare verifier verdict."""
+    if chain is None:
+        return []
+    out = []
+    for p in chain.failure_problems():
+        if p.code == C.VERIFIER_REJECTED or (p.code == C.MISSING_ISSUER and chain.truststore is None):
+            continue
+        out.append(p)
+    return out
+
+
+def abandoned_with_cert_problem(ctx: Ctx) -> bool:
+    """A handshake the sensor calls established, but the client closed without sending data and the server's
+    certificate has a problem: the client checked after the handshake and gave up (curl's own hostname check,
+    Node.js, a manual check). A failure, not a success."""
+    return bool(ctx.s.get("established")) and client_sent_no_data(ctx) and bool(rejecting_problems(ctx.server_chain))
 
 
 def _post_close_cause(ctx: Ctx) -> str | None:
     if not _post_handshake_close(ctx) or ctx.server_chain is None:
         return None
-    probs = ctx.server_chain.failure_problems()
+    probs = rejecting_problems(ctx.server_chain)
     if not probs:
         return None
-    return judge_rejection(ctx.server_chain, BAD_CERTIFICATE).cause
+    order = [p.code for p in probs]
+    # after a complete handshake the client's own check is most often the name (curl, manual checks);
+    # a silent close right after the server's flight is the library's chain validation
+    first = (C.HOSTNAME_MISMATCH,) if _complete_then_closed(ctx) else ()
+    for code in first + C.PROBLEM_PRIORITY:
+        if code in order:
+            return C.PROBLEM_CAUSE[code]
+    return None
 
 
 def _post_close_match(cause: str) -> Callable[[Ctx], bool]:
@@ -671,13 +726,15 @@ def _post_close_match(cause: str) -> Callable[[Ctx], bool]:
 
 def e_post_close(ctx: Ctx) -> Finding:
     assert ctx.server_chain is not None
-    v = judge_rejection(ctx.server_chain, BAD_CERTIFICATE)
-    detail = v.problem.detail if v.problem else "certificate problem"
+    cause = _post_close_cause(ctx)
+    probs = [p for p in rejecting_problems(ctx.server_chain) if C.PROBLEM_CAUSE[p.code] == cause]
+    detail = probs[0].detail if probs else "certificate problem"
     if _complete_then_closed(ctx):
         return Finding("client", MEDIUM,
                        f"the handshake completed but the client closed without sending data, and the server's "
                        f"certificate has a problem the client checks after the handshake: {detail}",
-                       "the client's own log (it checked the certificate after the handshake and closed)")
+                       "the client's own log (it checked the certificate after the handshake and closed; a health "
+                       "check that closes without data looks the same on the wire)")
     return Finding("client", MEDIUM,
                    f"the client closed without an alert right after the server's certificate flight, and the server's "
                    f"certificate has a problem: {detail}",

@@ -457,3 +457,28 @@ def test_client_closes_silently_after_server_flight_with_cert_problem(pki):
     d = one(engine().diagnose(s, ders([pki.self_signed])))
     assert (d["cause"], d["rejected_by"], d["confidence"]) == ("unknown_certificate", "client", "medium")
     assert "without an alert" in d["explanation"]
+
+
+def test_established_but_client_closed_without_data_over_hostname(pki):
+    """curl with OpenSSL checks the name after the handshake and sends only close_notify."""
+    kw = dict(history="CsxknGIti", chain=[pki.wrong_name, pki.inter], close={"fin": [], "rst": []},
+              server_encrypted=[40])
+    s = make_summary(client_encrypted=[40, 26], encrypted_alerts=[{"from": "client", "length": 26}], **kw)
+    d = one(engine(pki).diagnose(s, ders([pki.wrong_name, pki.inter])))
+    assert (d["cause"], d["rejected_by"], d["rule"]) == ("hostname_mismatch", "client", "TLS-CLOSE-AFTER-HANDSHAKE-HOSTNAME")
+    # the lax client that sent a request: only a warning
+    s2 = make_summary(client_encrypted=[40, 42], **kw)
+    assert [d["severity"] for d in engine(pki).diagnose(s2, ders([pki.wrong_name, pki.inter]))] == ["warning"]
+    # a good certificate and a client that closes without data (a health check): nothing
+    s3 = make_summary(client_encrypted=[40, 26], encrypted_alerts=[{"from": "client", "length": 26}],
+                      history="CsxknGIti", chain=[pki.leaf, pki.inter], server_encrypted=[40])
+    assert engine(pki).diagnose(s3, ders([pki.leaf, pki.inter])) == []
+
+
+def test_untrusted_root_sent_by_server_without_truststore(pki):
+    """JSSE says certificate_unknown; the chain ends at a root the server sent itself."""
+    chain = [pki.other_leaf, pki.other_root]
+    s = cert_fail(chain, "certificate_unknown")
+    d = one(engine().diagnose(s, ders(chain)))
+    assert (d["cause"], d["confidence"], d["rejected_by"]) == ("unknown_certificate", "medium", "client")
+    assert "Other Root CA" in d["explanation"]
