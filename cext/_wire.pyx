@@ -37,7 +37,8 @@ DEF C_DONE = 9
 DEF C_UNTRACKED = 10
 DEF C_EMITTED = 11
 DEF C_LINKTYPE = 12
-DEF N_COUNTERS = 13
+DEF C_SKIPENC = 13
+DEF N_COUNTERS = 14
 
 cdef inline unsigned int _u16(const uint8_t* p) nogil:
     return (p[0] << 8) | p[1]
@@ -57,12 +58,14 @@ cdef class PacketDecoder:
     cdef public int linktype
     cdef public dict flows
     cdef public dict done
+    cdef public dict skip
     cdef long long c[N_COUNTERS]
 
-    def __init__(self, int linktype, dict flows, dict done):
+    def __init__(self, int linktype, dict flows, dict done, dict skip):
         self.linktype = linktype
         self.flows = flows
         self.done = done
+        self.skip = skip
         cdef int i
         for i in range(N_COUNTERS):
             self.c[i] = 0
@@ -74,14 +77,14 @@ cdef class PacketDecoder:
     def stats(self):
         return dict(zip(COUNTER_NAMES, self.counters))
 
-    def decode_batch(self, const uint8_t[::1] buf, const uint8_t[::1] meta):
+    def decode_batch(self, const uint8_t[::1] buf, const uint8_t[::1] meta, sink=None):
         cdef list out = []
         cdef Py_ssize_t i, n = meta.shape[0] - 15
         cdef const uint8_t* m
         cdef uint32_t sec, usec, off, caplen
         cdef Py_ssize_t blen = buf.shape[0]
         if blen == 0:
-            return out
+            return None if sink is not None else out
         for i in range(0, n, 16):
             m = &meta[i]
             # native-endian uint32s, as pcapy-ng packs them
@@ -94,8 +97,11 @@ cdef class PacketDecoder:
                 continue
             seg = self._decode(sec + usec * 1e-6, &buf[0] + off, caplen)
             if seg is not None:
-                out.append(seg)
-        return out
+                if sink is None:
+                    out.append(seg)
+                else:
+                    sink(*seg)
+        return None if sink is not None else out
 
     def decode(self, double ts, const uint8_t[::1] frame):
         cdef uint8_t empty[1]
@@ -291,6 +297,14 @@ cdef class PacketDecoder:
                     c[C_UNTRACKED] += 1
                     return None
                 self.flows[key] = None      # pending: the flow table creates it
+            elif plen and not (flags & (FIN | RST)) and self.skip:
+                sk = self.skip.get(key)
+                if sk is not None:
+                    stop = sk[0] if from_lo else sk[1]
+                    if stop >= 0 and ((<uint32_t>stop - _u32(f + p + 4) - <uint32_t>plen)
+                                      & 0xFFFFFFFFu) < 0x80000000u:
+                        c[C_SKIPENC] += 1
+                        return None
         if truncated:
             c[C_TRUNC] += 1
         c[C_EMITTED] += 1

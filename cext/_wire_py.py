@@ -42,10 +42,10 @@ LT_LINUX_SLL, LT_IPV4, LT_IPV6, LT_LINUX_SLL2 = 113, 228, 229, 276
 COUNTER_NAMES = (
     "packets", "bytes", "not_ip", "not_tcp", "ip_fragment", "malformed_l3", "malformed_l4",
     "truncated", "skip_no_payload", "skip_done", "skip_untracked", "emitted",
-    "unsupported_linktype",
+    "unsupported_linktype", "skip_encrypted",
 )
 (C_PACKETS, C_BYTES, C_NOT_IP, C_NOT_TCP, C_FRAG, C_MAL3, C_MAL4, C_TRUNC, C_NOPAY, C_DONE,
- C_UNTRACKED, C_EMITTED, C_LINKTYPE) = range(len(COUNTER_NAMES))
+ C_UNTRACKED, C_EMITTED, C_LINKTYPE, C_SKIPENC) = range(len(COUNTER_NAMES))
 
 _VLAN = (0x8100, 0x88A8, 0x9100)
 _V6_EXT = (0, 43, 60, 51, 44)
@@ -67,25 +67,33 @@ class PacketDecoder:
 
     ``flows`` (key -> flow object) and ``done`` (key -> None, an insertion-ordered set of
     finished connections) are owned by the flow table and only read here, except that a
-    fresh SYN removes its key from ``done`` (the 5-tuple is being reused).
+    fresh SYN removes its key from ``done`` (the 5-tuple is being reused) and that a packet
+    that starts a flow registers the key with a ``None`` placeholder.  ``skip`` (key ->
+    ``[end_seq_lo, end_seq_hi]``, -1 = none) lets the flow table say "the bytes of this
+    direction up to end_seq are ciphertext nobody needs": data segments that end at or
+    before it are dropped here.
 
     Each emitted segment is ``(ts, key, from_lo, flags, seq, payload, truncated)``: ``key`` is
     the canonical endpoint pair ``lo_ip lo_port hi_ip hi_port`` (12 bytes IPv4, 36 bytes
     IPv6, endpoints ordered bytewise), ``from_lo`` says the sender is the ``lo`` endpoint.
     """
 
-    def __init__(self, linktype: int, flows: dict, done: dict) -> None:
+    def __init__(self, linktype: int, flows: dict, done: dict, skip: dict) -> None:
         self.linktype = linktype
         self.flows = flows
         self.done = done
+        self.skip = skip
         self.counters = [0] * len(COUNTER_NAMES)
 
     def stats(self) -> dict:
         return dict(zip(COUNTER_NAMES, self.counters))
 
-    def decode_batch(self, buf: bytes, meta: bytes) -> list:
+    def decode_batch(self, buf: bytes, meta: bytes, sink=None):
         """Decode a pcapy-ng ``next_batch`` result: ``meta`` packs 16-byte records
-        ``(sec, usec, offset, caplen)``."""
+        ``(sec, usec, offset, caplen)``.  Returns the segments as a list, or, with ``sink``,
+        calls ``sink(*segment)`` for each as soon as it is decoded (so what the sink changes
+        in ``flows`` / ``done`` / ``skip`` already applies to the next packet) and returns
+        None."""
         out: list = []
         for i in range(0, len(meta) - 15, 16):
             sec, usec, off, caplen = _META(meta, i)
@@ -94,8 +102,11 @@ class PacketDecoder:
                 continue
             seg = self._decode(sec + usec * 1e-6, buf[off:off + caplen])
             if seg is not None:
-                out.append(seg)
-        return out
+                if sink is None:
+                    out.append(seg)
+                else:
+                    sink(*seg)
+        return None if sink is not None else out
 
     def decode(self, ts: float, frame: bytes):
         """Decode one frame; returns a segment tuple or None."""
@@ -259,6 +270,13 @@ class PacketDecoder:
                     c[C_UNTRACKED] += 1
                     return None
                 self.flows[key] = None      # pending: the flow table creates it
+            elif plen and not (flags & (FIN | RST)):
+                sk = self.skip.get(key)
+                if sk is not None:
+                    stop = sk[0] if from_lo else sk[1]
+                    if stop >= 0 and ((stop - _U32(f, p + 4)[0] - plen) & 0xFFFFFFFF) < 0x80000000:
+                        c[C_SKIPENC] += 1
+                        return None
         if truncated:
             c[C_TRUNC] += 1
         c[C_EMITTED] += 1

@@ -21,7 +21,7 @@ __all__ = ["CaptureError", "FileCapture", "BATCH"]
 
 log = logging.getLogger(__name__)
 
-BATCH = 4096
+BATCH = 1024
 _META = struct.Struct("=IIII")
 _PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                 b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")

@@ -67,6 +67,7 @@ class FlowTable:
                  max_done: int = 1_048_576, max_handshake: int = tls.MAX_HANDSHAKE) -> None:
         self.flows: dict = {}
         self.done: dict = {}
+        self.skip: dict = {}
         self.max_flows = max_flows
         self.idle_timeout = idle_timeout
         self.max_ooo_bytes = max_ooo_bytes
@@ -75,6 +76,7 @@ class FlowTable:
         self.max_handshake = max_handshake
         self.now = 0.0
         self._next_expiry = None
+        self._out: list = []
         self.stats = {
             "flows_created": 0, "flows_not_tls": 0, "flows_evicted": 0, "flows_timed_out": 0,
             "summaries": 0, "retransmissions": 0, "out_of_order": 0, "gaps": 0,
@@ -84,30 +86,43 @@ class FlowTable:
 
     # -- input -----------------------------------------------------------------------------------
     def process(self, segments) -> list:
-        out: list = []
-        flows = self.flows
-        done = self.done
-        for ts, key, from_lo, flags, seq, payload, truncated in segments:
-            flow = flows.get(key)
+        """Handle a list of decoder segments; returns the finished connections."""
+        out = self._out = []
+        segment = self.segment
+        for seg in segments:
+            segment(*seg)
+        return self.end_batch()
+
+    def segment(self, ts, key, from_lo, flags, seq, payload, truncated) -> None:
+        """Handle one decoder segment (the decoder's per-segment sink: what this sets up,
+        such as a finished flow or a ciphertext skip, applies to the rest of its batch)."""
+        flow = self.flows.get(key)
+        if flow is None:
+            if key in self.done and not (flags & SYN and not flags & ACK):
+                return                          # finished earlier in this batch
+            flow = self._new_flow(key, from_lo, flags, payload, ts, self._out)
             if flow is None:
-                if key in done and not (flags & SYN and not flags & ACK):
-                    continue                    # finished earlier in this batch
-                flow = self._new_flow(key, from_lo, flags, payload, ts, out)
-                if flow is None:
-                    continue
-            try:
-                self._packet(flow, ts, from_lo, flags, seq, payload, truncated, out)
-            except Exception:                                   # one guard per packet
-                self.stats["internal_errors"] += 1
-                log.exception("internal error on flow %s", flow.endpoints())
-                self._finish(flow, "incomplete", out)
-        if segments:
-            self.now = segments[-1][0]
-            if self._next_expiry is None:
-                self._next_expiry = self.now + 1.0
-            elif self.now >= self._next_expiry:
-                self._next_expiry = self.now + 1.0
-                self.expire(self.now, out)
+                return
+        try:
+            self._packet(flow, ts, from_lo, flags, seq, payload, truncated, self._out)
+        except Exception:                                   # one guard per packet
+            self.stats["internal_errors"] += 1
+            log.exception("internal error on flow %s", flow.endpoints())
+            self._finish(flow, "incomplete", self._out)
+        self.now = ts
+
+    def begin_batch(self) -> None:
+        self._out = []
+
+    def end_batch(self) -> list:
+        """Finish idle flows (once a second of capture time); return what finished."""
+        out = self._out
+        self._out = []
+        if self._next_expiry is None:
+            self._next_expiry = self.now + 1.0
+        elif self.now >= self._next_expiry:
+            self._next_expiry = self.now + 1.0
+            self.expire(self.now, out)
         return out
 
     def expire(self, now: float, out: list | None = None) -> list:
@@ -175,6 +190,17 @@ class FlowTable:
                 self._deliver(flow, d, payload, ts)
             else:
                 self._segment(flow, d, seq, payload, ts)
+            conn = flow.conn
+            if conn is not None:
+                rest = conn.take_skip(d, self.SKIP_MIN)
+                if rest:
+                    # the rest of this ciphertext record: let the decoder drop it in C
+                    stop = (flow.next_seq[d] + rest) & MASK
+                    flow.next_seq[d] = stop
+                    sk = self.skip.get(flow.key)
+                    if sk is None:
+                        sk = self.skip[flow.key] = [-1, -1]
+                    sk[0 if from_lo else 1] = stop
         sess = flow.session
         if truncated:
             self._gap(flow, d)
@@ -285,6 +311,9 @@ class FlowTable:
             self.reasons[error.reason] = self.reasons.get(error.reason, 0) + 1
             sess.weird(error.reason)
 
+    #: ciphertext runs shorter than this are parsed through, longer ones skipped in C
+    SKIP_MIN = 4096
+
     #: give up on a flow that carried this much non-TLS payload without any TLS
     MAX_PLAINTEXT = 16 * 1024
 
@@ -292,6 +321,7 @@ class FlowTable:
         key = flow.key
         if self.flows.pop(key, None) is None:
             return
+        self.skip.pop(key, None)
         done = self.done
         done[key] = None
         if len(done) > self.max_done:

@@ -60,11 +60,15 @@ class Summarizer:
 
     def __init__(self, linktype: int, certs: CertificateCache | None = None, **table) -> None:
         self.table = FlowTable(**table)
-        self.decoder = wire.PacketDecoder(linktype, self.table.flows, self.table.done)
+        self.decoder = wire.PacketDecoder(linktype, self.table.flows, self.table.done,
+                                           self.table.skip)
         self.certs = certs if certs is not None else CertificateCache()
 
     def feed(self, buf: bytes, meta: bytes) -> list:
-        done = self.table.process(self.decoder.decode_batch(buf, meta))
+        table = self.table
+        table.begin_batch()
+        self.decoder.decode_batch(buf, meta, table.segment)
+        done = table.end_batch()
         return self._attach(done) if done else done
 
     def feed_frame(self, ts: float, frame: bytes) -> list:

@@ -20,8 +20,9 @@ MAX_HISTORY = 100
 MAX_ENCRYPTED_LENGTHS = 8
 MAX_ALERTS = 16
 MAX_WEIRDS = 16
-#: after the handshake, a side that sent this many encrypted records is bulk data
-BULK_RECORDS = 16
+#: once established, this many more records from either side end the watch: the client's
+#: first application data (or its absence before a close) is what the analyzer needs
+AFTER_ESTABLISHED = 3
 
 _CLIENT, _SERVER = tls.CLIENT, tls.SERVER
 # Zeek ssl_history letters (upper case; the server's are lowered when recorded)
@@ -40,7 +41,7 @@ class Session:
         "certs", "client_certs", "cert_request", "client_cert_empty", "ske", "enc",
         "enc_alerts", "fin", "rst", "gaps", "truncated", "weirds", "established", "resumed",
         "_ccs", "_app", "_server_cert_seen", "_server_ccs_early", "_tls13", "_v2",
-        "ja4", "_counts",
+        "ja4", "_counts", "_at_established",
     )
 
     def __init__(self, ts: float) -> None:
@@ -75,6 +76,7 @@ class Session:
         self._v2 = False
         self.ja4 = None
         self._counts = [0, 0]
+        self._at_established = (0, 0)
 
     # -- facts from the flow table -------------------------------------------------------------
     def weird(self, name: str) -> None:
@@ -103,7 +105,8 @@ class Session:
         if not self.established:
             return False
         cn, sn = self._counts
-        return (cn >= 2 and sn >= 2) or cn >= BULK_RECORDS or sn >= BULK_RECORDS
+        ce, se = self._at_established
+        return cn >= ce + 1 or cn - ce + sn - se >= AFTER_ESTABLISHED
 
     # -- events ----------------------------------------------------------------------------------
     def _letter(self, d: int, letter: str) -> None:
@@ -200,12 +203,16 @@ class Session:
             if ev.content_type == 23:
                 self._app[d] = True
                 if self._app[0] and self._app[1]:
-                    self.established = True
+                    self._establish()
         elif self._v2:
             if d == _CLIENT:
-                self.established = True
+                self._establish()
         elif self._ccs[0] and self._ccs[1]:
-            self.established = True
+            self._establish()
+
+    def _establish(self) -> None:
+        self.established = True
+        self._at_established = tuple(self._counts)
 
     # -- output --------------------------------------------------------------------------------
     def outcome(self, reason: str) -> str:

@@ -227,6 +227,17 @@ class TLSConnection:
     def buffered(self) -> int:
         return sum(len(d.buf) + len(d.hs) for d in self._dirs)
 
+    def take_skip(self, direction: int, minimum: int) -> int:
+        """If this direction is inside an encrypted record with at least ``minimum`` bytes
+        still to come, return that count and forget it: the caller will not deliver those
+        bytes (it skips them below the parser).  Otherwise 0."""
+        d = self._dirs[direction]
+        n = d.skip
+        if n >= minimum and d.error is None:
+            d.skip = 0
+            return n
+        return 0
+
     def plaintext(self) -> int:
         """Bytes of non-TLS preamble skipped so far (both directions)."""
         return self._dirs[0].plaintext + self._dirs[1].plaintext

@@ -1,0 +1,201 @@
+"""Live capture with pcapy-ng 2.x: one interface, batches of ``(buf, meta)`` exactly as
+:class:`sensor.capture.FileCapture` yields them, so :class:`sensor.pipeline.Summarizer` runs
+unchanged.
+
+libpcap's TPACKET_V3 ring never returns from a blocking ``next_batch`` while the wire is
+quiet (see NOTES-capture), so the handle is put in non-blocking mode and :meth:`LiveCapture.poll`
+waits with ``select`` on its fd, then drains with ``next_batch`` until a batch comes back
+empty.  The caller's loop therefore wakes at least every ``timeout`` seconds to expire idle
+flows, check its stop flag and print stats.
+
+``set_fanout`` joins the handle to a ``PACKET_FANOUT`` group: N sensor processes opened with
+the same group id share one interface (hash fanout keeps each flow on one process).
+
+Counters: :meth:`stats` returns libpcap's ``(recv, drop, ifdrop)`` plus our own packet and
+byte counts.  On ``lo`` the kernel counts outgoing copies twice (``recv`` is about double the
+delivered frames); ``drop`` is what matters.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import select
+from collections.abc import Iterator
+
+import pcapy
+
+__all__ = ["LiveCapture", "LiveCaptureError", "FANOUT_MODES", "build_bpf", "enter_netns"]
+
+log = logging.getLogger(__name__)
+
+FANOUT_MODES = {
+    "hash": pcapy.PACKET_FANOUT_HASH,
+    "lb": pcapy.PACKET_FANOUT_LB,
+    "cpu": pcapy.PACKET_FANOUT_CPU,
+    "rollover": pcapy.PACKET_FANOUT_ROLLOVER,
+    "rnd": pcapy.PACKET_FANOUT_RND,
+}
+
+#: most batches drained per poll before returning to the caller (bounds one poll's latency)
+MAX_BATCHES_PER_POLL = 64
+CLONE_NEWNET = 0x40000000
+
+
+class LiveCaptureError(Exception):
+    """The interface cannot be opened / the filter does not compile (one-line message)."""
+
+
+def build_bpf(ports: list[int] | tuple[int, ...] = (), hosts: list[str] | tuple[str, ...] = (),
+              extra: str | None = None) -> str:
+    """A BPF expression from config: TCP on any of ``ports`` (all TCP when empty), to or from any
+    of ``hosts``, and'ed with ``extra``.  VLAN-tagged frames are matched as well."""
+    parts = ["tcp"]
+    if ports:
+        parts.append("(" + " or ".join("port %d" % int(p) for p in ports) + ")")
+    if hosts:
+        parts.append("(" + " or ".join("host %s" % h for h in hosts) + ")")
+    if extra:
+        parts.append("(" + extra + ")")
+    expr = " and ".join(parts)
+    return "(%s) or (vlan and %s)" % (expr, expr)
+
+
+def enter_netns(name: str) -> int:
+    """Switch this process into network namespace ``name`` (``/run/netns/NAME``, as made by
+    ``ip netns add``) and return an fd of the namespace we came from, for :func:`leave_netns`.
+
+    Lets one sensor process open its capture inside a namespace while its Kafka connection
+    stays in the original one (needs CAP_SYS_ADMIN)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    here = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        fd = os.open(os.path.join("/run/netns", name), os.O_RDONLY)
+    except OSError as exc:
+        os.close(here)
+        raise LiveCaptureError("netns %s: %s" % (name, exc.strerror)) from None
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            os.close(here)
+            raise LiveCaptureError("setns %s: %s" % (name, os.strerror(err)))
+    finally:
+        os.close(fd)
+    return here
+
+
+def leave_netns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise LiveCaptureError("setns back: %s" % os.strerror(ctypes.get_errno()))
+    finally:
+        os.close(fd)
+
+
+class LiveCapture:
+    """One live capture handle.  ``poll(timeout)`` -> list of ``(buf, meta)`` batches."""
+
+    def __init__(self, interface: str, bpf: str | None = None, snaplen: int = 65535,
+                 promisc: bool = True, buffer_mb: int = 32, batch: int = 4096,
+                 fanout_group: int | None = None, fanout_mode: str = "hash",
+                 netns: str | None = None) -> None:
+        self.interface = interface
+        self.bpf = bpf
+        self.batch = batch
+        self.packets = 0
+        self.bytes = 0
+        self._closed = False
+        back = enter_netns(netns) if netns else None
+        try:
+            self._open(interface, snaplen, promisc, buffer_mb, fanout_group, fanout_mode)
+        finally:
+            if back is not None:
+                leave_netns(back)
+
+    def _open(self, interface, snaplen, promisc, buffer_mb, fanout_group, fanout_mode) -> None:
+        try:
+            r = pcapy.create(interface)
+            r.set_snaplen(snaplen)
+            r.set_promisc(1 if promisc else 0)
+            r.set_timeout(100)
+            r.set_buffer_size(buffer_mb << 20)
+            r.activate()
+        except Exception as exc:
+            raise LiveCaptureError("%s: %s" % (interface, _one_line(exc))) from None
+        self._r = r
+        if self.bpf:
+            try:
+                r.setfilter(self.bpf)
+            except Exception as exc:
+                raise LiveCaptureError("BPF filter %r: %s" % (self.bpf, _one_line(exc))) from None
+        if fanout_group is not None:
+            mode = FANOUT_MODES.get(fanout_mode)
+            if mode is None:
+                raise LiveCaptureError("fanout mode must be one of %s" % ", ".join(FANOUT_MODES))
+            try:
+                r.set_fanout(int(fanout_group), mode)
+            except Exception as exc:
+                raise LiveCaptureError("fanout group %s: %s" % (fanout_group, _one_line(exc))) from None
+        r.setnonblock(1)
+        self.linktype = r.datalink()
+        self._fd = r.getfd()
+        log.info("capturing on %s (linktype %d, filter %r, fanout %s)", interface, self.linktype,
+                 self.bpf, fanout_group)
+
+    def poll(self, timeout: float) -> list[tuple[bytes, bytes]]:
+        """Wait up to ``timeout`` s for packets, then drain what is there (bounded)."""
+        if self._closed:
+            return []
+        try:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+        except InterruptedError:
+            ready = []
+        except (OSError, ValueError):
+            return []
+        out: list[tuple[bytes, bytes]] = []
+        # drain even without readiness: TPACKET_V3 blocks can be retired by the ring timer
+        for _ in range(MAX_BATCHES_PER_POLL):
+            try:
+                buf, meta = self._r.next_batch(self.batch)
+            except Exception as exc:    # a read error on a live handle: report, keep going
+                log.warning("capture read on %s: %s", self.interface, _one_line(exc))
+                break
+            if not meta:
+                break
+            self.packets += len(meta) >> 4
+            self.bytes += len(buf)
+            out.append((buf, meta))
+        if not ready and not out:
+            return []
+        return out
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        while not self._closed:
+            yield from self.poll(0.5)
+
+    def stats(self) -> dict[str, int]:
+        try:
+            recv, drop, ifdrop = self._r.stats()
+        except Exception:
+            recv = drop = ifdrop = -1
+        return {"pcap_recv": recv, "pcap_drop": drop, "pcap_ifdrop": ifdrop,
+                "packets": self.packets, "bytes": self.bytes}
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._r.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> "LiveCapture":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
