@@ -626,23 +626,51 @@ def m_encrypted(ctx: Ctx) -> bool:
     return a is None or a.after not in (None, CLIENT_HELLO)
 
 
+#: smallest TLS 1.3 record that can hold a client Finished: 4 (header) + 32 (SHA-256 verify_data) + 1 (inner
+#: content type) + 16 (AEAD tag). Anything shorter as the client's last record is an alert (19 bytes + padding).
+TLS13_MIN_FINISHED_RECORD = 53
+#: an empty TLS 1.3 client Certificate message, encrypted: 4 + 1 (context) + 3 (list) + 1 + 16
+TLS13_EMPTY_CERTIFICATE_RECORD = 25
+
+
+def _tls13_client_records(ctx: Ctx) -> list[int]:
+    return [int(x) for x in ctx.list_("client_encrypted") if isinstance(x, int)]
+
+
+def tls13_client_never_finished(ctx: Ctx) -> bool:
+    """TLS 1.3: the client sent encrypted records but none big enough to be its Finished, and its last one is
+    alert-sized: it aborted with an encrypted alert (the sensor may still call this 'established')."""
+    if not ctx.tls13 or not ctx.server_hello_seen or ctx.s.get("resumed") or ctx.s.get("client_psk"):
+        return False
+    ce = _tls13_client_records(ctx)
+    return (bool(ce) and len(ce) < 8 and all(n < TLS13_MIN_FINISHED_RECORD for n in ce)
+            and ce[-1] != TLS13_EMPTY_CERTIFICATE_RECORD)
+
+
 def e_encrypted(ctx: Ctx) -> Finding:
     enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
-    ce = [int(x) for x in ctx.list_("client_encrypted") if isinstance(x, int)]
+    ce = _tls13_client_records(ctx)
     se = [int(x) for x in ctx.list_("server_encrypted") if isinstance(x, int)]
     who = str(enc[0].get("from")) if enc else None
-    closer = ctx.closer()
-    rejected = who or closer
     parts = []
     if enc:
         parts.append("probable encrypted alert from the " + ", ".join(f"{e.get('from')} ({e.get('length')} bytes)" for e in enc))
+    elif tls13_client_never_finished(ctx):
+        who = "client"
+        parts.append(f"the client's encrypted records ({', '.join(map(str, ce))} bytes) are too short to hold its "
+                     f"Finished: a probable encrypted alert from the client")
+    closer = ctx.closer()
+    rejected = who or closer
     if closer:
         parts.append(f"the {closer} closed first")
-    if who == "client" and len(ce) <= 1:
-        parts.append("the client's first encrypted record is an alert instead of its Finished: it most likely rejected "
-                     "the server's certificate")
+    if who == "client" and not any(n >= TLS13_MIN_FINISHED_RECORD for n in ce):
+        parts.append("the client aborted instead of sending its Finished: it most likely rejected the server's "
+                     "certificate")
     elif who == "server":
         parts.append("the server rejected the client's second flight (client certificate, or Finished)")
+    if ce and ce[0] == TLS13_EMPTY_CERTIFICATE_RECORD:
+        parts.append("the client's first encrypted record (25 bytes) is the size of an empty Certificate: the server "
+                     "probably asked for a client certificate the client did not have")
     shown = "; ".join(parts) or "no encrypted alert seen"
     return Finding(rejected if rejected in ("client", "server") else None, MEDIUM if who else LOW,
                    f"TLS 1.3 failure after the ServerHello; certificates and alerts are encrypted: {shown}",
@@ -683,12 +711,12 @@ def _post_handshake_close(ctx: Ctx) -> bool:
 
 def rejecting_problems(chain: ChainReport | None) -> list[C.Problem]:
     """Problems a client plausibly rejects on its own: not the low-confidence 'issuer not sent' guess made
-    without a truststore, nor a bare verifier verdict."""
+    without a truststore, nor a bare verifier verdict, nor a certificate only our parser cannot read."""
     if chain is None:
         return []
     out = []
     for p in chain.failure_problems():
-        if p.code == C.VERIFIER_REJECTED or (p.code == C.MISSING_ISSUER and chain.truststore is None):
+        if p.code in (C.VERIFIER_REJECTED, C.UNPARSEABLE) or (p.code == C.MISSING_ISSUER and chain.truststore is None):
             continue
         out.append(p)
     return out

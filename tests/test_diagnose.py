@@ -482,3 +482,26 @@ def test_untrusted_root_sent_by_server_without_truststore(pki):
     d = one(engine().diagnose(s, ders(chain)))
     assert (d["cause"], d["confidence"], d["rejected_by"]) == ("unknown_certificate", "medium", "client")
     assert "Other Root CA" in d["explanation"]
+
+
+def test_tls13_client_aborts_with_padded_encrypted_alert_sensor_says_established(pki):
+    """JSSE rejects the (encrypted) certificate: CCS + one 35-byte record, then the server closes."""
+    s = make_summary(version="TLSv1.3", cipher="TLS_AES_256_GCM_SHA384", history="CsiI",
+                     client_encrypted=[35], server_encrypted=[23, 1871, 281, 69],
+                     close={"fin": ["server", "client"], "rst": []})
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("encrypted_failure", "client")
+    # a real TLS 1.3 success (Finished of 53 bytes, then data) is left alone
+    ok = make_summary(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", history="CsiI",
+                      client_encrypted=[53, 151], server_encrypted=[32, 397, 96, 53])
+    assert engine().diagnose(ok) == []
+
+
+def test_tls13_plaintext_certificate_alert_from_openssl_client(pki):
+    """OpenSSL's TLS 1.3 client alerts in plaintext while it still has no handshake write keys."""
+    s = make_summary(established=False, version="TLSv1.3", history="CsiL", outcome="alert",
+                     alerts=[alert("client", "certificate_expired", "server_hello")],
+                     server_encrypted=[23, 1871, 281, 69], close={"fin": [], "rst": ["client"]})
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("expired_certificate", "client")
+    assert "tlsdiag probe" in d["raise_confidence"]
