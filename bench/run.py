@@ -213,6 +213,23 @@ def our_env(impl: str) -> dict[str, str]:
     return env
 
 
+def check_impl(cmd_tmpl: list[str], impl: str) -> str:
+    """Which wire implementation our command really loads (cext.wire.IMPLEMENTATION), via the
+    interpreter of the tlsdiag script; '?' if it cannot be told."""
+    exe = shutil.which(cmd_tmpl[0]) if cmd_tmpl else None
+    py = sys.executable
+    try:
+        with open(exe or "", "rb") as f:
+            first = f.readline().decode("utf-8", "replace")
+        if first.startswith("#!") and "python" in first:
+            py = first[2:].split()[0]
+    except OSError:
+        pass
+    r = subprocess.run([py, "-c", "import cext.wire as w; print(w.IMPLEMENTATION)"], capture_output=True,
+                       text=True, env=our_env(impl), cwd="/")
+    return r.stdout.strip() if r.returncode == 0 else "?"
+
+
 def pct(sc: dict | None, k: str) -> str:
     if sc is None:
         return "-"
@@ -322,10 +339,18 @@ def main() -> int:
     if a.all_peers:
         want += [p for p in EXTRA_PEERS if p not in want]
     peers = [p for p in want if ctx.available(p)]
+    cmd_tmpl = shlex.split(a.our_cmd)
     names = ours + peers
+    loaded = {}
+    for o in ours:
+        impl = o.split("-", 1)[1]
+        loaded[o] = check_impl(cmd_tmpl, impl)
+        if loaded[o] not in (impl, "?"):
+            sys.exit("bench: %s asked for, but the installed tlsdiag loads the %r wire implementation "
+                     "(cext not built? pip install -e .)" % (o, loaded[o]))
+        print("# %s: cext.wire.IMPLEMENTATION = %s" % (o, loaded[o]), flush=True)
     if not names:
         sys.exit("bench: nothing to run")
-    cmd_tmpl = shlex.split(a.our_cmd)
     tables = convert.load_tables()
     load0 = os.getloadavg()
     print("# %s  %d cores, %s; python %s; load %.2f; our cmd: %s; names: %s" % (
@@ -493,7 +518,7 @@ def main() -> int:
         L.append("- not run: %s (%s)" % (k, v))
     table = "\n".join(L) + "\n"
     doc = {"date": stamp, "cores": os.cpu_count(), "kernel": platform.release(), "rounds": a.rounds,
-           "our_cmd": a.our_cmd, "names_source": tables[2], "rows": rows, "ratios": ratios, "verdicts": verdicts,
+           "our_cmd": a.our_cmd, "implementation_loaded": loaded, "names_source": tables[2], "rows": rows, "ratios": ratios, "verdicts": verdicts,
            "missing": ctx.missing, "corpora": {n: info[n]["meta"] for n in info}}
     md_path = os.path.join(work, "results", "%s-table.md" % stamp)
     js_path = os.path.join(work, "results", "%s-table.json" % stamp)
