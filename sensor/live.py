@@ -174,6 +174,13 @@ class LiveCapture:
         while not self._closed:
             yield from self.poll(0.5)
 
+    def set_filter(self, bpf: str) -> None:
+        try:
+            self._r.setfilter(bpf)
+        except Exception as exc:
+            raise LiveCaptureError("BPF filter %r: %s" % (bpf, _one_line(exc))) from None
+        self.bpf = bpf
+
     def stats(self) -> dict[str, int]:
         try:
             recv, drop, ifdrop = self._r.stats()
