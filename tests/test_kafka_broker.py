@@ -23,14 +23,22 @@ pytestmark = pytest.mark.kafka
 N_MESSAGES = 100
 
 
-@pytest.fixture
-def broker(tmp_path: Path):
+@pytest.fixture(scope="module")
+def _module_broker(tmp_path_factory: pytest.TempPathFactory):
     require_kafka()
-    b = start_broker(tmp_path / "kafka")
+    b = start_broker(tmp_path_factory.mktemp("kafka"))
     try:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+def broker(_module_broker: Broker) -> Broker:
+    """One broker per module (starts cost seconds); revived if a test left it down."""
+    if not _module_broker.is_running():
+        _module_broker.start()
+    return _module_broker
 
 
 def _kcat_consume(bootstrap: str, topic: str) -> list[str]:
