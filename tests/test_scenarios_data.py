@@ -138,7 +138,7 @@ def test_expected_lines_well_formed(expected: list[dict]) -> None:
 
 def test_every_cause_is_covered(expected: list[dict]) -> None:
     seen = {r["expected_cause"] for r in expected}
-    wanted = CAUSES - {"certificate_rejected", "unknown"}
+    wanted = CAUSES
     assert wanted <= seen, "causes without a scenario: %s" % sorted(wanted - seen)
     assert None in seen, "no successful control handshakes"
     for cause in ("protocol_mismatch", "cipher_mismatch", "sni_required", "hostname_mismatch",

@@ -127,6 +127,7 @@ class Env:
         self.tmp = tmp
         self.java_cp = os.path.join(tmp, "java")
         self.truststore = os.path.join(tmp, "trust.p12")
+        self.truststore_other = os.path.join(tmp, "trust-other.p12")  # only the untrusted root
         self.java_tls10 = os.path.join(tmp, "java-tls10.security")
         self.pytls = os.path.join(HERE, "pytls.py")
 
@@ -155,8 +156,8 @@ def py_server(env: Env, port: int, ip: str, leaf: str = "server-good", extra: li
 
 
 def s_client(env: Env, ip: str, port: int, sni: str | None, flags: list[str], verify: bool = True,
-             cert: str | None = None) -> list[str]:
-    argv = ["openssl", "s_client", "-connect", "%s:%d" % (ip, port), "-ign_eof", "-CAfile", env.p("root.pem")]
+             cert: str | None = None, cafile: str = "root.pem") -> list[str]:
+    argv = ["openssl", "s_client", "-connect", "%s:%d" % (ip, port), "-ign_eof", "-CAfile", env.p(cafile)]
     argv += ["-servername", sni] if sni else ["-noservername"]
     if verify:
         argv += ["-verify_return_error"]
@@ -183,9 +184,9 @@ def py_client(env: Env, ip: str, port: int, sni: str | None, flags: list[str]) -
 
 
 def java(env: Env, ip: str, port: int, sni: str | None, flags: list[str], jvm: list[str] | None = None,
-         keystore: str | None = None) -> list[str]:
+         keystore: str | None = None, truststore: str | None = None) -> list[str]:
     argv = ["java"] + (jvm or []) + ["-cp", env.java_cp, "TlsClient", "--host", ip, "--port", str(port),
-                                     "--truststore", env.truststore]
+                                     "--truststore", truststore or env.truststore]
     if sni:
         argv += ["--servername", sni]
     if keystore:
@@ -209,10 +210,10 @@ def scenarios(env: Env) -> list[Scenario]:
     out: list[Scenario] = []
 
     def add(name: str, port: int, direction: str, server: Callable[[str, int], list[str]], server_stack: str,
-            runs: Callable[[str, int], list[Run]], description: str) -> None:
+            runs: Callable[[str, int], list[Run]], description: str, **extra: object) -> None:
         ip = R if direction == "northbound" else B
         out.append(Scenario(name, port, direction, server(ip, port), server_stack, runs(ip, port),
-                            description))
+                            description, dict(extra)))
 
     # ---- successful controls: every client stack, TLS 1.2 and 1.3, both directions
     def controls(ver: str, name: str) -> Callable[[str, int], list[Run]]:
@@ -470,6 +471,41 @@ def scenarios(env: Env) -> list[Scenario]:
                 server_name=BE),
         ], "backend certificate from a root the MP does not trust")
 
+    add("wrong_intermediate_north", 8452, "northbound",
+        lambda ip, port: s_server(env, port, ip, chain="untrusted-root", extra=["-tls1_2"]),
+        OSSL_SRV + " (leaf + an unrelated CA instead of its intermediate)",
+        lambda ip, port: [
+            Run(curl(env, ip, port, API, ["--tlsv1.2", "--tls-max", "1.2"]), False, CURL, "incomplete_chain",
+                "client", server_name=API,
+                notes="the chain's second certificate is not the leaf's issuer (issuer/subject mismatch)"),
+        ], "server sends the wrong CA certificate after its leaf")
+    add("wrong_intermediate_south", 8453, "southbound",
+        lambda ip, port: s_server(env, port, ip, chain="untrusted-root", extra=["-tls1_2"]),
+        OSSL_SRV + " (leaf + an unrelated CA instead of its intermediate)",
+        lambda ip, port: [
+            Run(java(env, ip, port, BE, ["--protocols", "TLSv1.2"]), False, JAVA, "incomplete_chain", "client",
+                server_name=BE, notes="the chain's second certificate is not the leaf's issuer"),
+        ], "backend sends the wrong CA certificate after its leaf")
+    add("client_truststore_north", 8474, "northbound",
+        lambda ip, port: s_server(env, port, ip, extra=["-tls1_2"]), OSSL_SRV + " (good chain)",
+        lambda ip, port: [
+            Run(s_client(env, ip, port, API, ["-tls1_2"]), True, OSSL, server_name=API, stdin=GET),
+            Run(s_client(env, ip, port, API, ["-tls1_2"], cafile="untrusted-root.pem"), False,
+                OSSL + " -CAfile <another root>", "unknown_certificate", "client", server_name=API, stdin=GET,
+                notes="the chain is valid against pki/root.pem; this client's truststore lacks that root, "
+                      "and its unknown_ca alert says so"),
+        ], "good chain, but the client's truststore does not hold the root")
+    add("client_truststore_south", 8475, "southbound",
+        lambda ip, port: s_server(env, port, ip, extra=["-tls1_2"]), OSSL_SRV + " (good chain)",
+        lambda ip, port: [
+            Run(java(env, ip, port, BE, ["--protocols", "TLSv1.2"]), True, JAVA, server_name=BE),
+            Run(java(env, ip, port, BE, ["--protocols", "TLSv1.2"], truststore=env.truststore_other), False,
+                JAVA + " truststore without the root", "certificate_rejected", "client", server_name=BE,
+                notes="the chain is valid against pki/root.pem, the MP's truststore lacks that root, and JSSE's "
+                      "certificate_unknown alert does not say why: neither the certificate nor the alert names "
+                      "the problem"),
+        ], "good chain, but the MP's truststore does not hold the root")
+
     # ---- mutual TLS
     mtls = ["-tls1_2", "-Verify", "1", "-CAfile", env.p("root.pem"), "-verify_return_error"]
     add("mtls_north", 8480, "northbound",
@@ -546,6 +582,30 @@ def scenarios(env: Env) -> list[Scenario]:
                 "encrypted_failure", "client", server_name=BE,
                 notes="TLS 1.3: JSSE rejects the name; certificate and alert are encrypted"),
         ], "TLS 1.3: the MP rejects the (encrypted) certificate")
+    # ---- TLS 1.3 key-exchange groups (HelloRetryRequest)
+    add("groups_tls13_north", 8423, "northbound",
+        lambda ip, port: s_server(env, port, ip, extra=["-tls1_3", "-groups", "P-384"]),
+        OSSL_SRV + " -tls1_3 -groups P-384",
+        lambda ip, port: [
+            Run(s_client(env, ip, port, API, ["-tls1_3"]), True, OSSL + " -tls1_3 (key_share x25519)",
+                server_name=API, stdin=GET, notes="HelloRetryRequest for P-384, then success"),
+            Run(s_client(env, ip, port, API, ["-tls1_3", "-groups", "X25519:P-256"]), False,
+                OSSL + " -tls1_3 -groups X25519:P-256", "cipher_mismatch", "server", server_name=API, stdin=GET,
+                notes="no common key-exchange group: not a cipher suite, but the same shape and the same kind of "
+                      "fix (offer what the server has); the server's handshake_failure comes right after the "
+                      "ClientHello"),
+        ], "TLS 1.3 server with only P-384: HelloRetryRequest success, and a client with no common group")
+
+    # ---- no alert at all
+    add("server_reset_north", 8499, "northbound",
+        lambda ip, port: ["openssl", "s_server", "-accept", "%s:%d" % (ip, port), "-cert",
+                          env.p("server-good.pem"), "-key", env.p("server-good.key"), "-cert_chain",
+                          env.p("intermediate.pem")],
+        OSSL_SRV + " without -www, stdin at EOF (drops every connection)",
+        lambda ip, port: [
+            Run(curl(env, ip, port, API, ["--tlsv1.2"]), False, CURL, "unknown", "server", server_name=API,
+                notes="the server closes the connection without any alert; nothing on the wire names a cause"),
+        ], "broken server: no alert, the connection is just closed", stdin_eof=True)
     return out
 
 
@@ -621,6 +681,10 @@ def prepare(env: Env) -> None:
         os.unlink(env.truststore)
     sh(["keytool", "-importcert", "-noprompt", "-alias", "tlsdiag-root", "-file", env.p("root.pem"),
         "-keystore", env.truststore, "-storetype", "PKCS12", "-storepass", "changeit"])
+    if os.path.exists(env.truststore_other):
+        os.unlink(env.truststore_other)
+    sh(["keytool", "-importcert", "-noprompt", "-alias", "other-root", "-file", env.p("untrusted-root.pem"),
+        "-keystore", env.truststore_other, "-storetype", "PKCS12", "-storepass", "changeit"])
     for stem in ("client-good", "client-expired", "client-unknown"):
         sh(["openssl", "pkcs12", "-export", "-in", env.p(stem + "-chain.pem"), "-inkey", env.p(stem + ".key"),
             "-name", stem, "-out", env.keystore(stem), "-passout", "pass:changeit"])
@@ -720,7 +784,10 @@ def run_scenario(sc: Scenario, env: Env, outdir: str, logdir: str) -> list[dict]
         os.unlink(pcap)
     srv_log = open(os.path.join(logdir, sc.name + ".server.log"), "wb")
     cap_err = os.path.join(logdir, sc.name + ".tcpdump.log")
-    server = subprocess.Popen(nsx(sc.server_ns, sc.server), stdin=subprocess.PIPE, stdout=srv_log,
+    # stdin stays open (a pipe) unless the scenario wants s_server's "stdin at EOF" behaviour
+    server = subprocess.Popen(nsx(sc.server_ns, sc.server),
+                              stdin=subprocess.DEVNULL if sc.extra.get("stdin_eof") else subprocess.PIPE,
+                              stdout=srv_log,
                               stderr=subprocess.STDOUT, cwd=env.tmp)
     tcpdump = None
     results: list[Result] = []
