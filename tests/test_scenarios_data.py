@@ -8,6 +8,7 @@ Regenerate with ``sudo python3 tests/scenarios/generate.py --out tests/data/scen
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import socket
@@ -52,6 +53,7 @@ def _endpoint(addr: bytes, port: int) -> str:
     return "%s:%d" % (socket.inet_ntoa(addr), port)
 
 
+@functools.lru_cache(maxsize=64)
 def _flows(path: str) -> tuple[dict[tuple[str, str], dict], int, int]:
     """Per (src, dst) endpoint pair: SYN seen, payload segments {seq: bytes}; plus max frame, linktype."""
     flows: dict[tuple[str, str], dict] = {}
@@ -217,3 +219,35 @@ def test_example_is_the_merge(expected: list[dict]) -> None:
     rows = _load(EXAMPLE_EXPECTED)
     assert [(r["client"], r["server"], r["expected_cause"]) for r in rows] == \
         [(r["client"], r["server"], r["expected_cause"]) for r in expected]
+
+
+def _server_stream(flows: dict, row: dict) -> bytes:
+    return _stream(flows[(row["server"], row["client"])])
+
+
+@pytest.mark.parametrize("scenario, leaf, chain", [
+    ("ok_tls12_north", "server-good.pem", "intermediate.pem"),
+    ("expired_north", "server-expired.pem", "intermediate.pem"),
+    ("not_yet_valid_south", "server-notyet.pem", "intermediate.pem"),
+    ("hostname_mismatch_north", "server-wrongname.pem", "intermediate.pem"),
+    ("untrusted_root_south", "server-untrusted.pem", "untrusted-root.pem"),
+    ("self_signed_north", "server-selfsigned.pem", None),
+    ("incomplete_chain_north", "server-good.pem", None),
+])
+def test_pcaps_carry_the_committed_pki(expected: list[dict], scenario: str, leaf: str, chain: str | None) -> None:
+    """The certificates on the wire are the ones in pki/ (pcaps and PKI come from the same run)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    def der(name: str) -> bytes:
+        with open(os.path.join(DATA, "pki", name), "rb") as f:
+            return x509.load_pem_x509_certificate(f.read()).public_bytes(Encoding.DER)
+
+    row = next(r for r in expected if r["scenario"] == scenario)
+    flows, _, _ = _flows(os.path.join(DATA, row["pcap"]))
+    server_bytes = _server_stream(flows, row)
+    assert der(leaf) in server_bytes
+    inter = der("intermediate.pem")
+    if chain is None:
+        assert inter not in server_bytes
+    else:
+        assert der(chain) in server_bytes
