@@ -15,6 +15,7 @@ intermediates seen on other connections.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -112,8 +113,10 @@ class CertInfo:
         return d
 
 
+@functools.lru_cache(maxsize=8192)
 def iso(t: dt.datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO-8601 UTC, second precision (certificate dates repeat: cached)."""
+    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _parse_iso(v: object) -> dt.datetime | None:

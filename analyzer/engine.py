@@ -50,7 +50,7 @@ def _iso(ts: object) -> str | None:
     if not isinstance(ts, (int, float)):
         return None
     try:
-        return dt.datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+        return dt.datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):
         return None
 

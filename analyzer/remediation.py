@@ -10,7 +10,6 @@ the evidence lacks renders as ``?``.
 
 from __future__ import annotations
 
-import string
 from typing import Mapping
 
 N, S = "northbound", "southbound"
@@ -179,12 +178,9 @@ class _Safe(dict[str, object]):
         return "?"
 
 
-_FMT = string.Formatter()
-
-
 def render(template: str, facts: Mapping[str, object]) -> str:
-    vals = _Safe({k: v for k, v in facts.items() if v not in (None, "", [], ())})
-    return _FMT.vformat(template, (), vals)
+    vals = _Safe({k: v for k, v in facts.items() if v is not None and v != ""})
+    return template.format_map(vals)
 
 
 def template_for(cause: str, direction: str | None, rejected_by: str | None) -> str:
