@@ -181,6 +181,19 @@ class Spool:
             self._sizes.pop(seq, None)
             self.records = max(0, self.records - n)
 
+    def rewrite(self, seq: int, items: list[tuple[int, bytes, bytes]], had: int) -> None:
+        """Replace segment ``seq`` (``had`` records) with ``items``, keeping its place."""
+        with self._lock:
+            tmp = self._path(seq) + ".tmp"
+            with open(tmp, "wb") as fh:
+                for kind, key, value in items:
+                    fh.write(_REC.pack(_REC.size + len(key) + len(value), kind, len(key)))
+                    fh.write(key)
+                    fh.write(value)
+            os.replace(tmp, self._path(seq))
+            self._sizes[seq] = os.path.getsize(self._path(seq))
+            self.records = max(0, self.records - had + len(items))
+
     def close(self) -> None:
         with self._lock:
             if self._out is not None:
@@ -265,7 +278,7 @@ class Publisher:
             self._unacked -= n
             self.c["acked"] += n
 
-    def _on_err(self, exc, item) -> None:
+    def _on_err(self, item, exc) -> None:       # Future.add_errback(f, *args): f(*args, exc)
         with self._lock:
             self._unacked -= 1
             self.c["send_errors"] += 1
@@ -318,28 +331,57 @@ class Publisher:
             self._go_offline("%d deliveries failed" % len(items))
 
     def _try_spool_segment(self) -> bool:
-        """Send the oldest spool segment and wait for every ack; True when all went."""
+        """Send the oldest spool segment and wait for every ack.  Acknowledged records leave
+        the spool; the others stay at its head, in order.  True when all went."""
         got = self.spool.oldest()
         if got is None:
             return True
         seq, items = got
-        for i, it in enumerate(items):
-            if not self._send(it):
-                self.spool.remove(seq, len(items))
-                self._to_spool(items[i:])     # the rest goes back at the tail
-                self.c["spool_replayed"] += i
-                return False
-        self.spool.remove(seq, len(items))
-        self.c["spool_replayed"] += len(items)
+        results: list = [None] * len(items)
+
+        def ok(i, _md):
+            results[i] = True
+
+        def err(i, _exc):
+            results[i] = False
+        for i, (kind, key, value) in enumerate(items):
+            try:
+                fut = self._producer.send(self._topic(kind), key=key, value=value)
+            except Exception as exc:
+                log.info("replay send failed (%s)", _one_line(exc))
+                break
+            fut.add_callback(ok, i)
+            fut.add_errback(err, i)
         try:
             self._producer.flush(timeout=self.cfg.delivery_timeout_ms / 1000 + 5)
-        except Exception:
-            pass
-        return not self._failed
+        except Exception as exc:
+            log.info("replay flush: %s", _one_line(exc))
+        left = [it for it, r in zip(items, results) if r is not True]
+        n_ok = len(items) - len(left)
+        self.c["spool_replayed"] += n_ok
+        self.c["acked"] += n_ok
+        if left:
+            self.c["send_errors"] += sum(1 for r in results if r is False)
+            self.spool.rewrite(seq, left, len(items))
+            return False
+        self.spool.remove(seq, len(items))
+        return True
 
     def _run(self) -> None:
-        get = self._queue.get
         while True:
+            try:
+                if self._step():
+                    return
+            except Exception:
+                self.c["internal_errors"] = self.c.get("internal_errors", 0) + 1
+                log.exception("publisher sender loop error (continuing)")
+                self._go_offline("internal error")
+                time.sleep(0.5)
+
+    def _step(self) -> bool:
+        """One round of the sender loop; True when the thread should end."""
+        get = self._queue.get
+        for _ in range(1):
             self._drain_failed()
             stopping = self._stop.is_set()
             if not self.online:
@@ -349,7 +391,7 @@ class Publisher:
                     continue
                 if stopping:
                     self._spool_queue()
-                    return
+                    return True
                 if now - self._last_probe >= self.cfg.probe_interval:
                     self._last_probe = now
                     self._close_producer()
@@ -384,7 +426,7 @@ class Publisher:
                 item = get(timeout=0.2)
             except queue.Empty:
                 if stopping:
-                    return
+                    return True
                 continue
             if not self._send(item):
                 self._to_spool([item])

@@ -1,0 +1,220 @@
+"""Incidents: failure diagnoses grouped by direction + server + cause.  Pure (no Kafka, no clock
+of its own: callers pass ``now``).
+
+An incident is *opened* by its first failure, *updated* as more arrive (at most once per
+``update_interval`` seconds, and only when its count changed), and *resolved* once successful
+handshakes to the same (direction, server) return (``resolve_successes`` of them after the
+last failure) or after ``resolve_quiet`` seconds without a failure.
+
+Cross-hop correlation: a router sensor sees the northbound half of a request path, a message
+processor sensor the southbound half.  When a southbound incident is open for a backend while
+northbound handshakes to the router keep succeeding in the same ``window``, the incident says
+that client-facing requests are failing (the gateway answers 503) because of that backend, and
+names the router endpoints and sensors on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Mapping
+
+__all__ = ["Incident", "IncidentTracker"]
+
+MAX_CLIENTS = 50          # distinct clients / sensors remembered per incident
+MAX_NORTH_EVENTS = 100_000
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Incident:
+    key: tuple[str, str, str]           # direction, server, cause
+    id: str
+    first_seen: float
+    last_seen: float
+    count: int = 0
+    clients: dict[str, int] = field(default_factory=dict)
+    clients_total: int = 0
+    sensors: dict[str, int] = field(default_factory=dict)
+    server_names: dict[str, int] = field(default_factory=dict)
+    sample: Mapping[str, object] | None = None
+    successes_since: int = 0
+    state: str = "open"
+    emitted_count: int = 0
+    last_emit: float = 0.0
+    impact: dict[str, object] | None = None
+
+    def add(self, d: Mapping[str, object], sensor: str | None, t: float) -> None:
+        self.count += 1
+        self.last_seen = max(self.last_seen, t)
+        self.first_seen = min(self.first_seen, t)
+        conn = d.get("connection") if isinstance(d.get("connection"), dict) else {}
+        client = str(conn.get("client") or "").rpartition(":")[0] or str(conn.get("client"))
+        if client in self.clients:
+            self.clients[client] += 1
+        else:
+            self.clients_total += 1
+            if len(self.clients) < MAX_CLIENTS:
+                self.clients[client] = 1
+        if sensor:
+            if sensor in self.sensors or len(self.sensors) < MAX_CLIENTS:
+                self.sensors[sensor] = self.sensors.get(sensor, 0) + 1
+        sn = conn.get("server_name")
+        if isinstance(sn, str) and (sn in self.server_names or len(self.server_names) < MAX_CLIENTS):
+            self.server_names[sn] = self.server_names.get(sn, 0) + 1
+        if self.sample is None:
+            self.sample = d
+        self.successes_since = 0
+
+    def to_event(self, event: str) -> dict[str, object]:
+        direction, server, cause = self.key
+        s = self.sample or {}
+        return {
+            "event": event,
+            "incident": self.id,
+            "key": "|".join(self.key),
+            "state": self.state,
+            "direction": direction,
+            "server": server,
+            "server_names": sorted(self.server_names),
+            "cause": cause,
+            "count": self.count,
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "affected_clients": self.clients_total,
+            "clients": sorted(self.clients, key=lambda c: -self.clients[c])[:10],
+            "sensors": sorted(self.sensors),
+            "rule": s.get("rule"),
+            "rejected_by": s.get("rejected_by"),
+            "explanation": s.get("explanation"),
+            "evidence": s.get("evidence"),
+            "remediation": s.get("remediation"),
+            "sample_connection": s.get("id"),
+            "impact": self.impact,
+        }
+
+
+class IncidentTracker:
+    def __init__(self, update_interval: float = 30.0, resolve_successes: int = 3,
+                 resolve_quiet: float = 600.0, window: float = 120.0,
+                 max_open: int = 10_000) -> None:
+        self.update_interval = update_interval
+        self.resolve_successes = resolve_successes
+        self.resolve_quiet = resolve_quiet
+        self.window = window
+        self.max_open = max_open
+        self.open: dict[tuple[str, str, str], Incident] = {}
+        self._by_endpoint: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        # northbound successes: (time, router server endpoint, sensor)
+        self._north: deque[tuple[float, str, str | None]] = deque(maxlen=MAX_NORTH_EVENTS)
+        self.opened = self.resolved = self.dropped = 0
+
+    # -- input --------------------------------------------------------------------------------
+    def failure(self, d: Mapping[str, object], sensor: str | None, t: float,
+                now: float) -> list[dict[str, object]]:
+        conn = d.get("connection") if isinstance(d.get("connection"), dict) else {}
+        key = (str(d.get("direction") or "unknown"), str(conn.get("server")), str(d.get("cause")))
+        inc = self.open.get(key)
+        events = []
+        if inc is None:
+            if len(self.open) >= self.max_open:
+                self.dropped += 1
+                return []
+            iid = hashlib.sha256(("%s|%s|%s|%.6f" % (key + (t,))).encode()).hexdigest()[:16]
+            inc = Incident(key=key, id=iid, first_seen=t, last_seen=t)
+            self.open[key] = inc
+            self._by_endpoint.setdefault(key[:2], set()).add(key)
+            inc.add(d, sensor, t)
+            self.opened += 1
+            self._correlate(inc)
+            events.append(self._emit(inc, "opened", now))
+            return events
+        inc.add(d, sensor, t)
+        changed = self._correlate(inc)
+        if changed or (inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval):
+            events.append(self._emit(inc, "updated", now))
+        return events
+
+    def success(self, direction: str, server: str, sensor: str | None, t: float,
+                now: float) -> list[dict[str, object]]:
+        events = []
+        if direction == "northbound":
+            self._north.append((t, server, sensor))
+            for inc in list(self.open.values()):
+                if inc.key[0] == "southbound" and inc.impact is None and self._correlate(inc):
+                    events.append(self._emit(inc, "updated", now))
+        for key in list(self._by_endpoint.get((direction, server), ())):
+            inc = self.open[key]
+            if t < inc.last_seen:
+                continue
+            inc.successes_since += 1
+            if inc.successes_since >= self.resolve_successes:
+                events.append(self._resolve(inc, now, "handshakes to this server succeed again"))
+        return events
+
+    def tick(self, now: float, data_time: float | None = None) -> list[dict[str, object]]:
+        """Rate-limited updates that are due, and quiet incidents resolved.  ``data_time``
+        is the newest summary time seen (incidents age by data time, not wall time)."""
+        events = []
+        ref = data_time if data_time is not None else now
+        for inc in list(self.open.values()):
+            if ref - inc.last_seen >= self.resolve_quiet:
+                events.append(self._resolve(inc, now, "no failure for %ds" % self.resolve_quiet))
+            elif inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval:
+                self._correlate(inc)
+                events.append(self._emit(inc, "updated", now))
+        return events
+
+    # -- internals ----------------------------------------------------------------------------
+    def _emit(self, inc: Incident, event: str, now: float) -> dict[str, object]:
+        inc.emitted_count = inc.count
+        inc.last_emit = now
+        return inc.to_event(event)
+
+    def _resolve(self, inc: Incident, now: float, why: str) -> dict[str, object]:
+        inc.state = "resolved"
+        self.open.pop(inc.key, None)
+        keys = self._by_endpoint.get(inc.key[:2])
+        if keys is not None:
+            keys.discard(inc.key)
+            if not keys:
+                del self._by_endpoint[inc.key[:2]]
+        self.resolved += 1
+        ev = self._emit(inc, "resolved", now)
+        ev["resolution"] = why
+        return ev
+
+    def _correlate(self, inc: Incident) -> bool:
+        """Attach (or refresh) the client-facing impact of a southbound incident.  True when
+        the impact appeared or changed."""
+        direction, server, cause = inc.key
+        if direction != "southbound":
+            return False
+        lo, hi = inc.first_seen - self.window, inc.last_seen + self.window
+        routers: dict[str, int] = {}
+        sensors: set[str] = set()
+        for t, srv, sensor in self._north:
+            if lo <= t <= hi:
+                routers[srv] = routers.get(srv, 0) + 1
+                if sensor:
+                    sensors.add(sensor)
+        if not routers:
+            return False
+        n = sum(routers.values())
+        names = sorted(routers, key=lambda r: -routers[r])[:5]
+        text = ("client-facing requests are failing: clients complete TLS with the router (%s, "
+                "%d successful northbound handshakes in the same window) but the message "
+                "processor cannot complete TLS with backend %s (%s), so the gateway answers "
+                "them with HTTP 503 (service unavailable). Fix the southbound side; the "
+                "northbound side is healthy." % (", ".join(names), n, server, cause))
+        impact = {"client_facing": True, "http_status": 503, "northbound_successes": n,
+                  "routers": names, "router_sensors": sorted(sensors),
+                  "backend": server, "backend_sensors": sorted(inc.sensors), "text": text}
+        old = inc.impact
+        inc.impact = impact
+        return old is None or old.get("routers") != names
