@@ -1,0 +1,719 @@
+"""``tlsdiag analyzer --kafka HOST:PORT --group NAME [--config FILE] [diagnose flags]``
+
+A consumer group on ``tls.handshakes``; each batch:
+
+    poll(timeout_ms, max_records) -> decode -> Engine.observe + Engine.diagnose (the code of
+    ``tlsdiag diagnose``) -> diagnoses on ``tls.diagnoses`` (key = connection id; a warning's key
+    is ``id/rule``), incident events on ``tls.incidents``, undecodable messages on the
+    dead-letter topic -> commit.
+
+Exactly-once by default: the batch's outputs and its consumer offsets are one Kafka
+transaction (``send_offsets_to_transaction``), so a crash at any point (SIGKILL included)
+either shows the whole batch or none of it to ``read_committed`` readers, and the restarted
+analyzer (same transactional id, derived from the group and ``--instance``) fences the
+dead one and re-processes the batch.  ``--at-least-once`` uses ``producer.flush()`` then
+``consumer.commit()`` instead: nothing is lost; a replay re-sends diagnoses under the same
+keys (idempotent for a keyed/compacted consumer).
+
+Certificates: a group-less reader of the compacted ``tls.certs`` topic (every instance needs
+every certificate) feeds a bounded store; a summary whose certificates have not arrived yet
+waits up to ``cert_wait`` seconds for them.
+
+Server profiles are kept per input partition (summaries are keyed by server, so a server's
+handshakes stay in one partition) and snapshotted to the compacted ``tls.profiles`` topic
+(key ``GROUP/TOPIC/PARTITION``); a partition's profiles are restored when it is assigned.
+
+Signals only set a flag: the loop finishes its batch, commits, and closes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+from tlsdiag.status import ExitStatus
+
+from .config import ConfigError, DiagnoseConfig, build_config
+from .engine import Engine, is_success
+from .incidents import IncidentTracker
+from .profiles import FORMAT, FORMAT_VERSION, Profile
+
+__all__ = ["AnalyzerConfig", "Analyzer", "CertStore", "main"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    kafka: str
+    group: str = "tlsdiag-analyzer"
+    instance: str = "0"
+    topic_handshakes: str = "tls.handshakes"
+    topic_certs: str = "tls.certs"
+    topic_diagnoses: str = "tls.diagnoses"
+    topic_incidents: str = "tls.incidents"
+    topic_profiles: str = "tls.profiles"
+    topic_dlq: str = "tls.handshakes.dlq"
+    max_records: int = 500
+    poll_timeout_ms: int = 500
+    exactly_once: bool = True
+    warnings: bool = True
+    cert_wait: float = 5.0
+    cert_store: int = 100_000
+    profile_snapshot_s: float = 2.0
+    incident_update_s: float = 30.0
+    incident_resolve_successes: int = 3
+    incident_resolve_quiet_s: float = 600.0
+    correlation_window_s: float = 120.0
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    webhook_url: str | None = None
+    webhook_secret_file: str | None = None
+    stats_interval: int = 60
+    batch_delay_ms: int = 0          # testing: pause inside each batch (crash-window tests)
+
+    def describe(self) -> dict[str, object]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["webhook_url"] = _mask_url(self.webhook_url)
+        return d
+
+
+def _mask_url(url: str | None) -> str | None:
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+    u = urlsplit(url)
+    netloc = u.hostname or ""
+    if u.port:
+        netloc += ":%d" % u.port
+    return urlunsplit((u.scheme, netloc, u.path, "***" if u.query else "", ""))
+
+
+class CertStore:
+    """Bounded LRU ``sha256 -> (der, facts)``, fed by a group-less reader of ``tls.certs``."""
+
+    def __init__(self, bootstrap: str, topic: str, size: int) -> None:
+        from kafka import KafkaConsumer
+        self.topic = topic
+        self.size = size
+        self._d: OrderedDict[bytes, tuple[bytes, dict[str, Any]]] = OrderedDict()
+        self.bad = 0
+        self._c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None, client_id="tlsdiag-analyzer-certs",
+                                max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20)
+        self._assigned: set = set()
+
+    def _assign(self) -> None:
+        from kafka import TopicPartition
+        parts = self._c.partitions_for_topic(self.topic) or set()
+        tps = {TopicPartition(self.topic, p) for p in parts}
+        if tps and tps != self._assigned:
+            new = tps - self._assigned
+            self._c.assign(list(tps))
+            self._c.seek_to_beginning(*new)
+            self._assigned = tps
+
+    def catch_up(self, deadline: float, need: set[bytes] | None = None) -> None:
+        """Read until the end offsets (or ``need`` is satisfied), at most until ``deadline``."""
+        from proto.summary import SchemaError, decode_certificate
+        self._assign()
+        while True:
+            recs = self._c.poll(timeout_ms=100, max_records=5000)
+            for batch in recs.values():
+                for r in batch:
+                    try:
+                        sha, der, facts = decode_certificate(r.value)
+                    except SchemaError:
+                        self.bad += 1
+                        continue
+                    self._d[sha] = (der, facts)
+                    self._d.move_to_end(sha)
+                    if len(self._d) > self.size:
+                        self._d.popitem(last=False)
+            if need is not None and all(d in self._d for d in need):
+                return
+            if not recs:
+                if need is None and self._at_end():
+                    return
+                if time.monotonic() >= deadline:
+                    return
+                if need is not None:
+                    self._assign()      # the topic may have been created meanwhile
+
+    def _at_end(self) -> bool:
+        if not self._assigned:
+            return True
+        try:
+            ends = self._c.end_offsets(list(self._assigned))
+            return all(self._c.position(tp) >= off for tp, off in ends.items())
+        except Exception:
+            return True
+
+    def get(self, sha: bytes) -> tuple[bytes, dict[str, Any]] | None:
+        return self._d.get(sha)
+
+    def __contains__(self, sha: bytes) -> bool:
+        return sha in self._d
+
+    def close(self) -> None:
+        self._c.close()
+
+
+class Webhook:
+    """JSON POST of incident events from a thread: bounded queue, retries with exponential
+    backoff, ``X-Tlsdiag-Signature: sha256=HMAC(secret, body)`` when a secret is set."""
+
+    def __init__(self, url: str, secret: bytes | None, queue_max: int = 10_000,
+                 retries: int = 5, timeout: float = 5.0) -> None:
+        import queue
+        self.url = url
+        self.secret = secret
+        self.retries = retries
+        self.timeout = timeout
+        self.q: "queue.Queue[dict[str, object]]" = queue.Queue(maxsize=queue_max)
+        self.sent = self.failed = self.dropped = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, name="webhook", daemon=True)
+        self._t.start()
+
+    def put(self, event: Mapping[str, object]) -> None:
+        import queue
+        try:
+            self.q.put_nowait(dict(event))
+        except queue.Full:
+            self.dropped += 1
+
+    def _post(self, body: bytes) -> None:
+        import hashlib
+        import hmac
+        import urllib.request
+        headers = {"Content-Type": "application/json", "User-Agent": "tlsdiag-analyzer"}
+        if self.secret:
+            headers["X-Tlsdiag-Signature"] = "sha256=" + hmac.new(self.secret, body,
+                                                                   hashlib.sha256).hexdigest()
+        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            if resp.status >= 300:
+                raise OSError("HTTP %d" % resp.status)
+
+    def _run(self) -> None:
+        import queue
+        while not (self._stop.is_set() and self.q.empty()):
+            try:
+                ev = self.q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            body = json.dumps(ev, separators=(",", ":")).encode()
+            delay = 0.5
+            for attempt in range(self.retries + 1):
+                try:
+                    self._post(body)
+                    self.sent += 1
+                    break
+                except Exception as exc:   # urllib raises many kinds; all mean "retry"
+                    if attempt == self.retries:
+                        self.failed += 1
+                        log.warning("webhook: giving up on an event after %d attempts: %s",
+                                    attempt + 1, exc)
+                        break
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._t.join(timeout)
+
+
+def read_secret(env: Mapping[str, str], path: str | None) -> bytes | None:
+    v = env.get("TLSDIAG_WEBHOOK_SECRET")
+    if v:
+        return v.encode()
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(4096).strip() or None
+        except OSError as e:
+            raise ConfigError("webhook secret file %s: %s" % (path, e.strerror)) from None
+    return None
+
+
+class Analyzer:
+    def __init__(self, cfg: AnalyzerConfig, diag: DiagnoseConfig,
+                 hook: Callable[[str, object], None] | None = None) -> None:
+        self.cfg = cfg
+        self.diag = diag
+        self.hook = hook
+        self.stop_requested = False
+        self.engines: dict[int, Engine] = {}
+        self._dirty: set[int] = set()
+        self._last_snapshot = 0.0
+        self.incidents = IncidentTracker(cfg.incident_update_s, cfg.incident_resolve_successes,
+                                         cfg.incident_resolve_quiet_s, cfg.correlation_window_s)
+        self.c: Counter[str] = Counter()
+        self.poison: Counter[str] = Counter()
+        self.failures: Counter[tuple[str, str]] = Counter()
+        self.webhook: Webhook | None = None
+        self._data_time: float | None = None
+        self.last_latency: float | None = None
+
+    # -- Kafka plumbing -----------------------------------------------------------------------
+    def _connect(self) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+        cfg = self.cfg
+        tid = "tlsdiag-%s-%s" % (cfg.group, cfg.instance) if cfg.exactly_once else None
+        self.producer = KafkaProducer(
+            bootstrap_servers=cfg.kafka, client_id="tlsdiag-analyzer-%s" % cfg.instance,
+            acks="all", enable_idempotence=True, transactional_id=tid, linger_ms=5,
+            compression_type=_compression(), max_request_size=8 << 20)
+        if tid:
+            self.producer.init_transactions()
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=cfg.kafka, group_id=cfg.group,
+            client_id="tlsdiag-analyzer-%s" % cfg.instance, enable_auto_commit=False,
+            auto_offset_reset="earliest", isolation_level="read_committed",
+            max_poll_records=cfg.max_records, max_partition_fetch_bytes=8 << 20)
+        outer = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                for tp in revoked:
+                    outer.engines.pop(tp.partition, None)
+                    outer._dirty.discard(tp.partition)
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                outer._restore_profiles([tp.partition for tp in assigned])
+
+        self.consumer.subscribe([cfg.topic_handshakes], listener=Listener())
+        self.certs = CertStore(cfg.kafka, cfg.topic_certs, cfg.cert_store)
+        self.certs.catch_up(time.monotonic() + 10)
+        log.info("analyzer connected: group %s, %d certificates loaded", cfg.group,
+                 len(self.certs._d))
+
+    def _profile_key(self, partition: int) -> str:
+        return "%s/%s/%d" % (self.cfg.group, self.cfg.topic_handshakes, partition)
+
+    def _restore_profiles(self, partitions: list[int]) -> None:
+        """Read the compacted profiles topic to its end; the last snapshot per key wins."""
+        from kafka import KafkaConsumer, TopicPartition
+        want = {self._profile_key(p): p for p in partitions}
+        for p in partitions:
+            self.engines[p] = Engine(self.diag)
+        if not want:
+            return
+        c = KafkaConsumer(bootstrap_servers=self.cfg.kafka, group_id=None,
+                          enable_auto_commit=False, isolation_level="read_committed",
+                          max_partition_fetch_bytes=16 << 20)
+        try:
+            parts = c.partitions_for_topic(self.cfg.topic_profiles) or set()
+            tps = [TopicPartition(self.cfg.topic_profiles, p) for p in parts]
+            if not tps:
+                return
+            c.assign(tps)
+            c.seek_to_beginning(*tps)
+            ends = c.end_offsets(tps)
+            latest: dict[str, bytes] = {}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(c.position(tp) < ends[tp] for tp in tps):
+                for batch in c.poll(timeout_ms=200).values():
+                    for r in batch:
+                        k = (r.key or b"").decode("utf-8", "replace")
+                        if k in want:
+                            latest[k] = r.value
+            for k, v in latest.items():
+                n = self._load_profiles(self.engines[want[k]], v)
+                log.info("restored %d profiles for partition %d", n, want[k])
+                self.c["profiles_restored"] += n
+        finally:
+            c.close()
+
+    @staticmethod
+    def _load_profiles(engine: Engine, value: bytes | None) -> int:
+        if not value:
+            return 0
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            return 0
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT \
+                or doc.get("version") != FORMAT_VERSION:
+            return 0
+        n = 0
+        for item in doc.get("profiles") or []:
+            try:
+                p = Profile.from_json(item)
+            except (TypeError, ValueError):
+                continue
+            engine.profiles._insert((p.server, p.server_name), p)
+            n += 1
+        return n
+
+    def _snapshot_profiles(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._dirty or (not force and now - self._last_snapshot < self.cfg.profile_snapshot_s):
+            return
+        self._last_snapshot = now
+        for p in sorted(self._dirty):
+            eng = self.engines.get(p)
+            if eng is None:
+                continue
+            doc = {"format": FORMAT, "version": FORMAT_VERSION,
+                   "profiles": [x.to_json() for x in eng.profiles]}
+            self.producer.send(self.cfg.topic_profiles, key=self._profile_key(p).encode(),
+                               value=json.dumps(doc, separators=(",", ":")).encode())
+            self.c["profile_snapshots"] += 1
+        self._dirty.clear()
+
+    # -- one batch ----------------------------------------------------------------------------
+    def process_batch(self, records: Mapping[Any, list[Any]]) -> int:
+        from proto.summary import SchemaError, decode_summary, summary_to_json
+        send = self.producer.send
+        cfg = self.cfg
+        now = time.time()
+        n = 0
+        decoded = []
+        need: set[bytes] = set()
+        for tp, batch in records.items():
+            for r in batch:
+                n += 1
+                try:
+                    if r.value is None:
+                        raise SchemaError("empty message")
+                    raw = decode_summary(r.value)
+                except SchemaError as e:
+                    reason = "unknown_version" if "version" in str(e) else "malformed"
+                    self.poison[reason] += 1
+                    send(cfg.topic_dlq, key=r.key, value=r.value,
+                         headers=[("reason", str(e).encode()[:500]),
+                                  ("source", ("%s/%d/%d" % (r.topic, r.partition, r.offset)).encode())])
+                    continue
+                digests = list(raw["certificates"]) + list(raw["client_certificates"])
+                need.update(d for d in digests if d not in self.certs)
+                decoded.append((tp.partition, raw, digests, r.timestamp))
+        if need:
+            self.certs.catch_up(time.monotonic() + cfg.cert_wait, need)
+            missing = [d for d in need if d not in self.certs]
+            if missing:
+                self.c["certificates_missing"] += len(missing)
+                log.warning("%d certificate(s) referenced by summaries never arrived on %s",
+                            len(missing), cfg.topic_certs)
+        for i, (part, raw, digests, ts_ms) in enumerate(decoded):
+            eng = self.engines.get(part)
+            if eng is None:
+                eng = self.engines[part] = Engine(self.diag)
+            facts: dict[bytes, dict[str, Any]] = {}
+            ders: dict[str, bytes] = {}
+            for d in digests:
+                got = self.certs.get(d)
+                if got is not None:
+                    ders[d.hex()] = got[0]
+                    facts[d] = got[1]
+            s = summary_to_json(raw, facts)
+            sensor = s.get("sensor")
+            t = float(s.get("end") or s.get("start") or now)
+            self._data_time = t if self._data_time is None else max(self._data_time, t)
+            if is_success(s):
+                eng.observe(s, ders)
+                self._dirty.add(part)
+            diags = eng.diagnose(s, ders)
+            self.c["summaries"] += 1
+            if is_success(s):
+                for ev in self.incidents.success(str(s.get("direction") or eng_direction(diags)),
+                                                 str(s.get("server")), sensor, t, now):
+                    self._incident(ev)
+            for d in diags:
+                if d.get("severity") == "failure":
+                    key = str(d.get("id"))
+                    self.failures[(str(d.get("cause")), str(d.get("direction")))] += 1
+                    d["sensor"] = sensor
+                    for ev in self.incidents.failure(d, sensor if isinstance(sensor, str) else None,
+                                                     t, now):
+                        self._incident(ev)
+                elif cfg.warnings:
+                    key = "%s/%s" % (d.get("id"), d.get("rule"))
+                    d["sensor"] = sensor
+                else:
+                    continue
+                send(cfg.topic_diagnoses, key=key.encode(),
+                     value=json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode())
+                self.c["diagnoses"] += 1
+            if ts_ms and ts_ms > 0:
+                self.last_latency = now - ts_ms / 1000.0
+            if self.hook is not None:
+                self.hook("record", i)
+        for ev in self.incidents.tick(now, self._data_time):
+            self._incident(ev)
+        self._snapshot_profiles()
+        if cfg.batch_delay_ms:     # testing: widen the window between produce and commit
+            self.producer.flush()
+            time.sleep(cfg.batch_delay_ms / 1000.0)
+        return n
+
+    def _incident(self, ev: dict[str, object]) -> None:
+        self.producer.send(self.cfg.topic_incidents, key=str(ev["key"]).encode(),
+                           value=json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode())
+        self.c["incident_events"] += 1
+        if self.webhook is not None:
+            self.webhook.put(ev)
+
+    def _commit(self, records: Mapping[Any, list[Any]]) -> None:
+        from kafka.structs import OffsetAndMetadata
+        offsets = {tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
+                   for tp, batch in records.items() if batch}
+        if self.cfg.exactly_once:
+            if offsets:
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            self.producer.commit_transaction()
+        else:
+            self.producer.flush()
+            if offsets:
+                self.consumer.commit(offsets)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        self._connect()
+        last_stats = time.monotonic()
+        try:
+            while not self.stop_requested:
+                records = self.consumer.poll(timeout_ms=self.cfg.poll_timeout_ms,
+                                             max_records=self.cfg.max_records)
+                if self.cfg.exactly_once:
+                    self.producer.begin_transaction()
+                try:
+                    n = self.process_batch(records) if records else 0
+                    if not records:
+                        for ev in self.incidents.tick(time.time(), self._data_time):
+                            self._incident(ev)
+                    self._commit(records)
+                except Exception:
+                    if self.cfg.exactly_once:
+                        try:
+                            self.producer.abort_transaction()
+                        except Exception:
+                            pass
+                    raise
+                self.c["batches"] += 1 if n else 0
+                if time.monotonic() - last_stats >= self.cfg.stats_interval:
+                    last_stats = time.monotonic()
+                    self._stats_line()
+            if self.cfg.exactly_once:
+                self.producer.begin_transaction()
+            self._snapshot_profiles(force=True)
+            self._commit({})
+        finally:
+            self._stats_line()
+            try:
+                self.consumer.close(autocommit=False)
+            finally:
+                self.producer.close(timeout=10)
+                self.certs.close()
+                if self.webhook is not None:
+                    self.webhook.close()
+        return ExitStatus.SUCCESS
+
+    def _stats_line(self) -> None:
+        log.warning("stats: summaries=%d diagnoses=%d failures=%d poison=%d incidents_open=%d "
+                    "incident_events=%d certs=%d", self.c["summaries"], self.c["diagnoses"],
+                    sum(self.failures.values()), sum(self.poison.values()),
+                    len(self.incidents.open), self.c["incident_events"], len(self.certs._d))
+
+    def metrics(self) -> list[tuple[str, str, str, object]]:
+        out: list[tuple[str, str, str, object]] = [
+            ("handshake_failures_total", "counter", "failed handshakes diagnosed, by cause",
+             {(("cause", c), ("direction", d)): n for (c, d), n in self.failures.items()}
+             or {(("cause", "none"), ("direction", "none")): 0}),
+            ("tlsdiag_analyzer_summaries_total", "counter", "summaries consumed",
+             self.c["summaries"]),
+            ("tlsdiag_analyzer_diagnoses_total", "counter", "diagnoses produced",
+             self.c["diagnoses"]),
+            ("tlsdiag_analyzer_poison_messages_total", "counter",
+             "undecodable messages sent to the DLQ",
+             {(("reason", r),): n for r, n in self.poison.items()} or {(("reason", "none"),): 0}),
+            ("tlsdiag_analyzer_incidents_open", "gauge", "open incidents",
+             len(self.incidents.open)),
+            ("tlsdiag_analyzer_incident_events_total", "counter", "incident events produced",
+             self.c["incident_events"]),
+            ("tlsdiag_analyzer_certificates_missing_total", "counter",
+             "referenced certificates that never arrived", self.c["certificates_missing"]),
+        ]
+        if self.last_latency is not None:
+            out.append(("tlsdiag_analyzer_record_age_seconds", "gauge",
+                        "age of the last processed record", float(self.last_latency)))
+        if self.webhook is not None:
+            out.append(("tlsdiag_analyzer_webhook_events_total", "counter", "webhook deliveries",
+                        {(("result", "sent"),): self.webhook.sent,
+                         (("result", "failed"),): self.webhook.failed,
+                         (("result", "dropped"),): self.webhook.dropped}))
+        return out
+
+
+def eng_direction(diags: list[dict[str, object]]) -> str:
+    for d in diags:
+        if d.get("direction"):
+            return str(d["direction"])
+    return "unknown"
+
+
+def _compression() -> str | None:
+    from sensor.publisher import best_compression
+    return best_compression()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tlsdiag analyzer",
+                                description="Kafka consumer group: diagnoses and incidents.")
+    p.add_argument("--kafka", required=False, metavar="HOST:PORT")
+    p.add_argument("--group", default=None)
+    p.add_argument("--instance", default=None, help="stable id of this instance (transactional id)")
+    p.add_argument("--config", metavar="FILE", help="TOML/JSON: [diagnose] and [analyzer] tables")
+    p.add_argument("--role")
+    p.add_argument("--local-net", action="append", default=[], metavar="CIDR")
+    p.add_argument("--truststore")
+    p.add_argument("--truststore-northbound")
+    p.add_argument("--truststore-southbound")
+    p.add_argument("--target", action="append", default=[], metavar="HOST:PORT=NAME")
+    p.add_argument("--expiry-warning-days")
+    p.add_argument("--no-warnings", action="store_true")
+    p.add_argument("--at-least-once", action="store_true",
+                   help="flush+commit instead of transactions")
+    p.add_argument("--max-records", type=int)
+    p.add_argument("--metrics-port", type=int)
+    p.add_argument("--webhook-url")
+    p.add_argument("--webhook-secret-file")
+    p.add_argument("--incident-update-s", type=float)
+    p.add_argument("--incident-resolve-successes", type=int)
+    p.add_argument("--correlation-window-s", type=float)
+    p.add_argument("--stats-interval", type=int)
+    p.add_argument("--batch-delay-ms", type=int, help=argparse.SUPPRESS)
+    for t in ("handshakes", "certs", "diagnoses", "incidents", "profiles", "dlq"):
+        p.add_argument("--topic-%s" % t)
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    return p
+
+
+_ANALYZER_FIELDS = {f.name: f for f in fields(AnalyzerConfig)}
+
+
+def load_analyzer_config(a: argparse.Namespace, environ: Mapping[str, str]) -> AnalyzerConfig:
+    """CLI > TLSDIAG_* env > config file [analyzer] table > default."""
+    merged: dict[str, object] = {}
+    if a.config:
+        import tomllib
+        try:
+            with open(a.config, "rb") as fh:
+                raw = fh.read()
+            data = json.loads(raw) if a.config.endswith(".json") else tomllib.loads(raw.decode())
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise ConfigError("config file %s: %s" % (a.config, e)) from None
+        sect = data.get("analyzer") if isinstance(data, dict) else None
+        if isinstance(sect, dict):
+            for k, v in sect.items():
+                k = str(k).replace("-", "_")
+                if k not in _ANALYZER_FIELDS:
+                    raise ConfigError("config file %s: unknown analyzer setting %r" % (a.config, k))
+                merged[k] = v
+    for name in _ANALYZER_FIELDS:
+        v = environ.get("TLSDIAG_" + name.upper())
+        if v:
+            merged[name] = v
+    cli = {"kafka": a.kafka, "group": a.group, "instance": a.instance,
+           "max_records": a.max_records, "metrics_port": a.metrics_port,
+           "webhook_url": a.webhook_url, "webhook_secret_file": a.webhook_secret_file,
+           "incident_update_s": a.incident_update_s,
+           "incident_resolve_successes": a.incident_resolve_successes,
+           "correlation_window_s": a.correlation_window_s, "stats_interval": a.stats_interval,
+           "batch_delay_ms": a.batch_delay_ms}
+    for t in ("handshakes", "certs", "diagnoses", "incidents", "profiles", "dlq"):
+        cli["topic_" + t] = getattr(a, "topic_" + t)
+    if a.at_least_once:
+        cli["exactly_once"] = False
+    if a.no_warnings:
+        cli["warnings"] = False
+    merged.update({k: v for k, v in cli.items() if v is not None})
+    if not merged.get("kafka"):
+        raise ConfigError("--kafka is required")
+    out: dict[str, object] = {}
+    for k, v in merged.items():
+        f = _ANALYZER_FIELDS[k]
+        typ = str(f.type)
+        try:
+            if "bool" in typ and isinstance(v, str):
+                v = v.lower() in ("1", "true", "yes", "on")
+            elif typ.startswith("int") and v is not None:
+                v = int(v)
+            elif typ.startswith("float") and v is not None:
+                v = float(v)
+        except ValueError:
+            raise ConfigError("%s: %r is not a number" % (k, v)) from None
+        out[k] = v
+    return AnalyzerConfig(**out)  # type: ignore[arg-type]
+
+
+def run(argv: list[str]) -> int:
+    p = build_parser()
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as e:
+        return ExitStatus.SUCCESS if not e.code else ExitStatus.ERROR
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING if a.verbose < 3 else logging.DEBUG)
+    try:
+        cfg = load_analyzer_config(a, os.environ)
+        diag_file = a.config if a.config and _has_diagnose_section(a.config) else None
+        diag = build_config({
+            "role": a.role, "local_nets": a.local_net, "truststore": a.truststore,
+            "truststore_northbound": a.truststore_northbound,
+            "truststore_southbound": a.truststore_southbound, "targets": a.target,
+            "expiry_warning_days": a.expiry_warning_days}, config_file=diag_file)
+        secret = read_secret(os.environ, cfg.webhook_secret_file)
+    except ConfigError as e:
+        print("tlsdiag analyzer: %s" % e, file=sys.stderr)
+        return ExitStatus.ERROR
+    log.info("analyzer config: %s", cfg.describe())
+    an = Analyzer(cfg, diag)
+    if cfg.webhook_url:
+        an.webhook = Webhook(cfg.webhook_url, secret)
+
+    def on_stop(_sig: int, _frame: object) -> None:
+        an.stop_requested = True
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    metrics = None
+    if cfg.metrics_port is not None:
+        from tlsdiag.metrics import MetricsServer
+        metrics = MetricsServer(an.metrics, cfg.metrics_port, cfg.metrics_host)
+    try:
+        return an.run()
+    except Exception as e:
+        log.error("analyzer stopped: %s", " ".join(str(e).split()) or type(e).__name__)
+        log.debug("traceback", exc_info=True)
+        return ExitStatus.ERROR
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _has_diagnose_section(path: str) -> bool:
+    """The diagnose settings live in a ``[diagnose]`` table when an ``[analyzer]`` one exists."""
+    import tomllib
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return True          # let build_config report the problem
+    return isinstance(data, dict) and ("diagnose" in data or "analyzer" not in data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(list(sys.argv[1:] if argv is None else argv))

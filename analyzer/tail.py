@@ -1,0 +1,117 @@
+"""``tlsdiag tail --kafka HOST:PORT [--topic tls.incidents] [--once]``
+
+A live terminal view of open incidents: reads ``tls.incidents`` from the beginning (no
+consumer group, nothing committed), keeps the latest event per incident key, and redraws the
+open ones every second, worst first.  ``--once`` prints the current view after catching up
+and exits (for scripts; exit 1 when incidents are open).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from typing import IO, Any
+
+from tlsdiag.status import ExitStatus
+
+__all__ = ["main", "render"]
+
+log = logging.getLogger(__name__)
+MAX_INCIDENTS = 10_000
+
+
+def render(incidents: dict[str, dict[str, Any]], width: int = 120) -> str:
+    open_ = [e for e in incidents.values() if e.get("state") != "resolved"]
+    open_.sort(key=lambda e: (-int(e.get("count") or 0), str(e.get("key"))))
+    lines = ["tlsdiag: %d open incident(s), %d resolved   %s" % (
+        len(open_), len(incidents) - len(open_), time.strftime("%H:%M:%S"))]
+    if not open_:
+        lines.append("  (none)")
+    for e in open_:
+        lines.append("%-10s %-28s %-26s %6d  clients %-4s last %s" % (
+            e.get("direction"), str(e.get("server"))[:28], str(e.get("cause"))[:26],
+            int(e.get("count") or 0), e.get("affected_clients"), e.get("last_seen")))
+        imp = e.get("impact")
+        if isinstance(imp, dict) and imp.get("text"):
+            lines.append("    IMPACT: " + str(imp["text"])[:width * 2])
+        if e.get("remediation"):
+            lines.append("    fix: " + str(e["remediation"])[:width * 2])
+    return "\n".join(lines) + "\n"
+
+
+def run(argv: list[str], out: IO[str]) -> int:
+    p = argparse.ArgumentParser(prog="tlsdiag tail", description="Live view of open incidents.")
+    p.add_argument("--kafka", required=True, metavar="HOST:PORT")
+    p.add_argument("--topic", default="tls.incidents")
+    p.add_argument("--once", action="store_true", help="print once after catching up, then exit")
+    p.add_argument("--interval", type=float, default=1.0)
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as e:
+        return ExitStatus.SUCCESS if not e.code else ExitStatus.ERROR
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    from kafka import KafkaConsumer, TopicPartition
+    try:
+        c = KafkaConsumer(bootstrap_servers=a.kafka, group_id=None, enable_auto_commit=False,
+                          isolation_level="read_committed")
+    except Exception as e:
+        print("tlsdiag tail: cannot reach Kafka at %s: %s" % (a.kafka, e), file=sys.stderr)
+        return ExitStatus.ERROR
+    incidents: dict[str, dict[str, Any]] = {}
+    stop = False
+
+    def on_stop(_s: int, _f: object) -> None:
+        nonlocal stop
+        stop = True
+    signal.signal(signal.SIGTERM, on_stop)
+    assigned: list[Any] = []
+    last = 0.0
+    try:
+        while not stop:
+            if not assigned:
+                parts = c.partitions_for_topic(a.topic) or set()
+                assigned = [TopicPartition(a.topic, x) for x in parts]
+                if assigned:
+                    c.assign(assigned)
+                    c.seek_to_beginning(*assigned)
+            recs = c.poll(timeout_ms=300) if assigned else {}
+            for batch in recs.values():
+                for r in batch:
+                    try:
+                        ev = json.loads(r.value)
+                    except (ValueError, TypeError):
+                        continue
+                    if isinstance(ev, dict) and ev.get("key"):
+                        incidents[str(ev["key"])] = ev
+                        if len(incidents) > MAX_INCIDENTS:
+                            for k in [k for k, v in incidents.items()
+                                      if v.get("state") == "resolved"][:1000]:
+                                del incidents[k]
+            if a.once:
+                caught = bool(assigned) and all(
+                    c.position(tp) >= off for tp, off in c.end_offsets(assigned).items())
+                if caught or (not assigned and time.monotonic() > last + 5):
+                    out.write(render(incidents))
+                    return ExitStatus.FAILURES if any(
+                        v.get("state") != "resolved" for v in incidents.values()) else ExitStatus.SUCCESS
+                if not last:
+                    last = time.monotonic()
+                continue
+            if time.monotonic() - last >= a.interval:
+                last = time.monotonic()
+                if out.isatty():
+                    out.write("\x1b[H\x1b[2J")
+                out.write(render(incidents))
+                out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.close()
+    return ExitStatus.SUCCESS
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(list(sys.argv[1:] if argv is None else argv), sys.stdout)

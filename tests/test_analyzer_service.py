@@ -1,0 +1,196 @@
+"""tlsdiag analyzer over a real Kafka broker: summaries of the test captures go through the
+sensor's publisher; diagnoses are read back with kcat (read_committed).  The analyzer runs as
+a real process and is killed with SIGKILL mid-batch; nothing may be lost or duplicated.
+Poison messages go to the dead-letter topic."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+
+try:
+    from tests.kafka_broker import require_kafka, start_broker
+    from tests.test_publisher import PCAPS, kcat, summaries_of
+except ImportError:
+    from kafka_broker import require_kafka, start_broker
+    from test_publisher import PCAPS, kcat, summaries_of
+
+from analyzer.config import parse_local_nets
+from analyzer.direction import UNKNOWN, classify
+from analyzer.engine import Engine
+from proto.summary import summary_to_json
+from sensor.publisher import Publisher, PublisherConfig
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[1]
+LOCAL = parse_local_nets(["10.10.1.1/32", "10.10.3.1/32"])
+TRUST = REPO / "tests" / "data" / "scenarios" / "pki" / "root.pem"
+
+
+def stamped():
+    """The test captures' summaries as the scenario sensors would send them: direction from
+    the gateway's addresses, sensor id by hop."""
+    out = []
+    for raw, certs in summaries_of(PCAPS):
+        d, _ = classify(raw["client"], raw["server"], None, LOCAL)
+        raw["direction"] = None if d == UNKNOWN else d
+        raw["sensor"] = {"northbound": "router-1", "southbound": "mp-1"}.get(d, "lab")
+        out.append((raw, certs))
+    return out
+
+
+def expected_failures(items, truststore):
+    """In-process: the same Engine, streaming order (observe then diagnose per summary)."""
+    from analyzer.config import build_config
+    eng = Engine(build_config({"truststore": truststore}, environ={}))
+    facts, ders, out = {}, {}, {}
+    for raw, certs in items:
+        for c in certs:
+            facts[c[0]] = c[2]
+            ders[c[0].hex()] = c[1]
+        s = summary_to_json(raw, facts)
+        eng.observe(s, ders)
+        for d in eng.diagnose(s, ders):
+            if d["severity"] == "failure":
+                out[d["id"]] = d["cause"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    require_kafka()
+    b = start_broker(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def publish(bootstrap, items, tmp, prefix):
+    pub = Publisher(PublisherConfig(bootstrap=bootstrap, topic_handshakes=prefix + ".handshakes",
+                                    topic_certs=prefix + ".certs", spool_dir=str(tmp / "spool")))
+    pub.start()
+    for raw, certs in items:
+        pub.publish(raw, certs)
+    assert pub.flush(60), pub.stats()
+    pub.close()
+
+
+def analyzer_cmd(bootstrap, prefix, group, *extra):
+    cmd = [sys.executable, "-m", "tlsdiag", "analyzer", "--kafka", bootstrap, "--group", group,
+           "--truststore", str(TRUST), "--no-warnings", "--stats-interval", "5"]
+    for t in ("handshakes", "certs", "diagnoses", "incidents", "profiles", "dlq"):
+        cmd += ["--topic-%s" % t, "%s.%s" % (prefix, t)]
+    return cmd + list(extra)
+
+
+def diag_keys(bootstrap, topic):
+    return kcat(bootstrap, topic, fmt="%k\n")
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def test_sigkill_mid_batch_loses_and_duplicates_nothing(broker, tmp_path):
+    items = stamped()
+    exp = expected_failures(items, str(TRUST))
+    assert len(exp) >= 15, exp
+    prefix = "k1"
+    publish(broker.bootstrap, items, tmp_path, prefix)
+    # poison: not msgpack, and a summary of an unknown schema version
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    p.send(prefix + ".handshakes", key=b"poison-1", value=b"\x00garbage\xff")
+    p.send(prefix + ".handshakes", key=b"poison-2",
+           value=msgpack.packb({0: 99, 1: "x"}, use_bin_type=True))
+    p.flush()
+    p.close()
+
+    log1 = open(tmp_path / "a1.log", "wb")
+    a1 = subprocess.Popen(analyzer_cmd(broker.bootstrap, prefix, "g1", "--max-records", "3",
+                                       "--batch-delay-ms", "400"),
+                          stdout=log1, stderr=subprocess.STDOUT, cwd=REPO)
+    # let it commit a few batches, then kill it inside one (every batch sleeps 400 ms
+    # between producing its diagnoses and committing them)
+    try:
+        wait_for(lambda: len(diag_keys(broker.bootstrap, prefix + ".diagnoses")) >= 3, 90,
+                 "the first diagnoses")
+        time.sleep(0.2)
+    finally:
+        a1.send_signal(signal.SIGKILL)
+        a1.wait(10)
+    seen_before = diag_keys(broker.bootstrap, prefix + ".diagnoses")
+    assert 0 < len(seen_before) < len(exp), (len(seen_before), len(exp))
+
+    log2 = open(tmp_path / "a2.log", "wb")
+    a2 = subprocess.Popen(analyzer_cmd(broker.bootstrap, prefix, "g1"),
+                          stdout=log2, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        wait_for(lambda: len(diag_keys(broker.bootstrap, prefix + ".diagnoses")) >= len(exp),
+                 120, "all diagnoses")
+        time.sleep(3)      # anything extra (a duplicate) would show up now
+        a2.send_signal(signal.SIGTERM)
+        assert a2.wait(30) == 0, (tmp_path / "a2.log").read_text()
+    finally:
+        if a2.poll() is None:
+            a2.kill()
+    keys = diag_keys(broker.bootstrap, prefix + ".diagnoses")
+    assert len(keys) == len(set(keys)), "duplicated keys: %s" % sorted(
+        k for k in set(keys) if keys.count(k) > 1)
+    assert set(keys) == set(exp)
+    # same causes as the in-process engine
+    vals = [json.loads(x) for x in kcat(broker.bootstrap, prefix + ".diagnoses", fmt="%s\n")]
+    assert {d["id"]: d["cause"] for d in vals} == exp
+    assert all(d["sensor"] in ("router-1", "mp-1", "lab") for d in vals)
+    # poison messages: in the DLQ with a reason, committed past (exactly once each)
+    dlq = kcat(broker.bootstrap, prefix + ".dlq", fmt="%k %h\n")
+    assert sorted(x.split(" ")[0] for x in dlq) == ["poison-1", "poison-2"]
+    assert any("unknown schema version" in x for x in dlq)
+    # incidents were produced, grouped by direction+server+cause
+    inc = [json.loads(x) for x in kcat(broker.bootstrap, prefix + ".incidents", fmt="%s\n")]
+    opened = [e for e in inc if e["event"] == "opened"]
+    assert opened and all(e["count"] >= 1 and e["remediation"] for e in opened)
+    assert len({e["key"] for e in opened}) == len(opened)
+
+
+def test_profiles_restored_after_restart(broker, tmp_path):
+    """The compacted profiles topic carries each partition's learned profiles to the next
+    instance: a restarted analyzer (new process, same group) logs them as restored."""
+    items = stamped()
+    prefix = "k2"
+    publish(broker.bootstrap, items, tmp_path, prefix)
+    cmd = analyzer_cmd(broker.bootstrap, prefix, "g2", "-v")
+    a = subprocess.Popen(cmd, stdout=open(tmp_path / "p1.log", "wb"), stderr=subprocess.STDOUT,
+                         cwd=REPO)
+    try:
+        wait_for(lambda: kcat(broker.bootstrap, prefix + ".profiles"), 90, "a profile snapshot")
+        time.sleep(3)
+    finally:
+        a.send_signal(signal.SIGTERM)
+        a.wait(30)
+    snaps = kcat(broker.bootstrap, prefix + ".profiles", fmt="%k\n")
+    assert snaps and all(k.startswith("g2/k2.handshakes/") for k in snaps)
+    b = subprocess.Popen(cmd, stdout=open(tmp_path / "p2.log", "wb"), stderr=subprocess.STDOUT,
+                         cwd=REPO)
+    try:
+        wait_for(lambda: "restored" in (tmp_path / "p2.log").read_text(), 60, "profile restore")
+    finally:
+        b.send_signal(signal.SIGTERM)
+        b.wait(30)
+    text = (tmp_path / "p2.log").read_text()
+    assert "restored" in text and "profiles for partition" in text

@@ -1,0 +1,231 @@
+"""sensor.publisher against a real Kafka broker (tools/kafka/kafka.sh); kcat is the
+independent reader.  No mocks."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+try:
+    from tests.kafka_broker import require_kafka, start_broker
+except ImportError:
+    from kafka_broker import require_kafka, start_broker
+
+from proto.summary import decode_certificate, decode_summary
+from sensor.pipeline import Summarizer
+from sensor.capture import FileCapture
+from sensor.publisher import Publisher, PublisherConfig
+
+pytestmark = pytest.mark.kafka
+
+HERE = Path(__file__).resolve().parent
+PCAPS = sorted((HERE / "data" / "captures").glob("*.pcap")) + \
+    sorted((HERE / "data" / "scenarios").glob("*.pcap"))
+
+
+def summaries_of(paths):
+    out = []
+    for p in paths:
+        with FileCapture(str(p)) as cap:
+            s = Summarizer(cap.linktype)
+            for buf, meta in cap:
+                out.extend(s.feed(buf, meta))
+            out.extend(s.flush())
+    return out
+
+
+def kcat(bootstrap: str, topic: str, fmt: str = "%k\n", binary: bool = False):
+    if shutil.which("kcat") is None:
+        pytest.fail("kcat is not installed", pytrace=False)
+    proc = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-o", "beginning",
+                           "-q", "-f", fmt], capture_output=True, timeout=120, check=False)
+    if proc.returncode != 0 and b"Unknown topic" in proc.stderr:
+        return [] if not binary else b""
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout if binary else proc.stdout.decode().splitlines()
+
+
+def kcat_messages(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) pairs, framed as ``KEYLEN:KEY VALUELEN:VALUE`` (values are binary)."""
+    data = kcat(bootstrap, topic, fmt="%K:%k%S:%s", binary=True)
+    out, pos = [], 0
+    while pos < len(data):
+        i = data.index(b":", pos)
+        klen = int(data[pos:i])
+        key = data[i + 1:i + 1 + klen]
+        j = i + 1 + klen
+        k = data.index(b":", j)
+        vlen = int(data[j:k])
+        out.append((key, data[k + 1:k + 1 + vlen]))
+        pos = k + 1 + vlen
+    return out
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    require_kafka()
+    b = start_broker(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def make_pub(broker_bootstrap: str, tmp_path: Path, name: str, **kw) -> Publisher:
+    cfg = PublisherConfig(bootstrap=broker_bootstrap, topic_handshakes="%s.handshakes" % name,
+                          topic_certs="%s.certs" % name, spool_dir=str(tmp_path / "spool"), **kw)
+    pub = Publisher(cfg)
+    pub.start()
+    return pub
+
+
+def test_summaries_and_certificates_arrive(broker, tmp_path):
+    items = summaries_of(PCAPS)
+    assert len(items) >= 20
+    pub = make_pub(broker.bootstrap, tmp_path, "t1")
+    digests = {}
+    for raw, certs in items:
+        for c in certs:
+            digests[c[0]] = c[1]
+        pub.publish(raw, certs)
+    assert pub.flush(60), pub.stats()
+    pub.close()
+    st = pub.stats()
+    assert st["published"] == len(items) and st["send_errors"] == 0 and st["spool_dropped"] == 0
+
+    msgs = kcat_messages(broker.bootstrap, "t1.handshakes")
+    assert len(msgs) == len(items)
+    # keyed by server endpoint; values decode to the same summaries
+    assert sorted(k.decode() for k, _ in msgs) == sorted(raw["server"] for raw, _ in items)
+    got = sorted(decode_summary(v)["id"] for _, v in msgs)
+    assert got == sorted(raw["id"] for raw, _ in items)
+
+    certs = kcat_messages(broker.bootstrap, "t1.certs")
+    assert digests, "the test captures hold certificates"
+    # each distinct certificate exactly once, keyed by its SHA-256 hex
+    assert sorted(k.decode() for k, _ in certs) == sorted(d.hex() for d in digests)
+    for k, v in certs:
+        sha, der, facts = decode_certificate(v)
+        assert hashlib.sha256(der).hexdigest() == k.decode() == sha.hex()
+        assert isinstance(facts, dict)
+
+    # publishing the same certificates again sends none of them (the already-sent cache)
+    pub2 = make_pub(broker.bootstrap, tmp_path / "2", "t1")
+    pub2._sent_certs.update((d, None) for d in digests)
+    for raw, certs in items[:5]:
+        pub2.publish(raw, certs)
+    assert pub2.flush(30)
+    pub2.close()
+    assert pub2.stats()["certs_published"] == 0
+    assert len(kcat(broker.bootstrap, "t1.certs")) == len(digests)
+
+
+def _numbered(items, n):
+    """n summaries with unique server endpoints (so the Kafka key identifies each one)."""
+    base = [raw for raw, _ in items if raw.get("server")]
+    out = []
+    for i in range(n):
+        raw = dict(base[i % len(base)])
+        raw["server"] = "10.%d.%d.%d:443" % (i >> 16 & 255, i >> 8 & 255, i & 255)
+        raw["id"] = "n%06d" % i
+        out.append(raw)
+    return out
+
+
+@pytest.mark.slow
+def test_broker_down_30s_every_summary_arrives_once(broker, tmp_path):
+    items = summaries_of(PCAPS[:6])
+    n = 6000
+    raws = _numbered(items, n)
+    pub = make_pub(broker.bootstrap, tmp_path, "t2", delivery_timeout_ms=8000,
+                   request_timeout_ms=3000, probe_interval=1.0)
+    stop_at = {}
+
+    def feeder():
+        # ~100 summaries/s for ~60 s: the outage is in the middle of the stream
+        t0 = time.monotonic()
+        for i, raw in enumerate(raws):
+            pub.publish(raw, [])
+            delay = t0 + i / 100.0 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        stop_at["done"] = time.monotonic()
+
+    t = threading.Thread(target=feeder)
+    t.start()
+    time.sleep(10)
+    broker.stop()
+    down = time.monotonic()
+    time.sleep(30)
+    mid = pub.stats()
+    broker.start()
+    up = time.monotonic()
+    t.join()
+    assert pub.flush(120), pub.stats()
+    pub.close()
+    st = pub.stats()
+    assert up - down >= 30
+    # the outage really went through the spool, and nothing was dropped
+    assert mid["online"] == 0 and mid["spool_depth"] > 0, mid
+    assert st["spooled"] > 0 and st["spool_dropped"] == 0, st
+    keys = kcat(broker.bootstrap, "t2.handshakes")
+    assert len(keys) == n, "expected %d, got %d (%d distinct)" % (n, len(keys), len(set(keys)))
+    assert sorted(keys) == sorted(r["server"] for r in raws)
+
+
+def test_full_spool_drops_are_counted(tmp_path):
+    """Nothing listens on the bootstrap port: everything goes to a tiny spool; what does not
+    fit is dropped and counted, and spooled + dropped accounts for every message."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    items = summaries_of(PCAPS[:3])
+    raws = _numbered(items, 300)
+    pub = make_pub("127.0.0.1:%d" % port, tmp_path, "t3", spool_max_bytes=16 << 10,
+                   spool_segment_bytes=4 << 10)
+    for raw in raws:
+        pub.publish(raw, [])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        st = pub.stats()
+        if st["spooled"] + st["spool_dropped"] == 300:
+            break
+        time.sleep(0.1)
+    pub.close(timeout=1)
+    st = pub.stats()
+    assert st["spooled"] + st["spool_dropped"] == 300, st
+    assert st["spool_dropped"] > 0 and st["spooled"] > 0
+    assert st["spool_bytes"] <= 16 << 10
+    assert st["acked"] == 0
+
+
+def test_spool_left_by_a_stopped_sensor_is_replayed(broker, tmp_path):
+    """Spooled while Kafka was unreachable, then the process stopped: a new publisher on the
+    same spool directory delivers those messages, in order, before new ones."""
+    items = summaries_of(PCAPS[:3])
+    raws = _numbered(items, 50)
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = "127.0.0.1:%d" % s.getsockname()[1]
+    s.close()
+    pub = make_pub(dead, tmp_path, "t4")
+    for raw in raws[:40]:
+        pub.publish(raw, [])
+    time.sleep(1.5)
+    pub.close(timeout=1)
+    assert len(pub.spool) == 40
+    pub = make_pub(broker.bootstrap, tmp_path, "t4")
+    for raw in raws[40:]:
+        pub.publish(raw, [])
+    assert pub.flush(60), pub.stats()
+    pub.close()
+    keys = kcat(broker.bootstrap, "t4.handshakes")
+    assert sorted(keys) == sorted(r["server"] for r in raws)
