@@ -9,6 +9,7 @@ The Kafka analyzer runs the same ``observe`` + ``diagnose`` per summary.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -140,11 +141,17 @@ class Engine:
     def diagnose_pairs(self, pairs: Iterable[tuple[Summary, Certs]]) -> list[Diagnosis]:
         """Batch: learn from every success first, then diagnose every connection, in input order."""
         items = list(pairs)
-        for s, c in items:
-            self.observe(s, c)
-        out: list[Diagnosis] = []
-        for s, c in items:
-            out.extend(self.diagnose(s, c))
+        # the summaries of a whole capture are long-lived: keep the cyclic GC from re-scanning them
+        # on every collection (measured: up to half the diagnosis time on 100k summaries)
+        gc.freeze()
+        try:
+            for s, c in items:
+                self.observe(s, c)
+            out: list[Diagnosis] = []
+            for s, c in items:
+                out.extend(self.diagnose(s, c))
+        finally:
+            gc.unfreeze()
         return out
 
     # -- internals --------------------------------------------------------------------------------------
