@@ -1,0 +1,232 @@
+"""End to end over real namespaces, real TLS stacks and a real broker.
+
+client -> router (northbound TLS, sensor "router-1" capturing live on the router's veth) ->
+MP -> backend (southbound TLS, sensor "mp-1" capturing live on the MP's veth).  The analyzer
+consumes both; kcat reads diagnoses, incidents and summaries back.
+
+The sensors open their capture inside the router / MP namespace (``--netns``) and keep
+their Kafka connection in the root namespace, where the test broker listens on loopback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "scenarios"))
+
+try:
+    from tests.kafka_broker import require_kafka, start_broker
+    from tests.test_publisher import kcat, kcat_messages
+except ImportError:
+    from kafka_broker import require_kafka, start_broker
+    from test_publisher import kcat, kcat_messages
+
+from proto.summary import decode_summary
+from topology import netns as T
+
+pytestmark = [pytest.mark.kafka, pytest.mark.netns, pytest.mark.slow]
+
+REPO = HERE.parent
+PKI = HERE / "data" / "scenarios" / "pki"
+SECRET = "tlsdiag-SECRET-7f3a91c2e5"
+API, BE = "api.example.test", "backend.example.test"
+
+
+def _need_root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: creates network namespaces and captures on their interfaces")
+    for tool in ("ip", "ethtool", "openssl", "curl", "kcat", "ss"):
+        if shutil.which(tool) is None:
+            pytest.skip("%s is not installed" % tool)
+
+
+@pytest.fixture(scope="module")
+def topo():
+    _need_root()
+    T.setup()
+    procs: list[subprocess.Popen] = []
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+        T.teardown()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    require_kafka()
+    b = start_broker(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def _server(procs, ns, argv, log: Path):
+    p = subprocess.Popen(T.nsx(ns, argv), stdin=subprocess.PIPE, stdout=open(log, "wb"),
+                         stderr=subprocess.STDOUT)
+    procs.append(p)
+    return p
+
+
+def _run(ns, argv, stdin=b"", timeout=15):
+    return subprocess.run(T.nsx(ns, argv), input=stdin, capture_output=True, timeout=timeout)
+
+
+def _wait(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(1)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def test_topology_end_to_end(topo, broker, tmp_path):
+    procs = topo
+    b = broker.bootstrap
+    py = sys.executable
+    common = ["--kafka", b, "--idle-timeout", "5", "--stats-interval", "5", "-v"]
+    router = subprocess.Popen(
+        [py, "-m", "tlsdiag", "sensor", "--netns", "tt-router", "--interface", T.ROUTER_IF,
+         "--role", "router", "--sensor-id", "router-1", "--port", "8443", "--port", "8444",
+         "--spool-dir", str(tmp_path / "spool-r")] + common,
+        stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
+    mp = subprocess.Popen(
+        [py, "-m", "tlsdiag", "sensor", "--netns", "tt-mp", "--interface", T.MP_IF,
+         "--role", "message-processor", "--sensor-id", "mp-1", "--port", "9443",
+         "--spool-dir", str(tmp_path / "spool-m")] + common,
+        stdout=open(tmp_path / "mp.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
+    procs += [router, mp]
+    analyzer = subprocess.Popen(
+        [py, "-m", "tlsdiag", "analyzer", "--kafka", b, "--group", "topo",
+         "--truststore", str(PKI / "root.pem"), "--incident-update-s", "1",
+         "--correlation-window-s", "300", "--stats-interval", "5", "-v"],
+        stdout=open(tmp_path / "analyzer.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
+    procs.append(analyzer)
+    for name in ("router", "mp"):
+        _wait(lambda: "capturing on" in (tmp_path / ("%s.log" % name)).read_text(), 60,
+              "the %s sensor to capture" % name)
+
+    cert = ["-cert", str(PKI / "server-good.pem"), "-key", str(PKI / "server-good.key"),
+            "-cert_chain", str(PKI / "intermediate.pem")]
+    _server(procs, "tt-router", ["openssl", "s_server", "-accept", "%s:8443" % T.ROUTER,
+                                 "-www"] + cert, tmp_path / "srv-ok.log")
+    _server(procs, "tt-router", ["openssl", "s_server", "-accept", "%s:8444" % T.ROUTER,
+                                 "-www", "-no_tls1", "-no_tls1_1"] + cert, tmp_path / "srv-v.log")
+    _server(procs, "tt-backend", ["openssl", "s_server", "-accept", "%s:9443" % T.BACKEND,
+                                  "-www", "-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"]
+            + cert, tmp_path / "srv-c.log")
+    T.wait_listen("tt-router", 8443)
+    T.wait_listen("tt-router", 8444)
+    T.wait_listen("tt-backend", 9443)
+
+    curl_ok = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+               "--cacert", str(PKI / "root.pem"), "--resolve", "%s:8443:%s" % (API, T.ROUTER),
+               "-H", "Authorization: Bearer " + SECRET, "https://%s:8443/?q=%s" % (API, SECRET)]
+    # northbound successes (the secret travels as application data), before and after failures
+    for _ in range(3):
+        r = _run("tt-client", curl_ok)
+        assert r.stdout == b"200", r.stderr
+    # northbound protocol mismatch: a TLS 1.0-only client against a TLS 1.2+ router
+    for _ in range(2):
+        r = _run("tt-client", ["openssl", "s_client", "-connect", "%s:8444" % T.ROUTER,
+                               "-servername", API, "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"],
+                 stdin=b"")
+        assert b"Cipher is (NONE)" in r.stdout or r.returncode != 0
+    # southbound cipher mismatch: the MP offers AES-GCM only, the backend takes CHACHA20 only
+    for _ in range(2):
+        r = _run("tt-mp", ["openssl", "s_client", "-connect", "%s:9443" % T.BACKEND,
+                           "-servername", BE, "-tls1_2", "-cipher",
+                           "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"], stdin=b"")
+        assert r.returncode != 0
+    # the secret in clear text on a captured port (not TLS: must not be published either)
+    _run("tt-client", [sys.executable, "-c",
+                       "import socket;s=socket.create_connection(('%s',8443),timeout=5);"
+                       "s.sendall(b'GET /%s HTTP/1.0\\r\\n\\r\\n');s.recv(100)" % (T.ROUTER, SECRET)])
+    for _ in range(2):
+        assert _run("tt-client", curl_ok).stdout == b"200"
+
+    def diagnoses():
+        out = {}
+        for v in kcat(b, "tls.diagnoses", fmt="%s\n"):
+            d = json.loads(v)
+            out.setdefault((d["cause"], d["direction"], d["severity"]), []).append(d)
+        return out
+
+    got = _wait(lambda: (lambda d: d if ("protocol_mismatch", "northbound", "failure") in d and
+                         ("cipher_mismatch", "southbound", "failure") in d else None)(diagnoses()),
+                90, "protocol_mismatch northbound and cipher_mismatch southbound diagnoses")
+    pm = got[("protocol_mismatch", "northbound", "failure")]
+    cm = got[("cipher_mismatch", "southbound", "failure")]
+    assert len(pm) == 2 and len(cm) == 2, {k: len(v) for k, v in got.items()}
+    assert all(d["sensor"] == "router-1" and d["connection"]["server"] == "%s:8444" % T.ROUTER
+               for d in pm)
+    assert all(d["sensor"] == "mp-1" and d["connection"]["server"] == "%s:9443" % T.BACKEND
+               for d in cm)
+    assert all(d["rejected_by"] == "server" for d in cm)
+    # no failure diagnosed for the successful connections (nor for the clear-text one)
+    assert not [d for v in got.values() for d in v
+                if d["severity"] == "failure" and d["connection"]["server"] == "%s:8443" % T.ROUTER]
+
+    # the successes are on tls.handshakes, northbound, from the router sensor
+    summaries = [decode_summary(v) for _, v in kcat_messages(b, "tls.handshakes")]
+    ok = [s for s in summaries if s["established"] and s["server"] == "%s:8443" % T.ROUTER]
+    assert len(ok) >= 5, [(s["server"], s["outcome"]) for s in summaries]
+    assert all(s["direction"] == "northbound" and s["sensor"] == "router-1" for s in ok)
+    assert all(s["server_name"] == API for s in ok)
+
+    # incidents: one per (direction, server, cause); the southbound one carries the
+    # client-facing impact (northbound handshakes to the router succeed in the same window)
+    def cross_hop():
+        evs = [json.loads(v) for v in kcat(b, "tls.incidents", fmt="%s\n")]
+        hit = [e for e in evs if e["direction"] == "southbound" and e["cause"] == "cipher_mismatch"
+               and isinstance(e.get("impact"), dict) and e["impact"].get("client_facing")]
+        return (evs, hit) if hit else None
+    evs, hit = _wait(cross_hop, 60, "a cross-hop incident")
+    imp = hit[-1]["impact"]
+    assert imp["http_status"] == 503 and "%s:8443" % T.ROUTER in imp["routers"]
+    assert imp["backend"] == "%s:9443" % T.BACKEND and "router-1" in imp["router_sensors"]
+    assert "503" in imp["text"] and "backend" in imp["text"]
+    assert hit[-1]["sensors"] == ["mp-1"] and hit[-1]["count"] == 2
+    north = [e for e in evs if e["direction"] == "northbound" and e["cause"] == "protocol_mismatch"]
+    assert north and north[-1]["server"] == "%s:8444" % T.ROUTER
+
+    # the tail view shows both open incidents
+    r = subprocess.run([py, "-m", "tlsdiag", "tail", "--kafka", b, "--once"], capture_output=True,
+                       text=True, timeout=60, cwd=REPO)
+    assert r.returncode == 1, r.stderr
+    assert "cipher_mismatch" in r.stdout and "protocol_mismatch" in r.stdout
+    assert "IMPACT" in r.stdout
+
+    # graceful shutdown: SIGTERM flushes and exits 0
+    for p in (router, mp, analyzer):
+        p.send_signal(signal.SIGTERM)
+    for p, name in ((router, "router"), (mp, "mp"), (analyzer, "analyzer")):
+        assert p.wait(60) == 0, (tmp_path / ("%s.log" % name)).read_text()[-3000:]
+    assert "pcap_drop=0" in (tmp_path / "router.log").read_text()
+
+    # the secret never reaches Kafka, in any topic
+    meta = subprocess.run(["kcat", "-L", "-b", b, "-J"], capture_output=True, timeout=60)
+    topics = [t["topic"] for t in json.loads(meta.stdout)["topics"]]
+    assert "tls.handshakes" in topics and "tls.diagnoses" in topics
+    dump = b""
+    for t in topics:
+        dump += kcat(b, t, fmt="%k %s %h\n", binary=True)
+    assert len(dump) > 10_000
+    assert SECRET.encode() not in dump
