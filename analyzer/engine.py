@@ -120,7 +120,8 @@ class Engine:
         else:
             self.stats.failed += 1
         ctx, direction_reason = self._context(summary, ders, failed)
-        if success and (R.abandoned_with_cert_problem(ctx) or R.tls13_client_never_finished(ctx)):
+        if success and (R.abandoned_with_cert_problem(ctx) or R.tls13_client_never_finished(ctx)
+                        or R.tls13_server_dropped_certless_client(ctx)):
             # "established" on the wire, but the client closed without data over a certificate problem, or
             # (TLS 1.3) it answered the server's flight with an encrypted alert instead of its Finished
             self.stats.established -= 1

@@ -40,6 +40,7 @@ class Profile:
     versions: Counter[str] = field(default_factory=Counter)
     ciphers: Counter[str] = field(default_factory=Counter)
     chains: Counter[str] = field(default_factory=Counter)   # "sha256,sha256,..." -> count
+    groups: Counter[str] = field(default_factory=Counter)   # key-exchange group chosen (summary "curve")
     with_sni: int = 0
     without_sni: int = 0
     first_seen: float | None = None
@@ -52,6 +53,9 @@ class Profile:
             _bump(self.versions, v)
         if isinstance(c, str):
             _bump(self.ciphers, c)
+        g = summary.get("curve")
+        if isinstance(g, str):
+            _bump(self.groups, g)
         certs = summary.get("certificates") or []
         if isinstance(certs, list) and certs:
             _bump(self.chains, ",".join(str(x.get("sha256", "")) for x in certs if isinstance(x, dict)))
@@ -67,7 +71,7 @@ class Profile:
     def merge(self, other: Profile) -> None:
         self.count += other.count
         for mine, theirs in ((self.versions, other.versions), (self.ciphers, other.ciphers),
-                             (self.chains, other.chains)):
+                             (self.chains, other.chains), (self.groups, other.groups)):
             for k, n in theirs.items():
                 if k in mine or len(mine) < MAX_VALUES:
                     mine[k] += n
@@ -82,6 +86,7 @@ class Profile:
         return {
             "server": self.server, "server_name": self.server_name, "count": self.count,
             "versions": dict(self.versions), "ciphers": dict(self.ciphers), "chains": dict(self.chains),
+            "groups": dict(self.groups),
             "with_sni": self.with_sni, "without_sni": self.without_sni,
             "first_seen": self.first_seen, "last_seen": self.last_seen,
         }
@@ -103,7 +108,8 @@ class Profile:
         return cls(
             server=server, server_name=sn if isinstance(sn, str) else None, count=int(d.get("count", 0)),  # type: ignore[call-overload]
             versions=counter(d.get("versions", {})), ciphers=counter(d.get("ciphers", {})),
-            chains=counter(d.get("chains", {})), with_sni=int(d.get("with_sni", 0)),  # type: ignore[call-overload]
+            chains=counter(d.get("chains", {})), groups=counter(d.get("groups", {})),
+            with_sni=int(d.get("with_sni", 0)),  # type: ignore[call-overload]
             without_sni=int(d.get("without_sni", 0)), first_seen=opt_float(d.get("first_seen")),  # type: ignore[call-overload]
             last_seen=opt_float(d.get("last_seen")),
         )
@@ -112,8 +118,10 @@ class Profile:
         """One line for evidence: what this server chose in its successful handshakes."""
         vs = ", ".join(f"{k} x{n}" for k, n in self.versions.most_common(4))
         cs = ", ".join(k for k, _ in self.ciphers.most_common(3))
+        gs = ", ".join(k for k, _ in self.groups.most_common(3))
         sni = f"{self.with_sni} with SNI, {self.without_sni} without"
-        return f"{self.count} successful handshakes: versions {vs or '-'}; suites {cs or '-'}; {sni}"
+        return (f"{self.count} successful handshakes: versions {vs or '-'}; suites {cs or '-'}; groups {gs or '-'}; "
+                f"{sni}")
 
 
 Key = tuple[str, str | None]

@@ -450,6 +450,28 @@ def e_profile_cipher(ctx: Ctx) -> Finding:
                    {"server_chose_suites": dict(p.ciphers)})
 
 
+def _profile_groups_refute(ctx: Ctx) -> bool:
+    p = ctx.refusal_profile()
+    offered = {str(g) for g in ctx.list_("client_groups")}
+    return bool(p and p.groups and offered and not (set(p.groups) & offered))
+
+
+def m_profile_group(ctx: Ctx) -> bool:
+    return ctx.server_refused_hello() and _profile_groups_refute(ctx)
+
+
+def e_profile_group(ctx: Ctx) -> Finding:
+    p = ctx.refusal_profile()
+    assert p is not None
+    chose = ", ".join(k for k, _ in p.groups.most_common(4))
+    offered = ", ".join(map(str, ctx.list_("client_groups")))
+    return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
+                   f"no common key-exchange group: the server chose only {chose} in {p.count} successful handshakes; "
+                   f"this client offered {offered}: {_refusal_text(ctx)}",
+                   None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` with this offer",
+                   {"server_chose_groups": dict(p.groups)})
+
+
 def _profile_wants_sni(ctx: Ctx) -> bool:
     p = ctx.server_profile
     return bool(ctx.sni is None and p and p.with_sni > 0 and p.without_sni == 0)
@@ -491,7 +513,7 @@ def e_implicit_version(ctx: Ctx) -> Finding:
 
 def m_old_versions(ctx: Ctx) -> bool:
     top = ctx.client_max_version
-    return (ctx.server_refused_hello() and ctx.refusal_profile() is None and top is not None
+    return ctx.fatal is not None and (ctx.server_refused_hello() and ctx.refusal_profile() is None and top is not None
             and VERSION_RANK.get(top, 99) <= VERSION_RANK["TLSv1.1"])
 
 
@@ -515,7 +537,7 @@ def e_insufficient_security(ctx: Ctx) -> Finding:
 
 def m_weak_only(ctx: Ctx) -> bool:
     cs = ctx.client_ciphers
-    return ctx.server_refused_hello() and bool(cs) and all(is_weak_suite(c) for c in cs)
+    return ctx.fatal is not None and ctx.server_refused_hello() and bool(cs) and all(is_weak_suite(c) for c in cs)
 
 
 def e_weak_only(ctx: Ctx) -> Finding:
@@ -526,7 +548,7 @@ def e_weak_only(ctx: Ctx) -> Finding:
 
 def m_sni_missing(ctx: Ctx) -> bool:
     p = ctx.server_profile
-    return ctx.server_refused_hello() and ctx.sni is None and (p is None or p.without_sni == 0)
+    return ctx.fatal is not None and ctx.server_refused_hello() and ctx.sni is None and (p is None or p.without_sni == 0)
 
 
 def e_sni_missing(ctx: Ctx) -> Finding:
@@ -538,7 +560,7 @@ def e_sni_missing(ctx: Ctx) -> Finding:
 
 
 def m_cipher_fallback(ctx: Ctx) -> bool:
-    return ctx.server_refused_hello() and ctx.refusal_profile() is None
+    return ctx.fatal is not None and ctx.server_refused_hello() and ctx.refusal_profile() is None
 
 
 def e_cipher_fallback(ctx: Ctx) -> Finding:
@@ -647,6 +669,15 @@ def tls13_client_never_finished(ctx: Ctx) -> bool:
             and ce[-1] != TLS13_EMPTY_CERTIFICATE_RECORD)
 
 
+def tls13_server_dropped_certless_client(ctx: Ctx) -> bool:
+    """TLS 1.3: the client answered with an empty Certificate (so the server had asked for one) and the server
+    closed the connection first: it refused the client without a certificate (its alert is encrypted)."""
+    if not ctx.tls13 or not ctx.server_hello_seen:
+        return False
+    ce = _tls13_client_records(ctx)
+    return bool(ce) and ce[0] == TLS13_EMPTY_CERTIFICATE_RECORD and ctx.closer() == "server"
+
+
 def e_encrypted(ctx: Ctx) -> Finding:
     enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
     ce = _tls13_client_records(ctx)
@@ -668,6 +699,8 @@ def e_encrypted(ctx: Ctx) -> Finding:
                      "certificate")
     elif who == "server":
         parts.append("the server rejected the client's second flight (client certificate, or Finished)")
+    if who is None and tls13_server_dropped_certless_client(ctx):
+        who = rejected = "server"
     if ce and ce[0] == TLS13_EMPTY_CERTIFICATE_RECORD:
         parts.append("the client's first encrypted record (25 bytes) is the size of an empty Certificate: the server "
                      "probably asked for a client certificate the client did not have")
@@ -725,8 +758,13 @@ def rejecting_problems(chain: ChainReport | None) -> list[C.Problem]:
 def abandoned_with_cert_problem(ctx: Ctx) -> bool:
     """A handshake the sensor calls established, but the client closed without sending data and the server's
     certificate has a problem: the client checked after the handshake and gave up (curl's own hostname check,
-    Node.js, a manual check). A failure, not a success."""
-    return bool(ctx.s.get("established")) and client_sent_no_data(ctx) and bool(rejecting_problems(ctx.server_chain))
+    Node.js, a manual check). A failure, not a success. Trust problems count only when judged against a
+    truststore: a probe or health check that accepts anything and hangs up looks the same on the wire."""
+    if not (ctx.s.get("established") and client_sent_no_data(ctx)):
+        return False
+    chain = ctx.server_chain
+    return any(p.code not in (C.SELF_SIGNED, C.UNTRUSTED_ROOT) or (chain is not None and chain.truststore)
+               for p in rejecting_problems(chain))
 
 
 def _post_close_cause(ctx: Ctx) -> str | None:
@@ -775,7 +813,9 @@ def m_unknown(ctx: Ctx) -> bool:
 
 def e_unknown(ctx: Ctx) -> Finding:
     a = ctx.fatal
-    rej = a.sender if a is not None and a.level == "fatal" else None
+    # who ended it: the sender of the fatal alert, else the side that closed or reset first
+    rej = a.sender if a is not None and a.level == "fatal" else ctx.closer()
+    rej = rej if rej in ("client", "server") else None
     last = HISTORY_MESSAGES.get(ctx.history.rstrip("lLqQ")[-1:], None) if ctx.history.rstrip("lLqQ") else None
     stage = ("before the ServerHello" if not ctx.server_hello_seen else f"after {a.after}" if a and a.after
              else f"after {last} (history {ctx.history})" if last else "during the handshake")
@@ -834,6 +874,7 @@ FAILURE_RULES: Sequence[Rule] = (
     Rule("TLS-CLIENT-REFUSED-VERSION", _P, m_protocol_alert_client, e_protocol_alert_client),
     Rule("TLS-HELLO-REFUSED-PROFILE-VERSION", _P, m_profile_version, e_profile_version),
     Rule("TLS-HELLO-REFUSED-PROFILE-CIPHER", CIPHER_MISMATCH, m_profile_cipher, e_profile_cipher),
+    Rule("TLS-HELLO-REFUSED-PROFILE-GROUP", CIPHER_MISMATCH, m_profile_group, e_profile_group),
     Rule("TLS-HELLO-REFUSED-PROFILE-SNI", SNI_REQUIRED, m_profile_sni, e_profile_sni),
     Rule("TLS-HELLO-REFUSED-IMPLICIT-VERSION", _P, m_implicit_version, e_implicit_version),
     Rule("TLS-HELLO-REFUSED-OLD-VERSION", _P, m_old_versions, e_old_versions),

@@ -446,8 +446,11 @@ def test_server_answering_non_tls(pki):
 def test_client_reset_after_hello_is_not_a_server_refusal(pki):
     s = refused(alerts=[], outcome="reset", close={"fin": [], "rst": ["client"]})
     assert one(engine().diagnose(s))["cause"] == "unknown"
-    s2 = refused(alerts=[], outcome="reset", close={"fin": ["server"], "rst": ["client"]})
-    assert one(engine().diagnose(s2))["cause"] != "unknown"
+    e = engine()
+    learn(e, 5)                       # every success sent SNI
+    s2 = refused(alerts=[], outcome="reset", close={"fin": ["server"], "rst": ["client"]}, sni=None)
+    d = one(e.diagnose(s2))
+    assert (d["cause"], d["rejected_by"]) == ("sni_required", "server")
 
 
 
@@ -505,3 +508,30 @@ def test_tls13_plaintext_certificate_alert_from_openssl_client(pki):
     d = one(engine().diagnose(s))
     assert (d["cause"], d["rejected_by"]) == ("expired_certificate", "client")
     assert "tlsdiag probe" in d["raise_confidence"]
+
+
+def test_profile_group_mismatch(pki):
+    e = engine()
+    learn(e, 3, version="TLSv1.3", cipher="TLS_AES_256_GCM_SHA384", curve="secp384r1")
+    s = refused(client_versions=["TLSv1.3"], client_groups=["x25519", "secp256r1"])
+    d = one(e.diagnose(s))
+    assert (d["cause"], d["rule"]) == ("cipher_mismatch", "TLS-HELLO-REFUSED-PROFILE-GROUP")
+    assert "secp384r1" in d["explanation"]
+
+
+def test_bare_close_after_hello_without_profile_is_unknown(pki):
+    s = refused(alerts=[], outcome="closed", close={"fin": ["server", "client"], "rst": []}, sni=None,
+                client_ciphers=["TLS_RSA_WITH_RC4_128_SHA"])
+    assert one(engine().diagnose(s))["cause"] == "unknown"
+
+
+def test_tls13_server_drops_client_without_certificate(pki):
+    s = make_summary(version="TLSv1.3", cipher="TLS_AES_256_GCM_SHA384", history="CsiI",
+                     client_encrypted=[25, 69], server_encrypted=[23, 131, 1871, 281, 69, 24],
+                     close={"fin": ["server", "client"], "rst": []})
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("encrypted_failure", "server")
+    assert "empty Certificate" in d["explanation"]
+    # the same client records but the server kept the connection (optional client auth): no failure
+    s2 = dict(s, close={"fin": ["client", "server"], "rst": []})
+    assert engine().diagnose(s2) == []
