@@ -535,3 +535,25 @@ def test_tls13_server_drops_client_without_certificate(pki):
     # the same client records but the server kept the connection (optional client auth): no failure
     s2 = dict(s, close={"fin": ["client", "server"], "rst": []})
     assert engine().diagnose(s2) == []
+
+
+# ------------------------------------------------------------------------------------------- hostile input
+
+_JUNK = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True)
+                     | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.dictionaries(st.sampled_from(sorted(make_summary().keys())), _JUNK, max_size=6),
+       failed=st.booleans())
+def test_malformed_summaries_never_raise(fields, failed):
+    p = _PKI
+    base = make_summary(established=not failed, chain=[p.leaf, p.inter],
+                        alerts=[] if not failed else [alert("client", "bad_certificate", "server_hello_done")])
+    base.update(fields)
+    out = _ENGINE.diagnose(base, ders([p.leaf, p.inter]))
+    assert isinstance(out, list)
+    for d in out:
+        assert d["severity"] in ("failure", "warning")
