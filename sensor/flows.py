@@ -182,53 +182,62 @@ class FlowTable:
         if flags & SYN:
             seq = (seq + 1) & MASK
             flow.next_seq[d] = seq
+        sess = flow.session
         if payload:
+            if sess is None:
+                sess = flow.session = Session(flow.first)
+            conn = flow.conn
+            if conn is None:
+                conn = flow.conn = tls.TLSConnection(max_handshake=self.max_handshake)
+            sess.end = ts
             nseq = flow.next_seq
             nxt = nseq[d]
             if flow.ooo is None and (nxt == seq or nxt is None):    # in order: fast path
                 nseq[d] = (seq + len(payload)) & MASK
-                self._deliver(flow, d, payload, ts)
+                error = conn.feed_into(d, payload, sess.on_event)
+                if error is not None:
+                    self._protocol_error(sess, error)
             else:
                 self._segment(flow, d, seq, payload, ts)
-            conn = flow.conn
-            if conn is not None:
-                rest = conn.take_skip(d, self.SKIP_MIN)
-                if rest:
-                    # the rest of this ciphertext record: let the decoder drop it in C
-                    stop = (flow.next_seq[d] + rest) & MASK
-                    flow.next_seq[d] = stop
-                    sk = self.skip.get(flow.key)
-                    if sk is None:
-                        sk = self.skip[flow.key] = [-1, -1]
-                    sk[0 if from_lo else 1] = stop
-        sess = flow.session
+            if conn.dirs[d].skip >= self.SKIP_MIN:
+                self._skip_ciphertext(flow, conn, d, from_lo)
         if truncated:
             self._gap(flow, d)
             if sess is not None:
                 sess.truncated = True
         if flags & (RST | FIN):
             if sess is None:
-                sess = self._session(flow, ts)
+                sess = flow.session = Session(flow.first)
+            sess.end = ts
             if flags & RST:
                 sess.tcp_rst(d)
-                sess.end = ts
                 self._finish(flow, "reset", out)
                 return
             sess.tcp_fin(d)
-            sess.end = ts
             if len(sess.fin) == 2:
                 self._finish(flow, "closed", out)
                 return
         if sess is not None:
-            if sess.established and sess.handshake_over():
-                self._finish(flow, "established", out)
-            elif flow.conn is not None and not sess.seen_tls \
+            if sess.established:
+                if sess.handshake_over():
+                    self._finish(flow, "established", out)
+            elif not sess.history and flow.conn is not None \
                     and flow.conn.plaintext() > self.MAX_PLAINTEXT:
                 self._finish(flow, "not_tls", out)
 
-    def _session(self, flow, ts) -> Session:
-        flow.session = Session(ts if flow.conn is None else flow.first)
-        return flow.session
+    def _skip_ciphertext(self, flow, conn, d, from_lo) -> None:
+        """The rest of this ciphertext record is of no use: let the decoder drop it in C."""
+        stop = (flow.next_seq[d] + conn.take_skip(d, self.SKIP_MIN)) & MASK
+        flow.next_seq[d] = stop
+        sk = self.skip.get(flow.key)
+        if sk is None:
+            sk = self.skip[flow.key] = [-1, -1]
+        sk[0 if from_lo else 1] = stop
+
+    def _protocol_error(self, sess, error) -> None:
+        self.stats["protocol_errors"] += 1
+        self.reasons[error.reason] = self.reasons.get(error.reason, 0) + 1
+        sess.weird(error.reason)
 
     def _segment(self, flow, d, seq, data, ts) -> None:
         nxt = flow.next_seq[d]
@@ -294,22 +303,12 @@ class FlowTable:
             flow.session.gap(d)
 
     def _deliver(self, flow, d, data, ts) -> None:
-        conn = flow.conn
-        if conn is None:
-            conn = flow.conn = tls.TLSConnection(max_handshake=self.max_handshake)
-            if flow.session is None:
-                flow.session = Session(flow.first)
+        """Hand reassembled bytes to the TLS reader (slow path: after reordering)."""
         sess = flow.session
         sess.end = ts
-        events, error = conn.feed(d, data)
-        if events:
-            on_event = sess.on_event
-            for ev in events:
-                on_event(ev)
+        error = flow.conn.feed_into(d, data, sess.on_event)
         if error is not None:
-            self.stats["protocol_errors"] += 1
-            self.reasons[error.reason] = self.reasons.get(error.reason, 0) + 1
-            sess.weird(error.reason)
+            self._protocol_error(sess, error)
 
     #: ciphertext runs shorter than this are parsed through, longer ones skipped in C
     SKIP_MIN = 4096

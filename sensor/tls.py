@@ -163,9 +163,6 @@ class _Direction:
         self.skip = 0               # rest of an encrypted record already reported
 
 
-_NOTHING: tuple = ((), None)
-
-
 class TLSConnection:
     """Reads both directions of one TLS connection; see the module docstring.
 
@@ -182,22 +179,31 @@ class TLSConnection:
         #: negotiated version once a ServerHello was read (or the draft version)
         self.version = -1
         self.tls13 = False
-        self._out: list = []
+        self._emit = self._events.append
+        #: per-direction state (read-only for callers: ``dirs[d].skip``)
+        self.dirs = self._dirs
 
     # -- public API --------------------------------------------------------------------------
     def feed(self, direction: int, data: bytes):
         """Parse ``data`` of one direction: ``(events, error)``; ``error`` is the
         :class:`ProtocolError` that put this direction in the ERROR state, or None."""
+        out: list = []
+        error = self.feed_into(direction, data, out.append)
+        return out, error
+
+    def feed_into(self, direction: int, data: bytes, sink):
+        """Like :meth:`feed`, but hands each event to ``sink(event)`` as it is parsed and
+        returns only the error (or None): the sensor's hot path."""
         d = self._dirs[direction]
         if d.error is not None or not data:
-            return _NOTHING
-        out = self._out = []
+            return None
+        self._emit = sink
         try:
             self._parse(direction, d, d.buf + data if d.buf else data)
         except ProtocolError as exc:
             self._fail(d, exc)
-            return out, exc
-        return out, None
+            return exc
+        return None
 
     def receive_data(self, direction: int, data: bytes) -> None:
         events, error = self.feed(direction, data)
@@ -275,7 +281,7 @@ class TLSConnection:
             self._parse_sslv2(direction, d)
             return
         records, pos, reason = wire.split_records(buf, 0)
-        emit = self._out.append
+        emit = self._emit
         tls13 = self.tls13
         for ct, version, frag in records:
             if ct == _HANDSHAKE and not d.encrypted and not (tls13 and direction == SERVER
@@ -321,7 +327,7 @@ class TLSConnection:
     _server_hello_seen = False
 
     def _handshake(self, direction: int, mt: int, body: bytes) -> None:
-        emit = self._out.append
+        emit = self._emit
         if mt == _HT_CLIENT_HELLO and direction == CLIENT:
             emit(ClientHello(direction, *wire.parse_client_hello(body)))
         elif mt == _HT_SERVER_HELLO and direction == SERVER:
@@ -357,7 +363,7 @@ class TLSConnection:
         buf = d.buf
         pos = 0
         n = len(buf)
-        emit = self._out.append
+        emit = self._emit
         while pos + 2 <= n:
             if buf[pos] & 0x80:
                 hl = 2
