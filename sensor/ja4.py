@@ -42,8 +42,8 @@ def ja4(legacy_version: int, cipher_suites: tuple, extensions: tuple, server_nam
     sig = [s for s in signature_algorithms if not is_grease(s)]
     if not ext_part:
         c = "000000000000"
-    elif sig:
-        c = _hash12(ext_part + "_" + ",".join("%04x" % s for s in sig))
     else:
-        c = _hash12(ext_part)
+        # the spec's formula, "(sorted extensions)_(signature algorithms)", keeps the "_"
+        # when there are none; Suricata's ja4 test baseline agrees
+        c = _hash12(ext_part + "_" + ",".join("%04x" % s for s in sig))
     return "%s_%s_%s" % (a, b, c)

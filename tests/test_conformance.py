@@ -47,3 +47,38 @@ def test_every_corpus_capture_reads_without_traceback():
                            capture_output=True, text=True, timeout=120)
         assert "Traceback" not in r.stderr, (path, r.stderr[-2000:])
         assert r.returncode in (0, 2), (path, r.returncode)
+
+
+def _suricata_rows():
+    rows = []
+    for line in (conformance.CORPUS / "expected-suricata.jsonl").read_text().splitlines():
+        row = __import__("json").loads(line)
+        if row["kind"] == "eve_tls_filter":
+            rows.append(row)
+    return rows
+
+
+def test_suricata_sni_ja4_and_client_ports_agree():
+    """Suricata's eve.json baselines: every expected SNI / JA4 (for the expected source port
+    when the filter names one) is among our summaries of that capture."""
+    cache: dict = {}
+    checked = 0
+    for row in _suricata_rows():
+        m = row["match"]
+        wanted = {k: m[k] for k in ("tls.sni", "tls.ja4") if k in m}
+        if not wanted:
+            continue
+        path = conformance.CORPUS / row["file"]
+        ours = cache.get(path)
+        if ours is None:
+            ours = cache[path] = conformance.summarize_file(path)
+        if "src_port" in m:
+            ours_here = [s for s in ours if s["client"].endswith(":%d" % m["src_port"])]
+        else:
+            ours_here = ours
+        assert ours_here, (row["file"], m.get("src_port"))
+        for key, value in wanted.items():
+            field = "server_name" if key == "tls.sni" else "ja4"
+            assert any(s[field] == value for s in ours_here), (row["file"], key, value)
+            checked += 1
+    assert checked >= 10
