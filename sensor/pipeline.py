@@ -98,8 +98,10 @@ class Summarizer:
         return s
 
 
-def summarize_paths(paths, progress=None, **table) -> Iterator[tuple[dict, dict]]:
+def summarize_paths(paths, progress=None, stats: dict | None = None,
+                    **table) -> Iterator[tuple[dict, dict]]:
     """Yield ``(json_summary, {sha256_hex: der})`` per connection of each capture file.
+    ``stats``, if given, accumulates the decoder / flow-table counters.
 
     Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
     yielding every connection that could be read from it.
@@ -119,6 +121,9 @@ def summarize_paths(paths, progress=None, **table) -> Iterator[tuple[dict, dict]
                 error = exc
             for raw, certs in s.flush():
                 yield _render(raw, certs, s.certs)
+            if stats is not None:
+                for k, v in s.stats().items():
+                    stats[k] = stats.get(k, 0) + v
             if error is not None:
                 raise error
 

@@ -93,9 +93,10 @@ def main(argv=None) -> int:
         out.write(("%-22s %-22s %-14s %-40s %-24s %-5s %-18s %s\n" % (
             "client", "server", "version", "cipher", "server_name", "est", "last_alert",
             "history")).encode())
+    counters: dict | None = {} if args.stats else None
     for path in args.files:
         try:
-            for summary, _certs in summarize_paths([path], progress=progress,
+            for summary, _certs in summarize_paths([path], progress=progress, stats=counters,
                                                    max_flows=args.max_flows,
                                                    idle_timeout=args.idle_timeout):
                 if args.format == "jsonl":
@@ -109,4 +110,7 @@ def main(argv=None) -> int:
             status = ExitStatus.ERROR
         progress.done()
     out.flush()
+    if counters is not None:
+        for k in sorted(counters):
+            print("%s=%d" % (k, counters[k]), file=sys.stderr)
     return status
