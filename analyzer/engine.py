@@ -223,7 +223,7 @@ class Engine:
     def _render(self, ctx: R.Ctx, rule_id: str, cause: str, severity: str, f: R.Finding,
                 direction_reason: str) -> Diagnosis:
         s = ctx.s
-        evidence = self._evidence(ctx, cause, f)
+        evidence = self._evidence(ctx, cause, f) if severity == "failure" else self._warning_evidence(ctx, f)
         evidence["direction_from"] = direction_reason
         facts = self._remediation_facts(ctx, cause, f)
         return {
@@ -273,6 +273,18 @@ class Engine:
             ev["server_certificates"] = ctx.server_chain.evidence()
         if ctx.client_chain is not None:
             ev["client_certificates"] = ctx.client_chain.evidence()
+        ev.update(f.evidence)
+        return ev
+
+    @staticmethod
+    def _warning_evidence(ctx: R.Ctx, f: R.Finding) -> dict[str, object]:
+        """Warnings come once per connection: the handshake facts and the certificate, not the whole offer."""
+        s = ctx.s
+        ev: dict[str, object] = {"outcome": s.get("outcome"), "version": s.get("version"), "cipher": s.get("cipher"),
+                                 "server_name": s.get("server_name")}
+        chain = ctx.client_chain if f.evidence.get("certificate_side") == "client" else ctx.server_chain
+        if chain is not None:
+            ev["client_certificates" if chain is ctx.client_chain else "server_certificates"] = chain.evidence()
         ev.update(f.evidence)
         return ev
 

@@ -134,14 +134,17 @@ class ProfileStore:
         self.max_entries = max_entries
         self._p: OrderedDict[Key, Profile] = OrderedDict()
         self._by_server: dict[str, set[Key]] = {}
+        self._agg: dict[str, Profile] = {}      # for_server() memo, dropped when the server learns
         self.evicted = 0
 
     def _insert(self, key: Key, prof: Profile) -> None:
+        self._agg.pop(key[0], None)
         self._p[key] = prof
         self._by_server.setdefault(key[0], set()).add(key)
         if len(self._p) > self.max_entries:
             old, _ = self._p.popitem(last=False)
             keys = self._by_server.get(old[0])
+            self._agg.pop(old[0], None)
             if keys is not None:
                 keys.discard(old)
                 if not keys:
@@ -166,6 +169,7 @@ class ProfileStore:
             self._insert(key, prof)
         else:
             self._p.move_to_end(key)
+        self._agg.pop(key[0], None)
         prof.add(summary)
 
     def get(self, server: str, server_name: str | None) -> Profile | None:
@@ -173,12 +177,18 @@ class ProfileStore:
 
     def for_server(self, server: str) -> Profile | None:
         """All SNI variants of one server merged (None if never seen succeeding)."""
+        hit = self._agg.get(server)
+        if hit is not None:
+            return hit
         parts = [self._p[k] for k in self._by_server.get(server, ())]
         if not parts:
             return None
         agg = Profile(server=server, server_name=None)
         for p in parts:
             agg.merge(p)
+        if len(self._agg) > self.max_entries:
+            self._agg.clear()
+        self._agg[server] = agg
         return agg
 
     # -- persistence ------------------------------------------------------------------------------------
@@ -221,6 +231,7 @@ class ProfileStore:
             except (TypeError, ValueError) as e:
                 raise ProfileError(f"{path}: bad profile: {e}") from None
             key = (p.server, p.server_name)
+            self._agg.pop(p.server, None)
             if key in self._p:
                 self._p[key].merge(p)
             else:

@@ -102,8 +102,8 @@ def evidence_line(d: Diagnosis) -> str:
     parts: list[str] = []
     cv = ev.get("client_versions") or []
     chosen = ev.get("version")
-    parts.append(f"offered {'/'.join(map(str, cv)) or '?'} -> " + (f"{chosen} {ev.get('cipher') or ''}".strip()
-                                                                    if chosen else "no ServerHello"))
+    picked = f"{chosen} {ev.get('cipher') or ''}".strip() if chosen else "no ServerHello"
+    parts.append(f"offered {'/'.join(map(str, cv))} -> {picked}" if cv else picked)
     cc = ev.get("client_ciphers") or []
     if isinstance(cc, list) and cc and d.get("cause") in ("cipher_mismatch", "protocol_mismatch", "sni_required", "unknown"):
         parts.append(f"{len(cc)} suites offered (first {', '.join(map(str, cc[:3]))})")

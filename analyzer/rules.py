@@ -226,6 +226,12 @@ class Ctx:
 
     def offered_versions(self) -> set[str]:
         """Versions the client would accept: explicit supported_versions, else everything up to legacy_version."""
+        hit = self._cache.get("offered")
+        if hit is None:
+            hit = self._cache["offered"] = self._offered_versions()
+        return hit  # type: ignore[return-value]
+
+    def _offered_versions(self) -> set[str]:
         vs = {str(v) for v in self.list_("client_versions")}
         if self.explicit_versions:
             return {("TLSv1.3" if v.startswith("TLSv1.3") else v) for v in vs}
