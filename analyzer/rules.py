@@ -77,6 +77,12 @@ CERT_ALERTS = frozenset({BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE, CERTIFICATE_R
                          CERTIFICATE_UNKNOWN, UNKNOWN_CA, ACCESS_DENIED, HANDSHAKE_FAILURE, DECRYPT_ERROR,
                          BAD_CERTIFICATE_STATUS_RESPONSE, CERTIFICATE_REQUIRED, NO_CERTIFICATE})
 
+#: alerts a server answers an unacceptable ClientHello with (versions, suites, groups, SNI); other alerts
+#: right after the ClientHello (decode_error, illegal_parameter, no_application_protocol...) say something else
+REFUSAL_ALERTS = frozenset({HANDSHAKE_FAILURE, INSUFFICIENT_SECURITY, PROTOCOL_VERSION, CLOSE_NOTIFY,
+                            "user_canceled", "unexpected_message"})
+NO_APPLICATION_PROTOCOL = "no_application_protocol"
+
 #: alerts that are about certificates and nothing else
 SPECIFIC_CERT_ALERTS = frozenset({BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE, CERTIFICATE_REVOKED, CERTIFICATE_EXPIRED,
                                   CERTIFICATE_UNKNOWN, UNKNOWN_CA, BAD_CERTIFICATE_STATUS_RESPONSE})
@@ -261,7 +267,7 @@ class Ctx:
             return False
         a = self.fatal
         if a is not None:
-            return a.sender == "server"
+            return a.sender == "server" and a.description in REFUSAL_ALERTS
         return self.closer() == "server" or (self.outcome in ("reset", "timeout") and self.closer() is None)
 
     def cert_rejection(self) -> tuple[str, ChainReport | None, Alert] | None:
@@ -374,7 +380,33 @@ def _offer(ctx: Ctx) -> str:
 
 
 def m_sni_unrecognized(ctx: Ctx) -> bool:
-    return ctx.alert_from("server", UNRECOGNIZED_NAME) is not None
+    return ctx.sni is not None and ctx.alert_from("server", UNRECOGNIZED_NAME) is not None
+
+
+def m_unrecognized_without_sni(ctx: Ctx) -> bool:
+    """nginx ``ssl_reject_handshake`` and similar: no server_name at all, answered with unrecognized_name."""
+    return ctx.sni is None and ctx.alert_from("server", UNRECOGNIZED_NAME) is not None
+
+
+def e_unrecognized_without_sni(ctx: Ctx) -> Finding:
+    a = ctx.alert_from("server", UNRECOGNIZED_NAME)
+    assert a is not None
+    return Finding("server", HIGH, f"the ClientHello has no server_name and the server answered {a.level} "
+                   f"unrecognized_name: it serves only named hosts")
+
+
+def m_no_alpn(ctx: Ctx) -> bool:
+    a = ctx.fatal
+    return a is not None and a.description == NO_APPLICATION_PROTOCOL
+
+
+def e_no_alpn(ctx: Ctx) -> Finding:
+    a = ctx.fatal
+    assert a is not None
+    offered = ", ".join(map(str, ctx.list_("client_alpn"))) or "none"
+    return Finding(a.sender if a.sender in ("client", "server") else None, MEDIUM,
+                   f"no common application protocol (ALPN): the client offered {offered}; {_alert_text(a)}. Not a "
+                   f"TLS version, suite or certificate problem", "the server's ALPN configuration (h2 / http/1.1)")
 
 
 def e_sni_unrecognized(ctx: Ctx) -> Finding:
@@ -876,6 +908,8 @@ FAILURE_RULES: Sequence[Rule] = (
     Rule("TLS-SERVER-NOT-TLS", _P, m_server_not_tls, e_server_not_tls),
     Rule("TLS-SERVER-PLAINTEXT-PORT", _P, m_plaintext_port, e_plaintext_port),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME", SNI_UNRECOGNIZED, m_sni_unrecognized, e_sni_unrecognized),
+    Rule("TLS-ALERT-UNRECOGNIZED-NAME-NO-SNI", SNI_REQUIRED, m_unrecognized_without_sni, e_unrecognized_without_sni),
+    Rule("TLS-ALERT-NO-APPLICATION-PROTOCOL", UNKNOWN, m_no_alpn, e_no_alpn),
     Rule("TLS-ALERT-PROTOCOL-VERSION", _P, m_protocol_alert_server, e_protocol_alert_server),
     Rule("TLS-CLIENT-REFUSED-VERSION", _P, m_protocol_alert_client, e_protocol_alert_client),
     Rule("TLS-HELLO-REFUSED-PROFILE-VERSION", _P, m_profile_version, e_profile_version),

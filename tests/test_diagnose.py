@@ -557,3 +557,22 @@ def test_malformed_summaries_never_raise(fields, failed):
     assert isinstance(out, list)
     for d in out:
         assert d["severity"] in ("failure", "warning")
+
+
+def test_unrecognized_name_without_sni_means_sni_required(pki):
+    """nginx ssl_reject_handshake: no server_name -> fatal unrecognized_name."""
+    d = one(engine().diagnose(refused(sni=None, alerts=[alert("server", "unrecognized_name", "client_hello")])))
+    assert (d["cause"], d["rejected_by"], d["confidence"]) == ("sni_required", "server", "high")
+
+
+def test_alpn_mismatch_is_not_blamed_on_suites(pki):
+    s = refused(alerts=[alert("server", "no_application_protocol", "client_hello")], client_alpn=["h2"])
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rule"]) == ("unknown", "TLS-ALERT-NO-APPLICATION-PROTOCOL")
+    assert "ALPN" in d["explanation"]
+
+
+@pytest.mark.parametrize("desc", ["decode_error", "illegal_parameter", "internal_error"])
+def test_other_server_alerts_after_hello_are_not_guessed(pki, desc):
+    d = one(engine().diagnose(refused(alerts=[alert("server", desc, "client_hello")])))
+    assert d["cause"] == "unknown" and desc in d["explanation"]
