@@ -67,8 +67,9 @@ class PublisherConfig:
     compression: str | None = "auto"
     linger_ms: int = 20
     batch_size: int = 256 << 10
-    delivery_timeout_ms: int = 15_000
+    delivery_timeout_ms: int = 600_000
     request_timeout_ms: int = 5_000
+    stall_s: float = 3.0
     max_unacked: int = 50_000
     probe_interval: float = 2.0
     client_id: str = "tlsdiag-sensor"
@@ -218,7 +219,9 @@ class Publisher:
         self._producer = None
         self._producer_factory = producer_factory or self._make_producer
         self.online = False
-        self._unacked = 0
+        self._inflight: dict[int, tuple[int, bytes, bytes]] = {}
+        self._seq = 0
+        self._offline_since = 0.0
         self._lock = threading.Lock()
         self._last_probe = 0.0
         self._last_drop_log = 0.0
@@ -268,21 +271,27 @@ class Publisher:
             delivery_timeout_ms=self.cfg.delivery_timeout_ms,
             request_timeout_ms=self.cfg.request_timeout_ms, max_block_ms=2000,
             reconnect_backoff_ms=200, reconnect_backoff_max_ms=2000,
-            max_request_size=8 << 20)
+            max_request_size=8 << 20, retry_backoff_ms=200)
 
     def _topic(self, kind: int) -> str:
         return self.cfg.topic_certs if kind == KIND_CERT else self.cfg.topic_handshakes
 
-    def _on_ok(self, _md, n: int = 1) -> None:
-        with self._lock:
-            self._unacked -= n
-            self.c["acked"] += n
+    @property
+    def _unacked(self) -> int:
+        return len(self._inflight)
 
-    def _on_err(self, item, exc) -> None:       # Future.add_errback(f, *args): f(*args, exc)
+    def _on_ok(self, seq: int, _md) -> None:      # Future.add_callback(f, *args): f(*args, v)
         with self._lock:
-            self._unacked -= 1
+            if self._inflight.pop(seq, None) is not None:
+                self.c["acked"] += 1
+
+    def _on_err(self, seq: int, exc) -> None:
+        with self._lock:
+            got = self._inflight.pop(seq, None)
+            if got is None:
+                return                  # abandoned already (spooled)
             self.c["send_errors"] += 1
-        self._failed.append(item)
+        self._failed.append(got[0])
 
     def _send(self, item: tuple[int, bytes, bytes]) -> bool:
         kind, key, value = item
@@ -293,10 +302,30 @@ class Publisher:
             self.c["send_errors"] += 1
             return False
         with self._lock:
-            self._unacked += 1
-        fut.add_callback(self._on_ok)
-        fut.add_errback(self._on_err, item)
+            self._seq += 1
+            seq = self._seq
+            self._inflight[seq] = (item, time.monotonic())
+        fut.add_callback(self._on_ok, seq)
+        fut.add_errback(self._on_err, seq)
         return True
+
+    def _oldest_unacked_age(self) -> float:
+        with self._lock:
+            if not self._inflight:
+                return 0.0
+            first = next(iter(self._inflight.values()))
+        return time.monotonic() - first[1]
+
+    def _abandon_inflight(self) -> None:
+        """Close the producer and spool what it never acknowledged, in send order.  Late
+        callbacks of the old producer find nothing and are ignored."""
+        with self._lock:
+            items = [v[0] for v in self._inflight.values()]
+            self._inflight = {}
+        self._close_producer()
+        if items:
+            log.warning("abandoning %d unacknowledged message(s) to the spool", len(items))
+            self._to_spool(items)
 
     def _to_spool(self, items: list) -> None:
         dropped = self.spool.append(items)
@@ -309,16 +338,19 @@ class Publisher:
                 log.warning("spool full (%d bytes): %d message(s) dropped, %d in total",
                             self.spool.bytes, dropped, self.c["spool_dropped"])
 
-    def _go_offline(self, why: str) -> None:
-        if self.online:
+    def _set_online(self, online: bool, why: str = "") -> None:
+        if online and not self.online:
+            log.warning("Kafka at %s accepts messages again (%d spooled to replay)",
+                        self.cfg.bootstrap, len(self.spool))
+        elif not online and self.online:
             log.warning("Kafka unavailable (%s): spooling to %s", why, self.spool.dir)
-        self.online = False
+        self.online = online
 
     def _close_producer(self) -> None:
         p, self._producer = self._producer, None
         if p is not None:
             try:
-                p.close(timeout=0)
+                p.close(timeout=0, null_logger=True)
             except Exception:
                 pass
 
@@ -328,44 +360,22 @@ class Publisher:
             while self._failed:
                 items.append(self._failed.popleft())
             self._to_spool(items)
-            self._go_offline("%d deliveries failed" % len(items))
 
-    def _try_spool_segment(self) -> bool:
-        """Send the oldest spool segment and wait for every ack.  Acknowledged records leave
-        the spool; the others stay at its head, in order.  True when all went."""
+    def _replay_segment(self) -> None:
+        """Hand the oldest spool segment to the producer (tracked like any send) and remove
+        it; what the producer refuses goes back to the head of the spool, in order."""
         got = self.spool.oldest()
         if got is None:
-            return True
+            return
         seq, items = got
-        results: list = [None] * len(items)
-
-        def ok(i, _md):
-            results[i] = True
-
-        def err(i, _exc):
-            results[i] = False
-        for i, (kind, key, value) in enumerate(items):
-            try:
-                fut = self._producer.send(self._topic(kind), key=key, value=value)
-            except Exception as exc:
-                log.info("replay send failed (%s)", _one_line(exc))
-                break
-            fut.add_callback(ok, i)
-            fut.add_errback(err, i)
-        try:
-            self._producer.flush(timeout=self.cfg.delivery_timeout_ms / 1000 + 5)
-        except Exception as exc:
-            log.info("replay flush: %s", _one_line(exc))
-        left = [it for it, r in zip(items, results) if r is not True]
-        n_ok = len(items) - len(left)
-        self.c["spool_replayed"] += n_ok
-        self.c["acked"] += n_ok
-        if left:
-            self.c["send_errors"] += sum(1 for r in results if r is False)
-            self.spool.rewrite(seq, left, len(items))
-            return False
+        for i, it in enumerate(items):
+            if not self._send(it):
+                self.spool.rewrite(seq, items[i:], len(items))
+                self.c["spool_replayed"] += i
+                self._set_online(False, "replay send failed")
+                return
         self.spool.remove(seq, len(items))
-        return True
+        self.c["spool_replayed"] += len(items)
 
     def _run(self) -> None:
         while True:
@@ -375,62 +385,70 @@ class Publisher:
             except Exception:
                 self.c["internal_errors"] = self.c.get("internal_errors", 0) + 1
                 log.exception("publisher sender loop error (continuing)")
-                self._go_offline("internal error")
+                self._set_online(False, "internal error")
                 time.sleep(0.5)
 
     def _step(self) -> bool:
-        """One round of the sender loop; True when the thread should end."""
-        get = self._queue.get
-        for _ in range(1):
-            self._drain_failed()
-            stopping = self._stop.is_set()
-            if not self.online:
-                now = time.monotonic()
-                if self._unacked > 0 and not stopping:
-                    self._spool_queue(0.05)    # let the failing deliveries resolve first
-                    continue
-                if stopping:
-                    self._spool_queue()
-                    return True
-                if now - self._last_probe >= self.cfg.probe_interval:
-                    self._last_probe = now
-                    self._close_producer()
-                    try:
-                        self._producer = self._producer_factory()
-                        ok = self._try_spool_segment()
-                    except Exception as exc:
-                        log.debug("probe: %s", _one_line(exc))
-                        ok = False
-                    self._drain_failed()
-                    if ok and not self._failed:
-                        self.online = True
-                        log.warning("Kafka reachable at %s: replaying %d spooled messages",
-                                    self.cfg.bootstrap, len(self.spool))
-                        continue
-                    if self._unacked == 0:
-                        self._close_producer()
-                    self.online = False
+        """One round of the sender loop; True when the thread should end.
+
+        Healthy = nothing unacknowledged for longer than ``stall_s``.  The producer retries
+        (idempotently: the broker drops re-sent batches) for ``delivery_timeout_ms``; while it
+        is stalled new messages go to the spool; once everything in flight is acknowledged the
+        spool is replayed, then the queue.  A producer stalled past its delivery timeout is
+        abandoned and its unacknowledged messages spooled."""
+        self._drain_failed()
+        stopping = self._stop.is_set()
+        now = time.monotonic()
+        if self._producer is None:
+            if stopping:
+                self._spool_queue()
+                return True
+            if now - self._last_probe >= self.cfg.probe_interval:
+                self._last_probe = now
+                try:
+                    self._producer = self._producer_factory()
+                except Exception as exc:
+                    log.debug("producer: %s", _one_line(exc))
+            if self._producer is None:
+                self._set_online(False, "no broker")
                 self._spool_queue(0.2)
-                continue
-            # online: spool first (in order), then the queue
-            if len(self.spool):
-                if not self._try_spool_segment():
-                    self._go_offline("replay failed")
-                continue
-            if self._unacked >= self.cfg.max_unacked:
-                self._producer.flush(timeout=1.0)
-                if self._unacked >= self.cfg.max_unacked:
-                    self._go_offline("%d messages unacknowledged" % self._unacked)
-                continue
-            try:
-                item = get(timeout=0.2)
-            except queue.Empty:
+                return False
+        age = self._oldest_unacked_age()
+        if age > self.cfg.stall_s or self._failed:
+            self._set_online(False, "%d message(s) unacknowledged for %.0fs"
+                             % (self._unacked, age))
+            if age > self.cfg.delivery_timeout_ms / 1000 + 5:
+                self._abandon_inflight()
+            elif stopping:
+                return True
+            else:
+                self._spool_queue(0.05)
+            return False
+        if not self.online:
+            if self._unacked:
+                # wait for what is in flight before replaying (keeps the order)
                 if stopping:
                     return True
-                continue
-            if not self._send(item):
-                self._to_spool([item])
-                self._go_offline("send raised")
+                self._spool_queue(0.05)
+                return False
+            self._set_online(True)
+        if len(self.spool):
+            if self._unacked < self.cfg.max_unacked // 2:
+                self._replay_segment()
+            else:
+                time.sleep(0.01)
+            return False
+        if self._unacked >= self.cfg.max_unacked:
+            time.sleep(0.01)
+            return False
+        try:
+            item = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return stopping
+        if not self._send(item):
+            self._to_spool([item])
+            self._set_online(False, "send raised")
+        return False
 
     def _spool_queue(self, wait: float = 0.0) -> None:
         items = []
@@ -462,18 +480,19 @@ class Publisher:
         if self._thread is not None:
             self._thread.join(timeout + 5)
         p = self._producer
-        if p is not None:
+        if p is not None and self._unacked:
             try:
                 p.flush(timeout=timeout)
-                p.close(timeout=timeout)
             except Exception as exc:
-                log.warning("producer close: %s", _one_line(exc))
+                log.warning("producer flush: %s", _one_line(exc))
+        never = self._unacked
+        self._abandon_inflight()          # closes the producer; unacked -> spool
         self._drain_failed()
         self._spool_queue()
         self.spool.close()
-        if self._unacked or len(self.spool):
-            log.warning("shutdown: %d message(s) unacknowledged, %d left in spool %s",
-                        self._unacked, len(self.spool), self.spool.dir)
+        if never or len(self.spool):
+            log.warning("shutdown: %d message(s) never acknowledged; %d message(s) left in "
+                        "spool %s for the next start", never, len(self.spool), self.spool.dir)
 
     def stats(self) -> dict[str, int]:
         s = dict(self.c)
