@@ -18,7 +18,7 @@ from typing import IO, Iterator, Sequence
 from tlsdiag.status import ExitStatus
 
 from .config import ConfigError, build_config
-from .engine import Engine, failures
+from .engine import Engine
 from .profiles import ProfileError
 
 log = logging.getLogger(__name__)
@@ -94,32 +94,25 @@ def _is_summary_file(path: str) -> bool:
     return path.endswith((".jsonl", ".json", ".ndjson"))
 
 
-def read_inputs(paths: Sequence[str]) -> tuple[list[tuple[dict[str, object], dict[str, bytes]]], list[str]]:
-    """All connections of all files, plus one-line error messages for files that could not be (fully) read."""
-    items: list[tuple[dict[str, object], dict[str, bytes]]] = []
-    errors: list[str] = []
-    pcaps = [p for p in paths if not _is_summary_file(p)]
+def iter_inputs(paths: Sequence[str], errors: list[str]) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
+    """Every connection of every file, streamed; a file that cannot be (fully) read adds a one-line message
+    to ``errors`` and the others still go through."""
     for p in paths:
-        if not os.path.exists(p):
-            errors.append(f"{p}: no such file")
-    for p in [p for p in paths if _is_summary_file(p) and os.path.exists(p)]:
-        try:
-            items.extend(_read_jsonl(p))
-        except InputError as e:
-            errors.append(str(e))
-    pcaps = [p for p in pcaps if os.path.exists(p)]
-    if pcaps:
+        if _is_summary_file(p):
+            try:
+                yield from _read_jsonl(p)
+            except InputError as e:
+                errors.append(str(e))
+            continue
         from sensor.capture import CaptureError
         from sensor.pipeline import summarize_paths
-        for p in pcaps:   # one at a time so a bad file does not hide the others
-            try:
-                items.extend(summarize_paths([p]))
-            except CaptureError as exc:
-                msg = str(exc)
-                errors.append(msg if p in msg else f"{p}: {msg}")
-            except OSError as e:
-                errors.append(f"{p}: {e.strerror or e}")
-    return items, errors
+        try:
+            yield from summarize_paths([p])
+        except CaptureError as exc:
+            msg = str(exc)
+            errors.append(msg if p in msg else f"{p}: {msg}")
+        except OSError as exc:
+            errors.append(f"{p}: {exc.strerror or exc}")
 
 
 def _cli_settings(a: argparse.Namespace) -> dict[str, object]:
@@ -163,21 +156,29 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         except ProfileError as exc:
             stderr.write(f"tlsdiag diagnose: {exc}\n")
             return ERROR
-    items, errors = read_inputs(a.files)
-    if errors and not items:
+    errors: list[str] = []
+    missing = [p for p in a.files if not os.path.exists(p)]
+    errors.extend(f"{p}: no such file" for p in missing)
+    if len(missing) == len(a.files):
         for msg in errors:
             stderr.write(f"tlsdiag diagnose: {msg}\n")
         return ERROR
-    diagnoses = engine.diagnose_pairs(items)
-    if a.no_warnings:
-        diagnoses = failures(diagnoses)
-    if a.format == "jsonl":
-        for d in diagnoses:
-            stdout.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n")
-    else:
-        from .report import render, want_colour
+    from .report import Grouper, render, want_colour
+    grouper = Grouper()
+    n_failures = 0
+    for chunk in engine.diagnose_windows(iter_inputs([p for p in a.files if p not in missing], errors)):
+        for d in chunk:
+            if d.get("severity") == "failure":
+                n_failures += 1
+            elif a.no_warnings:
+                continue
+            if a.format == "jsonl":
+                stdout.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n")
+            else:
+                grouper.add(d)
+    if a.format == "text":
         colour = a.color == "always" or (a.color == "auto" and want_colour(stdout))
-        stdout.write(render(diagnoses, engine.stats.as_dict(), colour=colour, notes=_notes(engine)))
+        stdout.write(render(grouper, engine.stats.as_dict(), colour=colour, notes=_notes(engine)))
     if a.profiles_save:
         try:
             engine.profiles.save(a.profiles_save)
@@ -187,7 +188,7 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         stderr.write(f"tlsdiag diagnose: {msg}\n")
     if errors:
         return ERROR
-    return FAILURES if failures(diagnoses) else SUCCESS
+    return FAILURES if n_failures else SUCCESS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ Diagnosis = Mapping[str, object]
 WIDTH = 100
 MAX_GROUPS = 200          # bound on groups printed; the rest are counted
 MAX_CLIENTS_SHOWN = 3
+MAX_COUNTED = 1000        # bound on distinct clients / names counted per group
 
 
 def want_colour(stream: IO[str], environ: Mapping[str, str] | None = None) -> bool:
@@ -49,25 +50,62 @@ class _Style:
 
 @dataclass
 class Group:
+    """One (server, direction, cause, severity, rejecting side): counts and the first example, never every item."""
+
     server: str
     direction: str
     cause: str
     severity: str
     rejected_by: str | None
-    items: list[Diagnosis] = field(default_factory=list)
+    count: int = 0
+    example: Diagnosis | None = None
+    first: str = "?"
+    last: str = "?"
     clients: Counter[str] = field(default_factory=Counter)
     names: Counter[str] = field(default_factory=Counter)
     confidence: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def first(self) -> str:
-        ts = [str(d.get("time")) for d in self.items if d.get("time")]
-        return min(ts) if ts else "?"
+    def add(self, d: Diagnosis, client: str, name: str) -> None:
+        self.count += 1
+        if self.example is None:
+            self.example = d
+        t = d.get("time")
+        if isinstance(t, str):
+            self.first = t if self.first == "?" else min(self.first, t)
+            self.last = t if self.last == "?" else max(self.last, t)
+        if client in self.clients or len(self.clients) < MAX_COUNTED:
+            self.clients[client] += 1
+        if name in self.names or len(self.names) < MAX_COUNTED:
+            self.names[name] += 1
+        self.confidence[str(d.get("confidence"))] += 1
 
-    @property
-    def last(self) -> str:
-        ts = [str(d.get("time")) for d in self.items if d.get("time")]
-        return max(ts) if ts else "?"
+
+class Grouper:
+    """Streaming aggregation for the report: feed diagnoses, render once."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str, str, str, str | None], Group] = {}
+        self.failures = 0
+        self.warnings = 0
+
+    def add(self, d: Diagnosis) -> None:
+        conn = d.get("connection") if isinstance(d.get("connection"), dict) else {}
+        assert isinstance(conn, dict)
+        server = str(conn.get("server") or "?")
+        rej = d.get("rejected_by")
+        key = (server, str(d.get("direction")), str(d.get("cause")), str(d.get("severity")),
+               rej if isinstance(rej, str) else None)
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = Group(*key)
+        g.add(d, _host(str(conn.get("client") or "?")), str(conn.get("server_name") or "(no SNI)"))
+        if d.get("severity") == "failure":
+            self.failures += 1
+        else:
+            self.warnings += 1
+
+    def sorted(self) -> list[Group]:
+        return sorted(self.groups.values(), key=lambda g: (g.severity != "failure", -g.count, g.server, g.cause))
 
 
 def _host(ep: str) -> str:
@@ -77,22 +115,10 @@ def _host(ep: str) -> str:
 
 
 def group(diagnoses: Iterable[Diagnosis]) -> list[Group]:
-    groups: dict[tuple[str, str, str, str, str | None], Group] = {}
+    g = Grouper()
     for d in diagnoses:
-        conn = d.get("connection") if isinstance(d.get("connection"), dict) else {}
-        assert isinstance(conn, dict)
-        server = str(conn.get("server") or "?")
-        rej = d.get("rejected_by")
-        key = (server, str(d.get("direction")), str(d.get("cause")), str(d.get("severity")),
-               rej if isinstance(rej, str) else None)
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = Group(*key)
-        g.items.append(d)
-        g.clients[_host(str(conn.get("client") or "?"))] += 1
-        g.names[str(conn.get("server_name") or "(no SNI)")] += 1
-        g.confidence[str(d.get("confidence"))] += 1
-    return sorted(groups.values(), key=lambda g: (g.severity != "failure", -len(g.items), g.server, g.cause))
+        g.add(d)
+    return g.sorted()
 
 
 def evidence_line(d: Diagnosis) -> str:
@@ -161,12 +187,16 @@ def _wrap(label: str, text: str, style: _Style) -> list[str]:
     return [head] + [f"{pad}{' ' * 10}{ln}" for ln in lines[1:]]
 
 
-def render(diagnoses: Sequence[Diagnosis], stats: Mapping[str, object] | None = None, *,
+def render(diagnoses: Sequence[Diagnosis] | Grouper, stats: Mapping[str, object] | None = None, *,
            colour: bool = False, notes: Sequence[str] = ()) -> str:
+    """The report, from a list of diagnoses or an already fed :class:`Grouper`."""
+    grouper = diagnoses if isinstance(diagnoses, Grouper) else None
+    if grouper is None:
+        grouper = Grouper()
+        for d in diagnoses:  # type: ignore[union-attr]
+            grouper.add(d)
     st = _Style(colour)
     out: list[str] = []
-    fails = [d for d in diagnoses if d.get("severity") == "failure"]
-    warns = [d for d in diagnoses if d.get("severity") == "warning"]
     if stats:
         nj = stats.get("not_judged") or {}
         nj_text = (", not judged " + ", ".join(f"{k} {v}" for k, v in nj.items())) if isinstance(nj, dict) and nj else ""
@@ -174,9 +204,9 @@ def render(diagnoses: Sequence[Diagnosis], stats: Mapping[str, object] | None = 
                            f"established, {stats.get('failed', 0)} failed{nj_text}"))
     for n in notes:
         out.append(st.dim(n))
-    if not fails:
+    if not grouper.failures:
         out.append(st.green("No failed TLS handshakes."))
-    groups = group(diagnoses)
+    groups = grouper.sorted()
     servers_done: set[tuple[str, str]] = set()
     shown = 0
     for sev, title in (("failure", "FAILED HANDSHAKES"), ("warning", "WARNINGS (handshakes that worked)")):
@@ -184,7 +214,7 @@ def render(diagnoses: Sequence[Diagnosis], stats: Mapping[str, object] | None = 
         if not gs:
             continue
         out.append("")
-        out.append(st.bold(f"{title}: {len(fails) if sev == 'failure' else len(warns)} connections, "
+        out.append(st.bold(f"{title}: {grouper.failures if sev == 'failure' else grouper.warnings} connections, "
                            f"{len(gs)} server/cause groups"))
         for g in gs:
             if shown >= MAX_GROUPS:
@@ -196,12 +226,12 @@ def render(diagnoses: Sequence[Diagnosis], stats: Mapping[str, object] | None = 
                 names = ", ".join(n for n, _ in g.names.most_common(3))
                 out.append("")
                 out.append(st.bold(f"== {g.server}  [{names}]  {g.direction}"))
-            d0 = g.items[0]
+            d0 = g.example or {}
             mark = st.red("FAIL") if sev == "failure" else st.yellow("WARN")
             rej = f"rejected by {g.rejected_by}" if g.rejected_by else "rejected by ?" if sev == "failure" else ""
             conf = "/".join(f"{c}" for c, _ in g.confidence.most_common())
             cause = st.red(g.cause) if sev == "failure" else st.yellow(g.cause)
-            out.append(f"  {mark} {cause}  x{len(g.items)}  {rej}  confidence {conf}  rule {d0.get('rule')}")
+            out.append(f"  {mark} {cause}  x{g.count}  {rej}  confidence {conf}  rule {d0.get('rule')}")
             out.append(f"      {st.dim('seen'.ljust(10))}{g.first} .. {g.last}; clients "
                        + ", ".join(f"{c} ({n})" for c, n in g.clients.most_common(MAX_CLIENTS_SHOWN))
                        + (f" +{len(g.clients) - MAX_CLIENTS_SHOWN} more" if len(g.clients) > MAX_CLIENTS_SHOWN else ""))
