@@ -103,7 +103,8 @@ def run_timed(launcher: str, argv: list[str], env: dict[str, str], out_path: str
     with open(out_path, "wb") as fo, open(err_path or os.devnull, "wb") as fe:
         t0 = time.perf_counter()
         p = subprocess.Popen([launcher, res_path] + argv, stdout=fo,
-                             stderr=fe if err_path else subprocess.STDOUT, env=env, start_new_session=True)
+                             stderr=fe if err_path else subprocess.STDOUT, env=env, start_new_session=True,
+                             cwd=os.path.dirname(out_path))
         try:
             p.wait(timeout=timeout)
             killed = False
@@ -205,15 +206,44 @@ class Ctx:
             shutil.rmtree(d, ignore_errors=True)
 
 
+SNAPSHOT: str | None = None   # set by --snapshot: PYTHONPATH of the frozen copy
+
+
 def our_env(impl: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("TLSDIAG_NO_EXTENSIONS", None)
     if impl == "py":
         env["TLSDIAG_NO_EXTENSIONS"] = "1"
+    if SNAPSHOT:
+        env["PYTHONPATH"] = SNAPSHOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
-def check_impl(cmd_tmpl: list[str], impl: str) -> str:
+def make_snapshot(work: str, rev: str) -> str:
+    """`git archive REV` of this repository into $WORK/snap-<sha>, Cython extension built in place.
+
+    The measured code then cannot change mid-run when others edit the working tree (an editable
+    install follows every edit and rebuild)."""
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", rev], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    d = os.path.join(work, "snap-" + sha)
+    if not os.path.exists(os.path.join(d, ".built")):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        arch = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", sha], capture_output=True,
+                              check=True).stdout
+        subprocess.run(["tar", "-x", "-C", d], input=arch, check=True)
+        env = dict(os.environ)
+        env.pop("TLSDIAG_NO_EXTENSIONS", None)
+        r = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=d, env=env,
+                           capture_output=True, text=True)
+        if r.returncode:
+            sys.exit("bench: snapshot build failed in %s:\n%s" % (d, r.stderr[-2000:]))
+        Path(d, ".built").write_text(sha + "\n")
+    return d
+
+
+def check_impl(cmd_tmpl: list[str], impl: str, cwd: str) -> str:
     """Which wire implementation our command really loads (cext.wire.IMPLEMENTATION), via the
     interpreter of the tlsdiag script; '?' if it cannot be told."""
     exe = shutil.which(cmd_tmpl[0]) if cmd_tmpl else None
@@ -225,8 +255,10 @@ def check_impl(cmd_tmpl: list[str], impl: str) -> str:
             py = first[2:].split()[0]
     except OSError:
         pass
-    r = subprocess.run([py, "-c", "import cext.wire as w; print(w.IMPLEMENTATION)"], capture_output=True,
-                       text=True, env=our_env(impl), cwd="/")
+    if cmd_tmpl and "python" in os.path.basename(cmd_tmpl[0]):
+        py = cmd_tmpl[0]
+    r = subprocess.run([py, "-c", "import cext.wire as w; print(w.IMPLEMENTATION, w.__file__)"],
+                       capture_output=True, text=True, env=our_env(impl), cwd=cwd)
     return r.stdout.strip() if r.returncode == 0 else "?"
 
 
@@ -260,16 +292,13 @@ def profile(a: argparse.Namespace, work: str, name: str, pcap: str) -> None:
     """cProfile one `tlsdiag summarize` run; print + save the top functions by tottime."""
     import pstats
 
-    exe = shutil.which("tlsdiag")
-    if not exe:
-        sys.exit("bench: tlsdiag not in PATH (pip install -e .)")
     os.makedirs(os.path.join(work, "results"), exist_ok=True)
     for impl in (["c", "py"] if a.impl == "both" else [a.impl]):
         prof = os.path.join(work, "results", "profile-%s-%s.prof" % (name, impl))
-        argv = [sys.executable, "-m", "cProfile", "-o", prof, exe, "summarize", pcap, "--format", "jsonl"]
+        argv = [sys.executable, "-m", "cProfile", "-o", prof, "-m", "tlsdiag", "summarize", pcap, "--format", "jsonl"]
         t0 = time.perf_counter()
         with open(os.path.join(work, "out", "profile.jsonl"), "wb") as fo:
-            rc = subprocess.run(argv, stdout=fo, env=our_env(impl)).returncode
+            rc = subprocess.run(argv, stdout=fo, env=our_env(impl), cwd=work).returncode
         print("# profile %s impl=%s rc=%d %.1fs (under cProfile) -> %s" % (
             name, impl, rc, time.perf_counter() - t0, prof), flush=True)
         txt = os.path.join(work, "results", "profile-%s-%s.txt" % (name, impl))
@@ -299,6 +328,10 @@ def main() -> int:
                          "both, or none (peers only)")
     ap.add_argument("--our-cmd", default=DEFAULT_OUR_CMD,
                     help="our command, {pcap} is replaced (default: %(default)r); stdout = summary JSONL")
+    ap.add_argument("--snapshot", nargs="?", const="HEAD", default=None, metavar="REV",
+                    help="measure a frozen copy of the committed REV (default HEAD): git archive into "
+                         "$WORK/snap-<sha>, extension built in place, run as `python -m tlsdiag` with "
+                         "PYTHONPATH=that copy, so concurrent edits cannot change the code mid-run")
     ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "tlsbench"),
                     help="work dir shared with ../shared/bench (default ${TMPDIR:-/tmp}/tlsbench)")
     ap.add_argument("--py", default=None, help="Python for the Python peers (default $WORK/venv/bin/python)")
@@ -318,6 +351,12 @@ def main() -> int:
     os.makedirs(os.path.join(work, "results"), exist_ok=True)
     ctx = Ctx(a, work)
     launcher = build_launcher(work)
+    global SNAPSHOT
+    if a.snapshot:
+        SNAPSHOT = make_snapshot(work, a.snapshot)
+        if a.our_cmd == DEFAULT_OUR_CMD:
+            a.our_cmd = shlex.join([sys.executable, "-m", "tlsdiag", "summarize", "{pcap}", "--format", "jsonl"])
+        print("# snapshot: %s" % SNAPSHOT, flush=True)
 
     # corpora (shared cache, same names as run_peers.py)
     info = {}
@@ -344,11 +383,11 @@ def main() -> int:
     loaded = {}
     for o in ours:
         impl = o.split("-", 1)[1]
-        loaded[o] = check_impl(cmd_tmpl, impl)
-        if loaded[o] not in (impl, "?"):
+        loaded[o] = check_impl(cmd_tmpl, impl, work)
+        if loaded[o].split()[0] not in (impl, "?") or (SNAPSHOT and SNAPSHOT not in loaded[o]):
             sys.exit("bench: %s asked for, but the installed tlsdiag loads the %r wire implementation "
                      "(cext not built? pip install -e .)" % (o, loaded[o]))
-        print("# %s: cext.wire.IMPLEMENTATION = %s" % (o, loaded[o]), flush=True)
+        print("# %s: cext.wire.IMPLEMENTATION, file = %s" % (o, loaded[o]), flush=True)
     if not names:
         sys.exit("bench: nothing to run")
     tables = convert.load_tables()
@@ -462,8 +501,10 @@ def main() -> int:
                 sc[k] == sc["truth"] for k in FACTS if sc.get(k) is not None)
             if ref:
                 fast = mo["wall_median"] <= ref["wall_median"]
-                verdicts.append("%s %s: wall %.2fs vs suricata-1thread %.2fs (x%.2f) %s; correctness %s -> %s" % (
+                verdicts.append("%s %s: wall %.2fs vs suricata-1thread %.2fs (x%.2f; CPU x%.2f) %s; correctness %s"
+                                " -> %s" % (
                     name, o, mo["wall_median"], ref["wall_median"], mo["wall_median"] / ref["wall_median"],
+                    mo["cpu_median"] / ref["cpu_median"] if ref["cpu_median"] else float("nan"),
                     "at least as fast" if fast else "SLOWER", "100%" if correct else "NOT 100%",
                     "PASS" if fast and correct else "FAIL"))
             else:
@@ -488,14 +529,15 @@ def main() -> int:
             "%.1f" % r["x_floor"] if r.get("x_floor") else "-", pct(sc, "found"),
             pct(sc, "sni"), pct(sc, "version"), pct(sc, "cipher"), pct(sc, "alert")))
     if ratios:
-        L += ["", "Our time / peer time (median wall; < 1 = we are faster):", "",
+        L += ["", "Our time / peer time, median wall (median CPU); < 1 = we are faster:", "",
               "| corpus | ours | " + " | ".join(peers) + " |", "|---|---|" + "---|" * len(peers)]
         for name in info:
             for o in ours:
                 cells = []
                 for p in peers:
                     rr = [x for x in ratios if x["corpus"] == name and x["ours"] == o and x["peer"] == p]
-                    cells.append("%.2f" % rr[0]["wall_ratio"] if rr else "-")
+                    cells.append(("%.2f (%s)" % (rr[0]["wall_ratio"], "%.2f" % rr[0]["cpu_ratio"]
+                                                 if rr[0]["cpu_ratio"] else "-")) if rr else "-")
                 if any(c != "-" for c in cells):
                     L.append("| %s | %s | %s |" % (name, o, " | ".join(cells)))
     L.append("")
@@ -518,7 +560,7 @@ def main() -> int:
         L.append("- not run: %s (%s)" % (k, v))
     table = "\n".join(L) + "\n"
     doc = {"date": stamp, "cores": os.cpu_count(), "kernel": platform.release(), "rounds": a.rounds,
-           "our_cmd": a.our_cmd, "implementation_loaded": loaded, "names_source": tables[2], "rows": rows, "ratios": ratios, "verdicts": verdicts,
+           "our_cmd": a.our_cmd, "snapshot": SNAPSHOT, "implementation_loaded": loaded, "names_source": tables[2], "rows": rows, "ratios": ratios, "verdicts": verdicts,
            "missing": ctx.missing, "corpora": {n: info[n]["meta"] for n in info}}
     md_path = os.path.join(work, "results", "%s-table.md" % stamp)
     js_path = os.path.join(work, "results", "%s-table.json" % stamp)
