@@ -576,3 +576,13 @@ def test_alpn_mismatch_is_not_blamed_on_suites(pki):
 def test_other_server_alerts_after_hello_are_not_guessed(pki, desc):
     d = one(engine().diagnose(refused(alerts=[alert("server", desc, "client_hello")])))
     assert d["cause"] == "unknown" and desc in d["explanation"]
+
+
+def test_windowed_batch_carries_profiles_over(pki):
+    oks = [(make_summary(client=f"10.1.0.{i}:1000"), {}) for i in range(4)]
+    fail = (refused(sni=None), {})
+    e = engine()
+    chunks = list(e.diagnose_windows(oks + [fail], window=2))
+    assert [len(c) for c in chunks] == [0, 0, 1]
+    assert chunks[-1][0]["rule"] == "TLS-HELLO-REFUSED-PROFILE-SNI"      # learned in earlier windows
+    assert e.stats.summaries == 5 and e.stats.failed == 1
