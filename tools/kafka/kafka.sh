@@ -9,6 +9,7 @@
 #
 #   kafka.sh fetch
 #   kafka.sh start  [--port 9092] [--dir DATA_DIR] [--prop KEY=VALUE]... [--timeout 60]
+#                   (fetches first if needed; prints the bootstrap address when ready)
 #   kafka.sh stop   [--dir DATA_DIR] [--timeout 20]
 #   kafka.sh status [--dir DATA_DIR]
 #   kafka.sh create-topic NAME [--partitions N] [--compact] [--config K=V]...
@@ -328,7 +329,7 @@ cmd_start() {
     check_port "$port"
     [[ "$timeout" =~ ^[1-9][0-9]{0,4}$ ]] || die "bad --timeout '$timeout'"
     require_java
-    require_fetched
+    is_fetched || (cmd_fetch) || exit 1
     dir="$(abs_dir "$dir")"
 
     local pid
@@ -339,6 +340,7 @@ cmd_start() {
         [[ "$oldport" == "$port" ]] || die "a broker (pid $pid) already runs on $dir with port $oldport"
         if broker_answers "$port" "$dir"; then
             log "already running: pid $pid, bootstrap 127.0.0.1:$port"
+            echo "127.0.0.1:$port"
             return 0
         fi
     else
