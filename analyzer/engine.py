@@ -259,7 +259,7 @@ class Engine:
             "rule": rule_id,
             "explanation": f.why,
             "evidence": evidence,
-            "remediation": remediation(cause, ctx.direction, f.rejected_by, facts),
+            "remediation": remediation(cause, ctx.direction, self._fix_side(severity, f), facts),
         }
 
     @staticmethod
@@ -295,6 +295,13 @@ class Engine:
             ev["client_certificates"] = ctx.client_chain.evidence()
         ev.update(f.evidence)
         return ev
+
+    @staticmethod
+    def _fix_side(severity: str, f: R.Finding) -> str | None:
+        """Which fix text: for a warning, the one for the side that would reject that certificate."""
+        if severity == "failure":
+            return f.rejected_by
+        return "server" if f.evidence.get("certificate_side") == "client" else "client"
 
     @staticmethod
     def _warning_evidence(ctx: R.Ctx, f: R.Finding) -> dict[str, object]:
