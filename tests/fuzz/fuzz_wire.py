@@ -1,0 +1,173 @@
+"""atheris fuzz target for the wire core (see README.md in this directory).
+
+The first byte of an input picks a target, the second is a parameter, the rest is the data:
+
+* 0-2  ``parse_client_hello`` / ``parse_server_hello`` / ``parse_certificate`` (tls13 = bit 0
+  of the parameter);
+* 3-4  ``split_records`` / ``split_handshakes`` (position and max_len from the parameter);
+* 5    ``PacketDecoder.decode`` on a sequence of frames (2-byte big-endian length prefixes)
+  of the link type chosen by the parameter, one decoder per implementation sharing nothing;
+* 6    ``TLSConnection.feed`` on chunks of both directions (2-byte header: top bit = server,
+  low 15 bits = length).
+
+It fails (raises) on any exception other than ``MalformedMessage`` / ``ProtocolError`` with
+a reason from ``REASONS``, and on any disagreement between the Cython build and the pure-Python
+twin (return values, exception reason, decoder counters, TLS events).
+
+Run: ``python tests/fuzz/fuzz_wire.py --make-seeds /tmp/wire-corpus`` once, then
+``python tests/fuzz/fuzz_wire.py -max_total_time=600 /tmp/wire-corpus``.
+"""
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cext import _wire_py as PY  # noqa: E402
+from cext.errors import REASONS, MalformedMessage, ProtocolError  # noqa: E402
+
+try:
+    from cext import _wire as C  # noqa: E402
+except ImportError:                 # the twin alone: still checks "no other exception"
+    C = None
+
+import sensor.tls as tls  # noqa: E402
+
+LINKTYPES = (1, 113, 276, 0, 108, 12, 101, 228, 229)
+IMPLS = (PY, C) if C is not None else (PY,)
+N_TARGETS = 7
+
+
+class Disagreement(AssertionError):
+    """The two implementations gave different results for the same input."""
+
+
+def _call(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except MalformedMessage as exc:
+        if exc.reason not in REASONS:
+            raise AssertionError("reason %r not in REASONS" % exc.reason) from exc
+        return ("MalformedMessage", exc.reason)
+
+
+def _same(results, what):
+    first = results[0]
+    for other in results[1:]:
+        if other != first:
+            raise Disagreement("%s: py=%r c=%r" % (what, first, other))
+    return first
+
+
+def _frames(data: bytes):
+    pos = 0
+    while pos + 2 <= len(data):
+        n = struct.unpack_from("!H", data, pos)[0]
+        pos += 2
+        yield data[pos:pos + n]
+        pos += n
+
+
+def _decode_all(impl, linktype, frames):
+    flows: dict = {}
+    done: dict = {}
+    dec = impl.PacketDecoder(linktype, flows, done, {})
+    out = [dec.decode(float(i), f) for i, f in enumerate(frames)]
+    return out, dec.stats(), sorted(flows), sorted(done)
+
+
+def _chunks(data: bytes):
+    pos = 0
+    while pos + 2 <= len(data):
+        h = struct.unpack_from("!H", data, pos)[0]
+        pos += 2
+        yield h >> 15, data[pos:pos + (h & 0x7FFF)]
+        pos += h & 0x7FFF
+
+
+def tls_events(impl, chunks):
+    """Feed ``chunks`` into a fresh TLSConnection using ``impl``: the events and the
+    protocol-error reasons, in order."""
+    saved = tls.wire
+    tls.wire = impl
+    try:
+        conn = tls.TLSConnection()
+        out = []
+        for d, data in chunks:
+            events, error = conn.feed(d, data)
+            out.extend(events)
+            if error is not None:
+                if not isinstance(error, ProtocolError) or error.reason not in REASONS:
+                    raise AssertionError("bad protocol error %r" % (error,))
+                out.append(("error", d, error.reason))
+        return out
+    finally:
+        tls.wire = saved
+
+
+def one_input(data: bytes) -> None:
+    """The target: raises on a crash or a C/Py disagreement, returns otherwise."""
+    if len(data) < 2:
+        return
+    op, arg, body = data[0] % N_TARGETS, data[1], bytes(data[2:])
+    if op == 0:
+        _same([_call(m.parse_client_hello, body) for m in IMPLS], "parse_client_hello")
+    elif op == 1:
+        _same([_call(m.parse_server_hello, body) for m in IMPLS], "parse_server_hello")
+    elif op == 2:
+        _same([_call(m.parse_certificate, body, bool(arg & 1)) for m in IMPLS],
+              "parse_certificate")
+    elif op == 3:
+        _same([_call(m.split_records, body, arg % (len(body) + 1)) for m in IMPLS],
+              "split_records")
+    elif op == 4:
+        _same([_call(m.split_handshakes, body, arg % 7, (arg * 97) % 70000) for m in IMPLS],
+              "split_handshakes")
+    elif op == 5:
+        frames = list(_frames(body))
+        lt = LINKTYPES[arg % len(LINKTYPES)]
+        _same([_decode_all(m, lt, frames) for m in IMPLS], "PacketDecoder(%d)" % lt)
+    else:
+        chunks = list(_chunks(body))
+        _same([tls_events(m, chunks) for m in IMPLS], "TLSConnection")
+
+
+def seeds():
+    """Seed inputs from the test captures: real hellos, certificates, streams and frames."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import conftest as g
+    m = g.golden_messages()
+    out = [bytes([0, 0]) + b for b in m["client_hello"]]
+    out += [bytes([1, 0]) + b for b in m["server_hello"]]
+    out += [bytes([2, int(t13)]) + b for b, t13 in m["certificate"]]
+    out += [bytes([3, 0]) + b for b in m["records"]]
+    out += [bytes([4, 0]) + b for b in m["handshakes"]]
+    for i, lt in enumerate(LINKTYPES):
+        frames = [f for _ts, f in g.golden_frames(lt)][:24]
+        out.append(bytes([5, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
+    for path in g.capture_paths():
+        segs = g.tcp_segments(path)
+        out.append(bytes([6, 0]) + b"".join(struct.pack("!H", (d << 15) | len(p)) + p
+                                            for d, p in segs if len(p) < 0x8000))
+    return out
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) == 3 and argv[1] == "--make-seeds":
+        target = Path(argv[2])
+        target.mkdir(parents=True, exist_ok=True)
+        for i, s in enumerate(seeds()):
+            (target / ("seed-%03d" % i)).write_bytes(s)
+        return
+    import atheris
+    atheris.instrument_all()            # coverage of the twin and the TLS state machine
+    atheris.Setup(argv, one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

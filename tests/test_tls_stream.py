@@ -1,0 +1,281 @@
+"""Chunking does not matter to the TLS reader (h11's ``tr()``), and hostile streams only ever
+give events, NEED_DATA or one ProtocolError per direction (STYLE 14-18, 33).
+
+The byte streams are the two reassembled directions of each test capture (read with dpkt),
+fed with their original interleaving: segment by segment, whole (runs of one direction
+coalesced), byte by byte, and in random splits.  Both wire implementations back the reader.
+"""
+from __future__ import annotations
+
+import pytest
+from conftest import capture_paths, golden_messages, mutations, tcp_segments, using_wire
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cext.errors import REASONS, ProtocolError
+from sensor import tls
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PATHS = capture_paths()
+IDS = [p.stem for p in PATHS]
+
+
+def feed_events(chunks) -> list:
+    """``feed()`` API: events in order, errors as ``("error", direction, reason)``."""
+    conn = tls.TLSConnection()
+    out: list = []
+    for d, data in chunks:
+        events, error = conn.feed(d, data)
+        out.extend(events)
+        if error is not None:
+            out.append(("error", d, error.reason))
+    return out
+
+
+def next_event_events(chunks) -> list:
+    """h11 API: ``receive_data`` then ``next_event`` until NEED_DATA after every chunk."""
+    conn = tls.TLSConnection()
+    out: list = []
+    for d, data in chunks:
+        conn.receive_data(d, data)
+        while True:
+            try:
+                ev = conn.next_event()
+            except ProtocolError as exc:
+                out.append(("error", exc.reason))
+                continue
+            if ev is tls.NEED_DATA:
+                break
+            out.append(ev)
+    assert conn.next_event() is tls.NEED_DATA
+    return out
+
+
+def coalesced(segs):
+    out: list = []
+    for d, p in segs:
+        if out and out[-1][0] == d:
+            out[-1] = (d, out[-1][1] + p)
+        else:
+            out.append((d, p))
+    return out
+
+
+def bytewise(segs):
+    return [(d, p[i:i + 1]) for d, p in segs for i in range(len(p))]
+
+
+def split_at(segs, cuts):
+    """Split every segment at the (relative) cut points drawn for it."""
+    out = []
+    for (d, p), points in zip(segs, cuts):
+        last = 0
+        for c in sorted({c % (len(p) + 1) for c in points}):
+            out.append((d, p[last:c]))
+            last = c
+        out.append((d, p[last:]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """Events of every capture, segment by segment, with the pure-Python wire code."""
+    from cext import _wire_py
+    with using_wire(_wire_py):
+        return {p.stem: feed_events(tcp_segments(p)) for p in PATHS}
+
+
+def test_reference_events_are_real(reference):
+    """The reference streams parse without error into the handshakes the captures hold."""
+    for name, events in reference.items():
+        assert not any(isinstance(e, tuple) and e and e[0] == "error" for e in events), name
+        kinds = [type(e).__name__ for e in events]
+        assert kinds[0] == "ClientHello", (name, kinds)
+        if name.startswith("alert"):
+            assert "Alert" in kinds and "ServerHello" not in kinds, (name, kinds)
+        else:
+            assert "ServerHello" in kinds and "EncryptedRecord" in kinds, (name, kinds)
+    assert "HelloRetryRequest" in [type(e).__name__ for e in reference["tls13_hrr"]]
+    certs = [e for e in reference["tls12_rsa_chain3"] if isinstance(e, tls.Certificate)]
+    assert len(certs) == 1 and len(certs[0].certificates) == 3
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_whole_segmented_and_bytewise_agree(wire_impl, reference, path):
+    segs = tcp_segments(path)
+    with using_wire(wire_impl):
+        want = reference[path.stem]
+        assert feed_events(segs) == want
+        assert feed_events(coalesced(segs)) == want
+        assert feed_events(bytewise(segs)) == want
+        got = next_event_events(bytewise(segs))
+        assert got == want
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_trailing_garbage_after_the_stream(wire_impl, reference, path):
+    """h11's tr() third leg: extra bytes after the stream never change the events before
+    them (they may add an error or more events, never rewrite history)."""
+    segs = coalesced(tcp_segments(path))
+    with using_wire(wire_impl):
+        want = reference[path.stem]
+        got = feed_events(segs + [(0, b"\x00\xff" * 8), (1, b"\x63" * 9)])
+        assert got[:len(want)] == want
+
+
+@SETTINGS
+@given(data=st.data())
+def test_random_splits_give_the_same_events(wire_impl, reference, data):
+    path = data.draw(st.sampled_from(PATHS), label="capture")
+    segs = tcp_segments(path)
+    cuts = [data.draw(st.lists(st.integers(0, 1 << 16), max_size=6)) for _ in segs]
+    chunks = split_at(segs, cuts)
+    with using_wire(wire_impl):
+        assert feed_events(chunks) == reference[path.stem]
+        assert next_event_events(chunks) == reference[path.stem]
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile streams
+# ---------------------------------------------------------------------------------------------
+
+def assert_only_events_or_one_error_per_direction(chunks):
+    """next_event() yields events, NEED_DATA, or a ProtocolError with a reason in REASONS -
+    at most once per direction; after it, that direction is in ERROR and stays silent."""
+    conn = tls.TLSConnection()
+    errors = 0
+    dirs = {d for d, _ in chunks}
+    for d, data in chunks:
+        conn.receive_data(d, data)
+        while True:
+            try:
+                ev = conn.next_event()
+            except ProtocolError as exc:
+                assert exc.reason in REASONS, exc.reason
+                errors += 1
+                continue
+            if ev is tls.NEED_DATA:
+                break
+            assert type(ev).__name__ in tls.__all__, ev
+            assert ev.direction == d
+    assert errors <= len(dirs)
+    broken = [d for d in (0, 1) if conn.state(d) == "ERROR"]
+    assert len(broken) == errors
+    for d in broken:                   # a failed direction ignores further data
+        events, error = conn.feed(d, b"\x16\x03\x01\x00\x04\x01\x00\x00\x00")
+        assert list(events) == [] and error is None
+    return errors
+
+
+CHUNK = st.tuples(st.integers(0, 1), st.binary(min_size=1, max_size=64))
+
+
+@SETTINGS
+@given(chunks=st.lists(CHUNK, max_size=30))
+def test_random_garbage(wire_impl, chunks):
+    with using_wire(wire_impl):
+        assert_only_events_or_one_error_per_direction(chunks)
+
+
+RECORD_HEAD = st.tuples(st.sampled_from((20, 21, 22, 23, 24, 25, 63, 0x80, 0x16)),
+                        st.sampled_from((0x0300, 0x0301, 0x0303, 0x0304, 0x0305, 0x0200)),
+                        st.binary(max_size=80))
+
+
+@SETTINGS
+@given(records=st.lists(st.tuples(st.integers(0, 1), RECORD_HEAD), max_size=20),
+       lie=st.integers(-3, 3))
+def test_plausible_records(wire_impl, records, lie):
+    """Streams of well-formed-looking record headers around random handshake bytes (deeper
+    than pure noise), with record lengths off by ``lie`` bytes."""
+    chunks = []
+    for d, (ct, ver, body) in records:
+        ln = max(len(body) + lie, 0)
+        chunks.append((d, bytes([ct]) + ver.to_bytes(2, "big") + ln.to_bytes(2, "big") + body))
+    with using_wire(wire_impl):
+        assert_only_events_or_one_error_per_direction(chunks)
+
+
+@SETTINGS
+@given(st.data(), mutations())
+def test_mutated_real_streams(wire_impl, data, mutate):
+    path = data.draw(st.sampled_from(PATHS), label="capture")
+    segs = coalesced(tcp_segments(path))
+    i = data.draw(st.integers(0, len(segs) - 1), label="segment")
+    segs[i] = (segs[i][0], mutate(segs[i][1]))
+    with using_wire(wire_impl):
+        assert_only_events_or_one_error_per_direction(segs)
+
+
+@SETTINGS
+@given(st.data(), mutations())
+def test_mutated_hellos_in_records(wire_impl, data, mutate):
+    """A mutated real ClientHello / ServerHello / Certificate inside correct record and
+    handshake framing reaches the parsers (not just the framer)."""
+    g = golden_messages()
+    kind = data.draw(st.sampled_from(((1, 0, "client_hello"), (2, 1, "server_hello"),
+                                      (11, 1, "certificate"))))
+    mt, d, name = kind
+    body = data.draw(st.sampled_from(g[name]))
+    body = mutate(body[0] if isinstance(body, tuple) else body)
+    hs = bytes([mt]) + len(body).to_bytes(3, "big") + body
+    recs = b"".join(b"\x16\x03\x03" + len(hs[i:i + 16384]).to_bytes(2, "big") + hs[i:i + 16384]
+                    for i in range(0, len(hs), 16384))
+    chunks = [(d, recs)]
+    if d == 1:                         # a ServerHello / Certificate answers a ClientHello
+        ch = g["client_hello"][0]
+        chunks.insert(0, (0, b"\x16\x03\x01" + (len(ch) + 4).to_bytes(2, "big") + b"\x01"
+                          + len(ch).to_bytes(3, "big") + ch))
+    with using_wire(wire_impl):
+        assert_only_events_or_one_error_per_direction(chunks)
+
+
+def test_malformed_client_hello_gives_vector_overrun(wire_impl):
+    ch = golden_messages()["client_hello"][0]
+    bad = ch[:35] + b"\xff" + ch[36:]               # session id length 255 > what follows
+    hs = b"\x01" + len(bad).to_bytes(3, "big") + bad
+    with using_wire(wire_impl):
+        events = feed_events([(0, b"\x16\x03\x01" + len(hs).to_bytes(2, "big") + hs)])
+    assert events == [("error", 0, "vector_overrun")]
+
+
+def test_record_overflow_and_handshake_cap(wire_impl):
+    with using_wire(wire_impl):
+        assert feed_events([(1, b"\x17\x03\x03\xff\xff")]) == [("error", 1, "record_overflow")]
+        conn = tls.TLSConnection(max_handshake=100)
+        events, err = conn.feed(0, b"\x16\x03\x03\x00\x04\x01\x00\x01\x00")
+        assert events == [] and err.reason == "handshake_too_long"
+
+
+def test_incomplete_input_is_need_data(wire_impl):
+    """Short input is not bad input: every proper prefix of a ClientHello record is
+    NEED_DATA, and the whole record is one ClientHello."""
+    ch = golden_messages()["client_hello"][0]
+    rec = b"\x16\x03\x01" + (len(ch) + 4).to_bytes(2, "big") + b"\x01" \
+        + len(ch).to_bytes(3, "big") + ch
+    with using_wire(wire_impl):
+        for n in range(1, len(rec)):
+            conn = tls.TLSConnection()
+            conn.receive_data(0, rec[:n])
+            assert conn.next_event() is tls.NEED_DATA, n
+        conn = tls.TLSConnection()
+        conn.receive_data(0, rec)
+        ev = conn.next_event()
+        assert isinstance(ev, tls.ClientHello) and conn.next_event() is tls.NEED_DATA
+
+
+def test_error_raised_once_after_earlier_events(wire_impl):
+    ch = golden_messages()["client_hello"][0]
+    rec = b"\x16\x03\x01" + (len(ch) + 4).to_bytes(2, "big") + b"\x01" \
+        + len(ch).to_bytes(3, "big") + ch
+    with using_wire(wire_impl):
+        conn = tls.TLSConnection()
+        conn.receive_data(0, rec + b"\x16\x07\x07\x00\x00")
+        assert isinstance(conn.next_event(), tls.ClientHello)
+        with pytest.raises(ProtocolError) as exc:
+            conn.next_event()
+        assert exc.value.reason == "bad_record_version"
+        assert conn.next_event() is tls.NEED_DATA
+        conn.receive_data(0, rec)
+        assert conn.next_event() is tls.NEED_DATA and conn.state(0) == "ERROR"
