@@ -145,7 +145,7 @@ _RENDERED: dict = {}
 
 def _names(fn, values) -> list:
     """``[fn(v) for v in values]``, memoized per (table, values): offers repeat a lot."""
-    key = (fn, tuple(values))
+    key = (fn, values if type(values) is tuple else tuple(values))
     r = _RENDERED.get(key)
     if r is None:
         if len(_RENDERED) > 65536:

@@ -28,8 +28,20 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 CLIENT, SERVER = tls.CLIENT, tls.SERVER
 
 
+_ENDPOINTS: dict = {}
+
+
 def endpoint_text(raw: bytes) -> str:
-    """6 or 18 raw bytes (address + port) -> ``ip:port`` / ``[ip6]:port``."""
+    """6 or 18 raw bytes (address + port) -> ``ip:port`` / ``[ip6]:port`` (memoized)."""
+    text = _ENDPOINTS.get(raw)
+    if text is None:
+        if len(_ENDPOINTS) > 65536:
+            _ENDPOINTS.clear()
+        text = _ENDPOINTS[raw] = _endpoint_text(raw)
+    return text
+
+
+def _endpoint_text(raw: bytes) -> str:
     port = (raw[-2] << 8) | raw[-1]
     if len(raw) == 6:
         return "%d.%d.%d.%d:%d" % (raw[0], raw[1], raw[2], raw[3], port)
@@ -336,7 +348,7 @@ class FlowTable:
         lo, hi = flow.endpoints()
         raw = sess.summary(endpoint_text(lo), endpoint_text(hi), reason)
         self.stats["summaries"] += 1
-        out.append((raw, list(sess.certificate_ders())))
+        out.append((raw, sess.certificate_ders()))
 
 
 def _sender_role(payload: bytes):

@@ -31,6 +31,7 @@ _LETTER_HRR = _HS_LETTERS[6]
 _LETTER_CCS = record_history_letter(20, True)
 _LETTER_ALERT = record_history_letter(21, True)
 _RECORD_LETTERS = {t: record_history_letter(t, True) for t in range(256)}
+_LOWER = {c: c.lower() for c in set(_HS_LETTERS.values()) | set(_RECORD_LETTERS.values()) | {"C", "S", "X", "K", "R"}}
 
 _HT_CERTIFICATE, _HT_SERVER_HELLO_DONE, _HT_FINISHED = 11, 14, 20
 
@@ -110,10 +111,11 @@ class Session:
 
     # -- events ----------------------------------------------------------------------------------
     def _letter(self, d: int, letter: str) -> None:
-        if len(self.history) < MAX_HISTORY:
-            self.history.append(letter if d == _CLIENT else letter.lower())
-        elif len(self.history) == MAX_HISTORY:
-            self.history.append("")           # sentinel: capped once
+        h = self.history
+        if len(h) < MAX_HISTORY:
+            h.append(letter if d == _CLIENT else _LOWER[letter])
+        elif len(h) == MAX_HISTORY:
+            h.append("")                      # sentinel: capped once
             self.weird("SSL_max_history_length")
 
     def on_event(self, ev) -> None:
@@ -187,9 +189,7 @@ class Session:
         self._letter(ev.direction, _RECORD_LETTERS[ev.content_type])
 
     def _encrypted_record(self, ev) -> None:
-        self._encrypted(ev.direction, ev)
-
-    def _encrypted(self, d: int, ev) -> None:
+        d = ev.direction
         self._counts[d] += 1
         lens = self.enc[d]
         if len(lens) < MAX_ENCRYPTED_LENGTHS:
@@ -233,8 +233,8 @@ class Session:
         the connection itself did not: ``timeout``, ``evicted`` or ``incomplete``."""
         ch, sh = self.ch, self.sh
         sha = hashlib.sha256
-        certs = [sha(c).digest() for c in self.certs]
-        ccerts = [sha(c).digest() for c in self.client_certs]
+        certs = [d for d, _ in self._digests(self.certs)]
+        ccerts = [d for d, _ in self._digests(self.client_certs)]
         curve = None
         if sh is not None:
             if self._tls13:
@@ -266,8 +266,8 @@ class Session:
             "client_ciphers": _strip_grease(ch.cipher_suites) if ch else [],
             "client_extensions": _strip_grease(ch.extensions) if ch else [],
             "client_groups": _strip_grease(ch.supported_groups) if ch else [],
-            "client_alpn": list(ch.alpn) if ch else [],
-            "client_signature_algorithms": list(ch.signature_algorithms) if ch else [],
+            "client_alpn": ch.alpn if ch else (),
+            "client_signature_algorithms": ch.signature_algorithms if ch else (),
             "client_key_shares": _strip_grease(ch.key_share_groups) if ch else [],
             "client_psk": bool(ch and (ch.psk or ch.session_ticket > 0)),
             "client_sslv2": bool(ch and ch.sslv2),
@@ -290,16 +290,21 @@ class Session:
         }
         return s
 
-    def certificate_ders(self):
+    def certificate_ders(self) -> list:
         """(sha256 digest, DER) for every certificate referenced by the summary."""
-        sha = hashlib.sha256
-        for der in self.certs:
-            yield sha(der).digest(), der
-        for der in self.client_certs:
-            yield sha(der).digest(), der
+        return self._digests(self.certs) + self._digests(self.client_certs)
+
+    def _digests(self, ders: tuple) -> list:
+        cached = _DIGESTS.get(ders)        # chains repeat: hash each distinct chain once
+        if cached is None:
+            if len(_DIGESTS) > 4096:
+                _DIGESTS.clear()
+            cached = _DIGESTS[ders] = [(hashlib.sha256(d).digest(), d) for d in ders]
+        return cached
 
 
 _NO_GREASE: dict = {}
+_DIGESTS: dict = {}
 
 
 def _strip_grease(values: tuple) -> list:
@@ -309,7 +314,7 @@ def _strip_grease(values: tuple) -> list:
         if len(_NO_GREASE) > 65536:
             _NO_GREASE.clear()
         r = _NO_GREASE[values] = tuple(v for v in values if not is_grease(v))
-    return list(r)
+    return r
 
 
 _JA4: dict = {}
@@ -328,11 +333,11 @@ def _ja4(ch) -> str:
     return r
 
 
-def _offered_versions(ch) -> list:
+def _offered_versions(ch) -> tuple:
     if ch is None:
-        return []
+        return ()
     vs = _strip_grease(ch.supported_versions)
-    return vs if vs else [ch.legacy_version]
+    return vs if vs else (ch.legacy_version,)
 
 
 _DISPATCH = {
