@@ -23,7 +23,6 @@ Typical fixture::
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import os
 import shutil
@@ -110,11 +109,26 @@ def java_available() -> tuple[bool, str]:
     return True, first[0] if first else "java"
 
 
-@functools.lru_cache(maxsize=1)
+_fetch_outcome: tuple[bool, str] | None = None
+
+
 def fetch_jars() -> str:
-    """Run ``kafka.sh fetch`` once per process; raise KafkaScriptError on failure."""
-    proc = _run(["fetch"], timeout=FETCH_TIMEOUT_S)
-    return (proc.stdout + proc.stderr).strip()
+    """Run ``kafka.sh fetch`` once per process; raise KafkaScriptError on failure.
+
+    A failure is remembered too, so a broken registry costs one Maven run per
+    test session, not one per test.
+    """
+    global _fetch_outcome
+    if _fetch_outcome is None:
+        try:
+            proc = _run(["fetch"], timeout=FETCH_TIMEOUT_S)
+            _fetch_outcome = (True, (proc.stdout + proc.stderr).strip())
+        except KafkaScriptError as exc:
+            _fetch_outcome = (False, str(exc))
+    ok, text = _fetch_outcome
+    if not ok:
+        raise KafkaScriptError(text)
+    return text
 
 
 def broker_available() -> tuple[bool, str]:
