@@ -294,7 +294,7 @@ def _ip_eq(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool
 # ------------------------------------------------------------------------------------------ the check
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ChainReport:
     """Everything learned about one sent chain at one handshake time."""
 
@@ -324,6 +324,11 @@ class ChainReport:
         return [p for p in self.problems if p.code != EXPIRING_SOON]
 
     def evidence(self) -> dict[str, object]:
+        """JSON-ready facts (computed once per report; reports are cached and shared, do not mutate)."""
+        return self._evidence
+
+    @functools.cached_property
+    def _evidence(self) -> dict[str, object]:
         ev: dict[str, object] = {
             "chain": [c.facts() for c in self.chain],
             "problems": [p.as_dict() for p in self.problems],
@@ -382,6 +387,7 @@ class CertChecker:
         self._shape_cache: OrderedDict[tuple[object, ...], _Shape] = OrderedDict()
         self._verify_cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._host_cache: OrderedDict[tuple[str, str], tuple[bool, str]] = OrderedDict()
+        self._report_cache: OrderedDict[tuple[object, ...], ChainReport] = OrderedDict()
         self.cache_size = cache_size
         self.certs = CertCache(cache_size)
 
@@ -396,6 +402,31 @@ class CertChecker:
             return None
         chain = tuple(self.certs.get(f, ders) for f in list(facts)[:MAX_CHAIN])
         trust = self.trust_for(direction)
+        # the whole report depends on the chain, the name, the side/direction and, for time, only on which
+        # validity boundary each certificate is past (plus the day, for the "N days" wording): cache it
+        states = tuple(self._time_state(c, when) for c in chain)
+        rkey = (tuple(c.sha256 for c in chain), hostname, hostname_source, side, direction, when.date(), states,
+                int(when.timestamp()) // 3600 if trust is not None else 0)
+        hit = self._report_cache.get(rkey)
+        if hit is not None:
+            return hit
+        report = self._check(chain, trust, when, side, hostname, hostname_source)
+        self._report_cache[rkey] = report
+        if len(self._report_cache) > self.cache_size:
+            self._report_cache.popitem(last=False)
+        return report
+
+    def _time_state(self, c: CertInfo, when: dt.datetime) -> int:
+        if c.not_after is not None and when > c.not_after:
+            return 1
+        if c.not_before is not None and when < c.not_before:
+            return 2
+        if c.not_after is not None and when + self.expiry_warning > c.not_after:
+            return 3
+        return 0
+
+    def _check(self, chain: tuple[CertInfo, ...], trust: _Trust | None, when: dt.datetime, side: str,
+               hostname: str | None, hostname_source: str | None) -> ChainReport:
         shape = self._shape(chain, trust)
         problems = list(shape.problems)
         # validity of every certificate at capture time
@@ -404,7 +435,7 @@ class CertChecker:
                 days = (when - c.not_after).days
                 problems.append(Problem(EXPIRED, i, c.subject, f"expired {iso(c.not_after)} ({days} days before the handshake)"))
             elif c.not_before is not None and when < c.not_before:
-                problems.append(Problem(NOT_YET_VALID, i, c.subject, f"not valid before {iso(c.not_before)} (handshake at {iso(when)})"))
+                problems.append(Problem(NOT_YET_VALID, i, c.subject, f"not valid before {iso(c.not_before)} (handshake on {when.date().isoformat()})"))
             elif c.not_after is not None and when + self.expiry_warning > c.not_after:
                 days = (c.not_after - when).days
                 problems.append(Problem(EXPIRING_SOON, i, c.subject, f"expires {iso(c.not_after)} (in {days} days)"))

@@ -94,6 +94,7 @@ class Engine:
         self.profiles = ProfileStore(self.config.profile_max_servers)
         self.stats = Stats()
         self._targets = dict(self.config.targets)
+        self._direction_cache: dict[tuple[str, str, str | None], tuple[str, str]] = {}
 
     # -- learning ---------------------------------------------------------------------------------------
     def observe(self, summary: Summary, certs: Certs | None = None) -> None:
@@ -193,8 +194,14 @@ class Engine:
     def _context(self, s: Summary, ders: Certs, failed: bool) -> tuple[R.Ctx, str]:
         client, server = str(s["client"]), str(s["server"])
         sd = s.get("direction")
-        direction, reason = classify(client, server, self.config.role, self.config.local_nets,
-                                     sd if isinstance(sd, str) else None)
+        dkey = (client.rpartition(":")[0], server.rpartition(":")[0], sd if isinstance(sd, str) else None)
+        hit = self._direction_cache.get(dkey)
+        if hit is None:
+            hit = classify(client, server, self.config.role, self.config.local_nets, dkey[2])
+            if len(self._direction_cache) >= 65536:
+                self._direction_cache.clear()
+            self._direction_cache[dkey] = hit
+        direction, reason = hit
         when = _when(s)
         server_chain = client_chain = None
         facts = s.get("certificates")

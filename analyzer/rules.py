@@ -154,6 +154,22 @@ class Ctx:
     profile: Profile | None            # this server + this SNI
     server_profile: Profile | None     # this server, all SNIs merged
     _cache: dict[str, object] = field(default_factory=dict)
+    # fields every rule reads, resolved once (typed, never raising on odd input)
+    sni: str | None = field(init=False)
+    version: str | None = field(init=False)
+    history: str = field(init=False)
+    outcome: str = field(init=False)
+    tls13: bool = field(init=False)
+    server_hello_seen: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sni = self.str_("server_name")
+        self.version = self.str_("version")
+        self.history = self.str_("history") or ""
+        self.outcome = self.str_("outcome") or ""
+        v = self.version or ""
+        self.tls13 = v.startswith("TLSv1.3") or v.startswith("unknown-0x7f")
+        self.server_hello_seen = bool(v) or "s" in self.history.lstrip("^")
 
     # -- raw fields ---------------------------------------------------------------------------------
     def str_(self, key: str) -> str | None:
@@ -163,22 +179,6 @@ class Ctx:
     def list_(self, key: str) -> list[object]:
         v = self.s.get(key)
         return v if isinstance(v, list) else []
-
-    @property
-    def sni(self) -> str | None:
-        return self.str_("server_name")
-
-    @property
-    def version(self) -> str | None:
-        return self.str_("version")
-
-    @property
-    def history(self) -> str:
-        return self.str_("history") or ""
-
-    @property
-    def outcome(self) -> str:
-        return self.str_("outcome") or ""
 
     @property
     def alerts(self) -> list[Alert]:
@@ -207,14 +207,6 @@ class Ctx:
             if a.sender == side and (not names or a.description in names):
                 return a
         return None
-
-    @property
-    def server_hello_seen(self) -> bool:
-        return bool(self.version) or "s" in self.history.lstrip("^")
-
-    @property
-    def tls13(self) -> bool:
-        return (self.version or "").startswith("TLSv1.3") or (self.version or "").startswith("unknown-0x7f")
 
     @property
     def client_ciphers(self) -> list[str]:
