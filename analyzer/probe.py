@@ -54,6 +54,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from proto import names as _names
+
 from .certs import EXPIRING_SOON, HOSTNAME_MISMATCH, PROBLEM_CAUSE, CertChecker
 from .config import ConfigError, TrustStore, load_truststore
 
@@ -72,19 +74,8 @@ with warnings.catch_warnings():  # ssl.TLSVersion.SSLv3/TLSv1/TLSv1_1 are deprec
         "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3,
     }
 
-#: TLS AlertDescription registry (IANA "TLS Alerts"; RFC 5246 §7.2, RFC 8446 §6, RFC 6066, RFC 7301, RFC 7507).
-ALERTS: dict[int, str] = {
-    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 21: "decryption_failed_RESERVED",
-    22: "record_overflow", 30: "decompression_failure_RESERVED", 40: "handshake_failure",
-    41: "no_certificate_RESERVED", 42: "bad_certificate", 43: "unsupported_certificate",
-    44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown", 47: "illegal_parameter",
-    48: "unknown_ca", 49: "access_denied", 50: "decode_error", 51: "decrypt_error",
-    60: "export_restriction_RESERVED", 70: "protocol_version", 71: "insufficient_security",
-    80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled", 100: "no_renegotiation_RESERVED",
-    109: "missing_extension", 110: "unsupported_extension", 111: "certificate_unobtainable_RESERVED",
-    112: "unrecognized_name", 113: "bad_certificate_status_response", 114: "bad_certificate_hash_value_RESERVED",
-    115: "unknown_psk_identity", 116: "certificate_required", 120: "no_application_protocol",
-}
+#: TLS AlertDescription registry: the table shared with the sensor (proto.names)
+ALERTS: dict[int, str] = dict(_names.ALERT_NAMES)
 _ALERT_BY_NAME: dict[str, int] = {}
 for _code, _name in ALERTS.items():
     _ALERT_BY_NAME[_name] = _code
@@ -113,7 +104,7 @@ class ProbeError(Exception):
 
 
 def alert_name(code: int) -> str:
-    return ALERTS.get(code, f"unknown-{code}")
+    return _names.alert_description_name(code)
 
 
 def alert_from_reason(reason: str | None) -> int | None:

@@ -423,7 +423,7 @@ def test_alert_names_from_openssl_reasons() -> None:
     assert probe.alert_from_reason("TLSV13_ALERT_CERTIFICATE_REQUIRED") == 116
     assert probe.alert_from_reason("TLSV1_ALERT_USER_CANCELLED") == 90
     assert probe.alert_from_reason("WRONG_VERSION_NUMBER") is None
-    assert probe.alert_name(48) == "unknown_ca" and probe.alert_name(250) == "unknown-250"
+    assert probe.alert_name(48) == "unknown_ca" and probe.alert_name(250) == "unknown-0xfa"
 
 
 def test_server_hello_parser_is_bounded() -> None:
