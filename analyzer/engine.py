@@ -202,14 +202,14 @@ class Engine:
                 self._direction_cache.clear()
             self._direction_cache[dkey] = hit
         direction, reason = hit
-        when = _when(s)
         server_chain = client_chain = None
         facts = s.get("certificates")
+        cfacts = s.get("client_certificates")
+        when = _when(s) if facts or cfacts else dt.datetime.now(UTC)
         if isinstance(facts, list) and facts:
             host, src = self._hostname(s)
             server_chain = self.checker.check([f for f in facts if isinstance(f, dict)], ders, side="server",
                                               when=when, hostname=host, hostname_source=src, direction=direction)
-        cfacts = s.get("client_certificates")
         if isinstance(cfacts, list) and cfacts:
             client_chain = self.checker.check([f for f in cfacts if isinstance(f, dict)], ders, side="client",
                                               when=when, hostname=None, hostname_source=None, direction=direction)
@@ -324,21 +324,25 @@ class Engine:
 
     def _remediation_facts(self, ctx: R.Ctx, cause: str, f: R.Finding) -> dict[str, object]:
         s = ctx.s
-        prof = ctx.refusal_profile()
-        server_versions = "/".join(sorted(prof.versions)) if prof and prof.versions else None
-        suggest = None
-        if prof and prof.versions:
-            suggest = max(prof.versions, key=lambda v: R.version_rank(v) or -1)
-        offered = sorted(ctx.offered_versions(), key=lambda v: R.VERSION_RANK.get(v, 99))
         sni = s.get("server_name")
         host, _ = self._hostname(s)
         facts: dict[str, object] = {
             "server": s.get("server"), "client": s.get("client"), "sni": sni, "version": s.get("version"),
-            "offered": "/".join(offered) if offered else None, "server_versions": server_versions,
-            "suggest_version": suggest or "TLSv1.0", "n_offered": len(ctx.client_ciphers),
-            "server_suites": ", ".join(k for k, _ in prof.ciphers.most_common(3)) if prof and prof.ciphers else None,
             "target": host or "the backend's host name", "hostname": host, "rejected_by": f.rejected_by or "peer",
         }
+        if ctx.failed:      # the offer and the profile only matter to failure fixes
+            prof = ctx.refusal_profile()
+            suggest = None
+            if prof and prof.versions:
+                suggest = max(prof.versions, key=lambda v: R.version_rank(v) or -1)
+            offered = sorted(ctx.offered_versions(), key=lambda v: R.VERSION_RANK.get(v, 99))
+            facts.update({
+                "offered": "/".join(offered) if offered else None,
+                "server_versions": "/".join(sorted(prof.versions)) if prof and prof.versions else None,
+                "suggest_version": suggest or "TLSv1.0", "n_offered": len(ctx.client_ciphers),
+                "server_suites": (", ".join(k for k, _ in prof.ciphers.most_common(3))
+                                  if prof and prof.ciphers else None),
+            })
         chain: ChainReport | None = None
         if f.rejected_by == "server" and ctx.client_chain is not None:
             chain = ctx.client_chain

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import tempfile
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
@@ -27,9 +27,20 @@ class ProfileError(ValueError):
     """A profiles file is unreadable or not in our format."""
 
 
-def _bump(counter: Counter[str], key: str) -> None:
-    if key in counter or len(counter) < MAX_VALUES:
-        counter[key] += 1
+class Tally(dict[str, int]):
+    """A light Counter (profiles are created per new (server, SNI): Counter's constructor is slow)."""
+
+    __slots__ = ()
+
+    def most_common(self, n: int | None = None) -> list[tuple[str, int]]:
+        return sorted(self.items(), key=lambda kv: -kv[1])[:n]
+
+
+def _bump(counter: Tally, key: str, n: int = 1) -> None:
+    if key in counter:
+        counter[key] += n
+    elif len(counter) < MAX_VALUES:
+        counter[key] = n
 
 
 @dataclass
@@ -37,10 +48,10 @@ class Profile:
     server: str
     server_name: str | None
     count: int = 0
-    versions: Counter[str] = field(default_factory=Counter)
-    ciphers: Counter[str] = field(default_factory=Counter)
-    chains: Counter[str] = field(default_factory=Counter)   # "sha256,sha256,..." -> count
-    groups: Counter[str] = field(default_factory=Counter)   # key-exchange group chosen (summary "curve")
+    versions: Tally = field(default_factory=Tally)
+    ciphers: Tally = field(default_factory=Tally)
+    chains: Tally = field(default_factory=Tally)   # "sha256,sha256,..." -> count
+    groups: Tally = field(default_factory=Tally)   # key-exchange group chosen (summary "curve")
     with_sni: int = 0
     without_sni: int = 0
     first_seen: float | None = None
@@ -73,8 +84,7 @@ class Profile:
         for mine, theirs in ((self.versions, other.versions), (self.ciphers, other.ciphers),
                              (self.chains, other.chains), (self.groups, other.groups)):
             for k, n in theirs.items():
-                if k in mine or len(mine) < MAX_VALUES:
-                    mine[k] += n
+                _bump(mine, k, n)
         self.with_sni += other.with_sni
         self.without_sni += other.without_sni
         for t in (other.first_seen, other.last_seen):
@@ -93,10 +103,10 @@ class Profile:
 
     @classmethod
     def from_json(cls, d: Mapping[str, object]) -> Profile:
-        def counter(x: object) -> Counter[str]:
+        def counter(x: object) -> Tally:
             if not isinstance(x, dict):
                 raise ProfileError("counter fields must be objects")
-            return Counter({str(k): int(v) for k, v in list(x.items())[:MAX_VALUES]})
+            return Tally({str(k): int(v) for k, v in list(x.items())[:MAX_VALUES]})
 
         def opt_float(x: object) -> float | None:
             return float(x) if isinstance(x, (int, float)) else None
