@@ -64,8 +64,70 @@ def encode_summary(raw: Mapping[str, Any]) -> bytes:
     return msgpack.packb(m, use_bin_type=True)
 
 
+def _int(v, lo: int = 0, hi: int = 0xFFFFFF) -> bool:
+    return type(v) is int and lo <= v <= hi
+
+
+def _side(v) -> bool:
+    return v == 0 or v == 1 and type(v) is int
+
+
+def _ints(v) -> bool:
+    return type(v) is list and all(_int(x) for x in v)
+
+
+def _strs(v) -> bool:
+    return type(v) is list and all(type(x) is str for x in v)
+
+
+def _opt_int(v) -> bool:
+    return v is None or _int(v)
+
+
+def _opt_str(v) -> bool:
+    return v is None or type(v) is str
+
+
+def _digests(v) -> bool:
+    return type(v) is list and all(type(x) is bytes and len(x) == 32 for x in v)
+
+
+def _sides(v) -> bool:
+    return type(v) is list and len(v) <= 2 and all(_side(x) for x in v)
+
+
+#: the shape every decoded field must have (what summary_to_json relies on)
+_CHECKS = {
+    "id": lambda v: type(v) is str, "client": lambda v: type(v) is str,
+    "server": lambda v: type(v) is str, "history": lambda v: type(v) is str,
+    "outcome": lambda v: type(v) is str,
+    "start": lambda v: type(v) in (int, float), "end": lambda v: type(v) in (int, float),
+    "version": _opt_int, "cipher": _opt_int, "curve": _opt_int,
+    "client_legacy_version": _opt_int,
+    "server_name": _opt_str, "alpn": _opt_str, "ja4": _opt_str, "sensor": _opt_str,
+    "direction": _opt_str,
+    "alerts": lambda v: type(v) is list and all(
+        type(a) is list and len(a) == 4 and _side(a[0]) and _int(a[1], 0, 255)
+        and _int(a[2], 0, 255) and _int(a[3], -1, 255) for a in v),
+    "client_versions": _ints, "client_ciphers": _ints, "client_extensions": _ints,
+    "client_groups": _ints, "client_signature_algorithms": _ints, "client_key_shares": _ints,
+    "client_alpn": _strs, "weirds": _strs,
+    "certificates": _digests, "client_certificates": _digests,
+    "client_encrypted": _ints, "server_encrypted": _ints,
+    "encrypted_alerts": lambda v: type(v) is list and all(
+        type(a) is list and len(a) == 2 and _side(a[0]) and _int(a[1]) for a in v),
+    "gaps": _sides,
+    "close": lambda v: type(v) is list and (v == [] or (len(v) == 2 and _sides(v[0])
+                                                          and _sides(v[1]))),
+}
+
+
 def decode_summary(data: bytes) -> dict:
-    """Inverse of :func:`encode_summary`; raises :class:`SchemaError` on anything else."""
+    """Inverse of :func:`encode_summary`; raises :class:`SchemaError` on anything else —
+    including a field of the wrong shape, so what it returns :func:`summary_to_json` can
+    always render."""
+    if type(data) is not bytes:
+        raise SchemaError("not bytes")
     if len(data) > MAX_MESSAGE:
         raise SchemaError("message too large (%d bytes)" % len(data))
     try:
@@ -77,38 +139,31 @@ def decode_summary(data: bytes) -> dict:
     if not isinstance(m, dict):
         raise SchemaError("not a map")
     v = m.get(0)
-    if v != SCHEMA_VERSION:
+    if v != SCHEMA_VERSION or type(v) is not int:
         raise SchemaError("unknown schema version %r" % (v,))
-    raw: dict = {
-        "version": None, "cipher": None, "curve": None, "server_name": None, "alpn": None,
-        "ja4": None, "sensor": None, "direction": None, "client_legacy_version": None,
-    }
-    for name in FIELDS:
-        raw.setdefault(name, [] if name not in _BOOLS else False)
+    raw: dict = {name: (False if name in _BOOLS else None if name in _NULLABLE else [])
+                 for name in FIELDS}
     for k, val in m.items():
-        name = _KEYS.get(k)
+        name = _KEYS.get(k) if type(k) is int else None
         if name is None:
             continue                       # a newer writer's field: ignored
         raw[name] = val
     for name in _REQUIRED:
         if raw.get(name) in (None, []):
             raise SchemaError("missing field %r" % name)
+    for name, check in _CHECKS.items():
+        if not check(raw[name]):
+            raise SchemaError("bad %s field" % name)
+    for name in _BOOLS:
+        if type(raw[name]) is not bool:
+            raise SchemaError("bad %s field" % name)
     c = raw["close"]
-    if isinstance(c, list) and len(c) == 2:
-        raw["close"] = {"fin": c[0], "rst": c[1]}
-    elif c == []:
-        raw["close"] = {"fin": [], "rst": []}
-    else:
-        raise SchemaError("bad close field")
-    if not all(isinstance(x, bytes) and len(x) == 32
-               for x in raw["certificates"] + raw["client_certificates"]):
-        raise SchemaError("bad certificate reference")
-    if not isinstance(raw["alerts"], list) or not all(
-            isinstance(a, list) and len(a) == 4 for a in raw["alerts"]):
-        raise SchemaError("bad alerts field")
+    raw["close"] = {"fin": c[0], "rst": c[1]} if c else {"fin": [], "rst": []}
     return raw
 
 
+_NULLABLE = frozenset({"version", "cipher", "curve", "server_name", "alpn", "ja4", "sensor",
+                       "direction", "client_legacy_version"})
 _BOOLS = frozenset({"established", "resumed", "client_psk", "hrr", "certificate_request",
                     "client_certificate_empty", "truncated", "client_sslv2", "curve_from_ske"})
 
