@@ -194,3 +194,62 @@ def test_profiles_restored_after_restart(broker, tmp_path):
         b.wait(30)
     text = (tmp_path / "p2.log").read_text()
     assert "restored" in text and "profiles for partition" in text
+
+
+def test_webhook_retries_signature_and_metrics(broker, tmp_path):
+    """Incident events reach a real HTTP endpoint, signed with the secret from the environment,
+    after the endpoint failed the first attempts; metrics expose the failure counters."""
+    import hashlib
+    import hmac
+    import socket
+    import threading
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got, attempts = [], []
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            attempts.append(1)
+            if len(attempts) <= 2:            # the first two attempts fail: retried
+                self.send_response(503)
+                self.end_headers()
+                return
+            got.append((self.headers.get("X-Tlsdiag-Signature"), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        mport = s.getsockname()[1]
+    items = stamped()
+    prefix = "k3"
+    publish(broker.bootstrap, items, tmp_path, prefix)
+    env = dict(os.environ, TLSDIAG_WEBHOOK_SECRET="s3cret-for-test")
+    a = subprocess.Popen(analyzer_cmd(broker.bootstrap, prefix, "g3", "--webhook-url",
+                                      "http://127.0.0.1:%d/hook?token=abc" % srv.server_port,
+                                      "--metrics-port", str(mport), "-v"),
+                         stdout=open(tmp_path / "w.log", "wb"), stderr=subprocess.STDOUT,
+                         cwd=REPO, env=env)
+    try:
+        wait_for(lambda: len(got) >= 3, 90, "webhook deliveries")
+        metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read()
+    finally:
+        a.send_signal(signal.SIGTERM)
+        a.wait(30)
+        srv.shutdown()
+    for sig, body in got:
+        assert sig == "sha256=" + hmac.new(b"s3cret-for-test", body, hashlib.sha256).hexdigest()
+        ev = json.loads(body)
+        assert ev["event"] in ("opened", "updated", "resolved") and ev["cause"]
+    text = metrics.decode()
+    assert 'handshake_failures_total{cause="' in text and 'direction="' in text
+    assert "tlsdiag_analyzer_webhook_events_total" in text
+    log = (tmp_path / "w.log").read_text()
+    assert "abc" not in log and "s3cret" not in log      # secrets are not logged
