@@ -279,3 +279,55 @@ def test_error_raised_once_after_earlier_events(wire_impl):
         assert conn.next_event() is tls.NEED_DATA
         conn.receive_data(0, rec)
         assert conn.next_event() is tls.NEED_DATA and conn.state(0) == "ERROR"
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded buffering
+# ---------------------------------------------------------------------------------------------
+
+def test_handshake_message_above_cap_is_refused_at_once(wire_impl):
+    """A handshake header announcing 16 MB: refused on the header, nothing buffered."""
+    with using_wire(wire_impl):
+        conn = tls.TLSConnection()
+        events, err = conn.feed(0, b"\x16\x03\x01\x00\x04\x01\xff\xff\xff")
+        assert list(events) == [] and err.reason == "handshake_too_long"
+        assert conn.buffered() == 0
+
+
+def test_large_handshake_message_buffer_stays_bounded(wire_impl):
+    """A 1 MB - 1 certificate message in 16 KB records: buffered bytes never exceed the
+    per-direction cap, the message is delivered once complete (as a Certificate event)."""
+    n = tls.MAX_HANDSHAKE - 1
+    der = b"\x30" + bytes(n - 6 - 1)
+    body = (len(der) + 3).to_bytes(3, "big") + len(der).to_bytes(3, "big") + der
+    assert len(body) == n
+    hs = b"\x0b" + n.to_bytes(3, "big") + body
+    recs = [b"\x16\x03\x03" + len(hs[i:i + 16384]).to_bytes(2, "big") + hs[i:i + 16384]
+            for i in range(0, len(hs), 16384)]
+    with using_wire(wire_impl):
+        conn = tls.TLSConnection()
+        got = []
+        for r in recs:
+            events, err = conn.feed(1, r)
+            assert err is None
+            got += events
+            assert conn.buffered() <= tls.MAX_BUFFER
+        assert [type(e).__name__ for e in got] == ["Certificate"]
+        assert got[0].certificates == (der,)
+        assert conn.buffered() == 0
+
+
+def test_ciphertext_is_not_buffered(wire_impl):
+    """After a TLS 1.2 ChangeCipherSpec, 1 MB of application data in odd-sized chunks
+    leaves at most a record header buffered."""
+    rec = b"\x17\x03\x03\x40\x00" + bytes(0x4000)
+    stream = b"\x14\x03\x03\x00\x01\x01" + rec * 64
+    with using_wire(wire_impl):
+        conn = tls.TLSConnection()
+        n = 0
+        for i in range(0, len(stream), 1000):
+            events, err = conn.feed(0, stream[i:i + 1000])
+            assert err is None
+            n += sum(isinstance(e, tls.EncryptedRecord) for e in events)
+            assert conn.buffered() < 5
+        assert n == 64
