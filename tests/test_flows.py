@@ -644,3 +644,44 @@ def test_random_interleaving_of_many_connections(wire_impl):
     assert {r["history"] for r in allx} == {"CsxknGIti"}
     assert sorted(r["client"] for r in allx) == sorted("10.1.0.%d:%d" % (i + 1, 30000 + i)
                                                         for i in range(20))
+
+
+# ---------------------------------------------------------------------------------------------
+# odd but legal packets
+# ---------------------------------------------------------------------------------------------
+
+def test_ethernet_padding_is_not_payload(wire_impl, baseline12):
+    """Frames padded to the 60-byte Ethernet minimum with non-zero bytes (the IP total
+    length, not the frame length, says where the segment ends)."""
+    frames = [f + b"\xee" * max(0, 60 - len(f)) for f in frames_of(Conn(), pieces(TLS12))]
+    assert sum(len(f) == 60 for f in frames) >= 3
+    raw = one(*summarize(frames, wire_impl)[:2])
+    assert stable(raw) == stable(baseline12)
+
+
+def test_ipv4_options_and_tcp_options(wire_impl, baseline12):
+    """IHL 6 (one word of NOP options) and a TCP header with 12 bytes of options."""
+    out = []
+    for f in frames_of(Conn(), pieces(TLS12)):
+        ip, tcp = f[14:34], f[34:54]
+        payload = f[54:]
+        topts = b"\x01\x01\x08\x0a" + b"\x00\x00\x00\x01\x00\x00\x00\x00"     # NOP NOP TS
+        tcp = tcp[:12] + bytes([(20 + len(topts)) // 4 << 4]) + tcp[13:] + topts
+        total = 24 + len(tcp) + len(payload)
+        ip = bytes([0x46]) + ip[1:2] + total.to_bytes(2, "big") + ip[4:] + b"\x01\x01\x01\x00"
+        out.append(f[:14] + ip + tcp + payload)
+    raw = one(*summarize(out, wire_impl)[:2])
+    assert stable(raw) == stable(baseline12)
+
+
+def test_port_reuse_after_finish_is_a_new_connection(wire_impl):
+    """The same 5-tuple handshakes twice (the first finished on its FINs): two summaries."""
+    c = Conn()
+    first = frames_of(c, pieces(ALERT), close=[(1, FIN), (0, FIN)])
+    c2 = Conn(isn=(77_000_000, 88_000_000))
+    second = frames_of(c2, pieces(TLS12))
+    live, flushed, stats = summarize(first + second, wire_impl)
+    allx = live + flushed
+    assert [r["history"] for r in allx] == ["Cl", "CsxknGIti"]
+    assert {r["client"] for r in allx} == {"10.0.0.1:40000"}
+    assert allx[0]["id"] != allx[1]["id"]
