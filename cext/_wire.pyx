@@ -83,8 +83,8 @@ cdef class PacketDecoder:
         cdef const uint8_t* m
         cdef uint32_t sec, usec, off, caplen
         cdef Py_ssize_t blen = buf.shape[0]
-        if blen == 0:
-            return None if sink is not None else out
+        cdef uint8_t empty[1]
+        cdef const uint8_t* base = &buf[0] if blen else empty
         for i in range(0, n, 16):
             m = &meta[i]
             # native-endian uint32s, as pcapy-ng packs them
@@ -95,7 +95,7 @@ cdef class PacketDecoder:
             if <Py_ssize_t>off + caplen > blen:
                 self.c[C_MAL3] += 1
                 continue
-            seg = self._decode(sec + usec * 1e-6, &buf[0] + off, caplen)
+            seg = self._decode(sec + usec * 1e-6, base + off, caplen)
             if seg is not None:
                 if sink is None:
                     out.append(seg)

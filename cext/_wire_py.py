@@ -297,6 +297,8 @@ def split_records(buf, pos: int):
     """
     out = []
     n = len(buf)
+    if pos < 0:
+        pos = 0
     while pos + 5 <= n:
         ct = buf[pos]
         if ct < 20 or ct > 63:
@@ -318,6 +320,8 @@ def split_handshakes(buf, pos: int, max_len: int):
     ``messages`` a list of ``(msg_type, body_bytes)``."""
     out = []
     n = len(buf)
+    if pos < 0:
+        pos = 0
     while pos + 4 <= n:
         ln = (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
         if ln > max_len:

@@ -8,12 +8,11 @@ that could be read were delivered.
 """
 from __future__ import annotations
 
-import gzip
 import logging
 import os
-import shutil
 import struct
 import tempfile
+import zlib
 
 import pcapy
 
@@ -38,6 +37,7 @@ class FileCapture:
         self.path = path
         self.batch = batch
         self._tmp: str | None = None
+        self._late_error: str | None = None
         self.packets = 0
         self.bytes_read = 0                # captured bytes + per-record headers: progress
         try:
@@ -66,9 +66,22 @@ class FileCapture:
         fd, tmp = tempfile.mkstemp(prefix="tlsdiag-", suffix=".pcap")
         self._tmp = tmp
         try:
-            with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                z = zlib.decompressobj(wbits=31)           # gzip framing
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(z.decompress(chunk))
+                    while z.eof and z.unused_data:         # concatenated members
+                        rest = z.unused_data
+                        z = zlib.decompressobj(wbits=31)
+                        out.write(z.decompress(rest))
+                out.write(z.flush())
+                if not z.eof:
+                    # truncated: read what was decompressed, report the rest at the end
+                    self._late_error = "%s: truncated gzip data" % path
+        except (OSError, zlib.error) as exc:
             self.close()
             raise CaptureError("%s: corrupt gzip data: %s" % (path, _one_line(exc))) from None
         return tmp
@@ -83,6 +96,8 @@ class FileCapture:
                 yield from self._salvage(exc)
                 return
             if not meta:
+                if self._late_error is not None:
+                    raise CaptureError(self._late_error)
                 return
             n = len(meta) >> 4
             self.packets += n

@@ -20,9 +20,11 @@ MAX_HISTORY = 100
 MAX_ENCRYPTED_LENGTHS = 8
 MAX_ALERTS = 16
 MAX_WEIRDS = 16
-#: once established, this many more records from either side end the watch: the client's
-#: first application data (or its absence before a close) is what the analyzer needs
-AFTER_ESTABLISHED = 3
+#: TLS 1.3: an application_data record this short carries at most 2 bytes plus the inner
+#: content type and a 16-byte AEAD tag (+ a few bytes of padding): a probable encrypted alert
+PROBABLE_ALERT_MAX = 24
+#: once established, this many more records from either side end the watch whatever they are
+AFTER_ESTABLISHED = 8
 
 _CLIENT, _SERVER = tls.CLIENT, tls.SERVER
 # Zeek ssl_history letters (upper case; the server's are lowered when recorded)
@@ -101,13 +103,18 @@ class Session:
         return self.ch is not None or self.sh is not None or bool(self.history)
 
     def handshake_over(self) -> bool:
-        """True once nothing more of interest can come: established and both sides sent
-        application data, or one side is streaming bulk data."""
+        """True once nothing more of interest can come.  After the handshake the analyzer
+        still needs the client's first application data (or its absence before a close:
+        a client that checks the certificate late) and, in TLS 1.3, the server's reaction to
+        the client's Finished and certificate (a ticket, data, or an encrypted alert)."""
         if not self.established:
             return False
         cn, sn = self._counts
         ce, se = self._at_established
-        return cn >= ce + 1 or cn - ce + sn - se >= AFTER_ESTABLISHED
+        dc, ds = cn - ce, sn - se
+        if dc + ds >= AFTER_ESTABLISHED:
+            return True
+        return dc >= 1 and (ds >= 1 or not self._tls13)
 
     # -- events ----------------------------------------------------------------------------------
     def _letter(self, d: int, letter: str) -> None:
@@ -190,12 +197,19 @@ class Session:
 
     def _encrypted_record(self, ev) -> None:
         d = ev.direction
-        self._counts[d] += 1
+        ct = ev.content_type
         lens = self.enc[d]
         if len(lens) < MAX_ENCRYPTED_LENGTHS:
             lens.append(ev.length)
-        if ev.content_type == 21 and len(self.enc_alerts) < MAX_ALERTS:
-            self.enc_alerts.append((d, ev.length))
+        if ct == 21 or (self._tls13 and ct == 23 and ev.length <= PROBABLE_ALERT_MAX
+                        and (d == _CLIENT or self._app[_SERVER])):
+            # (the server's first TLS 1.3 record is EncryptedExtensions, often this short)
+            # an encrypted alert, or in TLS 1.3 a record only an alert is that short: it
+            # does not end the watch (the close that follows it is evidence too)
+            if len(self.enc_alerts) < MAX_ALERTS:
+                self.enc_alerts.append((d, ev.length))
+        else:
+            self._counts[d] += 1
         if self.established:
             return
         if self._tls13:

@@ -254,11 +254,9 @@ def test_absurd_record_length():
 
 
 def test_corrupt_gzip_is_a_clear_error():
-    assert "corrupt gzip" in assert_clean_error(run(BAD / "truncated.pcap.gz"))
+    assert "truncated" in assert_clean_error(run(BAD / "truncated.pcap.gz"))
 
 
-@pytest.mark.xfail(strict=True, reason="a truncated .pcap.gz is decompressed whole before "
-                                       "reading, so nothing of the readable half is printed")
 def test_truncated_gzip_prints_what_was_read():
     r = run(BAD / "truncated.pcap.gz")
     assert_clean_error(r)

@@ -228,8 +228,6 @@ def test_split_records_reasons(c_wire, py_wire):
         assert impl.split_records(b"\x15\x03\x01\x00\x00", 0) == ([(21, 0x0301, b"")], 5, None)
 
 
-@pytest.mark.xfail(strict=True, reason="negative pos: Cython clamps it to 0, the twin "
-                                       "indexes from the end of the buffer")
 def test_split_records_negative_pos_same(c_wire, py_wire):
     buf = b"\x15\x03\x03\x00\x02\x02\x28"
     assert outcome(c_wire.split_records, buf, -2) == outcome(py_wire.split_records, buf, -2)
@@ -353,9 +351,6 @@ def test_decode_batch_bad_offsets(c_wire, py_wire):
     assert r[1].stats()["malformed_l3"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="decode_batch with an empty buffer: the Cython build "
-                                       "returns before counting, the twin counts each record "
-                                       "as a packet (stats differ)")
 def test_decode_batch_empty_buffer(c_wire, py_wire):
     meta = struct.pack("=IIII", 1, 0, 0, 0) * 2
     r = [new_decoder(impl, 1) for impl in (c_wire, py_wire)]
