@@ -685,3 +685,69 @@ def test_port_reuse_after_finish_is_a_new_connection(wire_impl):
     assert [r["history"] for r in allx] == ["Cl", "CsxknGIti"]
     assert {r["client"] for r in allx} == {"10.0.0.1:40000"}
     assert allx[0]["id"] != allx[1]["id"]
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile packet sequences
+# ---------------------------------------------------------------------------------------------
+
+_STREAMS = None
+
+
+def _real_bytes():
+    global _STREAMS
+    if _STREAMS is None:
+        from conftest import stream_bytes
+        _STREAMS = [s for p in (TLS12, TLS13, ALERT) for s in stream_bytes(p) if s]
+    return _STREAMS
+
+
+PACKET = st.tuples(
+    st.integers(0, 2),                                     # which connection
+    st.integers(0, 1),                                     # direction
+    st.sampled_from((SYN, SYN | ACK, ACK, ACK | PSH, ACK | FIN, RST, ACK | RST, FIN | SYN,
+                     0)),
+    st.integers(-3000, 30000),                             # stream offset (may be behind)
+    st.one_of(st.just(b""), st.binary(max_size=40),        # payload: nothing, noise,
+              st.tuples(st.integers(0, 5), st.integers(0, 6000), st.integers(1, 1500))),
+    st.booleans(),                                         # snaplen-cut this frame
+)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(packets=st.lists(PACKET, max_size=60), gap=st.floats(0, 200))
+def test_hostile_packet_sequences(wire_impl, packets, gap):
+    """Any mix of flags, sequence numbers (behind, ahead, wrapped), noise and slices of real
+    TLS streams, cut frames and idle gaps: no internal error (the per-packet guard never
+    fires), the table stays within max_flows, every summary returned is counted once, and
+    flush() empties the table."""
+    conns = [Conn(client=("10.9.0.%d" % (i + 1), 50000 + i)) for i in range(3)]
+    real = _real_bytes()
+    frames = []
+    for k, d, flags, off, payload, cut in packets:
+        if isinstance(payload, tuple):
+            s = real[payload[0] % len(real)]
+            payload = s[payload[1] % len(s):][:payload[2]]
+        f = conns[k].frame(d, flags, off, payload)
+        if cut and payload:
+            f = f[:14 + 40 + len(payload) // 2]
+        frames.append(f)
+    with using_wire(wire_impl):
+        s = Summarizer(1, max_flows=2, idle_timeout=60.0, max_ooo_segments=4,
+                       max_ooo_bytes=4000)
+        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
+        got = []
+        for i, f in enumerate(frames):
+            got += s.feed_frame(1000.0 + i * gap / max(len(frames), 1), f)
+            assert len([v for v in s.table.flows.values() if v is not None]) <= 2
+        got += s.expire(1e9)
+        got += s.flush()
+        assert s.table.flows == {} and s.flush() == []
+        stats = s.stats()
+    assert stats["internal_errors"] == 0
+    assert stats["summaries"] == len(got)
+    for raw, _certs in got:
+        assert raw["client"] in {"10.9.0.%d:%d" % (i + 1, 50000 + i) for i in range(3)} | \
+            {"10.0.0.2:443"}
+        assert len(raw["history"]) <= 101
