@@ -332,7 +332,7 @@ class TLSConnection:
             emit(ClientHello(direction, *wire.parse_client_hello(body)))
         elif mt == _HT_SERVER_HELLO and direction == SERVER:
             (legacy, sid, suite, comp, exts, selected, group, alpn, psk,
-             is_hrr) = wire.parse_server_hello(body)
+             is_hrr) = _server_hello(body)
             if is_hrr:
                 # RFC 8446 4.1.4: only TLS 1.3 sends a HelloRetryRequest; its CCS is fake
                 self.tls13 = True
@@ -399,6 +399,18 @@ class TLSConnection:
                 continue
             emit(EncryptedRecord(direction, 0, ln))
         d.buf = bytes(buf[pos:])
+
+
+def _server_hello(body: bytes) -> tuple:
+    """wire.parse_server_hello, plus the early TLS 1.3 drafts (draft-14 and before) whose
+    ServerHello says 0x0304 but has the draft layout (no session id, no compression)."""
+    try:
+        return wire.parse_server_hello(body)
+    except MalformedMessage:
+        if len(body) < 36 or body[0] != 3 or body[1] != 4:
+            raise
+        t = wire.parse_server_hello(b"\x7f\x0e" + body[2:])   # read with the draft layout
+        return (0x0304,) + t[1:5] + (0x0304 if t[5] == 0x7F0E else t[5],) + t[6:]
 
 
 def _sslv2_client_hello(direction: int, b: bytes) -> ClientHello:
