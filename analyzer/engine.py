@@ -51,6 +51,15 @@ def is_failed(s: Summary) -> bool:
     return (not s.get("established") and str(s.get("outcome") or "") in R.FAILED_OUTCOMES and has_client_hello(s))
 
 
+def _maybe_not_success(s: Summary) -> bool:
+    """Cheap pre-check on the raw summary: could an 'established' connection still be a failure
+    (client encrypted alert after the handshake, or a TLS 1.3 client record pattern)?"""
+    if s.get("encrypted_alerts"):
+        return True
+    v = s.get("version")
+    return isinstance(v, str) and (v.startswith("TLSv1.3") or v.startswith("unknown-0x7f"))
+
+
 def _iso(ts: object) -> str | None:
     if not isinstance(ts, (int, float)):
         return None
@@ -125,6 +134,8 @@ class Engine:
         else:
             self.stats.failed += 1
         ctx, direction_reason = self._context(summary, ders, failed)
+        if ctx is None:      # fast path: a clean success
+            return []
         if success and (R.abandoned_with_cert_problem(ctx) or R.tls13_client_never_finished(ctx)
                         or R.tls13_server_dropped_certless_client(ctx)):
             # "established" on the wire, but the client closed without data over a certificate problem, or
@@ -133,6 +144,7 @@ class Engine:
             self.stats.failed += 1
             failed = True
             ctx, direction_reason = self._context(summary, ders, True)
+            assert ctx is not None
         if failed:
             rule, finding = R.first_match(ctx)
             d = self._render(ctx, rule.id, rule.cause, "failure", finding, direction_reason)
@@ -191,7 +203,9 @@ class Engine:
                 return name, "target"
         return None, None
 
-    def _context(self, s: Summary, ders: Certs, failed: bool) -> tuple[R.Ctx, str]:
+    def _context(self, s: Summary, ders: Certs, failed: bool) -> tuple[R.Ctx | None, str]:
+        """The rules' view of one connection; None for a success with nothing to say (no certificate
+        problem, and nothing on the wire that could make it a failure after all)."""
         client, server = str(s["client"]), str(s["server"])
         sd = s.get("direction")
         dkey = (client.rpartition(":")[0], server.rpartition(":")[0], sd if isinstance(sd, str) else None)
@@ -213,6 +227,9 @@ class Engine:
         if isinstance(cfacts, list) and cfacts:
             client_chain = self.checker.check([f for f in cfacts if isinstance(f, dict)], ders, side="client",
                                               when=when, hostname=None, hostname_source=None, direction=direction)
+        if not failed and not _maybe_not_success(s) and not (server_chain and server_chain.problems) \
+                and not (client_chain and client_chain.problems):
+            return None, reason
         sni = s.get("server_name")
         prof: Profile | None = None
         sprof: Profile | None = None
