@@ -54,10 +54,13 @@ def is_failed(s: Summary) -> bool:
 def _maybe_not_success(s: Summary) -> bool:
     """Cheap pre-check on the raw summary: could an 'established' connection still be a failure
     (client encrypted alert after the handshake, or a TLS 1.3 client record pattern)?"""
-    if s.get("encrypted_alerts"):
-        return True
     v = s.get("version")
-    return isinstance(v, str) and (v.startswith("TLSv1.3") or v.startswith("unknown-0x7f"))
+    if isinstance(v, str) and (v.startswith("TLSv1.3") or v.startswith("unknown-0x7f")):
+        ce = s.get("client_encrypted")
+        if not isinstance(ce, list) or not ce or not all(isinstance(n, int) for n in ce):
+            return True
+        return ce[0] == R.TLS13_EMPTY_CERTIFICATE_RECORD or all(n < R.TLS13_MIN_FINISHED_RECORD for n in ce)
+    return bool(s.get("encrypted_alerts"))
 
 
 def _iso(ts: object) -> str | None:
