@@ -230,3 +230,130 @@ def test_topology_end_to_end(topo, broker, tmp_path):
         dump += kcat(b, t, fmt="%k %s %h\n", binary=True)
     assert len(dump) > 10_000
     assert SECRET.encode() not in dump
+
+
+# ---------------------------------------------------------------------------------------------
+# every cause: the scenario generator's servers and clients (tests/scenarios/generate.py), live
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scenario_topo(tmp_path_factory):
+    """The scenario generator's own namespaces (td-client/td-router/td-mp/td-backend, 10.10.x)
+    and its Java client, compiled into a temporary directory."""
+    _need_root()
+    for tool in ("java", "javac", "keytool"):
+        if shutil.which(tool) is None:
+            pytest.skip("%s is not installed (the scenario clients need it)" % tool)
+    import generate as G
+    tmp = tmp_path_factory.mktemp("scen")
+    env = G.Env(str(PKI), str(tmp))
+    G.prepare(env)
+    G.setup()
+    try:
+        yield G, env
+    finally:
+        G.teardown()
+
+
+def _run_scenario_live(G, env, sc, logdir: Path) -> None:
+    server = subprocess.Popen(T.nsx(sc.server_ns, sc.server),
+                              stdin=subprocess.DEVNULL if sc.extra.get("stdin_eof") else subprocess.PIPE,
+                              stdout=open(logdir / (sc.name + ".server.log"), "wb"),
+                              stderr=subprocess.STDOUT, cwd=env.tmp)
+    try:
+        G.wait_listen(sc.server_ns, sc.port)
+        for run in sc.runs:
+            try:
+                subprocess.run(T.nsx(sc.client_ns, run.argv), input=run.stdin, capture_output=True,
+                               timeout=30, cwd=env.tmp)
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(0.4)
+    finally:
+        G.stop(server)
+
+
+def test_topology_every_cause(scenario_topo, broker, tmp_path):
+    """Every scenario of the generator, replayed live through the sensors and the analyzer: each
+    connection's failure diagnosis (cause, direction, rejected_by) read back from Kafka matches
+    the scenario's expected cause, and no successful connection gets a failure."""
+    G, env = scenario_topo
+    b = broker.bootstrap
+    py = sys.executable
+    topics = {t: "ec.%s" % t for t in ("handshakes", "certs", "diagnoses", "incidents",
+                                        "profiles", "dlq")}
+    sensors = []
+    for ns, ifn, role, sid in (("td-router", "r-c", "router", "router-1"),
+                               ("td-mp", "m-b", "message-processor", "mp-1")):
+        sensors.append(subprocess.Popen(
+            [py, "-m", "tlsdiag", "sensor", "--netns", ns, "--interface", ifn, "--role", role,
+             "--sensor-id", sid, "--kafka", b, "--idle-timeout", "5",
+             "--topic-handshakes", topics["handshakes"], "--topic-certs", topics["certs"],
+             "--spool-dir", str(tmp_path / ("spool-" + sid)), "-v"],
+            stdout=open(tmp_path / (sid + ".log"), "wb"), stderr=subprocess.STDOUT, cwd=REPO))
+    cmd = [py, "-m", "tlsdiag", "analyzer", "--kafka", b, "--group", "every-cause",
+           "--truststore", str(PKI / "root.pem"), "--no-warnings"]
+    for t, name in topics.items():
+        cmd += ["--topic-" + t, name]
+    analyzer = subprocess.Popen(cmd, stdout=open(tmp_path / "analyzer.log", "wb"),
+                                stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        for sid in ("router-1", "mp-1"):
+            _wait(lambda: "capturing on" in (tmp_path / (sid + ".log")).read_text(), 60,
+                  "sensor %s" % sid)
+        scs = G.scenarios(env)
+        n_runs = sum(len(sc.runs) for sc in scs)
+        for sc in scs:
+            _run_scenario_live(G, env, sc, tmp_path)
+        time.sleep(7)        # idle timeout for connections whose close was not seen
+        for p in sensors:
+            p.send_signal(signal.SIGTERM)
+        for p in sensors:
+            assert p.wait(60) == 0
+
+        def summaries():
+            return [decode_summary(v) for _, v in kcat_messages(b, topics["handshakes"])]
+        _wait(lambda: len(summaries()) >= n_runs, 60, "%d summaries" % n_runs)
+
+        def diags():
+            return [json.loads(v) for v in kcat(b, topics["diagnoses"], fmt="%s\n")]
+        prev = [-1]
+
+        def settled():
+            n = len(diags())
+            ok = n == prev[0] and n > 0
+            prev[0] = n
+            return ok
+        _wait(settled, 120, "diagnoses to settle")
+    finally:
+        analyzer.send_signal(signal.SIGTERM)
+        analyzer.wait(60)
+    by_id = {}
+    for d in diags():
+        by_id.setdefault(d["id"], []).append(d)
+    sums = summaries()
+    wrong, gaps, checked = [], [], set()
+    for sc in scs:
+        endpoint = "%s:%d" % (sc.server_ip, sc.port)
+        conns = sorted((s for s in sums if s["server"] == endpoint), key=lambda s: s["start"])
+        if len(conns) != len(sc.runs):
+            wrong.append("%s: %d client runs, %d summaries" % (sc.name, len(sc.runs), len(conns)))
+            continue
+        for run, s in zip(sc.runs, conns):
+            fails = [d for d in by_id.get(s["id"], []) if d["severity"] == "failure"]
+            got = [(d["cause"], d["direction"], d["rejected_by"]) for d in fails]
+            want = [(run.cause, sc.direction, run.rejected_by)] if run.cause else []
+            if run.cause:
+                checked.add((run.cause, sc.direction))
+            assert s["sensor"] == ("router-1" if sc.direction == "northbound" else "mp-1")
+            if got != want:
+                line = "%s (%s): want %s, got %s" % (sc.name, run.stack, want, got)
+                established13 = (s["established"] and s["version"] == 0x0304
+                                 and not s["close"]["fin"] and not s["close"]["rst"])
+                (gaps if run.cause and not fails and established13 else wrong).append(line)
+    assert not wrong, "\n".join(wrong)
+    # every cause of the scenario table was produced live, in its direction
+    assert len(checked) >= 20, sorted(checked)
+    if gaps:
+        pytest.xfail("sensor ends TLS 1.3 summaries before the server's reaction to the client "
+                     "Finished (same as tests/test_diagnose_scenarios.py): " + "; ".join(gaps))
