@@ -423,22 +423,37 @@ def e_protocol_alert_server(ctx: Ctx) -> Finding:
     return Finding("server", HIGH, f"the server refused the client's versions ({_offer(ctx)}) with fatal protocol_version{extra}")
 
 
-def m_protocol_alert_client(ctx: Ctx) -> bool:
+def _client_version_refusal(ctx: Ctx) -> str | None:
+    """How sure we are that the client's alert refuses the version the server chose: "high" (protocol_version,
+    or a version outside its explicit supported_versions), "medium" (a generic alert against an old version
+    with nothing wrong in the certificate: Java 8 with TLSv1/1.1 disabled says handshake_failure), else None."""
     a = ctx.fatal
-    if a is None or a.sender != "client" or not ctx.server_hello_seen:
-        return False
+    if a is None or a.sender != "client" or not ctx.server_hello_seen or ctx.version is None:
+        return None
     if a.description == PROTOCOL_VERSION:
-        return True
-    chosen = ctx.version
-    return (a.description in (HANDSHAKE_FAILURE, ILLEGAL_PARAMETER) and chosen is not None and ctx.explicit_versions
-            and (("TLSv1.3" if chosen.startswith("TLSv1.3") else chosen) not in ctx.offered_versions())
-            and not ctx.list_("certificates"))
+        return HIGH
+    if a.description not in (HANDSHAKE_FAILURE, ILLEGAL_PARAMETER, INSUFFICIENT_SECURITY):
+        return None
+    chosen = "TLSv1.3" if ctx.version.startswith("TLSv1.3") else ctx.version
+    if ctx.explicit_versions and chosen not in ctx.offered_versions() and not ctx.list_("certificates"):
+        return HIGH
+    rank = VERSION_RANK.get(chosen)
+    if rank is not None and rank <= VERSION_RANK["TLSv1.1"] and not rejecting_problems(ctx.server_chain):
+        return MEDIUM
+    return None
+
+
+def m_protocol_alert_client(ctx: Ctx) -> bool:
+    return _client_version_refusal(ctx) is not None
 
 
 def e_protocol_alert_client(ctx: Ctx) -> Finding:
     a = ctx.fatal
-    return Finding("client", HIGH,
-                   f"the server chose {ctx.version} but the client ({_offer(ctx)}) refused it: {_alert_text(a)}")
+    conf = _client_version_refusal(ctx) or LOW
+    return Finding("client", conf,
+                   f"the server chose {ctx.version} but the client ({_offer(ctx)}) refused it: {_alert_text(a)}",
+                   None if conf == HIGH else "the client's log (e.g. Java: 'No appropriate protocol'), or "
+                   "`tlsdiag probe HOST:PORT` to list the versions the server accepts")
 
 
 def _profile_versions_refute(ctx: Ctx) -> bool:

@@ -586,3 +586,16 @@ def test_windowed_batch_carries_profiles_over(pki):
     assert [len(c) for c in chunks] == [0, 0, 1]
     assert chunks[-1][0]["rule"] == "TLS-HELLO-REFUSED-PROFILE-SNI"      # learned in earlier windows
     assert e.stats.summaries == 5 and e.stats.failed == 1
+
+
+def test_java8_refuses_old_server_version_with_handshake_failure(pki):
+    """Legacy ClientHello (no supported_versions), server picks TLSv1.0, client says handshake_failure."""
+    s = make_summary(established=False, version="TLSv1.0", cipher="TLS_RSA_WITH_AES_128_CBC_SHA", history="CsxnL",
+                     client_versions=["TLSv1.2"], explicit_versions=False, chain=[pki.leaf, pki.inter],
+                     alerts=[alert("client", "handshake_failure", "server_hello_done")])
+    d = one(engine(pki).diagnose(s, ders([pki.leaf, pki.inter])))
+    assert (d["cause"], d["rejected_by"], d["confidence"]) == ("protocol_mismatch", "client", "medium")
+    # the same alert against a TLSv1.2 server with a wrong name is the name, not the version
+    s2 = dict(s, version="TLSv1.2", certificates=make_summary(chain=[pki.wrong_name, pki.inter])["certificates"])
+    d2 = one(engine(pki).diagnose(s2, ders([pki.wrong_name, pki.inter])))
+    assert d2["cause"] == "hostname_mismatch"
