@@ -535,6 +535,24 @@ def e_profile_sni(ctx: Ctx) -> Finding:
                    None if p.count >= 5 else "more successful handshakes, or `tlsdiag probe HOST:PORT` with and without --servername")
 
 
+def m_profile_other_names(ctx: Ctx) -> bool:
+    """HAProxy strict-sni and the like: the server works for other names, never for this one, and refuses it
+    with a plain handshake_failure although the version and suites are ones it accepts."""
+    p = ctx.server_profile
+    return bool(ctx.server_refused_hello() and ctx.sni and ctx.profile is None and p is not None
+                and p.with_sni > 0 and p.without_sni == 0 and not _profile_versions_refute(ctx)
+                and not _profile_suites_refute(ctx) and not _profile_groups_refute(ctx))
+
+
+def e_profile_other_names(ctx: Ctx) -> Finding:
+    p = ctx.server_profile
+    assert p is not None
+    return Finding("server", MEDIUM,
+                   f"the server refused the name {ctx.sni!r} ({_refusal_text(ctx)}), while {p.with_sni} successful "
+                   f"handshakes to it used other names; versions and suites match what it accepts",
+                   "`tlsdiag probe HOST:PORT --servername NAME` with this name and a known-good one")
+
+
 def m_implicit_version(ctx: Ctx) -> bool:
     """Legacy-only ClientHello above every version the server ever chose, and suites overlap: the server
     refused instead of negotiating down."""
@@ -923,6 +941,7 @@ FAILURE_RULES: Sequence[Rule] = (
     Rule("TLS-HELLO-REFUSED-PROFILE-CIPHER", CIPHER_MISMATCH, m_profile_cipher, e_profile_cipher),
     Rule("TLS-HELLO-REFUSED-PROFILE-GROUP", CIPHER_MISMATCH, m_profile_group, e_profile_group),
     Rule("TLS-HELLO-REFUSED-PROFILE-SNI", SNI_REQUIRED, m_profile_sni, e_profile_sni),
+    Rule("TLS-HELLO-REFUSED-PROFILE-OTHER-NAMES", SNI_UNRECOGNIZED, m_profile_other_names, e_profile_other_names),
     Rule("TLS-HELLO-REFUSED-IMPLICIT-VERSION", _P, m_implicit_version, e_implicit_version),
     Rule("TLS-HELLO-REFUSED-OLD-VERSION", _P, m_old_versions, e_old_versions),
     Rule("TLS-ALERT-INSUFFICIENT-SECURITY", CIPHER_MISMATCH, m_insufficient_security, e_insufficient_security),

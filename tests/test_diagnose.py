@@ -599,3 +599,11 @@ def test_java8_refuses_old_server_version_with_handshake_failure(pki):
     s2 = dict(s, version="TLSv1.2", certificates=make_summary(chain=[pki.wrong_name, pki.inter])["certificates"])
     d2 = one(engine(pki).diagnose(s2, ders([pki.wrong_name, pki.inter])))
     assert d2["cause"] == "hostname_mismatch"
+
+
+def test_name_refused_while_other_names_work(pki):
+    e = engine()
+    learn(e, 4, sni="api.example.com")
+    d = one(e.diagnose(refused(sni="unknown.example.com")))
+    assert (d["cause"], d["rejected_by"], d["rule"]) == ("sni_unrecognized", "server",
+                                                         "TLS-HELLO-REFUSED-PROFILE-OTHER-NAMES")
