@@ -26,6 +26,11 @@ MAX_CLIENTS = 50          # distinct clients / sensors remembered per incident
 MAX_NORTH_EVENTS = 100_000
 
 
+def _conn(d: Mapping[str, object]) -> Mapping[str, object]:
+    c = d.get("connection")
+    return c if isinstance(c, dict) else {}
+
+
 def _iso(ts: float) -> str:
     import datetime as dt
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -53,7 +58,7 @@ class Incident:
         self.count += 1
         self.last_seen = max(self.last_seen, t)
         self.first_seen = min(self.first_seen, t)
-        conn = d.get("connection") if isinstance(d.get("connection"), dict) else {}
+        conn = _conn(d)
         client = str(conn.get("client") or "").rpartition(":")[0] or str(conn.get("client"))
         if client in self.clients:
             self.clients[client] += 1
@@ -117,7 +122,7 @@ class IncidentTracker:
     # -- input --------------------------------------------------------------------------------
     def failure(self, d: Mapping[str, object], sensor: str | None, t: float,
                 now: float) -> list[dict[str, object]]:
-        conn = d.get("connection") if isinstance(d.get("connection"), dict) else {}
+        conn = _conn(d)
         key = (str(d.get("direction") or "unknown"), str(conn.get("server")), str(d.get("cause")))
         inc = self.open.get(key)
         events = []

@@ -109,7 +109,7 @@ class CertStore:
         self._c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 group_id=None, client_id="tlsdiag-analyzer-certs",
                                 max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20)
-        self._assigned: set = set()
+        self._assigned: set[Any] = set()
 
     def _assign(self) -> None:
         from kafka import TopicPartition
@@ -286,7 +286,7 @@ class Analyzer:
             max_poll_records=cfg.max_records, max_partition_fetch_bytes=8 << 20)
         outer = self
 
-        class Listener(ConsumerRebalanceListener):
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             def on_partitions_revoked(self, revoked: Any) -> None:
                 for tp in revoked:
                     outer.engines.pop(tp.partition, None)
@@ -655,9 +655,9 @@ def load_analyzer_config(a: argparse.Namespace, environ: Mapping[str, str]) -> A
             if "bool" in typ and isinstance(v, str):
                 v = v.lower() in ("1", "true", "yes", "on")
             elif typ.startswith("int") and v is not None:
-                v = int(v)
+                v = int(str(v))
             elif typ.startswith("float") and v is not None:
-                v = float(v)
+                v = float(str(v))
         except ValueError:
             raise ConfigError("%s: %r is not a number" % (k, v)) from None
         out[k] = v

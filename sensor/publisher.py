@@ -219,7 +219,7 @@ class Publisher:
         self._producer = None
         self._producer_factory = producer_factory or self._make_producer
         self.online = False
-        self._inflight: dict[int, tuple[int, bytes, bytes]] = {}
+        self._inflight: dict[int, tuple[tuple[int, bytes, bytes], float]] = {}
         self._seq = 0
         self._offline_since = 0.0
         self._lock = threading.Lock()

@@ -357,3 +357,62 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
     if gaps:
         pytest.xfail("sensor ends TLS 1.3 summaries before the server's reaction to the client "
                      "Finished (same as tests/test_diagnose_scenarios.py): " + "; ".join(gaps))
+
+
+def test_sensor_sighup_reload_and_metrics(broker, tmp_path):
+    """tlsdiag sensor on lo: SIGHUP re-reads the config file (the role, so the direction stamped
+    on summaries changes), the Prometheus endpoint counts it, SIGTERM exits 0."""
+    _need_root()
+    import socket
+    import urllib.request
+    b = broker.bootstrap
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        mport = s.getsockname()[1]
+    conf = tmp_path / "sensor.toml"
+    conf.write_text('[sensor]\nrole = "router"\nports = [%d]\nstats_interval = 2\n' % port)
+    cert = ["-cert", str(PKI / "server-good.pem"), "-key", str(PKI / "server-good.key")]
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:%d" % port, "-www"]
+                           + cert, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    log = tmp_path / "sensor.log"
+    sensor = subprocess.Popen(
+        [sys.executable, "-m", "tlsdiag", "sensor", "--interface", "lo", "--kafka", b,
+         "--config", str(conf), "--sensor-id", "lo-1", "--metrics-port", str(mport),
+         "--topic-handshakes", "hup.handshakes", "--topic-certs", "hup.certs",
+         "--spool-dir", str(tmp_path / "spool"), "-v"],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=REPO)
+
+    def connect():
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                            "-servername", API], input=b"", capture_output=True, timeout=15)
+        assert b"Verify return code" in r.stdout
+
+    def directions():
+        return [decode_summary(v)["direction"] for _, v in kcat_messages(b, "hup.handshakes")]
+    try:
+        _wait(lambda: "capturing on" in log.read_text(), 60, "the sensor")
+        connect()
+        _wait(lambda: directions() == ["northbound"], 30, "a northbound summary")
+        conf.write_text('[sensor]\nrole = "message-processor"\nports = [%d]\n' % port)
+        sensor.send_signal(signal.SIGHUP)
+        _wait(lambda: "SIGHUP: config reloaded" in log.read_text(), 30, "the reload")
+        connect()
+        _wait(lambda: directions() == ["northbound", "southbound"], 30, "a southbound summary")
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read()
+        text = text.decode()
+        assert 'tlsdiag_sensor_summaries_total{direction="northbound"} 1' in text
+        assert 'tlsdiag_sensor_summaries_total{direction="southbound"} 1' in text
+        assert "tlsdiag_sensor_pcap_dropped_total 0" in text
+        assert "tlsdiag_sensor_kafka_online 1" in text
+        sensor.send_signal(signal.SIGTERM)
+        assert sensor.wait(30) == 0, log.read_text()[-2000:]
+        assert "stats: packets=" in log.read_text()
+    finally:
+        if sensor.poll() is None:
+            sensor.kill()
+        srv.kill()
+        srv.wait(5)
