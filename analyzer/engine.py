@@ -60,7 +60,15 @@ def _maybe_not_success(s: Summary) -> bool:
         if not isinstance(ce, list) or not ce or not all(isinstance(n, int) for n in ce):
             return True
         return ce[0] == R.TLS13_EMPTY_CERTIFICATE_RECORD or all(n < R.TLS13_MIN_FINISHED_RECORD for n in ce)
-    return bool(s.get("encrypted_alerts"))
+    if s.get("encrypted_alerts"):
+        return True
+    close = s.get("close")
+    if isinstance(close, dict):
+        for key in ("fin", "rst"):
+            seq = close.get(key)
+            if isinstance(seq, list) and seq:
+                return seq[0] == "client"
+    return False
 
 
 def _iso(ts: object) -> str | None:

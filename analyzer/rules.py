@@ -745,6 +745,8 @@ def e_encrypted(ctx: Ctx) -> Finding:
     enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
     ce = _tls13_client_records(ctx)
     se = [int(x) for x in ctx.list_("server_encrypted") if isinstance(x, int)]
+    closer = ctx.closer()
+    client_finished = any(n >= TLS13_MIN_FINISHED_RECORD for n in ce)
     who = str(enc[0].get("from")) if enc else None
     parts = []
     if enc:
@@ -753,7 +755,11 @@ def e_encrypted(ctx: Ctx) -> Finding:
         who = "client"
         parts.append(f"the client's encrypted records ({', '.join(map(str, ce))} bytes) are too short to hold its "
                      f"Finished: a probable encrypted alert from the client")
-    closer = ctx.closer()
+    if not client_finished and (closer == "client" or who == "client"):
+        # the client walked away from the server's flight (a server alert after that is only the reaction)
+        if not ce:
+            parts.append("the client closed without sending anything encrypted (no Finished, no alert)")
+        who = "client"
     rejected = who or closer
     if closer:
         parts.append(f"the {closer} closed first")
@@ -781,12 +787,15 @@ def _complete_then_closed(ctx: Ctx) -> bool:
 
 def client_sent_no_data(ctx: Ctx) -> bool:
     """TLS <= 1.2, handshake complete: the client's encrypted records after its Finished are all (encrypted)
-    alerts, and there is at least one: it closed (close_notify) without sending a byte of application data."""
+    alerts, and it closed (close_notify, or FIN/RST first) without sending a byte of application data."""
     if ctx.tls13 or not _complete_then_closed(ctx):
         return False
     ce = [x for x in ctx.list_("client_encrypted") if isinstance(x, int)]
     alerts = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict) and e.get("from") == "client"]
-    if not alerts or not ce or len(ce) >= 8:
+    if not ce or len(ce) >= 8:
+        return False
+    # it closed: with close_notify (curl), or with a bare FIN/RST before the server did (Node.js)
+    if not alerts and ctx.closer() != "client":
         return False
     return len(ce) - 1 - len(alerts) <= 0
 

@@ -607,3 +607,20 @@ def test_name_refused_while_other_names_work(pki):
     d = one(e.diagnose(refused(sni="unknown.example.com")))
     assert (d["cause"], d["rejected_by"], d["rule"]) == ("sni_unrecognized", "server",
                                                          "TLS-HELLO-REFUSED-PROFILE-OTHER-NAMES")
+
+
+def test_node_style_tls12_fin_after_handshake_over_name(pki):
+    """Node.js completes the handshake, checks the name in JS, and closes with a FIN (no alert, no data)."""
+    s = make_summary(history="CsxknGIti", chain=[pki.wrong_name, pki.inter], client_encrypted=[40],
+                     server_encrypted=[40, 26], encrypted_alerts=[{"from": "server", "length": 26}],
+                     close={"fin": ["client"], "rst": ["client"]})
+    d = one(engine(pki).diagnose(s, ders([pki.wrong_name, pki.inter])))
+    assert (d["cause"], d["rejected_by"]) == ("hostname_mismatch", "client")
+
+
+def test_node_style_tls13_client_walks_away_before_finished(pki):
+    s = make_summary(established=False, outcome="encrypted_alert", version="TLSv1.3", history="Csi",
+                     client_encrypted=[], server_encrypted=[23, 1861, 281, 69, 19],
+                     encrypted_alerts=[{"from": "server", "length": 19}], close={"fin": ["client"], "rst": ["client"]})
+    d = one(engine().diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("encrypted_failure", "client")
