@@ -67,7 +67,7 @@ def _maybe_not_success(s: Summary) -> bool:
         for key in ("fin", "rst"):
             seq = close.get(key)
             if isinstance(seq, list) and seq:
-                return seq[0] == "client"
+                return bool(seq[0] == "client")
     return False
 
 
