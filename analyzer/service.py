@@ -268,7 +268,11 @@ class Analyzer:
     def _connect(self) -> None:
         from kafka import KafkaConsumer, KafkaProducer
         from kafka.consumer.subscription_state import ConsumerRebalanceListener
+        from tlsdiag.kafka_topics import ensure_topics
         cfg = self.cfg
+        ensure_topics(cfg.kafka, {cfg.topic_handshakes: False, cfg.topic_certs: True,
+                                  cfg.topic_profiles: True, cfg.topic_diagnoses: False,
+                                  cfg.topic_incidents: False, cfg.topic_dlq: False})
         tid = "tlsdiag-%s-%s" % (cfg.group, cfg.instance) if cfg.exactly_once else None
         self.producer = KafkaProducer(
             bootstrap_servers=cfg.kafka, client_id="tlsdiag-analyzer-%s" % cfg.instance,

@@ -221,6 +221,8 @@ class Publisher:
         self.online = False
         self._inflight: dict[int, tuple[tuple[int, bytes, bytes], float]] = {}
         self._seq = 0
+        self._topics_checked = False
+        self._topics_thread: threading.Thread | None = None
         self._offline_since = 0.0
         self._lock = threading.Lock()
         self._last_probe = 0.0
@@ -264,6 +266,15 @@ class Publisher:
 
     def _make_producer(self):
         from kafka import KafkaProducer
+        if not self._topics_checked and (self._topics_thread is None
+                                         or not self._topics_thread.is_alive()):
+            # in its own thread: an admin client waits up to 30 s for a broker that is away
+            self._topics_thread = threading.Thread(target=self._ensure_topics, daemon=True,
+                                                   name="tlsdiag-topics")
+            self._topics_thread.start()
+            # give it a moment, so that the producer's first metadata request does not
+            # auto-create the certificates topic uncompacted first
+            self._topics_thread.join(5.0)
         return KafkaProducer(
             bootstrap_servers=self.cfg.bootstrap, client_id=self.cfg.client_id,
             acks="all", enable_idempotence=True, compression_type=self.compression,
@@ -272,6 +283,12 @@ class Publisher:
             request_timeout_ms=self.cfg.request_timeout_ms, max_block_ms=2000,
             reconnect_backoff_ms=200, reconnect_backoff_max_ms=2000,
             max_request_size=8 << 20, retry_backoff_ms=200)
+
+    def _ensure_topics(self) -> None:
+        from tlsdiag.kafka_topics import ensure_topics
+        self._topics_checked = ensure_topics(
+            self.cfg.bootstrap, {self.cfg.topic_handshakes: False,
+                                 self.cfg.topic_certs: True}) is not None
 
     def _topic(self, kind: int) -> str:
         return self.cfg.topic_certs if kind == KIND_CERT else self.cfg.topic_handshakes

@@ -105,6 +105,15 @@ def test_summaries_and_certificates_arrive(broker, tmp_path):
     got = sorted(decode_summary(v)["id"] for _, v in msgs)
     assert got == sorted(raw["id"] for raw, _ in items)
 
+    # the certificates topic was created compacted (keys are identities)
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        cfg = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "t1.certs")])
+    finally:
+        admin.close()
+    assert cfg["topic"]["t1.certs"]["cleanup.policy"]["value"] == "compact"
+
     certs = kcat_messages(broker.bootstrap, "t1.certs")
     assert digests, "the test captures hold certificates"
     # each distinct certificate exactly once, keyed by its SHA-256 hex
