@@ -385,3 +385,27 @@ def test_fuzz_target_runs_both_implementations(c_wire):
        body=st.binary(max_size=600))
 def test_fuzz_target_one_input(op, arg, body):
     FUZZ.one_input(bytes([op, arg]) + body)
+
+
+@FAST
+@given(st.data(), LINKTYPE)
+def test_decode_batch_hostile_meta(c_wire, py_wire, data, linktype):
+    """Random batch descriptors over real frames: offsets and lengths that run past the
+    buffer, zero lengths, overlapping records, a trailing partial descriptor."""
+    frames = list(golden_frames(linktype)[:6])
+    buf, _meta = _batch([(float(i), f) for i, (_ts, f) in enumerate(frames)])
+    n = data.draw(st.integers(0, 8))
+    meta = b"".join(struct.pack("=IIII", data.draw(st.integers(0, 2**32 - 1)),
+                                data.draw(st.integers(0, 999_999)),
+                                data.draw(st.integers(0, len(buf) + 10)),
+                                data.draw(st.integers(0, 2000) | st.just(2**32 - 1)))
+                    for _ in range(n)) + data.draw(st.binary(max_size=15))
+    res = []
+    for impl in (c_wire, py_wire):
+        dec = new_decoder(impl, linktype)
+        res.append((outcome(dec.decode_batch, buf, meta), dec.stats()))
+    assert res[0][0][0] == "ok" and res[1][0][0] == "ok", res
+    assert res[0][1] == res[1][1]
+    c_segs, p_segs = res[0][0][1], res[1][0][1]
+    assert [s[1:] for s in c_segs] == [s[1:] for s in p_segs]
+    assert all(abs(a[0] - b[0]) < 1e-3 for a, b in zip(c_segs, p_segs))
