@@ -331,3 +331,91 @@ def test_ciphertext_is_not_buffered(wire_impl):
             n += sum(isinstance(e, tls.EncryptedRecord) for e in events)
             assert conn.buffered() < 5
         assert n == 64
+
+
+# ---------------------------------------------------------------------------------------------
+# SSLv2-framed hellos
+# ---------------------------------------------------------------------------------------------
+
+def sslv2_client_hello(version=0x0301, specs=(0x010080, 0x00002F, 0x000035), sid=b"",
+                       challenge=b"\x11" * 16) -> bytes:
+    cs = b"".join(s.to_bytes(3, "big") for s in specs)
+    body = bytes([1]) + version.to_bytes(2, "big") + len(cs).to_bytes(2, "big") \
+        + len(sid).to_bytes(2, "big") + len(challenge).to_bytes(2, "big") + cs + sid + challenge
+    return (0x8000 | len(body)).to_bytes(2, "big") + body
+
+
+def sslv2_server_hello(cert=b"\x30\x03\x02\x01\x05", specs=(0x010080,)) -> bytes:
+    cs = b"".join(s.to_bytes(3, "big") for s in specs)
+    conn_id = b"\x22" * 16
+    body = bytes([4, 0, 1]) + (2).to_bytes(2, "big") + len(cert).to_bytes(2, "big") \
+        + len(cs).to_bytes(2, "big") + len(conn_id).to_bytes(2, "big") + cert + cs + conn_id
+    return (0x8000 | len(body)).to_bytes(2, "big") + body
+
+
+def _v3_server_flight() -> bytes:
+    sh = golden_messages()["server_hello"][0]
+    hs = b"\x02" + len(sh).to_bytes(3, "big") + sh
+    return b"\x16\x03\x03" + len(hs).to_bytes(2, "big") + hs + b"\x14\x03\x03\x00\x01\x01"
+
+
+SSLV2_STREAMS = {
+    "v2_hello_v3_answer": [(0, sslv2_client_hello()), (1, _v3_server_flight()),
+                           (0, b"\x14\x03\x01\x00\x01\x01" + b"\x17\x03\x01\x00\x20" + bytes(32))],
+    "v2_both": [(0, sslv2_client_hello(version=2)), (1, sslv2_server_hello()),
+                (0, b"\x80\x21" + bytes(33))],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SSLV2_STREAMS))
+def test_sslv2_hellos(wire_impl, name):
+    segs = SSLV2_STREAMS[name]
+    with using_wire(wire_impl):
+        want = feed_events(segs)
+        kinds = [type(e).__name__ for e in want]
+        assert kinds[0] == "ClientHello" and want[0].sslv2 is True
+        assert want[0].cipher_suites == (0x010080, 0x00002F, 0x000035)
+        assert "ServerHello" in kinds and not any(isinstance(e, tuple) and e[0] == "error"
+                                                  for e in want)
+        if name == "v2_both":
+            assert want[1].sslv2 is True and want[1].cipher_suite == 0x010080
+            assert [type(e).__name__ for e in want[2:]] == ["Certificate", "EncryptedRecord"]
+        assert feed_events(bytewise(segs)) == want
+        assert next_event_events(bytewise(segs)) == want
+
+
+@SETTINGS
+@given(st.data())
+def test_sslv2_random_splits(wire_impl, data):
+    segs = SSLV2_STREAMS[data.draw(st.sampled_from(sorted(SSLV2_STREAMS)))]
+    cuts = [data.draw(st.lists(st.integers(0, 1 << 16), max_size=4)) for _ in segs]
+    with using_wire(wire_impl):
+        assert feed_events(split_at(segs, cuts)) == feed_events(segs)
+
+
+@SETTINGS
+@given(st.data(), mutations())
+def test_sslv2_mutated(wire_impl, data, mutate):
+    segs = list(SSLV2_STREAMS[data.draw(st.sampled_from(sorted(SSLV2_STREAMS)))])
+    i = data.draw(st.integers(0, len(segs) - 1))
+    segs[i] = (segs[i][0], mutate(segs[i][1]))
+    with using_wire(wire_impl):
+        assert_only_events_or_one_error_per_direction(segs)
+
+
+def test_starttls_preamble_is_skipped(wire_impl, reference):
+    """SMTP before STARTTLS, each line its own segment (as the protocol's turn-taking makes
+    it): the plaintext is counted and skipped, the TLS that follows reads as without it."""
+    path = next(p for p in PATHS if p.stem == "tls12_rsa_chain3")
+    pre = [(1, b"220 mx.example.com ESMTP\r\n"), (0, b"EHLO client\r\n"),
+           (1, b"250-mx.example.com\r\n250 STARTTLS\r\n"), (0, b"STARTTLS\r\n"),
+           (1, b"220 2.0.0 Ready to start TLS\r\n")]
+    with using_wire(wire_impl):
+        conn = tls.TLSConnection()
+        got = []
+        for d, data in pre + list(tcp_segments(path)):
+            events, err = conn.feed(d, data)
+            assert err is None
+            got += events
+        assert got == reference[path.stem]
+        assert conn.plaintext() == sum(len(p) for _d, p in pre)
