@@ -613,12 +613,13 @@ def test_syn_flood_million_heap_bound(c_wire, request):
 
 @pytest.mark.c_extension
 def test_syn_flood_heap_with_small_done_set(c_wire):
-    """200,000 SYNs, max_flows 2,000 and max_done 5,000 under tracemalloc: the heap peak
-    stays below 8 MB - the configured bounds are what memory follows."""
+    """100,000 SYNs, max_flows 2,000 and max_done 5,000 under tracemalloc: the heap peak
+    (measured 2.8 MB for 200,000) stays below 8 MB - memory follows the configured bounds,
+    not the number of SYNs."""
     table = FlowTable(max_flows=2000, max_done=5000)
     tracemalloc.start()
     try:
-        _flood(c_wire, 200_000, table)
+        _flood(c_wire, 100_000, table)
         _cur, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
