@@ -752,3 +752,46 @@ def test_hostile_packet_sequences(wire_impl, packets, gap):
         assert raw["client"] in {"10.9.0.%d:%d" % (i + 1, 50000 + i) for i in range(3)} | \
             {"10.0.0.2:443"}
         assert len(raw["history"]) <= 101
+
+
+def _batched(frames, size):
+    for i in range(0, len(frames), size):
+        chunk = frames[i:i + size]
+        buf = b"".join(chunk)
+        meta, off = [], 0
+        for k, f in enumerate(chunk):
+            ts_us = (i + k) * 1000                          # 1 ms apart, like summarize()
+            meta.append(struct.pack("=IIII", 1000 + ts_us // 1_000_000, ts_us % 1_000_000,
+                                    off, len(f)))
+            off += len(f)
+        yield buf, b"".join(meta)
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 4096])
+def test_batches_equal_frame_by_frame(wire_impl, size):
+    """Summarizer.feed (decode_batch, what summarize runs) gives the same summaries as
+    feed_frame whatever the batch size: pending flows, the done set and ciphertext skips set
+    up inside a batch apply to the rest of it."""
+    conns = [Conn(client=("10.2.0.%d" % (i + 1), 45000 + i)) for i in range(4)]
+    streams = [frames_of(conns[0], pieces(TLS12)),
+               frames_of(conns[1], pieces(ALERT), close=[(1, FIN), (0, FIN)]),
+               frames_of(conns[2], pieces(None, 1448, _with_big_server_record())),
+               frames_of(conns[3], pieces(TLS13, 200))]
+    frames = []
+    for i in range(max(len(s) for s in streams)):
+        frames += [s[i] for s in streams if i < len(s)]
+    for c in conns:                                         # late traffic after the finish
+        frames += [c.frame(1, ACK | PSH, 70000 + j * 100, b"\x17\x03\x03\x00\x5f" + bytes(95))
+                   for j in range(5)]
+    live, flushed, _stats = summarize(frames, wire_impl)
+    want = sorted((r["client"], r["history"], r["outcome"], r["end"]) for r in live + flushed)
+    assert len(want) == 4
+    with using_wire(wire_impl):
+        s = Summarizer(1)
+        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
+        got = []
+        for buf, meta in _batched(frames, size):
+            got += [raw for raw, _c in s.feed(buf, meta)]
+        got += [raw for raw, _c in s.flush()]
+    assert sorted((r["client"], r["history"], r["outcome"], round(r["end"], 3)) for r in got) \
+        == [(a, b, c, round(d, 3)) for a, b, c, d in want]
