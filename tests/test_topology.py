@@ -347,7 +347,9 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
                 checked.add((run.cause, sc.direction))
             assert s["sensor"] == ("router-1" if sc.direction == "northbound" else "mp-1")
             if got != want:
-                line = "%s (%s): want %s, got %s" % (sc.name, run.stack, want, got)
+                line = "%s (%s): want %s, got %s [summary: outcome %s, established %s, history %s, close %s, encrypted_alerts %s]" % (
+                    sc.name, run.stack, want, got, s["outcome"], s["established"], s["history"],
+                    s["close"], s["encrypted_alerts"])
                 established13 = (s["established"] and s["version"] == 0x0304
                                  and not s["close"]["fin"] and not s["close"]["rst"])
                 (gaps if run.cause and not fails and established13 else wrong).append(line)
