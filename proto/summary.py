@@ -69,19 +69,30 @@ def _int(v, lo: int = 0, hi: int = 0xFFFFFF) -> bool:
 
 
 def _side(v) -> bool:
-    return v == 0 or v == 1 and type(v) is int
+    return type(v) is int and (v == 0 or v == 1)
 
 
-def _ints(v) -> bool:
-    return type(v) is list and all(_int(x) for x in v)
+_INT = {int}
+_STR = {str}
+_BYTES = {bytes}
+_LEN32 = {32}
+_SIDE_VALUES = {0, 1}
+
+
+# The list checks run in C (set/map/min/max) rather than a Python generator per element:
+# a summary carries a few hundred list elements (cipher suites, extensions, groups, ...).
+
+def _ints(v, lo: int = 0, hi: int = 0xFFFFFF) -> bool:
+    return type(v) is list and (not v or (set(map(type, v)) == _INT and lo <= min(v)
+                                          and max(v) <= hi))
 
 
 def _strs(v) -> bool:
-    return type(v) is list and all(type(x) is str for x in v)
+    return type(v) is list and (not v or set(map(type, v)) == _STR)
 
 
 def _opt_int(v) -> bool:
-    return v is None or _int(v)
+    return v is None or (type(v) is int and 0 <= v <= 0xFFFFFF)
 
 
 def _opt_str(v) -> bool:
@@ -89,37 +100,84 @@ def _opt_str(v) -> bool:
 
 
 def _digests(v) -> bool:
-    return type(v) is list and all(type(x) is bytes and len(x) == 32 for x in v)
+    return type(v) is list and (not v or (set(map(type, v)) == _BYTES
+                                          and set(map(len, v)) == _LEN32))
 
 
 def _sides(v) -> bool:
-    return type(v) is list and len(v) <= 2 and all(_side(x) for x in v)
+    return type(v) is list and len(v) <= 2 and (not v or (set(map(type, v)) == _INT
+                                                          and _SIDE_VALUES.issuperset(v)))
 
+
+def _alerts(v) -> bool:
+    if type(v) is not list:
+        return False
+    for a in v:
+        if not (type(a) is list and len(a) == 4 and _side(a[0]) and _int(a[1], 0, 255)
+                and _int(a[2], 0, 255) and _int(a[3], -1, 255)):
+            return False
+    return True
+
+
+def _encrypted_alerts(v) -> bool:
+    if type(v) is not list:
+        return False
+    for a in v:
+        if not (type(a) is list and len(a) == 2 and _side(a[0]) and _int(a[1])):
+            return False
+    return True
+
+
+def _close(v) -> bool:
+    return type(v) is list and (v == [] or (len(v) == 2 and _sides(v[0]) and _sides(v[1])))
+
+
+def _is_str(v) -> bool:
+    return type(v) is str
+
+
+def _is_num(v) -> bool:
+    return type(v) is float or type(v) is int
+
+
+def _is_bool(v) -> bool:
+    return type(v) is bool
+
+
+_NULLABLE = frozenset({"version", "cipher", "curve", "server_name", "alpn", "ja4", "sensor",
+                       "direction", "client_legacy_version"})
+_BOOLS = frozenset({"established", "resumed", "client_psk", "hrr", "certificate_request",
+                    "client_certificate_empty", "truncated", "client_sslv2", "curve_from_ske"})
 
 #: the shape every decoded field must have (what summary_to_json relies on)
 _CHECKS = {
-    "id": lambda v: type(v) is str, "client": lambda v: type(v) is str,
-    "server": lambda v: type(v) is str, "history": lambda v: type(v) is str,
-    "outcome": lambda v: type(v) is str,
-    "start": lambda v: type(v) in (int, float), "end": lambda v: type(v) in (int, float),
+    "id": _is_str, "client": _is_str, "server": _is_str, "history": _is_str, "outcome": _is_str,
+    "start": _is_num, "end": _is_num,
     "version": _opt_int, "cipher": _opt_int, "curve": _opt_int,
     "client_legacy_version": _opt_int,
     "server_name": _opt_str, "alpn": _opt_str, "ja4": _opt_str, "sensor": _opt_str,
     "direction": _opt_str,
-    "alerts": lambda v: type(v) is list and all(
-        type(a) is list and len(a) == 4 and _side(a[0]) and _int(a[1], 0, 255)
-        and _int(a[2], 0, 255) and _int(a[3], -1, 255) for a in v),
+    "alerts": _alerts,
     "client_versions": _ints, "client_ciphers": _ints, "client_extensions": _ints,
     "client_groups": _ints, "client_signature_algorithms": _ints, "client_key_shares": _ints,
     "client_alpn": _strs, "weirds": _strs,
     "certificates": _digests, "client_certificates": _digests,
     "client_encrypted": _ints, "server_encrypted": _ints,
-    "encrypted_alerts": lambda v: type(v) is list and all(
-        type(a) is list and len(a) == 2 and _side(a[0]) and _int(a[1]) for a in v),
+    "encrypted_alerts": _encrypted_alerts,
     "gaps": _sides,
-    "close": lambda v: type(v) is list and (v == [] or (len(v) == 2 and _sides(v[0])
-                                                          and _sides(v[1]))),
+    "close": _close,
 }
+for _name in _BOOLS:
+    _CHECKS[_name] = _is_bool
+assert set(_CHECKS) == set(FIELDS)
+
+#: msgpack key -> (field name, shape check)
+_DECODE = {key: (name, _CHECKS[name]) for name, key in FIELDS.items()}
+#: defaults of absent fields that are immutable (None / False); list fields get a fresh []
+_SCALAR_DEFAULTS = {name: (False if name in _BOOLS else None) for name in FIELDS
+                    if name in _BOOLS or name in _NULLABLE}
+_LIST_FIELDS = tuple(name for name in FIELDS if name not in _SCALAR_DEFAULTS)
+_TEMPLATE = {name: _SCALAR_DEFAULTS.get(name) for name in FIELDS}
 
 
 def decode_summary(data: bytes) -> dict:
@@ -136,36 +194,35 @@ def decode_summary(data: bytes) -> dict:
                             max_map_len=1000)
     except Exception as exc:
         raise SchemaError("not msgpack: %s" % exc) from None
-    if not isinstance(m, dict):
+    if type(m) is not dict:
         raise SchemaError("not a map")
     v = m.get(0)
     if v != SCHEMA_VERSION or type(v) is not int:
         raise SchemaError("unknown schema version %r" % (v,))
-    raw: dict = {name: (False if name in _BOOLS else None if name in _NULLABLE else [])
-                 for name in FIELDS}
+    raw = _TEMPLATE.copy()                # field order of FIELDS, like the writer's
+    for name in _LIST_FIELDS:
+        raw[name] = []
+    decode = _DECODE
+    bad = False
     for k, val in m.items():
-        name = _KEYS.get(k) if type(k) is int else None
-        if name is None:
+        spec = decode.get(k)
+        if spec is None or type(k) is not int:
             continue                       # a newer writer's field: ignored
+        name, check = spec
+        if not check(val):
+            bad = True
         raw[name] = val
     for name in _REQUIRED:
-        if raw.get(name) in (None, []):
+        val = raw[name]
+        if val is None or val == []:
             raise SchemaError("missing field %r" % name)
-    for name, check in _CHECKS.items():
-        if not check(raw[name]):
-            raise SchemaError("bad %s field" % name)
-    for name in _BOOLS:
-        if type(raw[name]) is not bool:
-            raise SchemaError("bad %s field" % name)
+    if bad:
+        for name, check in _CHECKS.items():
+            if not check(raw[name]):
+                raise SchemaError("bad %s field" % name)
     c = raw["close"]
     raw["close"] = {"fin": c[0], "rst": c[1]} if c else {"fin": [], "rst": []}
     return raw
-
-
-_NULLABLE = frozenset({"version", "cipher", "curve", "server_name", "alpn", "ja4", "sensor",
-                       "direction", "client_legacy_version"})
-_BOOLS = frozenset({"established", "resumed", "client_psk", "hrr", "certificate_request",
-                    "client_certificate_empty", "truncated", "client_sslv2", "curve_from_ske"})
 
 
 def encode_certificate(sha256: bytes, der: bytes, facts: Mapping[str, Any]) -> bytes:
