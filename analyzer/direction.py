@@ -6,6 +6,7 @@ Decided from the configured role and local networks. Pure: no I/O.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Iterable
 
 from .config import IPNetwork
@@ -33,11 +34,43 @@ def split_endpoint(endpoint: str) -> tuple[str, int | None]:
 
 def _is_local(endpoint: str, nets: Iterable[IPNetwork]) -> bool:
     host, _ = split_endpoint(endpoint)
+    v4 = _v4_int(host)
+    if v4 is not None:
+        return any(net == v4 & mask for net, mask in _v4_nets(nets))
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return False
     return any(ip.version == n.version and ip in n for n in nets)
+
+
+def _v4_int(host: str) -> int | None:
+    """A dotted-quad IPv4 address as an int, for exactly the strings ``ipaddress`` reads the
+    same way (inet_pton, then the canonical form must round-trip); else None."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET, host)
+    except (OSError, ValueError, TypeError):
+        return None
+    if socket.inet_ntop(socket.AF_INET, packed) != host:
+        return None
+    return int.from_bytes(packed, "big")
+
+
+_V4_NETS: dict[int, tuple[object, tuple[tuple[int, int], ...]]] = {}
+
+
+def _v4_nets(nets: Iterable[IPNetwork]) -> tuple[tuple[int, int], ...]:
+    """(network, mask) ints of the IPv4 networks of ``nets`` (a config's few CIDRs), cached
+    per ``nets`` object (IPNetwork hashes in Python: too slow to key on per connection)."""
+    hit = _V4_NETS.get(id(nets))
+    if hit is not None and hit[0] is nets:
+        return hit[1]
+    compiled = tuple((int(n.network_address), int(n.netmask)) for n in nets if n.version == 4)
+    if isinstance(nets, tuple):
+        if len(_V4_NETS) > 64:
+            _V4_NETS.clear()
+        _V4_NETS[id(nets)] = (nets, compiled)
+    return compiled
 
 
 def classify(client: str, server: str, role: str | None, local_nets: tuple[IPNetwork, ...],

@@ -126,8 +126,10 @@ class Engine:
             self.profiles.learn({k: v for k, v in summary.items() if k != "certificates"})
 
     # -- diagnosis --------------------------------------------------------------------------------------
-    def diagnose(self, summary: Summary, certs: Certs | None = None) -> list[Diagnosis]:
-        """Failure diagnosis (exactly one) for a failed connection; warnings for a successful one; else []."""
+    def diagnose(self, summary: Summary, certs: Certs | None = None, warnings: bool = True) -> list[Diagnosis]:
+        """Failure diagnosis (exactly one) for a failed connection; warnings for a successful one; else [].
+        ``warnings=False``: a successful connection's warnings are counted in ``stats`` but not rendered
+        (the analyzer's ``--no-warnings``; rendering is most of their cost)."""
         self.stats.summaries += 1
         if not isinstance(summary, Mapping) or not isinstance(summary.get("server"), str) \
                 or not isinstance(summary.get("client"), str):
@@ -163,7 +165,8 @@ class Engine:
             return [d]
         out = []
         for rule_id, cause, finding in self._warnings(ctx):
-            out.append(self._render(ctx, rule_id, cause, "warning", finding, direction_reason))
+            if warnings:
+                out.append(self._render(ctx, rule_id, cause, "warning", finding, direction_reason))
             self.stats.warnings_by_cause[cause] += 1
         return out
 

@@ -102,11 +102,21 @@ def load_corpus(pcap: str | None, scenarios: bool, rebuild: bool):
 
 
 def build_stream(corpus: dict[str, list[bytes]], n: int, partitions: int,
-                 scen_every: int) -> list[tuple[int, bytes, bytes]]:
+                 scen_every: int, sni_per_server: bool = True) -> list[tuple[int, bytes, bytes]]:
     """n (partition, key, msgpack) with fresh ids and times, partitioned by server like the
-    sensor's publisher (keyed by server endpoint)."""
+    sensor's publisher (keyed by server endpoint).
+
+    ``sni_per_server``: the bench corpus draws a random SNI per connection (24k distinct
+    names over 1,500 servers); real clients of a server send one or a few names, so by
+    default each server keeps the first name seen for it (connections without SNI keep
+    none).  ``False`` keeps the corpus' names: every chain check is then new (worst case)."""
     main, scen = corpus["main"], corpus["scen"]
     base = [decode_summary(m) for m in main] or [decode_summary(m) for m in scen]
+    if sni_per_server:
+        first: dict[str, str] = {}
+        for r in base:
+            if r["server_name"]:
+                r["server_name"] = first.setdefault(r["server"], r["server_name"])
     sc = [decode_summary(m) for m in scen]
     t0 = 1_800_000_000.0
     out = []
@@ -134,6 +144,9 @@ class NullProducer:
     def send(self, topic, key=None, value=None, headers=None):
         self.sent.append((topic, key, value))
 
+    def flush(self, timeout=None):
+        pass
+
 
 class DictCerts:
     def __init__(self, d: dict[bytes, tuple[bytes, dict]]) -> None:
@@ -149,19 +162,19 @@ class DictCerts:
         pass
 
 
-def make_analyzer(certs, scen_config: bool):
+def make_analyzer(certs, scen_config: bool, warnings: bool = False):
     from analyzer.config import build_config
     from analyzer.service import Analyzer, AnalyzerConfig
     diag = build_config(dict(SCEN_ARGS) if scen_config else {})
-    an = Analyzer(AnalyzerConfig(kafka="bench:0", warnings=False), diag)
+    an = Analyzer(AnalyzerConfig(kafka="bench:0", warnings=warnings), diag)
     an.producer = NullProducer()
     an.certs = DictCerts(certs)
-    an._snapshot_profiles = lambda force=False: None   # Kafka-side; timed by the Kafka bench
     return an
 
 
-def run_once(stream, certs, batch: int, scen_config: bool, topic: str = "tls.handshakes"):
-    an = make_analyzer(certs, scen_config)
+def run_once(stream, certs, batch: int, scen_config: bool, warnings: bool = False,
+             topic: str = "tls.handshakes"):
+    an = make_analyzer(certs, scen_config, warnings)
     batches = []
     for i in range(0, len(stream), batch):
         recs: dict = {}
@@ -187,9 +200,14 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--random-sni", action="store_true",
+                    help="keep the corpus' random SNI per connection (worst case for caches)")
+    ap.add_argument("--warnings", action="store_true",
+                    help="analyzer with warnings on (default off, like bench/live)")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--profile", metavar="FILE", help="cProfile one round into FILE")
     ap.add_argument("--check-digest", metavar="HEX")
+    ap.add_argument("--dump", metavar="FILE", help="write the diagnosis records (key TAB value)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -197,7 +215,8 @@ def main() -> int:
     if a.pcap and not pcap:
         print("note: %s not found, using the scenario captures only" % a.pcap, file=sys.stderr)
     corpus, certs = load_corpus(pcap, not a.no_scenarios, a.rebuild)
-    stream = build_stream(corpus, a.n, a.partitions, 0 if a.no_scenarios else a.scen_every)
+    stream = build_stream(corpus, a.n, a.partitions, 0 if a.no_scenarios else a.scen_every,
+                          not a.random_sni)
     scen_cfg = not a.no_scenarios
     from cext import wire
     impl = getattr(wire, "IMPLEMENTATION", "?")
@@ -210,7 +229,7 @@ def main() -> int:
         import pstats
         pr = cProfile.Profile()
         pr.enable()
-        dt, an = run_once(stream, certs, a.batch, scen_cfg)
+        dt, an = run_once(stream, certs, a.batch, scen_cfg, a.warnings)
         pr.disable()
         pr.dump_stats(a.profile)
         pstats.Stats(pr).sort_stats("tottime").print_stats(25)
@@ -219,12 +238,13 @@ def main() -> int:
     digest = None
     an = None
     for _ in range(a.rounds):
-        dt, an = run_once(stream, certs, a.batch, scen_cfg)
+        dt, an = run_once(stream, certs, a.batch, scen_cfg, a.warnings)
         times.append(dt)
         h = hashlib.sha256()
         nd = 0
         for topic, key, value in an.producer.sent:
             if topic == "tls.diagnoses":
+                value = value.replace(str(REPO).encode(), b"REPO")   # the truststore path
                 h.update(key or b"")
                 h.update(b"\0")
                 h.update(value)
@@ -236,6 +256,12 @@ def main() -> int:
         digest = d
         print("  round: %.3f s, %.0f msgs/s, %.1f us/msg" % (dt, len(stream) / dt,
                                                               dt / len(stream) * 1e6), flush=True)
+    if a.dump:
+        with open(a.dump, "wb") as fh:
+            for topic, key, value in an.producer.sent:
+                if topic == "tls.diagnoses":
+                    value = value.replace(str(REPO).encode(), b"REPO")
+                    fh.write((key or b"") + b"\t" + value + b"\n")
     best = min(times)
     topics: dict[str, int] = {}
     for topic, _, _ in an.producer.sent:
