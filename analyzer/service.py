@@ -430,7 +430,7 @@ class Analyzer:
             if is_success(s):
                 eng.observe(s, ders)
                 self._dirty.add(part)
-            diags = eng.diagnose(s, ders)
+            diags = eng.diagnose(s, ders, warnings=cfg.warnings)
             self.c["summaries"] += 1
             if is_success(s):
                 for ev in self.incidents.success(str(s.get("direction") or eng_direction(diags)),
