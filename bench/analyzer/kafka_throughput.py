@@ -1,0 +1,179 @@
+"""Analyzer throughput through a real broker: N summaries pre-loaded on ``tls.handshakes``,
+then one ``tlsdiag analyzer`` process started; time until the group's committed offsets reach
+the end of the topic (exactly-once: the offsets commit in the same transaction as the
+batch's diagnoses, so that is the moment the last diagnosis is readable on tls.diagnoses).
+
+    python bench/analyzer/kafka_throughput.py                  # 100k messages, exactly-once
+    python bench/analyzer/kafka_throughput.py --n 20000 --at-least-once
+
+The stream is the one of bench/analyzer/throughput.py (hs-30k mix + ~1 % scenario failures,
+SNI per server, the scenario truststore and local nets), keyed by server endpoint over
+``--partitions`` partitions, lz4/zstd batches like the sensor's publisher; certificates on
+the compacted ``tls.certs`` topic first.  The broker is tools/kafka/kafka.sh (Kafka 4.x KRaft,
+loopback) in a temporary directory; everything is stopped at the end.
+
+Reports: the steady rate (messages committed after the first commit / time from the first
+commit to the last), the total from the analyzer's start (process start, group join and
+certificate catch-up included), and the number of diagnoses on tls.diagnoses (read_committed,
+by kcat) against the offline count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(HERE))
+
+import throughput as T  # noqa: E402
+from kafka_broker import start_broker  # noqa: E402
+
+
+def committed_and_end(admin, consumer, group: str, tps) -> tuple[int, int]:
+    from kafka.errors import KafkaError
+    try:
+        if hasattr(admin, "list_group_offsets"):           # kafka-python >= 3
+            offs = admin.list_group_offsets({group: None}).get(group) or {}
+        else:
+            offs = admin.list_consumer_group_offsets(group)
+    except KafkaError:          # no coordinator yet: the group has not started
+        offs = {}
+    done = sum(o.offset for tp, o in offs.items() if tp in tps and o.offset >= 0)
+    end = sum(consumer.end_offsets(list(tps)).values())
+    return done, end
+
+
+def count_diagnoses(bootstrap: str, topic: str) -> int:
+    out = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-q",
+                          "-X", "isolation.level=read_committed", "-f", "%k\n"],
+                         capture_output=True, timeout=300)
+    return len(set(out.stdout.splitlines()))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pcap", default=str(T.WORK / "hs-30k.pcap"))
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--partitions", type=int, default=3)
+    ap.add_argument("--at-least-once", action="store_true")
+    ap.add_argument("--max-records", type=int, default=None)
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--analyzer-arg", action="append", default=[],
+                    help="extra argument for tlsdiag analyzer (repeatable)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    a = ap.parse_args()
+
+    pcap = a.pcap if os.path.exists(a.pcap) else None
+    corpus, certs = T.load_corpus(pcap, True, False)
+    stream = T.build_stream(corpus, a.n, a.partitions, T_SCEN_EVERY)
+    print("stream: %d messages, %d certificates, %d partitions" % (
+        len(stream), len(certs), a.partitions), flush=True)
+
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from proto.summary import encode_certificate
+    from sensor.publisher import best_compression
+
+    tmp = Path(tempfile.mkdtemp(prefix="tlsdiag-anbench-"))
+    broker = start_broker(tmp / "kafka")
+    an = None
+    try:
+        broker.create_topic("tls.handshakes", partitions=a.partitions)
+        broker.create_topic("tls.certs", partitions=1, compact=True)
+        comp = best_compression()
+        prod = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=50,
+                             batch_size=1 << 20, compression_type=comp,
+                             max_request_size=8 << 20)
+        for sha, (der, facts) in certs.items():
+            prod.send("tls.certs", key=sha.hex().encode(), value=encode_certificate(sha, der, facts))
+        t = time.monotonic()
+        for p, key, value in stream:
+            prod.send("tls.handshakes", key=key, value=value, partition=p)
+        prod.flush(300)
+        prod.close()
+        print("produced %d summaries in %.1fs (%s)" % (len(stream), time.monotonic() - t, comp),
+              flush=True)
+
+        cmd = [sys.executable, "-m", "tlsdiag", "analyzer", "--kafka", broker.bootstrap,
+               "--group", "bench", "--no-warnings", "--stats-interval", "5",
+               "--truststore", T.SCEN_ARGS["truststore"]]
+        for net in T.SCEN_ARGS["local_nets"]:
+            cmd += ["--local-net", net]
+        if a.at_least_once:
+            cmd.append("--at-least-once")
+        if a.max_records:
+            cmd += ["--max-records", str(a.max_records)]
+        cmd += a.analyzer_arg
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        cons = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+        tps = {TopicPartition("tls.handshakes", p) for p in range(a.partitions)}
+        t_start = time.monotonic()
+        an = subprocess.Popen(cmd, cwd=REPO, stdout=open(tmp / "analyzer.log", "wb"),
+                              stderr=subprocess.STDOUT)
+        first = None
+        samples = []
+        done = end = 0
+        while time.monotonic() - t_start < a.timeout:
+            time.sleep(0.25)
+            done, end = committed_and_end(admin, cons, "bench", tps)
+            now = time.monotonic()
+            if done and first is None:
+                first = (now, done)
+            samples.append((now - t_start, done))
+            if end and done >= end:
+                break
+            if an.poll() is not None:
+                print("analyzer exited with %s" % an.returncode, file=sys.stderr)
+                break
+        t_end = time.monotonic()
+        cpu = None
+        try:
+            st = Path("/proc/%d/stat" % an.pid).read_text().rsplit(")", 1)[1].split()
+            cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+        ndiag = count_diagnoses(broker.bootstrap, "tls.diagnoses")
+        steady = (done - first[1]) / (t_end - first[0]) if first and t_end > first[0] else None
+        res = {
+            "messages": len(stream), "committed": done, "end": end,
+            "mode": "at-least-once" if a.at_least_once else "exactly-once",
+            "total_s": round(t_end - t_start, 2),
+            "first_commit_s": round(first[0] - t_start, 2) if first else None,
+            "steady_msgs_per_s": round(steady) if steady else None,
+            "overall_msgs_per_s": round(done / (t_end - t_start)),
+            "analyzer_cpu_s": cpu,
+            "analyzer_cpu_us_per_msg": round(cpu / done * 1e6, 1) if cpu and done else None,
+            "diagnoses_on_topic": ndiag, "load_avg": os.getloadavg()[0],
+            "compression": comp,
+        }
+        print(json.dumps(res, indent=1))
+        print("analyzer log tail:\n" + (tmp / "analyzer.log").read_text()[-800:], file=sys.stderr)
+        admin.close()
+        cons.close()
+    finally:
+        if an is not None and an.poll() is None:
+            an.terminate()
+            try:
+                an.wait(30)
+            except subprocess.TimeoutExpired:
+                an.kill()
+        broker.stop()
+        if not a.keep:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+T_SCEN_EVERY = 100
+
+if __name__ == "__main__":
+    sys.exit(main())
