@@ -11,19 +11,33 @@ processor sensor the southbound half.  When a southbound incident is open for a 
 northbound handshakes to the router keep succeeding in the same ``window``, the incident says
 that client-facing requests are failing (the gateway answers 503) because of that backend, and
 names the router endpoints and sensors on both sides.
+
+Restart state: every incident belongs to the input partition its failures came from (summaries
+are keyed by server, so one server's handshakes -- and so one incident key -- stay in one
+partition), and so do the northbound successes (counted in one-second buckets).
+:meth:`IncidentTracker.snapshot` serializes one partition's share of the state, and
+:meth:`IncidentTracker.restore` loads it back; the service stores that next to the input offset
+it reflects, so a restarted analyzer neither forgets open incidents (and re-opens them) nor
+counts a replayed summary twice.  :meth:`IncidentTracker.take_dirty` names the partitions whose
+state changed since the last call.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
-__all__ = ["Incident", "IncidentTracker"]
+__all__ = ["Incident", "IncidentTracker", "STATE_FORMAT", "STATE_VERSION"]
 
 MAX_CLIENTS = 50          # distinct clients / sensors remembered per incident
-MAX_NORTH_EVENTS = 100_000
+MAX_NORTH_BUCKETS = 20_000  # (second, router endpoint, sensor) buckets kept per partition
+STATE_FORMAT = "tlsdiag-incidents"
+STATE_VERSION = 1
+
+NorthKey = tuple[int, str, "str | None"]
+_SAMPLE_KEYS = ("id", "rule", "rejected_by", "explanation", "evidence", "remediation")
 
 
 def _conn(d: Mapping[str, object]) -> Mapping[str, object]:
@@ -53,6 +67,7 @@ class Incident:
     emitted_count: int = 0
     last_emit: float = 0.0
     impact: dict[str, object] | None = None
+    part: int = 0                       # input partition the incident's summaries come from
 
     def add(self, d: Mapping[str, object], sensor: str | None, t: float) -> None:
         self.count += 1
@@ -103,6 +118,40 @@ class Incident:
             "impact": self.impact,
         }
 
+    def to_state(self) -> dict[str, Any]:
+        return {"key": list(self.key), "id": self.id, "first_seen": self.first_seen,
+                "last_seen": self.last_seen, "count": self.count, "clients": self.clients,
+                "clients_total": self.clients_total, "sensors": self.sensors,
+                "server_names": self.server_names,
+                "sample": {k: self.sample.get(k) for k in _SAMPLE_KEYS} if self.sample else None,
+                "successes_since": self.successes_since, "emitted_count": self.emitted_count,
+                "last_emit": self.last_emit, "impact": self.impact}
+
+    @classmethod
+    def from_state(cls, d: Mapping[str, Any], part: int) -> "Incident":
+        """Inverse of :meth:`to_state`; ValueError/TypeError/KeyError on a malformed item."""
+        key = d["key"]
+        if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
+            raise ValueError("bad incident key")
+
+        def counts(v: object) -> dict[str, int]:
+            if not isinstance(v, dict):
+                raise ValueError("bad counts")
+            return {str(k): int(n) for k, n in list(v.items())[:MAX_CLIENTS]}
+        sample = d.get("sample")
+        impact = d.get("impact")
+        return cls(key=(key[0], key[1], key[2]), id=str(d["id"]),
+                   first_seen=float(d["first_seen"]), last_seen=float(d["last_seen"]),
+                   count=int(d["count"]), clients=counts(d.get("clients") or {}),
+                   clients_total=int(d.get("clients_total") or 0),
+                   sensors=counts(d.get("sensors") or {}),
+                   server_names=counts(d.get("server_names") or {}),
+                   sample=sample if isinstance(sample, dict) else None,
+                   successes_since=int(d.get("successes_since") or 0),
+                   emitted_count=int(d.get("emitted_count") or 0),
+                   last_emit=float(d.get("last_emit") or 0.0),
+                   impact=impact if isinstance(impact, dict) else None, part=part)
+
 
 class IncidentTracker:
     def __init__(self, update_interval: float = 30.0, resolve_successes: int = 3,
@@ -115,13 +164,15 @@ class IncidentTracker:
         self.max_open = max_open
         self.open: dict[tuple[str, str, str], Incident] = {}
         self._by_endpoint: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
-        # northbound successes: (time, router server endpoint, sensor)
-        self._north: deque[tuple[float, str, str | None]] = deque(maxlen=MAX_NORTH_EVENTS)
+        # northbound successes per input partition: (second, router endpoint, sensor) -> count,
+        # in arrival order (bounded; pruned once older than any window that can still use them)
+        self._north: dict[int, OrderedDict[NorthKey, int]] = {}
+        self._dirty: set[int] = set()
         self.opened = self.resolved = self.dropped = 0
 
     # -- input --------------------------------------------------------------------------------
     def failure(self, d: Mapping[str, object], sensor: str | None, t: float,
-                now: float) -> list[dict[str, object]]:
+                now: float, part: int = 0) -> list[dict[str, object]]:
         conn = _conn(d)
         key = (str(d.get("direction") or "unknown"), str(conn.get("server")), str(d.get("cause")))
         inc = self.open.get(key)
@@ -130,34 +181,39 @@ class IncidentTracker:
             if len(self.open) >= self.max_open:
                 self.dropped += 1
                 return []
+            # deterministic: the same first failure (a replay) gives the same incident id
             iid = hashlib.sha256(("%s|%s|%s|%.6f" % (key + (t,))).encode()).hexdigest()[:16]
-            inc = Incident(key=key, id=iid, first_seen=t, last_seen=t)
+            inc = Incident(key=key, id=iid, first_seen=t, last_seen=t, part=part)
             self.open[key] = inc
             self._by_endpoint.setdefault(key[:2], set()).add(key)
             inc.add(d, sensor, t)
             self.opened += 1
+            self._dirty.add(part)
             self._correlate(inc)
             events.append(self._emit(inc, "opened", now))
             return events
         inc.add(d, sensor, t)
+        self._dirty.add(inc.part)
         changed = self._correlate(inc)
         if changed or (inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval):
             events.append(self._emit(inc, "updated", now))
         return events
 
     def success(self, direction: str, server: str, sensor: str | None, t: float,
-                now: float) -> list[dict[str, object]]:
+                now: float, part: int = 0) -> list[dict[str, object]]:
         events = []
         if direction == "northbound":
-            self._north.append((t, server, sensor))
+            self._add_north(part, t, server, sensor)
             for inc in list(self.open.values()):
                 if inc.key[0] == "southbound" and inc.impact is None and self._correlate(inc):
+                    self._dirty.add(inc.part)
                     events.append(self._emit(inc, "updated", now))
         for key in list(self._by_endpoint.get((direction, server), ())):
             inc = self.open[key]
             if t < inc.last_seen:
                 continue
             inc.successes_since += 1
+            self._dirty.add(inc.part)
             if inc.successes_since >= self.resolve_successes:
                 events.append(self._resolve(inc, now, "handshakes to this server succeed again"))
         return events
@@ -172,8 +228,63 @@ class IncidentTracker:
                 events.append(self._resolve(inc, now, "no failure for %ds" % self.resolve_quiet))
             elif inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval:
                 self._correlate(inc)
+                self._dirty.add(inc.part)
                 events.append(self._emit(inc, "updated", now))
         return events
+
+    # -- restart state ------------------------------------------------------------------------
+    def take_dirty(self) -> set[int]:
+        """The partitions whose state changed since the last call (and forget them)."""
+        d, self._dirty = self._dirty, set()
+        return d
+
+    def partitions(self) -> set[int]:
+        return {inc.part for inc in self.open.values()} | set(self._north)
+
+    def snapshot(self, part: int) -> dict[str, Any]:
+        """Partition ``part``'s open incidents and northbound success buckets (JSON-able)."""
+        north: Mapping[NorthKey, int] = self._north.get(part) or {}
+        return {"format": STATE_FORMAT, "version": STATE_VERSION,
+                "incidents": [inc.to_state() for inc in self.open.values() if inc.part == part],
+                "north": [[sec, srv, sensor, n] for (sec, srv, sensor), n in north.items()]}
+
+    def restore(self, part: int, doc: object) -> int:
+        """Replace partition ``part``'s state with a :meth:`snapshot`; returns the number of
+        open incidents restored.  Malformed items are skipped; a malformed document is ignored."""
+        self.drop(part)
+        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT \
+                or doc.get("version") != STATE_VERSION:
+            return 0
+        n = 0
+        for item in doc.get("incidents") or []:
+            if len(self.open) >= self.max_open:
+                self.dropped += 1
+                break
+            try:
+                inc = Incident.from_state(item, part)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if inc.key in self.open:
+                continue
+            self.open[inc.key] = inc
+            self._by_endpoint.setdefault(inc.key[:2], set()).add(inc.key)
+            n += 1
+        for item in doc.get("north") or []:
+            try:
+                sec, srv, sensor, cnt = item
+                self._add_north(part, float(sec), str(srv),
+                                None if sensor is None else str(sensor), int(cnt))
+            except (TypeError, ValueError):
+                continue
+        self._dirty.discard(part)
+        return n
+
+    def drop(self, part: int) -> None:
+        """Forget partition ``part``'s state (it was revoked: another instance owns it now)."""
+        for inc in [i for i in self.open.values() if i.part == part]:
+            self._forget(inc)
+        self._north.pop(part, None)
+        self._dirty.discard(part)
 
     # -- internals ----------------------------------------------------------------------------
     def _emit(self, inc: Incident, event: str, now: float) -> dict[str, object]:
@@ -181,14 +292,18 @@ class IncidentTracker:
         inc.last_emit = now
         return inc.to_event(event)
 
-    def _resolve(self, inc: Incident, now: float, why: str) -> dict[str, object]:
-        inc.state = "resolved"
+    def _forget(self, inc: Incident) -> None:
         self.open.pop(inc.key, None)
         keys = self._by_endpoint.get(inc.key[:2])
         if keys is not None:
             keys.discard(inc.key)
             if not keys:
                 del self._by_endpoint[inc.key[:2]]
+
+    def _resolve(self, inc: Incident, now: float, why: str) -> dict[str, object]:
+        inc.state = "resolved"
+        self._forget(inc)
+        self._dirty.add(inc.part)
         self.resolved += 1
         ev = self._emit(inc, "resolved", now)
         ev["resolution"] = why
@@ -203,11 +318,12 @@ class IncidentTracker:
         lo, hi = inc.first_seen - self.window, inc.last_seen + self.window
         routers: dict[str, int] = {}
         sensors: set[str] = set()
-        for t, srv, sensor in self._north:
-            if lo <= t <= hi:
-                routers[srv] = routers.get(srv, 0) + 1
-                if sensor:
-                    sensors.add(sensor)
+        for buckets in self._north.values():
+            for (sec, srv, sensor), cnt in buckets.items():
+                if lo <= sec <= hi:
+                    routers[srv] = routers.get(srv, 0) + cnt
+                    if sensor:
+                        sensors.add(sensor)
         if not routers:
             return False
         n = sum(routers.values())
@@ -223,3 +339,24 @@ class IncidentTracker:
         old = inc.impact
         inc.impact = impact
         return old is None or old.get("routers") != names
+
+    def _add_north(self, part: int, t: float, server: str, sensor: str | None,
+                   n: int = 1) -> None:
+        buckets = self._north.get(part)
+        if buckets is None:
+            buckets = self._north[part] = OrderedDict()
+        k = (int(t), server, sensor)
+        self._dirty.add(part)
+        if k in buckets:
+            buckets[k] += n
+            return
+        buckets[k] = n
+        # a new bucket (about once a second per router endpoint): prune.  A bucket can only
+        # matter to an incident whose window reaches back to it: drop the ones older than
+        # every open incident's first failure (and than this success) minus the window.
+        while len(buckets) > MAX_NORTH_BUCKETS:
+            buckets.popitem(last=False)
+        if next(iter(buckets))[0] < t - self.window - 1:
+            oldest = min([i.first_seen for i in self.open.values()] + [t]) - self.window - 1
+            while buckets and next(iter(buckets))[0] < oldest:
+                buckets.popitem(last=False)

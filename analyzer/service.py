@@ -23,6 +23,19 @@ Server profiles are kept per input partition (summaries are keyed by server, so 
 handshakes stay in one partition) and snapshotted to the compacted ``tls.profiles`` topic
 (key ``GROUP/TOPIC/PARTITION``); a partition's profiles are restored when it is assigned.
 
+Incident state is restored the same way, so that a restart (SIGKILL included) neither forgets
+an open incident -- and opens it a second time -- nor counts a replayed summary twice.  Each
+incident belongs to the input partition of its summaries; whenever a batch changes a
+partition's incident state, its open incidents and northbound-success buckets are written to
+the profiles topic (key ``GROUP/TOPIC/PARTITION/incidents``) together with the input offset
+they reflect ("every record below this offset is counted"), before the batch's commit (inside
+its transaction; in at-least-once mode after a flush of the batch's incident events).  When the
+partition is assigned again, the state is loaded before its first record is processed, and a
+replayed record below that offset still gets its diagnosis re-sent (same key, idempotent) but
+does not touch the incidents again.  Incident ids are a hash of the key and the time of the
+first failure, so a replay that does re-open an incident (at-least-once mode, crash between
+the flush of the events and the flush of the state) re-sends the same id.
+
 Signals only set a flag: the loop finishes its batch, commits, and closes.
 """
 from __future__ import annotations
@@ -49,6 +62,8 @@ from .profiles import FORMAT, FORMAT_VERSION, Profile
 __all__ = ["AnalyzerConfig", "Analyzer", "CertStore", "main"]
 
 log = logging.getLogger(__name__)
+
+STATE_MAX_BYTES = 900_000     # under the broker's default message.max.bytes (1 MiB)
 
 
 @dataclass(frozen=True)
@@ -257,6 +272,8 @@ class Analyzer:
         self._last_snapshot = 0.0
         self.incidents = IncidentTracker(cfg.incident_update_s, cfg.incident_resolve_successes,
                                          cfg.incident_resolve_quiet_s, cfg.correlation_window_s)
+        # per input partition: records below this offset are counted in the incident state
+        self._inc_next: dict[int, int] = {}
         self.c: Counter[str] = Counter()
         self.poison: Counter[str] = Counter()
         self.failures: Counter[tuple[str, str]] = Counter()
@@ -295,6 +312,8 @@ class Analyzer:
                 for tp in revoked:
                     outer.engines.pop(tp.partition, None)
                     outer._dirty.discard(tp.partition)
+                    outer.incidents.drop(tp.partition)
+                    outer._inc_next.pop(tp.partition, None)
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 outer._restore_profiles([tp.partition for tp in assigned])
@@ -308,12 +327,19 @@ class Analyzer:
     def _profile_key(self, partition: int) -> str:
         return "%s/%s/%d" % (self.cfg.group, self.cfg.topic_handshakes, partition)
 
+    def _incident_key(self, partition: int) -> str:
+        return self._profile_key(partition) + "/incidents"
+
     def _restore_profiles(self, partitions: list[int]) -> None:
-        """Read the compacted profiles topic to its end; the last snapshot per key wins."""
+        """Read the compacted profiles topic to its end; the last snapshot per key wins.
+        Restores the partitions' server profiles and incident state."""
         from kafka import KafkaConsumer, TopicPartition
         want = {self._profile_key(p): p for p in partitions}
+        want_inc = {self._incident_key(p): p for p in partitions}
         for p in partitions:
             self.engines[p] = Engine(self.diag)
+            self.incidents.drop(p)
+            self._inc_next.pop(p, None)
         if not want:
             return
         c = KafkaConsumer(bootstrap_servers=self.cfg.kafka, group_id=None,
@@ -333,14 +359,57 @@ class Analyzer:
                 for batch in c.poll(timeout_ms=200).values():
                     for r in batch:
                         k = (r.key or b"").decode("utf-8", "replace")
-                        if k in want:
+                        if k in want or k in want_inc:
                             latest[k] = r.value
             for k, v in latest.items():
+                if k in want_inc:
+                    self._load_incidents(want_inc[k], v)
+                    continue
                 n = self._load_profiles(self.engines[want[k]], v)
                 log.info("restored %d profiles for partition %d", n, want[k])
                 self.c["profiles_restored"] += n
         finally:
             c.close()
+
+    def _load_incidents(self, partition: int, value: bytes | None) -> None:
+        try:
+            doc = json.loads(value) if value else None
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("offset"), int):
+            log.warning("ignoring a malformed incident state for partition %d", partition)
+            return
+        n = self.incidents.restore(partition, doc)
+        self._inc_next[partition] = doc["offset"]
+        dt = doc.get("data_time")
+        if isinstance(dt, (int, float)):
+            self._data_time = dt if self._data_time is None else max(self._data_time, dt)
+        self.c["incidents_restored"] += n
+        log.info("restored %d open incident(s) for partition %d (counted up to offset %d)",
+                 n, partition, doc["offset"])
+
+    def _snapshot_incidents(self) -> None:
+        """Write the incident state of the partitions this batch changed (before the commit)."""
+        dirty = self.incidents.take_dirty()
+        if not dirty:
+            return
+        if not self.cfg.exactly_once:
+            # the events first: a state that says "counted" must not outlive unsent events
+            self.producer.flush()
+        for p in sorted(dirty):
+            doc = self.incidents.snapshot(p)
+            doc["offset"] = self._inc_next.get(p, 0)
+            doc["data_time"] = self._data_time
+            value = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+            if len(value) > STATE_MAX_BYTES:
+                self.c["incident_state_too_large"] += 1
+                log.warning("incident state of partition %d is %d bytes, over %d: not saved "
+                            "(a restart may re-open its incidents)", p, len(value),
+                            STATE_MAX_BYTES)
+                continue
+            self.producer.send(self.cfg.topic_profiles, key=self._incident_key(p).encode(),
+                               value=value)
+            self.c["incident_snapshots"] += 1
 
     @staticmethod
     def _load_profiles(engine: Engine, value: bytes | None) -> int:
@@ -404,7 +473,7 @@ class Analyzer:
                     continue
                 digests = list(raw["certificates"]) + list(raw["client_certificates"])
                 need.update(d for d in digests if d not in self.certs)
-                decoded.append((tp.partition, raw, digests, r.timestamp))
+                decoded.append((tp.partition, raw, digests, r.timestamp, r.offset))
         if need:
             self.certs.catch_up(time.monotonic() + cfg.cert_wait, need)
             missing = [d for d in need if d not in self.certs]
@@ -412,7 +481,8 @@ class Analyzer:
                 self.c["certificates_missing"] += len(missing)
                 log.warning("%d certificate(s) referenced by summaries never arrived on %s",
                             len(missing), cfg.topic_certs)
-        for i, (part, raw, digests, ts_ms) in enumerate(decoded):
+        inc_next = self._inc_next
+        for i, (part, raw, digests, ts_ms, offset) in enumerate(decoded):
             eng = self.engines.get(part)
             if eng is None:
                 eng = self.engines[part] = Engine(self.diag)
@@ -432,18 +502,25 @@ class Analyzer:
                 self._dirty.add(part)
             diags = eng.diagnose(s, ders, warnings=cfg.warnings)
             self.c["summaries"] += 1
-            if is_success(s):
+            # a replayed record (below the restored incident state's offset) is already counted
+            fresh = offset >= inc_next.get(part, 0)
+            if fresh:
+                inc_next[part] = offset + 1
+            else:
+                self.c["incident_replays_skipped"] += 1
+            if fresh and is_success(s):
                 for ev in self.incidents.success(str(s.get("direction") or eng_direction(diags)),
-                                                 str(s.get("server")), sensor, t, now):
+                                                 str(s.get("server")), sensor, t, now, part):
                     self._incident(ev)
             for d in diags:
                 if d.get("severity") == "failure":
                     key = str(d.get("id"))
                     self.failures[(str(d.get("cause")), str(d.get("direction")))] += 1
                     d["sensor"] = sensor
-                    for ev in self.incidents.failure(d, sensor if isinstance(sensor, str) else None,
-                                                     t, now):
-                        self._incident(ev)
+                    if fresh:
+                        for ev in self.incidents.failure(
+                                d, sensor if isinstance(sensor, str) else None, t, now, part):
+                            self._incident(ev)
                 elif cfg.warnings:
                     key = "%s/%s" % (d.get("id"), d.get("rule"))
                     d["sensor"] = sensor
@@ -459,6 +536,7 @@ class Analyzer:
         for ev in self.incidents.tick(now, self._data_time):
             self._incident(ev)
         self._snapshot_profiles()
+        self._snapshot_incidents()
         if cfg.batch_delay_ms:     # testing: widen the window between produce and commit
             self.producer.flush()
             time.sleep(cfg.batch_delay_ms / 1000.0)
@@ -503,6 +581,7 @@ class Analyzer:
                     if not records:
                         for ev in self.incidents.tick(time.time(), self._data_time):
                             self._incident(ev)
+                        self._snapshot_incidents()
                     self._commit(records)
                 except Exception:
                     if self.cfg.exactly_once:
@@ -518,6 +597,7 @@ class Analyzer:
             if self.cfg.exactly_once:
                 self.producer.begin_transaction()
             self._snapshot_profiles(force=True)
+            self._snapshot_incidents()
             self._commit({})
         finally:
             self._stats_line()

@@ -10,14 +10,14 @@ Policy for tests that need Kafka (see :func:`require_kafka`):
 * Java present but the jars cannot be fetched, or the broker does not start
   -> the test *fails* (CI must never go green by silently skipping Kafka).
 
-Typical fixture::
+Typical fixture (one broker per test module)::
 
-    @pytest.fixture
-    def kafka(tmp_path):
-        require_kafka()
-        broker = start_broker(tmp_path / "kafka")
-        yield broker
-        broker.stop()
+    @pytest.fixture(scope="module")
+    def broker(tmp_path_factory):
+        yield from module_broker(tmp_path_factory)
+
+Reading topics back is done with kcat, an independent client (librdkafka, not
+kafka-python): :func:`kcat` and :func:`kcat_messages`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ __all__ = [
     "fetch_jars",
     "free_port_pair",
     "java_available",
+    "kcat",
+    "kcat_messages",
+    "module_broker",
     "require_kafka",
     "start_broker",
 ]
@@ -308,3 +311,49 @@ def start_broker(tmpdir: str | os.PathLike[str], port: int | None = None,
             raise
         return broker
     raise AssertionError("unreachable")
+
+
+def module_broker(tmp_path_factory: Any) -> Iterator[Broker]:
+    """Body of a module-scoped ``broker`` fixture: require Kafka, start a broker in a fresh
+    temporary directory, stop it after the module."""
+    require_kafka()
+    broker = start_broker(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def kcat(bootstrap: str, topic: str, fmt: str = "%k\n", binary: bool = False,
+         timeout: float = 120) -> Any:
+    """Every message of ``topic`` from the beginning to the current end, read by kcat
+    (librdkafka's default isolation: read_committed), each rendered with kcat's ``-f fmt``.
+    Lines (str) by default; the raw output (bytes) with ``binary``.  A topic that does not
+    exist yet reads as empty.  Fails the calling test when kcat is not installed."""
+    import pytest  # only needed inside pytest
+
+    if shutil.which("kcat") is None:
+        pytest.fail("kcat is not installed (Debian package kcat)", pytrace=False)
+    proc = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-o", "beginning",
+                           "-q", "-f", fmt], capture_output=True, timeout=timeout, check=False)
+    if proc.returncode != 0 and b"Unknown topic" in proc.stderr:
+        return b"" if binary else []
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout if binary else proc.stdout.decode().splitlines()
+
+
+def kcat_messages(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) pairs of ``topic``, read by kcat framed as ``KEYLEN:KEY VALUELEN:VALUE``
+    (values are binary: msgpack).  A null key or value reads as empty bytes."""
+    data = kcat(bootstrap, topic, fmt="%K:%k%S:%s", binary=True)
+    out, pos = [], 0
+    while pos < len(data):
+        i = data.index(b":", pos)
+        klen = max(int(data[pos:i]), 0)
+        key = data[i + 1:i + 1 + klen]
+        j = i + 1 + klen
+        k = data.index(b":", j)
+        vlen = max(int(data[j:k]), 0)
+        out.append((key, data[k + 1:k + 1 + vlen]))
+        pos = k + 1 + vlen
+    return out
