@@ -83,3 +83,66 @@ def test_bounded():
     for i in range(5):
         t.failure(diag(i, server="10.0.3.%d:443" % i), "mp", 1.0, now=1.0)
     assert len(t.open) == 3 and t.dropped == 2
+
+
+def test_snapshot_restore_round_trip_per_partition():
+    """A partition's open incidents and northbound buckets survive snapshot -> JSON -> restore
+    into a new tracker: later failures update the same incident (no second 'opened', same id,
+    counts continue), successes keep counting towards resolution, correlation still works."""
+    import json
+    t = IncidentTracker(update_interval=0, resolve_successes=3, window=60)
+    t.success("northbound", "10.0.1.1:443", "router-1", 99.0, now=1.0, part=2)
+    a = t.failure(diag(0), "mp-1", 100.0, now=1.0, part=0)[0]
+    t.failure(diag(1), "mp-1", 101.0, now=1.0, part=0)
+    t.success("southbound", "10.0.3.2:443", "mp-1", 102.0, now=1.0, part=0)   # 1 of 3
+    t.failure(diag(2, server="10.0.3.9:443"), "mp-1", 100.0, now=1.0, part=1)
+    assert t.take_dirty() == {0, 1, 2} and t.take_dirty() == set()
+    docs = {p: json.loads(json.dumps(t.snapshot(p))) for p in t.partitions()}
+    assert len(docs[0]["incidents"]) == 1 and len(docs[1]["incidents"]) == 1
+    assert docs[2]["north"] == [[99, "10.0.1.1:443", "router-1", 1]]
+
+    u = IncidentTracker(update_interval=0, resolve_successes=3, window=60)
+    assert u.restore(0, docs[0]) == 1 and u.restore(2, docs[2]) == 0
+    assert set(k[1] for k in u.open) == {"10.0.3.2:443"}          # partition 1 not restored
+    assert u.take_dirty() == set()
+    ev = u.failure(diag(3), "mp-1", 103.0, now=2.0, part=0)
+    assert [e["event"] for e in ev] == ["updated"]
+    assert ev[0]["incident"] == a["incident"] and ev[0]["count"] == 3
+    assert ev[0]["first_seen"] == a["first_seen"] and ev[0]["remediation"] == "fix it"
+    assert ev[0]["impact"]["routers"] == ["10.0.1.1:443"]          # buckets came back too
+    assert u.take_dirty() == {0}
+    # three successes after the last failure resolve it
+    for i in range(3):
+        res = u.success("southbound", "10.0.3.2:443", "mp-1", 110.0 + i, now=3.0, part=0)
+    assert [e["event"] for e in res] == ["resolved"] and not u.open
+    assert u.snapshot(0)["incidents"] == []
+
+
+def test_restore_replaces_and_drop_forgets_a_partition():
+    t = IncidentTracker()
+    t.failure(diag(0), "mp-1", 100.0, now=1.0, part=0)
+    t.success("northbound", "10.0.1.1:443", "router-1", 100.0, now=1.0, part=0)
+    doc = t.snapshot(0)
+    t.failure(diag(1, cause="protocol_mismatch"), "mp-1", 101.0, now=1.0, part=0)
+    assert len(t.open) == 2
+    assert t.restore(0, doc) == 1 and len(t.open) == 1              # replaced, not merged
+    t.drop(0)
+    assert not t.open and t.snapshot(0) == {**doc, "incidents": [], "north": []}
+    # malformed state: ignored, never a traceback
+    for bad in (None, [], {"format": "x"}, {**doc, "version": 99},
+                {**doc, "incidents": [{"key": "nope"}, 5, {"key": ["a", "b", "c"]}],
+                 "north": [[1, 2], "x", [None, "s", None, "n"]]}):
+        assert t.restore(0, bad) == 0 and not t.open
+
+
+def test_northbound_buckets_bounded_and_pruned():
+    from analyzer import incidents as I
+    t = IncidentTracker(window=10)
+    for i in range(1000):
+        t.success("northbound", "10.0.1.1:443", "r", float(i), now=1.0, part=0)
+    # nothing open: only the last window of seconds is kept
+    assert len(t.snapshot(0)["north"]) <= 12
+    t.failure(diag(0), "mp", 995.0, now=1.0, part=0)
+    for i in range(1000, 1000 + I.MAX_NORTH_BUCKETS + 50):
+        t.success("northbound", "10.0.1.1:443", "r", float(i), now=1.0, part=0)
+    assert len(t.snapshot(0)["north"]) <= I.MAX_NORTH_BUCKETS
