@@ -6,7 +6,8 @@ below (``_need``/``_vec``), which is why bounds checking is off module-wide.
 Input is taken via the buffer protocol (bytes, bytearray, memoryview) and walked with
 ``(pos, end)`` offsets; only values that leave this module are copied.
 """
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
+                            PyBytes_GET_SIZE)
 from libc.stdint cimport uint8_t, uint32_t
 
 from .errors import MalformedMessage
@@ -324,42 +325,55 @@ cdef inline bint _tls_start(const uint8_t* p, Py_ssize_t n) nogil:
 # TLS framing
 # ------------------------------------------------------------------------------------------
 
-def split_records(const uint8_t[::1] buf, Py_ssize_t pos):
+cdef inline bytes _as_bytes(object buf):
+    """The argument as ``bytes`` (no copy for bytes; a copy of any other buffer): the
+    framing and hello parsers read a raw pointer and are called per segment, where
+    acquiring a typed memoryview would cost more than the parsing."""
+    if PyBytes_CheckExact(buf):
+        return <bytes>buf
+    return bytes(memoryview(buf))
+
+
+def split_records(buf, Py_ssize_t pos):
+    cdef bytes data = _as_bytes(buf)
+    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef list out = []
-    cdef Py_ssize_t n = buf.shape[0]
     cdef unsigned int ct, ln
     if pos < 0:
         pos = 0
     while pos + 5 <= n:
-        ct = buf[pos]
+        ct = b[pos]
         if ct < 20 or ct > 63:
             return out, pos, "unknown_content_type"
-        if buf[pos + 1] != 3 or buf[pos + 2] > 4:
+        if b[pos + 1] != 3 or b[pos + 2] > 4:
             return out, pos, "bad_record_version"
-        ln = (buf[pos + 3] << 8) | buf[pos + 4]
+        ln = (b[pos + 3] << 8) | b[pos + 4]
         if ln > C_RECORD_MAX:
             return out, pos, "record_overflow"
         if pos + 5 + ln > n:
             break
-        out.append((ct, (buf[pos + 1] << 8) | buf[pos + 2],
-                    PyBytes_FromStringAndSize(<const char*>&buf[pos + 5], ln) if ln else b""))
+        out.append((ct, (b[pos + 1] << 8) | b[pos + 2],
+                    PyBytes_FromStringAndSize(<const char*>b + pos + 5, ln) if ln else b""))
         pos += 5 + ln
     return out, pos, None
 
 
-def split_handshakes(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t max_len):
+def split_handshakes(buf, Py_ssize_t pos, Py_ssize_t max_len):
+    cdef bytes data = _as_bytes(buf)
+    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef list out = []
-    cdef Py_ssize_t n = buf.shape[0]
     cdef Py_ssize_t ln
     if pos < 0:
         pos = 0
     while pos + 4 <= n:
-        ln = (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
+        ln = (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]
         if ln > max_len:
             return out, pos, "handshake_too_long"
         if pos + 4 + ln > n:
             break
-        out.append((buf[pos], PyBytes_FromStringAndSize(<const char*>&buf[pos + 4], ln)
+        out.append((b[pos], PyBytes_FromStringAndSize(<const char*>b + pos + 4, ln)
                     if ln else b""))
         pos += 4 + ln
     return out, pos, None
@@ -411,11 +425,12 @@ cdef tuple _alpn_list(const uint8_t* b, Py_ssize_t s0, Py_ssize_t e0):
     return tuple(out)
 
 
-def parse_client_hello(const uint8_t[::1] body):
-    cdef Py_ssize_t end = body.shape[0]
+def parse_client_hello(body):
+    cdef bytes data = _as_bytes(body)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
     if end < 38:
         raise MalformedMessage("vector_overrun")
-    cdef const uint8_t* b = &body[0]
+    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t s, e, xe, ds, de, ls, le, ns, ne, gs, ge, ks, ke, t1, t2
     cdef unsigned int et
     legacy_version = (b[0] << 8) | b[1]
@@ -483,11 +498,12 @@ def parse_client_hello(const uint8_t[::1] body):
             formats, sigalgs, versions, tuple(shares), psk, ticket)
 
 
-def parse_server_hello(const uint8_t[::1] body):
-    cdef Py_ssize_t end = body.shape[0]
+def parse_server_hello(body):
+    cdef bytes data = _as_bytes(body)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
     if end < 34:
         raise MalformedMessage("vector_overrun")
-    cdef const uint8_t* b = &body[0]
+    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t s, e, xe, ds, de
     cdef unsigned int et
     cdef unsigned int legacy_version = (b[0] << 8) | b[1]
@@ -539,14 +555,15 @@ def parse_server_hello(const uint8_t[::1] body):
             alpn, psk, is_hrr)
 
 
-def parse_certificate(const uint8_t[::1] body, bint tls13):
-    cdef Py_ssize_t end = body.shape[0]
+def parse_certificate(body, bint tls13):
+    cdef bytes data = _as_bytes(body)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
     cdef const uint8_t* b
     cdef Py_ssize_t pos = 0, s, e, cs, ce, t1, t2
     cdef list out = []
     if end == 0:
         raise MalformedMessage("vector_overrun")
-    b = &body[0]
+    b = <const uint8_t*>PyBytes_AS_STRING(data)
     if tls13:
         _vec(b, 0, end, 1, &t1, &t2)
         pos = t2

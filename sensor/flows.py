@@ -95,6 +95,9 @@ class FlowTable:
             "protocol_errors": 0, "internal_errors": 0,
         }
         self.reasons: dict = {}
+        #: ``render(session, client, server, reason) -> item`` for a finished connection;
+        #: None gives ``(raw summary, [(sha256, der), ...])``
+        self.render = None
 
     # -- input -----------------------------------------------------------------------------------
     def process(self, segments) -> list:
@@ -338,7 +341,9 @@ class FlowTable:
         if len(done) > self.max_done:
             del done[next(iter(done))]
         sess = flow.session
-        if flow.ooo is not None:
+        if flow.ooo is not None and reason != "established":
+            # bytes still queued behind a hole that never filled (not when the handshake
+            # is over: what is queued then is later traffic, no longer watched)
             for d in (CLIENT, SERVER):
                 if flow.ooo[d] and sess is not None:
                     sess.gap(d)
@@ -346,8 +351,11 @@ class FlowTable:
             self.stats["flows_not_tls"] += 1
             return
         lo, hi = flow.endpoints()
-        raw = sess.summary(endpoint_text(lo), endpoint_text(hi), reason)
         self.stats["summaries"] += 1
+        if self.render is not None:
+            out.append(self.render(sess, endpoint_text(lo), endpoint_text(hi), reason))
+            return
+        raw = sess.summary(endpoint_text(lo), endpoint_text(hi), reason)
         out.append((raw, sess.certificate_ders()))
 
 

@@ -6,7 +6,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from cext import wire
-from proto.summary import summary_to_json
 from proto.x509facts import certificate_facts
 from sensor.capture import CaptureError, FileCapture
 from sensor.flows import FlowTable
@@ -56,13 +55,28 @@ class Summarizer:
     ``feed(buf, meta)`` and ``flush()`` return finished connections as ``(raw, certs)``:
     ``raw`` the raw summary (:mod:`proto.summary`), ``certs`` a list of
     ``(digest, der, facts, new)`` for the certificates it references.
+
+    With ``json=True`` they come as ``(json_summary, [(digest, der), ...])`` instead,
+    rendered straight from the session (:meth:`sensor.session.Session.render`): what
+    ``summarize`` and ``diagnose`` print, without the raw summary in between.
     """
 
-    def __init__(self, linktype: int, certs: CertificateCache | None = None, **table) -> None:
+    def __init__(self, linktype: int, certs: CertificateCache | None = None,
+                 json: bool = False, **table) -> None:
         self.table = FlowTable(**table)
         self.decoder = wire.PacketDecoder(linktype, self.table.flows, self.table.done,
                                            self.table.skip)
         self.certs = certs if certs is not None else CertificateCache()
+        if json:
+            self.table.render = self._render_json
+            self._attach = _same
+
+    def _render_json(self, sess, client: str, server: str, reason: str) -> tuple:
+        ders = sess.certificate_ders()
+        add = self.certs.add
+        for digest, der in ders:
+            add(digest, der)
+        return sess.render(client, server, reason, self.certs), ders
 
     def feed(self, buf: bytes, meta: bytes) -> list:
         table = self.table
@@ -109,18 +123,18 @@ def summarize_paths(paths, progress=None, stats: dict | None = None,
     for path in paths:
         cap = FileCapture(path)
         with cap:
-            s = Summarizer(cap.linktype, **table)
+            s = Summarizer(cap.linktype, json=True, **table)
             error = None
             try:
                 for buf, meta in cap:
-                    for raw, certs in s.feed(buf, meta):
-                        yield _render(raw, certs, s.certs)
+                    for summary, ders in s.feed(buf, meta):
+                        yield summary, {d.hex(): der for d, der in ders}
                     if progress is not None:
                         progress(cap)
             except CaptureError as exc:     # deliver what was read, then report
                 error = exc
-            for raw, certs in s.flush():
-                yield _render(raw, certs, s.certs)
+            for summary, ders in s.flush():
+                yield summary, {d.hex(): der for d, der in ders}
             if stats is not None:
                 for k, v in s.stats().items():
                     stats[k] = stats.get(k, 0) + v
@@ -128,5 +142,5 @@ def summarize_paths(paths, progress=None, stats: dict | None = None,
                 raise error
 
 
-def _render(raw, certs, cache) -> tuple[dict, dict]:
-    return summary_to_json(raw, cache), {c[0].hex(): c[1] for c in certs}
+def _same(done: list) -> list:
+    return done

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
+from proto import names
 from proto.names import history_letter, is_grease, record_history_letter
 from sensor import tls
 from sensor.ja4 import ja4
@@ -36,6 +37,7 @@ _RECORD_LETTERS = {t: record_history_letter(t, True) for t in range(256)}
 _LOWER = {c: c.lower() for c in set(_HS_LETTERS.values()) | set(_RECORD_LETTERS.values()) | {"C", "S", "X", "K", "R"}}
 
 _HT_CERTIFICATE, _HT_SERVER_HELLO_DONE, _HT_FINISHED = 11, 14, 20
+_SIDE = ("client", "server")
 
 
 class Session:
@@ -44,7 +46,7 @@ class Session:
         "certs", "client_certs", "cert_request", "client_cert_empty", "ske", "enc",
         "enc_alerts", "fin", "rst", "gaps", "truncated", "weirds", "established", "resumed",
         "_ccs", "_app", "_server_cert_seen", "_server_ccs_early", "_tls13", "_v2",
-        "ja4", "_counts", "_at_established",
+        "ja4", "_counts", "_at_established", "offer",
     )
 
     def __init__(self, ts: float) -> None:
@@ -78,6 +80,7 @@ class Session:
         self._tls13 = False
         self._v2 = False
         self.ja4 = None
+        self.offer = _NO_OFFER
         self._counts = [0, 0]
         self._at_established = (0, 0)
 
@@ -132,7 +135,8 @@ class Session:
         self._letter(ev.direction, "C")
         if self.ch is None:
             self.ch = ev
-            self.ja4 = _ja4(ev)
+            self.offer = _offer(ev)
+            self.ja4 = self.offer.ja4
         self.last_msg = 1
 
     def _server_hello(self, ev) -> None:
@@ -242,24 +246,31 @@ class Session:
             return "closed"
         return reason
 
-    def summary(self, client: str, server: str, reason: str) -> dict:
-        """The raw summary (see module docstring).  ``reason`` says why the flow ended when
-        the connection itself did not: ``timeout``, ``evicted`` or ``incomplete``."""
-        ch, sh = self.ch, self.sh
-        sha = hashlib.sha256
-        certs = [d for d, _ in self._digests(self.certs)]
-        ccerts = [d for d, _ in self._digests(self.client_certs)]
-        curve = None
-        if sh is not None:
-            if self._tls13:
-                curve = sh.key_share_group if sh.key_share_group >= 0 else None
-            elif self.ske is not None and len(self.ske) == 3 and self.ske[0] == 3:
-                curve = (self.ske[1] << 8) | self.ske[2]
+    def _curve(self):
+        sh = self.sh
+        if sh is None:
+            return None
+        if self._tls13:
+            return sh.key_share_group if sh.key_share_group >= 0 else None
+        ske = self.ske
+        if ske is not None and len(ske) == 3 and ske[0] == 3:
+            return (ske[1] << 8) | ske[2]
+        return None
+
+    def _ident(self, client: str, server: str) -> tuple:
+        """(connection id, history string)"""
         hist = "".join(self.history)
         if self.flipped:
             hist = "^" + hist
-        ident = sha(("%.6f|%s|%s" % (self.start, client, server)).encode()).hexdigest()[:16]
-        s = {
+        return hashlib.sha256(("%.6f|%s|%s" % (self.start, client, server)).encode()
+                              ).hexdigest()[:16], hist
+
+    def summary(self, client: str, server: str, reason: str) -> dict:
+        """The raw summary (see module docstring).  ``reason`` says why the flow ended when
+        the connection itself did not: ``timeout``, ``evicted`` or ``incomplete``."""
+        ch, sh, o = self.ch, self.sh, self.offer
+        ident, hist = self._ident(client, server)
+        return {
             "id": ident,
             "client": client,
             "server": server,
@@ -267,7 +278,7 @@ class Session:
             "end": self.end,
             "version": sh.version if sh is not None else None,
             "cipher": sh.cipher_suite if sh is not None and sh.cipher_suite >= 0 else None,
-            "curve": curve,
+            "curve": self._curve(),
             "curve_from_ske": self.ske is not None and not self._tls13,
             "server_name": ch.server_name if ch is not None else None,
             "alpn": sh.alpn if sh is not None else None,
@@ -276,18 +287,18 @@ class Session:
             "history": hist,
             "alerts": self.alerts,
             "client_legacy_version": ch.legacy_version if ch is not None else None,
-            "client_versions": _offered_versions(ch),
-            "client_ciphers": _strip_grease(ch.cipher_suites) if ch else [],
-            "client_extensions": _strip_grease(ch.extensions) if ch else [],
-            "client_groups": _strip_grease(ch.supported_groups) if ch else [],
-            "client_alpn": ch.alpn if ch else (),
-            "client_signature_algorithms": ch.signature_algorithms if ch else (),
-            "client_key_shares": _strip_grease(ch.key_share_groups) if ch else [],
-            "client_psk": bool(ch and (ch.psk or ch.session_ticket > 0)),
-            "client_sslv2": bool(ch and ch.sslv2),
+            "client_versions": o.versions,
+            "client_ciphers": o.ciphers,
+            "client_extensions": o.extensions,
+            "client_groups": o.groups,
+            "client_alpn": o.alpn,
+            "client_signature_algorithms": o.sigalgs,
+            "client_key_shares": o.key_shares,
+            "client_psk": o.psk,
+            "client_sslv2": o.sslv2,
             "hrr": self.hrr,
-            "certificates": certs,
-            "client_certificates": ccerts,
+            "certificates": [d for d, _ in self._digests(self.certs)],
+            "client_certificates": [d for d, _ in self._digests(self.client_certs)],
             "certificate_request": self.cert_request,
             "client_certificate_empty": self.client_cert_empty,
             "ja4": self.ja4,
@@ -302,7 +313,61 @@ class Session:
             "sensor": None,
             "direction": None,
         }
-        return s
+
+    def render(self, client: str, server: str, reason: str, facts) -> dict:
+        """``proto.summary.summary_to_json(self.summary(client, server, reason), facts)``
+        in one step, without the raw dict in between: what ``summarize`` and ``diagnose``
+        print, per connection.  ``tests/test_sansio.py`` holds the two equal on every
+        capture of the test data."""
+        ch, sh = self.ch, self.sh
+        ident, hist = self._ident(client, server)
+        alerts = [_alert_json(a) for a in self.alerts] if self.alerts else []
+        if sh is not None:
+            version = names.version_name(sh.version)
+            cipher = names.cipher_name(sh.cipher_suite) if sh.cipher_suite >= 0 else None
+            alpn = sh.alpn
+        else:
+            version = cipher = alpn = None
+        curve = self._curve()
+        get = facts.get
+        return {
+            "id": ident,
+            "client": client,
+            "server": server,
+            "version": version,
+            "cipher": cipher,
+            "curve": names.group_name(curve) if curve is not None else None,
+            "server_name": ch.server_name if ch is not None else None,
+            "alpn": alpn,
+            "established": self.established,
+            "resumed": self.resumed or self._server_ccs_early,
+            "history": hist,
+            "alerts": alerts,
+            "last_alert": alerts[-1]["description"] if alerts else None,
+            **self.offer.json,
+            "hrr": self.hrr,
+            "certificates": [f if (f := get(d)) is not None else {"sha256": d.hex()}
+                             for d, _ in self._digests(self.certs)] if self.certs else [],
+            "client_certificates": [f if (f := get(d)) is not None else {"sha256": d.hex()}
+                                    for d, _ in self._digests(self.client_certs)]
+            if self.client_certs else [],
+            "certificate_request": self.cert_request,
+            "client_certificate_empty": self.client_cert_empty,
+            "ja4": self.ja4,
+            "close": {"fin": [_SIDE[x] for x in self.fin], "rst": [_SIDE[x] for x in self.rst]},
+            "client_encrypted": list(self.enc[0]),
+            "server_encrypted": list(self.enc[1]),
+            "encrypted_alerts": [{"from": _SIDE[a[0]], "length": a[1]}
+                                 for a in self.enc_alerts],
+            "gaps": [_SIDE[x] for x in self.gaps],
+            "truncated": self.truncated,
+            "weirds": list(self.weirds),
+            "start": self.start,
+            "end": self.end,
+            "outcome": self.outcome(reason),
+            "sensor": None,
+            "direction": None,
+        }
 
     def certificate_ders(self) -> list:
         """(sha256 digest, DER) for every certificate referenced by the summary."""
@@ -331,27 +396,75 @@ def _strip_grease(values: tuple) -> list:
     return r
 
 
-_JA4: dict = {}
+class _Offer:
+    """What a ClientHello offers, as the summary carries it (GREASE removed) and as JSON
+    renders it, plus its JA4: computed once per distinct offer (clients repeat theirs)."""
+
+    __slots__ = ("versions", "ciphers", "extensions", "groups", "alpn", "sigalgs",
+                 "key_shares", "psk", "sslv2", "ja4", "json")
+
+    def __init__(self, ch) -> None:
+        if ch is None:
+            self.versions, self.ciphers, self.extensions, self.groups = (), [], [], []
+            self.alpn, self.sigalgs, self.key_shares = (), (), []
+            self.psk = self.sslv2 = False
+            self.ja4 = None
+        else:
+            vs = _strip_grease(ch.supported_versions)
+            self.versions = vs if vs else (ch.legacy_version,)
+            self.ciphers = _strip_grease(ch.cipher_suites)
+            self.extensions = _strip_grease(ch.extensions)
+            self.groups = _strip_grease(ch.supported_groups)
+            self.alpn = ch.alpn
+            self.sigalgs = ch.signature_algorithms
+            self.key_shares = _strip_grease(ch.key_share_groups)
+            self.psk = bool(ch.psk or ch.session_ticket > 0)
+            self.sslv2 = bool(ch.sslv2)
+            self.ja4 = ja4(ch.legacy_version, ch.cipher_suites, ch.extensions,
+                           ch.server_name, ch.alpn, ch.signature_algorithms,
+                           ch.supported_versions)
+        self.json = {
+            "client_versions": [names.version_name(v) for v in self.versions],
+            "client_ciphers": [names.cipher_name(v) for v in self.ciphers],
+            "client_extensions": [names.extension_name(v) for v in self.extensions],
+            "client_groups": [names.group_name(v) for v in self.groups],
+            "client_alpn": list(self.alpn),
+            "client_signature_algorithms": [names.sigalg_name(v) for v in self.sigalgs],
+            "client_key_shares": [names.group_name(v) for v in self.key_shares],
+            "client_psk": self.psk,
+            "client_sslv2": self.sslv2,
+        }
 
 
-def _ja4(ch) -> str:
+_OFFERS: dict = {}
+_NO_OFFER = _Offer(None)
+
+
+def _offer(ch) -> _Offer:
     key = (ch.legacy_version, ch.cipher_suites, ch.extensions, ch.server_name is not None,
-           ch.alpn, ch.signature_algorithms, ch.supported_versions)
-    r = _JA4.get(key)
+           ch.alpn, ch.supported_groups, ch.signature_algorithms, ch.supported_versions,
+           ch.key_share_groups, ch.psk, ch.session_ticket > 0, ch.sslv2)
+    o = _OFFERS.get(key)
+    if o is None:
+        if len(_OFFERS) > 65536:
+            _OFFERS.clear()
+        o = _OFFERS[key] = _Offer(ch)
+    return o
+
+
+_ALERTS: dict = {}
+
+
+def _alert_json(a: tuple) -> dict:
+    """(from, level, description, last message) -> the JSON alert object (memoized)."""
+    r = _ALERTS.get(a)
     if r is None:
-        if len(_JA4) > 65536:
-            _JA4.clear()
-        r = _JA4[key] = ja4(ch.legacy_version, ch.cipher_suites, ch.extensions,
-                            ch.server_name, ch.alpn, ch.signature_algorithms,
-                            ch.supported_versions)
+        if len(_ALERTS) > 4096:
+            _ALERTS.clear()
+        r = _ALERTS[a] = {"from": _SIDE[a[0]], "level": names.alert_level_name(a[1]),
+                          "description": names.alert_description_name(a[2]),
+                          "after": names.handshake_name(a[3]) if a[3] >= 0 else None}
     return r
-
-
-def _offered_versions(ch) -> tuple:
-    if ch is None:
-        return ()
-    vs = _strip_grease(ch.supported_versions)
-    return vs if vs else (ch.legacy_version,)
 
 
 _DISPATCH = {

@@ -1,0 +1,69 @@
+"""The JSON summary rendered straight from the session (``Summarizer(json=True)``, what
+``summarize`` and ``diagnose`` print) is exactly the one rendered from the raw summary
+(``proto.summary.summary_to_json``, what the analyzer renders from the msgpack wire form).
+
+Checked byte for byte on every capture of the test data and, when ``../shared`` is beside
+the checkout, on every capture of the conformance corpus.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from proto.summary import decode_summary, encode_summary, summary_to_json
+from sensor.capture import CaptureError, FileCapture
+from sensor.pipeline import Summarizer
+
+HERE = Path(__file__).resolve().parent
+LOCAL = sorted(p for p in (HERE / "data").rglob("*")
+               if p.suffix in (".pcap", ".pcapng", ".gz") and "bad" not in p.parts)
+SHARED_CORPUS = HERE.parents[1] / "shared" / "corpus"
+
+
+def _both(path: Path):
+    """(rendered from raw, rendered from the session, raw summaries) for one capture."""
+    out = {}
+    for json_mode in (False, True):
+        items = []
+        with FileCapture(str(path)) as cap:
+            s = Summarizer(cap.linktype, json=json_mode)
+            try:
+                for buf, meta in cap:
+                    items += s.feed(buf, meta)
+            except CaptureError:
+                pass
+            items += s.flush()
+        out[json_mode] = (items, s.certs)
+    (raw_items, cache), (json_items, _) = out[False], out[True]
+    return ([summary_to_json(raw, cache) for raw, _ in raw_items],
+            [j for j, _ in json_items], [raw for raw, _ in raw_items])
+
+
+def _check(path: Path) -> int:
+    from_raw, from_session, raws = _both(path)
+    assert len(from_raw) == len(from_session)
+    for a, b in zip(from_raw, from_session):
+        assert orjson.dumps(a) == orjson.dumps(b), path.name
+        assert a == b
+    for raw, rendered in zip(raws, from_raw):
+        # and through the wire format, as the analyzer sees it
+        assert summary_to_json(decode_summary(encode_summary(raw)), {}) == \
+            summary_to_json(raw, {})
+    return len(from_raw)
+
+
+def test_local_captures_render_identically():
+    assert len(LOCAL) >= 40
+    total = sum(_check(p) for p in LOCAL)
+    assert total >= 100
+
+
+def test_corpus_renders_identically():
+    if not SHARED_CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not beside the checkout (only in CI and dev)")
+    files = sorted(p for p in SHARED_CORPUS.rglob("*") if p.suffix in (".pcap", ".pcapng",
+                                                                       ".trace", ".gz"))
+    assert files
+    assert sum(_check(p) for p in files) >= 50
