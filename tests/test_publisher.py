@@ -3,8 +3,6 @@ independent reader.  No mocks."""
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,9 +10,9 @@ from pathlib import Path
 import pytest
 
 try:
-    from tests.kafka_broker import require_kafka, start_broker
+    from tests.kafka_broker import kcat, kcat_messages, module_broker
 except ImportError:
-    from kafka_broker import require_kafka, start_broker
+    from kafka_broker import kcat, kcat_messages, module_broker
 
 from proto.summary import decode_certificate, decode_summary
 from sensor.pipeline import Summarizer
@@ -39,41 +37,9 @@ def summaries_of(paths):
     return out
 
 
-def kcat(bootstrap: str, topic: str, fmt: str = "%k\n", binary: bool = False):
-    if shutil.which("kcat") is None:
-        pytest.fail("kcat is not installed", pytrace=False)
-    proc = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-o", "beginning",
-                           "-q", "-f", fmt], capture_output=True, timeout=120, check=False)
-    if proc.returncode != 0 and b"Unknown topic" in proc.stderr:
-        return [] if not binary else b""
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout if binary else proc.stdout.decode().splitlines()
-
-
-def kcat_messages(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
-    """(key, value) pairs, framed as ``KEYLEN:KEY VALUELEN:VALUE`` (values are binary)."""
-    data = kcat(bootstrap, topic, fmt="%K:%k%S:%s", binary=True)
-    out, pos = [], 0
-    while pos < len(data):
-        i = data.index(b":", pos)
-        klen = int(data[pos:i])
-        key = data[i + 1:i + 1 + klen]
-        j = i + 1 + klen
-        k = data.index(b":", j)
-        vlen = int(data[j:k])
-        out.append((key, data[k + 1:k + 1 + vlen]))
-        pos = k + 1 + vlen
-    return out
-
-
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    require_kafka()
-    b = start_broker(tmp_path_factory.mktemp("kafka"))
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from module_broker(tmp_path_factory)
 
 
 def make_pub(broker_bootstrap: str, tmp_path: Path, name: str, **kw) -> Publisher:

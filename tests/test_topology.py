@@ -25,11 +25,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "scenarios"))
 
 try:
-    from tests.kafka_broker import require_kafka, start_broker
-    from tests.test_publisher import kcat, kcat_messages
+    from tests.kafka_broker import kcat, kcat_messages, module_broker
 except ImportError:
-    from kafka_broker import require_kafka, start_broker
-    from test_publisher import kcat, kcat_messages
+    from kafka_broker import kcat, kcat_messages, module_broker
 
 from proto.summary import decode_summary
 from topology import netns as T
@@ -67,12 +65,7 @@ def topo():
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    require_kafka()
-    b = start_broker(tmp_path_factory.mktemp("kafka"))
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from module_broker(tmp_path_factory)
 
 
 def _server(procs, ns, argv, log: Path):
@@ -330,12 +323,20 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
             return ok
         _wait(settled, 120, "diagnoses to settle")
     finally:
+        for p in sensors:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
         analyzer.send_signal(signal.SIGTERM)
         analyzer.wait(60)
     by_id = {}
-    for d in diags():
+    all_diags = diags()
+    for d in all_diags:
         by_id.setdefault(d["id"], []).append(d)
     sums = summaries()
+    # kept beside the logs for a post-mortem of a mismatch
+    (tmp_path / "summaries.jsonl").write_text("".join(json.dumps(s, default=str) + "\n" for s in sums))
+    (tmp_path / "diagnoses.jsonl").write_text("".join(json.dumps(d) + "\n" for d in all_diags))
     wrong, gaps, checked = [], [], set()
     for sc in scs:
         endpoint = "%s:%d" % (sc.server_ip, sc.port)
