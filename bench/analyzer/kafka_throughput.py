@@ -70,6 +70,11 @@ def main() -> int:
     ap.add_argument("--analyzer-arg", action="append", default=[],
                     help="extra argument for tlsdiag analyzer (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--entry", help="command instead of 'python -m tlsdiag analyzer' (experiments)")
+    ap.add_argument("--py-spy", metavar="FILE",
+                    help="py-spy record the analyzer (collapsed stacks, all threads) into FILE "
+                         "for --py-spy-seconds from 5 s after its start")
+    ap.add_argument("--py-spy-seconds", type=int, default=20)
     a = ap.parse_args()
 
     pcap = a.pcap if os.path.exists(a.pcap) else None
@@ -103,7 +108,8 @@ def main() -> int:
         print("produced %d summaries in %.1fs (%s)" % (len(stream), time.monotonic() - t, comp),
               flush=True)
 
-        cmd = [sys.executable, "-m", "tlsdiag", "analyzer", "--kafka", broker.bootstrap,
+        entry = a.entry.split() if a.entry else [sys.executable, "-m", "tlsdiag", "analyzer"]
+        cmd = entry + ["--kafka", broker.bootstrap,
                "--group", "bench", "--no-warnings", "--stats-interval", "5",
                "--truststore", T.SCEN_ARGS["truststore"]]
         for net in T.SCEN_ARGS["local_nets"]:
@@ -119,6 +125,12 @@ def main() -> int:
         t_start = time.monotonic()
         an = subprocess.Popen(cmd, cwd=REPO, stdout=open(tmp / "analyzer.log", "wb"),
                               stderr=subprocess.STDOUT)
+        spy = None
+        if a.py_spy:
+            time.sleep(5)
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(an.pid), "--threads", "-r", "100",
+                                    "-d", str(a.py_spy_seconds), "-f", "raw", "-o", a.py_spy],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         first = None
         samples = []
         done = end = 0
@@ -136,11 +148,20 @@ def main() -> int:
                 break
         t_end = time.monotonic()
         cpu = None
+        threads: dict[str, float] = {}
+        tck = os.sysconf("SC_CLK_TCK")
         try:
             st = Path("/proc/%d/stat" % an.pid).read_text().rsplit(")", 1)[1].split()
-            cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+            cpu = (int(st[11]) + int(st[12])) / tck
+            for task in Path("/proc/%d/task" % an.pid).iterdir():
+                raw = (task / "stat").read_text()
+                name = raw[raw.index("(") + 1:raw.rindex(")")]
+                st = raw.rsplit(")", 1)[1].split()
+                threads["%s-%s" % (name, task.name)] = (int(st[11]) + int(st[12])) / tck
         except (OSError, ValueError, IndexError):
             pass
+        if spy is not None:
+            spy.wait()
         ndiag = count_diagnoses(broker.bootstrap, "tls.diagnoses")
         steady = (done - first[1]) / (t_end - first[0]) if first and t_end > first[0] else None
         res = {
@@ -152,6 +173,7 @@ def main() -> int:
             "overall_msgs_per_s": round(done / (t_end - t_start)),
             "analyzer_cpu_s": cpu,
             "analyzer_cpu_us_per_msg": round(cpu / done * 1e6, 1) if cpu and done else None,
+            "analyzer_thread_cpu_s": threads,
             "diagnoses_on_topic": ndiag, "load_avg": os.getloadavg()[0],
             "compression": comp,
         }
