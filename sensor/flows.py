@@ -118,13 +118,60 @@ class FlowTable:
             flow = self._new_flow(key, from_lo, flags, payload, ts, self._out)
             if flow is None:
                 return
-        try:
-            self._packet(flow, ts, from_lo, flags, seq, payload, truncated, self._out)
-        except Exception:                                   # one guard per packet
+        self.now = ts
+        out = self._out
+        try:                                    # one guard per packet
+            d = CLIENT if from_lo == flow.client_lo else SERVER
+            flow.last = ts
+            if flags & SYN:
+                seq = (seq + 1) & MASK
+                flow.next_seq[d] = seq
+            sess = flow.session
+            if payload:
+                if sess is None:
+                    sess = flow.session = Session(flow.first)
+                conn = flow.conn
+                if conn is None:
+                    conn = flow.conn = tls.TLSConnection(max_handshake=self.max_handshake)
+                sess.end = ts
+                nseq = flow.next_seq
+                nxt = nseq[d]
+                if flow.ooo is None and (nxt == seq or nxt is None):    # in order: fast path
+                    nseq[d] = (seq + len(payload)) & MASK
+                    error = conn.feed_into(d, payload, sess.on_event)
+                    if error is not None:
+                        self._protocol_error(sess, error)
+                else:
+                    self._segment(flow, d, seq, payload, ts)
+                if conn.dirs[d].skip >= self.SKIP_MIN:
+                    self._skip_ciphertext(flow, conn, d, from_lo)
+            if truncated:
+                self._gap(flow, d)
+                if sess is not None:
+                    sess.truncated = True
+            if flags & (RST | FIN):
+                if sess is None:
+                    sess = flow.session = Session(flow.first)
+                sess.end = ts
+                if flags & RST:
+                    sess.tcp_rst(d)
+                    self._finish(flow, "reset", out)
+                    return
+                sess.tcp_fin(d)
+                if len(sess.fin) == 2:
+                    self._finish(flow, "closed", out)
+                    return
+            if sess is not None:
+                if sess.established:
+                    if sess.handshake_over():
+                        self._finish(flow, "established", out)
+                elif not sess.history and flow.conn is not None \
+                        and flow.conn.plaintext() > self.MAX_PLAINTEXT:
+                    self._finish(flow, "not_tls", out)
+        except Exception:
             self.stats["internal_errors"] += 1
             log.exception("internal error on flow %s", flow.endpoints())
-            self._finish(flow, "incomplete", self._out)
-        self.now = ts
+            self._finish(flow, "incomplete", out)
 
     def begin_batch(self) -> None:
         self._out = []
@@ -190,55 +237,6 @@ class FlowTable:
         self.flows[key] = flow
         self.stats["flows_created"] += 1
         return flow
-
-    def _packet(self, flow, ts, from_lo, flags, seq, payload, truncated, out) -> None:
-        d = CLIENT if from_lo == flow.client_lo else SERVER
-        flow.last = ts
-        if flags & SYN:
-            seq = (seq + 1) & MASK
-            flow.next_seq[d] = seq
-        sess = flow.session
-        if payload:
-            if sess is None:
-                sess = flow.session = Session(flow.first)
-            conn = flow.conn
-            if conn is None:
-                conn = flow.conn = tls.TLSConnection(max_handshake=self.max_handshake)
-            sess.end = ts
-            nseq = flow.next_seq
-            nxt = nseq[d]
-            if flow.ooo is None and (nxt == seq or nxt is None):    # in order: fast path
-                nseq[d] = (seq + len(payload)) & MASK
-                error = conn.feed_into(d, payload, sess.on_event)
-                if error is not None:
-                    self._protocol_error(sess, error)
-            else:
-                self._segment(flow, d, seq, payload, ts)
-            if conn.dirs[d].skip >= self.SKIP_MIN:
-                self._skip_ciphertext(flow, conn, d, from_lo)
-        if truncated:
-            self._gap(flow, d)
-            if sess is not None:
-                sess.truncated = True
-        if flags & (RST | FIN):
-            if sess is None:
-                sess = flow.session = Session(flow.first)
-            sess.end = ts
-            if flags & RST:
-                sess.tcp_rst(d)
-                self._finish(flow, "reset", out)
-                return
-            sess.tcp_fin(d)
-            if len(sess.fin) == 2:
-                self._finish(flow, "closed", out)
-                return
-        if sess is not None:
-            if sess.established:
-                if sess.handshake_over():
-                    self._finish(flow, "established", out)
-            elif not sess.history and flow.conn is not None \
-                    and flow.conn.plaintext() > self.MAX_PLAINTEXT:
-                self._finish(flow, "not_tls", out)
 
     def _skip_ciphertext(self, flow, conn, d, from_lo) -> None:
         """The rest of this ciphertext record is of no use: let the decoder drop it in C."""

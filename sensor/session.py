@@ -9,6 +9,7 @@ Internal flags (``_ccs``, ``_client_app``) are never serialized.
 from __future__ import annotations
 
 import hashlib
+from hashlib import blake2s as _blake2s
 
 from proto import names
 from proto.names import history_letter, is_grease, record_history_letter
@@ -236,8 +237,10 @@ class Session:
     def outcome(self, reason: str) -> str:
         if self.established:
             return "established"
-        if any(a[1] == 2 for a in self.alerts):
-            return "alert"
+        if self.alerts:
+            for a in self.alerts:
+                if a[1] == 2:
+                    return "alert"
         if self.enc_alerts:
             return "encrypted_alert"
         if self.rst:
@@ -258,12 +261,13 @@ class Session:
         return None
 
     def _ident(self, client: str, server: str) -> tuple:
-        """(connection id, history string)"""
+        """(connection id, history string); the id hashes the first packet's time in
+        microseconds and the two endpoints."""
         hist = "".join(self.history)
         if self.flipped:
             hist = "^" + hist
-        return hashlib.sha256(("%.6f|%s|%s" % (self.start, client, server)).encode()
-                              ).hexdigest()[:16], hist
+        return _blake2s(b"%d|%s|%s" % (round(self.start * 1000000), client.encode(),
+                                       server.encode()), digest_size=8).hexdigest(), hist
 
     def summary(self, client: str, server: str, reason: str) -> dict:
         """The raw summary (see module docstring).  ``reason`` says why the flow ended when
@@ -354,12 +358,12 @@ class Session:
             "certificate_request": self.cert_request,
             "client_certificate_empty": self.client_cert_empty,
             "ja4": self.ja4,
-            "close": {"fin": [_SIDE[x] for x in self.fin], "rst": [_SIDE[x] for x in self.rst]},
+            "close": {"fin": _sides(self.fin), "rst": _sides(self.rst)},
             "client_encrypted": list(self.enc[0]),
             "server_encrypted": list(self.enc[1]),
             "encrypted_alerts": [{"from": _SIDE[a[0]], "length": a[1]}
-                                 for a in self.enc_alerts],
-            "gaps": [_SIDE[x] for x in self.gaps],
+                                 for a in self.enc_alerts] if self.enc_alerts else [],
+            "gaps": _sides(self.gaps) if self.gaps else [],
             "truncated": self.truncated,
             "weirds": list(self.weirds),
             "start": self.start,
@@ -386,7 +390,7 @@ _NO_GREASE: dict = {}
 _DIGESTS: dict = {}
 
 
-def _strip_grease(values: tuple) -> list:
+def _strip_grease(values: tuple) -> tuple:
     """``values`` without RFC 8701 GREASE code points (memoized: the same offers repeat)."""
     r = _NO_GREASE.get(values)
     if r is None:
@@ -450,6 +454,11 @@ def _offer(ch) -> _Offer:
             _OFFERS.clear()
         o = _OFFERS[key] = _Offer(ch)
     return o
+
+
+def _sides(ds: list) -> list:
+    """[0, 1] -> ["client", "server"]"""
+    return [_SIDE[x] for x in ds] if ds else []
 
 
 _ALERTS: dict = {}

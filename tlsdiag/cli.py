@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -37,6 +38,15 @@ def setup_logging(verbose: int = 0) -> None:
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def tune_gc_for_batch() -> None:
+    """For the batch commands (one pass over capture files): the per-connection objects
+    form no reference cycles, so collect the young generation less often, and move what
+    the imports created out of the collector's sight.  About 5 % of ``summarize``'s time
+    on a handshake-only capture (callgrind, bench/)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,6 +81,8 @@ def main(argv=None) -> int:
     from cext import wire
     from sensor.capture import CaptureError
     from sensor.pipeline import summarize_paths
+    from tlsdiag.cli import tune_gc_for_batch
+    tune_gc_for_batch()
     log.info("wire implementation: %s", wire.IMPLEMENTATION)
     if args.max_flows < 1 or args.idle_timeout <= 0:
         print("tlsdiag summarize: --max-flows and --idle-timeout must be positive",
