@@ -266,6 +266,26 @@ def _names(fn, values) -> list:
     return list(r)
 
 
+_OFFERS: dict = {}
+
+
+def _offer(raw: Mapping[str, Any]) -> tuple:
+    """The six named lists of the client's offer, memoized on the whole offer (a client
+    stack sends the same one every time): one lookup instead of one per list."""
+    key = (tuple(raw["client_versions"]), tuple(raw["client_ciphers"]),
+           tuple(raw["client_extensions"]), tuple(raw["client_groups"]),
+           tuple(raw["client_signature_algorithms"]), tuple(raw["client_key_shares"]))
+    r = _OFFERS.get(key)
+    if r is None:
+        if len(_OFFERS) > 16384:
+            _OFFERS.clear()
+        r = _OFFERS[key] = (
+            tuple(map(names.version_name, key[0])), tuple(map(names.cipher_name, key[1])),
+            tuple(map(names.extension_name, key[2])), tuple(map(names.group_name, key[3])),
+            tuple(map(names.sigalg_name, key[4])), tuple(map(names.group_name, key[5])))
+    return r
+
+
 def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict:
     """Render a raw summary with IANA names; ``facts`` maps SHA-256 digest -> certificate
     facts (a certificate without facts renders as ``{"sha256": hex}``)."""
@@ -278,6 +298,7 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict
                "after": names.handshake_name(a[3]) if a[3] >= 0 else None}
               for a in raw["alerts"]]
     cipher_name = names.cipher_name
+    offer = _offer(raw)
     return {
         "id": raw["id"],
         "client": raw["client"],
@@ -292,14 +313,13 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict
         "history": raw["history"],
         "alerts": alerts,
         "last_alert": alerts[-1]["description"] if alerts else None,
-        "client_versions": _names(names.version_name, raw["client_versions"]),
-        "client_ciphers": _names(cipher_name, raw["client_ciphers"]),
-        "client_extensions": _names(names.extension_name, raw["client_extensions"]),
-        "client_groups": _names(names.group_name, raw["client_groups"]),
+        "client_versions": list(offer[0]),
+        "client_ciphers": list(offer[1]),
+        "client_extensions": list(offer[2]),
+        "client_groups": list(offer[3]),
         "client_alpn": list(raw["client_alpn"]),
-        "client_signature_algorithms": _names(names.sigalg_name,
-                                              raw["client_signature_algorithms"]),
-        "client_key_shares": _names(names.group_name, raw["client_key_shares"]),
+        "client_signature_algorithms": list(offer[4]),
+        "client_key_shares": list(offer[5]),
         "client_psk": raw["client_psk"],
         "client_sslv2": raw["client_sslv2"],
         "hrr": raw["hrr"],

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import zlib
@@ -46,6 +47,11 @@ WORK = Path(os.environ.get("WORK") or os.path.join(os.environ.get("TMPDIR", "/tm
 SCEN = REPO / "tests" / "data" / "scenarios"
 SCEN_ARGS = {"local_nets": ["10.10.1.1/32", "10.10.3.1/32"],
              "truststore": str(SCEN / "pki" / "root.pem")}
+
+#: --callgrind: instrument only the timed loop (run under
+#: ``valgrind --tool=callgrind --instr-atstart=no``); instructions per message are stable
+#: while the machine is loaded, wall time is not
+CALLGRIND = False
 
 Record = namedtuple("Record", "topic partition offset key value timestamp")
 TP = namedtuple("TP", "topic partition")
@@ -173,7 +179,7 @@ def make_analyzer(certs, scen_config: bool, warnings: bool = False):
 
 
 def run_once(stream, certs, batch: int, scen_config: bool, warnings: bool = False,
-             topic: str = "tls.handshakes"):
+             topic: str = "tls.handshakes", warmup: int = 0):
     an = make_analyzer(certs, scen_config, warnings)
     batches = []
     for i in range(0, len(stream), batch):
@@ -182,11 +188,22 @@ def run_once(stream, certs, batch: int, scen_config: bool, warnings: bool = Fals
             recs.setdefault(TP(topic, p), []).append(
                 Record(topic, p, i + k, key, val, int(time.time() * 1000)))
         batches.append(recs)
+    nwarm = -(-warmup // batch) if warmup > 0 else 0
+    for recs in batches[:nwarm]:
+        an.process_batch(recs)
+    batches = batches[nwarm:]
     gc.collect()
+    if CALLGRIND:
+        subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=False,
+                       stdout=subprocess.DEVNULL)
     t = time.perf_counter()
     for recs in batches:
         an.process_batch(recs)
     dt = time.perf_counter() - t
+    an.timed_messages = sum(len(b) for recs in batches for b in recs.values())
+    if CALLGRIND:
+        subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], check=False,
+                       stdout=subprocess.DEVNULL)
     return dt, an
 
 
@@ -198,6 +215,9 @@ def main() -> int:
                     help="one scenario connection every N messages (default 100)")
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="process the first N messages (whole batches) untimed: caches, "
+                         "chain checks of new servers, first profile snapshot")
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--random-sni", action="store_true",
@@ -209,7 +229,13 @@ def main() -> int:
     ap.add_argument("--check-digest", metavar="HEX")
     ap.add_argument("--dump", metavar="FILE", help="write the diagnosis records (key TAB value)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="toggle callgrind instrumentation around the timed loop: "
+                         "valgrind --tool=callgrind --instr-atstart=no python THIS --callgrind "
+                         "--n 3000 --rounds 1; Ir / messages = instructions per message")
     a = ap.parse_args()
+    global CALLGRIND
+    CALLGRIND = a.callgrind
 
     pcap = a.pcap if a.pcap and os.path.exists(a.pcap) else None
     if a.pcap and not pcap:
@@ -229,7 +255,7 @@ def main() -> int:
         import pstats
         pr = cProfile.Profile()
         pr.enable()
-        dt, an = run_once(stream, certs, a.batch, scen_cfg, a.warnings)
+        dt, an = run_once(stream, certs, a.batch, scen_cfg, a.warnings, warmup=a.warmup)
         pr.disable()
         pr.dump_stats(a.profile)
         pstats.Stats(pr).sort_stats("tottime").print_stats(25)
@@ -238,7 +264,7 @@ def main() -> int:
     digest = None
     an = None
     for _ in range(a.rounds):
-        dt, an = run_once(stream, certs, a.batch, scen_cfg, a.warnings)
+        dt, an = run_once(stream, certs, a.batch, scen_cfg, a.warnings, warmup=a.warmup)
         times.append(dt)
         h = hashlib.sha256()
         nd = 0
@@ -254,8 +280,9 @@ def main() -> int:
         if digest is not None and d != digest:
             print("WARNING: diagnosis digest differs between rounds", file=sys.stderr)
         digest = d
-        print("  round: %.3f s, %.0f msgs/s, %.1f us/msg" % (dt, len(stream) / dt,
-                                                              dt / len(stream) * 1e6), flush=True)
+        nt = an.timed_messages
+        print("  round: %.3f s, %.0f msgs/s, %.1f us/msg" % (dt, nt / dt, dt / nt * 1e6),
+              flush=True)
     if a.dump:
         with open(a.dump, "wb") as fh:
             for topic, key, value in an.producer.sent:
@@ -266,8 +293,10 @@ def main() -> int:
     topics: dict[str, int] = {}
     for topic, _, _ in an.producer.sent:
         topics[topic] = topics.get(topic, 0) + 1
-    res = {"messages": len(stream), "best_s": round(best, 3), "median_s": round(statistics.median(times), 3),
-           "msgs_per_s": round(len(stream) / best), "us_per_msg": round(best / len(stream) * 1e6, 2),
+    nt = an.timed_messages
+    res = {"messages": len(stream), "timed_messages": nt, "best_s": round(best, 3),
+           "median_s": round(statistics.median(times), 3),
+           "msgs_per_s": round(nt / best), "us_per_msg": round(best / nt * 1e6, 2),
            "sent": topics, "diagnoses_digest": digest, "impl": impl,
            "load_avg": os.getloadavg()[0]}
     print(json.dumps(res, indent=None if a.json else 1))
