@@ -204,8 +204,11 @@ class IncidentTracker:
         events = []
         if direction == "northbound":
             self._add_north(part, t, server, sensor)
+            w = self.window
             for inc in list(self.open.values()):
-                if inc.key[0] == "southbound" and inc.impact is None and self._correlate(inc):
+                # only an incident whose window holds this success can gain an impact from it
+                if inc.key[0] == "southbound" and inc.impact is None \
+                        and inc.first_seen - w <= t <= inc.last_seen + w and self._correlate(inc):
                     self._dirty.add(inc.part)
                     events.append(self._emit(inc, "updated", now))
         for key in list(self._by_endpoint.get((direction, server), ())):
