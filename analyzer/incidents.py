@@ -202,8 +202,9 @@ class IncidentTracker:
     def success(self, direction: str, server: str, sensor: str | None, t: float,
                 now: float, part: int = 0) -> list[dict[str, object]]:
         events = []
-        if direction == "northbound":
-            self._add_north(part, t, server, sensor)
+        if direction == "northbound" and self._add_north(part, t, server, sensor):
+            # a new (second, router, sensor) bucket: an incident's impact depends only on which
+            # buckets its window holds, so only a new one can give an impact-less incident one
             w = self.window
             for inc in list(self.open.values()):
                 # only an incident whose window holds this success can gain an impact from it
@@ -344,7 +345,8 @@ class IncidentTracker:
         return old is None or old.get("routers") != names
 
     def _add_north(self, part: int, t: float, server: str, sensor: str | None,
-                   n: int = 1) -> None:
+                   n: int = 1) -> bool:
+        """Count a northbound success; True when it made a new bucket."""
         buckets = self._north.get(part)
         if buckets is None:
             buckets = self._north[part] = OrderedDict()
@@ -352,7 +354,7 @@ class IncidentTracker:
         self._dirty.add(part)
         if k in buckets:
             buckets[k] += n
-            return
+            return False
         buckets[k] = n
         # a new bucket (about once a second per router endpoint): prune.  A bucket can only
         # matter to an incident whose window reaches back to it: drop the ones older than
@@ -363,3 +365,4 @@ class IncidentTracker:
             oldest = min([i.first_seen for i in self.open.values()] + [t]) - self.window - 1
             while buckets and next(iter(buckets))[0] < oldest:
                 buckets.popitem(last=False)
+        return True
