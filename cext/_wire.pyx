@@ -11,12 +11,12 @@ from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromS
 from libc.stdint cimport uint8_t, uint32_t
 
 from .errors import MalformedMessage
-from ._wire_py import COUNTER_NAMES, HRR_RANDOM, MAX_RECORD
+from ._wire_py import COUNTER_NAMES, HRR_RANDOM, LINKTYPES, MAX_RECORD
 
 __all__ = [
     "PacketDecoder", "split_records", "split_handshakes", "parse_client_hello",
     "parse_server_hello", "parse_certificate", "COUNTER_NAMES", "MAX_RECORD",
-    "HRR_RANDOM",
+    "HRR_RANDOM", "LINKTYPES",
 ]
 
 DEF FIN = 0x01

@@ -19,7 +19,7 @@ from .errors import MalformedMessage
 __all__ = [
     "PacketDecoder", "split_records", "split_handshakes", "parse_client_hello",
     "parse_server_hello", "parse_certificate", "COUNTER_NAMES", "MAX_RECORD",
-    "HRR_RANDOM",
+    "HRR_RANDOM", "LINKTYPES",
 ]
 
 _U16 = struct.Struct("!H").unpack_from
@@ -37,6 +37,9 @@ HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e
 # link types (LINKTYPE_* / DLT_* values as pcap files and libpcap report them)
 LT_NULL, LT_EN10MB, LT_RAW, LT_RAW_BSD, LT_RAW_LT, LT_LOOP = 0, 1, 12, 14, 101, 108
 LT_LINUX_SLL, LT_IPV4, LT_IPV6, LT_LINUX_SLL2 = 113, 228, 229, 276
+#: every link type the decoder reads
+LINKTYPES = frozenset({LT_NULL, LT_EN10MB, LT_RAW, LT_RAW_BSD, LT_RAW_LT, LT_LOOP,
+                       LT_LINUX_SLL, LT_IPV4, LT_IPV6, LT_LINUX_SLL2})
 
 #: decoder counters, in index order (both implementations keep the same list)
 COUNTER_NAMES = (

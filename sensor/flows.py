@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import deque
 
 from cext.errors import ProtocolError
 from sensor import tls
@@ -79,6 +80,11 @@ class FlowTable:
                  max_done: int = 1_048_576, max_handshake: int = tls.MAX_HANDSHAKE) -> None:
         self.flows: dict = {}
         self.done: dict = {}
+        # creation order of flows / finishing order of done keys, for oldest-first eviction
+        # in O(1): walking the dicts from their start would step over the holes that
+        # deletions leave at the front (quadratic under a SYN flood)
+        self._flow_order: deque = deque()
+        self._done_order: deque = deque()
         self.skip: dict = {}
         self.max_flows = max_flows
         self.idle_timeout = idle_timeout
@@ -228,15 +234,24 @@ class FlowTable:
             self.flows.pop(key, None)
             return None
         if len(self.flows) > self.max_flows:
-            for oldest in self.flows.values():
-                if oldest is not None:
-                    self.stats["flows_evicted"] += 1
-                    self._finish(oldest, "evicted", out)
-                    break
+            self._evict_oldest(out)
         flow = Flow(key, client_lo, ts)
         self.flows[key] = flow
+        order = self._flow_order
+        order.append(flow)
+        if len(order) > 2 * len(self.flows) + 1024:        # mostly finished flows: compact
+            self._flow_order = deque(f for f in self.flows.values() if f is not None)
         self.stats["flows_created"] += 1
         return flow
+
+    def _evict_oldest(self, out) -> None:
+        order, flows = self._flow_order, self.flows
+        while order:
+            oldest = order.popleft()
+            if flows.get(oldest.key) is oldest:
+                self.stats["flows_evicted"] += 1
+                self._finish(oldest, "evicted", out)
+                return
 
     def _skip_ciphertext(self, flow, conn, d, from_lo) -> None:
         """The rest of this ciphertext record is of no use: let the decoder drop it in C."""
@@ -329,16 +344,29 @@ class FlowTable:
     #: give up on a flow that carried this much non-TLS payload without any TLS
     MAX_PLAINTEXT = 16 * 1024
 
+    def _mark_done(self, key: bytes) -> None:
+        done, order = self.done, self._done_order
+        done[key] = None
+        order.append(key)
+        if len(done) > self.max_done:
+            while order:                    # oldest first; skip keys a new SYN reopened
+                old = order.popleft()
+                if old in done and old != key:
+                    del done[old]
+                    break
+        if len(order) > 2 * len(done) + 1024:
+            self._done_order = deque(done)
+
     def _finish(self, flow, reason, out) -> None:
         key = flow.key
         if self.flows.pop(key, None) is None:
             return
         self.skip.pop(key, None)
-        done = self.done
-        done[key] = None
-        if len(done) > self.max_done:
-            del done[next(iter(done))]
         sess = flow.session
+        if sess is not None and sess.seen_tls:
+            # the decoder drops the rest of this connection in C (a flow that never was TLS
+            # needs no entry: its later packets do not start a TLS record)
+            self._mark_done(key)
         if flow.ooo is not None and reason != "established":
             # bytes still queued behind a hole that never filled (not when the handshake
             # is over: what is queued then is later traffic, no longer watched)

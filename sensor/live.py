@@ -25,6 +25,8 @@ from collections.abc import Iterator
 
 import pcapy
 
+from cext import wire
+
 __all__ = ["LiveCapture", "LiveCaptureError", "FANOUT_MODES", "build_bpf", "enter_netns"]
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,9 @@ class LiveCapture:
                 raise LiveCaptureError("fanout group %s: %s" % (fanout_group, _one_line(exc))) from None
         r.setnonblock(1)
         self.linktype = r.datalink()
+        if self.linktype not in wire.LINKTYPES:
+            raise LiveCaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
+                                   "raw IP and BSD loopback are)" % (interface, self.linktype))
         self._fd = r.getfd()
         log.info("capturing on %s (linktype %d, filter %r, fanout %s)", interface, self.linktype,
                  self.bpf, fanout_group)

@@ -123,6 +123,9 @@ def summarize_paths(paths, progress=None, stats: dict | None = None,
     for path in paths:
         cap = FileCapture(path)
         with cap:
+            if cap.linktype not in wire.LINKTYPES:
+                raise CaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
+                                   "raw IP and BSD loopback are)" % (path, cap.linktype))
             s = Summarizer(cap.linktype, json=True, **table)
             error = None
             try:

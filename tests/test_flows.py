@@ -588,10 +588,12 @@ def _flood(c_wire, n, table):
 def test_syn_flood_million_half_open_flows(c_wire):
     """1,000,000 SYNs from distinct (address, port) pairs through the C decoder and a
     10,000-flow table: the table never holds more than 10,000 flows (checked after every
-    4,096-packet batch), the oldest are evicted, nothing is summarized."""
+    4,096-packet batch), the oldest are evicted, nothing is summarized, and flows that never
+    carried TLS leave nothing in the finished-flow set."""
     table = FlowTable(max_flows=MAX_FLOWS)
     _flood(c_wire, SYN_FLOOD, table)
-    assert len(table.done) == SYN_FLOOD - MAX_FLOWS
+    assert len(table.done) == 0
+    assert len(table._flow_order) <= 2 * MAX_FLOWS + 1024
 
 
 @pytest.mark.slow
@@ -612,10 +614,10 @@ def test_syn_flood_million_heap_bound(c_wire, request):
 
 
 @pytest.mark.c_extension
-def test_syn_flood_heap_with_small_done_set(c_wire):
-    """100,000 SYNs, max_flows 2,000 and max_done 5,000 under tracemalloc: the heap peak
-    (measured 2.8 MB for 200,000) stays below 8 MB - memory follows the configured bounds,
-    not the number of SYNs."""
+def test_syn_flood_heap_with_small_table(c_wire):
+    """100,000 SYNs, max_flows 2,000 under tracemalloc: the heap peak (measured 2.8 MB for
+    200,000) stays below 8 MB - memory follows the configured bounds, not the number of
+    SYNs."""
     table = FlowTable(max_flows=2000, max_done=5000)
     tracemalloc.start()
     try:
@@ -623,8 +625,32 @@ def test_syn_flood_heap_with_small_done_set(c_wire):
         _cur, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert len(table.done) == 5000
+    assert len(table.done) == 0
     assert peak < 8 * 1024 * 1024, "tracemalloc peak %.1f MB" % (peak / 2**20)
+
+
+def test_finished_set_is_bounded_oldest_first(wire_impl):
+    """300 complete TLS connections through a table with max_done 100: the finished-flow
+    set holds the 100 most recent, and late packets of those are still dropped in C."""
+    groups = pieces(TLS13)
+    frames = []
+    conns = [Conn(client=("10.0.%d.%d" % (i // 200, i % 200 + 1), 40000 + i)) for i in range(300)]
+    for c in conns:
+        frames += frames_of(c, groups)
+    late = conns[-1].frame(0, ACK | PSH, 5000, b"\x17\x03\x03\x00\x10" + b"x" * 16)
+    with using_wire(wire_impl):
+        s = Summarizer(1, max_done=100)
+        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
+        out = []
+        for i, f in enumerate(frames + [late]):
+            out += s.feed_frame(1000.0 + i / 1000, f)
+        stats = s.stats()
+    assert len(out) == 300 and all(raw["established"] for raw, _ in out)
+    assert len(s.table.done) == 100
+    kept = set(s.table.done)
+    assert [raw["client"] for raw, _ in out][-1] == "10.0.1.100:40299"
+    assert len(kept) == 100 and len(s.table._done_order) <= 2 * 100 + 1024
+    assert stats["skip_done"] > 0 and stats["flows_created"] == 300
 
 
 def test_random_interleaving_of_many_connections(wire_impl):

@@ -13,8 +13,8 @@ log = logging.getLogger(__name__)
 try:
     import orjson
 
-    def _dumps(obj) -> bytes:
-        return orjson.dumps(obj) + b"\n"
+    def _dumps(obj, _dumps=orjson.dumps, _opt=orjson.OPT_APPEND_NEWLINE) -> bytes:
+        return _dumps(obj, option=_opt)
 except ImportError:                                     # pragma: no cover
     import json
 
