@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -296,3 +297,14 @@ def test_broken_pipe_is_quiet():
                        shell=True, cwd=ROOT, capture_output=True, timeout=120)
     assert r.stdout.count(b"\n") == 1
     assert b"Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_unsupported_link_type_is_a_clear_error(tmp_path):
+    """An 802.11 capture (LINKTYPE_IEEE802_11 = 105): one line naming the link type, exit 2,
+    instead of silently skipping every packet."""
+    p = tmp_path / "wifi.pcap"
+    frame = b"\x08\x00" + b"\x00" * 22
+    p.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 105)
+                  + struct.pack("<IIII", 1, 0, len(frame), len(frame)) + frame)
+    line = assert_clean_error(run(p))
+    assert "link type 105 is not supported" in line
