@@ -77,7 +77,8 @@ class FlowTable:
 
     def __init__(self, max_flows: int = 262_144, idle_timeout: float = 120.0,
                  max_ooo_bytes: int = 256 * 1024, max_ooo_segments: int = 64,
-                 max_done: int = 1_048_576, max_handshake: int = tls.MAX_HANDSHAKE) -> None:
+                 max_done: int = 1_048_576, max_handshake: int = tls.MAX_HANDSHAKE,
+                 close_linger: float = 1.0) -> None:
         self.flows: dict = {}
         self.done: dict = {}
         # creation order of flows / finishing order of done keys, for oldest-first eviction
@@ -88,6 +89,7 @@ class FlowTable:
         self.skip: dict = {}
         self.max_flows = max_flows
         self.idle_timeout = idle_timeout
+        self.close_linger = min(close_linger, idle_timeout)
         self.max_ooo_bytes = max_ooo_bytes
         self.max_ooo_segments = max_ooo_segments
         self.max_done = max_done
@@ -98,7 +100,7 @@ class FlowTable:
         self.stats = {
             "flows_created": 0, "flows_not_tls": 0, "flows_evicted": 0, "flows_timed_out": 0,
             "summaries": 0, "retransmissions": 0, "out_of_order": 0, "gaps": 0,
-            "protocol_errors": 0, "internal_errors": 0,
+            "protocol_errors": 0, "internal_errors": 0, "flows_half_closed": 0,
         }
         self.reasons: dict = {}
         #: ``render(session, client, server, reason) -> item`` for a finished connection;
@@ -194,13 +196,27 @@ class FlowTable:
         return out
 
     def expire(self, now: float, out: list | None = None) -> list:
-        """Finish flows idle for longer than ``idle_timeout`` at time ``now``."""
+        """Finish flows idle for longer than ``idle_timeout`` at time ``now``, and those
+        quiet for ``close_linger`` after a FIN or a fatal alert: a failed handshake whose
+        other side never closes (half-closed) is reported in about a second, not after
+        the idle timeout."""
         out = [] if out is None else out
         limit = now - self.idle_timeout
-        stale = [f for f in self.flows.values() if f is not None and f.last < limit]
+        linger = now - self.close_linger
+        stale, ended = [], []
+        for f in self.flows.values():
+            if f is None or f.last >= linger:
+                continue
+            if f.last < limit:
+                stale.append(f)
+            elif (s := f.session) is not None and (s.fin or s.fatal):
+                ended.append(f)
         for f in stale:
             self.stats["flows_timed_out"] += 1
             self._finish(f, "timeout", out)
+        for f in ended:
+            self.stats["flows_half_closed"] += 1
+            self._finish(f, "closed", out)
         return out
 
     def flush(self, reason: str = "incomplete") -> list:

@@ -47,7 +47,7 @@ class Session:
         "certs", "client_certs", "cert_request", "client_cert_empty", "ske", "enc",
         "enc_alerts", "fin", "rst", "gaps", "truncated", "weirds", "established", "resumed",
         "_ccs", "_app", "_server_cert_seen", "_server_ccs_early", "_tls13", "_v2",
-        "ja4", "_counts", "_at_established", "offer",
+        "ja4", "_counts", "_at_established", "offer", "fatal",
     )
 
     def __init__(self, ts: float) -> None:
@@ -82,6 +82,7 @@ class Session:
         self._v2 = False
         self.ja4 = None
         self.offer = _NO_OFFER
+        self.fatal = False                  # a fatal alert was seen (plaintext)
         self._counts = [0, 0]
         self._at_established = (0, 0)
 
@@ -194,6 +195,8 @@ class Session:
 
     def _alert(self, ev) -> None:
         self._letter(ev.direction, _LETTER_ALERT)
+        if ev.level == 2:
+            self.fatal = True
         if len(self.alerts) < MAX_ALERTS:
             self.alerts.append((ev.direction, ev.level, ev.description, self.last_msg))
 

@@ -821,3 +821,30 @@ def test_batches_equal_frame_by_frame(wire_impl, size):
         got += [raw for raw, _c in s.flush()]
     assert sorted((r["client"], r["history"], r["outcome"], round(r["end"], 3)) for r in got) \
         == [(a, b, c, round(d, 3)) for a, b, c, d in want]
+
+
+def test_half_closed_failure_is_reported_after_the_linger(wire_impl):
+    """The server rejects the ClientHello (fatal alert) and closes; the client's FIN never
+    comes.  The summary is emitted ``close_linger`` (1 s) after the last packet, while other
+    traffic goes on, not after the 120 s idle timeout."""
+    failed = Conn(client=("10.0.0.7", 41000))
+    groups = pieces(ALERT)
+    frames = frames_of(failed, groups, close=[(1, FIN)])
+    other = Conn(client=("10.0.0.8", 42000))
+    later = frames_of(other, pieces(TLS13))
+    with using_wire(wire_impl):
+        s = Summarizer(1)
+        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
+        seen = []
+        for i, f in enumerate(frames):
+            seen += [(1000.0 + i / 1000, raw) for raw, _ in s.feed_frame(1000.0 + i / 1000, f)]
+        assert seen == []
+        for i, f in enumerate(later):                  # 0.5 s .. 2.5 s later
+            ts = 1000.5 + i * 2.0 / len(later)
+            seen += [(ts, raw) for raw, _ in s.feed_frame(ts, f)]
+        stats = s.stats()
+    failed_at = [ts for ts, raw in seen if raw["client"] == "10.0.0.7:41000"]
+    assert len(failed_at) == 1 and 1001.0 <= failed_at[0] <= 1002.6
+    raw = [r for _, r in seen if r["client"] == "10.0.0.7:41000"][0]
+    assert raw["outcome"] == "alert" and raw["close"]["fin"] == [1]
+    assert stats["flows_half_closed"] == 1 and stats["flows_timed_out"] == 0
