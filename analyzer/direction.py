@@ -32,8 +32,23 @@ def split_endpoint(endpoint: str) -> tuple[str, int | None]:
     return host, int(rest) if rest.isdigit() else None
 
 
-def _is_local(endpoint: str, nets: Iterable[IPNetwork]) -> bool:
+#: entries of a classify() host cache before it is emptied
+LOCAL_CACHE_MAX = 65536
+
+
+def _is_local(endpoint: str, nets: Iterable[IPNetwork], cache: dict[str, bool] | None = None) -> bool:
     host, _ = split_endpoint(endpoint)
+    if cache is None:
+        return _host_is_local(host, nets)
+    hit = cache.get(host)
+    if hit is None:
+        if len(cache) >= LOCAL_CACHE_MAX:
+            cache.clear()
+        hit = cache[host] = _host_is_local(host, nets)
+    return hit
+
+
+def _host_is_local(host: str, nets: Iterable[IPNetwork]) -> bool:
     v4 = _v4_int(host)
     if v4 is not None:
         return any(net == v4 & mask for net, mask in _v4_nets(nets))
@@ -74,7 +89,8 @@ def _v4_nets(nets: Iterable[IPNetwork]) -> tuple[tuple[int, int], ...]:
 
 
 def classify(client: str, server: str, role: str | None, local_nets: tuple[IPNetwork, ...],
-             sensor_direction: str | None = None) -> tuple[str, str]:
+             sensor_direction: str | None = None,
+             local_cache: dict[str, bool] | None = None) -> tuple[str, str]:
     """Return (direction, how it was decided).
 
     * a direction already set by the sensor service wins;
@@ -82,12 +98,14 @@ def classify(client: str, server: str, role: str | None, local_nets: tuple[IPNet
       the client side is tried first, since the MP is the client of its backends);
     * role alone: router -> northbound, message-processor -> southbound;
     * nothing configured -> unknown.
+
+    ``local_cache``: a dict the caller keeps for one ``local_nets`` (host -> local), bounded here.
     """
     if sensor_direction in (NORTHBOUND, SOUTHBOUND):
         return sensor_direction, "set by the sensor"
     if local_nets:
-        server_local = _is_local(server, local_nets)
-        client_local = _is_local(client, local_nets)
+        server_local = _is_local(server, local_nets, local_cache)
+        client_local = _is_local(client, local_nets, local_cache)
         order = ((client_local, SOUTHBOUND, "client"), (server_local, NORTHBOUND, "server"))
         if role != "message-processor":
             order = (order[1], order[0])

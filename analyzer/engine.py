@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import certs as C
 from . import rules as R
@@ -115,6 +115,7 @@ class Engine:
         self.stats = Stats()
         self._targets = dict(self.config.targets)
         self._direction_cache: dict[tuple[str, str, str | None], tuple[str, str]] = {}
+        self._local_cache: dict[str, bool] = {}     # host -> in --local-net (bounded by classify)
 
     # -- learning ---------------------------------------------------------------------------------------
     def observe(self, summary: Summary, certs: Certs | None = None) -> None:
@@ -225,7 +226,8 @@ class Engine:
         dkey = (client.rpartition(":")[0], server.rpartition(":")[0], sd if isinstance(sd, str) else None)
         hit = self._direction_cache.get(dkey)
         if hit is None:
-            hit = classify(client, server, self.config.role, self.config.local_nets, dkey[2])
+            hit = classify(client, server, self.config.role, self.config.local_nets, dkey[2],
+                           self._local_cache)
             if len(self._direction_cache) >= 65536:
                 self._direction_cache.clear()
             self._direction_cache[dkey] = hit

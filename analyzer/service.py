@@ -63,6 +63,10 @@ __all__ = ["AnalyzerConfig", "Analyzer", "CertStore", "main"]
 
 log = logging.getLogger(__name__)
 
+#: ``json.dumps(o, ensure_ascii=False, separators=(",", ":"))`` without building an encoder
+#: per call (one per diagnosis and incident event)
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 STATE_MAX_BYTES = 900_000     # under the broker's default message.max.bytes (1 MiB)
 
 
@@ -574,8 +578,7 @@ class Analyzer:
                     d["sensor"] = sensor
                 else:
                     continue
-                send(cfg.topic_diagnoses, key=key.encode(),
-                     value=json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode())
+                send(cfg.topic_diagnoses, key=key.encode(), value=_json(d).encode())
                 self.c["diagnoses"] += 1
             if ts_ms and ts_ms > 0:
                 self.last_latency = now - ts_ms / 1000.0
@@ -592,7 +595,7 @@ class Analyzer:
 
     def _incident(self, ev: dict[str, object]) -> None:
         self.producer.send(self.cfg.topic_incidents, key=str(ev["key"]).encode(),
-                           value=json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode())
+                           value=_json(ev).encode())
         self.c["incident_events"] += 1
         if self.webhook is not None:
             self.webhook.put(ev)
