@@ -254,17 +254,19 @@ class FlowTable:
         flow = Flow(key, client_lo, ts)
         self.flows[key] = flow
         order = self._flow_order
-        order.append(flow)
+        order.append((key, ts))             # not the flow: a finished one must be freed
         if len(order) > 2 * len(self.flows) + 1024:        # mostly finished flows: compact
-            self._flow_order = deque(f for f in self.flows.values() if f is not None)
+            self._flow_order = deque((f.key, f.first) for f in self.flows.values()
+                                     if f is not None)
         self.stats["flows_created"] += 1
         return flow
 
     def _evict_oldest(self, out) -> None:
         order, flows = self._flow_order, self.flows
         while order:
-            oldest = order.popleft()
-            if flows.get(oldest.key) is oldest:
+            key, first = order.popleft()
+            oldest = flows.get(key)
+            if oldest is not None and oldest.first == first:
                 self.stats["flows_evicted"] += 1
                 self._finish(oldest, "evicted", out)
                 return
