@@ -27,6 +27,9 @@ __all__ = [
 ]
 
 CLIENT, SERVER = 0, 1
+#: ``_new(Event, (field, ...))`` builds an event without the generated ``__new__`` (a Python
+#: frame per event on the hot path); every field is given, defaults included
+_new = tuple.__new__
 
 
 class _Sentinel:
@@ -297,18 +300,18 @@ class TLSConnection:
                 if hreason is not None:
                     raise MalformedMessage(hreason)
             elif ct == _CCS:
-                emit(ChangeCipherSpec(direction))
+                emit(_new(ChangeCipherSpec, (direction,)))
                 if not tls13:
                     d.encrypted = True
             elif ct == _ALERT and not d.encrypted and (len(frag) == 2 or not tls13):
                 # a 2-byte alert before this side encrypts is plaintext; in TLS 1.3 a 2-byte
                 # alert record is plaintext too (AEAD output is always longer)
                 for i in range(0, len(frag) - 1, 2):
-                    emit(Alert(direction, frag[i], frag[i + 1]))
+                    emit(_new(Alert, (direction, frag[i], frag[i + 1])))
             elif d.encrypted or ct == _APPDATA or (tls13 and (ct == _ALERT or ct == _HANDSHAKE)):
-                emit(EncryptedRecord(direction, ct, len(frag)))
+                emit(_new(EncryptedRecord, (direction, ct, len(frag))))
             else:
-                emit(Record(direction, ct, len(frag)))
+                emit(_new(Record, (direction, ct, len(frag))))
         if reason is not None:
             raise MalformedMessage(reason)
         rest = len(buf) - pos
@@ -318,7 +321,7 @@ class TLSConnection:
             ct = buf[pos]
             if d.encrypted or ct == _APPDATA or (tls13 and ct == _ALERT):
                 ln = (buf[pos + 3] << 8) | buf[pos + 4]
-                emit(EncryptedRecord(direction, ct, ln))
+                emit(_new(EncryptedRecord, (direction, ct, ln)))
                 d.skip = ln - (rest - 5)
                 d.buf = b""
                 return
@@ -329,7 +332,7 @@ class TLSConnection:
     def _handshake(self, direction: int, mt: int, body: bytes) -> None:
         emit = self._emit
         if mt == _HT_CLIENT_HELLO and direction == CLIENT:
-            emit(ClientHello(direction, *wire.parse_client_hello(body)))
+            emit(_new(ClientHello, (direction, *wire.parse_client_hello(body), False)))
         elif mt == _HT_SERVER_HELLO and direction == SERVER:
             (legacy, sid, suite, comp, exts, selected, group, alpn, psk,
              is_hrr) = _server_hello(body)
@@ -355,7 +358,7 @@ class TLSConnection:
         elif mt == _HT_CERT_REQUEST and direction == SERVER:
             emit(CertificateRequest(direction))
         else:
-            emit(HandshakeMessage(direction, mt, len(body)))
+            emit(_new(HandshakeMessage, (direction, mt, len(body))))
 
     def _parse_sslv2(self, direction: int, d: _Direction) -> None:
         """SSLv2 record framing (2- or 3-byte headers).  Only the hellos are read; what
