@@ -128,7 +128,7 @@ def main() -> int:
         spy = None
         if a.py_spy:
             time.sleep(5)
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(an.pid), "--threads", "-r", "100",
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(an.pid), "--threads", "--idle", "-r", "100",
                                     "-d", str(a.py_spy_seconds), "-f", "raw", "-o", a.py_spy],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         first = None
