@@ -31,7 +31,7 @@ setup(
     ext_modules=ext_modules,
     install_requires=[
         "pcapy-ng>=2.1", "dpkt>=1.9", "kafka-python>=3.0", "msgpack>=1.0",
-        "cryptography>=44", "orjson>=3.9", "lz4>=4", "zstandard>=0.22",
+        "cryptography>=44", "orjson>=3.10", "lz4>=4", "zstandard>=0.22",
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["tlsdiag = tlsdiag.cli:main"]},

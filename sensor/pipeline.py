@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 
+import orjson
+
 from cext import wire
 from proto.x509facts import certificate_facts
 from sensor.capture import CaptureError, FileCapture
@@ -21,6 +23,7 @@ class CertificateCache:
         self.size = size
         self._facts: OrderedDict = OrderedDict()
         self._der: dict = {}
+        self._json: dict = {}
 
     def add(self, digest: bytes, der: bytes) -> tuple[dict, bool]:
         """Facts for ``der``; the flag says it was new to the cache."""
@@ -34,7 +37,19 @@ class CertificateCache:
         if len(self._facts) > self.size:
             old, _ = self._facts.popitem(last=False)
             self._der.pop(old, None)
+            self._json.pop(old, None)
         return f, True
+
+    def fragment(self, digest: bytes):
+        """The facts as pre-serialized JSON (``orjson.Fragment``), made once per certificate:
+        ``summarize`` writes a chain without serializing its facts again per connection."""
+        j = self._json.get(digest)
+        if j is None:
+            f = self._facts.get(digest)
+            if f is None:
+                return None
+            j = self._json[digest] = orjson.Fragment(orjson.dumps(f))
+        return j
 
     def facts(self, digest: bytes):
         return self._facts.get(digest)
@@ -62,7 +77,7 @@ class Summarizer:
     """
 
     def __init__(self, linktype: int, certs: CertificateCache | None = None,
-                 json: bool = False, **table) -> None:
+                 json: bool = False, fragments: bool = False, **table) -> None:
         self.table = FlowTable(**table)
         self.decoder = wire.PacketDecoder(linktype, self.table.flows, self.table.done,
                                            self.table.skip)
@@ -70,13 +85,16 @@ class Summarizer:
         if json:
             self.table.render = self._render_json
             self._attach = _same
+        # what render() looks certificate facts up in: the facts, or (for orjson output
+        # only) their pre-serialized fragments
+        self._facts = _Fragments(self.certs) if fragments else self.certs
 
     def _render_json(self, sess, client: str, server: str, reason: str) -> tuple:
         ders = sess.certificate_ders()
         add = self.certs.add
         for digest, der in ders:
             add(digest, der)
-        return sess.render(client, server, reason, self.certs), ders
+        return sess.render(client, server, reason, self._facts), ders
 
     def feed(self, buf: bytes, meta: bytes) -> list:
         table = self.table
@@ -112,10 +130,12 @@ class Summarizer:
         return s
 
 
-def summarize_paths(paths, progress=None, stats: dict | None = None,
+def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: bool = False,
                     **table) -> Iterator[tuple[dict, dict]]:
     """Yield ``(json_summary, {sha256_hex: der})`` per connection of each capture file.
-    ``stats``, if given, accumulates the decoder / flow-table counters.
+    ``stats``, if given, accumulates the decoder / flow-table counters.  With
+    ``fragments=True`` certificates are ``orjson.Fragment`` objects: the summaries are
+    then only for ``orjson.dumps`` (what ``summarize --format jsonl`` does).
 
     Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
     yielding every connection that could be read from it.
@@ -126,7 +146,7 @@ def summarize_paths(paths, progress=None, stats: dict | None = None,
             if cap.linktype not in wire.LINKTYPES:
                 raise CaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
                                    "raw IP and BSD loopback are)" % (path, cap.linktype))
-            s = Summarizer(cap.linktype, json=True, **table)
+            s = Summarizer(cap.linktype, json=True, fragments=fragments, **table)
             error = None
             try:
                 for buf, meta in cap:
@@ -143,6 +163,15 @@ def summarize_paths(paths, progress=None, stats: dict | None = None,
                     stats[k] = stats.get(k, 0) + v
             if error is not None:
                 raise error
+
+
+class _Fragments:
+    """``get(digest)`` -> the certificate's JSON fragment (see CertificateCache.fragment)."""
+
+    __slots__ = ("get",)
+
+    def __init__(self, cache: CertificateCache) -> None:
+        self.get = cache.fragment
 
 
 def _same(done: list) -> list:

@@ -1,6 +1,7 @@
 """The JSON summary rendered straight from the session (``Summarizer(json=True)``, what
 ``summarize`` and ``diagnose`` print) is exactly the one rendered from the raw summary
-(``proto.summary.summary_to_json``, what the analyzer renders from the msgpack wire form).
+(``proto.summary.summary_to_json``, what the analyzer renders from the msgpack wire form),
+and so are the bytes ``summarize`` writes with pre-serialized certificate fragments.
 
 Checked byte for byte on every capture of the test data and, when ``../shared`` is beside
 the checkout, on every capture of the conformance corpus.
@@ -25,10 +26,11 @@ SHARED_CORPUS = HERE.parents[1] / "shared" / "corpus"
 def _both(path: Path):
     """(rendered from raw, rendered from the session, raw summaries) for one capture."""
     out = {}
-    for json_mode in (False, True):
+    for json_mode in (False, True, "fragments"):
         items = []
         with FileCapture(str(path)) as cap:
-            s = Summarizer(cap.linktype, json=json_mode)
+            s = Summarizer(cap.linktype, json=bool(json_mode),
+                           fragments=json_mode == "fragments")
             try:
                 for buf, meta in cap:
                     items += s.feed(buf, meta)
@@ -37,15 +39,17 @@ def _both(path: Path):
             items += s.flush()
         out[json_mode] = (items, s.certs)
     (raw_items, cache), (json_items, _) = out[False], out[True]
+    fragment_items = out["fragments"][0]
     return ([summary_to_json(raw, cache) for raw, _ in raw_items],
-            [j for j, _ in json_items], [raw for raw, _ in raw_items])
+            [j for j, _ in json_items], [raw for raw, _ in raw_items],
+            [j for j, _ in fragment_items])
 
 
 def _check(path: Path) -> int:
-    from_raw, from_session, raws = _both(path)
-    assert len(from_raw) == len(from_session)
-    for a, b in zip(from_raw, from_session):
-        assert orjson.dumps(a) == orjson.dumps(b), path.name
+    from_raw, from_session, raws, with_fragments = _both(path)
+    assert len(from_raw) == len(from_session) == len(with_fragments)
+    for a, b, c in zip(from_raw, from_session, with_fragments):
+        assert orjson.dumps(a) == orjson.dumps(b) == orjson.dumps(c), path.name
         assert a == b
     for raw, rendered in zip(raws, from_raw):
         # and through the wire format, as the analyzer sees it

@@ -99,6 +99,7 @@ def main(argv=None) -> int:
     for path in args.files:
         try:
             for summary, _certs in summarize_paths([path], progress=progress, stats=counters,
+                                                   fragments=args.format == "jsonl",
                                                    max_flows=args.max_flows,
                                                    idle_timeout=args.idle_timeout):
                 if args.format == "jsonl":
