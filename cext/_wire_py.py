@@ -269,7 +269,7 @@ class PacketDecoder:
                 c[C_NOPAY] += 1
                 return None
             if key not in self.flows:
-                if plen == 0 or not _looks_like_tls_start(f[ps:ps + 3]):
+                if plen == 0 or not _looks_like_tls_start(f[ps:min(ps + 3, end)]):
                     c[C_UNTRACKED] += 1
                     return None
                 self.flows[key] = None      # pending: the flow table creates it

@@ -409,3 +409,19 @@ def test_decode_batch_hostile_meta(c_wire, py_wire, data, linktype):
     c_segs, p_segs = res[0][0][1], res[1][0][1]
     assert [s[1:] for s in c_segs] == [s[1:] for s in p_segs]
     assert all(abs(a[0] - b[0]) < 1e-3 for a, b in zip(c_segs, p_segs))
+
+
+def test_tls_start_check_stops_at_the_ip_payload(c_wire, py_wire):
+    """A 2-byte segment of an unseen flow whose frame carries padding after the IP packet:
+    the padding byte must not complete a TLS/SSLv2 record start (found by the fuzz target:
+    the pure-Python twin read past the segment's end)."""
+    tcp = struct.pack("!HHIIBBHHH", 40000, 443, 1, 1, 5 << 4, 0x10, 65535, 0, 0)
+    payload = b"\xcf!"
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(payload), 0, 0, 64, 6, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    frame = ip + tcp + payload + b"\x01\x00\x00"                # padding after the packet
+    for impl in (c_wire, py_wire):
+        flows: dict = {}
+        dec = impl.PacketDecoder(228, flows, {}, {})
+        assert dec.decode(1.0, frame) is None, impl.__name__
+        assert dec.stats()["skip_untracked"] == 1 and flows == {}
