@@ -32,6 +32,9 @@ setup(
     install_requires=[
         "pcapy-ng>=2.1", "dpkt>=1.9", "kafka-python>=3.0", "msgpack>=1.0",
         "cryptography>=44", "orjson>=3.10", "lz4>=4", "zstandard>=0.22",
+        # kafka-python checks every record batch's CRC-32C; without this C implementation
+        # it computes it in pure Python (a large share of the analyzer's consume cost)
+        "crc32c>=2.3",
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["tlsdiag = tlsdiag.cli:main"]},
