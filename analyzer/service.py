@@ -33,8 +33,12 @@ its transaction; in at-least-once mode after a flush of the batch's incident eve
 partition is assigned again, the state is loaded before its first record is processed, and a
 replayed record below that offset still gets its diagnosis re-sent (same key, idempotent) but
 does not touch the incidents again.  Incident ids are a hash of the key and the time of the
-first failure, so a replay that does re-open an incident (at-least-once mode, crash between
-the flush of the events and the flush of the state) re-sends the same id.
+first failure, so a replay re-creates the same ids.  In at-least-once mode a crash can fall
+between the flush of a batch's events and that of its state: the replay then re-applies the
+batch to the older state (counts stay right) and would send its events again, so on
+assignment the analyzer reads the tail of the incidents topic (``EMITTED_TAIL`` events per
+partition) and does not re-send an "opened"/"resolved" already there for that incident id, nor
+an "updated" whose count is not above the one already sent.
 
 Signals only set a flag: the loop finishes its batch, commits, and closes.
 """
@@ -68,6 +72,8 @@ log = logging.getLogger(__name__)
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 STATE_MAX_BYTES = 900_000     # under the broker's default message.max.bytes (1 MiB)
+#: at-least-once: incident events read back per incidents-topic partition on assignment
+EMITTED_TAIL = 5000
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,8 @@ class AnalyzerConfig:
     webhook_secret_file: str | None = None
     stats_interval: int = 60
     batch_delay_ms: int = 0          # testing: pause inside each batch (crash-window tests)
+    state_delay_ms: int = 0          # testing: at-least-once, pause between a batch's incident
+    #                                  events and its incident state (crash-window tests)
 
     def describe(self) -> dict[str, object]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -325,6 +333,9 @@ class Analyzer:
                                          cfg.incident_resolve_quiet_s, cfg.correlation_window_s)
         # per input partition: records below this offset are counted in the incident state
         self._inc_next: dict[int, int] = {}
+        # at-least-once: incident id -> [opened sent, highest count sent, resolved sent], as
+        # read back from the incidents topic on assignment (see _load_emitted)
+        self._emitted: dict[str, list[Any]] = {}
         self.c: Counter[str] = Counter()
         self.poison: Counter[str] = Counter()
         self.failures: Counter[tuple[str, str]] = Counter()
@@ -369,6 +380,8 @@ class Analyzer:
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 outer._restore_profiles([tp.partition for tp in assigned])
+                if not outer.cfg.exactly_once and assigned:
+                    outer._load_emitted()
 
         self.consumer.subscribe([cfg.topic_handshakes], listener=Listener())
         self.certs = CertStore(cfg.kafka, cfg.topic_certs, cfg.cert_store)
@@ -423,6 +436,42 @@ class Analyzer:
         finally:
             c.close()
 
+    def _load_emitted(self) -> None:
+        """At-least-once: remember the incident events already on the incidents topic (its
+        last ``EMITTED_TAIL`` per partition), so that a replayed batch does not send them
+        again when the crash came after the flush of its events and before that of its state."""
+        from kafka import KafkaConsumer, TopicPartition
+        seen: dict[str, list[Any]] = {}
+        c = KafkaConsumer(bootstrap_servers=self.cfg.kafka, group_id=None,
+                          enable_auto_commit=False, max_partition_fetch_bytes=16 << 20)
+        try:
+            parts = c.partitions_for_topic(self.cfg.topic_incidents) or set()
+            tps = [TopicPartition(self.cfg.topic_incidents, p) for p in parts]
+            if tps:
+                c.assign(tps)
+                ends = c.end_offsets(tps)
+                begins = c.beginning_offsets(tps)
+                for tp in tps:
+                    c.seek(tp, max(begins[tp], ends[tp] - EMITTED_TAIL))
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and any(c.position(tp) < ends[tp] for tp in tps):
+                    for batch in c.poll(timeout_ms=200).values():
+                        for r in batch:
+                            try:
+                                ev = json.loads(r.value)
+                                iid, kind = str(ev["incident"]), ev["event"]
+                                count = int(ev.get("count") or 0)
+                            except (ValueError, TypeError, KeyError, AttributeError):
+                                continue
+                            e = seen.setdefault(iid, [False, 0, False])
+                            e[0] = e[0] or kind == "opened"
+                            e[1] = max(e[1], count)
+                            e[2] = e[2] or kind == "resolved"
+        finally:
+            c.close()
+        self._emitted = seen
+        log.info("%d incident(s) already on %s", len(seen), self.cfg.topic_incidents)
+
     def _load_incidents(self, partition: int, value: bytes | None) -> None:
         try:
             doc = json.loads(value) if value else None
@@ -448,6 +497,8 @@ class Analyzer:
         if not self.cfg.exactly_once:
             # the events first: a state that says "counted" must not outlive unsent events
             self.producer.flush()
+            if self.cfg.state_delay_ms:     # testing: widen the window before the state
+                time.sleep(self.cfg.state_delay_ms / 1000.0)
         for p in sorted(dirty):
             doc = self.incidents.snapshot(p)
             doc["offset"] = self._inc_next.get(p, 0)
@@ -594,6 +645,13 @@ class Analyzer:
         return n
 
     def _incident(self, ev: dict[str, object]) -> None:
+        if self._emitted:
+            e = self._emitted.get(str(ev["incident"]))
+            kind = ev["event"]
+            if e is not None and ((kind == "opened" and e[0]) or (kind == "resolved" and e[2]) or (
+                    kind == "updated" and int(ev["count"]) <= e[1])):   # type: ignore[call-overload]
+                self.c["incident_events_already_sent"] += 1
+                return
         self.producer.send(self.cfg.topic_incidents, key=str(ev["key"]).encode(),
                            value=_json(ev).encode())
         self.c["incident_events"] += 1
@@ -735,6 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correlation-window-s", type=float)
     p.add_argument("--stats-interval", type=int)
     p.add_argument("--batch-delay-ms", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--state-delay-ms", type=int, help=argparse.SUPPRESS)
     for t in ("handshakes", "certs", "diagnoses", "incidents", "profiles", "dlq"):
         p.add_argument("--topic-%s" % t)
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -772,7 +831,7 @@ def load_analyzer_config(a: argparse.Namespace, environ: Mapping[str, str]) -> A
            "incident_update_s": a.incident_update_s,
            "incident_resolve_successes": a.incident_resolve_successes,
            "correlation_window_s": a.correlation_window_s, "stats_interval": a.stats_interval,
-           "batch_delay_ms": a.batch_delay_ms}
+           "batch_delay_ms": a.batch_delay_ms, "state_delay_ms": a.state_delay_ms}
     for t in ("handshakes", "certs", "diagnoses", "incidents", "profiles", "dlq"):
         cli["topic_" + t] = getattr(a, "topic_" + t)
     if a.at_least_once:

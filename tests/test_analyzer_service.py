@@ -134,18 +134,23 @@ def wait_for(pred, timeout, what, poll=0.5):
     raise AssertionError("timed out waiting for %s" % what)
 
 
-@pytest.mark.parametrize("mode", ["exactly-once", "at-least-once"])
+@pytest.mark.parametrize("mode", ["exactly-once", "at-least-once", "at-least-once-before-state"])
 def test_sigkill_mid_batch_loses_and_duplicates_nothing(broker, tmp_path, mode):
     """Exactly-once (transactions, the default): no key twice on tls.diagnoses.
     At-least-once (flush + commit): nothing lost; a key seen twice carries the same diagnosis
-    (a replay re-sends the same output under the same key).
+    (a replay re-sends the same output under the same key).  "before-state": killed between
+    the flush of a batch's incident events and the save of its incident state, so the
+    restarted analyzer replays that batch from an older state and must not send its incident
+    events again.
     Both: the restarted analyzer restores the incident state, so no incident is opened twice
     and no failure is counted twice (or lost) in the incident counts."""
     items, first_key, first_count = repeat_first_incident(stamped(), str(TRUST))
     exp = expected_failures(items, str(TRUST))
     assert len(exp) >= 15, exp
-    prefix = "k1" if mode == "exactly-once" else "k1b"
-    extra = ["--at-least-once"] if mode == "at-least-once" else []
+    prefix = {"exactly-once": "k1", "at-least-once": "k1b"}.get(mode, "k1c")
+    extra = [] if mode == "exactly-once" else ["--at-least-once"]
+    # before-state: 1.5 s between the events' flush and the state: the kill below falls there
+    crash_window = ["--state-delay-ms", "1500"] if mode == "at-least-once-before-state" else []
     publish(broker.bootstrap, items, tmp_path, prefix)
     # poison: not msgpack, and a summary of an unknown schema version
     from kafka import KafkaProducer
@@ -161,7 +166,7 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(broker, tmp_path, mode):
     # incident carries its final count
     a1 = subprocess.Popen(analyzer_cmd(broker.bootstrap, prefix, "g1", "--max-records", "3",
                                        "--batch-delay-ms", "400", "--incident-update-s", "0",
-                                       *extra),
+                                       *extra, *crash_window),
                           stdout=log1, stderr=subprocess.STDOUT, cwd=REPO)
     # kill it inside a batch (every batch sleeps 400 ms between producing its outputs and
     # committing them) once the first incident is open: at-least-once right away, inside the
@@ -236,6 +241,9 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(broker, tmp_path, mode):
     for e in inc:
         final[e["incident"]] = max(final.get(e["incident"], 0), e["count"])
     assert sum(final.values()) == len(exp), (sum(final.values()), len(exp))
+    if mode == "at-least-once-before-state":
+        # it read back what the killed one had sent (and so did not send it again)
+        assert "incident(s) already on" in (tmp_path / "a2.log").read_text()
     # the restarted analyzer loaded the incident state the killed one saved; the repeated
     # failures after the restart were added to the incident opened before it
     assert "incident(s) for partition" in (tmp_path / "a2.log").read_text()
