@@ -22,6 +22,9 @@ waits up to ``cert_wait`` seconds for them.
 Server profiles are kept per input partition (summaries are keyed by server, so a server's
 handshakes stay in one partition) and snapshotted to the compacted ``tls.profiles`` topic
 (key ``GROUP/TOPIC/PARTITION``); a partition's profiles are restored when it is assigned.
+At-least-once, the changed profiles are written with every batch (after its outputs are
+flushed, before its commit) rather than every ``profile_snapshot_s``, so that a replayed batch
+is diagnosed with the same profiles as the first time.
 
 Incident state is restored the same way, so that a restart (SIGKILL included) neither forgets
 an open incident -- and opens it a second time -- nor counts a replayed summary twice.  Each
@@ -490,15 +493,20 @@ class Analyzer:
                  n, partition, doc["offset"])
 
     def _snapshot_incidents(self) -> None:
-        """Write the incident state of the partitions this batch changed (before the commit)."""
+        """Write the incident state of the partitions this batch changed (before the commit).
+        At-least-once: after a flush of the batch's outputs, and with the changed profiles
+        (every batch, not every ``profile_snapshot_s``), so that a replayed batch is diagnosed
+        with the profiles it was first diagnosed with."""
         dirty = self.incidents.take_dirty()
-        if not dirty:
+        alo = not self.cfg.exactly_once
+        if not dirty and not (alo and self._dirty):
             return
-        if not self.cfg.exactly_once:
+        if alo:
             # the events first: a state that says "counted" must not outlive unsent events
             self.producer.flush()
             if self.cfg.state_delay_ms:     # testing: widen the window before the state
                 time.sleep(self.cfg.state_delay_ms / 1000.0)
+            self._snapshot_profiles(force=True)
         for p in sorted(dirty):
             doc = self.incidents.snapshot(p)
             doc["offset"] = self._inc_next.get(p, 0)
@@ -637,7 +645,8 @@ class Analyzer:
                 self.hook("record", i)
         for ev in self.incidents.tick(now, self._data_time):
             self._incident(ev)
-        self._snapshot_profiles()
+        if cfg.exactly_once:
+            self._snapshot_profiles()
         self._snapshot_incidents()
         if cfg.batch_delay_ms:     # testing: widen the window between produce and commit
             self.producer.flush()
