@@ -221,6 +221,12 @@ class Engine:
     def _context(self, s: Summary, ders: Certs, failed: bool) -> tuple[R.Ctx | None, str]:
         """The rules' view of one connection; None for a success with nothing to say (no certificate
         problem, and nothing on the wire that could make it a failure after all)."""
+        facts = s.get("certificates")
+        cfacts = s.get("client_certificates")
+        if not failed and not facts and not cfacts and not _maybe_not_success(s):
+            # fast path (most messages: a clean success without visible certificates, e.g. TLS 1.3):
+            # nothing below could find a problem, so no direction, no clock, no chain check
+            return None, ""
         client, server = str(s["client"]), str(s["server"])
         sd = s.get("direction")
         dkey = (client.rpartition(":")[0], server.rpartition(":")[0], sd if isinstance(sd, str) else None)
@@ -233,8 +239,6 @@ class Engine:
             self._direction_cache[dkey] = hit
         direction, reason = hit
         server_chain = client_chain = None
-        facts = s.get("certificates")
-        cfacts = s.get("client_certificates")
         when = _when(s) if facts or cfacts else dt.datetime.now(UTC)
         if isinstance(facts, list) and facts:
             host, src = self._hostname(s)
