@@ -142,6 +142,10 @@ class CertVerdict:
     alert_says: bool    # the alert itself names this problem (certificate_expired, unknown_ca)
 
 
+#: Ctx._cache: "not computed yet" (a cached value may be None)
+_UNSET = object()
+
+
 @dataclass
 class Ctx:
     """One connection, as the rules see it. Built once per summary by the engine."""
@@ -195,11 +199,18 @@ class Ctx:
     @property
     def fatal(self) -> Alert | None:
         """The alert that ended the handshake: the first fatal one (else the last alert, if failed)."""
-        for a in self.alerts:
+        hit = self._cache.get("fatal", _UNSET)
+        if hit is _UNSET:
+            self._cache["fatal"] = hit = self._fatal()
+        return hit  # type: ignore[return-value]
+
+    def _fatal(self) -> Alert | None:
+        alerts = self.alerts
+        for a in alerts:
             if a.level == "fatal":
                 return a
-        if self.failed and self.alerts:
-            return self.alerts[-1]
+        if self.failed and alerts:
+            return alerts[-1]
         return None
 
     def alert_from(self, side: str, *names: str) -> Alert | None:
