@@ -58,26 +58,44 @@ class Profile:
     last_seen: float | None = None
 
     def add(self, summary: Mapping[str, object]) -> None:
+        # (runs for every successful handshake: _bump and min/max written out inline)
         self.count += 1
-        v, c = summary.get("version"), summary.get("cipher")
+        get = summary.get
+        v = get("version")
         if isinstance(v, str):
-            _bump(self.versions, v)
-        if isinstance(c, str):
-            _bump(self.ciphers, c)
-        g = summary.get("curve")
-        if isinstance(g, str):
-            _bump(self.groups, g)
-        certs = summary.get("certificates") or []
+            tally = self.versions
+            if v in tally:
+                tally[v] += 1
+            elif len(tally) < MAX_VALUES:
+                tally[v] = 1
+        v = get("cipher")
+        if isinstance(v, str):
+            tally = self.ciphers
+            if v in tally:
+                tally[v] += 1
+            elif len(tally) < MAX_VALUES:
+                tally[v] = 1
+        v = get("curve")
+        if isinstance(v, str):
+            tally = self.groups
+            if v in tally:
+                tally[v] += 1
+            elif len(tally) < MAX_VALUES:
+                tally[v] = 1
+        certs = get("certificates") or []
         if isinstance(certs, list) and certs:
-            _bump(self.chains, ",".join(str(x.get("sha256", "")) for x in certs if isinstance(x, dict)))
-        if summary.get("server_name"):
+            _bump(self.chains, ",".join([str(x.get("sha256", "")) for x in certs if isinstance(x, dict)]))
+        if get("server_name"):
             self.with_sni += 1
         else:
             self.without_sni += 1
-        t = summary.get("start")
+        t = get("start")
         if isinstance(t, (int, float)):
-            self.first_seen = t if self.first_seen is None else min(self.first_seen, t)
-            self.last_seen = t if self.last_seen is None else max(self.last_seen, t)
+            first, last = self.first_seen, self.last_seen
+            if first is None or t < first:
+                self.first_seen = t
+            if last is None or t > last:
+                self.last_seen = t
 
     def merge(self, other: Profile) -> None:
         self.count += other.count
