@@ -169,9 +169,12 @@ class Engine:
             self.stats.failures_by_cause[rule.cause] += 1
             return [d]
         out = []
+        if not warnings:        # counted only: the causes, without building the findings' texts
+            for cause in self._warning_causes(ctx):
+                self.stats.warnings_by_cause[cause] += 1
+            return out
         for rule_id, cause, finding in self._warnings(ctx):
-            if warnings:
-                out.append(self._render(ctx, rule_id, cause, "warning", finding, direction_reason))
+            out.append(self._render(ctx, rule_id, cause, "warning", finding, direction_reason))
             self.stats.warnings_by_cause[cause] += 1
         return out
 
@@ -266,6 +269,21 @@ class Engine:
         ctx = R.Ctx(s=s, direction=direction, failed=failed, server_chain=server_chain, client_chain=client_chain,
                     profile=prof, server_profile=sprof)
         return ctx, reason
+
+    @staticmethod
+    def _warning_causes(ctx: R.Ctx) -> list[str]:
+        """The causes of ``_warnings(ctx)``, in order (one per cause and chain)."""
+        out: list[str] = []
+        for chain in (ctx.server_chain, ctx.client_chain):
+            if chain is None:
+                continue
+            seen: set[str] = set()
+            for p in chain.problems:
+                cause = C.PROBLEM_CAUSE[p.code]
+                if cause not in seen:
+                    seen.add(cause)
+                    out.append(cause)
+        return out
 
     def _warnings(self, ctx: R.Ctx) -> list[tuple[str, str, R.Finding]]:
         out: list[tuple[str, str, R.Finding]] = []
