@@ -745,11 +745,16 @@ def tls13_client_never_finished(ctx: Ctx) -> bool:
 
 def tls13_server_dropped_certless_client(ctx: Ctx) -> bool:
     """TLS 1.3: the client answered with an empty Certificate (so the server had asked for one) and the server
-    closed the connection first: it refused the client without a certificate (its alert is encrypted)."""
+    closed the connection first or sent a probable encrypted alert: it refused the client without a
+    certificate (its alert is encrypted).  Either is enough: which FIN comes first is a race between the
+    two stacks once the server's alert is out."""
     if not ctx.tls13 or not ctx.server_hello_seen:
         return False
     ce = _tls13_client_records(ctx)
-    return bool(ce) and ce[0] == TLS13_EMPTY_CERTIFICATE_RECORD and ctx.closer() == "server"
+    if not ce or ce[0] != TLS13_EMPTY_CERTIFICATE_RECORD:
+        return False
+    return ctx.closer() == "server" or any(
+        isinstance(e, dict) and e.get("from") == "server" for e in ctx.list_("encrypted_alerts"))
 
 
 def e_encrypted(ctx: Ctx) -> Finding:
