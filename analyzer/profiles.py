@@ -161,20 +161,22 @@ class ProfileStore:
     def __init__(self, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
         self._p: OrderedDict[Key, Profile] = OrderedDict()
-        self._by_server: dict[str, set[Key]] = {}
+        # server -> its (server, SNI) keys in insertion order (a dict, not a set: the merge order of
+        # for_server() must not depend on hash(None), which is address-based in Python 3.11)
+        self._by_server: dict[str, dict[Key, None]] = {}
         self._agg: dict[str, Profile] = {}      # for_server() memo, dropped when the server learns
         self.evicted = 0
 
     def _insert(self, key: Key, prof: Profile) -> None:
         self._agg.pop(key[0], None)
         self._p[key] = prof
-        self._by_server.setdefault(key[0], set()).add(key)
+        self._by_server.setdefault(key[0], {})[key] = None
         if len(self._p) > self.max_entries:
             old, _ = self._p.popitem(last=False)
             keys = self._by_server.get(old[0])
             self._agg.pop(old[0], None)
             if keys is not None:
-                keys.discard(old)
+                keys.pop(old, None)
                 if not keys:
                     del self._by_server[old[0]]
             self.evicted += 1
