@@ -51,7 +51,10 @@ def _is_local(endpoint: str, nets: Iterable[IPNetwork], cache: dict[str, bool] |
 def _host_is_local(host: str, nets: Iterable[IPNetwork]) -> bool:
     v4 = _v4_int(host)
     if v4 is not None:
-        return any(net == v4 & mask for net, mask in _v4_nets(nets))
+        for net, mask in _v4_nets(nets):
+            if net == v4 & mask:
+                return True
+        return False
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
