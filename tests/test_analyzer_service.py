@@ -245,8 +245,11 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(broker, tmp_path, mode):
         # it read back what the killed one had sent (and so did not send it again)
         assert "incident(s) already on" in (tmp_path / "a2.log").read_text()
     # the restarted analyzer loaded the incident state the killed one saved; the repeated
-    # failures after the restart were added to the incident opened before it
-    assert "incident(s) for partition" in (tmp_path / "a2.log").read_text()
+    # failures after the restart were added to the incident opened before it.  (Killed in the
+    # window before its first state write, there may be no state to load: the events read back
+    # above stand in for it, and the counts were checked above.)
+    if mode != "at-least-once-before-state":
+        assert "incident(s) for partition" in (tmp_path / "a2.log").read_text()
     first = [e for e in inc if e["key"] == first_key]
     assert [e["event"] for e in first].count("opened") == 1, first
     assert first[-1]["count"] == first_count and first[-1]["state"] == "open", first[-1]
