@@ -22,6 +22,36 @@ except ImportError:                                     # pragma: no cover
         return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
+class _Batched:
+    """Collects output lines and hands them to ``stream`` about 1 MB at a time (one write
+    call each, passed straight to the file: a 300 MB JSONL run makes ~300 writes instead
+    of ~37,000 8 KB ones)."""
+
+    LIMIT = 1 << 20
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.lines: list[bytes] = []
+        self.size = 0
+
+    def write(self, line: bytes) -> None:
+        self.lines.append(line)
+        self.size += len(line)
+        if self.size >= self.LIMIT:
+            self._drain()
+
+    def _drain(self) -> None:
+        if self.lines:
+            data = b"".join(self.lines)
+            self.lines.clear()
+            self.size = 0
+            self.stream.write(data)
+
+    def flush(self) -> None:
+        self._drain()
+        self.stream.flush()
+
+
 class _Progress:
     """A one-line progress bar on stderr, only on a terminal and only for large files."""
 
@@ -88,7 +118,7 @@ def main(argv=None) -> int:
         print("tlsdiag summarize: --max-flows and --idle-timeout must be positive",
               file=sys.stderr)
         return ExitStatus.ERROR
-    out = sys.stdout.buffer
+    out = _Batched(sys.stdout.buffer)
     progress = _Progress(sys.stderr)
     status = ExitStatus.SUCCESS
     if args.format == "table":
