@@ -271,9 +271,8 @@ class Engine:
         return ctx, reason
 
     @staticmethod
-    def _warning_causes(ctx: R.Ctx) -> list[str]:
-        """The causes of ``_warnings(ctx)``, in order (one per cause and chain)."""
-        out: list[str] = []
+    def _chain_problems(ctx: R.Ctx):
+        """``(chain, problem, cause)`` for the first problem of each cause of each chain."""
         for chain in (ctx.server_chain, ctx.client_chain):
             if chain is None:
                 continue
@@ -282,28 +281,23 @@ class Engine:
                 cause = C.PROBLEM_CAUSE[p.code]
                 if cause not in seen:
                     seen.add(cause)
-                    out.append(cause)
-        return out
+                    yield chain, p, cause
+
+    def _warning_causes(self, ctx: R.Ctx) -> list[str]:
+        """The causes of ``_warnings(ctx)``, in order, without rendering them."""
+        return [cause for _chain, _p, cause in self._chain_problems(ctx)]
 
     def _warnings(self, ctx: R.Ctx) -> list[tuple[str, str, R.Finding]]:
         out: list[tuple[str, str, R.Finding]] = []
-        for chain in (ctx.server_chain, ctx.client_chain):
-            if chain is None:
-                continue
-            seen: set[str] = set()
-            for p in chain.problems:
-                cause = C.PROBLEM_CAUSE[p.code]
-                if cause in seen:
-                    continue
-                seen.add(cause)
-                whose = "server" if chain.side == "server" else "client"
-                conf = R.LOW if p.code == C.MISSING_ISSUER and chain.truststore is None else R.HIGH
-                raise_ = ("a truststore (--truststore) to tell a missing intermediate from a root that issued the "
-                          "leaf directly" if conf == R.LOW else None)
-                why = (f"handshake succeeded, but the {whose} certificate has a problem"
-                       f"{' the client accepted' if whose == 'server' else ' the server accepted'}: {p.detail}")
-                out.append((R.WARNING_RULE_IDS.get(cause, "TLS-WARN-CERT"), cause,
-                            R.Finding(None, conf, why, raise_, {"certificate_side": whose})))
+        for chain, p, cause in self._chain_problems(ctx):
+            whose = "server" if chain.side == "server" else "client"
+            conf = R.LOW if p.code == C.MISSING_ISSUER and chain.truststore is None else R.HIGH
+            raise_ = ("a truststore (--truststore) to tell a missing intermediate from a root that issued the "
+                      "leaf directly" if conf == R.LOW else None)
+            why = (f"handshake succeeded, but the {whose} certificate has a problem"
+                   f"{' the client accepted' if whose == 'server' else ' the server accepted'}: {p.detail}")
+            out.append((R.WARNING_RULE_IDS.get(cause, "TLS-WARN-CERT"), cause,
+                        R.Finding(None, conf, why, raise_, {"certificate_side": whose})))
         return out
 
     def _render(self, ctx: R.Ctx, rule_id: str, cause: str, severity: str, f: R.Finding,

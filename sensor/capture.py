@@ -126,24 +126,23 @@ class FileCapture:
         stop = threading.Event()
         end = object()
 
+        def put(item) -> bool:
+            """Queue ``item`` unless the consumer stopped first."""
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def run() -> None:
             try:
                 for item in self._read():
-                    while not stop.is_set():
-                        try:
-                            q.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not put(item):
                         return
             finally:
-                while not stop.is_set():
-                    try:
-                        q.put(end, timeout=0.1)
-                        return
-                    except queue.Full:
-                        continue
+                put(end)
 
         t = threading.Thread(target=run, name="tlsdiag-read", daemon=True)
         t.start()

@@ -9,6 +9,7 @@ Internal flags (``_ccs``, ``_client_app``) are never serialized.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from hashlib import blake2s as _blake2s
 
 from proto import names
@@ -389,18 +390,13 @@ class Session:
         return cached
 
 
-_NO_GREASE: dict = {}
 _DIGESTS: dict = {}
 
 
+@lru_cache(maxsize=65536)
 def _strip_grease(values: tuple) -> tuple:
     """``values`` without RFC 8701 GREASE code points (memoized: the same offers repeat)."""
-    r = _NO_GREASE.get(values)
-    if r is None:
-        if len(_NO_GREASE) > 65536:
-            _NO_GREASE.clear()
-        r = _NO_GREASE[values] = tuple(v for v in values if not is_grease(v))
-    return r
+    return tuple(v for v in values if not is_grease(v))
 
 
 class _Offer:
@@ -464,19 +460,12 @@ def _sides(ds: list) -> list:
     return [_SIDE[x] for x in ds] if ds else []
 
 
-_ALERTS: dict = {}
-
-
+@lru_cache(maxsize=4096)
 def _alert_json(a: tuple) -> dict:
     """(from, level, description, last message) -> the JSON alert object (memoized)."""
-    r = _ALERTS.get(a)
-    if r is None:
-        if len(_ALERTS) > 4096:
-            _ALERTS.clear()
-        r = _ALERTS[a] = {"from": _SIDE[a[0]], "level": names.alert_level_name(a[1]),
-                          "description": names.alert_description_name(a[2]),
-                          "after": names.handshake_name(a[3]) if a[3] >= 0 else None}
-    return r
+    return {"from": _SIDE[a[0]], "level": names.alert_level_name(a[1]),
+            "description": names.alert_description_name(a[2]),
+            "after": names.handshake_name(a[3]) if a[3] >= 0 else None}
 
 
 _DISPATCH = {
