@@ -15,9 +15,14 @@ if not NO_EXTENSIONS:
     directives = {"language_level": "3"}
     if DEBUG:
         directives.update(boundscheck=True, wraparound=True)
+    cflags = ["-O0", "-g3"] if DEBUG else ["-O2"]
+    # _wire is written in Cython; the per-segment engine is written in Python
+    # (cext/_<name>_py.py, which stays the pure-Python twin) and compiled with the static
+    # types of cext/_<name>.pxd
     ext_modules = cythonize(
-        [Extension("cext._wire", ["cext/_wire.pyx"],
-                   extra_compile_args=["-O0", "-g3"] if DEBUG else ["-O2"])],
+        [Extension("cext._wire", ["cext/_wire.pyx"], extra_compile_args=cflags)]
+        + [Extension("cext._" + name, ["cext/_%s_py.py" % name], extra_compile_args=cflags)
+           for name in ("tls", "session", "flows")],
         compiler_directives=directives,
     )
 
@@ -27,7 +32,7 @@ setup(
     description="TLS handshake failure diagnosis for API gateways",
     python_requires=">=3.11",
     packages=["tlsdiag", "proto", "sensor", "analyzer", "cext"],
-    package_data={"cext": ["*.pyx", "*.pyi", "py.typed"], "proto": ["py.typed"]},
+    package_data={"cext": ["*.pyx", "*.pxd", "*.pyi", "py.typed"], "proto": ["py.typed"]},
     ext_modules=ext_modules,
     install_requires=[
         "pcapy-ng>=2.1", "dpkt>=1.9", "kafka-python>=3.0", "msgpack>=1.0",
