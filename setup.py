@@ -20,10 +20,22 @@ if not NO_EXTENSIONS:
     # (cext/_<name>_py.py, which stays the pure-Python twin) and compiled with the static
     # types of cext/_<name>.pxd
     ext_modules = cythonize(
-        [Extension("cext._wire", ["cext/_wire.pyx"], extra_compile_args=cflags)]
-        + [Extension("cext._" + name, ["cext/_%s_py.py" % name], extra_compile_args=cflags)
-           for name in ("tls", "session", "flows")],
+        [Extension("cext._wire", ["cext/_wire.pyx"], extra_compile_args=cflags)],
         compiler_directives=directives,
+    )
+    engine = ("tls", "session", "flows")
+    for name in engine:
+        # cythonize tracks a module's .pxd by the module's file name; these are named
+        # after the module (_tls.pxd for _tls_py.py), so a changed .pxd forces the rebuild
+        c, pxd = "cext/_%s_py.c" % name, "cext/_%s.pxd" % name
+        if os.path.exists(c) and os.path.getmtime(pxd) > os.path.getmtime(c):
+            os.remove(c)
+    ext_modules += cythonize(
+        # the .py files' annotations are for readers and type checkers; the .pxd files
+        # give the C types
+        [Extension("cext._" + name, ["cext/_%s_py.py" % name], extra_compile_args=cflags)
+         for name in engine],
+        compiler_directives=dict(directives, annotation_typing=False),
     )
 
 setup(

@@ -36,6 +36,11 @@ MASK = 0xFFFFFFFF
 HALF = 1 << 31
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 CLIENT, SERVER = tls.CLIENT, tls.SERVER
+#: ciphertext runs shorter than this are parsed through, longer ones skipped in C
+#: (``FlowTable(skip_min=...)``)
+SKIP_MIN = 4096
+#: give up on a flow that carried this much non-TLS payload without any TLS
+MAX_PLAINTEXT = 16 * 1024
 
 
 _ENDPOINTS: dict = {}
@@ -87,7 +92,7 @@ class FlowTable:
     def __init__(self, max_flows: int = 262_144, idle_timeout: float = 120.0,
                  max_ooo_bytes: int = 256 * 1024, max_ooo_segments: int = 64,
                  max_done: int = 1_048_576, max_handshake: int = tls.MAX_HANDSHAKE,
-                 close_linger: float = 1.0) -> None:
+                 close_linger: float = 1.0, skip_min: int = SKIP_MIN) -> None:
         self.flows: dict = {}
         self.done: dict = {}
         # creation order of flows / finishing order of done keys, for oldest-first eviction
@@ -103,6 +108,7 @@ class FlowTable:
         self.max_ooo_segments = max_ooo_segments
         self.max_done = max_done
         self.max_handshake = max_handshake
+        self.skip_min = skip_min
         self.now = 0.0
         self._next_expiry = None
         self._out: list = []
@@ -160,7 +166,7 @@ class FlowTable:
                         self._protocol_error(sess, error)
                 else:
                     self._segment(flow, d, seq, payload, ts)
-                if conn.dirs[d].skip >= self.SKIP_MIN:
+                if conn.dirs[d].skip >= self.skip_min:
                     self._skip_ciphertext(flow, conn, d, from_lo)
             if truncated:
                 self._gap(flow, d)
@@ -183,7 +189,7 @@ class FlowTable:
                     if sess.handshake_over():
                         self._finish(flow, "established", out)
                 elif not sess.history and flow.conn is not None \
-                        and flow.conn.plaintext() > self.MAX_PLAINTEXT:
+                        and flow.conn.plaintext() > MAX_PLAINTEXT:
                     self._finish(flow, "not_tls", out)
         except Exception:
             self.stats["internal_errors"] += 1
@@ -282,7 +288,7 @@ class FlowTable:
 
     def _skip_ciphertext(self, flow, conn, d, from_lo) -> None:
         """The rest of this ciphertext record is of no use: let the decoder drop it in C."""
-        stop = (flow.next_seq[d] + conn.take_skip(d, self.SKIP_MIN)) & MASK
+        stop = (flow.next_seq[d] + conn.take_skip(d, self.skip_min)) & MASK
         flow.next_seq[d] = stop
         sk = self.skip.get(flow.key)
         if sk is None:
@@ -364,12 +370,6 @@ class FlowTable:
         error = flow.conn.feed_into(d, data, sess.on_event)
         if error is not None:
             self._protocol_error(sess, error)
-
-    #: ciphertext runs shorter than this are parsed through, longer ones skipped in C
-    SKIP_MIN = 4096
-
-    #: give up on a flow that carried this much non-TLS payload without any TLS
-    MAX_PLAINTEXT = 16 * 1024
 
     def _mark_done(self, key: bytes) -> None:
         done, order = self.done, self._done_order

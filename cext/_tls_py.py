@@ -182,6 +182,7 @@ class TLSConnection:
         #: negotiated version once a ServerHello was read (or the draft version)
         self.version = -1
         self.tls13 = False
+        self._server_hello_seen = False
         self._emit = self._events.append
         #: per-direction state (read-only for callers: ``dirs[d].skip``)
         self.dirs = self._dirs
@@ -326,8 +327,6 @@ class TLSConnection:
                 d.buf = b""
                 return
         d.buf = bytes(buf[pos:]) if rest else b""
-
-    _server_hello_seen = False
 
     def _handshake(self, direction: int, mt: int, body: bytes) -> None:
         emit = self._emit

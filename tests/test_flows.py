@@ -208,7 +208,7 @@ def test_retransmissions_tls13(wire_impl, baseline13, data):
 def _with_big_server_record(n: int = 16000) -> list:
     """tls13_openssl's segments with an n-byte application_data record added to the end of
     the server's first flight (before the client's Finished): ciphertext the flow table
-    lets the decoder skip (sensor.flows SKIP_MIN)."""
+    lets the decoder skip (``FlowTable(skip_min=...)``)."""
     segs = list(tcp_segments(TLS13))
     i = max(k for k, (d, _p) in enumerate(segs[:6]) if d == 1)
     big = b"\x17\x03\x03" + n.to_bytes(2, "big") + bytes(range(256)) * (n // 256) \
@@ -229,13 +229,13 @@ def _big_record_frames(order_seed=None):
     return frames_of(Conn(), groups)
 
 
-def test_big_ciphertext_record_skipped_in_decoder(wire_impl, baseline13, monkeypatch):
+def test_big_ciphertext_record_skipped_in_decoder(wire_impl, baseline13):
     """The skipped region does not change the summary: same as with skipping disabled, and
     the decoder did drop segments of it."""
     live, flushed, stats = summarize(_big_record_frames(), wire_impl)
     raw = one(live, flushed)
-    monkeypatch.setattr(FlowTable, "SKIP_MIN", 1 << 30)
-    ref_live, ref_flushed, ref_stats = summarize(_big_record_frames(), wire_impl)
+    ref_live, ref_flushed, ref_stats = summarize(_big_record_frames(), wire_impl,
+                                                 skip_min=1 << 30)
     ref = one(ref_live, ref_flushed)
     assert stable(raw) == stable(ref)
     assert raw["server_encrypted"] == ref["server_encrypted"]
@@ -245,11 +245,10 @@ def test_big_ciphertext_record_skipped_in_decoder(wire_impl, baseline13, monkeyp
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_big_ciphertext_record_out_of_order_and_resent(wire_impl, seed, monkeypatch):
+def test_big_ciphertext_record_out_of_order_and_resent(wire_impl, seed):
     live, flushed, _stats = summarize(_big_record_frames(seed), wire_impl)
     raw = one(live, flushed)
-    monkeypatch.setattr(FlowTable, "SKIP_MIN", 1 << 30)
-    ref = one(*summarize(_big_record_frames(seed), wire_impl)[:2])
+    ref = one(*summarize(_big_record_frames(seed), wire_impl, skip_min=1 << 30)[:2])
     assert stable(raw) == stable(ref)
     assert raw["gaps"] == [] and raw["established"] and raw["history"] == "CsiI"
 
