@@ -25,6 +25,7 @@ state changed since the last call.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -37,6 +38,9 @@ STATE_FORMAT = "tlsdiag-incidents"
 STATE_VERSION = 1
 
 NorthKey = tuple[int, str, "str | None"]
+#: the state's JSON encoding (compact, UTF-8 text not escaped)
+_state_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_STATE_HEAD = _state_dumps({"format": STATE_FORMAT, "version": STATE_VERSION})[:-1]
 _SAMPLE_KEYS = ("id", "rule", "rejected_by", "explanation", "evidence", "remediation")
 
 
@@ -68,6 +72,9 @@ class Incident:
     last_emit: float = 0.0
     impact: dict[str, object] | None = None
     part: int = 0                       # input partition the incident's summaries come from
+    # state_json(): (fields that change with every mutation, the impact object, the JSON text)
+    _state_memo: tuple[tuple[Any, ...], Any, str] | None = field(default=None, repr=False,
+                                                                 compare=False)
 
     def add(self, d: Mapping[str, object], sensor: str | None, t: float) -> None:
         self.count += 1
@@ -126,6 +133,22 @@ class Incident:
                 "sample": {k: self.sample.get(k) for k in _SAMPLE_KEYS} if self.sample else None,
                 "successes_since": self.successes_since, "emitted_count": self.emitted_count,
                 "last_emit": self.last_emit, "impact": self.impact}
+
+    def state_json(self) -> str:
+        """``json.dumps(self.to_state())`` (compact, not ASCII-escaped), re-encoded only when
+        the incident changed since the last call.  Every change goes through :meth:`add`
+        (count, first/last seen, clients, sensors, names, sample), the tracker's success
+        counting (successes_since), ``_emit`` (emitted_count, last_emit) or ``_correlate``
+        (a new impact object); those values and the impact's identity are the memo's key.
+        Most open incidents do not change between two snapshots of their partition."""
+        fp = (self.count, self.first_seen, self.last_seen, self.clients_total,
+              self.successes_since, self.emitted_count, self.last_emit)
+        m = self._state_memo
+        if m is not None and m[0] == fp and m[1] is self.impact:
+            return m[2]
+        text = _state_dumps(self.to_state())
+        self._state_memo = (fp, self.impact, text)
+        return text
 
     @classmethod
     def from_state(cls, d: Mapping[str, Any], part: int) -> "Incident":
@@ -251,6 +274,16 @@ class IncidentTracker:
         return {"format": STATE_FORMAT, "version": STATE_VERSION,
                 "incidents": [inc.to_state() for inc in self.open.values() if inc.part == part],
                 "north": [[sec, srv, sensor, n] for (sec, srv, sensor), n in north.items()]}
+
+    def snapshot_json(self, part: int, **extra: Any) -> str:
+        """``json.dumps({**self.snapshot(part), **extra})``, compact and not ASCII-escaped --
+        the same text, built from each incident's memoized :meth:`Incident.state_json`."""
+        north: Mapping[NorthKey, int] = self._north.get(part) or {}
+        tail = _state_dumps({"north": [[sec, srv, sensor, n]
+                                       for (sec, srv, sensor), n in north.items()], **extra})
+        return "%s,\"incidents\":[%s],%s" % (
+            _STATE_HEAD, ",".join([inc.state_json() for inc in self.open.values()
+                                   if inc.part == part]), tail[1:])
 
     def restore(self, part: int, doc: object) -> int:
         """Replace partition ``part``'s state with a :meth:`snapshot`; returns the number of

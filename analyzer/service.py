@@ -55,6 +55,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
@@ -283,10 +284,23 @@ class _DeferredSends:
     loop for the whole batch: ~100 us of CPU per consumed summary on a second thread, and
     GIL hand-overs that slowed the processing thread (bench/analyzer/kafka_throughput.py).
     Nothing is visible earlier either way: read_committed readers see a transaction's
-    records at its commit, and a crash before the commit replays the batch."""
+    records at its commit, and a crash before the commit replays the batch.
 
-    def __init__(self, producer: Any) -> None:
+    A keyed record for one of the ``pick_partition`` topics (diagnoses, incidents: nearly
+    every record) goes to partition ``crc32(key) % partitions`` of its topic, chosen here
+    rather than by kafka-python's default partitioner (murmur2 in pure Python: ~25 us of the
+    ~75 us a send costs, bench/analyzer/kafka_throughput.py).  Like murmur2 it is a function
+    of the key and the topic's partition count only, so a replayed record (same key) lands in
+    the partition of its first copy, as idempotent keys and compaction need.  The partitions
+    differ from those a Java client would pick for the same key: no consumer of the output
+    topics may assume Kafka's default partitioning (none in this project does); adding
+    partitions to an output topic moves keys, as it does with the default partitioner.  The
+    profiles topic (a few records per batch) keeps the default partitioner: its restore takes
+    the last record per key, which must stay in one partition across an upgrade."""
+
+    def __init__(self, producer: Any, pick_partition: frozenset[str] = frozenset()) -> None:
         self._p = producer
+        self._pick = pick_partition
         self._q: list[tuple[str, Any, Any, Any]] = []
 
     def send(self, topic: str, key: Any = None, value: Any = None, headers: Any = None) -> None:
@@ -295,8 +309,16 @@ class _DeferredSends:
     def _drain(self) -> None:
         q, self._q = self._q, []
         send = self._p.send
+        nparts: dict[str, int] = {}
+        crc32 = zlib.crc32
         for topic, key, value, headers in q:
-            send(topic, key=key, value=value, headers=headers)
+            if key is None or topic not in self._pick:
+                send(topic, key=key, value=value, headers=headers)
+                continue
+            n = nparts.get(topic)
+            if n is None:
+                n = nparts[topic] = len(self._p.partitions_for(topic) or ()) or 1
+            send(topic, key=key, value=value, headers=headers, partition=crc32(key) % n)
 
     def flush(self, timeout: float | None = None) -> None:
         self._drain()
@@ -365,7 +387,8 @@ class Analyzer:
             compression_type=_compression(), max_request_size=8 << 20)
         if tid:
             self.producer.init_transactions()
-        self.producer = _DeferredSends(self.producer)
+        self.producer = _DeferredSends(self.producer,
+                                       frozenset((cfg.topic_diagnoses, cfg.topic_incidents)))
         self.consumer = KafkaConsumer(
             bootstrap_servers=cfg.kafka, group_id=cfg.group,
             client_id="tlsdiag-analyzer-%s" % cfg.instance, enable_auto_commit=False,
@@ -508,10 +531,8 @@ class Analyzer:
                 time.sleep(self.cfg.state_delay_ms / 1000.0)
             self._snapshot_profiles(force=True)
         for p in sorted(dirty):
-            doc = self.incidents.snapshot(p)
-            doc["offset"] = self._inc_next.get(p, 0)
-            doc["data_time"] = self._data_time
-            value = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+            value = self.incidents.snapshot_json(p, offset=self._inc_next.get(p, 0),
+                                                 data_time=self._data_time).encode()
             if len(value) > STATE_MAX_BYTES:
                 self.c["incident_state_too_large"] += 1
                 log.warning("incident state of partition %d is %d bytes, over %d: not saved "

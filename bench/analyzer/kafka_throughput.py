@@ -65,6 +65,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--at-least-once", action="store_true")
+    ap.add_argument("--instances", type=int, default=1,
+                    help="analyzer processes in the consumer group (default 1; give "
+                         "--partitions >= this)")
     ap.add_argument("--max-records", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--analyzer-arg", action="append", default=[],
@@ -90,7 +93,8 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="tlsdiag-anbench-"))
     broker = start_broker(tmp / "kafka")
-    an = None
+    ans: list[subprocess.Popen] = []
+    load_before = os.getloadavg()[0]
     try:
         broker.create_topic("tls.handshakes", partitions=a.partitions)
         broker.create_topic("tls.certs", partitions=1, compact=True)
@@ -123,8 +127,10 @@ def main() -> int:
         cons = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
         tps = {TopicPartition("tls.handshakes", p) for p in range(a.partitions)}
         t_start = time.monotonic()
-        an = subprocess.Popen(cmd, cwd=REPO, stdout=open(tmp / "analyzer.log", "wb"),
-                              stderr=subprocess.STDOUT)
+        ans = [subprocess.Popen(cmd + ["--instance", str(k)], cwd=REPO,
+                                stdout=open(tmp / ("analyzer-%d.log" % k), "wb"),
+                                stderr=subprocess.STDOUT) for k in range(a.instances)]
+        an = ans[0]
         spy = None
         if a.py_spy:
             time.sleep(5)
@@ -143,23 +149,25 @@ def main() -> int:
             samples.append((now - t_start, done))
             if end and done >= end:
                 break
-            if an.poll() is not None:
-                print("analyzer exited with %s" % an.returncode, file=sys.stderr)
+            if any(x.poll() is not None for x in ans):
+                print("analyzer exited with %s" % [x.returncode for x in ans], file=sys.stderr)
                 break
         t_end = time.monotonic()
         cpu = None
         threads: dict[str, float] = {}
         tck = os.sysconf("SC_CLK_TCK")
         try:
-            st = Path("/proc/%d/stat" % an.pid).read_text().rsplit(")", 1)[1].split()
-            cpu = (int(st[11]) + int(st[12])) / tck
-            for task in Path("/proc/%d/task" % an.pid).iterdir():
-                raw = (task / "stat").read_text()
-                name = raw[raw.index("(") + 1:raw.rindex(")")]
-                st = raw.rsplit(")", 1)[1].split()
-                threads["%s-%s" % (name, task.name)] = (int(st[11]) + int(st[12])) / tck
+            cpu = 0.0
+            for x in ans:
+                st = Path("/proc/%d/stat" % x.pid).read_text().rsplit(")", 1)[1].split()
+                cpu += (int(st[11]) + int(st[12])) / tck
+                for task in Path("/proc/%d/task" % x.pid).iterdir():
+                    raw = (task / "stat").read_text()
+                    name = raw[raw.index("(") + 1:raw.rindex(")")]
+                    st = raw.rsplit(")", 1)[1].split()
+                    threads["%s-%s" % (name, task.name)] = (int(st[11]) + int(st[12])) / tck
         except (OSError, ValueError, IndexError):
-            pass
+            cpu = None
         if spy is not None:
             spy.wait()
         ndiag = count_diagnoses(broker.bootstrap, "tls.diagnoses")
@@ -167,6 +175,7 @@ def main() -> int:
         res = {
             "messages": len(stream), "committed": done, "end": end,
             "mode": "at-least-once" if a.at_least_once else "exactly-once",
+            "instances": a.instances, "load_avg_before": load_before,
             "total_s": round(t_end - t_start, 2),
             "first_commit_s": round(first[0] - t_start, 2) if first else None,
             "steady_msgs_per_s": round(steady) if steady else None,
@@ -178,16 +187,20 @@ def main() -> int:
             "compression": comp,
         }
         print(json.dumps(res, indent=1))
-        print("analyzer log tail:\n" + (tmp / "analyzer.log").read_text()[-800:], file=sys.stderr)
+        for k in range(a.instances):
+            print("analyzer %d log tail:\n" % k + (tmp / ("analyzer-%d.log" % k)).read_text()[-800:],
+                  file=sys.stderr)
         admin.close()
         cons.close()
     finally:
-        if an is not None and an.poll() is None:
-            an.terminate()
+        for x in ans:
+            if x.poll() is None:
+                x.terminate()
+        for x in ans:
             try:
-                an.wait(30)
+                x.wait(30)
             except subprocess.TimeoutExpired:
-                an.kill()
+                x.kill()
         broker.stop()
         if not a.keep:
             import shutil

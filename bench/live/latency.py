@@ -3,7 +3,9 @@
     python bench/live/latency.py --pcap /tmp/tlsbench/hs-30k.pcap --rate 5000 --seconds 20
 
 Starts a broker (tools/kafka/kafka.sh, in a temporary directory) and ``tlsdiag analyzer``
-(default: transactional exactly-once; ``--at-least-once`` to compare).  The corpus'
+(default: transactional exactly-once; ``--at-least-once`` to compare; ``--instances N``
+starts N analyzers in the same consumer group, ``--instance`` 0..N-1, which share the
+partitions of tls.handshakes -- give it ``--partitions`` >= N).  The corpus'
 summaries (real ones, from the sensor pipeline) are published through the sensor's publisher
 at --rate per second, each re-stamped with a fresh id and ``end`` = the moment it is handed to
 the publisher, i.e. the moment the capture loop would have finished the handshake.
@@ -50,6 +52,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--at-least-once", action="store_true")
     ap.add_argument("--partitions", type=int, default=3)
+    ap.add_argument("--instances", type=int, default=1,
+                    help="analyzer processes in the consumer group (default 1)")
+    ap.add_argument("--analyzer-arg", action="append", default=[],
+                    help="extra argument for tlsdiag analyzer (repeatable)")
     a = ap.parse_args()
 
     items = []
@@ -62,9 +68,10 @@ def main() -> int:
     print("corpus: %d summaries, median msgpack size %d B (p90 %d)" % (
         len(items), statistics.median(sizes), pct(sizes, 90)), flush=True)
 
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="tlsdiag-lat-"))
     broker = start_broker(tmp / "kafka")
-    an = None
+    ans: list[subprocess.Popen] = []
     try:
         broker.create_topic("tls.handshakes", partitions=a.partitions)
         broker.create_topic("tls.certs", partitions=1, compact=True)
@@ -72,8 +79,10 @@ def main() -> int:
                "--group", "bench", "--no-warnings", "--stats-interval", "5"]
         if a.at_least_once:
             cmd.append("--at-least-once")
-        an = subprocess.Popen(cmd, cwd=REPO, stdout=open(tmp / "analyzer.log", "wb"),
-                              stderr=subprocess.STDOUT)
+        cmd += a.analyzer_arg
+        ans = [subprocess.Popen(cmd + ["--instance", str(k)], cwd=REPO,
+                                stdout=open(tmp / ("analyzer-%d.log" % k), "wb"),
+                                stderr=subprocess.STDOUT) for k in range(a.instances)]
         pub = Publisher(PublisherConfig(bootstrap=broker.bootstrap, spool_dir=str(tmp / "spool")))
         pub.start()
         # warm up: the analyzer joins its group and reads the certificates
@@ -96,6 +105,7 @@ def main() -> int:
             if ahead > 0:
                 time.sleep(ahead)
         sent_s = time.monotonic() - t0
+        load_during = os.getloadavg()[0]
         pub.flush(120)
         pub.close()
         print("published in %.1fs (%.0f/s)" % (sent_s, n / sent_s), flush=True)
@@ -110,6 +120,7 @@ def main() -> int:
                    (ln.split(" ", 1) for ln in out.stdout.splitlines()) if k in ends]
             stable = stable + 1 if new and len(new) == len(lats) else 0
             lats = new
+        cpu = [_cpu_s(an.pid) for an in ans]
         log_bytes = sum(f.stat().st_size for f in (tmp / "kafka" / "data").glob(
             "tls.handshakes-*/*.log"))
         res = {
@@ -122,18 +133,34 @@ def main() -> int:
             "summary_msgpack_median_bytes": statistics.median(sizes),
             "broker_log_bytes_per_summary": round(log_bytes / (n + 50), 1),
             "compression": pub.compression,
+            "instances": a.instances, "partitions": a.partitions,
+            "analyzer_cpu_s": cpu,
+            "analyzer_cpu_us_per_summary": round(sum(c for c in cpu if c) / (n + 50) * 1e6, 1)
+            if all(cpu) else None,
+            "load_avg_before": load_before, "load_avg_end_of_publish": load_during,
         }
         print(json.dumps(res, indent=1))
-        print(open(tmp / "analyzer.log").read()[-600:], file=sys.stderr)
+        for k in range(a.instances):
+            print(open(tmp / ("analyzer-%d.log" % k)).read()[-600:], file=sys.stderr)
     finally:
-        if an is not None:
+        for an in ans:
             an.terminate()
+        for an in ans:
             try:
                 an.wait(30)
             except subprocess.TimeoutExpired:
                 an.kill()
         broker.stop()
     return 0
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (its threads included)."""
+    try:
+        st = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 if __name__ == "__main__":
