@@ -8,7 +8,8 @@ The first byte of an input picks a target, the second is a parameter, the rest i
 * 5    ``PacketDecoder.decode`` on a sequence of frames (2-byte big-endian length prefixes)
   of the link type chosen by the parameter, one decoder per implementation sharing nothing;
 * 6    ``TLSConnection.feed`` on chunks of both directions (2-byte header: top bit = server,
-  low 15 bits = length).
+  low 15 bits = length): the compiled reader (``cext._tls`` on ``cext._wire``) against the
+  twin (``cext._tls_py`` on ``cext._wire_py``).
 
 It fails (raises) on any exception other than ``MalformedMessage`` / ``ProtocolError`` with
 a reason from ``REASONS``, and on any disagreement between the Cython build and the pure-Python
@@ -35,10 +36,17 @@ try:
 except ImportError:                 # the twin alone: still checks "no other exception"
     C = None
 
-import sensor.tls as tls  # noqa: E402
+from cext import _tls_py as TLS_PY  # noqa: E402
+
+try:
+    from cext import _tls as TLS_C  # noqa: E402
+except ImportError:
+    TLS_C = None
 
 LINKTYPES = (1, 113, 276, 0, 108, 12, 101, 228, 229)
 IMPLS = (PY, C) if C is not None else (PY,)
+#: (wire, TLS reader) pairs: each implementation of the engine on its own wire module
+READERS = ((PY, TLS_PY), (C, TLS_C)) if C is not None and TLS_C is not None else ((PY, TLS_PY),)
 N_TARGETS = 7
 
 
@@ -89,9 +97,10 @@ def _chunks(data: bytes):
         pos += h & 0x7FFF
 
 
-def tls_events(impl, chunks):
-    """Feed ``chunks`` into a fresh TLSConnection using ``impl``: the events and the
-    protocol-error reasons, in order."""
+def tls_events(reader, chunks):
+    """Feed ``chunks`` into a fresh TLSConnection of ``reader`` = (wire module, TLS reader
+    module): the events and the protocol-error reasons, in order."""
+    impl, tls = reader
     saved = tls.wire
     tls.wire = impl
     try:
@@ -99,7 +108,7 @@ def tls_events(impl, chunks):
         out = []
         for d, data in chunks:
             events, error = conn.feed(d, data)
-            out.extend(events)
+            out.extend((type(e).__name__,) + tuple(e) for e in events)
             if error is not None:
                 if not isinstance(error, ProtocolError) or error.reason not in REASONS:
                     raise AssertionError("bad protocol error %r" % (error,))
@@ -133,7 +142,7 @@ def one_input(data: bytes) -> None:
         _same([_decode_all(m, lt, frames) for m in IMPLS], "PacketDecoder(%d)" % lt)
     else:
         chunks = list(_chunks(body))
-        _same([tls_events(m, chunks) for m in IMPLS], "TLSConnection")
+        _same([tls_events(r, chunks) for r in READERS], "TLSConnection")
 
 
 def seeds():

@@ -1,0 +1,183 @@
+"""The compiled per-segment engine against its pure-Python twin, in one process.
+
+``cext._tls``, ``cext._session`` and ``cext._flows`` are ``cext/_*_py.py`` compiled by Cython
+with the static types of ``cext/_*.pxd``.  Here both engines -- each with its own wire
+module (``cext._wire`` / ``cext._wire_py``) -- read the same frames, real and hostile, and
+must give byte-identical summaries (msgpack and JSON), the same counters and the same TLS
+events.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import random
+
+import orjson
+import pytest
+from conftest import LINKTYPES, NO_EXTENSIONS, capture_paths, golden_frames, mutations, read_frames
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cext.errors import REASONS, ProtocolError
+from proto.summary import encode_summary
+
+pytestmark = pytest.mark.c_extension        # every test here needs both implementations
+
+SLOW = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+class Engine:
+    """One implementation of the whole per-segment path: wire, TLS reader, flow table."""
+
+    def __init__(self, kind: str) -> None:
+        suffix = "" if kind == "c" else "_py"
+        try:
+            self.wire = importlib.import_module("cext._wire" + suffix)
+            self.tls = importlib.import_module("cext._tls" + suffix)
+            self.flows = importlib.import_module("cext._flows" + suffix)
+        except ImportError as exc:
+            if NO_EXTENSIONS:
+                pytest.skip("the compiled engine is not built and TLSDIAG_NO_EXTENSIONS is set")
+            pytest.fail("the compiled engine is not built (pip install -e .): %s" % exc)
+        self.kind = kind
+
+    @contextlib.contextmanager
+    def own_wire(self):
+        """The twin's TLS reader calls ``cext.wire`` (the selected build): point it at the
+        pure-Python wire while it runs, so nothing compiled is on the twin's path."""
+        saved = self.tls.wire
+        self.tls.wire = self.wire
+        try:
+            yield
+        finally:
+            self.tls.wire = saved
+
+    def summarize(self, linktype: int, frames, **limits) -> tuple:
+        """Each finished connection as (msgpack summary, JSON rendering, certificate digests),
+        plus the flow-table and decoder counters."""
+        table = self.flows.FlowTable(**limits)
+
+        def render(sess, client, server, reason):
+            return (encode_summary(sess.summary(client, server, reason)),
+                    orjson.dumps(sess.render(client, server, reason, {})),
+                    [d for d, _der in sess.certificate_ders()])
+
+        table.render = render
+        dec = self.wire.PacketDecoder(linktype, table.flows, table.done, table.skip)
+        out = []
+        with self.own_wire():
+            for ts, frame in frames:
+                seg = dec.decode(ts, frame)
+                if seg is not None:
+                    out += table.process([seg])
+            out += table.expire(frames[-1][0] + 3600.0) if frames else []
+            out += table.flush()
+        return out, dict(table.stats), dict(table.reasons), dec.stats()
+
+    def events(self, chunks) -> list:
+        conn = self.tls.TLSConnection()
+        out = []
+        with self.own_wire():
+            for d, data in chunks:
+                events, error = conn.feed(d, data)
+                out += [(type(e).__name__,) + tuple(e) for e in events]
+                if error is not None:
+                    assert isinstance(error, ProtocolError) and error.reason in REASONS, error
+                    out.append(("error", d, error.reason))
+        return out
+
+
+@pytest.fixture(scope="module")
+def engines():
+    return Engine("c"), Engine("py")
+
+
+def assert_agree(engines, linktype, frames, **limits) -> tuple:
+    c, py = (e.summarize(linktype, frames, **limits) for e in engines)
+    assert py[1]["internal_errors"] == 0, "the twin hit an internal error"
+    assert c[1]["internal_errors"] == 0, "the compiled engine hit an internal error"
+    assert c[0] == py[0], "summaries differ"
+    assert c[1:] == py[1:], "counters differ"
+    return py
+
+
+def test_compiled_engine_is_compiled(engines):
+    c, py = engines
+    assert c.flows.__file__.endswith(".so") and c.tls.__file__.endswith(".so")
+    assert py.flows.__file__.endswith("_flows_py.py")
+    # the static types took effect: the compiled classes are extension types with fixed
+    # attributes (the twin's TLSConnection takes any)
+    with pytest.raises(AttributeError):
+        c.tls.TLSConnection().no_such_attribute = 1
+    with pytest.raises(AttributeError):
+        c.flows.FlowTable().no_such_attribute = 1
+    py.tls.TLSConnection().no_such_attribute = 1
+
+
+@pytest.mark.parametrize("path", capture_paths(), ids=lambda p: p.name)
+def test_every_test_capture_agrees(engines, path):
+    linktype, frames = read_frames(path)
+    out, stats, _reasons, _dec = assert_agree(engines, linktype, frames)
+    assert out and stats["summaries"] == len(out)
+
+
+@pytest.mark.parametrize("linktype", LINKTYPES)
+def test_all_link_types_agree(engines, linktype):
+    out = assert_agree(engines, linktype, golden_frames(linktype))[0]
+    assert len(out) >= len(capture_paths())       # every capture's connection at least once
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reordered_duplicated_and_dropped_frames_agree(engines, seed):
+    """Out-of-order delivery, retransmissions and holes through tight limits: the
+    reassembly, gap and eviction paths."""
+    rng = random.Random(seed)
+    frames = list(golden_frames(1))
+    for i in range(0, len(frames) - 4, 3):
+        if rng.random() < 0.3:
+            frames[i], frames[i + 2] = frames[i + 2], frames[i]
+    frames = [f for f in frames if rng.random() > 0.05]
+    frames += [frames[rng.randrange(len(frames))] for _ in range(len(frames) // 10)]
+    assert_agree(engines, 1, frames, max_flows=4, max_ooo_segments=2, max_ooo_bytes=3000,
+                 max_done=8, idle_timeout=0.05, close_linger=0.01, skip_min=512)
+
+
+@SLOW
+@given(st.data(), st.lists(mutations(), min_size=1, max_size=8))
+def test_mutated_frames_agree(engines, data, mutators):
+    pool = golden_frames(1)
+    start = data.draw(st.integers(0, len(pool) - 1))
+    frames = list(pool[start:start + 40])
+    for m in mutators:
+        i = data.draw(st.integers(0, len(frames) - 1))
+        frames[i] = (frames[i][0], m(frames[i][1]))
+    assert_agree(engines, 1, frames)
+
+
+@SLOW
+@given(st.lists(st.tuples(st.integers(0, 1), st.binary(max_size=300)), max_size=12))
+def test_random_streams_give_the_same_events(engines, chunks):
+    c, py = engines
+    assert c.events(chunks) == py.events(chunks)
+
+
+@SLOW
+@given(st.data())
+def test_stream_splits_give_the_same_events(engines, data):
+    """A real connection's bytes cut at arbitrary points, with a byte flipped."""
+    path = data.draw(st.sampled_from(capture_paths()))
+    import conftest
+    segs = conftest.tcp_segments(path)
+    chunks = []
+    for d, payload in segs:
+        cut = data.draw(st.integers(0, len(payload)))
+        chunks += [(d, payload[:cut]), (d, payload[cut:])]
+    if data.draw(st.booleans()) and chunks:
+        i = data.draw(st.integers(0, len(chunks) - 1))
+        d, p = chunks[i]
+        if p:
+            j = data.draw(st.integers(0, len(p) - 1))
+            chunks[i] = (d, p[:j] + bytes([p[j] ^ 0x5A]) + p[j + 1:])
+    c, py = engines
+    assert c.events(chunks) == py.events(chunks)
