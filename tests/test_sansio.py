@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IO_MODULES = ("socket", "_socket", "select", "selectors", "ssl", "_ssl", "pcapy", "kafka",
               "asyncio", "subprocess", "http", "urllib.request", "mmap")
 CORE = ("sensor.tls", "sensor.flows", "sensor.session", "sensor.ja4", "cext.wire",
-        "cext._wire_py", "cext.errors", "proto", "proto.summary", "proto.names")
+        "cext._wire_py", "cext._tls_py", "cext._flows_py", "cext._session_py", "cext.errors",
+        "proto", "proto.summary", "proto.names")
 
 
 def loaded_after(imports, env_extra=None):
@@ -70,6 +71,7 @@ def _imports(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("rel", ["sensor/tls.py", "sensor/flows.py", "sensor/session.py",
+                                 "cext/_tls_py.py", "cext/_flows_py.py", "cext/_session_py.py",
                                  "sensor/ja4.py", "cext/_wire_py.py", "cext/wire.py",
                                  "cext/errors.py", "proto/summary.py", "proto/names.py",
                                  "proto/__init__.py"])
@@ -82,8 +84,10 @@ def test_core_source_imports_no_clock_or_io(rel):
     assert not {m.split(".")[0] for m in imports} & banned, imports
 
 
-def test_cython_source_imports_no_clock_or_io():
-    text = (ROOT / "cext/_wire.pyx").read_text()
+@pytest.mark.parametrize("rel", ["cext/_wire.pyx", "cext/_tls.pxd", "cext/_flows.pxd",
+                                 "cext/_session.pxd"])
+def test_cython_source_imports_no_clock_or_io(rel):
+    text = (ROOT / rel).read_text()
     for banned in ("import time", "import socket", "import datetime", "from time",
                    "from socket", "from libc.time", "gettimeofday", "clock_gettime"):
         assert banned not in text
