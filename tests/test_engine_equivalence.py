@@ -8,18 +8,14 @@ events.
 """
 from __future__ import annotations
 
-import contextlib
-import importlib
+import importlib.util
 import random
+from pathlib import Path
 
-import orjson
 import pytest
 from conftest import LINKTYPES, NO_EXTENSIONS, capture_paths, golden_frames, mutations, read_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from cext.errors import REASONS, ProtocolError
-from proto.summary import encode_summary
 
 pytestmark = pytest.mark.c_extension        # every test here needs both implementations
 
@@ -27,79 +23,38 @@ SLOW = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-class Engine:
-    """One implementation of the whole per-segment path: wire, TLS reader, flow table."""
+def _fuzz_module():
+    """The fuzz target's module: its ``flow_summaries`` / ``tls_events`` run one engine."""
+    path = Path(__file__).resolve().parent / "fuzz" / "fuzz_wire.py"
+    spec = importlib.util.spec_from_file_location("fuzz_wire_engines", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
-    def __init__(self, kind: str) -> None:
-        suffix = "" if kind == "c" else "_py"
-        try:
-            self.wire = importlib.import_module("cext._wire" + suffix)
-            self.tls = importlib.import_module("cext._tls" + suffix)
-            self.flows = importlib.import_module("cext._flows" + suffix)
-        except ImportError as exc:
-            if NO_EXTENSIONS:
-                pytest.skip("the compiled engine is not built and TLSDIAG_NO_EXTENSIONS is set")
-            pytest.fail("the compiled engine is not built (pip install -e .): %s" % exc)
-        self.kind = kind
 
-    @contextlib.contextmanager
-    def own_wire(self):
-        """The twin's TLS reader calls ``cext.wire`` (the selected build): point it at the
-        pure-Python wire while it runs, so nothing compiled is on the twin's path."""
-        saved = self.tls.wire
-        self.tls.wire = self.wire
-        try:
-            yield
-        finally:
-            self.tls.wire = saved
-
-    def summarize(self, linktype: int, frames, **limits) -> tuple:
-        """Each finished connection as (msgpack summary, JSON rendering, certificate digests),
-        plus the flow-table and decoder counters."""
-        table = self.flows.FlowTable(**limits)
-
-        def render(sess, client, server, reason):
-            return (encode_summary(sess.summary(client, server, reason)),
-                    orjson.dumps(sess.render(client, server, reason, {})),
-                    [d for d, _der in sess.certificate_ders()])
-
-        table.render = render
-        dec = self.wire.PacketDecoder(linktype, table.flows, table.done, table.skip)
-        out = []
-        with self.own_wire():
-            for ts, frame in frames:
-                seg = dec.decode(ts, frame)
-                if seg is not None:
-                    out += table.process([seg])
-            out += table.expire(frames[-1][0] + 3600.0) if frames else []
-            out += table.flush()
-        return out, dict(table.stats), dict(table.reasons), dec.stats()
-
-    def events(self, chunks) -> list:
-        conn = self.tls.TLSConnection()
-        out = []
-        with self.own_wire():
-            for d, data in chunks:
-                events, error = conn.feed(d, data)
-                out += [(type(e).__name__,) + tuple(e) for e in events]
-                if error is not None:
-                    assert isinstance(error, ProtocolError) and error.reason in REASONS, error
-                    out.append(("error", d, error.reason))
-        return out
+FUZZ = _fuzz_module()
 
 
 @pytest.fixture(scope="module")
 def engines():
-    return Engine("c"), Engine("py")
+    if len(FUZZ.ENGINES) < 2:
+        if NO_EXTENSIONS:
+            pytest.skip("the compiled engine is not built and TLSDIAG_NO_EXTENSIONS is set")
+        pytest.fail("the compiled engine (cext._tls, cext._flows) is not built: pip install -e .")
+    py, c = FUZZ.ENGINES
+    return c, py
 
 
 def assert_agree(engines, linktype, frames, **limits) -> tuple:
-    c, py = (e.summarize(linktype, frames, **limits) for e in engines)
-    assert py[1]["internal_errors"] == 0, "the twin hit an internal error"
-    assert c[1]["internal_errors"] == 0, "the compiled engine hit an internal error"
+    """Both engines on the same frames (an internal error in either raises)."""
+    c, py = (FUZZ.flow_summaries(e, linktype, frames, **limits) for e in engines)
     assert c[0] == py[0], "summaries differ"
     assert c[1:] == py[1:], "counters differ"
     return py
+
+
+def events(engine, chunks) -> list:
+    return FUZZ.tls_events(engine, chunks)
 
 
 def test_compiled_engine_is_compiled(engines):
@@ -159,7 +114,7 @@ def test_mutated_frames_agree(engines, data, mutators):
 @given(st.lists(st.tuples(st.integers(0, 1), st.binary(max_size=300)), max_size=12))
 def test_random_streams_give_the_same_events(engines, chunks):
     c, py = engines
-    assert c.events(chunks) == py.events(chunks)
+    assert events(c, chunks) == events(py, chunks)
 
 
 @SLOW
@@ -180,4 +135,4 @@ def test_stream_splits_give_the_same_events(engines, data):
             j = data.draw(st.integers(0, len(p) - 1))
             chunks[i] = (d, p[:j] + bytes([p[j] ^ 0x5A]) + p[j + 1:])
     c, py = engines
-    assert c.events(chunks) == py.events(chunks)
+    assert events(c, chunks) == events(py, chunks)

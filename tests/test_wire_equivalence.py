@@ -374,7 +374,7 @@ FUZZ = _fuzz_module()
 
 
 def test_fuzz_target_runs_both_implementations(c_wire):
-    assert FUZZ.C is c_wire and len(FUZZ.IMPLS) == 2 and len(FUZZ.READERS) == 2
+    assert FUZZ.C is c_wire and len(FUZZ.IMPLS) == 2 and len(FUZZ.ENGINES) == 2
     for seed in FUZZ.seeds():
         FUZZ.one_input(seed)
 

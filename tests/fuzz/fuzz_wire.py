@@ -8,8 +8,12 @@ The first byte of an input picks a target, the second is a parameter, the rest i
 * 5    ``PacketDecoder.decode`` on a sequence of frames (2-byte big-endian length prefixes)
   of the link type chosen by the parameter, one decoder per implementation sharing nothing;
 * 6    ``TLSConnection.feed`` on chunks of both directions (2-byte header: top bit = server,
-  low 15 bits = length): the compiled reader (``cext._tls`` on ``cext._wire``) against the
-  twin (``cext._tls_py`` on ``cext._wire_py``).
+  low 15 bits = length);
+* 7    the whole per-segment engine: frames as for 5, through decoder and flow table to the
+  summaries (tight table limits when the parameter's top bit is set).
+
+6 and 7 compare the compiled engine (``cext._tls``/``_flows`` on ``cext._wire``) with its
+twin (``cext._tls_py``/``_flows_py`` on ``cext._wire_py``).
 
 It fails (raises) on any exception other than ``MalformedMessage`` / ``ProtocolError`` with
 a reason from ``REASONS``, and on any disagreement between the Cython build and the pure-Python
@@ -20,9 +24,11 @@ Run: ``python tests/fuzz/fuzz_wire.py --make-seeds /tmp/wire-corpus`` once, then
 """
 from __future__ import annotations
 
+import contextlib
 import struct
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -36,18 +42,31 @@ try:
 except ImportError:                 # the twin alone: still checks "no other exception"
     C = None
 
-from cext import _tls_py as TLS_PY  # noqa: E402
+import orjson  # noqa: E402
+
+from cext import _flows_py, _tls_py  # noqa: E402
+from proto.summary import encode_summary  # noqa: E402
 
 try:
-    from cext import _tls as TLS_C  # noqa: E402
+    from cext import _flows, _tls  # noqa: E402
 except ImportError:
-    TLS_C = None
+    _flows = _tls = None
 
 LINKTYPES = (1, 113, 276, 0, 108, 12, 101, 228, 229)
 IMPLS = (PY, C) if C is not None else (PY,)
-#: (wire, TLS reader) pairs: each implementation of the engine on its own wire module
-READERS = ((PY, TLS_PY), (C, TLS_C)) if C is not None and TLS_C is not None else ((PY, TLS_PY),)
-N_TARGETS = 7
+
+
+class Engine(NamedTuple):
+    """One implementation of the per-segment engine on its own wire module."""
+    wire: object
+    tls: object
+    flows: object
+
+
+#: the twin, then the compiled engine (``cext._tls``/``_flows`` on ``cext._wire``)
+ENGINES = (Engine(PY, _tls_py, _flows_py),) + (
+    (Engine(C, _tls, _flows),) if C is not None and _tls is not None else ())
+N_TARGETS = 8
 
 
 class Disagreement(AssertionError):
@@ -97,14 +116,23 @@ def _chunks(data: bytes):
         pos += h & 0x7FFF
 
 
-def tls_events(reader, chunks):
-    """Feed ``chunks`` into a fresh TLSConnection of ``reader`` = (wire module, TLS reader
-    module): the events and the protocol-error reasons, in order."""
-    impl, tls = reader
-    saved = tls.wire
-    tls.wire = impl
+@contextlib.contextmanager
+def _own_wire(engine: Engine):
+    """The engine's TLS reader calls ``cext.wire`` (the selected build): point it at the
+    engine's own wire module meanwhile, so the twin runs nothing compiled."""
+    saved = engine.tls.wire
+    engine.tls.wire = engine.wire
     try:
-        conn = tls.TLSConnection()
+        yield
+    finally:
+        engine.tls.wire = saved
+
+
+def tls_events(engine: Engine, chunks) -> list:
+    """Feed ``chunks`` into a fresh TLSConnection of ``engine``: the events and the
+    protocol-error reasons, in order."""
+    with _own_wire(engine):
+        conn = engine.tls.TLSConnection()
         out = []
         for d, data in chunks:
             events, error = conn.feed(d, data)
@@ -114,8 +142,34 @@ def tls_events(reader, chunks):
                     raise AssertionError("bad protocol error %r" % (error,))
                 out.append(("error", d, error.reason))
         return out
-    finally:
-        tls.wire = saved
+
+
+def flow_summaries(engine: Engine, linktype: int, frames, **limits) -> tuple:
+    """``frames`` ((ts, bytes), ...) through the engine's decoder and flow table, then an
+    idle expiry and a flush: each connection as (msgpack summary, JSON rendering,
+    certificate digests), and the flow-table, weird and decoder counters.  An internal
+    error (an exception the flow table's guard caught) is a bug: it raises."""
+    table = engine.flows.FlowTable(**limits)
+
+    def render(sess, client, server, reason):
+        return (encode_summary(sess.summary(client, server, reason)),
+                orjson.dumps(sess.render(client, server, reason, {})),
+                [d for d, _der in sess.certificate_ders()])
+
+    table.render = render
+    dec = engine.wire.PacketDecoder(linktype, table.flows, table.done, table.skip)
+    out = []
+    with _own_wire(engine):
+        for ts, frame in frames:
+            seg = dec.decode(ts, frame)
+            if seg is not None:
+                out += table.process([seg])
+        if frames:
+            out += table.expire(frames[-1][0] + 3600.0)
+        out += table.flush()
+    if table.stats["internal_errors"]:
+        raise AssertionError("internal error in %s" % engine.flows.__name__)
+    return out, dict(table.stats), dict(table.reasons), dec.stats()
 
 
 def one_input(data: bytes) -> None:
@@ -140,9 +194,15 @@ def one_input(data: bytes) -> None:
         frames = list(_frames(body))
         lt = LINKTYPES[arg % len(LINKTYPES)]
         _same([_decode_all(m, lt, frames) for m in IMPLS], "PacketDecoder(%d)" % lt)
-    else:
+    elif op == 6:
         chunks = list(_chunks(body))
-        _same([tls_events(r, chunks) for r in READERS], "TLSConnection")
+        _same([tls_events(e, chunks) for e in ENGINES], "TLSConnection")
+    else:
+        frames = [(i / 8, f) for i, f in enumerate(_frames(body))]
+        lt = LINKTYPES[arg % len(LINKTYPES)]
+        limits = {"max_flows": 2, "max_ooo_segments": 2, "max_ooo_bytes": 2000, "max_done": 4,
+                  "idle_timeout": 0.5, "close_linger": 0.2, "skip_min": 64} if arg & 0x80 else {}
+        _same([flow_summaries(e, lt, frames, **limits) for e in ENGINES], "FlowTable(%d)" % lt)
 
 
 def seeds():
@@ -158,6 +218,7 @@ def seeds():
     for i, lt in enumerate(LINKTYPES):
         frames = [f for _ts, f in g.golden_frames(lt)][:24]
         out.append(bytes([5, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
+        out.append(bytes([7, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
     for path in g.capture_paths():
         segs = g.tcp_segments(path)
         out.append(bytes([6, 0]) + b"".join(struct.pack("!H", (d << 15) | len(p)) + p
