@@ -168,13 +168,26 @@ class DictCerts:
         pass
 
 
+#: --gc: None = the analyzer service's own GC tuning (analyzer.service.tune_gc, as
+#: ``tlsdiag analyzer`` runs), "default" = Python's defaults, or "T0,T1,T2" thresholds
+GC_MODE: str | None = None
+
+
 def make_analyzer(certs, scen_config: bool, warnings: bool = False):
+    import gc
     from analyzer.config import build_config
-    from analyzer.service import Analyzer, AnalyzerConfig
+    from analyzer.service import Analyzer, AnalyzerConfig, tune_gc
     diag = build_config(dict(SCEN_ARGS) if scen_config else {})
     an = Analyzer(AnalyzerConfig(kafka="bench:0", warnings=warnings), diag)
     an.producer = NullProducer()
     an.certs = DictCerts(certs)
+    gc.unfreeze()
+    if GC_MODE == "default":
+        gc.set_threshold(700, 10, 10)
+    elif GC_MODE:
+        gc.set_threshold(*(int(x) for x in GC_MODE.split(",")))
+    else:
+        tune_gc()          # what Analyzer.run does once connected
     return an
 
 
@@ -224,6 +237,9 @@ def main() -> int:
                     help="keep the corpus' random SNI per connection (worst case for caches)")
     ap.add_argument("--warnings", action="store_true",
                     help="analyzer with warnings on (default off, like bench/live)")
+    ap.add_argument("--gc", metavar="MODE",
+                    help="'default' (Python's GC thresholds) or T0,T1,T2; default: the "
+                         "analyzer service's tune_gc()")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--profile", metavar="FILE", help="cProfile one round into FILE")
     ap.add_argument("--check-digest", metavar="HEX")
@@ -234,8 +250,9 @@ def main() -> int:
                          "valgrind --tool=callgrind --instr-atstart=no python THIS --callgrind "
                          "--n 3000 --rounds 1; Ir / messages = instructions per message")
     a = ap.parse_args()
-    global CALLGRIND
+    global CALLGRIND, GC_MODE
     CALLGRIND = a.callgrind
+    GC_MODE = a.gc
 
     pcap = a.pcap if a.pcap and os.path.exists(a.pcap) else None
     if a.pcap and not pcap:
