@@ -76,25 +76,49 @@ log = logging.getLogger(__name__)
 #: per call (one per diagnosis and incident event)
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-#: cyclic-GC thresholds while the analyzer runs (see tune_gc)
-GC_THRESHOLDS = (20_000, 10, 10)
-
 STATE_MAX_BYTES = 900_000     # under the broker's default message.max.bytes (1 MiB)
 #: at-least-once: incident events read back per incidents-topic partition on assignment
 EMITTED_TAIL = 5000
 
+#: batch-driven cyclic GC (see BatchGC): every batch collects the young generation, every
+#: GC_MIDDLE_EVERY-th batch the middle one, every GC_FULL_EVERY-th batch all of them
+GC_MIDDLE_EVERY = 10
+GC_FULL_EVERY = 100
 
-def tune_gc(thresholds: tuple[int, int, int] | None = None) -> None:
-    """Fewer cyclic-GC passes.  A batch keeps some 30k young containers alive until its end
-    (the decoded summaries and their lists, rendered summaries, diagnoses): with Python's
-    default gen0 threshold of 700 net allocations that is ~45 collections per batch, and every
-    100th one a full pass over the whole heap (profiles, caches, kafka-python's state).  The
-    objects that exist once the analyzer is set up are frozen (never scanned again) and
-    collections run every ``thresholds[0]`` net allocations instead; memory held by cyclic
-    garbage stays bounded by that.  Measured: bench/analyzer/throughput.py (RESULTS.md)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*(thresholds or GC_THRESHOLDS))
+
+class BatchGC:
+    """The cyclic garbage collector run between batches instead of by allocation counts.
+
+    A batch keeps some 100k young containers alive until its end (the consumer records, the
+    decoded summaries and their lists, rendered summaries, diagnoses, kafka-python's
+    per-record futures).  Python's allocation-triggered collections (gen0 every 700 net
+    allocations) scanned them over and over while they were alive and promoted them to the
+    older generations, whose collections then walked the whole heap (kafka-python's state,
+    profiles, caches): ~25 % of the analyzer's CPU through the broker
+    (bench/analyzer/kafka_throughput.py, RESULTS.md).  Here the automatic collector is off;
+    after a batch -- when its objects have been freed by reference counting and only the few
+    that outlive it (profiles, incidents) are young -- the young generation is collected,
+    every ``GC_MIDDLE_EVERY``-th batch the middle one and every ``GC_FULL_EVERY``-th batch
+    everything.  Cyclic garbage therefore lives at most one batch (``max_records``) before
+    the collection that finds it.  What exists once the analyzer is set up is frozen (never
+    scanned again)."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def start(self) -> None:
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+
+    def after_batch(self) -> None:
+        self.batches += 1
+        n = self.batches
+        gc.collect(2 if n % GC_FULL_EVERY == 0 else 1 if n % GC_MIDDLE_EVERY == 0 else 0)
+
+    @staticmethod
+    def stop() -> None:
+        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -384,6 +408,7 @@ class Analyzer:
         self.webhook: Webhook | None = None
         self._data_time: float | None = None
         self.last_latency: float | None = None
+        self.gc = BatchGC()
 
     # -- Kafka plumbing -----------------------------------------------------------------------
     def _connect(self) -> None:
@@ -431,7 +456,7 @@ class Analyzer:
         self.certs.catch_up(time.monotonic() + 10)
         log.info("analyzer connected: group %s, %d certificates loaded", cfg.group,
                  len(self.certs._d))
-        tune_gc()
+        self.gc.start()
 
     def _profile_key(self, partition: int) -> str:
         return "%s/%s/%d" % (self.cfg.group, self.cfg.topic_handshakes, partition)
@@ -748,6 +773,7 @@ class Analyzer:
                             pass
                     raise
                 self.c["batches"] += 1 if n else 0
+                self.gc.after_batch()
                 if time.monotonic() - last_stats >= self.cfg.stats_interval:
                     last_stats = time.monotonic()
                     self._stats_line()
@@ -757,6 +783,7 @@ class Analyzer:
             self._snapshot_incidents()
             self._commit({})
         finally:
+            self.gc.stop()
             self._stats_line()
             try:
                 self.consumer.close(autocommit=False)

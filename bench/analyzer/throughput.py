@@ -168,26 +168,30 @@ class DictCerts:
         pass
 
 
-#: --gc: None = the analyzer service's own GC tuning (analyzer.service.tune_gc, as
-#: ``tlsdiag analyzer`` runs), "default" = Python's defaults, or "T0,T1,T2" thresholds
+#: --gc: None = the analyzer service's own GC (analyzer.service.BatchGC: automatic collection
+#: off, a collection after every batch, as ``tlsdiag analyzer`` runs), "default" = Python's
+#: automatic collection with its default thresholds, or "T0,T1,T2" thresholds
 GC_MODE: str | None = None
 
 
 def make_analyzer(certs, scen_config: bool, warnings: bool = False):
     import gc
     from analyzer.config import build_config
-    from analyzer.service import Analyzer, AnalyzerConfig, tune_gc
+    from analyzer.service import Analyzer, AnalyzerConfig
     diag = build_config(dict(SCEN_ARGS) if scen_config else {})
     an = Analyzer(AnalyzerConfig(kafka="bench:0", warnings=warnings), diag)
     an.producer = NullProducer()
     an.certs = DictCerts(certs)
     gc.unfreeze()
+    gc.enable()
     if GC_MODE == "default":
         gc.set_threshold(700, 10, 10)
     elif GC_MODE:
         gc.set_threshold(*(int(x) for x in GC_MODE.split(",")))
     else:
-        tune_gc()          # what Analyzer.run does once connected
+        gc.set_threshold(700, 10, 10)
+        an.gc.start()          # what Analyzer.run does once connected
+        an.batch_gc = True
     return an
 
 
@@ -202,8 +206,10 @@ def run_once(stream, certs, batch: int, scen_config: bool, warnings: bool = Fals
                 Record(topic, p, i + k, key, val, int(time.time() * 1000)))
         batches.append(recs)
     nwarm = -(-warmup // batch) if warmup > 0 else 0
+    after = an.gc.after_batch if getattr(an, "batch_gc", False) else (lambda: None)
     for recs in batches[:nwarm]:
         an.process_batch(recs)
+        after()
     batches = batches[nwarm:]
     gc.collect()
     if CALLGRIND:
@@ -212,6 +218,7 @@ def run_once(stream, certs, batch: int, scen_config: bool, warnings: bool = Fals
     t = time.perf_counter()
     for recs in batches:
         an.process_batch(recs)
+        after()                # the service's collection between batches
     dt = time.perf_counter() - t
     an.timed_messages = sum(len(b) for recs in batches for b in recs.values())
     if CALLGRIND:
@@ -238,8 +245,8 @@ def main() -> int:
     ap.add_argument("--warnings", action="store_true",
                     help="analyzer with warnings on (default off, like bench/live)")
     ap.add_argument("--gc", metavar="MODE",
-                    help="'default' (Python's GC thresholds) or T0,T1,T2; default: the "
-                         "analyzer service's tune_gc()")
+                    help="'default' (Python's automatic GC) or T0,T1,T2 thresholds; "
+                         "default: the analyzer service's BatchGC")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--profile", metavar="FILE", help="cProfile one round into FILE")
     ap.add_argument("--check-digest", metavar="HEX")
