@@ -112,8 +112,10 @@ class PacketDecoder:
         return None if sink is not None else out
 
     def decode(self, ts: float, frame: bytes):
-        """Decode one frame; returns a segment tuple or None."""
-        return self._decode(ts, frame)
+        """Decode one frame; returns a segment tuple or None.  ``ts`` becomes a float, as
+        the Cython build's ``double`` makes it (an int time would otherwise reach the
+        summary as an int in the twin only)."""
+        return self._decode(float(ts), frame)
 
     def _decode(self, ts: float, f: bytes):
         c = self.counters

@@ -425,3 +425,12 @@ def test_tls_start_check_stops_at_the_ip_payload(c_wire, py_wire):
         dec = impl.PacketDecoder(228, flows, {}, {})
         assert dec.decode(1.0, frame) is None, impl.__name__
         assert dec.stats()["skip_untracked"] == 1 and flows == {}
+
+
+def test_decode_int_time_is_a_float_in_both(c_wire, py_wire):
+    """An int capture time comes out as a float from both builds (the Cython one converts it
+    to ``double``): the summaries' ``start``/``end`` cannot differ in type."""
+    ts, frame = golden_frames(1)[0]
+    c = new_decoder(c_wire, 1).decode(int(ts), frame)
+    p = new_decoder(py_wire, 1).decode(int(ts), frame)
+    assert c == p and type(c[0]) is type(p[0]) is float
