@@ -16,7 +16,7 @@ from ._wire_py import COUNTER_NAMES, HRR_RANDOM, LINKTYPES, MAX_RECORD
 __all__ = [
     "PacketDecoder", "split_records", "split_handshakes", "parse_client_hello",
     "parse_server_hello", "parse_certificate", "COUNTER_NAMES", "MAX_RECORD",
-    "HRR_RANDOM", "LINKTYPES",
+    "HRR_RANDOM", "LINKTYPES", "murmur2", "kafka_partition",
 ]
 
 DEF FIN = 0x01
@@ -576,3 +576,40 @@ def parse_certificate(body, bint tls13):
             _vec(b, s, e, 2, &t1, &t2)
             s = t2
     return out
+
+
+def murmur2(const uint8_t[::1] data):
+    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``): the hash of the
+    default partitioner of the Java client and of kafka-python, unsigned 32-bit."""
+    cdef Py_ssize_t n = data.shape[0], i, tail = n & ~3
+    cdef uint32_t m = 0x5BD1E995, k
+    cdef uint32_t h = 0x9747B28C ^ <uint32_t>n
+    for i in range(0, tail, 4):
+        k = data[i] | (<uint32_t>data[i + 1] << 8) | (<uint32_t>data[i + 2] << 16) \
+            | (<uint32_t>data[i + 3] << 24)
+        k *= m
+        k ^= k >> 24
+        k *= m
+        h *= m
+        h ^= k
+    i = n & 3
+    if i >= 3:
+        h ^= <uint32_t>data[tail + 2] << 16
+    if i >= 2:
+        h ^= <uint32_t>data[tail + 1] << 8
+    if i >= 1:
+        h ^= data[tail]
+        h *= m
+    h ^= h >> 13
+    h *= m
+    h ^= h >> 15
+    return h
+
+
+def kafka_partition(const uint8_t[::1] key, Py_ssize_t partitions):
+    """The partition Kafka's default partitioner gives ``key`` among ``partitions``
+    (``(murmur2(key) & 0x7fffffff) % partitions``): the same as a Java or kafka-python
+    producer would choose, without kafka-python's pure-Python murmur2 per record."""
+    if partitions <= 0:
+        raise ValueError("partitions must be positive")
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -19,7 +19,7 @@ from .errors import MalformedMessage
 __all__ = [
     "PacketDecoder", "split_records", "split_handshakes", "parse_client_hello",
     "parse_server_hello", "parse_certificate", "COUNTER_NAMES", "MAX_RECORD",
-    "HRR_RANDOM", "LINKTYPES",
+    "HRR_RANDOM", "LINKTYPES", "murmur2", "kafka_partition",
 ]
 
 _U16 = struct.Struct("!H").unpack_from
@@ -531,3 +531,40 @@ def parse_certificate(b: bytes, tls13: bool) -> list:
         if tls13:
             s = _vec(b, s, e, 2)[1]
     return out
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``): the hash of the
+    default partitioner of the Java client and of kafka-python, unsigned 32-bit."""
+    data = bytes(data)
+    n = len(data)
+    m = 0x5BD1E995
+    h = (0x9747B28C ^ n) & 0xFFFFFFFF
+    tail = n & ~3
+    for i in range(0, tail, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    rest = n & 3
+    if rest >= 3:
+        h ^= data[tail + 2] << 16
+    if rest >= 2:
+        h ^= data[tail + 1] << 8
+    if rest >= 1:
+        h ^= data[tail]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` among ``partitions``
+    (``(murmur2(key) & 0x7fffffff) % partitions``): the same as a Java or kafka-python
+    producer would choose, without kafka-python's pure-Python murmur2 per record."""
+    if partitions <= 0:
+        raise ValueError("partitions must be positive")
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

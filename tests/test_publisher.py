@@ -100,6 +100,26 @@ def test_summaries_and_certificates_arrive(broker, tmp_path):
     assert len(kcat(broker.bootstrap, "t1.certs")) == len(digests)
 
 
+def test_records_get_kafkas_default_partition(broker, tmp_path):
+    """Every summary lands in the partition Kafka's default partitioner gives its key
+    (murmur2, here kafka-python's own pure-Python one as the reference), read back by kcat."""
+    from kafka.partitioner.default import murmur2
+    broker.create_topic("t5.handshakes", partitions=5)
+    items = summaries_of(PCAPS[:4])
+    pub = make_pub(broker.bootstrap, tmp_path, "t5")
+    raws = _numbered(items, 60)
+    for raw in raws:
+        pub.publish(raw, [])
+    assert pub.flush(60), pub.stats()
+    pub.close()
+    lines = kcat(broker.bootstrap, "t5.handshakes", fmt="%k %p\n")
+    assert len(lines) == len(raws)
+    got = {k: int(p) for k, p in (line.split() for line in lines)}
+    want = {raw["server"]: (murmur2(raw["server"].encode()) & 0x7FFFFFFF) % 5 for raw in raws}
+    assert got == want
+    assert len(set(got.values())) == 5                 # and it did spread them
+
+
 def _numbered(items, n):
     """n summaries with unique server endpoints (so the Kafka key identifies each one)."""
     base = [raw for raw, _ in items if raw.get("server")]

@@ -434,3 +434,31 @@ def test_decode_int_time_is_a_float_in_both(c_wire, py_wire):
     c = new_decoder(c_wire, 1).decode(int(ts), frame)
     p = new_decoder(py_wire, 1).decode(int(ts), frame)
     assert c == p and type(c[0]) is type(p[0]) is float
+
+
+# Kafka's own vectors (clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java),
+# as signed Java ints
+KAFKA_MURMUR2 = {b"21": -973932308, b"foobar": -790332482,
+                 b"a-little-bit-long-string": -985981536,
+                 b"a-little-bit-longer-string": -1486304829,
+                 b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+                 b"abc": 479470107}
+
+
+def test_murmur2_kafka_vectors(wire_impl):
+    for key, want in KAFKA_MURMUR2.items():
+        assert wire_impl.murmur2(key) == want & 0xFFFFFFFF, key
+
+
+@FAST
+@given(key=st.binary(max_size=80), partitions=st.integers(1, 1000))
+def test_kafka_partition_is_kafka_pythons(c_wire, py_wire, key, partitions):
+    """The partition is the default partitioner's (kafka-python's pure-Python murmur2)."""
+    from kafka.partitioner.default import murmur2
+    want = (murmur2(key) & 0x7FFFFFFF) % partitions
+    assert c_wire.kafka_partition(key, partitions) == py_wire.kafka_partition(key, partitions) == want
+
+
+def test_kafka_partition_rejects_no_partitions(wire_impl):
+    with pytest.raises(ValueError):
+        wire_impl.kafka_partition(b"k", 0)
