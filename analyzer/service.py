@@ -56,11 +56,11 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
+from cext.wire import kafka_partition
 from tlsdiag.status import ExitStatus
 
 from .config import ConfigError, DiagnoseConfig, build_config
@@ -327,21 +327,15 @@ class _DeferredSends:
     Nothing is visible earlier either way: read_committed readers see a transaction's
     records at its commit, and a crash before the commit replays the batch.
 
-    A keyed record for one of the ``pick_partition`` topics (diagnoses, incidents: nearly
-    every record) goes to partition ``crc32(key) % partitions`` of its topic, chosen here
-    rather than by kafka-python's default partitioner (murmur2 in pure Python: ~25 us of the
-    ~75 us a send costs, bench/analyzer/kafka_throughput.py).  Like murmur2 it is a function
-    of the key and the topic's partition count only, so a replayed record (same key) lands in
-    the partition of its first copy, as idempotent keys and compaction need.  The partitions
-    differ from those a Java client would pick for the same key: no consumer of the output
-    topics may assume Kafka's default partitioning (none in this project does); adding
-    partitions to an output topic moves keys, as it does with the default partitioner.  The
-    profiles topic (a few records per batch) keeps the default partitioner: its restore takes
-    the last record per key, which must stay in one partition across an upgrade."""
+    A keyed record gets its partition here, ``(murmur2(key) & 0x7fffffff) % partitions`` --
+    Kafka's default partitioning, the partition a Java or kafka-python producer would pick --
+    computed by ``cext.wire.kafka_partition`` (C; a pure-Python twin without the build), so
+    kafka-python's partitioner (pure-Python murmur2 and cluster lookups: ~25 of the ~75 us a
+    send costs, bench/analyzer/producer_send.py) never runs.  Same key -> same partition, as
+    idempotent keys and compaction need; nothing changes for consumers."""
 
-    def __init__(self, producer: Any, pick_partition: frozenset[str] = frozenset()) -> None:
+    def __init__(self, producer: Any) -> None:
         self._p = producer
-        self._pick = pick_partition
         self._q: list[tuple[str, Any, Any, Any]] = []
 
     def send(self, topic: str, key: Any = None, value: Any = None, headers: Any = None) -> None:
@@ -351,15 +345,15 @@ class _DeferredSends:
         q, self._q = self._q, []
         send = self._p.send
         nparts: dict[str, int] = {}
-        crc32 = zlib.crc32
         for topic, key, value, headers in q:
-            if key is None or topic not in self._pick:
+            if key is None:
                 send(topic, key=key, value=value, headers=headers)
                 continue
             n = nparts.get(topic)
             if n is None:
                 n = nparts[topic] = len(self._p.partitions_for(topic) or ()) or 1
-            send(topic, key=key, value=value, headers=headers, partition=crc32(key) % n)
+            send(topic, key=key, value=value, headers=headers,
+                 partition=kafka_partition(key, n))
 
     def flush(self, timeout: float | None = None) -> None:
         self._drain()
@@ -429,8 +423,7 @@ class Analyzer:
             compression_type=_compression(), max_request_size=8 << 20)
         if tid:
             self.producer.init_transactions()
-        self.producer = _DeferredSends(self.producer,
-                                       frozenset((cfg.topic_diagnoses, cfg.topic_incidents)))
+        self.producer = _DeferredSends(self.producer)
         self.consumer = KafkaConsumer(
             bootstrap_servers=cfg.kafka, group_id=cfg.group,
             client_id="tlsdiag-analyzer-%s" % cfg.instance, enable_auto_commit=False,

@@ -1,11 +1,12 @@
-"""The analyzer picks the partition of its keyed diagnosis and incident records itself
-(crc32(key) % partitions) instead of kafka-python's pure-Python murmur2: the same key always
-lands in the same partition (idempotent re-sends after a replay, compaction), from any
-process; other topics and key-less records keep kafka-python's partitioner.  (The records'
-arrival over a real broker is covered by tests/test_analyzer_service.py.)"""
+"""The analyzer picks the partition of its keyed records itself, with Kafka's default
+partitioning (``cext.wire.kafka_partition``: murmur2 in C) instead of kafka-python's
+partitioner: the same partition kafka-python (and a Java producer) would choose, so the same
+key always lands in the same partition (idempotent re-sends after a replay, compaction);
+key-less records keep kafka-python's partitioner.  (The records' arrival over a real broker
+is covered by tests/test_analyzer_service.py.)"""
 from __future__ import annotations
 
-import zlib
+from kafka.partitioner.default import murmur2
 
 from analyzer.service import _DeferredSends
 
@@ -28,10 +29,16 @@ class Recorder:
         self.flushed += 1
 
 
-def test_keyed_outputs_get_a_stable_partition():
+def default_partition(key: bytes, n: int) -> int:
+    """kafka-python's DefaultPartitioner for a keyed record (the reference)."""
+    return (murmur2(key) & 0x7FFFFFFF) % n
+
+
+def test_keyed_outputs_get_kafkas_default_partition():
     rec = Recorder({"d": 3, "i": 5, "p": 1, "dlq": 3})
-    w = _DeferredSends(rec, frozenset({"d", "i"}))
-    keys = [b"conn-%d" % i for i in range(200)]
+    w = _DeferredSends(rec)
+    keys = [b"conn-%d" % i for i in range(200)] + [b"", b"northbound|10.0.3.2:443|expired",
+                                                   "é/ü".encode()]
     for k in keys:
         w.send("d", key=k, value=b"v")
         w.send("i", key=k, value=b"v")
@@ -42,15 +49,14 @@ def test_keyed_outputs_get_a_stable_partition():
     assert rec.flushed == 1
     got = {(t, k): p for t, k, p in rec.sent}
     for k in keys:
-        assert got[("d", k)] == zlib.crc32(k) % 3
-        assert got[("i", k)] == zlib.crc32(k) % 5
+        assert got[("d", k)] == default_partition(k, 3)
+        assert got[("i", k)] == default_partition(k, 5)
     assert {got[("d", k)] for k in keys} == {0, 1, 2}      # spread over every partition
-    assert got[("p", b"group/topic/0")] is None             # default partitioner
-    assert got[("dlq", None)] is None
+    assert got[("p", b"group/topic/0")] == 0
+    assert got[("dlq", None)] is None                      # kafka-python's choice
     # a replay of the same keys: the same partitions
     rec.sent.clear()
     for k in keys:
         w.send("d", key=k, value=b"v2")
     w.flush()
     assert all(p == got[("d", k)] for _, k, p in rec.sent)
-
