@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import struct
 from functools import lru_cache
@@ -322,3 +323,14 @@ def golden_frames(linktype: int) -> tuple:
                 out.append((ts, f[:12] + b"\x81\x00\x00\x07" + f[12:]))
                 out.append((ts, f[:12] + b"\x88\xa8\x00\x05\x81\x00\x00\x07" + f[12:]))
     return tuple(out)
+
+
+@lru_cache(maxsize=None)
+def fuzz_target():
+    """The fuzz target's module (``tests/fuzz/fuzz_wire.py``, not a package module), loaded
+    once: its ``one_input``, ``ENGINES``, ``flow_summaries`` and ``tls_events`` serve the
+    equivalence tests too."""
+    spec = importlib.util.spec_from_file_location("fuzz_wire", HERE / "fuzz" / "fuzz_wire.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -8,12 +8,11 @@ events.
 """
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
-from conftest import LINKTYPES, NO_EXTENSIONS, capture_paths, golden_frames, mutations, read_frames
+from conftest import (LINKTYPES, NO_EXTENSIONS, capture_paths, fuzz_target, golden_frames,
+                      mutations, read_frames)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,16 +22,7 @@ SLOW = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def _fuzz_module():
-    """The fuzz target's module: its ``flow_summaries`` / ``tls_events`` run one engine."""
-    path = Path(__file__).resolve().parent / "fuzz" / "fuzz_wire.py"
-    spec = importlib.util.spec_from_file_location("fuzz_wire_engines", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FUZZ = _fuzz_module()
+FUZZ = fuzz_target()        # its flow_summaries / tls_events run one engine
 
 
 @pytest.fixture(scope="module")

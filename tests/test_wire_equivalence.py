@@ -8,7 +8,6 @@ random and mutated real frames of every link type.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import struct
 import subprocess
@@ -16,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import (LINKTYPES, NO_EXTENSIONS, golden_frames, golden_messages, load_py_wire,
-                      mutations, new_decoder)
+from conftest import (LINKTYPES, NO_EXTENSIONS, fuzz_target, golden_frames, golden_messages,
+                      load_py_wire, mutations, new_decoder)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -363,14 +362,7 @@ def test_decode_batch_empty_buffer(c_wire, py_wire):
 # the fuzz target, exercised in CI on hypothesis inputs
 # ---------------------------------------------------------------------------------------------
 
-def _fuzz_module():
-    spec = importlib.util.spec_from_file_location("fuzz_wire", ROOT / "tests/fuzz/fuzz_wire.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FUZZ = _fuzz_module()
+FUZZ = fuzz_target()
 
 
 def test_fuzz_target_runs_both_implementations(c_wire):

@@ -1,7 +1,7 @@
 """CPU per ``KafkaProducer.send`` as the analyzer uses it (transactional, idempotent, zstd,
 linger 200 ms, 1 MiB batches), with kafka-python's default partitioner (pure-Python murmur2)
-and with an explicit partition (``crc32(key) % n``, what analyzer.service._DeferredSends
-does for diagnosis and incident records).
+and with an explicit partition (``cext.wire.kafka_partition(key, n)``: Kafka's default
+partition computed in C, what analyzer.service._DeferredSends and the sensor's publisher do).
 
     python bench/analyzer/producer_send.py [--n 20000] [--value-bytes 2500]
 
@@ -14,13 +14,15 @@ import argparse
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from kafka_broker import start_broker  # noqa: E402
+
+from cext.wire import kafka_partition  # noqa: E402
 
 
 def main() -> int:
@@ -48,7 +50,7 @@ def main() -> int:
                     p.send("t", key=k, value=val)
             else:
                 for k in keys:
-                    p.send("t", key=k, value=val, partition=zlib.crc32(k) % a.partitions)
+                    p.send("t", key=k, value=val, partition=kafka_partition(k, a.partitions))
             dt = time.process_time() - t
             p.commit_transaction()
             print("%-8s partitioner: %.1f us CPU per send" % (mode, dt / a.n * 1e6), flush=True)
