@@ -4,8 +4,9 @@ The capture loop calls :meth:`Publisher.publish` (``put_nowait`` on a bounded qu
 blocks).  One sender thread owns the Kafka producer (kafka-python, idempotent, acks=all,
 lz4/zstd, linger/batch tuned) and a bounded on-disk :class:`Spool`:
 
-* online: queue -> ``producer.send``; delivery callbacks only count, and hand a failed
-  message back (a deque) so the sender thread spools it;
+* online: queue -> ``producer.send``, a run of messages per wake-up (the sender sleeps a few
+  ms after a wake-up so that one wake-up sends many messages); the futures are kept in send
+  order and reaped by the sender thread (no per-message callbacks): a failed one is spooled;
 * a failed delivery, a send that raises, or too many unacknowledged messages -> offline:
   everything goes to the spool, in order;
 * offline, every ``probe_interval`` s a fresh producer tries the oldest spool segment; when it
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import struct
 import threading
 import time
@@ -80,6 +80,7 @@ class PublisherConfig:
     request_timeout_ms: int = 5_000
     stall_s: float = 3.0
     max_unacked: int = 50_000
+    send_run: int = 2_000
     probe_interval: float = 2.0
     client_id: str = "tlsdiag-sensor"
 
@@ -217,7 +218,12 @@ class Publisher:
 
     def __init__(self, config: PublisherConfig, producer_factory=None) -> None:
         self.cfg = config
-        self._queue: queue.Queue = queue.Queue(maxsize=config.queue_max)
+        # capture thread appends, sender thread pops; bounded by config.queue_max
+        self._queue: deque[tuple[int, bytes, bytes]] = deque()
+        self._wake = threading.Event()
+        self._idle = False
+        # a wake-up waits this long for more messages before sending the run
+        self._gather_s = min(0.005, config.linger_ms / 4000)
         spool_dir = config.spool_dir or os.path.join(
             os.environ.get("TMPDIR", "/tmp"), "tlsdiag-spool-%d" % os.getpid())
         self.spool = Spool(spool_dir, config.spool_max_bytes, config.spool_segment_bytes)
@@ -230,12 +236,11 @@ class Publisher:
         self._partitions: dict[str, int] = {}
         self._partitions_at = 0.0
         self.online = False
-        self._inflight: dict[int, tuple[tuple[int, bytes, bytes], float]] = {}
-        self._seq = 0
+        # (future, item, send time) in send order; only the sender thread changes it
+        self._inflight: deque = deque()
         self._topics_checked = False
         self._topics_thread: threading.Thread | None = None
         self._offline_since = 0.0
-        self._lock = threading.Lock()
         self._last_probe = 0.0
         self._last_drop_log = 0.0
         self.compression = (best_compression() if config.compression == "auto"
@@ -263,12 +268,15 @@ class Publisher:
         items.append((KIND_SUMMARY, str(raw.get("server") or "").encode(), value))
         self.c["published"] += 1
         self.c["bytes_published"] += len(value)
+        q = self._queue
         for it in items:
-            try:
-                self._queue.put_nowait(it)
-            except queue.Full:
+            if len(q) < self.cfg.queue_max:
+                q.append(it)
+            else:
                 self.c["queue_overflow"] += 1
                 self._to_spool([it])
+        if self._idle:
+            self._wake.set()
 
     # -- sender thread ------------------------------------------------------------------------
     def start(self) -> None:
@@ -301,33 +309,32 @@ class Publisher:
             self.cfg.bootstrap, {self.cfg.topic_handshakes: False,
                                  self.cfg.topic_certs: True}) is not None
 
-    def _topic(self, kind: int) -> str:
-        return self.cfg.topic_certs if kind == KIND_CERT else self.cfg.topic_handshakes
-
     @property
     def _unacked(self) -> int:
         return len(self._inflight)
 
-    def _on_ok(self, seq: int, _md) -> None:      # Future.add_callback(f, *args): f(*args, v)
-        with self._lock:
-            if self._inflight.pop(seq, None) is not None:
+    def _reap(self) -> None:
+        """Count the acknowledged messages at the head of the in-flight queue; a failed one
+        goes to ``_failed`` (spooled by the sender loop).  Stops at the first pending one, so
+        messages are accounted for in send order."""
+        inflight = self._inflight
+        while inflight and inflight[0][0].is_done:
+            fut, item, _t = inflight.popleft()
+            if fut.exception is None:
                 self.c["acked"] += 1
+            else:
+                self.c["send_errors"] += 1
+                self._failed.append(item)
 
-    def _on_err(self, seq: int, exc) -> None:
-        with self._lock:
-            got = self._inflight.pop(seq, None)
-            if got is None:
-                return                  # abandoned already (spooled)
-            self.c["send_errors"] += 1
-        self._failed.append(got[0])
-
-    def _partition(self, topic: str, key: bytes):
-        """Kafka's default partition for ``key`` (see the module docstring); None (the
-        producer's own choice) while the topic's partitions are unknown."""
+    def _refresh_partitions(self) -> None:
         now = time.monotonic()
         if now - self._partitions_at > PARTITIONS_TTL:
             self._partitions.clear()
             self._partitions_at = now
+
+    def _partition(self, topic: str, key: bytes):
+        """Kafka's default partition for ``key`` (see the module docstring); None (the
+        producer's own choice) while the topic's partitions are unknown."""
         n = self._partitions.get(topic)
         if n is None:
             # the producer's metadata (it blocks up to max_block_ms for a new topic, as
@@ -335,37 +342,38 @@ class Publisher:
             n = self._partitions[topic] = len(self._producer.partitions_for(topic) or ())
         return wire.kafka_partition(key, n) if n else None
 
-    def _send(self, item: tuple[int, bytes, bytes]) -> bool:
-        kind, key, value = item
-        try:
-            topic = self._topic(kind)
-            fut = self._producer.send(topic, key=key, value=value,
-                                      partition=self._partition(topic, key))
-        except Exception as exc:
-            log.info("send failed (%s): spooling", _one_line(exc))
-            self.c["send_errors"] += 1
-            return False
-        with self._lock:
-            self._seq += 1
-            seq = self._seq
-            self._inflight[seq] = (item, time.monotonic())
-        fut.add_callback(self._on_ok, seq)
-        fut.add_errback(self._on_err, seq)
-        return True
+    def _send_run(self, items: list[tuple[int, bytes, bytes]]) -> int:
+        """Send ``items`` in order; returns how many were sent (fewer when a send raised:
+        the caller keeps the rest, in order)."""
+        self._refresh_partitions()
+        send = self._producer.send
+        topic_of = {KIND_CERT: self.cfg.topic_certs, KIND_SUMMARY: self.cfg.topic_handshakes}
+        sent = []
+        now = time.monotonic()
+        for item in items:
+            kind, key, value = item
+            try:
+                topic = topic_of[kind]
+                fut = send(topic, key=key, value=value, partition=self._partition(topic, key))
+            except Exception as exc:
+                log.info("send failed (%s): spooling", _one_line(exc))
+                self.c["send_errors"] += 1
+                break
+            sent.append((fut, item, now))
+        self._inflight.extend(sent)
+        return len(sent)
 
     def _oldest_unacked_age(self) -> float:
-        with self._lock:
-            if not self._inflight:
-                return 0.0
-            first = next(iter(self._inflight.values()))
-        return time.monotonic() - first[1]
+        inflight = self._inflight
+        return time.monotonic() - inflight[0][2] if inflight else 0.0
 
     def _abandon_inflight(self) -> None:
-        """Close the producer and spool what it never acknowledged, in send order.  Late
-        callbacks of the old producer find nothing and are ignored."""
-        with self._lock:
-            items = [v[0] for v in self._inflight.values()]
-            self._inflight = {}
+        """Close the producer and spool what it never acknowledged, in send order."""
+        self._reap()
+        items = [item for fut, item, _t in self._inflight
+                 if not (fut.is_done and fut.exception is None)]
+        self.c["acked"] += len(self._inflight) - len(items)
+        self._inflight = deque()
         self._close_producer()
         if items:
             log.warning("abandoning %d unacknowledged message(s) to the spool", len(items))
@@ -412,14 +420,13 @@ class Publisher:
         if got is None:
             return
         seq, items = got
-        for i, it in enumerate(items):
-            if not self._send(it):
-                self.spool.rewrite(seq, items[i:], len(items))
-                self.c["spool_replayed"] += i
-                self._set_online(False, "replay send failed")
-                return
-        self.spool.remove(seq, len(items))
-        self.c["spool_replayed"] += len(items)
+        n = self._send_run(items)
+        self.c["spool_replayed"] += n
+        if n < len(items):
+            self.spool.rewrite(seq, items[n:], len(items))
+            self._set_online(False, "replay send failed")
+        else:
+            self.spool.remove(seq, len(items))
 
     def _run(self) -> None:
         while True:
@@ -440,6 +447,7 @@ class Publisher:
         is stalled new messages go to the spool; once everything in flight is acknowledged the
         spool is replayed, then the queue.  A producer stalled past its delivery timeout is
         abandoned and its unacknowledged messages spooled."""
+        self._reap()
         self._drain_failed()
         stopping = self._stop.is_set()
         now = time.monotonic()
@@ -486,24 +494,40 @@ class Publisher:
         if self._unacked >= self.cfg.max_unacked:
             time.sleep(0.01)
             return False
-        try:
-            item = self._queue.get(timeout=0.2)
-        except queue.Empty:
+        items = self._take(min(self.cfg.send_run, self.cfg.max_unacked - self._unacked),
+                           0.02 if self._inflight else 0.2)
+        if not items:
             return stopping
-        if not self._send(item):
-            self._to_spool([item])
+        n = self._send_run(items)
+        if n < len(items):
+            self._to_spool(items[n:])
             self._set_online(False, "send raised")
         return False
 
+    def _take(self, limit: int, wait: float) -> list[tuple[int, bytes, bytes]]:
+        """Up to ``limit`` queued messages.  With fewer than a few dozen queued, first wait
+        for more: for the first one up to ``wait`` s (``publish`` sets ``_wake`` only while
+        the sender is idle), then ``_gather_s``, so that at a moderate rate one wake-up
+        sends a run of messages instead of one."""
+        q = self._queue
+        if len(q) < 32:
+            if not q:
+                self._idle = True
+                if not q:
+                    self._wake.wait(wait)
+                self._idle = False
+                self._wake.clear()
+                if not q:
+                    return []
+            if self._gather_s and not self._stop.is_set():
+                time.sleep(self._gather_s)
+        return [q.popleft() for _ in range(min(limit, len(q)))]
+
     def _spool_queue(self, wait: float = 0.0) -> None:
-        items = []
-        try:
-            if wait:
-                items.append(self._queue.get(timeout=wait))
-            while len(items) < 10_000:
-                items.append(self._queue.get_nowait())
-        except queue.Empty:
-            pass
+        items = self._take(10_000, wait) if wait else []
+        q = self._queue
+        while q and len(items) < 10_000:
+            items.append(q.popleft())
         if items:
             self._to_spool(items)
 
@@ -512,7 +536,7 @@ class Publisher:
         """Wait until the queue and spool are empty and every send is acknowledged."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (self._queue.empty() and not len(self.spool) and self._unacked == 0
+            if (not self._queue and not len(self.spool) and self._unacked == 0
                     and self.online and not self._failed):
                 return True
             time.sleep(0.05)
@@ -522,6 +546,7 @@ class Publisher:
         """Flush what can be flushed in ``timeout``; what is left stays in the spool."""
         self.flush(timeout)
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout + 5)
         p = self._producer
@@ -541,7 +566,7 @@ class Publisher:
 
     def stats(self) -> dict[str, int]:
         s = dict(self.c)
-        s["queue_depth"] = self._queue.qsize()
+        s["queue_depth"] = len(self._queue)
         s["spool_depth"] = len(self.spool)
         s["spool_bytes"] = self.spool.bytes
         s["unacked"] = self._unacked
