@@ -3,8 +3,11 @@ of its own: callers pass ``now``).
 
 An incident is *opened* by its first failure, *updated* as more arrive (at most once per
 ``update_interval`` seconds, and only when its count changed), and *resolved* once successful
-handshakes to the same (direction, server) return (``resolve_successes`` of them after the
-last failure) or after ``resolve_quiet`` seconds without a failure.
+handshakes to the same (direction, server) return -- ``resolve_successes`` of them after the
+last failure, and that last failure at least ``resolve_hold`` seconds old (data time), so that
+an intermittent failure (one bad instance behind a VIP failing one handshake in ten) stays ONE
+open incident instead of opening and resolving over and over -- or after ``resolve_quiet``
+seconds without a failure.
 
 Cross-hop correlation: a router sensor sees the northbound half of a request path, a message
 processor sensor the southbound half.  When a southbound incident is open for a backend while
@@ -15,11 +18,32 @@ names the router endpoints and sensors on both sides.
 Restart state: every incident belongs to the input partition its failures came from (summaries
 are keyed by server, so one server's handshakes -- and so one incident key -- stay in one
 partition), and so do the northbound successes (counted in one-second buckets).
-:meth:`IncidentTracker.snapshot` serializes one partition's share of the state, and
-:meth:`IncidentTracker.restore` loads it back; the service stores that next to the input offset
-it reflects, so a restarted analyzer neither forgets open incidents (and re-opens them) nor
-counts a replayed summary twice.  :meth:`IncidentTracker.take_dirty` names the partitions whose
-state changed since the last call.
+:meth:`IncidentTracker.save_records` gives the records that bring one partition's saved
+state up to date, :meth:`IncidentTracker.restore_records` loads it back; the service stores
+them on a compacted topic with the input offset they reflect, so a restarted analyzer neither
+forgets open incidents (and re-opens them) nor counts a replayed summary twice.
+:meth:`IncidentTracker.take_dirty` names the partitions whose state changed since the last call.
+
+Saved state, format version 2 (record keys are suffixes of the partition's state key ``K``)::
+
+    K                     head  {"format": "tlsdiag-incidents", "version": 2, "gen": G,
+                                 "nchunks": 128, "chunks": {"<chunk>": [gen, parts], ...},
+                                 ...extra (the service: "offset", "data_time")}
+    K/<chunk>/<gen>/<i>   part i of a chunk  {"format": "tlsdiag-incidents-chunk",
+                                 "version": 2, "chunk": "<chunk>", "gen": gen, "part": i,
+                                 "incidents": [...]}   (chunk "n": "north": [[sec, srv, sensor, n]])
+
+An open incident lives in chunk ``int(id[:8], 16) % nchunks`` (its id is a hash, so chunks are
+even); a save rewrites only the chunks with a changed incident (and "n" when a northbound
+bucket changed), each under a new generation -- a key no record the current head names has --
+then the head naming them, then tombstones for the records the previous head named and the new
+one does not.  A chunk larger than ``RECORD_MAX_BYTES`` is split into parts.  Written in that
+order to one partition of an idempotent producer, any crash leaves a prefix of those records:
+without the new head, the old head and every record it names are intact (the old state);
+with it, the new state is complete.  :meth:`~IncidentTracker.restore_records` loads exactly the
+records the head names and returns the others (orphans of a crash) for deletion.  A format
+version 1 state (one record ``K`` with everything) is still read; the next save rewrites it whole
+in version 2.
 """
 
 from __future__ import annotations
@@ -30,12 +54,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["Incident", "IncidentTracker", "STATE_FORMAT", "STATE_VERSION"]
+__all__ = ["Incident", "IncidentTracker", "STATE_FORMAT", "STATE_VERSION", "CHUNK_FORMAT",
+           "CHUNKED_VERSION", "NCHUNKS", "RECORD_MAX_BYTES"]
 
 MAX_CLIENTS = 50          # distinct clients / sensors remembered per incident
 MAX_NORTH_BUCKETS = 20_000  # (second, router endpoint, sensor) buckets kept per partition
 STATE_FORMAT = "tlsdiag-incidents"
-STATE_VERSION = 1
+STATE_VERSION = 1           # snapshot()/restore(): one document per partition (read for upgrades)
+CHUNK_FORMAT = "tlsdiag-incidents-chunk"
+CHUNKED_VERSION = 2         # save_records()/restore_records(): head + chunk records
+NCHUNKS = 128               # 10,000 open incidents (max_open) -> ~80 (~90 KB) per chunk
+RECORD_MAX_BYTES = 900_000  # a chunk record's bound (the broker's default limit is 1 MiB)
+NORTH_CHUNK = "n"
 
 NorthKey = tuple[int, str, "str | None"]
 #: the state's JSON encoding (compact, UTF-8 text not escaped)
@@ -47,6 +77,17 @@ _SAMPLE_KEYS = ("id", "rule", "rejected_by", "explanation", "evidence", "remedia
 def _conn(d: Mapping[str, object]) -> Mapping[str, object]:
     c = d.get("connection")
     return c if isinstance(c, dict) else {}
+
+
+def _loads(value: bytes | str | None) -> dict[str, Any] | None:
+    """A JSON object, or None (absent, malformed or not an object)."""
+    if not value:
+        return None
+    try:
+        doc = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _iso(ts: float) -> str:
@@ -179,19 +220,33 @@ class Incident:
 class IncidentTracker:
     def __init__(self, update_interval: float = 30.0, resolve_successes: int = 3,
                  resolve_quiet: float = 600.0, window: float = 120.0,
-                 max_open: int = 10_000) -> None:
+                 max_open: int = 10_000, resolve_hold: float = 60.0,
+                 nchunks: int = NCHUNKS) -> None:
         self.update_interval = update_interval
         self.resolve_successes = resolve_successes
         self.resolve_quiet = resolve_quiet
+        self.resolve_hold = resolve_hold
         self.window = window
         self.max_open = max_open
+        self.nchunks = max(1, int(nchunks))
         self.open: dict[tuple[str, str, str], Incident] = {}
         self._by_endpoint: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         # northbound successes per input partition: (second, router endpoint, sensor) -> count,
         # in arrival order (bounded; pruned once older than any window that can still use them)
         self._north: dict[int, OrderedDict[NorthKey, int]] = {}
         self._dirty: set[int] = set()
+        # saved state (format 2): (partition, chunk) -> its open incidents; per partition the
+        # chunks changed since the last save, whether the northbound buckets changed, whether
+        # everything must be rewritten (restored from format 1 or another chunk count), the
+        # highest generation seen and the records the saved head names: chunk -> (gen, parts)
+        self._chunks: dict[tuple[int, int], dict[tuple[str, str, str], Incident]] = {}
+        self._dirty_chunks: dict[int, set[int]] = {}
+        self._north_dirty: set[int] = set()
+        self._full: set[int] = set()
+        self._gen: dict[int, int] = {}
+        self._layout: dict[int, dict[str, tuple[int, int]]] = {}
         self.opened = self.resolved = self.dropped = 0
+        self.too_large = 0          # incidents left out of a save (one alone over the limit)
 
     # -- input --------------------------------------------------------------------------------
     def failure(self, d: Mapping[str, object], sensor: str | None, t: float,
@@ -207,16 +262,15 @@ class IncidentTracker:
             # deterministic: the same first failure (a replay) gives the same incident id
             iid = hashlib.sha256(("%s|%s|%s|%.6f" % (key + (t,))).encode()).hexdigest()[:16]
             inc = Incident(key=key, id=iid, first_seen=t, last_seen=t, part=part)
-            self.open[key] = inc
-            self._by_endpoint.setdefault(key[:2], set()).add(key)
+            self._insert(inc)
             inc.add(d, sensor, t)
             self.opened += 1
-            self._dirty.add(part)
+            self._touch(inc)
             self._correlate(inc)
             events.append(self._emit(inc, "opened", now))
             return events
         inc.add(d, sensor, t)
-        self._dirty.add(inc.part)
+        self._touch(inc)
         changed = self._correlate(inc)
         if changed or (inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval):
             events.append(self._emit(inc, "updated", now))
@@ -233,29 +287,38 @@ class IncidentTracker:
                 # only an incident whose window holds this success can gain an impact from it
                 if inc.key[0] == "southbound" and inc.impact is None \
                         and inc.first_seen - w <= t <= inc.last_seen + w and self._correlate(inc):
-                    self._dirty.add(inc.part)
+                    self._touch(inc)
                     events.append(self._emit(inc, "updated", now))
         for key in list(self._by_endpoint.get((direction, server), ())):
             inc = self.open[key]
             if t < inc.last_seen:
                 continue
-            inc.successes_since += 1
-            self._dirty.add(inc.part)
-            if inc.successes_since >= self.resolve_successes:
+            if inc.successes_since < self.resolve_successes:
+                # counted up to the threshold only: only ">= resolve_successes" matters, and a
+                # held incident then does not change (nor need saving) with every success
+                inc.successes_since += 1
+                self._touch(inc)
+            if inc.successes_since >= self.resolve_successes \
+                    and t - inc.last_seen >= self.resolve_hold:
                 events.append(self._resolve(inc, now, "handshakes to this server succeed again"))
         return events
 
     def tick(self, now: float, data_time: float | None = None) -> list[dict[str, object]]:
-        """Rate-limited updates that are due, and quiet incidents resolved.  ``data_time``
-        is the newest summary time seen (incidents age by data time, not wall time)."""
+        """Rate-limited updates that are due, and incidents resolved: quiet ones, and held
+        ones (enough successes already) whose last failure is now ``resolve_hold`` old.
+        ``data_time`` is the newest summary time seen (incidents age by data time, not wall
+        time)."""
         events = []
         ref = data_time if data_time is not None else now
         for inc in list(self.open.values()):
             if ref - inc.last_seen >= self.resolve_quiet:
                 events.append(self._resolve(inc, now, "no failure for %ds" % self.resolve_quiet))
+            elif inc.successes_since >= self.resolve_successes \
+                    and ref - inc.last_seen >= self.resolve_hold:
+                events.append(self._resolve(inc, now, "handshakes to this server succeed again"))
             elif inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval:
                 self._correlate(inc)
-                self._dirty.add(inc.part)
+                self._touch(inc)
                 events.append(self._emit(inc, "updated", now))
         return events
 
@@ -269,7 +332,8 @@ class IncidentTracker:
         return {inc.part for inc in self.open.values()} | set(self._north)
 
     def snapshot(self, part: int) -> dict[str, Any]:
-        """Partition ``part``'s open incidents and northbound success buckets (JSON-able)."""
+        """Partition ``part``'s open incidents and northbound success buckets (JSON-able):
+        the format version 1 document."""
         north: Mapping[NorthKey, int] = self._north.get(part) or {}
         return {"format": STATE_FORMAT, "version": STATE_VERSION,
                 "incidents": [inc.to_state() for inc in self.open.values() if inc.part == part],
@@ -286,35 +350,128 @@ class IncidentTracker:
                                    if inc.part == part]), tail[1:])
 
     def restore(self, part: int, doc: object) -> int:
-        """Replace partition ``part``'s state with a :meth:`snapshot`; returns the number of
-        open incidents restored.  Malformed items are skipped; a malformed document is ignored."""
+        """Replace partition ``part``'s state with a :meth:`snapshot` (format version 1);
+        returns the number of open incidents restored.  Malformed items are skipped; a
+        malformed document is ignored.  The next :meth:`save_records` rewrites it whole."""
         self.drop(part)
         if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT \
                 or doc.get("version") != STATE_VERSION:
             return 0
-        n = 0
-        for item in doc.get("incidents") or []:
-            if len(self.open) >= self.max_open:
-                self.dropped += 1
-                break
-            try:
-                inc = Incident.from_state(item, part)
-            except (KeyError, TypeError, ValueError):
-                continue
-            if inc.key in self.open:
-                continue
-            self.open[inc.key] = inc
-            self._by_endpoint.setdefault(inc.key[:2], set()).add(inc.key)
-            n += 1
-        for item in doc.get("north") or []:
-            try:
-                sec, srv, sensor, cnt = item
-                self._add_north(part, float(sec), str(srv),
-                                None if sensor is None else str(sensor), int(cnt))
-            except (TypeError, ValueError):
-                continue
+        n = self._load_items(part, doc.get("incidents"))
+        self._load_north(part, doc.get("north"))
         self._dirty.discard(part)
+        self._north_dirty.discard(part)
+        self._full.add(part)
         return n
+
+    def save_records(self, part: int, **extra: Any) -> list[tuple[str, bytes | None]]:
+        """The records that bring partition ``part``'s saved state (format 2) up to date, in
+        the order they must be written (to one Kafka partition): ``(key suffix, value)`` --
+        the changed chunks' parts under a new generation, the head (suffix ``""``, with
+        ``extra``), then tombstones (value None) for the records the previous head named and
+        this one does not.  Assumes they will be written: the next call builds on them."""
+        gen = self._gen.get(part, 0) + 1
+        old = self._layout.get(part, {})
+        new = dict(old)
+        full = part in self._full
+        if full:
+            new = {}
+            chunks = {c for (p, c) in self._chunks if p == part}
+        else:
+            chunks = self._dirty_chunks.get(part, set())
+        out: list[tuple[str, bytes | None]] = []
+        for c in sorted(chunks):
+            name = str(c)
+            incs = self._chunks.get((part, c))
+            texts = [inc.state_json() for inc in incs.values()] if incs else []
+            self._put_chunk(out, new, name, gen, "incidents", texts)
+        if full or part in self._north_dirty:
+            north: Mapping[NorthKey, int] = self._north.get(part) or {}
+            texts = [_state_dumps([sec, srv, sensor, n]) for (sec, srv, sensor), n in north.items()]
+            self._put_chunk(out, new, NORTH_CHUNK, gen, "north", texts)
+        head = {"format": STATE_FORMAT, "version": CHUNKED_VERSION, "gen": gen,
+                "nchunks": self.nchunks, "chunks": {k: list(v) for k, v in sorted(new.items())},
+                **extra}
+        out.append(("", _state_dumps(head).encode()))
+        for name, (g, nparts) in sorted(old.items()):
+            if new.get(name) != (g, nparts):
+                out.extend(("/%s/%d/%d" % (name, g, i), None) for i in range(nparts))
+        self._gen[part] = gen
+        self._layout[part] = new
+        self._dirty_chunks.pop(part, None)
+        self._north_dirty.discard(part)
+        self._full.discard(part)
+        return out
+
+    def restore_records(self, part: int, records: Mapping[str, bytes | str]
+                        ) -> tuple[dict[str, Any] | None, int, list[str]]:
+        """Replace partition ``part``'s state with the saved one: ``records`` maps the key
+        suffix (``""`` for the head) of every live record under the partition's state key to
+        its value.  Returns (the head document or None, the number of open incidents restored,
+        the suffixes of the records the head does not name -- orphans of an interrupted save,
+        to be deleted).  Reads a format 1 head too.  A head naming a record that is missing or
+        malformed loads the rest (the missing suffixes are in the head's ``"missing"``)."""
+        self.drop(part)
+        gens = [0]
+        parsed: dict[str, tuple[str, int, int]] = {}
+        for suffix in records:
+            bits = suffix.split("/")
+            if len(bits) == 4 and bits[0] == "" and bits[2].isdigit() and bits[3].isdigit():
+                parsed[suffix] = (bits[1], int(bits[2]), int(bits[3]))
+                gens.append(int(bits[2]))
+        head = _loads(records.get(""))
+        named: set[str] = set()
+        n = 0
+        if head is not None and head.get("format") == STATE_FORMAT \
+                and head.get("version") == STATE_VERSION:
+            n = self.restore(part, head)            # format 1: rewritten whole at the next save
+        elif head is not None and head.get("format") == STATE_FORMAT \
+                and head.get("version") == CHUNKED_VERSION and isinstance(head.get("chunks"), dict):
+            layout: dict[str, tuple[int, int]] = {}
+            missing: list[str] = []
+            for name, v in head["chunks"].items():
+                try:
+                    g, nparts = int(v[0]), int(v[1])
+                except (TypeError, ValueError, IndexError, KeyError):
+                    continue
+                layout[str(name)] = (g, nparts)
+                for i in range(nparts):
+                    suffix = "/%s/%d/%d" % (name, g, i)
+                    named.add(suffix)
+                    doc = _loads(records.get(suffix))
+                    if doc is None or doc.get("format") != CHUNK_FORMAT or doc.get("chunk") != name \
+                            or doc.get("gen") != g:
+                        missing.append(suffix)
+                        continue
+                    if name == NORTH_CHUNK:
+                        self._load_north(part, doc.get("north"))
+                    else:
+                        n += self._load_items(part, doc.get("incidents"))
+            self._layout[part] = layout
+            if head.get("nchunks") != self.nchunks or missing:
+                self._full.add(part)                # another layout: rewrite it whole
+            try:
+                gens.append(int(head.get("gen") or 0))
+            except (TypeError, ValueError):
+                pass
+            head = dict(head, missing=missing)
+        elif head is not None:
+            head = None
+        self._gen[part] = max(gens)
+        self._dirty.discard(part)
+        self._dirty_chunks.pop(part, None)
+        self._north_dirty.discard(part)
+        orphans = sorted(s for s in records if s and s not in named)
+        return head, n, orphans
+
+    def forget_loaded(self, part: int) -> None:
+        """Forget partition ``part``'s incidents and buckets but not where its saved state is:
+        the next :meth:`save_records` replaces that whole (newer generation, tombstones)."""
+        gen, layout = self._gen.get(part, 0), self._layout.get(part, {})
+        self.drop(part)
+        self._gen[part] = gen
+        self._layout[part] = layout
+        self._full.add(part)
 
     def drop(self, part: int) -> None:
         """Forget partition ``part``'s state (it was revoked: another instance owns it now)."""
@@ -322,8 +479,86 @@ class IncidentTracker:
             self._forget(inc)
         self._north.pop(part, None)
         self._dirty.discard(part)
+        self._dirty_chunks.pop(part, None)
+        self._north_dirty.discard(part)
+        self._full.discard(part)
+        self._gen.pop(part, None)
+        self._layout.pop(part, None)
 
     # -- internals ----------------------------------------------------------------------------
+    def chunk_of(self, inc: Incident) -> int:
+        return int(inc.id[:8], 16) % self.nchunks
+
+    def _insert(self, inc: Incident) -> None:
+        self.open[inc.key] = inc
+        self._by_endpoint.setdefault(inc.key[:2], set()).add(inc.key)
+        self._chunks.setdefault((inc.part, self.chunk_of(inc)), {})[inc.key] = inc
+
+    def _touch(self, inc: Incident) -> None:
+        self._dirty.add(inc.part)
+        d = self._dirty_chunks.get(inc.part)
+        if d is None:
+            d = self._dirty_chunks[inc.part] = set()
+        d.add(self.chunk_of(inc))
+
+    def _put_chunk(self, out: list[tuple[str, bytes | None]], layout: dict[str, tuple[int, int]],
+                   name: str, gen: int, field_name: str, texts: list[str]) -> None:
+        """Append chunk ``name``'s records (parts of at most RECORD_MAX_BYTES) to ``out`` and
+        name them in ``layout``; an empty chunk has no record."""
+        if not texts:
+            layout.pop(name, None)
+            return
+        pre = '{"format":"%s","version":%d,"chunk":%s,"gen":%d,"part":%%d,"%s":[' % (
+            CHUNK_FORMAT, CHUNKED_VERSION, _state_dumps(name), gen, field_name)
+        body = ",".join(texts).encode()
+        if len(body) + len(pre) + 16 <= RECORD_MAX_BYTES:
+            groups = [body]
+        else:                               # rare: split at item boundaries
+            groups, cur, size = [], [], 0
+            for t in texts:
+                b = t.encode()
+                if len(b) + len(pre) + 16 > RECORD_MAX_BYTES:
+                    self.too_large += 1     # one item alone over the limit (not expected)
+                    continue
+                if cur and size + len(b) + 1 + len(pre) + 16 > RECORD_MAX_BYTES:
+                    groups.append(b",".join(cur))
+                    cur, size = [], 0
+                cur.append(b)
+                size += len(b) + 1
+            if cur:
+                groups.append(b",".join(cur))
+            if not groups:
+                layout.pop(name, None)
+                return
+        for i, g in enumerate(groups):
+            out.append(("/%s/%d/%d" % (name, gen, i), (pre % i).encode() + g + b"]}"))
+        layout[name] = (gen, len(groups))
+
+    def _load_items(self, part: int, items: object) -> int:
+        n = 0
+        for item in items if isinstance(items, list) else []:
+            if len(self.open) >= self.max_open:
+                self.dropped += 1
+                break
+            try:
+                inc = Incident.from_state(item, part)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+            if inc.key in self.open:
+                continue
+            self._insert(inc)
+            n += 1
+        return n
+
+    def _load_north(self, part: int, items: object) -> None:
+        for item in items if isinstance(items, list) else []:
+            try:
+                sec, srv, sensor, cnt = item
+                self._add_north(part, float(sec), str(srv),
+                                None if sensor is None else str(sensor), int(cnt))
+            except (TypeError, ValueError):
+                continue
+
     def _emit(self, inc: Incident, event: str, now: float) -> dict[str, object]:
         inc.emitted_count = inc.count
         inc.last_emit = now
@@ -336,11 +571,17 @@ class IncidentTracker:
             keys.discard(inc.key)
             if not keys:
                 del self._by_endpoint[inc.key[:2]]
+        ck = (inc.part, self.chunk_of(inc))
+        members = self._chunks.get(ck)
+        if members is not None:
+            members.pop(inc.key, None)
+            if not members:
+                del self._chunks[ck]
 
     def _resolve(self, inc: Incident, now: float, why: str) -> dict[str, object]:
         inc.state = "resolved"
         self._forget(inc)
-        self._dirty.add(inc.part)
+        self._touch(inc)
         self.resolved += 1
         ev = self._emit(inc, "resolved", now)
         ev["resolution"] = why
@@ -385,6 +626,7 @@ class IncidentTracker:
             buckets = self._north[part] = OrderedDict()
         k = (int(t), server, sensor)
         self._dirty.add(part)
+        self._north_dirty.add(part)
         if k in buckets:
             buckets[k] += n
             return False

@@ -64,7 +64,7 @@ def test_snapshot_json_equals_snapshot_through_every_change():
 
 
 def test_memo_follows_changes():
-    t = IncidentTracker(update_interval=0, resolve_successes=2, window=60)
+    t = IncidentTracker(update_interval=0, resolve_successes=2, window=60, resolve_hold=0)
     t.failure(diag(0, "10.0.3.2:443", "expired"), "mp", 100.0, 1.0, 0)
     first = t.snapshot_json(0)
     assert t.snapshot_json(0) == first                          # unchanged: same text

@@ -13,7 +13,7 @@ def diag(i, direction="southbound", server="10.0.3.2:443", cause="cipher_mismatc
 
 
 def test_grouping_updates_and_resolution():
-    t = IncidentTracker(update_interval=10, resolve_successes=2, resolve_quiet=600)
+    t = IncidentTracker(update_interval=10, resolve_successes=2, resolve_quiet=600, resolve_hold=0)
     ev = t.failure(diag(0), "mp-1", 100.0, now=1000.0)
     assert [e["event"] for e in ev] == ["opened"] and ev[0]["count"] == 1
     # more failures inside the update interval: no event (rate limit)
@@ -90,7 +90,7 @@ def test_snapshot_restore_round_trip_per_partition():
     into a new tracker: later failures update the same incident (no second 'opened', same id,
     counts continue), successes keep counting towards resolution, correlation still works."""
     import json
-    t = IncidentTracker(update_interval=0, resolve_successes=3, window=60)
+    t = IncidentTracker(update_interval=0, resolve_successes=3, window=60, resolve_hold=0)
     t.success("northbound", "10.0.1.1:443", "router-1", 99.0, now=1.0, part=2)
     a = t.failure(diag(0), "mp-1", 100.0, now=1.0, part=0)[0]
     t.failure(diag(1), "mp-1", 101.0, now=1.0, part=0)
@@ -101,7 +101,7 @@ def test_snapshot_restore_round_trip_per_partition():
     assert len(docs[0]["incidents"]) == 1 and len(docs[1]["incidents"]) == 1
     assert docs[2]["north"] == [[99, "10.0.1.1:443", "router-1", 1]]
 
-    u = IncidentTracker(update_interval=0, resolve_successes=3, window=60)
+    u = IncidentTracker(update_interval=0, resolve_successes=3, window=60, resolve_hold=0)
     assert u.restore(0, docs[0]) == 1 and u.restore(2, docs[2]) == 0
     assert set(k[1] for k in u.open) == {"10.0.3.2:443"}          # partition 1 not restored
     assert u.take_dirty() == set()
