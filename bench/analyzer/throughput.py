@@ -147,11 +147,14 @@ class NullProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
 
-    def send(self, topic, key=None, value=None, headers=None):
+    def send(self, topic, key=None, value=None, headers=None, partition=None):
         self.sent.append((topic, key, value))
 
     def flush(self, timeout=None):
         pass
+
+    def partitions_for(self, topic):
+        return {0, 1, 2}
 
 
 class DictCerts:
