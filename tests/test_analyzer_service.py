@@ -340,3 +340,109 @@ def test_webhook_retries_signature_and_metrics(broker, tmp_path):
     assert "tlsdiag_analyzer_webhook_events_total" in text
     log = (tmp_path / "w.log").read_text()
     assert "abc" not in log and "s3cret" not in log      # secrets are not logged
+
+
+def outage_items(items, truststore, n_servers, rounds, t0_offset=0.0):
+    """A big outage: ``n_servers`` distinct backends failing with one cause (a southbound
+    failure of the test captures, cloned onto 10.30.x.y:443 with new ids and clients), each
+    ``rounds`` times.  Returns [(raw, certs)] in time order and the cause."""
+    import hashlib
+    for (d, _), (raw, certs) in zip(_in_process(items, truststore), items):
+        if d is not None and d["direction"] == "southbound" and d["cause"] == "cipher_mismatch" \
+                and not certs:
+            break
+    else:
+        raise AssertionError("no southbound cipher mismatch in the test captures")
+    out = []
+    base = raw["end"] + t0_offset
+    for r in range(rounds):
+        for i in range(n_servers):
+            c = dict(raw)
+            k = r * n_servers + i
+            c["id"] = hashlib.sha256(("outage-%s-%d-%s" % (raw["id"], k, t0_offset)).encode()
+                                     ).hexdigest()[:16]
+            c["server"] = "10.30.%d.%d:443" % (i // 250, i % 250 + 1)
+            c["client"] = "10.10.3.1:%d" % (20000 + k % 40000)
+            c["start"] = base + k * 0.005
+            c["end"] = c["start"] + 0.001
+            out.append((c, certs))
+    return out, d["cause"]
+
+
+@pytest.mark.parametrize("mode", ["exactly-once", "at-least-once"])
+def test_big_outage_state_survives_sigkill(broker, tmp_path, mode):
+    """More open incidents in one input partition than fit in one record of the old state
+    format (1,200 backends failing with one cause, ~2 KB of state each: ~2.4 MB): the analyzer
+    is SIGKILLed mid-stream and restarted, then every backend fails once more.  The state was
+    saved (in bounded chunk records) and restored: no incident opened twice, every count is
+    exactly 2 (not doubled by the replay, nothing lost), the state never skipped as too large,
+    and no record on the profiles topic is over the broker's default limit."""
+    from tlsdiag.kafka_topics import ensure_topics
+    n = 1200
+    first, cause = outage_items(stamped(), str(TRUST), n, 1)
+    second, _ = outage_items(stamped(), str(TRUST), n, 1, t0_offset=30.0)
+    exp = expected_failures(first + second, str(TRUST))
+    assert len(exp) == 2 * n and set(exp.values()) == {cause}
+    prefix = "k4" if mode == "exactly-once" else "k4b"
+    extra = [] if mode == "exactly-once" else ["--at-least-once"]
+    # one input partition: all 1,200 incidents belong to it
+    assert ensure_topics(broker.bootstrap, {prefix + ".handshakes": False}, partitions=1)
+    publish(broker.bootstrap, first, tmp_path, prefix)
+
+    a1 = subprocess.Popen(analyzer_cmd(broker.bootstrap, prefix, "g4", "--max-records", "50",
+                                       "--batch-delay-ms", "1000", "--incident-update-s", "0",
+                                       "-v", *extra),
+                          stdout=open(tmp_path / "b1.log", "wb"), stderr=subprocess.STDOUT,
+                          cwd=REPO)
+
+    def opened():
+        return {json.loads(e)["incident"]
+                for e in kcat(broker.bootstrap, prefix + ".incidents", fmt="%s\n")
+                if '"event":"opened"' in e}
+    try:
+        wait_for(lambda: len(opened()) >= 750, 240, "750 incidents opened", poll=0.1)
+    finally:
+        a1.send_signal(signal.SIGKILL)
+        a1.wait(10)
+    killed_at = len(opened())
+    assert killed_at < n, "the analyzer finished before the kill: nothing tested"
+    publish(broker.bootstrap, second, tmp_path, prefix)
+
+    a2 = subprocess.Popen(analyzer_cmd(broker.bootstrap, prefix, "g4", "--max-records", "500",
+                                       "--incident-update-s", "0", "-v", *extra),
+                          stdout=open(tmp_path / "b2.log", "wb"), stderr=subprocess.STDOUT,
+                          cwd=REPO)
+    try:
+        wait_for(lambda: len(set(diag_keys(broker.bootstrap, prefix + ".diagnoses"))) >= 2 * n,
+                 240, "all diagnoses")
+        time.sleep(3)
+        a2.send_signal(signal.SIGTERM)
+        assert a2.wait(60) == 0, (tmp_path / "b2.log").read_text()[-3000:]
+    finally:
+        if a2.poll() is None:
+            a2.kill()
+    log1, log2 = (tmp_path / "b1.log").read_text(), (tmp_path / "b2.log").read_text()
+    import re
+    restored = [int(x) for x in re.findall(r"restored (\d+) open incident\(s\)", log2)]
+    # the state the killed analyzer saved held (nearly) every incident it had opened: far more
+    # than the ~450 (2 KB each) the old single record could hold
+    assert restored and restored[0] >= 700, (restored, log2[-2000:])
+    assert "too large" not in log1 + log2 and "not saved" not in log1 + log2
+    stats = re.findall(r"incident_state_too_large=(\d+)", log2)
+    assert stats and set(stats) == {"0"}, stats
+    inc = [json.loads(x) for x in kcat(broker.bootstrap, prefix + ".incidents", fmt="%s\n")]
+    ids = [e["incident"] for e in inc if e["event"] == "opened"]
+    keys = [e["key"] for e in inc if e["event"] == "opened"]
+    assert len(ids) == len(set(ids)) == n and len(set(keys)) == n, (len(ids), len(set(ids)))
+    assert not [e for e in inc if e["event"] == "resolved"]
+    final: dict = {}
+    for e in inc:
+        final[e["incident"]] = max(final.get(e["incident"], 0), e["count"])
+    assert sorted(set(final.values())) == [2], sorted(set(final.values()))
+    assert len(final) == n
+    # the profiles topic: bounded records; the incident state is head + chunk records
+    sizes = kcat(broker.bootstrap, prefix + ".profiles", fmt="%S %k\n")
+    state = [(int(s.split(" ", 1)[0]), s.split(" ", 1)[1]) for s in sizes
+             if s.split(" ", 1)[1].startswith("g4/%s.handshakes/0/incidents" % prefix)]
+    assert state and max(sz for sz, _ in state) <= 900_000
+    assert any(k.count("/") == 6 for _, k in state)           # chunk records .../c/gen/part
