@@ -27,7 +27,7 @@ forgets open incidents (and re-opens them) nor counts a replayed summary twice.
 Saved state, format version 2 (record keys are suffixes of the partition's state key ``K``)::
 
     K                     head  {"format": "tlsdiag-incidents", "version": 2, "gen": G,
-                                 "nchunks": 128, "chunks": {"<chunk>": [gen, parts], ...},
+                                 "nchunks": 512, "chunks": {"<chunk>": [gen, parts], ...},
                                  ...extra (the service: "offset", "data_time")}
     K/<chunk>/<gen>/<i>   part i of a chunk  {"format": "tlsdiag-incidents-chunk",
                                  "version": 2, "chunk": "<chunk>", "gen": gen, "part": i,
@@ -63,7 +63,7 @@ STATE_FORMAT = "tlsdiag-incidents"
 STATE_VERSION = 1           # snapshot()/restore(): one document per partition (read for upgrades)
 CHUNK_FORMAT = "tlsdiag-incidents-chunk"
 CHUNKED_VERSION = 2         # save_records()/restore_records(): head + chunk records
-NCHUNKS = 128               # 10,000 open incidents (max_open) -> ~80 (~90 KB) per chunk
+NCHUNKS = 512               # 10,000 open incidents (max_open) -> ~20 (~25 KB) per chunk
 RECORD_MAX_BYTES = 900_000  # a chunk record's bound (the broker's default limit is 1 MiB)
 NORTH_CHUNK = "n"
 

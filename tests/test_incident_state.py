@@ -67,7 +67,7 @@ def test_ten_thousand_open_incidents_round_trip_in_bounded_records():
     sizes = [len(v) for _, v in recs if v is not None]
     assert max(sizes) <= I.RECORD_MAX_BYTES, max(sizes)
     assert len(recs) == I.NCHUNKS + 2                    # every chunk + north + head
-    assert max(sizes[:-1]) < 200_000                     # ~80 incidents a chunk
+    assert max(sizes[:-1]) < 100_000                     # ~20 incidents a chunk
     topic = apply({}, recs)
     u, head, n, orphans = restored(topic, max_open=10_000)
     assert n == 10_000 and orphans == [] and head["offset"] == 10_001
@@ -331,3 +331,24 @@ def test_held_incident_resolves_in_tick_by_data_time():
     t.failure(diag(2, "10.0.3.9:443"), "mp", 210.0, now=3.0)
     assert "resolved" not in [e["event"] for e in t.tick(now=600.0, data_time=300.0)]
     assert t.open
+
+
+def test_resolve_hold_setting_flag_config_and_default(tmp_path):
+    from analyzer.config import build_config
+    from analyzer.service import Analyzer, build_parser, load_analyzer_config
+    p = build_parser()
+    cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092"]), {})
+    assert cfg.incident_resolve_hold_s == 60.0
+    an = Analyzer(cfg, build_config({}, environ={}))
+    assert an.incidents.resolve_hold == 60.0
+    cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092", "--incident-resolve-hold-s",
+                                             "0"]), {})
+    assert Analyzer(cfg, build_config({}, environ={})).incidents.resolve_hold == 0.0
+    conf = tmp_path / "a.toml"
+    conf.write_text("[analyzer]\nincident_resolve_hold_s = 90\n")
+    cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092", "--config", str(conf)]), {})
+    assert cfg.incident_resolve_hold_s == 90.0
+    conf.write_text("[analyzer]\nincident_resolve_hold_s = \"soon\"\n")
+    from analyzer.config import ConfigError
+    with pytest.raises(ConfigError, match="not a number"):
+        load_analyzer_config(p.parse_args(["--kafka", "k:9092", "--config", str(conf)]), {})
