@@ -53,6 +53,6 @@ setup(
         # it computes it in pure Python (a large share of the analyzer's consume cost)
         "crc32c>=2.3",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6.100"]},
+    extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "PyYAML>=6"]},
     entry_points={"console_scripts": ["tlsdiag = tlsdiag.cli:main"]},
 )
