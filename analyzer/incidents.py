@@ -70,7 +70,6 @@ NORTH_CHUNK = "n"
 NorthKey = tuple[int, str, "str | None"]
 #: the state's JSON encoding (compact, UTF-8 text not escaped)
 _state_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_STATE_HEAD = _state_dumps({"format": STATE_FORMAT, "version": STATE_VERSION})[:-1]
 _SAMPLE_KEYS = ("id", "rule", "rejected_by", "explanation", "evidence", "remediation")
 
 
@@ -181,7 +180,7 @@ class Incident:
         (count, first/last seen, clients, sensors, names, sample), the tracker's success
         counting (successes_since), ``_emit`` (emitted_count, last_emit) or ``_correlate``
         (a new impact object); those values and the impact's identity are the memo's key.
-        Most open incidents do not change between two snapshots of their partition."""
+        Most open incidents do not change between two saves of their chunk."""
         fp = (self.count, self.first_seen, self.last_seen, self.clients_total,
               self.successes_since, self.emitted_count, self.last_emit)
         m = self._state_memo
@@ -338,16 +337,6 @@ class IncidentTracker:
         return {"format": STATE_FORMAT, "version": STATE_VERSION,
                 "incidents": [inc.to_state() for inc in self.open.values() if inc.part == part],
                 "north": [[sec, srv, sensor, n] for (sec, srv, sensor), n in north.items()]}
-
-    def snapshot_json(self, part: int, **extra: Any) -> str:
-        """``json.dumps({**self.snapshot(part), **extra})``, compact and not ASCII-escaped --
-        the same text, built from each incident's memoized :meth:`Incident.state_json`."""
-        north: Mapping[NorthKey, int] = self._north.get(part) or {}
-        tail = _state_dumps({"north": [[sec, srv, sensor, n]
-                                       for (sec, srv, sensor), n in north.items()], **extra})
-        return "%s,\"incidents\":[%s],%s" % (
-            _STATE_HEAD, ",".join([inc.state_json() for inc in self.open.values()
-                                   if inc.part == part]), tail[1:])
 
     def restore(self, part: int, doc: object) -> int:
         """Replace partition ``part``'s state with a :meth:`snapshot` (format version 1);

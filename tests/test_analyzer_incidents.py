@@ -1,7 +1,8 @@
-"""The incident state the analyzer writes with every batch (``IncidentTracker.snapshot_json``,
-built from per-incident memoized JSON) is byte for byte the JSON of ``snapshot()`` -- after
-every kind of change to an incident: failures, successes, rate-limited updates, correlation
-with northbound successes, resolution, restore."""
+"""The incident state the analyzer saves is built from per-incident memoized JSON
+(``Incident.state_json``, the items of the chunk records ``save_records`` writes); it is byte
+for byte the JSON of the incidents in ``snapshot()`` -- after every kind of change to an
+incident: failures, successes, rate-limited updates, correlation with northbound successes,
+resolution, restore."""
 from __future__ import annotations
 
 import json
@@ -18,17 +19,22 @@ def diag(i, server, cause, direction="southbound"):
                            "server_name": "b%d.example.test" % (i % 3)}}
 
 
-def reference(t, part, **extra):
-    return json.dumps({**t.snapshot(part), **extra}, ensure_ascii=False, separators=(",", ":"))
+def reference(t, part):
+    """The partition's incidents, JSON-encoded from scratch."""
+    return json.dumps(t.snapshot(part)["incidents"], ensure_ascii=False, separators=(",", ":"))
 
 
-def check_all(t, k):
+def memo_text(t, part):
+    """The same list from each incident's memoized JSON (what save_records writes)."""
+    return "[%s]" % ",".join(inc.state_json() for inc in t.open.values() if inc.part == part)
+
+
+def check_all(t):
     for part in range(3):
-        extra = {"offset": k, "data_time": 100.0 + k}
-        assert t.snapshot_json(part, **extra) == reference(t, part, **extra)
+        assert memo_text(t, part) == reference(t, part)
 
 
-def test_snapshot_json_equals_snapshot_through_every_change():
+def test_memoized_state_equals_snapshot_through_every_change():
     rnd = random.Random(4)
     t = IncidentTracker(update_interval=5, resolve_successes=3, resolve_quiet=300, window=30)
     servers = ["10.0.3.%d:443" % i for i in range(6)]
@@ -53,12 +59,12 @@ def test_snapshot_json_equals_snapshot_through_every_change():
         seen_events.update(e["event"] for e in evs)
         had_impact = had_impact or any(inc.impact for inc in t.open.values())
         if k % 7 == 0:
-            check_all(t, k)
+            check_all(t)
         if k == 1500:             # a restore (partition 1) keeps the texts equal too
-            doc = json.loads(t.snapshot_json(1, offset=1, data_time=None))
+            doc = json.loads(json.dumps(t.snapshot(1)))
             t.restore(1, doc)
-            check_all(t, k)
-    check_all(t, 3000)
+            check_all(t)
+    check_all(t)
     assert seen_events == {"opened", "updated", "resolved"}
     assert had_impact                     # the correlation path was exercised
 
@@ -66,15 +72,16 @@ def test_snapshot_json_equals_snapshot_through_every_change():
 def test_memo_follows_changes():
     t = IncidentTracker(update_interval=0, resolve_successes=2, window=60, resolve_hold=0)
     t.failure(diag(0, "10.0.3.2:443", "expired"), "mp", 100.0, 1.0, 0)
-    first = t.snapshot_json(0)
-    assert t.snapshot_json(0) == first                          # unchanged: same text
+    inc = next(iter(t.open.values()))
+    first = inc.state_json()
+    assert inc.state_json() is first                            # unchanged: the memo
     t.failure(diag(1, "10.0.3.2:443", "expired"), "mp", 101.0, 2.0, 0)
-    second = t.snapshot_json(0)
-    assert second != first and '"count":2' in second
+    second = memo_text(t, 0)
+    assert second != "[%s]" % first and '"count":2' in second
     t.success("northbound", "10.0.1.1:443", "r-1", 101.5, 3.0, 0)  # correlation: impact
-    third = t.snapshot_json(0)
+    third = memo_text(t, 0)
     assert '"client_facing":true' in third and third == reference(t, 0)
     t.success("southbound", "10.0.3.2:443", "mp", 102.0, 4.0, 0)   # successes_since
-    assert t.snapshot_json(0) == reference(t, 0) != third
+    assert memo_text(t, 0) == reference(t, 0) != third
     t.success("southbound", "10.0.3.2:443", "mp", 103.0, 5.0, 0)   # resolved: gone
-    assert json.loads(t.snapshot_json(0))["incidents"] == []
+    assert memo_text(t, 0) == "[]" and not t.open

@@ -54,6 +54,12 @@ def restored(topic, **kw):
     return u, head, n, orphans
 
 
+def v1_record(t, part, **extra):
+    """The format 1 record (one document per partition) analyzers before format 2 wrote."""
+    return json.dumps({**t.snapshot(part), **extra}, ensure_ascii=False,
+                      separators=(",", ":")).encode()
+
+
 def test_ten_thousand_open_incidents_round_trip_in_bounded_records():
     t = IncidentTracker(update_interval=30, max_open=10_000)
     for i in range(10_000):
@@ -61,7 +67,7 @@ def test_ten_thousand_open_incidents_round_trip_in_bounded_records():
     t.success("northbound", "10.0.1.1:443", "router-1", 1050.0, now=1.0)
     assert len(t.open) == 10_000 and t.dropped == 0
     # the old single record would be ~10 MB: far over the limit (it was not saved at all)
-    assert len(t.snapshot_json(0, offset=1).encode()) > 10 * I.RECORD_MAX_BYTES
+    assert len(v1_record(t, 0, offset=1)) > 10 * I.RECORD_MAX_BYTES
     recs = t.save_records(0, offset=10_001, data_time=1100.0)
     assert recs[-1][0] == "" or any(k == "" for k, _ in recs)
     sizes = [len(v) for _, v in recs if v is not None]
@@ -210,7 +216,7 @@ def test_format_1_state_is_read_and_rewritten_whole():
     for i in range(20):
         t.failure(diag(i, server(i % 12)), "mp", 100.0 + i, now=1.0)
     t.success("northbound", "10.0.1.1:443", "r", 110.0, now=1.0)
-    v1 = t.snapshot_json(0, offset=21, data_time=119.0).encode()       # what 1.x wrote
+    v1 = v1_record(t, 0, offset=21, data_time=119.0)                   # what 1.x wrote
     topic = {"": v1}
     u, head, n, orphans = restored(topic, nchunks=8)
     assert n == 12 and head["offset"] == 21 and head["data_time"] == 119.0 and not orphans
