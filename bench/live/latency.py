@@ -45,6 +45,17 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+def corpus_items(pcap: str) -> list:
+    """The ``(raw, certs)`` summaries of a capture, from the sensor pipeline."""
+    items = []
+    with FileCapture(pcap) as cap:
+        s = Summarizer(cap.linktype)
+        for buf, meta in cap:
+            items.extend(s.feed(buf, meta))
+        items.extend(s.flush())
+    return items
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pcap", required=True)
@@ -58,12 +69,7 @@ def main() -> int:
                     help="extra argument for tlsdiag analyzer (repeatable)")
     a = ap.parse_args()
 
-    items = []
-    with FileCapture(a.pcap) as cap:
-        s = Summarizer(cap.linktype)
-        for buf, meta in cap:
-            items.extend(s.feed(buf, meta))
-        items.extend(s.flush())
+    items = corpus_items(a.pcap)
     sizes = [len(encode_summary(r)) for r, _ in items]
     print("corpus: %d summaries, median msgpack size %d B (p90 %d)" % (
         len(items), statistics.median(sizes), pct(sizes, 90)), flush=True)

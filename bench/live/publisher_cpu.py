@@ -24,9 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+sys.path.insert(0, str(REPO / "bench" / "live"))
+
 from kafka_broker import start_broker  # noqa: E402
-from sensor.capture import FileCapture  # noqa: E402
-from sensor.pipeline import Summarizer  # noqa: E402
+from latency import _cpu_s, corpus_items  # noqa: E402
 from sensor.publisher import Publisher, PublisherConfig  # noqa: E402
 
 
@@ -55,12 +56,7 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=3)
     a = ap.parse_args()
 
-    items = []
-    with FileCapture(a.pcap) as cap:
-        s = Summarizer(cap.linktype)
-        for buf, meta in cap:
-            items.extend(s.feed(buf, meta))
-        items.extend(s.flush())
+    items = corpus_items(a.pcap)
     tmp = Path(tempfile.mkdtemp(prefix="tlsdiag-pubcpu-"))
     broker = start_broker(tmp / "kafka")
     try:
@@ -71,7 +67,7 @@ def main() -> int:
         for raw, certs in items[:50]:
             pub.publish(dict(raw, id="warm-%s" % raw["id"]), certs)
         pub.flush(60)
-        cpu0, b0, t0 = thread_cpu(), broker_cpu(broker.pid), time.monotonic()
+        cpu0, b0, t0 = thread_cpu(), (_cpu_s(broker.pid or -1) or 0.0), time.monotonic()
         for i in range(a.n):
             raw, certs = items[i % len(items)]
             now = time.time()
@@ -83,7 +79,7 @@ def main() -> int:
         sent_s = time.monotonic() - t0
         ok = pub.flush(300)
         wall = time.monotonic() - t0
-        cpu1, b1 = thread_cpu(), broker_cpu(broker.pid)
+        cpu1, b1 = thread_cpu(), (_cpu_s(broker.pid or -1) or 0.0)
         per = {k: round((v - cpu0.get(k, 0.0)) / a.n * 1e6, 1) for k, v in cpu1.items()
                if v - cpu0.get(k, 0.0) > 0}
         st = pub.stats()
@@ -100,14 +96,6 @@ def main() -> int:
     finally:
         broker.stop()
     return 0
-
-
-def broker_cpu(pid: int | None) -> float:
-    try:
-        st = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-        return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, TypeError):
-        return 0.0
 
 
 if __name__ == "__main__":
