@@ -6,32 +6,26 @@ default. Every value is validated here; a bad value raises :class:`ConfigError` 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple, Union
+from typing import Iterable, Mapping, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from proto.direction import (ROLES, ConfigError, IPNetwork, normalize_hostport, parse_local_nets,
+                             parse_role, split_list)
+
 log = logging.getLogger(__name__)
 
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-ROLES = ("router", "message-processor")
-DIRECTIONS = ("northbound", "southbound")
 
 #: Bounds: a truststore never holds more certificates than this, a PEM file is never read past this size.
 MAX_TRUSTSTORE_CERTS = 10_000
 MAX_PEM_BYTES = 32 * 1024 * 1024
-
-
-class ConfigError(ValueError):
-    """A setting is missing, malformed or out of range (message is one line, user-facing)."""
 
 
 class Setting(NamedTuple):
@@ -98,65 +92,11 @@ class DiagnoseConfig:
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-def parse_role(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    v = str(value).strip().lower().replace("_", "-")
-    if v in ("mp", "messageprocessor"):
-        v = "message-processor"
-    if v not in ROLES:
-        raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {value!r}")
-    return v
-
-
-def _split_list(value: object) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [p.strip() for p in value.split(",") if p.strip()]
-    if isinstance(value, (list, tuple)):
-        return [str(p).strip() for p in value if str(p).strip()]
-    raise ConfigError(f"expected a list or comma-separated string, got {value!r}")
-
-
-def parse_local_nets(value: object) -> tuple[IPNetwork, ...]:
-    nets: list[IPNetwork] = []
-    for item in _split_list(value):
-        try:
-            nets.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ConfigError(f"local net {item!r} is not a CIDR (e.g. 10.0.0.0/8)") from None
-    return tuple(nets)
-
-
-def normalize_hostport(text: str) -> str:
-    """``host:port`` canonical form used for targets and connection endpoints (IPv6 in brackets)."""
-    t = text.strip()
-    if t.startswith("["):
-        end = t.find("]")
-        if end < 0 or t[end + 1 : end + 2] != ":":
-            raise ConfigError(f"{text!r} is not HOST:PORT")
-        host, port = t[1:end], t[end + 2 :]
-    else:
-        host, sep, port = t.rpartition(":")
-        if not sep or not host:
-            raise ConfigError(f"{text!r} is not HOST:PORT")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{text!r}: port must be 1-65535")
-    host = host.lower().rstrip(".")
-    try:
-        ip = ipaddress.ip_address(host)
-        host = f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
-    except ValueError:
-        pass
-    return f"{host}:{int(port)}"
-
-
 def parse_targets(value: object) -> dict[str, str]:
     if isinstance(value, Mapping):
         items = [f"{k}={v}" for k, v in value.items()]
     else:
-        items = _split_list(value)
+        items = split_list(value)
     out: dict[str, str] = {}
     for item in items:
         hp, sep, name = item.partition("=")

@@ -19,8 +19,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from . import certs as C
 from . import rules as R
 from .certs import CertChecker, ChainReport
-from .config import ConfigError, DiagnoseConfig, normalize_hostport
-from .direction import classify
+from proto.direction import classify, normalize_hostport
+from proto.names import is_tls13_name
+
+from .config import ConfigError, DiagnoseConfig
 from .profiles import Profile, ProfileStore
 from .remediation import remediation
 
@@ -59,7 +61,7 @@ def _maybe_not_success(s: Summary) -> bool:
     """Cheap pre-check on the raw summary: could an 'established' connection still be a failure
     (client encrypted alert after the handshake, or a TLS 1.3 client record pattern)?"""
     v = s.get("version")
-    if isinstance(v, str) and (v.startswith("TLSv1.3") or v.startswith("unknown-0x7f")):
+    if is_tls13_name(v):
         ce = s.get("client_encrypted")
         if not isinstance(ce, list) or not ce or not all(map(_is_int, ce)):
             return True

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from proto.names import is_tls13_name
+
 from . import certs as C
 from .certs import ChainReport
 from .profiles import Profile
@@ -172,7 +174,7 @@ class Ctx:
         self.history = self.str_("history") or ""
         self.outcome = self.str_("outcome") or ""
         v = self.version or ""
-        self.tls13 = v.startswith("TLSv1.3") or v.startswith("unknown-0x7f")
+        self.tls13 = is_tls13_name(v)
         self.server_hello_seen = bool(v) or "s" in self.history.lstrip("^")
 
     # -- raw fields ---------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from functools import lru_cache
 from hashlib import blake2s as _blake2s
 
 from proto import names
-from proto.names import history_letter, is_grease, record_history_letter
+from proto.history import history_letter, record_history_letter
+from proto.names import is_grease
 try:
     import cython
     _COMPILED = cython.compiled

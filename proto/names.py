@@ -63,13 +63,6 @@ __all__ = [
     "HASH_ALGORITHM_NAMES",
     "SIGNATURE_ALGORITHM_NAMES",
     "GREASE_VALUES",
-    # ssl_history alphabet
-    "HISTORY_LETTERS",
-    "RECORD_HISTORY_LETTERS",
-    "HISTORY_UNASSIGNED_HANDSHAKE",
-    "HISTORY_UNKNOWN_CONTENT_TYPE",
-    "HISTORY_DIRECTION_FLIPPED",
-    "MAX_SSL_HISTORY_LENGTH",
     # functions
     "name_of",
     "is_grease",
@@ -85,8 +78,9 @@ __all__ = [
     "ec_point_format_name",
     "version_name",
     "zeek_version_name",
-    "history_letter",
-    "record_history_letter",
+    "is_tls13",
+    "is_tls13_name",
+    "TLS13_EXPERIMENTS",
 ]
 
 
@@ -1187,6 +1181,23 @@ def version_name(value: object) -> str:
     return _unknown(value, 4)
 
 
+#: TLS 1.3 code points besides 0x0304 and the drafts 0x7fNN: pre-standard experiments built
+#: on the drafts (Facebook's fizz 0x7e01/0x7e02, Google's 0xfb17/0xfb1a)
+TLS13_EXPERIMENTS = frozenset({0x7E01, 0x7E02, 0xFB17, 0xFB1A})
+_TLS13_EXPERIMENT_NAMES = frozenset(_unknown(v, 4) for v in TLS13_EXPERIMENTS)
+
+
+def is_tls13(version: int) -> bool:
+    """RFC 8446's version, its drafts (0x7fNN) and the experiments built on them: the one
+    definition of "TLS 1.3" (the sensor decides from the code, the analyzer from its name)."""
+    return version == 0x0304 or (version >> 8) == 0x7F or version in TLS13_EXPERIMENTS
+
+
+def is_tls13_name(name: object) -> bool:
+    """:func:`is_tls13` of the version :func:`version_name` rendered as ``name``."""
+    return isinstance(name, str) and (name.startswith("TLSv1.3") or name in _TLS13_EXPERIMENT_NAMES)
+
+
 _ZEEK_VERSION_NAMES: dict[int, str] = {
     0x0002: "SSLv2",
     0x0300: "SSLv3",
@@ -1215,70 +1226,3 @@ def zeek_version_name(value: object) -> str:
     if value >= 0 and value // 0xFF == 0x7F:
         return "TLSv13-draft%d" % (value % 0x7F)
     return "unknown-%d" % value
-
-
-# ---------------------------------------------------------------------------
-# Zeek ssl_history alphabet (scripts/base/protocols/ssl/main.zeek).  Letters are
-# stored upper-case; the sender decides the case: upper for the client, lower
-# for the server.  A ServerHello whose random is the RFC 8446 HelloRetryRequest
-# magic is recorded as hello_retry_request ("J"), like Zeek does.
-# ---------------------------------------------------------------------------
-
-#: Handshake message type -> ssl_history letter.
-HISTORY_LETTERS: dict[int, str] = {
-    HandshakeType.hello_request: "H",
-    HandshakeType.client_hello: "C",
-    HandshakeType.server_hello: "S",
-    HandshakeType.hello_verify_request: "V",
-    HandshakeType.new_session_ticket: "T",
-    HandshakeType.end_of_early_data: "E",
-    HandshakeType.hello_retry_request: "J",
-    HandshakeType.encrypted_extensions: "O",
-    HandshakeType.certificate: "X",
-    HandshakeType.server_key_exchange: "K",
-    HandshakeType.certificate_request: "R",
-    HandshakeType.server_hello_done: "N",
-    HandshakeType.certificate_verify: "Y",
-    HandshakeType.client_key_exchange: "G",
-    HandshakeType.finished: "F",
-    HandshakeType.certificate_url: "W",
-    HandshakeType.certificate_status: "U",
-    HandshakeType.supplemental_data: "A",
-    HandshakeType.key_update: "P",
-    HandshakeType.message_hash: "M",
-}
-
-#: Record content type -> ssl_history letter.  Handshake records have no letter
-#: of their own (each message inside gets one); other content types are "Q".
-RECORD_HISTORY_LETTERS: dict[int, str] = {
-    ContentType.change_cipher_spec: "I",
-    ContentType.alert: "L",
-    ContentType.application_data: "D",
-    ContentType.heartbeat: "B",
-}
-
-HISTORY_UNASSIGNED_HANDSHAKE = "Z"  # any handshake type not in HISTORY_LETTERS
-HISTORY_UNKNOWN_CONTENT_TYPE = "Q"  # any content type not in RECORD_HISTORY_LETTERS
-HISTORY_DIRECTION_FLIPPED = "^"  # ClientHello came from the responder
-MAX_SSL_HISTORY_LENGTH = 100  # Zeek's max_ssl_history_length
-
-
-def history_letter(handshake_type: object, from_client: bool) -> str:
-    """ssl_history letter for a handshake message (``Z``/``z`` when unassigned)."""
-    letter = HISTORY_UNASSIGNED_HANDSHAKE
-    if isinstance(handshake_type, int):
-        letter = HISTORY_LETTERS.get(handshake_type, HISTORY_UNASSIGNED_HANDSHAKE)
-    return letter if from_client else letter.lower()
-
-
-def record_history_letter(content_type: object, from_client: bool) -> str:
-    """ssl_history letter for a non-handshake record (``Q``/``q`` when unknown).
-
-    Returns ``""`` for handshake records: their messages carry the letters.
-    """
-    if content_type == ContentType.handshake:
-        return ""
-    letter = HISTORY_UNKNOWN_CONTENT_TYPE
-    if isinstance(content_type, int):
-        letter = RECORD_HISTORY_LETTERS.get(content_type, HISTORY_UNKNOWN_CONTENT_TYPE)
-    return letter if from_client else letter.lower()

@@ -144,8 +144,8 @@ def _read_file(path: str) -> dict:
 
 def load_config(cli: dict, config_file: str | None, environ=None) -> SensorConfig:
     """CLI flag > ``TLSDIAG_*`` env > config file > default; validated."""
-    from analyzer.config import ConfigError as DiagConfigError
-    from analyzer.config import parse_local_nets, parse_role
+    from proto.direction import ConfigError as DiagConfigError
+    from proto.direction import parse_local_nets, parse_role
     env = os.environ if environ is None else environ
     merged = {s.name: s.default for s in SETTINGS}
     if config_file:
@@ -215,7 +215,7 @@ class Sensor:
         self._last_expire = 0.0
 
     def direction(self, raw: dict) -> str | None:
-        from analyzer.direction import UNKNOWN, classify
+        from proto.direction import UNKNOWN, classify
         d, _ = classify(str(raw.get("client")), str(raw.get("server")), self.cfg.role,
                         self.cfg.local_nets)
         return None if d == UNKNOWN else d

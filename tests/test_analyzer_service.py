@@ -23,7 +23,7 @@ except ImportError:
     from test_publisher import PCAPS, summaries_of
 
 from analyzer.config import parse_local_nets
-from analyzer.direction import UNKNOWN, classify
+from proto.direction import UNKNOWN, classify
 from analyzer.engine import Engine
 from proto.summary import summary_to_json
 from sensor.publisher import Publisher, PublisherConfig

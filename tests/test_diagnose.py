@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from analyzer import rules as R
 from analyzer.config import DiagnoseConfig, TrustStore, parse_local_nets, parse_targets
-from analyzer.direction import classify
+from proto.direction import classify
 from analyzer.engine import Engine
 from analyzer.testing import T0, alert, ders, issue, make_pki, make_summary
 

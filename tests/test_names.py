@@ -12,6 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proto import names
+from proto.history import (
+    HISTORY_LETTERS,
+    MAX_HISTORY,
+    RECORD_HISTORY_LETTERS,
+    history_letter,
+    record_history_letter,
+)
 from proto.names import (
     ALERT_NAMES,
     CIPHER_NAMES,
@@ -19,13 +26,11 @@ from proto.names import (
     GREASE_VALUES,
     GROUP_NAMES,
     HANDSHAKE_NAMES,
-    HISTORY_LETTERS,
     NON_IANA_CIPHER_NAMES,
     NON_IANA_EXTENSION_NAMES,
     NON_IANA_GROUP_NAMES,
     NON_IANA_HANDSHAKE_NAMES,
     NON_IANA_SIGALG_NAMES,
-    RECORD_HISTORY_LETTERS,
     SIGALG_NAMES,
     SSLV2_CIPHER_KINDS,
     AlertDescription,
@@ -48,10 +53,8 @@ from proto.names import (
     extension_name,
     group_name,
     handshake_name,
-    history_letter,
     is_grease,
     name_of,
-    record_history_letter,
     sigalg_name,
     version_name,
     zeek_version_name,
@@ -405,6 +408,18 @@ def test_history_letters() -> None:
     letters = list(HISTORY_LETTERS.values()) + list(RECORD_HISTORY_LETTERS.values()) + ["Z", "Q"]
     assert len(letters) == len(set(letters))
     assert all(letter.isupper() for letter in letters)
+    assert MAX_HISTORY == 100
+
+
+def test_one_definition_of_tls13() -> None:
+    """The sensor's inlined check, proto's code check and the analyzer's name check agree on
+    every 16-bit version (0x7e01 and 0x7e02 included, which render as ``unknown-0x7e0N``)."""
+    from cext import _tls_py
+    for v in range(0x10000):
+        tls13 = names.is_tls13(v)
+        assert _tls_py._is_tls13(v) == tls13, hex(v)
+        assert names.is_tls13_name(version_name(v)) == tls13, hex(v)
+    assert names.is_tls13(0x7E01) and not names.is_tls13(0x0303)
 
 
 # --- conformance corpus -------------------------------------------------------

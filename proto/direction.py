@@ -1,15 +1,27 @@
 """Northbound (the gateway is the TLS server) or southbound (the gateway is the TLS client).
 
-Decided from the configured role and local networks. Pure: no I/O.
+Decided from the configured role and local networks, the same way by the sensor (which stamps
+each summary) and the analyzer (for summaries that carry no direction).  Also the parsing of
+those settings and of ``host:port`` endpoints.  Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Iterable
+from typing import Iterable, Union
 
-from .config import IPNetwork
+__all__ = ["NORTHBOUND", "SOUTHBOUND", "UNKNOWN", "ROLES", "ConfigError", "IPNetwork", "classify",
+           "split_endpoint", "parse_role", "parse_local_nets", "normalize_hostport", "split_list"]
+
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+ROLES = ("router", "message-processor")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or out of range (message is one line, user-facing)."""
+
 
 NORTHBOUND = "northbound"
 SOUTHBOUND = "southbound"
@@ -125,3 +137,59 @@ def classify(client: str, server: str, role: str | None, local_nets: tuple[IPNet
     if role == "message-processor":
         return SOUTHBOUND, "role message-processor: the MP is the TLS client"
     return UNKNOWN, "no --role or --local-net given"
+
+
+# ---------------------------------------------------------------------------------- settings
+
+def parse_role(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    v = str(value).strip().lower().replace("_", "-")
+    if v in ("mp", "messageprocessor"):
+        v = "message-processor"
+    if v not in ROLES:
+        raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {value!r}")
+    return v
+
+
+def split_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(p).strip() for p in value if str(p).strip()]
+    raise ConfigError(f"expected a list or comma-separated string, got {value!r}")
+
+
+def parse_local_nets(value: object) -> tuple[IPNetwork, ...]:
+    nets: list[IPNetwork] = []
+    for item in split_list(value):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"local net {item!r} is not a CIDR (e.g. 10.0.0.0/8)") from None
+    return tuple(nets)
+
+
+def normalize_hostport(text: str) -> str:
+    """``host:port`` canonical form used for targets and connection endpoints (IPv6 in brackets)."""
+    t = text.strip()
+    if t.startswith("["):
+        end = t.find("]")
+        if end < 0 or t[end + 1 : end + 2] != ":":
+            raise ConfigError(f"{text!r} is not HOST:PORT")
+        host, port = t[1:end], t[end + 2 :]
+    else:
+        host, sep, port = t.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"{text!r} is not HOST:PORT")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{text!r}: port must be 1-65535")
+    host = host.lower().rstrip(".")
+    try:
+        ip = ipaddress.ip_address(host)
+        host = f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+    except ValueError:
+        pass
+    return f"{host}:{int(port)}"
