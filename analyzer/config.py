@@ -1,24 +1,22 @@
-"""Diagnosis settings: one SETTINGS table, loaded into a frozen dataclass.
+"""The diagnosis engine's configuration: a frozen dataclass and the loading of truststores.
 
-Precedence: CLI flag, then ``TLSDIAG_*`` environment variable, then a TOML/JSON config file, then the
-default. Every value is validated here; a bad value raises :class:`ConfigError` with a one-line message.
+Where the values come from (flags, ``TLSDIAG_*`` environment, config file) is the application's
+business (``tlsdiag/settings.py``); :func:`build_config` takes plain values, validates them and
+loads the truststores.  A bad value raises :class:`ConfigError` with a one-line message.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple
+from typing import Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from proto.direction import (ROLES, ConfigError, IPNetwork, normalize_hostport, parse_local_nets,
-                             parse_role, split_list)
+from proto.direction import (ConfigError, IPNetwork, normalize_hostport, parse_local_nets, parse_role,
+                             split_list)
 
 log = logging.getLogger(__name__)
 
@@ -26,27 +24,6 @@ log = logging.getLogger(__name__)
 #: Bounds: a truststore never holds more certificates than this, a PEM file is never read past this size.
 MAX_TRUSTSTORE_CERTS = 10_000
 MAX_PEM_BYTES = 32 * 1024 * 1024
-
-
-class Setting(NamedTuple):
-    name: str
-    default: object
-    help: str
-
-
-#: The one table of settings (datasette style). Env var = ``TLSDIAG_`` + upper-case name.
-SETTINGS: tuple[Setting, ...] = (
-    Setting("role", None, "gateway role of the capturing host: router | message-processor"),
-    Setting("local_nets", (), "CIDRs of the gateway's own addresses (comma separated in env)"),
-    Setting("truststore", None, "PEM bundle or directory of trusted roots, both directions"),
-    Setting("truststore_northbound", None, "truststore for northbound (client certs checked by the router)"),
-    Setting("truststore_southbound", None, "truststore for southbound (backend certs checked by the MP)"),
-    Setting("targets", (), "HOST:PORT=NAME: expected certificate name for a server (comma separated in env)"),
-    Setting("expiry_warning_days", 30, "warn about certificates expiring within this many days"),
-    Setting("profile_max_servers", 10_000, "bound on learned server profiles (LRU)"),
-    Setting("profile_min_successes", 1, "successful handshakes a profile needs before it is used"),
-)
-SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -71,10 +48,6 @@ class DiagnoseConfig:
     expiry_warning_days: int = 30
     profile_max_servers: int = 10_000
     profile_min_successes: int = 1
-
-    def truststore_for(self, direction: str) -> TrustStore | None:
-        """The truststore for a direction, falling back to the default one."""
-        return self.truststores.get(direction) or self.truststores.get("default")
 
     def describe(self) -> dict[str, object]:
         """The effective config, for logging and the report (no secrets exist here)."""
@@ -157,81 +130,39 @@ def load_truststore(path: str) -> TrustStore:
     return TrustStore(source=str(path), certs=tuple(certs))
 
 
-def read_config_file(path: str) -> dict[str, object]:
-    """A TOML (``.toml``) or JSON file with the SETTINGS names as keys (a ``[diagnose]`` table is accepted)."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(raw)
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {path} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a table/object")
-    if isinstance(data.get("diagnose"), dict):
-        data = data["diagnose"]
-    out: dict[str, object] = {}
-    for k, v in data.items():
-        key = str(k).replace("-", "_")
-        if key not in SETTING_NAMES:
-            raise ConfigError(f"config file {path}: unknown setting {k!r}")
-        out[key] = v
-    return out
+#: the values :func:`build_config` takes (truststore paths: one per direction, or both)
+VALUE_NAMES = frozenset({"role", "local_nets", "truststore", "truststore_northbound",
+                         "truststore_southbound", "targets", "expiry_warning_days",
+                         "profile_max_servers", "profile_min_successes"})
 
 
-def env_settings(environ: Mapping[str, str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for s in SETTINGS:
-        v = environ.get("TLSDIAG_" + s.name.upper())
-        if v is not None and v != "":
-            out[s.name] = v
-    return out
-
-
-def build_config(
-    cli: Mapping[str, object] | None = None,
-    environ: Mapping[str, str] | None = None,
-    config_file: str | None = None,
-) -> DiagnoseConfig:
-    """Merge CLI > env > file > defaults, validate, and load the truststores."""
-    merged: dict[str, object] = {s.name: s.default for s in SETTINGS}
-    if config_file:
-        merged.update(read_config_file(config_file))
-    merged.update(env_settings(os.environ if environ is None else environ))
-    for k, v in (cli or {}).items():
-        if k not in SETTING_NAMES:
+def build_config(values: Mapping[str, object] | None = None) -> DiagnoseConfig:
+    """A validated config from plain values (strings, lists, or already typed), truststores
+    loaded; absent or None values take the dataclass defaults."""
+    merged: dict[str, object] = {}
+    for k, v in (values or {}).items():
+        if k not in VALUE_NAMES:
             raise ConfigError(f"unknown setting {k!r}")
         if v is None or (isinstance(v, (list, tuple)) and not v):
             continue
         merged[k] = v
+    d = DiagnoseConfig()
     stores: dict[str, TrustStore] = {}
     for key, name in (("default", "truststore"), ("northbound", "truststore_northbound"),
                       ("southbound", "truststore_southbound")):
         if merged.get(name):
             stores[key] = load_truststore(str(merged[name]))
     cfg = DiagnoseConfig(
-        role=parse_role(merged["role"]),
-        local_nets=parse_local_nets(merged["local_nets"]),
+        role=parse_role(merged.get("role")),
+        local_nets=parse_local_nets(merged.get("local_nets")),
         truststores=stores,
-        targets=parse_targets(merged["targets"]),
-        expiry_warning_days=parse_int("expiry_warning_days", merged["expiry_warning_days"], 0, 3650),
-        profile_max_servers=parse_int("profile_max_servers", merged["profile_max_servers"], 1, 10_000_000),
-        profile_min_successes=parse_int("profile_min_successes", merged["profile_min_successes"], 1, 1_000_000),
+        targets=parse_targets(merged.get("targets")),
+        expiry_warning_days=parse_int("expiry_warning_days",
+                                      merged.get("expiry_warning_days", d.expiry_warning_days), 0, 3650),
+        profile_max_servers=parse_int("profile_max_servers",
+                                      merged.get("profile_max_servers", d.profile_max_servers), 1, 10_000_000),
+        profile_min_successes=parse_int("profile_min_successes",
+                                        merged.get("profile_min_successes", d.profile_min_successes), 1, 1_000_000),
     )
     log.info("diagnose config: %s", cfg.describe())
     return cfg
-
-
-def default_config(**overrides: object) -> DiagnoseConfig:
-    """Defaults with keyword overrides already in their final types (for library users and tests)."""
-    return DiagnoseConfig(**overrides)  # type: ignore[arg-type]
-
-
-def iter_settings_help() -> Iterable[str]:
-    for s in SETTINGS:
-        yield f"{s.name} (TLSDIAG_{s.name.upper()}, default {s.default!r}): {s.help}"

@@ -51,7 +51,7 @@ def _in_process(items, truststore):
     """In-process: the same Engine, streaming order (observe then diagnose per summary).
     Per item: (failure diagnosis or None, established)."""
     from analyzer.config import build_config
-    eng = Engine(build_config({"truststore": truststore}, environ={}))
+    eng = Engine(build_config({"truststore": truststore}))
     facts, ders, out = {}, {}, []
     for raw, certs in items:
         for c in certs:

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from analyzer import cli
 from analyzer.config import ConfigError, build_config, load_truststore
 from analyzer.report import render, want_colour
 from analyzer.testing import alert, make_pki, make_summary
+from tlsdiag import settings
+from tlsdiag.commands import diagnose as cli
 
 
 @pytest.fixture(scope="module")
@@ -123,25 +124,31 @@ def test_profiles_save_then_load(files, tmp_path):
     assert rc == 1
 
 
+def _config(cli_values, environ, config_file):
+    args = {"config": config_file, **cli_values}
+    return build_config(settings.diagnose_values(settings.load("diagnose", args, environ=environ)))
+
+
 def test_config_precedence_cli_env_file(tmp_path, pki):
     f = tmp_path / "tlsdiag.toml"
     f.write_text('[diagnose]\nrole = "router"\nexpiry_warning_days = 10\nlocal_nets = ["10.0.0.0/8"]\n'
                  'targets = {"10.0.0.5:443" = "api.example.com"}\n')
-    cfg = build_config({}, environ={}, config_file=str(f))
+    cfg = _config({}, {}, str(f))
     assert (cfg.role, cfg.expiry_warning_days, [str(n) for n in cfg.local_nets]) == ("router", 10, ["10.0.0.0/8"])
     assert cfg.targets == {"10.0.0.5:443": "api.example.com"}
-    cfg = build_config({}, environ={"TLSDIAG_ROLE": "message-processor", "TLSDIAG_EXPIRY_WARNING_DAYS": "5"},
-                       config_file=str(f))
+    cfg = _config({}, {"TLSDIAG_ROLE": "message-processor", "TLSDIAG_EXPIRY_WARNING_DAYS": "5"}, str(f))
     assert (cfg.role, cfg.expiry_warning_days) == ("message-processor", 5)
-    cfg = build_config({"role": "router"}, environ={"TLSDIAG_ROLE": "message-processor"}, config_file=str(f))
+    cfg = _config({"role": "router"}, {"TLSDIAG_ROLE": "message-processor"}, str(f))
     assert cfg.role == "router"
     j = tmp_path / "c.json"
     j.write_text(json.dumps({"role": "mp"}))
-    assert build_config({}, environ={}, config_file=str(j)).role == "message-processor"
+    assert _config({}, {}, str(j)).role == "message-processor"
     bad = tmp_path / "bad.toml"
     bad.write_text("rol = 1\n")
     with pytest.raises(ConfigError, match="unknown setting"):
-        build_config({}, environ={}, config_file=str(bad))
+        _config({}, {}, str(bad))
+    with pytest.raises(ConfigError, match="unknown setting"):
+        build_config({"rol": 1})
 
 
 def test_truststore_directory_and_bundle(tmp_path, pki):

@@ -337,24 +337,3 @@ def test_held_incident_resolves_in_tick_by_data_time():
     t.failure(diag(2, "10.0.3.9:443"), "mp", 210.0, now=3.0)
     assert "resolved" not in [e["event"] for e in t.tick(now=600.0, data_time=300.0)]
     assert t.open
-
-
-def test_resolve_hold_setting_flag_config_and_default(tmp_path):
-    from analyzer.config import build_config
-    from analyzer.service import Analyzer, build_parser, load_analyzer_config
-    p = build_parser()
-    cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092"]), {})
-    assert cfg.incident_resolve_hold_s == 60.0
-    an = Analyzer(cfg, build_config({}, environ={}))
-    assert an.incidents.resolve_hold == 60.0
-    cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092", "--incident-resolve-hold-s",
-                                             "0"]), {})
-    assert Analyzer(cfg, build_config({}, environ={})).incidents.resolve_hold == 0.0
-    conf = tmp_path / "a.toml"
-    conf.write_text("[analyzer]\nincident_resolve_hold_s = 90\n")
-    cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092", "--config", str(conf)]), {})
-    assert cfg.incident_resolve_hold_s == 90.0
-    conf.write_text("[analyzer]\nincident_resolve_hold_s = \"soon\"\n")
-    from analyzer.config import ConfigError
-    with pytest.raises(ConfigError, match="not a number"):
-        load_analyzer_config(p.parse_args(["--kafka", "k:9092", "--config", str(conf)]), {})

@@ -1,9 +1,7 @@
 """``tlsdiag`` console script: one entry point, subcommands imported lazily (httpie style)."""
 from __future__ import annotations
 
-import argparse
-import gc
-import logging
+import importlib
 import os
 import sys
 
@@ -12,17 +10,15 @@ from tlsdiag.status import ExitStatus
 
 __all__ = ["main"]
 
-log = logging.getLogger("tlsdiag")
-
 #: subcommand -> (module, help); each module has ``main(argv) -> int``
 COMMANDS = {
-    "summarize": ("tlsdiag.summarize", "one handshake summary per TLS connection in captures"),
-    "diagnose": ("analyzer.cli", "name the cause of every failed handshake in captures"),
+    "summarize": ("tlsdiag.commands.summarize", "one handshake summary per TLS connection in captures"),
+    "diagnose": ("tlsdiag.commands.diagnose", "name the cause of every failed handshake in captures"),
     "probe": ("analyzer.probe_cli", "actively check a TLS server you name"),
-    "sensor": ("sensor.service", "live capture, summaries to Kafka"),
-    "analyzer": ("analyzer.service", "Kafka consumer: diagnoses and incidents"),
-    "watch": ("sensor.watch", "live capture and diagnosis in one process, no Kafka"),
-    "tail": ("analyzer.tail", "live terminal view of open incidents"),
+    "sensor": ("tlsdiag.commands.sensor", "live capture, summaries to Kafka"),
+    "analyzer": ("tlsdiag.commands.analyzer", "Kafka consumer: diagnoses and incidents"),
+    "watch": ("tlsdiag.commands.watch", "live capture and diagnosis in one process, no Kafka"),
+    "tail": ("tlsdiag.commands.tail", "live terminal view of open incidents"),
 }
 
 
@@ -32,21 +28,6 @@ def _usage() -> str:
         lines.append("  %-10s %s" % (name, text))
     lines += ["", "tlsdiag COMMAND --help for a command's options"]
     return "\n".join(lines)
-
-
-def setup_logging(verbose: int = 0) -> None:
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def tune_gc_for_batch() -> None:
-    """For the batch commands (one pass over capture files): the per-connection objects
-    form no reference cycles, so collect the young generation less often, and move what
-    the imports created out of the collector's sight.  About 5 % of ``summarize``'s time
-    on a handshake-only capture (callgrind, bench/)."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     if cmd is None:
         print("tlsdiag: unknown command %r\n\n%s" % (argv[0], _usage()), file=sys.stderr)
         return ExitStatus.ERROR
-    import importlib
     try:
         module = importlib.import_module(cmd[0])
     except ImportError as exc:

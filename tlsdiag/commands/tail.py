@@ -15,6 +15,7 @@ import sys
 import time
 from typing import IO, Any
 
+from tlsdiag.commands import common
 from tlsdiag.status import ExitStatus
 
 __all__ = ["main", "render"]
@@ -42,16 +43,22 @@ def render(incidents: dict[str, dict[str, Any]], width: int = 120) -> str:
     return "\n".join(lines) + "\n"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = common.parser("tail", "Live terminal view of the open incidents on the incidents topic.")
+    p.add_argument("--topic", dest="topic_incidents", metavar="TOPIC", help=argparse.SUPPRESS)
+    p.add_argument("--once", action="store_true", help="print once after catching up, then exit "
+                   "(exit status 1 when incidents are open)")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S",
+                   help="seconds between redraws (default 1)")
+    return p
+
+
 def run(argv: list[str], out: IO[str]) -> int:
-    p = argparse.ArgumentParser(prog="tlsdiag tail", description="Live view of open incidents.")
-    p.add_argument("--kafka", required=True, metavar="HOST:PORT")
-    p.add_argument("--topic", default="tls.incidents")
-    p.add_argument("--once", action="store_true", help="print once after catching up, then exit")
-    p.add_argument("--interval", type=float, default=1.0)
-    try:
-        a = p.parse_args(argv)
-    except SystemExit as e:
-        return ExitStatus.SUCCESS if not e.code else ExitStatus.ERROR
+    started = common.start("tail", build_parser(), argv)
+    if isinstance(started, int):
+        return started
+    a, v = started
+    a.kafka, a.topic = v["kafka"], v["topic_incidents"]
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     from kafka import KafkaConsumer, TopicPartition
     try:

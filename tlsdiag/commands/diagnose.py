@@ -15,11 +15,15 @@ import os
 import sys
 from typing import IO, Iterator, Sequence
 
+from analyzer.config import ConfigError, build_config
+from analyzer.engine import Engine
+from analyzer.profiles import ProfileError
+from analyzer.report import Grouper, render, want_colour
+from sensor.capture import CaptureError
+from sensor.pipeline import summarize_paths
+from tlsdiag import settings
+from tlsdiag.commands import common
 from tlsdiag.status import ExitStatus
-
-from .config import ConfigError, build_config
-from .engine import Engine
-from .profiles import ProfileError
 
 log = logging.getLogger(__name__)
 
@@ -32,31 +36,15 @@ class InputError(Exception):
     """A capture or summary file that cannot be read (one-line message)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="tlsdiag diagnose", description="Name the cause of every failed TLS handshake in captures, "
-                "with evidence and the fix for its direction.")
+    p = common.parser("diagnose", "Name the cause of every failed TLS handshake in captures, "
+                      "with evidence and the fix for its direction.")
     p.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng capture(s), or .jsonl summaries")
     p.add_argument("--format", choices=("text", "jsonl"), default="text", help="report (default) or one JSON per line")
-    p.add_argument("--role", help="router | message-processor (the host the capture was taken on)")
-    p.add_argument("--local-net", action="append", default=[], metavar="CIDR",
-                   help="the gateway's own addresses (repeatable)")
-    p.add_argument("--truststore", metavar="PEM", help="trusted roots (PEM bundle or directory), both directions")
-    p.add_argument("--truststore-northbound", metavar="PEM", help="truststore for northbound connections")
-    p.add_argument("--truststore-southbound", metavar="PEM", help="truststore for southbound connections")
-    p.add_argument("--target", action="append", default=[], metavar="HOST:PORT=NAME",
-                   help="expected certificate name of a server (used when the client sends no SNI)")
-    p.add_argument("--config", metavar="FILE", help="TOML or JSON settings file")
     p.add_argument("--profiles-load", metavar="FILE", help="load learned server profiles first")
     p.add_argument("--profiles-save", metavar="FILE", help="save learned server profiles afterwards")
-    p.add_argument("--expiry-warning-days", type=str, metavar="N", help="warn about certificates expiring within N days")
-    p.add_argument("--no-warnings", action="store_true", help="report failures only")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the text report (auto: on a terminal unless NO_COLOR is set)")
     return p
 
 
@@ -104,8 +92,6 @@ def iter_inputs(paths: Sequence[str], errors: list[str]) -> Iterator[tuple[dict[
             except InputError as e:
                 errors.append(str(e))
             continue
-        from sensor.capture import CaptureError
-        from sensor.pipeline import summarize_paths
         try:
             yield from summarize_paths([p])
         except CaptureError as exc:
@@ -113,14 +99,6 @@ def iter_inputs(paths: Sequence[str], errors: list[str]) -> Iterator[tuple[dict[
             errors.append(msg if p in msg else f"{p}: {msg}")
         except OSError as exc:
             errors.append(f"{p}: {exc.strerror or exc}")
-
-
-def _cli_settings(a: argparse.Namespace) -> dict[str, object]:
-    return {
-        "role": a.role, "local_nets": a.local_net, "truststore": a.truststore,
-        "truststore_northbound": a.truststore_northbound, "truststore_southbound": a.truststore_southbound,
-        "targets": a.target, "expiry_warning_days": a.expiry_warning_days,
-    }
 
 
 def _notes(engine: Engine) -> list[str]:
@@ -136,15 +114,12 @@ def _notes(engine: Engine) -> list[str]:
 
 
 def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
+    started = common.start("diagnose", build_parser(), list(argv), stderr)
+    if isinstance(started, int):
+        return started
+    a, values = started
     try:
-        a = build_parser().parse_args(list(argv))
-    except ConfigError as e:
-        stderr.write(f"tlsdiag diagnose: {e}\n")
-        return ERROR
-    except SystemExit as e:   # --help
-        return SUCCESS if not e.code else ERROR
-    try:
-        cfg = build_config(_cli_settings(a), config_file=a.config)
+        cfg = build_config(settings.diagnose_values(values))
     except ConfigError as e:
         stderr.write(f"tlsdiag diagnose: {e}\n")
         return ERROR
@@ -163,14 +138,13 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         for msg in errors:
             stderr.write(f"tlsdiag diagnose: {msg}\n")
         return ERROR
-    from .report import Grouper, render, want_colour
     grouper = Grouper()
     n_failures = 0
     for chunk in engine.diagnose_windows(iter_inputs([p for p in a.files if p not in missing], errors)):
         for d in chunk:
             if d.get("severity") == "failure":
                 n_failures += 1
-            elif a.no_warnings:
+            elif not values["warnings"]:
                 continue
             if a.format == "jsonl":
                 stdout.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -193,8 +167,6 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if any(x in ("-v", "--verbose", "-vv") for x in args) and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(args, sys.stdout, sys.stderr)
     except KeyboardInterrupt:
@@ -206,6 +178,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         return SUCCESS
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

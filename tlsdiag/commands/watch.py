@@ -14,6 +14,14 @@ import sys
 import time
 from typing import IO
 
+from analyzer.config import ConfigError, build_config
+from analyzer.engine import Engine
+from analyzer.report import evidence_line
+from proto.summary import summary_to_json
+from sensor.live import LiveCapture, LiveCaptureError, build_bpf
+from sensor.loop import Sensor, SensorConfig
+from tlsdiag import settings
+from tlsdiag.commands import common
 from tlsdiag.status import ExitStatus
 
 __all__ = ["main"]
@@ -22,29 +30,15 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tlsdiag watch",
-                                description="Live capture + diagnosis in one process (no Kafka).")
-    p.add_argument("--interface", "-i", required=True)
-    p.add_argument("--port", action="append", default=[], type=int, dest="ports")
-    p.add_argument("--bpf")
-    p.add_argument("--netns", help="open the capture inside this network namespace")
-    p.add_argument("--role")
-    p.add_argument("--local-net", action="append", default=[], metavar="CIDR")
-    p.add_argument("--truststore")
-    p.add_argument("--truststore-northbound")
-    p.add_argument("--truststore-southbound")
-    p.add_argument("--target", action="append", default=[], metavar="HOST:PORT=NAME")
-    p.add_argument("--config", metavar="FILE")
-    p.add_argument("--format", choices=("text", "jsonl"), default="text")
-    p.add_argument("--no-warnings", action="store_true")
-    p.add_argument("--idle-timeout", type=int, default=30)
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p = common.parser("watch", "Live capture and diagnosis in one process, no Kafka: each "
+                      "diagnosis is printed as it happens.")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text",
+                   help="text blocks (default) or one JSON object per diagnosis")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds")
     return p
 
 
 def format_text(d: dict) -> str:
-    from analyzer.report import evidence_line
     conn = d.get("connection") or {}
     sni = " (%s)" % conn.get("server_name") if conn.get("server_name") else ""
     head = "%s %s %-10s %s -> %s%s: %s [%s, %s confidence]" % (
@@ -56,36 +50,26 @@ def format_text(d: dict) -> str:
 
 
 def run(argv: list[str], out: IO[str]) -> int:
+    started = common.start("watch", build_parser(), argv)
+    if isinstance(started, int):
+        return started
+    a, v = started
     try:
-        a = build_parser().parse_args(argv)
-    except SystemExit as e:
-        return ExitStatus.SUCCESS if not e.code else ExitStatus.ERROR
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from analyzer.config import ConfigError, build_config
-    from analyzer.engine import Engine
-    from proto.summary import summary_to_json
-    from sensor.live import LiveCapture, LiveCaptureError, build_bpf
-    from sensor.service import Sensor, SensorConfig
-    try:
-        diag = build_config({"role": a.role, "local_nets": a.local_net,
-                             "truststore": a.truststore,
-                             "truststore_northbound": a.truststore_northbound,
-                             "truststore_southbound": a.truststore_southbound,
-                             "targets": a.target}, config_file=a.config)
+        diag = build_config(settings.diagnose_values(v))
     except ConfigError as e:
-        print("tlsdiag watch: %s" % e, file=sys.stderr)
-        return ExitStatus.ERROR
-    bpf = build_bpf(a.ports, (), a.bpf) if (a.ports or a.bpf) else None
+        return common.fail("watch", e)
+    ports, hosts = v["ports"], v["hosts"]
+    bpf = build_bpf(ports, hosts, v["bpf"]) if (ports or hosts or v["bpf"]) else None
     try:
-        cap = LiveCapture(a.interface, bpf=bpf, netns=a.netns)
+        cap = LiveCapture(v["interface"], bpf=bpf, snaplen=v["snaplen"], buffer_mb=v["buffer_mb"],
+                          netns=v["netns"])
     except LiveCaptureError as e:
-        print("tlsdiag watch: %s" % e, file=sys.stderr)
-        return ExitStatus.ERROR
+        return common.fail("watch", e)
     engine = Engine(diag)
-    scfg = SensorConfig(interface=a.interface, kafka="-", sensor_id="watch/%s" % a.interface,
-                        role=diag.role, local_nets=diag.local_nets, idle_timeout=a.idle_timeout)
+    scfg = SensorConfig(sensor_id="watch/%s" % v["interface"], role=diag.role,
+                        local_nets=diag.local_nets, idle_timeout=v["idle_timeout"],
+                        max_flows=v["max_flows"])
+    warnings = v["warnings"]
     failures = 0
     sensor: Sensor
 
@@ -95,7 +79,7 @@ def run(argv: list[str], out: IO[str]) -> int:
         ders = {c[0].hex(): c[1] for c in certs}
         engine.observe(s, ders)
         for d in engine.diagnose(s, ders):
-            if d.get("severity") != "failure" and a.no_warnings:
+            if d.get("severity") != "failure" and not warnings:
                 continue
             failures += d.get("severity") == "failure"
             if a.format == "jsonl":

@@ -1,0 +1,96 @@
+"""The capture loop of ``tlsdiag sensor`` and ``tlsdiag watch``: a capture source, the
+summarizer, the direction stamp, counters.  No Kafka, no settings, no signals: the commands
+(:mod:`tlsdiag.commands.sensor`, :mod:`tlsdiag.commands.watch`) own those and call
+:meth:`Sensor.step` in their loop.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from proto.direction import UNKNOWN, IPNetwork, classify
+from sensor.pipeline import Summarizer
+
+__all__ = ["Sensor", "SensorConfig"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """What the loop itself needs.  ``max_flows``/``idle_timeout`` None: the flow table's
+    defaults."""
+    sensor_id: str = "sensor"
+    role: str | None = None
+    local_nets: tuple[IPNetwork, ...] = ()
+    max_flows: int | None = None
+    idle_timeout: float | None = None
+
+    def describe(self) -> dict[str, object]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["local_nets"] = [str(n) for n in self.local_nets]
+        return d
+
+
+class Sensor:
+    """Capture loop state: the summarizer, counters, the direction decision.  ``emit`` is
+    called with each finished ``(raw, certs)``; the sensor service passes the publisher's
+    ``publish``, ``tlsdiag watch`` its diagnosis."""
+
+    def __init__(self, cfg: SensorConfig, capture: Any,
+                 emit: Callable[[dict, list], None]) -> None:
+        self.cfg = cfg
+        self.cap = capture
+        self.emit = emit
+        table = {k: v for k, v in (("max_flows", cfg.max_flows),
+                                   ("idle_timeout", cfg.idle_timeout)) if v is not None}
+        self.summ = Summarizer(capture.linktype, **table)
+        self.summaries = 0
+        self.by_direction: dict[str, int] = {}
+        self.emit_errors = 0
+        self.stop_requested = False
+        self.reload_requested = False
+        self._last_expire = 0.0
+
+    def direction(self, raw: dict) -> str | None:
+        d, _ = classify(str(raw.get("client")), str(raw.get("server")), self.cfg.role,
+                        self.cfg.local_nets)
+        return None if d == UNKNOWN else d
+
+    def _out(self, done: list) -> None:
+        for raw, certs in done:
+            raw["sensor"] = self.cfg.sensor_id
+            raw["direction"] = self.direction(raw)
+            self.summaries += 1
+            key = raw["direction"] or "unknown"
+            self.by_direction[key] = self.by_direction.get(key, 0) + 1
+            try:
+                self.emit(raw, certs)
+            except Exception:
+                self.emit_errors += 1
+                log.exception("emit failed")
+
+    def step(self, timeout: float = 0.2) -> None:
+        for buf, meta in self.cap.poll(timeout):
+            done = self.summ.feed(buf, meta)
+            if done:
+                self._out(done)
+        now = time.time()
+        if now - self._last_expire >= 1.0:
+            self._last_expire = now
+            done = self.summ.expire(now)
+            if done:
+                self._out(done)
+
+    def finish(self) -> None:
+        self._out(self.summ.flush("incomplete"))
+
+    def stats(self) -> dict:
+        s = dict(self.cap.stats())
+        s.update(self.summ.stats())
+        s["summaries_emitted"] = self.summaries
+        s["emit_errors"] = self.emit_errors
+        return s

@@ -1,0 +1,71 @@
+"""What every command's ``main`` shares: its argument parser (usage errors are one line and
+exit 2, never argparse's usage dump and exit 2 with a traceback-looking text), its settings
+(:mod:`tlsdiag.settings`), the one logging set-up (:mod:`tlsdiag.logs`) and the start-up line
+saying which wire implementation runs and with which settings."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import IO
+
+from tlsdiag import logs, settings
+from tlsdiag.settings import ConfigError, Values
+from tlsdiag.status import ExitStatus
+
+__all__ = ["Parser", "UsageError", "start"]
+
+
+class UsageError(Exception):
+    """A bad flag or setting: one line for stderr, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors raise :class:`UsageError` instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def parser(command: str, description: str, with_settings: bool = True,
+           verbose: bool = True) -> Parser:
+    p = Parser(prog="tlsdiag " + command, description=description)
+    if verbose:
+        p.add_argument("-v", "--verbose", action="count", default=0,
+                       help="more log output on stderr (-v info, -vv debug, -vvv the Kafka "
+                            "client's too)")
+    if with_settings:
+        settings.add_arguments(p, command)
+    return p
+
+
+def start(command: str, p: argparse.ArgumentParser, argv: Sequence[str] | None,
+          stderr: IO[str] | None = None, log_base: int = logging.WARNING,
+          check_required: bool = True) -> tuple[argparse.Namespace, Values | None] | int:
+    """Parse ``argv``, set up logging, load the command's settings.  Returns ``(args,
+    values)`` or an exit status (``--help``: 0; a usage or settings error: 2, one line)."""
+    err = sys.stderr if stderr is None else stderr
+    try:
+        a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as e:
+        err.write("tlsdiag %s: %s\n" % (command, e))
+        return ExitStatus.ERROR
+    except SystemExit as e:                      # --help, --version
+        return ExitStatus.SUCCESS if not e.code else ExitStatus.ERROR
+    logs.setup(getattr(a, "verbose", 0) or 0, base=log_base)
+    values = None
+    if command in settings.COMMANDS:
+        try:
+            values = settings.load(command, a, check_required=check_required)
+        except ConfigError as e:
+            err.write("tlsdiag %s: %s\n" % (command, e))
+            return ExitStatus.ERROR
+        logging.getLogger("tlsdiag." + command).info("settings: %s", values.describe())
+    return a, values
+
+
+def fail(command: str, message: object, stderr: IO[str] | None = None) -> int:
+    """One line on stderr, exit status 2."""
+    (sys.stderr if stderr is None else stderr).write("tlsdiag %s: %s\n" % (command, message))
+    return ExitStatus.ERROR

@@ -1,0 +1,229 @@
+"""``tlsdiag sensor --interface IF --kafka HOST:PORT [--config FILE] ...``
+
+Live capture -> :class:`sensor.loop.Sensor` (summaries stamped with this sensor's id and their
+direction, northbound/southbound, from ``--role`` / ``--local-net`` exactly as ``tlsdiag
+diagnose`` decides it) -> :class:`sensor.publisher.Publisher` (Kafka, spool).
+
+Signals only set flags: ``SIGTERM``/``SIGINT`` -> finish the current batch, summarize open
+flows, flush the publisher (what cannot be delivered stays in the spool) and exit 0;
+``SIGHUP`` -> re-read the settings (role, local nets, BPF filter, stats interval).
+A stats line is logged every ``stats_interval`` seconds; Prometheus metrics on
+``--metrics-port``.  ``--workers N`` starts N capture processes in one ``PACKET_FANOUT``
+group on the interface (each with its own spool and metrics port + i).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from sensor.live import LiveCapture, LiveCaptureError, build_bpf
+from sensor.loop import Sensor, SensorConfig
+from sensor.publisher import Publisher, PublisherConfig
+from tlsdiag import settings
+from tlsdiag.commands import common
+from tlsdiag.settings import ConfigError, Values
+from tlsdiag.status import ExitStatus
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return common.parser("sensor", "Live capture on one interface; one handshake summary per "
+                         "TLS connection to Kafka (spooled to disk while Kafka is away).")
+
+
+def sensor_id(v: Values) -> str:
+    return v["sensor_id"] or "%s/%s" % (socket.gethostname(), v["interface"])
+
+
+def spool_dir(v: Values) -> str:
+    """``--spool-dir``, else a directory that is the same after a restart (so the spool is
+    replayed): systemd's $STATE_DIRECTORY, else $TMPDIR (or /tmp), per sensor id."""
+    if v["spool_dir"]:
+        return v["spool_dir"]
+    base = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or os.environ.get("TMPDIR") \
+        or "/tmp"
+    return os.path.join(base, "tlsdiag-spool", sensor_id(v).replace("/", "_"))
+
+
+def bpf_expression(v: Values) -> str | None:
+    if not v["ports"] and not v["hosts"] and not v["bpf"]:
+        return None
+    return build_bpf(v["ports"], v["hosts"], v["bpf"])
+
+
+def sensor_config(v: Values) -> SensorConfig:
+    return SensorConfig(sensor_id=sensor_id(v), role=v["role"], local_nets=v["local_nets"],
+                        max_flows=v["max_flows"], idle_timeout=v["idle_timeout"])
+
+
+def sensor_metrics(sensor: Sensor, pub) -> list:
+    s = sensor.stats()
+    p = pub.stats() if pub is not None else {}
+    out = [
+        ("tlsdiag_sensor_packets_total", "counter", "frames read from the capture", s["packets"]),
+        ("tlsdiag_sensor_bytes_total", "counter", "captured bytes", s["bytes"]),
+        ("tlsdiag_sensor_pcap_received_total", "counter", "libpcap stats() recv", s["pcap_recv"]),
+        ("tlsdiag_sensor_pcap_dropped_total", "counter", "libpcap stats() drop (buffer full)",
+         s["pcap_drop"]),
+        ("tlsdiag_sensor_pcap_ifdropped_total", "counter", "libpcap stats() ifdrop",
+         s["pcap_ifdrop"]),
+        ("tlsdiag_sensor_flows_created_total", "counter", "TCP flows tracked",
+         s.get("flows_created", 0)),
+        ("tlsdiag_sensor_summaries_total", "counter", "handshake summaries by direction",
+         {(("direction", k),): v for k, v in sensor.by_direction.items()} or
+         {(("direction", "unknown"),): 0}),
+    ]
+    if pub is not None:
+        out += [
+            ("tlsdiag_sensor_published_total", "counter", "summaries handed to the publisher",
+             p["published"]),
+            ("tlsdiag_sensor_acked_total", "counter", "messages acknowledged by Kafka", p["acked"]),
+            ("tlsdiag_sensor_send_errors_total", "counter", "failed sends/deliveries",
+             p["send_errors"]),
+            ("tlsdiag_sensor_spooled_total", "counter", "messages written to the spool",
+             p["spooled"]),
+            ("tlsdiag_sensor_spool_dropped_total", "counter", "messages dropped: spool full",
+             p["spool_dropped"]),
+            ("tlsdiag_sensor_spool_depth", "gauge", "messages in the spool", p["spool_depth"]),
+            ("tlsdiag_sensor_queue_depth", "gauge", "messages in the publish queue",
+             p["queue_depth"]),
+            ("tlsdiag_sensor_kafka_online", "gauge", "1 when Kafka accepts messages", p["online"]),
+        ]
+    weirds = {(("reason", k[6:]),): v for k, v in s.items() if k.startswith("weird.")}
+    if weirds:
+        out.append(("tlsdiag_sensor_weirds_total", "counter", "malformed input by reason", weirds))
+    return out
+
+
+def _spawn_workers(argv: list[str], v: Values) -> int:
+    """Supervisor: N children ``--workers 1 --fanout-group G``; signals forwarded."""
+    group = v["fanout_group"] if v["fanout_group"] is not None else (os.getpid() & 0xFFFF)
+    procs = []
+    for i in range(v["workers"]):
+        extra = ["--workers", "1", "--fanout-group", str(group), "--sensor-id", sensor_id(v)]
+        if v["metrics_port"] is not None:
+            extra += ["--metrics-port", str(v["metrics_port"] + i)]
+        extra += ["--spool-dir", os.path.join(spool_dir(v), "worker-%d" % i)]
+        procs.append(subprocess.Popen([sys.executable, "-m", "tlsdiag", "sensor"] + argv + extra))
+
+    def forward(sig, _frame):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(sig)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    rc = 0
+    for p in procs:
+        while True:
+            try:
+                rc = max(rc, p.wait())
+                break
+            except InterruptedError:
+                continue
+    return rc
+
+
+def run(argv: list[str]) -> int:
+    started = common.start("sensor", build_parser(), argv)
+    if isinstance(started, int):
+        return started
+    a, v = started
+    if v["workers"] > 1:
+        return _spawn_workers(argv, v)
+    cfg = sensor_config(v)
+    try:
+        cap = LiveCapture(v["interface"], bpf=bpf_expression(v), snaplen=v["snaplen"],
+                          buffer_mb=v["buffer_mb"], fanout_group=v["fanout_group"],
+                          fanout_mode=v["fanout_mode"], netns=v["netns"])
+    except LiveCaptureError as e:
+        return common.fail("sensor", e)
+    pub = Publisher(PublisherConfig(
+        bootstrap=v["kafka"], topic_handshakes=v["topic_handshakes"],
+        topic_certs=v["topic_certs"], spool_dir=spool_dir(v),
+        spool_max_bytes=v["spool_max_mb"] << 20, queue_max=v["queue_max"],
+        compression=None if v["compression"] == "none" else v["compression"],
+        client_id="tlsdiag-sensor-%s" % cfg.sensor_id))
+    pub.start()
+    sensor = Sensor(cfg, cap, pub.publish)
+    state = {"values": v}
+
+    def on_stop(_sig, _frame):
+        sensor.stop_requested = True
+
+    def on_hup(_sig, _frame):
+        sensor.reload_requested = True
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+
+    metrics = None
+    if v["metrics_port"] is not None:
+        from tlsdiag.metrics import MetricsServer
+        try:
+            metrics = MetricsServer(lambda: sensor_metrics(sensor, pub), v["metrics_port"],
+                                    v["metrics_host"])
+        except OSError as e:
+            log.error("metrics port %s: %s", v["metrics_port"], e.strerror)
+    last_stats = time.monotonic()
+    log.warning("sensor %s capturing on %s -> %s", cfg.sensor_id, v["interface"], v["kafka"])
+    try:
+        while not sensor.stop_requested:
+            sensor.step(0.2)
+            now = time.monotonic()
+            if now - last_stats >= state["values"]["stats_interval"]:
+                last_stats = now
+                _stats_line(sensor, pub)
+            if sensor.reload_requested:
+                sensor.reload_requested = False
+                _reload(sensor, a, state)
+        sensor.finish()
+    finally:
+        pub.close(timeout=10.0)
+        _stats_line(sensor, pub)
+        if metrics is not None:
+            metrics.close()
+        cap.close()
+    return ExitStatus.SUCCESS
+
+
+def _stats_line(sensor: Sensor, pub) -> None:
+    s, p = sensor.stats(), pub.stats()
+    log.warning("stats: packets=%d pcap_recv=%d pcap_drop=%d ifdrop=%d flows=%d summaries=%d "
+                "acked=%d spooled=%d spool_depth=%d spool_dropped=%d send_errors=%d online=%d",
+                s["packets"], s["pcap_recv"], s["pcap_drop"], s["pcap_ifdrop"],
+                s.get("flows_created", 0), s["summaries_emitted"], p["acked"], p["spooled"],
+                p["spool_depth"], p["spool_dropped"], p["send_errors"], p["online"])
+
+
+def _reload(sensor: Sensor, a: argparse.Namespace, state: dict) -> None:
+    """SIGHUP: the settings again (file and environment; the flags stay); the direction
+    settings and the BPF filter take effect, the rest needs a restart."""
+    try:
+        v = settings.load("sensor", a)
+    except ConfigError as e:
+        log.error("SIGHUP: settings not reloaded: %s", e)
+        return
+    old = state["values"]
+    bpf = bpf_expression(v)
+    if bpf != bpf_expression(old) and bpf:
+        try:
+            sensor.cap.set_filter(bpf)
+        except Exception as e:
+            log.error("SIGHUP: BPF filter %r rejected: %s", bpf, e)
+            return
+    state["values"] = v
+    sensor.cfg = sensor_config(v)
+    log.warning("SIGHUP: config reloaded: %s", v.describe())
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(list(sys.argv[1:] if argv is None else argv))
