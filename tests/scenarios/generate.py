@@ -5,7 +5,8 @@ Run as root (network namespaces, tcpdump):
 
     python3 tests/scenarios/generate.py --out tests/data/scenarios --examples examples
 
-Topology (all inside namespaces this script creates and always deletes again):
+Topology (all inside namespaces this script creates and always deletes again; ``td-`` is the
+default ``--ns-prefix``):
 
     td-client 10.10.1.2 --- 10.10.1.1 td-router 10.10.2.1 --- 10.10.2.2 td-mp 10.10.3.1 --- 10.10.3.2 td-backend
               (c-r)            (r-c)            (r-m)             (m-r)          (m-b)           (b-m)
@@ -44,13 +45,30 @@ import pki as pki_mod  # noqa: E402
 
 log = logging.getLogger("scenarios")
 
-NS = ("td-client", "td-router", "td-mp", "td-backend")
-# (ns_a, if_a, addr_a, ns_b, if_b, addr_b)
+#: namespaces are called PREFIX-ROLE; ``--ns-prefix`` changes the prefix so that two generators (or a
+#: generator and the topology tests, which use the default) can run at the same time
+NS_PREFIX = "td"
+ROLES = ("client", "router", "mp", "backend")
+# (role_a, if_a, addr_a, role_b, if_b, addr_b); interface names live inside the namespaces
 LINKS = (
-    ("td-client", "c-r", "10.10.1.2/24", "td-router", "r-c", "10.10.1.1/24"),
-    ("td-router", "r-m", "10.10.2.1/24", "td-mp", "m-r", "10.10.2.2/24"),
-    ("td-mp", "m-b", "10.10.3.1/24", "td-backend", "b-m", "10.10.3.2/24"),
+    ("client", "c-r", "10.10.1.2/24", "router", "r-c", "10.10.1.1/24"),
+    ("router", "r-m", "10.10.2.1/24", "mp", "m-r", "10.10.2.2/24"),
+    ("mp", "m-b", "10.10.3.1/24", "backend", "b-m", "10.10.3.2/24"),
 )
+
+
+def ns(role: str) -> str:
+    """The namespace of a role (client, router, mp, backend) under the current prefix."""
+    return "%s-%s" % (NS_PREFIX, role)
+
+
+def set_ns_prefix(prefix: str) -> None:
+    global NS_PREFIX
+    if not prefix.isalnum() or len(prefix) > 8:
+        raise ValueError("namespace prefix must be 1-8 letters/digits: %r" % prefix)
+    NS_PREFIX = prefix
+
+
 ROUTER, CLIENT = "10.10.1.1", "10.10.1.2"
 BACKEND, MP = "10.10.3.2", "10.10.3.1"
 GET = b"GET / HTTP/1.0\r\n\r\n"
@@ -108,15 +126,15 @@ class Scenario:
 
     @property
     def server_ns(self) -> str:
-        return "td-router" if self.direction == "northbound" else "td-backend"
+        return ns("router") if self.direction == "northbound" else ns("backend")
 
     @property
     def client_ns(self) -> str:
-        return "td-client" if self.direction == "northbound" else "td-mp"
+        return ns("client") if self.direction == "northbound" else ns("mp")
 
     @property
     def capture(self) -> tuple[str, str]:
-        return ("td-router", "r-c") if self.direction == "northbound" else ("td-mp", "m-b")
+        return (ns("router"), "r-c") if self.direction == "northbound" else (ns("mp"), "m-b")
 
 
 class Env:
@@ -619,26 +637,28 @@ def nsx(ns: str, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", ns] + argv
 
 
-def teardown() -> None:
+def teardown(roles: tuple[str, ...] = ROLES) -> None:
     existing = sh(["ip", "netns", "list"]).stdout.decode()
-    for ns in NS:
-        if any(line.split()[0] == ns for line in existing.splitlines() if line.strip()):
-            sh(["ip", "netns", "del", ns], check=False)
+    for name in (ns(r) for r in roles):
+        if any(line.split()[0] == name for line in existing.splitlines() if line.strip()):
+            sh(["ip", "netns", "del", name], check=False)
 
 
-def setup() -> None:
-    teardown()
-    for ns in NS:
-        sh(["ip", "netns", "add", ns])
-        sh(nsx(ns, ["ip", "link", "set", "lo", "up"]))
-    for ns_a, if_a, addr_a, ns_b, if_b, addr_b in LINKS:
+def setup(roles: tuple[str, ...] = ROLES, links: tuple[tuple[str, ...], ...] = LINKS) -> None:
+    teardown(roles)
+    for role in roles:
+        sh(["ip", "netns", "add", ns(role)])
+        sh(nsx(ns(role), ["ip", "link", "set", "lo", "up"]))
+    for role_a, if_a, addr_a, role_b, if_b, addr_b in links:
+        ns_a, ns_b = ns(role_a), ns(role_b)
         sh(["ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b])
-        for ns, ifn, addr in ((ns_a, if_a, addr_a), (ns_b, if_b, addr_b)):
-            sh(nsx(ns, ["ip", "addr", "add", addr, "dev", ifn]))
-            sh(nsx(ns, ["ip", "link", "set", ifn, "up"]))
+        for name, ifn, addr in ((ns_a, if_a, addr_a), (ns_b, if_b, addr_b)):
+            if addr:
+                sh(nsx(name, ["ip", "addr", "add", addr, "dev", ifn]))
+            sh(nsx(name, ["ip", "link", "set", ifn, "up"]))
             # offloads off on both ends: otherwise the capture holds 64 KB super-frames
-            sh(nsx(ns, ["ethtool", "-K", ifn, "tso", "off", "gso", "off", "gro", "off", "tx", "off"]))
-    log.info("namespaces %s up", ", ".join(NS))
+            sh(nsx(name, ["ethtool", "-K", ifn, "tso", "off", "gso", "off", "gro", "off", "tx", "off"]))
+    log.info("namespaces %s up", ", ".join(ns(r) for r in roles))
 
 
 def wait_listen(ns: str, port: int, timeout: float = 10.0) -> None:
@@ -718,9 +738,12 @@ TSHARK_FIELDS = ["tcp.stream", "ip.src", "tcp.srcport", "tcp.flags.fin", "tcp.fl
                  "tls.handshake.extensions.supported_version", "tls.handshake.version", "tls.handshake.ciphersuite"]
 
 
-def observe(pcap: str, port: int) -> dict[str, list[str]]:
-    """Per client endpoint, the TLS messages and closes seen on the wire, as short strings."""
-    res = sh(["tshark", "-r", pcap, "-d", "tcp.port==%d,tls" % port, "-T", "fields", "-E", "separator=|",
+def observe(pcap: str, port: int | tuple[int, ...]) -> dict[str, list[str]]:
+    """Per client endpoint, the TLS messages and closes seen on the wire, as short strings
+    (``port``: the server port, or all server ports of a capture with several servers)."""
+    ports = (port,) if isinstance(port, int) else tuple(port)
+    decode = sum((["-d", "tcp.port==%d,tls" % p] for p in ports), [])
+    res = sh(["tshark", "-r", pcap] + decode + ["-T", "fields", "-E", "separator=|",
               "-E", "occurrence=a", "-E", "aggregator=,"] + sum((["-e", f] for f in TSHARK_FIELDS), []))
     by_stream: dict[str, list[str]] = {}
     client_of: dict[str, str] = {}
@@ -730,7 +753,7 @@ def observe(pcap: str, port: int) -> dict[str, list[str]]:
             continue
         d = dict(zip(TSHARK_FIELDS, cols))
         stream = d["tcp.stream"]
-        side = "S" if d["tcp.srcport"] == str(port) else "C"
+        side = "S" if d["tcp.srcport"] in {str(p) for p in ports} else "C"
         if side == "C":
             client_of.setdefault(stream, "%s:%s" % (d["ip.src"], d["tcp.srcport"]))
         ev = by_stream.setdefault(stream, [])
@@ -911,7 +934,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse-pki", action="store_true", help="keep the existing pki/ instead of a new one")
     ap.add_argument("--keep-logs", help="copy client/server/tcpdump logs to this directory")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    ap.add_argument("--ns-prefix", default=NS_PREFIX,
+                    help="namespace names PREFIX-client, -router, -mp, -backend (default %(default)s); "
+                         "a run deletes its own namespaces at start")
     args = ap.parse_args(argv)
+    set_ns_prefix(args.ns_prefix)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     out = os.path.abspath(args.out)
     pki_dir = os.path.join(out, "pki")
