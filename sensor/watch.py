@@ -65,7 +65,7 @@ def run(argv: list[str], out: IO[str]) -> int:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from analyzer.config import ConfigError, build_config
     from analyzer.engine import Engine
-    from proto.summary import summary_to_json
+    from proto.render import summary_to_json
     from sensor.live import LiveCapture, LiveCaptureError, build_bpf
     from sensor.service import Sensor, SensorConfig
     try:
