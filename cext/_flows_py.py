@@ -191,8 +191,9 @@ class FlowTable:
             # flow must not turn into a traceback per flow (and the core reads no clock)
             n = self.stats["internal_errors"] = self.stats["internal_errors"] + 1
             if n & (n - 1) == 0:
-                log.exception("internal error on flow %s (%d so far; logged at powers of 2)",
-                              flow.endpoints(), n)
+                client, server = flow.endpoints()
+                log.exception("internal error on flow %s -> %s (%d so far; logged at powers "
+                              "of 2)", endpoint_text(client), endpoint_text(server), n)
             self._finish(flow, "incomplete", out)
 
     def begin_batch(self) -> None:

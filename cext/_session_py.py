@@ -302,8 +302,9 @@ class Session:
             "client_psk": o.psk,
             "client_sslv2": o.sslv2,
             "hrr": self.hrr,
-            "certificates": [d for d, _ in self._digests(self.certs)],
-            "client_certificates": [d for d, _ in self._digests(self.client_certs)],
+            "certificates": [d for d, _ in self._digests(self.certs)] if self.certs else [],
+            "client_certificates": [d for d, _ in self._digests(self.client_certs)]
+            if self.client_certs else [],
             "certificate_request": self.cert_request,
             "client_certificate_empty": self.client_cert_empty,
             "ja4": self.ja4,

@@ -43,13 +43,12 @@ def _certs(digests: list, facts: Mapping[bytes, dict]) -> list:
     return out
 
 
+#: side lists as they occur (each side at most once) -> their names
 _SIDES_RENDERED = {(): (), (0,): ("client",), (1,): ("server",), (0, 1): ("client", "server"),
                    (1, 0): ("server", "client")}
 
 
 def _sides_json(v: list) -> list:
-    if not v:
-        return []
     r = _SIDES_RENDERED.get(tuple(v))
     return list(r) if r is not None else [_SIDE[x] for x in v]
 
@@ -72,6 +71,7 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict
     version, cipher, curve = raw["version"], raw["cipher"], raw["curve"]
     certificates, client_certificates = raw["certificates"], raw["client_certificates"]
     close = raw["close"]
+    fin, rst, gaps = close["fin"], close["rst"], raw["gaps"]
     encrypted_alerts = raw["encrypted_alerts"]
     return {
         "id": raw["id"],
@@ -102,12 +102,12 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict
         "certificate_request": raw["certificate_request"],
         "client_certificate_empty": raw["client_certificate_empty"],
         "ja4": raw["ja4"],
-        "close": {"fin": _sides_json(close["fin"]), "rst": _sides_json(close["rst"])},
+        "close": {"fin": _sides_json(fin) if fin else [], "rst": _sides_json(rst) if rst else []},
         "client_encrypted": list(raw["client_encrypted"]),
         "server_encrypted": list(raw["server_encrypted"]),
         "encrypted_alerts": [{"from": _SIDE[a[0]], "length": a[1]}
                              for a in encrypted_alerts] if encrypted_alerts else [],
-        "gaps": _sides_json(raw["gaps"]),
+        "gaps": _sides_json(gaps) if gaps else [],
         "truncated": raw["truncated"],
         "weirds": list(raw["weirds"]),
         "start": raw["start"],

@@ -825,3 +825,42 @@ def test_half_closed_failure_is_reported_after_the_linger(engine_impl):
     raw = [r for _, r in seen if r["client"] == "10.0.0.7:41000"][0]
     assert raw["outcome"] == "alert" and raw["close"]["fin"] == [1]
     assert stats["flows_half_closed"] == 1 and stats["flows_timed_out"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-packet guard
+# ---------------------------------------------------------------------------------------------
+
+class _BrokenSession:
+    """A session record with a bug: every event raises."""
+
+    def __init__(self, ts):
+        self._real = load_engine("py").session.Session(ts)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def on_event(self, ev):
+        raise RuntimeError("bug")
+
+
+def test_internal_errors_are_counted_and_logged_at_powers_of_two(caplog):
+    """A bug that hits every flow: each is counted and finished as incomplete, but only the
+    1st, 2nd, 4th, 8th ... get a log record with their traceback."""
+    import types
+    py = load_engine("py")
+    broken = py._replace(session=types.SimpleNamespace(Session=_BrokenSession))
+    s = Summarizer(1, engine=broken)
+    s.decoder = broken.decoder(1, s.table)
+    n = 20
+    frames = []
+    for i in range(n):
+        frames += frames_of(Conn(client=("10.9.0.%d" % (i + 1), 40000 + i)), pieces(ALERT)[:1])
+    with caplog.at_level("ERROR", logger=py.flows.__name__):
+        for i, f in enumerate(frames):
+            s.feed_frame(1000.0 + i / 1000, f)
+    assert s.table.stats["internal_errors"] == n
+    logged = [r for r in caplog.records if "internal error" in r.getMessage()]
+    assert [r.args[-1] for r in logged] == [1, 2, 4, 8, 16]
+    assert logged[0].getMessage().startswith("internal error on flow 10.9.0.1:40000 -> ")
+    assert all(r.exc_info for r in logged)
