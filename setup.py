@@ -17,24 +17,20 @@ if not NO_EXTENSIONS:
         directives.update(boundscheck=True, wraparound=True)
     cflags = ["-O0", "-g3"] if DEBUG else ["-O2"]
     # _wire is written in Cython; the per-segment engine is written in Python
-    # (cext/_<name>_py.py, which stays the pure-Python twin) and compiled with the static
-    # types of cext/_<name>.pxd
+    # (cext/_<name>_py.py, which stays the pure-Python twin) and compiled as cext._<name>
+    # with the static types of cext/_<name>.pxd (named after the module: Cython applies a
+    # .pxd by module name).  cythonize tracks the .pxd named after the *source*:
+    # cext/_<name>_py.pxd cimports cext/_<name>.pxd, so a changed declaration -- or one that
+    # module cimports -- regenerates the C.
     ext_modules = cythonize(
         [Extension("cext._wire", ["cext/_wire.pyx"], extra_compile_args=cflags)],
         compiler_directives=directives,
     )
-    engine = ("tls", "session", "flows")
-    for name in engine:
-        # cythonize tracks a module's .pxd by the module's file name; these are named
-        # after the module (_tls.pxd for _tls_py.py), so a changed .pxd forces the rebuild
-        c, pxd = "cext/_%s_py.c" % name, "cext/_%s.pxd" % name
-        if os.path.exists(c) and os.path.getmtime(pxd) > os.path.getmtime(c):
-            os.remove(c)
     ext_modules += cythonize(
         # the .py files' annotations are for readers and type checkers; the .pxd files
         # give the C types
         [Extension("cext._" + name, ["cext/_%s_py.py" % name], extra_compile_args=cflags)
-         for name in engine],
+         for name in ("tls", "session", "flows")],
         compiler_directives=dict(directives, annotation_typing=False),
     )
 

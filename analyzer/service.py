@@ -676,7 +676,8 @@ class Analyzer:
 
     # -- one batch ----------------------------------------------------------------------------
     def process_batch(self, records: Mapping[Any, list[Any]]) -> int:
-        from proto.summary import SchemaError, decode_summary, summary_to_json
+        from proto.render import summary_to_json
+        from proto.summary import SchemaError, decode_summary
         send = self.producer.send
         cfg = self.cfg
         now = time.time()

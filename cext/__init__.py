@@ -1,2 +1,2 @@
-"""Byte-crunching hot loops: Cython (``_wire.pyx``) with a pure-Python twin (``_wire_py``).
-Import :mod:`cext.wire` to get the selected implementation."""
+"""The sans-I/O wire core: bytes and timestamps in, raw summaries out.  Cython with a
+pure-Python twin of every module; :mod:`cext.wire` selects the implementation."""

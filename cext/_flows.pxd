@@ -1,6 +1,10 @@
-# Static types for the compiled flow table (cext._flows, built from _flows_py.py, the twin).
+# Static types for the compiled flow table (cext._flows, built from _flows_py.py, the twin;
+# named after the compiled module, see _tls.pxd).  The reader and the session are held as the
+# compiled C types: a compiled table works with the compiled engine only.
 cimport cython
-from cext cimport _session, _tls
+# (one module per cimport line: cythonize's dependency scan reads this form)
+cimport cext._session as _session
+cimport cext._tls as _tls
 
 
 @cython.final
@@ -15,7 +19,8 @@ cdef class Flow:
 @cython.final
 cdef class FlowTable:
     cdef public dict flows, done, skip, stats, reasons
-    cdef public object _flow_order, _done_order, _next_expiry, _out, render
+    cdef public object _flow_order, _done_order, _next_expiry, _out
+    cdef readonly object wire, _new_connection, _new_session
     cdef public Py_ssize_t max_flows, max_ooo_bytes, max_ooo_segments, max_done
     cdef public Py_ssize_t max_handshake, skip_min
     cdef public double idle_timeout, close_linger, now

@@ -1,8 +1,11 @@
 """Bounded flow table and per-direction TCP reassembly of the handshake phase.
 
-Sans-I/O: :meth:`FlowTable.process` takes the segment tuples of
-:class:`cext.wire.PacketDecoder` and returns the connections that finished, as
+Sans-I/O: :meth:`FlowTable.process` takes the segment tuples of the wire module's
+``PacketDecoder`` and returns the connections that finished, as
 ``(raw_summary, [(sha256, der), ...])`` pairs.  Time is whatever the packets say.
+
+The table is given its engine -- the wire module, the TLS reader and the session record of one
+build (:class:`cext.wire.Engine`) -- and imports none of them: ``FlowTable(engine)``.
 
 A flow is finished — summarized once, freed, and its key put in the bounded ``done`` set so
 the decoder drops the rest of its packets in C — when its handshake is over (encrypted
@@ -15,18 +18,7 @@ import ipaddress
 import logging
 from collections import deque
 
-from cext.errors import ProtocolError
-try:
-    import cython
-    _COMPILED = cython.compiled
-except ImportError:             # the pure-Python twin needs no Cython at run time
-    _COMPILED = False
-if _COMPILED:                    # the compiled build uses its compiled siblings, the twin its twins
-    from cext import _tls as tls
-    from cext._session import Session
-else:
-    from cext import _tls_py as tls
-    from cext._session_py import Session
+from cext.events import CLIENT, MAX_HANDSHAKE, SERVER
 
 __all__ = ["FlowTable", "Flow", "endpoint_text"]
 
@@ -35,7 +27,6 @@ log = logging.getLogger(__name__)
 MASK = 0xFFFFFFFF
 HALF = 1 << 31
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
-CLIENT, SERVER = tls.CLIENT, tls.SERVER
 #: ciphertext runs shorter than this are parsed through, longer ones skipped in C
 #: (``FlowTable(skip_min=...)``)
 SKIP_MIN = 4096
@@ -89,10 +80,16 @@ class Flow:
 class FlowTable:
     """See the module docstring.  ``stats`` counts what happened, Zeek-weird style."""
 
-    def __init__(self, max_flows: int = 262_144, idle_timeout: float = 120.0,
+    def __init__(self, engine, max_flows: int = 262_144, idle_timeout: float = 120.0,
                  max_ooo_bytes: int = 256 * 1024, max_ooo_segments: int = 64,
-                 max_done: int = 1_048_576, max_handshake: int = tls.MAX_HANDSHAKE,
+                 max_done: int = 1_048_576, max_handshake: int = MAX_HANDSHAKE,
                  close_linger: float = 1.0, skip_min: int = SKIP_MIN) -> None:
+        #: ``engine.wire`` / ``.tls`` / ``.session``: one build's modules (the compiled table
+        #: holds its readers and sessions as C types: only the compiled ones fit)
+        self.wire = engine.wire
+        self._new_connection = engine.tls.TLSConnection
+        self._new_session = engine.session.Session
+        _check_engine(self)
         self.flows: dict = {}
         self.done: dict = {}
         # creation order of flows / finishing order of done keys, for oldest-first eviction
@@ -118,9 +115,6 @@ class FlowTable:
             "protocol_errors": 0, "internal_errors": 0, "flows_half_closed": 0,
         }
         self.reasons: dict = {}
-        #: ``render(session, client, server, reason) -> item`` for a finished connection;
-        #: None gives ``(raw summary, [(sha256, der), ...])``
-        self.render = None
 
     # -- input -----------------------------------------------------------------------------------
     def process(self, segments) -> list:
@@ -152,10 +146,10 @@ class FlowTable:
             sess = flow.session
             if payload:
                 if sess is None:
-                    sess = flow.session = Session(flow.first)
+                    sess = flow.session = self._new_session(flow.first)
                 conn = flow.conn
                 if conn is None:
-                    conn = flow.conn = tls.TLSConnection(max_handshake=self.max_handshake)
+                    conn = flow.conn = self._new_connection(self.wire, self.max_handshake)
                 sess.end = ts
                 nseq = flow.next_seq
                 nxt = nseq[d]
@@ -174,7 +168,7 @@ class FlowTable:
                     sess.truncated = True
             if flags & (RST | FIN):
                 if sess is None:
-                    sess = flow.session = Session(flow.first)
+                    sess = flow.session = self._new_session(flow.first)
                 sess.end = ts
                 if flags & RST:
                     sess.tcp_rst(d)
@@ -192,8 +186,14 @@ class FlowTable:
                         and flow.conn.plaintext() > MAX_PLAINTEXT:
                     self._finish(flow, "not_tls", out)
         except Exception:
-            self.stats["internal_errors"] += 1
-            log.exception("internal error on flow %s", flow.endpoints())
+            # a bug, not bad input (that is a ProtocolError, handled above): count every
+            # one, log the 1st, 2nd, 4th, 8th ... with its traceback -- a bug that hits every
+            # flow must not turn into a traceback per flow (and the core reads no clock)
+            n = self.stats["internal_errors"] = self.stats["internal_errors"] + 1
+            if n & (n - 1) == 0:
+                client, server = flow.endpoints()
+                log.exception("internal error on flow %s -> %s (%d so far; logged at powers "
+                              "of 2)", endpoint_text(client), endpoint_text(server), n)
             self._finish(flow, "incomplete", out)
 
     def begin_batch(self) -> None:
@@ -405,9 +405,6 @@ class FlowTable:
             return
         lo, hi = flow.endpoints()
         self.stats["summaries"] += 1
-        if self.render is not None:
-            out.append(self.render(sess, endpoint_text(lo), endpoint_text(hi), reason))
-            return
         raw = sess.summary(endpoint_text(lo), endpoint_text(hi), reason)
         out.append((raw, sess.certificate_ders()))
 
@@ -426,3 +423,12 @@ def _sender_role(payload: bytes):
     if len(payload) >= 2 and payload[0] == 0x15 and payload[1] == 3:
         return -1
     return None
+
+
+def _check_engine(table) -> None:
+    """Fail at construction, not per packet inside the guard, when the engine's reader and
+    session are not the types this build of the table holds (a compiled table given the twin's
+    classes raises TypeError here)."""
+    flow = Flow(b"", True, 0.0)
+    flow.conn = table._new_connection(table.wire)
+    flow.session = table._new_session(0.0)

@@ -1,10 +1,11 @@
 """One record per connection, Zeek ``SSL::Info`` style.
 
-:class:`Session` consumes the events of :mod:`sensor.tls` plus the TCP facts the flow table
-gives it (FIN/RST senders, gaps, truncation) and, when the flow is finalized, renders the raw
-summary: a dict with the JSON field names of ``docs/summary-schema.md`` but raw code points
-(ints) where the JSON shows IANA names — :mod:`proto` renders names and packs msgpack.
-Internal flags (``_ccs``, ``_client_app``) are never serialized.
+:class:`Session` consumes the events of :mod:`cext.events` plus the TCP facts the flow table
+gives it (FIN/RST senders, gaps, truncation) and, when the flow is finalized, makes the raw
+summary: a dict with the field names of :data:`proto.summary.FIELD` holding raw code points
+(ints) where the JSON shows IANA names.  It renders nothing: :mod:`proto.summary` packs the
+raw summary as msgpack, :func:`proto.render.summary_to_json` renders its JSON.  Internal
+flags (``_ccs``, ``_app`` ...) are never serialized.
 """
 from __future__ import annotations
 
@@ -12,19 +13,12 @@ import hashlib
 from functools import lru_cache
 from hashlib import blake2s as _blake2s
 
-from proto import names
+from cext.events import (CLIENT, SERVER, Alert, Certificate, CertificateRequest,
+                         ChangeCipherSpec, ClientHello, EncryptedRecord, HandshakeMessage,
+                         HelloRetryRequest, Record, ServerHello, ServerKeyExchange)
+from cext.ja4 import ja4
 from proto.history import history_letter, record_history_letter
-from proto.names import is_grease
-try:
-    import cython
-    _COMPILED = cython.compiled
-except ImportError:             # the pure-Python twin needs no Cython at run time
-    _COMPILED = False
-if _COMPILED:                    # the compiled build uses its compiled siblings, the twin its twins
-    from cext import _tls as tls
-else:
-    from cext import _tls_py as tls
-from sensor.ja4 import ja4
+from proto.names import is_grease, is_tls13
 
 __all__ = ["Session", "MAX_HISTORY", "MAX_ENCRYPTED_LENGTHS"]
 
@@ -38,7 +32,7 @@ PROBABLE_ALERT_MAX = 24
 #: once established, this many more records from either side end the watch whatever they are
 AFTER_ESTABLISHED = 8
 
-_CLIENT, _SERVER = tls.CLIENT, tls.SERVER
+_CLIENT, _SERVER = CLIENT, SERVER
 # Zeek ssl_history letters (upper case; the server's are lowered when recorded)
 _HS_LETTERS = {t: history_letter(t, True) for t in range(256)}
 _LETTER_HRR = _HS_LETTERS[6]
@@ -48,12 +42,11 @@ _RECORD_LETTERS = {t: record_history_letter(t, True) for t in range(256)}
 _LOWER = {c: c.lower() for c in set(_HS_LETTERS.values()) | set(_RECORD_LETTERS.values()) | {"C", "S", "X", "K", "R"}}
 
 _HT_CERTIFICATE, _HT_SERVER_HELLO_DONE, _HT_FINISHED = 11, 14, 20
-_SIDE = ("client", "server")
 
 
 class Session:
     __slots__ = (
-        "start", "end", "history", "flipped", "ch", "sh", "hrr", "alerts", "last_msg",
+        "start", "end", "history", "ch", "sh", "hrr", "alerts", "last_msg",
         "certs", "client_certs", "cert_request", "client_cert_empty", "ske", "enc",
         "enc_alerts", "fin", "rst", "gaps", "truncated", "weirds", "established", "resumed",
         "_ccs", "_app", "_server_cert_seen", "_server_ccs_early", "_tls13", "_v2",
@@ -64,7 +57,6 @@ class Session:
         self.start = ts
         self.end = ts
         self.history: list = []
-        self.flipped = False
         self.ch = None
         self.sh = None
         self.hrr = False
@@ -155,7 +147,7 @@ class Session:
         self._letter(ev.direction, "S")
         self.sh = ev
         self.last_msg = 2
-        self._tls13 = tls._is_tls13(ev.version)
+        self._tls13 = is_tls13(ev.version)
         self._v2 = ev.sslv2
         ch = self.ch
         if self._tls13:
@@ -273,22 +265,18 @@ class Session:
             return (ske[1] << 8) | ske[2]
         return None
 
-    def _ident(self, client: str, server: str) -> tuple:
-        """(connection id, history string); the id hashes the first packet's time in
-        microseconds and the two endpoints."""
-        hist = "".join(self.history)
-        if self.flipped:
-            hist = "^" + hist
+    def _id(self, client: str, server: str) -> str:
+        """The connection id: a hash of the first packet's time in microseconds and the two
+        endpoints."""
         return _blake2s(b"%d|%s|%s" % (round(self.start * 1000000), client.encode(),
-                                       server.encode()), digest_size=8).hexdigest(), hist
+                                       server.encode()), digest_size=8).hexdigest()
 
     def summary(self, client: str, server: str, reason: str) -> dict:
         """The raw summary (see module docstring).  ``reason`` says why the flow ended when
         the connection itself did not: ``timeout``, ``evicted`` or ``incomplete``."""
         ch, sh, o = self.ch, self.sh, self.offer
-        ident, hist = self._ident(client, server)
         return {
-            "id": ident,
+            "id": self._id(client, server),
             "client": client,
             "server": server,
             "start": self.start,
@@ -301,7 +289,7 @@ class Session:
             "alpn": sh.alpn if sh is not None else None,
             "established": self.established,
             "resumed": self.resumed or self._server_ccs_early,
-            "history": hist,
+            "history": "".join(self.history),
             "alerts": self.alerts,
             "client_legacy_version": ch.legacy_version if ch is not None else None,
             "client_versions": o.versions,
@@ -314,8 +302,9 @@ class Session:
             "client_psk": o.psk,
             "client_sslv2": o.sslv2,
             "hrr": self.hrr,
-            "certificates": [d for d, _ in self._digests(self.certs)],
-            "client_certificates": [d for d, _ in self._digests(self.client_certs)],
+            "certificates": [d for d, _ in self._digests(self.certs)] if self.certs else [],
+            "client_certificates": [d for d, _ in self._digests(self.client_certs)]
+            if self.client_certs else [],
             "certificate_request": self.cert_request,
             "client_certificate_empty": self.client_cert_empty,
             "ja4": self.ja4,
@@ -326,61 +315,6 @@ class Session:
             "gaps": list(self.gaps),
             "truncated": self.truncated,
             "weirds": list(self.weirds),
-            "outcome": self.outcome(reason),
-            "sensor": None,
-            "direction": None,
-        }
-
-    def render(self, client: str, server: str, reason: str, facts) -> dict:
-        """``proto.summary.summary_to_json(self.summary(client, server, reason), facts)``
-        in one step, without the raw dict in between: what ``summarize`` and ``diagnose``
-        print, per connection.  ``tests/test_sansio.py`` holds the two equal on every
-        capture of the test data."""
-        ch, sh = self.ch, self.sh
-        ident, hist = self._ident(client, server)
-        alerts = [_alert_json(a) for a in self.alerts] if self.alerts else []
-        if sh is not None:
-            version = names.version_name(sh.version)
-            cipher = names.cipher_name(sh.cipher_suite) if sh.cipher_suite >= 0 else None
-            alpn = sh.alpn
-        else:
-            version = cipher = alpn = None
-        curve = self._curve()
-        get = facts.get
-        return {
-            "id": ident,
-            "client": client,
-            "server": server,
-            "version": version,
-            "cipher": cipher,
-            "curve": names.group_name(curve) if curve is not None else None,
-            "server_name": ch.server_name if ch is not None else None,
-            "alpn": alpn,
-            "established": self.established,
-            "resumed": self.resumed or self._server_ccs_early,
-            "history": hist,
-            "alerts": alerts,
-            "last_alert": alerts[-1]["description"] if alerts else None,
-            **self.offer.json,
-            "hrr": self.hrr,
-            "certificates": [f if (f := get(d)) is not None else {"sha256": d.hex()}
-                             for d, _ in self._digests(self.certs)] if self.certs else [],
-            "client_certificates": [f if (f := get(d)) is not None else {"sha256": d.hex()}
-                                    for d, _ in self._digests(self.client_certs)]
-            if self.client_certs else [],
-            "certificate_request": self.cert_request,
-            "client_certificate_empty": self.client_cert_empty,
-            "ja4": self.ja4,
-            "close": {"fin": _sides(self.fin), "rst": _sides(self.rst)},
-            "client_encrypted": list(self.enc[0]),
-            "server_encrypted": list(self.enc[1]),
-            "encrypted_alerts": [{"from": _SIDE[a[0]], "length": a[1]}
-                                 for a in self.enc_alerts] if self.enc_alerts else [],
-            "gaps": _sides(self.gaps) if self.gaps else [],
-            "truncated": self.truncated,
-            "weirds": list(self.weirds),
-            "start": self.start,
-            "end": self.end,
             "outcome": self.outcome(reason),
             "sensor": None,
             "direction": None,
@@ -409,11 +343,11 @@ def _strip_grease(values: tuple) -> tuple:
 
 
 class _Offer:
-    """What a ClientHello offers, as the summary carries it (GREASE removed) and as JSON
-    renders it, plus its JA4: computed once per distinct offer (clients repeat theirs)."""
+    """What a ClientHello offers, as the summary carries it (GREASE removed), plus its JA4:
+    computed once per distinct offer (clients repeat theirs)."""
 
     __slots__ = ("versions", "ciphers", "extensions", "groups", "alpn", "sigalgs",
-                 "key_shares", "psk", "sslv2", "ja4", "json")
+                 "key_shares", "psk", "sslv2", "ja4")
 
     def __init__(self, ch) -> None:
         if ch is None:
@@ -435,17 +369,6 @@ class _Offer:
             self.ja4 = ja4(ch.legacy_version, ch.cipher_suites, ch.extensions,
                            ch.server_name, ch.alpn, ch.signature_algorithms,
                            ch.supported_versions)
-        self.json = {
-            "client_versions": [names.version_name(v) for v in self.versions],
-            "client_ciphers": [names.cipher_name(v) for v in self.ciphers],
-            "client_extensions": [names.extension_name(v) for v in self.extensions],
-            "client_groups": [names.group_name(v) for v in self.groups],
-            "client_alpn": list(self.alpn),
-            "client_signature_algorithms": [names.sigalg_name(v) for v in self.sigalgs],
-            "client_key_shares": [names.group_name(v) for v in self.key_shares],
-            "client_psk": self.psk,
-            "client_sslv2": self.sslv2,
-        }
 
 
 _OFFERS: dict = {}
@@ -464,29 +387,16 @@ def _offer(ch) -> _Offer:
     return o
 
 
-def _sides(ds: list) -> list:
-    """[0, 1] -> ["client", "server"]"""
-    return [_SIDE[x] for x in ds] if ds else []
-
-
-@lru_cache(maxsize=4096)
-def _alert_json(a: tuple) -> dict:
-    """(from, level, description, last message) -> the JSON alert object (memoized)."""
-    return {"from": _SIDE[a[0]], "level": names.alert_level_name(a[1]),
-            "description": names.alert_description_name(a[2]),
-            "after": names.handshake_name(a[3]) if a[3] >= 0 else None}
-
-
 _DISPATCH = {
-    tls.EncryptedRecord: Session._encrypted_record,
-    tls.ClientHello: Session._client_hello,
-    tls.ServerHello: Session._server_hello,
-    tls.HelloRetryRequest: Session._hello_retry_request,
-    tls.Certificate: Session._certificate,
-    tls.ServerKeyExchange: Session._server_key_exchange,
-    tls.CertificateRequest: Session._certificate_request,
-    tls.HandshakeMessage: Session._handshake_message,
-    tls.ChangeCipherSpec: Session._change_cipher_spec,
-    tls.Alert: Session._alert,
-    tls.Record: Session._record,
+    EncryptedRecord: Session._encrypted_record,
+    ClientHello: Session._client_hello,
+    ServerHello: Session._server_hello,
+    HelloRetryRequest: Session._hello_retry_request,
+    Certificate: Session._certificate,
+    ServerKeyExchange: Session._server_key_exchange,
+    CertificateRequest: Session._certificate_request,
+    HandshakeMessage: Session._handshake_message,
+    ChangeCipherSpec: Session._change_cipher_spec,
+    Alert: Session._alert,
+    Record: Session._record,
 }

@@ -1,4 +1,7 @@
 # Static types for the compiled TLS reader (cext._tls, built from _tls_py.py, the twin).
+# Named after the compiled module: Cython applies a .pxd by module name, and _flows.pxd's
+# cimport of it names the module whose types it checks at run time.  (_tls_py.pxd, named
+# after the source, only makes cythonize's dependency scan see this file.)
 cimport cython
 
 
@@ -11,7 +14,8 @@ cdef class _Direction:
 
 @cython.final
 cdef class TLSConnection:
-    cdef public tuple _dirs, dirs
+    cdef readonly object wire
+    cdef readonly tuple dirs
     cdef public object _events, _pending_error, _emit
     cdef public Py_ssize_t max_handshake, max_buffer
     cdef public int version

@@ -1,150 +1,42 @@
 """Sans-I/O TLS handshake reader (h11's shape).
 
-Events are immutable ``NamedTuple``s rather than frozen slotted dataclasses: a frozen
-dataclass pays one ``object.__setattr__`` per field on construction, and this module builds
-several events per connection on the sensor's hot path.
+:class:`TLSConnection` is fed the two reassembled byte streams of one TCP connection and hands
+out the events of :mod:`cext.events`.  It never touches a socket, a capture handle or a clock.
+Its wire module (``cext._wire`` or the twin ``cext._wire_py``: record and handshake framing,
+hello parsing) is given to it, not looked up: ``TLSConnection(wire)``; :mod:`cext.wire`
+hands out coherent sets.
 
-:class:`TLSConnection` is fed the two reassembled byte streams of one TCP connection with
-``receive_data(direction, data)`` and hands out events with ``next_event()`` until it returns
-:data:`NEED_DATA`.  It never touches a socket, a capture handle or a clock.
-
-Direction is :data:`CLIENT` (0) or :data:`SERVER` (1).  A stream that cannot be TLS raises
-:class:`~cext.errors.ProtocolError` once from ``next_event()`` (after the events that came
-before the bad bytes); that direction is then in the ERROR state and ignores further data.
+Direction is :data:`CLIENT` (0) or :data:`SERVER` (1).  A stream that cannot be TLS gives one
+:class:`~cext.errors.ProtocolError` (after the events that came before the bad bytes); that
+direction is then in the ERROR state and ignores further data.
 """
 from __future__ import annotations
 
 from collections import deque
-from typing import NamedTuple
 
-from cext import wire
 from cext.errors import MalformedMessage, ProtocolError
+from cext.events import (CLIENT, MAX_BUFFER, MAX_HANDSHAKE, NEED_DATA, SERVER, Alert,
+                         Certificate, CertificateRequest, ChangeCipherSpec, ClientHello,
+                         EncryptedRecord, HandshakeMessage, HelloRetryRequest, Record,
+                         ServerHello, ServerKeyExchange)
 
 __all__ = [
-    "CLIENT", "SERVER", "NEED_DATA", "TLSConnection", "ClientHello", "ServerHello",
-    "HelloRetryRequest", "Certificate", "ServerKeyExchange", "CertificateRequest",
-    "HandshakeMessage", "ChangeCipherSpec", "Alert", "EncryptedRecord", "Record",
+    "TLSConnection",
+    # re-exported from cext.events
+    "CLIENT", "SERVER", "NEED_DATA", "MAX_HANDSHAKE", "MAX_BUFFER", "ClientHello",
+    "ServerHello", "HelloRetryRequest", "Certificate", "ServerKeyExchange",
+    "CertificateRequest", "HandshakeMessage", "ChangeCipherSpec", "Alert", "EncryptedRecord",
+    "Record",
 ]
 
-CLIENT, SERVER = 0, 1
 #: ``_new(Event, (field, ...))`` builds an event without the generated ``__new__`` (a Python
 #: frame per event on the hot path); every field is given, defaults included
 _new = tuple.__new__
-
-
-class _Sentinel:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-NEED_DATA = _Sentinel("NEED_DATA")
 
 # RFC 8446 / 5246 content types and handshake types used by the state machine
 _CCS, _ALERT, _HANDSHAKE, _APPDATA = 20, 21, 22, 23
 _HT_CLIENT_HELLO, _HT_SERVER_HELLO, _HT_HRR_DRAFT = 1, 2, 6
 _HT_CERTIFICATE, _HT_SKE, _HT_CERT_REQUEST = 11, 12, 13
-
-#: default cap on one handshake message (a certificate chain with 10,000 SANs still fits)
-MAX_HANDSHAKE = 1 << 20
-#: default cap on the bytes buffered per direction (records + handshake fragments)
-MAX_BUFFER = (1 << 20) + 2 * wire.MAX_RECORD
-
-
-class ClientHello(NamedTuple):
-    direction: int
-    legacy_version: int
-    session_id: bytes
-    cipher_suites: tuple
-    compression_methods: tuple
-    extensions: tuple
-    server_name: str | None
-    alpn: tuple
-    supported_groups: tuple
-    ec_point_formats: tuple
-    signature_algorithms: tuple
-    supported_versions: tuple
-    key_share_groups: tuple
-    psk: bool
-    session_ticket: int
-    sslv2: bool = False
-
-
-class ServerHello(NamedTuple):
-    direction: int
-    legacy_version: int
-    session_id: bytes
-    cipher_suite: int
-    compression_method: int
-    extensions: tuple
-    selected_version: int
-    key_share_group: int
-    alpn: str | None
-    psk: bool
-    sslv2: bool = False
-
-    @property
-    def version(self) -> int:
-        return self.selected_version if self.selected_version >= 0 else self.legacy_version
-
-
-class HelloRetryRequest(NamedTuple):
-    direction: int
-    selected_version: int
-    cipher_suite: int
-    key_share_group: int
-
-
-class Certificate(NamedTuple):
-    direction: int
-    certificates: tuple          # DER bytes, wire order
-
-
-class ServerKeyExchange(NamedTuple):
-    direction: int
-    body: bytes
-
-
-class CertificateRequest(NamedTuple):
-    direction: int
-
-
-class HandshakeMessage(NamedTuple):
-    """Any other plaintext handshake message (server_hello_done, client_key_exchange,
-    new_session_ticket, certificate_status, certificate_verify, unassigned types ...)."""
-    direction: int
-    msg_type: int
-    length: int
-
-
-class ChangeCipherSpec(NamedTuple):
-    direction: int
-
-
-class Alert(NamedTuple):
-    direction: int
-    level: int
-    description: int
-
-
-class EncryptedRecord(NamedTuple):
-    """A record whose content is encrypted: anything after this direction's
-    ChangeCipherSpec in TLS <= 1.2, application_data (and non-2-byte alerts) in TLS 1.3."""
-    direction: int
-    content_type: int
-    length: int
-
-
-class Record(NamedTuple):
-    """A plaintext record that is neither handshake, CCS nor alert (heartbeat, plaintext
-    application_data, unassigned types)."""
-    direction: int
-    content_type: int
-    length: int
 
 
 def _is_tls13(version: int) -> bool:
@@ -169,23 +61,28 @@ class _Direction:
 class TLSConnection:
     """Reads both directions of one TLS connection; see the module docstring.
 
-    Two equivalent APIs: h11's ``receive_data()`` / ``next_event()``, and ``feed()``, which
-    returns ``(events, error)`` at once (what the sensor's hot path uses).
+    ``feed_into(direction, data, sink)`` (what the flow table calls per segment) and
+    ``feed(direction, data)`` -> ``(events, error)`` are the production API.  h11's
+    ``receive_data()`` / ``next_event()`` / ``buffered()`` are kept as the reference API:
+    only the tests use them (``tests/test_tls_stream.py`` holds both APIs equal on every
+    chunking of real streams).
     """
 
-    def __init__(self, max_handshake: int = MAX_HANDSHAKE, max_buffer: int = MAX_BUFFER) -> None:
-        self._dirs = (_Direction(), _Direction())
+    def __init__(self, wire, max_handshake: int = MAX_HANDSHAKE,
+                 max_buffer: int = MAX_BUFFER) -> None:
+        #: the wire module of the same build (framing and hello parsing)
+        self.wire = wire
         self._events: deque = deque()
         self._pending_error: ProtocolError | None = None
         self.max_handshake = max_handshake
         self.max_buffer = max_buffer
+        #: per-direction state (read-only for callers: ``dirs[d].skip``)
+        self.dirs = (_Direction(), _Direction())
         #: negotiated version once a ServerHello was read (or the draft version)
         self.version = -1
         self.tls13 = False
         self._server_hello_seen = False
         self._emit = self._events.append
-        #: per-direction state (read-only for callers: ``dirs[d].skip``)
-        self.dirs = self._dirs
 
     # -- public API --------------------------------------------------------------------------
     def feed(self, direction: int, data: bytes):
@@ -198,7 +95,7 @@ class TLSConnection:
     def feed_into(self, direction: int, data: bytes, sink):
         """Like :meth:`feed`, but hands each event to ``sink(event)`` as it is parsed and
         returns only the error (or None): the sensor's hot path."""
-        d = self._dirs[direction]
+        d = self.dirs[direction]
         if d.error is not None or not data:
             return None
         self._emit = sink
@@ -217,7 +114,7 @@ class TLSConnection:
 
     def receive_gap(self, direction: int) -> None:
         """Bytes are missing from this direction: stop parsing it (never parse across)."""
-        d = self._dirs[direction]
+        d = self.dirs[direction]
         if d.error is None:
             d.error = "gap"
             d.buf = d.hs = b""
@@ -231,17 +128,17 @@ class TLSConnection:
         return NEED_DATA
 
     def state(self, direction: int) -> str:
-        d = self._dirs[direction]
+        d = self.dirs[direction]
         return "ERROR" if d.error is not None else ("ENCRYPTED" if d.encrypted else "CLEAR")
 
     def buffered(self) -> int:
-        return sum(len(d.buf) + len(d.hs) for d in self._dirs)
+        return sum(len(d.buf) + len(d.hs) for d in self.dirs)
 
     def take_skip(self, direction: int, minimum: int) -> int:
         """If this direction is inside an encrypted record with at least ``minimum`` bytes
         still to come, return that count and forget it: the caller will not deliver those
         bytes (it skips them below the parser).  Otherwise 0."""
-        d = self._dirs[direction]
+        d = self.dirs[direction]
         n = d.skip
         if n >= minimum and d.error is None:
             d.skip = 0
@@ -250,7 +147,7 @@ class TLSConnection:
 
     def plaintext(self) -> int:
         """Bytes of non-TLS preamble skipped so far (both directions)."""
-        return self._dirs[0].plaintext + self._dirs[1].plaintext
+        return self.dirs[0].plaintext + self.dirs[1].plaintext
 
     # -- internals ---------------------------------------------------------------------------
     def _fail(self, d: _Direction, exc: ProtocolError) -> None:
@@ -284,6 +181,7 @@ class TLSConnection:
             d.buf = bytearray(buf)
             self._parse_sslv2(direction, d)
             return
+        wire = self.wire
         records, pos, reason = wire.split_records(buf, 0)
         emit = self._emit
         tls13 = self.tls13
@@ -331,10 +229,10 @@ class TLSConnection:
     def _handshake(self, direction: int, mt: int, body: bytes) -> None:
         emit = self._emit
         if mt == _HT_CLIENT_HELLO and direction == CLIENT:
-            emit(_new(ClientHello, (direction, *wire.parse_client_hello(body), False)))
+            emit(_new(ClientHello, (direction, *self.wire.parse_client_hello(body), False)))
         elif mt == _HT_SERVER_HELLO and direction == SERVER:
             (legacy, sid, suite, comp, exts, selected, group, alpn, psk,
-             is_hrr) = _server_hello(body)
+             is_hrr) = _server_hello(self.wire, body)
             if is_hrr:
                 # RFC 8446 4.1.4: only TLS 1.3 sends a HelloRetryRequest; its CCS is fake
                 self.tls13 = True
@@ -351,7 +249,7 @@ class TLSConnection:
             self.tls13 = True
             emit(HelloRetryRequest(direction, ver, -1, -1))
         elif mt == _HT_CERTIFICATE:
-            emit(Certificate(direction, tuple(wire.parse_certificate(body, self.tls13))))
+            emit(Certificate(direction, tuple(self.wire.parse_certificate(body, self.tls13))))
         elif mt == _HT_SKE and direction == SERVER:
             emit(ServerKeyExchange(direction, body))
         elif mt == _HT_CERT_REQUEST and direction == SERVER:
@@ -397,13 +295,13 @@ class TLSConnection:
                 emit(sh)
                 if certs:
                     emit(Certificate(direction, certs))
-                self._dirs[CLIENT].sslv2 = True
+                self.dirs[CLIENT].sslv2 = True
                 continue
             emit(EncryptedRecord(direction, 0, ln))
         d.buf = bytes(buf[pos:])
 
 
-def _server_hello(body: bytes) -> tuple:
+def _server_hello(wire, body: bytes) -> tuple:
     """wire.parse_server_hello, plus the early TLS 1.3 drafts (draft-14 and before) whose
     ServerHello says 0x0304 but has the draft layout (no session id, no compression)."""
     try:

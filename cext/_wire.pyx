@@ -1,10 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Cython build of the wire core; ``cext/_wire_py.py`` is its pure-Python twin and the
-reference for every behaviour here.  Every read goes through the bounds-checked helpers
-below (``_need``/``_vec``), which is why bounds checking is off module-wide.
+reference for every behaviour here (tests/test_wire_equivalence.py and the fuzz target compare
+the two on real, random and mutated input).
 
-Input is taken via the buffer protocol (bytes, bytearray, memoryview) and walked with
-``(pos, end)`` offsets; only values that leave this module are copied.
+Reads are raw pointer reads (``const uint8_t*``), which Cython never bounds-checks: what
+keeps them in bounds is a length check before each one.  The hello parsers read every vector
+through ``_vec`` (bounds-checked, raises ``MalformedMessage``); the frame decoder
+(``_decode``), ``split_records``, ``split_handshakes`` and parts of the hello parsers check
+their lengths by hand before reading.  ``boundscheck``/``wraparound`` (off module-wide) only
+concern the memoryview indexing of ``decode_batch``/``decode``/``murmur2``;
+``TLSDIAG_DEBUG_BUILD=1`` turns them on.
+
+Input is taken via the buffer protocol and walked with ``(pos, end)`` offsets.  ``bytes`` is
+read in place; any other buffer (bytearray, memoryview) is copied to ``bytes`` once first
+(``_as_bytes``).  What leaves the module -- record fragments, handshake bodies, DER
+certificates, session ids, payloads -- is copied out as new ``bytes``.
 """
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
@@ -19,27 +29,34 @@ __all__ = [
     "HRR_RANDOM", "LINKTYPES", "murmur2", "kafka_partition",
 ]
 
-DEF FIN = 0x01
-DEF SYN = 0x02
-DEF RST = 0x04
-DEF ACK = 0x10
-DEF C_RECORD_MAX = 18432           # 2^14 + 2048
+# TCP flags
+cdef enum:
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    ACK = 0x10
 
-DEF C_PACKETS = 0
-DEF C_BYTES = 1
-DEF C_NOT_IP = 2
-DEF C_NOT_TCP = 3
-DEF C_FRAG = 4
-DEF C_MAL3 = 5
-DEF C_MAL4 = 6
-DEF C_TRUNC = 7
-DEF C_NOPAY = 8
-DEF C_DONE = 9
-DEF C_UNTRACKED = 10
-DEF C_EMITTED = 11
-DEF C_LINKTYPE = 12
-DEF C_SKIPENC = 13
-DEF N_COUNTERS = 14
+cdef enum:
+    C_RECORD_MAX = 18432            # MAX_RECORD: 2^14 + 2048 (RFC 5246 6.2.3)
+
+# decoder counter indices, in the order of COUNTER_NAMES (_wire_py.py, which numbers them the
+# same way): stats() pairs them by position, and the C = Py tests compare them by name
+cdef enum:
+    C_PACKETS
+    C_BYTES
+    C_NOT_IP
+    C_NOT_TCP
+    C_FRAG
+    C_MAL3
+    C_MAL4
+    C_TRUNC
+    C_NOPAY
+    C_DONE
+    C_UNTRACKED
+    C_EMITTED
+    C_LINKTYPE
+    C_SKIPENC
+    N_COUNTERS
 
 cdef inline unsigned int _u16(const uint8_t* p) nogil:
     return (p[0] << 8) | p[1]

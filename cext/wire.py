@@ -1,52 +1,96 @@
-"""Selects the implementation of the wire core: the Cython build unless
-``TLSDIAG_NO_EXTENSIONS`` is set or it is not built, else the pure-Python twin.
+"""The one implementation selector of the wire core: it decides once, at import, and hands
+out a coherent engine.
 
 Two kinds of modules make up the core.  ``_wire`` (packet decoding, record and handshake
-splitting, hello parsing) is written in Cython (``_wire.pyx``) with a hand-written twin
-(``_wire_py.py``).  The per-segment engine -- the TLS reader ``_tls``, the session record
-``_session`` and the flow table ``_flows`` -- is written once, in Python (``_tls_py.py`` ...),
-and compiled by Cython as ``_tls`` ... with the static types of ``_tls.pxd`` ...: the ``.py``
-files are the twin.  :func:`module` gives the selected one; ``sensor.tls``,
-``sensor.session`` and ``sensor.flows`` are those.
+splitting, hello parsing, Kafka's murmur2) is written in Cython (``_wire.pyx``) with a
+hand-written twin (``_wire_py.py``).  The per-segment engine -- the TLS reader ``_tls``, the
+session record ``_session`` and the flow table ``_flows`` -- is written once, in Python
+(``_tls_py.py`` ...), and compiled by Cython as ``_tls`` ... with the static types of
+``_tls.pxd`` ...: the ``.py`` files are the twin.  The engine modules import none of their
+siblings: they are handed them (``FlowTable(engine)``, ``TLSConnection(wire)``), so an
+:class:`Engine` is one build throughout.
 
-``IMPLEMENTATION`` is ``"c"`` or ``"py"``; the CLI logs it at startup.
+The decision: the compiled build, unless ``TLSDIAG_NO_EXTENSIONS`` is set (the same switch as
+``setup.py``'s) or the build is missing (a source checkout), then the twin.  A *partial* build
+(``_wire`` without the engine, a stale build) raises ImportError rather than run half of each.
+
+* :data:`ENGINE` -- the selected :class:`Engine`;
+* :data:`IMPLEMENTATION` -- ``"c"`` or ``"py"``; :data:`FALLBACK_REASON` -- why the twin runs
+  although the compiled build was wanted (None otherwise): for the start-up log and the metric;
+* :func:`engine` -- either engine by name (the C = Py tests and the fuzz target run both);
+* and the selected wire module's API (``PacketDecoder``, ``LINKTYPES``, ``kafka_partition``
+  ...), for callers that need only that.
 """
 from __future__ import annotations
 
 import importlib
 import os
-from importlib.util import find_spec
-
-#: the per-segment engine, compiled from ``_<name>_py.py``
-COMPILED_MODULES = ("tls", "session", "flows")
+from types import ModuleType
+from typing import NamedTuple
 
 NO_EXTENSIONS = os.environ.get("TLSDIAG_NO_EXTENSIONS", "") not in ("", "0")
 
-if NO_EXTENSIONS:
-    from ._wire_py import *                # noqa: F401,F403
-    from ._wire_py import __all__          # noqa: F401
-    IMPLEMENTATION = "py"
-else:
+#: the modules of each implementation, in Engine field order
+_MODULES = {
+    "c": ("cext._wire", "cext._tls", "cext._session", "cext._flows"),
+    "py": ("cext._wire_py", "cext._tls_py", "cext._session_py", "cext._flows_py"),
+}
+
+
+class Engine(NamedTuple):
+    """The four modules of one implementation of the core."""
+    implementation: str         # "c" or "py"
+    wire: ModuleType
+    tls: ModuleType
+    session: ModuleType
+    flows: ModuleType
+
+    def connection(self, **limits):
+        """A TLS reader of this build: ``tls.TLSConnection(wire, **limits)``."""
+        return self.tls.TLSConnection(self.wire, **limits)
+
+    def flow_table(self, **limits):
+        """A flow table of this build: ``flows.FlowTable(self, **limits)``."""
+        return self.flows.FlowTable(self, **limits)
+
+    def decoder(self, linktype: int, table):
+        """A packet decoder of this build feeding ``table`` (it shares the table's flow,
+        done and skip dicts, so it drops finished and skipped flows' packets in C)."""
+        return self.wire.PacketDecoder(linktype, table.flows, table.done, table.skip)
+
+
+def engine(implementation: str) -> Engine:
+    """The engine ``"c"`` (ImportError if it is not built) or ``"py"``."""
+    return Engine(implementation, *map(importlib.import_module, _MODULES[implementation]))
+
+
+def _select() -> tuple[Engine, str | None]:
+    if NO_EXTENSIONS:
+        return engine("py"), None
     try:
-        from ._wire import *               # noqa: F401,F403
-        from ._wire import __all__         # noqa: F401
-        IMPLEMENTATION = "c"
-    except ImportError:                    # not built (e.g. a source checkout): the twin
-        from ._wire_py import *            # noqa: F401,F403
-        from ._wire_py import __all__      # noqa: F401
-        IMPLEMENTATION = "py"
-
-if IMPLEMENTATION == "c":
-    _missing = [m for m in COMPILED_MODULES if find_spec("cext._" + m) is None]
-    if _missing:
-        raise ImportError("cext: the compiled %s not built (a stale build?): run "
+        importlib.import_module("cext._wire")
+    except ModuleNotFoundError as exc:
+        if exc.name != "cext._wire":
+            raise
+        return engine("py"), "the compiled build is missing (%s)" % exc
+    try:
+        return engine("c"), None
+    except ModuleNotFoundError as exc:
+        raise ImportError("cext: %s is not built but cext._wire is (a stale build?): run "
                           "'pip install -e .' again, or set TLSDIAG_NO_EXTENSIONS=1"
-                          % ", ".join("_" + m for m in _missing))
+                          % exc.name) from exc
 
 
-def module(name: str):
-    """The selected implementation of one engine module: ``module("tls")`` is
-    ``cext._tls`` (compiled) or ``cext._tls_py`` (the twin)."""
-    if name not in COMPILED_MODULES:
-        raise ValueError("not an engine module: %r" % name)
-    return importlib.import_module("cext._%s%s" % (name, "" if IMPLEMENTATION == "c" else "_py"))
+ENGINE, FALLBACK_REASON = _select()
+IMPLEMENTATION = ENGINE.implementation
+
+# the selected wire module's API
+if IMPLEMENTATION == "c":
+    from cext._wire import *               # noqa: E402,F401,F403
+    from cext._wire import __all__ as _WIRE_API  # noqa: E402
+else:
+    from cext._wire_py import *            # noqa: E402,F401,F403
+    from cext._wire_py import __all__ as _WIRE_API  # noqa: E402
+
+__all__ = ["ENGINE", "Engine", "FALLBACK_REASON", "IMPLEMENTATION", "NO_EXTENSIONS",
+           "engine", *_WIRE_API]

@@ -1,48 +1,31 @@
-"""Handshake summary wire format (msgpack, schema version :data:`SCHEMA_VERSION`) and its
-JSON rendering.  See ``docs/summary-schema.md``.
+"""Handshake summary: the one field table (:data:`FIELD`), the msgpack wire format (schema
+version :data:`SCHEMA_VERSION`) and its shape checks.  See ``docs/summary-schema.md``
+(its field table is checked against :data:`FIELD` by ``tests/test_proto.py``); the JSON
+rendering is :func:`proto.render.summary_to_json`.
 
-A *raw summary* is a dict keyed by the JSON field names holding code points (ints) where the
+A *raw summary* is a dict keyed by the field names holding code points (ints) where the
 JSON shows names, sides as 0 (client) / 1 (server), and certificates as 32-byte SHA-256
 digests.  On the wire the keys are small integers (:data:`FIELDS`) and ``0`` carries the
 schema version; each distinct certificate travels once as a *certificate record*.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
-from proto import names
-
 __all__ = [
-    "SCHEMA_VERSION", "FIELDS", "SchemaError", "encode_summary", "decode_summary",
-    "summary_to_json", "encode_certificate", "decode_certificate", "MAX_MESSAGE",
+    "SCHEMA_VERSION", "FIELD", "Field", "FIELDS", "JSON_FIELDS", "SchemaError",
+    "encode_summary", "decode_summary", "encode_certificate", "decode_certificate",
+    "MAX_MESSAGE",
 ]
 
 SCHEMA_VERSION = 1
 #: largest msgpack message we accept (a summary is ~1 KB; a certificate record ~ its DER)
 MAX_MESSAGE = 4 * 1024 * 1024
-
-#: JSON field name -> msgpack key.  Keys are append-only: never renumber.
-FIELDS: dict[str, int] = {
-    "id": 1, "client": 2, "server": 3, "start": 4, "end": 5, "version": 6, "cipher": 7,
-    "curve": 8, "server_name": 9, "alpn": 10, "established": 11, "resumed": 12, "history": 13,
-    "alerts": 14, "client_versions": 15, "client_ciphers": 16, "client_extensions": 17,
-    "client_groups": 18, "client_alpn": 19, "client_signature_algorithms": 20,
-    "client_key_shares": 21, "client_psk": 22, "hrr": 23, "certificates": 24,
-    "client_certificates": 25, "certificate_request": 26, "client_certificate_empty": 27,
-    "ja4": 28, "close": 29, "client_encrypted": 30, "server_encrypted": 31,
-    "encrypted_alerts": 32, "gaps": 33, "truncated": 34, "weirds": 35, "outcome": 36,
-    "sensor": 37, "direction": 38, "client_legacy_version": 39, "client_sslv2": 40,
-    "curve_from_ske": 41,
-}
-_KEYS = {v: k for k, v in FIELDS.items()}
-_REQUIRED = ("id", "client", "server", "start", "end", "history", "outcome")
-
-_SIDE = ("client", "server")
 
 
 class SchemaError(ValueError):
@@ -146,40 +129,131 @@ def _is_bool(v) -> bool:
     return type(v) is bool
 
 
-_NULLABLE = frozenset({"version", "cipher", "curve", "server_name", "alpn", "ja4", "sensor",
-                       "direction", "client_legacy_version"})
-_BOOLS = frozenset({"established", "resumed", "client_psk", "hrr", "certificate_request",
-                    "client_certificate_empty", "truncated", "client_sslv2", "curve_from_ske"})
+class Field(NamedTuple):
+    """One row of :data:`FIELD`."""
+    name: str                   # raw summary and JSON name
+    key: int | None             # msgpack key (append-only, never renumbered); None: JSON only
+    kind: str                   # "required" | "nullable" | "bool" | "list": its absent value
+    check: Callable | None      # shape of the raw value (what decode_summary accepts)
+    json: str | None            # JSON type as rendered; None: raw / msgpack only
+    doc: str                    # one line for docs/summary-schema.md
+
+
+_ = None
+#: every field of a summary, in JSON order: the one list the wire format, its checks, the
+#: decoder's defaults and fast path, the JSON renderer's key order (tested) and the schema
+#: doc (tested) come from
+FIELD: tuple[Field, ...] = tuple(Field(*row) for row in (
+    ("id", 1, "required", _is_str, "str",
+     "connection id: BLAKE2s (8-byte digest, 16 hex chars) of the first packet's time in "
+     "microseconds, the client and the server endpoints (`\"%d\\|%s\\|%s\"`), stable across "
+     "runs and sensors"),
+    ("client", 2, "required", _is_str, "str",
+     "`\"ip:port\"`, IPv6 as `\"[addr]:port\"`: who sent SYN, else who sent the ClientHello"),
+    ("server", 3, "required", _is_str, "str", "the other endpoint, same form"),
+    ("version", 6, "nullable", _opt_int, "str/null",
+     "negotiated: `SSLv2` `SSLv3` `TLSv1.0` `TLSv1.1` `TLSv1.2` `TLSv1.3` `TLSv1.3-draft23` "
+     "`unknown-0x7e01`; null without a ServerHello"),
+    ("cipher", 7, "nullable", _opt_int, "str/null",
+     "IANA name of the chosen suite, `unknown-0x....` if unassigned"),
+    ("curve", 8, "nullable", _opt_int, "str/null",
+     "group: from ServerKeyExchange (TLS<=1.2 ECDHE) or the server key_share (TLS 1.3)"),
+    ("curve_from_ske", 41, "bool", _is_bool, _,
+     "a TLS<=1.2 ServerKeyExchange was seen: `curve` (if any) comes from it"),
+    ("server_name", 9, "nullable", _opt_str, "str/null", "SNI host_name sent by the client"),
+    ("alpn", 10, "nullable", _opt_str, "str/null", "protocol chosen by the server"),
+    ("established", 11, "bool", _is_bool, "bool",
+     "both sides reached encrypted application data (Zeek's meaning)"),
+    ("resumed", 12, "bool", _is_bool, "bool",
+     "session resumed (TLS<=1.2: echoed session id / abbreviated handshake; TLS 1.3: "
+     "pre_shared_key accepted)"),
+    ("history", 13, "required", _is_str, "str",
+     "Zeek `ssl_history` alphabet: upper case client, lower case server; <=100 letters"),
+    ("alerts", 14, "list", _alerts, "list",
+     "`{from: client\\|server, level: warning\\|fatal\\|unknown-N, description: IANA name, "
+     "after: last handshake message name before it (e.g. \"client_hello\") or null}` -- "
+     "plaintext alerts only; raw `[side, level, description, handshake type or -1]`"),
+    ("last_alert", _, "nullable", _, "str/null", "description of the last plaintext alert"),
+    ("client_legacy_version", 39, "nullable", _opt_int, _, "ClientHello.legacy_version"),
+    ("client_versions", 15, "list", _ints, "list[str]",
+     "versions the client offered (supported_versions, else legacy_version); GREASE removed"),
+    ("client_ciphers", 16, "list", _ints, "list[str]",
+     "cipher suites the client offered, IANA names, GREASE removed"),
+    ("client_extensions", 17, "list", _ints, "list[str]",
+     "ClientHello extensions, wire order, IANA names, GREASE removed"),
+    ("client_groups", 18, "list", _ints, "list[str]",
+     "supported_groups offered, IANA names, GREASE removed"),
+    ("client_alpn", 19, "list", _strs, "list[str]", "ALPN protocols offered"),
+    ("client_signature_algorithms", 20, "list", _ints, "list[str]",
+     "signature_algorithms offered, IANA names"),
+    ("client_key_shares", 21, "list", _ints, "list[str]",
+     "groups of the client's key shares, GREASE removed"),
+    ("client_psk", 22, "bool", _is_bool, "bool",
+     "client offered pre_shared_key / session ticket"),
+    ("client_sslv2", 40, "bool", _is_bool, "bool", "the ClientHello was SSLv2-framed"),
+    ("hrr", 23, "bool", _is_bool, "bool", "a HelloRetryRequest was sent"),
+    ("certificates", 24, "list", _digests, "list",
+     "server chain, wire order: `{sha256, subject, issuer, serial, not_before, not_after, "
+     "san_dns, san_ip, key, signature_algorithm, is_ca, self_signed}`; dates ISO-8601 UTC "
+     "`YYYY-MM-DDTHH:MM:SSZ`; `key` like `rsa-2048`, `ec-secp256r1`, `ed25519`; a DER that "
+     "`cryptography` cannot parse gives `{sha256, error: \"...\"}`; without facts "
+     "`{sha256}`; raw: SHA-256 digests"),
+    ("client_certificates", 25, "list", _digests, "list", "client chain, same form"),
+    ("certificate_request", 26, "bool", _is_bool, "bool", "server sent CertificateRequest"),
+    ("client_certificate_empty", 27, "bool", _is_bool, "bool",
+     "client answered a CertificateRequest with an empty Certificate"),
+    ("ja4", 28, "nullable", _opt_str, "str/null", "JA4 client fingerprint (FoxIO spec)"),
+    ("close", 29, "list", _close, "obj",
+     "`{fin: [first FIN sender, ...], rst: [first RST sender, ...]}` senders are "
+     "`client`/`server`, each listed once, in order; msgpack `[fin, rst]` of sides"),
+    ("client_encrypted", 30, "list", _ints, "list[int]",
+     "lengths of the first encrypted records the client sent (<= 8), for \"probable "
+     "encrypted alert\" by size"),
+    ("server_encrypted", 31, "list", _ints, "list[int]", "the same for the server"),
+    ("encrypted_alerts", 32, "list", _encrypted_alerts, "list",
+     "`{from, length}` -- encrypted alerts: records of type alert after that side's "
+     "ChangeCipherSpec (TLS <= 1.2), and in TLS 1.3 application_data records of at most 24 "
+     "bytes (2 alert bytes + content type + 16-byte tag: a *probable* alert)"),
+    ("gaps", 33, "list", _sides, "list[str]",
+     "directions whose handshake stream had a gap (`client`, `server`)"),
+    ("truncated", 34, "bool", _is_bool, "bool",
+     "snaplen-truncated frames were seen on this connection"),
+    ("weirds", 35, "list", _strs, "list[str]",
+     "anomaly names (stable strings: `record_overflow`, `vector_overrun`, "
+     "`handshake_length_mismatch`, `buffer_limit`, ...)"),
+    ("start", 4, "required", _is_num, "float", "epoch seconds of the first packet seen"),
+    ("end", 5, "required", _is_num, "float", "epoch seconds of the last packet seen"),
+    ("outcome", 36, "required", _is_str, "str",
+     "`established`, `alert` (a fatal plaintext alert ended it), `encrypted_alert`, `reset`, "
+     "`closed` (closed before established), `timeout`, `evicted`, `incomplete` (input "
+     "ended), `not_tls`"),
+    ("sensor", 37, "nullable", _opt_str, "str/null",
+     "filled in by the sensor service; null in `summarize`"),
+    ("direction", 38, "nullable", _opt_str, "str/null",
+     "filled in by the sensor service; null in `summarize`"),
+))
+del _
+
+#: field name -> msgpack key, in key order.  Keys are append-only: never renumber.
+FIELDS: dict[str, int] = {f.name: f.key for f in sorted(
+    (f for f in FIELD if f.key is not None), key=lambda f: f.key)}
+#: the keys of summary_to_json's output, in order
+JSON_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELD if f.json is not None)
+_WIRE = tuple(sorted((f for f in FIELD if f.key is not None), key=lambda f: f.key))
+_REQUIRED = tuple(f.name for f in _WIRE if f.kind == "required")
+_NULLABLE = frozenset(f.name for f in _WIRE if f.kind == "nullable")
+_BOOLS = frozenset(f.name for f in _WIRE if f.kind == "bool")
 
 #: the shape every decoded field must have (what summary_to_json relies on)
-_CHECKS = {
-    "id": _is_str, "client": _is_str, "server": _is_str, "history": _is_str, "outcome": _is_str,
-    "start": _is_num, "end": _is_num,
-    "version": _opt_int, "cipher": _opt_int, "curve": _opt_int,
-    "client_legacy_version": _opt_int,
-    "server_name": _opt_str, "alpn": _opt_str, "ja4": _opt_str, "sensor": _opt_str,
-    "direction": _opt_str,
-    "alerts": _alerts,
-    "client_versions": _ints, "client_ciphers": _ints, "client_extensions": _ints,
-    "client_groups": _ints, "client_signature_algorithms": _ints, "client_key_shares": _ints,
-    "client_alpn": _strs, "weirds": _strs,
-    "certificates": _digests, "client_certificates": _digests,
-    "client_encrypted": _ints, "server_encrypted": _ints,
-    "encrypted_alerts": _encrypted_alerts,
-    "gaps": _sides,
-    "close": _close,
-}
-for _name in _BOOLS:
-    _CHECKS[_name] = _is_bool
-assert set(_CHECKS) == set(FIELDS)
-
+_CHECKS = {f.name: f.check for f in _WIRE}
 #: msgpack key -> (field name, shape check)
-_DECODE = {key: (name, _CHECKS[name]) for name, key in FIELDS.items()}
-#: defaults of absent fields that are immutable (None / False); list fields get a fresh []
-_SCALAR_DEFAULTS = {name: (False if name in _BOOLS else None) for name in FIELDS
-                    if name in _BOOLS or name in _NULLABLE}
-_LIST_FIELDS = tuple(name for name in FIELDS if name not in _SCALAR_DEFAULTS)
-_TEMPLATE = {name: _SCALAR_DEFAULTS.get(name) for name in FIELDS}
+_DECODE = {f.key: (f.name, f.check) for f in _WIRE}
+#: defaults of absent fields that are immutable (None / False); the others (lists, and the
+#: required fields, which must not stay absent) get a fresh [] per decode
+_SCALAR_DEFAULTS = {f.name: (False if f.kind == "bool" else None) for f in _WIRE
+                    if f.kind in ("bool", "nullable")}
+_LIST_FIELDS = tuple(f.name for f in _WIRE if f.name not in _SCALAR_DEFAULTS)
+_TEMPLATE = {f.name: _SCALAR_DEFAULTS.get(f.name) for f in _WIRE}
 
 
 def decode_summary(data: bytes) -> dict:
@@ -266,38 +340,41 @@ _NAME_OF_GET = {key: name for name, key in FIELDS.items()}.get
 _LIST = {list}
 _BOOL = {bool}
 _NONE_OR_STR = {type(None), str}
+_NUM = {float, int}
 _MAX_CODE = 0xFFFFFF
-_g_strs = itemgetter("id", "client", "server", "history", "outcome")
-_g_opt_ints = itemgetter("version", "cipher", "curve", "client_legacy_version")
-_g_opt_strs = itemgetter("server_name", "alpn", "ja4", "sensor", "direction")
-_g_bools = itemgetter(*sorted(_BOOLS))
-_g_int_lists = itemgetter("client_versions", "client_ciphers", "client_extensions",
-                          "client_groups", "client_signature_algorithms", "client_key_shares",
-                          "client_encrypted", "server_encrypted")
-_g_str_lists = itemgetter("client_alpn", "weirds")
-_g_digest_lists = itemgetter("certificates", "client_certificates")
-#: fields usually empty: checked by their _CHECKS entry only when they are not []
-_RARE = tuple((name, _CHECKS[name]) for name in ("alerts", "encrypted_alerts", "gaps"))
+
+
+def _getter(names: tuple) -> Callable[[Mapping], tuple]:
+    """itemgetter that returns a tuple for one name too."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda raw: (raw[name],)
+    return itemgetter(*names)
+
+
+def _group(check) -> tuple:
+    return tuple(f.name for f in _WIRE if f.check is check)
+
+
+# one group per shape check, from the table
+_g_strs = _getter(_group(_is_str))
+_g_nums = _getter(_group(_is_num))
+_g_opt_ints = _getter(_group(_opt_int))
+_g_opt_strs = _getter(_group(_opt_str))
+_g_bools = _getter(_group(_is_bool))
+_g_int_lists = _getter(_group(_ints))
+_g_str_lists = _getter(_group(_strs))
+_g_digest_lists = _getter(_group(_digests))
+_g_close = _getter(_group(_close))
+#: the fields whose check has no group form (alerts, encrypted alerts, gaps: usually empty):
+#: each checked by its own _CHECKS entry, only when it is not []
+_RARE = tuple((f.name, f.check) for f in _WIRE if f.check not in (
+    _is_str, _is_num, _opt_int, _opt_str, _is_bool, _ints, _strs, _digests, _close))
 _NO_CLOSE = [[], []]
-# every field is in exactly one group above (or start/end)
-assert {"start", "end"} | set(_g_strs.__reduce__()[1]) | set(_g_opt_ints.__reduce__()[1]) \
-    | set(_g_opt_strs.__reduce__()[1]) | set(_g_bools.__reduce__()[1]) \
-    | set(_g_int_lists.__reduce__()[1]) | set(_g_str_lists.__reduce__()[1]) \
-    | set(_g_digest_lists.__reduce__()[1]) | {n for n, _ in _RARE} | {"close"} == set(FIELDS)
-assert all(_CHECKS[n] is _ints for n in _g_int_lists.__reduce__()[1])
-assert all(_CHECKS[n] is _opt_int for n in _g_opt_ints.__reduce__()[1])
 
 
 def _fast_ok(raw: dict) -> bool:
-    if not (type(raw["id"]) is str and type(raw["client"]) is str
-            and type(raw["server"]) is str and type(raw["history"]) is str
-            and type(raw["outcome"]) is str):
-        return False
-    t = type(raw["start"])
-    if t is not float and t is not int:
-        return False
-    t = type(raw["end"])
-    if t is not float and t is not int:
+    if set(map(type, _g_strs(raw))) != _STR or not set(map(type, _g_nums(raw))) <= _NUM:
         return False
     for v in _g_opt_ints(raw):
         if v is not None and not (type(v) is int and 0 <= v <= _MAX_CODE):
@@ -306,32 +383,31 @@ def _fast_ok(raw: dict) -> bool:
         return False
     if set(map(type, _g_bools(raw))) != _BOOL:
         return False
-    a, b, c, d, e, f, g, h = _g_int_lists(raw)
-    if not (type(a) is list and type(b) is list and type(c) is list and type(d) is list
-            and type(e) is list and type(f) is list and type(g) is list and type(h) is list):
+    lists = _g_int_lists(raw)
+    if set(map(type, lists)) != _LIST:
         return False
-    flat = [*a, *b, *c, *d, *e, *f, *g, *h]
+    flat = list(chain.from_iterable(lists))
     if flat:
         if set(map(type, flat)) != _INT:
             return False
         flat.sort()                        # ints only: no TypeError; cheaper than min + max
         if flat[0] < 0 or flat[-1] > _MAX_CODE:
             return False
-    a, b = _g_str_lists(raw)
-    if not (type(a) is list and type(b) is list):
+    lists = _g_str_lists(raw)
+    if set(map(type, lists)) != _LIST:
         return False
-    if (a or b) and set(map(type, [*a, *b])) != _STR:
+    flat = list(chain.from_iterable(lists))
+    if flat and set(map(type, flat)) != _STR:
         return False
-    a, b = _g_digest_lists(raw)
-    if not (type(a) is list and type(b) is list):
+    lists = _g_digest_lists(raw)
+    if set(map(type, lists)) != _LIST:
         return False
-    if a or b:
-        flat = [*a, *b]
-        if set(map(type, flat)) != _BYTES or set(map(len, flat)) != _LEN32:
+    flat = list(chain.from_iterable(lists))
+    if flat and (set(map(type, flat)) != _BYTES or set(map(len, flat)) != _LEN32):
+        return False
+    for v in _g_close(raw):
+        if v != _NO_CLOSE and not _close(v):     # [[], []]: no FIN, no RST seen
             return False
-    v = raw["close"]
-    if v != _NO_CLOSE and not _close(v):     # [[], []]: no FIN, no RST seen
-        return False
     for name, check in _RARE:
         v = raw[name]
         if (type(v) is not list or v) and not check(v):
@@ -356,128 +432,3 @@ def decode_certificate(data: bytes) -> tuple[bytes, bytes, dict]:
             and isinstance(facts, dict)):
         raise SchemaError("bad certificate record")
     return sha, der, facts
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON
-# ---------------------------------------------------------------------------------------------
-
-def _opt(fn, v):
-    return None if v is None else fn(v)
-
-
-_RENDERED: dict = {}
-
-
-def _names(fn, values) -> list:
-    """``[fn(v) for v in values]``, memoized per (table, values): offers repeat a lot."""
-    key = (fn, values if type(values) is tuple else tuple(values))
-    r = _RENDERED.get(key)
-    if r is None:
-        if len(_RENDERED) > 65536:
-            _RENDERED.clear()
-        r = _RENDERED[key] = tuple(fn(v) for v in values)
-    return list(r)
-
-
-_OFFERS: dict = {}
-
-
-def _offer(raw: Mapping[str, Any]) -> tuple:
-    """The six named lists of the client's offer, memoized on the whole offer (a client
-    stack sends the same one every time): one lookup instead of one per list."""
-    key = (tuple(raw["client_versions"]), tuple(raw["client_ciphers"]),
-           tuple(raw["client_extensions"]), tuple(raw["client_groups"]),
-           tuple(raw["client_signature_algorithms"]), tuple(raw["client_key_shares"]))
-    r = _OFFERS.get(key)
-    if r is None:
-        if len(_OFFERS) > 16384:
-            _OFFERS.clear()
-        r = _OFFERS[key] = (
-            tuple(map(names.version_name, key[0])), tuple(map(names.cipher_name, key[1])),
-            tuple(map(names.extension_name, key[2])), tuple(map(names.group_name, key[3])),
-            tuple(map(names.sigalg_name, key[4])), tuple(map(names.group_name, key[5])))
-    return r
-
-
-def _certs(digests: list, facts: Mapping[bytes, dict]) -> list:
-    out = []
-    for d in digests:
-        f = facts.get(d)
-        out.append(f if f is not None else {"sha256": d.hex()})
-    return out
-
-
-_SIDES_RENDERED = {(): (), (0,): ("client",), (1,): ("server",), (0, 1): ("client", "server"),
-                   (1, 0): ("server", "client")}
-
-
-def _sides_json(v: list) -> list:
-    if not v:
-        return []
-    r = _SIDES_RENDERED.get(tuple(v))
-    return list(r) if r is not None else [_SIDE[x] for x in v]
-
-
-def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict:
-    """Render a raw summary with IANA names; ``facts`` maps SHA-256 digest -> certificate
-    facts (a certificate without facts renders as ``{"sha256": hex}``)."""
-    # (the empty lists most summaries carry are rendered without a comprehension each)
-    alerts = raw["alerts"]
-    if alerts:
-        alerts = [{"from": _SIDE[a[0]], "level": names.alert_level_name(a[1]),
-                   "description": names.alert_description_name(a[2]),
-                   "after": names.handshake_name(a[3]) if a[3] >= 0 else None}
-                  for a in alerts]
-        last_alert = alerts[-1]["description"]
-    else:
-        alerts = []
-        last_alert = None
-    offer = _offer(raw)
-    version, cipher, curve = raw["version"], raw["cipher"], raw["curve"]
-    certificates, client_certificates = raw["certificates"], raw["client_certificates"]
-    close = raw["close"]
-    encrypted_alerts = raw["encrypted_alerts"]
-    return {
-        "id": raw["id"],
-        "client": raw["client"],
-        "server": raw["server"],
-        "version": None if version is None else names.version_name(version),
-        "cipher": None if cipher is None else names.cipher_name(cipher),
-        "curve": None if curve is None else names.group_name(curve),
-        "server_name": raw["server_name"],
-        "alpn": raw["alpn"],
-        "established": raw["established"],
-        "resumed": raw["resumed"],
-        "history": raw["history"],
-        "alerts": alerts,
-        "last_alert": last_alert,
-        "client_versions": list(offer[0]),
-        "client_ciphers": list(offer[1]),
-        "client_extensions": list(offer[2]),
-        "client_groups": list(offer[3]),
-        "client_alpn": list(raw["client_alpn"]),
-        "client_signature_algorithms": list(offer[4]),
-        "client_key_shares": list(offer[5]),
-        "client_psk": raw["client_psk"],
-        "client_sslv2": raw["client_sslv2"],
-        "hrr": raw["hrr"],
-        "certificates": _certs(certificates, facts) if certificates else [],
-        "client_certificates": _certs(client_certificates, facts) if client_certificates else [],
-        "certificate_request": raw["certificate_request"],
-        "client_certificate_empty": raw["client_certificate_empty"],
-        "ja4": raw["ja4"],
-        "close": {"fin": _sides_json(close["fin"]), "rst": _sides_json(close["rst"])},
-        "client_encrypted": list(raw["client_encrypted"]),
-        "server_encrypted": list(raw["server_encrypted"]),
-        "encrypted_alerts": [{"from": _SIDE[a[0]], "length": a[1]}
-                             for a in encrypted_alerts] if encrypted_alerts else [],
-        "gaps": _sides_json(raw["gaps"]),
-        "truncated": raw["truncated"],
-        "weirds": list(raw["weirds"]),
-        "start": raw["start"],
-        "end": raw["end"],
-        "outcome": raw["outcome"],
-        "sensor": raw["sensor"],
-        "direction": raw["direction"],
-    }

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import orjson
 
 from cext import wire
+from proto.render import summary_to_json
 from proto.x509facts import certificate_facts
 from sensor.capture import CaptureError, FileCapture
-from sensor.flows import FlowTable
 
 __all__ = ["Summarizer", "CertificateCache", "summarize_paths"]
 
@@ -71,30 +71,26 @@ class Summarizer:
     ``raw`` the raw summary (:mod:`proto.summary`), ``certs`` a list of
     ``(digest, der, facts, new)`` for the certificates it references.
 
-    With ``json=True`` they come as ``(json_summary, [(digest, der), ...])`` instead,
-    rendered straight from the session (:meth:`sensor.session.Session.render`): what
-    ``summarize`` and ``diagnose`` print, without the raw summary in between.
+    With ``json=True`` they come as ``(json_summary, [(digest, der), ...])`` instead: the raw
+    summary rendered by :func:`proto.render.summary_to_json`, what ``summarize`` and
+    ``diagnose`` print.  ``fragments=True`` renders certificates as pre-serialized
+    ``orjson.Fragment`` objects (output for ``orjson.dumps`` only).
+
+    ``engine`` is the core to run (:data:`cext.wire.ENGINE`, the selected build, by default).
     """
 
     def __init__(self, linktype: int, certs: CertificateCache | None = None,
-                 json: bool = False, fragments: bool = False, **table) -> None:
-        self.table = FlowTable(**table)
-        self.decoder = wire.PacketDecoder(linktype, self.table.flows, self.table.done,
-                                           self.table.skip)
+                 json: bool = False, fragments: bool = False, engine: wire.Engine | None = None,
+                 **table) -> None:
+        engine = wire.ENGINE if engine is None else engine
+        self.table = engine.flow_table(**table)
+        self.decoder = engine.decoder(linktype, self.table)
         self.certs = certs if certs is not None else CertificateCache()
         if json:
-            self.table.render = self._render_json
-            self._attach = _same
-        # what render() looks certificate facts up in: the facts, or (for orjson output
-        # only) their pre-serialized fragments
+            self._attach = self._attach_json
+        # what the JSON renderer looks certificate facts up in: the facts, or (for orjson
+        # output only) their pre-serialized fragments
         self._facts = _Fragments(self.certs) if fragments else self.certs
-
-    def _render_json(self, sess, client: str, server: str, reason: str) -> tuple:
-        ders = sess.certificate_ders()
-        add = self.certs.add
-        for digest, der in ders:
-            add(digest, der)
-        return sess.render(client, server, reason, self._facts), ders
 
     def feed(self, buf: bytes, meta: bytes) -> list:
         table = self.table
@@ -120,6 +116,16 @@ class Summarizer:
         out = []
         for raw, ders in done:
             out.append((raw, [(dg, der) + add(dg, der) for dg, der in ders]))
+        return out
+
+    def _attach_json(self, done: list) -> list:
+        add = self.certs.add
+        facts = self._facts
+        out = []
+        for raw, ders in done:
+            for dg, der in ders:
+                add(dg, der)
+            out.append((summary_to_json(raw, facts), ders))
         return out
 
     def stats(self) -> dict:
@@ -172,7 +178,3 @@ class _Fragments:
 
     def __init__(self, cache: CertificateCache) -> None:
         self.get = cache.fragment
-
-
-def _same(done: list) -> list:
-    return done

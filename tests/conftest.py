@@ -2,12 +2,12 @@
 ``c_extension`` mark and ``--no-c-extensions`` option), and golden material read once from the
 test captures with dpkt (reassembled TCP streams, real hello bodies, real frames).
 
-The compiled ``cext._wire`` must be present unless ``TLSDIAG_NO_EXTENSIONS`` is set: CI builds
-it, so a missing build FAILS the "c" runs instead of skipping them.
+The compiled core must be present unless ``TLSDIAG_NO_EXTENSIONS`` is set: CI builds it, so a
+missing build FAILS the "c" runs instead of skipping them.  An implementation is always a whole
+engine of one build (``cext.wire.engine``): nothing is patched to pair modules.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import os
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import dpkt
 import pytest
+
+from cext import wire
 
 HERE = Path(__file__).resolve().parent
 CAPTURES = HERE / "data" / "captures"
@@ -51,27 +53,45 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-def load_c_wire():
-    """``cext._wire``; a missing build fails the test unless TLSDIAG_NO_EXTENSIONS is set."""
+def load_engine(name: str):
+    """The core ``name`` (``cext.wire.engine``); a missing compiled build fails the test
+    unless TLSDIAG_NO_EXTENSIONS is set."""
     try:
-        return importlib.import_module("cext._wire")
+        return wire.engine(name)
     except ImportError as exc:
         if NO_EXTENSIONS:
-            pytest.skip("cext._wire not built and TLSDIAG_NO_EXTENSIONS is set")
-        pytest.fail("cext._wire is not built (pip install -e .): %s" % exc)
+            pytest.skip("the compiled core is not built and TLSDIAG_NO_EXTENSIONS is set")
+        pytest.fail("the compiled core is not built (pip install -e .): %s" % exc)
+
+
+def load_c_wire():
+    """``cext._wire``; a missing build fails the test unless TLSDIAG_NO_EXTENSIONS is set."""
+    return load_engine("c").wire
 
 
 def load_py_wire():
     return importlib.import_module("cext._wire_py")
 
 
-@pytest.fixture(scope="session", params=[
-    pytest.param("c", id="c", marks=pytest.mark.c_extension),
-    pytest.param("py", id="py"),
-])
+_IMPLS = [pytest.param("c", id="c", marks=pytest.mark.c_extension), pytest.param("py", id="py")]
+
+
+@pytest.fixture(scope="session", params=_IMPLS)
+def engine_impl(request):
+    """Each core in turn, whole: wire, TLS reader, session and flow table of one build
+    (session scoped, so hypothesis accepts it)."""
+    return load_engine(request.param)
+
+
+@pytest.fixture(scope="session", params=_IMPLS)
 def wire_impl(request):
-    """Each wire implementation in turn (session scoped, so hypothesis accepts it)."""
+    """Each wire module in turn (session scoped, so hypothesis accepts it)."""
     return load_c_wire() if request.param == "c" else load_py_wire()
+
+
+@pytest.fixture(scope="session")
+def c_engine():
+    return load_engine("c")
 
 
 @pytest.fixture(scope="session")
@@ -88,20 +108,6 @@ def new_decoder(impl, linktype: int, flows=None, done=None, skip=None):
     """``impl.PacketDecoder`` over fresh (or the given) ``flows`` / ``done`` / ``skip`` dicts."""
     return impl.PacketDecoder(linktype, {} if flows is None else flows,
                               {} if done is None else done, {} if skip is None else skip)
-
-
-@contextlib.contextmanager
-def using_wire(impl):
-    """Make ``sensor.tls`` (and ``sensor.pipeline``) use ``impl`` for the duration."""
-    import sensor.pipeline
-    import sensor.tls
-    saved = sensor.tls.wire, sensor.pipeline.wire
-    sensor.tls.wire = impl
-    sensor.pipeline.wire = impl
-    try:
-        yield impl
-    finally:
-        sensor.tls.wire, sensor.pipeline.wire = saved
 
 
 # ---------------------------------------------------------------------------------------------

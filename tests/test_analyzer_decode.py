@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proto import summary as S
-from proto.summary import FIELDS, SchemaError, decode_summary, encode_summary, summary_to_json
+from proto.render import summary_to_json
+from proto.summary import FIELDS, SchemaError, decode_summary, encode_summary
 from sensor.pipeline import Summarizer
 
 SETTINGS = settings(max_examples=400, deadline=None,

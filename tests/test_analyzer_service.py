@@ -25,7 +25,7 @@ except ImportError:
 from analyzer.config import parse_local_nets
 from proto.direction import UNKNOWN, classify
 from analyzer.engine import Engine
-from proto.summary import summary_to_json
+from proto.render import summary_to_json
 from sensor.publisher import Publisher, PublisherConfig
 
 pytestmark = pytest.mark.kafka

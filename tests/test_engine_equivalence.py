@@ -49,15 +49,35 @@ def events(engine, chunks) -> list:
 
 def test_compiled_engine_is_compiled(engines):
     c, py = engines
-    assert c.flows.__file__.endswith(".so") and c.tls.__file__.endswith(".so")
-    assert py.flows.__file__.endswith("_flows_py.py")
+    assert all(m.__file__.endswith(".so") for m in (c.wire, c.tls, c.session, c.flows))
+    assert [m.__name__ for m in py[1:]] == ["cext._wire_py", "cext._tls_py",
+                                            "cext._session_py", "cext._flows_py"]
     # the static types took effect: the compiled classes are extension types with fixed
     # attributes (the twin's TLSConnection takes any)
     with pytest.raises(AttributeError):
-        c.tls.TLSConnection().no_such_attribute = 1
+        c.connection().no_such_attribute = 1
     with pytest.raises(AttributeError):
-        c.flows.FlowTable().no_such_attribute = 1
-    py.tls.TLSConnection().no_such_attribute = 1
+        c.flow_table().no_such_attribute = 1
+    py.connection().no_such_attribute = 1
+
+
+def test_a_mixed_engine_fails_at_construction(engines):
+    """The compiled table holds the compiled reader and session as C types: handed the
+    twin's, it refuses at once (not per packet, inside its guard)."""
+    c, py = engines
+    with pytest.raises(TypeError):
+        c.flows.FlowTable(py)
+    with pytest.raises(TypeError):
+        c.flows.FlowTable(c._replace(session=py.session))
+
+
+def test_events_are_shared_by_both_builds(engines):
+    """Both readers build the events of cext.events: the session record dispatches on
+    one set of classes whichever reader made them."""
+    from cext import events
+    for e in engines:
+        assert e.tls.ClientHello is events.ClientHello
+        assert e.tls.NEED_DATA is events.NEED_DATA
 
 
 @pytest.mark.parametrize("path", capture_paths(), ids=lambda p: p.name)

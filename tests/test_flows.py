@@ -12,12 +12,10 @@ import struct
 import tracemalloc
 
 import pytest
-from conftest import (CAPTURES, ipv4_to_ipv6, new_decoder, tcp_segments, using_wire,
-                      v6_ext_headers)
+from conftest import CAPTURES, ipv4_to_ipv6, load_engine, tcp_segments, v6_ext_headers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensor.flows import FlowTable
 from sensor.pipeline import Summarizer
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -105,14 +103,12 @@ def frames_of(conn: Conn, groups, syn=True, close=None) -> list:
 
 def summarize(frames, impl, t0: float = 1000.0, linktype: int = 1, **table) -> tuple:
     """Feed ``frames`` one per 1 ms: ``(summaries emitted by feed_frame, by flush, stats)``."""
-    with using_wire(impl):
-        s = Summarizer(linktype, **table)
-        s.decoder = new_decoder(impl, linktype, s.table.flows, s.table.done, s.table.skip)
-        live = []
-        for i, f in enumerate(frames):
-            live += [raw for raw, _c in s.feed_frame(t0 + i / 1000, f)]
-        flushed = [raw for raw, _c in s.flush()]
-        return live, flushed, s.stats()
+    s = Summarizer(linktype, engine=impl, **table)
+    live = []
+    for i, f in enumerate(frames):
+        live += [raw for raw, _c in s.feed_frame(t0 + i / 1000, f)]
+    flushed = [raw for raw, _c in s.flush()]
+    return live, flushed, s.stats()
 
 
 def one(live, flushed) -> dict:
@@ -128,8 +124,7 @@ def stable(raw: dict) -> dict:
 @pytest.fixture(scope="module")
 def baseline12():
     """The in-order crafted TLS 1.2 connection, checked against the real capture."""
-    from cext import _wire_py
-    live, flushed, _st = summarize(frames_of(Conn(), pieces(TLS12)), _wire_py)
+    live, flushed, _st = summarize(frames_of(Conn(), pieces(TLS12)), load_engine("py"))
     raw = one(live, flushed)
     assert live, "an established connection is summarized when its handshake is over"
     assert raw["version"] == 0x0303 and raw["cipher"] == 0xC030        # ECDHE_RSA AES256-GCM
@@ -142,16 +137,15 @@ def baseline12():
 
 @pytest.fixture(scope="module")
 def baseline13():
-    from cext import _wire_py
-    live, flushed, _st = summarize(frames_of(Conn(), pieces(TLS13)), _wire_py)
+    live, flushed, _st = summarize(frames_of(Conn(), pieces(TLS13)), load_engine("py"))
     raw = one(live, flushed)
     assert raw["version"] == 0x0304 and raw["history"] == "CsiI" and raw["established"]
     return raw
 
 
-def test_in_order_matches_both_implementations(wire_impl, baseline12, baseline13):
+def test_in_order_matches_both_implementations(engine_impl, baseline12, baseline13):
     for path, base in ((TLS12, baseline12), (TLS13, baseline13)):
-        raw = one(*summarize(frames_of(Conn(), pieces(path)), wire_impl)[:2])
+        raw = one(*summarize(frames_of(Conn(), pieces(path)), engine_impl)[:2])
         assert stable(raw) == stable(base)
 
 
@@ -161,23 +155,23 @@ def test_in_order_matches_both_implementations(wire_impl, baseline12, baseline13
 
 @SETTINGS
 @given(st.data())
-def test_out_of_order_segments(wire_impl, baseline12, baseline13, data):
+def test_out_of_order_segments(engine_impl, baseline12, baseline13, data):
     path, base = data.draw(st.sampled_from(((TLS12, baseline12), (TLS13, baseline13))))
     groups = [data.draw(st.permutations(g)) for g in pieces(path, 200)]
-    live, flushed, stats = summarize(frames_of(Conn(), groups), wire_impl)
+    live, flushed, stats = summarize(frames_of(Conn(), groups), engine_impl)
     assert stable(one(live, flushed)) == stable(base)
 
 
-def test_out_of_order_is_counted(wire_impl, baseline12):
+def test_out_of_order_is_counted(engine_impl, baseline12):
     groups = [list(reversed(g)) for g in pieces(TLS12, 200)]
-    live, flushed, stats = summarize(frames_of(Conn(), groups), wire_impl)
+    live, flushed, stats = summarize(frames_of(Conn(), groups), engine_impl)
     assert stable(one(live, flushed)) == stable(baseline12)
     assert stats["out_of_order"] > 5
 
 
 @SETTINGS
 @given(st.data())
-def test_retransmissions(wire_impl, baseline12, data):
+def test_retransmissions(engine_impl, baseline12, data):
     groups = pieces(TLS12, 200)
     out = []
     for g in groups:
@@ -187,13 +181,13 @@ def test_retransmissions(wire_impl, baseline12, data):
             i = data.draw(st.integers(0, len(g) - 1))
             g.insert(data.draw(st.integers(i + 1, len(g))), g[i])
         out.append(g)
-    live, flushed, stats = summarize(frames_of(Conn(), out), wire_impl)
+    live, flushed, stats = summarize(frames_of(Conn(), out), engine_impl)
     assert stable(one(live, flushed)) == stable(baseline12)
 
 
 @SETTINGS
 @given(st.data())
-def test_retransmissions_tls13(wire_impl, baseline13, data):
+def test_retransmissions_tls13(engine_impl, baseline13, data):
     groups = []
     for g in pieces(TLS13, 200):
         g = list(g)
@@ -201,7 +195,7 @@ def test_retransmissions_tls13(wire_impl, baseline13, data):
             i = data.draw(st.integers(0, len(g) - 1))
             g.insert(data.draw(st.integers(i + 1, len(g))), g[i])
         groups.append(g)
-    live, flushed, stats = summarize(frames_of(Conn(), groups), wire_impl)
+    live, flushed, stats = summarize(frames_of(Conn(), groups), engine_impl)
     assert stable(one(live, flushed)) == stable(baseline13)
 
 
@@ -229,12 +223,12 @@ def _big_record_frames(order_seed=None):
     return frames_of(Conn(), groups)
 
 
-def test_big_ciphertext_record_skipped_in_decoder(wire_impl, baseline13):
+def test_big_ciphertext_record_skipped_in_decoder(engine_impl, baseline13):
     """The skipped region does not change the summary: same as with skipping disabled, and
     the decoder did drop segments of it."""
-    live, flushed, stats = summarize(_big_record_frames(), wire_impl)
+    live, flushed, stats = summarize(_big_record_frames(), engine_impl)
     raw = one(live, flushed)
-    ref_live, ref_flushed, ref_stats = summarize(_big_record_frames(), wire_impl,
+    ref_live, ref_flushed, ref_stats = summarize(_big_record_frames(), engine_impl,
                                                  skip_min=1 << 30)
     ref = one(ref_live, ref_flushed)
     assert stable(raw) == stable(ref)
@@ -245,24 +239,24 @@ def test_big_ciphertext_record_skipped_in_decoder(wire_impl, baseline13):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_big_ciphertext_record_out_of_order_and_resent(wire_impl, seed):
-    live, flushed, _stats = summarize(_big_record_frames(seed), wire_impl)
+def test_big_ciphertext_record_out_of_order_and_resent(engine_impl, seed):
+    live, flushed, _stats = summarize(_big_record_frames(seed), engine_impl)
     raw = one(live, flushed)
-    ref = one(*summarize(_big_record_frames(seed), wire_impl, skip_min=1 << 30)[:2])
+    ref = one(*summarize(_big_record_frames(seed), engine_impl, skip_min=1 << 30)[:2])
     assert stable(raw) == stable(ref)
     assert raw["gaps"] == [] and raw["established"] and raw["history"] == "CsiI"
 
 
-def test_retransmission_is_counted(wire_impl, baseline12):
+def test_retransmission_is_counted(engine_impl, baseline12):
     groups = [g + g for g in pieces(TLS12, 200)]           # every segment sent twice
-    live, flushed, stats = summarize(frames_of(Conn(), groups), wire_impl)
+    live, flushed, stats = summarize(frames_of(Conn(), groups), engine_impl)
     assert stable(one(live, flushed)) == stable(baseline12)
     assert stats["retransmissions"] > 5
 
 
 @SETTINGS
 @given(which=st.booleans(), seed=st.integers(0, 2**32 - 1))
-def test_overlapping_segments(wire_impl, baseline12, baseline13, which, seed):
+def test_overlapping_segments(engine_impl, baseline12, baseline13, which, seed):
     """Pieces of 1-400 bytes that start up to 150 bytes before the previous one ended
     (repeating the same bytes, also across the original segment boundaries), in half of
     the segments delivered out of order."""
@@ -284,7 +278,7 @@ def test_overlapping_segments(wire_impl, baseline12, baseline13, which, seed):
             rng.shuffle(g)
         offs[d] += len(p)
         groups.append(g)
-    live, flushed, stats = summarize(frames_of(Conn(), groups), wire_impl)
+    live, flushed, stats = summarize(frames_of(Conn(), groups), engine_impl)
     assert stable(one(live, flushed)) == stable(base)
 
 
@@ -292,14 +286,14 @@ def test_overlapping_segments(wire_impl, baseline12, baseline13, which, seed):
 # holes, truncation, close
 # ---------------------------------------------------------------------------------------------
 
-def test_hole_that_never_fills(wire_impl, baseline12):
+def test_hole_that_never_fills(engine_impl, baseline12):
     """A server piece inside the Certificate message never arrives: the gap is marked for
     the server, nothing of the server after the hole is parsed (no certificate, no key
     exchange, no CCS), the client side is still read."""
     groups = pieces(TLS12, 200)
     first_server = next(i for i, g in enumerate(groups) if g[0][0] == 1)
     del groups[first_server][2]                          # bytes 400-599 of the server stream
-    live, flushed, stats = summarize(frames_of(Conn(), groups), wire_impl)
+    live, flushed, stats = summarize(frames_of(Conn(), groups), engine_impl)
     raw = one(live, flushed)
     assert raw["gaps"] == [1]
     assert raw["certificates"] == [] and raw["established"] is False
@@ -310,19 +304,19 @@ def test_hole_that_never_fills(wire_impl, baseline12):
     assert stats["gaps"] >= 0
 
 
-def test_hole_then_buffer_cap(wire_impl):
+def test_hole_then_buffer_cap(engine_impl):
     """Behind a hole, out-of-order data beyond max_ooo_segments is given up: gap marked."""
     groups = pieces(TLS12, 50)
     first_server = next(i for i, g in enumerate(groups) if g[0][0] == 1)
     del groups[first_server][1]
-    live, flushed, stats = summarize(frames_of(Conn(), groups), wire_impl, max_ooo_segments=8)
+    live, flushed, stats = summarize(frames_of(Conn(), groups), engine_impl, max_ooo_segments=8)
     raw = one(live, flushed)
     assert raw["gaps"] == [1] and raw["certificates"] == []
     assert stats["gaps"] >= 1
 
 
 @pytest.mark.parametrize("captured", [50, 100])
-def test_snaplen_truncated_frame(wire_impl, captured):
+def test_snaplen_truncated_frame(engine_impl, captured):
     """A frame whose IP total length exceeds the captured bytes: truncated, gap for its
     sender; the captured bytes before the cut are read (the ServerHello, ~94 bytes, is whole
     in 100 captured payload bytes, cut in 50), nothing after the cut is."""
@@ -332,7 +326,7 @@ def test_snaplen_truncated_frame(wire_impl, captured):
     idx = 4
     assert frames[idx][14 + 20 + 13] & PSH and frames[idx][14 + 12:14 + 16] == c.addr[1]
     frames[idx] = frames[idx][:14 + 40 + captured]
-    live, flushed, stats = summarize(frames, wire_impl)
+    live, flushed, stats = summarize(frames, engine_impl)
     raw = one(live, flushed)
     assert raw["truncated"] is True and raw["gaps"] == [1]
     server_letters = "".join(ch for ch in raw["history"] if ch.islower())
@@ -344,31 +338,31 @@ def test_snaplen_truncated_frame(wire_impl, captured):
     assert stats["truncated"] == 1
 
 
-def test_fin_senders_in_close(wire_impl):
+def test_fin_senders_in_close(engine_impl):
     c = Conn()
     frames = frames_of(c, pieces(ALERT), close=[(1, FIN), (0, FIN)])
-    live, flushed, _st = summarize(frames, wire_impl)
+    live, flushed, _st = summarize(frames, engine_impl)
     assert flushed == [] and len(live) == 1                # finished by the second FIN
     raw = live[0]
     assert raw["close"] == {"fin": [1, 0], "rst": []}
     assert raw["outcome"] == "alert" and raw["alerts"][0][:3] == (1, 2, 40)
 
 
-def test_rst_sender_in_close(wire_impl):
+def test_rst_sender_in_close(engine_impl):
     c = Conn()
     groups = pieces(ALERT)[:1]                              # the ClientHello only
     frames = frames_of(c, groups, close=[(1, RST)])
-    live, flushed, _st = summarize(frames, wire_impl)
+    live, flushed, _st = summarize(frames, engine_impl)
     assert flushed == [] and len(live) == 1
     raw = live[0]
     assert raw["close"] == {"fin": [], "rst": [1]}
     assert raw["outcome"] == "reset" and raw["history"] == "C"
 
 
-def test_one_fin_is_not_the_end(wire_impl):
+def test_one_fin_is_not_the_end(engine_impl):
     c = Conn()
     frames = frames_of(c, pieces(ALERT)[:1], close=[(0, FIN)])
-    live, flushed, _st = summarize(frames, wire_impl)
+    live, flushed, _st = summarize(frames, engine_impl)
     assert live == [] and len(flushed) == 1
     assert flushed[0]["close"] == {"fin": [0], "rst": []}
     assert flushed[0]["outcome"] == "closed"
@@ -378,27 +372,27 @@ def test_one_fin_is_not_the_end(wire_impl):
 # roles without a SYN
 # ---------------------------------------------------------------------------------------------
 
-def test_mid_stream_client_from_client_hello(wire_impl):
+def test_mid_stream_client_from_client_hello(engine_impl):
     """No SYN seen; the client uses the LOWER port, so only the ClientHello can tell."""
     c = Conn(client=("10.0.0.9", 1000), server=("10.0.0.2", 50000))
-    raw = one(*summarize(frames_of(c, pieces(TLS12), syn=False), wire_impl)[:2])
+    raw = one(*summarize(frames_of(c, pieces(TLS12), syn=False), engine_impl)[:2])
     assert raw["client"] == "10.0.0.9:1000" and raw["server"] == "10.0.0.2:50000"
     assert raw["history"] == "CsxknGIti" and raw["server_name"] == "www.example.com"
 
 
-def test_mid_stream_client_hello_lost(wire_impl):
+def test_mid_stream_client_hello_lost(engine_impl):
     """The first segment seen is the server's (ServerHello): it is the server."""
     c = Conn(client=("10.0.0.9", 1000), server=("10.0.0.2", 50000))
     groups = pieces(TLS12)[1:]
-    raw = one(*summarize(frames_of(c, groups, syn=False), wire_impl)[:2])
+    raw = one(*summarize(frames_of(c, groups, syn=False), engine_impl)[:2])
     assert raw["client"] == "10.0.0.9:1000" and raw["server"] == "10.0.0.2:50000"
     assert raw["history"].startswith("sxkn") and raw["version"] == 0x0303
 
 
-def test_mid_stream_bulk_data_is_not_a_flow(wire_impl):
+def test_mid_stream_bulk_data_is_not_a_flow(engine_impl):
     c = Conn()
     frames = [c.frame(1, ACK | PSH, 5000, b"\x42" * 1000) for _ in range(5)]
-    live, flushed, stats = summarize(frames, wire_impl)
+    live, flushed, stats = summarize(frames, engine_impl)
     assert live == flushed == []
     assert stats["skip_untracked"] == 5 and stats["flows_created"] == 0
 
@@ -407,11 +401,11 @@ def test_mid_stream_bulk_data_is_not_a_flow(wire_impl):
 # encapsulations
 # ---------------------------------------------------------------------------------------------
 
-def test_ipv6_with_extension_headers(wire_impl, baseline12):
+def test_ipv6_with_extension_headers(engine_impl, baseline12):
     c = Conn()
     ext, first = v6_ext_headers()
     frames = [ether(ipv4_to_ipv6(f[14:], ext, first)) for f in frames_of(c, pieces(TLS12))]
-    raw = one(*summarize(frames, wire_impl)[:2])
+    raw = one(*summarize(frames, engine_impl)[:2])
     assert raw["client"] == "[2001:db8::a00:1]:40000"
     assert raw["server"] == "[2001:db8::a00:2]:443"
     want = {k: v for k, v in stable(baseline12).items() if k not in ("client", "server", "id")}
@@ -419,21 +413,21 @@ def test_ipv6_with_extension_headers(wire_impl, baseline12):
     assert got == want
 
 
-def test_ipv6_fragment_header_is_not_parsed(wire_impl):
+def test_ipv6_fragment_header_is_not_parsed(engine_impl):
     c = Conn()
     frag = bytes([6, 0, 0x00, 0x09, 0, 0, 0, 1])           # offset 1 (x8), M=1
     frames = [ether(ipv4_to_ipv6(f[14:], frag, 44)) for f in frames_of(c, pieces(TLS12))]
-    live, flushed, stats = summarize(frames, wire_impl)
+    live, flushed, stats = summarize(frames, engine_impl)
     assert live == flushed == [] and stats["ip_fragment"] == len(frames)
 
 
 @pytest.mark.parametrize("vlan", [b"\x81\x00\x00\x64", b"\x88\xa8\x00\x0a\x81\x00\x00\x64",
                                   b"\x91\x00\x00\x0a\x81\x00\x00\x64"],
                          ids=["802.1Q", "QinQ-88a8", "QinQ-9100"])
-def test_vlan_and_qinq(wire_impl, baseline12, vlan):
+def test_vlan_and_qinq(engine_impl, baseline12, vlan):
     c = Conn()
     frames = [f[:12] + vlan + f[12:] for f in frames_of(c, pieces(TLS12))]
-    raw = one(*summarize(frames, wire_impl)[:2])
+    raw = one(*summarize(frames, engine_impl)[:2])
     assert stable(raw) == stable(baseline12)
 
 
@@ -441,7 +435,7 @@ def test_vlan_and_qinq(wire_impl, baseline12, vlan):
 # emitted exactly once
 # ---------------------------------------------------------------------------------------------
 
-def test_each_summary_exactly_once(wire_impl):
+def test_each_summary_exactly_once(engine_impl):
     """Five interleaved connections (established, alert+FIN, RST, half-done, HRR-free 1.3),
     then more data, FINs and RSTs on the finished ones, then expire and flush: exactly one
     summary per connection, each with its own endpoints."""
@@ -461,16 +455,14 @@ def test_each_summary_exactly_once(wire_impl):
         frames += [c.frame(1, ACK | PSH, end + j * 100, b"\x17\x03\x03\x00\x5f" + bytes(95))
                    for j in range(20)]
         frames += [c.frame(0, ACK | FIN, end), c.frame(1, ACK | RST, end + 2000)]
-    with using_wire(wire_impl):
-        s = Summarizer(1)
-        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
-        got = []
-        for i, f in enumerate(frames):
-            got += s.feed_frame(1000 + i / 1000, f)
-        got += s.expire(10_000.0)
-        got += s.flush()
-        got += s.flush()
-        stats = s.stats()
+    s = Summarizer(1, engine=engine_impl)
+    got = []
+    for i, f in enumerate(frames):
+        got += s.feed_frame(1000 + i / 1000, f)
+    got += s.expire(10_000.0)
+    got += s.flush()
+    got += s.flush()
+    stats = s.stats()
     clients = sorted(raw["client"] for raw, _c in got)
     assert len(clients) == len(set(clients)), "a connection was summarized twice: %r" % clients
     # every connection produced exactly one summary
@@ -483,58 +475,52 @@ def test_each_summary_exactly_once(wire_impl):
 # bounds
 # ---------------------------------------------------------------------------------------------
 
-def test_idle_eviction_via_expire(wire_impl):
+def test_idle_eviction_via_expire(engine_impl):
     a = Conn(client=("10.0.0.1", 40000))
     b = Conn(client=("10.0.0.5", 40005))
-    with using_wire(wire_impl):
-        s = Summarizer(1, idle_timeout=120.0)
-        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
-        for f in frames_of(a, pieces(ALERT)[:1]):
-            assert s.feed_frame(0.0, f) == []
-        for f in frames_of(b, pieces(ALERT)[:1]):
-            assert s.feed_frame(100.0, f) == []
-        assert s.expire(119.0) == []
-        out = s.expire(130.0)
-        assert [raw["client"] for raw, _ in out] == ["10.0.0.1:40000"]
-        assert out[0][0]["outcome"] == "timeout"
-        assert len(s.table.flows) == 1
-        assert s.expire(130.0) == []
-        later = s.expire(300.0)
-        assert [raw["client"] for raw, _ in later] == ["10.0.0.5:40005"]
-        assert s.table.flows == {} and s.flush() == []
-        assert s.stats()["flows_timed_out"] == 2
+    s = Summarizer(1, idle_timeout=120.0, engine=engine_impl)
+    for f in frames_of(a, pieces(ALERT)[:1]):
+        assert s.feed_frame(0.0, f) == []
+    for f in frames_of(b, pieces(ALERT)[:1]):
+        assert s.feed_frame(100.0, f) == []
+    assert s.expire(119.0) == []
+    out = s.expire(130.0)
+    assert [raw["client"] for raw, _ in out] == ["10.0.0.1:40000"]
+    assert out[0][0]["outcome"] == "timeout"
+    assert len(s.table.flows) == 1
+    assert s.expire(130.0) == []
+    later = s.expire(300.0)
+    assert [raw["client"] for raw, _ in later] == ["10.0.0.5:40005"]
+    assert s.table.flows == {} and s.flush() == []
+    assert s.stats()["flows_timed_out"] == 2
 
 
-def test_idle_eviction_from_packet_time(wire_impl):
+def test_idle_eviction_from_packet_time(engine_impl):
     """process() expires idle flows by the packets' own clock (no wall clock)."""
     a = Conn(client=("10.0.0.1", 40000))
     b = Conn(client=("10.0.0.5", 40005))
-    with using_wire(wire_impl):
-        s = Summarizer(1, idle_timeout=60.0)
-        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
-        for f in frames_of(a, pieces(ALERT)[:1]):
-            s.feed_frame(0.0, f)
-        got = []
-        for i, f in enumerate(frames_of(b, pieces(ALERT)[:1])):
-            got += s.feed_frame(500.0 + i, f)
-        assert [raw["client"] for raw, _ in got] == ["10.0.0.1:40000"]
-        assert got[0][0]["outcome"] == "timeout"
+    s = Summarizer(1, idle_timeout=60.0, engine=engine_impl)
+    for f in frames_of(a, pieces(ALERT)[:1]):
+        s.feed_frame(0.0, f)
+    got = []
+    for i, f in enumerate(frames_of(b, pieces(ALERT)[:1])):
+        got += s.feed_frame(500.0 + i, f)
+    assert [raw["client"] for raw, _ in got] == ["10.0.0.1:40000"]
+    assert got[0][0]["outcome"] == "timeout"
 
 
-def test_flow_table_full_evicts_oldest(wire_impl):
+def test_flow_table_full_evicts_oldest(engine_impl):
     conns = [Conn(client=("10.0.1.%d" % i, 41000 + i)) for i in range(1, 8)]
-    with using_wire(wire_impl):
-        s = Summarizer(1, max_flows=4)
-        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
-        got = []
-        for i, c in enumerate(conns):
-            for f in frames_of(c, pieces(ALERT)[:1]):
-                got += s.feed_frame(float(i), f)
-                assert len(s.table.flows) <= 4
-        assert [raw["outcome"] for raw, _ in got] == ["evicted"] * 3
-        assert [raw["client"] for raw, _ in got] == ["10.0.1.%d:%d" % (i, 41000 + i)
-                                                     for i in (1, 2, 3)]
-        assert len(s.flush()) == 4
+    s = Summarizer(1, max_flows=4, engine=engine_impl)
+    got = []
+    for i, c in enumerate(conns):
+        for f in frames_of(c, pieces(ALERT)[:1]):
+            got += s.feed_frame(float(i), f)
+            assert len(s.table.flows) <= 4
+    assert [raw["outcome"] for raw, _ in got] == ["evicted"] * 3
+    assert [raw["client"] for raw, _ in got] == ["10.0.1.%d:%d" % (i, 41000 + i)
+                                                 for i in (1, 2, 3)]
+    assert len(s.flush()) == 4
 
 
 def _syn_batch(start: int, n: int) -> tuple[bytes, bytes]:
@@ -564,8 +550,8 @@ MAX_FLOWS = 10_000
 HEAP_BOUND = 120 * 1024 * 1024
 
 
-def _flood(c_wire, n, table):
-    dec = new_decoder(c_wire, 1, table.flows, table.done, table.skip)
+def _flood(engine, n, table):
+    dec = engine.decoder(1, table)
     peak_flows = 0
     for start in range(0, n, 4096):
         buf, meta = _syn_batch(start, min(4096, n - start))
@@ -584,28 +570,28 @@ def _flood(c_wire, n, table):
 
 @pytest.mark.slow
 @pytest.mark.c_extension
-def test_syn_flood_million_half_open_flows(c_wire):
+def test_syn_flood_million_half_open_flows(c_engine):
     """1,000,000 SYNs from distinct (address, port) pairs through the C decoder and a
     10,000-flow table: the table never holds more than 10,000 flows (checked after every
     4,096-packet batch), the oldest are evicted, nothing is summarized, and flows that never
     carried TLS leave nothing in the finished-flow set."""
-    table = FlowTable(max_flows=MAX_FLOWS)
-    _flood(c_wire, SYN_FLOOD, table)
+    table = c_engine.flow_table(max_flows=MAX_FLOWS)
+    _flood(c_engine, SYN_FLOOD, table)
     assert len(table.done) == 0
     assert len(table._flow_order) <= 2 * MAX_FLOWS + 1024
 
 
 @pytest.mark.slow
 @pytest.mark.c_extension
-def test_syn_flood_million_heap_bound(c_wire, request):
+def test_syn_flood_million_heap_bound(c_engine, request):
     """The same flood under tracemalloc: Python heap peak below HEAP_BOUND.  About 75 s of
     CPU here (tracemalloc doubles the cost), so it runs only with --run-slow."""
     if not request.config.getoption("--run-slow"):
         pytest.skip("takes over a minute under tracemalloc; run with --run-slow")
-    table = FlowTable(max_flows=MAX_FLOWS)
+    table = c_engine.flow_table(max_flows=MAX_FLOWS)
     tracemalloc.start()
     try:
-        _flood(c_wire, SYN_FLOOD, table)
+        _flood(c_engine, SYN_FLOOD, table)
         _cur, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -613,14 +599,14 @@ def test_syn_flood_million_heap_bound(c_wire, request):
 
 
 @pytest.mark.c_extension
-def test_syn_flood_heap_with_small_table(c_wire):
+def test_syn_flood_heap_with_small_table(c_engine):
     """100,000 SYNs, max_flows 2,000 under tracemalloc: the heap peak (measured 2.8 MB for
     200,000) stays below 8 MB - memory follows the configured bounds, not the number of
     SYNs."""
-    table = FlowTable(max_flows=2000, max_done=5000)
+    table = c_engine.flow_table(max_flows=2000, max_done=5000)
     tracemalloc.start()
     try:
-        _flood(c_wire, 100_000, table)
+        _flood(c_engine, 100_000, table)
         _cur, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -628,7 +614,7 @@ def test_syn_flood_heap_with_small_table(c_wire):
     assert peak < 8 * 1024 * 1024, "tracemalloc peak %.1f MB" % (peak / 2**20)
 
 
-def test_finished_set_is_bounded_oldest_first(wire_impl):
+def test_finished_set_is_bounded_oldest_first(engine_impl):
     """300 complete TLS connections through a table with max_done 100: the finished-flow
     set holds the 100 most recent, and late packets of those are still dropped in C."""
     groups = pieces(TLS13)
@@ -637,13 +623,11 @@ def test_finished_set_is_bounded_oldest_first(wire_impl):
     for c in conns:
         frames += frames_of(c, groups)
     late = conns[-1].frame(0, ACK | PSH, 5000, b"\x17\x03\x03\x00\x10" + b"x" * 16)
-    with using_wire(wire_impl):
-        s = Summarizer(1, max_done=100)
-        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
-        out = []
-        for i, f in enumerate(frames + [late]):
-            out += s.feed_frame(1000.0 + i / 1000, f)
-        stats = s.stats()
+    s = Summarizer(1, max_done=100, engine=engine_impl)
+    out = []
+    for i, f in enumerate(frames + [late]):
+        out += s.feed_frame(1000.0 + i / 1000, f)
+    stats = s.stats()
     assert len(out) == 300 and all(raw["established"] for raw, _ in out)
     assert len(s.table.done) == 100
     kept = set(s.table.done)
@@ -652,7 +636,7 @@ def test_finished_set_is_bounded_oldest_first(wire_impl):
     assert stats["skip_done"] > 0 and stats["flows_created"] == 300
 
 
-def test_random_interleaving_of_many_connections(wire_impl):
+def test_random_interleaving_of_many_connections(engine_impl):
     """Twenty connections, frames shuffled across connections but in order within each
     direction of each one: twenty summaries, each one the baseline's."""
     rng = random.Random(7)
@@ -664,7 +648,7 @@ def test_random_interleaving_of_many_connections(wire_impl):
         k = rng.choice([i for i, s in enumerate(streams) if pos[i] < len(s)])
         frames.append(streams[k][pos[k]])
         pos[k] += 1
-    live, flushed, stats = summarize(frames, wire_impl)
+    live, flushed, stats = summarize(frames, engine_impl)
     allx = live + flushed
     assert len(allx) == 20
     assert {r["history"] for r in allx} == {"CsxknGIti"}
@@ -676,16 +660,16 @@ def test_random_interleaving_of_many_connections(wire_impl):
 # odd but legal packets
 # ---------------------------------------------------------------------------------------------
 
-def test_ethernet_padding_is_not_payload(wire_impl, baseline12):
+def test_ethernet_padding_is_not_payload(engine_impl, baseline12):
     """Frames padded to the 60-byte Ethernet minimum with non-zero bytes (the IP total
     length, not the frame length, says where the segment ends)."""
     frames = [f + b"\xee" * max(0, 60 - len(f)) for f in frames_of(Conn(), pieces(TLS12))]
     assert sum(len(f) == 60 for f in frames) >= 3
-    raw = one(*summarize(frames, wire_impl)[:2])
+    raw = one(*summarize(frames, engine_impl)[:2])
     assert stable(raw) == stable(baseline12)
 
 
-def test_ipv4_options_and_tcp_options(wire_impl, baseline12):
+def test_ipv4_options_and_tcp_options(engine_impl, baseline12):
     """IHL 6 (one word of NOP options) and a TCP header with 12 bytes of options."""
     out = []
     for f in frames_of(Conn(), pieces(TLS12)):
@@ -696,17 +680,17 @@ def test_ipv4_options_and_tcp_options(wire_impl, baseline12):
         total = 24 + len(tcp) + len(payload)
         ip = bytes([0x46]) + ip[1:2] + total.to_bytes(2, "big") + ip[4:] + b"\x01\x01\x01\x00"
         out.append(f[:14] + ip + tcp + payload)
-    raw = one(*summarize(out, wire_impl)[:2])
+    raw = one(*summarize(out, engine_impl)[:2])
     assert stable(raw) == stable(baseline12)
 
 
-def test_port_reuse_after_finish_is_a_new_connection(wire_impl):
+def test_port_reuse_after_finish_is_a_new_connection(engine_impl):
     """The same 5-tuple handshakes twice (the first finished on its FINs): two summaries."""
     c = Conn()
     first = frames_of(c, pieces(ALERT), close=[(1, FIN), (0, FIN)])
     c2 = Conn(isn=(77_000_000, 88_000_000))
     second = frames_of(c2, pieces(TLS12))
-    live, flushed, stats = summarize(first + second, wire_impl)
+    live, flushed, stats = summarize(first + second, engine_impl)
     allx = live + flushed
     assert [r["history"] for r in allx] == ["Cl", "CsxknGIti"]
     assert {r["client"] for r in allx} == {"10.0.0.1:40000"}
@@ -743,7 +727,7 @@ PACKET = st.tuples(
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(packets=st.lists(PACKET, max_size=60), gap=st.floats(0, 200))
-def test_hostile_packet_sequences(wire_impl, packets, gap):
+def test_hostile_packet_sequences(engine_impl, packets, gap):
     """Any mix of flags, sequence numbers (behind, ahead, wrapped), noise and slices of real
     TLS streams, cut frames and idle gaps: no internal error (the per-packet guard never
     fires), the table stays within max_flows, every summary returned is counted once, and
@@ -759,18 +743,16 @@ def test_hostile_packet_sequences(wire_impl, packets, gap):
         if cut and payload:
             f = f[:14 + 40 + len(payload) // 2]
         frames.append(f)
-    with using_wire(wire_impl):
-        s = Summarizer(1, max_flows=2, idle_timeout=60.0, max_ooo_segments=4,
-                       max_ooo_bytes=4000)
-        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
-        got = []
-        for i, f in enumerate(frames):
-            got += s.feed_frame(1000.0 + i * gap / max(len(frames), 1), f)
-            assert len([v for v in s.table.flows.values() if v is not None]) <= 2
-        got += s.expire(1e9)
-        got += s.flush()
-        assert s.table.flows == {} and s.flush() == []
-        stats = s.stats()
+    s = Summarizer(1, max_flows=2, idle_timeout=60.0, max_ooo_segments=4,
+                   max_ooo_bytes=4000, engine=engine_impl)
+    got = []
+    for i, f in enumerate(frames):
+        got += s.feed_frame(1000.0 + i * gap / max(len(frames), 1), f)
+        assert len([v for v in s.table.flows.values() if v is not None]) <= 2
+    got += s.expire(1e9)
+    got += s.flush()
+    assert s.table.flows == {} and s.flush() == []
+    stats = s.stats()
     assert stats["internal_errors"] == 0
     assert stats["summaries"] == len(got)
     for raw, _certs in got:
@@ -793,7 +775,7 @@ def _batched(frames, size):
 
 
 @pytest.mark.parametrize("size", [1, 7, 64, 4096])
-def test_batches_equal_frame_by_frame(wire_impl, size):
+def test_batches_equal_frame_by_frame(engine_impl, size):
     """Summarizer.feed (decode_batch, what summarize runs) gives the same summaries as
     feed_frame whatever the batch size: pending flows, the done set and ciphertext skips set
     up inside a batch apply to the rest of it."""
@@ -808,21 +790,19 @@ def test_batches_equal_frame_by_frame(wire_impl, size):
     for c in conns:                                         # late traffic after the finish
         frames += [c.frame(1, ACK | PSH, 70000 + j * 100, b"\x17\x03\x03\x00\x5f" + bytes(95))
                    for j in range(5)]
-    live, flushed, _stats = summarize(frames, wire_impl)
+    live, flushed, _stats = summarize(frames, engine_impl)
     want = sorted((r["client"], r["history"], r["outcome"], r["end"]) for r in live + flushed)
     assert len(want) == 4
-    with using_wire(wire_impl):
-        s = Summarizer(1)
-        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
-        got = []
-        for buf, meta in _batched(frames, size):
-            got += [raw for raw, _c in s.feed(buf, meta)]
-        got += [raw for raw, _c in s.flush()]
+    s = Summarizer(1, engine=engine_impl)
+    got = []
+    for buf, meta in _batched(frames, size):
+        got += [raw for raw, _c in s.feed(buf, meta)]
+    got += [raw for raw, _c in s.flush()]
     assert sorted((r["client"], r["history"], r["outcome"], round(r["end"], 3)) for r in got) \
         == [(a, b, c, round(d, 3)) for a, b, c, d in want]
 
 
-def test_half_closed_failure_is_reported_after_the_linger(wire_impl):
+def test_half_closed_failure_is_reported_after_the_linger(engine_impl):
     """The server rejects the ClientHello (fatal alert) and closes; the client's FIN never
     comes.  The summary is emitted ``close_linger`` (1 s) after the last packet, while other
     traffic goes on, not after the 120 s idle timeout."""
@@ -831,19 +811,56 @@ def test_half_closed_failure_is_reported_after_the_linger(wire_impl):
     frames = frames_of(failed, groups, close=[(1, FIN)])
     other = Conn(client=("10.0.0.8", 42000))
     later = frames_of(other, pieces(TLS13))
-    with using_wire(wire_impl):
-        s = Summarizer(1)
-        s.decoder = new_decoder(wire_impl, 1, s.table.flows, s.table.done, s.table.skip)
-        seen = []
-        for i, f in enumerate(frames):
-            seen += [(1000.0 + i / 1000, raw) for raw, _ in s.feed_frame(1000.0 + i / 1000, f)]
-        assert seen == []
-        for i, f in enumerate(later):                  # 0.5 s .. 2.5 s later
-            ts = 1000.5 + i * 2.0 / len(later)
-            seen += [(ts, raw) for raw, _ in s.feed_frame(ts, f)]
-        stats = s.stats()
+    s = Summarizer(1, engine=engine_impl)
+    seen = []
+    for i, f in enumerate(frames):
+        seen += [(1000.0 + i / 1000, raw) for raw, _ in s.feed_frame(1000.0 + i / 1000, f)]
+    assert seen == []
+    for i, f in enumerate(later):                  # 0.5 s .. 2.5 s later
+        ts = 1000.5 + i * 2.0 / len(later)
+        seen += [(ts, raw) for raw, _ in s.feed_frame(ts, f)]
+    stats = s.stats()
     failed_at = [ts for ts, raw in seen if raw["client"] == "10.0.0.7:41000"]
     assert len(failed_at) == 1 and 1001.0 <= failed_at[0] <= 1002.6
     raw = [r for _, r in seen if r["client"] == "10.0.0.7:41000"][0]
     assert raw["outcome"] == "alert" and raw["close"]["fin"] == [1]
     assert stats["flows_half_closed"] == 1 and stats["flows_timed_out"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-packet guard
+# ---------------------------------------------------------------------------------------------
+
+class _BrokenSession:
+    """A session record with a bug: every event raises."""
+
+    def __init__(self, ts):
+        self._real = load_engine("py").session.Session(ts)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def on_event(self, ev):
+        raise RuntimeError("bug")
+
+
+def test_internal_errors_are_counted_and_logged_at_powers_of_two(caplog):
+    """A bug that hits every flow: each is counted and finished as incomplete, but only the
+    1st, 2nd, 4th, 8th ... get a log record with their traceback."""
+    import types
+    py = load_engine("py")
+    broken = py._replace(session=types.SimpleNamespace(Session=_BrokenSession))
+    s = Summarizer(1, engine=broken)
+    s.decoder = broken.decoder(1, s.table)
+    n = 20
+    frames = []
+    for i in range(n):
+        frames += frames_of(Conn(client=("10.9.0.%d" % (i + 1), 40000 + i)), pieces(ALERT)[:1])
+    with caplog.at_level("ERROR", logger=py.flows.__name__):
+        for i, f in enumerate(frames):
+            s.feed_frame(1000.0 + i / 1000, f)
+    assert s.table.stats["internal_errors"] == n
+    logged = [r for r in caplog.records if "internal error" in r.getMessage()]
+    assert [r.args[-1] for r in logged] == [1, 2, 4, 8, 16]
+    assert logged[0].getMessage().startswith("internal error on flow 10.9.0.1:40000 -> ")
+    assert all(r.exc_info for r in logged)

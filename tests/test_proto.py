@@ -1,7 +1,10 @@
-"""The summary wire format (proto.summary): every summary of the test captures survives the
-msgpack round trip, and anything that is not a summary of our schema is a SchemaError - never
-another exception (STYLE 23, 33)."""
+"""The summary contract (proto.summary): one field table that the wire format, the JSON
+renderer and docs/summary-schema.md agree with; every summary of the test captures survives
+the msgpack round trip, and anything that is not a summary of our schema is a SchemaError -
+never another exception (STYLE 23, 33)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -9,8 +12,9 @@ from conftest import capture_paths, mutations, read_frames
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from proto.summary import (FIELDS, MAX_MESSAGE, SCHEMA_VERSION, SchemaError, decode_certificate,
-                           decode_summary, encode_certificate, encode_summary, summary_to_json)
+from proto.render import summary_to_json
+from proto.summary import (FIELD, FIELDS, JSON_FIELDS, MAX_MESSAGE, SCHEMA_VERSION, SchemaError,
+                           decode_certificate, decode_summary, encode_certificate, encode_summary)
 from sensor.pipeline import Summarizer
 
 SETTINGS = settings(max_examples=300, deadline=None,
@@ -200,11 +204,10 @@ def test_certificates_nil_is_schema_error():
 def test_alert_side_out_of_range_is_schema_error():
     m = msgpack.unpackb(_valid(), strict_map_key=False)
     m[FIELDS["alerts"]] = [[5, 2, 40, 1]]
-    try:
-        raw = decode_summary(msgpack.packb(m, use_bin_type=True))
-    except SchemaError:
-        return
-    summary_to_json(raw, {})
+    with pytest.raises(SchemaError, match="bad alerts field"):
+        decode_summary(msgpack.packb(m, use_bin_type=True))
+    m[FIELDS["alerts"]] = [[1, 2, 40, 1]]           # the same alert from a real side is fine
+    assert decode_summary(msgpack.packb(m, use_bin_type=True))["alerts"] == [[1, 2, 40, 1]]
 
 
 @SETTINGS
@@ -218,3 +221,61 @@ def test_certificate_records_hostile(data, mutate):
             continue
         assert isinstance(sha, bytes) and len(sha) == 32 and isinstance(der, bytes)
         assert isinstance(facts, dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# the field table
+# ---------------------------------------------------------------------------------------------
+
+SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "summary-schema.md"
+BEGIN, END = "<!-- FIELD table: generated from proto.summary.FIELD -->", "<!-- end of FIELD table -->"
+
+
+def field_table_markdown() -> str:
+    """docs/summary-schema.md's field table, as FIELD says it."""
+    rows = ["| field | msgpack key | JSON type | meaning |", "|---|---|---|---|"]
+    for f in FIELD:
+        rows.append("| `%s` | %s | %s | %s |" % (
+            f.name, "-- (JSON only)" if f.key is None else f.key,
+            "-- (raw / msgpack only)" if f.json is None else f.json.replace("|", "\\|"),
+            f.doc))
+    return "\n".join(rows)
+
+
+def test_schema_doc_is_the_field_table():
+    text = SCHEMA_DOC.read_text()
+    assert BEGIN in text and END in text
+    doc = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    want = field_table_markdown()
+    assert doc == want, "docs/summary-schema.md is out of date; its table is:\n" + want
+
+
+def test_field_table_is_consistent():
+    names = [f.name for f in FIELD]
+    assert len(names) == len(set(names))
+    keys = [f.key for f in FIELD if f.key is not None]
+    assert sorted(keys) == list(range(1, len(keys) + 1))     # append-only, no holes
+    assert list(FIELDS.values()) == sorted(keys)
+    for f in FIELD:
+        assert f.kind in ("required", "nullable", "bool", "list"), f
+        assert (f.key is None) == (f.check is None), f   # JSON-only fields are not on the wire
+        assert f.doc and "\n" not in f.doc, f
+
+
+@pytest.mark.parametrize("name,raw,facts,certs", SUMMARIES, ids=IDS)
+def test_the_sensor_fills_every_wire_field_and_renders_json_fields(name, raw, facts, certs):
+    assert set(raw) == set(FIELDS)
+    assert tuple(summary_to_json(raw, facts)) == JSON_FIELDS
+
+
+def test_absent_fields_decode_to_their_kind():
+    """A summary with only the required fields: every other field decodes to its kind's
+    absent value (the encoder leaves null, false and [] out)."""
+    raw = {f.name: (["x"] if f.kind == "required" else None) for f in FIELD if f.key}
+    raw.update(id="i", client="c", server="s", history="", outcome="o", start=1.0, end=2.0)
+    back = decode_summary(encode_summary(raw))
+    absent = {"nullable": None, "bool": False, "list": []}
+    for f in FIELD:
+        if f.key is not None and f.kind != "required":
+            want = {"fin": [], "rst": []} if f.name == "close" else absent[f.kind]
+            assert back[f.name] == want and type(back[f.name]) is type(want), f.name

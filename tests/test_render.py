@@ -1,7 +1,7 @@
-"""The JSON summary rendered straight from the session (``Summarizer(json=True)``, what
-``summarize`` and ``diagnose`` print) is exactly the one rendered from the raw summary
-(``proto.summary.summary_to_json``, what the analyzer renders from the msgpack wire form),
-and so are the bytes ``summarize`` writes with pre-serialized certificate fragments.
+"""One JSON renderer (``proto.render.summary_to_json``) on every path: what ``summarize`` and
+``diagnose`` print (``Summarizer(json=True)``), the bytes ``summarize`` writes with
+pre-serialized certificate fragments, and what the analyzer renders from the msgpack wire
+form are the same JSON, keyed by ``proto.summary.JSON_FIELDS`` in order.
 
 Checked byte for byte on every capture of the test data and, when ``../shared`` is beside
 the checkout, on every capture of the conformance corpus.
@@ -13,7 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from proto.summary import decode_summary, encode_summary, summary_to_json
+from proto.render import summary_to_json
+from proto.summary import JSON_FIELDS, decode_summary, encode_summary
 from sensor.capture import CaptureError, FileCapture
 from sensor.pipeline import Summarizer
 
@@ -24,7 +25,8 @@ SHARED_CORPUS = HERE.parents[1] / "shared" / "corpus"
 
 
 def _both(path: Path):
-    """(rendered from raw, rendered from the session, raw summaries) for one capture."""
+    """(rendered from the raw summaries, as the json mode renders them, the raw summaries,
+    with certificate fragments) for one capture."""
     out = {}
     for json_mode in (False, True, "fragments"):
         items = []
@@ -51,6 +53,7 @@ def _check(path: Path) -> int:
     for a, b, c in zip(from_raw, from_session, with_fragments):
         assert orjson.dumps(a) == orjson.dumps(b) == orjson.dumps(c), path.name
         assert a == b
+        assert tuple(a) == JSON_FIELDS
     for raw, rendered in zip(raws, from_raw):
         # and through the wire format, as the analyzer sees it
         assert summary_to_json(decode_summary(encode_summary(raw)), {}) == \

@@ -109,8 +109,9 @@ def test_defaults_are_the_library_types_own():
     assert s["spool_max_mb"] << 20 == pub.spool_max_bytes
     assert (s["topic_handshakes"], s["queue_max"]) == (pub.topic_handshakes, pub.queue_max)
     assert a["expiry_warning_days"] == DiagnoseConfig().expiry_warning_days
+    from cext import wire as cext_wire
     from cext._flows_py import FlowTable
-    table = FlowTable()
+    table = FlowTable(cext_wire.engine("py"))
     assert (s["max_flows"], s["idle_timeout"]) == (table.max_flows, table.idle_timeout)
     assert settings.load("watch", {"interface": "lo"}, environ={})["idle_timeout"] == 30.0
 

@@ -52,25 +52,53 @@ def assert_same(c_result, py_result):
 # default selection
 # ---------------------------------------------------------------------------------------------
 
-def _implementation(env_extra: dict) -> str:
+_SELECTION = ("import cext.wire as w; "
+              "print(w.IMPLEMENTATION, w.FALLBACK_REASON, w.ENGINE.flows.__name__, sep='|')")
+
+
+def _selection(env_extra: dict, block: str | None = None) -> list[str]:
+    """``[IMPLEMENTATION, FALLBACK_REASON, flow table module]`` in a fresh interpreter;
+    ``block`` names a module made unimportable there (as if it were not built)."""
     env = {k: v for k, v in os.environ.items() if k != "TLSDIAG_NO_EXTENSIONS"}
     env.update(env_extra)
-    r = subprocess.run([sys.executable, "-c", "import cext.wire as w; print(w.IMPLEMENTATION)"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
+    code = _SELECTION
+    if block:
+        code = ("import sys\n"
+                "class Block:\n"
+                "    def find_spec(self, name, path=None, target=None):\n"
+                "        if name == %r:\n"
+                "            raise ModuleNotFoundError('No module named %%r' %% name, name=name)\n"
+                "sys.meta_path.insert(0, Block())\n" % block) + code
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode:
+        return ["error", r.stderr.strip().splitlines()[-1]]
+    return r.stdout.strip().split("|")
 
 
 def test_c_extension_preferred_by_default(c_wire):
-    assert _implementation({}) == "c"
-    assert _implementation({"TLSDIAG_NO_EXTENSIONS": "1"}) == "py"
-    assert _implementation({"TLSDIAG_NO_EXTENSIONS": "0"}) == "c"
+    assert _selection({}) == ["c", "None", "cext._flows"]
+    assert _selection({"TLSDIAG_NO_EXTENSIONS": "1"}) == ["py", "None", "cext._flows_py"]
+    assert _selection({"TLSDIAG_NO_EXTENSIONS": "0"}) == ["c", "None", "cext._flows"]
+
+
+def test_missing_build_falls_back_with_its_reason():
+    impl, reason, flows = _selection({}, block="cext._wire")
+    assert (impl, flows) == ("py", "cext._flows_py")
+    assert "compiled build is missing" in reason and "cext._wire" in reason
+
+
+def test_partial_build_is_an_error(c_wire):
+    """_wire built but not the engine (a stale build): refuse, rather than run half of each."""
+    status, message = _selection({}, block="cext._flows")
+    assert status == "error" and "ImportError" in message and "cext._flows" in message
 
 
 @pytest.mark.skipif(not NO_EXTENSIONS, reason="only meaningful in the TLSDIAG_NO_EXTENSIONS run")
 def test_selector_honours_no_extensions_in_this_process():
     from cext import wire
-    assert wire.IMPLEMENTATION == "py"
+    assert wire.IMPLEMENTATION == "py" and wire.FALLBACK_REASON is None
+    assert wire.ENGINE == wire.engine("py")
     assert wire.parse_client_hello is load_py_wire().parse_client_hello
 
 
@@ -366,7 +394,7 @@ FUZZ = fuzz_target()
 
 
 def test_fuzz_target_runs_both_implementations(c_wire):
-    assert FUZZ.C is c_wire and len(FUZZ.IMPLS) == 2 and len(FUZZ.ENGINES) == 2
+    assert FUZZ.IMPLS[1] is c_wire and len(FUZZ.IMPLS) == 2 and len(FUZZ.ENGINES) == 2
     for seed in FUZZ.seeds():
         FUZZ.one_input(seed)
 
@@ -454,3 +482,58 @@ def test_kafka_partition_is_kafka_pythons(c_wire, py_wire, key, partitions):
 def test_kafka_partition_rejects_no_partitions(wire_impl):
     with pytest.raises(ValueError):
         wire_impl.kafka_partition(b"k", 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled modules' stubs (cext/*.pyi) describe what they export
+# ---------------------------------------------------------------------------------------------
+
+def _stub(name: str) -> dict:
+    """``{top-level name: ast node}`` of cext/<name>.pyi (imports re-exported ``as`` count)."""
+    import ast
+    tree = ast.parse((ROOT / "cext" / (name + ".pyi")).read_text())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            out[node.name] = node
+        elif isinstance(node, ast.AnnAssign):
+            out[node.target.id] = node
+        elif isinstance(node, ast.Assign):
+            out[node.targets[0].id] = node
+        elif isinstance(node, ast.ImportFrom):
+            out.update((a.asname, node) for a in node.names if a.asname == a.name)
+    return out
+
+
+def _params(fn) -> list[str]:
+    import inspect
+    return [p for p in inspect.signature(fn).parameters if p != "self"]
+
+
+@pytest.mark.parametrize("name,twin", [("_wire", "_wire_py"), ("_tls", "_tls_py"),
+                                       ("_session", "_session_py"), ("_flows", "_flows_py")])
+def test_stubs_cover_the_compiled_api(c_wire, name, twin):
+    import ast
+    import importlib
+    compiled = importlib.import_module("cext." + name)
+    reference = importlib.import_module("cext." + twin)
+    stub = _stub(name)
+    assert set(reference.__all__) <= set(stub), "names missing from cext/%s.pyi" % name
+    for attr, node in stub.items():
+        if attr == "Segment":                       # a type alias of the stub only
+            continue
+        assert hasattr(compiled, attr), (name, attr)
+        if isinstance(node, ast.FunctionDef):
+            assert [a.arg for a in node.args.args] == _params(getattr(compiled, attr)), attr
+        if isinstance(node, ast.ClassDef):
+            cls, ref = getattr(compiled, attr), getattr(reference, attr)
+            methods = {n.name: n for n in node.body if isinstance(n, ast.FunctionDef)}
+            public = {m for m in dir(ref) if not m.startswith("_") and callable(getattr(ref, m))}
+            assert public <= set(methods), (attr, public - set(methods))
+            for m, fn in methods.items():
+                assert hasattr(cls, m), (attr, m)
+                if m == "__init__" or not any(isinstance(d, ast.Name) and d.id == "property"
+                                              for d in fn.decorator_list):
+                    want = [a.arg for a in fn.args.args if a.arg != "self"]
+                    # (a compiled __init__ is a slot wrapper without a signature: the twin's)
+                    assert want == _params(getattr(ref if m == "__init__" else cls, m)), (attr, m)

@@ -12,8 +12,9 @@ The first byte of an input picks a target, the second is a parameter, the rest i
 * 7    the whole per-segment engine: frames as for 5, through decoder and flow table to the
   summaries (tight table limits when the parameter's top bit is set).
 
-6 and 7 compare the compiled engine (``cext._tls``/``_flows`` on ``cext._wire``) with its
-twin (``cext._tls_py``/``_flows_py`` on ``cext._wire_py``).
+6 and 7 compare the compiled engine (``cext._tls``/``_session``/``_flows`` on ``cext._wire``)
+with its twin (``cext._tls_py`` ... on ``cext._wire_py``), each handed out whole by
+``cext.wire.engine``.
 
 It fails (raises) on any exception other than ``MalformedMessage`` / ``ProtocolError`` with
 a reason from ``REASONS``, and on any disagreement between the Cython build and the pure-Python
@@ -24,48 +25,30 @@ Run: ``python tests/fuzz/fuzz_wire.py --make-seeds /tmp/wire-corpus`` once, then
 """
 from __future__ import annotations
 
-import contextlib
 import struct
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cext import _wire_py as PY  # noqa: E402
-from cext.errors import REASONS, MalformedMessage, ProtocolError  # noqa: E402
-
-try:
-    from cext import _wire as C  # noqa: E402
-except ImportError:                 # the twin alone: still checks "no other exception"
-    C = None
-
 import orjson  # noqa: E402
 
-from cext import _flows_py, _tls_py  # noqa: E402
+from cext.errors import REASONS, MalformedMessage, ProtocolError  # noqa: E402
+from cext.wire import Engine, engine  # noqa: E402
+from proto.render import summary_to_json  # noqa: E402
 from proto.summary import encode_summary  # noqa: E402
 
 try:
-    from cext import _flows, _tls  # noqa: E402
-except ImportError:
-    _flows = _tls = None
+    _C_ENGINE: Engine | None = engine("c")
+except ImportError:                 # the twin alone: still checks "no other exception"
+    _C_ENGINE = None
 
 LINKTYPES = (1, 113, 276, 0, 108, 12, 101, 228, 229)
-IMPLS = (PY, C) if C is not None else (PY,)
-
-
-class Engine(NamedTuple):
-    """One implementation of the per-segment engine on its own wire module."""
-    wire: object
-    tls: object
-    flows: object
-
-
-#: the twin, then the compiled engine (``cext._tls``/``_flows`` on ``cext._wire``)
-ENGINES = (Engine(PY, _tls_py, _flows_py),) + (
-    (Engine(C, _tls, _flows),) if C is not None and _tls is not None else ())
+#: the twin, then the compiled engine: each one build throughout (cext.wire.engine)
+ENGINES = (engine("py"),) + ((_C_ENGINE,) if _C_ENGINE is not None else ())
+IMPLS = tuple(e.wire for e in ENGINES)
 N_TARGETS = 8
 
 
@@ -116,32 +99,19 @@ def _chunks(data: bytes):
         pos += h & 0x7FFF
 
 
-@contextlib.contextmanager
-def _own_wire(engine: Engine):
-    """The engine's TLS reader calls ``cext.wire`` (the selected build): point it at the
-    engine's own wire module meanwhile, so the twin runs nothing compiled."""
-    saved = engine.tls.wire
-    engine.tls.wire = engine.wire
-    try:
-        yield
-    finally:
-        engine.tls.wire = saved
-
-
 def tls_events(engine: Engine, chunks) -> list:
     """Feed ``chunks`` into a fresh TLSConnection of ``engine``: the events and the
     protocol-error reasons, in order."""
-    with _own_wire(engine):
-        conn = engine.tls.TLSConnection()
-        out = []
-        for d, data in chunks:
-            events, error = conn.feed(d, data)
-            out.extend((type(e).__name__,) + tuple(e) for e in events)
-            if error is not None:
-                if not isinstance(error, ProtocolError) or error.reason not in REASONS:
-                    raise AssertionError("bad protocol error %r" % (error,))
-                out.append(("error", d, error.reason))
-        return out
+    conn = engine.connection()
+    out = []
+    for d, data in chunks:
+        events, error = conn.feed(d, data)
+        out.extend((type(e).__name__,) + tuple(e) for e in events)
+        if error is not None:
+            if not isinstance(error, ProtocolError) or error.reason not in REASONS:
+                raise AssertionError("bad protocol error %r" % (error,))
+            out.append(("error", d, error.reason))
+    return out
 
 
 def flow_summaries(engine: Engine, linktype: int, frames, **limits) -> tuple:
@@ -149,26 +119,20 @@ def flow_summaries(engine: Engine, linktype: int, frames, **limits) -> tuple:
     idle expiry and a flush: each connection as (msgpack summary, JSON rendering,
     certificate digests), and the flow-table, weird and decoder counters.  An internal
     error (an exception the flow table's guard caught) is a bug: it raises."""
-    table = engine.flows.FlowTable(**limits)
-
-    def render(sess, client, server, reason):
-        return (encode_summary(sess.summary(client, server, reason)),
-                orjson.dumps(sess.render(client, server, reason, {})),
-                [d for d, _der in sess.certificate_ders()])
-
-    table.render = render
-    dec = engine.wire.PacketDecoder(linktype, table.flows, table.done, table.skip)
-    out = []
-    with _own_wire(engine):
-        for ts, frame in frames:
-            seg = dec.decode(ts, frame)
-            if seg is not None:
-                out += table.process([seg])
-        if frames:
-            out += table.expire(frames[-1][0] + 3600.0)
-        out += table.flush()
+    table = engine.flow_table(**limits)
+    dec = engine.decoder(linktype, table)
+    done = []
+    for ts, frame in frames:
+        seg = dec.decode(ts, frame)
+        if seg is not None:
+            done += table.process([seg])
+    if frames:
+        done += table.expire(frames[-1][0] + 3600.0)
+    done += table.flush()
     if table.stats["internal_errors"]:
         raise AssertionError("internal error in %s" % engine.flows.__name__)
+    out = [(encode_summary(raw), orjson.dumps(summary_to_json(raw, {})),
+            [d for d, _der in ders]) for raw, ders in done]
     return out, dict(table.stats), dict(table.reasons), dec.stats()
 
 

@@ -17,7 +17,7 @@ from typing import IO
 from analyzer.config import ConfigError, build_config
 from analyzer.engine import Engine
 from analyzer.report import evidence_line
-from proto.summary import summary_to_json
+from proto.render import summary_to_json
 from sensor.live import LiveCapture, LiveCaptureError, build_bpf
 from sensor.loop import Sensor, SensorConfig
 from tlsdiag import settings

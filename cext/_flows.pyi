@@ -1,0 +1,41 @@
+# The public API of the compiled flow table cext._flows, built from cext/_flows_py.py (the
+# twin, whose annotations and docstrings are the reference).
+from types import ModuleType
+
+from cext._session import Session
+from cext._tls import TLSConnection
+
+def endpoint_text(raw: bytes) -> str: ...
+
+class Flow:
+    key: bytes
+    client_lo: bool
+    conn: TLSConnection | None
+    session: Session | None
+    first: float
+    last: float
+    def __init__(self, key: bytes, client_lo: bool, ts: float) -> None: ...
+    def endpoints(self) -> tuple[bytes, bytes]: ...
+
+class FlowTable:
+    wire: ModuleType
+    flows: dict[bytes, Flow | None]
+    done: dict[bytes, None]
+    skip: dict[bytes, list[int]]
+    stats: dict[str, int]
+    reasons: dict[str, int]
+    max_flows: int
+    max_done: int
+    idle_timeout: float
+    now: float
+    def __init__(self, engine: object, max_flows: int = ..., idle_timeout: float = ...,
+                 max_ooo_bytes: int = ..., max_ooo_segments: int = ..., max_done: int = ...,
+                 max_handshake: int = ..., close_linger: float = ...,
+                 skip_min: int = ...) -> None: ...
+    def process(self, segments: list) -> list[tuple[dict, list[tuple[bytes, bytes]]]]: ...
+    def segment(self, ts: float, key: bytes, from_lo: bool, flags: int, seq: int,
+                payload: bytes, truncated: bool) -> None: ...
+    def begin_batch(self) -> None: ...
+    def end_batch(self) -> list[tuple[dict, list[tuple[bytes, bytes]]]]: ...
+    def expire(self, now: float, out: list | None = None) -> list: ...
+    def flush(self, reason: str = "incomplete") -> list: ...

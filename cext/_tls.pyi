@@ -1,0 +1,43 @@
+# The public API of the compiled TLS reader cext._tls, built from cext/_tls_py.py (the twin,
+# whose annotations and docstrings are the reference).  The events are cext.events'.
+from collections.abc import Callable
+from types import ModuleType
+
+from cext.errors import ProtocolError
+from cext.events import (CLIENT as CLIENT, MAX_BUFFER as MAX_BUFFER,
+                         MAX_HANDSHAKE as MAX_HANDSHAKE, NEED_DATA as NEED_DATA, SERVER as SERVER,
+                         Alert as Alert, Certificate as Certificate,
+                         CertificateRequest as CertificateRequest,
+                         ChangeCipherSpec as ChangeCipherSpec, ClientHello as ClientHello,
+                         EncryptedRecord as EncryptedRecord, HandshakeMessage as HandshakeMessage,
+                         HelloRetryRequest as HelloRetryRequest, Record as Record,
+                         ServerHello as ServerHello, ServerKeyExchange as ServerKeyExchange)
+
+class _Direction:
+    buf: bytes
+    hs: bytes
+    error: str | None
+    encrypted: bool
+    started: bool
+    sslv2: bool
+    plaintext: int
+    skip: int
+
+class TLSConnection:
+    wire: ModuleType
+    dirs: tuple[_Direction, _Direction]
+    max_handshake: int
+    max_buffer: int
+    version: int
+    tls13: bool
+    def __init__(self, wire: ModuleType, max_handshake: int = ..., max_buffer: int = ...) -> None: ...
+    def feed(self, direction: int, data: bytes) -> tuple[list, ProtocolError | None]: ...
+    def feed_into(self, direction: int, data: bytes,
+                  sink: Callable[[object], object]) -> ProtocolError | None: ...
+    def receive_data(self, direction: int, data: bytes) -> None: ...
+    def receive_gap(self, direction: int) -> None: ...
+    def next_event(self) -> object: ...
+    def state(self, direction: int) -> str: ...
+    def buffered(self) -> int: ...
+    def take_skip(self, direction: int, minimum: int) -> int: ...
+    def plaintext(self) -> int: ...
