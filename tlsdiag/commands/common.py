@@ -10,11 +10,18 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
-from tlsdiag import logs, settings
+from cext import wire
+from tlsdiag import __version__, logs, settings
 from tlsdiag.settings import ConfigError, Values
 from tlsdiag.status import ExitStatus
 
-__all__ = ["Parser", "UsageError", "start"]
+__all__ = ["Parser", "UsageError", "start", "build_info"]
+
+
+def build_info() -> tuple:
+    """The ``tlsdiag_build_info`` metric: version and wire implementation as labels."""
+    return ("tlsdiag_build_info", "gauge", "tlsdiag version and wire implementation (c or py)",
+            {(("version", __version__), ("wire", wire.IMPLEMENTATION)): 1})
 
 
 class UsageError(Exception):
@@ -54,6 +61,11 @@ def start(command: str, p: argparse.ArgumentParser, argv: Sequence[str] | None,
     except SystemExit as e:                      # --help, --version
         return ExitStatus.SUCCESS if not e.code else ExitStatus.ERROR
     logs.setup(getattr(a, "verbose", 0) or 0, base=log_base)
+    log = logging.getLogger("tlsdiag." + command)
+    log.info("tlsdiag %s %s, wire implementation %s", command, __version__, wire.IMPLEMENTATION)
+    if wire.FALLBACK_REASON:
+        log.warning("the compiled wire core is not used (%s): the pure-Python twin runs, same "
+                    "results, slower", wire.FALLBACK_REASON)
     values = None
     if command in settings.COMMANDS:
         try:
@@ -61,7 +73,7 @@ def start(command: str, p: argparse.ArgumentParser, argv: Sequence[str] | None,
         except ConfigError as e:
             err.write("tlsdiag %s: %s\n" % (command, e))
             return ExitStatus.ERROR
-        logging.getLogger("tlsdiag." + command).info("settings: %s", values.describe())
+        log.info("settings: %s", values.describe())
     return a, values
 
 

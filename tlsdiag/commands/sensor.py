@@ -69,6 +69,7 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
     s = sensor.stats()
     p = pub.stats() if pub is not None else {}
     out = [
+        common.build_info(),
         ("tlsdiag_sensor_packets_total", "counter", "frames read from the capture", s["packets"]),
         ("tlsdiag_sensor_bytes_total", "counter", "captured bytes", s["bytes"]),
         ("tlsdiag_sensor_pcap_received_total", "counter", "libpcap stats() recv", s["pcap_recv"]),

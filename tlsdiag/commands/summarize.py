@@ -123,7 +123,6 @@ def main(argv=None) -> int:
         return started
     args, values = started
     tune_gc_for_batch()
-    log.info("wire implementation: %s", wire.IMPLEMENTATION)
     out = _Batched(sys.stdout.buffer)
     progress = _Progress(sys.stderr)
     status = ExitStatus.SUCCESS
