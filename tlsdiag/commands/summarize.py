@@ -8,7 +8,6 @@ import logging
 import sys
 import time
 
-from cext import wire
 from sensor.capture import CaptureError
 from sensor.pipeline import summarize_paths
 from tlsdiag.commands import common
