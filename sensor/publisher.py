@@ -304,10 +304,11 @@ class Publisher:
             max_request_size=8 << 20, retry_backoff_ms=200)
 
     def _ensure_topics(self) -> None:
-        from tlsdiag.kafka_topics import ensure_topics
+        from proto import topics
+        from tlsdiag.kafka import ensure_topics
         self._topics_checked = ensure_topics(
-            self.cfg.bootstrap, {self.cfg.topic_handshakes: False,
-                                 self.cfg.topic_certs: True}) is not None
+            self.cfg.bootstrap, {self.cfg.topic_handshakes: topics.HANDSHAKES,
+                                 self.cfg.topic_certs: topics.CERTS}) is not None
 
     @property
     def _unacked(self) -> int:

@@ -341,15 +341,18 @@ def test_held_incident_resolves_in_tick_by_data_time():
 
 def test_resolve_hold_setting_flag_config_and_default(tmp_path):
     from analyzer.config import build_config
-    from analyzer.service import Analyzer, build_parser, load_analyzer_config
+    from analyzer.service import Analyzer
+    from cext.wire import kafka_partition
+    from tlsdiag.commands.analyzer import build_parser, load_analyzer_config
     p = build_parser()
     cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092"]), {})
     assert cfg.incident_resolve_hold_s == 60.0
-    an = Analyzer(cfg, build_config({}, environ={}))
+    an = Analyzer(cfg, build_config({}, environ={}), partition=kafka_partition)
     assert an.incidents.resolve_hold == 60.0
     cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092", "--incident-resolve-hold-s",
                                              "0"]), {})
-    assert Analyzer(cfg, build_config({}, environ={})).incidents.resolve_hold == 0.0
+    assert Analyzer(cfg, build_config({}, environ={}),
+                    partition=kafka_partition).incidents.resolve_hold == 0.0
     conf = tmp_path / "a.toml"
     conf.write_text("[analyzer]\nincident_resolve_hold_s = 90\n")
     cfg = load_analyzer_config(p.parse_args(["--kafka", "k:9092", "--config", str(conf)]), {})

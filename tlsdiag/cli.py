@@ -20,7 +20,7 @@ COMMANDS = {
     "diagnose": ("analyzer.cli", "name the cause of every failed handshake in captures"),
     "probe": ("analyzer.probe_cli", "actively check a TLS server you name"),
     "sensor": ("sensor.service", "live capture, summaries to Kafka"),
-    "analyzer": ("analyzer.service", "Kafka consumer: diagnoses and incidents"),
+    "analyzer": ("tlsdiag.commands.analyzer", "Kafka consumer: diagnoses and incidents"),
     "watch": ("sensor.watch", "live capture and diagnosis in one process, no Kafka"),
     "tail": ("analyzer.tail", "live terminal view of open incidents"),
 }
