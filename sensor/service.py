@@ -388,6 +388,7 @@ def run(argv: list[str]) -> int:
 
     from sensor.live import LiveCapture, LiveCaptureError
     from sensor.publisher import Publisher, PublisherConfig
+    from tlsdiag.kafka import best_compression, ensure_topics
     try:
         cap = LiveCapture(cfg.interface, bpf=cfg.bpf_expression(), snaplen=cfg.snaplen,
                           buffer_mb=cfg.buffer_mb, fanout_group=cfg.fanout_group,
@@ -397,8 +398,10 @@ def run(argv: list[str]) -> int:
         return ExitStatus.ERROR
     pub = Publisher(PublisherConfig(
         bootstrap=cfg.kafka, topic_handshakes=cfg.topic_handshakes, topic_certs=cfg.topic_certs,
-        spool_dir=cfg.spool_dir, spool_max_bytes=cfg.spool_max_mb << 20, queue_max=cfg.queue_max,
-        compression=cfg.compression, client_id="tlsdiag-sensor-%s" % cfg.sensor_id))
+        spool_dir=cfg.spool_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "tlsdiag-spool"),
+        spool_max_bytes=cfg.spool_max_mb << 20, queue_max=cfg.queue_max,
+        compression=best_compression() if cfg.compression == "auto" else cfg.compression,
+        client_id="tlsdiag-sensor-%s" % cfg.sensor_id), ensure_topics=ensure_topics)
     pub.start()
     sensor = Sensor(cfg, cap, pub.publish)
 

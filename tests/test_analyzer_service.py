@@ -31,7 +31,7 @@ from analyzer.engine import Engine
 from proto import topics
 from proto.summary import summary_to_json
 from sensor.publisher import Publisher, PublisherConfig
-from tlsdiag.kafka import ensure_topics
+from tlsdiag.kafka import best_compression, ensure_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -109,7 +109,9 @@ def broker(tmp_path_factory):
 
 def publish(bootstrap, items, tmp, prefix):
     pub = Publisher(PublisherConfig(bootstrap=bootstrap, topic_handshakes=prefix + ".handshakes",
-                                    topic_certs=prefix + ".certs", spool_dir=str(tmp / "spool")))
+                                    topic_certs=prefix + ".certs", spool_dir=str(tmp / "spool"),
+                                    compression=best_compression()),
+                    ensure_topics=ensure_topics)
     pub.start()
     for raw, certs in items:
         pub.publish(raw, certs)
