@@ -39,7 +39,8 @@ setup(
     version="0.1.0",
     description="TLS handshake failure diagnosis for API gateways",
     python_requires=">=3.11",
-    packages=["tlsdiag", "proto", "sensor", "analyzer", "cext"],
+    packages=["tlsdiag", "tlsdiag.commands", "proto", "sensor", "analyzer", "analyzer.service",
+              "cext"],
     package_data={"cext": ["*.pyx", "*.pxd", "*.pyi", "py.typed"], "proto": ["py.typed"]},
     ext_modules=ext_modules,
     install_requires=[

@@ -181,6 +181,10 @@ class ProfileStore:
                     del self._by_server[old[0]]
             self.evicted += 1
 
+    def put(self, prof: Profile) -> None:
+        """Store ``prof`` under its (server, SNI), replacing what is there (a restored snapshot)."""
+        self._insert((prof.server, prof.server_name), prof)
+
     def __len__(self) -> int:
         return len(self._p)
 

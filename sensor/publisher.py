@@ -1,17 +1,24 @@
 """Summaries and certificates to Kafka without ever stalling capture.
 
-The capture loop calls :meth:`Publisher.publish` (``put_nowait`` on a bounded queue: never
+The capture loop calls :meth:`Publisher.publish` (an append to a bounded queue: never
 blocks).  One sender thread owns the Kafka producer (kafka-python, idempotent, acks=all,
-lz4/zstd, linger/batch tuned) and a bounded on-disk :class:`Spool`:
+lz4/zstd, linger/batch tuned) and a bounded on-disk :class:`sensor.spool.Spool`.  Each round
+of the sender is in one of the :class:`SenderState` states:
 
-* online: queue -> ``producer.send``, a run of messages per wake-up (the sender sleeps a few
-  ms after a wake-up so that one wake-up sends many messages); the futures are kept in send
-  order and reaped by the sender thread (no per-message callbacks): a failed one is spooled;
-* a failed delivery, a send that raises, or too many unacknowledged messages -> offline:
-  everything goes to the spool, in order;
-* offline, every ``probe_interval`` s a fresh producer tries the oldest spool segment; when it
-  is acknowledged the rest of the spool is replayed in order, then the queue again;
-* only a full spool drops a message, counted (``spool_dropped``) and logged (rate-limited).
+* ``ONLINE``: queue -> ``producer.send``, a run of messages per wake-up (the sender sleeps a
+  few ms after a wake-up so that one wake-up sends many messages); the futures are kept in
+  send order and reaped by the sender thread (no per-message callbacks): a failed one is
+  spooled;
+* ``STALLED``: something has been unacknowledged for ``stall_s`` -> new messages go to the
+  spool, in order, while the producer keeps retrying (idempotently);
+* ``DRAINING``: no longer stalled, but what was sent before the stall is still in flight:
+  the queue still goes to the spool until it is acknowledged (keeps the order);
+* ``REPLAYING``: the spool is sent, oldest segment first, before the queue;
+* ``OFFLINE``: no producer (none could be created, or a stalled one was abandoned after its
+  delivery timeout): every ``probe_interval`` s a new one is tried; the queue goes to the
+  spool.
+
+Only a full spool drops a message, counted (``spool_dropped``) and logged (rate-limited).
 
 If the queue is full (the sender cannot keep up, or the disk is slow) the capture thread
 appends to the spool itself; those messages are replayed before newer queued ones, so under
@@ -26,58 +33,74 @@ The partition of every keyed record is chosen here with Kafka's default partitio
 Java or kafka-python producer would choose, without kafka-python's pure-Python murmur2
 (about a third of a send's CPU).  The partition counts are re-read every
 ``PARTITIONS_TTL`` seconds and with each new producer.
+
+The application injects what this package may not import: ``ensure_topics`` (topic creation,
+``tlsdiag.kafka``) and the resolved compression codec.
 """
 from __future__ import annotations
 
+import enum
 import logging
-import os
-import struct
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaProducer
 
 from cext import wire
+from proto import topics
 from proto.summary import encode_certificate, encode_summary
+from sensor.spool import Spool
 
-__all__ = ["Publisher", "PublisherConfig", "Spool", "best_compression"]
+__all__ = ["Publisher", "PublisherConfig", "SenderState", "KIND_SUMMARY", "KIND_CERT"]
 
 log = logging.getLogger(__name__)
 
 KIND_SUMMARY = 0
 KIND_CERT = 1
-_REC = struct.Struct("!IBH")          # total length, kind, key length
-_MAX_RECORD = 8 << 20
 #: seconds a topic's partition count is used before it is read again from the metadata
 PARTITIONS_TTL = 60.0
+#: with fewer messages queued than this, the sender waits a moment for more before a run
+GATHER_BELOW = 32
+#: at most this many queued messages go to the spool per sender round
+SPOOL_RUN = 10_000
 
-
-def best_compression() -> str | None:
-    """zstd if the zstandard module is importable, else lz4, else none."""
-    for name, mod in (("zstd", "zstandard"), ("lz4", "lz4")):
-        try:
-            __import__(mod)
-            return name
-        except ImportError:
-            continue
-    return None
+#: ``ensure_topics(bootstrap, {name: proto.topics.Topic})`` -> names created, None when the
+#: broker could not be asked (``tlsdiag.kafka.ensure_topics``)
+EnsureTopics = Callable[[str, Mapping[str, topics.Topic]], "list[str] | None"]
 
 
 @dataclass(frozen=True)
 class PublisherConfig:
     bootstrap: str
-    topic_handshakes: str = "tls.handshakes"
-    topic_certs: str = "tls.certs"
-    spool_dir: str | None = None
+    #: required: a restarted sensor replays what the last one left here, so it must be the
+    #: same directory across restarts (the command supplies the default)
+    spool_dir: str
+    topic_handshakes: str = topics.HANDSHAKES.name
+    topic_certs: str = topics.CERTS.name
     spool_max_bytes: int = 256 << 20
     spool_segment_bytes: int = 4 << 20
     queue_max: int = 50_000
     cert_cache: int = 50_000
-    compression: str | None = "auto"
+    #: kafka-python's ``compression_type`` (zstd, lz4, gzip, snappy or None); the command
+    #: resolves "auto" (``tlsdiag.kafka.best_compression``)
+    compression: str | None = None
     linger_ms: int = 20
     batch_size: int = 256 << 10
     delivery_timeout_ms: int = 600_000
     request_timeout_ms: int = 5_000
+    #: how long send() may block on metadata or a full buffer (a timeout spools the rest)
+    max_block_ms: int = 2_000
+    #: how long creating a producer may wait for a broker to answer (it blocks the sender
+    #: thread meanwhile); None: kafka-python's default (30 s in kafka-python 3)
+    bootstrap_timeout_ms: int | None = None
+    reconnect_backoff_ms: int = 200
+    reconnect_backoff_max_ms: int = 2_000
+    retry_backoff_ms: int = 200
+    max_request_size: int = 8 << 20
     stall_s: float = 3.0
     max_unacked: int = 50_000
     send_run: int = 2_000
@@ -85,138 +108,30 @@ class PublisherConfig:
     client_id: str = "tlsdiag-sensor"
 
 
-class Spool:
-    """Bounded, ordered, on-disk queue of ``(kind, key, value)`` records in segment files
-    ``NNNNNNNNNNNN.spool``.  Survives a process restart (leftover segments are replayed)."""
+class SenderState(enum.Enum):
+    """What one round of the sender does (see the module docstring)."""
+    OFFLINE = "offline"
+    STALLED = "stalled"
+    DRAINING = "draining"
+    REPLAYING = "replaying"
+    ONLINE = "online"
 
-    def __init__(self, directory: str, max_bytes: int, segment_bytes: int) -> None:
-        self.dir = directory
-        self.max_bytes = max_bytes
-        self.segment_bytes = segment_bytes
-        os.makedirs(directory, exist_ok=True)
-        self._lock = threading.Lock()
-        self._segments: deque[int] = deque(sorted(
-            int(n.split(".")[0]) for n in os.listdir(directory)
-            if n.endswith(".spool") and n.split(".")[0].isdigit()))
-        self._sizes = {s: os.path.getsize(self._path(s)) for s in self._segments}
-        self._next = (self._segments[-1] + 1) if self._segments else 1
-        self._out = None
-        self._out_seq: int | None = None
-        self.records = 0     # approximate: exact for this process's appends/removals
-        if self._segments:
-            n = sum(self._count(s) for s in self._segments)
-            self.records = n
-            log.info("spool %s: %d records left from a previous run", directory, n)
 
-    def _path(self, seq: int) -> str:
-        return os.path.join(self.dir, "%012d.spool" % seq)
-
-    def _count(self, seq: int) -> int:
-        return len(self._read(seq))
-
-    @property
-    def bytes(self) -> int:
-        return sum(self._sizes.values())
-
-    def __len__(self) -> int:
-        return self.records
-
-    def append(self, items: list[tuple[int, bytes, bytes]]) -> int:
-        """Append in order; returns how many did NOT fit (dropped)."""
-        dropped = 0
-        with self._lock:
-            total = self.bytes
-            for kind, key, value in items:
-                rec = _REC.pack(_REC.size + len(key) + len(value), kind, len(key)) + key + value
-                if total + len(rec) > self.max_bytes:
-                    dropped += 1
-                    continue
-                if self._out is None or self._sizes[self._out_seq] >= self.segment_bytes:
-                    self._rotate()
-                self._out.write(rec)
-                self._sizes[self._out_seq] += len(rec)
-                total += len(rec)
-                self.records += 1
-            if self._out is not None:
-                self._out.flush()
-        return dropped
-
-    def _rotate(self) -> None:
-        if self._out is not None:
-            self._out.close()
-        seq = self._next
-        self._next += 1
-        self._out = open(self._path(seq), "ab")
-        self._out_seq = seq
-        self._segments.append(seq)
-        self._sizes[seq] = 0
-
-    def _read(self, seq: int) -> list[tuple[int, bytes, bytes]]:
-        out = []
-        try:
-            with open(self._path(seq), "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return out
-        pos = 0
-        while pos + _REC.size <= len(data):
-            ln, kind, kl = _REC.unpack_from(data, pos)
-            if ln < _REC.size + kl or ln > _MAX_RECORD or pos + ln > len(data):
-                log.warning("spool segment %s: torn record at %d, rest skipped", seq, pos)
-                break
-            key = data[pos + _REC.size:pos + _REC.size + kl]
-            out.append((kind, key, data[pos + _REC.size + kl:pos + ln]))
-            pos += ln
-        return out
-
-    def oldest(self) -> tuple[int, list[tuple[int, bytes, bytes]]] | None:
-        """The oldest segment's records (the segment being written is closed first)."""
-        with self._lock:
-            if not self._segments:
-                return None
-            seq = self._segments[0]
-            if seq == self._out_seq:
-                self._out.close()
-                self._out = None
-                self._out_seq = None
-        return seq, self._read(seq)
-
-    def remove(self, seq: int, n: int) -> None:
-        with self._lock:
-            try:
-                os.unlink(self._path(seq))
-            except OSError:
-                pass
-            if self._segments and self._segments[0] == seq:
-                self._segments.popleft()
-            self._sizes.pop(seq, None)
-            self.records = max(0, self.records - n)
-
-    def rewrite(self, seq: int, items: list[tuple[int, bytes, bytes]], had: int) -> None:
-        """Replace segment ``seq`` (``had`` records) with ``items``, keeping its place."""
-        with self._lock:
-            tmp = self._path(seq) + ".tmp"
-            with open(tmp, "wb") as fh:
-                for kind, key, value in items:
-                    fh.write(_REC.pack(_REC.size + len(key) + len(value), kind, len(key)))
-                    fh.write(key)
-                    fh.write(value)
-            os.replace(tmp, self._path(seq))
-            self._sizes[seq] = os.path.getsize(self._path(seq))
-            self.records = max(0, self.records - had + len(items))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._out is not None:
-                self._out.close()
-                self._out = None
-                self._out_seq = None
+_COUNTERS = ("published", "certs_published", "certs_cached", "acked", "send_errors", "spooled",
+             "spool_replayed", "spool_dropped", "queue_overflow", "bytes_published",
+             "internal_errors")
 
 
 class Publisher:
-    """See the module docstring.  ``start()``, ``publish(raw, certs)`` ..., ``close(timeout)``."""
+    """See the module docstring.  ``start()``, ``publish(raw, certs)`` ..., ``close(timeout)``.
 
-    def __init__(self, config: PublisherConfig, producer_factory=None) -> None:
+    ``producer_factory()`` returns a producer with kafka-python's ``send`` / ``flush`` /
+    ``close`` / ``partitions_for`` (default: a ``KafkaProducer`` from the config, after
+    ``ensure_topics`` had a chance to create the topics compacted)."""
+
+    def __init__(self, config: PublisherConfig,
+                 producer_factory: Callable[[], Any] | None = None,
+                 ensure_topics: EnsureTopics | None = None) -> None:
         self.cfg = config
         # capture thread appends, sender thread pops; bounded by config.queue_max
         self._queue: deque[tuple[int, bytes, bytes]] = deque()
@@ -224,56 +139,66 @@ class Publisher:
         self._idle = False
         # a wake-up waits this long for more messages before sending the run
         self._gather_s = min(0.005, config.linger_ms / 4000)
-        spool_dir = config.spool_dir or os.path.join(
-            os.environ.get("TMPDIR", "/tmp"), "tlsdiag-spool-%d" % os.getpid())
-        self.spool = Spool(spool_dir, config.spool_max_bytes, config.spool_segment_bytes)
+        self.spool = Spool(config.spool_dir, config.spool_max_bytes, config.spool_segment_bytes)
         self._sent_certs: OrderedDict[bytes, None] = OrderedDict()
-        self._failed: deque = deque()
+        self._failed: deque[tuple[int, bytes, bytes]] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._producer = None
+        self._producer: Any = None
         self._producer_factory = producer_factory or self._make_producer
+        self._producer_failing = False     # the last producer creation failed (logged once)
+        self._ensure_topics = ensure_topics
         self._partitions: dict[str, int] = {}
         self._partitions_at = 0.0
         self.online = False
+        self.state = SenderState.OFFLINE
         # (future, item, send time) in send order; only the sender thread changes it
-        self._inflight: deque = deque()
-        self._topics_checked = False
+        self._inflight: deque[tuple[Any, tuple[int, bytes, bytes], float]] = deque()
+        # taken from the queue by the sender, not yet in flight or spooled (flush waits for
+        # them); set before they leave the queue, cleared after they are in flight/spooled
+        self._in_hand = 0
+        self._topics_checked = ensure_topics is None
         self._topics_thread: threading.Thread | None = None
-        self._offline_since = 0.0
         self._last_probe = 0.0
         self._last_drop_log = 0.0
-        self.compression = (best_compression() if config.compression == "auto"
-                            else config.compression)
-        self.c = {"published": 0, "certs_published": 0, "certs_cached": 0, "acked": 0,
-                  "send_errors": 0, "spooled": 0, "spool_replayed": 0, "spool_dropped": 0,
-                  "queue_overflow": 0, "bytes_published": 0}
+        # written by the capture thread (publish, a queue overflow to the spool) and the
+        # sender thread (acks, errors, spooling): every update and the read hold the lock
+        self._counts_lock = threading.Lock()
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._counts_lock:
+            self._counts[name] += n
 
     # -- capture-thread side ------------------------------------------------------------------
-    def publish(self, raw: dict, certs: list) -> None:
+    def publish(self, raw: dict[str, Any], certs: list[Any]) -> None:
         """Queue one summary and the certificates not sent yet.  Never blocks."""
         items = []
+        cached = 0
         for c in certs:
             digest, der, facts = c[0], c[1], c[2]
             if digest in self._sent_certs:
                 self._sent_certs.move_to_end(digest)
-                self.c["certs_cached"] += 1
+                cached += 1
                 continue
             self._sent_certs[digest] = None
             if len(self._sent_certs) > self.cfg.cert_cache:
                 self._sent_certs.popitem(last=False)
             items.append((KIND_CERT, digest.hex().encode(), encode_certificate(digest, der, facts)))
-            self.c["certs_published"] += 1
         value = encode_summary(raw)
         items.append((KIND_SUMMARY, str(raw.get("server") or "").encode(), value))
-        self.c["published"] += 1
-        self.c["bytes_published"] += len(value)
+        with self._counts_lock:            # one lock round per summary
+            c = self._counts
+            c["certs_cached"] += cached
+            c["certs_published"] += len(items) - 1
+            c["published"] += 1
+            c["bytes_published"] += len(value)
         q = self._queue
         for it in items:
             if len(q) < self.cfg.queue_max:
                 q.append(it)
             else:
-                self.c["queue_overflow"] += 1
+                self._count("queue_overflow")
                 self._to_spool([it])
         if self._idle:
             self._wake.set()
@@ -283,31 +208,34 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="tlsdiag-publisher", daemon=True)
         self._thread.start()
 
-    def _make_producer(self):
-        from kafka import KafkaProducer
+    def _make_producer(self) -> KafkaProducer:
         if not self._topics_checked and (self._topics_thread is None
                                          or not self._topics_thread.is_alive()):
             # in its own thread: an admin client waits up to 30 s for a broker that is away
-            self._topics_thread = threading.Thread(target=self._ensure_topics, daemon=True,
+            self._topics_thread = threading.Thread(target=self._check_topics, daemon=True,
                                                    name="tlsdiag-topics")
             self._topics_thread.start()
             # give it a moment, so that the producer's first metadata request does not
             # auto-create the certificates topic uncompacted first
             self._topics_thread.join(5.0)
+        cfg = self.cfg
+        extra = ({} if cfg.bootstrap_timeout_ms is None
+                 else {"bootstrap_timeout_ms": cfg.bootstrap_timeout_ms})
         return KafkaProducer(
-            bootstrap_servers=self.cfg.bootstrap, client_id=self.cfg.client_id,
-            acks="all", enable_idempotence=True, compression_type=self.compression,
-            linger_ms=self.cfg.linger_ms, batch_size=self.cfg.batch_size,
-            delivery_timeout_ms=self.cfg.delivery_timeout_ms,
-            request_timeout_ms=self.cfg.request_timeout_ms, max_block_ms=2000,
-            reconnect_backoff_ms=200, reconnect_backoff_max_ms=2000,
-            max_request_size=8 << 20, retry_backoff_ms=200)
+            bootstrap_servers=cfg.bootstrap, client_id=cfg.client_id,
+            acks="all", enable_idempotence=True, compression_type=cfg.compression,
+            linger_ms=cfg.linger_ms, batch_size=cfg.batch_size,
+            delivery_timeout_ms=cfg.delivery_timeout_ms,
+            request_timeout_ms=cfg.request_timeout_ms, max_block_ms=cfg.max_block_ms,
+            reconnect_backoff_ms=cfg.reconnect_backoff_ms,
+            reconnect_backoff_max_ms=cfg.reconnect_backoff_max_ms,
+            max_request_size=cfg.max_request_size, retry_backoff_ms=cfg.retry_backoff_ms, **extra)
 
-    def _ensure_topics(self) -> None:
-        from tlsdiag.kafka_topics import ensure_topics
-        self._topics_checked = ensure_topics(
-            self.cfg.bootstrap, {self.cfg.topic_handshakes: False,
-                                 self.cfg.topic_certs: True}) is not None
+    def _check_topics(self) -> None:
+        assert self._ensure_topics is not None
+        self._topics_checked = self._ensure_topics(
+            self.cfg.bootstrap, {self.cfg.topic_handshakes: topics.HANDSHAKES,
+                                 self.cfg.topic_certs: topics.CERTS}) is not None
 
     @property
     def _unacked(self) -> int:
@@ -318,13 +246,18 @@ class Publisher:
         goes to ``_failed`` (spooled by the sender loop).  Stops at the first pending one, so
         messages are accounted for in send order."""
         inflight = self._inflight
+        acked = errors = 0
         while inflight and inflight[0][0].is_done:
             fut, item, _t = inflight.popleft()
             if fut.exception is None:
-                self.c["acked"] += 1
+                acked += 1
             else:
-                self.c["send_errors"] += 1
+                errors += 1
                 self._failed.append(item)
+        if acked or errors:
+            with self._counts_lock:
+                self._counts["acked"] += acked
+                self._counts["send_errors"] += errors
 
     def _refresh_partitions(self) -> None:
         now = time.monotonic()
@@ -332,7 +265,7 @@ class Publisher:
             self._partitions.clear()
             self._partitions_at = now
 
-    def _partition(self, topic: str, key: bytes):
+    def _partition(self, topic: str, key: bytes) -> int | None:
         """Kafka's default partition for ``key`` (see the module docstring); None (the
         producer's own choice) while the topic's partitions are unknown."""
         n = self._partitions.get(topic)
@@ -357,7 +290,7 @@ class Publisher:
                 fut = send(topic, key=key, value=value, partition=self._partition(topic, key))
             except Exception as exc:
                 log.info("send failed (%s): spooling", _one_line(exc))
-                self.c["send_errors"] += 1
+                self._count("send_errors")
                 break
             sent.append((fut, item, now))
         self._inflight.extend(sent)
@@ -372,23 +305,25 @@ class Publisher:
         self._reap()
         items = [item for fut, item, _t in self._inflight
                  if not (fut.is_done and fut.exception is None)]
-        self.c["acked"] += len(self._inflight) - len(items)
+        self._count("acked", len(self._inflight) - len(items))
         self._inflight = deque()
         self._close_producer()
         if items:
             log.warning("abandoning %d unacknowledged message(s) to the spool", len(items))
             self._to_spool(items)
 
-    def _to_spool(self, items: list) -> None:
+    def _to_spool(self, items: list[tuple[int, bytes, bytes]]) -> None:
         dropped = self.spool.append(items)
-        self.c["spooled"] += len(items) - dropped
+        with self._counts_lock:
+            self._counts["spooled"] += len(items) - dropped
+            self._counts["spool_dropped"] += dropped
+            total = self._counts["spool_dropped"]
         if dropped:
-            self.c["spool_dropped"] += dropped
             now = time.monotonic()
             if now - self._last_drop_log > 10:
                 self._last_drop_log = now
                 log.warning("spool full (%d bytes): %d message(s) dropped, %d in total",
-                            self.spool.bytes, dropped, self.c["spool_dropped"])
+                            self.spool.bytes, dropped, total)
 
     def _set_online(self, online: bool, why: str = "") -> None:
         if online and not self.online:
@@ -421,7 +356,7 @@ class Publisher:
             return
         seq, items = got
         n = self._send_run(items)
-        self.c["spool_replayed"] += n
+        self._count("spool_replayed", n)
         if n < len(items):
             self.spool.rewrite(seq, items[n:], len(items))
             self._set_online(False, "replay send failed")
@@ -434,10 +369,21 @@ class Publisher:
                 if self._step():
                     return
             except Exception:
-                self.c["internal_errors"] = self.c.get("internal_errors", 0) + 1
+                self._count("internal_errors")
                 log.exception("publisher sender loop error (continuing)")
                 self._set_online(False, "internal error")
                 time.sleep(0.5)
+
+    def _state(self) -> SenderState:
+        if self._producer is None:
+            return SenderState.OFFLINE
+        if self._oldest_unacked_age() > self.cfg.stall_s:
+            return SenderState.STALLED
+        if not self.online and self._unacked:
+            return SenderState.DRAINING
+        if len(self.spool):
+            return SenderState.REPLAYING
+        return SenderState.ONLINE
 
     def _step(self) -> bool:
         """One round of the sender loop; True when the thread should end.
@@ -449,48 +395,62 @@ class Publisher:
         abandoned and its unacknowledged messages spooled."""
         self._reap()
         self._drain_failed()
-        stopping = self._stop.is_set()
-        now = time.monotonic()
-        if self._producer is None:
-            if stopping:
-                self._spool_queue()
-                return True
-            if now - self._last_probe >= self.cfg.probe_interval:
-                self._last_probe = now
-                try:
-                    self._producer = self._producer_factory()
-                    self._partitions.clear()
-                except Exception as exc:
-                    log.debug("producer: %s", _one_line(exc))
-            if self._producer is None:
-                self._set_online(False, "no broker")
-                self._spool_queue(0.2)
-                return False
-        age = self._oldest_unacked_age()
-        if age > self.cfg.stall_s or self._failed:
-            self._set_online(False, "%d message(s) unacknowledged for %.0fs"
-                             % (self._unacked, age))
-            if age > self.cfg.delivery_timeout_ms / 1000 + 5:
-                self._abandon_inflight()
-            elif stopping:
-                return True
-            else:
-                self._spool_queue(0.05)
-            return False
-        if not self.online:
-            if self._unacked:
-                # wait for what is in flight before replaying (keeps the order)
-                if stopping:
-                    return True
-                self._spool_queue(0.05)
-                return False
+        self.state = state = self._state()
+        if state in (SenderState.REPLAYING, SenderState.ONLINE) and not self.online:
             self._set_online(True)
-        if len(self.spool):
-            if self._unacked < self.cfg.max_unacked // 2:
-                self._replay_segment()
+        return self._ROUNDS[state](self, self._stop.is_set())
+
+    def _offline(self, stopping: bool) -> bool:
+        if stopping:
+            self._spool_queue()
+            return True
+        now = time.monotonic()
+        if now - self._last_probe >= self.cfg.probe_interval:
+            self._last_probe = now
+            try:
+                self._producer = self._producer_factory()
+                self._partitions.clear()
+            except Exception as exc:
+                if self._producer_failing:
+                    log.debug("producer: %s", _one_line(exc))
+                else:        # once per outage; the spool and the online gauge tell the rest
+                    log.warning("cannot create a Kafka producer for %s (retrying every %gs, "
+                                "spooling meanwhile): %s", self.cfg.bootstrap,
+                                self.cfg.probe_interval, _one_line(exc))
+                self._producer_failing = True
             else:
-                time.sleep(0.01)
-            return False
+                self._producer_failing = False
+                return False          # the next round sends (or waits for the broker)
+        self._set_online(False, "no broker")
+        self._spool_queue(0.2)
+        return False
+
+    def _stalled(self, stopping: bool) -> bool:
+        age = self._oldest_unacked_age()
+        self._set_online(False, "%d message(s) unacknowledged for %.0fs" % (self._unacked, age))
+        if age > self.cfg.delivery_timeout_ms / 1000 + 5:
+            self._abandon_inflight()
+        elif stopping:
+            return True
+        else:
+            self._spool_queue(0.05)
+        return False
+
+    def _draining(self, stopping: bool) -> bool:
+        # wait for what is in flight before replaying (keeps the order)
+        if stopping:
+            return True
+        self._spool_queue(0.05)
+        return False
+
+    def _replaying(self, stopping: bool) -> bool:
+        if self._unacked < self.cfg.max_unacked // 2:
+            self._replay_segment()
+        else:
+            time.sleep(0.01)
+        return False
+
+    def _online(self, stopping: bool) -> bool:
         if self._unacked >= self.cfg.max_unacked:
             time.sleep(0.01)
             return False
@@ -498,19 +458,27 @@ class Publisher:
                            0.02 if self._inflight else 0.2)
         if not items:
             return stopping
-        n = self._send_run(items)
-        if n < len(items):
-            self._to_spool(items[n:])
-            self._set_online(False, "send raised")
+        try:
+            n = self._send_run(items)
+            if n < len(items):
+                self._to_spool(items[n:])
+                self._set_online(False, "send raised")
+        finally:
+            self._in_hand = 0
         return False
 
+    _ROUNDS: dict[SenderState, Callable[[Publisher, bool], bool]] = {
+        SenderState.OFFLINE: _offline, SenderState.STALLED: _stalled,
+        SenderState.DRAINING: _draining, SenderState.REPLAYING: _replaying,
+        SenderState.ONLINE: _online}
+
     def _take(self, limit: int, wait: float) -> list[tuple[int, bytes, bytes]]:
-        """Up to ``limit`` queued messages.  With fewer than a few dozen queued, first wait
-        for more: for the first one up to ``wait`` s (``publish`` sets ``_wake`` only while
-        the sender is idle), then ``_gather_s``, so that at a moderate rate one wake-up
+        """Up to ``limit`` queued messages.  With fewer than ``GATHER_BELOW`` queued, first
+        wait for more: for the first one up to ``wait`` s (``publish`` sets ``_wake`` only
+        while the sender is idle), then ``_gather_s``, so that at a moderate rate one wake-up
         sends a run of messages instead of one."""
         q = self._queue
-        if len(q) < 32:
+        if len(q) < GATHER_BELOW:
             if not q:
                 self._idle = True
                 if not q:
@@ -521,23 +489,27 @@ class Publisher:
                     return []
             if self._gather_s and not self._stop.is_set():
                 time.sleep(self._gather_s)
-        return [q.popleft() for _ in range(min(limit, len(q)))]
+        n = min(limit, len(q))
+        # counted before they leave the queue: flush() checks the queue, then _in_hand
+        self._in_hand = n
+        return [q.popleft() for _ in range(n)]
 
     def _spool_queue(self, wait: float = 0.0) -> None:
-        items = self._take(10_000, wait) if wait else []
+        items = self._take(SPOOL_RUN, wait) if wait else []
         q = self._queue
-        while q and len(items) < 10_000:
+        while q and len(items) < SPOOL_RUN:
             items.append(q.popleft())
         if items:
             self._to_spool(items)
+        self._in_hand = 0
 
     # -- shutdown / stats ---------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until the queue and spool are empty and every send is acknowledged."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (not self._queue and not len(self.spool) and self._unacked == 0
-                    and self.online and not self._failed):
+            if (not self._queue and not self._in_hand and not len(self.spool)
+                    and self._unacked == 0 and self.online and not self._failed):
                 return True
             time.sleep(0.05)
         return False
@@ -555,6 +527,7 @@ class Publisher:
                 p.flush(timeout=timeout)
             except Exception as exc:
                 log.warning("producer flush: %s", _one_line(exc))
+            self._reap()                  # what the flush delivered is not "never acked"
         never = self._unacked
         self._abandon_inflight()          # closes the producer; unacked -> spool
         self._drain_failed()
@@ -565,7 +538,8 @@ class Publisher:
                         "spool %s for the next start", never, len(self.spool), self.spool.dir)
 
     def stats(self) -> dict[str, int]:
-        s = dict(self.c)
+        with self._counts_lock:
+            s = dict(self._counts)
         s["queue_depth"] = len(self._queue)
         s["spool_depth"] = len(self.spool)
         s["spool_bytes"] = self.spool.bytes

@@ -1,4 +1,4 @@
-"""The analyzer's batch-driven garbage collection (analyzer.service.BatchGC): no automatic
+"""The analyzer's batch-driven garbage collection (analyzer.service.batchgc.BatchGC): no automatic
 collection while a batch runs, and cyclic garbage made during a batch is gone after the
 collection that follows it -- also once it has aged into the older generations."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from analyzer import service
+from analyzer.service import batchgc as service
 
 
 class Node:

@@ -1,6 +1,6 @@
 """The analyzer picks the partition of its keyed records itself, with Kafka's default
-partitioning (``cext.wire.kafka_partition``: murmur2 in C) instead of kafka-python's
-partitioner: the same partition kafka-python (and a Java producer) would choose, so the same
+partitioning (``cext.wire.kafka_partition``, murmur2 in C, injected by the command as it is
+here) instead of kafka-python's partitioner: the same partition kafka-python (and a Java producer) would choose, so the same
 key always lands in the same partition (idempotent re-sends after a replay, compaction);
 key-less records keep kafka-python's partitioner.  (The records' arrival over a real broker
 is covered by tests/test_analyzer_service.py.)"""
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from kafka.partitioner.default import murmur2
 
-from analyzer.service import _DeferredSends
+from analyzer.service import DeferredSends
+from cext.wire import kafka_partition
 
 
 class Recorder:
@@ -36,7 +37,7 @@ def default_partition(key: bytes, n: int) -> int:
 
 def test_keyed_outputs_get_kafkas_default_partition():
     rec = Recorder({"d": 3, "i": 5, "p": 1, "dlq": 3})
-    w = _DeferredSends(rec)
+    w = DeferredSends(rec, kafka_partition)
     keys = [b"conn-%d" % i for i in range(200)] + [b"", b"northbound|10.0.3.2:443|expired",
                                                    "é/ü".encode()]
     for k in keys:

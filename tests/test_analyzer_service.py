@@ -1,9 +1,12 @@
 """tlsdiag analyzer over a real Kafka broker: summaries of the test captures go through the
 sensor's publisher; diagnoses are read back with kcat (read_committed).  The analyzer runs as
 a real process and is killed with SIGKILL mid-batch; nothing may be lost or duplicated.
-Poison messages go to the dead-letter topic."""
+Poison messages go to the dead-letter topic.  (The loop itself -- keys, dead letters, the
+certificate wait, commit/abort, the replay of a restored partition -- is also tested without a
+broker in tests/test_analyzer_loop.py.)"""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -25,8 +28,10 @@ except ImportError:
 from analyzer.config import parse_local_nets
 from proto.direction import UNKNOWN, classify
 from analyzer.engine import Engine
+from proto import topics
 from proto.render import summary_to_json
 from sensor.publisher import Publisher, PublisherConfig
+from tlsdiag.kafka import best_compression, ensure_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -104,7 +109,9 @@ def broker(tmp_path_factory):
 
 def publish(bootstrap, items, tmp, prefix):
     pub = Publisher(PublisherConfig(bootstrap=bootstrap, topic_handshakes=prefix + ".handshakes",
-                                    topic_certs=prefix + ".certs", spool_dir=str(tmp / "spool")))
+                                    topic_certs=prefix + ".certs", spool_dir=str(tmp / "spool"),
+                                    compression=best_compression()),
+                    ensure_topics=ensure_topics)
     pub.start()
     for raw, certs in items:
         pub.publish(raw, certs)
@@ -122,6 +129,19 @@ def analyzer_cmd(bootstrap, prefix, group, *extra):
 
 def diag_keys(bootstrap, topic):
     return kcat(bootstrap, topic, fmt="%k\n")
+
+
+def committed_to_the_end(bootstrap, group, topic):
+    """The group's committed offsets are at the end of every partition of ``topic``: every
+    record was processed and its outputs are out (committed with them, or flushed before)."""
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:                  # (never subscribes: reads the group's offsets, does not join it)
+        tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or ()]
+        ends = c.end_offsets(tps)
+        return bool(tps) and all((c.committed(tp) or 0) >= ends[tp] for tp in tps)
+    finally:
+        c.close()
 
 
 def wait_for(pred, timeout, what, poll=0.5):
@@ -192,7 +212,9 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(broker, tmp_path, mode):
     try:
         wait_for(lambda: len(diag_keys(broker.bootstrap, prefix + ".diagnoses")) >= len(exp),
                  120, "all diagnoses")
-        time.sleep(3)      # anything extra (a duplicate) would show up now
+        # every record committed: anything extra (a duplicate) is on the topic by now
+        wait_for(lambda: committed_to_the_end(broker.bootstrap, "g1", prefix + ".handshakes"),
+                 60, "the commit of the last batch")
         a2.send_signal(signal.SIGTERM)
         assert a2.wait(30) == 0, (tmp_path / "a2.log").read_text()
     finally:
@@ -266,7 +288,8 @@ def test_profiles_restored_after_restart(broker, tmp_path):
                          cwd=REPO)
     try:
         wait_for(lambda: kcat(broker.bootstrap, prefix + ".profiles"), 90, "a profile snapshot")
-        time.sleep(3)
+        wait_for(lambda: committed_to_the_end(broker.bootstrap, "g2", prefix + ".handshakes"),
+                 60, "every summary processed")
     finally:
         a.send_signal(signal.SIGTERM)
         a.wait(30)
@@ -377,7 +400,6 @@ def test_big_outage_state_survives_sigkill(broker, tmp_path, mode):
     saved (in bounded chunk records) and restored: no incident opened twice, every count is
     exactly 2 (not doubled by the replay, nothing lost), the state never skipped as too large,
     and no record on the profiles topic is over the broker's default limit."""
-    from tlsdiag.kafka_topics import ensure_topics
     n = 1200
     first, cause = outage_items(stamped(), str(TRUST), n, 1)
     second, _ = outage_items(stamped(), str(TRUST), n, 1, t0_offset=30.0)
@@ -386,7 +408,9 @@ def test_big_outage_state_survives_sigkill(broker, tmp_path, mode):
     prefix = "k4" if mode == "exactly-once" else "k4b"
     extra = [] if mode == "exactly-once" else ["--at-least-once"]
     # one input partition: all 1,200 incidents belong to it
-    assert ensure_topics(broker.bootstrap, {prefix + ".handshakes": False}, partitions=1)
+    assert ensure_topics(broker.bootstrap,
+                         {prefix + ".handshakes": dataclasses.replace(topics.HANDSHAKES,
+                                                                      partitions=1)})
     publish(broker.bootstrap, first, tmp_path, prefix)
 
     a1 = subprocess.Popen(analyzer_cmd(broker.bootstrap, prefix, "g4", "--max-records", "50",
@@ -415,7 +439,8 @@ def test_big_outage_state_survives_sigkill(broker, tmp_path, mode):
     try:
         wait_for(lambda: len(set(diag_keys(broker.bootstrap, prefix + ".diagnoses"))) >= 2 * n,
                  240, "all diagnoses")
-        time.sleep(3)
+        wait_for(lambda: committed_to_the_end(broker.bootstrap, "g4", prefix + ".handshakes"),
+                 60, "the commit of the last batch")
         a2.send_signal(signal.SIGTERM)
         assert a2.wait(60) == 0, (tmp_path / "b2.log").read_text()[-3000:]
     finally:

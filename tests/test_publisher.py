@@ -1,5 +1,6 @@
 """sensor.publisher against a real Kafka broker (tools/kafka/kafka.sh); kcat is the
-independent reader.  No mocks."""
+independent reader.  No mocks.  (Its sender state machine is also tested round by round,
+without a broker, in tests/test_publisher_unit.py.)"""
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,7 @@ from proto.summary import decode_certificate, decode_summary
 from sensor.pipeline import Summarizer
 from sensor.capture import FileCapture
 from sensor.publisher import Publisher, PublisherConfig
-
-pytestmark = pytest.mark.kafka
+from tlsdiag.kafka import best_compression, ensure_topics
 
 HERE = Path(__file__).resolve().parent
 PCAPS = sorted((HERE / "data" / "captures").glob("*.pcap")) + \
@@ -42,14 +42,38 @@ def broker(tmp_path_factory):
     yield from module_broker(tmp_path_factory)
 
 
-def make_pub(broker_bootstrap: str, tmp_path: Path, name: str, **kw) -> Publisher:
+def make_pub(broker_bootstrap: str, tmp_path: Path, name: str, topics=True, **kw) -> Publisher:
+    """As the sensor command makes it (compression, topic creation), unless ``topics`` is
+    False (no topic creation: nothing to create it on)."""
     cfg = PublisherConfig(bootstrap=broker_bootstrap, topic_handshakes="%s.handshakes" % name,
-                          topic_certs="%s.certs" % name, spool_dir=str(tmp_path / "spool"), **kw)
-    pub = Publisher(cfg)
+                          topic_certs="%s.certs" % name, spool_dir=str(tmp_path / "spool"),
+                          compression=best_compression(), **kw)
+    pub = Publisher(cfg, ensure_topics=ensure_topics if topics else None)
     pub.start()
     return pub
 
 
+def dead_port() -> str:
+    """host:port where nothing listens."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return "127.0.0.1:%d" % port
+
+
+def wait_for(pred, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+@pytest.mark.kafka
 def test_summaries_and_certificates_arrive(broker, tmp_path):
     items = summaries_of(PCAPS)
     assert len(items) >= 20
@@ -100,6 +124,7 @@ def test_summaries_and_certificates_arrive(broker, tmp_path):
     assert len(kcat(broker.bootstrap, "t1.certs")) == len(digests)
 
 
+@pytest.mark.kafka
 def test_records_get_kafkas_default_partition(broker, tmp_path):
     """Every summary lands in the partition Kafka's default partitioner gives its key
     (murmur2, here kafka-python's own pure-Python one as the reference), read back by kcat."""
@@ -132,6 +157,7 @@ def _numbered(items, n):
     return out
 
 
+@pytest.mark.kafka
 @pytest.mark.slow
 def test_broker_down_30s_every_summary_arrives_once(broker, tmp_path):
     items = summaries_of(PCAPS[:6])
@@ -173,25 +199,17 @@ def test_broker_down_30s_every_summary_arrives_once(broker, tmp_path):
 
 
 def test_full_spool_drops_are_counted(tmp_path):
-    """Nothing listens on the bootstrap port: everything goes to a tiny spool; what does not
-    fit is dropped and counted, and spooled + dropped accounts for every message."""
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    """Nothing listens on the bootstrap port (no broker needed: kafka-python's own producer
+    fails to connect): everything goes to a tiny spool; what does not fit is dropped and
+    counted, and spooled + dropped accounts for every message."""
     items = summaries_of(PCAPS[:3])
     raws = _numbered(items, 300)
-    pub = make_pub("127.0.0.1:%d" % port, tmp_path, "t3", spool_max_bytes=16 << 10,
-                   spool_segment_bytes=4 << 10)
+    pub = make_pub(dead_port(), tmp_path, "t3", topics=False, spool_max_bytes=16 << 10,
+                   spool_segment_bytes=4 << 10, bootstrap_timeout_ms=500)
     for raw in raws:
         pub.publish(raw, [])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        st = pub.stats()
-        if st["spooled"] + st["spool_dropped"] + st["unacked"] == 300:
-            break
-        time.sleep(0.1)
+    wait_for(lambda: pub.stats()["spooled"] + pub.stats()["spool_dropped"] == 300, 20,
+             "every message spooled or dropped")
     pub.close(timeout=1)
     st = pub.stats()
     assert st["spooled"] + st["spool_dropped"] == 300, st
@@ -200,20 +218,18 @@ def test_full_spool_drops_are_counted(tmp_path):
     assert st["acked"] == 0
 
 
+@pytest.mark.kafka
 def test_spool_left_by_a_stopped_sensor_is_replayed(broker, tmp_path):
     """Spooled while Kafka was unreachable, then the process stopped: a new publisher on the
-    same spool directory delivers those messages, in order, before new ones."""
+    same spool directory delivers those messages, in order, before new ones.  One partition,
+    so the topic's order is the delivery order: the ``_numbered`` sequence exactly."""
     items = summaries_of(PCAPS[:3])
     raws = _numbered(items, 50)
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    dead = "127.0.0.1:%d" % s.getsockname()[1]
-    s.close()
-    pub = make_pub(dead, tmp_path, "t4")
+    broker.create_topic("t4.handshakes", partitions=1)
+    pub = make_pub(dead_port(), tmp_path, "t4", topics=False, bootstrap_timeout_ms=500)
     for raw in raws[:40]:
         pub.publish(raw, [])
-    time.sleep(1.5)
+    wait_for(lambda: pub.stats()["spooled"] == 40, 20, "the 40 spooled")
     pub.close(timeout=1)
     assert len(pub.spool) == 40
     pub = make_pub(broker.bootstrap, tmp_path, "t4")
@@ -221,5 +237,7 @@ def test_spool_left_by_a_stopped_sensor_is_replayed(broker, tmp_path):
         pub.publish(raw, [])
     assert pub.flush(60), pub.stats()
     pub.close()
-    keys = kcat(broker.bootstrap, "t4.handshakes")
-    assert sorted(keys) == sorted(r["server"] for r in raws)
+    lines = kcat(broker.bootstrap, "t4.handshakes", fmt="%p %o %k\n")
+    assert {line.split()[0] for line in lines} == {"0"}
+    keys = [line.split()[2] for line in sorted(lines, key=lambda x: int(x.split()[1]))]
+    assert keys == [r["server"] for r in raws]

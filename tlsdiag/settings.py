@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Any
 
+from proto import topics
 from proto.direction import ConfigError, parse_local_nets, parse_role, split_list
 
 __all__ = ["ConfigError", "Setting", "SETTINGS", "COMMANDS", "Values", "add_arguments", "load",
@@ -281,19 +282,12 @@ SETTINGS: tuple[Setting, ...] = (
             negate=True),
     # -- Kafka ---------------------------------------------------------------------------------
     Setting("kafka", None, "Kafka bootstrap servers", metavar="HOST:PORT[,HOST:PORT...]"),
-    Setting("topic_handshakes", _P("topic_handshakes"), "topic of the handshake summaries",
-            metavar="TOPIC"),
-    Setting("topic_certs", _P("topic_certs"), "topic of the certificates (compacted)",
-            metavar="TOPIC"),
-    Setting("topic_diagnoses", _A("topic_diagnoses"), "topic of the diagnoses",
-            metavar="TOPIC"),
-    Setting("topic_incidents", _A("topic_incidents"), "topic of the incident events",
-            metavar="TOPIC"),
-    Setting("topic_profiles", _A("topic_profiles"), "topic of the analyzers' state: server "
-            "profiles and open incidents (compacted)", metavar="TOPIC"),
-    Setting("topic_dlq", _A("topic_dlq"), "dead-letter topic for summaries that cannot be "
-            "decoded", metavar="TOPIC"),
-    Setting("compression", _P("compression"), "producer compression: "
+    *(Setting("topic_" + name, t.name, "topic: %s%s" % (t.key, " (compacted)" if t.compacted
+                                                          else ""), metavar="TOPIC")
+      for name, t in (("handshakes", topics.HANDSHAKES), ("certs", topics.CERTS),
+                      ("diagnoses", topics.DIAGNOSES), ("incidents", topics.INCIDENTS),
+                      ("profiles", topics.PROFILES), ("dlq", topics.DLQ))),
+    Setting("compression", "auto", "producer compression: "
             "zstd | lz4 | gzip | none | auto (the best one installed)",
             p_choice("zstd", "lz4", "gzip", "none", "auto")),
     # -- sensor publisher ----------------------------------------------------------------------

@@ -39,7 +39,8 @@ def retime(stream, rate: float):
 
 
 def run(stream, certs, hold: float, batch: int) -> dict[str, object]:
-    import analyzer.service as S
+    import analyzer.service.consumer as S
+    from cext.wire import kafka_partition
     from analyzer.config import build_config
     clock = [0.0]
     # the analyzer's wall clock = the data time of the batch (as in a live run)
@@ -47,7 +48,7 @@ def run(stream, certs, hold: float, batch: int) -> dict[str, object]:
                                    sleep=time.sleep)
     try:
         an = S.Analyzer(S.AnalyzerConfig(kafka="bench:0", incident_resolve_hold_s=hold),
-                        build_config(dict(T.SCEN_ARGS)))
+                        build_config(dict(T.SCEN_ARGS)), partition=kafka_partition)
         an.producer = T.NullProducer()
         an.certs = T.DictCerts(certs)
         tr = an.incidents

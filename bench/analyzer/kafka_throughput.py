@@ -89,7 +89,7 @@ def main() -> int:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient
     from proto.summary import encode_certificate
-    from sensor.publisher import best_compression
+    from tlsdiag.kafka import best_compression
 
     tmp = Path(tempfile.mkdtemp(prefix="tlsdiag-anbench-"))
     broker = start_broker(tmp / "kafka")

@@ -1,7 +1,7 @@
 """CPU per ``KafkaProducer.send`` as the analyzer uses it (transactional, idempotent, zstd,
 linger 200 ms, 1 MiB batches), with kafka-python's default partitioner (pure-Python murmur2)
 and with an explicit partition (``cext.wire.kafka_partition(key, n)``: Kafka's default
-partition computed in C, what analyzer.service._DeferredSends and the sensor's publisher do).
+partition computed in C, what analyzer.service.DeferredSends and the sensor's publisher do).
 
     python bench/analyzer/producer_send.py [--n 20000] [--value-bytes 2500]
 

@@ -181,8 +181,10 @@ def make_analyzer(certs, scen_config: bool, warnings: bool = False):
     import gc
     from analyzer.config import build_config
     from analyzer.service import Analyzer, AnalyzerConfig
+    from cext.wire import kafka_partition
     diag = build_config(dict(SCEN_ARGS) if scen_config else {})
-    an = Analyzer(AnalyzerConfig(kafka="bench:0", warnings=warnings), diag)
+    an = Analyzer(AnalyzerConfig(kafka="bench:0", warnings=warnings), diag,
+                  partition=kafka_partition)
     an.producer = NullProducer()
     an.certs = DictCerts(certs)
     gc.unfreeze()

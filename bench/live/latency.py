@@ -38,6 +38,7 @@ from proto.summary import encode_summary  # noqa: E402
 from sensor.capture import FileCapture  # noqa: E402
 from sensor.pipeline import Summarizer  # noqa: E402
 from sensor.publisher import Publisher, PublisherConfig  # noqa: E402
+from tlsdiag.kafka import best_compression, ensure_topics  # noqa: E402
 
 
 def pct(xs, p):
@@ -89,7 +90,9 @@ def main() -> int:
         ans = [subprocess.Popen(cmd + ["--instance", str(k)], cwd=REPO,
                                 stdout=open(tmp / ("analyzer-%d.log" % k), "wb"),
                                 stderr=subprocess.STDOUT) for k in range(a.instances)]
-        pub = Publisher(PublisherConfig(bootstrap=broker.bootstrap, spool_dir=str(tmp / "spool")))
+        pub = Publisher(PublisherConfig(bootstrap=broker.bootstrap, spool_dir=str(tmp / "spool"),
+                                        compression=best_compression()),
+                        ensure_topics=ensure_topics)
         pub.start()
         # warm up: the analyzer joins its group and reads the certificates
         for raw, certs in items[:50]:

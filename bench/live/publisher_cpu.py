@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO / "bench" / "live"))
 from kafka_broker import start_broker  # noqa: E402
 from latency import _cpu_s, corpus_items  # noqa: E402
 from sensor.publisher import Publisher, PublisherConfig  # noqa: E402
+from tlsdiag.kafka import best_compression, ensure_topics  # noqa: E402
 
 
 def thread_cpu() -> dict[str, float]:
@@ -62,7 +63,9 @@ def main() -> int:
     try:
         broker.create_topic("tls.handshakes", partitions=a.partitions)
         broker.create_topic("tls.certs", partitions=1, compact=True)
-        pub = Publisher(PublisherConfig(bootstrap=broker.bootstrap, spool_dir=str(tmp / "spool")))
+        pub = Publisher(PublisherConfig(bootstrap=broker.bootstrap, spool_dir=str(tmp / "spool"),
+                                        compression=best_compression()),
+                        ensure_topics=ensure_topics)
         pub.start()
         for raw, certs in items[:50]:
             pub.publish(dict(raw, id="warm-%s" % raw["id"]), certs)

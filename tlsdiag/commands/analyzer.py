@@ -10,16 +10,34 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 
 from analyzer.config import ConfigError, build_config
-from analyzer.service import Analyzer, AnalyzerConfig, Webhook, read_secret
+from analyzer.service import Analyzer, AnalyzerConfig, Webhook
+from cext.wire import kafka_partition
 from tlsdiag import settings
 from tlsdiag.commands import common
+from tlsdiag.kafka import best_compression, ensure_topics
+from tlsdiag.metrics import MetricsServer
 from tlsdiag.status import ExitStatus
 
 __all__ = ["main"]
 
 log = logging.getLogger(__name__)
+
+
+def read_secret(env: Mapping[str, str], path: str | None) -> bytes | None:
+    """The webhook's HMAC secret: ``TLSDIAG_WEBHOOK_SECRET``, else the first line of ``path``."""
+    v = env.get("TLSDIAG_WEBHOOK_SECRET")
+    if v:
+        return v.encode()
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(4096).strip() or None
+        except OSError as e:
+            raise ConfigError("webhook secret file %s: %s" % (path, e.strerror)) from None
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +56,8 @@ def run(argv: list[str]) -> int:
         secret = read_secret(os.environ, cfg.webhook_secret_file)
     except ConfigError as e:
         return common.fail("analyzer", e)
-    an = Analyzer(cfg, diag)
+    an = Analyzer(cfg, diag, partition=kafka_partition, compression=best_compression(),
+                  ensure_topics=ensure_topics)
     if cfg.webhook_url:
         an.webhook = Webhook(cfg.webhook_url, secret)
 
@@ -48,10 +67,15 @@ def run(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_stop)
     metrics = None
     if cfg.metrics_port is not None:
-        from tlsdiag.metrics import MetricsServer
-        metrics = MetricsServer(an.metrics, cfg.metrics_port, cfg.metrics_host)
+        metrics = MetricsServer(lambda: [common.build_info()] + an.metrics(), cfg.metrics_port,
+                                cfg.metrics_host)
+    # kafka-python's I/O thread and the analyzer's loop share the GIL: every producer
+    # wake-up (a socket write) waits for the switch interval; 5 ms by default made each send
+    # cost milliseconds.  0.5 ms keeps the hand-over cheap.
+    sys.setswitchinterval(0.0005)
     try:
-        return an.run()
+        an.run()
+        return ExitStatus.SUCCESS
     except Exception as e:
         log.error("analyzer stopped: %s", " ".join(str(e).split()) or type(e).__name__)
         log.debug("traceback", exc_info=True)

@@ -27,6 +27,7 @@ from sensor.loop import Sensor, SensorConfig
 from sensor.publisher import Publisher, PublisherConfig
 from tlsdiag import settings
 from tlsdiag.commands import common
+from tlsdiag.kafka import best_compression, ensure_topics
 from tlsdiag.settings import ConfigError, Values
 from tlsdiag.status import ExitStatus
 
@@ -58,6 +59,10 @@ def bpf_expression(v: Values) -> str | None:
     if not v["ports"] and not v["hosts"] and not v["bpf"]:
         return None
     return build_bpf(v["ports"], v["hosts"], v["bpf"])
+
+
+def compression(setting: str) -> str | None:
+    return None if setting == "none" else best_compression() if setting == "auto" else setting
 
 
 def sensor_config(v: Values) -> SensorConfig:
@@ -151,8 +156,8 @@ def run(argv: list[str]) -> int:
         bootstrap=v["kafka"], topic_handshakes=v["topic_handshakes"],
         topic_certs=v["topic_certs"], spool_dir=spool_dir(v),
         spool_max_bytes=v["spool_max_mb"] << 20, queue_max=v["queue_max"],
-        compression=None if v["compression"] == "none" else v["compression"],
-        client_id="tlsdiag-sensor-%s" % cfg.sensor_id))
+        compression=compression(v["compression"]),
+        client_id="tlsdiag-sensor-%s" % cfg.sensor_id), ensure_topics=ensure_topics)
     pub.start()
     sensor = Sensor(cfg, cap, pub.publish)
     state = {"values": v}

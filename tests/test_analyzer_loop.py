@@ -1,0 +1,344 @@
+"""The Kafka analyzer's loop without a broker: ``Analyzer`` with the fake producer/consumer of
+tests/fake_kafka.py (transactions visible at commit, a group of one).  The same stamped test
+captures as tests/test_analyzer_service.py (which runs the real process against a real broker,
+SIGKILL included); here each behaviour is checked directly and in milliseconds: outputs and
+their keys and partitions, dead letters, the certificate wait, incidents, commit/abort, and
+the state a restarted instance restores."""
+from __future__ import annotations
+
+import gc
+import json
+import time
+
+import msgpack
+import pytest
+from kafka.errors import KafkaTimeoutError
+from kafka.partitioner.default import murmur2
+from kafka.structs import TopicPartition
+
+try:
+    from tests.fake_kafka import FakeCluster, factories
+    from tests.test_analyzer_service import TRUST, expected_failures, stamped
+except ImportError:
+    from fake_kafka import FakeCluster, factories
+    from test_analyzer_service import TRUST, expected_failures, stamped
+
+from analyzer.config import build_config
+from analyzer.engine import Engine
+from analyzer.service import Analyzer, AnalyzerConfig, CertStore
+from cext.wire import kafka_partition
+from proto import topics
+from proto.render import summary_to_json
+from proto.summary import encode_certificate, encode_summary
+
+H = "t.handshakes"
+TOPICS = {t: "t." + t for t in ("handshakes", "certs", "diagnoses", "incidents", "profiles",
+                                "dlq")}
+
+
+@pytest.fixture(scope="module")
+def items():
+    return stamped()
+
+
+@pytest.fixture(scope="module")
+def diag():
+    return build_config({"truststore": str(TRUST)})
+
+
+def config(**kw) -> AnalyzerConfig:
+    kw = {"max_records": 7, "cert_wait": 0.2, **kw}
+    return AnalyzerConfig(kafka="fake:9092", group="g",
+                          **{"topic_" + k: v for k, v in TOPICS.items()}, **kw)
+
+
+def analyzer(cluster: FakeCluster, diag, **kw) -> Analyzer:
+    prod, cons = factories(cluster)
+    an = Analyzer(config(**kw), diag, partition=kafka_partition, producer_factory=prod,
+                  consumer_factory=cons)
+    an.connect()
+    return an
+
+
+def publish(cluster: FakeCluster, items, certs=True) -> None:
+    """As the sensor's publisher does: certificates keyed by SHA-256 hex, summaries keyed by
+    server endpoint, Kafka's default partition."""
+    n = len(cluster.partitions(H))
+    for raw, cs in items:
+        for sha, der, facts, *_ in cs if certs else ():
+            k = sha.hex().encode()
+            cluster.append(TOPICS["certs"], kafka_partition(k, len(cluster.partitions(
+                TOPICS["certs"]))), k, encode_certificate(sha, der, facts))
+        key = raw["server"].encode()
+        cluster.append(H, kafka_partition(key, n), key, encode_summary(raw))
+
+
+def drain(an: Analyzer) -> int:
+    """Batches until a poll finds nothing; how many records."""
+    total = 0
+    while True:
+        n = an.step()
+        if not n:
+            return total
+        total += n
+
+
+def in_process_diagnoses(items, diag):
+    """Every diagnosis of the in-process engine (as ``tlsdiag diagnose``), by output key."""
+    eng = Engine(diag)
+    facts, ders, out = {}, {}, {}
+    for raw, certs in items:
+        for c in certs:
+            facts[c[0]] = c[2]
+            ders[c[0].hex()] = c[1]
+        s = summary_to_json(raw, facts)
+        eng.observe(s, ders)
+        for d in eng.diagnose(s, ders):
+            key = d["id"] if d["severity"] == "failure" else "%s/%s" % (d["id"], d["rule"])
+            out[key] = d
+    return out
+
+
+def incident_counts(cluster):
+    final: dict = {}
+    for r in cluster.records(TOPICS["incidents"]):
+        e = json.loads(r.value)
+        final[e["incident"]] = max(final.get(e["incident"], 0), e["count"])
+    return final
+
+
+def test_diagnoses_keyed_by_id_warnings_by_id_rule_in_kafkas_partition(items, diag):
+    cluster = FakeCluster()
+    publish(cluster, items)
+    an = analyzer(cluster, diag)
+    assert drain(an) == len(items)
+    want = in_process_diagnoses(items, diag)
+    assert any("/" in k for k in want) and any("/" not in k for k in want)   # both kinds
+    recs = cluster.records(TOPICS["diagnoses"])
+    got = {r.key.decode(): json.loads(r.value) for r in recs}
+    assert len(recs) == len(got)                        # no key twice
+    assert set(got) == set(want)
+    for k, d in got.items():
+        assert (d["severity"], d["rule"], d["cause"]) == (
+            want[k]["severity"], want[k]["rule"], want[k]["cause"]), k
+        assert d["sensor"] in ("router-1", "mp-1", "lab")
+    n = len(cluster.partitions(TOPICS["diagnoses"]))
+    for r in recs:                                      # Kafka's default partition
+        assert r.partition == (murmur2(r.key) & 0x7FFFFFFF) % n
+    # committed: the group's offsets are at the end of every input partition
+    for p, log in enumerate(cluster.partitions(H)):
+        assert cluster.committed[("g", TopicPartition(H, p))] == len(log)
+    assert an.c["summaries"] == len(items) and an.c["certificates_missing"] == 0
+
+
+def test_no_warnings_sends_failures_only(items, diag):
+    cluster = FakeCluster()
+    publish(cluster, items)
+    drain(analyzer(cluster, diag, warnings=False))
+    keys = {r.key.decode() for r in cluster.records(TOPICS["diagnoses"])}
+    assert keys == set(expected_failures(items, str(TRUST)))
+
+
+def test_poison_goes_to_the_dlq_with_reason_and_source_and_is_committed_past(items, diag):
+    cluster = FakeCluster()
+    publish(cluster, items[:5])
+    bad = [(b"poison-1", b"\x00garbage\xff"),
+           (b"poison-2", msgpack.packb({0: 99, 1: "x"}, use_bin_type=True)),
+           (b"poison-3", None)]
+    where = [cluster.append(H, 1, k, v) for k, v in bad]
+    publish(cluster, items[5:10])
+    an = analyzer(cluster, diag)
+    assert drain(an) == 13
+    dlq = cluster.records(TOPICS["dlq"])
+    got = {r.key: r for r in dlq}
+    assert len(dlq) == 3 and {k: r.value for k, r in got.items()} == dict(bad)  # as it came
+    for (k, _), src in zip(bad, where):
+        h = dict(got[k].headers)
+        assert h["source"] == ("%s/%d/%d" % (H, src.partition, src.offset)).encode()
+    assert b"unknown schema version" in dict(got[b"poison-2"].headers)["reason"]
+    assert dict(got[b"poison-3"].headers)["reason"] == b"empty message"
+    assert dict(got[b"poison-1"].headers)["reason"]
+    assert an.poison == {"malformed": 2, "unknown_version": 1}
+    assert cluster.committed[("g", TopicPartition(H, 1))] == len(cluster.partitions(H)[1])
+    assert an.c["summaries"] == 10                  # the rest was diagnosed
+
+
+def test_a_late_certificate_is_waited_for_a_missing_one_counted(items, diag):
+    def refs(raw):
+        return set(raw["certificates"]) | set(raw["client_certificates"])
+    raw1, certs1 = next((raw, cs) for raw, cs in items if cs)
+    raw2, certs2 = next((raw, cs) for raw, cs in items if cs and not refs(raw) & refs(raw1))
+    cluster = FakeCluster()
+    an = analyzer(cluster, diag)                # connected: the certificates topic is empty
+    assert len(an.certs) == 0
+    publish(cluster, [(raw1, certs1)])          # its certificates arrive with it
+    drain(an)
+    assert an.c["certificates_missing"] == 0 and all(d in an.certs for d in refs(raw1))
+    publish(cluster, [(raw2, certs2)], certs=False)   # never arrive
+    t = time.monotonic()
+    drain(an)
+    assert time.monotonic() - t >= an.cfg.cert_wait
+    assert an.c["certificates_missing"] == len(refs(raw2))
+    assert len(cluster.records(TOPICS["diagnoses"])) >= 1
+
+
+def test_incident_events_keyed_direction_server_cause_and_counted_once(items, diag):
+    cluster = FakeCluster()
+    publish(cluster, items)
+    an = analyzer(cluster, diag, incident_update_s=0.0, warnings=False)
+    drain(an)
+    events = [(r.key.decode(), json.loads(r.value)) for r in cluster.records(TOPICS["incidents"])]
+    opened = [e for _, e in events if e["event"] == "opened"]
+    assert opened and all(e["remediation"] for e in opened)
+    for key, e in events:
+        assert key == e["key"] == "%s|%s|%s" % (e["direction"], e["server"], e["cause"])
+    exp = expected_failures(items, str(TRUST))
+    assert sum(incident_counts(cluster).values()) == len(exp)
+    assert an.metrics()[0][3] and an.c["incident_events"] == len(events)
+
+
+def test_exactly_once_an_aborted_batch_shows_nothing_and_is_redone(items, diag):
+    cluster = FakeCluster()
+    publish(cluster, items)
+    an = analyzer(cluster, diag, incident_update_s=0.0, warnings=False)
+    assert an.step() == 7                            # one batch, committed
+
+    def crash(_what, i):
+        if i == 4:
+            raise RuntimeError("crash inside the batch")
+    committed = dict(cluster.committed)
+    shown = len(cluster.records(TOPICS["diagnoses"]))
+    an.hook = crash
+    with pytest.raises(RuntimeError, match="crash inside"):
+        an.step()
+    prod = cluster.producers[0]
+    assert prod.aborts == 1 and not prod.in_transaction
+    assert cluster.committed == committed            # offsets not moved
+    assert len(cluster.records(TOPICS["diagnoses"])) == shown    # nothing of it visible
+    # a new instance (same group) redoes it from the committed offsets and the saved state
+    drain(analyzer(cluster, diag, incident_update_s=0.0, warnings=False))
+    keys = [r.key.decode() for r in cluster.records(TOPICS["diagnoses"])]
+    exp = expected_failures(items, str(TRUST))
+    assert len(keys) == len(set(keys)) and set(keys) == set(exp)
+    assert sum(incident_counts(cluster).values()) == len(exp)
+    opened = [json.loads(r.value)["incident"] for r in cluster.records(TOPICS["incidents"])
+              if b'"event":"opened"' in r.value]
+    assert len(opened) == len(set(opened))
+
+
+def test_at_least_once_replay_below_the_restored_offset_is_resent_not_recounted(items, diag):
+    """At-least-once, a crash after a batch's outputs and incident state were flushed and
+    before its offsets were committed: the next instance restores the state (which counts the
+    batch), replays the batch, re-sends its diagnoses under the same keys, and neither counts
+    its failures again nor re-sends the incident events already on the topic."""
+    cluster = FakeCluster(default_partitions=1)       # one input partition: batches in order
+    publish(cluster, items)
+    an = analyzer(cluster, diag, exactly_once=False, incident_update_s=0.0, warnings=False,
+                  max_records=40)
+    cluster.faults["commit"] = RuntimeError("killed before the commit")
+    with pytest.raises(RuntimeError, match="killed"):
+        an.step()
+    first = [r.key for r in cluster.records(TOPICS["diagnoses"])]
+    assert first and ("g", TopicPartition(H, 0)) not in cluster.committed
+    assert an.c["incident_snapshots"] == 1           # the state went out, counting 40 records
+    events_before = len(cluster.records(TOPICS["incidents"]))
+    del cluster.faults["commit"]
+    an2 = analyzer(cluster, diag, exactly_once=False, incident_update_s=0.0, warnings=False,
+                   max_records=40)
+    assert drain(an2) == len(items)                  # the 40 again, then the rest
+    assert an2.c["incidents_restored"] > 0           # restored before the first record
+    assert an2.c["incident_replays_skipped"] == 40
+    exp = expected_failures(items, str(TRUST))
+    recs = cluster.records(TOPICS["diagnoses"])
+    assert {r.key.decode() for r in recs} == set(exp)
+    assert len(recs) == len(exp) + len(first)        # the replayed batch's, re-sent
+    assert sum(incident_counts(cluster).values()) == len(exp)     # counted once
+    ids = [json.loads(r.value)["incident"] for r in cluster.records(TOPICS["incidents"])
+           if b'"event":"opened"' in r.value]
+    assert len(ids) == len(set(ids)) and events_before > 0
+
+
+def test_profiles_snapshot_and_restore_by_a_new_instance(items, diag):
+    cluster = FakeCluster()
+    publish(cluster, items)
+    an = analyzer(cluster, diag)
+    drain(an)
+    an.producer.begin_transaction()                 # what run() does at shutdown
+    an.state.snapshot_profiles(an.producer, force=True)
+    an.commit({})
+    snaps = cluster.latest(TOPICS["profiles"])
+    mine = {k.decode() for k in snaps if k.count(b"/") == 2}
+    assert mine and all(k.startswith("g/%s/" % H) for k in mine)
+    learned = sum(len(e.profiles) for e in an.state.engines.values())
+    an2 = analyzer(cluster, diag)
+    an2.consumer.poll()                              # the first poll joins: restore
+    assert an2.c["profiles_restored"] == learned > 0
+    # revoked: the partitions' state is dropped
+    an2.consumer.revoke_all()
+    assert not an2.state.engines and not an2.incidents.open
+
+
+def test_state_records_of_a_partition_go_to_the_head_keys_partition(items, diag):
+    cluster = FakeCluster()
+    cluster.create_topic(TOPICS["profiles"], 5)
+    publish(cluster, items)
+    drain(analyzer(cluster, diag, incident_update_s=0.0))
+    by_input: dict = {}
+    for r in cluster.records(TOPICS["profiles"]):
+        k = r.key.decode()
+        if "/incidents" in k:
+            by_input.setdefault(k.split("/incidents")[0], set()).add(r.partition)
+    assert by_input
+    for head, parts in by_input.items():
+        assert parts == {kafka_partition((head + "/incidents").encode(), 5)}
+
+
+def test_run_commits_a_last_transaction_and_closes_on_stop(items, diag):
+    cluster = FakeCluster()
+    publish(cluster, items)
+    prod, cons = factories(cluster)
+    created: list = []
+    an = Analyzer(config(), diag, partition=kafka_partition, producer_factory=prod,
+                  consumer_factory=cons, ensure_topics=lambda b, t: created.append((b, t)))
+
+    def stop():
+        an.stop_requested = True
+    cluster.on_idle = stop
+    try:
+        an.run()
+    finally:
+        gc.unfreeze()
+    assert created == [("fake:9092", {
+        TOPICS["handshakes"]: topics.HANDSHAKES, TOPICS["certs"]: topics.CERTS,
+        TOPICS["profiles"]: topics.PROFILES, TOPICS["diagnoses"]: topics.DIAGNOSES,
+        TOPICS["incidents"]: topics.INCIDENTS, TOPICS["dlq"]: topics.DLQ})]
+    p = cluster.producers[0]
+    assert p.config["transactional_id"] == "tlsdiag-g-0"
+    assert p.config["linger_ms"] == 200 and p.config["batch_size"] == 1 << 20
+    assert p.closed and not p.in_transaction and p.aborts == 0
+    assert all(c.closed for c in cluster.consumers)
+    assert an.c["summaries"] == len(items)
+    # the shutdown saved the profiles (force), in the last committed transaction
+    assert any(k.count(b"/") == 2 for k in cluster.latest(TOPICS["profiles"]))
+
+
+def test_certstore_does_not_take_a_metadata_error_for_the_end(items):
+    """CertStore.catch_up reads to the end offsets; when they cannot be read it keeps reading
+    until its deadline instead of returning at once (which would start the analyzer without
+    the certificates)."""
+    cluster = FakeCluster()
+    publish(cluster, items[:20])
+    _, cons = factories(cluster)
+    store = CertStore("fake:9092", TOPICS["certs"], 1000, cons)
+    store.catch_up(time.monotonic() + 5)
+    assert len(store) == len({c[0] for _, cs in items[:20] for c in cs}) > 0
+    assert store._at_end()
+    cluster.faults["end_offsets"] = KafkaTimeoutError("metadata")
+    assert not store._at_end()
+    t = time.monotonic()
+    store.catch_up(t + 0.3)
+    assert time.monotonic() - t >= 0.3
+    del cluster.faults["end_offsets"]
+    t = time.monotonic()
+    store.catch_up(t + 5)
+    assert time.monotonic() - t < 1
