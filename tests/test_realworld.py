@@ -5,8 +5,9 @@ dissection of the same file (NAME.tshark.jsonl, tests/realworld/oracle.py).
 
 For every connection tshark saw a TLS handshake on, ``summarize_paths`` must give a summary for
 the same client and server (inner endpoints for tunnelled traffic) with the same server_name,
-negotiated version, cipher suite, number of server certificates, plaintext alerts and whether
-a HelloRetryRequest was sent.
+negotiated version, cipher suite, number of server certificates, plaintext alerts, whether a
+HelloRetryRequest was sent, and the JA4 of the ClientHello (the oracle computes it from the bytes
+tshark shows, by the text of FoxIO's JA4.md).
 
 KNOWN_WRONG lists the captures we get wrong today, with what is wrong; those tests are strict
 xfails: when the decoder learns one, its test XPASSes and fails, and the entry must go.  Run in
@@ -64,12 +65,14 @@ def compare(name: str) -> list[str]:
             "alerts": [(f, names.alert_level_name(lv), names.alert_description_name(d))
                        for f, lv, d in t["alerts"]],
             "hrr": t["hrr"],
+            "ja4": t["ja4"],
         }
         got = {
             "server_name": s["server_name"], "version": s["version"], "cipher": s["cipher"],
             "certificates": len(s["certificates"]),
             "alerts": [(a["from"], a["level"], a["description"]) for a in s["alerts"]],
             "hrr": s["hrr"],
+            "ja4": s["ja4"],
         }
         for key in want:
             if want[key] != got[key]:

@@ -432,6 +432,38 @@ def malformed_hello(name: str, silent: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# JA4 edge cases from real clients
+# ---------------------------------------------------------------------------------------------
+
+def ja4_clients(name: str) -> None:
+    """Real clients' ClientHellos for the JA4 cases a real client can make: no
+    signature_algorithms (OpenSSL and curl at TLS 1.0 / 1.1 send none), no SNI, a one-character
+    ALPN and non-ASCII ALPN values (the spec's hex-rule examples), against s_server at
+    security level 0 (so TLS 1.0 completes)."""
+    rig.setup()
+    srv = rig.s_server(SERVER_NS, extra=("-cipher", "DEFAULT@SECLEVEL=0"))
+    cap = rig.Capture(SERVER_NS, S_IF, OUT / (name + ".pcap"), "tcp port 443")
+    legacy = ("-cipher", "DEFAULT@SECLEVEL=0")
+    runs = [("-tls1",) + legacy, ("-tls1_1",) + legacy, ("-noservername",),
+            ("-alpn", "x"), ("-alpn", b"\xab\xcd"), ("-alpn", b"0\xab"),
+            ("-alpn", b"0\xab\xcd1"), ("-alpn", "h2-,h2")]
+    for extra in runs:
+        r = rig.s_client(CLIENT_NS, S4, extra=extra)
+        if b"200 ok" not in r.stdout.lower():
+            raise RuntimeError("s_client %r: %r" % (extra, (r.stdout + r.stderr)[-800:]))
+    r = rig.curl(CLIENT_NS, S4, extra=("--tlsv1.0", "--tls-max", "1.0", "--ciphers",
+                                       "DEFAULT@SECLEVEL=0"))
+    if r.stdout.decode().strip() != "200":
+        raise RuntimeError("curl TLS 1.0: %r" % r.stderr[-500:])
+    cap.close()
+    rig.stop(srv)
+    record(name, "real",
+           "openssl s_client to s_server (DEFAULT@SECLEVEL=0): -tls1 and -tls1_1 (no "
+           "signature_algorithms), -noservername, -alpn x, -alpn 0xabcd, 0x30ab, 0x30abcd31 "
+           "(raw bytes), -alpn 'h2-,h2'; curl --tls-max 1.0 (no signature_algorithms)")
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------
 
@@ -450,6 +482,7 @@ CAPTURES = {
     "late-after-fin": lambda name: late_after(name, "fin"),
     "malformed-hello-silent": lambda name: malformed_hello(name, True),
     "malformed-hello-s_server": lambda name: malformed_hello(name, False),
+    "ja4-clients": ja4_clients,
 }
 for _mode in TUND_MODES:
     CAPTURES["encap-%s" % _mode] = (lambda m: (lambda name: encap_tund(name, m)))(_mode)

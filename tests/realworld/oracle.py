@@ -19,6 +19,9 @@ connection (tshark's tcp.stream) that carried a TLS handshake message:
     certificates the number of certificates in the server's plaintext Certificate messages
     alerts       [[from, level, description], ...] plaintext alerts tshark decoded (numbers)
     client_hello the ClientHello was seen
+    ja4          JA4 of that ClientHello, computed here from the bytes tshark shows for each
+                 field (``-T json -x``) by the text of FoxIO's technical_details/JA4.md, with
+                 nothing of tlsdiag's own JA4 code
     server_hello the number of ServerHello messages (a HelloRetryRequest counts)
     hrr          one of them was a HelloRetryRequest (its random is RFC 8446's constant)
 
@@ -73,6 +76,95 @@ def _endpoint(row) -> tuple:
     return fmt(src, sport), fmt(dst, dport)
 
 
+# ---------------------------------------------------------------------------------------------
+# JA4 from tshark's bytes, by the spec's text
+# ---------------------------------------------------------------------------------------------
+
+_GREASE = {0x0A0A + 0x1010 * i for i in range(16)}
+_JA4_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3",
+                 0x0002: "s2", 0xFEFF: "d1", 0xFEFD: "d2", 0xFEFC: "d3"}
+
+
+def _raws(v) -> list:
+    """tshark's ``NAME_raw`` value(s) as a list of hex strings."""
+    if v is None:
+        return []
+    if v and isinstance(v[0], list):
+        return [x[0] for x in v]
+    return [v[0]]
+
+
+def _u16s(hexes) -> list:
+    return [int(h[i:i + 4], 16) for h in hexes for i in range(0, len(h), 4)]
+
+
+def _sha12(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12] if text else "000000000000"
+
+
+def ja4_from_tshark(hs: dict) -> str:
+    """JA4 of a ClientHello from its tshark JSON (``tls.handshake`` with ``_raw`` values).
+    JA4.md: GREASE ignored everywhere; version = highest of supported_versions, else the
+    hello's version; d/i by the presence of extension 0; counts capped at 99; ALPN: first and
+    last characters of the first value, or of its hex when the first or last byte is not
+    alphanumeric; b = sorted suites; c = sorted extensions without 0000 and 0010, then "_" and
+    the signature algorithms in wire order -- no "_" when there are none."""
+    exts, sigs, versions, alpn = [], [], [], None
+    for key, ext in hs.items():
+        if not key.startswith("Extension: "):
+            continue
+        for e in (ext if isinstance(ext, list) else [ext]):
+            etype = _u16s(_raws(e.get("tls.handshake.extension.type_raw")))[0]
+            exts.append(etype)
+            if etype == 13:
+                sigs = _u16s(_raws(e.get("tls.handshake.sig_hash_algs_raw")))
+            elif etype == 43:
+                versions = _u16s(_raws(e.get("tls.handshake.extensions.supported_version_raw")))
+            elif etype == 16:
+                raw = bytes.fromhex(_raws(e.get("tls.handshake.extensions_alpn_list_raw"))[0])
+                alpn = raw[1:1 + raw[0]] if raw else b""
+    suites = [c for c in _u16s(_raws(hs.get("tls.handshake.ciphersuites", {})
+                                     .get("tls.handshake.ciphersuite_raw")))
+              if c not in _GREASE]
+    exts = [e for e in exts if e not in _GREASE]
+    versions = [v for v in versions if v not in _GREASE]
+    version = max(versions) if versions else _u16s(_raws(hs["tls.handshake.version_raw"]))[0]
+    if not alpn:
+        a_alpn = "00"
+    elif all(0x30 <= b <= 0x39 or 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A
+             for b in (alpn[0], alpn[-1])):
+        a_alpn = chr(alpn[0]) + chr(alpn[-1])
+    else:
+        a_alpn = alpn.hex()[0] + alpn.hex()[-1]
+    a = "t%s%s%02d%02d%s" % (_JA4_VERSIONS.get(version, "00"), "d" if 0 in exts else "i",
+                             min(len(suites), 99), min(len(exts), 99), a_alpn)
+    b = _sha12(",".join("%04x" % c for c in sorted(suites)))
+    ext_list = ",".join("%04x" % e for e in sorted(exts) if e not in (0, 16))
+    sig_list = ",".join("%04x" % x for x in sigs if x not in _GREASE)
+    c = _sha12(ext_list + ("_" + sig_list if sig_list else "")) if ext_list else "000000000000"
+    return "%s_%s_%s" % (a, b, c)
+
+
+def _client_hellos(path: Path):
+    """(tcp.stream, tls.handshake dict) of every ClientHello, in frame order."""
+    out = subprocess.run(["tshark", "-r", str(path), "-n", "-Y", "tls.handshake.type == 1",
+                          "-T", "json", "--no-duplicate-keys", "-x"],
+                         capture_output=True, text=True, check=True).stdout
+    for pkt in json.loads(out or "[]"):
+        layers = pkt["_source"]["layers"]
+        tcp = layers["tcp"][-1] if isinstance(layers["tcp"], list) else layers["tcp"]
+        stack = [layers["tls"]]
+        while stack:
+            o = stack.pop()
+            if isinstance(o, list):
+                stack.extend(reversed(o))
+            elif isinstance(o, dict):
+                if o.get("tls.handshake.type") == "1":
+                    yield int(tcp["tcp.stream"]), o
+                else:
+                    stack.extend(v for v in o.values() if isinstance(v, (dict, list)))
+
+
 def facts(path: Path) -> list[dict]:
     conns: dict = {}
     for row in _rows(path):
@@ -105,8 +197,13 @@ def facts(path: Path) -> list[dict]:
             c["certificates"] += len(row["tls.handshake.certificate_length"])
         for level, desc in zip(row["tls.alert_message.level"], row["tls.alert_message.desc"]):
             c["alerts"].append(["client" if from_client else "server", int(level), int(desc)])
+    for stream, hs in _client_hellos(path):
+        c = conns.get(stream)
+        if c is not None and "ja4" not in c:
+            c["ja4"] = ja4_from_tshark(hs) if "tls.handshake.ciphersuites" in hs else None
     out = []
     for c in sorted(conns.values(), key=lambda c: c["stream"]):
+        c.setdefault("ja4", None)
         if c["client"] is None:
             c["client"], c["server"] = c["_first"]
         del c["_first"]

@@ -29,8 +29,12 @@ IC4, IS4, IC6, IS6 = "10.77.0.1", "10.77.0.2", "fd77::1", "fd77::2"
 M_S, M_M, MS4, MM4 = "rwm-s", "rwm-m", "10.67.0.1", "10.67.0.2"
 
 
+def _arg(a):
+    return a if isinstance(a, bytes) else str(a)     # bytes pass as they are (non-ASCII ALPN)
+
+
 def sh(argv, check=True, **kw):
-    r = subprocess.run([str(a) for a in argv], capture_output=True, **kw)
+    r = subprocess.run([_arg(a) for a in argv], capture_output=True, **kw)
     if check and r.returncode:
         raise RuntimeError("%s -> %d: %s %s" % (" ".join(map(str, argv)), r.returncode,
                                                 r.stdout.decode(errors="replace")[-2000:],
@@ -39,7 +43,7 @@ def sh(argv, check=True, **kw):
 
 
 def nsx(ns, *argv):
-    return ["ip", "netns", "exec", ns] + [str(a) for a in argv]
+    return ["ip", "netns", "exec", ns] + [_arg(a) for a in argv]
 
 
 def ns_sh(ns, *argv, check=True, **kw):
@@ -235,7 +239,8 @@ def s_server(ns, port=443, big=False, extra=()) -> subprocess.Popen:
 
 def s_client(ns, host, port=443, extra=(), stdin=b"GET / HTTP/1.0\r\n\r\n", timeout=20):
     target = ("[%s]:%d" % (host, port)) if ":" in host else ("%s:%d" % (host, port))
-    return ns_sh(ns, "openssl", "s_client", "-connect", target, "-servername", "rw.test",
+    sni = () if "-noservername" in extra else ("-servername", "rw.test")
+    return ns_sh(ns, "openssl", "s_client", "-connect", target, *sni,
                  "-CAfile", PKI / "root.pem", "-ign_eof", *extra, input=stdin, timeout=timeout,
                  check=False)
 
