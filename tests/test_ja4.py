@@ -115,7 +115,8 @@ def spec_exts(sig=sigalgs(*SPEC_SIGALGS), server_name=sni(), alpn_ext=alpn(b"h2"
     """The example's extensions in its wire order (001b,0000,0033,0010,4469,0017,002d,000d,
     0005,0023,0012,002b,ff01,000b,000a,0015); ``None`` leaves one out."""
     out = list(extra_front) + [
-        ext(0x001B, b"\x02\x00\x02"), server_name, key_share(), alpn_ext, ext(0x4469, b"\x00\x03\x02h2"),
+        ext(0x001B, b"\x02\x00\x02"), server_name, key_share(), alpn_ext,
+        ext(0x4469, b"\x00\x03\x02h2"),
         ext(0x0017), ext(0x002D, b"\x01\x01"), sig, ext(0x0005, b"\x01\x00\x00\x00\x00"),
         ext(0x0023), ext(0x0012), sv, ext(0xFF01, b"\x00"), ext(0x000B, b"\x01\x00"),
         groups(0x001D, 0x0017, 0x0018), ext(0x0015, b"\x00" * 8)] + list(extra_back)

@@ -12,8 +12,6 @@ tests/data/realworld/CAPTURES.json and explained in tests/realworld/README.md.
 from __future__ import annotations
 
 import json
-import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -21,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rig  # noqa: E402
-from rig import (C4, C6, C_IF, CLIENT_NS, IC4, IC6, IS4, IS6, M_M, M_S, MIRROR_NS, MM4, MS4,  # noqa: E402
-                 S4, S6, S_IF, SERVER_NS)
+from rig import (C4, C6, C_IF, CLIENT_NS, IS4, IS6, M_M, MIRROR_NS, MM4, MS4, S4, S6,  # noqa: E402
+                 S_IF, SERVER_NS)
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "realworld"
 MANIFEST = OUT / "CAPTURES.json"
@@ -198,7 +196,8 @@ def starttls_postgres(name) -> None:
                      "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n"
                      % (S4, W / "pgsock", rig.PKI / "fullchain.pem", key))
         (data / "pg_hba.conf").write_text("local all all trust\nhostssl all all %s/32 trust\n" % C4)
-        return [rig.spawn(SERVER_NS, "runuser", "-u", "postgres", "--", pg / "postgres", "-D", data)]
+        return [rig.spawn(SERVER_NS, "runuser", "-u", "postgres", "--", pg / "postgres",
+                          "-D", data)]
 
     starttls_capture(name, start, 5432, [
         (["psql", "host=%s port=5432 user=postgres dbname=postgres sslmode=verify-full "
@@ -221,7 +220,8 @@ def starttls_mysql(name) -> None:
         rig.sh(["mariadb-install-db", "--user=mysql", "--datadir=%s" % data,
                 "--auth-root-authentication-method=normal", "--skip-test-db"])
         return [rig.spawn(SERVER_NS, "mariadbd", "--user=mysql", "--datadir=%s" % data,
-                          "--socket=%s" % (data / "mysql.sock"), "--pid-file=%s" % (data / "mysql.pid"),
+                          "--socket=%s" % (data / "mysql.sock"),
+                          "--pid-file=%s" % (data / "mysql.pid"),
                           "--bind-address=%s" % S4, "--port=3306", "--skip-grant-tables",
                           "--ssl-cert=%s" % (rig.PKI / "fullchain.pem"),
                           "--ssl-key=%s" % (rig.PKI / "leaf.key"),
@@ -243,7 +243,8 @@ def starttls_smtp(name) -> None:
         for f in ("main.cf", "master.cf"):
             (conf / f).write_bytes(Path("/etc/postfix", f).read_bytes())
         rig.sh(["postconf", "-c", conf, "-e", "inet_interfaces = %s" % S4, "inet_protocols = ipv4",
-                "myhostname = rw.test", "mydestination = rw.test", "maillog_file = %s" % (W / "postfix.log"),
+                "myhostname = rw.test", "mydestination = rw.test",
+                "maillog_file = %s" % (W / "postfix.log"),
                 "maillog_file_prefixes = %s" % W,
                 "smtpd_tls_cert_file = %s" % (rig.PKI / "fullchain.pem"),
                 "smtpd_tls_key_file = %s" % (rig.PKI / "leaf.key"),
@@ -260,7 +261,8 @@ def starttls_smtp(name) -> None:
             (["curl", "-sS", "--ssl-reqd", "--cacert", rig.PKI / "root.pem", "--resolve",
               "rw.test:25:%s" % S4, "smtp://rw.test:25", "--mail-from", "a@rw.test",
               "--mail-rcpt", "root@rw.test", "-T", "-"], b"Subject: tls\r\n\r\nok\r\n", (), b""),
-        ], "Postfix 3.7 (Debian), smtpd_tls_security_level=may: openssl s_client -starttls smtp -tls1_2 "
+        ], "Postfix 3.7 (Debian), smtpd_tls_security_level=may: openssl s_client -starttls "
+           "smtp -tls1_2 "
            "(EHLO, STARTTLS, QUIT) and curl --ssl-reqd sending a mail")
     finally:
         if _ns_up():
@@ -388,9 +390,9 @@ CLIENTS = Path(__file__).resolve().parent / "clients.py"
 def late_after(name: str, how: str) -> None:
     """s_server with an eight-certificate RSA-4096 chain (~11 KB) behind a 100 kbit/s token
     bucket on its egress (this kernel has no netem; tbf queues the flight and lets it out at
-    ~12 KB/s, so it takes ~1 s); the client sends OpenSSL's ClientHello (TLS 1.2 at most, so the chain travels
-    in clear) and 100 ms later aborts (RST) or half-closes (FIN): the chain reaches the client
-    side after the client's RST/FIN.  Captured on the client's veth."""
+    ~12 KB/s, so it takes ~1 s); the client sends OpenSSL's ClientHello (TLS 1.2 at most, so
+    the chain travels in clear) and 100 ms later aborts (RST) or half-closes (FIN): the chain
+    reaches the client side after the client's RST/FIN.  Captured on the client's veth."""
     rig.setup()
     rig.ns_sh(SERVER_NS, "tc", "qdisc", "add", "dev", S_IF, "root", "tbf", "rate", "100kbit",
               "burst", "1600", "limit", "200000")
@@ -463,6 +465,30 @@ def ja4_clients(name: str) -> None:
            "(raw bytes), -alpn 'h2-,h2'; curl --tls-max 1.0 (no signature_algorithms)")
 
 
+def ja4_chromium(name: str) -> None:
+    """Debian's Chromium (BoringSSL: GREASE in suites, extensions, groups and versions, ECH
+    GREASE, ALPS), headless, loading s_server's page twice."""
+    rig.setup()
+    srv = rig.s_server(SERVER_NS)
+    cap = rig.Capture(SERVER_NS, S_IF, OUT / (name + ".pcap"), "tcp port 443")
+    profile = W / "chromium"
+    for _ in range(2):
+        _fresh(profile)
+        r = rig.ns_sh(CLIENT_NS, "chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                      "--no-first-run", "--user-data-dir=%s" % profile,
+                      "--host-resolver-rules=MAP rw.test %s" % S4,
+                      "--ignore-certificate-errors", "--dump-dom", "https://rw.test/",
+                      timeout=60, check=False)
+        if b"s_server" not in r.stdout:
+            raise RuntimeError("chromium: %r" % (r.stdout[-300:] + r.stderr[-800:]))
+        time.sleep(0.5)
+    cap.close()
+    rig.stop(srv)
+    record(name, "real", "Chromium (Debian) headless --dump-dom https://rw.test/ to s_server, "
+           "twice: BoringSSL hellos with GREASE values in suites, extensions, groups and "
+           "supported_versions")
+
+
 # ---------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------
@@ -483,6 +509,7 @@ CAPTURES = {
     "malformed-hello-silent": lambda name: malformed_hello(name, True),
     "malformed-hello-s_server": lambda name: malformed_hello(name, False),
     "ja4-clients": ja4_clients,
+    "ja4-chromium": ja4_chromium,
 }
 for _mode in TUND_MODES:
     CAPTURES["encap-%s" % _mode] = (lambda m: (lambda name: encap_tund(name, m)))(_mode)

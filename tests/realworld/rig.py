@@ -1,7 +1,7 @@
 """The namespaces, PKI and processes behind the real-world captures (issue 15).
 
     rwc (client)  rwu-c 10.66.0.1 fd66::1 ===veth=== rwu-s 10.66.0.2 fd66::2  rws (server)
-                                                     rwm-s 10.67.0.1 ===veth=== rwm-m 10.67.0.2  rwm (ERSPAN collector)
+    rws (server)  rwm-s 10.67.0.1 ===veth=== rwm-m 10.67.0.2  rwm (ERSPAN collector)
 
 The encapsulations put an inner network 10.77.0.1/24 fd77::1/64 (client) -- 10.77.0.2 fd77::2
 (server) on a tunnel device (kernel VXLAN, or a TUN device driven by tund.py).  Every name
@@ -148,7 +148,10 @@ class Capture:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             path.unlink()
-        argv = ["tcpdump", "-i", ifname, "-s", "0", "-U", "--immediate-mode", "-n", "-Z", "root", "-w", str(path)]
+        # --immediate-mode: without it TPACKET_V3 holds packets in a block that tcpdump does
+        # not drain when it is interrupted (a short capture came out empty)
+        argv = ["tcpdump", "-i", ifname, "-s", "0", "-U", "--immediate-mode", "-n", "-Z", "root",
+                "-w", str(path)]
         if bpf:
             argv.append(bpf)
         self.proc = spawn(ns, *argv, stderr=subprocess.PIPE)
@@ -197,7 +200,8 @@ def make_pki() -> Path:
         _openssl("req", "-new", "-key", PKI / (name + ".key"), "-subj", "/O=tlsdiag rw/CN=%s" % cn,
                  "-out", PKI / (name + ".csr"))
         if issuer is None:
-            _openssl("x509", "-req", "-in", PKI / (name + ".csr"), "-signkey", PKI / (name + ".key"),
+            _openssl("x509", "-req", "-in", PKI / (name + ".csr"),
+                     "-signkey", PKI / (name + ".key"),
                      "-days", "3650", "-extfile", ext, "-extensions", section,
                      "-out", PKI / (name + ".pem"), "-set_serial", "1")
         else:
@@ -210,7 +214,8 @@ def make_pki() -> Path:
     cert("int", "rw intermediate", "root", "ca")
     cert("leaf", "rw.test", "int", "leaf")
     (PKI / "chain.pem").write_text((PKI / "int.pem").read_text())
-    (PKI / "fullchain.pem").write_text((PKI / "leaf.pem").read_text() + (PKI / "int.pem").read_text())
+    (PKI / "fullchain.pem").write_text((PKI / "leaf.pem").read_text()
+                                       + (PKI / "int.pem").read_text())
     # the long chain: RSA-4096 root, six RSA-4096 intermediates, an RSA-4096 leaf (~11 KB)
     cert("broot", "rw big root", None, "ca", alg="4096")
     prev = "broot"
