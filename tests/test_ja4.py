@@ -21,10 +21,10 @@ import pytest
 
 from sensor.pipeline import summarize_paths
 
-try:                                    # the function moves to cext/ja4.py (layers, issue 10)
-    from cext.ja4 import ja4
-except ImportError:                     # pragma: no cover - before the move
-    from sensor.ja4 import ja4
+# the ja4 function the session uses, wherever it lives (sensor/ja4.py, or cext/ja4.py after the
+# layering move): importing ``cext.ja4`` by name from a tree without it would find the editable
+# install's copy of another checkout
+from cext._session_py import ja4
 
 
 def h12(text: str) -> str:
