@@ -3,6 +3,7 @@ ClientHello fields the wire core extracts.  ``t`` = TCP; QUIC and DTLS are not r
 from __future__ import annotations
 
 import hashlib
+import re
 
 from proto.names import is_grease
 
@@ -12,6 +13,12 @@ _VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3
              0x0002: "s2", 0x0200: "s2", 0xFEFF: "d1", 0xFEFD: "d2", 0xFEFC: "d3"}
 
 
+#: the bytes JA4 prints as they are: 0x30-0x39, 0x41-0x5A, 0x61-0x7A
+_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+#: what ``bytes.decode("ascii", "backslashreplace")`` makes of a byte from 0x80 up
+_ESCAPED = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
 def _hash12(text: str) -> str:
     if not text:
         return "000000000000"
@@ -19,14 +26,23 @@ def _hash12(text: str) -> str:
 
 
 def _alpn_chars(alpn: tuple) -> str:
+    """JA4.md, "ALPN Extension Value": the first and last characters of the first ALPN value
+    (one character counts as both), "00" when there is none or it is empty; when its first or
+    last *byte* is not 0-9 A-Z a-z, the first and last characters of its hex instead.  A str
+    value is the wire core's ASCII text, where each non-ASCII byte reads ``\\xNN``
+    (backslashreplace): those escapes are turned back into their byte.  (The text of a literal
+    backslash followed by "x" and two hex digits from 80 up is the same, so only a bytes value
+    is exact there.)"""
     if not alpn or not alpn[0]:
         return "00"
     v = alpn[0]
-    first, last = v[0], v[-1]
-    if first.isascii() and first.isalnum() and last.isascii() and last.isalnum():
-        return first + last
-    raw = v.encode("ascii", "backslashreplace")
-    return "%x%x" % (raw[0] >> 4, raw[-1] & 0x0F)
+    raw = v if isinstance(v, bytes) else _ESCAPED.sub(
+        lambda m: chr(int(m.group(1), 16)), v).encode("latin-1")
+    first, last = raw[0], raw[-1]
+    if first in _ALNUM and last in _ALNUM:
+        return chr(first) + chr(last)
+    text = raw.hex()
+    return text[0] + text[-1]
 
 
 def ja4(legacy_version: int, cipher_suites: tuple, extensions: tuple, server_name,
@@ -35,15 +51,16 @@ def ja4(legacy_version: int, cipher_suites: tuple, extensions: tuple, server_nam
     ver = max(versions) if versions else legacy_version
     suites = [c for c in cipher_suites if not is_grease(c) and c <= 0xFFFF]
     exts = [e for e in extensions if not is_grease(e)]
-    a = "t%s%s%02d%02d%s" % (_VERSIONS.get(ver, "00"), "d" if server_name else "i",
+    # "If the SNI extension (0x0000) exists ... 'd'": the extension, whatever its name holds
+    a = "t%s%s%02d%02d%s" % (_VERSIONS.get(ver, "00"), "d" if 0x0000 in exts else "i",
                              min(len(suites), 99), min(len(exts), 99), _alpn_chars(alpn))
     b = _hash12(",".join("%04x" % c for c in sorted(suites)))
     ext_part = ",".join("%04x" % e for e in sorted(exts) if e not in (0x0000, 0x0010))
-    sig = [s for s in signature_algorithms if not is_grease(s)]
+    sig = ",".join("%04x" % s for s in signature_algorithms if not is_grease(s))
     if not ext_part:
         c = "000000000000"
     else:
-        # the spec's formula, "(sorted extensions)_(signature algorithms)", keeps the "_"
-        # when there are none; Suricata's ja4 test baseline agrees
-        c = _hash12(ext_part + "_" + ",".join("%04x" % s for s in sig))
+        # "If there are no signature algorithms in the hello packet, then the string ends
+        # without an underscore and is hashed" (JA4.md, "Extension hash")
+        c = _hash12(ext_part + "_" + sig if sig else ext_part)
     return "%s_%s_%s" % (a, b, c)
