@@ -33,6 +33,13 @@ if not NO_EXTENSIONS:
          for name in ("tls", "session", "flows")],
         compiler_directives=dict(directives, annotation_typing=False),
     )
+    # the one JSON renderer, proto/render.py (which the analyzer runs as it is), compiled for
+    # the sensor's pipeline as cext._render with the types of cext/_render.pxd
+    ext_modules += cythonize(
+        [Extension("cext._render", ["proto/render.py"], extra_compile_args=cflags,
+                   depends=["cext/_render.pxd"])],
+        compiler_directives=dict(directives, annotation_typing=False),
+    )
 
 setup(
     name="tlsdiag",

@@ -7,6 +7,10 @@ cimport cext._session as _session
 cimport cext._tls as _tls
 
 
+@cython.locals(n=Py_ssize_t, port=int, a0=int, a1=int, a2=int, a3=int)
+cpdef str endpoint_text(bytes raw)
+
+
 @cython.final
 cdef class Flow:
     cdef public object key, next_seq, ooo, ooo_bytes

@@ -34,23 +34,14 @@ SKIP_MIN = 4096
 MAX_PLAINTEXT = 16 * 1024
 
 
-_ENDPOINTS: dict = {}
-
-
 def endpoint_text(raw: bytes) -> str:
-    """6 or 18 raw bytes (address + port) -> ``ip:port`` / ``[ip6]:port`` (memoized)."""
-    text = _ENDPOINTS.get(raw)
-    if text is None:
-        if len(_ENDPOINTS) > 65536:
-            _ENDPOINTS.clear()
-        text = _ENDPOINTS[raw] = _endpoint_text(raw)
-    return text
-
-
-def _endpoint_text(raw: bytes) -> str:
-    port = (raw[-2] << 8) | raw[-1]
-    if len(raw) == 6:
-        return "%d.%d.%d.%d:%d" % (raw[0], raw[1], raw[2], raw[3], port)
+    """6 or 18 raw bytes (address + port) -> ``ip:port`` / ``[ip6]:port``.  (Compiled: C
+    integers formatted in C, cheaper than a memo lookup; IPv6 goes through ``ipaddress``.)"""
+    n = len(raw)
+    port = (raw[n - 2] << 8) | raw[n - 1]
+    if n == 6:
+        a0, a1, a2, a3 = raw[0], raw[1], raw[2], raw[3]
+        return "%d.%d.%d.%d:%d" % (a0, a1, a2, a3, port)
     return "[%s]:%d" % (ipaddress.IPv6Address(bytes(raw[:16])), port)
 
 

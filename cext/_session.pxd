@@ -13,4 +13,10 @@ cdef class Session:
     cdef public bint resumed, _server_cert_seen, _server_ccs_early, _tls13, _v2, fatal
 
     cpdef handshake_over(self)
+    cpdef str outcome(self, str reason)
+    cdef _curve(self)
+    cpdef list certificate_ders(self)
+    cdef list _digests(self, tuple ders)
+    @cython.locals(us="long long")
+    cdef str _id(self, str client, str server)
     cdef _letter(self, int d, str letter)

@@ -6,7 +6,9 @@ splitting, hello parsing, Kafka's murmur2) is written in Cython (``_wire.pyx``) 
 hand-written twin (``_wire_py.py``).  The per-segment engine -- the TLS reader ``_tls``, the
 session record ``_session`` and the flow table ``_flows`` -- is written once, in Python
 (``_tls_py.py`` ...), and compiled by Cython as ``_tls`` ... with the static types of
-``_tls.pxd`` ...: the ``.py`` files are the twin.  The engine modules import none of their
+``_tls.pxd`` ...: the ``.py`` files are the twin.  The JSON renderer is the same kind: the
+one renderer, ``proto/render.py`` (the twin, which the analyzer runs), compiled as
+``_render`` with the types of ``_render.pxd``.  The engine modules import none of their
 siblings: they are handed them (``FlowTable(engine)``, ``TLSConnection(wire)``), so an
 :class:`Engine` is one build throughout.
 
@@ -32,18 +34,19 @@ NO_EXTENSIONS = os.environ.get("TLSDIAG_NO_EXTENSIONS", "") not in ("", "0")
 
 #: the modules of each implementation, in Engine field order
 _MODULES = {
-    "c": ("cext._wire", "cext._tls", "cext._session", "cext._flows"),
-    "py": ("cext._wire_py", "cext._tls_py", "cext._session_py", "cext._flows_py"),
+    "c": ("cext._wire", "cext._tls", "cext._session", "cext._flows", "cext._render"),
+    "py": ("cext._wire_py", "cext._tls_py", "cext._session_py", "cext._flows_py", "proto.render"),
 }
 
 
 class Engine(NamedTuple):
-    """The four modules of one implementation of the core."""
+    """The five modules of one implementation of the core."""
     implementation: str         # "c" or "py"
     wire: ModuleType
     tls: ModuleType
     session: ModuleType
     flows: ModuleType
+    render: ModuleType          # summary_to_json
 
     def connection(self, **limits):
         """A TLS reader of this build: ``tls.TLSConnection(wire, **limits)``."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
+from functools import lru_cache
 
 import orjson
 
 from cext import wire
-from proto.render import summary_to_json
 from proto.x509facts import certificate_facts
 from sensor.capture import CaptureError, FileCapture
 
@@ -72,17 +72,24 @@ class Summarizer:
     ``(digest, der, facts, new)`` for the certificates it references.
 
     With ``json=True`` they come as ``(json_summary, [(digest, der), ...])`` instead: the raw
-    summary rendered by :func:`proto.render.summary_to_json`, what ``summarize`` and
-    ``diagnose`` print.  ``fragments=True`` renders certificates as pre-serialized
-    ``orjson.Fragment`` objects (output for ``orjson.dumps`` only).
+    summary rendered by :func:`proto.render.summary_to_json` (the engine's build of it, with
+    this summarizer's memo of offer names), what ``summarize`` and ``diagnose`` print.
+    ``fragments=True`` renders certificates as pre-serialized ``orjson.Fragment`` objects
+    (output for ``orjson.dumps`` only).
 
     ``engine`` is the core to run (:data:`cext.wire.ENGINE`, the selected build, by default).
     """
+
+    #: distinct client offers whose names the renderer keeps (a client stack sends one)
+    OFFER_MEMO = 4096
 
     def __init__(self, linktype: int, certs: CertificateCache | None = None,
                  json: bool = False, fragments: bool = False, engine: wire.Engine | None = None,
                  **table) -> None:
         engine = wire.ENGINE if engine is None else engine
+        self._render = engine.render.summary_to_json
+        #: the renderer's names of the client offers of this traffic
+        self.offer_names = lru_cache(maxsize=self.OFFER_MEMO)(engine.render.offer_names)
         self.table = engine.flow_table(**table)
         self.decoder = engine.decoder(linktype, self.table)
         self.certs = certs if certs is not None else CertificateCache()
@@ -121,11 +128,12 @@ class Summarizer:
     def _attach_json(self, done: list) -> list:
         add = self.certs.add
         facts = self._facts
+        render, offers = self._render, self.offer_names
         out = []
         for raw, ders in done:
             for dg, der in ders:
                 add(dg, der)
-            out.append((summary_to_json(raw, facts), ders))
+            out.append((render(raw, facts, offers), ders))
         return out
 
     def stats(self) -> dict:

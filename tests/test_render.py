@@ -61,6 +61,56 @@ def _check(path: Path) -> int:
     return len(from_raw)
 
 
+def test_renderer_twins_agree_on_every_code_point():
+    """The compiled renderer (cext._render, built from proto/render.py) = the twin, on summaries
+    carrying every code point kind: registered, GREASE, unassigned, SSLv2 cipher kinds, drafts;
+    and the memoized offer names = the unmemoized ones."""
+    from functools import lru_cache
+
+    from cext import wire as cwire
+    from proto import names
+    engines = [cwire.engine("py")]
+    try:
+        engines.append(cwire.engine("c"))
+    except ImportError:
+        pass
+    base = summary_to_json.__globals__["_TEMPLATE"]
+    raws = []
+    codes = [0x0A0A, 0x1301, 0x1234, 0xC02F, 0x010080, 0x7F17, 0x0304, 0x0300, 0xFFFF, 0, 2,
+             0x0200, 0x001D, 0x0403, 0x5A5A]
+    for i in range(len(codes)):
+        c = codes[i:] + codes[:i]
+        raws.append({
+            "id": "x%d" % i, "client": "a", "server": "b", "start": 1.5, "end": 2.5,
+            "version": c[0] if c[0] <= 0xFFFF else None, "cipher": c[1], "curve": c[2],
+            "curve_from_ske": False, "server_name": None, "alpn": None, "established": i & 1 == 0,
+            "resumed": False, "history": "Cc", "alerts": [(i & 1, 2, c[3] & 0xFF, -1 if i & 2 else 1)],
+            "client_legacy_version": 0x0303, "client_versions": c[:3], "client_ciphers": c,
+            "client_extensions": c[2:], "client_groups": c[1:], "client_alpn": ["h2"],
+            "client_signature_algorithms": c[3:], "client_key_shares": c[:2], "client_psk": True,
+            "client_sslv2": False, "hrr": False, "certificates": [b"\1" * 32],
+            "client_certificates": [], "certificate_request": False,
+            "client_certificate_empty": False, "ja4": None, "close": {"fin": [1, 0], "rst": []},
+            "client_encrypted": [1], "server_encrypted": [], "encrypted_alerts": [(1, 30)],
+            "gaps": [0], "truncated": False, "weirds": ["w"], "outcome": "alert", "sensor": None,
+            "direction": None})
+    for raw in raws:
+        want = summary_to_json(raw, {})
+        assert tuple(want) == JSON_FIELDS and set(base) == set(JSON_FIELDS)
+        assert want["client_ciphers"] == [names.cipher_name(c) for c in raw["client_ciphers"]]
+        assert want["client_versions"] == [names.version_name(c) for c in raw["client_versions"]]
+        assert want["client_extensions"] == [names.extension_name(c)
+                                             for c in raw["client_extensions"]]
+        assert want["cipher"] == names.cipher_name(raw["cipher"])
+        for eng in engines:
+            memo = lru_cache(maxsize=4)(eng.render.offer_names)
+            for _ in range(2):
+                got = eng.render.summary_to_json(raw, {}, memo)
+                assert orjson.dumps(got) == orjson.dumps(want), eng.implementation
+                assert got == want
+        assert memo.cache_info().hits >= 1
+
+
 def test_local_captures_render_identically():
     assert len(LOCAL) >= 40
     total = sum(_check(p) for p in LOCAL)
