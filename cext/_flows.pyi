@@ -1,11 +1,10 @@
 # The public API of the compiled flow table cext._flows, built from cext/_flows_py.py (the
 # twin, whose annotations and docstrings are the reference).
-from types import ModuleType
+from typing import Any
 
-from cext._session import Session
+from cext._session import Caches, Session
 from cext._tls import TLSConnection
-
-def endpoint_text(raw: bytes) -> str: ...
+from cext._wire import PacketDecoder, Skip, Wire
 
 class Flow:
     key: bytes
@@ -14,14 +13,19 @@ class Flow:
     session: Session | None
     first: float
     last: float
-    def __init__(self, key: bytes, client_lo: bool, ts: float) -> None: ...
+    serial: int
+    created: int
+    def __init__(self, key: bytes, client_lo: bool, ts: float, serial: int = 0,
+                 created: int = 0) -> None: ...
     def endpoints(self) -> tuple[bytes, bytes]: ...
 
 class FlowTable:
-    wire: ModuleType
-    flows: dict[bytes, Flow | None]
-    done: dict[bytes, None]
-    skip: dict[bytes, list[int]]
+    wire: Wire
+    caches: Caches
+    flows: dict[bytes, Any]
+    live: int
+    ndone: int
+    skip: dict[bytes, Skip]
     stats: dict[str, int]
     reasons: dict[str, int]
     max_flows: int
@@ -30,8 +34,11 @@ class FlowTable:
     now: float
     def __init__(self, engine: object, max_flows: int = ..., idle_timeout: float = ...,
                  max_ooo_bytes: int = ..., max_ooo_segments: int = ..., max_done: int = ...,
-                 max_handshake: int = ..., close_linger: float = ...,
-                 skip_min: int = ...) -> None: ...
+                 max_handshake: int = ..., close_linger: float = ..., skip_min: int = ...,
+                 offers: int = ..., chains: int = ...) -> None: ...
+    keys: list[tuple[int, int, int]] | None
+    def decoded(self, dec: PacketDecoder, sync: Any = None) -> list[tuple[dict, list[tuple[bytes, bytes]]]]: ...
+    def ordered(self) -> None: ...
     def process(self, segments: list) -> list[tuple[dict, list[tuple[bytes, bytes]]]]: ...
     def segment(self, ts: float, key: bytes, from_lo: bool, flags: int, seq: int,
                 payload: bytes, truncated: bool) -> None: ...
@@ -39,3 +46,4 @@ class FlowTable:
     def end_batch(self) -> list[tuple[dict, list[tuple[bytes, bytes]]]]: ...
     def expire(self, now: float, out: list | None = None) -> list: ...
     def flush(self, reason: str = "incomplete") -> list: ...
+    def done_keys(self) -> list[bytes]: ...

@@ -1,26 +1,34 @@
 """Bounded flow table and per-direction TCP reassembly of the handshake phase.
 
-Sans-I/O: :meth:`FlowTable.process` takes the segment tuples of the wire module's
-``PacketDecoder`` and returns the connections that finished, as
-``(raw_summary, [(sha256, der), ...])`` pairs.  Time is whatever the packets say.
+Sans-I/O: the table reads the segments of its engine's ``PacketDecoder`` (:meth:`decoded`,
+after the caller began a frame source: a pcapy-ng batch, pcap records in memory, one frame)
+and returns the connections that finished, as ``(raw_summary, [(sha256, der), ...])``
+pairs.  Time is whatever the packets say.
 
 The table is given its engine -- the wire module, the TLS reader and the session record of one
 build (:class:`cext.wire.Engine`) -- and imports none of them: ``FlowTable(engine)``.
 
-A flow is finished — summarized once, freed, and its key put in the bounded ``done`` set so
-the decoder drops the rest of its packets in C — when its handshake is over (encrypted
-traffic both ways), on RST, once both sides sent FIN, after ``idle_timeout`` seconds of
-silence, when the table is full (oldest first), or at the end of the input.
+One dict, ``flows``, maps a connection's key to its entry: a :class:`Flow`, ``None`` while
+the decoder hands the table a connection's first packet, or a ``Done`` once the connection
+was summarized.  The decoder looks each packet's key up once and hands the entry over; it
+drops the packets of ``Done`` entries itself.
+
+A flow is finished -- summarized once and freed, its key left as ``Done`` -- when its
+handshake is over (encrypted traffic both ways), on RST, once both sides sent FIN, after
+``idle_timeout`` seconds of silence, when the table is full (oldest first), or at the end of
+the input.  A ``Done`` key is forgotten after ``idle_timeout`` seconds without a packet (and
+beyond ``max_done`` of them, oldest first): memory follows the connections of the last
+``idle_timeout`` seconds, not the length of the capture.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections import deque
 
+from cext.errors import reason as _reason
 from cext.events import CLIENT, MAX_HANDSHAKE, SERVER
 
-__all__ = ["FlowTable", "Flow", "endpoint_text"]
+__all__ = ["FlowTable", "Flow"]
 
 log = logging.getLogger(__name__)
 
@@ -34,33 +42,26 @@ SKIP_MIN = 4096
 MAX_PLAINTEXT = 16 * 1024
 
 
-def endpoint_text(raw: bytes) -> str:
-    """6 or 18 raw bytes (address + port) -> ``ip:port`` / ``[ip6]:port``.  (Compiled: C
-    integers formatted in C, cheaper than a memo lookup; IPv6 goes through ``ipaddress``.)"""
-    n = len(raw)
-    port = (raw[n - 2] << 8) | raw[n - 1]
-    if n == 6:
-        a0, a1, a2, a3 = raw[0], raw[1], raw[2], raw[3]
-        return "%d.%d.%d.%d:%d" % (a0, a1, a2, a3, port)
-    return "[%s]:%d" % (ipaddress.IPv6Address(bytes(raw[:16])), port)
-
-
 class Flow:
     """One TCP connection: roles, reassembly state, the TLS reader and the session record."""
 
-    __slots__ = ("key", "client_lo", "next_seq", "ooo", "ooo_bytes", "conn", "session",
-                 "last", "first")
+    __slots__ = ("key", "client_lo", "nseq", "has_seq", "ooo", "ooo_bytes", "conn", "session",
+                 "last", "first", "serial", "created")
 
-    def __init__(self, key: bytes, client_lo: bool, ts: float) -> None:
+    def __init__(self, key: bytes, client_lo: bool, ts: float, serial: int = 0,
+                 created: int = 0) -> None:
         self.key = key
         self.client_lo = client_lo
-        self.next_seq = [None, None]
+        self.nseq = [0, 0]              # next expected sequence number per direction
+        self.has_seq = [False, False]   # ... once known
         self.ooo = None                 # [dict, dict] once a segment arrives out of order
         self.ooo_bytes = [0, 0]
         self.conn = None                # TLSConnection, created with the first payload
         self.session = None
         self.first = ts
         self.last = ts
+        self.serial = serial            # creation order in its table
+        self.created = created          # the frame that created it (its decoder's count)
 
     def endpoints(self):
         half = len(self.key) // 2
@@ -74,18 +75,24 @@ class FlowTable:
     def __init__(self, engine, max_flows: int = 262_144, idle_timeout: float = 120.0,
                  max_ooo_bytes: int = 256 * 1024, max_ooo_segments: int = 64,
                  max_done: int = 1_048_576, max_handshake: int = MAX_HANDSHAKE,
-                 close_linger: float = 1.0, skip_min: int = SKIP_MIN) -> None:
-        #: ``engine.wire`` / ``.tls`` / ``.session``: one build's modules (the compiled table
-        #: holds its readers and sessions as C types: only the compiled ones fit)
-        self.wire = engine.wire
+                 close_linger: float = 1.0, skip_min: int = SKIP_MIN, offers: int = 4096,
+                 chains: int = 4096) -> None:
+        #: the engine's wire parser, reader and session (the compiled table holds its readers
+        #: and sessions as C types: only the compiled ones fit)
+        self.wire = engine.wire.Wire()
+        self._done_type = engine.wire.Done
+        self._skip_type = engine.wire.Skip
         self._new_connection = engine.tls.TLSConnection
         self._new_session = engine.session.Session
+        #: the memos the sessions share (offers, certificate chains): this table's traffic
+        self.caches = engine.session.Caches(self.wire, offers, chains)
         _check_engine(self)
         self.flows: dict = {}
-        self.done: dict = {}
-        # creation order of flows / finishing order of done keys, for oldest-first eviction
-        # in O(1): walking the dicts from their start would step over the holes that
-        # deletions leave at the front (quadratic under a SYN flood)
+        self.live = 0                   # Flow entries in ``flows``
+        self.ndone = 0                  # Done entries in ``flows``
+        self._serial = 0
+        # creation order of flows, finishing order of done keys: oldest-first eviction and
+        # the expiry walk in O(1) per entry (walking the dict would step over finished keys)
         self._flow_order: deque = deque()
         self._done_order: deque = deque()
         self.skip: dict = {}
@@ -100,6 +107,14 @@ class FlowTable:
         self.now = 0.0
         self._next_expiry = None
         self._out: list = []
+        #: the decoder's count of the frame being handled, and of the one that set ``now``
+        self.frame = 0
+        self.now_frame = 0
+        self._max_ts = 0.0
+        #: with ``ordered()``: each finished connection's place in the output of one table
+        #: reading every connection (a table of one ``--jobs`` worker reads some)
+        self.keys = None
+        self._key = None
         self.stats = {
             "flows_created": 0, "flows_not_tls": 0, "flows_evicted": 0, "flows_timed_out": 0,
             "summaries": 0, "retransmissions": 0, "out_of_order": 0, "gaps": 0,
@@ -108,50 +123,90 @@ class FlowTable:
         self.reasons: dict = {}
 
     # -- input -----------------------------------------------------------------------------------
+    def decoded(self, dec, sync=None) -> list:
+        """Handle the segments of ``dec``'s current frame source (this table's decoder; the
+        caller began the source), then end the batch: returns the finished connections.
+        What a segment changes (a finished flow, a ciphertext skip) applies to the next.
+
+        ``sync`` is for a table that reads only some connections (``--jobs``): its clock is
+        the packets' time, of the last segment any table read.  When the end of the batch
+        might expire flows, ``sync(frame, now)`` -- the frame count and time of this table's
+        last segment -- returns that time."""
+        self._out = []
+        if self.keys is not None:
+            self.keys = []
+        while dec.next():
+            self.frame = dec.frames
+            self._segment(dec.entry, dec.ts, dec.key, dec.from_lo, dec.flags, dec.seq,
+                          dec.payload, dec.truncated)
+        self.frame = dec.frames
+        if sync is not None:
+            if dec.batch_max_ts > self._max_ts:
+                self._max_ts = dec.batch_max_ts
+            if self._next_expiry is None or self._max_ts >= self._next_expiry:
+                self.now = sync(self.now_frame, self.now)
+        return self.end_batch()
+
+    def ordered(self) -> None:
+        """Keep :attr:`keys`: for each connection :meth:`decoded` and :meth:`flush` return,
+        a key that sorts the outputs of several tables (each reading some connections of the
+        same frames, ``--jobs``) into the order one table reading them all gives."""
+        self.keys = []
+
     def process(self, segments) -> list:
-        """Handle a list of decoder segments; returns the finished connections."""
-        out = self._out = []
-        segment = self.segment
+        """Handle a list of decoder segment tuples; returns the finished connections."""
+        self._out = []
         for seg in segments:
-            segment(*seg)
+            self.segment(*seg)
         return self.end_batch()
 
     def segment(self, ts, key, from_lo, flags, seq, payload, truncated) -> None:
-        """Handle one decoder segment (the decoder's per-segment sink: what this sets up,
-        such as a finished flow or a ciphertext skip, applies to the rest of its batch)."""
-        flow = self.flows.get(key)
-        if flow is None:
-            if key in self.done and not (flags & SYN and not flags & ACK):
-                return                          # finished earlier in this batch
+        """Handle one decoder segment tuple."""
+        self._segment(self.flows.get(key), ts, key, from_lo, flags, seq, payload, truncated)
+
+    def _segment(self, entry, ts, key, from_lo, flags, seq, payload, truncated) -> None:
+        if entry is None or type(entry) is self._done_type:
+            if entry is not None:
+                if not (flags & SYN and not flags & ACK):
+                    return                      # finished earlier in this batch
+                entry.alive = False             # a new connection on a finished 5-tuple
+                self.ndone -= 1
             flow = self._new_flow(key, from_lo, flags, payload, ts, self._out)
             if flow is None:
                 return
+        else:
+            flow = entry
         self.now = ts
+        self.now_frame = self.frame
+        if self.keys is not None:
+            self._key = (4 * self.frame + 1, 0, 0)
         out = self._out
         try:                                    # one guard per packet
             d = CLIENT if from_lo == flow.client_lo else SERVER
             flow.last = ts
             if flags & SYN:
                 seq = (seq + 1) & MASK
-                flow.next_seq[d] = seq
+                flow.nseq[d] = seq
+                flow.has_seq[d] = True
             sess = flow.session
             if payload:
                 if sess is None:
-                    sess = flow.session = self._new_session(flow.first)
+                    sess = flow.session = self._new_session(flow.first, self.caches)
                 conn = flow.conn
                 if conn is None:
-                    conn = flow.conn = self._new_connection(self.wire, self.max_handshake)
+                    conn = flow.conn = self._new_connection(self.wire, sess,
+                                                            self.max_handshake)
                 sess.end = ts
-                nseq = flow.next_seq
-                nxt = nseq[d]
-                if flow.ooo is None and (nxt == seq or nxt is None):    # in order: fast path
-                    nseq[d] = (seq + len(payload)) & MASK
-                    error = conn.feed_into(d, payload, sess.on_event)
-                    if error is not None:
-                        self._protocol_error(sess, error)
+                n = len(payload)
+                if flow.ooo is None and (flow.nseq[d] == seq or not flow.has_seq[d]):
+                    flow.nseq[d] = (seq + n) & MASK         # in order: the fast path
+                    flow.has_seq[d] = True
+                    status = conn.feed_at(d, payload, 0, n)
+                    if status:
+                        self._protocol_error(sess, status)
                 else:
-                    self._segment(flow, d, seq, payload, ts)
-                if conn.dirs[d].skip >= self.skip_min:
+                    self._reassemble(flow, d, seq, payload, ts)
+                if conn.pending_skip(d) >= self.skip_min:
                     self._skip_ciphertext(flow, conn, d, from_lo)
             if truncated:
                 self._gap(flow, d)
@@ -159,7 +214,7 @@ class FlowTable:
                     sess.truncated = True
             if flags & (RST | FIN):
                 if sess is None:
-                    sess = flow.session = self._new_session(flow.first)
+                    sess = flow.session = self._new_session(flow.first, self.caches)
                 sess.end = ts
                 if flags & RST:
                     sess.tcp_rst(d)
@@ -177,14 +232,15 @@ class FlowTable:
                         and flow.conn.plaintext() > MAX_PLAINTEXT:
                     self._finish(flow, "not_tls", out)
         except Exception:
-            # a bug, not bad input (that is a ProtocolError, handled above): count every
+            # a bug, not bad input (that is an error status, handled above): count every
             # one, log the 1st, 2nd, 4th, 8th ... with its traceback -- a bug that hits every
             # flow must not turn into a traceback per flow (and the core reads no clock)
             n = self.stats["internal_errors"] = self.stats["internal_errors"] + 1
             if n & (n - 1) == 0:
                 client, server = flow.endpoints()
                 log.exception("internal error on flow %s -> %s (%d so far; logged at powers "
-                              "of 2)", endpoint_text(client), endpoint_text(server), n)
+                              "of 2)", self.wire.endpoint_text(client),
+                              self.wire.endpoint_text(server), n)
             self._finish(flow, "incomplete", out)
 
     def begin_batch(self) -> None:
@@ -205,36 +261,53 @@ class FlowTable:
         """Finish flows idle for longer than ``idle_timeout`` at time ``now``, and those
         quiet for ``close_linger`` after a FIN or a fatal alert: a failed handshake whose
         other side never closes (half-closed) is reported in about a second, not after
-        the idle timeout."""
+        the idle timeout.  Forget finished keys without a packet for ``idle_timeout``."""
         out = [] if out is None else out
         limit = now - self.idle_timeout
         linger = now - self.close_linger
         stale, ended = [], []
-        for f in self.flows.values():
-            if f is None or f.last >= linger:
+        for f in self._current():
+            if f.last >= linger:
                 continue
             if f.last < limit:
                 stale.append(f)
             elif (s := f.session) is not None and (s.fin or s.fatal):
                 ended.append(f)
+        major = 4 * self.frame + 2
         for f in stale:
             self.stats["flows_timed_out"] += 1
+            self._key = (major, 0, f.created)
             self._finish(f, "timeout", out)
         for f in ended:
             self.stats["flows_half_closed"] += 1
+            self._key = (major, 1, f.created)
             self._finish(f, "closed", out)
+        self._forget_done(limit, now)
         return out
 
     def flush(self, reason: str = "incomplete") -> list:
         """End of input: finish every flow."""
         out: list = []
-        for f in list(self.flows.values()):
-            if f is not None:
-                self._finish(f, reason, out)
-        self.flows.clear()
+        if self.keys is not None:
+            self.keys = []
+        for f in self._current():
+            self._key = (1 << 62, 0, f.created)
+            self._finish(f, reason, out)
+        for k in [k for k, v in self.flows.items() if v is None]:
+            del self.flows[k]
         return out
 
     # -- internals -------------------------------------------------------------------------------
+    def _current(self) -> list:
+        """The live flows, oldest first."""
+        flows = self.flows
+        out = []
+        for key, serial in self._flow_order:
+            f = flows.get(key)
+            if f is not None and type(f) is Flow and f.serial == serial:
+                out.append(f)
+        return out
+
     def _new_flow(self, key, from_lo, flags, payload, ts, out):
         if flags & SYN:
             client_lo = from_lo if not flags & ACK else not from_lo
@@ -255,50 +328,60 @@ class FlowTable:
         else:
             self.flows.pop(key, None)
             return None
-        if len(self.flows) > self.max_flows:
+        if self.live >= self.max_flows:
+            if self.keys is not None:
+                self._key = (4 * self.frame, 0, 0)
             self._evict_oldest(out)
-        flow = Flow(key, client_lo, ts)
+        self._serial += 1
+        flow = Flow(key, client_lo, ts, self._serial, self.frame)
         self.flows[key] = flow
+        self.live += 1
         order = self._flow_order
-        order.append((key, ts))             # not the flow: a finished one must be freed
-        if len(order) > 2 * len(self.flows) + 1024:        # mostly finished flows: compact
-            self._flow_order = deque((f.key, f.first) for f in self.flows.values()
-                                     if f is not None)
+        order.append((key, self._serial))   # not the flow: a finished one must be freed
+        if len(order) > 2 * self.live + 1024:               # mostly finished flows: compact
+            flows = self.flows
+            self._flow_order = deque(
+                (k, s) for k, s in order
+                if (f := flows.get(k)) is not None and type(f) is Flow and f.serial == s)
         self.stats["flows_created"] += 1
         return flow
 
     def _evict_oldest(self, out) -> None:
         order, flows = self._flow_order, self.flows
         while order:
-            key, first = order.popleft()
+            key, serial = order.popleft()
             oldest = flows.get(key)
-            if oldest is not None and oldest.first == first:
+            if oldest is not None and type(oldest) is Flow and oldest.serial == serial:
                 self.stats["flows_evicted"] += 1
                 self._finish(oldest, "evicted", out)
                 return
 
     def _skip_ciphertext(self, flow, conn, d, from_lo) -> None:
         """The rest of this ciphertext record is of no use: let the decoder drop it in C."""
-        stop = (flow.next_seq[d] + conn.take_skip(d, self.skip_min)) & MASK
-        flow.next_seq[d] = stop
+        stop = (flow.nseq[d] + conn.take_skip(d, self.skip_min)) & MASK
+        flow.nseq[d] = stop
         sk = self.skip.get(flow.key)
         if sk is None:
-            sk = self.skip[flow.key] = [-1, -1]
-        sk[0 if from_lo else 1] = stop
+            sk = self.skip[flow.key] = self._skip_type()
+        if from_lo:
+            sk.lo = stop
+        else:
+            sk.hi = stop
 
-    def _protocol_error(self, sess, error) -> None:
+    def _protocol_error(self, sess, status) -> None:
+        r = _reason(status)
         self.stats["protocol_errors"] += 1
-        self.reasons[error.reason] = self.reasons.get(error.reason, 0) + 1
-        sess.weird(error.reason)
+        self.reasons[r] = self.reasons.get(r, 0) + 1
+        sess.weird(r)
 
-    def _segment(self, flow, d, seq, data, ts) -> None:
-        nxt = flow.next_seq[d]
-        if nxt is None:
-            nxt = seq
+    def _reassemble(self, flow, d, seq, data, ts) -> None:
+        """An out-of-order, retransmitted or overlapping segment (the slow path)."""
+        nxt = flow.nseq[d] if flow.has_seq[d] else seq
         delta = (seq - nxt) & MASK
         if delta == 0:
             self._deliver(flow, d, data, ts)
-            flow.next_seq[d] = (nxt + len(data)) & MASK
+            flow.nseq[d] = (nxt + len(data)) & MASK
+            flow.has_seq[d] = True
             if flow.ooo is not None and flow.ooo[d]:
                 self._drain(flow, d, ts)
         elif delta < HALF:                                      # ahead: hole before it
@@ -315,18 +398,20 @@ class FlowTable:
             back = (nxt - seq) & MASK
             if back < len(data):
                 self._deliver(flow, d, data[back:], ts)
-                flow.next_seq[d] = (nxt + len(data) - back) & MASK
+                flow.nseq[d] = (nxt + len(data) - back) & MASK
+                flow.has_seq[d] = True
                 if flow.ooo is not None and flow.ooo[d]:
                     self._drain(flow, d, ts)
             else:
                 self.stats["retransmissions"] += 1
-        if flow.next_seq[d] is None:
-            flow.next_seq[d] = (seq + len(data)) & MASK
+        if not flow.has_seq[d]:
+            flow.nseq[d] = (seq + len(data)) & MASK
+            flow.has_seq[d] = True
 
     def _drain(self, flow, d, ts) -> None:
         q = flow.ooo[d]
         while q:
-            nxt = flow.next_seq[d]
+            nxt = flow.nseq[d]
             hit = None
             for s in q:
                 if ((nxt - s) & MASK) < HALF:                   # starts at or before nxt
@@ -339,7 +424,7 @@ class FlowTable:
             back = (nxt - hit) & MASK
             if back < len(data):
                 self._deliver(flow, d, data[back:], ts)
-                flow.next_seq[d] = (nxt + len(data) - back) & MASK
+                flow.nseq[d] = (nxt + len(data) - back) & MASK
 
     def _skip_hole(self, flow, d, ts) -> None:
         """Too much buffered behind a hole: mark the gap, stop parsing this direction."""
@@ -358,33 +443,63 @@ class FlowTable:
         """Hand reassembled bytes to the TLS reader (slow path: after reordering)."""
         sess = flow.session
         sess.end = ts
-        error = flow.conn.feed_into(d, data, sess.on_event)
-        if error is not None:
-            self._protocol_error(sess, error)
+        status = flow.conn.feed_at(d, data, 0, len(data))
+        if status:
+            self._protocol_error(sess, status)
 
     def _mark_done(self, key: bytes) -> None:
-        done, order = self.done, self._done_order
-        done[key] = None
-        order.append(key)
-        if len(done) > self.max_done:
+        """The connection of ``key`` was summarized: its later packets are dropped (in C)."""
+        mark = self._done_type(self.now)
+        self.flows[key] = mark
+        self.ndone += 1
+        order = self._done_order
+        order.append((key, mark, self.now))
+        if self.ndone > self.max_done:
+            flows = self.flows
             while order:                    # oldest first; skip keys a new SYN reopened
-                old = order.popleft()
-                if old in done and old != key:
-                    del done[old]
+                old, m, _t = order.popleft()
+                if flows.get(old) is m:
+                    m.alive = False
+                    del flows[old]
+                    self.ndone -= 1
                     break
-        if len(order) > 2 * len(done) + 1024:
-            self._done_order = deque(done)
+        if len(order) > 2 * self.ndone + 1024:
+            flows = self.flows
+            self._done_order = deque(x for x in order if flows.get(x[0]) is x[1])
+
+    def _forget_done(self, limit: float, now: float) -> None:
+        """Finished keys without a packet since ``limit`` go (oldest queued first; one seen
+        since it was queued goes to the back, stamped ``now``)."""
+        order, flows = self._done_order, self.flows
+        while order:
+            key, mark, queued = order[0]
+            if queued >= limit:
+                return
+            order.popleft()
+            if flows.get(key) is not mark:
+                continue                    # reopened or evicted
+            if mark.last < limit:
+                mark.alive = False
+                del flows[key]
+                self.ndone -= 1
+            else:
+                order.append((key, mark, now))
 
     def _finish(self, flow, reason, out) -> None:
         key = flow.key
-        if self.flows.pop(key, None) is None:
+        if self.flows.get(key) is not flow:
             return
-        self.skip.pop(key, None)
+        self.live -= 1
+        sk = self.skip.pop(key, None)
+        if sk is not None:
+            sk.alive = False
         sess = flow.session
         if sess is not None and sess.seen_tls:
             # the decoder drops the rest of this connection in C (a flow that never was TLS
             # needs no entry: its later packets do not start a TLS record)
             self._mark_done(key)
+        else:
+            del self.flows[key]
         if flow.ooo is not None and reason != "established":
             # bytes still queued behind a hole that never filled (not when the handshake
             # is over: what is queued then is later traffic, no longer watched)
@@ -396,8 +511,16 @@ class FlowTable:
             return
         lo, hi = flow.endpoints()
         self.stats["summaries"] += 1
-        raw = sess.summary(endpoint_text(lo), endpoint_text(hi), reason)
+        wire = self.wire
+        raw = sess.summary(wire.endpoint_text(lo), wire.endpoint_text(hi), reason)
         out.append((raw, sess.certificate_ders()))
+        if self.keys is not None:
+            self.keys.append(self._key)
+
+    def done_keys(self) -> list:
+        """The keys of finished connections still remembered, oldest first."""
+        flows = self.flows
+        return [k for k, m, _t in self._done_order if flows.get(k) is m]
 
 
 def _sender_role(payload: bytes):
@@ -421,5 +544,5 @@ def _check_engine(table) -> None:
     session are not the types this build of the table holds (a compiled table given the twin's
     classes raises TypeError here)."""
     flow = Flow(b"", True, 0.0)
-    flow.conn = table._new_connection(table.wire)
-    flow.session = table._new_session(0.0)
+    flow.session = table._new_session(0.0, table.caches)
+    flow.conn = table._new_connection(table.wire, flow.session)

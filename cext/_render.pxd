@@ -18,5 +18,7 @@ cdef list _certs(digests, facts)
 
 cdef list _sides_json(v)
 
+cdef _copy(names)
+
 @cython.locals(j=dict, o=tuple, alerts=list)
 cpdef dict summary_to_json(raw, facts, offer_names=*)

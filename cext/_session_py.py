@@ -1,26 +1,31 @@
 """One record per connection, Zeek ``SSL::Info`` style.
 
-:class:`Session` consumes the events of :mod:`cext.events` plus the TCP facts the flow table
-gives it (FIN/RST senders, gaps, truncation) and, when the flow is finalized, makes the raw
-summary: a dict with the field names of :data:`proto.summary.FIELD` holding raw code points
-(ints) where the JSON shows IANA names.  It renders nothing: :mod:`proto.summary` packs the
-raw summary as msgpack, :func:`proto.render.summary_to_json` renders its JSON.  Internal
-flags (``_ccs``, ``_app`` ...) are never serialized.
+:class:`Session` is the TLS reader's sink (:class:`cext._tls_py.Sink`: one method per event
+kind, C calls in the compiled build) and takes the TCP facts the flow table gives it (FIN/RST
+senders, gaps, truncation).  When the flow is finalized it makes the raw summary: a dict with
+the field names of :data:`proto.summary.FIELD` holding raw code points (ints) where the JSON
+shows IANA names.  It renders nothing: :mod:`proto.summary` packs the raw summary as msgpack,
+:func:`proto.render.summary_to_json` renders its JSON.  Internal flags (``_ccs``, ``_app``
+...) are never serialized.
+
+What clients repeat is computed once per flow table, in :class:`Caches`: the offer of a
+ClientHello (its lists without GREASE, and its JA4) memoized on its *offer key* -- the
+invariant part, extensions sorted (browsers permute them per connection, as JA4 sorts them)
+-- and the digests of a certificate chain; both bounded by ``functools.lru_cache``, the one
+cache policy of the core.
 """
 from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from hashlib import blake2s as _blake2s
 
-from cext.events import (CLIENT, SERVER, Alert, Certificate, CertificateRequest,
-                         ChangeCipherSpec, ClientHello, EncryptedRecord, HandshakeMessage,
-                         HelloRetryRequest, Record, ServerHello, ServerKeyExchange)
+from cext.events import CLIENT, SERVER
 from cext.ja4 import ja4
 from proto.history import history_letter, record_history_letter
 from proto.names import is_grease, is_tls13
 
-__all__ = ["Session", "MAX_HISTORY", "MAX_ENCRYPTED_LENGTHS"]
+__all__ = ["Session", "Caches", "offer_from_key", "chain_digests", "MAX_HISTORY",
+           "MAX_ENCRYPTED_LENGTHS"]
 
 MAX_HISTORY = 100
 MAX_ENCRYPTED_LENGTHS = 8
@@ -31,36 +36,63 @@ MAX_WEIRDS = 16
 PROBABLE_ALERT_MAX = 24
 #: once established, this many more records from either side end the watch whatever they are
 AFTER_ESTABLISHED = 8
+#: distinct client offers and certificate chains one flow table keeps
+OFFERS = 4096
+CHAINS = 4096
 
 _CLIENT, _SERVER = CLIENT, SERVER
-# Zeek ssl_history letters (upper case; the server's are lowered when recorded)
-_HS_LETTERS = {t: history_letter(t, True) for t in range(256)}
-_LETTER_HRR = _HS_LETTERS[6]
-_LETTER_CCS = record_history_letter(20, True)
-_LETTER_ALERT = record_history_letter(21, True)
-_RECORD_LETTERS = {t: record_history_letter(t, True) for t in range(256)}
-_LOWER = {c: c.lower() for c in set(_HS_LETTERS.values()) | set(_RECORD_LETTERS.values()) | {"C", "S", "X", "K", "R"}}
+# Zeek ssl_history letters: the client's upper case, the server's lower case
+_HS_LETTERS = tuple(history_letter(t, True) for t in range(256))
+_RECORD_LETTERS = tuple(record_history_letter(t, True) for t in range(256))
+_LOWER = {c: c.lower() for c in set(_HS_LETTERS) | set(_RECORD_LETTERS) | {"C", "S", "X", "K", "R"}}
+#: (client letter, server letter) per handshake / record type
+_HS_PAIRS = tuple((c, _LOWER[c]) for c in _HS_LETTERS)
+_RECORD_PAIRS = tuple((c, _LOWER[c]) for c in _RECORD_LETTERS)
+_CH, _SH, _HRR, _X, _K, _R = ("C", "c"), ("S", "s"), _HS_PAIRS[6], ("X", "x"), ("K", "k"), ("R", "r")
+_CCS, _ALERT = _RECORD_PAIRS[20], _RECORD_PAIRS[21]
 
 _HT_CERTIFICATE, _HT_SERVER_HELLO_DONE, _HT_FINISHED = 11, 14, 20
-#: the connection id's hash, unkeyed BLAKE2s with an 8-byte digest: copied per id
-_ID_HASH = _blake2s(digest_size=8)
+
+
+class Caches:
+    """What the sessions of one flow table share: its wire parser (``cext._wire.Wire`` or
+    the twin's) and the bounded memos of the offers and certificate chains of its traffic."""
+
+    def __init__(self, wire, offers: int = OFFERS, chains: int = CHAINS) -> None:
+        self.wire = wire
+        #: offer key (bytes, ``Wire.client_hello_key``) -> :class:`_Offer`
+        self.offer = lru_cache(maxsize=offers)(offer_from_key)
+        #: tuple of DER -> ((sha256, der), ...)
+        self.digests = lru_cache(maxsize=chains)(chain_digests)
+
+
+def chain_digests(ders: tuple) -> tuple:
+    """``((sha256(der), der), ...)`` of a certificate chain."""
+    return tuple([(hashlib.sha256(d).digest(), d) for d in ders])
 
 
 class Session:
     __slots__ = (
-        "start", "end", "history", "ch", "sh", "hrr", "alerts", "last_msg",
-        "certs", "client_certs", "cert_request", "client_cert_empty", "ske", "enc",
-        "enc_alerts", "fin", "rst", "gaps", "truncated", "weirds", "established", "resumed",
-        "_ccs", "_app", "_server_cert_seen", "_server_ccs_early", "_tls13", "_v2",
-        "ja4", "_counts", "_at_established", "offer", "fatal",
+        "start", "end", "caches", "history", "has_ch", "ch_legacy", "ch_sid", "sni",
+        "ch_exts", "sh", "version", "hrr", "alerts", "last_msg", "certs", "client_certs",
+        "cert_request", "client_cert_empty", "ske", "enc0", "enc1", "enc_alerts", "fin", "rst",
+        "gaps", "truncated", "weirds", "established", "resumed", "_ccs", "_app",
+        "_server_cert_seen", "_server_ccs_early", "_tls13", "_v2", "ja4", "_counts",
+        "_at_established", "offer", "fatal",
     )
 
-    def __init__(self, ts: float) -> None:
+    def __init__(self, ts: float, caches: Caches) -> None:
         self.start = ts
         self.end = ts
+        self.caches = caches
         self.history: list = []
-        self.ch = None
+        self.has_ch = False
+        self.ch_legacy = -1
+        self.ch_sid = None
+        self.sni = None
+        self.ch_exts = None
         self.sh = None
+        self.version = -1
         self.hrr = False
         self.alerts: list = []
         self.last_msg = -1
@@ -69,7 +101,8 @@ class Session:
         self.cert_request = False
         self.client_cert_empty = False
         self.ske = None
-        self.enc = ([], [])
+        self.enc0: list = []
+        self.enc1: list = []
         self.enc_alerts: list = []
         self.fin: list = []
         self.rst: list = []
@@ -88,7 +121,7 @@ class Session:
         self.offer = _NO_OFFER
         self.fatal = False                  # a fatal alert was seen (plaintext)
         self._counts = [0, 0]
-        self._at_established = (0, 0)
+        self._at_established = [0, 0]
 
     # -- facts from the flow table -------------------------------------------------------------
     def weird(self, name: str) -> None:
@@ -109,7 +142,7 @@ class Session:
 
     @property
     def seen_tls(self) -> bool:
-        return self.ch is not None or self.sh is not None or bool(self.history)
+        return self.has_ch or self.sh is not None or bool(self.history)
 
     def handshake_over(self) -> bool:
         """True once nothing more of interest can come.  After the handshake the analyzer
@@ -118,115 +151,127 @@ class Session:
         the client's Finished and certificate (a ticket, data, or an encrypted alert)."""
         if not self.established:
             return False
-        cn, sn = self._counts
-        ce, se = self._at_established
-        dc, ds = cn - ce, sn - se
+        dc = self._counts[0] - self._at_established[0]
+        ds = self._counts[1] - self._at_established[1]
         if dc + ds >= AFTER_ESTABLISHED:
             return True
         return dc >= 1 and (ds >= 1 or not self._tls13)
 
-    # -- events ----------------------------------------------------------------------------------
-    def _letter(self, d: int, letter: str) -> None:
+    # -- the reader's events ---------------------------------------------------------------------
+    def _letter(self, d: int, letters: tuple) -> None:
         h = self.history
         if len(h) < MAX_HISTORY:
-            h.append(letter if d == _CLIENT else _LOWER[letter])
+            h.append(letters[d])
         elif len(h) == MAX_HISTORY:
             h.append("")                      # sentinel: capped once
             self.weird("SSL_max_history_length")
 
-    def on_event(self, ev) -> None:
-        _DISPATCH[type(ev)](self, ev)
+    def client_hello(self, d, fields, data, start, end) -> None:
+        self._letter(d, _CH)
+        if not self.has_ch:
+            self.has_ch = True
+            self.ch_legacy, self.ch_sid, self.sni, self.ch_exts, key = fields
+            caches = self.caches
+            if key is not None:
+                o = caches.offer(key)
+            else:                           # too large to memoize: from the whole message
+                o = _offer_of_hello(caches.wire.client_hello(data, start, end))
+            self.offer = o
+            self.ja4 = o.ja4
+        self.last_msg = 1
 
-    def _client_hello(self, ev) -> None:
-        self._letter(ev.direction, "C")
-        if self.ch is None:
-            self.ch = ev
-            self.offer = _offer(ev)
+    def sslv2_client_hello(self, d, hello) -> None:
+        self._letter(d, _CH)
+        if not self.has_ch:
+            self.has_ch = True
+            self.ch_legacy = hello.legacy_version
+            self.ch_sid = hello.session_id
+            self.sni = hello.server_name
+            self.ch_exts = tuple(v for v in hello.extensions if not is_grease(v))
+            self.offer = _offer_of_hello(hello[1:15], hello.sslv2)
             self.ja4 = self.offer.ja4
         self.last_msg = 1
 
-    def _server_hello(self, ev) -> None:
-        self._letter(ev.direction, "S")
-        self.sh = ev
+    def server_hello(self, d, hello) -> None:
+        self._letter(d, _SH)
+        self.sh = hello
         self.last_msg = 2
-        self._tls13 = is_tls13(ev.version)
-        self._v2 = ev.sslv2
-        ch = self.ch
+        v = hello.selected_version
+        self.version = v if v >= 0 else hello.legacy_version
+        self._tls13 = is_tls13(self.version)
+        self._v2 = hello.sslv2
         if self._tls13:
-            self.resumed = ev.psk
-        elif ch is not None and ch.session_id and ch.session_id == ev.session_id:
+            self.resumed = hello.psk
+        elif self.has_ch and self.ch_sid and self.ch_sid == hello.session_id:
             self.resumed = True
 
-    def _hello_retry_request(self, ev) -> None:
-        self._letter(ev.direction, _LETTER_HRR)
+    def hello_retry_request(self, d, selected_version, cipher_suite, key_share_group) -> None:
+        self._letter(d, _HRR)
         self.hrr = True
         self.last_msg = 6
 
-    def _certificate(self, ev) -> None:
-        d = ev.direction
-        self._letter(d, "X")
+    def certificate(self, d, certificates) -> None:
+        self._letter(d, _X)
         self.last_msg = _HT_CERTIFICATE
         if d == _SERVER:
             self._server_cert_seen = True
             if not self.certs:
-                self.certs = ev.certificates
+                self.certs = certificates
         else:
-            self.client_certs = ev.certificates
-            if not ev.certificates:
+            self.client_certs = certificates
+            if not certificates:
                 self.client_cert_empty = True
 
-    def _server_key_exchange(self, ev) -> None:
-        self._letter(ev.direction, "K")
+    def server_key_exchange(self, d, data, start, end) -> None:
+        self._letter(d, _K)
         self.last_msg = 12
-        self.ske = ev.body[:3]
+        self.ske = data[start:min(start + 3, end)]
 
-    def _certificate_request(self, ev) -> None:
-        self._letter(ev.direction, "R")
+    def certificate_request(self, d) -> None:
+        self._letter(d, _R)
         self.last_msg = 13
         self.cert_request = True
 
-    def _handshake_message(self, ev) -> None:
-        self._letter(ev.direction, _HS_LETTERS[ev.msg_type])
-        self.last_msg = ev.msg_type
+    def handshake(self, d, msg_type, length) -> None:
+        self._letter(d, _HS_PAIRS[msg_type])
+        self.last_msg = msg_type
 
-    def _change_cipher_spec(self, ev) -> None:
-        d = ev.direction
-        self._letter(d, _LETTER_CCS)
+    def change_cipher_spec(self, d) -> None:
+        self._letter(d, _CCS)
         self._ccs[d] = True
         if d == _SERVER and not self._server_cert_seen and self.sh is not None \
                 and not self._tls13:
             self._server_ccs_early = True     # abbreviated handshake
 
-    def _alert(self, ev) -> None:
-        self._letter(ev.direction, _LETTER_ALERT)
-        if ev.level == 2:
+    def alert(self, d, level, description) -> None:
+        self._letter(d, _ALERT)
+        if level == 2:
             self.fatal = True
         if len(self.alerts) < MAX_ALERTS:
-            self.alerts.append((ev.direction, ev.level, ev.description, self.last_msg))
+            self.alerts.append((d, level, description, self.last_msg))
 
-    def _record(self, ev) -> None:
-        self._letter(ev.direction, _RECORD_LETTERS[ev.content_type])
+    def record(self, d, content_type, length) -> None:
+        self._letter(d, _RECORD_PAIRS[content_type])
 
-    def _encrypted_record(self, ev) -> None:
-        d = ev.direction
-        ct = ev.content_type
-        lens = self.enc[d]
+    def encrypted(self, d, content_type, length) -> None:
+        lens = self.enc0 if d == _CLIENT else self.enc1
         if len(lens) < MAX_ENCRYPTED_LENGTHS:
-            lens.append(ev.length)
-        if ct == 21 or (self._tls13 and ct == 23 and ev.length <= PROBABLE_ALERT_MAX
-                        and (d == _CLIENT or self._app[_SERVER])):
+            lens.append(length)
+        if content_type == 21 or (self._tls13 and content_type == 23
+                                  and length <= PROBABLE_ALERT_MAX
+                                  and (d == _CLIENT or self._app[_SERVER])):
             # (the server's first TLS 1.3 record is EncryptedExtensions, often this short)
             # an encrypted alert, or in TLS 1.3 a record only an alert is that short: it
             # does not end the watch (the close that follows it is evidence too)
             if len(self.enc_alerts) < MAX_ALERTS:
-                self.enc_alerts.append((d, ev.length))
+                self.enc_alerts.append((d, length))
         else:
             self._counts[d] += 1
         if self.established:
             return
         if self._tls13:
             # Zeek: both sides sent application_data records (in either order)
-            if ev.content_type == 23:
+            if content_type == 23:
                 self._app[d] = True
                 if self._app[0] and self._app[1]:
                     self._establish()
@@ -238,7 +283,8 @@ class Session:
 
     def _establish(self) -> None:
         self.established = True
-        self._at_established = tuple(self._counts)
+        self._at_established[0] = self._counts[0]
+        self._at_established[1] = self._counts[1]
 
     # -- output --------------------------------------------------------------------------------
     def outcome(self, reason: str) -> str:
@@ -267,38 +313,33 @@ class Session:
             return (ske[1] << 8) | ske[2]
         return None
 
-    def _id(self, client: str, server: str) -> str:
-        """The connection id: a hash of the first packet's time in microseconds and the two
-        endpoints."""
-        us = round(self.start * 1000000)
-        h = _ID_HASH.copy()                 # (cheaper than a keyword call per connection)
-        h.update(("%d|%s|%s" % (us, client, server)).encode())
-        return h.hexdigest()
-
     def summary(self, client: str, server: str, reason: str) -> dict:
         """The raw summary (see module docstring).  ``reason`` says why the flow ended when
         the connection itself did not: ``timeout``, ``evicted`` or ``incomplete``."""
-        ch, sh, o = self.ch, self.sh, self.offer
+        sh, o = self.sh, self.offer
+        has_ch = self.has_ch
         return {
-            "id": self._id(client, server),
+            # the connection id: a hash of the first packet's time in microseconds and the
+            # two endpoints
+            "id": self.caches.wire.connection_id(self.start, client, server),
             "client": client,
             "server": server,
             "start": self.start,
             "end": self.end,
-            "version": sh.version if sh is not None else None,
+            "version": self.version if sh is not None else None,
             "cipher": sh.cipher_suite if sh is not None and sh.cipher_suite >= 0 else None,
             "curve": self._curve(),
             "curve_from_ske": self.ske is not None and not self._tls13,
-            "server_name": ch.server_name if ch is not None else None,
+            "server_name": self.sni if has_ch else None,
             "alpn": sh.alpn if sh is not None else None,
             "established": self.established,
             "resumed": self.resumed or self._server_ccs_early,
             "history": "".join(self.history),
             "alerts": self.alerts,
-            "client_legacy_version": ch.legacy_version if ch is not None else None,
+            "client_legacy_version": self.ch_legacy if has_ch else None,
             "client_versions": o.versions,
             "client_ciphers": o.ciphers,
-            "client_extensions": o.extensions,
+            "client_extensions": self.ch_exts if has_ch else [],
             "client_groups": o.groups,
             "client_alpn": o.alpn,
             "client_signature_algorithms": o.sigalgs,
@@ -306,15 +347,16 @@ class Session:
             "client_psk": o.psk,
             "client_sslv2": o.sslv2,
             "hrr": self.hrr,
-            "certificates": [d for d, _ in self._digests(self.certs)] if self.certs else [],
-            "client_certificates": [d for d, _ in self._digests(self.client_certs)]
+            "certificates": [d for d, _ in self.caches.digests(self.certs)]
+            if self.certs else [],
+            "client_certificates": [d for d, _ in self.caches.digests(self.client_certs)]
             if self.client_certs else [],
             "certificate_request": self.cert_request,
             "client_certificate_empty": self.client_cert_empty,
             "ja4": self.ja4,
             "close": {"fin": list(self.fin), "rst": list(self.rst)},
-            "client_encrypted": list(self.enc[0]),
-            "server_encrypted": list(self.enc[1]),
+            "client_encrypted": list(self.enc0),
+            "server_encrypted": list(self.enc1),
             "encrypted_alerts": list(self.enc_alerts),
             "gaps": list(self.gaps),
             "truncated": self.truncated,
@@ -326,81 +368,91 @@ class Session:
 
     def certificate_ders(self) -> list:
         """(sha256 digest, DER) for every certificate referenced by the summary."""
-        return self._digests(self.certs) + self._digests(self.client_certs)
-
-    def _digests(self, ders: tuple) -> list:
-        cached = _DIGESTS.get(ders)        # chains repeat: hash each distinct chain once
-        if cached is None:
-            if len(_DIGESTS) > 4096:
-                _DIGESTS.clear()
-            cached = _DIGESTS[ders] = [(hashlib.sha256(d).digest(), d) for d in ders]
-        return cached
-
-
-_DIGESTS: dict = {}
-
-
-@lru_cache(maxsize=65536)
-def _strip_grease(values: tuple) -> tuple:
-    """``values`` without RFC 8701 GREASE code points (memoized: the same offers repeat)."""
-    return tuple(v for v in values if not is_grease(v))
+        out = list(self.caches.digests(self.certs)) if self.certs else []
+        if self.client_certs:
+            out += self.caches.digests(self.client_certs)
+        return out
 
 
 class _Offer:
-    """What a ClientHello offers, as the summary carries it (GREASE removed), plus its JA4:
-    computed once per distinct offer (clients repeat theirs)."""
+    """What a ClientHello offers, as the summary carries it (GREASE removed; the extensions,
+    in wire order, are the connection's), plus its JA4: computed once per distinct offer
+    (clients repeat theirs)."""
 
-    __slots__ = ("versions", "ciphers", "extensions", "groups", "alpn", "sigalgs",
-                 "key_shares", "psk", "sslv2", "ja4")
+    __slots__ = ("versions", "ciphers", "groups", "alpn", "sigalgs", "key_shares", "psk",
+                 "sslv2", "ja4")
 
-    def __init__(self, ch) -> None:
-        if ch is None:
-            self.versions, self.ciphers, self.extensions, self.groups = (), [], [], []
-            self.alpn, self.sigalgs, self.key_shares = (), (), []
-            self.psk = self.sslv2 = False
-            self.ja4 = None
-        else:
-            vs = _strip_grease(ch.supported_versions)
-            self.versions = vs if vs else (ch.legacy_version,)
-            self.ciphers = _strip_grease(ch.cipher_suites)
-            self.extensions = _strip_grease(ch.extensions)
-            self.groups = _strip_grease(ch.supported_groups)
-            self.alpn = ch.alpn
-            self.sigalgs = ch.signature_algorithms
-            self.key_shares = _strip_grease(ch.key_share_groups)
-            self.psk = bool(ch.psk or ch.session_ticket > 0)
-            self.sslv2 = bool(ch.sslv2)
-            self.ja4 = ja4(ch.legacy_version, ch.cipher_suites, ch.extensions,
-                           ch.server_name, ch.alpn, ch.signature_algorithms,
-                           ch.supported_versions)
+    def __init__(self, versions, ciphers, groups, alpn, sigalgs, key_shares, psk, sslv2,
+                 ja4_) -> None:
+        self.versions = versions
+        self.ciphers = ciphers
+        self.groups = groups
+        self.alpn = alpn
+        self.sigalgs = sigalgs
+        self.key_shares = key_shares
+        self.psk = psk
+        self.sslv2 = sslv2
+        self.ja4 = ja4_
 
 
-_OFFERS: dict = {}
-_NO_OFFER = _Offer(None)
+#: the offer of a summary without a ClientHello (these exact empty types: msgpack packs an
+#: empty tuple and leaves an empty list out)
+_NO_OFFER = _Offer((), [], [], (), (), [], False, False, None)
 
 
-def _offer(ch) -> _Offer:
-    key = (ch.legacy_version, ch.cipher_suites, ch.extensions, ch.server_name is not None,
-           ch.alpn, ch.supported_groups, ch.signature_algorithms, ch.supported_versions,
-           ch.key_share_groups, ch.psk, ch.session_ticket > 0, ch.sslv2)
-    o = _OFFERS.get(key)
-    if o is None:
-        if len(_OFFERS) > 65536:
-            _OFFERS.clear()
-        o = _OFFERS[key] = _Offer(ch)
-    return o
+def _strip(values) -> tuple:
+    return tuple([v for v in values if not is_grease(v)])
 
 
-_DISPATCH = {
-    EncryptedRecord: Session._encrypted_record,
-    ClientHello: Session._client_hello,
-    ServerHello: Session._server_hello,
-    HelloRetryRequest: Session._hello_retry_request,
-    Certificate: Session._certificate,
-    ServerKeyExchange: Session._server_key_exchange,
-    CertificateRequest: Session._certificate_request,
-    HandshakeMessage: Session._handshake_message,
-    ChangeCipherSpec: Session._change_cipher_spec,
-    Alert: Session._alert,
-    Record: Session._record,
-}
+def _offer_of_hello(t: tuple, sslv2: bool = False) -> _Offer:
+    """The offer of a ClientHello's fields (``Wire.client_hello``: legacy_version,
+    session_id, suites, compression, extensions, server_name, alpn, groups, formats,
+    sigalgs, versions, key shares, psk, ticket)."""
+    (legacy, _sid, suites, _comp, exts, sni, alpn, groups, _fmt, sigalgs, versions, shares,
+     psk, ticket) = t
+    vs = _strip(versions)
+    return _Offer(vs if vs else (legacy,), _strip(suites), _strip(groups), alpn, sigalgs,
+                  _strip(shares), bool(psk or ticket > 0), bool(sslv2),
+                  ja4(legacy, suites, exts, sni, alpn, sigalgs, versions))
+
+
+def _u16s(key: bytes, pos: int) -> tuple:
+    """(tuple of the count-prefixed 16-bit values at ``pos``, the position after them)."""
+    n = (key[pos] << 8) | key[pos + 1]
+    pos += 2
+    return tuple([(key[pos + 2 * i] << 8) | key[pos + 2 * i + 1] for i in range(n)]), pos + 2 * n
+
+
+def _alpn_names(raw: bytes) -> tuple:
+    """The protocol names of an ALPN extension body the parser already checked (bytes after
+    its protocol name list are not read, as the parser does not)."""
+    out = []
+    pos = 2
+    end = 2 + ((raw[0] << 8) | raw[1])
+    while pos < end:
+        n = raw[pos]
+        out.append(raw[pos + 1:pos + 1 + n].decode("ascii", "backslashreplace"))
+        pos += 1 + n
+    return tuple(out)
+
+
+def offer_from_key(key: bytes) -> _Offer:
+    """The offer an offer key (``Wire.client_hello_key``) stands for: legacy_version (2
+    bytes), pre_shared_key or a session ticket (1), then count-prefixed 16-bit lists --
+    cipher suites, extension types sorted, groups, signature algorithms, versions, key share
+    groups (GREASE removed from all but the signature algorithms) -- then the ALPN extension
+    body (a presence byte, a 2-byte length)."""
+    legacy = (key[0] << 8) | key[1]
+    psk = key[2] == 1
+    suites, pos = _u16s(key, 3)
+    exts, pos = _u16s(key, pos)
+    groups, pos = _u16s(key, pos)
+    sigalgs, pos = _u16s(key, pos)
+    versions, pos = _u16s(key, pos)
+    shares, pos = _u16s(key, pos)
+    alpn: tuple = ()
+    if key[pos] == 1:
+        n = (key[pos + 1] << 8) | key[pos + 2]
+        alpn = _alpn_names(key[pos + 3:pos + 3 + n])
+    return _Offer(versions if versions else (legacy,), suites, groups, alpn, sigalgs, shares,
+                  psk, False, ja4(legacy, suites, exts, None, alpn, sigalgs, versions))

@@ -1,31 +1,41 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cython build of the wire core; ``cext/_wire_py.py`` is its pure-Python twin and the
+"""Cython build of the wire module; ``cext/_wire_py.py`` is its pure-Python twin and the
 reference for every behaviour here (tests/test_wire_equivalence.py and the fuzz target compare
-the two on real, random and mutated input).
+the two on real, random and mutated input).  ``cext/_wire.pxd`` is the C-level interface the
+compiled engine modules call.
 
 Reads are raw pointer reads (``const uint8_t*``), which Cython never bounds-checks: what
 keeps them in bounds is a length check before each one.  The hello parsers read every vector
-through ``_vec`` (bounds-checked, raises ``MalformedMessage``); the frame decoder
-(``_decode``), ``split_records``, ``split_handshakes`` and parts of the hello parsers check
-their lengths by hand before reading.  ``boundscheck``/``wraparound`` (off module-wide) only
-concern the memoryview indexing of ``decode_batch``/``decode``/``murmur2``;
-``TLSDIAG_DEBUG_BUILD=1`` turns them on.
+through ``_vec`` (bounds-checked: a status, not an exception); the frame decoder (``_decode``)
+and the pcap record walk check their lengths by hand before reading.
+``boundscheck``/``wraparound`` (off module-wide) concern the memoryview indexing of the frame
+sources and ``murmur2``; ``TLSDIAG_DEBUG_BUILD=1`` turns them on.
 
-Input is taken via the buffer protocol and walked with ``(pos, end)`` offsets.  ``bytes`` is
-read in place; any other buffer (bytearray, memoryview) is copied to ``bytes`` once first
-(``_as_bytes``).  What leaves the module -- record fragments, handshake bodies, DER
-certificates, session ids, payloads -- is copied out as new ``bytes``.
+Errors are int status codes (0 ok, ``-n`` the n-th reason of ``cext.errors.CODES``) up to the
+``def`` functions, which raise ``cext.errors.error(status)``: the one mapping.  Input is read
+in place (``bytes`` and buffers are never copied); what leaves the module -- a segment's
+payload, session ids, DER certificates, names -- is copied out as new objects.
 """
-from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
-                            PyBytes_GET_SIZE)
-from libc.stdint cimport uint8_t, uint32_t
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.math cimport fabs, rint
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport qsort
+from libc.string cimport memcmp, memcpy, memset
 
-from .errors import MalformedMessage
-from ._wire_py import COUNTER_NAMES, HRR_RANDOM, LINKTYPES, MAX_RECORD
+from .errors import error
+from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
+                       counters_as_stats)
+from ._wire_py import connection_id as _connection_id_py
+from ._wire_py import endpoint_text as _endpoint_text_py
 
 __all__ = [
-    "PacketDecoder", "split_records", "split_handshakes", "parse_client_hello",
-    "parse_server_hello", "parse_certificate", "COUNTER_NAMES", "MAX_RECORD",
+    "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
+    "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
+    "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
     "HRR_RANDOM", "LINKTYPES", "murmur2", "kafka_partition",
 ]
 
@@ -39,95 +49,215 @@ cdef enum:
 cdef enum:
     C_RECORD_MAX = 18432            # MAX_RECORD: 2^14 + 2048 (RFC 5246 6.2.3)
 
-# decoder counter indices, in the order of COUNTER_NAMES (_wire_py.py, which numbers them the
-# same way): stats() pairs them by position, and the C = Py tests compare them by name
+# status codes (cext.errors.CODES)
 cdef enum:
-    C_PACKETS
-    C_BYTES
-    C_NOT_IP
-    C_NOT_TCP
-    C_FRAG
-    C_MAL3
-    C_MAL4
-    C_TRUNC
-    C_NOPAY
-    C_DONE
-    C_UNTRACKED
-    C_EMITTED
-    C_LINKTYPE
-    C_SKIPENC
-    N_COUNTERS
+    E_VECTOR_OVERRUN = -4
 
-cdef inline unsigned int _u16(const uint8_t* p) nogil:
+# frame sources of the decoder
+cdef enum:
+    SRC_NONE
+    SRC_BATCH
+    SRC_PCAP
+    SRC_FRAME
+
+cdef const uint8_t* HRR = <const uint8_t*>b"\xcf\x21\xad\x74\xe5\x9a\x61\x11\xbe\x1d\x8c\x02\x1e\x65\xb8\x91\xc2\xa2\x11\x16\x7a\xbb\x8c\x5e\x07\x9e\x09\xe2\xc8\xa8\x33\x9c"
+assert HRR[:32] == HRR_RANDOM
+
+cdef uint8_t EMPTY[1]
+
+
+cdef inline unsigned int _u16(const uint8_t* p) noexcept nogil:
     return (p[0] << 8) | p[1]
 
-cdef inline unsigned int _u24(const uint8_t* p) nogil:
-    return (p[0] << 16) | (p[1] << 8) | p[2]
-
-cdef inline uint32_t _u32(const uint8_t* p) nogil:
+cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
 
-cdef inline uint32_t _le32(const uint8_t* p) nogil:
+cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
+
+cdef inline bint _grease(unsigned int v) noexcept nogil:
+    # RFC 8701: 0x0A0A, 0x1A1A ... 0xFAFA (both bytes equal, low nibble A)
+    return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
+
+
+cdef class Done:
+    """See ``cext._wire_py.Done``."""
+
+    def __init__(self, double finished):
+        self.finished = finished
+        self.last = finished
+        self.alive = True
+
+
+cdef class Skip:
+    """See ``cext._wire_py.Skip``."""
+
+    def __init__(self):
+        self.lo = self.hi = -1
+        self.alive = True
+
+
+cdef enum:
+    CACHE_SLOTS = 4096              # (a power of two)
 
 
 cdef class PacketDecoder:
     """See ``cext._wire_py.PacketDecoder``."""
-    cdef public int linktype
-    cdef public dict flows
-    cdef public dict done
-    cdef public dict skip
-    cdef long long c[N_COUNTERS]
 
-    def __init__(self, int linktype, dict flows, dict done, dict skip):
+    def __init__(self, int linktype, dict flows, dict skip, int part=0, int nparts=1):
         self.linktype = linktype
         self.flows = flows
-        self.done = done
         self.skip = skip
+        self.part = part
+        self.nparts = nparts
+        self.payload = b""
+        self.key = b""
+        self._mode = SRC_NONE
         cdef int i
         for i in range(N_COUNTERS):
             self.c[i] = 0
+        self._cache = <_Slot*>PyMem_Calloc(CACHE_SLOTS, sizeof(_Slot))
+        if self._cache is NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef int i
+        if self._cache is not NULL:
+            for i in range(CACHE_SLOTS):
+                if self._cache[i].obj is not NULL:
+                    Py_DECREF(<object>self._cache[i].obj)
+            PyMem_Free(self._cache)
+            self._cache = NULL
+
+    cdef void _remember(self, uint32_t h, const uint8_t* raw, int klen, object obj):
+        cdef _Slot* slot = &self._cache[h & (CACHE_SLOTS - 1)]
+        Py_INCREF(obj)
+        if slot.obj is not NULL:
+            Py_DECREF(<object>slot.obj)
+        slot.obj = <PyObject*>obj
+        slot.klen = klen
+        memcpy(slot.key, raw, klen)
 
     @property
     def counters(self):
         return [self.c[i] for i in range(N_COUNTERS)]
 
     def stats(self):
-        return dict(zip(COUNTER_NAMES, self.counters))
+        return counters_as_stats(self.counters)
 
-    def decode_batch(self, const uint8_t[::1] buf, const uint8_t[::1] meta, sink=None):
-        cdef list out = []
-        cdef Py_ssize_t i, n = meta.shape[0] - 15
+    # -- frame sources --------------------------------------------------------------------------
+    def begin_batch(self, const uint8_t[::1] buf, const uint8_t[::1] meta):
+        self._buf = buf
+        self._meta = meta
+        self._blen = buf.shape[0]
+        self._i = 0
+        self._n = meta.shape[0] - 15
+        self._mode = SRC_BATCH
+        self.batch_max_ts = 0.0
+
+    def begin_pcap(self, const uint8_t[::1] data, Py_ssize_t pos, Py_ssize_t end, bint big,
+                   bint nsec, uint32_t snap, bint at_eof=True):
+        if end > data.shape[0]:
+            end = data.shape[0]
+        self._buf = data
+        self._blen = data.shape[0]
+        self._pos = pos
+        self._end = end
+        self._swap = big
+        self._nsec = nsec
+        self._snap = snap
+        self._eof = at_eof
+        self._left = 0
+        self._mode = SRC_PCAP
+
+    def pcap_batch(self, Py_ssize_t limit):
+        cdef Py_ssize_t p = self._pos, end = self._end, count = 0
+        cdef const uint8_t* b = &self._buf[0] if self._blen else EMPTY
+        cdef uint32_t caplen
+        while count < limit:
+            if p == end:
+                if self._eof:
+                    break
+                return -2
+            if p + 16 > end:
+                return -1 if self._eof else -2
+            caplen = _le32(b + p + 8) if not self._swap else _u32(b + p + 8)
+            if caplen > self._snap:
+                return -1
+            if p + 16 + caplen > end:
+                return -1 if self._eof else -2
+            p += 16 + caplen
+            count += 1
+        self._left = count
+        self.batch_max_ts = 0.0
+        return count
+
+    @property
+    def pcap_pos(self):
+        return self._pos
+
+    def begin_frame(self, double ts, const uint8_t[::1] frame):
+        self._buf = frame
+        self._blen = frame.shape[0]
+        self.ts = ts
+        self._n = 1
+        self._mode = SRC_FRAME
+        self.batch_max_ts = ts
+
+    cpdef int next(self) except -2:
+        cdef const uint8_t* b
         cdef const uint8_t* m
         cdef uint32_t sec, usec, off, caplen
-        cdef Py_ssize_t blen = buf.shape[0]
-        cdef uint8_t empty[1]
-        cdef const uint8_t* base = &buf[0] if blen else empty
-        for i in range(0, n, 16):
-            m = &meta[i]
-            # native-endian uint32s, as pcapy-ng packs them
-            sec = (<const uint32_t*>m)[0]
-            usec = (<const uint32_t*>m)[1]
-            off = (<const uint32_t*>m)[2]
-            caplen = (<const uint32_t*>m)[3]
-            if <Py_ssize_t>off + caplen > blen:
-                self.c[C_MAL3] += 1
-                continue
-            seg = self._decode(sec + usec * 1e-6, base + off, caplen)
-            if seg is not None:
-                if sink is None:
-                    out.append(seg)
+        cdef double ts
+        cdef Py_ssize_t p
+        while True:
+            if self._mode == SRC_BATCH:
+                if self._i >= self._n:
+                    self._mode = SRC_NONE
+                    return 0
+                m = &self._meta[self._i]
+                self._i += 16
+                # native-endian uint32s, as pcapy-ng packs them
+                sec = (<const uint32_t*>m)[0]
+                usec = (<const uint32_t*>m)[1]
+                off = (<const uint32_t*>m)[2]
+                caplen = (<const uint32_t*>m)[3]
+                if <Py_ssize_t>off + caplen > self._blen:
+                    self.c[C_MAL3] += 1
+                    continue
+                ts = sec + usec * 1e-6
+                b = (&self._buf[0] if self._blen else EMPTY) + off
+            elif self._mode == SRC_PCAP:
+                if self._left <= 0:
+                    return 0
+                self._left -= 1
+                p = self._pos
+                b = &self._buf[0]
+                if self._swap:
+                    sec, usec, caplen = _u32(b + p), _u32(b + p + 4), _u32(b + p + 8)
                 else:
-                    sink(*seg)
-        return None if sink is not None else out
+                    sec, usec, caplen = _le32(b + p), _le32(b + p + 4), _le32(b + p + 8)
+                if self._nsec:
+                    usec = usec // 1000
+                self._pos = p + 16 + caplen
+                ts = sec + usec * 1e-6
+                b = b + p + 16
+            elif self._mode == SRC_FRAME:
+                self._mode = SRC_NONE
+                ts = self.ts
+                caplen = self._blen
+                b = &self._buf[0] if self._blen else EMPTY
+            else:
+                return 0
+            self.frames += 1
+            if ts > self.batch_max_ts:
+                self.batch_max_ts = ts
+            if self._decode(ts, b, caplen):
+                return 1
 
-    def decode(self, double ts, const uint8_t[::1] frame):
-        cdef uint8_t empty[1]
-        if frame.shape[0] == 0:
-            return self._decode(ts, empty, 0)
-        return self._decode(ts, &frame[0], frame.shape[0])
-
-    cdef object _decode(self, double ts, const uint8_t* f, Py_ssize_t n):
+    cdef bint _decode(self, double ts, const uint8_t* f, Py_ssize_t n) except -1:
+        cdef int cmp
+        cdef Py_ssize_t k
         cdef long long* c = self.c
         cdef int lt = self.linktype
         cdef Py_ssize_t off, p, ip_end, end, ps, plen, hl
@@ -139,32 +269,32 @@ cdef class PacketDecoder:
         if lt == 1:
             if n < 14:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             off = 12
             et = _u16(f + off)
             while et == 0x8100 or et == 0x88A8 or et == 0x9100:
                 off += 4
                 if off + 2 > n:
                     c[C_NOT_IP] += 1
-                    return None
+                    return False
                 et = _u16(f + off)
             off += 2
         elif lt == 113:
             if n < 16:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             et = _u16(f + 14)
             off = 16
         elif lt == 276:
             if n < 20:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             et = _u16(f)
             off = 20
         elif lt == 0 or lt == 108:
             if n < 4:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             fam = _u32(f) if lt == 108 else _le32(f)
             if fam > 0xFFFF:
                 fam = _u32(f)
@@ -174,18 +304,18 @@ cdef class PacketDecoder:
                 et = 0x86DD
             else:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             off = 4
         elif lt == 12 or lt == 14 or lt == 101 or lt == 228 or lt == 229:
             if n < 1:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             v = f[0] >> 4
             et = 0x0800 if v == 4 else (0x86DD if v == 6 else 0)
             off = 0
         else:
             c[C_LINKTYPE] += 1
-            return None
+            return False
         # --- L3 ---
         cdef const uint8_t* src
         cdef const uint8_t* dst
@@ -193,18 +323,18 @@ cdef class PacketDecoder:
         if et == 0x0800:
             if off + 20 > n or (f[off] >> 4) != 4:
                 c[C_MAL3] += 1
-                return None
+                return False
             ihl = (f[off] & 15) * 4
             total = _u16(f + off + 2)
             if ihl < 20 or (total and total < ihl) or off + ihl > n:
                 c[C_MAL3] += 1
-                return None
+                return False
             if f[off + 9] != 6:
                 c[C_NOT_TCP] += 1
-                return None
+                return False
             if _u16(f + off + 6) & 0x3FFF:
                 c[C_FRAG] += 1
-                return None
+                return False
             src = f + off + 12
             dst = f + off + 16
             alen = 4
@@ -213,7 +343,7 @@ cdef class PacketDecoder:
         elif et == 0x86DD:
             if off + 40 > n or (f[off] >> 4) != 6:
                 c[C_MAL3] += 1
-                return None
+                return False
             plen = _u16(f + off + 4)
             nh = f[off + 6]
             src = f + off + 8
@@ -226,11 +356,11 @@ cdef class PacketDecoder:
                 hops += 1
                 if hops > 8 or p + 8 > n:
                     c[C_MAL3] += 1
-                    return None
+                    return False
                 if nh == 44:
                     if _u16(f + p + 2) & 0xFFF9:
                         c[C_FRAG] += 1
-                        return None
+                        return False
                     hl = 8
                 elif nh == 51:
                     hl = (f[p + 1] + 2) * 4
@@ -240,10 +370,10 @@ cdef class PacketDecoder:
                 p += hl
             if nh != 6:
                 c[C_NOT_TCP] += 1
-                return None
+                return False
         else:
             c[C_NOT_IP] += 1
-            return None
+            return False
         # --- L4 ---
         truncated = ip_end > n
         end = n if truncated else ip_end
@@ -252,19 +382,18 @@ cdef class PacketDecoder:
                 c[C_TRUNC] += 1
             else:
                 c[C_MAL4] += 1
-            return None
+            return False
         doff = (f[p + 12] >> 4) * 4
         if doff < 20 or p + doff > ip_end:
             c[C_MAL4] += 1
-            return None
+            return False
         flags = f[p + 13]
         ps = p + doff
         if ps > end:
             c[C_TRUNC] += 1
-            return None
+            return False
         # canonical key: compare (src, sport) with (dst, dport) bytewise
-        cdef int cmp = 0
-        cdef Py_ssize_t k
+        cmp = 0
         for k in range(alen):
             if src[k] != dst[k]:
                 cmp = -1 if src[k] < dst[k] else 1
@@ -274,8 +403,6 @@ cdef class PacketDecoder:
                 if f[p + k] != f[p + 2 + k]:
                     cmp = -1 if f[p + k] < f[p + 2 + k] else 1
                     break
-        cdef bytes key = PyBytes_FromStringAndSize(NULL, 2 * (alen + 2))
-        cdef char* kb = <char*>key
         cdef const uint8_t* a_ip
         cdef const uint8_t* b_ip
         cdef const uint8_t* a_port
@@ -286,51 +413,111 @@ cdef class PacketDecoder:
         else:
             a_ip, a_port, b_ip, b_port = dst, f + p + 2, src, f + p
             from_lo = False
-        for k in range(alen):
-            kb[k] = a_ip[k]
-            kb[alen + 2 + k] = b_ip[k]
-        kb[alen] = a_port[0]
-        kb[alen + 1] = a_port[1]
-        kb[2 * alen + 2] = b_port[0]
-        kb[2 * alen + 3] = b_port[1]
-        # --- early drop ---
+        # the canonical key, in place: lo_ip lo_port hi_ip hi_port
+        cdef uint8_t raw[36]
+        cdef int klen = 2 * (alen + 2)
+        memcpy(raw, a_ip, alen)
+        raw[alen] = a_port[0]
+        raw[alen + 1] = a_port[1]
+        memcpy(raw + alen + 2, b_ip, alen)
+        raw[2 * alen + 2] = b_port[0]
+        raw[2 * alen + 3] = b_port[1]
+        cdef uint32_t h = 2166136261u       # FNV-1a: the --jobs partition and the slot
+        for k in range(klen):
+            h = (h ^ raw[k]) * 16777619u
+        if self.nparts > 1 and <int>(h % <uint32_t>self.nparts) != self.part:
+            return False                    # (--jobs: another worker's connection)
+        cdef uint32_t seq = _u32(f + p + 4)
+        cdef object obj
+        cdef long long stop
         plen = end - ps
-        if flags & SYN:
-            if key in self.done:
-                if flags & ACK:
+        cdef _Slot* slot = &self._cache[h & (CACHE_SLOTS - 1)]
+        if not (flags & SYN) and slot.obj is not NULL and slot.klen == klen \
+                and memcmp(slot.key, raw, klen) == 0:
+            # a finished or skipping flow seen recently: decided without the dict
+            obj = <object>slot.obj
+            if type(obj) is Done:
+                if (<Done>obj).alive:
+                    (<Done>obj).last = ts
                     c[C_DONE] += 1
-                    return None
-                del self.done[key]
-            if key not in self.flows:
-                self.flows[key] = None      # pending: the flow table creates it
+                    return False
+            elif (<Skip>obj).alive and plen and not (flags & (FIN | RST)):
+                stop = (<Skip>obj).lo if from_lo else (<Skip>obj).hi
+                if stop >= 0 and ((<uint32_t>stop - seq - <uint32_t>plen)
+                                  & 0xFFFFFFFFu) < 0x80000000u:
+                    c[C_SKIPENC] += 1
+                    return False
+        cdef bytes key = PyBytes_FromStringAndSize(<const char*>raw, klen)
+        # --- early drop: one look-up of the key ---
+        cdef dict flows = self.flows
+        cdef PyObject* found = PyDict_GetItem(flows, key)
+        cdef object entry = <object>found if found is not NULL else None
+        cdef bint done = found is not NULL and type(entry) is Done
+        if flags & SYN:
+            if done:
+                if flags & ACK:
+                    (<Done>entry).last = ts
+                    c[C_DONE] += 1
+                    return False
+                # a new connection on a finished 5-tuple: the flow table reopens it
+            elif found is NULL:
+                flows[key] = None           # pending: the flow table creates it
         else:
-            if key in self.done:
+            if done:
+                (<Done>entry).last = ts
+                self._remember(h, raw, klen, entry)
                 c[C_DONE] += 1
-                return None
+                return False
             if plen == 0 and not (flags & (FIN | RST)):
                 c[C_NOPAY] += 1
-                return None
-            if key not in self.flows:
+                return False
+            if found is NULL:
                 if plen == 0 or not _tls_start(f + ps, plen):
                     c[C_UNTRACKED] += 1
-                    return None
-                self.flows[key] = None      # pending: the flow table creates it
+                    return False
+                flows[key] = None           # pending: the flow table creates it
             elif plen and not (flags & (FIN | RST)) and self.skip:
                 sk = self.skip.get(key)
                 if sk is not None:
-                    stop = sk[0] if from_lo else sk[1]
-                    if stop >= 0 and ((<uint32_t>stop - _u32(f + p + 4) - <uint32_t>plen)
+                    stop = (<Skip?>sk).lo if from_lo else (<Skip?>sk).hi
+                    self._remember(h, raw, klen, sk)
+                    if stop >= 0 and ((<uint32_t>stop - seq - <uint32_t>plen)
                                       & 0xFFFFFFFFu) < 0x80000000u:
                         c[C_SKIPENC] += 1
-                        return None
+                        return False
         if truncated:
-            c[C_TRUNC] += 1
+            c[C_TRUNC_LATE] += 1
         c[C_EMITTED] += 1
-        return (ts, key, from_lo, flags, _u32(f + p + 4),
-                PyBytes_FromStringAndSize(<const char*>(f + ps), plen), truncated)
+        self.ts = ts
+        self.key = key
+        self.entry = entry
+        self.from_lo = from_lo
+        self.flags = flags
+        self.seq = seq
+        self.truncated = truncated
+        self.payload = PyBytes_FromStringAndSize(<const char*>(f + ps), plen) if plen else b""
+        return True
+
+    # -- the reference API: segment tuples --------------------------------------------------------
+    def _segment(self):
+        return (self.ts, self.key, self.from_lo, self.flags, self.seq, self.payload,
+                self.truncated)
+
+    def decode_batch(self, buf, meta):
+        """See ``cext._wire_py.PacketDecoder.decode_batch``."""
+        out = []
+        self.begin_batch(buf, meta)
+        while self.next():
+            out.append(self._segment())
+        return out
+
+    def decode(self, double ts, const uint8_t[::1] frame):
+        """See ``cext._wire_py.PacketDecoder.decode``."""
+        self.begin_frame(ts, frame)
+        return self._segment() if self.next() else None
 
 
-cdef inline bint _tls_start(const uint8_t* p, Py_ssize_t n) nogil:
+cdef inline bint _tls_start(const uint8_t* p, Py_ssize_t n) noexcept nogil:
     if n < 3:
         return False
     if (p[0] == 0x16 or p[0] == 0x15) and p[1] == 3:
@@ -339,73 +526,16 @@ cdef inline bint _tls_start(const uint8_t* p, Py_ssize_t n) nogil:
 
 
 # ------------------------------------------------------------------------------------------
-# TLS framing
-# ------------------------------------------------------------------------------------------
-
-cdef inline bytes _as_bytes(object buf):
-    """The argument as ``bytes`` (no copy for bytes; a copy of any other buffer): the
-    framing and hello parsers read a raw pointer and are called per segment, where
-    acquiring a typed memoryview would cost more than the parsing."""
-    if PyBytes_CheckExact(buf):
-        return <bytes>buf
-    return bytes(memoryview(buf))
-
-
-def split_records(buf, Py_ssize_t pos):
-    cdef bytes data = _as_bytes(buf)
-    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef list out = []
-    cdef unsigned int ct, ln
-    if pos < 0:
-        pos = 0
-    while pos + 5 <= n:
-        ct = b[pos]
-        if ct < 20 or ct > 63:
-            return out, pos, "unknown_content_type"
-        if b[pos + 1] != 3 or b[pos + 2] > 4:
-            return out, pos, "bad_record_version"
-        ln = (b[pos + 3] << 8) | b[pos + 4]
-        if ln > C_RECORD_MAX:
-            return out, pos, "record_overflow"
-        if pos + 5 + ln > n:
-            break
-        out.append((ct, (b[pos + 1] << 8) | b[pos + 2],
-                    PyBytes_FromStringAndSize(<const char*>b + pos + 5, ln) if ln else b""))
-        pos += 5 + ln
-    return out, pos, None
-
-
-def split_handshakes(buf, Py_ssize_t pos, Py_ssize_t max_len):
-    cdef bytes data = _as_bytes(buf)
-    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef list out = []
-    cdef Py_ssize_t ln
-    if pos < 0:
-        pos = 0
-    while pos + 4 <= n:
-        ln = (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]
-        if ln > max_len:
-            return out, pos, "handshake_too_long"
-        if pos + 4 + ln > n:
-            break
-        out.append((b[pos], PyBytes_FromStringAndSize(<const char*>b + pos + 4, ln)
-                    if ln else b""))
-        pos += 4 + ln
-    return out, pos, None
-
-
-# ------------------------------------------------------------------------------------------
-# Hello parsing: one bounds-checked vector reader
+# Hello parsing: one bounds-checked vector reader, status codes
 # ------------------------------------------------------------------------------------------
 
 cdef inline int _vec(const uint8_t* b, Py_ssize_t pos, Py_ssize_t end, int lbytes,
-                     Py_ssize_t* s, Py_ssize_t* e) except -1:
-    """(start, stop) of the vector with an ``lbytes`` length prefix at ``pos``."""
+                     Py_ssize_t* s, Py_ssize_t* e) noexcept nogil:
+    """(start, stop) of the vector with an ``lbytes`` length prefix at ``pos``; 0 or
+    E_VECTOR_OVERRUN."""
     cdef Py_ssize_t ln
     if pos + lbytes > end:
-        raise MalformedMessage("vector_overrun")
+        return E_VECTOR_OVERRUN
     if lbytes == 1:
         ln = b[pos]
     elif lbytes == 2:
@@ -414,14 +544,12 @@ cdef inline int _vec(const uint8_t* b, Py_ssize_t pos, Py_ssize_t end, int lbyte
         ln = (b[pos] << 16) | (b[pos + 1] << 8) | b[pos + 2]
     s[0] = pos + lbytes
     if s[0] + ln > end:
-        raise MalformedMessage("vector_overrun")
+        return E_VECTOR_OVERRUN
     e[0] = s[0] + ln
     return 0
 
 
-cdef tuple _u16_list(const uint8_t* b, Py_ssize_t s, Py_ssize_t e):
-    if (e - s) & 1:
-        raise MalformedMessage("vector_overrun")
+cdef tuple _u16_tuple(const uint8_t* b, Py_ssize_t s, Py_ssize_t e):
     cdef Py_ssize_t i, n = (e - s) >> 1
     return tuple([(b[s + 2 * i] << 8) | b[s + 2 * i + 1] for i in range(n)])
 
@@ -431,139 +559,326 @@ cdef str _text(const uint8_t* b, Py_ssize_t s, Py_ssize_t e):
                                                                          "backslashreplace")
 
 
-cdef tuple _alpn_list(const uint8_t* b, Py_ssize_t s0, Py_ssize_t e0):
+cdef int _alpn_check(const uint8_t* b, Py_ssize_t s0, Py_ssize_t e0, list out) except -2:
+    """Walk an ALPN extension body (RFC 7301 3.1); with ``out``, append the names."""
     cdef Py_ssize_t s, e, ps, pe
-    _vec(b, s0, e0, 2, &s, &e)
-    cdef list out = []
+    cdef int st = _vec(b, s0, e0, 2, &s, &e)
+    if st:
+        return st
     while s < e:
-        _vec(b, s, e, 1, &ps, &pe)
-        out.append(_text(b, ps, pe))
+        st = _vec(b, s, e, 1, &ps, &pe)
+        if st:
+            return st
+        if out is not None:
+            out.append(_text(b, ps, pe))
         s = pe
-    return tuple(out)
+    return 0
 
 
-def parse_client_hello(body):
-    cdef bytes data = _as_bytes(body)
-    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
-    if end < 38:
-        raise MalformedMessage("vector_overrun")
-    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(data)
+# the offer key: what a ClientHello offers apart from its extension order, GREASE and
+# per-connection values (random, session id, SNI, key share bytes, PSK identities), as bytes
+# (cext._session_py.offer_from_key reads it back): equal keys, equal offers
+cdef enum:
+    KEY_MAX = 4096
+    EXT_MAX = 512
+
+cdef struct _Key:
+    uint8_t b[KEY_MAX]
+    Py_ssize_t n
+    bint ok
+
+cdef inline void _k8(_Key* k, unsigned int v) noexcept nogil:
+    if k.n + 1 > KEY_MAX:
+        k.ok = False
+        return
+    k.b[k.n] = v & 0xFF
+    k.n += 1
+
+cdef inline void _k16(_Key* k, unsigned int v) noexcept nogil:
+    if k.n + 2 > KEY_MAX:
+        k.ok = False
+        return
+    k.b[k.n] = (v >> 8) & 0xFF
+    k.b[k.n + 1] = v & 0xFF
+    k.n += 2
+
+cdef void _k_u16s(_Key* k, const uint8_t* b, Py_ssize_t s, Py_ssize_t e, bint strip) noexcept nogil:
+    """count (2 bytes) + the 16-bit values of b[s:e] (GREASE removed with ``strip``)."""
+    cdef Py_ssize_t i, at = k.n
+    cdef unsigned int v, cnt = 0
+    _k16(k, 0)
+    i = s
+    while i + 1 < e:
+        v = (b[i] << 8) | b[i + 1]
+        if not (strip and _grease(v)):
+            _k16(k, v)
+            cnt += 1
+        i += 2
+    if k.ok:
+        k.b[at] = (cnt >> 8) & 0xFF
+        k.b[at + 1] = cnt & 0xFF
+
+cdef int _cmp_u16(const void* a, const void* b) noexcept nogil:
+    return (<const unsigned short*>a)[0] - (<const unsigned short*>b)[0]
+
+
+cdef object _parse_ch(const uint8_t* b, Py_ssize_t end, bint full, int* status):
+    """RFC 8446 4.1.2 ClientHello at b[0:end].  ``full``: the 14-field tuple of
+    ``parse_client_hello``; else the offer form of ``parse_client_hello_key``.  None with
+    ``status`` set on a malformed message (the same checks either way)."""
     cdef Py_ssize_t s, e, xe, ds, de, ls, le, ns, ne, gs, ge, ks, ke, t1, t2
-    cdef unsigned int et
+    cdef Py_ssize_t sid_s, sid_e, su_s, su_e
+    cdef Py_ssize_t grp_s = 0, grp_e = 0, sig_s = 0, sig_e = 0, ver_s = 0, ver_e = 0
+    cdef Py_ssize_t alpn_s = -1, alpn_e = -1
+    cdef unsigned int et, legacy_version
+    cdef int st
+    cdef unsigned short ext_types[EXT_MAX]
+    cdef unsigned short share_groups[EXT_MAX]
+    cdef Py_ssize_t n_ext = 0, n_share = 0
+    cdef bint psk = False
+    cdef Py_ssize_t ticket = -1
+    cdef _Key key
+    cdef Py_ssize_t i
+    status[0] = 0
+    if end < 38:
+        status[0] = E_VECTOR_OVERRUN
+        return None
     legacy_version = (b[0] << 8) | b[1]
-    _vec(b, 34, end, 1, &s, &e)
-    session_id = PyBytes_FromStringAndSize(<const char*>(b + s), e - s)
-    _vec(b, e, end, 2, &s, &e)
-    suites = _u16_list(b, s, e)
-    _vec(b, e, end, 1, &s, &e)
-    compression = tuple([b[i] for i in range(s, e)])
+    st = _vec(b, 34, end, 1, &sid_s, &sid_e)
+    if st:
+        status[0] = st
+        return None
+    st = _vec(b, sid_e, end, 2, &su_s, &su_e)
+    if st or (su_e - su_s) & 1:
+        status[0] = E_VECTOR_OVERRUN
+        return None
+    st = _vec(b, su_e, end, 1, &s, &e)
+    if st:
+        status[0] = st
+        return None
+    cdef Py_ssize_t comp_s = s, comp_e = e
     cdef list exts = []
     sni = None
+    cdef list alpn_names = [] if full else None
+    cdef list shares = [] if full else None
     alpn = ()
     groups = ()
     formats = ()
     sigalgs = ()
     versions = ()
-    cdef list shares = []
-    psk = False
-    ticket = -1
     if e < end:
-        _vec(b, e, end, 2, &s, &xe)
+        st = _vec(b, e, end, 2, &s, &xe)
+        if st:
+            status[0] = st
+            return None
         while s < xe:
             if s + 4 > xe:
-                raise MalformedMessage("vector_overrun")
+                status[0] = E_VECTOR_OVERRUN
+                return None
             et = (b[s] << 8) | b[s + 1]
-            _vec(b, s + 2, xe, 2, &ds, &de)
-            exts.append(et)
+            st = _vec(b, s + 2, xe, 2, &ds, &de)
+            if st:
+                status[0] = st
+                return None
+            if full:
+                exts.append(et)
+            else:
+                if not _grease(et):
+                    exts.append(et)
+                    if n_ext < EXT_MAX:
+                        ext_types[n_ext] = et
+                    n_ext += 1
             if et == 0:
-                _vec(b, ds, de, 2, &ls, &le)
+                st = _vec(b, ds, de, 2, &ls, &le)
+                if st:
+                    status[0] = st
+                    return None
                 while ls < le:
                     if ls + 1 > le:
-                        raise MalformedMessage("vector_overrun")
-                    _vec(b, ls + 1, le, 2, &ns, &ne)
+                        status[0] = E_VECTOR_OVERRUN
+                        return None
+                    st = _vec(b, ls + 1, le, 2, &ns, &ne)
+                    if st:
+                        status[0] = st
+                        return None
                     if b[ls] == 0 and sni is None:
                         sni = _text(b, ns, ne)
                     ls = ne
             elif et == 16:
-                alpn = _alpn_list(b, ds, de)
-            elif et == 10:
-                _vec(b, ds, de, 2, &gs, &ge)
-                groups = _u16_list(b, gs, ge)
+                if full:
+                    del alpn_names[:]
+                st = _alpn_check(b, ds, de, alpn_names)
+                if st:
+                    status[0] = st
+                    return None
+                if full:
+                    alpn = tuple(alpn_names)
+                alpn_s, alpn_e = ds, de
+            elif et == 10 or et == 13:
+                st = _vec(b, ds, de, 2, &gs, &ge)
+                if st or (ge - gs) & 1:
+                    status[0] = E_VECTOR_OVERRUN
+                    return None
+                if et == 10:
+                    grp_s, grp_e = gs, ge
+                    if full:
+                        groups = _u16_tuple(b, gs, ge)
+                else:
+                    sig_s, sig_e = gs, ge
+                    if full:
+                        sigalgs = _u16_tuple(b, gs, ge)
             elif et == 11:
-                _vec(b, ds, de, 1, &gs, &ge)
-                formats = tuple([b[i] for i in range(gs, ge)])
-            elif et == 13:
-                _vec(b, ds, de, 2, &gs, &ge)
-                sigalgs = _u16_list(b, gs, ge)
+                st = _vec(b, ds, de, 1, &gs, &ge)
+                if st:
+                    status[0] = st
+                    return None
+                if full:
+                    formats = tuple([b[i] for i in range(gs, ge)])
             elif et == 43:
-                _vec(b, ds, de, 1, &gs, &ge)
-                versions = _u16_list(b, gs, ge)
+                st = _vec(b, ds, de, 1, &gs, &ge)
+                if st or (ge - gs) & 1:
+                    status[0] = E_VECTOR_OVERRUN
+                    return None
+                ver_s, ver_e = gs, ge
+                if full:
+                    versions = _u16_tuple(b, gs, ge)
             elif et == 51 or et == 40:
-                _vec(b, ds, de, 2, &ks, &ke)
+                st = _vec(b, ds, de, 2, &ks, &ke)
+                if st:
+                    status[0] = st
+                    return None
                 while ks < ke:
                     if ks + 2 > ke:
-                        raise MalformedMessage("vector_overrun")
-                    shares.append((b[ks] << 8) | b[ks + 1])
-                    _vec(b, ks + 2, ke, 2, &t1, &t2)
+                        status[0] = E_VECTOR_OVERRUN
+                        return None
+                    if full:
+                        shares.append((b[ks] << 8) | b[ks + 1])
+                    else:
+                        if n_share < EXT_MAX:
+                            share_groups[n_share] = (b[ks] << 8) | b[ks + 1]
+                        n_share += 1
+                    st = _vec(b, ks + 2, ke, 2, &t1, &t2)
+                    if st:
+                        status[0] = st
+                        return None
                     ks = t2
             elif et == 41:
                 psk = True
             elif et == 35:
                 ticket = de - ds
             s = de
-    return (legacy_version, session_id, suites, compression, tuple(exts), sni, alpn, groups,
-            formats, sigalgs, versions, tuple(shares), psk, ticket)
+    if full:
+        return (legacy_version, PyBytes_FromStringAndSize(<const char*>(b + sid_s), sid_e - sid_s),
+                _u16_tuple(b, su_s, su_e), tuple([b[i] for i in range(comp_s, comp_e)]),
+                tuple(exts), sni, alpn, groups, formats, sigalgs, versions, tuple(shares), psk,
+                ticket)
+    # the offer key
+    key.n = 0
+    key.ok = n_ext <= EXT_MAX and n_share <= EXT_MAX
+    _k16(&key, legacy_version)
+    _k8(&key, psk or ticket > 0)
+    _k_u16s(&key, b, su_s, su_e, True)
+    if key.ok:
+        qsort(ext_types, n_ext, sizeof(unsigned short), _cmp_u16)
+        _k16(&key, n_ext)
+        for i in range(n_ext):
+            _k16(&key, ext_types[i])
+    _k_u16s(&key, b, grp_s, grp_e, True)
+    _k_u16s(&key, b, sig_s, sig_e, False)
+    _k_u16s(&key, b, ver_s, ver_e, True)
+    cdef Py_ssize_t at = key.n
+    cdef unsigned int cnt = 0
+    _k16(&key, 0)
+    for i in range(min(n_share, EXT_MAX)):
+        if not _grease(share_groups[i]):
+            _k16(&key, share_groups[i])
+            cnt += 1
+    if key.ok:
+        key.b[at] = (cnt >> 8) & 0xFF
+        key.b[at + 1] = cnt & 0xFF
+    if alpn_s < 0:
+        _k8(&key, 0)
+    else:
+        _k8(&key, 1)
+        _k16(&key, alpn_e - alpn_s)
+        if key.ok and key.n + (alpn_e - alpn_s) <= KEY_MAX:
+            memcpy(&key.b[key.n], b + alpn_s, alpn_e - alpn_s)
+            key.n += alpn_e - alpn_s
+        else:
+            key.ok = False
+    return (legacy_version, PyBytes_FromStringAndSize(<const char*>(b + sid_s), sid_e - sid_s),
+            sni, tuple(exts),
+            PyBytes_FromStringAndSize(<const char*>key.b, key.n) if key.ok else None)
 
 
-def parse_server_hello(body):
-    cdef bytes data = _as_bytes(body)
-    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
-    if end < 34:
-        raise MalformedMessage("vector_overrun")
-    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(data)
+cdef object _parse_sh(const uint8_t* b, Py_ssize_t end, int* status):
     cdef Py_ssize_t s, e, xe, ds, de
-    cdef unsigned int et
-    cdef unsigned int legacy_version = (b[0] << 8) | b[1]
-    is_hrr = PyBytes_FromStringAndSize(<const char*>(b + 2), 32) == HRR_RANDOM
+    cdef unsigned int et, legacy_version
+    cdef int st
+    status[0] = 0
+    if end < 34:
+        status[0] = E_VECTOR_OVERRUN
+        return None
+    legacy_version = (b[0] << 8) | b[1]
+    is_hrr = memcmp(b + 2, HRR, 32) == 0
     selected = -1
     if (legacy_version >> 8) == 0x7F and (legacy_version & 0xFF) < 22:
         session_id = b""
         if end < 36:
-            raise MalformedMessage("vector_overrun")
+            status[0] = E_VECTOR_OVERRUN
+            return None
         suite = (b[34] << 8) | b[35]
         compression = 0
         e = 36
         selected = legacy_version
     else:
-        _vec(b, 34, end, 1, &s, &e)
+        st = _vec(b, 34, end, 1, &s, &e)
+        if st:
+            status[0] = st
+            return None
         session_id = PyBytes_FromStringAndSize(<const char*>(b + s), e - s)
         if e + 3 > end:
-            raise MalformedMessage("vector_overrun")
+            status[0] = E_VECTOR_OVERRUN
+            return None
         suite = (b[e] << 8) | b[e + 1]
         compression = b[e + 2]
         e += 3
     cdef list exts = []
+    cdef list names
     group = -1
     alpn = None
     psk = False
     if e < end:
-        _vec(b, e, end, 2, &s, &xe)
+        st = _vec(b, e, end, 2, &s, &xe)
+        if st:
+            status[0] = st
+            return None
         while s < xe:
             if s + 4 > xe:
-                raise MalformedMessage("vector_overrun")
+                status[0] = E_VECTOR_OVERRUN
+                return None
             et = (b[s] << 8) | b[s + 1]
-            _vec(b, s + 2, xe, 2, &ds, &de)
+            st = _vec(b, s + 2, xe, 2, &ds, &de)
+            if st:
+                status[0] = st
+                return None
             exts.append(et)
             if et == 43:
                 if de - ds < 2:
-                    raise MalformedMessage("vector_overrun")
+                    status[0] = E_VECTOR_OVERRUN
+                    return None
                 selected = (b[ds] << 8) | b[ds + 1]
             elif et == 51 or et == 40:
                 if de - ds < 2:
-                    raise MalformedMessage("vector_overrun")
+                    status[0] = E_VECTOR_OVERRUN
+                    return None
                 group = (b[ds] << 8) | b[ds + 1]
             elif et == 16:
-                names = _alpn_list(b, ds, de)
+                names = []
+                st = _alpn_check(b, ds, de, names)
+                if st:
+                    status[0] = st
+                    return None
                 alpn = names[0] if names else None
             elif et == 41:
                 psk = True
@@ -572,27 +887,272 @@ def parse_server_hello(body):
             alpn, psk, is_hrr)
 
 
-def parse_certificate(body, bint tls13):
-    cdef bytes data = _as_bytes(body)
-    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
-    cdef const uint8_t* b
+cdef object _parse_cert(const uint8_t* b, Py_ssize_t end, bint tls13, int* status):
     cdef Py_ssize_t pos = 0, s, e, cs, ce, t1, t2
+    cdef int st
     cdef list out = []
+    status[0] = 0
     if end == 0:
-        raise MalformedMessage("vector_overrun")
-    b = <const uint8_t*>PyBytes_AS_STRING(data)
+        status[0] = E_VECTOR_OVERRUN
+        return None
     if tls13:
-        _vec(b, 0, end, 1, &t1, &t2)
+        st = _vec(b, 0, end, 1, &t1, &t2)
+        if st:
+            status[0] = st
+            return None
         pos = t2
-    _vec(b, pos, end, 3, &s, &e)
+    st = _vec(b, pos, end, 3, &s, &e)
+    if st:
+        status[0] = st
+        return None
     while s < e:
-        _vec(b, s, e, 3, &cs, &ce)
+        st = _vec(b, s, e, 3, &cs, &ce)
+        if st:
+            status[0] = st
+            return None
         out.append(PyBytes_FromStringAndSize(<const char*>(b + cs), ce - cs))
         s = ce
         if tls13:
-            _vec(b, s, e, 2, &t1, &t2)
+            st = _vec(b, s, e, 2, &t1, &t2)
+            if st:
+                status[0] = st
+                return None
             s = t2
-    return out
+    return tuple(out)
+
+
+cdef inline const uint8_t* _range(bytes data, Py_ssize_t start, Py_ssize_t end, int* status):
+    """The bytes data[start:end] as a pointer (E_VECTOR_OVERRUN for a range outside it)."""
+    if start < 0 or end < start or end > PyBytes_GET_SIZE(data):
+        status[0] = E_VECTOR_OVERRUN
+        return NULL
+    return <const uint8_t*>PyBytes_AS_STRING(data) + start
+
+
+cdef class Wire:
+    """See ``cext._wire_py.Wire``."""
+
+    cdef object client_hello(self, bytes data, Py_ssize_t start, Py_ssize_t end):
+        cdef int st = 0
+        cdef const uint8_t* b = _range(data, start, end, &st)
+        r = _parse_ch(b, end - start, True, &st) if b is not NULL else None
+        self.status = st
+        return r
+
+    cdef object client_hello_key(self, bytes data, Py_ssize_t start, Py_ssize_t end):
+        cdef int st = 0
+        cdef const uint8_t* b = _range(data, start, end, &st)
+        r = _parse_ch(b, end - start, False, &st) if b is not NULL else None
+        self.status = st
+        return r
+
+    cdef object server_hello(self, bytes data, Py_ssize_t start, Py_ssize_t end):
+        cdef int st = 0
+        cdef const uint8_t* b = _range(data, start, end, &st)
+        r = _parse_sh(b, end - start, &st) if b is not NULL else None
+        self.status = st
+        return r
+
+    cdef object certificate(self, bytes data, Py_ssize_t start, Py_ssize_t end, bint tls13):
+        cdef int st = 0
+        cdef const uint8_t* b = _range(data, start, end, &st)
+        r = _parse_cert(b, end - start, tls13, &st) if b is not NULL else None
+        self.status = st
+        return r
+
+    cpdef str connection_id(self, double start, str client, str server):
+        return connection_id(start, client, server)
+
+    cpdef str endpoint_text(self, bytes raw):
+        return endpoint_text(raw)
+
+
+def endpoint_text(bytes raw):
+    """See ``cext._wire_py.endpoint_text``."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), k = 0
+    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(raw)
+    cdef char buf[32]
+    cdef int i
+    if n != 6:
+        return _endpoint_text_py(raw)
+    for i in range(4):
+        k += _put_dec(buf + k, b[i])
+        buf[k] = 46 if i < 3 else 58     # "." / ":"
+        k += 1
+    k += _put_dec(buf + k, (b[4] << 8) | b[5])
+    return buf[:k].decode("ascii")
+
+
+# -- the def API (tests, the fuzz target): raise the status as the error family ----------------
+
+def parse_client_hello(body):
+    """See ``cext._wire_py.parse_client_hello``."""
+    cdef bytes data = bytes(body)
+    cdef int st = 0
+    r = _parse_ch(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), True, &st)
+    if st:
+        raise error(st)
+    return r
+
+
+def parse_client_hello_key(body):
+    """See ``cext._wire_py.parse_client_hello_key``."""
+    cdef bytes data = bytes(body)
+    cdef int st = 0
+    r = _parse_ch(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), False, &st)
+    if st:
+        raise error(st)
+    return r
+
+
+def parse_server_hello(body):
+    """See ``cext._wire_py.parse_server_hello``."""
+    cdef bytes data = bytes(body)
+    cdef int st = 0
+    r = _parse_sh(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &st)
+    if st:
+        raise error(st)
+    return r
+
+
+def parse_certificate(body, bint tls13):
+    """See ``cext._wire_py.parse_certificate``."""
+    cdef bytes data = bytes(body)
+    cdef int st = 0
+    r = _parse_cert(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), tls13, &st)
+    if st:
+        raise error(st)
+    return list(r)
+
+
+# ------------------------------------------------------------------------------------------
+# the connection id: BLAKE2s (RFC 7693), 8-byte digest, of "%d|%s|%s" % (us, client, server)
+# ------------------------------------------------------------------------------------------
+
+cdef uint32_t B2S_IV[8]
+B2S_IV[:] = [0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C,
+             0x1F83D9AB, 0x5BE0CD19]
+cdef uint8_t B2S_SIGMA[10][16]
+B2S_SIGMA[0][:] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+B2S_SIGMA[1][:] = [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3]
+B2S_SIGMA[2][:] = [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4]
+B2S_SIGMA[3][:] = [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8]
+B2S_SIGMA[4][:] = [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13]
+B2S_SIGMA[5][:] = [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9]
+B2S_SIGMA[6][:] = [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11]
+B2S_SIGMA[7][:] = [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10]
+B2S_SIGMA[8][:] = [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5]
+B2S_SIGMA[9][:] = [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0]
+
+
+cdef inline uint32_t _rotr(uint32_t x, int n) noexcept nogil:
+    return (x >> n) | (x << (32 - n))
+
+
+cdef void _b2s_compress(uint32_t* h, const uint8_t* block, uint64_t t, bint last) noexcept nogil:
+    cdef uint32_t v[16]
+    cdef uint32_t m[16]
+    cdef int i, r
+    cdef const uint8_t* s
+    for i in range(16):
+        m[i] = _le32(block + 4 * i)
+    for i in range(8):
+        v[i] = h[i]
+        v[i + 8] = B2S_IV[i]
+    v[12] ^= <uint32_t>t
+    v[13] ^= <uint32_t>(t >> 32)
+    if last:
+        v[14] = ~v[14]
+    for r in range(10):
+        s = B2S_SIGMA[r]
+        _g(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
+        _g(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
+        _g(v, 2, 6, 10, 14, m[s[4]], m[s[5]])
+        _g(v, 3, 7, 11, 15, m[s[6]], m[s[7]])
+        _g(v, 0, 5, 10, 15, m[s[8]], m[s[9]])
+        _g(v, 1, 6, 11, 12, m[s[10]], m[s[11]])
+        _g(v, 2, 7, 8, 13, m[s[12]], m[s[13]])
+        _g(v, 3, 4, 9, 14, m[s[14]], m[s[15]])
+    for i in range(8):
+        h[i] ^= v[i] ^ v[i + 8]
+
+
+cdef inline void _g(uint32_t* v, int a, int b, int c, int d, uint32_t x, uint32_t y) noexcept nogil:
+    v[a] = v[a] + v[b] + x
+    v[d] = _rotr(v[d] ^ v[a], 16)
+    v[c] = v[c] + v[d]
+    v[b] = _rotr(v[b] ^ v[c], 12)
+    v[a] = v[a] + v[b] + y
+    v[d] = _rotr(v[d] ^ v[a], 8)
+    v[c] = v[c] + v[d]
+    v[b] = _rotr(v[b] ^ v[c], 7)
+
+
+cdef str _b2s8_hex(const uint8_t* data, Py_ssize_t n):
+    cdef uint32_t h[8]
+    cdef uint8_t block[64]
+    cdef int i
+    cdef uint64_t t = 0
+    cdef char out[16]
+    cdef const char* hexd = b"0123456789abcdef"
+    cdef uint8_t byte
+    for i in range(8):
+        h[i] = B2S_IV[i]
+    h[0] ^= 0x01010000 ^ 8               # no key, 8-byte digest
+    while n > 64:
+        t += 64
+        _b2s_compress(h, data, t, False)
+        data += 64
+        n -= 64
+    memset(block, 0, 64)
+    memcpy(block, data, n)
+    t += n
+    _b2s_compress(h, block, t, True)
+    for i in range(8):
+        byte = (h[i >> 2] >> (8 * (i & 3))) & 0xFF
+        out[2 * i] = hexd[byte >> 4]
+        out[2 * i + 1] = hexd[byte & 15]
+    return out[:16].decode("ascii")
+
+
+cdef int _put_dec(char* p, long long v) noexcept nogil:
+    """Decimal digits of v >= 0 at p; returns their count."""
+    cdef char tmp[24]
+    cdef int n = 0, i
+    if v == 0:
+        p[0] = 48
+        return 1
+    while v:
+        tmp[n] = 48 + v % 10
+        v //= 10
+        n += 1
+    for i in range(n):
+        p[i] = tmp[n - 1 - i]
+    return n
+
+
+def connection_id(double start, str client, str server):
+    """See ``cext._wire_py.connection_id``."""
+    cdef double us = rint(start * 1000000.0)        # round half to even, as round() does
+    cdef Py_ssize_t cn, sn
+    cdef const char* cs
+    cdef const char* ss
+    cdef char buf[512]
+    cdef Py_ssize_t n
+    if not (us < 9.0e15) or us < 0:             # (integers exact in a double)
+        return _connection_id_py(start, client, server)
+    cs = PyUnicode_AsUTF8AndSize(client, &cn)
+    ss = PyUnicode_AsUTF8AndSize(server, &sn)
+    if cn + sn + 24 > 512:
+        return _connection_id_py(start, client, server)
+    n = _put_dec(buf, <long long>us)
+    buf[n] = 124                        # "|"
+    memcpy(buf + n + 1, cs, cn)
+    n += 1 + cn
+    buf[n] = 124
+    memcpy(buf + n + 1, ss, sn)
+    n += 1 + sn
+    return _b2s8_hex(<const uint8_t*>buf, n)
 
 
 def murmur2(const uint8_t[::1] data):

@@ -3,22 +3,30 @@
 Everything here takes bytes (and offsets) and returns plain tuples, ints, bytes and str, so the
 Cython build and this module can be compared value for value.  No I/O, no clock.
 
-* :class:`PacketDecoder` turns link-layer frames into TCP segment tuples and drops, before any
-  Python-level flow work, the packets the sensor does not need (pure ACKs, bulk data of flows
-  whose handshake is over, mid-stream data of flows it never saw start).
-* ``split_records`` / ``split_handshakes`` frame TLS records and handshake messages.
-* ``parse_client_hello`` / ``parse_server_hello`` / ``parse_certificate`` decode the messages
-  whose fields the summary needs.
+* :class:`PacketDecoder` turns link-layer frames into TCP segments and drops, before any
+  flow-table work, the packets the sensor does not need (pure ACKs, data of flows whose
+  handshake is over, mid-stream data of flows it never saw start).  Frames come from a frame
+  source -- a pcapy-ng batch, the records of a classic pcap file in memory, or one frame --
+  and :meth:`PacketDecoder.next` leaves each segment in the decoder's fields for the flow
+  table; ``decode`` / ``decode_batch`` give segment tuples (the reference API).
+* :class:`Wire` parses the handshake messages whose fields the summary needs, over a range
+  of a ``bytes`` (``data[start:end]``): the interface the engine calls (in C in the compiled
+  build, see ``_wire.pxd``).  Errors are int status codes (``cext.errors``); the module-level
+  ``parse_*`` functions raise them as ``MalformedMessage``.
+* :func:`connection_id`, :func:`endpoint_text`: the summary's id and endpoints.
 """
 from __future__ import annotations
 
+import ipaddress
 import struct
+from hashlib import blake2s
 
-from .errors import MalformedMessage
+from .errors import E_VECTOR_OVERRUN, error
 
 __all__ = [
-    "PacketDecoder", "split_records", "split_handshakes", "parse_client_hello",
-    "parse_server_hello", "parse_certificate", "COUNTER_NAMES", "MAX_RECORD",
+    "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
+    "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
+    "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
     "HRR_RANDOM", "LINKTYPES", "murmur2", "kafka_partition",
 ]
 
@@ -26,6 +34,7 @@ _U16 = struct.Struct("!H").unpack_from
 _U32 = struct.Struct("!I").unpack_from
 _LE32 = struct.Struct("<I").unpack_from
 _META = struct.Struct("=IIII").unpack_from
+_PCAP_REC = {False: struct.Struct("<III").unpack_from, True: struct.Struct(">III").unpack_from}
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
@@ -33,6 +42,8 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 MAX_RECORD = (1 << 14) + 2048
 #: RFC 8446 4.1.3: ServerHello.random of a HelloRetryRequest (SHA-256 of "HelloRetryRequest")
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+#: RFC 8701 GREASE values (proto.names.GREASE_VALUES, here for the wire module alone)
+GREASE = frozenset(((n << 4) | 0x0A) * 0x0101 for n in range(16))
 
 # link types (LINKTYPE_* / DLT_* values as pcap files and libpcap report them)
 LT_NULL, LT_EN10MB, LT_RAW, LT_RAW_BSD, LT_RAW_LT, LT_LOOP = 0, 1, 12, 14, 101, 108
@@ -49,9 +60,23 @@ COUNTER_NAMES = (
 )
 (C_PACKETS, C_BYTES, C_NOT_IP, C_NOT_TCP, C_FRAG, C_MAL3, C_MAL4, C_TRUNC, C_NOPAY, C_DONE,
  C_UNTRACKED, C_EMITTED, C_LINKTYPE, C_SKIPENC) = range(len(COUNTER_NAMES))
+#: the part of "truncated" counted after the --jobs partition decision (not in COUNTER_NAMES)
+C_TRUNC_LATE = len(COUNTER_NAMES)
+#: the counters every --jobs worker counts for every frame (the others, for its connections)
+GLOBAL_COUNTERS = (C_PACKETS, C_BYTES, C_NOT_IP, C_NOT_TCP, C_FRAG, C_MAL3, C_MAL4, C_TRUNC,
+                   C_LINKTYPE)
+
+
+def counters_as_stats(counters: list) -> dict:
+    """The decoder's raw counter list as the ``stats()`` dict."""
+    out = dict(zip(COUNTER_NAMES, counters))
+    out["truncated"] += counters[C_TRUNC_LATE]
+    return out
+
 
 _VLAN = (0x8100, 0x88A8, 0x9100)
 _V6_EXT = (0, 43, 60, 51, 44)
+(_SRC_NONE, _SRC_BATCH, _SRC_PCAP, _SRC_FRAME) = range(4)
 
 
 def _looks_like_tls_start(p: bytes) -> bool:
@@ -65,59 +90,194 @@ def _looks_like_tls_start(p: bytes) -> bool:
     return (b0 & 0x80) != 0 and p[2] == 1
 
 
+class Done:
+    """A finished connection's entry in the flow table's dict (``flows[key]``): the decoder
+    drops its packets and notes when it last saw one (``last``, for the table's idle expiry
+    of finished keys).  ``alive`` until the table takes it out of the dict (the compiled
+    decoder remembers recent ones by key, without the dict)."""
+
+    __slots__ = ("last", "finished", "alive")
+
+    def __init__(self, finished: float) -> None:
+        self.finished = finished
+        self.last = finished
+        self.alive = True
+
+
+class Skip:
+    """The flow table's ``skip[key]``: per direction (``lo`` = from the lower endpoint of
+    the key, ``hi``), the sequence number up to which the data is ciphertext nobody needs
+    (-1: none).  ``alive`` until the table drops it."""
+
+    __slots__ = ("lo", "hi", "alive")
+
+    def __init__(self) -> None:
+        self.lo = self.hi = -1
+        self.alive = True
+
+
 class PacketDecoder:
-    """Frames in, TCP segment tuples out.
+    """Frames in, TCP segments out.
 
-    ``flows`` (key -> flow object) and ``done`` (key -> None, an insertion-ordered set of
-    finished connections) are owned by the flow table and only read here, except that a
-    fresh SYN removes its key from ``done`` (the 5-tuple is being reused) and that a packet
-    that starts a flow registers the key with a ``None`` placeholder.  ``skip`` (key ->
-    ``[end_seq_lo, end_seq_hi]``, -1 = none) lets the flow table say "the bytes of this
-    direction up to end_seq are ciphertext nobody needs": data segments that end at or
-    before it are dropped here.
+    ``flows`` (key -> entry) is the flow table's, read here: a ``Flow`` (live), ``None`` (the
+    table is about to create it) or a :class:`Done` (finished: its packets are dropped here,
+    but a SYN without ACK, which the table reopens).  A packet that starts a flow registers
+    its key with ``None``.  One dict look-up per packet.  ``skip`` (key -> :class:`Skip`) lets
+    the flow table say "the bytes of this direction up to a sequence number are ciphertext
+    nobody needs": data segments that end at or before it are dropped here.  (The compiled decoder also remembers, by the raw key bytes,
+    the recent ``Done`` and ``Skip`` entries it found, while ``alive``: most packets of a
+    finished or skipped flow need neither a key object nor a dict look-up.  Same results.)
 
-    Each emitted segment is ``(ts, key, from_lo, flags, seq, payload, truncated)``: ``key`` is
-    the canonical endpoint pair ``lo_ip lo_port hi_ip hi_port`` (12 bytes IPv4, 36 bytes
-    IPv6, endpoints ordered bytewise), ``from_lo`` says the sender is the ``lo`` endpoint.
+    A segment is ``(ts, key, from_lo, flags, seq, payload, truncated)`` (also the fields of
+    the same names after :meth:`next`, with ``entry`` = ``flows.get(key)``): ``key`` is the
+    canonical endpoint pair ``lo_ip lo_port hi_ip hi_port`` (12 bytes IPv4, 36 bytes IPv6,
+    endpoints ordered bytewise), ``from_lo`` says the sender is the ``lo`` endpoint.
+
+    With ``nparts`` > 1 (``--jobs``) the decoder keeps only the connections whose key hashes
+    to ``part``; the frames of the others are counted in :data:`GLOBAL_COUNTERS` only.
     """
 
-    def __init__(self, linktype: int, flows: dict, done: dict, skip: dict) -> None:
+    def __init__(self, linktype: int, flows: dict, skip: dict, part: int = 0,
+                 nparts: int = 1) -> None:
         self.linktype = linktype
         self.flows = flows
-        self.done = done
         self.skip = skip
-        self.counters = [0] * len(COUNTER_NAMES)
+        self.part = part
+        self.nparts = nparts
+        self.counters = [0] * (len(COUNTER_NAMES) + 1)
+        self.ts = 0.0
+        self.key = b""
+        self.payload = b""
+        self.entry = None
+        self.from_lo = self.truncated = False
+        self.flags = self.seq = 0
+        self.batch_max_ts = 0.0
+        self.frames = 0
+        self._mode = _SRC_NONE
 
     def stats(self) -> dict:
-        return dict(zip(COUNTER_NAMES, self.counters))
+        return counters_as_stats(self.counters)
 
-    def decode_batch(self, buf: bytes, meta: bytes, sink=None):
-        """Decode a pcapy-ng ``next_batch`` result: ``meta`` packs 16-byte records
-        ``(sec, usec, offset, caplen)``.  Returns the segments as a list, or, with ``sink``,
-        calls ``sink(*segment)`` for each as soon as it is decoded (so what the sink changes
-        in ``flows`` / ``done`` / ``skip`` already applies to the next packet) and returns
-        None."""
-        out: list = []
-        for i in range(0, len(meta) - 15, 16):
-            sec, usec, off, caplen = _META(meta, i)
-            if off + caplen > len(buf):
-                self.counters[C_MAL3] += 1
-                continue
-            seg = self._decode(sec + usec * 1e-6, buf[off:off + caplen])
-            if seg is not None:
-                if sink is None:
-                    out.append(seg)
-                else:
-                    sink(*seg)
-        return None if sink is not None else out
+    # -- frame sources ---------------------------------------------------------------------------
+    def begin_batch(self, buf, meta) -> None:
+        """A pcapy-ng ``next_batch`` result: ``meta`` packs 16-byte records ``(sec, usec,
+        offset, caplen)`` of the frames in ``buf``."""
+        self._buf, self._meta = buf, meta
+        self._i, self._n = 0, len(meta) - 15
+        self._mode = _SRC_BATCH
+        self.batch_max_ts = 0.0
+
+    def begin_pcap(self, data, pos: int, end: int, big: bool, nsec: bool, snap: int,
+                   at_eof: bool = True) -> None:
+        """The records of a classic pcap file (draft-ietf-opsawg-pcap) in ``data[pos:end]``
+        (a buffer: bytes, an mmap window): ``big`` for a big-endian file, ``nsec`` for
+        nanosecond time stamps (made microseconds, as libpcap reads them), ``snap`` the
+        largest caplen accepted, ``at_eof`` whether ``end`` is the end of the file.  Read it
+        batch by batch: :meth:`pcap_batch`, then :meth:`next`."""
+        self._buf = data
+        self._pos, self._end = pos, min(end, len(data))
+        self._big, self._nsec, self._snap, self._eof = big, nsec, snap, at_eof
+        self._left = 0
+        self._mode = _SRC_PCAP
+
+    def pcap_batch(self, limit: int) -> int:
+        """Check the next ``limit`` records (fewer at the end of the file) and make them the
+        batch :meth:`next` reads: their count, 0 at the end of the file; -2 when the batch
+        runs past the end of ``data`` before the end of the file (map more, from
+        :attr:`pcap_pos`), -1 when a record is not one libpcap reads the same way (truncated,
+        a caplen above the snap length): the caller reads on through libpcap, from this
+        batch."""
+        p, end, count = self._pos, self._end, 0
+        rec = _PCAP_REC[self._big]
+        while count < limit:
+            if p == end:
+                if self._eof:
+                    break
+                return -2
+            if p + 16 > end:
+                return -1 if self._eof else -2
+            caplen = rec(self._buf, p)[2]
+            if caplen > self._snap:
+                return -1
+            if p + 16 + caplen > end:
+                return -1 if self._eof else -2
+            p += 16 + caplen
+            count += 1
+        self._left = count
+        self.batch_max_ts = 0.0
+        return count
+
+    @property
+    def pcap_pos(self) -> int:
+        return self._pos
+
+    def begin_frame(self, ts: float, frame: bytes) -> None:
+        """One frame at time ``ts`` (made a float, as the Cython build's ``double`` makes it)."""
+        self._buf = frame
+        self.ts = float(ts)
+        self._mode = _SRC_FRAME
+        self.batch_max_ts = self.ts
+
+    def next(self) -> int:
+        """Decode frames of the source until one gives a segment (1, in the fields) or the
+        source is exhausted (0)."""
+        while True:
+            mode = self._mode
+            if mode == _SRC_BATCH:
+                if self._i >= self._n:
+                    self._mode = _SRC_NONE
+                    return 0
+                sec, usec, off, caplen = _META(self._meta, self._i)
+                self._i += 16
+                if off + caplen > len(self._buf):
+                    self.counters[C_MAL3] += 1
+                    continue
+                ts = sec + usec * 1e-6
+                f = self._buf[off:off + caplen]
+            elif mode == _SRC_PCAP:
+                if self._left <= 0:
+                    return 0
+                self._left -= 1
+                p = self._pos
+                sec, usec, caplen = _PCAP_REC[self._big](self._buf, p)
+                if self._nsec:
+                    usec //= 1000
+                self._pos = p + 16 + caplen
+                ts = sec + usec * 1e-6
+                f = bytes(self._buf[p + 16:p + 16 + caplen])
+            elif mode == _SRC_FRAME:
+                self._mode = _SRC_NONE
+                ts = self.ts
+                f = bytes(self._buf)
+            else:
+                return 0
+            self.frames += 1
+            if ts > self.batch_max_ts:
+                self.batch_max_ts = ts
+            if self._decode(ts, f):
+                return 1
+
+    # -- the reference API: segment tuples --------------------------------------------------------
+    def _segment(self) -> tuple:
+        return (self.ts, self.key, self.from_lo, self.flags, self.seq, self.payload,
+                self.truncated)
+
+    def decode_batch(self, buf: bytes, meta: bytes) -> list:
+        """The segments of a pcapy-ng batch (see :meth:`begin_batch`), as a list.  (The flow
+        table reads batches through :meth:`next` instead, so that what it changes in
+        ``flows`` / ``skip`` applies to the very next packet.)"""
+        out = []
+        self.begin_batch(buf, meta)
+        while self.next():
+            out.append(self._segment())
+        return out
 
     def decode(self, ts: float, frame: bytes):
-        """Decode one frame; returns a segment tuple or None.  ``ts`` becomes a float, as
-        the Cython build's ``double`` makes it (an int time would otherwise reach the
-        summary as an int in the twin only)."""
-        return self._decode(float(ts), frame)
+        """Decode one frame; returns a segment tuple or None."""
+        self.begin_frame(ts, frame)
+        return self._segment() if self.next() else None
 
-    def _decode(self, ts: float, f: bytes):
+    def _decode(self, ts: float, f: bytes) -> bool:
         c = self.counters
         c[C_PACKETS] += 1
         n = len(f)
@@ -127,32 +287,32 @@ class PacketDecoder:
         if lt == LT_EN10MB:
             if n < 14:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             off = 12
             et = _U16(f, off)[0]
             while et in _VLAN:
                 off += 4
                 if off + 2 > n:
                     c[C_NOT_IP] += 1
-                    return None
+                    return False
                 et = _U16(f, off)[0]
             off += 2
         elif lt == LT_LINUX_SLL:
             if n < 16:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             et = _U16(f, 14)[0]
             off = 16
         elif lt == LT_LINUX_SLL2:
             if n < 20:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             et = _U16(f, 0)[0]
             off = 20
         elif lt == LT_NULL or lt == LT_LOOP:
             if n < 4:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             fam = _U32(f, 0)[0] if lt == LT_LOOP else _LE32(f, 0)[0]
             if fam > 0xFFFF:          # written by a big-endian host
                 fam = _U32(f, 0)[0]
@@ -162,34 +322,34 @@ class PacketDecoder:
                 et = 0x86DD
             else:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             off = 4
         elif lt == LT_RAW or lt == LT_RAW_BSD or lt == LT_RAW_LT or lt == LT_IPV4 or lt == LT_IPV6:
             if n < 1:
                 c[C_NOT_IP] += 1
-                return None
+                return False
             v = f[0] >> 4
             et = 0x0800 if v == 4 else (0x86DD if v == 6 else 0)
             off = 0
         else:
             c[C_LINKTYPE] += 1
-            return None
+            return False
         # --- L3 -------------------------------------------------------------------------
         if et == 0x0800:
             if off + 20 > n or (f[off] >> 4) != 4:
                 c[C_MAL3] += 1
-                return None
+                return False
             ihl = (f[off] & 15) * 4
             total = _U16(f, off + 2)[0]
             if ihl < 20 or (total and total < ihl) or off + ihl > n:
                 c[C_MAL3] += 1
-                return None
+                return False
             if f[off + 9] != 6:
                 c[C_NOT_TCP] += 1
-                return None
+                return False
             if _U16(f, off + 6)[0] & 0x3FFF:      # MF set or a fragment offset
                 c[C_FRAG] += 1
-                return None
+                return False
             src = f[off + 12:off + 16]
             dst = f[off + 16:off + 20]
             ip_end = off + total if total else n   # total 0: TSO-sized frame
@@ -197,7 +357,7 @@ class PacketDecoder:
         elif et == 0x86DD:
             if off + 40 > n or (f[off] >> 4) != 6:
                 c[C_MAL3] += 1
-                return None
+                return False
             plen = _U16(f, off + 4)[0]
             nh = f[off + 6]
             src = f[off + 8:off + 24]
@@ -209,11 +369,11 @@ class PacketDecoder:
                 hops += 1
                 if hops > 8 or p + 8 > n:
                     c[C_MAL3] += 1
-                    return None
+                    return False
                 if nh == 44:
                     if _U16(f, p + 2)[0] & 0xFFF9:   # offset or M flag
                         c[C_FRAG] += 1
-                        return None
+                        return False
                     hl = 8
                 elif nh == 51:
                     hl = (f[p + 1] + 2) * 4
@@ -223,10 +383,10 @@ class PacketDecoder:
                 p += hl
             if nh != 6:
                 c[C_NOT_TCP] += 1
-                return None
+                return False
         else:
             c[C_NOT_IP] += 1
-            return None
+            return False
         # --- L4 -------------------------------------------------------------------------
         truncated = ip_end > n
         end = n if truncated else ip_end
@@ -235,16 +395,16 @@ class PacketDecoder:
                 c[C_TRUNC] += 1
             else:
                 c[C_MAL4] += 1
-            return None
+            return False
         doff = (f[p + 12] >> 4) * 4
         if doff < 20 or p + doff > ip_end:
             c[C_MAL4] += 1
-            return None
+            return False
         flags = f[p + 13]
         ps = p + doff
         if ps > end:
             c[C_TRUNC] += 1
-            return None
+            return False
         a = src + f[p:p + 2]
         b = dst + f[p + 2:p + 4]
         if a <= b:
@@ -253,99 +413,84 @@ class PacketDecoder:
         else:
             key = b + a
             from_lo = False
-        # --- early drop -----------------------------------------------------------------
+        if self.nparts > 1 and _fnv1a(key) % self.nparts != self.part:
+            return False
+        # --- early drop: one look-up of the key -----------------------------------------
+        flows = self.flows
+        entry = flows.get(key, _ABSENT)
+        done = type(entry) is Done
+        seq = _U32(f, p + 4)[0]
         plen = end - ps
         if flags & SYN:
-            if key in self.done:
+            if done:
                 if flags & ACK:
+                    entry.last = ts
                     c[C_DONE] += 1
-                    return None
-                del self.done[key]
-            if key not in self.flows:
-                self.flows[key] = None      # pending: the flow table creates it
+                    return False
+                # a new connection on a finished 5-tuple: the flow table reopens it
+            elif entry is _ABSENT:
+                flows[key] = entry = None   # pending: the flow table creates it
         else:
-            if key in self.done:
+            if done:
+                entry.last = ts
                 c[C_DONE] += 1
-                return None
+                return False
             if plen == 0 and not (flags & (FIN | RST)):
                 c[C_NOPAY] += 1
-                return None
-            if key not in self.flows:
+                return False
+            if entry is _ABSENT:
                 if plen == 0 or not _looks_like_tls_start(f[ps:min(ps + 3, end)]):
                     c[C_UNTRACKED] += 1
-                    return None
-                self.flows[key] = None      # pending: the flow table creates it
-            elif plen and not (flags & (FIN | RST)):
+                    return False
+                flows[key] = entry = None   # pending: the flow table creates it
+            elif plen and not (flags & (FIN | RST)) and self.skip:
                 sk = self.skip.get(key)
                 if sk is not None:
-                    stop = sk[0] if from_lo else sk[1]
-                    if stop >= 0 and ((stop - _U32(f, p + 4)[0] - plen) & 0xFFFFFFFF) < 0x80000000:
+                    stop = sk.lo if from_lo else sk.hi
+                    if stop >= 0 and ((stop - seq - plen) & 0xFFFFFFFF) < 0x80000000:
                         c[C_SKIPENC] += 1
-                        return None
+                        return False
         if truncated:
-            c[C_TRUNC] += 1
+            c[C_TRUNC_LATE] += 1
         c[C_EMITTED] += 1
-        return (ts, key, from_lo, flags, _U32(f, p + 4)[0], f[ps:end], truncated)
+        self.ts = ts
+        self.key = key
+        self.entry = entry
+        self.from_lo = from_lo
+        self.flags = flags
+        self.seq = seq
+        self.truncated = truncated
+        self.payload = f[ps:end]
+        return True
+
+
+_ABSENT = object()
+
+
+def _fnv1a(key: bytes) -> int:
+    """32-bit FNV-1a of the canonical key: the --jobs partition (both directions agree)."""
+    h = 2166136261
+    for x in key:
+        h = ((h ^ x) * 16777619) & 0xFFFFFFFF
+    return h
 
 
 # ---------------------------------------------------------------------------------------
-# TLS framing
+# Hello parsing: status codes (0 ok, cext.errors E_*), the def API raises them
 # ---------------------------------------------------------------------------------------
 
-def split_records(buf, pos: int):
-    """Frame TLS records in ``buf[pos:]``.
+class _Bad(Exception):
+    """Internal: a status code on its way out of a parser (never leaves this module)."""
 
-    Returns ``(records, new_pos, reason)``: ``records`` is a list of
-    ``(content_type, version, fragment_bytes)``, ``new_pos`` the offset of the first byte not
-    consumed (an incomplete record stays in the buffer), ``reason`` None or the
-    :data:`~cext.errors.REASONS` string that stopped framing at ``new_pos``.
-    """
-    out = []
-    n = len(buf)
-    if pos < 0:
-        pos = 0
-    while pos + 5 <= n:
-        ct = buf[pos]
-        if ct < 20 or ct > 63:
-            return out, pos, "unknown_content_type"
-        if buf[pos + 1] != 3 or buf[pos + 2] > 4:
-            return out, pos, "bad_record_version"
-        ln = (buf[pos + 3] << 8) | buf[pos + 4]
-        if ln > MAX_RECORD:
-            return out, pos, "record_overflow"
-        if pos + 5 + ln > n:
-            break
-        out.append((ct, (buf[pos + 1] << 8) | buf[pos + 2], bytes(buf[pos + 5:pos + 5 + ln])))
-        pos += 5 + ln
-    return out, pos, None
+    def __init__(self, status: int) -> None:
+        self.status = status
 
-
-def split_handshakes(buf, pos: int, max_len: int):
-    """Frame handshake messages in ``buf[pos:]``: ``(messages, new_pos, reason)`` with
-    ``messages`` a list of ``(msg_type, body_bytes)``."""
-    out = []
-    n = len(buf)
-    if pos < 0:
-        pos = 0
-    while pos + 4 <= n:
-        ln = (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
-        if ln > max_len:
-            return out, pos, "handshake_too_long"
-        if pos + 4 + ln > n:
-            break
-        out.append((buf[pos], bytes(buf[pos + 4:pos + 4 + ln])))
-        pos += 4 + ln
-    return out, pos, None
-
-
-# ---------------------------------------------------------------------------------------
-# Hello parsing
-# ---------------------------------------------------------------------------------------
 
 def _vec(b: bytes, pos: int, end: int, lbytes: int):
-    """Return (start, stop) of a length-prefixed vector at ``pos``; raise on overrun."""
+    """Return (start, stop) of a length-prefixed vector at ``pos``; vector_overrun on
+    overrun."""
     if pos + lbytes > end:
-        raise MalformedMessage("vector_overrun")
+        raise _Bad(E_VECTOR_OVERRUN)
     if lbytes == 1:
         ln = b[pos]
     elif lbytes == 2:
@@ -354,13 +499,13 @@ def _vec(b: bytes, pos: int, end: int, lbytes: int):
         ln = (b[pos] << 16) | (b[pos + 1] << 8) | b[pos + 2]
     s = pos + lbytes
     if s + ln > end:
-        raise MalformedMessage("vector_overrun")
+        raise _Bad(E_VECTOR_OVERRUN)
     return s, s + ln
 
 
 def _u16_list(b: bytes, s: int, e: int) -> tuple:
     if (e - s) & 1:
-        raise MalformedMessage("vector_overrun")
+        raise _Bad(E_VECTOR_OVERRUN)
     return tuple((b[i] << 8) | b[i + 1] for i in range(s, e, 2))
 
 
@@ -378,29 +523,27 @@ def _alpn_list(b: bytes, s: int, e: int) -> tuple:
     return tuple(out)
 
 
-def parse_client_hello(b: bytes) -> tuple:
-    """RFC 8446 4.1.2 ClientHello.
+#: an offer key longer than this is not made (the offer is not memoized)
+KEY_MAX = 4096
+#: more extensions or key shares than this: no offer key either
+EXT_MAX = 512
 
-    Returns ``(legacy_version, session_id, cipher_suites, compression_methods, extensions,
-    server_name, alpn, supported_groups, ec_point_formats, signature_algorithms,
-    supported_versions, key_share_groups, psk, session_ticket)`` — every list a tuple of ints
-    (``alpn`` of str), ``extensions`` the extension types in wire order, ``server_name`` the
-    first host_name or None, ``psk`` True when pre_shared_key was offered, ``session_ticket``
-    the length of a session_ticket extension or -1.
-    """
+
+def _client_hello(b: bytes, full: bool) -> tuple:
     end = len(b)
     if end < 38:
-        raise MalformedMessage("vector_overrun")
+        raise _Bad(E_VECTOR_OVERRUN)
     legacy_version = (b[0] << 8) | b[1]
     s, e = _vec(b, 34, end, 1)
     session_id = bytes(b[s:e])
-    s, e = _vec(b, e, end, 2)
-    suites = _u16_list(b, s, e)
-    s, e = _vec(b, e, end, 1)
+    su_s, su_e = _vec(b, e, end, 2)
+    suites = _u16_list(b, su_s, su_e)
+    s, e = _vec(b, su_e, end, 1)
     compression = tuple(b[s:e])
     exts = []
     sni = None
     alpn: tuple = ()
+    alpn_raw = None
     groups: tuple = ()
     formats: tuple = ()
     sigalgs: tuple = ()
@@ -412,7 +555,7 @@ def parse_client_hello(b: bytes) -> tuple:
         s, xe = _vec(b, e, end, 2)
         while s < xe:
             if s + 4 > xe:
-                raise MalformedMessage("vector_overrun")
+                raise _Bad(E_VECTOR_OVERRUN)
             et = (b[s] << 8) | b[s + 1]
             ds, de = _vec(b, s + 2, xe, 2)
             exts.append(et)
@@ -420,13 +563,14 @@ def parse_client_hello(b: bytes) -> tuple:
                 ls, le = _vec(b, ds, de, 2)
                 while ls < le:
                     if ls + 1 > le:
-                        raise MalformedMessage("vector_overrun")
+                        raise _Bad(E_VECTOR_OVERRUN)
                     ns, ne = _vec(b, ls + 1, le, 2)
                     if b[ls] == 0 and sni is None:
                         sni = _text(b[ns:ne])
                     ls = ne
             elif et == 16:         # application_layer_protocol_negotiation (RFC 7301)
                 alpn = _alpn_list(b, ds, de)
+                alpn_raw = bytes(b[ds:de])
             elif et == 10:         # supported_groups (RFC 8422 / 7919)
                 gs, ge = _vec(b, ds, de, 2)
                 groups = _u16_list(b, gs, ge)
@@ -443,7 +587,7 @@ def parse_client_hello(b: bytes) -> tuple:
                 ks, ke = _vec(b, ds, de, 2)
                 while ks < ke:
                     if ks + 2 > ke:
-                        raise MalformedMessage("vector_overrun")
+                        raise _Bad(E_VECTOR_OVERRUN)
                     shares.append((b[ks] << 8) | b[ks + 1])
                     ks = _vec(b, ks + 2, ke, 2)[1]
             elif et == 41:         # pre_shared_key
@@ -451,21 +595,41 @@ def parse_client_hello(b: bytes) -> tuple:
             elif et == 35:         # session_ticket (RFC 5077)
                 ticket = de - ds
             s = de
-    return (legacy_version, session_id, suites, compression, tuple(exts), sni, alpn, groups,
-            formats, sigalgs, versions, tuple(shares), psk, ticket)
+    if full:
+        return (legacy_version, session_id, suites, compression, tuple(exts), sni, alpn,
+                groups, formats, sigalgs, versions, tuple(shares), psk, ticket)
+    stripped = tuple(x for x in exts if x not in GREASE)
+    return (legacy_version, session_id, sni, stripped,
+            _offer_key(legacy_version, psk or ticket > 0, suites, stripped, groups, sigalgs,
+                       versions, shares, alpn_raw, len(stripped) <= EXT_MAX
+                       and len(shares) <= EXT_MAX))
 
 
-def parse_server_hello(b: bytes) -> tuple:
-    """RFC 8446 4.1.3 ServerHello (and TLS 1.3 drafts < 22, which had no session id).
+def _u16s(values, strip: bool) -> bytes:
+    vs = [v for v in values if not (strip and v in GREASE)]
+    return len(vs).to_bytes(2, "big") + b"".join(v.to_bytes(2, "big") for v in vs)
 
-    Returns ``(legacy_version, session_id, cipher_suite, compression_method, extensions,
-    selected_version, key_share_group, alpn, psk_selected, is_hrr)``; ``selected_version`` is
-    the supported_versions value (or the draft version), -1 when absent; ``key_share_group``
-    -1 when absent; ``alpn`` None when absent.
-    """
+
+def _offer_key(legacy_version, psk, suites, exts, groups, sigalgs, versions, shares, alpn_raw,
+               ok: bool):
+    """What a ClientHello offers apart from its extension order, GREASE and per-connection
+    values (random, session id, SNI, key share bytes, PSK identities), as bytes that
+    ``cext._session_py.offer_from_key`` reads back: equal keys, equal offers.  None when it
+    would be longer than KEY_MAX (such an offer is not memoized)."""
+    if not ok:
+        return None
+    key = (legacy_version.to_bytes(2, "big") + bytes([1 if psk else 0]) + _u16s(suites, True)
+           + _u16s(sorted(exts), False) + _u16s(groups, True) + _u16s(sigalgs, False)
+           + _u16s(versions, True) + _u16s(shares, True)
+           + (b"\x00" if alpn_raw is None else b"\x01" + len(alpn_raw).to_bytes(2, "big")
+              + alpn_raw))
+    return key if len(key) <= KEY_MAX else None
+
+
+def _server_hello(b: bytes) -> tuple:
     end = len(b)
     if end < 34:
-        raise MalformedMessage("vector_overrun")
+        raise _Bad(E_VECTOR_OVERRUN)
     legacy_version = (b[0] << 8) | b[1]
     is_hrr = b[2:34] == HRR_RANDOM
     selected = -1
@@ -473,7 +637,7 @@ def parse_server_hello(b: bytes) -> tuple:
         # draft-era ServerHello: version random cipher_suite extensions
         session_id = b""
         if end < 36:
-            raise MalformedMessage("vector_overrun")
+            raise _Bad(E_VECTOR_OVERRUN)
         suite = (b[34] << 8) | b[35]
         compression = 0
         e = 36
@@ -482,7 +646,7 @@ def parse_server_hello(b: bytes) -> tuple:
         s, e = _vec(b, 34, end, 1)
         session_id = bytes(b[s:e])
         if e + 3 > end:
-            raise MalformedMessage("vector_overrun")
+            raise _Bad(E_VECTOR_OVERRUN)
         suite = (b[e] << 8) | b[e + 1]
         compression = b[e + 2]
         e += 3
@@ -494,17 +658,17 @@ def parse_server_hello(b: bytes) -> tuple:
         s, xe = _vec(b, e, end, 2)
         while s < xe:
             if s + 4 > xe:
-                raise MalformedMessage("vector_overrun")
+                raise _Bad(E_VECTOR_OVERRUN)
             et = (b[s] << 8) | b[s + 1]
             ds, de = _vec(b, s + 2, xe, 2)
             exts.append(et)
             if et == 43:
                 if de - ds < 2:
-                    raise MalformedMessage("vector_overrun")
+                    raise _Bad(E_VECTOR_OVERRUN)
                 selected = (b[ds] << 8) | b[ds + 1]
             elif et == 51 or et == 40:
                 if de - ds < 2:
-                    raise MalformedMessage("vector_overrun")
+                    raise _Bad(E_VECTOR_OVERRUN)
                 group = (b[ds] << 8) | b[ds + 1]
             elif et == 16:
                 names = _alpn_list(b, ds, de)
@@ -516,9 +680,10 @@ def parse_server_hello(b: bytes) -> tuple:
             alpn, psk, is_hrr)
 
 
-def parse_certificate(b: bytes, tls13: bool) -> list:
-    """RFC 5246 7.4.2 / RFC 8446 4.4.2 Certificate: the DER certificates in wire order."""
+def _certificate(b: bytes, tls13: bool) -> tuple:
     end = len(b)
+    if end == 0:
+        raise _Bad(E_VECTOR_OVERRUN)
     pos = 0
     if tls13:
         pos = _vec(b, 0, end, 1)[1]
@@ -530,7 +695,111 @@ def parse_certificate(b: bytes, tls13: bool) -> list:
         s = ce
         if tls13:
             s = _vec(b, s, e, 2)[1]
-    return out
+    return tuple(out)
+
+
+class Wire:
+    """The handshake-message parsers the engine calls, over ``data[start:end]`` of a
+    ``bytes``: each returns its result, or None with :attr:`status` set (``cext.errors``
+    codes).  Stateless but for ``status``; one per flow table."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = 0
+
+    def _run(self, fn, data: bytes, start: int, end: int, *args):
+        if start < 0 or end < start or end > len(data):
+            self.status = E_VECTOR_OVERRUN
+            return None
+        try:
+            r = fn(data[start:end], *args)
+        except _Bad as bad:
+            self.status = bad.status
+            return None
+        self.status = 0
+        return r
+
+    def client_hello(self, data: bytes, start: int, end: int):
+        """:func:`parse_client_hello` of ``data[start:end]``."""
+        return self._run(_client_hello, data, start, end, True)
+
+    def client_hello_key(self, data: bytes, start: int, end: int):
+        """:func:`parse_client_hello_key` of ``data[start:end]``."""
+        return self._run(_client_hello, data, start, end, False)
+
+    def server_hello(self, data: bytes, start: int, end: int):
+        """:func:`parse_server_hello` of ``data[start:end]``."""
+        return self._run(_server_hello, data, start, end)
+
+    def certificate(self, data: bytes, start: int, end: int, tls13: bool):
+        """:func:`parse_certificate` of ``data[start:end]``, as a tuple."""
+        return self._run(_certificate, data, start, end, tls13)
+
+    def connection_id(self, start: float, client: str, server: str) -> str:
+        return connection_id(start, client, server)
+
+    def endpoint_text(self, raw: bytes) -> str:
+        return endpoint_text(raw)
+
+
+def _raising(fn, *args):
+    try:
+        return fn(*args)
+    except _Bad as bad:
+        raise error(bad.status) from None
+
+
+def parse_client_hello(b: bytes) -> tuple:
+    """RFC 8446 4.1.2 ClientHello.
+
+    Returns ``(legacy_version, session_id, cipher_suites, compression_methods, extensions,
+    server_name, alpn, supported_groups, ec_point_formats, signature_algorithms,
+    supported_versions, key_share_groups, psk, session_ticket)`` — every list a tuple of ints
+    (``alpn`` of str), ``extensions`` the extension types in wire order, ``server_name`` the
+    first host_name or None, ``psk`` True when pre_shared_key was offered, ``session_ticket``
+    the length of a session_ticket extension or -1.
+    """
+    return _raising(_client_hello, bytes(b), True)
+
+
+def parse_client_hello_key(b: bytes) -> tuple:
+    """The ClientHello as the sensor keeps it: ``(legacy_version, session_id, server_name,
+    extensions, offer_key)`` -- the extensions without GREASE, in wire order; ``offer_key``
+    the bytes that identify everything else the summary and JA4 take from the offer (None
+    when too long to memoize).  The same checks as :func:`parse_client_hello`."""
+    return _raising(_client_hello, bytes(b), False)
+
+
+def parse_server_hello(b: bytes) -> tuple:
+    """RFC 8446 4.1.3 ServerHello (and TLS 1.3 drafts < 22, which had no session id).
+
+    Returns ``(legacy_version, session_id, cipher_suite, compression_method, extensions,
+    selected_version, key_share_group, alpn, psk_selected, is_hrr)``; ``selected_version`` is
+    the supported_versions value (or the draft version), -1 when absent; ``key_share_group``
+    -1 when absent; ``alpn`` None when absent.
+    """
+    return _raising(_server_hello, bytes(b))
+
+
+def parse_certificate(b: bytes, tls13: bool) -> list:
+    """RFC 5246 7.4.2 / RFC 8446 4.4.2 Certificate: the DER certificates in wire order."""
+    return list(_raising(_certificate, bytes(b), tls13))
+
+
+def endpoint_text(raw: bytes) -> str:
+    """6 or 18 raw bytes (address + port, as in a key) -> ``ip:port`` / ``[ip6]:port``."""
+    port = (raw[-2] << 8) | raw[-1]
+    if len(raw) == 6:
+        return "%d.%d.%d.%d:%d" % (raw[0], raw[1], raw[2], raw[3], port)
+    return "[%s]:%d" % (ipaddress.IPv6Address(bytes(raw[:16])), port)
+
+
+def connection_id(start: float, client: str, server: str) -> str:
+    """The summary's ``id``: BLAKE2s with an 8-byte digest of the first packet's time in
+    microseconds and the two endpoints, ``"%d|%s|%s"``, hex."""
+    return blake2s(b"%d|%s|%s" % (round(start * 1000000), client.encode(), server.encode()),
+                   digest_size=8).hexdigest()
 
 
 def murmur2(data: bytes) -> int:

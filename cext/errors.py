@@ -1,15 +1,24 @@
 """Exceptions and status codes shared by the Cython wire code and its pure-Python twin.
 
 Short input is not bad input: a reader that runs out of bytes reports NEED_DATA.  A length
-that overruns its enclosing vector or record raises :class:`MalformedMessage` with a reason
+that overruns its enclosing vector or record is a :class:`MalformedMessage` with a reason
 from the closed set :data:`REASONS` (counted by the sensor, Zeek-weird style).
+
+Inside the core, functions return an int *status*: 0 for success, ``-n`` for the n-th reason
+of :data:`CODES`.  :func:`reason` and :func:`error` are the one place a status becomes the
+error family; the reader and the flow table call them at their boundary.
 """
 from __future__ import annotations
 
-__all__ = ["ProtocolError", "MalformedMessage", "REASONS"]
+__all__ = ["ProtocolError", "MalformedMessage", "REASONS", "CODES", "reason", "error",
+           "E_RECORD_OVERFLOW", "E_BAD_RECORD_VERSION", "E_UNKNOWN_CONTENT_TYPE",
+           "E_VECTOR_OVERRUN", "E_HANDSHAKE_LENGTH_MISMATCH", "E_HANDSHAKE_TOO_LONG",
+           "E_BAD_SSLV2_RECORD"]
 
-#: every reason string a MalformedMessage may carry (stable: counters and tests key on them)
-REASONS = frozenset({
+#: every reason string a MalformedMessage may carry (stable: counters and tests key on them),
+#: in status-code order: status ``-n`` is ``CODES[n]``
+CODES = (
+    None,
     "record_overflow",            # record length > 2^14 + 2048 (RFC 5246 6.2.3)
     "bad_record_version",         # record header is not an SSL/TLS record
     "unknown_content_type",       # record content type outside the registry range
@@ -17,7 +26,11 @@ REASONS = frozenset({
     "handshake_length_mismatch",  # a handshake body is shorter or longer than its fields
     "handshake_too_long",         # a handshake message above the per-flow buffer cap
     "bad_sslv2_record",           # SSLv2 record header / message malformed
-})
+)
+REASONS = frozenset(CODES[1:])
+
+(E_RECORD_OVERFLOW, E_BAD_RECORD_VERSION, E_UNKNOWN_CONTENT_TYPE, E_VECTOR_OVERRUN,
+ E_HANDSHAKE_LENGTH_MISMATCH, E_HANDSHAKE_TOO_LONG, E_BAD_SSLV2_RECORD) = range(-1, -8, -1)
 
 
 class ProtocolError(Exception):
@@ -30,3 +43,13 @@ class ProtocolError(Exception):
 
 class MalformedMessage(ProtocolError):
     """A length field overruns its enclosing structure."""
+
+
+def reason(status: int) -> str:
+    """The reason string of a (negative) status."""
+    return CODES[-status]
+
+
+def error(status: int) -> MalformedMessage:
+    """The exception of a (negative) status."""
+    return MalformedMessage(CODES[-status])

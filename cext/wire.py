@@ -48,18 +48,20 @@ class Engine(NamedTuple):
     flows: ModuleType
     render: ModuleType          # summary_to_json
 
-    def connection(self, **limits):
-        """A TLS reader of this build: ``tls.TLSConnection(wire, **limits)``."""
-        return self.tls.TLSConnection(self.wire, **limits)
+    def connection(self, sink=None, **limits):
+        """A TLS reader of this build: ``tls.TLSConnection(wire.Wire(), sink, **limits)``
+        (without a sink: the reference API, events of :mod:`cext.events`)."""
+        return self.tls.TLSConnection(self.wire.Wire(), sink, **limits)
 
     def flow_table(self, **limits):
         """A flow table of this build: ``flows.FlowTable(self, **limits)``."""
         return self.flows.FlowTable(self, **limits)
 
-    def decoder(self, linktype: int, table):
-        """A packet decoder of this build feeding ``table`` (it shares the table's flow,
-        done and skip dicts, so it drops finished and skipped flows' packets in C)."""
-        return self.wire.PacketDecoder(linktype, table.flows, table.done, table.skip)
+    def decoder(self, linktype: int, table, part: int = 0, nparts: int = 1):
+        """A packet decoder of this build for ``table`` (it reads the table's flow and skip
+        dicts, so it drops finished and skipped flows' packets in C); with ``nparts`` > 1, of
+        the connections whose key hashes to ``part`` only (``--jobs``)."""
+        return self.wire.PacketDecoder(linktype, table.flows, table.skip, part, nparts)
 
 
 def engine(implementation: str) -> Engine:

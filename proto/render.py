@@ -63,6 +63,12 @@ def offer_names(key: tuple) -> tuple:
             tuple(_named(key[4], _GROUP, _group_name)))
 
 
+def _copy(names):
+    """A list of a memoized tuple of names (never shared between summaries); anything else
+    (a pre-serialized value) as it is."""
+    return list(names) if type(names) is tuple else names
+
+
 def _certs(digests: list, facts: Mapping[bytes, dict]) -> list:
     out = []
     get = facts.get
@@ -92,7 +98,8 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict],
                     offer_names: Callable[[tuple], tuple] = offer_names) -> dict:
     """Render a raw summary with IANA names; ``facts`` maps SHA-256 digest -> certificate
     facts (a certificate without facts renders as ``{"sha256": hex}``).  ``offer_names`` is
-    :func:`offer_names`, or the caller's memo of it."""
+    :func:`offer_names`, or the caller's memo of it -- whose values may also be already
+    serialized (``orjson.Fragment``, for output through orjson only), put in as they are."""
     # (the empty lists most summaries carry are rendered without a comprehension each)
     j = _TEMPLATE.copy()
     j["id"] = raw["id"]
@@ -127,14 +134,14 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict],
     o = offer_names((tuple(raw["client_versions"]), tuple(raw["client_ciphers"]),
                      tuple(raw["client_groups"]), tuple(raw["client_signature_algorithms"]),
                      tuple(raw["client_key_shares"])))
-    j["client_versions"] = list(o[0])
-    j["client_ciphers"] = list(o[1])
+    j["client_versions"] = _copy(o[0])
+    j["client_ciphers"] = _copy(o[1])
     v = raw["client_extensions"]
     j["client_extensions"] = _named(v, _EXTENSION, _extension_name) if v else []
-    j["client_groups"] = list(o[2])
+    j["client_groups"] = _copy(o[2])
     j["client_alpn"] = list(raw["client_alpn"])
-    j["client_signature_algorithms"] = list(o[3])
-    j["client_key_shares"] = list(o[4])
+    j["client_signature_algorithms"] = _copy(o[3])
+    j["client_key_shares"] = _copy(o[4])
     j["client_psk"] = raw["client_psk"]
     j["client_sslv2"] = raw["client_sslv2"]
     j["hrr"] = raw["hrr"]

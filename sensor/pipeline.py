@@ -1,7 +1,23 @@
 """Capture batches -> segments -> flows -> summaries: the one pipeline that ``summarize``,
-``diagnose``, ``watch`` and the sensor service all run."""
+``diagnose``, ``watch`` and the sensor service all run.
+
+Capture files are read in batches of :data:`sensor.capture.BATCH` packets (the flow table
+looks for idle flows between batches, so the batch is part of the output's order).  A plain
+classic pcap file is read here, through ``mmap`` windows, its records walked in C by the
+decoder (no copy of the packets, no libpcap); anything else -- pcapng, gzip, a record
+libpcap would read differently (a truncated file, a caplen above the snap length) -- goes
+through :class:`sensor.capture.FileCapture` (libpcap), from the batch where it starts.
+"""
 from __future__ import annotations
 
+import bisect
+import mmap
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import struct
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
 from functools import lru_cache
@@ -10,9 +26,9 @@ import orjson
 
 from cext import wire
 from proto.x509facts import certificate_facts
-from sensor.capture import CaptureError, FileCapture
+from sensor.capture import BATCH, CaptureError, FileCapture
 
-__all__ = ["Summarizer", "CertificateCache", "summarize_paths"]
+__all__ = ["Summarizer", "CertificateCache", "MappedPcap", "WorkerError", "summarize_paths"]
 
 
 class CertificateCache:
@@ -78,6 +94,9 @@ class Summarizer:
     (output for ``orjson.dumps`` only).
 
     ``engine`` is the core to run (:data:`cext.wire.ENGINE`, the selected build, by default).
+    ``part`` of ``nparts`` reads only that share of the connections (``--jobs``; the keys of
+    :attr:`table` then order its outputs among the others', and ``sync`` is the clock of
+    ``FlowTable.decoded``).
     """
 
     #: distinct client offers whose names the renderer keeps (a client stack sends one)
@@ -85,13 +104,20 @@ class Summarizer:
 
     def __init__(self, linktype: int, certs: CertificateCache | None = None,
                  json: bool = False, fragments: bool = False, engine: wire.Engine | None = None,
-                 **table) -> None:
+                 part: int = 0, nparts: int = 1, sync=None, **table) -> None:
         engine = wire.ENGINE if engine is None else engine
         self._render = engine.render.summary_to_json
-        #: the renderer's names of the client offers of this traffic
-        self.offer_names = lru_cache(maxsize=self.OFFER_MEMO)(engine.render.offer_names)
+        #: the renderer's names of the client offers of this traffic (for orjson only:
+        #: serialized once)
+        names = engine.render.offer_names
+        if fragments:
+            names = _serialized(names)
+        self.offer_names = lru_cache(maxsize=self.OFFER_MEMO)(names)
         self.table = engine.flow_table(**table)
-        self.decoder = engine.decoder(linktype, self.table)
+        self.decoder = engine.decoder(linktype, self.table, part, nparts)
+        self.sync = sync
+        if nparts > 1:
+            self.table.ordered()
         self.certs = certs if certs is not None else CertificateCache()
         if json:
             self._attach = self._attach_json
@@ -100,10 +126,14 @@ class Summarizer:
         self._facts = _Fragments(self.certs) if fragments else self.certs
 
     def feed(self, buf: bytes, meta: bytes) -> list:
-        table = self.table
-        table.begin_batch()
-        self.decoder.decode_batch(buf, meta, table.segment)
-        done = table.end_batch()
+        self.decoder.begin_batch(buf, meta)
+        done = self.table.decoded(self.decoder, self.sync)
+        return self._attach(done) if done else done
+
+    def feed_decoded(self) -> list:
+        """The segments of the frame source the caller began on :attr:`decoder` (the pcap
+        records of a batch: ``begin_pcap`` / ``pcap_batch``), as :meth:`feed`."""
+        done = self.table.decoded(self.decoder, self.sync)
         return self._attach(done) if done else done
 
     def feed_frame(self, ts: float, frame: bytes) -> list:
@@ -137,46 +167,396 @@ class Summarizer:
         return out
 
     def stats(self) -> dict:
-        s = dict(self.decoder.stats())
-        s.update(self.table.stats)
-        for reason, n in self.table.reasons.items():
-            s["weird." + reason] = n
-        return s
+        return _merged_stats([self.decoder.counters], [self.table.stats], [self.table.reasons])
+
+
+def _merged_stats(counters: list, tables: list, reasons: list) -> dict:
+    """The stats of one summarizer, or of ``--jobs`` workers' (whose decoders each count
+    every frame in GLOBAL_COUNTERS, and their own connections' in the others)."""
+    raw = [sum(c[i] for c in counters) for i in range(len(counters[0]))]
+    for i in wire.GLOBAL_COUNTERS:
+        raw[i] = counters[0][i]
+    s = wire.counters_as_stats(raw)
+    for t in tables:
+        for k, v in t.items():
+            s[k] = s.get(k, 0) + v
+    for r in reasons:
+        for reason, n in r.items():
+            s["weird." + reason] = s.get("weird." + reason, 0) + n
+    return s
 
 
 def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: bool = False,
-                    **table) -> Iterator[tuple[dict, dict]]:
-    """Yield ``(json_summary, {sha256_hex: der})`` per connection of each capture file.
-    ``stats``, if given, accumulates the decoder / flow-table counters.  With
-    ``fragments=True`` certificates are ``orjson.Fragment`` objects: the summaries are
-    then only for ``orjson.dumps`` (what ``summarize --format jsonl`` does).
+                    certs: bool = True, jobs: int = 1, transform=None,
+                    **table) -> Iterator[tuple[dict, dict | None]]:
+    """Yield ``(json_summary, {sha256_hex: der})`` per connection of each capture file
+    (``certs=False``: ``(json_summary, None)``; with ``transform``: what
+    ``transform(json_summary, certs)`` returns).  ``stats``, if given, accumulates the
+    decoder / flow-table counters.  With ``fragments=True`` certificates are
+    ``orjson.Fragment`` objects: the summaries are then only for ``orjson.dumps`` (what
+    ``summarize --format jsonl`` does).
+
+    ``jobs`` > 1 splits each file's connections over that many worker processes (by a hash
+    of the connection's endpoints: each reads the whole file and keeps its share), which run
+    ``transform`` (its results must pickle); the output is the same, in the same order, as
+    with one -- as long as the flow table does not overflow (``max_flows``, ``max_done``:
+    then each worker evicts among its own connections).
 
     Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
     yielding every connection that could be read from it.
     """
     for path in paths:
-        cap = FileCapture(path)
-        with cap:
-            if cap.linktype not in wire.LINKTYPES:
-                raise CaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
-                                   "raw IP and BSD loopback are)" % (path, cap.linktype))
-            s = Summarizer(cap.linktype, json=True, fragments=fragments, **table)
-            error = None
-            try:
-                for buf, meta in cap:
-                    for summary, ders in s.feed(buf, meta):
-                        yield summary, {d.hex(): der for d, der in ders}
-                    if progress is not None:
-                        progress(cap)
-            except CaptureError as exc:     # deliver what was read, then report
-                error = exc
-            for summary, ders in s.flush():
-                yield summary, {d.hex(): der for d, der in ders}
-            if stats is not None:
-                for k, v in s.stats().items():
+        if jobs > 1:
+            yield from _parallel(path, jobs, progress, stats, fragments, certs, transform, table)
+            continue
+        for kind, value in _summaries(path, progress, fragments, certs, transform, table):
+            if kind == "out":
+                yield from value[0]
+            elif kind == "stats" and stats is not None:
+                for k, v in value.items():
                     stats[k] = stats.get(k, 0) + v
-            if error is not None:
-                raise error
+            elif kind == "error":
+                raise value
+
+
+def _summaries(path: str, progress, fragments: bool, certs: bool, transform, table: dict,
+               part: int = 0, nparts: int = 1, sync=None, holder: list | None = None):
+    """One file's ``("out", (items, keys))`` per batch, then ``("stats", dict)`` (and
+    ``("counters", (decoder counters, table stats, reasons))``), then ``("error",
+    CaptureError)`` if it could not be read to its end."""
+    mapped = MappedPcap.open(path)
+    linktype = mapped.linktype if mapped is not None else None
+    cap = None
+    if mapped is None:
+        cap = FileCapture(path)
+        linktype = cap.linktype
+    try:
+        if linktype not in wire.LINKTYPES:
+            raise CaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
+                               "raw IP and BSD loopback are)" % (path, linktype))
+        s = Summarizer(linktype, json=True, fragments=fragments, part=part, nparts=nparts,
+                       sync=sync, **table)
+        keys = s.table
+        if holder is not None:
+            holder.append(s)
+
+        def items(done):
+            if transform is not None:
+                return [transform(summary, {d.hex(): der for d, der in ders} if certs else None)
+                        for summary, ders in done]
+            return [(summary, {d.hex(): der for d, der in ders} if certs else None)
+                    for summary, ders in done]
+
+        error = None
+        try:
+            for done in _batches(s, path, mapped, cap, progress):
+                yield "out", (items(done), keys.keys)
+        except CaptureError as exc:     # deliver what was read, then report
+            error = exc
+        done = s.flush()
+        yield "out", (items(done), keys.keys)
+        yield "counters", (s.decoder.counters, s.table.stats, s.table.reasons)
+        yield "stats", s.stats()
+        if error is not None:
+            yield "error", error
+    finally:
+        if mapped is not None:
+            mapped.close()
+        if cap is not None:
+            cap.close()
+
+
+class _Progress:
+    """What ``summarize``'s progress line reads of a capture (from a ``--jobs`` worker)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.size = self.bytes_read = self.packets = 0
+
+
+def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform, table):
+    """One file through ``jobs`` worker processes (see :func:`summarize_paths`)."""
+    ctx = multiprocessing.get_context("fork")
+    conns, procs = [], []
+    for part in range(jobs):
+        mine, theirs = ctx.Pipe()
+        p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
+                        args=(theirs, path, part, jobs, fragments, certs, transform, table,
+                              progress is not None))
+        p.start()
+        theirs.close()
+        conns.append(mine)
+        procs.append(p)
+    pending: list = []                      # (key, item) not yet in order
+    upto = [-1] * jobs                      # each worker's watermark
+    syncs: list = []                        # this clock sync's requests
+    counters, tables, reasons = [], [], []
+    error = None
+    shown = _Progress(path)
+    open_ = set(range(jobs))
+    try:
+        while open_:
+            for c in multiprocessing.connection.wait([conns[i] for i in open_]):
+                i = conns.index(c)
+                try:
+                    msg = pickle.loads(c.recv_bytes())
+                except EOFError:
+                    raise WorkerError("--jobs worker %d of %s ended without its result (exit "
+                                      "code %s)" % (i, path, _exitcode(procs[i]))) from None
+                kind = msg[0]
+                if kind == "sync":
+                    syncs.append(msg[1])
+                    if len(syncs) == jobs:          # every worker at the same batch's end
+                        now = max(syncs)[1]
+                        for w in conns:
+                            w.send_bytes(pickle.dumps(now))
+                        syncs = []
+                elif kind == "out":
+                    _, mark, items, prog = msg
+                    pending += items
+                    upto[i] = mark
+                    if prog is not None and progress is not None:
+                        shown.size, shown.bytes_read, shown.packets = prog
+                        progress(shown)
+                    low = min(upto)
+                    if pending and low >= 0:
+                        pending.sort(key=_first)
+                        n = bisect.bisect_left(pending, (low,), key=_major)
+                        for _key, item in pending[:n]:
+                            yield item
+                        del pending[:n]
+                elif kind == "done":
+                    _, c_counters, c_stats, c_reasons, err = msg
+                    counters.append((i, c_counters))
+                    tables.append(c_stats)
+                    reasons.append(c_reasons)
+                    error = error or err
+                    upto[i] = 1 << 63
+                    open_.discard(i)
+                else:                               # "fail": the others may wait on it
+                    raise WorkerError("--jobs worker %d failed on %s:\n%s" % (i, path, msg[1]))
+        pending.sort(key=_first)
+        for _key, item in pending:
+            yield item
+    finally:
+        for c in conns:
+            c.close()           # a worker blocked on its pipe gets EOF/EPIPE and ends
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    if stats is not None:
+        merged = _merged_stats([c for _i, c in sorted(counters)], tables, reasons)
+        for k, v in merged.items():
+            stats[k] = stats.get(k, 0) + v
+    if error is not None:
+        raise CaptureError(error)
+
+
+class WorkerError(RuntimeError):
+    """A ``--jobs`` worker process failed (a bug or a resource limit, not bad input: that
+    is a counted skip, or a :class:`CaptureError`)."""
+
+
+def _exitcode(p) -> "int | None":
+    p.join(timeout=1)
+    return p.exitcode
+
+
+def _first(x):
+    return x[0]
+
+
+def _major(x):
+    return (x[0][0],)
+
+
+def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress) -> None:
+    """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
+    order keys and a watermark (every key of a later batch sorts after it); its counters at
+    the end.  Any exception goes to the parent as ``("fail", traceback)``."""
+    def sync(frame: int, now: float) -> float:
+        conn.send_bytes(pickle.dumps(("sync", (frame, now)), pickle.HIGHEST_PROTOCOL))
+        return pickle.loads(conn.recv_bytes())
+
+    def send(msg) -> None:
+        conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
+
+    shown = _Progress(path) if progress and part == 0 else None
+    note = None
+    if shown is not None:
+        def note(cap) -> None:
+            shown.size, shown.bytes_read, shown.packets = cap.size, cap.bytes_read, cap.packets
+    try:
+        buffered: list = []
+        counters = error = None
+        n = 0
+        holder: list = []
+        src = _summaries(path, note, fragments, certs, transform, table, part, jobs, sync,
+                         holder)
+        for kind, value in src:
+            if kind == "out":
+                items, keys = value
+                buffered += zip(keys, items)
+                n += 1
+                # a later batch's keys have a major of at least 4 x (this batch's last frame
+                # + 1): everything below that is final.  Send now and then (a sync blocks
+                # only on the clock, never on output, so this may wait)
+                if len(buffered) >= 256 or n % 8 == 0:
+                    send(("out", 4 * holder[0].table.frame + 3, buffered, _prog(shown)))
+                    buffered = []
+            elif kind == "counters":
+                counters = value
+            elif kind == "error":
+                error = str(value)
+        send(("out", 1 << 63, buffered, _prog(shown)))
+        send(("done",) + tuple(counters) + (error,))
+    except BaseException:           # noqa: B036 -- the parent must hear of any end
+        send(("fail", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _prog(shown: "_Progress | None"):
+    return None if shown is None else (shown.size, shown.bytes_read, shown.packets)
+
+
+def _batches(s: Summarizer, path: str, mapped: "MappedPcap | None", cap, progress):
+    """The finished connections of each batch of the file: from the mapped pcap while its
+    records are plain, then (or else) through libpcap from the batch where they stop."""
+    done_batches = 0
+    if mapped is not None:
+        for done in mapped.batches(s):
+            done_batches += 1
+            yield done
+            if progress is not None:
+                progress(mapped)
+        if mapped.complete:
+            return
+        cap = FileCapture(path)         # a record libpcap reads differently: from this batch
+    try:
+        for i, (buf, meta) in enumerate(cap):
+            if i < done_batches:
+                continue                # (read already; counted by FileCapture, for salvage)
+            yield s.feed(buf, meta)
+            if progress is not None:
+                progress(cap)
+    finally:
+        cap.close()
+
+
+#: the largest caplen libpcap accepts (MAXIMUM_SNAPLEN), and what it takes for a snaplen
+#: field of 0 or above it
+_MAX_SNAPLEN = 262144
+
+
+class MappedPcap:
+    """A classic pcap file read through ``mmap`` windows: the decoder walks its records in
+    place, :data:`BATCH` at a time (the batches libpcap's reader would give).  ``open``
+    returns None for what only :class:`FileCapture` reads (pcapng, gzip, other versions,
+    link-type flags in the header)."""
+
+    #: bytes mapped at a time (grown for a batch that does not fit): resident while mapped
+    WINDOW = 8 << 20
+
+    def __init__(self, path: str, fd: int, size: int, big: bool, nsec: bool, snap: int,
+                 linktype: int) -> None:
+        self.path = path
+        self.size = size
+        self.linktype = linktype
+        self.packets = 0
+        self.bytes_read = 24
+        #: True once every record was read here (else the rest is libpcap's)
+        self.complete = False
+        self._fd = fd
+        self._big, self._nsec, self._snap = big, nsec, snap
+        self._mm = None
+        self._need = 0                  # bytes the next window must hold (a big batch)
+
+    @classmethod
+    def open(cls, path: str) -> "MappedPcap | None":
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, 24, 0)
+        except OSError:
+            os.close(fd)
+            return None
+        if len(head) == 24:
+            magic = head[:4]
+            big = magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
+            nsec = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+            if big or magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+                _m, major, minor, _tz, _sig, snaplen, linktype = struct.unpack(
+                    (">" if big else "<") + "IHHiIII", head)
+                if major == 2 and minor == 4 and linktype <= 0xFFFF and size > 24:
+                    snap = snaplen if 0 < snaplen <= _MAX_SNAPLEN else _MAX_SNAPLEN
+                    return cls(path, fd, size, big, nsec, snap, linktype)
+        os.close(fd)
+        return None
+
+    def batches(self, s: Summarizer):
+        """The finished connections of each batch, while the records are ones libpcap reads
+        the same way; :attr:`complete` says whether that was to the end."""
+        dec = s.decoder
+        pos = 24
+        while True:
+            base = pos - pos % mmap.ALLOCATIONGRANULARITY
+            length = min(self.WINDOW, self.size - base)
+            while base + length < self.size and length < pos - base + self._need:
+                length = min(2 * length, self.size - base)
+            old, self._mm = self._mm, mmap.mmap(self._fd, length, access=mmap.ACCESS_READ,
+                                                offset=base)
+            self._mm.madvise(mmap.MADV_SEQUENTIAL)
+            dec.begin_pcap(self._mm, pos - base, length, self._big, self._nsec, self._snap,
+                           base + length == self.size)
+            _unmap(old)                 # its pages leave this process's resident set
+            first = pos
+            while True:
+                n = dec.pcap_batch(BATCH)
+                if n == -2:             # the batch runs past the window: map it from its start
+                    at = base + dec.pcap_pos
+                    # (the whole window was not enough for it: a larger one)
+                    self._need = 2 * (base + length - at) if at == first else 0
+                    pos = at
+                    break
+                if n < 0:               # not a record libpcap reads the same way
+                    return
+                if n == 0:
+                    self.complete = True
+                    return
+                start = dec.pcap_pos
+                done = s.feed_decoded()
+                self.packets += n
+                self.bytes_read += dec.pcap_pos - start
+                pos = base + dec.pcap_pos
+                yield done
+
+    def close(self) -> None:
+        _unmap(self._mm)
+        self._mm = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _unmap(mm) -> None:
+    if mm is not None:
+        try:
+            mm.close()
+        except BufferError:             # still exported (a decoder's view): freed with it
+            pass
+
+
+def _serialized(offer_names):
+    """``offer_names``, each list of names pre-serialized (``orjson.Fragment``)."""
+    def serialized(key: tuple) -> tuple:
+        return tuple([orjson.Fragment(orjson.dumps(list(v))) for v in offer_names(key)])
+    return serialized
 
 
 class _Fragments:

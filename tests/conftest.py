@@ -104,10 +104,10 @@ def py_wire():
     return load_py_wire()
 
 
-def new_decoder(impl, linktype: int, flows=None, done=None, skip=None):
-    """``impl.PacketDecoder`` over fresh (or the given) ``flows`` / ``done`` / ``skip`` dicts."""
+def new_decoder(impl, linktype: int, flows=None, skip=None):
+    """``impl.PacketDecoder`` over fresh (or the given) ``flows`` / ``skip`` dicts."""
     return impl.PacketDecoder(linktype, {} if flows is None else flows,
-                              {} if done is None else done, {} if skip is None else skip)
+                              {} if skip is None else skip)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,9 +171,33 @@ def stream_bytes(path: Path) -> tuple[bytes, bytes]:
     return (b"".join(p for d, p in segs if d == 0), b"".join(p for d, p in segs if d == 1))
 
 
+def split_records(buf: bytes) -> list:
+    """The complete TLS records of ``buf`` (test helper: no checks), ``(type, fragment)``."""
+    out, pos = [], 0
+    while pos + 5 <= len(buf):
+        ln = (buf[pos + 3] << 8) | buf[pos + 4]
+        if pos + 5 + ln > len(buf):
+            break
+        out.append((buf[pos], buf[pos + 5:pos + 5 + ln]))
+        pos += 5 + ln
+    return out
+
+
+def split_handshakes(buf: bytes) -> list:
+    """The complete handshake messages of ``buf`` (test helper), ``(type, body)``."""
+    out, pos = [], 0
+    while pos + 4 <= len(buf):
+        ln = int.from_bytes(buf[pos + 1:pos + 4], "big")
+        if pos + 4 + ln > len(buf):
+            break
+        out.append((buf[pos], buf[pos + 4:pos + 4 + ln]))
+        pos += 4 + ln
+    return out
+
+
 @lru_cache(maxsize=None)
 def golden_messages() -> dict:
-    """Real handshake bodies from the test captures, read once with the pure-Python framer:
+    """Real handshake bodies from the test captures, read once with the helpers above:
     ``{"client_hello": [...], "server_hello": [...], "certificate": [(body, tls13), ...],
     "records": [stream prefixes], "handshakes": [handshake-layer bytes]}``."""
     py = load_py_wire()
@@ -182,9 +206,8 @@ def golden_messages() -> dict:
     for path in capture_paths():
         for d, stream in enumerate(stream_bytes(path)):
             out["records"].append(stream[:4096])
-            recs, _pos, _reason = py.split_records(stream, 0)
-            hs = b"".join(frag for ct, _v, frag in recs if ct == 22)
-            msgs, _hpos, _hr = py.split_handshakes(hs, 0, 1 << 20)
+            hs = b"".join(frag for ct, frag in split_records(stream) if ct == 22)
+            msgs = split_handshakes(hs)
             if hs:
                 out["handshakes"].append(hs[:4096])
             for mt, body in msgs:

@@ -4,7 +4,10 @@ The first byte of an input picks a target, the second is a parameter, the rest i
 
 * 0-2  ``parse_client_hello`` / ``parse_server_hello`` / ``parse_certificate`` (tls13 = bit 0
   of the parameter);
-* 3-4  ``split_records`` / ``split_handshakes`` (position and max_len from the parameter);
+* 3    ``parse_client_hello_key`` (the ClientHello as the sensor keeps it: its offer key);
+* 4    ``PacketDecoder`` reading the data as the records of a pcap file (``begin_pcap``,
+  ``pcap_batch``: byte order and time stamp resolution from the parameter), in batches of
+  up to 4 records, and ``connection_id`` on the first segment;
 * 5    ``PacketDecoder.decode`` on a sequence of frames (2-byte big-endian length prefixes)
   of the link type chosen by the parameter, one decoder per implementation sharing nothing;
 * 6    ``TLSConnection.feed`` on chunks of both directions (2-byte header: top bit = server,
@@ -84,10 +87,26 @@ def _frames(data: bytes):
 
 def _decode_all(impl, linktype, frames):
     flows: dict = {}
-    done: dict = {}
-    dec = impl.PacketDecoder(linktype, flows, done, {})
+    dec = impl.PacketDecoder(linktype, flows, {})
     out = [dec.decode(float(i), f) for i, f in enumerate(frames)]
-    return out, dec.stats(), sorted(flows), sorted(done)
+    return out, dec.stats(), sorted(flows)
+
+
+def _pcap_records(impl, arg, data):
+    """``data`` as pcap records, through the decoder's pcap source."""
+    flows: dict = {}
+    dec = impl.PacketDecoder(1, flows, {})
+    dec.begin_pcap(data, 0, len(data), bool(arg & 1), bool(arg & 2), 64 + (arg >> 2) * 16)
+    out = []
+    while True:
+        n = dec.pcap_batch(4)
+        out.append(n)
+        if n <= 0:
+            break
+        while dec.next():
+            out.append((dec.ts, dec.key, dec.from_lo, dec.flags, dec.seq, dec.payload,
+                        dec.truncated, impl.connection_id(dec.ts, dec.key.hex(), "x")))
+    return out, dec.stats(), dec.pcap_pos, sorted(flows)
 
 
 def _chunks(data: bytes):
@@ -149,11 +168,9 @@ def one_input(data: bytes) -> None:
         _same([_call(m.parse_certificate, body, bool(arg & 1)) for m in IMPLS],
               "parse_certificate")
     elif op == 3:
-        _same([_call(m.split_records, body, arg % (len(body) + 1)) for m in IMPLS],
-              "split_records")
+        _same([_call(m.parse_client_hello_key, body) for m in IMPLS], "parse_client_hello_key")
     elif op == 4:
-        _same([_call(m.split_handshakes, body, arg % 7, (arg * 97) % 70000) for m in IMPLS],
-              "split_handshakes")
+        _same([_pcap_records(m, arg, body) for m in IMPLS], "pcap records")
     elif op == 5:
         frames = list(_frames(body))
         lt = LINKTYPES[arg % len(LINKTYPES)]
@@ -177,8 +194,9 @@ def seeds():
     out = [bytes([0, 0]) + b for b in m["client_hello"]]
     out += [bytes([1, 0]) + b for b in m["server_hello"]]
     out += [bytes([2, int(t13)]) + b for b, t13 in m["certificate"]]
-    out += [bytes([3, 0]) + b for b in m["records"]]
-    out += [bytes([4, 0]) + b for b in m["handshakes"]]
+    out += [bytes([3, 0]) + b for b in m["client_hello"]]
+    for path in g.capture_paths()[:4]:
+        out.append(bytes([4, 0x3C]) + path.read_bytes()[24:4096])
     for i, lt in enumerate(LINKTYPES):
         frames = [f for _ts, f in g.golden_frames(lt)][:24]
         out.append(bytes([5, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
