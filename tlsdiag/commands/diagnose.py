@@ -23,6 +23,7 @@ from sensor.capture import CaptureError
 from sensor.pipeline import summarize_paths
 from tlsdiag import settings
 from tlsdiag.commands import common
+from tlsdiag.commands.summarize import jobs_count
 from tlsdiag.status import ExitStatus
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profiles-save", metavar="FILE", help="save learned server profiles afterwards")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colour the text report (auto: on a terminal unless NO_COLOR is set)")
+    p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
+                   help="summarize each capture's connections in N worker processes (same "
+                        "output; default 1)")
     return p
 
 
@@ -82,7 +86,8 @@ def _is_summary_file(path: str) -> bool:
     return path.endswith((".jsonl", ".json", ".ndjson"))
 
 
-def iter_inputs(paths: Sequence[str], errors: list[str]) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
+def iter_inputs(paths: Sequence[str], errors: list[str],
+                jobs: int = 1) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
     """Every connection of every file, streamed; a file that cannot be (fully) read adds a one-line message
     to ``errors`` and the others still go through."""
     for p in paths:
@@ -93,7 +98,7 @@ def iter_inputs(paths: Sequence[str], errors: list[str]) -> Iterator[tuple[dict[
                 errors.append(str(e))
             continue
         try:
-            yield from summarize_paths([p])
+            yield from summarize_paths([p], jobs=jobs)
         except CaptureError as exc:
             msg = str(exc)
             errors.append(msg if p in msg else f"{p}: {msg}")
@@ -140,7 +145,8 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         return ERROR
     grouper = Grouper()
     n_failures = 0
-    for chunk in engine.diagnose_windows(iter_inputs([p for p in a.files if p not in missing], errors)):
+    inputs = iter_inputs([p for p in a.files if p not in missing], errors, a.jobs)
+    for chunk in engine.diagnose_windows(inputs):
         for d in chunk:
             if d.get("severity") == "failure":
                 n_failures += 1

@@ -89,6 +89,14 @@ class _Progress:
             self.shown = False
 
 
+def _jsonl_line(summary: dict, _certs) -> bytes:
+    return _dumps(summary)
+
+
+def _table_line(summary: dict, _certs) -> bytes:
+    return (_table_row(summary) + "\n").encode()
+
+
 def _table_row(s: dict) -> str:
     alert = s["last_alert"] or "-"
     return "%-22s %-22s %-14s %-40s %-24s %-5s %-18s %s" % (
@@ -104,7 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl",
                    help="one JSON object per line (default), or a table for people")
     p.add_argument("--stats", action="store_true", help="print decoder/flow counters to stderr")
+    p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
+                   help="split each file's connections over N worker processes (same output, "
+                        "in the same order; default 1)")
     return p
+
+
+def jobs_count(text: str) -> int:
+    """``--jobs``: a worker count, 1 to 64."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError("must be 1 to 64, not %d" % n)
+    return n
 
 
 def tune_gc_for_batch() -> None:
@@ -130,16 +152,16 @@ def main(argv=None) -> int:
             "client", "server", "version", "cipher", "server_name", "est", "last_alert",
             "history")).encode())
     counters: dict | None = {} if args.stats else None
+    line_of = _jsonl_line if args.format == "jsonl" else _table_line
     for path in args.files:
         try:
-            for summary, _certs in summarize_paths([path], progress=progress, stats=counters,
-                                                   fragments=args.format == "jsonl",
-                                                   max_flows=values["max_flows"],
-                                                   idle_timeout=values["idle_timeout"]):
-                if args.format == "jsonl":
-                    out.write(_dumps(summary))
-                else:
-                    out.write((_table_row(summary) + "\n").encode())
+            # each line made where the summary is (a --jobs worker): the parent only writes
+            for line in summarize_paths([path], progress=progress, stats=counters,
+                                        fragments=args.format == "jsonl", certs=False,
+                                        jobs=args.jobs, transform=line_of,
+                                        max_flows=values["max_flows"],
+                                        idle_timeout=values["idle_timeout"]):
+                out.write(line)
         except CaptureError as exc:
             progress.done()
             out.flush()
