@@ -11,6 +11,8 @@ through :class:`sensor.capture.FileCapture` (libpcap), from the batch where it s
 from __future__ import annotations
 
 import bisect
+import ctypes
+import errno
 import mmap
 import multiprocessing
 import multiprocessing.connection
@@ -188,7 +190,7 @@ def _merged_stats(counters: list, tables: list, reasons: list) -> dict:
 
 def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: bool = False,
                     certs: bool = True, jobs: int = 1, transform=None,
-                    **table) -> Iterator[tuple[dict, dict | None]]:
+                    output: int | None = None, **table) -> Iterator[tuple[dict, dict | None]]:
     """Yield ``(json_summary, {sha256_hex: der})`` per connection of each capture file
     (``certs=False``: ``(json_summary, None)``; with ``transform``: what
     ``transform(json_summary, certs)`` returns).  ``stats``, if given, accumulates the
@@ -200,14 +202,18 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
     of the connection's endpoints: each reads the whole file and keeps its share), which run
     ``transform`` (its results must pickle); the output is the same, in the same order, as
     with one -- as long as the flow table does not overflow (``max_flows``, ``max_done``:
-    then each worker evicts among its own connections).
+    then each worker evicts among its own connections).  With ``output`` (a file
+    descriptor, the caller's own buffered writes flushed) and ``jobs`` > 1, ``transform``
+    returns bytes, which the workers spool and which are copied to ``output`` in order:
+    nothing is yielded for them (the results do not pass through this process).
 
     Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
     yielding every connection that could be read from it.
     """
     for path in paths:
         if jobs > 1:
-            yield from _parallel(path, jobs, progress, stats, fragments, certs, transform, table)
+            yield from _parallel(path, jobs, progress, stats, fragments, certs, transform, table,
+                                 output)
             continue
         for kind, value in _summaries(path, progress, fragments, certs, transform, table):
             if kind == "out":
@@ -274,27 +280,38 @@ class _Progress:
         self.size = self.bytes_read = self.packets = 0
 
 
-def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform, table):
-    """One file through ``jobs`` worker processes (see :func:`summarize_paths`)."""
+def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform, table,
+              output: int | None = None):
+    """One file through ``jobs`` worker processes (see :func:`summarize_paths`).
+
+    With ``output`` (a file descriptor), each worker writes its ``transform`` results (bytes)
+    to a spool of its own (a memfd) and sends only their order keys and lengths; here the
+    ranges are copied in order from the spools to ``output`` in the kernel (``sendfile``),
+    and what was copied is freed (punched out of the spool).  Otherwise the results travel
+    pickled and are yielded."""
     ctx = multiprocessing.get_context("fork")
-    conns, procs = [], []
-    for part in range(jobs):
-        mine, theirs = ctx.Pipe()
-        p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
-                        args=(theirs, path, part, jobs, fragments, certs, transform, table,
-                              progress is not None))
-        p.start()
-        theirs.close()
-        conns.append(mine)
-        procs.append(p)
-    pending: list = []                      # (key, item) not yet in order
-    upto = [-1] * jobs                      # each worker's watermark
-    syncs: list = []                        # this clock sync's requests
-    counters, tables, reasons = [], [], []
-    error = None
-    shown = _Progress(path)
-    open_ = set(range(jobs))
+    conns, procs, spools = [], [], []
     try:
+        for part in range(jobs):
+            spool = os.memfd_create("tlsdiag-job-%d" % part) if output is not None else None
+            spools.append(spool)
+            mine, theirs = ctx.Pipe()
+            p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
+                            args=(theirs, path, part, jobs, fragments, certs, transform, table,
+                                  progress is not None, spool))
+            p.start()
+            theirs.close()
+            conns.append(mine)
+            procs.append(p)
+        pending: list = []                  # (key, item or (worker, offset, length))
+        upto = [-1] * jobs                  # each worker's watermark
+        spooled = [0] * jobs                # bytes each worker wrote to its spool
+        punched = [0] * jobs                # ... and how many of them are freed
+        syncs: list = []                    # this clock sync's requests
+        counters, tables, reasons = [], [], []
+        error = None
+        shown = _Progress(path)
+        open_ = set(range(jobs))
         while open_:
             for c in multiprocessing.connection.wait([conns[i] for i in open_]):
                 i = conns.index(c)
@@ -313,7 +330,14 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                         syncs = []
                 elif kind == "out":
                     _, mark, items, prog = msg
-                    pending += items
+                    if output is None:
+                        pending += items
+                    else:                           # (key, length) of spooled results
+                        at = spooled[i]
+                        for key, n in items:
+                            pending.append((key, (i, at, n)))
+                            at += n
+                        spooled[i] = at
                     upto[i] = mark
                     if prog is not None and progress is not None:
                         shown.size, shown.bytes_read, shown.packets = prog
@@ -322,9 +346,14 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     if pending and low >= 0:
                         pending.sort(key=_first)
                         n = bisect.bisect_left(pending, (low,), key=_major)
-                        for _key, item in pending[:n]:
-                            yield item
+                        if output is None:
+                            for _key, item in pending[:n]:
+                                yield item
+                        else:
+                            _copy_ranges(output, spools, pending[:n])
                         del pending[:n]
+                        if output is not None:
+                            _free_spools(spools, pending, spooled, punched)
                 elif kind == "done":
                     _, c_counters, c_stats, c_reasons, err = msg
                     counters.append((i, c_counters))
@@ -336,8 +365,11 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 else:                               # "fail": the others may wait on it
                     raise WorkerError("--jobs worker %d failed on %s:\n%s" % (i, path, msg[1]))
         pending.sort(key=_first)
-        for _key, item in pending:
-            yield item
+        if output is None:
+            for _key, item in pending:
+                yield item
+        else:
+            _copy_ranges(output, spools, pending)
     finally:
         for c in conns:
             c.close()           # a worker blocked on its pipe gets EOF/EPIPE and ends
@@ -346,12 +378,79 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             if p.is_alive():
                 p.kill()
                 p.join()
+        for fd in spools:
+            if fd is not None:
+                os.close(fd)
     if stats is not None:
         merged = _merged_stats([c for _i, c in sorted(counters)], tables, reasons)
         for k, v in merged.items():
             stats[k] = stats.get(k, 0) + v
     if error is not None:
         raise CaptureError(error)
+
+
+def _copy_ranges(output: int, spools: list, entries: list) -> None:
+    """Copy the spooled results of ``entries`` (in their order) to ``output``, each run of
+    adjacent bytes of one spool in one call."""
+    w = start = end = -1
+    for _key, (i, at, n) in entries:
+        if i == w and at == end:
+            end += n
+            continue
+        if w >= 0:
+            _copy_range(output, spools[w], start, end - start)
+        w, start, end = i, at, at + n
+    if w >= 0:
+        _copy_range(output, spools[w], start, end - start)
+
+
+def _copy_range(output: int, fd: int, at: int, n: int) -> None:
+    while n > 0:
+        try:
+            done = os.sendfile(output, fd, at, n)
+        except OSError as exc:              # an output sendfile cannot write to
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+            done = os.write(output, os.pread(fd, min(n, 1 << 20), at))
+        if done == 0:
+            raise OSError(errno.EIO, "short copy from a --jobs spool")
+        at += done
+        n -= done
+
+
+#: the spool bytes freed at a time (a multiple of the page size)
+_PUNCH = 1 << 20
+
+
+def _free_spools(spools: list, pending: list, spooled: list, punched: list) -> None:
+    """Free each spool's bytes below its oldest result not yet copied."""
+    low = list(spooled)
+    for _key, (i, at, _n) in pending:
+        if at < low[i]:
+            low[i] = at
+    for i, fd in enumerate(spools):
+        upto = low[i] - low[i] % _PUNCH
+        if upto > punched[i]:
+            _punch_hole(fd, punched[i], upto - punched[i])
+            punched[i] = upto
+
+
+def _punch_hole(fd: int, at: int, n: int) -> None:
+    if _fallocate is not None:
+        _fallocate(fd, 3, at, n)    # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; best effort
+
+
+def _libc_fallocate():
+    try:
+        f = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):       # not glibc / not Linux: spools are not freed
+        return None
+    f.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    f.restype = ctypes.c_int
+    return f
+
+
+_fallocate = _libc_fallocate()
 
 
 class WorkerError(RuntimeError):
@@ -372,16 +471,24 @@ def _major(x):
     return (x[0][0],)
 
 
-def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress) -> None:
+def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress,
+            spool) -> None:
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
-    the end.  Any exception goes to the parent as ``("fail", traceback)``."""
+    the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
+    lengths sent.  Any exception goes to the parent as ``("fail", traceback)``."""
     def sync(frame: int, now: float) -> float:
         conn.send_bytes(pickle.dumps(("sync", (frame, now)), pickle.HIGHEST_PROTOCOL))
         return pickle.loads(conn.recv_bytes())
 
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
+
+    def spooled(pairs: list) -> list:
+        data = memoryview(b"".join([item for _k, item in pairs]))
+        while data:
+            data = data[os.write(spool, data):]
+        return [(k, len(item)) for k, item in pairs]
 
     shown = _Progress(path) if progress and part == 0 else None
     note = None
@@ -401,15 +508,18 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
                 buffered += zip(keys, items)
                 n += 1
                 # a later batch's keys have a major of at least 4 x (this batch's last frame
-                # + 1): everything below that is final.  Send now and then (a sync blocks
-                # only on the clock, never on output, so this may wait)
+                # + 1): everything below that is final.  Send now and then
                 if len(buffered) >= 256 or n % 8 == 0:
+                    if spool is not None:
+                        buffered = spooled(buffered)
                     send(("out", 4 * holder[0].table.frame + 3, buffered, _prog(shown)))
                     buffered = []
             elif kind == "counters":
                 counters = value
             elif kind == "error":
                 error = str(value)
+        if spool is not None:
+            buffered = spooled(buffered)
         send(("out", 1 << 63, buffered, _prog(shown)))
         send(("done",) + tuple(counters) + (error,))
     except BaseException:           # noqa: B036 -- the parent must hear of any end
@@ -449,6 +559,9 @@ def _batches(s: Summarizer, path: str, mapped: "MappedPcap | None", cap, progres
 #: the largest caplen libpcap accepts (MAXIMUM_SNAPLEN), and what it takes for a snaplen
 #: field of 0 or above it
 _MAX_SNAPLEN = 262144
+
+
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 class MappedPcap:
@@ -509,9 +622,10 @@ class MappedPcap:
             length = min(self.WINDOW, self.size - base)
             while base + length < self.size and length < pos - base + self._need:
                 length = min(2 * length, self.size - base)
-            old, self._mm = self._mm, mmap.mmap(self._fd, length, access=mmap.ACCESS_READ,
-                                                offset=base)
-            self._mm.madvise(mmap.MADV_SEQUENTIAL)
+            # the window's pages mapped in one call (MAP_POPULATE), not a fault per 64 KB:
+            # with --jobs every worker maps the whole file
+            old, self._mm = self._mm, mmap.mmap(self._fd, length, flags=_MAP_FLAGS,
+                                                prot=mmap.PROT_READ, offset=base)
             dec.begin_pcap(self._mm, pos - base, length, self._big, self._nsec, self._snap,
                            base + length == self.size)
             _unmap(old)                 # its pages leave this process's resident set

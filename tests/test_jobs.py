@@ -83,3 +83,28 @@ def test_a_worker_failure_is_an_error_not_a_hang(transform, message):
     with pytest.raises(WorkerError, match=message):
         list(summarize_paths([str(EXAMPLE)], jobs=2, transform=transform))
     assert time.monotonic() - t0 < 20
+
+
+def _jsonl(summary: dict, certs) -> bytes:
+    return (" ".join(map(str, _line(summary, certs))) + "\n").encode()
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_spooled_output_same_bytes(tmp_path, jobs):
+    # summarize's path: the workers spool their lines, copied in order to the output fd
+    paths = [str(p) for p in (EXAMPLE, *CAPTURES)]
+    one = b"".join(summarize_paths(paths, transform=_jsonl))
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as f:
+        f.write(b"before\n")
+        f.flush()
+        got = list(summarize_paths(paths, jobs=jobs, transform=_jsonl, output=f.fileno()))
+        f.write(b"after\n")
+    assert got == []
+    assert out.read_bytes() == b"before\n" + one + b"after\n"
+
+
+def test_a_spooling_worker_failure_is_an_error(tmp_path):
+    with open(tmp_path / "out", "wb") as f, pytest.raises(WorkerError, match="boom"):
+        list(summarize_paths([str(EXAMPLE)], jobs=2, transform=_raise_in_worker,
+                             output=f.fileno()))

@@ -155,10 +155,15 @@ def main(argv=None) -> int:
     line_of = _jsonl_line if args.format == "jsonl" else _table_line
     for path in args.files:
         try:
-            # each line made where the summary is (a --jobs worker): the parent only writes
+            # each line made where the summary is; with --jobs, written by the workers to
+            # their spools and copied from there to stdout: none passes through here
+            output = None
+            if args.jobs > 1:
+                out.flush()
+                output = sys.stdout.buffer.fileno()
             for line in summarize_paths([path], progress=progress, stats=counters,
                                         fragments=args.format == "jsonl", certs=False,
-                                        jobs=args.jobs, transform=line_of,
+                                        jobs=args.jobs, transform=line_of, output=output,
                                         max_flows=values["max_flows"],
                                         idle_timeout=values["idle_timeout"]):
                 out.write(line)
