@@ -485,9 +485,9 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
     def spooled(pairs: list) -> list:
-        data = memoryview(b"".join([item for _k, item in pairs]))
-        while data:
-            data = data[os.write(spool, data):]
+        items = [item for _k, item in pairs]
+        for i in range(0, len(items), 1024):        # IOV_MAX; no joined copy
+            _write_all(spool, items[i:i + 1024])
         return [(k, len(item)) for k, item in pairs]
 
     shown = _Progress(path) if progress and part == 0 else None
@@ -526,6 +526,15 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
         send(("fail", traceback.format_exc()))
     finally:
         conn.close()
+
+
+def _write_all(fd: int, chunks: list) -> None:
+    n = os.writev(fd, chunks)
+    total = sum(map(len, chunks))
+    if n < total:                               # (not on a memfd; for completeness)
+        rest = b"".join(chunks)[n:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
 
 
 def _prog(shown: "_Progress | None"):
