@@ -291,6 +291,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     pickled and are yielded."""
     ctx = multiprocessing.get_context("fork")
     conns, procs, spools = [], [], []
+    finished = False
     try:
         for part in range(jobs):
             spool = os.memfd_create("tlsdiag-job-%d" % part) if output is not None else None
@@ -298,7 +299,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, jobs, fragments, certs, transform, table,
-                                  progress is not None, spool))
+                                  progress is not None, spool, list(conns), list(spools[:-1])))
             p.start()
             theirs.close()
             conns.append(mine)
@@ -370,14 +371,16 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 yield item
         else:
             _copy_ranges(output, spools, pending)
+        finished = True
     finally:
         for c in conns:
             c.close()           # a worker blocked on its pipe gets EOF/EPIPE and ends
-        for p in procs:
-            p.join(timeout=5)
+        for p in procs:         # (after "done" a worker only exits; else no need to wait)
+            if finished:
+                p.join(timeout=5)
             if p.is_alive():
                 p.kill()
-                p.join()
+            p.join()
         for fd in spools:
             if fd is not None:
                 os.close(fd)
@@ -472,7 +475,7 @@ def _major(x):
 
 
 def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress,
-            spool) -> None:
+            spool, inherited: list, inherited_fds: list) -> None:
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
     the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
@@ -490,6 +493,13 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
             _write_all(spool, items[i:i + 1024])
         return [(k, len(item)) for k, item in pairs]
 
+    # the parent's ends of the workers forked before this one: held here, they would keep
+    # those workers from seeing the parent close them
+    for c in inherited:
+        c.close()
+    for fd in inherited_fds:
+        if fd is not None:
+            os.close(fd)
     shown = _Progress(path) if progress and part == 0 else None
     note = None
     if shown is not None:
@@ -523,7 +533,10 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
         send(("out", 1 << 63, buffered, _prog(shown)))
         send(("done",) + tuple(counters) + (error,))
     except BaseException:           # noqa: B036 -- the parent must hear of any end
-        send(("fail", traceback.format_exc()))
+        try:
+            send(("fail", traceback.format_exc()))
+        except OSError:             # the parent is gone or gave up: nobody to tell
+            pass
     finally:
         conn.close()
 
