@@ -30,6 +30,8 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import NameOID
 
+from . import causes as K
+from .causes import Cause
 from .config import TrustStore
 
 log = logging.getLogger(__name__)
@@ -48,17 +50,17 @@ UNTRUSTED_ROOT = "untrusted_root"            # chain ends at a root/issuer the t
 VERIFIER_REJECTED = "verifier_rejected"      # cryptography's verifier failed, explicit checks named nothing
 UNPARSEABLE = "unparseable"                  # DER cryptography cannot parse / not delivered
 
-PROBLEM_CAUSE: Mapping[str, str] = {
-    EXPIRED: "expired_certificate",
-    NOT_YET_VALID: "not_yet_valid_certificate",
-    EXPIRING_SOON: "expiring_certificate",
-    HOSTNAME_MISMATCH: "hostname_mismatch",
-    MISSING_ISSUER: "incomplete_chain",
-    ISSUER_MISMATCH: "incomplete_chain",
-    SELF_SIGNED: "unknown_certificate",
-    UNTRUSTED_ROOT: "unknown_certificate",
-    VERIFIER_REJECTED: "certificate_rejected",
-    UNPARSEABLE: "certificate_rejected",
+PROBLEM_CAUSE: Mapping[str, Cause] = {
+    EXPIRED: K.EXPIRED_CERTIFICATE,
+    NOT_YET_VALID: K.NOT_YET_VALID_CERTIFICATE,
+    EXPIRING_SOON: K.EXPIRING_CERTIFICATE,
+    HOSTNAME_MISMATCH: K.HOSTNAME_MISMATCH,
+    MISSING_ISSUER: K.INCOMPLETE_CHAIN,
+    ISSUER_MISMATCH: K.INCOMPLETE_CHAIN,
+    SELF_SIGNED: K.UNKNOWN_CERTIFICATE,
+    UNTRUSTED_ROOT: K.UNKNOWN_CERTIFICATE,
+    VERIFIER_REJECTED: K.CERTIFICATE_REJECTED,
+    UNPARSEABLE: K.CERTIFICATE_REJECTED,
 }
 
 #: Order in which problems explain a rejection whose alert does not name the problem.

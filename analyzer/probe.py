@@ -56,7 +56,11 @@ from cryptography.x509.oid import NameOID
 
 from proto import names as _names
 
-from .certs import EXPIRING_SOON, HOSTNAME_MISMATCH, PROBLEM_CAUSE, CertChecker
+from .causes import (CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_MISSING, EXPIRED_CERTIFICATE,
+                     EXPIRING_CERTIFICATE, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, NOT_YET_VALID_CERTIFICATE,
+                     PROTOCOL_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, UNKNOWN, UNKNOWN_CERTIFICATE)
+from .certs import EXPIRING_SOON, PROBLEM_CAUSE, CertChecker
+from .certs import HOSTNAME_MISMATCH as HOSTNAME_PROBLEM
 from .config import ConfigError, TrustStore, load_truststore
 
 log = logging.getLogger(__name__)
@@ -784,17 +788,17 @@ def validate_chain(ders: Sequence[bytes], servername: str | None, roots: TrustSt
             })
     problems: list[dict[str, object]] = []
     for p in rep.problems if rep is not None else ():
-        problems.append({"cause": PROBLEM_CAUSE.get(p.code, "certificate_rejected"),
+        problems.append({"cause": PROBLEM_CAUSE.get(p.code, CERTIFICATE_REJECTED).id,
                          "severity": "warning" if p.code == EXPIRING_SOON else "failure",
                          "problem": p.code, "cert_index": p.index,
                          "message": (f"certificate #{p.index} " if p.index > 0 else ("leaf " if p.index == 0 else ""))
                                     + f"{p.subject}: {p.detail}"})
     if rep is None:
-        problems.append({"cause": "unknown", "severity": "failure", "problem": "no_certificate",
+        problems.append({"cause": UNKNOWN.id, "severity": "failure", "problem": "no_certificate",
                          "cert_index": -1, "message": "server sent no certificate"})
     hostname: dict[str, object] = {"name": servername, "matches": None, "how": None}
     if rep is not None and servername:
-        hostname["matches"] = HOSTNAME_MISMATCH not in rep.codes()
+        hostname["matches"] = HOSTNAME_PROBLEM not in rep.codes()
         hostname["how"] = rep.hostname_how
     return {
         "sent": len(ders), "certificates": facts, "problems": problems, "hostname": hostname,
@@ -1136,7 +1140,7 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
         if name is None:
             hint = ("the target is an IP address and no --servername was given, so no server_name was sent: an "
                     "SNI-only server rejects every such handshake - retry with --servername NAME")
-        out.append(_finding("unknown", "failure", "no protocol version was accepted in any probe handshake", hint))
+        out.append(_finding(UNKNOWN.id, "failure", "no protocol version was accepted in any probe handshake", hint))
     else:
         modern = [v for v in accepted if v in ("TLSv1.2", "TLSv1.3")]
         if not modern:
@@ -1150,19 +1154,19 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
             else:
                 how = rej.summary()
             out.append(_finding(
-                "protocol_mismatch", "failure",
+                PROTOCOL_MISMATCH.id, "failure",
                 f"server accepts only {only}: a client offering only TLSv1.2 (Java 8+ / Message Processor "
                 f"default) fails with {how}",
                 _pin_fix(accepted[-1])))
         old = [v for v in accepted if v in ("SSLv3", "TLSv1.0", "TLSv1.1")]
         if old and modern:
-            out.append(_finding("protocol_mismatch", "warning",
+            out.append(_finding(PROTOCOL_MISMATCH.id, "warning",
                                 f"server still accepts deprecated {', '.join(old)} (also {', '.join(modern)})",
                                 "disable " + ", ".join(old) + " on the server"))
         if "TLSv1.3" not in accepted and "TLSv1.3" not in untestable:
-            out.append(_finding("protocol_mismatch", "info", "server does not accept TLSv1.3"))
+            out.append(_finding(PROTOCOL_MISMATCH.id, "info", "server does not accept TLSv1.3"))
     for v in untestable:
-        out.append(_finding("unknown", "info", f"{v}: not testable from this host ({versions[v].error})"))
+        out.append(_finding(UNKNOWN.id, "info", f"{v}: not testable from this host ({versions[v].error})"))
 
     if offer is not None:
         if offer.accepted:
@@ -1171,14 +1175,14 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
             out.append(_finding("none", "ok", f"client offer negotiated {offer.server_version} {offer.server_cipher}"
                                               f" (the handshake then failed: {offer.summary()})"))
         elif offer.outcome == "not_testable":
-            out.append(_finding("unknown", "info", f"client offer not testable from this host ({offer.error})"))
+            out.append(_finding(UNKNOWN.id, "info", f"client offer not testable from this host ({offer.error})"))
         else:
             offered = set(offer.offered)
             common = [v for v in accepted if v in offered]
             alert = offer.alert["name"] if offer.alert else None
             if not common and accepted:
                 out.append(_finding(
-                    "protocol_mismatch", "failure",
+                    PROTOCOL_MISMATCH.id, "failure",
                     f"client offer {','.join(offer.offered)} fails ({offer.summary()}): server accepts only "
                     f"{', '.join(accepted)}",
                     _pin_fix(accepted[-1])))
@@ -1192,7 +1196,7 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
                 if works and works[-1] != common[-1]:
                     top, ok_v = common[-1], works[-1]
                     out.append(_finding(
-                        "cipher_mismatch", "failure",
+                        CIPHER_MISMATCH.id, "failure",
                         f"client offer fails ({offer.summary()}): the server settles on {top} first and shares none "
                         f"of the offered {top} suites; it does not fall back to {ok_v}, where "
                         f"{', '.join(shared[ok_v])} would work" + (f" (server's {top} suites: "
@@ -1201,19 +1205,19 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
                         f"offer a {top} suite the server has, or drop {top} from the client's protocols"))
                 else:
                     out.append(_finding(
-                        "cipher_mismatch", "failure",
+                        CIPHER_MISMATCH.id, "failure",
                         f"client offer fails ({offer.summary()}) although both sides speak {', '.join(common)}: "
                         f"no common cipher suite" + (f" (server accepts {have})" if have else ""),
                         "make the client offer a suite the server has (MP: JCE unlimited policy / SSLInfo "
                         "<Ciphers>), or enable a suite of the client's on the server"))
             else:
-                out.append(_finding("unknown", "failure", f"client offer fails: {offer.summary()}"))
+                out.append(_finding(UNKNOWN.id, "failure", f"client offer fails: {offer.summary()}"))
 
     w, wo, unk = sni.get("with_name"), sni.get("without_name"), sni.get("unknown_name")
     if w is not None and wo is not None:
         if w.negotiated and not wo.negotiated:
             out.append(_finding(
-                "sni_required", "failure" if wo.outcome in ("server_alert", "closed") else "warning",
+                SNI_REQUIRED.id, "failure" if wo.outcome in ("server_alert", "closed") else "warning",
                 f"handshake without server_name fails ({wo.summary()}); with {name} it succeeds: the server "
                 "requires SNI",
                 "make the client send SNI (MP: conf_system_jsse.enableSNIExtension=true, restart; use a "
@@ -1221,26 +1225,26 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
         elif w.negotiated and wo.negotiated and w.leaf_sha256 and wo.leaf_sha256 \
                 and w.leaf_sha256 != wo.leaf_sha256:
             out.append(_finding(
-                "sni_required", "warning",
+                SNI_REQUIRED.id, "warning",
                 f"server is SNI-dependent: with {name} it serves {_cert_label(w)}, without server_name "
                 f"{_cert_label(wo)}",
                 "clients must send SNI to get the right certificate (MP: jsse.enableSNIExtension=true)"))
         if w.negotiated and w.warning_alerts and any(a["code"] == 112 for a in w.warning_alerts):
             out.append(_finding(
-                "sni_unrecognized", "failure",
+                SNI_UNRECOGNIZED.id, "failure",
                 f"server answers server_name {name} with a warning unrecognized_name: Java (JSSE) clients "
                 "treat it as fatal",
                 f"configure {name} as a server name (virtual host / ServerName alias) on the server"))
     elif wo is not None and name is None:
-        out.append(_finding("unknown", "info", "SNI sensitivity not tested with a name: target is an IP; "
+        out.append(_finding(UNKNOWN.id, "info", "SNI sensitivity not tested with a name: target is an IP; "
                                                "give --servername"))
     if unk is not None and w is not None and w.negotiated:
         if unk.outcome == "server_alert" and unk.alert and unk.alert["code"] == 112:
-            out.append(_finding("sni_unrecognized", "info",
+            out.append(_finding(SNI_UNRECOGNIZED.id, "info",
                                 "server rejects unknown server names with unrecognized_name: clients must send "
                                 f"exactly a configured name such as {name}"))
         elif unk.accepted and unk.warning_alerts:
-            out.append(_finding("sni_unrecognized", "info",
+            out.append(_finding(SNI_UNRECOGNIZED.id, "info",
                                 "server answers unknown server names with a warning unrecognized_name "
                                 "(fatal for JSSE clients that send a name it does not know)"))
 
@@ -1248,25 +1252,25 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
     rejected = next((a for a in every if a.client_cert_rejected), None)
     if rejected is not None and rejected.alert is not None and rejected.client_cert_sent:
         code = int(rejected.alert["code"])  # type: ignore[call-overload]
-        cause = {45: "expired_certificate", 48: "unknown_certificate", 116: "client_certificate_missing"}.get(
-            code, "certificate_rejected")
+        cause = {45: EXPIRED_CERTIFICATE.id, 48: UNKNOWN_CERTIFICATE.id, 116: CLIENT_CERTIFICATE_MISSING.id}.get(
+            code, CERTIFICATE_REJECTED.id)
         out.append(_finding(
             cause, "failure",
             f"server rejects the client certificate presented ({rejected.server_version}): alert "
             f"{rejected.alert['name']} (rejected_by server)",
-            {"expired_certificate": "renew the client certificate in the client's keystore",
-             "unknown_certificate": "add the client certificate's issuing CA to the server's truststore (or "
+            {EXPIRED_CERTIFICATE.id: "renew the client certificate in the client's keystore",
+             UNKNOWN_CERTIFICATE.id: "add the client certificate's issuing CA to the server's truststore (or "
                                     "present a certificate from a CA it trusts, with its intermediates)",
              }.get(cause, "check the client certificate against the server's truststore and policy")))
     elif rejected is not None and rejected.alert is not None:
         out.append(_finding(
-            "client_certificate_missing", "failure",
+            CLIENT_CERTIFICATE_MISSING.id, "failure",
             f"server requires a client certificate: it sends a CertificateRequest and, when the client sends "
             f"none, ends the handshake with {rejected.alert['name']} ({rejected.server_version})",
             "configure the client with a certificate the server trusts (MP: TargetEndpoint <SSLInfo> "
             "<ClientAuthEnabled>true</ClientAuthEnabled>, <KeyStore>, <KeyAlias>); this probe sends none"))
     elif any(a.client_cert_requested and a.accepted for a in every):
-        out.append(_finding("client_certificate_missing", "info",
+        out.append(_finding(CLIENT_CERTIFICATE_MISSING.id, "info",
                             "server requests an optional client certificate (handshake succeeds without one)"))
 
     chain = report.get("chain")
@@ -1275,14 +1279,14 @@ def findings(report: dict[str, object], versions: dict[str, Attempt], suites: di
             if not isinstance(p, dict):
                 continue
             fix = {
-                "expired_certificate": "install a renewed certificate with its full chain in the server's keystore",
-                "expiring_certificate": "renew the certificate before it expires",
-                "not_yet_valid_certificate": "check the server's clock / install a currently valid certificate",
-                "hostname_mismatch": "get a certificate whose SAN covers the name (or a wildcard) and upload the "
+                EXPIRED_CERTIFICATE.id: "install a renewed certificate with its full chain in the server's keystore",
+                EXPIRING_CERTIFICATE.id: "renew the certificate before it expires",
+                NOT_YET_VALID_CERTIFICATE.id: "check the server's clock / install a currently valid certificate",
+                HOSTNAME_MISMATCH.id: "get a certificate whose SAN covers the name (or a wildcard) and upload the "
                                      "full chain to the keystore",
-                "incomplete_chain": "upload the complete chain (leaf + intermediates) to the server's keystore; "
+                INCOMPLETE_CHAIN.id: "upload the complete chain (leaf + intermediates) to the server's keystore; "
                                     "check with openssl verify -CAfile root -untrusted intermediate leaf",
-                "unknown_certificate": "add the issuing root to the client's truststore, or serve a certificate "
+                UNKNOWN_CERTIFICATE.id: "add the issuing root to the client's truststore, or serve a certificate "
                                        "from a CA the client trusts",
             }.get(p["cause"], "")
             out.append(_finding(str(p["cause"]), str(p["severity"]), str(p["message"]), fix))

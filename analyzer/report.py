@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO, Iterable, Mapping, Sequence
 
+from .causes import cause_by_id
+
 Diagnosis = Mapping[str, object]
 
 WIDTH = 100
@@ -131,7 +133,8 @@ def evidence_line(d: Diagnosis) -> str:
     picked = f"{chosen} {ev.get('cipher') or ''}".strip() if chosen else "no ServerHello"
     parts.append(f"offered {'/'.join(map(str, cv))} -> {picked}" if cv else picked)
     cc = ev.get("client_ciphers") or []
-    if isinstance(cc, list) and cc and d.get("cause") in ("cipher_mismatch", "protocol_mismatch", "sni_required", "unknown"):
+    cause = cause_by_id(d.get("cause"))
+    if isinstance(cc, list) and cc and cause is not None and cause.offer_matters:
         parts.append(f"{len(cc)} suites offered (first {', '.join(map(str, cc[:3]))})")
     parts.append(f"SNI {ev.get('server_name')}" if ev.get("server_name") else "no SNI")
     alerts = ev.get("alerts") or []

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyzer import rules as R
+from analyzer.causes import FAILURE_CAUSES, UNKNOWN
 from analyzer.config import DiagnoseConfig, TrustStore, parse_local_nets, parse_targets
 from proto.direction import classify
 from analyzer.engine import Engine
@@ -420,10 +421,10 @@ def test_exactly_one_failure_per_failed_connection(version, alerts, outcome, sni
                      hrr=hrr, close={"fin": closer, "rst": []}, history="CsxknL" if version else "Cl")
     ds = _ENGINE.diagnose(s, ders(chains[chain]))
     assert len(ds) == 1 and ds[0]["severity"] == "failure"
-    assert ds[0]["cause"] in R.FAILURE_CAUSES
+    assert ds[0]["cause"] in {c.id for c in FAILURE_CAUSES}
     assert ds[0]["confidence"] in ("high", "medium", "low")
     assert ds[0]["rejected_by"] in ("client", "server", None)
-    assert ds[0]["rule"] in R.RULES_BY_ID and R.RULES_BY_ID[ds[0]["rule"]].cause == ds[0]["cause"]
+    assert ds[0]["rule"] in R.RULES_BY_ID and R.RULES_BY_ID[ds[0]["rule"]].cause.id == ds[0]["cause"]
 
 
 _PKI = make_pki()
@@ -433,8 +434,8 @@ _ENGINE = Engine(DiagnoseConfig(truststores={"default": TrustStore("roots", (_PK
 def test_rule_ids_unique_and_last_rule_catches_all():
     ids = [r.id for r in R.FAILURE_RULES]
     assert len(ids) == len(set(ids))
-    assert R.FAILURE_RULES[-1].cause == "unknown"
-    assert {r.cause for r in R.FAILURE_RULES} == set(R.FAILURE_CAUSES)
+    assert R.FAILURE_RULES[-1].cause is UNKNOWN
+    assert {r.cause for r in R.FAILURE_RULES} == set(FAILURE_CAUSES)
 
 
 def test_server_answering_non_tls(pki):

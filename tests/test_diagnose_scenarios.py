@@ -17,11 +17,13 @@ import pytest
 
 from analyzer.config import DiagnoseConfig, load_truststore, parse_local_nets
 from analyzer.engine import Engine
-from analyzer.rules import FAILURE_CAUSES
+from analyzer.causes import FAILURE_CAUSES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = ROOT / "tests" / "data" / "scenarios"
-CORPUS = ROOT.parent / "shared" / "corpus"
+#: the shared corpus sits next to the checkout (/work/main -> /work/shared), or next to the worktrees' directory
+CORPUS = next((p for p in (ROOT.parent / "shared" / "corpus", ROOT.parents[1] / "shared" / "corpus") if p.exists()),
+              ROOT.parent / "shared" / "corpus")
 EXAMPLE = ROOT / "examples" / "gateway-failures.pcap"
 
 #: the gateway's own addresses in the scenario topology: Router (northbound server) and MP (southbound client)
@@ -143,12 +145,22 @@ def test_scenarios_without_truststore_still_name_the_cause(scenario_results):
     assert not wrong, "\n".join(wrong)
 
 
+def test_every_failure_cause_comes_out_of_a_real_capture(scenario_results):
+    """Each failure cause of the registry is the diagnosis of at least one real connection (the scenario
+    captures: real TLS stacks in network namespaces), and is what that scenario expected."""
+    rows, by_conn, _ = scenario_results
+    diagnosed = {d["cause"] for ds in by_conn.values() for d in ds if d["severity"] == "failure"}
+    expected = {r["expected_cause"] for r in rows if r.get("expected_cause")}
+    missing = [c.id for c in FAILURE_CAUSES if c.id not in diagnosed or c.id not in expected]
+    assert not missing, f"failure causes without a real capture: {missing}"
+
+
 def test_example_capture(tmp_path):
     if not EXAMPLE.exists():
         pytest.skip(f"{EXAMPLE} not generated yet")
     by_conn, summaries = _diagnose([EXAMPLE], _engine())
     fails = [d for ds in by_conn.values() for d in ds if d["severity"] == "failure"]
-    assert fails and {d["cause"] for d in fails} <= set(FAILURE_CAUSES)
+    assert fails and {d["cause"] for d in fails} <= {c.id for c in FAILURE_CAUSES}
 
 
 # ------------------------------------------------------------------------------------------- corpus
@@ -189,7 +201,7 @@ def test_corpus_no_failure_on_established_connections(tmp_path, capsys):
             flipped = (conn[1], conn[0])
             if d["severity"] != "failure":
                 continue
-            assert d["cause"] in FAILURE_CAUSES
+            assert d["cause"] in {c.id for c in FAILURE_CAUSES}
             failed_lines.append(f"{rel}: {conn[0]} -> {conn[1]}: {d['cause']} ({d['confidence']}, "
                                 f"rejected by {d['rejected_by']}): {d['explanation'][:160]}")
             if conn in established.get(rel, ()) or flipped in established.get(rel, ()):
