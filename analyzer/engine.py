@@ -42,10 +42,6 @@ Certs = Mapping[str, bytes]
 #: connections held at once by ``diagnose_windows`` (bounded memory on huge captures)
 DEFAULT_WINDOW = 200_000
 
-#: outcomes that are not judged: the capture ended mid-handshake, or it is not TLS
-NOT_JUDGED_OUTCOMES = frozenset({"incomplete", "evicted", "not_tls"})
-
-
 #: the certificate problem whose certificate a cause's fix text describes (else the leaf)
 _FACT_PROBLEMS: Mapping[Cause, tuple[str, ...]] = {
     EXPIRED_CERTIFICATE: (C.EXPIRED,), NOT_YET_VALID_CERTIFICATE: (C.NOT_YET_VALID,),

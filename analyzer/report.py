@@ -7,7 +7,7 @@ import os
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Mapping, Sequence
+from typing import IO, Mapping, Sequence
 
 from .causes import cause_by_id
 
@@ -114,13 +114,6 @@ def _host(ep: str) -> str:
     if ep.startswith("["):
         return ep[1:ep.find("]")] if "]" in ep else ep
     return ep.rpartition(":")[0] or ep
-
-
-def group(diagnoses: Iterable[Diagnosis]) -> list[Group]:
-    g = Grouper()
-    for d in diagnoses:
-        g.add(d)
-    return g.sorted()
 
 
 def evidence_line(d: Diagnosis) -> str:

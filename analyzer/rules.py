@@ -669,21 +669,7 @@ def e_plaintext_port(ctx: Ctx) -> Finding:
                    "`tlsdiag probe HOST:PORT`, or check which service listens on the port")
 
 
-#: sensor weirds that mean the server answered the ClientHello with something that is not TLS
-NOT_TLS_WEIRDS = frozenset({"server_not_tls", "server_plaintext", "not_tls_response"})
-
-
-def m_server_not_tls(ctx: Ctx) -> bool:
-    return not ctx.server_hello_seen and bool(NOT_TLS_WEIRDS & {str(w) for w in ctx.list_("weirds")})
-
-
-def e_server_not_tls(ctx: Ctx) -> Finding:
-    return Finding("server", HIGH, "the server answered the ClientHello with data that is not TLS (a plain-HTTP or "
-                   "other non-TLS service on this port)", None)
-
-
 FAILURE_RULES: Sequence[Rule] = (
-    Rule("TLS-SERVER-NOT-TLS", PROTOCOL_MISMATCH, m_server_not_tls, e_server_not_tls),
     Rule("TLS-SERVER-PLAINTEXT-PORT", PROTOCOL_MISMATCH, m_plaintext_port, e_plaintext_port),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME", SNI_UNRECOGNIZED, m_sni_unrecognized, e_sni_unrecognized),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME-NO-SNI", SNI_REQUIRED, m_unrecognized_without_sni, e_unrecognized_without_sni),
