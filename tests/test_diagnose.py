@@ -14,7 +14,8 @@ from analyzer.causes import FAILURE_CAUSES, UNKNOWN
 from analyzer.config import DiagnoseConfig, TrustStore, parse_local_nets, parse_targets
 from proto.direction import classify
 from analyzer.engine import Engine
-from analyzer.testing import T0, alert, ders, issue, make_pki, make_summary
+from tests.support.pki import T0, issue, make_pki
+from tests.support.summaries import alert, ders, make_summary
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import pytest
 
 from analyzer.config import DiagnoseConfig, load_truststore, parse_local_nets
 from analyzer.engine import Engine
+from proto.names import is_tls13_name
 from analyzer.causes import FAILURE_CAUSES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,17 +83,28 @@ def test_every_scenario_connection_is_summarized(scenario_results):
     assert not missing, f"no summary for {missing}"
 
 
+#: Connections (``scenario:client``) whose failure the sensor is known not to show: a TLS 1.3 summary closed
+#: before the server reacted to the client's Finished, so a server-side rejection after that point is not in
+#: it.  Strict both ways: a connection missed that way and not listed fails the test, and so does a listed
+#: one that is now diagnosed (take it off the list).  Empty since the sensor waits for that reaction
+#: (e888050); add an id here only with the evidence in the commit.
+KNOWN_GAPS: frozenset[str] = frozenset()
+
+
 def _sensor_gap(s: dict | None) -> bool:
-    """A TLS 1.3 summary the sensor closed before the server reacted to the client's Finished (no close seen):
-    a server-side rejection after that point is not in the summary at all."""
-    return bool(s and str(s.get("version") or "").startswith("TLSv1.3") and s.get("established")
+    """A TLS 1.3 summary the sensor closed before the server reacted to the client's Finished (no close seen)."""
+    return bool(s and is_tls13_name(s.get("version")) and s.get("established")
                 and not (s.get("close") or {}).get("fin") and not (s.get("close") or {}).get("rst"))
+
+
+def _known_gap(row: dict, fails: list[dict], summary: dict | None) -> bool:
+    return _row_id(row) in KNOWN_GAPS and not fails and _sensor_gap(summary)
 
 
 def test_scenario_failures_diagnosed(scenario_results):
     rows, by_conn, summaries = scenario_results
     by_summary = {(s["client"], s["server"]): s for s in summaries}
-    wrong, gaps = [], []
+    wrong, gaps = [], set()
     for r in rows:
         if not r.get("expected_cause"):
             continue
@@ -100,13 +112,13 @@ def test_scenario_failures_diagnosed(scenario_results):
         got = [(d["cause"], d["direction"], d["rejected_by"]) for d in fails]
         want = (r["expected_cause"], r["direction"], r["rejected_by"])
         if got != [want]:
+            if _known_gap(r, fails, by_summary.get((r["client"], r["server"]))):
+                gaps.add(_row_id(r))
+                continue
             why = fails[0]["explanation"] if fails else "no failure diagnosis"
-            line = f"{_row_id(r)} ({r['stacks']}): want {want}, got {got}: {why}"
-            (gaps if not fails and _sensor_gap(by_summary.get((r["client"], r["server"]))) else wrong).append(line)
+            wrong.append(f"{_row_id(r)} ({r['stacks']}): want {want}, got {got}: {why}")
     assert not wrong, "\n".join(wrong)
-    if gaps:
-        pytest.xfail("sensor ends TLS 1.3 summaries before the server's reaction to the client Finished: "
-                     + "; ".join(gaps))
+    assert not KNOWN_GAPS - gaps, f"known gaps now diagnosed (remove them from KNOWN_GAPS): {sorted(KNOWN_GAPS - gaps)}"
 
 
 def test_scenario_successes_get_no_failure(scenario_results):
@@ -139,8 +151,8 @@ def test_scenarios_without_truststore_still_name_the_cause(scenario_results):
             continue
         fails = [d for d in by_conn.get((r["client"], r["server"]), []) if d["severity"] == "failure"]
         if [d["cause"] for d in fails] != [r["expected_cause"]]:
-            if not fails and _sensor_gap(by_summary.get((r["client"], r["server"]))):
-                continue    # reported by test_scenario_failures_diagnosed
+            if _known_gap(r, fails, by_summary.get((r["client"], r["server"]))):
+                continue    # listed, and checked by test_scenario_failures_diagnosed
             wrong.append(f"{_row_id(r)}: want {r['expected_cause']}, got {[d['cause'] for d in fails]}")
     assert not wrong, "\n".join(wrong)
 

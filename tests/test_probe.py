@@ -16,16 +16,11 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from analyzer import probe
 from analyzer.probe_cli import main
+from tests.support.pki import Issued, issue
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
 
@@ -36,74 +31,38 @@ UTC = dt.timezone.utc
 
 # ------------------------------------------------------------------------------------------ throwaway PKI
 
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Certificate | None, issuer_key: rsa.RSAPrivateKey,
-          *, ca: bool, names: tuple[str, ...] = (), not_before: dt.datetime, not_after: dt.datetime,
-          eku: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH) -> x509.Certificate:
-    subj = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    b = (x509.CertificateBuilder().subject_name(subj)
-         .issuer_name(issuer.subject if issuer is not None else subj)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(not_before).not_valid_after(not_after)
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
-    if issuer is not None:
-        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                            critical=False)
-    if ca:
-        b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-    else:
-        b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                          data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                          crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-    return b.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def _key_pem(k: rsa.RSAPrivateKey) -> bytes:
-    return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                           serialization.NoEncryption())
-
-
 class PKI:
+    """The probe tests' certificates as PEM files (tests/support/pki.py, RSA keys, valid around now)."""
+
     def __init__(self, d: Path) -> None:
         now = dt.datetime.now(UTC)
         day = dt.timedelta(days=1)
         self.d = d
-        rk, ik, lk, ek, ok = _key(), _key(), _key(), _key(), _key()
-        root = _cert("tlsdiag Test Root", rk, None, rk, ca=True, not_before=now - 10 * day, not_after=now + 3650 * day)
-        inter = _cert("tlsdiag Test Intermediate", ik, root, rk, ca=True, not_before=now - 10 * day,
-                      not_after=now + 1000 * day)
-        leaf = _cert(NAME, lk, inter, ik, ca=False, names=(NAME,), not_before=now - day, not_after=now + 365 * day)
-        expired = _cert(NAME, ek, inter, ik, ca=False, names=(NAME,), not_before=now - 400 * day,
-                        not_after=now - 5 * day)
-        other = _cert(OTHER, ok, inter, ik, ca=False, names=(OTHER,), not_before=now - day, not_after=now + 365 * day)
-        ck, cek, csk = _key(), _key(), _key()
-        cli = ExtendedKeyUsageOID.CLIENT_AUTH
-        client = _cert("mp-client", ck, inter, ik, ca=False, names=("mp-client.test",), not_before=now - day,
-                       not_after=now + 365 * day, eku=cli)
-        client_exp = _cert("mp-client", cek, inter, ik, ca=False, names=("mp-client.test",),
-                           not_before=now - 400 * day, not_after=now - 3 * day, eku=cli)
-        client_self = _cert("mp-client", csk, None, csk, ca=False, names=("mp-client.test",), not_before=now - day,
-                            not_after=now + 365 * day, eku=cli)
+
+        def cert(cn: str, issuer: Issued | None, *, ca: bool = False, names: tuple[str, ...] = (),
+                 not_before: dt.datetime, not_after: dt.datetime, client: bool = False) -> Issued:
+            return issue(cn, issuer, ca=ca, sans=names, not_before=not_before, not_after=not_after, client=client,
+                         key_type="rsa", org=None)
+
+        root = cert("tlsdiag Test Root", None, ca=True, not_before=now - 10 * day, not_after=now + 3650 * day)
+        inter = cert("tlsdiag Test Intermediate", root, ca=True, not_before=now - 10 * day, not_after=now + 1000 * day)
+        leaf = cert(NAME, inter, names=(NAME,), not_before=now - day, not_after=now + 365 * day)
+        expired = cert(NAME, inter, names=(NAME,), not_before=now - 400 * day, not_after=now - 5 * day)
+        other = cert(OTHER, inter, names=(OTHER,), not_before=now - day, not_after=now + 365 * day)
+        client = cert("mp-client", inter, names=("mp-client.test",), not_before=now - day,
+                      not_after=now + 365 * day, client=True)
+        client_exp = cert("mp-client", inter, names=("mp-client.test",), not_before=now - 400 * day,
+                          not_after=now - 3 * day, client=True)
+        client_self = cert("mp-client", None, names=("mp-client.test",), not_before=now - day,
+                           not_after=now + 365 * day, client=True)
         files = {
-            "root.pem": _pem(root), "inter.pem": _pem(inter),
-            "leaf.pem": _pem(leaf), "leaf.key": _key_pem(lk), "leaf_chain.pem": _pem(leaf, inter),
-            "expired.pem": _pem(expired), "expired.key": _key_pem(ek), "expired_chain.pem": _pem(expired, inter),
-            "other.pem": _pem(other), "other.key": _key_pem(ok), "other_chain.pem": _pem(other, inter),
-            "client_chain.pem": _pem(client, inter), "client.key": _key_pem(ck),
-            "client_expired_chain.pem": _pem(client_exp, inter), "client_expired.key": _key_pem(cek),
-            "client_self.pem": _pem(client_self), "client_self.key": _key_pem(csk),
+            "root.pem": root.pem, "inter.pem": inter.pem,
+            "leaf.pem": leaf.pem, "leaf.key": leaf.key_pem, "leaf_chain.pem": leaf.pem + inter.pem,
+            "expired.pem": expired.pem, "expired.key": expired.key_pem, "expired_chain.pem": expired.pem + inter.pem,
+            "other.pem": other.pem, "other.key": other.key_pem, "other_chain.pem": other.pem + inter.pem,
+            "client_chain.pem": client.pem + inter.pem, "client.key": client.key_pem,
+            "client_expired_chain.pem": client_exp.pem + inter.pem, "client_expired.key": client_exp.key_pem,
+            "client_self.pem": client_self.pem, "client_self.key": client_self.key_pem,
         }
         for n, data in files.items():
             (d / n).write_bytes(data)
