@@ -30,7 +30,7 @@ class Cause:
     id: str                      # stable: the diagnosis's "cause" value
     failure: bool                # a failed handshake can be diagnosed with it (False: warning-only)
     warning_rule: str | None     # rule id of its warning on a successful handshake, if it can warn
-    label: str                   # a few words for people (the probe's verdict lines)
+    label: str                   # a few words for people (the probe's failure and warning verdicts)
     description: str             # one line: what it means
     offer_matters: bool = False  # decided at the ClientHello: the report shows the client's offered suites
 
@@ -39,10 +39,10 @@ class Cause:
 
 
 PROTOCOL_MISMATCH = Cause(
-    "protocol_mismatch", True, None, "no common protocol version",
+    "protocol_mismatch", True, None, "protocol version mismatch",
     "client and server share no TLS version (one side refused the other's versions)", offer_matters=True)
 CIPHER_MISMATCH = Cause(
-    "cipher_mismatch", True, None, "no common cipher suite",
+    "cipher_mismatch", True, None, "cipher suite mismatch",
     "no common cipher suite or key-exchange group (the server refused the ClientHello's offer)", offer_matters=True)
 SNI_REQUIRED = Cause(
     "sni_required", True, None, "server needs SNI",
@@ -69,7 +69,7 @@ CERTIFICATE_REJECTED = Cause(
     "certificate_rejected", True, "TLS-WARN-CERT-VERIFY", "certificate rejected",
     "a certificate was rejected and neither the alert nor the checks say why")
 CLIENT_CERTIFICATE_MISSING = Cause(
-    "client_certificate_missing", True, None, "client certificate required",
+    "client_certificate_missing", True, None, "client certificate missing",
     "the server requires a client certificate and the client sent none")
 ENCRYPTED_FAILURE = Cause(
     "encrypted_failure", True, None, "TLS 1.3 failure, reason encrypted",

@@ -178,6 +178,23 @@ TEMPLATES: Mapping[tuple[Cause, str | None, str | None], str] = {
 }
 
 
+#: Fixes for what the active probe (``tlsdiag probe``, analyzer/probe) finds where no diagnosis template fits
+#: its situation: (cause, situation) -> template, rendered like TEMPLATES.
+PROBE_TEMPLATES: Mapping[tuple[Cause, str], str] = {
+    (UNKNOWN, "no_version"): "check that the port speaks TLS; see the per-version answers above",
+    (UNKNOWN, "no_version_no_sni"): (
+        "the target is an IP address and no --servername was given, so no server_name was sent: an SNI-only "
+        "server rejects every such handshake - retry with --servername NAME"),
+    (PROTOCOL_MISMATCH, "only_sslv3"): (
+        "upgrade the backend to TLSv1.2: SSLv3 is disabled in Java 8u31+ (jdk.tls.disabledAlgorithms) and must "
+        "not be pinned"),
+    (PROTOCOL_MISMATCH, "deprecated_enabled"): "disable {deprecated} on the server",
+    (CIPHER_MISMATCH, "settles_on_top_version"): (
+        "offer a {top} suite the server has, or drop {top} from the client's protocols"),
+    (SNI_REQUIRED, "certificate_depends_on_sni"): (
+        "clients must send SNI to get the right certificate (MP: jsse.enableSNIExtension=true)"),
+}
+
 _MISSING = [c.id for c in CAUSES if (c, None, None) not in TEMPLATES]
 if _MISSING:  # pragma: no cover - a cause without its default fix is a programming error, never a silent fallback
     raise RuntimeError(f"analyzer.remediation: no (cause, None, None) template for {', '.join(_MISSING)}")
@@ -215,3 +232,12 @@ def remediation(cause: Cause, direction: str | None, rejected_by: str | None, fa
     if nb == sb:
         return render(nb, facts)
     return f"If northbound (client -> Router): {render(nb, facts)} If southbound (MP -> backend): {render(sb, facts)}"
+
+
+def fix_text(cause: Cause, facts: Mapping[str, object], *, direction: str | None = None,
+             rejected_by: str | None = None, situation: str | None = None) -> str:
+    """One fix text: the probe's ``situation`` template when given, else the cause's most specific template
+    for ``direction`` and ``rejected_by`` (direction None: the one that covers both directions)."""
+    if situation is not None:
+        return render(PROBE_TEMPLATES[(cause, situation)], facts)
+    return render(template_for(cause, direction, rejected_by), facts)

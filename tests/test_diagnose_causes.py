@@ -41,6 +41,12 @@ def test_templates_only_for_registered_causes():
         assert direction in DIRECTIONS and side in SIDES
 
 
+def test_probe_templates_are_for_registered_causes():
+    for (cause, situation), text in remediation.PROBE_TEMPLATES.items():
+        assert cause in CAUSES and situation and text
+        assert remediation.fix_text(cause, {}, situation=situation)
+
+
 def test_no_silent_fallback_to_the_unknown_text():
     """Every cause, direction and side gets one of its own templates; a cause that is not registered is an
     error, not the "no rule explains this failure" text."""

@@ -19,11 +19,16 @@ from pathlib import Path
 
 import pytest
 from analyzer import probe
-from analyzer.probe_cli import main
+from cext import _wire_py
+from cext.errors import ProtocolError
+from tlsdiag.commands.probe import main
 from tests.support.pki import Issued, issue
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
 
+#: the probe's view of the wire core: the pure-Python twin's parsers (the command uses the selected build's)
+WIRE = probe.WireParsers(_wire_py.parse_server_hello, _wire_py.parse_certificate, ProtocolError,
+                         _wire_py.MAX_RECORD)
 NAME = "probe.test"
 OTHER = "default.test"
 UTC = dt.timezone.utc
@@ -365,9 +370,9 @@ def test_raw_client_hello_against_tls10_server(pki: PKI, tmp_path: Path) -> None
                        "-cipher", "DEFAULT@SECLEVEL=0") as srv:
         addr = (socket.AF_INET, ("127.0.0.1", srv.port))
         t = probe.suite_table()
-        ok = probe.raw_hello_probe(addr, ["TLSv1.0"], servername=NAME, timeout=3, suites=t, label="raw")
-        no = probe.raw_hello_probe(addr, ["SSLv3"], servername=NAME, timeout=3, suites=t, label="raw")
-        v13 = probe.raw_hello_probe(addr, ["TLSv1.3"], servername=NAME, timeout=3, suites=t, label="raw")
+        ok = probe.raw_hello_probe(addr, ["TLSv1.0"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
+        no = probe.raw_hello_probe(addr, ["SSLv3"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
+        v13 = probe.raw_hello_probe(addr, ["TLSv1.3"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
     assert ok.outcome == "accepted" and ok.server_version == "TLSv1.0"
     assert ok.cipher and ok.cipher.startswith("TLS_")
     assert no.outcome in ("server_alert", "closed") and not no.accepted
@@ -385,14 +390,20 @@ def test_alert_names_from_openssl_reasons() -> None:
     assert probe.alert_name(48) == "unknown_ca" and probe.alert_name(250) == "unknown-0xfa"
 
 
-def test_server_hello_parser_is_bounded() -> None:
+def test_server_hello_reader_is_bounded() -> None:
+    """The probe reads whole handshake messages through the injected wire parsers and never raises."""
     body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x13\x01" + b"\x00" + b"\x00\x06" + b"\x00\x2b\x00\x02\x03\x04"
     msg = b"\x02" + len(body).to_bytes(3, "big") + body
-    sh = probe.parse_server_hello(msg)
+    sh = probe.read_server_hello(WIRE, msg)
     assert sh is not None and sh.version == 0x0304 and sh.cipher == 0x1301 and not sh.hello_retry
+    hrr = b"\x02" + len(body).to_bytes(3, "big") + body[:2] + _wire_py.HRR_RANDOM + body[34:]
+    assert probe.read_server_hello(WIRE, hrr).hello_retry is True
     for cut in range(len(msg)):
-        probe.parse_server_hello(msg[:cut])  # never raises
-    assert probe.parse_certificate_message(b"\x0b\x00\x00\x09\x00\x00\x06\x00\x00\x09", tls13=False) == []
+        assert probe.read_server_hello(WIRE, msg[:cut]) is None     # cut short: not a ServerHello
+    assert probe.read_certificates(WIRE, b"\x0b\x00\x00\x09\x00\x00\x06\x00\x00\x09", tls13=False) == []
+    one = b"\x00\x00\x03abc"
+    cert_msg = b"\x0b" + (3 + len(one)).to_bytes(3, "big") + len(one).to_bytes(3, "big") + one
+    assert probe.read_certificates(WIRE, cert_msg, tls13=False) == [b"abc"]
 
 
 # ------------------------------------------------------------------------------------------ error paths
@@ -467,7 +478,7 @@ def test_openssl_s_client_chain_fallback(pki: PKI, tmp_path: Path) -> None:
                        "-tls1_3") as srv:
         ders = probe.chain_via_openssl("127.0.0.1", srv.port, NAME, 3)
         addr = (socket.AF_INET, ("127.0.0.1", srv.port))
-        att = probe.handshake(addr, ["TLSv1.3"], servername=NAME, ciphers=None, timeout=3, label="t",
+        att = probe.handshake(addr, ["TLSv1.3"], wire=WIRE, servername=NAME, ciphers=None, timeout=3, label="t",
                               suites=probe.suite_table())
     assert len(ders) == 2
     assert att.accepted and att.chain == ders
@@ -606,9 +617,9 @@ def test_hello_parsers_never_raise_on_random_bytes() -> None:
     @given(st.binary(max_size=300), st.booleans())
     def check(data: bytes, tls13: bool) -> None:
         for msg in (data, b"\x02" + data, b"\x0b" + data):
-            sh = probe.parse_server_hello(msg)
+            sh = probe.read_server_hello(WIRE, msg)
             assert sh is None or isinstance(sh.version, int)
-            certs = probe.parse_certificate_message(msg, tls13)
+            certs = probe.read_certificates(WIRE, msg, tls13)
             assert len(certs) <= probe.MAX_CHAIN_CERTS and all(isinstance(c, bytes) for c in certs)
 
     check()
@@ -660,13 +671,14 @@ def test_sslv3_only_responder() -> None:
     assert "only SSLv3" in f["message"] and "must not be pinned" in f["fix"]
 
 
-def test_fallback_without_message_callback(pki: PKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fallback_without_message_callback(pki: PKI, tmp_path: Path) -> None:
     """With OpenSSL's message callback unavailable the probe still works: versions from completed
     handshakes, alerts from OpenSSL's error reasons, the chain from openssl s_client -showcerts."""
-    monkeypatch.setattr(probe, "_USE_MSG_CALLBACK", False)
     with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
                        "-tls1_3") as srv:
-        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+        opts = probe.ProbeOptions(host="127.0.0.1", port=srv.port, servername=NAME, truststore=pki.root_pem,
+                                  timeout=3, enumerate_suites=False)
+        r = json.loads(json.dumps(probe.Prober(opts, WIRE, msg_callback=False).run(), default=str))
     assert r["chain_source"] == "openssl s_client -showcerts"
     assert accepted_versions(r) == ["TLSv1.3"]
     assert r["versions"]["TLSv1.2"]["alert"]["name"] == "protocol_version"

@@ -18,7 +18,7 @@ log = logging.getLogger("tlsdiag")
 COMMANDS = {
     "summarize": ("tlsdiag.summarize", "one handshake summary per TLS connection in captures"),
     "diagnose": ("analyzer.cli", "name the cause of every failed handshake in captures"),
-    "probe": ("analyzer.probe_cli", "actively check a TLS server you name"),
+    "probe": ("tlsdiag.commands.probe", "actively check a TLS server you name"),
     "sensor": ("sensor.service", "live capture, summaries to Kafka"),
     "analyzer": ("analyzer.service", "Kafka consumer: diagnoses and incidents"),
     "watch": ("sensor.watch", "live capture and diagnosis in one process, no Kafka"),
