@@ -30,6 +30,8 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import NameOID
 
+from . import causes as K
+from .causes import Cause
 from .config import TrustStore
 
 log = logging.getLogger(__name__)
@@ -48,17 +50,17 @@ UNTRUSTED_ROOT = "untrusted_root"            # chain ends at a root/issuer the t
 VERIFIER_REJECTED = "verifier_rejected"      # cryptography's verifier failed, explicit checks named nothing
 UNPARSEABLE = "unparseable"                  # DER cryptography cannot parse / not delivered
 
-PROBLEM_CAUSE: Mapping[str, str] = {
-    EXPIRED: "expired_certificate",
-    NOT_YET_VALID: "not_yet_valid_certificate",
-    EXPIRING_SOON: "expiring_certificate",
-    HOSTNAME_MISMATCH: "hostname_mismatch",
-    MISSING_ISSUER: "incomplete_chain",
-    ISSUER_MISMATCH: "incomplete_chain",
-    SELF_SIGNED: "unknown_certificate",
-    UNTRUSTED_ROOT: "unknown_certificate",
-    VERIFIER_REJECTED: "certificate_rejected",
-    UNPARSEABLE: "certificate_rejected",
+PROBLEM_CAUSE: Mapping[str, Cause] = {
+    EXPIRED: K.EXPIRED_CERTIFICATE,
+    NOT_YET_VALID: K.NOT_YET_VALID_CERTIFICATE,
+    EXPIRING_SOON: K.EXPIRING_CERTIFICATE,
+    HOSTNAME_MISMATCH: K.HOSTNAME_MISMATCH,
+    MISSING_ISSUER: K.INCOMPLETE_CHAIN,
+    ISSUER_MISMATCH: K.INCOMPLETE_CHAIN,
+    SELF_SIGNED: K.UNKNOWN_CERTIFICATE,
+    UNTRUSTED_ROOT: K.UNKNOWN_CERTIFICATE,
+    VERIFIER_REJECTED: K.CERTIFICATE_REJECTED,
+    UNPARSEABLE: K.CERTIFICATE_REJECTED,
 }
 
 #: Order in which problems explain a rejection whose alert does not name the problem.
@@ -533,14 +535,17 @@ def run_verifier(certs: list[x509.Certificate], store: xv.Store, when: dt.dateti
 
 
 def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
-    problems: list[Problem] = []
-    notes: list[str] = []
-    for i, c in enumerate(chain):
-        if c.error:
-            problems.append(Problem(UNPARSEABLE, i, c.subject, c.error))
+    problems = [Problem(UNPARSEABLE, i, c.subject, c.error) for i, c in enumerate(chain) if c.error]
     if problems and problems[0].index == 0:
         return _Shape(tuple(problems), False, ())
-    # links inside the sent chain, in wire order
+    notes: list[str] = []
+    _check_links(chain, problems, notes)
+    anchored, sent_root = _walk_up(chain, trust, problems, notes)
+    return _Shape(tuple(problems), anchored, tuple(notes), sent_root)
+
+
+def _check_links(chain: tuple[CertInfo, ...], problems: list[Problem], notes: list[str]) -> None:
+    """Links inside the sent chain, in wire order: each certificate issued (and signed) by the next one."""
     for i in range(len(chain) - 1):
         a, b = chain[i], chain[i + 1]
         if a.self_issued or not a.issuer:
@@ -554,54 +559,65 @@ def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
         elif a.cert is not None and b.cert is not None and not _signed_by(a.cert, b.cert):
             problems.append(Problem(ISSUER_MISMATCH, i + 1, b.subject,
                                     f"certificate {i + 1} has the right name ({b.subject!r}) but its key did not sign certificate {i}"))
-    # walk up from the leaf through sent certificates, then the truststore
-    anchored = False
-    sent_root: int | None = None
+
+
+def _walk_up(chain: tuple[CertInfo, ...], trust: _Trust | None, problems: list[Problem],
+             notes: list[str]) -> tuple[bool, int | None]:
+    """Walk from the leaf through the sent certificates, then the truststore: (anchored, index of a
+    self-signed root the peer sent when judged without a truststore)."""
     cur, idx = chain[0], 0
     seen = {cur.sha256}
     for _ in range(MAX_CHAIN):
         if trust is not None and cur.cert is not None and trust.contains(cur.cert):
-            anchored = True
-            break
+            return True, None
         if cur.self_issued:
-            if trust is None:
-                if idx == 0:
-                    problems.append(Problem(SELF_SIGNED, 0, cur.subject,
-                                            "self-signed certificate (no truststore given to say whether it is trusted)"))
-                else:
-                    sent_root = idx
-                    notes.append(f"chain ends at a self-signed root {cur.subject!r} (sent by the peer)")
-            else:
-                code = SELF_SIGNED if idx == 0 else UNTRUSTED_ROOT
-                problems.append(Problem(code, idx, cur.subject, f"self-signed {'certificate' if idx == 0 else 'root'} "
-                                        f"not in the truststore {trust.source}"))
-            break
+            return False, _self_issued_end(cur, idx, trust, problems, notes)
         parent = next((o for o in chain if o.sha256 not in seen and o.subject == cur.issuer
                        and (cur.cert is None or o.cert is None or _signed_by(cur.cert, o.cert))), None)
-        if parent is not None:
-            cur = parent
-            idx = chain.index(parent)
-            seen.add(parent.sha256)
-            continue
-        # issuer not sent on this connection
-        if trust is not None and cur.cert is not None:
-            issuer, name_found = trust.issuer_of(cur.cert)
-            if issuer is not None:
-                anchored = True
-                break
-            if name_found:
-                problems.append(Problem(ISSUER_MISMATCH, idx, cur.subject,
-                                        f"the truststore holds {cur.issuer!r} but not the key that signed this certificate"))
-                break
-        if idx == 0 and not cur.is_ca:
-            what = "nor in the truststore" if trust is not None else "(no truststore given)"
-            problems.append(Problem(MISSING_ISSUER, 0, cur.subject,
-                                    f"leaf sent without its issuer {cur.issuer!r}: not sent on this connection {what}"))
-        elif trust is not None:
-            problems.append(Problem(UNTRUSTED_ROOT, idx, cur.subject,
-                                    f"issuer {cur.issuer!r} of the last certificate sent is not in the truststore "
-                                    f"{trust.source} (if it is an intermediate, the chain is also incomplete)"))
-        else:
-            notes.append(f"chain ends at {cur.subject!r}, issued by {cur.issuer!r} (not sent; normal for a root)")
-        break
-    return _Shape(tuple(problems), anchored, tuple(notes), sent_root)
+        if parent is None:
+            return _issuer_not_sent(cur, idx, trust, problems, notes), None
+        cur = parent
+        idx = chain.index(parent)
+        seen.add(parent.sha256)
+    return False, None
+
+
+def _self_issued_end(cur: CertInfo, idx: int, trust: _Trust | None, problems: list[Problem],
+                     notes: list[str]) -> int | None:
+    """The walk ended at a self-issued certificate the truststore does not hold."""
+    if trust is None:
+        if idx == 0:
+            problems.append(Problem(SELF_SIGNED, 0, cur.subject,
+                                    "self-signed certificate (no truststore given to say whether it is trusted)"))
+            return None
+        notes.append(f"chain ends at a self-signed root {cur.subject!r} (sent by the peer)")
+        return idx
+    code = SELF_SIGNED if idx == 0 else UNTRUSTED_ROOT
+    problems.append(Problem(code, idx, cur.subject, f"self-signed {'certificate' if idx == 0 else 'root'} "
+                            f"not in the truststore {trust.source}"))
+    return None
+
+
+def _issuer_not_sent(cur: CertInfo, idx: int, trust: _Trust | None, problems: list[Problem],
+                     notes: list[str]) -> bool:
+    """The walk ended at a certificate whose issuer was not sent on this connection; True when the
+    truststore holds that issuer (anchored)."""
+    if trust is not None and cur.cert is not None:
+        issuer, name_found = trust.issuer_of(cur.cert)
+        if issuer is not None:
+            return True
+        if name_found:
+            problems.append(Problem(ISSUER_MISMATCH, idx, cur.subject,
+                                    f"the truststore holds {cur.issuer!r} but not the key that signed this certificate"))
+            return False
+    if idx == 0 and not cur.is_ca:
+        what = "nor in the truststore" if trust is not None else "(no truststore given)"
+        problems.append(Problem(MISSING_ISSUER, 0, cur.subject,
+                                f"leaf sent without its issuer {cur.issuer!r}: not sent on this connection {what}"))
+    elif trust is not None:
+        problems.append(Problem(UNTRUSTED_ROOT, idx, cur.subject,
+                                f"issuer {cur.issuer!r} of the last certificate sent is not in the truststore "
+                                f"{trust.source} (if it is an intermediate, the chain is also incomplete)"))
+    else:
+        notes.append(f"chain ends at {cur.subject!r}, issued by {cur.issuer!r} (not sent; normal for a root)")
+    return False

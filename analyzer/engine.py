@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import certs as C
-from . import rules as R
+from .causes import (EXPIRED_CERTIFICATE, EXPIRING_CERTIFICATE, INCOMPLETE_CHAIN, NOT_YET_VALID_CERTIFICATE,
+                     Cause)
 from .certs import CertChecker, ChainReport
+from .ctx import CLIENT_HELLO_LETTER, FAILED_OUTCOMES, VERSION_RANK, Ctx, version_rank
+from .rules import (HIGH, LOW, TLS13_EMPTY_CERTIFICATE_RECORD, TLS13_MIN_FINISHED_RECORD, Finding,
+                    abandoned_with_cert_problem, first_match, tls13_client_never_finished,
+                    tls13_server_dropped_certless_client)
 from proto.direction import classify, normalize_hostport
 from proto.names import is_tls13_name
 
@@ -37,8 +42,11 @@ Certs = Mapping[str, bytes]
 #: connections held at once by ``diagnose_windows`` (bounded memory on huge captures)
 DEFAULT_WINDOW = 200_000
 
-#: outcomes that are not judged: the capture ended mid-handshake, or it is not TLS
-NOT_JUDGED_OUTCOMES = frozenset({"incomplete", "evicted", "not_tls"})
+#: the certificate problem whose certificate a cause's fix text describes (else the leaf)
+_FACT_PROBLEMS: Mapping[Cause, tuple[str, ...]] = {
+    EXPIRED_CERTIFICATE: (C.EXPIRED,), NOT_YET_VALID_CERTIFICATE: (C.NOT_YET_VALID,),
+    EXPIRING_CERTIFICATE: (C.EXPIRING_SOON,), INCOMPLETE_CHAIN: (C.MISSING_ISSUER, C.ISSUER_MISMATCH),
+}
 
 
 def is_success(s: Summary) -> bool:
@@ -46,11 +54,11 @@ def is_success(s: Summary) -> bool:
 
 
 def has_client_hello(s: Summary) -> bool:
-    return bool(s.get("client_versions")) or "C" in str(s.get("history") or "")
+    return bool(s.get("client_versions")) or CLIENT_HELLO_LETTER in str(s.get("history") or "")
 
 
 def is_failed(s: Summary) -> bool:
-    return (not s.get("established") and str(s.get("outcome") or "") in R.FAILED_OUTCOMES and has_client_hello(s))
+    return (not s.get("established") and str(s.get("outcome") or "") in FAILED_OUTCOMES and has_client_hello(s))
 
 
 #: isinstance(n, int) without a generator frame (every TLS 1.3 success is checked)
@@ -65,7 +73,7 @@ def _maybe_not_success(s: Summary) -> bool:
         ce = s.get("client_encrypted")
         if not isinstance(ce, list) or not ce or not all(map(_is_int, ce)):
             return True
-        return ce[0] == R.TLS13_EMPTY_CERTIFICATE_RECORD or max(ce) < R.TLS13_MIN_FINISHED_RECORD
+        return ce[0] == TLS13_EMPTY_CERTIFICATE_RECORD or max(ce) < TLS13_MIN_FINISHED_RECORD
     if s.get("encrypted_alerts"):
         return True
     close = s.get("close")
@@ -156,8 +164,8 @@ class Engine:
         ctx, direction_reason = self._context(summary, ders, failed)
         if ctx is None:      # fast path: a clean success
             return []
-        if success and (R.abandoned_with_cert_problem(ctx) or R.tls13_client_never_finished(ctx)
-                        or R.tls13_server_dropped_certless_client(ctx)):
+        if success and (abandoned_with_cert_problem(ctx) or tls13_client_never_finished(ctx)
+                        or tls13_server_dropped_certless_client(ctx)):
             # "established" on the wire, but the client closed without data over a certificate problem, or
             # (TLS 1.3) it answered the server's flight with an encrypted alert instead of its Finished
             self.stats.established -= 1
@@ -166,18 +174,18 @@ class Engine:
             ctx, direction_reason = self._context(summary, ders, True)
             assert ctx is not None
         if failed:
-            rule, finding = R.first_match(ctx)
+            rule, finding = first_match(ctx)
             d = self._render(ctx, rule.id, rule.cause, "failure", finding, direction_reason)
-            self.stats.failures_by_cause[rule.cause] += 1
+            self.stats.failures_by_cause[rule.cause.id] += 1
             return [d]
         out = []
         if not warnings:        # counted only: the causes, without building the findings' texts
             for cause in self._warning_causes(ctx):
-                self.stats.warnings_by_cause[cause] += 1
+                self.stats.warnings_by_cause[cause.id] += 1
             return out
         for rule_id, cause, finding in self._warnings(ctx):
             out.append(self._render(ctx, rule_id, cause, "warning", finding, direction_reason))
-            self.stats.warnings_by_cause[cause] += 1
+            self.stats.warnings_by_cause[cause.id] += 1
         return out
 
     def diagnose_pairs(self, pairs: Iterable[tuple[Summary, Certs]]) -> list[Diagnosis]:
@@ -227,7 +235,7 @@ class Engine:
                 return name, "target"
         return None, None
 
-    def _context(self, s: Summary, ders: Certs, failed: bool) -> tuple[R.Ctx | None, str]:
+    def _context(self, s: Summary, ders: Certs, failed: bool) -> tuple[Ctx | None, str]:
         """The rules' view of one connection; None for a success with nothing to say (no certificate
         problem, and nothing on the wire that could make it a failure after all)."""
         facts = s.get("certificates")
@@ -268,41 +276,41 @@ class Engine:
             sprof = self.profiles.for_server(server)
             prof = prof if prof is not None and prof.count >= min_n else None
             sprof = sprof if sprof is not None and sprof.count >= min_n else None
-        ctx = R.Ctx(s=s, direction=direction, failed=failed, server_chain=server_chain, client_chain=client_chain,
+        ctx = Ctx(s=s, direction=direction, failed=failed, server_chain=server_chain, client_chain=client_chain,
                     profile=prof, server_profile=sprof)
         return ctx, reason
 
     @staticmethod
-    def _chain_problems(ctx: R.Ctx):
+    def _chain_problems(ctx: Ctx) -> Iterator[tuple[ChainReport, C.Problem, Cause]]:
         """``(chain, problem, cause)`` for the first problem of each cause of each chain."""
         for chain in (ctx.server_chain, ctx.client_chain):
             if chain is None:
                 continue
-            seen: set[str] = set()
+            seen: set[Cause] = set()
             for p in chain.problems:
                 cause = C.PROBLEM_CAUSE[p.code]
                 if cause not in seen:
                     seen.add(cause)
                     yield chain, p, cause
 
-    def _warning_causes(self, ctx: R.Ctx) -> list[str]:
+    def _warning_causes(self, ctx: Ctx) -> list[Cause]:
         """The causes of ``_warnings(ctx)``, in order, without rendering them."""
         return [cause for _chain, _p, cause in self._chain_problems(ctx)]
 
-    def _warnings(self, ctx: R.Ctx) -> list[tuple[str, str, R.Finding]]:
-        out: list[tuple[str, str, R.Finding]] = []
+    def _warnings(self, ctx: Ctx) -> list[tuple[str, Cause, Finding]]:
+        out: list[tuple[str, Cause, Finding]] = []
         for chain, p, cause in self._chain_problems(ctx):
             whose = "server" if chain.side == "server" else "client"
-            conf = R.LOW if p.code == C.MISSING_ISSUER and chain.truststore is None else R.HIGH
+            conf = LOW if p.code == C.MISSING_ISSUER and chain.truststore is None else HIGH
             raise_ = ("a truststore (--truststore) to tell a missing intermediate from a root that issued the "
-                      "leaf directly" if conf == R.LOW else None)
+                      "leaf directly" if conf == LOW else None)
             why = (f"handshake succeeded, but the {whose} certificate has a problem"
                    f"{' the client accepted' if whose == 'server' else ' the server accepted'}: {p.detail}")
-            out.append((R.WARNING_RULE_IDS.get(cause, "TLS-WARN-CERT"), cause,
-                        R.Finding(None, conf, why, raise_, {"certificate_side": whose})))
+            out.append((cause.warning_rule or "TLS-WARN-CERT", cause,
+                        Finding(None, conf, why, raise_, {"certificate_side": whose})))
         return out
 
-    def _render(self, ctx: R.Ctx, rule_id: str, cause: str, severity: str, f: R.Finding,
+    def _render(self, ctx: Ctx, rule_id: str, cause: Cause, severity: str, f: Finding,
                 direction_reason: str) -> Diagnosis:
         s = ctx.s
         evidence = self._evidence(ctx, cause, f) if severity == "failure" else self._warning_evidence(ctx, f)
@@ -310,7 +318,7 @@ class Engine:
         facts = self._remediation_facts(ctx, cause, f)
         return {
             "id": s.get("id"),
-            "cause": cause,
+            "cause": cause.id,
             "severity": severity,
             "direction": ctx.direction,
             "rejected_by": f.rejected_by,
@@ -325,7 +333,7 @@ class Engine:
         }
 
     @staticmethod
-    def _evidence(ctx: R.Ctx, cause: str, f: R.Finding) -> dict[str, object]:
+    def _evidence(ctx: Ctx, cause: Cause, f: Finding) -> dict[str, object]:
         s = ctx.s
         ev: dict[str, object] = {
             "outcome": s.get("outcome"),
@@ -359,14 +367,14 @@ class Engine:
         return ev
 
     @staticmethod
-    def _fix_side(severity: str, f: R.Finding) -> str | None:
+    def _fix_side(severity: str, f: Finding) -> str | None:
         """Which fix text: for a warning, the one for the side that would reject that certificate."""
         if severity == "failure":
             return f.rejected_by
         return "server" if f.evidence.get("certificate_side") == "client" else "client"
 
     @staticmethod
-    def _warning_evidence(ctx: R.Ctx, f: R.Finding) -> dict[str, object]:
+    def _warning_evidence(ctx: Ctx, f: Finding) -> dict[str, object]:
         """Warnings come once per connection: the handshake facts and the certificate, not the whole offer."""
         s = ctx.s
         ev: dict[str, object] = {"outcome": s.get("outcome"), "version": s.get("version"), "cipher": s.get("cipher"),
@@ -377,7 +385,7 @@ class Engine:
         ev.update(f.evidence)
         return ev
 
-    def _remediation_facts(self, ctx: R.Ctx, cause: str, f: R.Finding) -> dict[str, object]:
+    def _remediation_facts(self, ctx: Ctx, cause: Cause, f: Finding) -> dict[str, object]:
         s = ctx.s
         sni = s.get("server_name")
         host, _ = self._hostname(s)
@@ -389,8 +397,8 @@ class Engine:
             prof = ctx.refusal_profile()
             suggest = None
             if prof and prof.versions:
-                suggest = max(prof.versions, key=lambda v: R.version_rank(v) or -1)
-            offered = sorted(ctx.offered_versions(), key=lambda v: R.VERSION_RANK.get(v, 99))
+                suggest = max(prof.versions, key=lambda v: version_rank(v) or -1)
+            offered = sorted(ctx.offered_versions(), key=lambda v: VERSION_RANK.get(v, 99))
             facts.update({
                 "offered": "/".join(offered) if offered else None,
                 "server_versions": "/".join(sorted(prof.versions)) if prof and prof.versions else None,
@@ -406,9 +414,7 @@ class Engine:
         if f.evidence.get("certificate_side") == "client":
             chain = ctx.client_chain
         if chain is not None and chain.chain:
-            wanted = {R.EXPIRED_CERTIFICATE: (C.EXPIRED,), R.NOT_YET_VALID_CERTIFICATE: (C.NOT_YET_VALID,),
-                      R.EXPIRING_CERTIFICATE: (C.EXPIRING_SOON,),
-                      R.INCOMPLETE_CHAIN: (C.MISSING_ISSUER, C.ISSUER_MISMATCH)}.get(cause, ())
+            wanted = _FACT_PROBLEMS.get(cause, ())
             p = chain.first(wanted)
             cert = chain.chain[p.index] if p is not None and 0 <= p.index < len(chain.chain) else chain.chain[0]
             names = list(cert.san_dns) + list(cert.san_ip) or [f"CN={cn}" for cn in cert.common_names]

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from .causes import (CAUSES, CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE,
+                     EXPIRED_CERTIFICATE, EXPIRING_CERTIFICATE, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN,
+                     NOT_YET_VALID_CERTIFICATE, PROTOCOL_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, UNKNOWN,
+                     UNKNOWN_CERTIFICATE, Cause)
+
 N, S = "northbound", "southbound"
 
 _MP_PROPS = ("on every Message Processor add `conf_system_jsse.enableSNIExtension=true` to "
@@ -21,156 +26,178 @@ _VERIFY = "check it with `openssl verify -CAfile root.pem -untrusted intermediat
 _SSLINFO = "the TargetEndpoint `<HTTPTargetConnection><SSLInfo>` (or the TargetServer's SSLInfo via the management API)"
 
 #: (cause, direction, rejected_by) -> template; lookups fall back to (cause, direction, None), then
-#: (cause, None, None).
-TEMPLATES: Mapping[tuple[str, str | None, str | None], str] = {
+#: (cause, None, rejected_by), then (cause, None, None), which every cause has (checked at import).
+TEMPLATES: Mapping[tuple[Cause, str | None, str | None], str] = {
     # -- versions --------------------------------------------------------------------------------------
-    ("protocol_mismatch", S, "server"): (
+    (PROTOCOL_MISMATCH, S, "server"): (
         "The backend {server} refuses the MP's versions ({offered}); it chose {server_versions} when it worked. Upgrade "
         "the backend to TLSv1.2 (recommended), or pin the MP to a version the backend accepts in " + _SSLINFO +
         ": `<SSLInfo><Enabled>true</Enabled><Protocols><Protocol>{suggest_version}</Protocol></Protocols></SSLInfo>`."),
-    ("protocol_mismatch", S, "client"): (
+    (PROTOCOL_MISMATCH, S, "client"): (
         "The backend {server} chose {version}, which the MP refuses. Upgrade the backend to TLSv1.2, or allow "
         "{version} in " + _SSLINFO + " with `<Protocols><Protocol>{version}</Protocol></Protocols>` (and check the "
         "JVM's jdk.tls.disabledAlgorithms does not disable it)."),
-    ("protocol_mismatch", N, "server"): (
+    (PROTOCOL_MISMATCH, N, "server"): (
         "The Router's virtual host refuses the client's versions ({offered}); it chose {server_versions} when it "
         "worked. Upgrade the client app to TLSv1.2 or later; only if the old version must be served, enable it in the "
         "virtual host's SSL protocol settings on the Router."),
-    ("protocol_mismatch", N, "client"): (
+    (PROTOCOL_MISMATCH, N, "client"): (
         "The Router chose {version}, which the client app refuses: enable TLSv1.2/TLSv1.3 in the virtual host's SSL "
         "protocol settings on the Router."),
-    ("protocol_mismatch", None, None): (
+    (PROTOCOL_MISMATCH, None, None): (
         "Client and server share no protocol version (client offered {offered}; server chose {server_versions} "
         "when it worked, {version} here). Upgrade the older side; on the gateway: Router virtual host protocols "
         "(northbound) or `<SSLInfo><Protocols><Protocol>` of the TargetEndpoint/TargetServer (southbound)."),
     # -- cipher suites ---------------------------------------------------------------------------------
-    ("cipher_mismatch", S, None): (
+    (CIPHER_MISMATCH, S, None): (
         "The backend {server} accepts none of the {n_offered} suites the MP offered (it chose {server_suites} when "
         "it worked). Make the MP offer one it has: list it in " + _SSLINFO + " `<Ciphers><Cipher>NAME</Cipher>`, or "
         "install the JCE unlimited-strength policy in the MP's Java (Java 8 before 8u161) so AES-256 suites are "
         "offered; or enable one of the MP's suites on the backend."),
-    ("cipher_mismatch", N, None): (
+    (CIPHER_MISMATCH, N, None): (
         "The Router's virtual host accepts none of the {n_offered} suites the client offered (it chose "
         "{server_suites} when it worked). Make the client app offer a current suite (e.g. "
         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256), or add one of the client's suites to the virtual host's cipher list "
         "on the Router (ssl_ciphers in /opt/nginx/conf.d/0-default.conf)."),
-    ("cipher_mismatch", None, None): (
+    (CIPHER_MISMATCH, None, None): (
         "No common cipher suite (or key-exchange group): the server chose {server_suites} when it worked; the client "
         "offered {n_offered} suites. Align the lists: Router virtual host ciphers (northbound) or `<SSLInfo><Ciphers>` "
         "and the JCE unlimited-strength policy on the MP (southbound)."),
     # -- SNI -------------------------------------------------------------------------------------------
-    ("sni_required", S, None): (
+    (SNI_REQUIRED, S, None): (
         "The backend {server} needs SNI and the MP sent no server_name: " + _MP_PROPS + ". Also make sure the "
         "TargetEndpoint URL / TargetServer host is a host name ({target}), not an IP address: JSSE sends no SNI "
         "for IP literals. Check with `openssl s_client -connect {server}` with and without `-servername`."),
-    ("sni_required", N, None): (
+    (SNI_REQUIRED, N, None): (
         "The Router needs SNI to pick the virtual host and the client sent no server_name: have the client use the "
         "host name in the URL (not the IP) and enable SNI in its TLS library, or give the Router a default virtual "
         "host/certificate for clients without SNI."),
-    ("sni_required", None, None): (
+    (SNI_REQUIRED, None, None): (
         "The server needs SNI and the client sent no server_name. Southbound (MP client): " + _MP_PROPS +
         ". Northbound: make the client send server_name (host name in the URL, SNI enabled)."),
-    ("sni_unrecognized", S, "client"): (
+    (SNI_UNRECOGNIZED, S, "client"): (
         "The backend {server} does not know the name {sni} and sent unrecognized_name; the MP's JSSE treats that "
         "warning as fatal. Configure the backend with a certificate/virtual host for {sni} (or stop it sending the "
         "warning), or make the TargetEndpoint use a name the backend serves. Last resort: "
         "`conf_system_jsse.enableSNIExtension=false` on the MP (turns SNI off for every target)."),
-    ("sni_unrecognized", N, None): (
+    (SNI_UNRECOGNIZED, N, None): (
         "The Router has no virtual host for {sni}: add {sni} to the virtual host's host aliases (with a certificate "
         "covering it), or have the client use a name the Router serves."),
-    ("sni_unrecognized", None, None): (
+    (SNI_UNRECOGNIZED, None, None): (
         "The server does not recognise the name {sni}: configure it to serve {sni} (virtual host / host alias with a "
         "matching certificate) or have the client use a name the server knows."),
     # -- certificates the client rejected (server's certificate) --------------------------------------
-    ("hostname_mismatch", N, "client"): (
+    (HOSTNAME_MISMATCH, N, "client"): (
         "The Router's certificate ({subject}; names {cert_names}) does not cover {hostname}. Get a certificate whose "
         "SAN includes {hostname} (or a wildcard for its domain) and upload it with the full chain to the virtual "
         "host's keystore."),
-    ("hostname_mismatch", S, "client"): (
+    (HOSTNAME_MISMATCH, S, "client"): (
         "The backend's certificate ({subject}; names {cert_names}) does not cover {hostname}. Fix the backend "
         "certificate (SAN {hostname}), or point the TargetEndpoint URL / TargetServer host at a name the "
         "certificate has."),
-    ("hostname_mismatch", None, None): (
+    (HOSTNAME_MISMATCH, None, None): (
         "The server certificate ({subject}; names {cert_names}) does not cover {hostname}: issue one whose SAN "
         "includes {hostname} (or a wildcard) and install it with its full chain (Router keystore northbound; backend "
         "southbound), or use a name the certificate has."),
-    ("incomplete_chain", N, "client"): (
+    (INCOMPLETE_CHAIN, N, "client"): (
         "The Router sends {subject} without its issuer {missing_issuer}: upload the complete chain (leaf + "
         "intermediates, in order) to the virtual host's keystore; " + _VERIFY + "."),
-    ("incomplete_chain", S, "client"): (
+    (INCOMPLETE_CHAIN, S, "client"): (
         "The backend {server} sends {subject} without its issuer {missing_issuer} (or a mismatched intermediate): "
         "fix the chain on the backend; meanwhile the intermediate can be added to the MP truststore referenced by "
         "`<SSLInfo><TrustStore>`. " + _VERIFY[0].upper() + _VERIFY[1:] + "."),
-    ("incomplete_chain", N, "server"): (
+    (INCOMPLETE_CHAIN, N, "server"): (
         "The client app sends its certificate {subject} without the intermediate {missing_issuer}: configure the "
         "client with its full chain, or add the intermediate to the Router virtual host's truststore."),
-    ("incomplete_chain", S, "server"): (
+    (INCOMPLETE_CHAIN, S, "server"): (
         "The MP sends its client certificate {subject} without the intermediate {missing_issuer}: upload the full "
         "chain to the keystore/alias referenced by `<SSLInfo><KeyStore>`/`<KeyAlias>`; " + _VERIFY + "."),
-    ("incomplete_chain", None, None): (
+    (INCOMPLETE_CHAIN, None, None): (
         "The certificate {subject} is sent without its issuer {missing_issuer} (or with a mismatched intermediate): "
         "install the complete chain where the certificate lives; " + _VERIFY + "."),
-    ("expired_certificate", N, "client"): (
+    (EXPIRED_CERTIFICATE, N, "client"): (
         "The Router's certificate {subject} expired {not_after}: upload a renewed certificate with its full chain to "
         "the virtual host's keystore."),
-    ("expired_certificate", S, "client"): (
+    (EXPIRED_CERTIFICATE, S, "client"): (
         "The backend's certificate {subject} expired {not_after}: renew it on the backend {server} (and update the "
         "MP truststore if it pins that certificate)."),
-    ("expired_certificate", N, "server"): (
+    (EXPIRED_CERTIFICATE, N, "server"): (
         "The client app's certificate {subject} expired {not_after}: the client must renew it (the Router rejects "
         "it)."),
-    ("expired_certificate", S, "server"): (
+    (EXPIRED_CERTIFICATE, S, "server"): (
         "The MP's client certificate {subject} expired {not_after}: upload a renewed certificate and chain to the "
         "keystore/alias in `<SSLInfo><KeyStore>`/`<KeyAlias>`."),
-    ("expired_certificate", None, None): (
+    (EXPIRED_CERTIFICATE, None, None): (
         "The certificate {subject} expired {not_after}: renew it and install it with its full chain where it lives "
         "(keystore of the side that sends it)."),
-    ("not_yet_valid_certificate", None, None): (
+    (NOT_YET_VALID_CERTIFICATE, None, None): (
         "The certificate {subject} is not valid before {not_before}: check the clocks (NTP) of both sides, or "
         "install a certificate that is already valid (keystore of the side that sends it)."),
-    ("unknown_certificate", N, "client"): (
+    (UNKNOWN_CERTIFICATE, N, "client"): (
         "The client app does not trust the Router's certificate (issuer {issuer}): use a certificate from a CA the "
         "clients trust and upload it with its full chain to the virtual host's keystore, or add the root to the "
         "clients' truststore."),
-    ("unknown_certificate", S, "client"): (
+    (UNKNOWN_CERTIFICATE, S, "client"): (
         "The MP does not trust the backend's certificate (issuer {issuer}): upload the backend's root (and "
         "intermediate) certificate to the truststore referenced by `<SSLInfo><TrustStore>` of the "
         "TargetEndpoint/TargetServer."),
-    ("unknown_certificate", N, "server"): (
+    (UNKNOWN_CERTIFICATE, N, "server"): (
         "The Router does not trust the client's certificate (issuer {issuer}): upload the client's CA to the "
         "virtual host's truststore."),
-    ("unknown_certificate", S, "server"): (
+    (UNKNOWN_CERTIFICATE, S, "server"): (
         "The backend does not trust the MP's client certificate (issuer {issuer}): install that CA on the backend, "
         "or use a client certificate the backend trusts in `<SSLInfo><KeyStore>`/`<KeyAlias>`."),
-    ("unknown_certificate", None, None): (
+    (UNKNOWN_CERTIFICATE, None, None): (
         "The {rejected_by} does not trust the peer's certificate (issuer {issuer}): add the issuing root to the "
         "rejecting side's truststore (Router virtual host northbound; `<SSLInfo><TrustStore>` southbound), or use a "
         "certificate from a trusted CA."),
-    ("certificate_rejected", None, None): (
+    (CERTIFICATE_REJECTED, None, None): (
         "The {rejected_by} rejected the peer's certificate ({subject}) without saying why: compare it with the "
         "rejecting side's truststore (Router virtual host northbound; `<SSLInfo><TrustStore>` southbound), check the "
         "name and the chain (" + _VERIFY + "), or run `tlsdiag probe {server} --servername {sni}`."),
-    ("client_certificate_missing", N, None): (
+    (CLIENT_CERTIFICATE_MISSING, N, None): (
         "The Router's virtual host requires a client certificate and the client app sent none: configure the client "
         "with its certificate and key (issued by a CA in the virtual host's truststore), or disable client "
         "authentication on the virtual host if it is not intended."),
-    ("client_certificate_missing", S, None): (
+    (CLIENT_CERTIFICATE_MISSING, S, None): (
         "The backend {server} requires a client certificate and the MP sent none: set `<SSLInfo><ClientAuthEnabled>"
         "true</ClientAuthEnabled><KeyStore>...</KeyStore><KeyAlias>...</KeyAlias>` in the TargetEndpoint/"
         "TargetServer, with a key and full chain issued by a CA the backend accepts."),
-    ("client_certificate_missing", None, None): (
+    (CLIENT_CERTIFICATE_MISSING, None, None): (
         "The server requires a client certificate and the client sent none: give the client a certificate from a CA "
         "the server accepts (southbound: `<SSLInfo><ClientAuthEnabled>`, `<KeyStore>`, `<KeyAlias>`)."),
-    ("encrypted_failure", None, None): (
+    (ENCRYPTED_FAILURE, None, None): (
         "TLS 1.3 hides the reason. Run `tlsdiag probe {server} --servername {sni}` (add --truststore with the "
         "client's truststore) to fetch and validate the chain the server serves; then apply the matching "
         "certificate fix. If the server rejected the client (client certificate), check the server's logs."),
-    ("expiring_certificate", None, None): (
+    (EXPIRING_CERTIFICATE, None, None): (
         "The certificate {subject} expires {not_after}: renew it and install it with its full chain before then "
         "(Router virtual host keystore northbound; backend or MP keystore southbound)."),
-    ("unknown", None, None): (
+    (UNKNOWN, None, None): (
         "No rule explains this failure: run `tlsdiag probe {server} --servername {sni}` and check both sides' logs."),
 }
+
+
+#: Fixes for what the active probe (``tlsdiag probe``, analyzer/probe) finds where no diagnosis template fits
+#: its situation: (cause, situation) -> template, rendered like TEMPLATES.
+PROBE_TEMPLATES: Mapping[tuple[Cause, str], str] = {
+    (UNKNOWN, "no_version"): "check that the port speaks TLS; see the per-version answers above",
+    (UNKNOWN, "no_version_no_sni"): (
+        "the target is an IP address and no --servername was given, so no server_name was sent: an SNI-only "
+        "server rejects every such handshake - retry with --servername NAME"),
+    (PROTOCOL_MISMATCH, "only_sslv3"): (
+        "upgrade the backend to TLSv1.2: SSLv3 is disabled in Java 8u31+ (jdk.tls.disabledAlgorithms) and must "
+        "not be pinned"),
+    (PROTOCOL_MISMATCH, "deprecated_enabled"): "disable {deprecated} on the server",
+    (CIPHER_MISMATCH, "settles_on_top_version"): (
+        "offer a {top} suite the server has, or drop {top} from the client's protocols"),
+    (SNI_REQUIRED, "certificate_depends_on_sni"): (
+        "clients must send SNI to get the right certificate (MP: jsse.enableSNIExtension=true)"),
+}
+
+_MISSING = [c.id for c in CAUSES if (c, None, None) not in TEMPLATES]
+if _MISSING:  # pragma: no cover - a cause without its default fix is a programming error, never a silent fallback
+    raise RuntimeError(f"analyzer.remediation: no (cause, None, None) template for {', '.join(_MISSING)}")
 
 
 class _Safe(dict[str, object]):
@@ -183,16 +210,18 @@ def render(template: str, facts: Mapping[str, object]) -> str:
     return template.format_map(vals)
 
 
-def template_for(cause: str, direction: str | None, rejected_by: str | None) -> str:
+def template_for(cause: Cause, direction: str | None, rejected_by: str | None) -> str:
+    """The most specific template for the cause; every cause has at least its ``(cause, None, None)`` one
+    (a cause that is not in the registry is a KeyError, never the "unknown" text)."""
     d = direction if direction in (N, S) else None
-    for key in ((cause, d, rejected_by), (cause, d, None), (cause, None, rejected_by), (cause, None, None)):
+    for key in ((cause, d, rejected_by), (cause, d, None), (cause, None, rejected_by)):
         t = TEMPLATES.get(key)
         if t is not None:
             return t
-    return TEMPLATES[("unknown", None, None)]
+    return TEMPLATES[(cause, None, None)]
 
 
-def remediation(cause: str, direction: str | None, rejected_by: str | None, facts: Mapping[str, object]) -> str:
+def remediation(cause: Cause, direction: str | None, rejected_by: str | None, facts: Mapping[str, object]) -> str:
     """The fix for this cause in this direction, filled with the evidence's values.
 
     With an unknown direction the northbound and southbound fixes are both given when they differ.
@@ -203,3 +232,12 @@ def remediation(cause: str, direction: str | None, rejected_by: str | None, fact
     if nb == sb:
         return render(nb, facts)
     return f"If northbound (client -> Router): {render(nb, facts)} If southbound (MP -> backend): {render(sb, facts)}"
+
+
+def fix_text(cause: Cause, facts: Mapping[str, object], *, direction: str | None = None,
+             rejected_by: str | None = None, situation: str | None = None) -> str:
+    """One fix text: the probe's ``situation`` template when given, else the cause's most specific template
+    for ``direction`` and ``rejected_by`` (direction None: the one that covers both directions)."""
+    if situation is not None:
+        return render(PROBE_TEMPLATES[(cause, situation)], facts)
+    return render(template_for(cause, direction, rejected_by), facts)

@@ -7,7 +7,9 @@ import os
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Mapping, Sequence
+from typing import IO, Mapping, Sequence
+
+from .causes import cause_by_id
 
 Diagnosis = Mapping[str, object]
 
@@ -114,13 +116,6 @@ def _host(ep: str) -> str:
     return ep.rpartition(":")[0] or ep
 
 
-def group(diagnoses: Iterable[Diagnosis]) -> list[Group]:
-    g = Grouper()
-    for d in diagnoses:
-        g.add(d)
-    return g.sorted()
-
-
 def evidence_line(d: Diagnosis) -> str:
     """The wire facts in one line: versions, suite, SNI, alerts, certificate."""
     ev = d.get("evidence") if isinstance(d.get("evidence"), dict) else {}
@@ -131,7 +126,8 @@ def evidence_line(d: Diagnosis) -> str:
     picked = f"{chosen} {ev.get('cipher') or ''}".strip() if chosen else "no ServerHello"
     parts.append(f"offered {'/'.join(map(str, cv))} -> {picked}" if cv else picked)
     cc = ev.get("client_ciphers") or []
-    if isinstance(cc, list) and cc and d.get("cause") in ("cipher_mismatch", "protocol_mismatch", "sni_required", "unknown"):
+    cause = cause_by_id(d.get("cause"))
+    if isinstance(cc, list) and cc and cause is not None and cause.offer_matters:
         parts.append(f"{len(cc)} suites offered (first {', '.join(map(str, cc[:3]))})")
     parts.append(f"SNI {ev.get('server_name')}" if ev.get("server_name") else "no SNI")
     alerts = ev.get("alerts") or []

@@ -1,13 +1,13 @@
-"""Diagnosis rules: data plus small pure predicates.
+"""Diagnosis rules: small pure predicates over a :class:`~analyzer.ctx.Ctx`, and the ordered table.
 
-Each :class:`Rule` has a stable ``id`` (never renamed), the ``cause`` it diagnoses, a ``match`` predicate
-over a :class:`Ctx` (one connection with its certificate checks, direction and server profile), and an
-``explain`` function returning a :class:`Finding` (who rejected, confidence, why, what would raise the
-confidence). :data:`FAILURE_RULES` is ordered; the first matching rule gives the one failure diagnosis of a
-failed connection, and the last rule always matches.
+Each :class:`Rule` has a stable ``id`` (never renamed), the :class:`~analyzer.causes.Cause` it diagnoses, a
+``match`` predicate over a :class:`Ctx` (one connection with its certificate checks, direction and server
+profile), and an ``explain`` function returning a :class:`Finding` (who rejected, confidence, why, what would
+raise the confidence). :data:`FAILURE_RULES` is ordered; the first matching rule gives the one failure
+diagnosis of a failed connection, and the last rule always matches.
 
-Alert and message names are the IANA spellings used in the summary (``handshake_failure``,
-``client_hello``); they are named constants here, never numbers.
+Alert, message and version names are the IANA spellings of :mod:`proto.names`, history letters those of
+:mod:`proto.history`; never literals or numbers here.
 """
 
 from __future__ import annotations
@@ -15,313 +15,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from proto.names import is_tls13_name
+from proto.history import HISTORY_UNKNOWN_CONTENT_TYPE, client_letter, record_history_letter, server_letter
+from proto.names import AlertDescription as AD
+from proto.names import ContentType, HandshakeType as HT
 
 from . import certs as C
+from .causes import (CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE,
+                     EXPIRED_CERTIFICATE, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, NOT_YET_VALID_CERTIFICATE,
+                     PROTOCOL_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, UNKNOWN, UNKNOWN_CERTIFICATE, Cause)
 from .certs import ChainReport
+from .ctx import (CLIENT_HELLO, FATAL, TLS11, VERSION_RANK, Alert, Ctx, is_weak_suite, version_family,
+                  version_rank)
 from .profiles import Profile
-
-# ------------------------------------------------------------------------------------------ names
-
-# causes (stable)
-PROTOCOL_MISMATCH = "protocol_mismatch"
-CIPHER_MISMATCH = "cipher_mismatch"
-SNI_REQUIRED = "sni_required"
-SNI_UNRECOGNIZED = "sni_unrecognized"
-HOSTNAME_MISMATCH = "hostname_mismatch"
-INCOMPLETE_CHAIN = "incomplete_chain"
-EXPIRED_CERTIFICATE = "expired_certificate"
-NOT_YET_VALID_CERTIFICATE = "not_yet_valid_certificate"
-UNKNOWN_CERTIFICATE = "unknown_certificate"
-CERTIFICATE_REJECTED = "certificate_rejected"
-CLIENT_CERTIFICATE_MISSING = "client_certificate_missing"
-ENCRYPTED_FAILURE = "encrypted_failure"
-UNKNOWN = "unknown"
-#: warning-only cause: a certificate that expires within the configured number of days
-EXPIRING_CERTIFICATE = "expiring_certificate"
-
-FAILURE_CAUSES: tuple[str, ...] = (
-    PROTOCOL_MISMATCH, CIPHER_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN,
-    EXPIRED_CERTIFICATE, NOT_YET_VALID_CERTIFICATE, UNKNOWN_CERTIFICATE, CERTIFICATE_REJECTED,
-    CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE, UNKNOWN,
-)
-CERTIFICATE_CAUSES = frozenset({HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, EXPIRED_CERTIFICATE,
-                                NOT_YET_VALID_CERTIFICATE, UNKNOWN_CERTIFICATE, CERTIFICATE_REJECTED})
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 
-# alert descriptions (RFC 8446 / IANA TLS Alert registry)
-CLOSE_NOTIFY = "close_notify"
-HANDSHAKE_FAILURE = "handshake_failure"
-BAD_CERTIFICATE = "bad_certificate"
-UNSUPPORTED_CERTIFICATE = "unsupported_certificate"
-CERTIFICATE_REVOKED = "certificate_revoked"
-CERTIFICATE_EXPIRED = "certificate_expired"
-CERTIFICATE_UNKNOWN = "certificate_unknown"
-ILLEGAL_PARAMETER = "illegal_parameter"
-UNKNOWN_CA = "unknown_ca"
-ACCESS_DENIED = "access_denied"
-DECRYPT_ERROR = "decrypt_error"
-PROTOCOL_VERSION = "protocol_version"
-INSUFFICIENT_SECURITY = "insufficient_security"
-UNRECOGNIZED_NAME = "unrecognized_name"
-BAD_CERTIFICATE_STATUS_RESPONSE = "bad_certificate_status_response"
-CERTIFICATE_REQUIRED = "certificate_required"
-NO_CERTIFICATE = "no_certificate"
-
-# handshake message names
-CLIENT_HELLO = "client_hello"
-SERVER_HELLO = "server_hello"
-
-#: alerts a peer sends when it rejects a certificate (OpenSSL sends handshake_failure on a hostname
-#: mismatch, decrypt_error on a bad signature)
-CERT_ALERTS = frozenset({BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE, CERTIFICATE_REVOKED, CERTIFICATE_EXPIRED,
-                         CERTIFICATE_UNKNOWN, UNKNOWN_CA, ACCESS_DENIED, HANDSHAKE_FAILURE, DECRYPT_ERROR,
-                         BAD_CERTIFICATE_STATUS_RESPONSE, CERTIFICATE_REQUIRED, NO_CERTIFICATE})
-
-#: alerts a server answers an unacceptable ClientHello with (versions, suites, groups, SNI); other alerts
-#: right after the ClientHello (decode_error, illegal_parameter, no_application_protocol...) say something else
-REFUSAL_ALERTS = frozenset({HANDSHAKE_FAILURE, INSUFFICIENT_SECURITY, PROTOCOL_VERSION, CLOSE_NOTIFY,
-                            "user_canceled", "unexpected_message"})
-NO_APPLICATION_PROTOCOL = "no_application_protocol"
-
-#: alerts that are about certificates and nothing else
-SPECIFIC_CERT_ALERTS = frozenset({BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE, CERTIFICATE_REVOKED, CERTIFICATE_EXPIRED,
-                                  CERTIFICATE_UNKNOWN, UNKNOWN_CA, BAD_CERTIFICATE_STATUS_RESPONSE})
-
-#: which certificate problems an alert points to, most specific first (data, not code)
-ALERT_PROBLEMS: Mapping[str, tuple[str, ...]] = {
-    CERTIFICATE_EXPIRED: (C.EXPIRED, C.NOT_YET_VALID),
-    UNKNOWN_CA: (C.MISSING_ISSUER, C.ISSUER_MISMATCH, C.SELF_SIGNED, C.UNTRUSTED_ROOT, C.VERIFIER_REJECTED),
-    HANDSHAKE_FAILURE: (C.HOSTNAME_MISMATCH,) + C.PROBLEM_PRIORITY,
-}
-#: generic rejections that, with nothing else wrong, point at a root the peer sent but the rejecting side lacks
-ROOT_DOUBT_ALERTS = frozenset({UNKNOWN_CA, CERTIFICATE_UNKNOWN, BAD_CERTIFICATE})
-#: the cause an alert names by itself when the certificate check found nothing
-ALERT_OWN_CAUSE: Mapping[str, str] = {
-    CERTIFICATE_EXPIRED: EXPIRED_CERTIFICATE,
-    UNKNOWN_CA: UNKNOWN_CERTIFICATE,
-}
-
-#: outcomes that mean the handshake failed (``incomplete``: the capture ended, ``not_tls``: not judged)
-FAILED_OUTCOMES = frozenset({"alert", "encrypted_alert", "reset", "closed", "timeout"})
-
-VERSION_ORDER: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-VERSION_RANK: Mapping[str, int] = {v: i for i, v in enumerate(VERSION_ORDER)}
-WEAK_CIPHER_MARKS = ("_RC4_", "_3DES_", "_DES_", "_DES40_", "_NULL_", "EXPORT", "_anon_", "_RC2_", "_IDEA_")
-SIGNALING_SUITES = frozenset({"TLS_EMPTY_RENEGOTIATION_INFO_SCSV", "TLS_FALLBACK_SCSV"})
-
-
-def version_rank(v: str) -> int | None:
-    if v in VERSION_RANK:
-        return VERSION_RANK[v]
-    if v.startswith("TLSv1.3"):
-        return VERSION_RANK["TLSv1.3"]
-    return None
-
-
-def is_weak_suite(name: str) -> bool:
-    return any(m in name for m in WEAK_CIPHER_MARKS)
-
-
-# ------------------------------------------------------------------------------------------ context
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    sender: str
-    level: str
-    description: str
-    after: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CertVerdict:
-    """Which certificate cause a rejection gets: the rejected chain's problems refined by the alert."""
-
-    cause: str
-    problem: C.Problem | None
-    alert_says: bool    # the alert itself names this problem (certificate_expired, unknown_ca)
-
-
-#: Ctx._cache: "not computed yet" (a cached value may be None)
-_UNSET = object()
-
-
-@dataclass
-class Ctx:
-    """One connection, as the rules see it. Built once per summary by the engine."""
-
-    s: Mapping[str, object]
-    direction: str
-    failed: bool
-    server_chain: ChainReport | None
-    client_chain: ChainReport | None
-    profile: Profile | None            # this server + this SNI
-    server_profile: Profile | None     # this server, all SNIs merged
-    _cache: dict[str, object] = field(default_factory=dict)
-    # fields every rule reads, resolved once (typed, never raising on odd input)
-    sni: str | None = field(init=False)
-    version: str | None = field(init=False)
-    history: str = field(init=False)
-    outcome: str = field(init=False)
-    tls13: bool = field(init=False)
-    server_hello_seen: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.sni = self.str_("server_name")
-        self.version = self.str_("version")
-        self.history = self.str_("history") or ""
-        self.outcome = self.str_("outcome") or ""
-        v = self.version or ""
-        self.tls13 = is_tls13_name(v)
-        self.server_hello_seen = bool(v) or "s" in self.history.lstrip("^")
-
-    # -- raw fields ---------------------------------------------------------------------------------
-    def str_(self, key: str) -> str | None:
-        v = self.s.get(key)
-        return v if isinstance(v, str) else None
-
-    def list_(self, key: str) -> list[object]:
-        v = self.s.get(key)
-        return v if isinstance(v, list) else []
-
-    @property
-    def alerts(self) -> list[Alert]:
-        hit = self._cache.get("alerts")
-        if hit is None:
-            out = []
-            for a in self.list_("alerts"):
-                if isinstance(a, dict):
-                    out.append(Alert(str(a.get("from", "")), str(a.get("level", "")),
-                                     str(a.get("description", "")), a.get("after") if isinstance(a.get("after"), str) else None))
-            self._cache["alerts"] = hit = out
-        return hit  # type: ignore[return-value]
-
-    @property
-    def fatal(self) -> Alert | None:
-        """The alert that ended the handshake: the first fatal one (else the last alert, if failed)."""
-        hit = self._cache.get("fatal", _UNSET)
-        if hit is _UNSET:
-            self._cache["fatal"] = hit = self._fatal()
-        return hit  # type: ignore[return-value]
-
-    def _fatal(self) -> Alert | None:
-        alerts = self.alerts
-        for a in alerts:
-            if a.level == "fatal":
-                return a
-        if self.failed and alerts:
-            return alerts[-1]
-        return None
-
-    def alert_from(self, side: str, *names: str) -> Alert | None:
-        for a in self.alerts:
-            if a.sender == side and (not names or a.description in names):
-                return a
-        return None
-
-    @property
-    def client_ciphers(self) -> list[str]:
-        return [str(c) for c in self.list_("client_ciphers") if str(c) not in SIGNALING_SUITES]
-
-    @property
-    def explicit_versions(self) -> bool:
-        return "supported_versions" in [str(e) for e in self.list_("client_extensions")]
-
-    @property
-    def client_max_version(self) -> str | None:
-        ranked = [(version_rank(str(v)), str(v)) for v in self.list_("client_versions")]
-        ranked2 = [(r, v) for r, v in ranked if r is not None]
-        return max(ranked2)[1] if ranked2 else None
-
-    def offered_versions(self) -> set[str]:
-        """Versions the client would accept: explicit supported_versions, else everything up to legacy_version."""
-        hit = self._cache.get("offered")
-        if hit is None:
-            hit = self._cache["offered"] = self._offered_versions()
-        return hit  # type: ignore[return-value]
-
-    def _offered_versions(self) -> set[str]:
-        vs = {str(v) for v in self.list_("client_versions")}
-        if self.explicit_versions:
-            return {("TLSv1.3" if v.startswith("TLSv1.3") else v) for v in vs}
-        top = self.client_max_version
-        if top is None:
-            return vs
-        return {v for v in VERSION_ORDER[1:] if VERSION_RANK[v] <= VERSION_RANK[top]}
-
-    def refusal_profile(self) -> Profile | None:
-        return self.profile if self.profile is not None else self.server_profile
-
-    def closer(self) -> str | None:
-        """Who closed first: the first FIN sender (a RST after a FIN is a reaction), else the first RST."""
-        close = self.s.get("close")
-        if not isinstance(close, dict):
-            return None
-        for key in ("fin", "rst"):
-            seq = close.get(key)
-            if isinstance(seq, list) and seq:
-                return str(seq[0])
-        return None
-
-    # -- stages -------------------------------------------------------------------------------------
-    def server_refused_hello(self) -> bool:
-        """The server answered the ClientHello with an alert or a close, without a ServerHello."""
-        if self.server_hello_seen and not self.s.get("hrr"):
-            return False
-        a = self.fatal
-        if a is not None:
-            return a.sender == "server" and a.description in REFUSAL_ALERTS
-        return self.closer() == "server" or (self.outcome in ("reset", "timeout") and self.closer() is None)
-
-    def cert_rejection(self) -> tuple[str, ChainReport | None, Alert] | None:
-        """(rejecting side, the rejected chain, the alert) when a plaintext alert rejected a certificate."""
-        a = self.fatal
-        if a is None or a.description not in CERT_ALERTS:
-            return None
-        if a.sender == "client" and self.server_hello_seen and self.list_("certificates"):
-            return "client", self.server_chain, a
-        if (a.sender == "client" and self.server_hello_seen and self.tls13 and a.after != CLIENT_HELLO
-                and a.description in SPECIFIC_CERT_ALERTS):
-            return "client", None, a    # TLS 1.3 (draft) plaintext alert: the certificate itself is encrypted
-        if a.sender == "server" and self.list_("client_certificates") and a.after != CLIENT_HELLO:
-            return "server", self.client_chain, a
-        return None
-
-    def cert_verdict(self) -> CertVerdict | None:
-        hit = self._cache.get("verdict", False)
-        if hit is not False:
-            return hit  # type: ignore[return-value]
-        rej = self.cert_rejection()
-        v = None if rej is None else judge_rejection(rej[1], rej[2].description)
-        self._cache["verdict"] = v
-        return v
-
-
-def judge_rejection(chain: ChainReport | None, alert: str) -> CertVerdict:
-    """The certificate cause of a rejection: problems the alert points to first, then by priority."""
-    problems = chain.failure_problems() if chain is not None else []
-    order = ALERT_PROBLEMS.get(alert, C.PROBLEM_PRIORITY)
-    for code in order:
-        for p in problems:
-            if p.code == code:
-                return CertVerdict(C.PROBLEM_CAUSE[code], p, code in ALERT_PROBLEMS.get(alert, ()))
-    for code in C.PROBLEM_PRIORITY:
-        for p in problems:
-            if p.code == code:
-                return CertVerdict(C.PROBLEM_CAUSE[code], p, False)
-    if (chain is not None and chain.truststore is None and chain.sent_root is not None
-            and alert in ROOT_DOUBT_ALERTS):
-        root = chain.chain[chain.sent_root]
-        return CertVerdict(UNKNOWN_CERTIFICATE, C.Problem(
-            C.UNTRUSTED_ROOT, chain.sent_root, root.subject,
-            f"the chain ends at the self-signed root {root.subject!r} that the peer sent itself, and nothing else is "
-            f"wrong with it: most likely that root is not in the rejecting side's truststore"), False)
-    own = ALERT_OWN_CAUSE.get(alert)
-    if own is not None:
-        return CertVerdict(own, None, True)
-    return CertVerdict(CERTIFICATE_REJECTED, None, False)
+#: ``history`` letters the rules look at
+_CLIENT_CCS = record_history_letter(ContentType.change_cipher_spec, True)
+_SERVER_CCS = record_history_letter(ContentType.change_cipher_spec, False)
+_SERVER_HELLO_DONE = server_letter(HT.server_hello_done)
+_CLIENT_KEY_EXCHANGE = client_letter(HT.client_key_exchange)
+#: trailing letters that are not handshake progress: alerts and records of unknown type, either side
+_NOT_PROGRESS = "".join(record_history_letter(ContentType.alert, c) for c in (False, True)) + \
+    HISTORY_UNKNOWN_CONTENT_TYPE.lower() + HISTORY_UNKNOWN_CONTENT_TYPE
 
 
 # ------------------------------------------------------------------------------------------ findings
@@ -339,7 +55,7 @@ class Finding:
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
-    cause: str
+    cause: Cause
     match: Callable[[Ctx], bool]
     explain: Callable[[Ctx], Finding]
 
@@ -385,16 +101,16 @@ def _offer(ctx: Ctx) -> str:
 
 
 def m_sni_unrecognized(ctx: Ctx) -> bool:
-    return ctx.sni is not None and ctx.alert_from("server", UNRECOGNIZED_NAME) is not None
+    return ctx.sni is not None and ctx.alert_from("server", AD.unrecognized_name.name) is not None
 
 
 def m_unrecognized_without_sni(ctx: Ctx) -> bool:
     """nginx ``ssl_reject_handshake`` and similar: no server_name at all, answered with unrecognized_name."""
-    return ctx.sni is None and ctx.alert_from("server", UNRECOGNIZED_NAME) is not None
+    return ctx.sni is None and ctx.alert_from("server", AD.unrecognized_name.name) is not None
 
 
 def e_unrecognized_without_sni(ctx: Ctx) -> Finding:
-    a = ctx.alert_from("server", UNRECOGNIZED_NAME)
+    a = ctx.alert_from("server", AD.unrecognized_name.name)
     assert a is not None
     return Finding("server", HIGH, f"the ClientHello has no server_name and the server answered {a.level} "
                    f"unrecognized_name: it serves only named hosts")
@@ -402,7 +118,7 @@ def e_unrecognized_without_sni(ctx: Ctx) -> Finding:
 
 def m_no_alpn(ctx: Ctx) -> bool:
     a = ctx.fatal
-    return a is not None and a.description == NO_APPLICATION_PROTOCOL
+    return a is not None and a.description == AD.no_application_protocol.name
 
 
 def e_no_alpn(ctx: Ctx) -> Finding:
@@ -415,10 +131,10 @@ def e_no_alpn(ctx: Ctx) -> Finding:
 
 
 def e_sni_unrecognized(ctx: Ctx) -> Finding:
-    srv = ctx.alert_from("server", UNRECOGNIZED_NAME)
+    srv = ctx.alert_from("server", AD.unrecognized_name.name)
     assert srv is not None
     fatal = ctx.fatal
-    if srv.level == "fatal" or fatal is None or fatal is srv:
+    if srv.level == FATAL or fatal is None or fatal is srv:
         return Finding("server", HIGH, f"the server does not know the name {ctx.sni!r}: it sent {srv.level} unrecognized_name")
     return Finding("client", HIGH,
                    f"the server sent a warning unrecognized_name for {ctx.sni!r} and the client treated it as fatal "
@@ -427,7 +143,7 @@ def e_sni_unrecognized(ctx: Ctx) -> Finding:
 
 def m_protocol_alert_server(ctx: Ctx) -> bool:
     a = ctx.fatal
-    return a is not None and a.sender == "server" and a.description == PROTOCOL_VERSION
+    return a is not None and a.sender == "server" and a.description == AD.protocol_version.name
 
 
 def e_protocol_alert_server(ctx: Ctx) -> Finding:
@@ -443,15 +159,15 @@ def _client_version_refusal(ctx: Ctx) -> str | None:
     a = ctx.fatal
     if a is None or a.sender != "client" or not ctx.server_hello_seen or ctx.version is None:
         return None
-    if a.description == PROTOCOL_VERSION:
+    if a.description == AD.protocol_version.name:
         return HIGH
-    if a.description not in (HANDSHAKE_FAILURE, ILLEGAL_PARAMETER, INSUFFICIENT_SECURITY):
+    if a.description not in (AD.handshake_failure.name, AD.illegal_parameter.name, AD.insufficient_security.name):
         return None
-    chosen = "TLSv1.3" if ctx.version.startswith("TLSv1.3") else ctx.version
+    chosen = version_family(ctx.version)
     if ctx.explicit_versions and chosen not in ctx.offered_versions() and not ctx.list_("certificates"):
         return HIGH
     rank = VERSION_RANK.get(chosen)
-    if rank is not None and rank <= VERSION_RANK["TLSv1.1"] and not rejecting_problems(ctx.server_chain):
+    if rank is not None and rank <= VERSION_RANK[TLS11] and not rejecting_problems(ctx.server_chain):
         return MEDIUM
     return None
 
@@ -590,7 +306,7 @@ def e_implicit_version(ctx: Ctx) -> Finding:
 def m_old_versions(ctx: Ctx) -> bool:
     top = ctx.client_max_version
     return ctx.fatal is not None and (ctx.server_refused_hello() and ctx.refusal_profile() is None and top is not None
-            and VERSION_RANK.get(top, 99) <= VERSION_RANK["TLSv1.1"])
+            and VERSION_RANK.get(top, 99) <= VERSION_RANK[TLS11])
 
 
 def e_old_versions(ctx: Ctx) -> Finding:
@@ -601,7 +317,7 @@ def e_old_versions(ctx: Ctx) -> Finding:
 
 def m_insufficient_security(ctx: Ctx) -> bool:
     a = ctx.fatal
-    return ctx.server_refused_hello() and a is not None and a.description == INSUFFICIENT_SECURITY
+    return ctx.server_refused_hello() and a is not None and a.description == AD.insufficient_security.name
 
 
 def e_insufficient_security(ctx: Ctx) -> Finding:
@@ -649,7 +365,7 @@ def e_cipher_fallback(ctx: Ctx) -> Finding:
 def m_hrr_abort(ctx: Ctx) -> bool:
     a = ctx.fatal
     return bool(ctx.s.get("hrr")) and a is not None and a.sender == "client" and a.description in (
-        ILLEGAL_PARAMETER, HANDSHAKE_FAILURE, INSUFFICIENT_SECURITY)
+        AD.illegal_parameter.name, AD.handshake_failure.name, AD.insufficient_security.name)
 
 
 def e_hrr_abort(ctx: Ctx) -> Finding:
@@ -663,7 +379,7 @@ def m_client_cert_missing(ctx: Ctx) -> bool:
     a = ctx.fatal
     if a is None or a.sender != "server" or a.after in (None, CLIENT_HELLO):
         return False
-    if a.description == CERTIFICATE_REQUIRED:
+    if a.description == AD.certificate_required.name:
         return not ctx.list_("client_certificates")
     return bool(ctx.s.get("certificate_request")) and (
         bool(ctx.s.get("client_certificate_empty")) or not ctx.list_("client_certificates"))
@@ -676,7 +392,7 @@ def e_client_cert_missing(ctx: Ctx) -> Finding:
                    f"the server ended the handshake: {_alert_text(ctx.fatal)}")
 
 
-def _cert_match(cause: str) -> Callable[[Ctx], bool]:
+def _cert_match(cause: Cause) -> Callable[[Ctx], bool]:
     def match(ctx: Ctx) -> bool:
         v = ctx.cert_verdict()
         return v is not None and v.cause == cause
@@ -691,8 +407,8 @@ def e_cert(ctx: Ctx) -> Finding:
     side, chain, alert = rej
     whose = "server's" if side == "client" else "client's"
     if v.problem is not None:
-        conf = HIGH if (v.alert_says or alert.description in (BAD_CERTIFICATE, CERTIFICATE_UNKNOWN, HANDSHAKE_FAILURE,
-                                                               UNSUPPORTED_CERTIFICATE)) else MEDIUM
+        conf = HIGH if (v.alert_says or alert.description in (AD.bad_certificate.name, AD.certificate_unknown.name, AD.handshake_failure.name,
+                                                               AD.unsupported_certificate.name)) else MEDIUM
         raise_ = None
         if v.problem.code == C.UNTRUSTED_ROOT and chain is not None and chain.truststore is None:
             conf, raise_ = MEDIUM, "the rejecting side's truststore (--truststore) to confirm the root is missing"
@@ -800,7 +516,7 @@ def e_encrypted(ctx: Ctx) -> Finding:
 
 def _complete_then_closed(ctx: Ctx) -> bool:
     h = ctx.history
-    return "I" in h and "i" in h
+    return _CLIENT_CCS in h and _SERVER_CCS in h
 
 
 def client_sent_no_data(ctx: Ctx) -> bool:
@@ -829,7 +545,7 @@ def _post_handshake_close(ctx: Ctx) -> bool:
     h = ctx.history
     if ctx.s.get("established") or ctx.closer() != "client":
         return False
-    return _complete_then_closed(ctx) or ("n" in h and "G" not in h)
+    return _complete_then_closed(ctx) or (_SERVER_HELLO_DONE in h and _CLIENT_KEY_EXCHANGE not in h)
 
 
 def rejecting_problems(chain: ChainReport | None) -> list[C.Problem]:
@@ -857,7 +573,7 @@ def abandoned_with_cert_problem(ctx: Ctx) -> bool:
                for p in rejecting_problems(chain))
 
 
-def _post_close_cause(ctx: Ctx) -> str | None:
+def _post_close_cause(ctx: Ctx) -> Cause | None:
     if not _post_handshake_close(ctx) or ctx.server_chain is None:
         return None
     probs = rejecting_problems(ctx.server_chain)
@@ -873,7 +589,7 @@ def _post_close_cause(ctx: Ctx) -> str | None:
     return None
 
 
-def _post_close_match(cause: str) -> Callable[[Ctx], bool]:
+def _post_close_match(cause: Cause) -> Callable[[Ctx], bool]:
     def match(ctx: Ctx) -> bool:
         return _post_close_cause(ctx) == cause
     match.__name__ = f"m_post_close_{cause}"
@@ -904,9 +620,10 @@ def m_unknown(ctx: Ctx) -> bool:
 def e_unknown(ctx: Ctx) -> Finding:
     a = ctx.fatal
     # who ended it: the sender of the fatal alert, else the side that closed or reset first
-    rej = a.sender if a is not None and a.level == "fatal" else ctx.closer()
+    rej = a.sender if a is not None and a.level == FATAL else ctx.closer()
     rej = rej if rej in ("client", "server") else None
-    last = HISTORY_MESSAGES.get(ctx.history.rstrip("lLqQ")[-1:], None) if ctx.history.rstrip("lLqQ") else None
+    progress = ctx.history.rstrip(_NOT_PROGRESS)
+    last = HISTORY_MESSAGES.get(progress[-1:]) if progress else None
     stage = ("before the ServerHello" if not ctx.server_hello_seen else f"after {a.after}" if a and a.after
              else f"after {last} (history {ctx.history})" if last else "during the handshake")
     weirds = ctx.list_("weirds")
@@ -915,14 +632,24 @@ def e_unknown(ctx: Ctx) -> Finding:
                    "`tlsdiag probe HOST:PORT`, the peer's logs, or a capture that includes the whole handshake")
 
 
-#: Zeek ssl_history letters -> message (upper case: client's, lower case: server's)
+#: ``history`` letter -> the message it stands for (the last one names the stage a failure stopped at)
 HISTORY_MESSAGES: Mapping[str, str] = {
-    "C": "the client's ClientHello", "s": "the server's ServerHello", "x": "the server's Certificate",
-    "k": "the server's ServerKeyExchange", "r": "the server's CertificateRequest", "n": "the server's ServerHelloDone",
-    "X": "the client's Certificate", "G": "the client's ClientKeyExchange", "Y": "the client's CertificateVerify",
-    "I": "the client's ChangeCipherSpec", "i": "the server's ChangeCipherSpec", "F": "the client's Finished",
-    "f": "the server's Finished", "t": "the server's NewSessionTicket", "u": "the server's CertificateStatus",
-    "j": "the server's HelloRetryRequest",
+    client_letter(HT.client_hello): "the client's ClientHello",
+    server_letter(HT.server_hello): "the server's ServerHello",
+    server_letter(HT.certificate): "the server's Certificate",
+    server_letter(HT.server_key_exchange): "the server's ServerKeyExchange",
+    server_letter(HT.certificate_request): "the server's CertificateRequest",
+    server_letter(HT.server_hello_done): "the server's ServerHelloDone",
+    client_letter(HT.certificate): "the client's Certificate",
+    client_letter(HT.client_key_exchange): "the client's ClientKeyExchange",
+    client_letter(HT.certificate_verify): "the client's CertificateVerify",
+    _CLIENT_CCS: "the client's ChangeCipherSpec",
+    _SERVER_CCS: "the server's ChangeCipherSpec",
+    client_letter(HT.finished): "the client's Finished",
+    server_letter(HT.finished): "the server's Finished",
+    server_letter(HT.new_session_ticket): "the server's NewSessionTicket",
+    server_letter(HT.certificate_status): "the server's CertificateStatus",
+    server_letter(HT.hello_retry_request): "the server's HelloRetryRequest",
 }
 
 #: ports whose services speak plaintext first: a ClientHello there that gets no TLS answer hit a non-TLS service
@@ -942,35 +669,20 @@ def e_plaintext_port(ctx: Ctx) -> Finding:
                    "`tlsdiag probe HOST:PORT`, or check which service listens on the port")
 
 
-#: sensor weirds that mean the server answered the ClientHello with something that is not TLS
-NOT_TLS_WEIRDS = frozenset({"server_not_tls", "server_plaintext", "not_tls_response"})
-
-
-def m_server_not_tls(ctx: Ctx) -> bool:
-    return not ctx.server_hello_seen and bool(NOT_TLS_WEIRDS & {str(w) for w in ctx.list_("weirds")})
-
-
-def e_server_not_tls(ctx: Ctx) -> Finding:
-    return Finding("server", HIGH, "the server answered the ClientHello with data that is not TLS (a plain-HTTP or "
-                   "other non-TLS service on this port)", None)
-
-
-_P = PROTOCOL_MISMATCH
 FAILURE_RULES: Sequence[Rule] = (
-    Rule("TLS-SERVER-NOT-TLS", _P, m_server_not_tls, e_server_not_tls),
-    Rule("TLS-SERVER-PLAINTEXT-PORT", _P, m_plaintext_port, e_plaintext_port),
+    Rule("TLS-SERVER-PLAINTEXT-PORT", PROTOCOL_MISMATCH, m_plaintext_port, e_plaintext_port),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME", SNI_UNRECOGNIZED, m_sni_unrecognized, e_sni_unrecognized),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME-NO-SNI", SNI_REQUIRED, m_unrecognized_without_sni, e_unrecognized_without_sni),
     Rule("TLS-ALERT-NO-APPLICATION-PROTOCOL", UNKNOWN, m_no_alpn, e_no_alpn),
-    Rule("TLS-ALERT-PROTOCOL-VERSION", _P, m_protocol_alert_server, e_protocol_alert_server),
-    Rule("TLS-CLIENT-REFUSED-VERSION", _P, m_protocol_alert_client, e_protocol_alert_client),
-    Rule("TLS-HELLO-REFUSED-PROFILE-VERSION", _P, m_profile_version, e_profile_version),
+    Rule("TLS-ALERT-PROTOCOL-VERSION", PROTOCOL_MISMATCH, m_protocol_alert_server, e_protocol_alert_server),
+    Rule("TLS-CLIENT-REFUSED-VERSION", PROTOCOL_MISMATCH, m_protocol_alert_client, e_protocol_alert_client),
+    Rule("TLS-HELLO-REFUSED-PROFILE-VERSION", PROTOCOL_MISMATCH, m_profile_version, e_profile_version),
     Rule("TLS-HELLO-REFUSED-PROFILE-CIPHER", CIPHER_MISMATCH, m_profile_cipher, e_profile_cipher),
     Rule("TLS-HELLO-REFUSED-PROFILE-GROUP", CIPHER_MISMATCH, m_profile_group, e_profile_group),
     Rule("TLS-HELLO-REFUSED-PROFILE-SNI", SNI_REQUIRED, m_profile_sni, e_profile_sni),
     Rule("TLS-HELLO-REFUSED-PROFILE-OTHER-NAMES", SNI_UNRECOGNIZED, m_profile_other_names, e_profile_other_names),
-    Rule("TLS-HELLO-REFUSED-IMPLICIT-VERSION", _P, m_implicit_version, e_implicit_version),
-    Rule("TLS-HELLO-REFUSED-OLD-VERSION", _P, m_old_versions, e_old_versions),
+    Rule("TLS-HELLO-REFUSED-IMPLICIT-VERSION", PROTOCOL_MISMATCH, m_implicit_version, e_implicit_version),
+    Rule("TLS-HELLO-REFUSED-OLD-VERSION", PROTOCOL_MISMATCH, m_old_versions, e_old_versions),
     Rule("TLS-ALERT-INSUFFICIENT-SECURITY", CIPHER_MISMATCH, m_insufficient_security, e_insufficient_security),
     Rule("TLS-HELLO-REFUSED-WEAK-SUITES", CIPHER_MISMATCH, m_weak_only, e_weak_only),
     Rule("TLS-HELLO-REFUSED-NO-SNI", SNI_REQUIRED, m_sni_missing, e_sni_missing),
@@ -1002,15 +714,3 @@ def first_match(ctx: Ctx) -> tuple[Rule, Finding]:
         if rule.match(ctx):
             return rule, rule.explain(ctx)
     raise AssertionError("TLS-UNEXPLAINED always matches")  # pragma: no cover
-
-
-#: warning rule ids by cause (successful handshakes with certificate problems)
-WARNING_RULE_IDS: Mapping[str, str] = {
-    EXPIRING_CERTIFICATE: "TLS-WARN-CERT-EXPIRING",
-    EXPIRED_CERTIFICATE: "TLS-WARN-CERT-EXPIRED",
-    NOT_YET_VALID_CERTIFICATE: "TLS-WARN-CERT-NOT-YET-VALID",
-    HOSTNAME_MISMATCH: "TLS-WARN-HOSTNAME",
-    INCOMPLETE_CHAIN: "TLS-WARN-INCOMPLETE-CHAIN",
-    UNKNOWN_CERTIFICATE: "TLS-WARN-UNKNOWN-CERT",
-    CERTIFICATE_REJECTED: "TLS-WARN-CERT-VERIFY",
-}

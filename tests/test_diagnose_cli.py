@@ -10,7 +10,8 @@ import pytest
 
 from analyzer.config import ConfigError, build_config, load_truststore
 from analyzer.report import render, want_colour
-from analyzer.testing import alert, make_pki, make_summary
+from tests.support.pki import make_pki
+from tests.support.summaries import alert, make_summary
 from tlsdiag import settings
 from tlsdiag.commands import diagnose as cli
 

@@ -16,19 +16,19 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from analyzer import probe
-from analyzer.probe_cli import main
+from cext import _wire_py
+from cext.errors import ProtocolError
+from tlsdiag.commands.probe import main
+from tests.support.pki import Issued, issue
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
 
+#: the probe's view of the wire core: the pure-Python twin's parsers (the command uses the selected build's)
+WIRE = probe.WireParsers(_wire_py.parse_server_hello, _wire_py.parse_certificate, ProtocolError,
+                         _wire_py.MAX_RECORD)
 NAME = "probe.test"
 OTHER = "default.test"
 UTC = dt.timezone.utc
@@ -36,74 +36,38 @@ UTC = dt.timezone.utc
 
 # ------------------------------------------------------------------------------------------ throwaway PKI
 
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Certificate | None, issuer_key: rsa.RSAPrivateKey,
-          *, ca: bool, names: tuple[str, ...] = (), not_before: dt.datetime, not_after: dt.datetime,
-          eku: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH) -> x509.Certificate:
-    subj = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    b = (x509.CertificateBuilder().subject_name(subj)
-         .issuer_name(issuer.subject if issuer is not None else subj)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(not_before).not_valid_after(not_after)
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
-    if issuer is not None:
-        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                            critical=False)
-    if ca:
-        b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-    else:
-        b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                          data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                          crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-    return b.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def _key_pem(k: rsa.RSAPrivateKey) -> bytes:
-    return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                           serialization.NoEncryption())
-
-
 class PKI:
+    """The probe tests' certificates as PEM files (tests/support/pki.py, RSA keys, valid around now)."""
+
     def __init__(self, d: Path) -> None:
         now = dt.datetime.now(UTC)
         day = dt.timedelta(days=1)
         self.d = d
-        rk, ik, lk, ek, ok = _key(), _key(), _key(), _key(), _key()
-        root = _cert("tlsdiag Test Root", rk, None, rk, ca=True, not_before=now - 10 * day, not_after=now + 3650 * day)
-        inter = _cert("tlsdiag Test Intermediate", ik, root, rk, ca=True, not_before=now - 10 * day,
-                      not_after=now + 1000 * day)
-        leaf = _cert(NAME, lk, inter, ik, ca=False, names=(NAME,), not_before=now - day, not_after=now + 365 * day)
-        expired = _cert(NAME, ek, inter, ik, ca=False, names=(NAME,), not_before=now - 400 * day,
-                        not_after=now - 5 * day)
-        other = _cert(OTHER, ok, inter, ik, ca=False, names=(OTHER,), not_before=now - day, not_after=now + 365 * day)
-        ck, cek, csk = _key(), _key(), _key()
-        cli = ExtendedKeyUsageOID.CLIENT_AUTH
-        client = _cert("mp-client", ck, inter, ik, ca=False, names=("mp-client.test",), not_before=now - day,
-                       not_after=now + 365 * day, eku=cli)
-        client_exp = _cert("mp-client", cek, inter, ik, ca=False, names=("mp-client.test",),
-                           not_before=now - 400 * day, not_after=now - 3 * day, eku=cli)
-        client_self = _cert("mp-client", csk, None, csk, ca=False, names=("mp-client.test",), not_before=now - day,
-                            not_after=now + 365 * day, eku=cli)
+
+        def cert(cn: str, issuer: Issued | None, *, ca: bool = False, names: tuple[str, ...] = (),
+                 not_before: dt.datetime, not_after: dt.datetime, client: bool = False) -> Issued:
+            return issue(cn, issuer, ca=ca, sans=names, not_before=not_before, not_after=not_after, client=client,
+                         key_type="rsa", org=None)
+
+        root = cert("tlsdiag Test Root", None, ca=True, not_before=now - 10 * day, not_after=now + 3650 * day)
+        inter = cert("tlsdiag Test Intermediate", root, ca=True, not_before=now - 10 * day, not_after=now + 1000 * day)
+        leaf = cert(NAME, inter, names=(NAME,), not_before=now - day, not_after=now + 365 * day)
+        expired = cert(NAME, inter, names=(NAME,), not_before=now - 400 * day, not_after=now - 5 * day)
+        other = cert(OTHER, inter, names=(OTHER,), not_before=now - day, not_after=now + 365 * day)
+        client = cert("mp-client", inter, names=("mp-client.test",), not_before=now - day,
+                      not_after=now + 365 * day, client=True)
+        client_exp = cert("mp-client", inter, names=("mp-client.test",), not_before=now - 400 * day,
+                          not_after=now - 3 * day, client=True)
+        client_self = cert("mp-client", None, names=("mp-client.test",), not_before=now - day,
+                           not_after=now + 365 * day, client=True)
         files = {
-            "root.pem": _pem(root), "inter.pem": _pem(inter),
-            "leaf.pem": _pem(leaf), "leaf.key": _key_pem(lk), "leaf_chain.pem": _pem(leaf, inter),
-            "expired.pem": _pem(expired), "expired.key": _key_pem(ek), "expired_chain.pem": _pem(expired, inter),
-            "other.pem": _pem(other), "other.key": _key_pem(ok), "other_chain.pem": _pem(other, inter),
-            "client_chain.pem": _pem(client, inter), "client.key": _key_pem(ck),
-            "client_expired_chain.pem": _pem(client_exp, inter), "client_expired.key": _key_pem(cek),
-            "client_self.pem": _pem(client_self), "client_self.key": _key_pem(csk),
+            "root.pem": root.pem, "inter.pem": inter.pem,
+            "leaf.pem": leaf.pem, "leaf.key": leaf.key_pem, "leaf_chain.pem": leaf.pem + inter.pem,
+            "expired.pem": expired.pem, "expired.key": expired.key_pem, "expired_chain.pem": expired.pem + inter.pem,
+            "other.pem": other.pem, "other.key": other.key_pem, "other_chain.pem": other.pem + inter.pem,
+            "client_chain.pem": client.pem + inter.pem, "client.key": client.key_pem,
+            "client_expired_chain.pem": client_exp.pem + inter.pem, "client_expired.key": client_exp.key_pem,
+            "client_self.pem": client_self.pem, "client_self.key": client_self.key_pem,
         }
         for n, data in files.items():
             (d / n).write_bytes(data)
@@ -406,9 +370,9 @@ def test_raw_client_hello_against_tls10_server(pki: PKI, tmp_path: Path) -> None
                        "-cipher", "DEFAULT@SECLEVEL=0") as srv:
         addr = (socket.AF_INET, ("127.0.0.1", srv.port))
         t = probe.suite_table()
-        ok = probe.raw_hello_probe(addr, ["TLSv1.0"], servername=NAME, timeout=3, suites=t, label="raw")
-        no = probe.raw_hello_probe(addr, ["SSLv3"], servername=NAME, timeout=3, suites=t, label="raw")
-        v13 = probe.raw_hello_probe(addr, ["TLSv1.3"], servername=NAME, timeout=3, suites=t, label="raw")
+        ok = probe.raw_hello_probe(addr, ["TLSv1.0"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
+        no = probe.raw_hello_probe(addr, ["SSLv3"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
+        v13 = probe.raw_hello_probe(addr, ["TLSv1.3"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
     assert ok.outcome == "accepted" and ok.server_version == "TLSv1.0"
     assert ok.cipher and ok.cipher.startswith("TLS_")
     assert no.outcome in ("server_alert", "closed") and not no.accepted
@@ -426,14 +390,20 @@ def test_alert_names_from_openssl_reasons() -> None:
     assert probe.alert_name(48) == "unknown_ca" and probe.alert_name(250) == "unknown-0xfa"
 
 
-def test_server_hello_parser_is_bounded() -> None:
+def test_server_hello_reader_is_bounded() -> None:
+    """The probe reads whole handshake messages through the injected wire parsers and never raises."""
     body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x13\x01" + b"\x00" + b"\x00\x06" + b"\x00\x2b\x00\x02\x03\x04"
     msg = b"\x02" + len(body).to_bytes(3, "big") + body
-    sh = probe.parse_server_hello(msg)
+    sh = probe.read_server_hello(WIRE, msg)
     assert sh is not None and sh.version == 0x0304 and sh.cipher == 0x1301 and not sh.hello_retry
+    hrr = b"\x02" + len(body).to_bytes(3, "big") + body[:2] + _wire_py.HRR_RANDOM + body[34:]
+    assert probe.read_server_hello(WIRE, hrr).hello_retry is True
     for cut in range(len(msg)):
-        probe.parse_server_hello(msg[:cut])  # never raises
-    assert probe.parse_certificate_message(b"\x0b\x00\x00\x09\x00\x00\x06\x00\x00\x09", tls13=False) == []
+        assert probe.read_server_hello(WIRE, msg[:cut]) is None     # cut short: not a ServerHello
+    assert probe.read_certificates(WIRE, b"\x0b\x00\x00\x09\x00\x00\x06\x00\x00\x09", tls13=False) == []
+    one = b"\x00\x00\x03abc"
+    cert_msg = b"\x0b" + (3 + len(one)).to_bytes(3, "big") + len(one).to_bytes(3, "big") + one
+    assert probe.read_certificates(WIRE, cert_msg, tls13=False) == [b"abc"]
 
 
 # ------------------------------------------------------------------------------------------ error paths
@@ -508,7 +478,7 @@ def test_openssl_s_client_chain_fallback(pki: PKI, tmp_path: Path) -> None:
                        "-tls1_3") as srv:
         ders = probe.chain_via_openssl("127.0.0.1", srv.port, NAME, 3)
         addr = (socket.AF_INET, ("127.0.0.1", srv.port))
-        att = probe.handshake(addr, ["TLSv1.3"], servername=NAME, ciphers=None, timeout=3, label="t",
+        att = probe.handshake(addr, ["TLSv1.3"], wire=WIRE, servername=NAME, ciphers=None, timeout=3, label="t",
                               suites=probe.suite_table())
     assert len(ders) == 2
     assert att.accepted and att.chain == ders
@@ -647,9 +617,9 @@ def test_hello_parsers_never_raise_on_random_bytes() -> None:
     @given(st.binary(max_size=300), st.booleans())
     def check(data: bytes, tls13: bool) -> None:
         for msg in (data, b"\x02" + data, b"\x0b" + data):
-            sh = probe.parse_server_hello(msg)
+            sh = probe.read_server_hello(WIRE, msg)
             assert sh is None or isinstance(sh.version, int)
-            certs = probe.parse_certificate_message(msg, tls13)
+            certs = probe.read_certificates(WIRE, msg, tls13)
             assert len(certs) <= probe.MAX_CHAIN_CERTS and all(isinstance(c, bytes) for c in certs)
 
     check()
@@ -701,13 +671,14 @@ def test_sslv3_only_responder() -> None:
     assert "only SSLv3" in f["message"] and "must not be pinned" in f["fix"]
 
 
-def test_fallback_without_message_callback(pki: PKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fallback_without_message_callback(pki: PKI, tmp_path: Path) -> None:
     """With OpenSSL's message callback unavailable the probe still works: versions from completed
     handshakes, alerts from OpenSSL's error reasons, the chain from openssl s_client -showcerts."""
-    monkeypatch.setattr(probe, "_USE_MSG_CALLBACK", False)
     with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
                        "-tls1_3") as srv:
-        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+        opts = probe.ProbeOptions(host="127.0.0.1", port=srv.port, servername=NAME, truststore=pki.root_pem,
+                                  timeout=3, enumerate_suites=False)
+        r = json.loads(json.dumps(probe.Prober(opts, WIRE, msg_callback=False).run(), default=str))
     assert r["chain_source"] == "openssl s_client -showcerts"
     assert accepted_versions(r) == ["TLSv1.3"]
     assert r["versions"]["TLSv1.2"]["alert"]["name"] == "protocol_version"

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
-from analyzer.rules import FAILURE_CAUSES
+from analyzer.causes import FAILURE_CAUSES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "scenarios"))
@@ -95,7 +95,7 @@ def test_expected_lines_well_formed(expected: list[dict]) -> None:
         assert row["issue_class"] in CLASSES
         assert row["cause_source"] in SOURCES, row["cause_source"]
         for k in ("expected_cause", "true_cause"):
-            assert row[k] is None or row[k] in FAILURE_CAUSES, (k, row[k])
+            assert row[k] is None or row[k] in {c.id for c in FAILURE_CAUSES}, (k, row[k])
         if row["expected_cause"] is None:
             assert row["rejected_by"] is None and row["true_cause"] is None
             assert row["client_outcome"] == "success", row

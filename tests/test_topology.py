@@ -29,6 +29,7 @@ try:
 except ImportError:
     from kafka_broker import kcat, kcat_messages, module_broker
 
+from proto.names import is_tls13
 from proto.summary import decode_summary
 from topology import netns as T
 
@@ -268,6 +269,13 @@ def _run_scenario_live(G, env, sc, logdir: Path) -> None:
         G.stop(server)
 
 
+#: Scenario runs (``scenario:stack``) whose failure the live sensor is known not to show: a TLS 1.3 summary
+#: closed before the server reacted to the client's Finished (see tests/test_diagnose_scenarios.py
+#: KNOWN_GAPS).  Strict both ways: an unlisted run missed that way fails, and so does a listed run that is
+#: now diagnosed.  Empty since the sensor waits for that reaction (e888050, 8 live runs in a row in a5ca623).
+KNOWN_LIVE_GAPS: frozenset[str] = frozenset()
+
+
 def test_topology_every_cause(scenario_topo, broker, tmp_path):
     """Every scenario of the generator, replayed live through the sensors and the analyzer: each
     connection's failure diagnosis (cause, direction, rejected_by) read back from Kafka matches
@@ -335,7 +343,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
     # kept beside the logs for a post-mortem of a mismatch
     (tmp_path / "summaries.jsonl").write_text("".join(json.dumps(s, default=str) + "\n" for s in sums))
     (tmp_path / "diagnoses.jsonl").write_text("".join(json.dumps(d) + "\n" for d in all_diags))
-    wrong, gaps, checked = [], [], set()
+    wrong, gaps, checked = [], set(), set()
     for sc in scs:
         endpoint = "%s:%d" % (sc.server_ip, sc.port)
         conns = sorted((s for s in sums if s["server"] == endpoint), key=lambda s: s["start"])
@@ -356,15 +364,18 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
                             sc.name, run.stack, want, got, s["id"], s["outcome"], s["established"],
                             s["history"], s["close"], s["encrypted_alerts"], s["client_encrypted"],
                             s["server_encrypted"], tmp_path))
-                established13 = (s["established"] and s["version"] == 0x0304
+                established13 = (s["established"] and is_tls13(s["version"])
                                  and not s["close"]["fin"] and not s["close"]["rst"])
-                (gaps if run.cause and not fails and established13 else wrong).append(line)
+                run_id = "%s:%s" % (sc.name, run.stack)
+                if run_id in KNOWN_LIVE_GAPS and run.cause and not fails and established13:
+                    gaps.add(run_id)
+                else:
+                    wrong.append(line)
     assert not wrong, "\n".join(wrong)
+    assert not KNOWN_LIVE_GAPS - gaps, "known gaps now diagnosed (remove them from KNOWN_LIVE_GAPS): %s" % (
+        sorted(KNOWN_LIVE_GAPS - gaps))
     # every cause of the scenario table was produced live, in its direction
     assert len(checked) >= 20, sorted(checked)
-    if gaps:
-        pytest.xfail("sensor ends TLS 1.3 summaries before the server's reaction to the client "
-                     "Finished (same as tests/test_diagnose_scenarios.py): " + "; ".join(gaps))
 
 
 def test_sensor_sighup_reload_and_metrics(broker, tmp_path):

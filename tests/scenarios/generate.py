@@ -41,7 +41,8 @@ import dpkt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import pki as pki_mod  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))     # the repository, for tests.support
+from tests.support import pki as pki_mod  # noqa: E402
 
 log = logging.getLogger("scenarios")
 

@@ -1,5 +1,8 @@
 """``tlsdiag probe HOST:PORT``: command-line front end of :mod:`analyzer.probe`.
 
+The application layer: it hands the probe the wire core's parsers (the implementation ``cext.wire``
+selected), which the analyzer package may not import itself.
+
 Exit status: 0 the probe ran (whatever it found), 2 usage error or target unreachable.
 """
 
@@ -8,12 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import ssl
 import sys
 from typing import Sequence, TextIO
 
+from analyzer.probe import ProbeError, ProbeOptions, Prober, WireParsers, load_client_cert, parse_ciphers, \
+    parse_target, parse_versions, render_text, suite_table
+from cext import wire
+from cext.errors import ProtocolError
 from tlsdiag.status import ExitStatus
 
 log = logging.getLogger(__name__)
+
+#: the wire core's ServerHello / Certificate parsers, as the sensor uses them
+WIRE = WireParsers(wire.parse_server_hello, wire.parse_certificate, ProtocolError, wire.MAX_RECORD)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,11 +83,6 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     if args.verbose and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=err)
 
-    import ssl
-
-    from .probe import ProbeError, ProbeOptions, Prober, load_client_cert, parse_ciphers, parse_target, \
-        parse_versions, render_text, suite_table
-
     try:
         if not (0 < args.timeout <= 300):
             raise ProbeError("--timeout must be between 0 and 300 seconds")
@@ -92,7 +98,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                             offer_versions=versions, offer_ciphers=args.ciphers, timeout=args.timeout,
                             enumerate_suites=not args.no_suites, client_cert=args.client_cert,
                             client_key=args.client_key)
-        report = Prober(opts).run()
+        report = Prober(opts, WIRE).run()
     except ProbeError as e:
         print(f"tlsdiag probe: error: {e}", file=err)
         return ExitStatus.ERROR
