@@ -174,7 +174,7 @@ class Prober:
         att = handshake(self.addr, versions, wire=self.wire, servername=servername, ciphers=ciphers,
                         timeout=self.o.timeout, label=label, suites=self.suites, msg_callback=self.msg_callback,
                         client_cert=(self.o.client_cert, self.o.client_key) if self.o.client_cert else None)
-        log.debug("probe %s: %s", label, att.summary())
+        log.info("probe %s: %s", label, att.summary())
         return att
 
     def _raw(self, versions: Sequence[str], *, label: str, cipher_codes: Sequence[int] | None = None) -> Attempt:
@@ -182,7 +182,7 @@ class Prober:
         self.attempts += 1
         att = raw_hello_probe(self.addr, versions, wire=self.wire, servername=self.name, timeout=self.o.timeout,
                               suites=self.suites, label=label, cipher_codes=cipher_codes)
-        log.debug("probe %s: %s", label, att.summary())
+        log.info("probe %s: %s", label, att.summary())
         return att
 
     # -- steps

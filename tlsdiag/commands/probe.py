@@ -19,6 +19,7 @@ from analyzer.probe import ProbeError, ProbeOptions, Prober, WireParsers, load_c
     parse_target, parse_versions, render_text, suite_table
 from cext import wire
 from cext.errors import ProtocolError
+from tlsdiag.commands import common
 from tlsdiag.status import ExitStatus
 
 log = logging.getLogger(__name__)
@@ -27,23 +28,12 @@ log = logging.getLogger(__name__)
 WIRE = WireParsers(wire.parse_server_hello, wire.parse_certificate, ProtocolError, wire.MAX_RECORD)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting, so main() stays in control."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
-
-
-class _UsageError(Exception):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="tlsdiag probe",
-        description="Actively probe one TLS server you name: accepted protocol versions and cipher suites, "
-                    "whether a given client offer is accepted (and the alert if not), SNI sensitivity, and "
-                    "the certificate chain it serves, validated.")
+    p = common.parser(
+        "probe", "Actively probe one TLS server you name: accepted protocol versions and cipher "
+                 "suites, whether a given client offer is accepted (and the alert if not), SNI "
+                 "sensitivity, and the certificate chain it serves, validated.",
+        with_settings=False)
     p.add_argument("target", metavar="HOST:PORT", help="server to probe (IPv6 as [addr]:port)")
     p.add_argument("--servername", metavar="NAME",
                    help="server name to send as SNI and to check the certificate against "
@@ -63,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-suites", action="store_true",
                    help="skip the per-version cipher-suite enumeration (fewer connections)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every handshake attempt to stderr")
     return p
 
 
@@ -71,17 +60,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except _UsageError as e:
-        print(f"tlsdiag probe: error: {e} (see tlsdiag probe --help)", file=err)
-        return ExitStatus.ERROR
-    except SystemExit as e:  # --help
-        return int(e.code or 0)
-
-    if args.verbose and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=err)
+    started = common.start("probe", build_parser(), argv, err)
+    if isinstance(started, int):
+        return started
+    args, _ = started
 
     try:
         if not (0 < args.timeout <= 300):
