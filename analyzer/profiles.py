@@ -234,12 +234,9 @@ class ProfileStore:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(doc, f, separators=(",", ":"))
             os.replace(tmp, path)
-        except BaseException:
-            try:
+        finally:
+            if os.path.exists(tmp):     # not renamed into place: an error on the way
                 os.unlink(tmp)
-            except OSError:
-                pass
-            raise
 
     def load(self, path: str) -> int:
         try:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import pcapy
 
 from cext import wire
+from sensor.capture import one_line, unsupported_linktype
 
 __all__ = ["LiveCapture", "LiveCaptureError", "FANOUT_MODES", "build_bpf", "enter_netns"]
 
@@ -124,13 +125,13 @@ class LiveCapture:
             r.set_buffer_size(buffer_mb << 20)
             r.activate()
         except Exception as exc:
-            raise LiveCaptureError("%s: %s" % (interface, _one_line(exc))) from None
+            raise LiveCaptureError("%s: %s" % (interface, one_line(exc))) from None
         self._r = r
         if self.bpf:
             try:
                 r.setfilter(self.bpf)
             except Exception as exc:
-                raise LiveCaptureError("BPF filter %r: %s" % (self.bpf, _one_line(exc))) from None
+                raise LiveCaptureError("BPF filter %r: %s" % (self.bpf, one_line(exc))) from None
         if fanout_group is not None:
             mode = FANOUT_MODES.get(fanout_mode)
             if mode is None:
@@ -138,12 +139,11 @@ class LiveCapture:
             try:
                 r.set_fanout(int(fanout_group), mode)
             except Exception as exc:
-                raise LiveCaptureError("fanout group %s: %s" % (fanout_group, _one_line(exc))) from None
+                raise LiveCaptureError("fanout group %s: %s" % (fanout_group, one_line(exc))) from None
         r.setnonblock(1)
         self.linktype = r.datalink()
         if self.linktype not in wire.LINKTYPES:
-            raise LiveCaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
-                                   "raw IP and BSD loopback are)" % (interface, self.linktype))
+            raise LiveCaptureError(unsupported_linktype(interface, self.linktype))
         self._fd = r.getfd()
         log.info("capturing on %s (linktype %d, filter %r, fanout %s)", interface, self.linktype,
                  self.bpf, fanout_group)
@@ -164,7 +164,7 @@ class LiveCapture:
             try:
                 buf, meta = self._r.next_batch(self.batch)
             except Exception as exc:    # a read error on a live handle: report, keep going
-                log.warning("capture read on %s: %s", self.interface, _one_line(exc))
+                log.warning("capture read on %s: %s", self.interface, one_line(exc))
                 break
             if not meta:
                 break
@@ -183,7 +183,7 @@ class LiveCapture:
         try:
             self._r.setfilter(bpf)
         except Exception as exc:
-            raise LiveCaptureError("BPF filter %r: %s" % (bpf, _one_line(exc))) from None
+            raise LiveCaptureError("BPF filter %r: %s" % (bpf, one_line(exc))) from None
         self.bpf = bpf
 
     def stats(self) -> dict[str, int]:
@@ -207,7 +207,3 @@ class LiveCapture:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

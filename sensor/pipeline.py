@@ -10,7 +10,7 @@ import orjson
 from cext import wire
 from proto.render import summary_to_json
 from proto.x509facts import certificate_facts
-from sensor.capture import CaptureError, FileCapture
+from sensor.capture import CaptureError, FileCapture, unsupported_linktype
 
 __all__ = ["Summarizer", "CertificateCache", "summarize_paths"]
 
@@ -150,8 +150,7 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
         cap = FileCapture(path)
         with cap:
             if cap.linktype not in wire.LINKTYPES:
-                raise CaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
-                                   "raw IP and BSD loopback are)" % (path, cap.linktype))
+                raise CaptureError(unsupported_linktype(path, cap.linktype))
             s = Summarizer(cap.linktype, json=True, fragments=fragments, **table)
             error = None
             try:

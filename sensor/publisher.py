@@ -53,6 +53,7 @@ from kafka import KafkaProducer
 from cext import wire
 from proto import topics
 from proto.summary import encode_certificate, encode_summary
+from sensor.capture import one_line
 from sensor.spool import Spool
 
 __all__ = ["Publisher", "PublisherConfig", "SenderState", "KIND_SUMMARY", "KIND_CERT"]
@@ -289,7 +290,7 @@ class Publisher:
                 topic = topic_of[kind]
                 fut = send(topic, key=key, value=value, partition=self._partition(topic, key))
             except Exception as exc:
-                log.info("send failed (%s): spooling", _one_line(exc))
+                log.info("send failed (%s): spooling", one_line(exc))
                 self._count("send_errors")
                 break
             sent.append((fut, item, now))
@@ -412,11 +413,11 @@ class Publisher:
                 self._partitions.clear()
             except Exception as exc:
                 if self._producer_failing:
-                    log.debug("producer: %s", _one_line(exc))
+                    log.debug("producer: %s", one_line(exc))
                 else:        # once per outage; the spool and the online gauge tell the rest
                     log.warning("cannot create a Kafka producer for %s (retrying every %gs, "
                                 "spooling meanwhile): %s", self.cfg.bootstrap,
-                                self.cfg.probe_interval, _one_line(exc))
+                                self.cfg.probe_interval, one_line(exc))
                 self._producer_failing = True
             else:
                 self._producer_failing = False
@@ -526,7 +527,7 @@ class Publisher:
             try:
                 p.flush(timeout=timeout)
             except Exception as exc:
-                log.warning("producer flush: %s", _one_line(exc))
+                log.warning("producer flush: %s", one_line(exc))
             self._reap()                  # what the flush delivered is not "never acked"
         never = self._unacked
         self._abandon_inflight()          # closes the producer; unacked -> spool
@@ -546,7 +547,3 @@ class Publisher:
         s["unacked"] = self._unacked
         s["online"] = int(self.online)
         return s
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
