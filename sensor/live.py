@@ -21,6 +21,7 @@ import ctypes
 import logging
 import os
 import select
+import socket
 from collections.abc import Iterator
 
 import pcapy
@@ -96,6 +97,41 @@ def leave_netns(fd: int) -> None:
         os.close(fd)
 
 
+def check_interface(interface: str, netns: str | None = None) -> None:
+    """LiveCaptureError naming the interfaces that exist when ``interface`` does not (in the
+    current network namespace: the one of ``--netns`` while the capture opens)."""
+    if interface == "any":
+        return
+    try:
+        socket.if_nametoindex(interface)
+    except OSError:
+        names = sorted(name for _, name in socket.if_nameindex())
+        where = " in network namespace %s" % netns if netns else ""
+        raise LiveCaptureError("interface %s does not exist%s (there: %s); give --interface one "
+                               "of those" % (interface, where, ", ".join(names))) from None
+
+
+def _may_capture() -> bool:
+    """Whether this process may open a packet socket (CAP_NET_RAW): libpcap through pcapy-ng
+    does not always say so itself."""
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()
+    except PermissionError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def _open_error(interface: str, exc: Exception) -> str:
+    text = one_line(exc)
+    if "permission" in text.lower() or "not permitted" in text.lower() or not _may_capture():
+        return ("%s: no permission to capture (%s): run as root, or give the process "
+                "CAP_NET_RAW (the systemd unit does: AmbientCapabilities=CAP_NET_RAW)" % (
+                    interface, text))
+    return "%s: cannot capture: %s" % (interface, text)
+
+
 class LiveCapture:
     """One live capture handle.  ``poll(timeout)`` -> list of ``(buf, meta)`` batches."""
 
@@ -104,6 +140,7 @@ class LiveCapture:
                  fanout_group: int | None = None, fanout_mode: str = "hash",
                  netns: str | None = None) -> None:
         self.interface = interface
+        self.netns = netns
         self.bpf = bpf
         self.batch = batch
         self.packets = 0
@@ -117,6 +154,7 @@ class LiveCapture:
                 leave_netns(back)
 
     def _open(self, interface, snaplen, promisc, buffer_mb, fanout_group, fanout_mode) -> None:
+        check_interface(interface, self.netns)
         try:
             r = pcapy.create(interface)
             r.set_snaplen(snaplen)
@@ -124,8 +162,11 @@ class LiveCapture:
             r.set_timeout(100)
             r.set_buffer_size(buffer_mb << 20)
             r.activate()
+            # pcapy-ng does not report every failed activate(): the first use of the handle
+            # does (e.g. "F_GETFL: Bad file descriptor")
+            r.setnonblock(1)
         except Exception as exc:
-            raise LiveCaptureError("%s: %s" % (interface, one_line(exc))) from None
+            raise LiveCaptureError(_open_error(interface, exc)) from None
         self._r = r
         if self.bpf:
             try:
@@ -140,7 +181,6 @@ class LiveCapture:
                 r.set_fanout(int(fanout_group), mode)
             except Exception as exc:
                 raise LiveCaptureError("fanout group %s: %s" % (fanout_group, one_line(exc))) from None
-        r.setnonblock(1)
         self.linktype = r.datalink()
         if self.linktype not in wire.LINKTYPES:
             raise LiveCaptureError(unsupported_linktype(interface, self.linktype))

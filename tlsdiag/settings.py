@@ -287,6 +287,11 @@ SETTINGS: tuple[Setting, ...] = (
       for name, t in (("handshakes", topics.HANDSHAKES), ("certs", topics.CERTS),
                       ("diagnoses", topics.DIAGNOSES), ("incidents", topics.INCIDENTS),
                       ("profiles", topics.PROFILES), ("dlq", topics.DLQ))),
+    Setting("kafka_wait_s", 30.0, "at start, how long to wait for Kafka to answer before giving "
+            "up (exit status 2)", p_float(0.0, 86_400.0), metavar="S"),
+    Setting("stop_grace_s", 4.0, "after SIGTERM, how long the last batch may take to commit "
+            "before the analyzer exits without it (it is consumed again at the next start)",
+            p_float(0.1, 600.0), metavar="S"),
     Setting("compression", "auto", "producer compression: "
             "zstd | lz4 | gzip | none | auto (the best one installed)",
             p_choice("zstd", "lz4", "gzip", "none", "auto")),
@@ -365,7 +370,8 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "sensor": _CAPTURE + ("fanout_group", "fanout_mode", "workers") + _FLOWS + _DIRECTION
     + ("sensor_id", "kafka", "topic_handshakes", "topic_certs", "compression", "spool_dir",
        "spool_max_mb", "queue_max", "metrics_port", "metrics_host", "stats_interval"),
-    "analyzer": ("kafka", "group", "instance") + _DIAGNOSE + _TOPICS + (
+    "analyzer": ("kafka", "kafka_wait_s", "stop_grace_s", "group", "instance") + _DIAGNOSE
+    + _TOPICS + (
         "exactly_once", "max_records", "poll_timeout_ms", "cert_wait", "cert_store",
         "profile_snapshot_s", "incident_update_s", "incident_resolve_successes",
         "incident_resolve_quiet_s", "incident_resolve_hold_s", "correlation_window_s",

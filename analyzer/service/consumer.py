@@ -2,6 +2,7 @@
 Kafka transaction per batch by default (docs/services.md, "Analyzer")."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -78,6 +79,11 @@ class Analyzer:
         self.diag = diag
         self.hook = hook
         self._partition = partition
+        tuning = {"reconnect_backoff_ms": cfg.reconnect_backoff_ms,
+                  "reconnect_backoff_max_ms": cfg.reconnect_backoff_max_ms,
+                  "bootstrap_timeout_ms": cfg.bootstrap_timeout_ms}
+        producer_factory = functools.partial(producer_factory, **tuning)
+        consumer_factory = functools.partial(consumer_factory, **tuning)
         self._producer_factory = producer_factory
         self._consumer_factory = consumer_factory
         self._compression = compression
@@ -117,6 +123,11 @@ class Analyzer:
         self.consumer = self._consumer_factory(
             bootstrap_servers=cfg.kafka, group_id=cfg.group,
             client_id="tlsdiag-analyzer-%s" % cfg.instance, enable_auto_commit=False,
+            # static membership (KIP-345): a restarted instance takes its partitions back at
+            # once instead of waiting out the old member's session (45 s) -- e.g. after a
+            # stop while the broker was away, when the old member could not leave the group.
+            # The instance id must be unique in the group, as the transactional id already is.
+            group_instance_id="tlsdiag-analyzer-%s" % cfg.instance,
             auto_offset_reset="earliest", isolation_level="read_committed",
             max_poll_records=cfg.max_records, max_partition_fetch_bytes=8 << 20)
         self.consumer.subscribe([cfg.topic_handshakes], listener=_Rebalance(self))
@@ -300,13 +311,13 @@ class Analyzer:
             try:
                 self.consumer.close(autocommit=False)
             finally:
-                self.producer.close(timeout=10)
+                self.producer.close(timeout=self.cfg.close_timeout_s)
                 self.certs.close()
                 if self.webhook is not None:
                     self.webhook.close()
 
     def _stats_line(self) -> None:
-        log.warning("stats: summaries=%d diagnoses=%d failures=%d poison=%d incidents_open=%d "
+        log.info("stats: summaries=%d diagnoses=%d failures=%d poison=%d incidents_open=%d "
                     "incident_events=%d incidents_opened=%d incidents_resolved=%d "
                     "incident_state_records=%d incident_state_bytes=%d "
                     "incident_state_too_large=%d certs=%d", self.c["summaries"],

@@ -17,7 +17,7 @@ from analyzer.service import Analyzer, AnalyzerConfig, Webhook
 from cext.wire import kafka_partition
 from tlsdiag import settings
 from tlsdiag.commands import common
-from tlsdiag.kafka import best_compression, ensure_topics
+from tlsdiag.kafka import best_compression, ensure_topics, wait_for_broker
 from tlsdiag.metrics import MetricsServer
 from tlsdiag.status import ExitStatus
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> int:
-    started = common.start("analyzer", build_parser(), argv)
+    started = common.start("analyzer", build_parser(), argv, log_base=logging.INFO)
     if isinstance(started, int):
         return started
     _a, v = started
@@ -62,9 +62,18 @@ def run(argv: list[str]) -> int:
         an.webhook = Webhook(cfg.webhook_url, secret)
 
     def on_stop(_sig: int, _frame: object) -> None:
-        an.stop_requested = True
+        if not an.stop_requested:
+            an.stop_requested = True
+            common.exit_after(v["stop_grace_s"], "analyzer", "the current batch is not "
+                              "committed: it is processed again at the next start")
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
+    why = wait_for_broker(cfg.kafka, v["kafka_wait_s"], lambda: an.stop_requested, "analyzer")
+    if an.stop_requested:
+        return ExitStatus.SUCCESS
+    if why is not None:
+        return common.fail("analyzer", "cannot reach Kafka at %s for %d s (%s): check --kafka "
+                           "and that the broker runs" % (cfg.kafka, v["kafka_wait_s"], why))
     metrics = None
     if cfg.metrics_port is not None:
         metrics = MetricsServer(lambda: [common.build_info()] + an.metrics(), cfg.metrics_port,

@@ -139,7 +139,7 @@ def _spawn_workers(argv: list[str], v: Values) -> int:
 
 
 def run(argv: list[str]) -> int:
-    started = common.start("sensor", build_parser(), argv)
+    started = common.start("sensor", build_parser(), argv, log_base=logging.INFO)
     if isinstance(started, int):
         return started
     a, v = started
@@ -180,7 +180,7 @@ def run(argv: list[str]) -> int:
         except OSError as e:
             log.error("metrics port %s: %s", v["metrics_port"], e.strerror)
     last_stats = time.monotonic()
-    log.warning("sensor %s capturing on %s -> %s", cfg.sensor_id, v["interface"], v["kafka"])
+    log.info("sensor %s capturing on %s -> %s", cfg.sensor_id, v["interface"], v["kafka"])
     try:
         while not sensor.stop_requested:
             sensor.step(0.2)
@@ -193,7 +193,7 @@ def run(argv: list[str]) -> int:
                 _reload(sensor, a, state)
         sensor.finish()
     finally:
-        pub.close(timeout=10.0)
+        pub.close(timeout=3.0)
         _stats_line(sensor, pub)
         if metrics is not None:
             metrics.close()
@@ -203,7 +203,7 @@ def run(argv: list[str]) -> int:
 
 def _stats_line(sensor: Sensor, pub) -> None:
     s, p = sensor.stats(), pub.stats()
-    log.warning("stats: packets=%d pcap_recv=%d pcap_drop=%d ifdrop=%d flows=%d summaries=%d "
+    log.info("stats: packets=%d pcap_recv=%d pcap_drop=%d ifdrop=%d flows=%d summaries=%d "
                 "acked=%d spooled=%d spool_depth=%d spool_dropped=%d send_errors=%d online=%d",
                 s["packets"], s["pcap_recv"], s["pcap_drop"], s["pcap_ifdrop"],
                 s.get("flows_created", 0), s["summaries_emitted"], p["acked"], p["spooled"],
@@ -228,7 +228,7 @@ def _reload(sensor: Sensor, a: argparse.Namespace, state: dict) -> None:
             return
     state["values"] = v
     sensor.cfg = sensor_config(v)
-    log.warning("SIGHUP: config reloaded: %s", v.describe())
+    log.info("SIGHUP: config reloaded: %s", v.describe())
 
 
 def main(argv: list[str] | None = None) -> int:

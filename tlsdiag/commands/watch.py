@@ -50,7 +50,7 @@ def format_text(d: dict) -> str:
 
 
 def run(argv: list[str], out: IO[str]) -> int:
-    started = common.start("watch", build_parser(), argv)
+    started = common.start("watch", build_parser(), argv, log_base=logging.INFO)
     if isinstance(started, int):
         return started
     a, v = started
@@ -101,7 +101,7 @@ def run(argv: list[str], out: IO[str]) -> int:
         sensor.finish()
     finally:
         st = sensor.stats()
-        log.warning("watch: packets=%d pcap_drop=%d summaries=%d failures=%d", st["packets"],
+        log.info("watch: packets=%d pcap_drop=%d summaries=%d failures=%d", st["packets"],
                     st["pcap_drop"], st["summaries_emitted"], failures)
         cap.close()
     return ExitStatus.FAILURES if failures else ExitStatus.SUCCESS
