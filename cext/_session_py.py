@@ -17,12 +17,11 @@ from cext.events import (CLIENT, SERVER, Alert, Certificate, CertificateRequest,
                          ChangeCipherSpec, ClientHello, EncryptedRecord, HandshakeMessage,
                          HelloRetryRequest, Record, ServerHello, ServerKeyExchange)
 from cext.ja4 import ja4
-from proto.history import history_letter, record_history_letter
+from proto.history import MAX_HISTORY, history_letter, record_history_letter
 from proto.names import is_grease, is_tls13
 
 __all__ = ["Session", "MAX_HISTORY", "MAX_ENCRYPTED_LENGTHS"]
 
-MAX_HISTORY = 100
 MAX_ENCRYPTED_LENGTHS = 8
 MAX_ALERTS = 16
 MAX_WEIRDS = 16
