@@ -319,7 +319,9 @@ def _run_handshake(att: Attempt, ctx: ssl.SSLContext, rec: _Recorder, addr: tupl
             pass
     except ssl.SSLError as e:
         reason = str(e.reason or "")
-        if isinstance(e, ssl.SSLEOFError) or "EOF" in reason:
+        # a TCP close mid-handshake: SSLEOFError, or SSLZeroReturnError (reason None) from
+        # the Python/OpenSSL builds Debian ships
+        if isinstance(e, (ssl.SSLEOFError, ssl.SSLZeroReturnError)) or "EOF" in reason:
             att.outcome, att.error = "closed", reason or str(e)
         elif reason in _LOCAL_CANNOT_OFFER:
             att.outcome, att.error = "not_testable", reason
