@@ -182,6 +182,12 @@ TEMPLATES: Mapping[tuple[Cause, str | None, str | None], str] = {
 #: its situation: (cause, situation) -> template, rendered like TEMPLATES.
 PROBE_TEMPLATES: Mapping[tuple[Cause, str], str] = {
     (UNKNOWN, "no_version"): "check that the port speaks TLS; see the per-version answers above",
+    (PROTOCOL_MISMATCH, "not_tls"): (
+        "probe the port the TLS service listens on, or check which service listens on {server} (plain HTTP "
+        "answers a ClientHello with an HTTP error)"),
+    (UNKNOWN, "silent"): (
+        "check which service listens on {server} and whether a firewall or proxy drops TLS; a TLS server answers "
+        "a ClientHello at once"),
     (UNKNOWN, "no_version_no_sni"): (
         "the target is an IP address and no --servername was given, so no server_name was sent: an SNI-only "
         "server rejects every such handshake - retry with --servername NAME"),
