@@ -154,3 +154,12 @@ def test_every_cause_of_the_registry_comes_out_of_a_real_capture(results):
     got |= {d["cause"] for ds in wide.values() for d in ds if d["severity"] == "warning"}
     assert {c.id for c in CAUSES} <= got, sorted({c.id for c in CAUSES} - got)
 
+
+def test_example_capture():
+    """examples/tls13-failures.pcap (seven of these captures merged) against its expected file."""
+    example = ROOT / "examples" / "tls13-failures.pcap"
+    rows = [json.loads(line) for line in (ROOT / "examples" / "tls13-failures.expected.jsonl").read_text().splitlines()
+            if line.strip()]
+    by_conn = _run(_engine(), [example])
+    verdicts = collections.Counter(compare13.verdict(r, by_conn.get((r["client"], r["server"]), []))[0] for r in rows)
+    assert verdicts == {"right": 106}, verdicts
