@@ -24,7 +24,8 @@ from .ctx import CLIENT_HELLO_LETTER, FAILED_OUTCOMES, VERSION_RANK, Ctx, versio
 from . import records as R
 from .memory import ChainMemory, Recalled
 from .rules import (HIGH, LOW, Finding, abandoned_with_cert_problem, first_match,
-                    tls13_abandoned_with_remembered_problem, tls13_client_never_finished, tls13_server_rejected_flight)
+                    tls13_abandoned_with_remembered_problem, tls13_client_never_finished,
+                    tls13_server_dropped_certless_client, tls13_server_rejected_flight)
 from proto.direction import classify, normalize_hostport
 from proto.names import is_tls13_name
 
@@ -193,7 +194,8 @@ class Engine:
                 self._tls13_success(summary)
             return []
         if success and (abandoned_with_cert_problem(ctx) or tls13_client_never_finished(ctx)
-                        or tls13_server_rejected_flight(ctx) or tls13_abandoned_with_remembered_problem(ctx)):
+                        or tls13_server_rejected_flight(ctx) or tls13_server_dropped_certless_client(ctx)
+                        or tls13_abandoned_with_remembered_problem(ctx)):
             # "established" on the wire, but the client closed without data over a certificate problem, or
             # (TLS 1.3) it answered the server's flight with an encrypted alert instead of its Finished, or the
             # server answered the client's flight with an alert

@@ -102,6 +102,16 @@ def test_expired_client_certificate_rejected_after_the_flight(pki):
         assert "KeyStore" in d["remediation"] or "truststore" in d["remediation"]
 
 
+def test_certless_client_dropped_without_an_alert(pki):
+    """An empty Certificate, then the server closes right after its own flight without any record more."""
+    s = tls13(client_encrypted=[25, 69], server_encrypted=FLIGHT_CR, close={"fin": ["server", "client"], "rst": []})
+    (d,) = failures(engine(pki).diagnose(s))
+    assert (d["cause"], d["rejected_by"]) == ("client_certificate_missing", "server")
+    assert "closed the connection right after its own flight" in d["explanation"]
+    # the client closing first there is no rejection of it
+    assert failures(engine(pki).diagnose(dict(s, close={"fin": ["client", "server"], "rst": []}))) == []
+
+
 def test_declined_psk_is_keyed_on_the_server_hello(pki):
     """The client offered a PSK, the server declined it (full handshake, new certificate) and the client
     aborted with an encrypted alert (JSSE's 35 bytes): a failure.  An accepted PSK is not judged so."""
