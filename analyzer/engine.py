@@ -67,11 +67,6 @@ def is_failed(s: Summary) -> bool:
 _is_int = int.__instancecheck__
 
 
-def _client_alerted(s: Summary) -> bool:
-    ea = s.get("encrypted_alerts")
-    return isinstance(ea, list) and any(isinstance(e, dict) and e.get("from") == "client" for e in ea)
-
-
 def _maybe_not_success(s: Summary, memory: ChainMemory | None = None) -> bool:
     """Cheap pre-check on the raw summary: could an 'established' connection still be a failure
     (client encrypted alert after the handshake, a TLS 1.3 record pattern of a rejection, or -- with a chain

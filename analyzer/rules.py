@@ -592,9 +592,10 @@ def e_encrypted(ctx: Ctx) -> Finding:
                        f"({m.expected} bytes)")
             shown += (f"; the chain this server showed in clear {m.age_text()} earlier is not used: {why_not}")
         elif m is not None:
-            shown += f"; {m.text()} has no problem a client would reject"
+            shown += (f"; the chain this server showed in clear {m.age_text()} earlier, in {m.seen.seen_in()}, has no "
+                      f"problem a client would reject")
     ev: dict[str, object] = {"client_encrypted": ce, "server_encrypted": se}
-    if ctx.memory is not None:
+    if ctx.memory is not None and who != "server":
         ev["remembered_chain"] = ctx.memory.evidence()
     return Finding(rejected if rejected in ("client", "server") else None, MEDIUM if who else LOW,
                    f"TLS 1.3 failure after the ServerHello; certificates and alerts are encrypted: {shown}",

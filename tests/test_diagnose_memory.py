@@ -245,3 +245,17 @@ def test_chain_memory_is_bounded():
     seen, contradicted = m.recall("10.0.0.4:443", "a.example", 20.0)
     assert seen.chain[0].sha256 == p.wrong_name.sha256 and contradicted is None
     assert m.recall("10.0.0.4:443", "a.example", 5.0) is None     # nothing seen that early
+
+
+def test_remembered_chain_without_a_problem_is_said_not_blamed(pki):
+    """The server showed a good chain in clear; a TLS 1.3 client aborting on it stays encrypted_failure (the
+    client's own truststore or a name the chain does cover -- the wire cannot say), and the explanation says
+    what the memory showed."""
+    e = engine(pki)
+    t0 = T0.timestamp()
+    e.diagnose(make_summary(chain=[pki.leaf, pki.inter], start=t0), ders([pki.leaf, pki.inter]))
+    (d,) = failures(e.diagnose(tls13(start=t0 + 7, client_encrypted=[19],
+                                     server_encrypted=flight([pki.leaf, pki.inter]))))
+    assert d["cause"] == "encrypted_failure" and d["rejected_by"] == "client"
+    assert "7 s earlier" in d["explanation"] and "has no problem a client would reject" in d["explanation"]
+    assert d["evidence"]["remembered_chain"]["used"] is True
