@@ -70,6 +70,10 @@ PROBLEM_PRIORITY: tuple[str, ...] = (
 )
 
 MAX_CHAIN = 16
+#: the note of a chain judged from the summary's facts alone
+BYTES_MISSING_NOTE = ("the certificates' bytes are not in the input (a JSONL summary without \"certs\": "
+                      "`tlsdiag summarize --certs` writes them): signatures and trust in the root are not judged, "
+                      "the truststore is not used for this chain")
 CACHE_SIZE = 4096
 
 
@@ -403,7 +407,20 @@ class CertChecker:
         if not facts:
             return None
         chain = tuple(self.certs.get(f, ders) for f in list(facts)[:MAX_CHAIN])
+        return self.check_chain(chain, side=side, when=when, hostname=hostname, hostname_source=hostname_source,
+                                direction=direction)
+
+    def check_chain(self, chain: tuple[CertInfo, ...], *, side: str, when: dt.datetime, hostname: str | None,
+                    hostname_source: str | None, direction: str) -> ChainReport:
+        """:meth:`check` of an already parsed chain (one remembered from an earlier connection)."""
         trust = self.trust_for(direction)
+        if trust is not None and any(c.cert is None and c.error is None for c in chain):
+            # facts without the certificate's bytes (a JSONL summary without "certs"): no signature, no path to
+            # a trusted root can be checked, so judging against the truststore would call every root missing
+            trust = None
+            bytes_missing = True
+        else:
+            bytes_missing = False
         # the whole report depends on the chain, the name, the side/direction and, for time, only on which
         # validity boundary each certificate is past (plus the day, for the "N days" wording): cache it
         states = tuple(self._time_state(c, when) for c in chain)
@@ -412,7 +429,7 @@ class CertChecker:
         hit = self._report_cache.get(rkey)
         if hit is not None:
             return hit
-        report = self._check(chain, trust, when, side, hostname, hostname_source)
+        report = self._check(chain, trust, when, side, hostname, hostname_source, bytes_missing)
         self._report_cache[rkey] = report
         if len(self._report_cache) > self.cache_size:
             self._report_cache.popitem(last=False)
@@ -428,7 +445,7 @@ class CertChecker:
         return 0
 
     def _check(self, chain: tuple[CertInfo, ...], trust: _Trust | None, when: dt.datetime, side: str,
-               hostname: str | None, hostname_source: str | None) -> ChainReport:
+               hostname: str | None, hostname_source: str | None, bytes_missing: bool = False) -> ChainReport:
         shape = self._shape(chain, trust)
         problems = list(shape.problems)
         # validity of every certificate at capture time
@@ -462,7 +479,9 @@ class CertChecker:
             if verdict != "ok" and not [p for p in problems if p.code != EXPIRING_SOON]:
                 problems.append(Problem(VERIFIER_REJECTED, -1, leaf.subject, verdict))
         notes = list(shape.notes)
-        if trust is None:
+        if bytes_missing:
+            notes.append(BYTES_MISSING_NOTE)
+        elif trust is None:
             notes.append("no truststore given: trust in the root is not judged; a truststore (--truststore) would "
                          "tell a trusted chain from an untrusted root or a missing intermediate")
         if hostname is None and side == "server":

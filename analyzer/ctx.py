@@ -19,6 +19,7 @@ from proto.names import AlertLevel, CipherSuite, ExtensionType, HandshakeType, i
 from . import certs as C
 from .causes import CERTIFICATE_REJECTED, EXPIRED_CERTIFICATE, UNKNOWN_CERTIFICATE, Cause
 from .certs import ChainReport
+from .memory import Recalled
 from .profiles import Profile
 
 # ------------------------------------------------------------------------------------------ names
@@ -124,6 +125,7 @@ class Ctx:
     client_chain: ChainReport | None
     profile: Profile | None            # this server + this SNI
     server_profile: Profile | None     # this server, all SNIs merged
+    memory: Recalled | None = None     # TLS 1.3: the chain this server showed in clear earlier, if remembered
     _cache: dict[str, object] = field(default_factory=dict)
     # fields every rule reads, resolved once (typed, never raising on odd input)
     sni: str | None = field(init=False)
@@ -185,6 +187,27 @@ class Ctx:
             if a.sender == side and (not names or a.description in names):
                 return a
         return None
+
+    @property
+    def client_records(self) -> list[int]:
+        """Sizes of the client's first encrypted records (TLS 1.3: everything after its ClientHello)."""
+        return [x for x in self.list_("client_encrypted") if isinstance(x, int)]
+
+    @property
+    def server_records(self) -> list[int]:
+        return [x for x in self.list_("server_encrypted") if isinstance(x, int)]
+
+    @property
+    def client_alerted(self) -> bool:
+        """The sensor flagged a probable encrypted alert from the client."""
+        return any(isinstance(e, dict) and e.get("from") == "client" for e in self.list_("encrypted_alerts"))
+
+    def remembered(self) -> ChainReport | None:
+        """The remembered server chain when it applies to this connection and has a problem a client rejects."""
+        m = self.memory
+        if m is None or not m.usable or not m.report.failure_problems():
+            return None
+        return m.report
 
     @property
     def client_ciphers(self) -> list[str]:
@@ -249,10 +272,28 @@ class Ctx:
             return "client", self.server_chain, a
         if (a.sender == "client" and self.server_hello_seen and self.tls13 and a.after != CLIENT_HELLO
                 and a.description in SPECIFIC_CERT_ALERTS):
-            return "client", None, a    # TLS 1.3 (draft) plaintext alert: the certificate itself is encrypted
+            # TLS 1.3 (draft) plaintext alert: the certificate itself is encrypted -- judged on the chain this
+            # server showed in clear earlier when that chain has a problem the alert can mean
+            return "client", self._remembered_for(a.description), a
         if a.sender == "server" and self.list_("client_certificates") and a.after != CLIENT_HELLO:
             return "server", self.client_chain, a
         return None
+
+    def _remembered_for(self, alert: str) -> ChainReport | None:
+        chain = self.remembered()
+        if chain is None:
+            return None
+        v = judge_rejection(chain, alert)
+        # a specific alert (certificate_expired, unknown_ca) must name the remembered problem; a generic one
+        # (bad_certificate, certificate_unknown...) takes what the chain shows
+        ok = v.problem is not None and (v.alert_says or alert not in ALERT_OWN_CAUSE)
+        return chain if ok else None
+
+    @property
+    def chain_remembered(self) -> bool:
+        """The certificate rejection is judged on the remembered chain, not one seen on this connection."""
+        rej = self.cert_rejection()
+        return rej is not None and rej[1] is not None and self.memory is not None and rej[1] is self.memory.report
 
     def cert_verdict(self) -> CertVerdict | None:
         hit = self._cache.get("verdict", False)

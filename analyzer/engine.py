@@ -21,9 +21,11 @@ from .causes import (EXPIRED_CERTIFICATE, EXPIRING_CERTIFICATE, INCOMPLETE_CHAIN
                      Cause)
 from .certs import CertChecker, ChainReport
 from .ctx import CLIENT_HELLO_LETTER, FAILED_OUTCOMES, VERSION_RANK, Ctx, version_rank
-from .rules import (HIGH, LOW, TLS13_EMPTY_CERTIFICATE_RECORD, TLS13_MIN_FINISHED_RECORD, Finding,
-                    abandoned_with_cert_problem, first_match, tls13_client_never_finished,
-                    tls13_server_dropped_certless_client)
+from . import records as R
+from .memory import ChainMemory, Recalled
+from .rules import (HIGH, LOW, Finding, abandoned_with_cert_problem, first_match,
+                    tls13_abandoned_with_remembered_problem, tls13_client_never_finished,
+                    tls13_server_dropped_certless_client, tls13_server_rejected_flight)
 from proto.direction import classify, normalize_hostport
 from proto.names import is_tls13_name
 
@@ -65,15 +67,24 @@ def is_failed(s: Summary) -> bool:
 _is_int = int.__instancecheck__
 
 
-def _maybe_not_success(s: Summary) -> bool:
+def _maybe_not_success(s: Summary, memory: ChainMemory | None = None) -> bool:
     """Cheap pre-check on the raw summary: could an 'established' connection still be a failure
-    (client encrypted alert after the handshake, or a TLS 1.3 client record pattern)?"""
+    (client encrypted alert after the handshake, a TLS 1.3 record pattern of a rejection, or -- with a chain
+    remembered for the server -- a TLS 1.3 client that hung up right after the handshake)?"""
     v = s.get("version")
     if is_tls13_name(v):
         ce = s.get("client_encrypted")
         if not isinstance(ce, list) or not ce or not all(map(_is_int, ce)):
             return True
-        return ce[0] == TLS13_EMPTY_CERTIFICATE_RECORD or max(ce) < TLS13_MIN_FINISHED_RECORD
+        cipher = s.get("cipher")
+        if max(ce) < R.MIN_FINISHED_RECORD or R.client_sent_empty_certificate(ce, cipher):
+            return True
+        se = s.get("server_encrypted")
+        if isinstance(se, list) and 1 < len(se) < R.MAX_RECORDS and all(map(_is_int, se)) \
+                and se[-1] < R.MIN_FINISHED_RECORD:
+            return True
+        return bool(memory and R.client_closed_without_data(ce, cipher)
+                    and memory.has(str(s.get("server")), _sni(s)))
     if s.get("encrypted_alerts"):
         return True
     close = s.get("close")
@@ -83,6 +94,16 @@ def _maybe_not_success(s: Summary) -> bool:
             if isinstance(seq, list) and seq:
                 return bool(seq[0] == "client")
     return False
+
+
+def _sni(s: Summary) -> str | None:
+    v = s.get("server_name")
+    return v if isinstance(v, str) else None
+
+
+def _full_tls13(s: Summary) -> bool:
+    """A TLS 1.3 handshake with a Certificate from the server (not a PSK resumption)."""
+    return is_tls13_name(s.get("version")) and not s.get("resumed")
 
 
 def _iso(ts: object) -> str | None:
@@ -126,6 +147,7 @@ class Engine:
         self.config = config or DiagnoseConfig()
         self.checker = CertChecker(self.config.truststores, self.config.expiry_warning_days)
         self.profiles = ProfileStore(self.config.profile_max_servers)
+        self.memory = ChainMemory(self.config.profile_max_servers)
         self.stats = Stats()
         self._targets = dict(self.config.targets)
         self._direction_cache: dict[tuple[str, str, str | None], tuple[str, str]] = {}
@@ -161,18 +183,25 @@ class Engine:
             return []
         else:
             self.stats.failed += 1
-        ctx, direction_reason = self._context(summary, ders, failed)
+        ctx, direction_reason = self._context(summary, ders, failed, remember=True)
         if ctx is None:      # fast path: a clean success
+            if success and self.memory and _full_tls13(summary):
+                self._tls13_success(summary)
             return []
         if success and (abandoned_with_cert_problem(ctx) or tls13_client_never_finished(ctx)
-                        or tls13_server_dropped_certless_client(ctx)):
+                        or tls13_server_rejected_flight(ctx) or tls13_server_dropped_certless_client(ctx)
+                        or tls13_abandoned_with_remembered_problem(ctx)):
             # "established" on the wire, but the client closed without data over a certificate problem, or
-            # (TLS 1.3) it answered the server's flight with an encrypted alert instead of its Finished
+            # (TLS 1.3) it answered the server's flight with an encrypted alert instead of its Finished, or the
+            # server answered the client's flight with an alert
             self.stats.established -= 1
             self.stats.failed += 1
             failed = True
             ctx, direction_reason = self._context(summary, ders, True)
             assert ctx is not None
+        elif success and self.memory and _full_tls13(summary) and not R.client_closed_without_data(
+                ctx.client_records, ctx.s.get("cipher")):
+            self._tls13_success(summary)
         if failed:
             rule, finding = first_match(ctx)
             d = self._render(ctx, rule.id, rule.cause, "failure", finding, direction_reason)
@@ -235,12 +264,54 @@ class Engine:
                 return name, "target"
         return None, None
 
-    def _context(self, s: Summary, ders: Certs, failed: bool) -> tuple[Ctx | None, str]:
+    def _tls13_success(self, s: Summary) -> None:
+        t = s.get("start")
+        if isinstance(t, (int, float)):
+            self.memory.succeeded(str(s.get("server")), _sni(s), float(t))
+
+    def _remember(self, s: Summary, chain: ChainReport, ders: Certs) -> None:
+        """Keep the server chain this connection showed in clear (any outcome) for later encrypted failures."""
+        t = s.get("start")
+        if not isinstance(t, (int, float)):
+            return
+        sizes = [len(ders[c.sha256]) for c in chain.chain if c.sha256 in ders]
+        v = s.get("version")
+        self.memory.remember(str(s.get("server")), _sni(s), chain.chain,
+                             sizes if len(sizes) == len(chain.chain) else None, float(t),
+                             version=v if isinstance(v, str) else None,
+                             outcome=str(s.get("outcome") or "") or None,
+                             connection=str(s.get("id")) if s.get("id") is not None else None,
+                             client=str(s.get("client")))
+
+    def _recall(self, s: Summary, direction: str, when: dt.datetime) -> Recalled | None:
+        """The chain remembered for this TLS 1.3 connection's server, checked at its time and name."""
+        t = s.get("start")
+        if not self.memory or not isinstance(t, (int, float)) or not _full_tls13(s):
+            return None
+        hit = self.memory.recall(str(s.get("server")), _sni(s), float(t))
+        if hit is None:
+            return None
+        seen, contradicted = hit
+        host, src = self._hostname(s)
+        report = self.checker.check_chain(seen.chain, side="server", when=when, hostname=host, hostname_source=src,
+                                          direction=direction)
+        se = s.get("server_encrypted")
+        cipher = s.get("cipher")
+        rec = R.server_certificate_record([int(x) for x in se if isinstance(x, int)] if isinstance(se, list) else [],
+                                          cipher)
+        record, expected = None, None
+        if rec is not None:
+            record = rec[0]
+            expected = seen.tls13_record_len(R.tag_len(cipher), rec[1])
+        return Recalled(seen, report, max(0.0, float(t) - seen.last_seen), record, expected, contradicted)
+
+    def _context(self, s: Summary, ders: Certs, failed: bool, remember: bool = False) -> tuple[Ctx | None, str]:
         """The rules' view of one connection; None for a success with nothing to say (no certificate
-        problem, and nothing on the wire that could make it a failure after all)."""
+        problem, and nothing on the wire that could make it a failure after all).  ``remember``: keep the
+        server chain it shows in the chain memory (once per connection)."""
         facts = s.get("certificates")
         cfacts = s.get("client_certificates")
-        if not failed and not facts and not cfacts and not _maybe_not_success(s):
+        if not failed and not facts and not cfacts and not _maybe_not_success(s, self.memory):
             # fast path (most messages: a clean success without visible certificates, e.g. TLS 1.3):
             # nothing below could find a problem, so no direction, no clock, no chain check
             return None, ""
@@ -261,10 +332,12 @@ class Engine:
             host, src = self._hostname(s)
             server_chain = self.checker.check([f for f in facts if isinstance(f, dict)], ders, side="server",
                                               when=when, hostname=host, hostname_source=src, direction=direction)
+            if remember and server_chain is not None:
+                self._remember(s, server_chain, ders)
         if isinstance(cfacts, list) and cfacts:
             client_chain = self.checker.check([f for f in cfacts if isinstance(f, dict)], ders, side="client",
                                               when=when, hostname=None, hostname_source=None, direction=direction)
-        if not failed and not _maybe_not_success(s) and not (server_chain and server_chain.problems) \
+        if not failed and not _maybe_not_success(s, self.memory) and not (server_chain and server_chain.problems) \
                 and not (client_chain and client_chain.problems):
             return None, reason
         sni = s.get("server_name")
@@ -276,8 +349,9 @@ class Engine:
             sprof = self.profiles.for_server(server)
             prof = prof if prof is not None and prof.count >= min_n else None
             sprof = sprof if sprof is not None and sprof.count >= min_n else None
+        recalled = self._recall(s, direction, when if facts or cfacts else _when(s)) if server_chain is None else None
         ctx = Ctx(s=s, direction=direction, failed=failed, server_chain=server_chain, client_chain=client_chain,
-                    profile=prof, server_profile=sprof)
+                  profile=prof, server_profile=sprof, memory=recalled)
         return ctx, reason
 
     @staticmethod
@@ -329,7 +403,7 @@ class Engine:
             "rule": rule_id,
             "explanation": f.why,
             "evidence": evidence,
-            "remediation": remediation(cause, ctx.direction, self._fix_side(severity, f), facts),
+            "remediation": remediation(cause, ctx.direction, self._fix_side(severity, f), facts, f.fix),
         }
 
     @staticmethod
@@ -405,12 +479,17 @@ class Engine:
                 "suggest_version": suggest or "TLSv1.0", "n_offered": len(ctx.client_ciphers),
                 "server_suites": (", ".join(k for k, _ in prof.ciphers.most_common(3))
                                   if prof and prof.ciphers else None),
+                "client_groups": ", ".join(map(str, ctx.list_("client_groups")[:6])) or None,
+                "server_groups": (", ".join(k for k, _ in prof.groups.most_common(3))
+                                  if prof and prof.groups else None),
             })
         chain: ChainReport | None = None
         if f.rejected_by == "server" and ctx.client_chain is not None:
             chain = ctx.client_chain
         elif ctx.server_chain is not None:
             chain = ctx.server_chain
+        elif f.rejected_by != "server" and ctx.memory is not None and ctx.memory.usable:
+            chain = ctx.memory.report       # TLS 1.3: the server chain seen in clear earlier
         if f.evidence.get("certificate_side") == "client":
             chain = ctx.client_chain
         if chain is not None and chain.chain:

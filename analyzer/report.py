@@ -107,7 +107,15 @@ class Grouper:
             self.warnings += 1
 
     def sorted(self) -> list[Group]:
-        return sorted(self.groups.values(), key=lambda g: (g.severity != "failure", -g.count, g.server, g.cause))
+        """Failures first, then warnings; within each, one block per server (and direction) -- the servers with
+        the most connections first -- and its groups by count.  A server's groups are never split, so its
+        header is printed once, above all of them."""
+        totals: Counter[tuple[bool, str, str]] = Counter()
+        for g in self.groups.values():
+            totals[(g.severity != "failure", g.server, g.direction)] += g.count
+        return sorted(self.groups.values(), key=lambda g: (
+            g.severity != "failure", -totals[(g.severity != "failure", g.server, g.direction)], g.server, g.direction,
+            -g.count, g.cause, g.rejected_by or ""))
 
 
 def _host(ep: str) -> str:
@@ -203,7 +211,6 @@ def render(diagnoses: Sequence[Diagnosis] | Grouper, stats: Mapping[str, object]
     if not grouper.failures:
         out.append(st.green("No failed TLS handshakes."))
     groups = grouper.sorted()
-    servers_done: set[tuple[str, str]] = set()
     shown = 0
     for sev, title in (("failure", "FAILED HANDSHAKES"), ("warning", "WARNINGS (handshakes that worked)")):
         gs = [g for g in groups if g.severity == sev]
@@ -212,16 +219,22 @@ def render(diagnoses: Sequence[Diagnosis] | Grouper, stats: Mapping[str, object]
         out.append("")
         out.append(st.bold(f"{title}: {grouper.failures if sev == 'failure' else grouper.warnings} connections, "
                            f"{len(gs)} server/cause groups"))
+        header: tuple[str, str] | None = None
         for g in gs:
             if shown >= MAX_GROUPS:
                 out.append(st.dim(f"... {len(groups) - shown} more groups (use --format jsonl for all)"))
                 break
             shown += 1
-            if (g.server, sev) not in servers_done:
-                servers_done.add((g.server, sev))
-                names = ", ".join(n for n, _ in g.names.most_common(3))
+            if (g.server, g.direction) != header:
+                # every group of this server follows (Grouper.sorted): one header above them all, with the names
+                # of all of them
+                header = (g.server, g.direction)
+                names: Counter[str] = Counter()
+                for o in gs:
+                    if (o.server, o.direction) == header:
+                        names.update(o.names)
                 out.append("")
-                out.append(st.bold(f"== {g.server}  [{names}]  {g.direction}"))
+                out.append(st.bold(f"== {g.server}  [{', '.join(n for n, _ in names.most_common(3))}]  {g.direction}"))
             d0 = g.example or {}
             mark = st.red("FAIL") if sev == "failure" else st.yellow("WARN")
             rej = f"rejected by {g.rejected_by}" if g.rejected_by else "rejected by ?" if sev == "failure" else ""

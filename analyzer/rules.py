@@ -20,13 +20,14 @@ from proto.names import AlertDescription as AD
 from proto.names import ContentType, HandshakeType as HT
 
 from . import certs as C
+from . import records as R
 from .causes import (CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE,
                      EXPIRED_CERTIFICATE, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, NOT_YET_VALID_CERTIFICATE,
                      PROTOCOL_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, UNKNOWN, UNKNOWN_CERTIFICATE, Cause)
 from .certs import ChainReport
 from .ctx import (CLIENT_HELLO, FATAL, TLS11, VERSION_RANK, Alert, Ctx, is_weak_suite, version_family,
                   version_rank)
-from .profiles import Profile
+from .profiles import Profile, successes
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 
@@ -50,6 +51,7 @@ class Finding:
     why: str
     raise_confidence: str | None = None
     evidence: Mapping[str, object] = field(default_factory=dict)
+    fix: str | None = None      # the fix's variant (remediation.VARIANT_TEMPLATES), when the cause's own would mislead
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,12 @@ def _refusal_text(ctx: Ctx) -> str:
     how = ("never answered" if ctx.outcome == "timeout" else "closed" if "server" in (close.get("fin") or [])
            else "reset" if "server" in (close.get("rst") or []) else "closed")
     return f"the server {how} the connection right after the ClientHello, without a ServerHello or an alert"
+
+
+def _probe_cmd(ctx: Ctx) -> str:
+    """The probe command for this connection's server, ready to paste."""
+    sni = f" --servername {ctx.sni}" if ctx.sni else ""
+    return f"`tlsdiag probe {ctx.s.get('server')}{sni}`"
 
 
 def _profile_conf(p: Profile, base: str = MEDIUM) -> str:
@@ -199,7 +207,7 @@ def e_profile_version(ctx: Ctx) -> Finding:
     assert p is not None
     chose = "/".join(sorted(p.versions))
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
-                   f"the server chose only {chose} in {p.count} successful handshakes; this client offered {_offer(ctx)}: "
+                   f"the server chose only {chose} in {successes(p.count)}; this client offered {_offer(ctx)}: "
                    f"{_refusal_text(ctx)}",
                    None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` of its versions")
 
@@ -218,7 +226,7 @@ def e_profile_cipher(ctx: Ctx) -> Finding:
     assert p is not None
     chose = ", ".join(k for k, _ in p.ciphers.most_common(4))
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
-                   f"the server chose only {chose} in {p.count} successful handshakes; none of the client's "
+                   f"the server chose only {chose} in {successes(p.count)}; none of the client's "
                    f"{len(ctx.client_ciphers)} offered suites is among them: {_refusal_text(ctx)}",
                    None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` with this offer",
                    {"server_chose_suites": dict(p.ciphers)})
@@ -240,10 +248,10 @@ def e_profile_group(ctx: Ctx) -> Finding:
     chose = ", ".join(k for k, _ in p.groups.most_common(4))
     offered = ", ".join(map(str, ctx.list_("client_groups")))
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
-                   f"no common key-exchange group: the server chose only {chose} in {p.count} successful handshakes; "
+                   f"no common key-exchange group: the server chose only {chose} in {successes(p.count)}; "
                    f"this client offered {offered}: {_refusal_text(ctx)}",
                    None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` with this offer",
-                   {"server_chose_groups": dict(p.groups)})
+                   {"server_chose_groups": dict(p.groups)}, fix="groups")
 
 
 def _profile_wants_sni(ctx: Ctx) -> bool:
@@ -258,8 +266,9 @@ def m_profile_sni(ctx: Ctx) -> bool:
 def e_profile_sni(ctx: Ctx) -> Finding:
     p = ctx.server_profile
     assert p is not None
+    every = "the one successful handshake" if p.with_sni == 1 else f"all {successes(p.with_sni)}"
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
-                   f"the ClientHello has no server_name; all {p.with_sni} successful handshakes to this server sent one: "
+                   f"the ClientHello has no server_name; {every} to this server sent one: "
                    f"{_refusal_text(ctx)}",
                    None if p.count >= 5 else "more successful handshakes, or `tlsdiag probe HOST:PORT` with and without --servername")
 
@@ -277,8 +286,8 @@ def e_profile_other_names(ctx: Ctx) -> Finding:
     p = ctx.server_profile
     assert p is not None
     return Finding("server", MEDIUM,
-                   f"the server refused the name {ctx.sni!r} ({_refusal_text(ctx)}), while {p.with_sni} successful "
-                   f"handshakes to it used other names; versions and suites match what it accepts",
+                   f"the server refused the name {ctx.sni!r} ({_refusal_text(ctx)}), while {successes(p.with_sni)} "
+                   f"to it used other names; versions and suites match what it accepts",
                    "`tlsdiag probe HOST:PORT --servername NAME` with this name and a known-good one")
 
 
@@ -297,7 +306,7 @@ def e_implicit_version(ctx: Ctx) -> Finding:
     p = ctx.refusal_profile()
     assert p is not None
     return Finding("server", MEDIUM,
-                   f"the server chose only {'/'.join(sorted(p.versions))} in {p.count} successful handshakes and this "
+                   f"the server chose only {'/'.join(sorted(p.versions))} in {successes(p.count)} and this "
                    f"client's hello says {ctx.client_max_version}; the suites overlap, so the version is what the server "
                    f"refused: {_refusal_text(ctx)}",
                    "`tlsdiag probe HOST:PORT` to list the versions the server accepts")
@@ -372,7 +381,7 @@ def e_hrr_abort(ctx: Ctx) -> Finding:
     return Finding("client", MEDIUM,
                    f"the server sent a HelloRetryRequest (asking for another key-share group) and the client gave up: "
                    f"{_alert_text(ctx.fatal)}; offered groups {', '.join(map(str, ctx.list_('client_groups')))}",
-                   "`tlsdiag probe HOST:PORT` to see the group the server wants")
+                   "`tlsdiag probe HOST:PORT` to see the group the server wants", fix="groups")
 
 
 def m_client_cert_missing(ctx: Ctx) -> bool:
@@ -415,13 +424,21 @@ def e_cert(ctx: Ctx) -> Finding:
         if v.problem.code == C.MISSING_ISSUER and chain is not None and chain.truststore is None:
             conf, raise_ = MEDIUM, ("a truststore (--truststore) to tell a missing intermediate from an untrusted root "
                                     f"that issued the leaf directly ({v.problem.detail})")
+        if ctx.chain_remembered:
+            m = ctx.memory
+            assert m is not None
+            why = (f"the {side} rejected the {whose} certificate ({_alert_text(alert)}; TLS 1.3 encrypts the "
+                   f"certificate itself); {m.text()}: {v.problem.detail}")
+            return Finding(side, MEDIUM, why, f"{_probe_cmd(ctx)} to confirm the chain the server serves now (the one "
+                           f"named here was seen {m.age_text()} before this connection)",
+                           {"remembered_chain": m.evidence()})
         why = f"the {side} rejected the {whose} certificate ({_alert_text(alert)}): {v.problem.detail}"
         return Finding(side, conf, why, raise_)
     if v.alert_says:
         if chain is None:
             why = (f"the {side} rejected the {whose} certificate with {alert.description} (the certificate is encrypted "
                    f"on the wire)")
-            raise_ = "`tlsdiag probe HOST:PORT --servername NAME` to fetch and validate the chain the server serves"
+            raise_ = f"{_probe_cmd(ctx)} to fetch and validate the chain the server serves"
         else:
             why = (f"the {side} rejected the {whose} certificate with {alert.description}; the certificate check at "
                    f"capture time found no such problem (the {side}'s clock or truststore differs from ours)")
@@ -440,56 +457,110 @@ def m_encrypted(ctx: Ctx) -> bool:
     return a is None or a.after not in (None, CLIENT_HELLO)
 
 
-#: smallest TLS 1.3 record that can hold a client Finished: 4 (header) + 32 (SHA-256 verify_data) + 1 (inner
-#: content type) + 16 (AEAD tag). Anything shorter as the client's last record is an alert (19 bytes + padding).
-TLS13_MIN_FINISHED_RECORD = 53
-#: an empty TLS 1.3 client Certificate message, encrypted: 4 + 1 (context) + 3 (list) + 1 + 16
-TLS13_EMPTY_CERTIFICATE_RECORD = 25
+#: smallest TLS 1.3 record that can hold a client Finished (:data:`analyzer.records.MIN_FINISHED_RECORD`)
+TLS13_MIN_FINISHED_RECORD = R.MIN_FINISHED_RECORD
 
 
-def _tls13_client_records(ctx: Ctx) -> list[int]:
-    return [int(x) for x in ctx.list_("client_encrypted") if isinstance(x, int)]
+def _cipher(ctx: Ctx) -> str | None:
+    return ctx.str_("cipher")
+
+
+def _empty_certificate_sizes(ctx: Ctx) -> set[int]:
+    return {R.empty_certificate_len(_cipher(ctx), p) for p in R.PADDINGS}
 
 
 def tls13_client_never_finished(ctx: Ctx) -> bool:
     """TLS 1.3: the client sent encrypted records but none big enough to be its Finished, and its last one is
-    alert-sized: it aborted with an encrypted alert (the sensor may still call this 'established')."""
-    if not ctx.tls13 or not ctx.server_hello_seen or ctx.s.get("resumed") or ctx.s.get("client_psk"):
+    alert-sized: it aborted with an encrypted alert (the sensor may still call this 'established').  Keyed on
+    the ServerHello's answer, not the ClientHello's offer: a PSK the server *declined* is a full handshake
+    with a certificate the client can reject (certificate rotation); an accepted one has no certificate."""
+    if not ctx.tls13 or not ctx.server_hello_seen or ctx.s.get("resumed"):
         return False
-    ce = _tls13_client_records(ctx)
-    return (bool(ce) and len(ce) < 8 and all(n < TLS13_MIN_FINISHED_RECORD for n in ce)
-            and ce[-1] != TLS13_EMPTY_CERTIFICATE_RECORD)
+    ce = ctx.client_records
+    return (bool(ce) and len(ce) < R.MAX_RECORDS and all(n < R.MIN_FINISHED_RECORD for n in ce)
+            and ce[-1] not in _empty_certificate_sizes(ctx))
+
+
+def tls13_server_rejected_flight(ctx: Ctx) -> bool:
+    """TLS 1.3: the server answered the client's flight with one alert-sized record right after its Finished
+    and nothing else -- no NewSessionTicket, no data -- and the client sent no alert of its own
+    (:func:`analyzer.records.server_rejected_flight`)."""
+    return (ctx.tls13 and ctx.server_hello_seen and ctx.fatal is None
+            and R.server_rejected_flight(ctx.client_records, ctx.server_records, _cipher(ctx), ctx.client_alerted))
 
 
 def tls13_server_dropped_certless_client(ctx: Ctx) -> bool:
-    """TLS 1.3: the client answered with an empty Certificate (so the server had asked for one) and the server
-    closed the connection first or sent a probable encrypted alert: it refused the client without a
-    certificate (its alert is encrypted).  Either is enough: which FIN comes first is a race between the
-    two stacks once the server's alert is out."""
-    if not ctx.tls13 or not ctx.server_hello_seen:
+    """TLS 1.3: the client answered with an empty Certificate (so the server had asked for one; JSSE's is 16
+    bytes longer) and the server rejected that flight: with an alert-sized record and nothing else, or by
+    closing first right after its own flight (no alert, no ticket)."""
+    if not ctx.tls13 or not ctx.server_hello_seen or ctx.fatal is not None:
         return False
-    ce = _tls13_client_records(ctx)
-    if not ce or ce[0] != TLS13_EMPTY_CERTIFICATE_RECORD:
+    ce = ctx.client_records
+    if not R.client_sent_empty_certificate(ce, _cipher(ctx)):
         return False
-    return ctx.closer() == "server" or any(
-        isinstance(e, dict) and e.get("from") == "server" for e in ctx.list_("encrypted_alerts"))
+    return tls13_server_rejected_flight(ctx) or (
+        ctx.closer() == "server" and not ctx.client_alerted
+        and R.server_silent_after_flight(ctx.server_records, _cipher(ctx)))
+
+
+def _server_alert_size(ctx: Ctx) -> int | None:
+    se = ctx.server_records
+    return se[-1] if se and se[-1] < R.MIN_FINISHED_RECORD else None
+
+
+def m_client_cert_missing_size(ctx: Ctx) -> bool:
+    return m_encrypted(ctx) and tls13_server_dropped_certless_client(ctx)
+
+
+def e_client_cert_missing_size(ctx: Ctx) -> Finding:
+    ce = ctx.client_records
+    alert = _server_alert_size(ctx)
+    how = (f"answered that flight with one alert-sized encrypted record ({alert} bytes) right after its Finished, "
+           f"with no NewSessionTicket and no data" if tls13_server_rejected_flight(ctx)
+           else "closed the connection right after its own flight, without a ticket or data")
+    return Finding("server", MEDIUM,
+                   f"TLS 1.3: the client's first encrypted record ({ce[0]} bytes) has the size of an empty Certificate "
+                   f"message: the server asked for a client certificate (its CertificateRequest is encrypted) and the "
+                   f"client had none to send; the server {how}: it refused the client without a certificate",
+                   f"the server's log (alert certificate_required), or {_probe_cmd(ctx)} (it reports a required "
+                   f"client certificate)",
+                   {"client_encrypted": ce, "server_encrypted": ctx.server_records})
+
+
+def _client_walked_away(ctx: Ctx) -> bool:
+    """TLS 1.3 encrypted failure where the client rejected the server's flight: an encrypted alert instead of
+    its Finished, or a close without a Finished."""
+    if tls13_client_never_finished(ctx):
+        return True
+    ce = ctx.client_records
+    enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
+    if enc and enc[0].get("from") == "client" and not any(n >= R.MIN_FINISHED_RECORD for n in ce):
+        return True
+    return ctx.closer() == "client" and not any(n >= R.MIN_FINISHED_RECORD for n in ce) and not ce
 
 
 def e_encrypted(ctx: Ctx) -> Finding:
     enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
-    ce = _tls13_client_records(ctx)
-    se = [int(x) for x in ctx.list_("server_encrypted") if isinstance(x, int)]
+    ce = ctx.client_records
+    se = ctx.server_records
     closer = ctx.closer()
-    client_finished = any(n >= TLS13_MIN_FINISHED_RECORD for n in ce)
+    client_finished = any(n >= R.MIN_FINISHED_RECORD for n in ce)
     who = str(enc[0].get("from")) if enc else None
     parts = []
-    if enc:
+    server_rejected = tls13_server_rejected_flight(ctx)
+    if server_rejected:
+        who = "server"
+        first = (f"its certificate (first record {ce[0]} bytes)" if ce and ce[0] >= 2 * R.MIN_FINISHED_RECORD
+                 else "its flight")
+        parts.append(f"the client sent {first}; the server answered with one alert-sized encrypted record "
+                     f"({se[-1]} bytes) right after its Finished and nothing else (no NewSessionTicket, no data)")
+    elif enc:
         parts.append("probable encrypted alert from the " + ", ".join(f"{e.get('from')} ({e.get('length')} bytes)" for e in enc))
     elif tls13_client_never_finished(ctx):
         who = "client"
         parts.append(f"the client's encrypted records ({', '.join(map(str, ce))} bytes) are too short to hold its "
                      f"Finished: a probable encrypted alert from the client")
-    if not client_finished and (closer == "client" or who == "client"):
+    if not server_rejected and not client_finished and (closer == "client" or who == "client"):
         # the client walked away from the server's flight (a server alert after that is only the reaction)
         if not ce:
             parts.append("the client closed without sending anything encrypted (no Finished, no alert)")
@@ -497,21 +568,122 @@ def e_encrypted(ctx: Ctx) -> Finding:
     rejected = who or closer
     if closer:
         parts.append(f"the {closer} closed first")
-    if who == "client" and not any(n >= TLS13_MIN_FINISHED_RECORD for n in ce):
+    if who == "client" and not client_finished:
         parts.append("the client aborted instead of sending its Finished: it most likely rejected the server's "
                      "certificate")
+    elif server_rejected and ce and ce[0] >= 2 * R.MIN_FINISHED_RECORD:
+        parts.append("the server rejected the client's certificate (expired, from a CA it does not trust, or "
+                     "otherwise unacceptable: its alert is encrypted)")
     elif who == "server":
         parts.append("the server rejected the client's second flight (client certificate, or Finished)")
-    if who is None and tls13_server_dropped_certless_client(ctx):
-        who = rejected = "server"
-    if ce and ce[0] == TLS13_EMPTY_CERTIFICATE_RECORD:
-        parts.append("the client's first encrypted record (25 bytes) is the size of an empty Certificate: the server "
-                     "probably asked for a client certificate the client did not have")
     shown = "; ".join(parts) or "no encrypted alert seen"
+    if who == "server":
+        confirm = ("the server's log (the alert it sent), or the client certificate itself: its dates and issuer "
+                   "against the server's truststore")
+    else:
+        confirm = (f"{_probe_cmd(ctx)} (with --truststore the client's roots) to fetch and validate the chain the server "
+                   f"serves; nothing this server sent in clear is remembered" if ctx.memory is None else
+                   f"{_probe_cmd(ctx)} (with --truststore the client's roots) to fetch and validate the chain the server "
+                   f"serves")
+        m = ctx.memory
+        if m is not None and not m.usable:
+            why_not = ("a full TLS 1.3 handshake to it succeeded since" if m.contradicted_at is not None else
+                       f"this connection's Certificate record ({m.record} bytes) does not have that chain's size "
+                       f"({m.expected} bytes)")
+            shown += (f"; the chain this server showed in clear {m.age_text()} earlier is not used: {why_not}")
+        elif m is not None:
+            shown += (f"; the chain this server showed in clear {m.age_text()} earlier, in {m.seen.seen_in()}, has no "
+                      f"problem a client would reject")
+    ev: dict[str, object] = {"client_encrypted": ce, "server_encrypted": se}
+    if ctx.memory is not None and who != "server":
+        ev["remembered_chain"] = ctx.memory.evidence()
     return Finding(rejected if rejected in ("client", "server") else None, MEDIUM if who else LOW,
                    f"TLS 1.3 failure after the ServerHello; certificates and alerts are encrypted: {shown}",
-                   "`tlsdiag probe HOST:PORT --servername NAME` to fetch and validate the chain the server serves",
-                   {"client_encrypted": ce, "server_encrypted": se})
+                   confirm, ev)
+
+
+# -- the server's chain, remembered from an earlier handshake (TLS 1.3 hides this connection's) --------------
+
+
+def _remembered_cause(ctx: Ctx, after_handshake: bool) -> tuple[Cause, C.Problem] | None:
+    """The cause the remembered chain gives: its first problem a client rejects, by priority (after a complete
+    handshake the client's own check is most often the name, as for TLS 1.2)."""
+    chain = ctx.remembered()
+    if chain is None:
+        return None
+    probs = rejecting_problems(chain)
+    if after_handshake:
+        probs = [p for p in probs if p.code not in (C.SELF_SIGNED, C.UNTRUSTED_ROOT) or chain.truststore]
+    order = ((C.HOSTNAME_MISMATCH,) if after_handshake else ()) + C.PROBLEM_PRIORITY
+    for code in order:
+        for p in probs:
+            if p.code == code:
+                return C.PROBLEM_CAUSE[code], p
+    return None
+
+
+def _remembered_match(cause: Cause) -> Callable[[Ctx], bool]:
+    def match(ctx: Ctx) -> bool:
+        if not (m_encrypted(ctx) and ctx.fatal is None and _client_walked_away(ctx)):
+            return False
+        hit = _remembered_cause(ctx, False)
+        return hit is not None and hit[0] == cause
+    match.__name__ = f"m_remembered_{cause}"
+    return match
+
+
+def _remembered_finding(ctx: Ctx, p: C.Problem, what: str, raise_: str) -> Finding:
+    m = ctx.memory
+    assert m is not None
+    conf = MEDIUM
+    return Finding("client", conf, f"{what}; {m.text()}: {p.detail} (as of this connection's time and name)",
+                   raise_, {"remembered_chain": m.evidence(), "client_encrypted": ctx.client_records,
+                            "server_encrypted": ctx.server_records})
+
+
+def e_remembered(ctx: Ctx) -> Finding:
+    hit = _remembered_cause(ctx, False)
+    assert hit is not None and ctx.memory is not None
+    ce = ctx.client_records
+    how = (f"an encrypted alert-sized record ({', '.join(map(str, ce))} bytes) instead of its Finished" if ce
+           else "a close without its Finished")
+    return _remembered_finding(
+        ctx, hit[1], f"TLS 1.3: the client answered the server's flight with {how}: it rejected the server's "
+        f"certificate, which is encrypted on the wire",
+        f"{_probe_cmd(ctx)} to confirm the chain the server serves now (the one named here was seen "
+        f"{ctx.memory.age_text()} before this connection)")
+
+
+def tls13_abandoned_with_remembered_problem(ctx: Ctx) -> bool:
+    """TLS 1.3, handshake complete, the client closed with close_notify and sent no data, and the chain this
+    server showed in clear earlier has a problem a client checks after the handshake (curl on a wrong name does
+    exactly this; a health check that accepts anything looks the same, so trust problems count only when
+    judged against a truststore, as for TLS 1.2)."""
+    if not (ctx.tls13 and ctx.s.get("established") and ctx.fatal is None and ctx.memory is not None):
+        return False
+    if not R.client_closed_without_data(ctx.client_records, _cipher(ctx)):
+        return False
+    return _remembered_cause(ctx, True) is not None
+
+
+def _remembered_close_match(cause: Cause) -> Callable[[Ctx], bool]:
+    def match(ctx: Ctx) -> bool:
+        if not tls13_abandoned_with_remembered_problem(ctx):
+            return False
+        hit = _remembered_cause(ctx, True)
+        return hit is not None and hit[0] == cause
+    match.__name__ = f"m_remembered_close_{cause}"
+    return match
+
+
+def e_remembered_close(ctx: Ctx) -> Finding:
+    hit = _remembered_cause(ctx, True)
+    assert hit is not None and ctx.memory is not None
+    return _remembered_finding(
+        ctx, hit[1], "TLS 1.3: the handshake completed but the client closed (close_notify) without sending data, "
+        "as a client does that checks the certificate after the handshake",
+        f"the client's own log (a health check that closes without data looks the same on the wire), or "
+        f"{_probe_cmd(ctx)} (the chain named here was seen {ctx.memory.age_text()} before this connection)")
 
 
 def _complete_then_closed(ctx: Ctx) -> bool:
@@ -695,6 +867,24 @@ FAILURE_RULES: Sequence[Rule] = (
     Rule("TLS-CERT-UNKNOWN", UNKNOWN_CERTIFICATE, _cert_match(UNKNOWN_CERTIFICATE), e_cert),
     Rule("TLS-CERT-HOSTNAME", HOSTNAME_MISMATCH, _cert_match(HOSTNAME_MISMATCH), e_cert),
     Rule("TLS-CERT-REJECTED", CERTIFICATE_REJECTED, _cert_match(CERTIFICATE_REJECTED), e_cert),
+    Rule("TLS13-CLIENT-CERT-MISSING", CLIENT_CERTIFICATE_MISSING, m_client_cert_missing_size,
+         e_client_cert_missing_size),
+    Rule("TLS13-REMEMBERED-EXPIRED", EXPIRED_CERTIFICATE, _remembered_match(EXPIRED_CERTIFICATE), e_remembered),
+    Rule("TLS13-REMEMBERED-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE, _remembered_match(NOT_YET_VALID_CERTIFICATE),
+         e_remembered),
+    Rule("TLS13-REMEMBERED-CHAIN", INCOMPLETE_CHAIN, _remembered_match(INCOMPLETE_CHAIN), e_remembered),
+    Rule("TLS13-REMEMBERED-UNKNOWN", UNKNOWN_CERTIFICATE, _remembered_match(UNKNOWN_CERTIFICATE), e_remembered),
+    Rule("TLS13-REMEMBERED-HOSTNAME", HOSTNAME_MISMATCH, _remembered_match(HOSTNAME_MISMATCH), e_remembered),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-HOSTNAME", HOSTNAME_MISMATCH, _remembered_close_match(HOSTNAME_MISMATCH),
+         e_remembered_close),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-EXPIRED", EXPIRED_CERTIFICATE, _remembered_close_match(EXPIRED_CERTIFICATE),
+         e_remembered_close),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE,
+         _remembered_close_match(NOT_YET_VALID_CERTIFICATE), e_remembered_close),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-CHAIN", INCOMPLETE_CHAIN, _remembered_close_match(INCOMPLETE_CHAIN),
+         e_remembered_close),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-UNKNOWN", UNKNOWN_CERTIFICATE, _remembered_close_match(UNKNOWN_CERTIFICATE),
+         e_remembered_close),
     Rule("TLS13-ENCRYPTED-FAILURE", ENCRYPTED_FAILURE, m_encrypted, e_encrypted),
     Rule("TLS-CLOSE-AFTER-HANDSHAKE-EXPIRED", EXPIRED_CERTIFICATE, _post_close_match(EXPIRED_CERTIFICATE), e_post_close),
     Rule("TLS-CLOSE-AFTER-HANDSHAKE-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE,

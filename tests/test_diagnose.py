@@ -546,11 +546,22 @@ def test_tls13_server_drops_client_without_certificate(pki):
                      client_encrypted=[25, 69], server_encrypted=[23, 131, 1871, 281, 69, 24],
                      close={"fin": ["server", "client"], "rst": []})
     d = one(engine().diagnose(s))
-    assert (d["cause"], d["rejected_by"]) == ("encrypted_failure", "server")
-    assert "empty Certificate" in d["explanation"]
-    # the same client records but the server kept the connection (optional client auth): no failure
-    s2 = dict(s, close={"fin": ["client", "server"], "rst": []})
+    # the empty Certificate's size names the cause (TLS 1.3 encrypts both the CertificateRequest and the alert)
+    assert (d["cause"], d["rejected_by"], d["rule"]) == ("client_certificate_missing", "server", "TLS13-CLIENT-CERT-MISSING")
+    assert "empty Certificate" in d["explanation"] and d["confidence"] == "medium"
+    # whoever closes first: the FINs race once the server's alert is out (test_diagnose_close_order.py)
+    s1 = dict(s, close={"fin": ["client", "server"], "rst": []})
+    assert one(engine().diagnose(s1))["cause"] == "client_certificate_missing"
+    # JSSE's records are 16 bytes longer: empty Certificate 41, Finished 85, the server's alert still 19
+    s3 = dict(s, client_encrypted=[41, 85, 75])
+    assert one(engine().diagnose(s3))["cause"] == "client_certificate_missing"
+    # the server kept the connection (optional client auth): tickets after its Finished, no failure
+    s2 = dict(s, server_encrypted=[23, 131, 1871, 281, 69, 250, 250], close={"fin": ["client", "server"], "rst": []})
     assert engine().diagnose(s2) == []
+    # the client ended a handshake-only check with close_notify: the server's 19 bytes are its reply
+    s4 = dict(s, client_encrypted=[25, 69, 19], encrypted_alerts=[{"from": "client", "length": 19},
+                                                                  {"from": "server", "length": 19}])
+    assert engine().diagnose(s4) == []
 
 
 # ------------------------------------------------------------------------------------------- hostile input

@@ -6,12 +6,13 @@ tests/test_diagnose_scenarios.py, where the captures are diagnosed.)"""
 from __future__ import annotations
 
 import ast
+import string
 from pathlib import Path
 
 import pytest
 
 from analyzer import certs, remediation, rules
-from analyzer.causes import CAUSES, CAUSES_BY_ID, FAILURE_CAUSES, UNKNOWN, Cause, cause_by_id
+from analyzer.causes import CAUSES, CAUSES_BY_ID, CIPHER_MISMATCH, FAILURE_CAUSES, UNKNOWN, Cause, cause_by_id
 
 ANALYZER = Path(__file__).resolve().parents[1] / "analyzer"
 DIRECTIONS = (remediation.N, remediation.S, None)
@@ -60,6 +61,55 @@ def test_no_silent_fallback_to_the_unknown_text():
     stray = Cause("not_registered", True, None, "stray", "a cause nobody registered")
     with pytest.raises(KeyError):
         remediation.template_for(stray, None, None)
+
+
+#: what every diagnosis has for its fix text whatever the wire showed (engine._remediation_facts)
+_ALWAYS = {"server": "10.0.0.1:443", "client": "10.0.0.2:50000", "rejected_by": "client",
+           "target": "the backend's host name", "suggest_version": "TLSv1.0"}
+
+
+def _placeholder_left(text: str) -> bool:
+    """A fact the evidence lacked rendered as ``?`` (issue 12: "The Router's certificate ? expired ?")."""
+    return any(w.strip("(),.:;`'") == "?" for w in text.split()) or "()" in text or "  " in text
+
+
+@pytest.mark.parametrize("key", sorted(remediation.TEMPLATES, key=lambda k: (k[0].id, str(k[1]), str(k[2]))),
+                         ids=lambda k: f"{k[0].id}-{k[1]}-{k[2]}")
+def test_fix_texts_read_well_without_the_optional_facts(key):
+    """A TLS 1.3 certificate seen only as an alert has no subject or date, a connection without SNI no name,
+    a refusal without a profile no server versions: the fix text drops those parts instead of printing ``?``,
+    and keeps them when they are there."""
+    text = remediation.render(remediation.TEMPLATES[key], _ALWAYS)
+    assert not _placeholder_left(text), text
+    full = dict(_ALWAYS, subject="CN=leaf.example", not_after="2026-11-02T19:54:42Z", not_before="2026-01-01T00:00:00Z",
+                issuer="CN=CA", missing_issuer="CN=CA", cert_names="leaf.example", hostname="api.example",
+                sni="api.example", offered="TLSv1.2", server_versions="TLSv1.0", version="TLSv1.0", n_offered=3,
+                server_suites="TLS_AES_128_GCM_SHA256")
+    text = remediation.render(remediation.TEMPLATES[key], full)
+    assert not _placeholder_left(text), text
+    named = {f for _, f, _, _ in string.Formatter().parse(remediation.TEMPLATES[key]) if f}
+    assert all(str(full[f]) in text for f in named), (named, text)
+
+
+def test_optional_segments():
+    r = remediation.render
+    t = "The Router's certificate[ {subject}] [expired {not_after}|has expired]: renew[ (names {names}[; {extra}])]."
+    assert r(t, {}) == "The Router's certificate has expired: renew."
+    assert r(t, {"subject": "CN=a", "not_after": "2026", "names": "a"}) == (
+        "The Router's certificate CN=a expired 2026: renew (names a).")
+    assert r(t, {"names": "a", "extra": "b"}) == "The Router's certificate has expired: renew (names a; b)."
+    assert r("x {missing} y", {}) == "x ? y"        # outside a segment a missing fact still shows
+
+
+def test_group_mismatch_fix_is_about_groups():
+    """issue 12: a key-exchange group mismatch got the cipher-suite fix."""
+    for d in (remediation.N, remediation.S, None):
+        text = remediation.remediation(CIPHER_MISMATCH, d, "server",
+                                       dict(_ALWAYS, client_groups="x25519, secp256r1", server_groups="secp384r1"),
+                                       "groups")
+        assert "group" in text and "x25519, secp256r1" in text and "secp384r1" in text and "suites" not in text
+    assert {r.id for r in rules.FAILURE_RULES if r.id.endswith(("GROUP", "HRR-CLIENT-ABORT"))} == {
+        "TLS-HELLO-REFUSED-PROFILE-GROUP", "TLS13-HRR-CLIENT-ABORT"}
 
 
 def test_every_failure_cause_has_a_rule_and_only_those():

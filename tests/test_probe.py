@@ -198,9 +198,11 @@ def run_probe(*argv: str) -> tuple[int, str, str]:
 def run_json(*argv: str) -> dict:
     extra = [] if "--timeout" in argv else ["--timeout", "3"]
     rc, out, err = run_probe(*argv, "--format", "json", *extra)
-    assert rc == 0, err
     assert "Traceback" not in err
-    return json.loads(out)
+    report = json.loads(out)
+    # the exit status is the verdict: 1 with a FAILURE finding, 0 without
+    assert rc == (1 if any(f["severity"] == "failure" for f in report["findings"]) else 0), err
+    return report
 
 
 def causes(report: dict, severity: str = "failure") -> set[str]:
@@ -283,6 +285,16 @@ def test_tls13_server_full_chain(pki: PKI, tmp_path: Path) -> None:
     assert any(f["severity"] == "ok" and "chain verifies" in f["message"] for f in r["findings"])
 
 
+def test_chain_verifies_without_a_name_never_says_none(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem) as srv:
+        r = run_json(srv.target, "--truststore", pki.root_pem, "--no-suites")
+        rc, text, _ = run_probe(srv.target, "--truststore", pki.root_pem, "--no-suites", "--timeout", "3")
+    assert r["servername"] is None and r["chain"]["trust"]["verified"] is True
+    ok = [f["message"] for f in r["findings"] if "chain verifies" in f["message"]]
+    assert ok and "None" not in ok[0] and "no server name" in ok[0]
+    assert "verifies for None" not in text and rc == 0
+
+
 def test_sni_required_python_server(pki: PKI) -> None:
     with PySNIServer(pki, missing="reject", reject_unknown=True) as srv:
         r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
@@ -347,7 +359,7 @@ def test_missing_intermediate(pki: PKI, tmp_path: Path) -> None:
     assert r["chain"]["anchored"] is False
     assert "incomplete_chain" in causes(r)
     assert "expired_certificate" not in causes(r)
-    assert rc == 0
+    assert rc == 1      # a FAILURE verdict
     assert "incomplete_chain" in text and "Verdict:" in text and "TLSv1.3" in text
 
 
@@ -499,6 +511,8 @@ def test_silent_server_times_out_bounded() -> None:
     assert r["sni"]["without_name"]["outcome"] == "timeout"
     assert accepted_versions(r) == []
     assert elapsed < r["attempts"] * 0.3 + 3
+    f = [x for x in r["findings"] if x["severity"] == "failure"]
+    assert len(f) == 1 and f[0]["message"].startswith("no TLS answer") and "--servername" not in f[0]["fix"]
 
 
 def test_offer_ciphers_without_versions_defaults_to_tls12(pki: PKI, tmp_path: Path) -> None:
@@ -527,6 +541,53 @@ def test_client_certificate_required(pki: PKI, tmp_path: Path, version_flag: str
     assert causes(r) == {"client_certificate_missing"}
     assert r["chain"]["sent"] == 2 and r["chain"]["trust"]["verified"] is True
     assert "sni_required" not in causes(r, "warning")
+
+
+@pytest.mark.parametrize("version_flag", ["-tls1_2", "-tls1_3"])
+def test_required_client_certificate_presented_is_not_optional(pki: PKI, tmp_path: Path, version_flag: str) -> None:
+    """--client-cert against a server that requires one: the probe also tries once without it, and says
+    "requires" (the alert it answers without one), never "optional"; the same client certificate against a
+    server that only asks for one is "optional"."""
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-Verify", "1", "-CAfile", pki.root_pem, version_flag) as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites",
+                     "--client-cert", pki.client_chain_pem, "--client-key", pki.client_key)
+    texts = [f["message"] for f in r["findings"]]
+    assert not any("optional" in m for m in texts), texts
+    ok = [m for m in texts if "requires a client certificate" in m]
+    assert ok and "accepts the one presented" in ok[0] and r["without_client_cert"]["client_cert_sent"] is False
+    assert causes(r) == set()
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-verify", "1", "-CAfile", pki.root_pem, version_flag) as srv:
+        opt = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites",
+                       "--client-cert", pki.client_chain_pem, "--client-key", pki.client_key)
+    assert any("optional client certificate" in f["message"] for f in opt["findings"])
+
+
+def test_plain_http_port_is_not_tls() -> None:
+    """A plain HTTP server: the verdict says "not TLS" (the bytes it answered), not "--servername", exit 1."""
+    import http.server
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        rc, text, err = run_probe(f"127.0.0.1:{srv.server_address[1]}", "--timeout", "2", "--no-suites")
+        r = run_json(f"127.0.0.1:{srv.server_address[1]}", "--no-suites")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert rc == 1 and "Traceback" not in err
+    f = [x for x in r["findings"] if x["severity"] == "failure"]
+    # the bytes it answered are shown (Python's server answers a garbled request line with an HTML error page)
+    assert len(f) == 1 and f[0]["message"].startswith("not TLS") and "answered with b'" in f[0]["message"]
+    assert "--servername" not in f[0]["fix"]
+    assert "not TLS" in text and "retry with --servername" not in text
+    assert r["versions"]["TLSv1.2"]["outcome"] == "not_tls"
 
 
 def test_tls13_suites_enumerated_and_exact_offer(pki: PKI, tmp_path: Path) -> None:

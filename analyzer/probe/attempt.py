@@ -55,6 +55,10 @@ _REASON_ALERT_RE = re.compile(r"^(?:SSLV3|TLSV1|TLSV13)_(?:ALERT_)?([A-Z_]+)$")
 #: OpenSSL reasons raised when *our* side cannot build an offer at all.
 _LOCAL_CANNOT_OFFER = {"NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE", "NO_CIPHER_MATCH",
                        "UNSUPPORTED_SSL_VERSION"}
+#: OpenSSL reasons for a first "record" whose header is not TLS's (a plain HTTP answer, an SSH banner...)
+_NOT_TLS_REASONS = {"WRONG_VERSION_NUMBER"}
+#: the record content types of the TLS registry (a first byte outside it is not a TLS record)
+_TLS_CONTENT_TYPES = frozenset(int(c) for c in ContentType)
 #: alerts a server ends a handshake with when it rejects the client's certificate (or its absence)
 _CLIENT_CERT_REJECTIONS = frozenset({
     AD.handshake_failure, AD.bad_certificate, AD.unsupported_certificate, AD.certificate_revoked,
@@ -93,6 +97,8 @@ class Attempt:
                             and our client aborted (``server_version`` says what it chose);
     ``closed``              the server closed or reset the connection without an alert;
     ``client_aborted``      our client aborted for another reason (``error``);
+    ``not_tls``             the server answered with bytes that are not a TLS record (``error``: what it sent,
+                            when seen -- e.g. ``b'HTTP/'`` from a plain HTTP server);
     ``timeout``             no answer within the timeout;
     ``not_testable``        the local TLS library cannot make this offer at all.
     """
@@ -156,6 +162,8 @@ class Attempt:
             return "no answer (timeout)"
         if self.outcome == "not_testable":
             return "not testable from this host" + (f" ({self.error})" if self.error else "")
+        if self.outcome == "not_tls":
+            return f"not TLS: {self.error}"
         return f"client aborted: {self.error}"
 
     def to_dict(self) -> dict[str, object]:
@@ -325,6 +333,8 @@ def _run_handshake(att: Attempt, ctx: ssl.SSLContext, rec: _Recorder, addr: tupl
             att.outcome, att.error = "closed", reason or str(e)
         elif reason in _LOCAL_CANNOT_OFFER:
             att.outcome, att.error = "not_testable", reason
+        elif reason in _NOT_TLS_REASONS:
+            att.outcome, att.error = "not_tls", f"the server's first bytes are not a TLS record ({reason})"
         else:
             att.outcome, att.error = "client_aborted", reason or str(e)
             code = alert_from_reason(reason)
@@ -444,7 +454,11 @@ def _read_first_answer(att: Attempt, sock: socket.socket, wire: WireParsers, cod
     """Records until the server's first alert or its whole first handshake message (bounded)."""
     hs = b""
     while True:
-        ctype, _rv, length = struct.unpack("!BHH", _recv_exact(sock, 5))
+        header = _recv_exact(sock, 5)
+        ctype, rv, length = struct.unpack("!BHH", header)
+        if ctype not in _TLS_CONTENT_TYPES or rv >> 8 != 3:
+            att.outcome, att.error = "not_tls", f"the server answered with {header!r}, not a TLS record"
+            return
         if length > wire.max_record:
             att.outcome, att.error = "client_aborted", "record_overflow in server answer"
             return

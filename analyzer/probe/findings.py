@@ -43,17 +43,18 @@ def _finding(cause: Cause | None, severity: str, message: str, fix: str = "") ->
 
 def findings(report: Mapping[str, object], versions: Mapping[str, Attempt], suites: Mapping[str, list[str]],
              offer: Attempt | None, sni: Mapping[str, Attempt], name: str | None,
-             client_cert: Facts | None = None) -> list[Finding]:
+             client_cert: Facts | None = None, without_cert: Attempt | None = None) -> list[Finding]:
     """Every verdict of a probe run.  ``client_cert``: facts (subject, issuer, not_after) of the client
-    certificate the probe presented, if any."""
+    certificate the probe presented, if any; ``without_cert``: the handshake made without it, when the
+    server asked for one (required or optional)."""
     target = str(report.get("target"))
     accepted = [v for v in VERSIONS if versions[v].negotiated]
-    out = _version_findings(versions, accepted, name, target)
+    every = list(versions.values()) + list(sni.values()) + ([offer] if offer is not None else [])
+    out = _version_findings(versions, accepted, name, target, every, report)
     if offer is not None:
         out += _offer_findings(report, offer, accepted, suites, target)
     out += _sni_findings(sni, name, target)
-    every = list(versions.values()) + list(sni.values()) + ([offer] if offer is not None else [])
-    out += _client_cert_findings(every, target, client_cert or {})
+    out += _client_cert_findings(every, target, client_cert or {}, without_cert)
     chain = report.get("chain")
     if isinstance(chain, dict):
         out += _chain_findings(chain, name, target)
@@ -69,11 +70,35 @@ def _pin_fix(offered: Sequence[str], accepted: Sequence[str], target: str) -> st
                     direction=S, rejected_by="server")
 
 
+def _no_tls(every: list[Attempt], report: Mapping[str, object]) -> tuple[str, str] | None:
+    """(situation, message) when the port does not speak TLS: no attempt got a ServerHello or an alert, and
+    the server answered with non-TLS bytes, or never answered at all."""
+    tried = [a for a in every if a.outcome != "not_testable"]
+    if not tried or any(a.negotiated or a.server_version or a.alert is not None for a in tried):
+        return None
+    odd = [a for a in tried if a.outcome == "not_tls"]
+    if odd:
+        shown = next((a.error for a in odd if a.error and "answered with" in a.error), odd[0].error) or ""
+        return "not_tls", (f"not TLS: the port answered {len(odd)} of {len(tried)} ClientHellos with something that "
+                           f"is not a TLS record ({shown.split(';')[0]})")
+    if all(a.outcome == "timeout" for a in tried):
+        return "silent", (f"no TLS answer: the port accepts TCP connections but never answered a ClientHello (all "
+                          f"{len(tried)} attempts timed out after {report.get('timeout_s')}s): not a TLS service, or "
+                          f"something that drops TLS")
+    return None
+
+
 def _version_findings(versions: Mapping[str, Attempt], accepted: list[str], name: str | None,
-                      target: str) -> list[Finding]:
+                      target: str, every: list[Attempt], report: Mapping[str, object]) -> list[Finding]:
     out: list[Finding] = []
     untestable = [v for v in VERSIONS if versions[v].outcome == "not_testable"]
-    if not accepted:
+    no_tls = _no_tls(every, report) if not accepted else None
+    if no_tls is not None:
+        # a port that answers with something else is what the diagnosis calls a protocol mismatch too
+        # (rule TLS-SERVER-PLAINTEXT-PORT); a silent one explains nothing
+        cause = PROTOCOL_MISMATCH if no_tls[0] == "not_tls" else UNKNOWN
+        out.append(_finding(cause, "failure", no_tls[1], fix_text(cause, {"server": target}, situation=no_tls[0])))
+    elif not accepted:
         situation = "no_version_no_sni" if name is None else "no_version"
         out.append(_finding(UNKNOWN, "failure", "no protocol version was accepted in any probe handshake",
                             fix_text(UNKNOWN, {}, situation=situation)))
@@ -193,7 +218,8 @@ def _sni_findings(sni: Mapping[str, Attempt], name: str | None, target: str) -> 
     return out
 
 
-def _client_cert_findings(every: list[Attempt], target: str, presented: Facts) -> list[Finding]:
+def _client_cert_findings(every: list[Attempt], target: str, presented: Facts,
+                          without: Attempt | None = None) -> list[Finding]:
     rejected = next((a for a in every if a.client_cert_rejected), None)
     if rejected is not None and rejected.alert is not None and rejected.client_cert_sent:
         cause = _CLIENT_CERT_ALERT_CAUSE.get(int(rejected.alert["code"]),  # type: ignore[call-overload]
@@ -210,9 +236,18 @@ def _client_cert_findings(every: list[Attempt], target: str, presented: Facts) -
             f"server requires a client certificate: it sends a CertificateRequest and, when the client sends "
             f"none, ends the handshake with {rejected.alert['name']} ({rejected.server_version})",
             fix_text(CLIENT_CERTIFICATE_MISSING, {"server": target}))]
-    if any(a.client_cert_requested and a.accepted for a in every):
+    if any(a.client_cert_requested and a.accepted and not a.client_cert_sent for a in every) or (
+            without is not None and without.accepted):
         return [_finding(CLIENT_CERTIFICATE_MISSING, "info",
                          "server requests an optional client certificate (handshake succeeds without one)")]
+    if any(a.client_cert_requested and a.accepted and a.client_cert_sent for a in every):
+        who = f" ({presented['subject']})" if presented.get("subject") else ""
+        if without is not None and without.outcome in ("server_alert", "closed"):
+            how = (f"without one it ends the handshake with {without.alert['name']}" if without.alert is not None
+                   else "without one it closes the connection")
+            return [_finding(None, "ok", f"server requires a client certificate ({how}) and accepts the one "
+                                         f"presented{who}")]
+        return [_finding(None, "ok", f"server asks for a client certificate and accepts the one presented{who}")]
     return []
 
 
@@ -231,7 +266,8 @@ def _chain_findings(chain: Mapping[str, object], name: str | None, target: str) 
         out.append(_finding(cause, str(p["severity"]), str(p["message"]), fix))
     trust = chain.get("trust")
     if isinstance(trust, dict) and trust.get("verified") is True and not chain.get("problems"):
-        out.append(_finding(None, "ok", f"chain verifies for {name} against {trust.get('truststore')}"))
+        what = f"for {name}" if name else "(no server name given: the name in it was not checked)"
+        out.append(_finding(None, "ok", f"chain verifies {what} against {trust.get('truststore')}"))
     return out
 
 

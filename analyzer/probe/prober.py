@@ -168,12 +168,13 @@ class Prober:
         raise ProbeError(f"cannot connect to {self.o.host}:{self.o.port}: {last}")
 
     def _hs(self, versions: Sequence[str], *, label: str, servername: str | None,
-            ciphers: str | None = None) -> Attempt:
+            ciphers: str | None = None, present_cert: bool = True) -> Attempt:
         assert self.addr is not None
         self.attempts += 1
+        cert = (self.o.client_cert, self.o.client_key) if self.o.client_cert and present_cert else None
         att = handshake(self.addr, versions, wire=self.wire, servername=servername, ciphers=ciphers,
                         timeout=self.o.timeout, label=label, suites=self.suites, msg_callback=self.msg_callback,
-                        client_cert=(self.o.client_cert, self.o.client_key) if self.o.client_cert else None)
+                        client_cert=cert)
         log.info("probe %s: %s", label, att.summary())
         return att
 
@@ -299,11 +300,26 @@ class Prober:
         sni = self.probe_sni()
         report["sni"] = {k: a.to_dict() for k, a in sni.items()}
         report["chain"] = self._chain(versions, sni, roots)
+        without = self._without_client_cert(versions)
+        if without is not None:
+            report["without_client_cert"] = without.to_dict()
         report["findings"] = findings(report, versions, suites, offer, sni, self.name,
-                                      client_cert_facts(o.client_cert))
+                                      client_cert_facts(o.client_cert), without)
         report["attempts"] = self.attempts
         report["elapsed_s"] = round(time.monotonic() - t0, 3)
         return report
+
+    def _without_client_cert(self, versions: dict[str, Attempt]) -> Attempt | None:
+        """With ``--client-cert``, when the server asked for a certificate: one handshake without it, at the
+        highest version that asked, to tell a required certificate from an optional one."""
+        if not self.o.client_cert:
+            return None
+        asked = [v for v in VERSIONS if versions[v].client_cert_requested and versions[v].method == "python-ssl"]
+        if not asked:
+            return None
+        v = asked[-1]
+        return self._hs([v], label=f"no client certificate {v}", servername=self.name,
+                        ciphers=None if v == "TLSv1.3" else ALL_CIPHERS, present_cert=False)
 
     def _enumerate_suites(self, versions: dict[str, Attempt]) -> dict[str, list[str]]:
         accepted = [v for v, a in versions.items() if a.negotiated]

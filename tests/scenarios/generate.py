@@ -573,8 +573,9 @@ def scenarios(env: Env) -> list[Scenario]:
             Run(s_client(env, ip, port, API, ["-tls1_3"], cert="client-good"), True, OSSL + " with client cert",
                 server_name=API, stdin=GET),
             Run(s_client(env, ip, port, API, ["-tls1_3"]), False, OSSL + " without client cert",
-                "encrypted_failure", "server", server_name=API, stdin=GET,
-                notes="TLS 1.3: CertificateRequest and the server's alert are encrypted"),
+                "client_certificate_missing", "server", server_name=API, stdin=GET,
+                notes="TLS 1.3: CertificateRequest and the server's alert are encrypted; the client's first "
+                      "encrypted record (25 bytes) is an empty Certificate"),
         ], "client certificate required over TLS 1.3")
 
     # ---- TLS 1.3 failures after ServerHello

@@ -3,7 +3,9 @@
 The application layer: it hands the probe the wire core's parsers (the implementation ``cext.wire``
 selected), which the analyzer package may not import itself.
 
-Exit status: 0 the probe ran (whatever it found), 2 usage error or target unreachable.
+Exit status: 0 the probe ran and found no failure, 1 its verdict holds a FAILURE (the server would fail some
+client: a refused version or suite, a required name or certificate, a bad chain, not TLS at all), 2 usage error
+or target unreachable.
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         out.write(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
     else:
         out.write(render_text(report))
-    return ExitStatus.SUCCESS
+    found = report.get("findings")
+    failed = isinstance(found, list) and any(isinstance(f, dict) and f.get("severity") == "failure" for f in found)
+    return ExitStatus.FAILURES if failed else ExitStatus.SUCCESS
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ connection of capture files."""
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import logging
 import sys
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl",
                    help="one JSON object per line (default), or a table for people")
     p.add_argument("--stats", action="store_true", help="print decoder/flow counters to stderr")
+    p.add_argument("--certs", action="store_true",
+                   help="jsonl: write each line as {\"summary\": ..., \"certs\": {sha256: base64 DER}} so that "
+                        "`tlsdiag diagnose --truststore` can verify the chains (the summary alone carries only "
+                        "the certificates' facts)")
     return p
 
 
@@ -132,11 +137,14 @@ def main(argv=None) -> int:
     counters: dict | None = {} if args.stats else None
     for path in args.files:
         try:
-            for summary, _certs in summarize_paths([path], progress=progress, stats=counters,
-                                                   fragments=args.format == "jsonl",
-                                                   max_flows=values["max_flows"],
-                                                   idle_timeout=values["idle_timeout"]):
-                if args.format == "jsonl":
+            for summary, certs in summarize_paths([path], progress=progress, stats=counters,
+                                                  fragments=args.format == "jsonl",
+                                                  max_flows=values["max_flows"],
+                                                  idle_timeout=values["idle_timeout"]):
+                if args.format == "jsonl" and args.certs:
+                    out.write(_dumps({"summary": summary, "certs": {
+                        k: base64.b64encode(v).decode("ascii") for k, v in certs.items()}}))
+                elif args.format == "jsonl":
                     out.write(_dumps(summary))
                 else:
                     out.write((_table_row(summary) + "\n").encode())
