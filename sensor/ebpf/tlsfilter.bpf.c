@@ -428,8 +428,24 @@ static long walk_record(__u32 i, void *ctx)
 	if (ds->hdr_have) {
 		/* the header began in an earlier segment; it continues at payload offset off */
 		__u32 have = ds->hdr_have, need = 5 - have;
-		if (have > 4 || w->plen < w->off + need) {
+		if (have > 4) {
 			w->stop = 2;
+			return 1;
+		}
+		if (w->plen < w->off + need) {
+			/* still short (a header cut into three or more pieces): keep what is here */
+			__u32 avail = w->plen - w->off;
+			for (__u32 k = 0; k < 3; k++) {
+				if (k >= avail || have + k > 3)
+					break;
+				if (bpf_skb_load_bytes(w->skb, w->pay + w->off + k,
+						       &ds->hdr[(have + k) & 3], 1)) {
+					w->stop = 2;
+					return 1;
+				}
+			}
+			ds->hdr_have = have + avail;
+			w->stop = 1;
 			return 1;
 		}
 		__builtin_memcpy(hd, ds->hdr, 4);
@@ -529,21 +545,45 @@ static __always_inline void deliver(struct walk *w)
 	struct dir_state *ds = &fl->d[w->d & 1];
 
 	if (!(ds->flags & D_STARTED)) {
-		__u8 b[3];
-		if (w->plen < w->off + 3 || bpf_skb_load_bytes(w->skb, w->pay + w->off, b, 3)) {
+		/* TLSConnection._parse decides on the first 3 bytes of the stream (buffering a
+		 * shorter start); the bytes kept so far are in hdr[] */
+		__u8 b[3] = {};
+		__u32 have = ds->hdr_have, avail = w->plen - w->off, k;
+		if (have > 2) {
 			lose(fl);
 			return;
 		}
-		/* TLSConnection._parse: SSLv2 framing, or not a record header (a plaintext preamble):
-		 * not followed here */
+		if (!have)
+			ds->hdr_seq = w->seq + w->off;
+		for (k = 0; k < 3; k++) {
+			if (k < have) {
+				b[k] = ds->hdr[k];
+			} else if (k - have < avail) {
+				if (bpf_skb_load_bytes(w->skb, w->pay + w->off + (k - have), &b[k], 1)) {
+					lose(fl);
+					return;
+				}
+			} else {
+				break;
+			}
+		}
+		if (k < 3) {
+			/* still fewer than 3 bytes: keep them */
+			for (__u32 j = 0; j < 2; j++) {
+				if (j < k)
+					ds->hdr[j] = b[j];
+			}
+			ds->hdr_have = k;
+			return;
+		}
+		/* SSLv2 framing, or not a record header (a plaintext preamble): not followed */
 		if ((b[0] & 0x80) || !(b[0] >= 20 && b[0] <= 24 && b[1] == 3 && b[2] <= 4)) {
 			lose(fl);
 			return;
 		}
 		ds->flags |= D_STARTED;
-		ds->hdr_seq = w->seq + w->off;
-		ds->hdr_have = 0;
 		ds->pend_ct = 0;
+		/* hdr_have bytes of the first header are kept; walk_record reads the rest */
 	}
 	w->stop = 0;
 	bpf_loop(MAX_RECORDS_PER_SEGMENT, walk_record, w, 0);

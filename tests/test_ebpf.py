@@ -1,0 +1,416 @@
+"""The eBPF capture backend (sensor/ebpf): the in-kernel handshake filter must never drop a
+packet the engine uses, so the summaries with and without it are identical.
+
+Offline (deterministic): every frame of a capture goes through the real kernel program with
+``BPF_PROG_TEST_RUN``; the summaries of what it passes must equal the summaries of the whole
+capture, byte for byte (timestamps included) -- on the scenario and test captures, the bench
+corpora (handshake-only and 90 % bulk, where >= 90 % of the frames must be dropped) and on
+transformed copies that stress what the kernel cannot see: segments cut into 1..7-byte
+pieces (split record headers), coalesced segments (several records per frame), reordering,
+loss, retransmissions, a capture started mid-connection, IPv6.
+
+Live (root, network namespaces): tcpreplay of the corpora and scenario captures onto a veth
+while a libpcap-backend and an eBPF-backend sensor capture side by side; real TLS over lo
+with offload-sized frames; least privilege (CAP_NET_RAW + CAP_BPF as nobody).
+
+Everything skips, with the reason, only where the kernel cannot load the program
+(``sensor.ebpf.capture.preflight``: object not built without clang, no privilege, old kernel).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sensor.ebpf import capture as ebpf  # noqa: E402
+from sensor.pipeline import Summarizer  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = sorted((HERE / "data" / "scenarios").glob("*.pcap"))
+CAPTURES = sorted((HERE / "data" / "captures").glob("*.pcap"))
+EXAMPLES = sorted((ROOT / "examples").glob("*.pcap"))
+#: ../shared beside the tree (CI, main checkout) or beside the worktrees' directory
+MAKE_CORPUS = next((p / "shared" / "bench" / "make_corpus.py" for p in ROOT.parents[:2]
+                    if (p / "shared" / "bench" / "make_corpus.py").exists()),
+                   ROOT.parent / "shared" / "bench" / "make_corpus.py")
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+def _filter_or_skip(**kw) -> ebpf.TlsFilter:
+    try:
+        return ebpf.TlsFilter(ebpf.L2_NONE, **kw)
+    except ebpf.EbpfUnavailable as exc:
+        if "not built" in str(exc) and shutil.which("clang"):
+            pytest.fail("%s -- clang is here: run python3 setup.py build_ext --inplace" % exc)
+        pytest.skip("eBPF filter unavailable: %s" % exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# frames: read, write, summarize
+# ---------------------------------------------------------------------------------------------
+
+def read_frames(path) -> list[tuple[float, bytes]]:
+    import dpkt
+    with open(path, "rb") as fh:
+        r = dpkt.pcap.Reader(fh)
+        assert r.datalink() == 1, path
+        return [(ts, bytes(fr)) for ts, fr in r]
+
+
+def write_pcap(path, frames) -> None:
+    with open(path, "wb") as w:
+        w.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for ts, fr in frames:
+            sec = int(ts)
+            usec = int(round((ts - sec) * 1e6))
+            if usec >= 1000000:
+                sec, usec = sec + 1, usec - 1000000
+            w.write(struct.pack("<IIII", sec, usec, len(fr), len(fr)) + fr)
+
+
+def summaries(frames, batch: int = 1024) -> list[bytes]:
+    """The JSON summaries (sorted keys) of Ethernet frames, fed in batches as FileCapture
+    does."""
+    import orjson
+    s = Summarizer(1, json=True)
+    out = []
+    for i in range(0, len(frames), batch):
+        buf, meta, off = [], [], 0
+        for ts, fr in frames[i:i + batch]:
+            sec = int(ts)
+            usec = int(round((ts - sec) * 1e6))
+            if usec >= 1000000:
+                sec, usec = sec + 1, usec - 1000000
+            meta.append(struct.pack("=IIII", sec, usec, off, len(fr)))
+            buf.append(fr)
+            off += len(fr)
+        out += [orjson.dumps(j, option=orjson.OPT_SORT_KEYS) for j, _ in
+                s.feed(b"".join(buf), b"".join(meta))]
+    out += [orjson.dumps(j, option=orjson.OPT_SORT_KEYS) for j, _ in s.flush()]
+    return out
+
+
+#: no budget: the transformed flows test what the filter follows, not its safety net
+NO_BUDGET = {"budget_packets": 2**32 - 1, "budget_bytes": 2**62}
+
+
+def run_filter(frames, **kw):
+    """(frames the kernel program passes, its counters)."""
+    f = _filter_or_skip(**kw)
+    try:
+        kept = [(ts, fr) for ts, fr in frames if f.run(fr)]
+        return kept, f.kernel_counters()
+    finally:
+        f.close()
+
+
+def assert_same(frames, what: str, min_dropped: float = 0.0, **kw):
+    kept, k = run_filter(frames, **kw)
+    a, b = summaries(frames), summaries(kept)
+    assert len(a) == len(b), "%s: %d summaries, %d through the filter" % (what, len(a), len(b))
+    for x, y in zip(a, b):
+        assert x == y, "%s: summary differs through the filter:\n  all:      %s\n  filtered: %s" % (
+            what, x[:1500], y[:1500])
+    dropped = 1 - len(kept) / max(len(frames), 1)
+    assert dropped >= min_dropped, "%s: %.1f %% dropped" % (what, 100 * dropped)
+    assert k["seen"] == len(frames)
+    return kept, k
+
+
+# ---------------------------------------------------------------------------------------------
+# transforms of Ethernet / IPv4 / TCP frames
+# ---------------------------------------------------------------------------------------------
+
+class Seg:
+    """One Ethernet/IPv4/TCP frame, editable: payload, seq, flags."""
+
+    __slots__ = ("eth", "ip", "tcp", "payload", "seq", "flags", "key", "fwd")
+
+    def __init__(self, fr: bytes):
+        self.eth = fr[:14]
+        ihl = (fr[14] & 15) * 4
+        tot = struct.unpack_from("!H", fr, 16)[0]
+        self.ip = bytearray(fr[14:14 + ihl])
+        t = 14 + ihl
+        doff = (fr[t + 12] >> 4) * 4
+        self.tcp = bytearray(fr[t:t + doff])
+        self.payload = fr[t + doff:14 + tot]
+        self.seq = struct.unpack_from("!I", self.tcp, 4)[0]
+        self.flags = self.tcp[13]
+        a = bytes(self.ip[12:16]) + bytes(self.tcp[0:2])
+        b = bytes(self.ip[16:20]) + bytes(self.tcp[2:4])
+        self.key = min(a, b) + max(a, b)
+        self.fwd = a <= b
+
+    @staticmethod
+    def parse(fr: bytes):
+        if len(fr) < 54 or fr[12:14] != b"\x08\x00" or fr[23] != 6:
+            return None
+        return Seg(fr)
+
+    def frame(self, payload=None, seq=None, flags=None) -> bytes:
+        payload = self.payload if payload is None else payload
+        tcp = bytearray(self.tcp)
+        struct.pack_into("!I", tcp, 4, self.seq if seq is None else seq)
+        tcp[13] = self.flags if flags is None else flags
+        ip = bytearray(self.ip)
+        struct.pack_into("!H", ip, 2, len(ip) + len(tcp) + len(payload))
+        return self.eth + bytes(ip) + bytes(tcp) + payload
+
+
+def _server_hello_start(payload: bytes) -> bool:
+    return len(payload) >= 6 and payload[0] == 0x16 and payload[1] == 3 and payload[5] == 2
+
+
+def resegment(frames, rng, max_piece=7, keep_server_hello=True):
+    """Every data segment cut into pieces of 1..max_piece bytes (a record header split
+    anywhere).  A segment that starts with a ServerHello stays whole unless
+    ``keep_server_hello`` is False (the filter cannot read a ServerHello split across
+    segments: the flow is then not followed, only passed)."""
+    out = []
+    for ts, fr in frames:
+        s = Seg.parse(fr)
+        if s is None or len(s.payload) <= 1 or s.flags & SYN or \
+                (keep_server_hello and _server_hello_start(s.payload)):
+            out.append((ts, fr))
+            continue
+        pos, n = 0, len(s.payload)
+        while pos < n:
+            k = min(n - pos, rng.randint(1, max_piece))
+            last = pos + k == n
+            fl = s.flags if last else s.flags & ~(FIN | RST | PSH)
+            out.append((ts, s.frame(s.payload[pos:pos + k], (s.seq + pos) & 0xFFFFFFFF, fl)))
+            pos += k
+    return out
+
+
+def coalesce(frames, limit=2900):
+    """Consecutive in-order data segments of one direction merged into one frame (as GRO
+    / TSO make them), emitted where the last piece was; other flows keep their place."""
+    out: list = []
+    pending: dict = {}                      # flow key -> [index in out, Seg, payload, fwd]
+
+    def flush(key):
+        p = pending.pop(key, None)
+        if p is not None:
+            i, s, payload, _ = p
+            out[i] = (out[i][0], s.frame(payload))
+
+    for ts, fr in frames:
+        s = Seg.parse(fr)
+        if s is None:
+            out.append((ts, fr))
+            continue
+        p = pending.get(s.key)
+        plain = s.payload and not s.flags & (SYN | FIN | RST)
+        if p is not None and plain and p[3] == s.fwd and \
+                (p[1].seq + len(p[2])) & 0xFFFFFFFF == s.seq and len(p[2]) + len(s.payload) <= limit:
+            out[p[0]] = None
+            out.append((ts, None))
+            pending[s.key] = [len(out) - 1, p[1], p[2] + s.payload, s.fwd]
+            continue
+        flush(s.key)
+        out.append((ts, fr))
+        if plain:
+            pending[s.key] = [len(out) - 1, s, s.payload, s.fwd]
+    for key in list(pending):
+        flush(key)
+    return [x for x in out if x is not None and x[1] is not None]
+
+
+def mangle(frames, rng, p_swap=0.0, p_drop=0.0, p_dup=0.0):
+    """Reorder (swap a data segment with the next one of its flow), drop, or duplicate data
+    segments; timestamps stay in place."""
+    frames = list(frames)
+    last: dict = {}
+    out = []
+    for ts, fr in frames:
+        s = Seg.parse(fr)
+        if s is None or not s.payload or s.flags & (SYN | FIN | RST):
+            out.append((ts, fr))
+            continue
+        r = rng.random()
+        if r < p_drop:
+            continue
+        if r < p_drop + p_swap and s.key in last and last[s.key] < len(out):
+            j = last[s.key]
+            out.append((ts, out[j][1]))
+            out[j] = (out[j][0], fr)
+            del last[s.key]
+            continue
+        out.append((ts, fr))
+        last[s.key] = len(out) - 1
+        if rng.random() < p_dup:
+            out.append((ts, fr))
+    return out
+
+
+def to_ipv6(frames):
+    """IPv4 frames as IPv6 (2001:db8::<v4 address>), same TCP."""
+    out = []
+    for ts, fr in frames:
+        s = Seg.parse(fr)
+        if s is None:
+            out.append((ts, fr))
+            continue
+        pre = bytes.fromhex("20010db8000000000000000000000000")[:12]
+        src, dst = pre + bytes(s.ip[12:16]), pre + bytes(s.ip[16:20])
+        tcp = s.frame()[14 + len(s.ip):]
+        ip6 = struct.pack("!IHBB", 6 << 28, len(tcp), 6, 64) + src + dst
+        out.append((ts, s.eth[:12] + b"\x86\xdd" + ip6 + tcp))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# offline tests
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    """Small bench corpora: 2k handshakes, and 400 connections of which 90 % of the frames
+    are bulk (make_corpus.py, deterministic)."""
+    if not MAKE_CORPUS.exists():
+        pytest.skip("%s not found (../shared beside the tree)" % MAKE_CORPUS)
+    d = tmp_path_factory.mktemp("corpora")
+    out = {}
+    for name, args in (("hs-2k", ["--connections", "2000"]),
+                       ("bulk90-400", ["--connections", "400", "--bulk-ratio", "0.9"])):
+        path = d / (name + ".pcap")
+        subprocess.run([sys.executable, str(MAKE_CORPUS), *args, "--out", str(path), "--quiet"],
+                       check=True)
+        out[name] = path
+    return out
+
+
+def all_captures():
+    return SCENARIOS + CAPTURES + EXAMPLES
+
+
+def test_counters_and_object():
+    """The object loads, its counters are in COUNTERS' order (a pure ACK and a port outside
+    the selection are counted where they should be)."""
+    f = _filter_or_skip(ports=[8443])
+    try:
+        frames = read_frames(HERE / "data" / "captures" / "tls13_openssl.pcap")   # port 443
+        assert not f.run(frames[0][1])
+        assert f.kernel_counters()["drop_filter"] == 1
+        f.set_selection(ports=[443])
+        seg = Seg.parse(frames[2][1])
+        assert seg.flags == ACK and not seg.payload
+        assert not f.run(frames[2][1])
+        assert f.kernel_counters()["drop_nopayload"] == 1
+        assert f.run(frames[0][1])
+        k = f.kernel_counters()
+        assert k["seen"] == 3 and k["passed"] == 1 and k["flows_new"] == 1
+        assert set(k) == set(ebpf.COUNTERS)
+    finally:
+        f.close()
+
+
+@pytest.mark.parametrize("path", all_captures(), ids=lambda p: p.name)
+def test_offline_captures_identical(path):
+    assert_same(read_frames(path), path.name)
+
+
+def test_offline_corpora(corpora):
+    kept, k = assert_same(read_frames(corpora["hs-2k"]), "hs-2k")
+    assert k["flows_lost"] == 0 and k["flows_over"] > 0
+    frames = read_frames(corpora["bulk90-400"])
+    kept, k = assert_same(frames, "bulk90-400", min_dropped=0.90)
+    assert k["flows_lost"] == 0 and k["flows_budget"] == 0
+    assert k["drop_skip"] > 0 and k["drop_done"] > 0
+
+
+#: name -> (transform, also on the bulk corpus, every flow still followed by the filter)
+TRANSFORMS = {
+    "resegment": (lambda fr, rng: resegment(fr, rng), False, True),
+    "resegment-bulk": (lambda fr, rng: resegment(fr, rng, 400), True, True),
+    "resegment-split-hello": (lambda fr, rng: resegment(fr, rng, 40, False), False, False),
+    "coalesce": (lambda fr, rng: coalesce(fr), True, True),
+    "reorder": (lambda fr, rng: mangle(fr, rng, p_swap=0.05), True, False),
+    "loss": (lambda fr, rng: mangle(fr, rng, p_drop=0.03), True, False),
+    "retransmit": (lambda fr, rng: mangle(fr, rng, p_dup=0.05), True, True),
+    "late-start": (lambda fr, rng: fr[len(fr) // 3:], True, False),
+    "ipv6": (lambda fr, rng: to_ipv6(fr), True, True),
+    "ipv6-resegment": (lambda fr, rng: to_ipv6(resegment(fr, rng, 40)), False, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_offline_transformed(name, corpora):
+    """What the kernel cannot follow must not cost a summary; what it can follow it must
+    follow (no flow given up) even when record headers are split across segments or many
+    records share a frame."""
+    transform, bulk, followed = TRANSFORMS[name]
+    rng = random.Random(11)
+    sources = SCENARIOS + CAPTURES + ([corpora["bulk90-400"]] if bulk else [])
+    lost = 0
+    for path in sources:
+        frames = transform(read_frames(path), rng)
+        _, k = assert_same(frames, "%s/%s" % (name, path.name), **NO_BUDGET)
+        lost += k["flows_lost"]
+    if followed:
+        assert lost == 0
+
+
+def test_offline_finished_mark():
+    """A flow user space marks finished is dropped from then on; a mark older than the
+    connection on the same endpoints (a reopened 5-tuple) is ignored."""
+    f = _filter_or_skip()
+    try:
+        frames = read_frames(HERE / "data" / "captures" / "alert_handshake_failure.pcap")
+        s = Seg.parse(frames[0][1])
+        ip = lambda b: ".".join(str(x) for x in b)  # noqa: E731
+        client = "%s:%d" % (ip(s.ip[12:16]), struct.unpack_from("!H", s.tcp, 0)[0])
+        server = "%s:%d" % (ip(s.ip[16:20]), struct.unpack_from("!H", s.tcp, 2)[0])
+        # a mark from before the connection existed: ignored
+        assert f._mark(client, server, 1)
+        assert f.run(frames[0][1])
+        k = f.kernel_counters()
+        assert k["flows_marked"] == 0
+        # a mark after it started: everything after is dropped
+        assert f._mark(client, server, time.monotonic_ns() + 10**9)
+        data = next(fr for ts, fr in frames[1:] if Seg.parse(fr).payload)
+        assert not f.run(data)
+        k = f.kernel_counters()
+        assert k["flows_marked"] == 1 and k["drop_done"] == 1
+        # a new SYN reopens the 5-tuple
+        assert f.run(frames[0][1])
+        assert f.kernel_counters()["flows_reopened"] == 1
+    finally:
+        f.close()
+
+
+def test_offline_budget():
+    """A flow the filter cannot follow passes until its budget, then only SYN/FIN/RST."""
+    frames = read_frames(HERE / "data" / "scenarios" / "ok_tls12_north.pcap")
+    frames = frames[3:]                                   # no SYN: not followed
+    kept, k = run_filter(frames, budget_packets=3)
+    assert k["flows_midstream"] >= 1 and k["flows_budget"] >= 1 and k["drop_budget"] > 0
+    for ts, fr in kept:
+        s = Seg.parse(fr)
+        assert s is not None
+
+
+def test_flow_key_matches_engine_order():
+    """flow_key orders the endpoints as the engine's key (bytewise address + port)."""
+    k1 = ebpf.flow_key("10.0.0.2:443", "10.0.0.1:50000")
+    k2 = ebpf.flow_key("10.0.0.1:50000", "10.0.0.2:443")
+    assert k1 == k2 and len(k1) == 40
+    assert k1[:4] == bytes([10, 0, 0, 1]) and k1[32:34] == (50000).to_bytes(2, "big")
+    k6 = ebpf.flow_key("[2001:db8::1]:443", "[2001:db8::1]:80")
+    assert k6[32:34] == (80).to_bytes(2, "big") and k6[-4:] == struct.pack("=I", 6)
