@@ -105,6 +105,8 @@ def leave_netns(fd: int) -> None:
 class LiveCapture:
     """One live capture handle.  ``poll(timeout)`` -> list of ``(buf, meta)`` batches."""
 
+    backend = "pcap"
+
     def __init__(self, interface: str, bpf: str | None = None, snaplen: int = 65535,
                  promisc: bool = True, buffer_mb: int = 32, batch: int = 4096,
                  fanout_group: int | None = None, fanout_mode: str = "hash",

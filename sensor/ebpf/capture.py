@@ -183,8 +183,8 @@ class TlsFilter:
             try:
                 addrs.append(_addr16(ipaddress.ip_address(h)))
             except ValueError:
-                raise LiveCaptureError("host %r: the eBPF backend takes IP addresses, not "
-                                       "names or networks" % (h,)) from None
+                raise EbpfUnavailable("host %r: the eBPF filter takes IP addresses, not "
+                                      "names or networks" % (h,)) from None
         if addrs:
             flags |= CFG_HOSTS
         for a in self._host_keys - set(addrs):

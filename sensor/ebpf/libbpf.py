@@ -25,7 +25,7 @@ BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 
 _lib = None
 _libc = None
-_messages: deque = deque(maxlen=40)
+_messages: deque = deque(maxlen=200)
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
@@ -35,12 +35,13 @@ class BpfError(Exception):
 
 def _print(level: int, fmt: bytes, args: int) -> int:
     """libbpf's print callback: format the va_list with vsnprintf, keep and log the line."""
-    buf = ctypes.create_string_buffer(1024)
+    buf = ctypes.create_string_buffer(1 << 16)       # a verifier log comes as one message
     _libc.vsnprintf(buf, len(buf), fmt, ctypes.c_void_p(args))
-    line = buf.value.decode("utf-8", "replace").rstrip()
-    if line:
-        _messages.append(line)
-        log.debug("libbpf: %s", line)
+    for line in buf.value.decode("utf-8", "replace").splitlines():
+        line = line.rstrip()
+        if line:
+            _messages.append(line)
+            log.debug("libbpf: %s", line)
     return 0
 
 
@@ -129,9 +130,8 @@ class BpfObject:
     def last_message() -> str:
         """The last informative libbpf/verifier line (for one-line errors)."""
         for line in reversed(_messages):
-            if line.startswith("libbpf: failed to load") or "-- END PROG LOAD LOG --" in line:
-                continue
-            if line.startswith("libbpf: prog") and "failed to load" in line:
+            if line.startswith("libbpf:") or line.startswith("processed ") or \
+                    line.startswith("verification time"):
                 continue
             return " ".join(line.split())[:200]
         return ""

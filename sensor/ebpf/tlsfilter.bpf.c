@@ -81,8 +81,8 @@ struct dir_state {
 	__u32 skip_end;
 	__u16 pend_len;        /* a record the engine reports only when complete */
 	__u8 pend_ct;          /* its content type; 0 = none */
-	__u8 hdr_have;         /* bytes of a header split across segments, in hdr[] */
-	__u8 hdr[4];
+	__u8 hdr_have;         /* bytes of a header split across segments, in hdr */
+	__u32 hdr;             /* those bytes, the first in the low 8 bits */
 	__u16 flags;
 	__u16 pad;
 };
@@ -114,6 +114,8 @@ struct flow {
 	__u8 client_is_lo;
 	__u8 f;
 	__u8 have_isn;
+	__u8 dir;              /* the current packet's direction (see tls_filter) */
+	__u8 pad[3];
 };
 
 struct {
@@ -177,9 +179,24 @@ struct {
 
 static __always_inline void count(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	/* a whole 8-byte stack slot for the key: with CAP_BPF but not CAP_PERFMON the verifier
+	 * refuses a 4-byte store into a slot that once held a spilled pointer */
+	__u64 key = idx;
+	__u64 *v = bpf_map_lookup_elem(&counters, &key);
 	if (v)
 		*v += 1;
+}
+
+/* One packet byte into *out.  Written for the verifier without CAP_PERFMON (Spectre v1
+ * hardening): a fresh 8-byte stack slot, and no variable-offset stack or map-value pointers --
+ * bytes are assembled with shifts instead of indexed arrays throughout. */
+static __always_inline int load_byte(struct __sk_buff *skb, __u32 off, __u32 *out)
+{
+	__u64 c = 0;
+	if (bpf_skb_load_bytes(skb, off, &c, 1))
+		return -1;
+	*out = (__u32)(c & 0xFF);
+	return 0;
 }
 
 /* seq a is at or before seq b (mod 2^32) */
@@ -198,6 +215,7 @@ static __always_inline int is_tls13(__u32 v)
 struct walk {
 	struct __sk_buff *skb;
 	struct flow *fl;
+	struct dir_state *ds;  /* &fl->d[d] */
 	struct config *cfg;
 	__u32 pay;             /* skb offset of the TCP payload */
 	__u32 plen;
@@ -222,8 +240,11 @@ static __always_inline void encrypted_record(struct flow *fl, __u32 d, __u32 ct,
 	if (ct == 21 || ((f & F_SESS_TLS13) && ct == 23 && len <= PROBABLE_ALERT_MAX &&
 			 (d == CLIENT || (f & F_APP_S)))) {
 		/* an encrypted alert (probably): not counted */
-	} else if (fl->counts[d & 1] < 0xFFFF) {
-		fl->counts[d & 1]++;
+	} else if (d == CLIENT) {
+		if (fl->counts[0] < 0xFFFF)
+			fl->counts[0]++;
+	} else if (fl->counts[1] < 0xFFFF) {
+		fl->counts[1]++;
 	}
 	if (f & F_EST)
 		return;
@@ -398,10 +419,9 @@ static long walk_record(__u32 i, void *ctx)
 {
 	struct walk *w = ctx;
 	struct flow *fl = w->fl;
-	struct dir_state *ds = &fl->d[w->d & 1];
+	struct dir_state *ds = w->ds;
 	__u32 seg_end = w->seq + w->plen;
 	__u32 h = ds->hdr_seq;
-	__u8 hd[5];
 	__u32 body;
 
 	if (ds->pend_ct) {
@@ -425,50 +445,43 @@ static long walk_record(__u32 i, void *ctx)
 		}
 		ds->pend_ct = 0;
 	}
+	__u64 hv;                   /* the 5 header bytes, the first in the low 8 bits */
 	if (ds->hdr_have) {
 		/* the header began in an earlier segment; it continues at payload offset off */
-		__u32 have = ds->hdr_have, need = 5 - have;
+		__u32 have = ds->hdr_have, need = 5 - have, c;
 		if (have > 4) {
 			w->stop = 2;
 			return 1;
 		}
+		hv = ds->hdr;
 		if (w->plen < w->off + need) {
 			/* still short (a header cut into three or more pieces): keep what is here */
 			__u32 avail = w->plen - w->off;
 			for (__u32 k = 0; k < 3; k++) {
 				if (k >= avail || have + k > 3)
 					break;
-				if (bpf_skb_load_bytes(w->skb, w->pay + w->off + k,
-						       &ds->hdr[(have + k) & 3], 1)) {
+				if (load_byte(w->skb, w->pay + w->off + k, &c)) {
 					w->stop = 2;
 					return 1;
 				}
+				hv |= (__u64)c << (8 * ((have + k) & 3));
 			}
+			ds->hdr = (__u32)hv;
 			ds->hdr_have = have + avail;
 			w->stop = 1;
 			return 1;
 		}
-		__builtin_memcpy(hd, ds->hdr, 4);
-		/* need is 1..4: read the continuation byte by byte into place */
 		for (__u32 k = 0; k < 4; k++) {
 			if (k >= need)
 				break;
-			__u8 c;
-			if (bpf_skb_load_bytes(w->skb, w->pay + w->off + k, &c, 1)) {
+			if (load_byte(w->skb, w->pay + w->off + k, &c)) {
 				w->stop = 2;
 				return 1;
 			}
-			__u32 at = have + k;
-			if (at == 1)
-				hd[1] = c;
-			else if (at == 2)
-				hd[2] = c;
-			else if (at == 3)
-				hd[3] = c;
-			else if (at == 4)
-				hd[4] = c;
+			hv |= (__u64)c << (8 * ((have + k) & 7));
 		}
 		ds->hdr_have = 0;
+		ds->hdr = 0;
 		body = w->pay + w->off + need;
 	} else {
 		__u32 rel = h - w->seq;
@@ -476,35 +489,36 @@ static long walk_record(__u32 i, void *ctx)
 			w->stop = 1;    /* the next header is in a later segment */
 			return 1;
 		}
-		__u32 avail = w->plen - rel;
+		__u32 avail = w->plen - rel, c;
 		if (avail < 5) {
 			/* keep the start of the header for the next segment */
-			if (bpf_skb_load_bytes(w->skb, w->pay + rel, ds->hdr, 1)) {
-				w->stop = 2;
-				return 1;
-			}
-			for (__u32 k = 1; k < 4; k++) {
+			__u32 kept = 0;
+			for (__u32 k = 0; k < 4; k++) {
 				if (k >= avail)
 					break;
-				if (bpf_skb_load_bytes(w->skb, w->pay + rel + k, &ds->hdr[k & 3], 1)) {
+				if (load_byte(w->skb, w->pay + rel + k, &c)) {
 					w->stop = 2;
 					return 1;
 				}
+				kept |= c << (8 * k);
 			}
+			ds->hdr = kept;
 			ds->hdr_have = avail;
 			w->stop = 1;
 			return 1;
 		}
-		if (bpf_skb_load_bytes(w->skb, w->pay + rel, hd, 5)) {
+		hv = 0;
+		if (bpf_skb_load_bytes(w->skb, w->pay + rel, &hv, 5)) {
 			w->stop = 2;
 			return 1;
 		}
 		body = w->pay + rel + 5;
 	}
 	count(C_RECORDS);
-	__u32 ct = hd[0], len = ((__u32)hd[3] << 8) | hd[4];
+	__u32 ct = hv & 0xFF, v1 = (hv >> 8) & 0xFF, v2 = (hv >> 16) & 0xFF;
+	__u32 len = (((hv >> 24) & 0xFF) << 8) | ((hv >> 32) & 0xFF);
 	/* wire.split_records: a bad header stops the engine's parsing of this side for good */
-	if (ct < 20 || ct > 63 || hd[1] != 3 || hd[2] > 4 || len > MAX_RECORD) {
+	if (ct < 20 || ct > 63 || v1 != 3 || v2 > 4 || len > MAX_RECORD) {
 		ds->flags |= D_ERR;
 		w->stop = 1;
 		return 1;
@@ -542,13 +556,13 @@ static long walk_record(__u32 i, void *ctx)
 static __always_inline void deliver(struct walk *w)
 {
 	struct flow *fl = w->fl;
-	struct dir_state *ds = &fl->d[w->d & 1];
+	struct dir_state *ds = w->ds;
 
 	if (!(ds->flags & D_STARTED)) {
 		/* TLSConnection._parse decides on the first 3 bytes of the stream (buffering a
 		 * shorter start); the bytes kept so far are in hdr[] */
-		__u8 b[3] = {};
-		__u32 have = ds->hdr_have, avail = w->plen - w->off, k;
+		__u32 have = ds->hdr_have, avail = w->plen - w->off, k, c;
+		__u32 b = ds->hdr;
 		if (have > 2) {
 			lose(fl);
 			return;
@@ -556,28 +570,24 @@ static __always_inline void deliver(struct walk *w)
 		if (!have)
 			ds->hdr_seq = w->seq + w->off;
 		for (k = 0; k < 3; k++) {
-			if (k < have) {
-				b[k] = ds->hdr[k];
-			} else if (k - have < avail) {
-				if (bpf_skb_load_bytes(w->skb, w->pay + w->off + (k - have), &b[k], 1)) {
-					lose(fl);
-					return;
-				}
-			} else {
+			if (k < have)
+				continue;
+			if (k - have >= avail)
 				break;
+			if (load_byte(w->skb, w->pay + w->off + (k - have), &c)) {
+				lose(fl);
+				return;
 			}
+			b |= c << (8 * k);
 		}
 		if (k < 3) {
-			/* still fewer than 3 bytes: keep them */
-			for (__u32 j = 0; j < 2; j++) {
-				if (j < k)
-					ds->hdr[j] = b[j];
-			}
+			ds->hdr = b;            /* still fewer than 3 bytes: keep them */
 			ds->hdr_have = k;
 			return;
 		}
+		__u32 b0 = b & 0xFF, b1 = (b >> 8) & 0xFF, b2 = (b >> 16) & 0xFF;
 		/* SSLv2 framing, or not a record header (a plaintext preamble): not followed */
-		if ((b[0] & 0x80) || !(b[0] >= 20 && b[0] <= 24 && b[1] == 3 && b[2] <= 4)) {
+		if ((b0 & 0x80) || !(b0 >= 20 && b0 <= 24 && b1 == 3 && b2 <= 4)) {
 			lose(fl);
 			return;
 		}
@@ -611,16 +621,18 @@ static __always_inline void fresh(struct flow *fl, __u8 client_is_lo)
 	fl->state = S_ACTIVE;
 }
 
-/* bytewise compare of (addr, port) endpoints, as the engine orders its flow key */
-static __always_inline int endpoint_le(const __u8 *a, __u16 ap, const __u8 *b, __u16 bp,
-				       int alen)
+/* bytewise compare of (addr, port) endpoints, as the engine orders its flow key (IPv4
+ * addresses sit in word 0, the rest zero) */
+static __always_inline int endpoint_le(const __u32 *a, __u16 ap, const __u32 *b, __u16 bp)
 {
-	for (int i = 0; i < 16; i++) {
-		if (i >= alen)
-			break;
-		if (a[i] != b[i])
-			return a[i] < b[i];
-	}
+	if (a[0] != b[0])
+		return bpf_ntohl(a[0]) < bpf_ntohl(b[0]);
+	if (a[1] != b[1])
+		return bpf_ntohl(a[1]) < bpf_ntohl(b[1]);
+	if (a[2] != b[2])
+		return bpf_ntohl(a[2]) < bpf_ntohl(b[2]);
+	if (a[3] != b[3])
+		return bpf_ntohl(a[3]) < bpf_ntohl(b[3]);
 	return bpf_ntohs(ap) <= bpf_ntohs(bp);
 }
 
@@ -666,8 +678,8 @@ int tls_filter(struct __sk_buff *skb)
 	}
 
 	struct flow_key key = {};
-	__u8 src[16] = {}, dst[16] = {};
-	__u32 l4, ip_end, alen;
+	__u32 src[4] = {}, dst[4] = {};
+	__u32 l4, ip_end;
 	if (proto == ETH_P_IP) {
 		struct iphdr ip;
 		if (bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)))
@@ -683,9 +695,8 @@ int tls_filter(struct __sk_buff *skb)
 			goto unparsed;
 		l4 = l3 + ihl;
 		ip_end = tot ? l3 + tot : skb->len;     /* 0: a TSO-sized frame */
-		__builtin_memcpy(src, &ip.saddr, 4);
-		__builtin_memcpy(dst, &ip.daddr, 4);
-		alen = 4;
+		src[0] = ip.saddr;
+		dst[0] = ip.daddr;
 		key.family = 4;
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr ip6;
@@ -700,7 +711,6 @@ int tls_filter(struct __sk_buff *skb)
 		ip_end = pl ? l4 + pl : skb->len;
 		__builtin_memcpy(src, &ip6.saddr, 16);
 		__builtin_memcpy(dst, &ip6.daddr, 16);
-		alen = 16;
 		key.family = 6;
 	} else {
 		goto filtered;
@@ -736,7 +746,7 @@ int tls_filter(struct __sk_buff *skb)
 	}
 
 	/* ---- the flow */
-	int from_lo = endpoint_le(src, sport, dst, dport, alen);
+	int from_lo = endpoint_le(src, sport, dst, dport);
 	if (from_lo) {
 		__builtin_memcpy(key.lo, src, 16);
 		__builtin_memcpy(key.hi, dst, 16);
@@ -808,7 +818,11 @@ int tls_filter(struct __sk_buff *skb)
 	}
 
 	__u32 d = (from_lo == fl->client_is_lo) ? CLIENT : SERVER;
-	struct dir_state *ds = &fl->d[d];
+	/* Indexed through the map value: a constant d on some paths and another on others
+	 * would make the pointer addition below differ by path, which the verifier refuses
+	 * without CAP_PERFMON ("pointer arithmetic ... prohibited for !root"). */
+	fl->dir = d;
+	struct dir_state *ds = &fl->d[*(volatile __u8 *)&fl->dir & 1];
 	if (flags & TCP_SYN) {
 		seq += 1;
 		ds->next_seq = seq;
@@ -868,7 +882,7 @@ int tls_filter(struct __sk_buff *skb)
 				ds->flags |= D_HAVE_SEQ;
 				if (!(ds->flags & D_ERR)) {
 					struct walk w = {
-						.skb = skb, .fl = fl, .cfg = cfg, .pay = pay,
+						.skb = skb, .fl = fl, .ds = ds, .cfg = cfg, .pay = pay,
 						.plen = plen, .seq = seq, .off = off, .d = d,
 					};
 					deliver(&w);
