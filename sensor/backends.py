@@ -36,9 +36,10 @@ API for the application layer (``tlsdiag sensor|watch --backend ebpf|pcap|auto``
   headers read), ``ebpf_marks_sent``.  All are counters (monotonic).
 * The finished-flow hook: call ``cap.finished(raw_or_json_summary)`` for every summary the
   sensor emits (``getattr(cap, "finished", None)``: the pcap capture has none).  The
-  kernel then drops the rest of that connection at once (e.g. a TLS 1.2 connection the
-  engine finished before the kernel could tell, a timed-out or evicted flow).  One
-  ``bpf()`` syscall per summary (~2 us); connections ended by RST or both FINs are skipped.
+  kernel then drops the rest of a connection it was passing without following it (one it
+  saw without the SYN, reordered, cut by its budget).  ~3 us per summary in Python, the
+  marks written in one batched ``bpf()`` call at the next ``poll()``; connections ended by
+  RST or both FINs are skipped.
 """
 from __future__ import annotations
 

@@ -368,28 +368,29 @@ def test_offline_transformed(name, corpora):
 
 
 def test_offline_finished_mark():
-    """A flow user space marks finished is dropped from then on; a mark older than the
-    connection on the same endpoints (a reopened 5-tuple) is ignored."""
+    """A flow the filter passes without following it (first seen without its SYN) is dropped
+    once user space marks it finished; a mark older than the flow's state is ignored; a SYN
+    reopens the 5-tuple.  (A followed flow ends at the engine's own packet, marks unused.)"""
     f = _filter_or_skip()
     try:
-        frames = read_frames(HERE / "data" / "captures" / "alert_handshake_failure.pcap")
+        frames = read_frames(HERE / "data" / "scenarios" / "ok_tls12_north.pcap")
         s = Seg.parse(frames[0][1])
         ip = lambda b: ".".join(str(x) for x in b)  # noqa: E731
         client = "%s:%d" % (ip(s.ip[12:16]), struct.unpack_from("!H", s.tcp, 0)[0])
         server = "%s:%d" % (ip(s.ip[16:20]), struct.unpack_from("!H", s.tcp, 2)[0])
-        # a mark from before the connection existed: ignored
-        assert f._mark(client, server, 1)
-        assert f.run(frames[0][1])
+        flow = [fr for ts, fr in frames if (Seg.parse(fr).key == s.key)]
+        data = [fr for fr in flow if Seg.parse(fr).payload]
+        assert f.run(data[0])                             # no SYN seen: passed, not followed
         k = f.kernel_counters()
-        assert k["flows_marked"] == 0
-        # a mark after it started: everything after is dropped
-        assert f._mark(client, server, time.monotonic_ns() + 10**9)
-        data = next(fr for ts, fr in frames[1:] if Seg.parse(fr).payload)
-        assert not f.run(data)
+        assert k["flows_midstream"] == 1 and k["flows_marked"] == 0
+        f._mark(client, server, 1)                        # older than the flow: ignored
+        assert f.run(data[1])
+        f._mark(client, server, time.monotonic_ns() + 10**9)
+        assert not f.run(data[2])
         k = f.kernel_counters()
-        assert k["flows_marked"] == 1 and k["drop_done"] == 1
-        # a new SYN reopens the 5-tuple
-        assert f.run(frames[0][1])
+        assert k["flows_marked"] == 1 and k["drop_done"] == 1 and f.marks_sent == 2
+        assert not f.run(data[3])
+        assert f.run(flow[0])                             # the SYN reopens the 5-tuple
         assert f.kernel_counters()["flows_reopened"] == 1
     finally:
         f.close()

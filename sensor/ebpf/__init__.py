@@ -40,10 +40,11 @@ passed as libpcap would pass it, up to a per-flow budget (``budget_packets`` /
 ``budget_bytes``, the safety net; counted in ``ebpf_flows_budget``).
 
 User space may end a flow early: :meth:`capture.TlsFilter.finished` with each summary the
-engine emits writes the endpoints and the summary's end time to the ``marks`` map; the
-program moves that flow to OVER at its next frame unless the flow's state is younger than
-the mark (a reopened 5-tuple), which covers what the kernel cannot conclude itself
-(timeouts, a half-closed failure, LOST flows).
+engine emits queues the endpoints and the summary's end time for the ``marks`` map (one
+batched ``bpf()`` call per poll); at its next frame a LOST flow moves to OVER unless its
+state is younger than the mark (a reopened 5-tuple).  Followed flows do not look at the
+marks: the filter ends them at the engine's own packet, and a lookup per handshake frame
+would cost more than the few frames a timed-out flow still sends.
 
 Known limit: a handshake message the engine rejects as malformed (weird
 ``vector_overrun``, ``handshake_too_long``, ...) inside records whose framing is valid.

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import os
 import platform
+import socket
 import struct
 import time
 
@@ -106,23 +107,33 @@ def _addr16(ip) -> bytes:
     return b + bytes(16 - len(b))
 
 
-def _endpoint(text: str) -> tuple:
-    """``ip:port`` / ``[ip6]:port`` -> (address object, port)."""
+def _endpoint(text: str) -> bytes:
+    """``ip:port`` / ``[ip6]:port`` (as summaries write them) -> address + port bytes."""
     host, _, port = text.rpartition(":")
-    return ipaddress.ip_address(host.strip("[]")), int(port)
+    try:
+        if host[:1] == "[":
+            addr = socket.inet_pton(socket.AF_INET6, host[1:-1])
+        else:
+            addr = socket.inet_pton(socket.AF_INET, host)
+        return addr + int(port).to_bytes(2, "big")
+    except (OSError, ValueError, OverflowError):
+        raise ValueError("not an endpoint: %r" % (text,)) from None
+
+
+_PAD12 = bytes(12)
+_FAMILY = {6: struct.pack("=I", 4), 18: struct.pack("=I", 6)}
 
 
 def flow_key(client: str, server: str) -> bytes:
     """The filter's flow key (struct flow_key) for two endpoints as summaries write them:
     the endpoints ordered bytewise (address, then port), as the engine orders its key."""
-    (ca, cp), (sa, sp) = _endpoint(client), _endpoint(server)
-    if ca.version != sa.version:
+    a, b = _endpoint(client), _endpoint(server)
+    if len(a) != len(b):
         raise ValueError("mixed address families: %s %s" % (client, server))
-    a = ca.packed + cp.to_bytes(2, "big")
-    b = sa.packed + sp.to_bytes(2, "big")
-    (la, lp), (ha, hp) = ((ca, cp), (sa, sp)) if a <= b else ((sa, sp), (ca, cp))
-    return (_addr16(la) + _addr16(ha) + lp.to_bytes(2, "big") + hp.to_bytes(2, "big")
-            + struct.pack("=I", ca.version))
+    lo, hi = (a, b) if a <= b else (b, a)
+    if len(a) == 6:
+        return lo[:4] + _PAD12 + hi[:4] + _PAD12 + lo[4:] + hi[4:] + _FAMILY[6]
+    return lo[:16] + hi[:16] + lo[16:] + hi[16:] + _FAMILY[18]
 
 
 class TlsFilter:
@@ -146,11 +157,12 @@ class TlsFilter:
         self.budget_packets = int(budget_packets)
         self.map_size = int(map_size)
         self.marks_sent = 0
+        self._marks: list = []                  # (key, value) queued for flush_marks
         preflight(object_path)
         try:
             self._obj = libbpf.BpfObject(object_path or OBJECT_PATH, {"flows": self.map_size})
             self.prog_fd = self._obj.program_fd(PROGRAM)
-            self._config_fd = self._obj.map_fd("config")
+            self._config_fd = self._obj.map_fd(".data.config")
             self._counters_fd = self._obj.map_fd("counters")
             self._marks_fd = self._obj.map_fd("marks")
             self._hosts_fd = self._obj.map_fd("hosts")
@@ -213,14 +225,30 @@ class TlsFilter:
         return self._mark(client, server, int((end - self._clock_offset) * 1e9))
 
     def _mark(self, client: str, server: str, mono_ns: int) -> bool:
+        """Queue a mark (written by :meth:`flush_marks`, at the latest with 256 queued)."""
         try:
             key = flow_key(client, server)
         except ValueError:
             return False
-        if libbpf.map_update(self._marks_fd, key, _U64.pack(max(mono_ns, 0))) != 0:
-            return False
-        self.marks_sent += 1
+        self._marks.append((key, _U64.pack(max(mono_ns, 0))))
+        if len(self._marks) >= 256:
+            self.flush_marks()
         return True
+
+    def flush_marks(self) -> None:
+        """Write the queued marks: one ``bpf()`` call for all of them."""
+        marks, self._marks = self._marks, []
+        if not marks:
+            return
+        keys = b"".join(k for k, _ in marks)
+        values = b"".join(v for _, v in marks)
+        rc = libbpf.map_update_batch(self._marks_fd, keys, values, len(marks))
+        if rc == 0:
+            self.marks_sent += len(marks)
+            return
+        for k, v in marks:                      # no batch support: one at a time
+            if libbpf.map_update(self._marks_fd, k, v) == 0:
+                self.marks_sent += 1
 
     def finished(self, summary: dict) -> None:
         """:meth:`flow_finished` for a finished summary (raw or JSON: ``client``, ``server``,
@@ -234,12 +262,13 @@ class TlsFilter:
     # -- counters ------------------------------------------------------------------------------
     def kernel_counters(self) -> dict[str, int]:
         """The filter's counters summed over CPUs: ``{name: value}`` (see COUNTERS)."""
-        out = {}
-        size = 8 * self._ncpu
-        for i, name in enumerate(COUNTERS):
-            raw = libbpf.map_lookup(self._counters_fd, struct.pack("=I", i), size)
-            out[name] = sum(struct.unpack("=%dQ" % self._ncpu, raw)) if raw else 0
-        return out
+        n = len(COUNTERS)
+        raw = libbpf.map_lookup(self._counters_fd, struct.pack("=I", 0), 8 * n * self._ncpu)
+        if raw is None:
+            return dict.fromkeys(COUNTERS, 0)
+        v = struct.unpack("=%dQ" % (n * self._ncpu), raw)
+        return {name: sum(v[cpu * n + i] for cpu in range(self._ncpu))
+                for i, name in enumerate(COUNTERS)}
 
     def stats(self) -> dict[str, int]:
         """``ebpf_<counter>`` for each kernel counter, ``ebpf_dropped`` (all drops) and
@@ -259,6 +288,8 @@ class TlsFilter:
         """Run the program on one Ethernet frame (``BPF_PROG_TEST_RUN``; the kernel hands the
         program the frame from its IP header on, so build the filter with ``l2=L2_NONE``):
         True = it would pass.  Frames above ~3.5 KB cannot be test-run (ValueError)."""
+        if self._marks:
+            self.flush_marks()
         rc, ret = libbpf.test_run(self.prog_fd, frame)
         if rc:
             raise ValueError("test run: %s" % os.strerror(-rc))
@@ -325,6 +356,7 @@ class EbpfCapture:
         return self._live.bytes if self._live is not None else 0
 
     def poll(self, timeout: float) -> list[tuple[bytes, bytes]]:
+        self.filter.flush_marks()               # the marks of the last poll's summaries
         return self._live.poll(timeout)
 
     def __iter__(self):

@@ -17,7 +17,7 @@ import os
 from collections import deque
 
 __all__ = ["BpfError", "BpfObject", "load_libbpf", "map_update", "map_lookup", "map_delete",
-           "possible_cpus", "test_run", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST"]
+           "map_update_batch", "possible_cpus", "enable_run_stats", "prog_id", "test_run", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,9 @@ def load_libbpf():
         "libbpf_num_possible_cpus": (ci, []),
         "libbpf_set_print": (vp, [_PRINT_FN]),
         "bpf_prog_test_run_opts": (ci, [ci, vp]),
+        "bpf_map_update_batch": (ci, [ci, vp, vp, ctypes.POINTER(ctypes.c_uint32), vp]),
+        "bpf_enable_stats": (ci, [ci]),
+        "bpf_obj_get_info_by_fd": (ci, [ci, vp, ctypes.POINTER(ctypes.c_uint32)]),
     }
     for name, (res, args) in protos.items():
         try:
@@ -167,6 +170,12 @@ def map_update(fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> int:
     return lib.bpf_map_update_elem(fd, key, value, flags)
 
 
+def map_update_batch(fd: int, keys: bytes, values: bytes, count: int) -> int:
+    """``count`` packed keys / values in one syscall: 0 or the negative errno."""
+    n = ctypes.c_uint32(count)
+    return load_libbpf().bpf_map_update_batch(fd, keys, values, ctypes.byref(n), None)
+
+
 def map_lookup(fd: int, key: bytes, size: int) -> bytes | None:
     lib = load_libbpf()
     buf = ctypes.create_string_buffer(size)
@@ -198,6 +207,22 @@ def test_run(prog_fd: int, data: bytes) -> tuple[int, int]:
                         data_size_in=len(data), repeat=1)
     rc = lib.bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts))
     return rc, opts.retval
+
+
+def enable_run_stats() -> int:
+    """``BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)``: programs count their run time while the
+    returned fd is open (CAP_SYS_ADMIN; for benchmarks).  Negative errno on failure."""
+    return load_libbpf().bpf_enable_stats(0)
+
+
+def prog_id(prog_fd: int) -> int:
+    """The kernel's id of a loaded program (``bpftool prog show id N``)."""
+    info = ctypes.create_string_buffer(256)
+    n = ctypes.c_uint32(256)
+    rc = load_libbpf().bpf_obj_get_info_by_fd(prog_fd, info, ctypes.byref(n))
+    if rc:
+        raise BpfError("prog info: %s" % _err(rc))
+    return int.from_bytes(info.raw[4:8], "little")           # struct bpf_prog_info.id
 
 
 def possible_cpus() -> int:

@@ -118,18 +118,21 @@ struct flow {
 	__u8 pad[3];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct config);
-} config SEC(".maps");
+/* a global in its own data section (libbpf map ".data.config"): read without a helper call */
+struct config cfg SEC(".data.config") = { .snaplen = 65535, .skip_min = 4096,
+					   .budget_packets = 1024, .budget_bytes = 4 << 20,
+					   .lo_ifindex = 1 };
 
+struct counters {
+	__u64 c[C_MAX];
+};
+
+/* one entry per CPU: looked up once per frame */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, C_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct counters);
 } counters SEC(".maps");
 
 struct {
@@ -177,15 +180,14 @@ struct {
 #define MAX_RECORDS_PER_SEGMENT 512    /* more in one frame (offload, tiny records): LOST */
 #define MAX_SH_EXTENSIONS 32
 
-static __always_inline void count(__u32 idx)
-{
-	/* a whole 8-byte stack slot for the key: with CAP_BPF but not CAP_PERFMON the verifier
-	 * refuses a 4-byte store into a slot that once held a spilled pointer */
-	__u64 key = idx;
-	__u64 *v = bpf_map_lookup_elem(&counters, &key);
-	if (v)
-		*v += 1;
-}
+/* cnt->c[i]++ as one load/add/store with an immediate offset: clang would otherwise merge
+ * bumps on different branches into one address computation whose constant depends on the
+ * path, which the verifier refuses without CAP_PERFMON */
+#define COUNT(cnt, i)                                                                      \
+	asm volatile("r0 = *(u64 *)(%[p] + %[o])\n\t"                                      \
+		     "r0 += 1\n\t"                                                            \
+		     "*(u64 *)(%[p] + %[o]) = r0"                                              \
+		     : : [p] "r"(cnt), [o] "i"((i) * 8) : "r0", "memory")
 
 /* One packet byte into *out.  Written for the verifier without CAP_PERFMON (Spectre v1
  * hardening): a fresh 8-byte stack slot, and no variable-offset stack or map-value pointers --
@@ -216,7 +218,7 @@ struct walk {
 	struct __sk_buff *skb;
 	struct flow *fl;
 	struct dir_state *ds;  /* &fl->d[d] */
-	struct config *cfg;
+	struct counters *cnt;
 	__u32 pay;             /* skb offset of the TCP payload */
 	__u32 plen;
 	__u32 seq;             /* sequence number of payload byte 0 */
@@ -225,11 +227,11 @@ struct walk {
 	__u32 stop;            /* set by the callback: 1 = walked to the end, 2 = LOST */
 };
 
-static __always_inline void lose(struct flow *fl)
+static __always_inline void lose(struct flow *fl, struct counters *cnt)
 {
 	if (fl->state == S_ACTIVE) {
 		fl->state = S_LOST;
-		count(C_FLOWS_LOST);
+		COUNT(cnt, C_FLOWS_LOST);
 	}
 }
 
@@ -429,7 +431,7 @@ static long walk_record(__u32 i, void *ctx)
 			/* still incomplete: the engine re-examines it with every segment */
 			if (early_class(fl, ds, ds->pend_ct)) {
 				encrypted_record(fl, w->d, ds->pend_ct, ds->pend_len);
-				if (h - seg_end >= w->cfg->skip_min) {
+				if (h - seg_end >= cfg.skip_min) {
 					ds->skip_end = h;
 					ds->flags |= D_SKIP;
 					ds->next_seq = h;
@@ -514,7 +516,7 @@ static long walk_record(__u32 i, void *ctx)
 		}
 		body = w->pay + rel + 5;
 	}
-	count(C_RECORDS);
+	COUNT(w->cnt, C_RECORDS);
 	__u32 ct = hv & 0xFF, v1 = (hv >> 8) & 0xFF, v2 = (hv >> 16) & 0xFF;
 	__u32 len = (((hv >> 24) & 0xFF) << 8) | ((hv >> 32) & 0xFF);
 	/* wire.split_records: a bad header stops the engine's parsing of this side for good */
@@ -535,7 +537,7 @@ static long walk_record(__u32 i, void *ctx)
 	/* incomplete at the end of this segment */
 	if (early_class(fl, ds, ct)) {
 		encrypted_record(fl, w->d, ct, len);
-		if (rec_end - seg_end >= w->cfg->skip_min) {
+		if (rec_end - seg_end >= cfg.skip_min) {
 			/* the flow table hands the rest of this record to the decoder to drop */
 			ds->skip_end = rec_end;
 			ds->flags |= D_SKIP;
@@ -564,7 +566,7 @@ static __always_inline void deliver(struct walk *w)
 		__u32 have = ds->hdr_have, avail = w->plen - w->off, k, c;
 		__u32 b = ds->hdr;
 		if (have > 2) {
-			lose(fl);
+			lose(fl, w->cnt);
 			return;
 		}
 		if (!have)
@@ -575,7 +577,7 @@ static __always_inline void deliver(struct walk *w)
 			if (k - have >= avail)
 				break;
 			if (load_byte(w->skb, w->pay + w->off + (k - have), &c)) {
-				lose(fl);
+				lose(fl, w->cnt);
 				return;
 			}
 			b |= c << (8 * k);
@@ -588,7 +590,7 @@ static __always_inline void deliver(struct walk *w)
 		__u32 b0 = b & 0xFF, b1 = (b >> 8) & 0xFF, b2 = (b >> 16) & 0xFF;
 		/* SSLv2 framing, or not a record header (a plaintext preamble): not followed */
 		if ((b0 & 0x80) || !(b0 >= 20 && b0 <= 24 && b1 == 3 && b2 <= 4)) {
-			lose(fl);
+			lose(fl, w->cnt);
 			return;
 		}
 		ds->flags |= D_STARTED;
@@ -598,7 +600,7 @@ static __always_inline void deliver(struct walk *w)
 	w->stop = 0;
 	bpf_loop(MAX_RECORDS_PER_SEGMENT, walk_record, w, 0);
 	if (w->stop != 1)
-		lose(fl);
+		lose(fl, w->cnt);
 }
 
 /* Session.handshake_over */
@@ -636,28 +638,49 @@ static __always_inline int endpoint_le(const __u32 *a, __u16 ap, const __u32 *b,
 	return bpf_ntohs(ap) <= bpf_ntohs(bp);
 }
 
-static __always_inline int port_wanted(struct config *cfg, __u16 port)
+static __always_inline int port_wanted(__u16 port)
 {
 	__u32 p = bpf_ntohs(port);
-	return (cfg->ports[(p >> 6) & 1023] >> (p & 63)) & 1;
+	return (cfg.ports[(p >> 6) & 1023] >> (p & 63)) & 1;
 }
 
 SEC("socket")
 int tls_filter(struct __sk_buff *skb)
 {
-	__u32 zero = 0;
-	struct config *cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
+	__u64 zero = 0;                   /* an 8-byte slot (see load_byte) */
+	struct counters *cnt = bpf_map_lookup_elem(&counters, &zero);
+	if (!cnt)
 		return skb->len;
-	if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == cfg->lo_ifindex) {
-		count(C_LOOPBACK_OUT);    /* libpcap drops these copies on lo itself */
+	if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == cfg.lo_ifindex) {
+		COUNT(cnt, C_LOOPBACK_OUT);   /* libpcap drops these copies on lo itself */
 		return 0;
 	}
-	count(C_SEEN);
+	COUNT(cnt, C_SEEN);
 
 	/* ---- L2 / L3: what the engine's decoder reads */
 	__u32 l3 = 0, proto;
-	if (cfg->l2 == L2_ETHERNET) {
+	struct iphdr ip;
+	__u8 th[14];
+	int have_ip = 0;
+	if (cfg.l2 == L2_ETHERNET) {
+		/* the common case, Ethernet + IPv4 without options + TCP, in one read */
+		struct {
+			__u8 mac[12];
+			__u16 et;
+			struct iphdr ip;
+			__u8 th[14];
+		} __attribute__((packed)) fr;
+		if (!bpf_skb_load_bytes(skb, 0, &fr, sizeof(fr)) && fr.et == bpf_htons(ETH_P_IP) &&
+		    fr.ip.ihl == 5) {
+			__builtin_memcpy(&ip, &fr.ip, sizeof(ip));
+			__builtin_memcpy(th, fr.th, sizeof(th));
+			have_ip = 1;
+		}
+	}
+	if (have_ip) {
+		l3 = 14;
+		proto = ETH_P_IP;
+	} else if (cfg.l2 == L2_ETHERNET) {
 		__u16 et;
 		l3 = 12;
 		if (bpf_skb_load_bytes(skb, l3, &et, 2))
@@ -681,8 +704,7 @@ int tls_filter(struct __sk_buff *skb)
 	__u32 src[4] = {}, dst[4] = {};
 	__u32 l4, ip_end;
 	if (proto == ETH_P_IP) {
-		struct iphdr ip;
-		if (bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)))
+		if (!have_ip && bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)))
 			goto filtered;
 		if (ip.version != 4)
 			goto filtered;
@@ -717,22 +739,21 @@ int tls_filter(struct __sk_buff *skb)
 	}
 
 	/* ---- TCP header */
-	__u8 th[14];
-	if (bpf_skb_load_bytes(skb, l4, th, sizeof(th)))
+	if (!have_ip && bpf_skb_load_bytes(skb, l4, th, sizeof(th)))
 		goto unparsed;
 	__u16 sport, dport;
 	__builtin_memcpy(&sport, th, 2);
 	__builtin_memcpy(&dport, th + 2, 2);
-	if ((cfg->flags & CFG_PORTS) && !port_wanted(cfg, sport) && !port_wanted(cfg, dport))
+	if ((cfg.flags & CFG_PORTS) && !port_wanted(sport) && !port_wanted(dport))
 		goto filtered;
-	if (cfg->flags & CFG_HOSTS) {
+	if (cfg.flags & CFG_HOSTS) {
 		if (!bpf_map_lookup_elem(&hosts, src) && !bpf_map_lookup_elem(&hosts, dst))
 			goto filtered;
 	}
 	__u32 seq = ((__u32)th[4] << 24) | ((__u32)th[5] << 16) | ((__u32)th[6] << 8) | th[7];
 	__u32 doff = (th[12] >> 4) * 4;
 	__u8 flags = th[13];
-	__u32 caplen = skb->len < cfg->snaplen ? skb->len : cfg->snaplen;
+	__u32 caplen = skb->len < cfg.snaplen ? skb->len : cfg.snaplen;
 	int truncated = ip_end > caplen;
 	__u32 end = truncated ? caplen : ip_end;
 	if (doff < 20 || l4 + doff > ip_end || l4 + doff > end)
@@ -741,7 +762,7 @@ int tls_filter(struct __sk_buff *skb)
 
 	/* the decoder drops segments without payload, FIN, RST or SYN before any lookup */
 	if (!plen && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
-		count(C_DROP_NOPAYLOAD);
+		COUNT(cnt, C_DROP_NOPAYLOAD);
 		return 0;
 	}
 
@@ -761,36 +782,37 @@ int tls_filter(struct __sk_buff *skb)
 	int syn_only = (flags & TCP_SYN) && !(flags & TCP_ACK);
 	struct flow *fl = bpf_map_lookup_elem(&flows, &key);
 	if (!fl) {
-		struct flow *nf = bpf_map_lookup_elem(&scratch, &zero);
+		__u32 z32 = 0;
+		struct flow *nf = bpf_map_lookup_elem(&scratch, &z32);
 		if (!nf)
 			goto pass;
 		if (flags & TCP_SYN) {
 			/* FlowTable._new_flow: a SYN's sender is the client, a SYN-ACK's receiver */
 			fresh(nf, syn_only ? from_lo : !from_lo);
-			count(C_FLOWS_NEW);
+			COUNT(cnt, C_FLOWS_NEW);
 		} else {
 			/* a flow that started before we did, or whose state the LRU evicted: the
 			 * engine may still be reading it, so it is not followed but passed */
 			fresh(nf, from_lo);
 			nf->state = S_LOST;
-			count(C_FLOWS_MIDSTREAM);
+			COUNT(cnt, C_FLOWS_MIDSTREAM);
 		}
 		if (bpf_map_update_elem(&flows, &key, nf, BPF_NOEXIST)) {
-			count(C_MAP_FAIL);
+			COUNT(cnt, C_MAP_FAIL);
 			goto pass;
 		}
 		fl = bpf_map_lookup_elem(&flows, &key);
 		if (!fl) {
-			count(C_MAP_FAIL);
+			COUNT(cnt, C_MAP_FAIL);
 			goto pass;
 		}
 	} else if (fl->state == S_OVER || fl->state == S_CLOSED) {
 		if (!syn_only) {
-			count(C_DROP_DONE);
+			COUNT(cnt, C_DROP_DONE);
 			return 0;
 		}
 		fresh(fl, from_lo);                      /* the 5-tuple reopens */
-		count(C_FLOWS_REOPENED);
+		COUNT(cnt, C_FLOWS_REOPENED);
 	} else if (syn_only) {
 		/* A SYN on a flow we still follow.  The engine treats it as part of the flow it
 		 * has, or as a new connection when it finished the old one (timeout): start over
@@ -798,19 +820,21 @@ int tls_filter(struct __sk_buff *skb)
 		int known = fl->have_isn && from_lo == fl->client_is_lo;
 		if ((known && fl->client_isn != seq) || (!fl->have_isn && fl->state == S_LOST)) {
 			fresh(fl, from_lo);
-			count(C_FLOWS_REOPENED);
+			COUNT(cnt, C_FLOWS_REOPENED);
 		}
 	}
 
-	/* the engine finished this connection (user space marked it) */
-	if (fl->state <= S_LOST) {
+	/* the engine finished this connection (user space marked it).  Only for flows passed
+	 * without being followed: for a followed one the filter decides at the engine's packet
+	 * itself, and the lookup would cost every handshake frame. */
+	if (fl->state == S_LOST) {
 		__u64 *mark = bpf_map_lookup_elem(&marks, &key);
 		if (mark) {
 			if (fl->created_ns <= *mark && !syn_only) {
 				fl->state = S_OVER;
-				count(C_FLOWS_MARKED);
+				COUNT(cnt, C_FLOWS_MARKED);
 				bpf_map_delete_elem(&marks, &key);
-				count(C_DROP_DONE);
+				COUNT(cnt, C_DROP_DONE);
 				return 0;
 			}
 			bpf_map_delete_elem(&marks, &key);   /* an older connection's mark */
@@ -837,19 +861,19 @@ int tls_filter(struct __sk_buff *skb)
 		/* PacketDecoder: the flow table's ciphertext skip (not for SYN/FIN/RST segments) */
 		if ((ds->flags & D_SKIP) && !(flags & (TCP_SYN | TCP_FIN | TCP_RST)) &&
 		    seq_le(seg_end, ds->skip_end)) {
-			count(C_DROP_SKIP);
+			COUNT(cnt, C_DROP_SKIP);
 			return 0;
 		}
-		if (fl->packets >= cfg->budget_packets || fl->bytes + plen > cfg->budget_bytes) {
+		if (fl->packets >= cfg.budget_packets || fl->bytes + plen > cfg.budget_bytes) {
 			if (fl->state == S_ACTIVE || fl->state == S_LOST) {
 				if (fl->packets != 0xFFFFFFFF) {
 					fl->packets = 0xFFFFFFFF;
-					count(C_FLOWS_BUDGET);
-					lose(fl);
+					COUNT(cnt, C_FLOWS_BUDGET);
+					lose(fl, cnt);
 				}
 			}
 			if (!(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
-				count(C_DROP_BUDGET);
+				COUNT(cnt, C_DROP_BUDGET);
 				return 0;
 			}
 		} else {
@@ -857,7 +881,7 @@ int tls_filter(struct __sk_buff *skb)
 			fl->bytes += plen;
 		}
 		if (fl->state == S_ACTIVE && truncated)
-			lose(fl);                /* the engine marks a gap */
+			lose(fl, cnt);                /* the engine marks a gap */
 		if (fl->state == S_ACTIVE) {
 			/* FlowTable.segment / _segment: in order, a retransmission, or ahead */
 			__u32 off = 0;
@@ -872,7 +896,7 @@ int tls_filter(struct __sk_buff *skb)
 						else
 							parse = 0;      /* retransmission */
 					} else {
-						lose(fl);               /* a hole: the engine queues */
+						lose(fl, cnt);               /* a hole: the engine queues */
 						parse = 0;
 					}
 				}
@@ -882,7 +906,7 @@ int tls_filter(struct __sk_buff *skb)
 				ds->flags |= D_HAVE_SEQ;
 				if (!(ds->flags & D_ERR)) {
 					struct walk w = {
-						.skb = skb, .fl = fl, .ds = ds, .cfg = cfg, .pay = pay,
+						.skb = skb, .fl = fl, .ds = ds, .cnt = cnt, .pay = pay,
 						.plen = plen, .seq = seq, .off = off, .d = d,
 					};
 					deliver(&w);
@@ -893,7 +917,7 @@ int tls_filter(struct __sk_buff *skb)
 	if (flags & TCP_RST) {
 		if (fl->state <= S_LOST) {
 			fl->state = S_CLOSED;
-			count(C_FLOWS_CLOSED);
+			COUNT(cnt, C_FLOWS_CLOSED);
 		}
 		goto pass;
 	}
@@ -901,23 +925,23 @@ int tls_filter(struct __sk_buff *skb)
 		ds->flags |= D_FIN;
 		if ((fl->d[0].flags & D_FIN) && (fl->d[1].flags & D_FIN) && fl->state <= S_LOST) {
 			fl->state = S_CLOSED;
-			count(C_FLOWS_CLOSED);
+			COUNT(cnt, C_FLOWS_CLOSED);
 			goto pass;
 		}
 	}
 	if (fl->state == S_ACTIVE && handshake_over(fl)) {
 		fl->state = S_OVER;
-		count(C_FLOWS_OVER);
+		COUNT(cnt, C_FLOWS_OVER);
 	}
 pass:
-	count(C_PASSED);
+	COUNT(cnt, C_PASSED);
 	return skb->len;
 filtered:
-	count(C_DROP_FILTER);
+	COUNT(cnt, C_DROP_FILTER);
 	return 0;
 unparsed:
-	count(C_UNPARSED);
-	count(C_PASSED);
+	COUNT(cnt, C_UNPARSED);
+	COUNT(cnt, C_PASSED);
 	return skb->len;
 }
 
