@@ -417,6 +417,44 @@ def test_flow_key_matches_engine_order():
     assert k6[32:34] == (80).to_bytes(2, "big") and k6[-4:] == struct.pack("=I", 6)
 
 
+def test_open_capture_backends():
+    """open_capture: eBPF when it can, libpcap with the one-line reason when ``auto`` falls
+    back, an error for ``ebpf`` that cannot run or an unknown backend; an attached eBPF
+    filter refuses a BPF expression (libpcap would silently replace it)."""
+    from sensor.backends import open_capture
+    from sensor.live import LiveCaptureError
+    if os.geteuid() != 0:
+        pytest.skip("needs root: opens captures on lo")
+    _filter_or_skip().close()
+    cap, why = open_capture("auto", "lo", ports=[8443])
+    try:
+        assert cap.backend == "ebpf" and why is None
+        with pytest.raises(LiveCaptureError, match="pcap backend"):
+            cap.set_filter("tcp port 443")
+        assert cap.stats()["ebpf_seen"] >= 0
+    finally:
+        cap.close()
+    cap, why = open_capture("auto", "lo", ports=[8443], bpf="tcp[13] & 2 != 0")
+    try:
+        assert cap.backend == "pcap" and "BPF expression" in why and "\n" not in why
+    finally:
+        cap.close()
+    with pytest.raises(ebpf.EbpfUnavailable, match="BPF expression"):
+        open_capture("ebpf", "lo", bpf="tcp")
+    with pytest.raises(LiveCaptureError, match="backend must be one of"):
+        open_capture("xdp", "lo")
+    cap, why = open_capture("auto", "lo", hosts=["localhost"])      # a name: libpcap's job
+    try:
+        assert cap.backend == "pcap" and "IP addresses" in why
+    finally:
+        cap.close()
+    cap, why = open_capture("pcap", "lo", ports=[8443])
+    try:
+        assert cap.backend == "pcap" and why is None and not hasattr(cap, "finished")
+    finally:
+        cap.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # live: a worker process per backend, side by side on one interface
 # ---------------------------------------------------------------------------------------------
