@@ -481,9 +481,11 @@ def worker_main(argv) -> int:
     ap.add_argument("--idle", type=float, default=3.0)
     ap.add_argument("--max-seconds", type=float, default=300.0)
     ap.add_argument("--buffer-mb", type=int, default=256)
+    ap.add_argument("--fanout-group", type=int)
     a = ap.parse_args(argv)
     ports = [int(p) for p in a.ports.split(",") if p]
-    cap, fallback = open_capture(a.backend, a.interface, ports=ports, buffer_mb=a.buffer_mb)
+    cap, fallback = open_capture(a.backend, a.interface, ports=ports, buffer_mb=a.buffer_mb,
+                                 fanout_group=a.fanout_group)
     s = Summarizer(cap.linktype, json=True)
     finished = getattr(cap, "finished", None)
     dump = open(a.dump, "wb") if a.dump else None
@@ -678,6 +680,32 @@ def test_live_corpora(veth, tmp_path, corpora, name):
                     min_dropped=0.90 if name.startswith("bulk") else 0.5)
     assert e["ebpf_flows_lost"] == 0 and e["ebpf_flows_budget"] == 0
     assert len(out["ebpf"]) == {"hs-2k": 2000, "bulk90-400": 400}[name]
+
+
+@pytest.mark.netns
+def test_live_fanout_workers(veth, tmp_path, corpora):
+    """Two eBPF workers in one PACKET_FANOUT group (hash: both directions of a flow reach the
+    same socket; each worker loads its own program and maps) summarize together exactly what
+    one libpcap worker does."""
+    procs = {}
+    argv = [sys.executable, __file__, "--worker", "--interface", IF_RX, "--idle", "3"]
+    for name, extra in (("pcap", ["--backend", "pcap"]),
+                        ("e0", ["--backend", "ebpf", "--fanout-group", "4242"]),
+                        ("e1", ["--backend", "ebpf", "--fanout-group", "4242"])):
+        procs[name] = subprocess.Popen(["ip", "netns", "exec", NS_RX] + argv + extra + [
+            "--out", str(tmp_path / (name + ".jsonl"))], stdout=subprocess.PIPE, text=True,
+            cwd=str(ROOT))
+    for name, p in procs.items():
+        assert p.stdout.readline().startswith("ready"), name
+    time.sleep(0.3)
+    _replay(SCENARIOS + [corpora["hs-2k"]], pps=25000)
+    stats = {n: json.loads(p.communicate(timeout=300)[0].strip().splitlines()[-1])
+             for n, p in procs.items()}
+    got = {n: (tmp_path / (n + ".jsonl")).read_bytes().splitlines() for n in procs}
+    assert all(s["pcap_drop"] == 0 for s in stats.values()), stats
+    assert got["e0"] and got["e1"]                       # the group shared the work
+    assert sorted(got["e0"] + got["e1"]) == sorted(got["pcap"])
+    assert len(got["pcap"]) > 2000
 
 
 def _interpreter_for_nobody(tmp: Path):
