@@ -232,6 +232,61 @@ def coalesce(frames, limit=2900):
     return [x for x in out if x is not None and x[1] is not None]
 
 
+def merge_flight_records(frames):
+    """Each direction's leading run of handshake records merged into one record (JSSE and
+    others write a whole TLS 1.2 server flight -- ServerHello, Certificate, ServerKeyExchange,
+    ServerHelloDone -- as one record), the stream re-cut into the original segment sizes;
+    later sequence numbers shift.  Flows with reordering or retransmissions stay as they are."""
+    segs = [(ts, Seg.parse(fr), fr) for ts, fr in frames]
+    streams: dict = {}
+    for i, (ts, s, fr) in enumerate(segs):
+        if s is not None and s.payload:
+            streams.setdefault((s.key, s.fwd), []).append(i)
+    new_payload, new_seq, shift = {}, {}, {}
+    for (key, fwd), idx in streams.items():
+        first = segs[idx[0]][1]
+        pos, ok = first.seq, True
+        for i in idx:
+            if segs[i][1].seq != pos:
+                ok = False
+                break
+            pos = (pos + len(segs[i][1].payload)) & 0xFFFFFFFF
+        if not ok:
+            continue
+        data = b"".join(segs[i][1].payload for i in idx)
+        off, bodies = 0, []
+        while off + 5 <= len(data) and data[off] == 22 and data[off + 1] == 3:
+            ln = (data[off + 3] << 8) | data[off + 4]
+            if off + 5 + ln > len(data) or sum(map(len, bodies)) + ln > 16384:
+                break
+            bodies.append(data[off + 5:off + 5 + ln])
+            off += 5 + ln
+        if len(bodies) < 2:
+            continue
+        body = b"".join(bodies)
+        merged = data[:3] + len(body).to_bytes(2, "big") + body + data[off:]
+        delta = len(data) - len(merged)
+        p = 0
+        for i in idx:
+            n = len(segs[i][1].payload)
+            new_payload[i] = merged[p:p + n]
+            new_seq[i] = (first.seq + p) & 0xFFFFFFFF
+            p += len(new_payload[i])
+        shift[(key, fwd)] = (pos, delta)             # (old end of data, bytes removed)
+    out = []
+    for i, (ts, s, fr) in enumerate(segs):
+        if i in new_payload:
+            if not new_payload[i] and not s.flags & (SYN | FIN | RST):
+                continue
+            out.append((ts, s.frame(new_payload[i], new_seq[i])))
+        elif s is not None and (s.key, s.fwd) in shift and not s.flags & SYN:
+            end, delta = shift[(s.key, s.fwd)]
+            out.append((ts, s.frame(seq=(s.seq - delta) & 0xFFFFFFFF)))
+        else:
+            out.append((ts, fr))
+    return out
+
+
 def mangle(frames, rng, p_swap=0.0, p_drop=0.0, p_dup=0.0):
     """Reorder (swap a data segment with the next one of its flow), drop, or duplicate data
     segments; timestamps stay in place."""
@@ -341,6 +396,9 @@ TRANSFORMS = {
     "resegment-bulk": (lambda fr, rng: resegment(fr, rng, 400), True, True),
     "resegment-split-hello": (lambda fr, rng: resegment(fr, rng, 40, False), False, False),
     "coalesce": (lambda fr, rng: coalesce(fr), True, True),
+    "one-record-flight": (lambda fr, rng: merge_flight_records(fr), True, True),
+    "one-record-flight-resegment": (lambda fr, rng: resegment(merge_flight_records(fr), rng,
+                                                              300, False), False, False),
     "reorder": (lambda fr, rng: mangle(fr, rng, p_swap=0.05), True, False),
     "loss": (lambda fr, rng: mangle(fr, rng, p_drop=0.03), True, False),
     "retransmit": (lambda fr, rng: mangle(fr, rng, p_dup=0.05), True, True),

@@ -16,8 +16,9 @@ and decides at the same packet the engine does --
   one 64 KB offload frame, a stream start shorter than 3 bytes; which records are reported
   as encrypted and when (at their header when incomplete, else when complete); the record
   framing errors that stop the engine reading a side; TLS 1.3 vs 1.2 from the
-  ServerHello's supported_versions (HelloRetryRequest included); CCS turning a side
-  encrypted in TLS <= 1.2;
+  ServerHello's supported_versions (HelloRetryRequest included), applied when its record
+  is complete -- also when a whole TLS 1.2 flight is one record over several segments, as
+  JSSE writes it; CCS turning a side encrypted in TLS <= 1.2;
 * ``Session`` (``cext/_session_py.py``): establishment (both CCS then an encrypted record
   in TLS <= 1.2, application_data both ways in TLS 1.3), the per-side encrypted-record
   counts without probable encrypted alerts (``PROBABLE_ALERT_MAX``), and
@@ -34,7 +35,7 @@ identical to libpcap's (``tests/test_ebpf.py``: offline through ``BPF_PROG_TEST_
 every test capture and transformed copies of them, live side by side with the pcap
 backend).  The kernel cannot reassemble, so whatever it cannot follow *exactly* makes the
 flow LOST -- reordering or loss (the engine queues), a plaintext preamble (STARTTLS), SSLv2
-framing, a ServerHello split across segments, a truncated frame, a flow first seen without
+framing, a ServerHello itself split across segments, a truncated frame, a flow first seen without
 its SYN (running before the sensor started, or evicted from the map) -- and a LOST flow is
 passed as libpcap would pass it, up to a per-flow budget (``budget_packets`` /
 ``budget_bytes``, the safety net; counted in ``ebpf_flows_budget``).

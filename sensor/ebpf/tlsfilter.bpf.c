@@ -74,6 +74,7 @@ struct flow_key {
 #define D_ERR 0x08         /* the engine stopped parsing this side (framing error) */
 #define D_SKIP 0x10        /* skip_end valid: the decoder drops segments ending at or before it */
 #define D_FIN 0x20
+#define D_PEND_SH 0x40     /* the pending record holds a ServerHello: its result in pend_sh */
 
 struct dir_state {
 	__u32 next_seq;        /* next in-order payload byte */
@@ -84,7 +85,7 @@ struct dir_state {
 	__u8 hdr_have;         /* bytes of a header split across segments, in hdr */
 	__u32 hdr;             /* those bytes, the first in the low 8 bits */
 	__u16 flags;
-	__u16 pad;
+	__u16 pend_sh;         /* D_PEND_SH: the ServerHello's version, or SH_HRR_MARK */
 };
 
 #define S_ACTIVE 0         /* following the handshake exactly */
@@ -285,6 +286,7 @@ static __always_inline int handshake_class(struct flow *fl, struct dir_state *ds
  * for anything the engine might read differently (draft layouts, a malformed body): LOST.
  * A global function: the verifier checks it once, not per call site. */
 #define SH_HRR 0x10000
+#define SH_HRR_MARK 0xFFFF    /* pend_sh of a pending HelloRetryRequest (no real version) */
 __noinline int sh_version(struct __sk_buff *skb, __u32 b, __u32 len)
 {
 	__u8 h[35];
@@ -350,6 +352,22 @@ __noinline int sh_version(struct __sk_buff *skb, __u32 b, __u32 len)
 	return (hrr ? SH_HRR : 0) | (have_selected ? selected : legacy);
 }
 
+/* what reading a ServerHello (or HelloRetryRequest) does to the connection; 1 = a real one */
+static __always_inline int apply_server_hello(struct flow *fl, __u32 hrr, __u32 version)
+{
+	if (hrr) {
+		fl->f |= F_CONN_TLS13;
+		return 0;
+	}
+	/* TLSConnection.tls13 and Session._tls13 from the ServerHello */
+	fl->f |= F_SH_SEEN;
+	if (is_tls13(version))
+		fl->f |= F_CONN_TLS13 | F_SESS_TLS13;
+	else
+		fl->f &= ~(F_CONN_TLS13 | F_SESS_TLS13);
+	return 1;
+}
+
 /* the server's handshake messages before its ServerHello, in one complete record whose body
  * is at skb offset b: find the ServerHello */
 static __always_inline int server_handshake(struct walk *w, __u32 b, __u32 len)
@@ -371,17 +389,8 @@ static __always_inline int server_handshake(struct walk *w, __u32 b, __u32 len)
 			int v = sh_version(w->skb, b + pos + 4, ml);
 			if (v < 0)
 				return -1;
-			if (v & SH_HRR) {
-				w->fl->f |= F_CONN_TLS13;
-			} else {
-				/* TLSConnection.tls13 and Session._tls13 from the ServerHello */
-				w->fl->f |= F_SH_SEEN;
-				if (is_tls13(v & 0xFFFF))
-					w->fl->f |= F_CONN_TLS13 | F_SESS_TLS13;
-				else
-					w->fl->f &= ~(F_CONN_TLS13 | F_SESS_TLS13);
+			if (apply_server_hello(w->fl, v & SH_HRR, v & 0xFFFF))
 				return 0;   /* the rest is read by the engine only */
-			}
 		} else if (m[0] == 6) {
 			return -1;          /* draft HelloRetryRequest */
 		}
@@ -400,8 +409,16 @@ static __always_inline int complete_record(struct walk *w, struct dir_state *ds,
 
 	if (handshake_class(fl, ds, d, ct)) {
 		if (d == SERVER && !(fl->f & F_SH_SEEN)) {
-			if (!b || server_handshake(w, b, len))
+			if (!b) {
+				/* completing a record whose ServerHello was read from its first
+				 * segment: it takes effect now, as in the engine */
+				if (!(ds->flags & D_PEND_SH))
+					return -1;
+				ds->flags &= ~D_PEND_SH;
+				apply_server_hello(fl, ds->pend_sh == SH_HRR_MARK, ds->pend_sh);
+			} else if (server_handshake(w, b, len)) {
 				return -1;
+			}
 		}
 	} else if (ct == 20) {
 		fl->f |= d == CLIENT ? F_CCS_C : F_CCS_S;
@@ -544,8 +561,26 @@ static long walk_record(__u32 i, void *ctx)
 			ds->next_seq = rec_end;
 		}
 	} else if (handshake_class(fl, ds, w->d, ct) && w->d == SERVER && !(fl->f & F_SH_SEEN)) {
-		w->stop = 2;            /* the ServerHello's record spans segments */
-		return 1;
+		/* A record holding the ServerHello and more (a whole TLS 1.2 flight in one record,
+		 * as JSSE writes it) spans segments.  Read the ServerHello if it is the record's
+		 * first message and all in this segment; the engine applies it when the record
+		 * is complete, and so does complete_record. */
+		__u32 m = 0, avail = seg_end - (h + 5);
+		if (avail < 4 || bpf_skb_load_bytes(w->skb, body, &m, 4)) {
+			w->stop = 2;
+			return 1;
+		}
+		__u32 ml = ((m >> 8) & 0xFF) << 16 | ((m >> 16) & 0xFF) << 8 | ((m >> 24) & 0xFF);
+		int v = (m & 0xFF) == 2 && 4 + ml <= avail && 4 + ml <= len ?
+			sh_version(w->skb, body + 4, ml) : -1;
+		if (v < 0) {
+			w->stop = 2;
+			return 1;
+		}
+		ds->pend_sh = (v & SH_HRR) ? SH_HRR_MARK : (v & 0xFFFF);
+		ds->flags |= D_PEND_SH;
+		ds->pend_ct = ct;
+		ds->pend_len = len;
 	} else {
 		ds->pend_ct = ct;
 		ds->pend_len = len;
