@@ -2,8 +2,13 @@
 is set; a failed compile is a failed build (no silent fallback, cf. msgpack #568).
 TLSDIAG_DEBUG_BUILD=1 compiles with -O0 -g3 and Cython bounds checks on."""
 import os
+import shutil
+import subprocess
+import sysconfig
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext as _build_ext
+from setuptools.command.build_py import build_py as _build_py
 
 NO_EXTENSIONS = os.environ.get("TLSDIAG_NO_EXTENSIONS", "") not in ("", "0")
 DEBUG = os.environ.get("TLSDIAG_DEBUG_BUILD", "") not in ("", "0")
@@ -34,15 +39,70 @@ if not NO_EXTENSIONS:
         compiler_directives=dict(directives, annotation_typing=False),
     )
 
+# The sensor's eBPF handshake filter (sensor/ebpf/tlsfilter.bpf.c), compiled with clang -target bpf
+# against the UAPI headers when clang is available.  Without clang the package still builds:
+# the eBPF backend then reports "object not built" and --backend auto uses libpcap.  A clang
+# that fails on the source fails the build.  CLANG=... picks the compiler.
+BPF_SRC = os.path.join("sensor", "ebpf", "tlsfilter.bpf.c")
+BPF_OBJ = os.path.join("sensor", "ebpf", "tlsfilter.bpf.o")
+
+
+def _multiarch_include():
+    """-I for <asm/types.h> (Debian keeps it under /usr/include/<triplet>)."""
+    triplet = sysconfig.get_config_var("MULTIARCH")
+    if not triplet:
+        try:
+            triplet = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
+                                     text=True, check=False).stdout.strip()
+        except OSError:
+            triplet = ""
+    d = os.path.join("/usr/include", triplet) if triplet else ""
+    return ["-I" + d] if d and os.path.isdir(d) else []
+
+
+def build_bpf(out_root):
+    clang = os.environ.get("CLANG") or shutil.which("clang")
+    out = os.path.join(out_root, BPF_OBJ)
+    if not clang:
+        print("warning: clang not found: %s not built (the eBPF capture backend will be "
+              "unavailable)" % BPF_OBJ)
+        return
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(BPF_SRC):
+        return
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    cmd = [clang, "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", *_multiarch_include(),
+           "-c", BPF_SRC, "-o", out]
+    print(" ".join(cmd))
+    subprocess.run(cmd, check=True)
+
+
+class build_ext(_build_ext):
+    def run(self):
+        super().run()
+        inplace = self.inplace or getattr(self, "editable_mode", False)
+        build_bpf("." if inplace else self.build_lib)
+
+
+class build_py(_build_py):
+    def run(self):
+        super().run()
+        if not getattr(self, "editable_mode", False):
+            build_bpf(self.build_lib)
+
+
 setup(
     name="tlsdiag",
     version="0.1.0",
     description="TLS handshake failure diagnosis for API gateways",
     python_requires=">=3.11",
-    packages=["tlsdiag", "tlsdiag.commands", "proto", "sensor", "analyzer", "analyzer.service",
-              "cext"],
-    package_data={"cext": ["*.pyx", "*.pxd", "*.pyi", "py.typed"], "proto": ["py.typed"]},
+    # every package of the five layers (subpackages included: analyzer.service, analyzer.probe,
+    # sensor.ebpf, tlsdiag.commands)
+    packages=find_packages(include=[p + suffix for p in ("tlsdiag", "proto", "sensor", "analyzer",
+                                                         "cext") for suffix in ("", ".*")]),
+    package_data={"cext": ["*.pyx", "*.pxd", "*.pyi", "py.typed"], "proto": ["py.typed"],
+                  "sensor.ebpf": ["*.bpf.c", "*.bpf.o"]},
     ext_modules=ext_modules,
+    cmdclass={"build_ext": build_ext, "build_py": build_py},
     install_requires=[
         "pcapy-ng>=2.1", "dpkt>=1.9", "kafka-python>=3.0", "msgpack>=1.0",
         "cryptography>=44", "orjson>=3.10", "lz4>=4", "zstandard>=0.22",

@@ -11,6 +11,10 @@ flows, check its stop flag and print stats.
 ``set_fanout`` joins the handle to a ``PACKET_FANOUT`` group: N sensor processes opened with
 the same group id share one interface (hash fanout keeps each flow on one process).
 
+:meth:`attach_program` puts an eBPF socket filter (a program fd, ``SO_ATTACH_BPF``) on the
+handle's socket instead of a BPF expression (used by :mod:`sensor.ebpf`); libpcap's own
+``setfilter`` would silently replace it, so :meth:`set_filter` refuses once one is attached.
+
 Counters: :meth:`stats` returns libpcap's ``(recv, drop, ifdrop)`` plus our own packet and
 byte counts.  On ``lo`` the kernel counts outgoing copies twice (``recv`` is about double the
 delivered frames); ``drop`` is what matters.
@@ -22,6 +26,7 @@ import logging
 import os
 import select
 import socket
+import struct
 from collections.abc import Iterator
 
 import pcapy
@@ -44,6 +49,7 @@ FANOUT_MODES = {
 #: most batches drained per poll before returning to the caller (bounds one poll's latency)
 MAX_BATCHES_PER_POLL = 64
 CLONE_NEWNET = 0x40000000
+SO_ATTACH_BPF = 50
 
 
 class LiveCaptureError(Exception):
@@ -135,6 +141,8 @@ def _open_error(interface: str, exc: Exception) -> str:
 class LiveCapture:
     """One live capture handle.  ``poll(timeout)`` -> list of ``(buf, meta)`` batches."""
 
+    backend = "pcap"
+
     def __init__(self, interface: str, bpf: str | None = None, snaplen: int = 65535,
                  promisc: bool = True, buffer_mb: int = 32, batch: int = 4096,
                  fanout_group: int | None = None, fanout_mode: str = "hash",
@@ -146,6 +154,7 @@ class LiveCapture:
         self.packets = 0
         self.bytes = 0
         self._closed = False
+        self.program_fd: int | None = None
         back = enter_netns(netns) if netns else None
         try:
             self._open(interface, snaplen, promisc, buffer_mb, fanout_group, fanout_mode)
@@ -219,7 +228,23 @@ class LiveCapture:
         while not self._closed:
             yield from self.poll(0.5)
 
+    def attach_program(self, prog_fd: int) -> None:
+        """Attach an eBPF socket filter program (replaces any BPF expression)."""
+        sock = socket.socket(fileno=os.dup(self._fd))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, struct.pack("i", prog_fd))
+        except OSError as exc:
+            raise LiveCaptureError("%s: cannot attach the eBPF filter: %s"
+                                   % (self.interface, exc.strerror)) from None
+        finally:
+            sock.close()                # a dup: the filter stays on the handle's socket
+        self.program_fd = prog_fd
+        self.bpf = None
+
     def set_filter(self, bpf: str) -> None:
+        if self.program_fd is not None:
+            raise LiveCaptureError("an eBPF filter is attached; a BPF expression would "
+                                   "replace it (use the pcap backend for expressions)")
         try:
             self._r.setfilter(bpf)
         except Exception as exc:
