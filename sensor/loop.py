@@ -54,6 +54,8 @@ class Sensor:
         self.stop_requested = False
         self.reload_requested = False
         self._last_expire = 0.0
+        # the eBPF capture drops the rest of a connection once told it is summarized
+        self._finished = getattr(capture, "finished", None)
 
     def direction(self, raw: dict) -> str | None:
         d, _ = classify(str(raw.get("client")), str(raw.get("server")), self.cfg.role,
@@ -67,6 +69,8 @@ class Sensor:
             self.summaries += 1
             key = raw["direction"] or "unknown"
             self.by_direction[key] = self.by_direction.get(key, 0) + 1
+            if self._finished is not None:
+                self._finished(raw)
             try:
                 self.emit(raw, certs)
             except Exception:

@@ -237,6 +237,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hosts", (), "host to capture, to or from (repeatable; none = all)",
             p_list(), flag="--host", repeat=True, metavar="HOST"),
     Setting("bpf", None, "extra BPF expression, and'ed with the ports and hosts", metavar="EXPR"),
+    Setting("backend", "auto", "capture backend: ebpf (the in-kernel handshake filter: only "
+            "handshakes and what the summary needs after them reach user space), pcap "
+            "(libpcap with a BPF filter), auto (ebpf, else pcap with one line saying why)",
+            p_choice("auto", "ebpf", "pcap")),
+    Setting("ebpf_flows", FieldDefault("sensor.ebpf.capture", "EbpfCapture", "map_size"),
+            "bound on the connections the eBPF filter follows (its LRU map)",
+            p_int(1024, 16_777_216)),
     Setting("snaplen", _L("snaplen"), "capture snap length in bytes",
             p_int(64, 262_144)),
     Setting("buffer_mb", _L("buffer_mb"), "kernel capture buffer in MiB",
@@ -353,7 +360,8 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 assert len(BY_NAME) == len(SETTINGS)
 
-_CAPTURE = ("interface", "netns", "ports", "hosts", "bpf", "snaplen", "buffer_mb")
+_CAPTURE = ("interface", "netns", "backend", "ebpf_flows", "ports", "hosts", "bpf", "snaplen",
+            "buffer_mb")
 _FLOWS = ("idle_timeout", "max_flows")
 _DIRECTION = ("role", "local_nets")
 _DIAGNOSE = _DIRECTION + ("truststore", "truststore_northbound", "truststore_southbound",

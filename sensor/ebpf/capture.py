@@ -16,7 +16,7 @@ import struct
 import time
 
 from sensor.ebpf import libbpf
-from sensor.flows import SKIP_MIN
+from cext._flows_py import SKIP_MIN
 from sensor.live import LiveCapture, LiveCaptureError
 
 __all__ = ["EbpfCapture", "TlsFilter", "EbpfUnavailable", "L2_ETHERNET", "L2_NONE", "COUNTERS", "OBJECT_PATH", "preflight",

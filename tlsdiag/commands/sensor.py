@@ -22,7 +22,8 @@ import subprocess
 import sys
 import time
 
-from sensor.live import LiveCapture, LiveCaptureError, build_bpf
+from sensor.backends import open_capture
+from sensor.live import LiveCaptureError, build_bpf
 from sensor.loop import Sensor, SensorConfig
 from sensor.publisher import Publisher, PublisherConfig
 from tlsdiag import settings
@@ -59,6 +60,20 @@ def bpf_expression(v: Values) -> str | None:
     if not v["ports"] and not v["hosts"] and not v["bpf"]:
         return None
     return build_bpf(v["ports"], v["hosts"], v["bpf"])
+
+
+def open_live(v: Values, **kw):
+    """The capture of ``--backend`` (sensor and watch); ``auto``'s fallback to libpcap is
+    logged once, with its reason."""
+    cap, fallback = open_capture(v["backend"], v["interface"], ports=v["ports"], hosts=v["hosts"],
+                                 bpf=v["bpf"], snaplen=v["snaplen"], buffer_mb=v["buffer_mb"],
+                                 netns=v["netns"], ebpf_options={"map_size": v["ebpf_flows"]},
+                                 **kw)
+    if fallback:
+        log.warning("capture backend: libpcap, not eBPF: %s", fallback)
+    else:
+        log.info("capture backend: %s", cap.backend)
+    return cap
 
 
 def compression(setting: str) -> str | None:
@@ -104,6 +119,26 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
              p["queue_depth"]),
             ("tlsdiag_sensor_kafka_online", "gauge", "1 when Kafka accepts messages", p["online"]),
         ]
+    out.append(("tlsdiag_sensor_capture_backend", "gauge", "the capture backend in use",
+                {(("backend", getattr(sensor.cap, "backend", "pcap")),): 1}))
+    if "ebpf_seen" in s:
+        out += [
+            ("tlsdiag_sensor_ebpf_seen_total", "counter", "frames the eBPF filter ran on",
+             s["ebpf_seen"]),
+            ("tlsdiag_sensor_ebpf_passed_total", "counter", "frames the eBPF filter passed",
+             s["ebpf_passed"]),
+            ("tlsdiag_sensor_ebpf_dropped_total", "counter",
+             "frames the eBPF filter dropped in the kernel, by reason",
+             {(("reason", k[len("ebpf_drop_"):]),): n for k, n in s.items()
+              if k.startswith("ebpf_drop_")}),
+            ("tlsdiag_sensor_ebpf_flows_total", "counter",
+             "connections the eBPF filter followed, by what became of them (midstream: seen "
+             "without their SYN -- before the sensor started, or evicted from the full map)",
+             {(("event", k[len("ebpf_flows_"):]),): n for k, n in s.items()
+              if k.startswith("ebpf_flows_")}),
+            ("tlsdiag_sensor_ebpf_map_failures_total", "counter",
+             "flow map updates the kernel refused", s.get("ebpf_map_fail", 0)),
+        ]
     weirds = {(("reason", k[6:]),): v for k, v in s.items() if k.startswith("weird.")}
     if weirds:
         out.append(("tlsdiag_sensor_weirds_total", "counter", "malformed input by reason", weirds))
@@ -147,9 +182,7 @@ def run(argv: list[str]) -> int:
         return _spawn_workers(argv, v)
     cfg = sensor_config(v)
     try:
-        cap = LiveCapture(v["interface"], bpf=bpf_expression(v), snaplen=v["snaplen"],
-                          buffer_mb=v["buffer_mb"], fanout_group=v["fanout_group"],
-                          fanout_mode=v["fanout_mode"], netns=v["netns"])
+        cap = open_live(v, fanout_group=v["fanout_group"], fanout_mode=v["fanout_mode"])
     except LiveCaptureError as e:
         return common.fail("sensor", e)
     pub = Publisher(PublisherConfig(
@@ -203,6 +236,11 @@ def run(argv: list[str]) -> int:
 
 def _stats_line(sensor: Sensor, pub) -> None:
     s, p = sensor.stats(), pub.stats()
+    if "ebpf_seen" in s:
+        log.info("stats: ebpf seen=%d passed=%d dropped=%d flows_new=%d flows_midstream=%d "
+                 "flows_over=%d map_fail=%d", s["ebpf_seen"], s["ebpf_passed"],
+                 s["ebpf_dropped"], s.get("ebpf_flows_new", 0), s.get("ebpf_flows_midstream", 0),
+                 s.get("ebpf_flows_over", 0), s.get("ebpf_map_fail", 0))
     log.info("stats: packets=%d pcap_recv=%d pcap_drop=%d ifdrop=%d flows=%d summaries=%d "
                 "acked=%d spooled=%d spool_depth=%d spool_dropped=%d send_errors=%d online=%d",
                 s["packets"], s["pcap_recv"], s["pcap_drop"], s["pcap_ifdrop"],
@@ -219,13 +257,21 @@ def _reload(sensor: Sensor, a: argparse.Namespace, state: dict) -> None:
         log.error("SIGHUP: settings not reloaded: %s", e)
         return
     old = state["values"]
-    bpf = bpf_expression(v)
-    if bpf != bpf_expression(old) and bpf:
-        try:
-            sensor.cap.set_filter(bpf)
-        except Exception as e:
-            log.error("SIGHUP: BPF filter %r rejected: %s", bpf, e)
+    if getattr(sensor.cap, "backend", "pcap") == "ebpf":
+        if v["bpf"]:
+            log.error("SIGHUP: settings not reloaded: the eBPF filter selects by ports and "
+                      "hosts, a BPF expression (%r) needs --backend pcap", v["bpf"])
             return
+        if (v["ports"], v["hosts"]) != (old["ports"], old["hosts"]):
+            sensor.cap.set_selection(v["ports"], v["hosts"])
+    else:
+        bpf = bpf_expression(v)
+        if bpf != bpf_expression(old) and bpf:
+            try:
+                sensor.cap.set_filter(bpf)
+            except Exception as e:
+                log.error("SIGHUP: BPF filter %r rejected: %s", bpf, e)
+                return
     state["values"] = v
     sensor.cfg = sensor_config(v)
     log.info("SIGHUP: config reloaded: %s", v.describe())

@@ -18,10 +18,11 @@ from analyzer.config import ConfigError, build_config
 from analyzer.engine import Engine
 from analyzer.report import evidence_line
 from proto.render import summary_to_json
-from sensor.live import LiveCapture, LiveCaptureError, build_bpf
+from sensor.live import LiveCaptureError
 from sensor.loop import Sensor, SensorConfig
 from tlsdiag import settings
 from tlsdiag.commands import common
+from tlsdiag.commands.sensor import open_live
 from tlsdiag.status import ExitStatus
 
 __all__ = ["main"]
@@ -58,11 +59,8 @@ def run(argv: list[str], out: IO[str]) -> int:
         diag = build_config(settings.diagnose_values(v))
     except ConfigError as e:
         return common.fail("watch", e)
-    ports, hosts = v["ports"], v["hosts"]
-    bpf = build_bpf(ports, hosts, v["bpf"]) if (ports or hosts or v["bpf"]) else None
     try:
-        cap = LiveCapture(v["interface"], bpf=bpf, snaplen=v["snaplen"], buffer_mb=v["buffer_mb"],
-                          netns=v["netns"])
+        cap = open_live(v)
     except LiveCaptureError as e:
         return common.fail("watch", e)
     engine = Engine(diag)
