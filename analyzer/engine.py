@@ -192,9 +192,10 @@ class Engine:
                 self._tls13_success(summary)
             return []
         hinted = success and "endpoint_hints" in summary and hint_failed(summary)
-        if success and (hinted or abandoned_with_cert_problem(ctx) or tls13_client_never_finished(ctx)
-                        or tls13_server_rejected_flight(ctx) or tls13_server_dropped_certless_client(ctx)
-                        or tls13_abandoned_with_remembered_problem(ctx)):
+        wire_failed = success and (abandoned_with_cert_problem(ctx) or tls13_client_never_finished(ctx)
+                                   or tls13_server_rejected_flight(ctx) or tls13_server_dropped_certless_client(ctx)
+                                   or tls13_abandoned_with_remembered_problem(ctx))
+        if wire_failed or hinted:
             # "established" on the wire, but the client closed without data over a certificate problem, or
             # (TLS 1.3) it answered the server's flight with an encrypted alert instead of its Finished, or the
             # server answered the client's flight with an alert -- or an endpoint's own TLS library says it
@@ -204,6 +205,8 @@ class Engine:
             failed = True
             ctx, direction_reason = self._context(summary, ders, True)
             assert ctx is not None
+            if not wire_failed:
+                ctx._cache["wire_success"] = True      # a failure by the hints alone: the wire saw a success
         elif success and self.memory and _full_tls13(summary) and not R.client_closed_without_data(
                 ctx.client_records, ctx.s.get("cipher")):
             self._tls13_success(summary)

@@ -918,6 +918,8 @@ def _wire_text(ctx: Ctx, wire: tuple[Rule, Finding] | None) -> str:
     else:
         a = ctx.fatal
         seen = f"{v}, {_alert_text(a) if a is not None else 'no plaintext alert'}"
+    if ctx._cache.get("wire_success"):
+        return f"on the wire: {seen}; the wire alone shows a successful handshake"
     if wire is None:
         return f"on the wire: {seen}"
     rule, f = wire
@@ -936,7 +938,9 @@ def e_hint(ctx: Ctx, wire: tuple[Rule, Finding] | None = None) -> Finding:
     why = (f"{v.text}{also}; {_wire_text(ctx, wire)}. This cause rests on the endpoint's own report (an endpoint "
            f"hint from its TLS library), not on the wire")
     ev: dict[str, object] = {"cause_from": "endpoint_hint", "endpoint_hints": [h.as_evidence() for h in hints]}
-    if wire is not None:
+    if ctx._cache.get("wire_success"):
+        ev["wire_alone"] = None                     # the wire alone: a success, no diagnosis
+    elif wire is not None:
         ev["wire_alone"] = {"rule": wire[0].id, "cause": wire[0].cause.id, "confidence": wire[1].confidence}
     raise_ = None if v.exact else ("the chain the peer sends (a TLS 1.2 handshake in the capture shows it, or "
                                    "`openssl s_client -showcerts`)")
@@ -982,6 +986,8 @@ def first_match(ctx: Ctx) -> tuple[Rule, Finding]:
         return wire
     v = hint_verdict(ctx)
     rule, f = wire
+    if v is not None and ctx._cache.get("wire_success"):
+        return _HINT_RULE[v.cause], e_hint(ctx, None)
     if v is None:
         return rule, _with_hints(ctx, f, None)
     if f.confidence == HIGH and rule.cause == v.cause and f.rejected_by == v.rejected_by:

@@ -1,5 +1,5 @@
 """Endpoint hints from the endpoints' own OpenSSL: uprobes on exported libcrypto functions and one
-kprobe, loaded with the capture backend's loader (:mod:`sensor.ebpf.libbpf`).  Open it with
+raw tracepoint, loaded with the capture backend's loader (:mod:`sensor.ebpf.libbpf`).  Open it with
 :class:`HintProbes`; :mod:`sensor.hints` joins what it reports to the wire summaries.
 
 What is hooked, and why these
@@ -21,8 +21,10 @@ Only functions every OpenSSL >= 1.1.1 exports (``nm -D``), so any build works wi
   raises.  The program keeps lib 20 (SSL): ``certificate verify failed``, ``peer did not return a
   certificate``, ``no shared cipher``..., and a received fatal alert as ``1000 + description``
   (in TLS 1.3 that alert is encrypted on the wire).
-* kprobe ``tcp_cleanup_rbuf(sk, copied)``: the end of every TCP receive that copied data; the
-  program keeps, per thread, the socket it last read (an LRU map of 16,384 threads).
+* raw tracepoint ``tcp_rcv_space_adjust(sk)`` (Linux >= 4.16): ``tcp_recvmsg`` passes it for
+  every socket buffer whose data it copies to the reader; the program keeps, per thread, the
+  socket it last read (an LRU map of 16,384 threads).  A tracepoint, not a kprobe: this kernel
+  has no kprobes (``CONFIG_KPROBES`` is not set), and a tracepoint is cheaper anyway.
 
 Mapping a hint to its connection: in the kernel, at the hint
 ---------------------------------------------------------------
@@ -46,10 +48,13 @@ format string or arguments), the thread's id and comm, and the socket's addresse
 family and netns inode.  No key material, no plaintext, no certificate, no other process
 memory; no pointer leaves the kernel (:data:`EVENT` is the whole record).
 
-Privileges: CAP_BPF (maps, the program) and CAP_PERFMON (kprobe/uprobe perf events, reading the
-socket in the kernel).  No CAP_SYS_ADMIN, no CAP_SYS_PTRACE (nothing under /proc/PID is read);
-the library files must be readable.  Processes started before the probes are covered (a
-uprobe is set on the file, in every process that maps it, now and later).
+Privileges (measured as ``nobody`` with ``setpriv``, tests/test_hints_live.py): CAP_BPF and
+CAP_PERFMON load the program and attach the raw tracepoint, but the kernel (6.18 here) refuses
+the uprobe perf events without CAP_SYS_ADMIN (EACCES); CAP_SYS_ADMIN alone is enough (it
+implies the other two).  No CAP_SYS_PTRACE: nothing under /proc/PID is read, and a uprobe on a
+library file covers other users' processes.  The library files must be readable.  Processes
+started before the probes are covered (a uprobe is set on the file, in every process that maps
+it, now and later).
 """
 from __future__ import annotations
 
@@ -327,6 +332,11 @@ class HintProbes:
                 log.warning("endpoint hints: %s", lib.describe())
         if not any(lib.hooked for lib in self.libraries):
             self.close()
+            if self.libraries and all("Permission denied" in (lib.reason or "")
+                                      for lib in self.libraries):
+                raise HintsUnavailable("the kernel refused the uprobes: permission denied (the uprobe "
+                                       "perf events need CAP_SYS_ADMIN on kernels like this one, "
+                                       "CAP_BPF + CAP_PERFMON only load the program)")
             raise HintsUnavailable("no OpenSSL library could be hooked (%s)" % (
                 "; ".join(lib.describe() for lib in self.libraries) or "none found"))
         try:
