@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.poll import wait_for
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "scenarios"))
@@ -80,15 +82,6 @@ def _run(ns, argv, stdin=b"", timeout=15):
     return subprocess.run(T.nsx(ns, argv), input=stdin, capture_output=True, timeout=timeout)
 
 
-def _wait(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(1)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def test_topology_end_to_end(topo, broker, tmp_path):
@@ -114,7 +107,7 @@ def test_topology_end_to_end(topo, broker, tmp_path):
         stdout=open(tmp_path / "analyzer.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
     procs.append(analyzer)
     for name in ("router", "mp"):
-        _wait(lambda: "capturing on" in (tmp_path / ("%s.log" % name)).read_text(), 60,
+        wait_for(lambda: "capturing on" in (tmp_path / ("%s.log" % name)).read_text(), 60,
               "the %s sensor to capture" % name)
 
     cert = ["-cert", str(PKI / "server-good.pem"), "-key", str(PKI / "server-good.key"),
@@ -164,7 +157,7 @@ def test_topology_end_to_end(topo, broker, tmp_path):
         return out
 
     # both connections of each kind: the second one's summary can come a batch later
-    got = _wait(lambda: (lambda d: d if len(d.get(("protocol_mismatch", "northbound", "failure"), ())) >= 2
+    got = wait_for(lambda: (lambda d: d if len(d.get(("protocol_mismatch", "northbound", "failure"), ())) >= 2
                          and len(d.get(("cipher_mismatch", "southbound", "failure"), ())) >= 2
                          else None)(diagnoses()),
                 90, "2 protocol_mismatch northbound and 2 cipher_mismatch southbound diagnoses")
@@ -194,7 +187,7 @@ def test_topology_end_to_end(topo, broker, tmp_path):
         hit = [e for e in evs if e["direction"] == "southbound" and e["cause"] == "cipher_mismatch"
                and isinstance(e.get("impact"), dict) and e["impact"].get("client_facing")]
         return (evs, hit) if hit else None
-    evs, hit = _wait(cross_hop, 60, "a cross-hop incident")
+    evs, hit = wait_for(cross_hop, 60, "a cross-hop incident")
     imp = hit[-1]["impact"]
     assert imp["http_status"] == 503 and "%s:8443" % T.ROUTER in imp["routers"]
     assert imp["backend"] == "%s:9443" % T.BACKEND and "router-1" in imp["router_sensors"]
@@ -302,7 +295,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
                                 stderr=subprocess.STDOUT, cwd=REPO)
     try:
         for sid in ("router-1", "mp-1"):
-            _wait(lambda: "capturing on" in (tmp_path / (sid + ".log")).read_text(), 60,
+            wait_for(lambda: "capturing on" in (tmp_path / (sid + ".log")).read_text(), 60,
                   "sensor %s" % sid)
         scs = G.scenarios(env)
         n_runs = sum(len(sc.runs) for sc in scs)
@@ -316,7 +309,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
 
         def summaries():
             return [decode_summary(v) for _, v in kcat_messages(b, topics["handshakes"])]
-        _wait(lambda: len(summaries()) >= n_runs, 60, "%d summaries" % n_runs)
+        wait_for(lambda: len(summaries()) >= n_runs, 60, "%d summaries" % n_runs)
 
         def diags():
             return [json.loads(v) for v in kcat(b, topics["diagnoses"], fmt="%s\n")]
@@ -327,7 +320,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
             ok = n == prev[0] and n > 0
             prev[0] = n
             return ok
-        _wait(settled, 120, "diagnoses to settle")
+        wait_for(settled, 120, "diagnoses to settle")
     finally:
         for p in sensors:
             if p.poll() is None:
@@ -413,14 +406,14 @@ def test_sensor_sighup_reload_and_metrics(broker, tmp_path):
     def directions():
         return [decode_summary(v)["direction"] for _, v in kcat_messages(b, "hup.handshakes")]
     try:
-        _wait(lambda: "capturing on" in log.read_text(), 60, "the sensor")
+        wait_for(lambda: "capturing on" in log.read_text(), 60, "the sensor")
         connect()
-        _wait(lambda: directions() == ["northbound"], 30, "a northbound summary")
+        wait_for(lambda: directions() == ["northbound"], 30, "a northbound summary")
         conf.write_text('[sensor]\nrole = "message-processor"\nports = [%d]\n' % port)
         sensor.send_signal(signal.SIGHUP)
-        _wait(lambda: "SIGHUP: config reloaded" in log.read_text(), 30, "the reload")
+        wait_for(lambda: "SIGHUP: config reloaded" in log.read_text(), 30, "the reload")
         connect()
-        _wait(lambda: directions() == ["northbound", "southbound"], 30, "a southbound summary")
+        wait_for(lambda: directions() == ["northbound", "southbound"], 30, "a southbound summary")
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read()
         text = text.decode()
         assert 'tlsdiag_sensor_summaries_total{direction="northbound"} 1' in text
