@@ -43,6 +43,21 @@ def test_promtool_unit_tests():
     assert "SUCCESS" in out.stdout
 
 
+def test_example_configurations_are_valid():
+    """deploy/prometheus/prometheus.yml (with the rules it loads) and
+    deploy/alertmanager/alertmanager.yml, as Prometheus' and Alertmanager's own tools read them."""
+    out = promtool("check", "config", str(REPO / "deploy" / "prometheus" / "prometheus.yml"))
+    assert out.returncode == 0 and "SUCCESS: 1 rule files found" in out.stdout, \
+        out.stdout + out.stderr
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (apt-get install prometheus-alertmanager)")
+    out = subprocess.run([amtool, "check-config", str(REPO / "deploy" / "alertmanager" /
+                                                      "alertmanager.yml")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
+
+
 def test_every_alert_is_tested_firing_and_says_what_to_do():
     tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
     fired = {t["alertname"] for group in tests for t in group.get("alert_rule_test", [])
