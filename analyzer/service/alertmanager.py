@@ -230,8 +230,9 @@ class Alertmanager:
         except queue.Full:
             self.dropped += 1
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is pending (bounded by ``timeout``), then stop the thread."""
+    def close(self, timeout: float = 2.0) -> None:
+        """Deliver what is pending (one last attempt, bounded by ``timeout``: a stopping
+        service must not wait on an Alertmanager), then stop the thread."""
         self._stop.set()
         if self._t.is_alive():
             self._t.join(timeout)
