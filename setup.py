@@ -1,6 +1,8 @@
 """tlsdiag build.  The Cython wire core in cext/ is compiled unless TLSDIAG_NO_EXTENSIONS
 is set; a failed compile is a failed build (no silent fallback, cf. msgpack #568).
-TLSDIAG_DEBUG_BUILD=1 compiles with -O0 -g3 and Cython bounds checks on."""
+TLSDIAG_DEBUG_BUILD=1 compiles with -O0 -g3 and Cython bounds checks on.
+TLSDIAG_PACKAGES=sensor builds without the analyzer packages (the sensor container image: the
+sensor command imports none of them, tests/test_settings.py); the default is all of them."""
 import glob
 import os
 import platform
@@ -14,6 +16,15 @@ from setuptools.command.build_py import build_py as _build_py
 
 NO_EXTENSIONS = os.environ.get("TLSDIAG_NO_EXTENSIONS", "") not in ("", "0")
 DEBUG = os.environ.get("TLSDIAG_DEBUG_BUILD", "") not in ("", "0")
+#: every package of the five layers, subpackages included (analyzer.service, analyzer.probe,
+#: sensor.ebpf, tlsdiag.commands ...)
+PACKAGES = find_packages(include=[p + suffix for p in ("tlsdiag", "proto", "sensor", "analyzer",
+                                                       "cext") for suffix in ("", ".*")])
+_SELECT = os.environ.get("TLSDIAG_PACKAGES", "") or "all"
+if _SELECT == "sensor":
+    PACKAGES = [p for p in PACKAGES if p.split(".")[0] != "analyzer"]
+elif _SELECT != "all":
+    raise SystemExit("TLSDIAG_PACKAGES must be 'all' or 'sensor', not %r" % _SELECT)
 
 ext_modules = []
 if not NO_EXTENSIONS:
@@ -101,10 +112,7 @@ setup(
     version="0.1.0",
     description="TLS handshake failure diagnosis for API gateways",
     python_requires=">=3.11",
-    # every package of the five layers (subpackages included: analyzer.service, analyzer.probe,
-    # sensor.ebpf, tlsdiag.commands)
-    packages=find_packages(include=[p + suffix for p in ("tlsdiag", "proto", "sensor", "analyzer",
-                                                         "cext") for suffix in ("", ".*")]),
+    packages=PACKAGES,
     package_data={"cext": ["*.pyx", "*.pxd", "*.pyi", "py.typed"], "proto": ["py.typed"],
                   "sensor.ebpf": ["*.bpf.c", "*.bpf.o"]},
     ext_modules=ext_modules,

@@ -18,6 +18,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from tests.support.poll import wait_for
+
 try:
     from tests.kafka_broker import kcat, module_broker
     from tests.test_publisher import PCAPS, summaries_of
@@ -144,14 +146,6 @@ def committed_to_the_end(bootstrap, group, topic):
         c.close()
 
 
-def wait_for(pred, timeout, what, poll=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(poll)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 @pytest.mark.parametrize("mode", ["exactly-once", "at-least-once", "at-least-once-before-state"])

@@ -517,7 +517,9 @@ def test_open_capture_backends():
 # live: a worker process per backend, side by side on one interface
 # ---------------------------------------------------------------------------------------------
 
-NS_TX, NS_RX, NS_LO = "ebpf-tx", "ebpf-rx", "ebpf-lo"
+#: this test run's own namespaces (the pid: concurrent runs do not take each other's)
+_P = "ebpf%d" % (os.getpid() % 100000)
+NS_TX, NS_RX, NS_LO = _P + "-tx", _P + "-rx", _P + "-lo"
 IF_TX, IF_RX = "ebpft0", "ebpfr0"
 
 

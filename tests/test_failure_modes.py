@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.poll import wait_for
+
 from sensor.publisher import KIND_SUMMARY
 from test_analyzer_service import (TRUST, analyzer_cmd, committed_to_the_end, diag_keys,
                                    expected_failures, publish, stamped)
@@ -55,14 +57,6 @@ def stop_within(proc: subprocess.Popen, bound: float = STOP_BOUND_S) -> tuple[in
     return proc.returncode, time.monotonic() - t0, err
 
 
-def wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.25)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 # -- no broker, no root --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from proto import topics
 from proto.direction import ConfigError, parse_local_nets, parse_role, split_list
@@ -157,6 +158,20 @@ def p_port(v: str) -> int:
     return p_int(1, 65535)(v)
 
 
+def p_http_url(v: object) -> str:
+    """An http(s) URL with a host."""
+    t = _text(v)
+    try:
+        u = urlsplit(t)
+        ok = u.scheme in ("http", "https") and bool(u.hostname)
+        u.port                                  # raises on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError("must be an http:// or https:// URL, not %r" % (t,))
+    return t
+
+
 def p_optional(parse: Callable[[object], Any]) -> Callable[[object], Any]:
     """``parse``, but an empty value or ``none`` means None (e.g. metrics_port = "none")."""
     def opt(v: object) -> Any:
@@ -221,6 +236,11 @@ def _P(name: str, convert: Callable[[Any], Any] | None = None) -> FieldDefault:
 
 def _A(name: str) -> FieldDefault:
     return FieldDefault("analyzer.service", "AnalyzerConfig", name)
+
+
+def _AM(name: str) -> FieldDefault:
+    """An Alertmanager client default: the constructor's own."""
+    return FieldDefault("analyzer.service.alertmanager", "Alertmanager", name)
 
 
 def _D(name: str) -> FieldDefault:
@@ -354,6 +374,15 @@ SETTINGS: tuple[Setting, ...] = (
             metavar="URL"),
     Setting("webhook_secret_file", None, "file holding the HMAC secret of the webhook "
             "signature (or TLSDIAG_WEBHOOK_SECRET)", metavar="FILE"),
+    Setting("alertmanager_urls", (), "Prometheus Alertmanager to post incidents to as alerts "
+            "(API v2, URL/api/v2/alerts; repeatable: every member of an HA cluster)",
+            p_list(p_http_url), flag="--alertmanager-url", repeat=True, secret=True,
+            metavar="URL"),
+    Setting("alertmanager_resend_s", _AM("resend_s"), "seconds between re-posts of the alerts "
+            "of open incidents (each expires 4 re-sends after its last post)",
+            p_float(1.0, 86_400.0), metavar="S"),
+    Setting("alertmanager_timeout_s", _AM("timeout_s"), "seconds one POST to Alertmanager may "
+            "take", p_float(0.1, 600.0), metavar="S"),
     Setting("batch_delay_ms", 0, "testing: pause inside each batch", p_int(0, 600_000),
             hidden=True),
     Setting("state_delay_ms", 0, "testing: pause before a batch's incident state",
@@ -392,7 +421,8 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
         "exactly_once", "max_records", "poll_timeout_ms", "cert_wait", "cert_store",
         "profile_snapshot_s", "incident_update_s", "incident_resolve_successes",
         "incident_resolve_quiet_s", "incident_resolve_hold_s", "correlation_window_s",
-        "webhook_url", "webhook_secret_file", "metrics_port", "metrics_host", "stats_interval",
+        "webhook_url", "webhook_secret_file", "alertmanager_urls", "alertmanager_resend_s",
+        "alertmanager_timeout_s", "metrics_port", "metrics_host", "stats_interval",
         "batch_delay_ms", "state_delay_ms"),
     "tail": ("kafka", "topic_incidents"),
 }
@@ -477,7 +507,7 @@ class Values(Mapping[str, Any]):
         out: dict[str, object] = {}
         for k, v in self._v.items():
             if BY_NAME[k].secret and v:
-                v = _mask(str(v))
+                v = [_mask(str(x)) for x in v] if isinstance(v, tuple) else _mask(str(v))
             elif isinstance(v, tuple):
                 v = [str(x) for x in v]
             out[k] = v

@@ -180,6 +180,15 @@ class Attempt:
         }
 
 
+
+def network_outcome(e: OSError, timeout: float) -> tuple[str, str]:
+    """``(outcome, error)`` of an attempt that failed with a socket error (not a TLS one)."""
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return "timeout", f"no answer within {timeout:g}s"
+    if isinstance(e, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return "closed", e.__class__.__name__
+    return "client_aborted", e.strerror or str(e)
+
 def _alert_dict(code: int, level: int, sent_by: str) -> dict[str, object]:
     return {"code": code, "name": alert_name(code),
             "level": AlertLevel.fatal.name if level == AlertLevel.fatal else AlertLevel.warning.name,
@@ -340,12 +349,8 @@ def _run_handshake(att: Attempt, ctx: ssl.SSLContext, rec: _Recorder, addr: tupl
             code = alert_from_reason(reason)
             if code is not None and not rec.alerts_in:
                 rec.alerts_in.append((AlertLevel.fatal, code))
-    except (socket.timeout, TimeoutError):
-        att.outcome, att.error = "timeout", f"no answer within {timeout:g}s"
-    except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
-        att.outcome, att.error = "closed", e.__class__.__name__
     except OSError as e:
-        att.outcome, att.error = "client_aborted", e.strerror or str(e)
+        att.outcome, att.error = network_outcome(e, timeout)
     finally:
         att.elapsed_ms = (time.monotonic() - t0) * 1000
         (tls or sock).close()
@@ -437,12 +442,8 @@ def raw_hello_probe(addr: tuple[int, tuple[object, ...]], versions: Sequence[str
         _read_first_answer(att, sock, wire, codes, offer, suites)
     except EOFError:
         att.outcome, att.error = "closed", "EOF"
-    except (socket.timeout, TimeoutError):
-        att.outcome, att.error = "timeout", f"no answer within {timeout:g}s"
-    except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
-        att.outcome, att.error = "closed", e.__class__.__name__
     except OSError as e:
-        att.outcome, att.error = "client_aborted", e.strerror or str(e)
+        att.outcome, att.error = network_outcome(e, timeout)
     finally:
         att.elapsed_ms = (time.monotonic() - t0) * 1000
         sock.close()

@@ -95,6 +95,10 @@ class Analyzer:
         self.state = PartitionState(cfg, diag, partition, consumer_factory, self.c)
         self.incidents = self.state.incidents
         self.webhook: Webhook | None = None
+        #: further incident sinks (the Alertmanager client): ``put(event)``, ``resync_due()``,
+        #: ``resync(open incidents' events)``, ``metrics()``, ``close()``
+        self.sinks: list[Any] = []
+        self._resync = False        # partitions (and so incidents) came or went
         self.last_latency: float | None = None
         self.gc = BatchGC()
         self.producer: Any = None
@@ -140,6 +144,7 @@ class Analyzer:
     def assigned(self, partitions: list[int]) -> None:
         """New input partitions: their state is restored before their first record."""
         self.state.restore(partitions, self.producer)
+        self._resync = True
         if not self.cfg.exactly_once and partitions:
             self.state.load_emitted()
 
@@ -247,6 +252,8 @@ class Analyzer:
         self.c["incident_events"] += 1
         if self.webhook is not None:
             self.webhook.put(ev)
+        for sink in self.sinks:
+            sink.put(ev)
 
     def commit(self, records: Mapping[Any, list[Any]]) -> None:
         """Past ``records`` (one poll's): the transaction's commit with the consumer offsets,
@@ -297,6 +304,8 @@ class Analyzer:
             while not self.stop_requested:
                 self.step()
                 self.gc.after_batch()
+                if self.sinks:
+                    self._resync_sinks()
                 if time.monotonic() - last_stats >= self.cfg.stats_interval:
                     last_stats = time.monotonic()
                     self._stats_line()
@@ -315,6 +324,18 @@ class Analyzer:
                 self.certs.close()
                 if self.webhook is not None:
                     self.webhook.close()
+                for sink in self.sinks:
+                    sink.close()
+
+    def _resync_sinks(self) -> None:
+        """Hand the sinks the incidents this instance owns now: after a rebalance, and when
+        a sink asks (the Alertmanager client, every re-send interval)."""
+        due = [s for s in self.sinks if self._resync or s.resync_due()]
+        self._resync = False
+        if due:
+            events = [inc.to_event("open") for inc in self.incidents.open.values()]
+            for sink in due:
+                sink.resync(events)
 
     def _stats_line(self) -> None:
         log.info("stats: summaries=%d diagnoses=%d failures=%d poison=%d incidents_open=%d "
@@ -354,6 +375,8 @@ class Analyzer:
                         {(("result", "sent"),): self.webhook.sent,
                          (("result", "failed"),): self.webhook.failed,
                          (("result", "dropped"),): self.webhook.dropped}))
+        for sink in self.sinks:
+            out.extend(sink.metrics())
         return out
 
 

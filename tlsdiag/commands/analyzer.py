@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from analyzer.config import ConfigError, build_config
 from analyzer.service import Analyzer, AnalyzerConfig, Webhook
+from analyzer.service.alertmanager import Alertmanager
 from cext.wire import kafka_partition
 from tlsdiag import settings
 from tlsdiag.commands import common
@@ -60,6 +61,9 @@ def run(argv: list[str]) -> int:
                   ensure_topics=ensure_topics)
     if cfg.webhook_url:
         an.webhook = Webhook(cfg.webhook_url, secret)
+    if v["alertmanager_urls"]:
+        an.sinks.append(Alertmanager(v["alertmanager_urls"], resend_s=v["alertmanager_resend_s"],
+                                     timeout_s=v["alertmanager_timeout_s"]))
 
     def on_stop(_sig: int, _frame: object) -> None:
         if not an.stop_requested:
