@@ -277,9 +277,9 @@ SETTINGS: tuple[Setting, ...] = (
             "through PACKET_FANOUT (one per core at most)", p_int(1, 64)),
     # -- endpoint hints ------------------------------------------------------------------------
     Setting("endpoint_hints", False, "join what the endpoints' own OpenSSL reported (verify "
-            "result, errors, alerts; eBPF uprobes on its exported functions, needs CAP_BPF and "
-            "CAP_PERFMON) to each connection's summary; off, or unavailable, summaries are "
-            "wire-only", p_bool, negate=True),
+            "result, errors, alerts; eBPF uprobes on its exported functions, needs "
+            "CAP_SYS_ADMIN for their perf events) to each connection's summary; off, or "
+            "unavailable, summaries are wire-only", p_bool, negate=True),
     Setting("endpoint_hints_libraries", (), "another OpenSSL to hook for endpoint hints, besides "
             "the system's libcrypto: a libcrypto, a libssl or a binary with OpenSSL linked in "
             "(repeatable; globs allowed)", p_list(), flag="--endpoint-hints-library",
