@@ -3,7 +3,9 @@ is set; a failed compile is a failed build (no silent fallback, cf. msgpack #568
 TLSDIAG_DEBUG_BUILD=1 compiles with -O0 -g3 and Cython bounds checks on.
 TLSDIAG_PACKAGES=sensor builds without the analyzer packages (the sensor container image: the
 sensor command imports none of them, tests/test_settings.py); the default is all of them."""
+import glob
 import os
+import platform
 import shutil
 import subprocess
 import sysconfig
@@ -50,12 +52,14 @@ if not NO_EXTENSIONS:
         compiler_directives=dict(directives, annotation_typing=False),
     )
 
-# The sensor's eBPF handshake filter (sensor/ebpf/tlsfilter.bpf.c), compiled with clang -target bpf
-# against the UAPI headers when clang is available.  Without clang the package still builds:
-# the eBPF backend then reports "object not built" and --backend auto uses libpcap.  A clang
-# that fails on the source fails the build.  CLANG=... picks the compiler.
-BPF_SRC = os.path.join("sensor", "ebpf", "tlsfilter.bpf.c")
-BPF_OBJ = os.path.join("sensor", "ebpf", "tlsfilter.bpf.o")
+# The sensor's eBPF programs (sensor/ebpf/*.bpf.c: the handshake filter, the endpoint-hint
+# probes), compiled with clang -target bpf against the UAPI headers when clang is available.
+# Without clang the package still builds: the eBPF backend then reports "object not built" and
+# --backend auto uses libpcap (and --endpoint-hints says it is off).  A clang that fails on a
+# source fails the build.  CLANG=... picks the compiler.
+BPF_SRCS = sorted(glob.glob(os.path.join("sensor", "ebpf", "*.bpf.c")))
+#: bpf_tracing.h's register names for the probes (PT_REGS_PARM1...)
+BPF_ARCH = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86")
 
 
 def _multiarch_include():
@@ -73,18 +77,20 @@ def _multiarch_include():
 
 def build_bpf(out_root):
     clang = os.environ.get("CLANG") or shutil.which("clang")
-    out = os.path.join(out_root, BPF_OBJ)
-    if not clang:
-        print("warning: clang not found: %s not built (the eBPF capture backend will be "
-              "unavailable)" % BPF_OBJ)
-        return
-    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(BPF_SRC):
-        return
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    cmd = [clang, "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", *_multiarch_include(),
-           "-c", BPF_SRC, "-o", out]
-    print(" ".join(cmd))
-    subprocess.run(cmd, check=True)
+    for src in BPF_SRCS:
+        obj = src[:-2] + ".o"
+        out = os.path.join(out_root, obj)
+        if not clang:
+            print("warning: clang not found: %s not built (the eBPF capture backend and the "
+                  "endpoint hints will be unavailable)" % obj)
+            continue
+        if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+            continue
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        cmd = [clang, "-O2", "-g", "-Wall", "-Werror", "-target", "bpf",
+               "-D__TARGET_ARCH_%s" % BPF_ARCH, *_multiarch_include(), "-c", src, "-o", out]
+        print(" ".join(cmd))
+        subprocess.run(cmd, check=True)
 
 
 class build_ext(_build_ext):

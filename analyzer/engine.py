@@ -23,6 +23,7 @@ from .certs import CertChecker, ChainReport
 from .ctx import CLIENT_HELLO_LETTER, FAILED_OUTCOMES, VERSION_RANK, Ctx, version_rank
 from . import records as R
 from .memory import ChainMemory, Recalled
+from .hints import endpoint_hints, hint_failed, ignored_verifications, verify_cause, who
 from .rules import (HIGH, LOW, Finding, abandoned_with_cert_problem, first_match,
                     tls13_abandoned_with_remembered_problem, tls13_client_never_finished,
                     tls13_server_dropped_certless_client, tls13_server_rejected_flight)
@@ -156,6 +157,8 @@ class Engine:
     # -- learning ---------------------------------------------------------------------------------------
     def observe(self, summary: Summary, certs: Certs | None = None) -> None:
         """Learn from a successful handshake (failed ones teach nothing about what the server accepts)."""
+        if is_success(summary) and "endpoint_hints" in summary and hint_failed(summary):
+            return      # established on the wire, but an endpoint's TLS library ended it: no success
         if is_success(summary) and not summary.get("resumed"):
             self.profiles.learn(summary)
         elif is_success(summary):
@@ -188,17 +191,22 @@ class Engine:
             if success and self.memory and _full_tls13(summary):
                 self._tls13_success(summary)
             return []
-        if success and (abandoned_with_cert_problem(ctx) or tls13_client_never_finished(ctx)
-                        or tls13_server_rejected_flight(ctx) or tls13_server_dropped_certless_client(ctx)
-                        or tls13_abandoned_with_remembered_problem(ctx)):
+        hinted = success and "endpoint_hints" in summary and hint_failed(summary)
+        wire_failed = success and (abandoned_with_cert_problem(ctx) or tls13_client_never_finished(ctx)
+                                   or tls13_server_rejected_flight(ctx) or tls13_server_dropped_certless_client(ctx)
+                                   or tls13_abandoned_with_remembered_problem(ctx))
+        if wire_failed or hinted:
             # "established" on the wire, but the client closed without data over a certificate problem, or
             # (TLS 1.3) it answered the server's flight with an encrypted alert instead of its Finished, or the
-            # server answered the client's flight with an alert
+            # server answered the client's flight with an alert -- or an endpoint's own TLS library says it
+            # ended the handshake (endpoint hints)
             self.stats.established -= 1
             self.stats.failed += 1
             failed = True
             ctx, direction_reason = self._context(summary, ders, True)
             assert ctx is not None
+            if not wire_failed:
+                ctx._cache["wire_success"] = True      # a failure by the hints alone: the wire saw a success
         elif success and self.memory and _full_tls13(summary) and not R.client_closed_without_data(
                 ctx.client_records, ctx.s.get("cipher")):
             self._tls13_success(summary)
@@ -311,7 +319,8 @@ class Engine:
         server chain it shows in the chain memory (once per connection)."""
         facts = s.get("certificates")
         cfacts = s.get("client_certificates")
-        if not failed and not facts and not cfacts and not _maybe_not_success(s, self.memory):
+        hinted = "endpoint_hints" in s
+        if not failed and not facts and not cfacts and not hinted and not _maybe_not_success(s, self.memory):
             # fast path (most messages: a clean success without visible certificates, e.g. TLS 1.3):
             # nothing below could find a problem, so no direction, no clock, no chain check
             return None, ""
@@ -337,8 +346,8 @@ class Engine:
         if isinstance(cfacts, list) and cfacts:
             client_chain = self.checker.check([f for f in cfacts if isinstance(f, dict)], ders, side="client",
                                               when=when, hostname=None, hostname_source=None, direction=direction)
-        if not failed and not _maybe_not_success(s, self.memory) and not (server_chain and server_chain.problems) \
-                and not (client_chain and client_chain.problems):
+        if not failed and not hinted and not _maybe_not_success(s, self.memory) \
+                and not (server_chain and server_chain.problems) and not (client_chain and client_chain.problems):
             return None, reason
         sni = s.get("server_name")
         prof: Profile | None = None
@@ -369,7 +378,30 @@ class Engine:
 
     def _warning_causes(self, ctx: Ctx) -> list[Cause]:
         """The causes of ``_warnings(ctx)``, in order, without rendering them."""
+        if "endpoint_hints" in ctx.s:
+            return [c for _r, c, _f in self._warnings(ctx)]
         return [cause for _chain, _p, cause in self._chain_problems(ctx)]
+
+    @staticmethod
+    def _hint_warnings(ctx: Ctx) -> list[tuple[str, Cause, Finding]]:
+        """An endpoint's OpenSSL found the peer's certificate bad and the handshake went on anyway (the application
+        did not enforce it, or decides after the handshake, as nginx's ssl_verify_client does: HTTP 400)."""
+        out = []
+        for h in ignored_verifications(ctx):
+            assert h.verify_code is not None
+            peer = "client" if h.side == "server" else "server"
+            chain = ctx.client_chain if peer == "client" else ctx.server_chain
+            cause, _exact = verify_cause(h.verify_code, h.depth, chain)
+            depth = f" at depth {h.depth}" if h.depth is not None else ""
+            why = (f"handshake completed, but {who(ctx, h.side)}'s OpenSSL ({h.process()}) reported "
+                   f"{h.verify_error} ({h.verify_text}){depth} verifying the {peer}'s certificate and the handshake "
+                   f"went on: the application did not enforce the verification (or decides after the handshake, "
+                   f"as nginx's ssl_verify_client does). This rests on an endpoint hint, not on the wire")
+            out.append((cause.warning_rule or "TLS-WARN-CERT", cause,
+                        Finding(None, HIGH, why, None, {"certificate_side": peer, "cause_from": "endpoint_hint",
+                                                        "endpoint_hints": [e.as_evidence()
+                                                                           for e in endpoint_hints(ctx)]})))
+        return out
 
     def _warnings(self, ctx: Ctx) -> list[tuple[str, Cause, Finding]]:
         out: list[tuple[str, Cause, Finding]] = []
@@ -382,6 +414,9 @@ class Engine:
                    f"{' the client accepted' if whose == 'server' else ' the server accepted'}: {p.detail}")
             out.append((cause.warning_rule or "TLS-WARN-CERT", cause,
                         Finding(None, conf, why, raise_, {"certificate_side": whose})))
+        if "endpoint_hints" in ctx.s:       # what an endpoint found and let pass, unless the chain says it already
+            seen = {(f.evidence.get("certificate_side"), c) for _r, c, f in out}
+            out += [w for w in self._hint_warnings(ctx) if (w[2].evidence.get("certificate_side"), w[1]) not in seen]
         return out
 
     def _render(self, ctx: Ctx, rule_id: str, cause: Cause, severity: str, f: Finding,
@@ -492,6 +527,10 @@ class Engine:
             chain = ctx.memory.report       # TLS 1.3: the server chain seen in clear earlier
         if f.evidence.get("certificate_side") == "client":
             chain = ctx.client_chain
+        for h in endpoint_hints(ctx) if "endpoint_hints" in s else ():
+            if h.side == f.rejected_by and h.verify_error:
+                facts.update({"verify_error": h.verify_error, "verify_text": h.verify_text,
+                              "verify_depth": h.depth})
         if chain is not None and chain.chain:
             wanted = _FACT_PROBLEMS.get(cause, ())
             p = chain.first(wanted)

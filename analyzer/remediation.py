@@ -224,6 +224,11 @@ VARIANT_TEMPLATES: Mapping[tuple[Cause, str, str | None], str] = {
         "{server_groups} when it worked]. Make the MP's Java offer one the backend has (system property "
         "`jdk.tls.namedGroups` on the Message Processor, e.g. x25519,secp256r1,secp384r1), or enable one of the MP's "
         "groups on the backend."),
+    (CERTIFICATE_REJECTED, "hint", None): (
+        "The {rejected_by}'s OpenSSL rejected the peer's certificate[ ({subject})] with [{verify_error} "
+        "({verify_text})|a verify error][ at depth {verify_depth}] (0 = the peer's own certificate, 1 its issuer...): "
+        "fix that certificate, or the rejecting side's policy if the certificate is meant to pass; reproduce with "
+        "`openssl verify -CAfile <the rejecting side's roots> -untrusted <intermediates> <certificate>`."),
     (CIPHER_MISMATCH, "groups", None): (
         "No common key-exchange group[: the client offered {client_groups}][; the server chose {server_groups} when "
         "it worked]. Align the groups: the Router virtual host's curve list (northbound), `jdk.tls.namedGroups` on "

@@ -27,6 +27,7 @@ from .causes import (CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_M
 from .certs import ChainReport
 from .ctx import (CLIENT_HELLO, FATAL, TLS11, VERSION_RANK, Alert, Ctx, is_weak_suite, version_family,
                   version_rank)
+from .hints import HintVerdict, endpoint_hints, hint_verdict, who
 from .profiles import Profile, successes
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
@@ -896,11 +897,108 @@ FAILURE_RULES: Sequence[Rule] = (
     Rule("TLS-UNEXPLAINED", UNKNOWN, m_unknown, e_unknown),
 )
 
-RULES_BY_ID: Mapping[str, Rule] = {r.id: r for r in FAILURE_RULES}
+# -- endpoint hints: the endpoint's own OpenSSL (analyzer/hints.py) -----------------------------------------
 
 
-def first_match(ctx: Ctx) -> tuple[Rule, Finding]:
+def _hint_match(cause: Cause) -> Callable[[Ctx], bool]:
+    def match(ctx: Ctx) -> bool:
+        v = hint_verdict(ctx)
+        return v is not None and v.cause == cause
+    match.__name__ = f"m_hint_{cause}"
+    return match
+
+
+def _wire_text(ctx: Ctx, wire: tuple[Rule, Finding] | None) -> str:
+    """What the wire alone shows, for the explanation of a cause that rests on a hint."""
+    v = ctx.version or "no version"
+    if ctx.tls13:
+        seen = "TLSv1.3: the certificates and alerts are encrypted"
+        if ctx.s.get("established"):
+            seen += ", and the sensor saw the handshake complete"
+    else:
+        a = ctx.fatal
+        seen = f"{v}, {_alert_text(a) if a is not None else 'no plaintext alert'}"
+    if ctx._cache.get("wire_success"):
+        return f"on the wire: {seen}; the wire alone shows a successful handshake"
+    if wire is None:
+        return f"on the wire: {seen}"
+    rule, f = wire
+    return f"on the wire: {seen}; the wire alone gives {rule.cause.id} ({rule.id}, {f.confidence} confidence)"
+
+
+def e_hint(ctx: Ctx, wire: tuple[Rule, Finding] | None = None) -> Finding:
+    v = hint_verdict(ctx)
+    assert v is not None
+    hints = endpoint_hints(ctx)
+    others = [h for h in hints if h is not v.hint and (h.received or h.verify_error)]
+    also = ""
+    for h in others:
+        if h.received:
+            also += f"; {who(ctx, h.side)}'s OpenSSL ({h.process()}) received fatal {', '.join(h.received)}"
+    why = (f"{v.text}{also}; {_wire_text(ctx, wire)}. This cause rests on the endpoint's own report (an endpoint "
+           f"hint from its TLS library), not on the wire")
+    ev: dict[str, object] = {"cause_from": "endpoint_hint", "endpoint_hints": [h.as_evidence() for h in hints]}
+    if ctx._cache.get("wire_success"):
+        ev["wire_alone"] = None                     # the wire alone: a success, no diagnosis
+    elif wire is not None:
+        ev["wire_alone"] = {"rule": wire[0].id, "cause": wire[0].cause.id, "confidence": wire[1].confidence}
+    raise_ = None if v.exact else ("the chain the peer sends (a TLS 1.2 handshake in the capture shows it, or "
+                                   "`openssl s_client -showcerts`)")
+    return Finding(v.rejected_by, HIGH if v.exact else MEDIUM, why, raise_, ev, fix=_hint_fix(v))
+
+
+def _hint_fix(v: HintVerdict) -> str | None:
+    """The fix variant where the cause's own text would mislead: a rejection OpenSSL names but no cause does."""
+    return "hint" if v.cause == CERTIFICATE_REJECTED and v.how == "verify" else None
+
+
+#: causes an endpoint hint can name (analyzer/hints.py), each with its rule
+HINT_RULES: Sequence[Rule] = tuple(
+    Rule(rule_id, cause, _hint_match(cause), e_hint) for rule_id, cause in (
+        ("TLS-HINT-CERT-EXPIRED", EXPIRED_CERTIFICATE),
+        ("TLS-HINT-CERT-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE),
+        ("TLS-HINT-CERT-INCOMPLETE-CHAIN", INCOMPLETE_CHAIN),
+        ("TLS-HINT-CERT-UNKNOWN", UNKNOWN_CERTIFICATE),
+        ("TLS-HINT-CERT-HOSTNAME", HOSTNAME_MISMATCH),
+        ("TLS-HINT-CERT-REJECTED", CERTIFICATE_REJECTED),
+        ("TLS-HINT-CLIENT-CERT-MISSING", CLIENT_CERTIFICATE_MISSING),
+        ("TLS-HINT-CIPHER-MISMATCH", CIPHER_MISMATCH),
+        ("TLS-HINT-PROTOCOL-MISMATCH", PROTOCOL_MISMATCH),
+        ("TLS-HINT-SNI-UNRECOGNIZED", SNI_UNRECOGNIZED),
+    ))
+_HINT_RULE: Mapping[Cause, Rule] = {r.cause: r for r in HINT_RULES}
+
+RULES_BY_ID: Mapping[str, Rule] = {r.id: r for r in (*FAILURE_RULES, *HINT_RULES)}
+
+
+def _first_wire(ctx: Ctx) -> tuple[Rule, Finding]:
     for rule in FAILURE_RULES:
         if rule.match(ctx):
             return rule, rule.explain(ctx)
     raise AssertionError("TLS-UNEXPLAINED always matches")  # pragma: no cover
+
+
+def first_match(ctx: Ctx) -> tuple[Rule, Finding]:
+    """The wire's rule; with endpoint hints that name the cause, the hint's rule -- unless the wire alone gives
+    the same cause and side with high confidence, which stays the wire's, confirmed by the hint."""
+    wire = _first_wire(ctx)
+    if not endpoint_hints(ctx):
+        return wire
+    v = hint_verdict(ctx)
+    rule, f = wire
+    if v is not None and ctx._cache.get("wire_success"):
+        return _HINT_RULE[v.cause], e_hint(ctx, None)
+    if v is None:
+        return rule, _with_hints(ctx, f, None)
+    if f.confidence == HIGH and rule.cause == v.cause and f.rejected_by == v.rejected_by:
+        return rule, _with_hints(ctx, f, v)
+    return _HINT_RULE[v.cause], e_hint(ctx, wire)
+
+
+def _with_hints(ctx: Ctx, f: Finding, v: HintVerdict | None) -> Finding:
+    """A wire finding with the endpoint hints in its evidence (and, when they agree, saying so)."""
+    ev = dict(f.evidence)
+    ev["cause_from"] = "wire"
+    ev["endpoint_hints"] = [h.as_evidence() for h in endpoint_hints(ctx)]
+    why = f.why if v is None else f"{f.why}; confirmed by the endpoint: {v.text}"
+    return Finding(f.rejected_by, f.confidence, why, f.raise_confidence, ev, f.fix)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from proto import names
+from proto.hints import hints_to_json
 
 __all__ = ["summary_to_json"]
 
@@ -73,7 +74,7 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict
     close = raw["close"]
     fin, rst, gaps = close["fin"], close["rst"], raw["gaps"]
     encrypted_alerts = raw["encrypted_alerts"]
-    return {
+    out = {
         "id": raw["id"],
         "client": raw["client"],
         "server": raw["server"],
@@ -116,3 +117,6 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict]) -> dict
         "sensor": raw["sensor"],
         "direction": raw["direction"],
     }
+    if "endpoint_hints" in raw:         # optional (docs/summary-schema.md): absent = not rendered
+        out["endpoint_hints"] = hints_to_json(raw["endpoint_hints"], version)
+    return out

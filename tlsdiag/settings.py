@@ -275,6 +275,15 @@ SETTINGS: tuple[Setting, ...] = (
             p_choice("hash", "lb", "cpu", "rollover", "rnd")),
     Setting("workers", 1, "capture processes sharing the interface "
             "through PACKET_FANOUT (one per core at most)", p_int(1, 64)),
+    # -- endpoint hints ------------------------------------------------------------------------
+    Setting("endpoint_hints", False, "join what the endpoints' own OpenSSL reported (verify "
+            "result, errors, alerts; eBPF uprobes on its exported functions, needs "
+            "CAP_SYS_ADMIN for their perf events) to each connection's summary; off, or "
+            "unavailable, summaries are wire-only", p_bool, negate=True),
+    Setting("endpoint_hints_libraries", (), "another OpenSSL to hook for endpoint hints, besides "
+            "the system's libcrypto: a libcrypto, a libssl or a binary with OpenSSL linked in "
+            "(repeatable; globs allowed)", p_list(), flag="--endpoint-hints-library",
+            repeat=True, metavar="PATH"),
     # -- flow table ----------------------------------------------------------------------------
     Setting("idle_timeout", _F("idle_timeout"), "seconds of silence before an "
             "open connection is summarized", p_float(0.001, 86_400.0), metavar="S"),
@@ -390,7 +399,7 @@ BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 assert len(BY_NAME) == len(SETTINGS)
 
 _CAPTURE = ("interface", "netns", "backend", "ebpf_flows", "ports", "hosts", "bpf", "snaplen",
-            "buffer_mb")
+            "buffer_mb", "endpoint_hints", "endpoint_hints_libraries")
 _FLOWS = ("idle_timeout", "max_flows")
 _DIRECTION = ("role", "local_nets")
 _DIAGNOSE = _DIRECTION + ("truststore", "truststore_northbound", "truststore_southbound",

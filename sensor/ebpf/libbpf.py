@@ -17,7 +17,8 @@ import os
 from collections import deque
 
 __all__ = ["BpfError", "BpfObject", "load_libbpf", "map_update", "map_lookup", "map_delete",
-           "map_update_batch", "possible_cpus", "enable_run_stats", "prog_id", "test_run", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST"]
+           "map_update_batch", "possible_cpus", "enable_run_stats", "prog_id", "test_run", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST",
+           "RingBuffer"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ _lib = None
 _libc = None
 _messages: deque = deque(maxlen=200)
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+#: ring_buffer_sample_fn(ctx, data, size)
+_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
 class BpfError(Exception):
@@ -82,6 +85,14 @@ def load_libbpf():
         "bpf_map_update_batch": (ci, [ci, vp, vp, ctypes.POINTER(ctypes.c_uint32), vp]),
         "bpf_enable_stats": (ci, [ci]),
         "bpf_obj_get_info_by_fd": (ci, [ci, vp, ctypes.POINTER(ctypes.c_uint32)]),
+        # probes and their ring buffer (sensor.ebpf.hints)
+        "bpf_program__attach_uprobe_opts": (vp, [vp, ci, cp, ctypes.c_size_t, vp]),
+        "bpf_program__attach_raw_tracepoint": (vp, [vp, cp]),
+        "bpf_link__destroy": (ci, [vp]),
+        "ring_buffer__new": (vp, [ci, _SAMPLE_FN, vp, vp]),
+        "ring_buffer__consume": (ci, [vp]),
+        "ring_buffer__free": (None, [vp]),
+        "ring_buffer__epoll_fd": (ci, [vp]),
     }
     for name, (res, args) in protos.items():
         try:
@@ -109,6 +120,7 @@ class BpfObject:
         lib = load_libbpf()
         self._lib = lib
         self._obj = None
+        self._links: list = []
         if not os.path.exists(path):
             raise BpfError("%s does not exist" % path)
         _messages.clear()
@@ -157,8 +169,48 @@ class BpfObject:
             raise BpfError("program %r has no fd: %s" % (name, _err(fd)))
         return fd
 
+    def _program(self, name: str):
+        p = self._lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if not p:
+            raise BpfError("object has no program %r" % name)
+        return p
+
+    def attach_uprobe(self, program: str, path: str, offset: int, cookie: int = 0,
+                      retprobe: bool = False) -> int:
+        """Attach ``program`` to the instruction at file offset ``offset`` of the ELF file
+        ``path``, in every process that maps it (now and later); ``cookie`` is what the
+        program's ``bpf_get_attach_cookie`` returns.  The link (an opaque handle) lives until
+        :meth:`close`.  Raises :class:`BpfError`."""
+        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), bpf_cookie=cookie, retprobe=retprobe)
+        _messages.clear()
+        link = self._lib.bpf_program__attach_uprobe_opts(
+            self._program(program), -1, os.fsencode(path), offset, ctypes.byref(opts))
+        if not link:
+            raise BpfError("uprobe %s+0x%x: %s" % (path, offset, self._attach_error()))
+        self._links.append(link)
+        return link
+
+    def attach_raw_tracepoint(self, program: str, tracepoint: str) -> int:
+        """Attach ``program`` to the kernel tracepoint ``tracepoint`` (its name without the
+        category, e.g. ``tcp_rcv_space_adjust``; no tracefs needed)."""
+        _messages.clear()
+        link = self._lib.bpf_program__attach_raw_tracepoint(self._program(program),
+                                                            tracepoint.encode())
+        if not link:
+            raise BpfError("tracepoint %s: %s" % (tracepoint, self._attach_error()))
+        self._links.append(link)
+        return link
+
+    def _attach_error(self) -> str:
+        err = os.strerror(ctypes.get_errno() or 22)
+        detail = self.last_message()
+        return "%s%s" % (err, " (%s)" % detail if detail else "")
+
     def close(self) -> None:
         """Unload: the maps and the program go away once no socket holds the program."""
+        for link in self._links:
+            self._lib.bpf_link__destroy(link)
+        self._links = []
         if self._obj:
             self._lib.bpf_object__close(self._obj)
             self._obj = None
@@ -185,6 +237,46 @@ def map_lookup(fd: int, key: bytes, size: int) -> bytes | None:
 
 def map_delete(fd: int, key: bytes) -> int:
     return load_libbpf().bpf_map_delete_elem(fd, key)
+
+
+class _UprobeOpts(ctypes.Structure):
+    """struct bpf_uprobe_opts (libbpf 1.x)"""
+    _fields_ = [("sz", ctypes.c_size_t), ("ref_ctr_offset", ctypes.c_size_t),
+                ("bpf_cookie", ctypes.c_uint64), ("retprobe", ctypes.c_bool),
+                ("func_name", ctypes.c_char_p)]
+
+
+class RingBuffer:
+    """A ``BPF_MAP_TYPE_RINGBUF`` map read with libbpf's consumer: :meth:`drain` returns the
+    records written since the last call (bytes each; the ring's size bounds them), without
+    blocking; :attr:`fd` is an epoll fd that is readable when records wait."""
+
+    def __init__(self, map_fd: int) -> None:
+        lib = load_libbpf()
+        self._lib = lib
+        self._out: list[bytes] = []
+
+        def sample(_ctx, data, size):
+            self._out.append(ctypes.string_at(data, size))
+            return 0
+        self._cb = _SAMPLE_FN(sample)           # must outlive the ring buffer
+        self._rb = lib.ring_buffer__new(map_fd, self._cb, None, None)
+        if not self._rb:
+            raise BpfError("ring buffer: %s" % os.strerror(ctypes.get_errno() or 22))
+        self.fd = lib.ring_buffer__epoll_fd(self._rb)
+
+    def drain(self) -> list[bytes]:
+        if not self._rb:
+            return []
+        self._out = []
+        self._lib.ring_buffer__consume(self._rb)
+        out, self._out = self._out, []
+        return out
+
+    def close(self) -> None:
+        if self._rb:
+            self._lib.ring_buffer__free(self._rb)
+            self._rb = None
 
 
 class _TestRunOpts(ctypes.Structure):

@@ -23,6 +23,8 @@ import sys
 import time
 
 from sensor.backends import open_capture
+from sensor.ebpf.hints import HintProbes, HintsUnavailable, find_library_paths
+from sensor.hints import HintJoiner
 from sensor.live import LiveCaptureError, build_bpf
 from sensor.loop import Sensor, SensorConfig
 from sensor.publisher import Publisher, PublisherConfig
@@ -76,6 +78,24 @@ def open_live(v: Values, **kw):
     return cap
 
 
+def open_hints(v: Values) -> HintJoiner | None:
+    """``--endpoint-hints`` (sensor and watch): the probes and their joiner, or None -- off, or
+    unavailable here, which is logged once with the reason (the summaries stay wire-only)."""
+    if not v["endpoint_hints"]:
+        return None
+    try:
+        probes = HintProbes(find_library_paths(v["endpoint_hints_libraries"]))
+    except HintsUnavailable as e:
+        log.warning("endpoint hints off: %s", e)
+        return None
+    return HintJoiner(probes)
+
+
+def close_hints(hints: HintJoiner | None) -> None:
+    if hints is not None:
+        hints.source.close()
+
+
 def compression(setting: str) -> str | None:
     return None if setting == "none" else best_compression() if setting == "auto" else setting
 
@@ -118,6 +138,20 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
             ("tlsdiag_sensor_queue_depth", "gauge", "messages in the publish queue",
              p["queue_depth"]),
             ("tlsdiag_sensor_kafka_online", "gauge", "1 when Kafka accepts messages", p["online"]),
+        ]
+    if "hints_events" in s:
+        out += [
+            ("tlsdiag_sensor_hints_events_total", "counter",
+             "reports of the endpoints' OpenSSL (endpoint hints)", s["hints_events"]),
+            ("tlsdiag_sensor_hints_total", "counter", "endpoint hints by what became of them "
+             "(joined to a summary; unmapped: no socket read by the reporting thread within "
+             "1 s; expired: no summary claimed them)",
+             {(("fate", k),): s["hints_" + k] for k in ("joined", "unmapped", "expired")}),
+            ("tlsdiag_sensor_hints_summaries_total", "counter", "summaries with endpoint hints",
+             s["hints_summaries"]),
+            ("tlsdiag_sensor_hints_ringbuf_full_total", "counter",
+             "endpoint hints lost in the kernel: ring buffer full",
+             s.get("hints_kernel_ringbuf_full", 0)),
         ]
     out.append(("tlsdiag_sensor_capture_backend", "gauge", "the capture backend in use",
                 {(("backend", getattr(sensor.cap, "backend", "pcap")),): 1}))
@@ -192,7 +226,7 @@ def run(argv: list[str]) -> int:
         compression=compression(v["compression"]),
         client_id="tlsdiag-sensor-%s" % cfg.sensor_id), ensure_topics=ensure_topics)
     pub.start()
-    sensor = Sensor(cfg, cap, pub.publish)
+    sensor = Sensor(cfg, cap, pub.publish, hints=open_hints(v))
     state = {"values": v}
 
     def on_stop(_sig, _frame):
@@ -231,6 +265,7 @@ def run(argv: list[str]) -> int:
         if metrics is not None:
             metrics.close()
         cap.close()
+        close_hints(sensor.hints)
     return ExitStatus.SUCCESS
 
 
@@ -241,6 +276,10 @@ def _stats_line(sensor: Sensor, pub) -> None:
                  "flows_over=%d map_fail=%d", s["ebpf_seen"], s["ebpf_passed"],
                  s["ebpf_dropped"], s.get("ebpf_flows_new", 0), s.get("ebpf_flows_midstream", 0),
                  s.get("ebpf_flows_over", 0), s.get("ebpf_map_fail", 0))
+    if "hints_events" in s:
+        log.info("stats: hints events=%d joined=%d unmapped=%d expired=%d summaries=%d "
+                 "ringbuf_full=%d", s["hints_events"], s["hints_joined"], s["hints_unmapped"],
+                 s["hints_expired"], s["hints_summaries"], s.get("hints_kernel_ringbuf_full", 0))
     log.info("stats: packets=%d pcap_recv=%d pcap_drop=%d ifdrop=%d flows=%d summaries=%d "
                 "acked=%d spooled=%d spool_depth=%d spool_dropped=%d send_errors=%d online=%d",
                 s["packets"], s["pcap_recv"], s["pcap_drop"], s["pcap_ifdrop"],

@@ -22,7 +22,7 @@ from sensor.live import LiveCaptureError
 from sensor.loop import Sensor, SensorConfig
 from tlsdiag import settings
 from tlsdiag.commands import common
-from tlsdiag.commands.sensor import open_live
+from tlsdiag.commands.sensor import close_hints, open_hints, open_live
 from tlsdiag.status import ExitStatus
 
 __all__ = ["main"]
@@ -86,7 +86,7 @@ def run(argv: list[str], out: IO[str]) -> int:
                 out.write(format_text(d))
             out.flush()
 
-    sensor = Sensor(scfg, cap, emit)
+    sensor = Sensor(scfg, cap, emit, hints=open_hints(v))
 
     def on_stop(_sig: int, _frame: object) -> None:
         sensor.stop_requested = True
@@ -102,6 +102,7 @@ def run(argv: list[str], out: IO[str]) -> int:
         log.info("watch: packets=%d pcap_drop=%d summaries=%d failures=%d", st["packets"],
                     st["pcap_drop"], st["summaries_emitted"], failures)
         cap.close()
+        close_hints(sensor.hints)
     return ExitStatus.FAILURES if failures else ExitStatus.SUCCESS
 
 
