@@ -18,7 +18,9 @@ import zlib
 
 import pcapy
 
-__all__ = ["CaptureError", "FileCapture", "BATCH", "one_line", "unsupported_linktype"]
+from proto.text import one_line
+
+__all__ = ["CaptureError", "FileCapture", "BATCH", "unsupported_linktype"]
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +190,6 @@ class FileCapture:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line for a log or an error message (libpcap's and kafka-python's
-    messages can span lines)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def unsupported_linktype(source: str, linktype: int) -> str:

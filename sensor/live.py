@@ -32,7 +32,8 @@ from collections.abc import Iterator
 import pcapy
 
 from cext import wire
-from sensor.capture import one_line, unsupported_linktype
+from proto.text import one_line
+from sensor.capture import unsupported_linktype
 
 __all__ = ["LiveCapture", "LiveCaptureError", "FANOUT_MODES", "build_bpf", "enter_netns"]
 

@@ -53,7 +53,7 @@ from kafka import KafkaProducer
 from cext import wire
 from proto import topics
 from proto.summary import encode_certificate, encode_summary
-from sensor.capture import one_line
+from proto.text import one_line
 from sensor.spool import Spool
 
 __all__ = ["Publisher", "PublisherConfig", "SenderState", "KIND_SUMMARY", "KIND_CERT"]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from proto.text import one_line
 from proto.topics import Topic
 
 __all__ = ["best_compression", "ensure_topics", "reachable", "wait_for_broker"]
@@ -40,7 +41,7 @@ def reachable(bootstrap: str, timeout_ms: int = 2_000) -> str | None:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
                                  bootstrap_timeout_ms=timeout_ms, client_id="tlsdiag-probe")
     except Exception as exc:
-        return " ".join(str(exc).split()) or type(exc).__name__
+        return one_line(exc)
     try:
         admin.close()
     except Exception:
@@ -81,7 +82,7 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, Topic], replication: int 
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
                                  bootstrap_timeout_ms=2_000, client_id="tlsdiag-admin")
     except Exception as exc:
-        log.debug("cannot check Kafka topics at %s: %s", bootstrap, " ".join(str(exc).split()))
+        log.debug("cannot check Kafka topics at %s: %s", bootstrap, one_line(exc))
         return None
     try:
         existing = set(admin.list_topics())

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from proto import topics
 from proto.direction import ConfigError, parse_local_nets, parse_role, split_list
+from proto.text import one_line
 
 __all__ = ["ConfigError", "Setting", "SETTINGS", "COMMANDS", "Values", "add_arguments", "load",
            "field_default", "env_name"]
@@ -534,7 +535,7 @@ def read_file(path: str) -> dict[str, dict[str, object]]:
         data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError("config file %s is not valid %s: %s" % (
-            path, "JSON" if path.endswith(".json") else "TOML", " ".join(str(e).split()))) from None
+            path, "JSON" if path.endswith(".json") else "TOML", one_line(e))) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold a table" % path)
     out: dict[str, dict[str, object]] = {"": {}}

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
 
+from proto.text import one_line
+
 from ..report import cert_line, evidence_line
 
 __all__ = ["Alertmanager", "alert_of", "severity_of", "api_url", "ALERTNAME"]
@@ -407,4 +409,4 @@ def _reason(exc: BaseException) -> str:
         return "HTTP %d %s" % (exc.code, detail or exc.reason)
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return one_line(exc)

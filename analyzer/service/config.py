@@ -33,8 +33,6 @@ class AnalyzerConfig:
     incident_resolve_quiet_s: float = 600.0
     incident_resolve_hold_s: float = 60.0
     correlation_window_s: float = 120.0
-    metrics_port: int | None = None
-    metrics_host: str = "0.0.0.0"
     webhook_url: str | None = None
     webhook_secret_file: str | None = None
     stats_interval: int = 60

@@ -16,6 +16,7 @@ from analyzer.config import ConfigError, build_config
 from analyzer.service import Analyzer, AnalyzerConfig, Webhook
 from analyzer.service.alertmanager import Alertmanager
 from cext.wire import kafka_partition
+from proto.text import one_line
 from tlsdiag import settings
 from tlsdiag.commands import common
 from tlsdiag.kafka import best_compression, ensure_topics, wait_for_broker
@@ -79,9 +80,9 @@ def run(argv: list[str]) -> int:
         return common.fail("analyzer", "cannot reach Kafka at %s for %d s (%s): check --kafka "
                            "and that the broker runs" % (cfg.kafka, v["kafka_wait_s"], why))
     metrics = None
-    if cfg.metrics_port is not None:
-        metrics = MetricsServer(lambda: [common.build_info()] + an.metrics(), cfg.metrics_port,
-                                cfg.metrics_host)
+    if v["metrics_port"] is not None:       # the listener is the application's, not the library's
+        metrics = MetricsServer(lambda: [common.build_info()] + an.metrics(), v["metrics_port"],
+                                v["metrics_host"])
     # kafka-python's I/O thread and the analyzer's loop share the GIL: every producer
     # wake-up (a socket write) waits for the switch interval; 5 ms by default made each send
     # cost milliseconds.  0.5 ms keeps the hand-over cheap.
@@ -90,7 +91,7 @@ def run(argv: list[str]) -> int:
         an.run()
         return ExitStatus.SUCCESS
     except Exception as e:
-        log.error("analyzer stopped: %s", " ".join(str(e).split()) or type(e).__name__)
+        log.error("analyzer stopped: %s", one_line(e))
         log.debug("traceback", exc_info=True)
         return ExitStatus.ERROR
     finally:
