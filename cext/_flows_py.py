@@ -58,7 +58,7 @@ class Flow:
     """One TCP connection: roles, reassembly state, the TLS reader and the session record."""
 
     __slots__ = ("key", "client_lo", "next_seq", "ooo", "ooo_bytes", "conn", "session",
-                 "last", "first")
+                 "last", "first", "reset_at")
 
     def __init__(self, key: bytes, client_lo: bool, ts: float) -> None:
         self.key = key
@@ -70,6 +70,7 @@ class Flow:
         self.session = None
         self.first = ts
         self.last = ts
+        self.reset_at = 0.0             # issue 15: the client's RST, while lingering after it
 
     def endpoints(self):
         half = len(self.key) // 2
@@ -172,6 +173,16 @@ class FlowTable:
                 sess.end = ts
                 if flags & RST:
                     sess.tcp_rst(d)
+                    # issue 15: the client reset while a server message was still arriving
+                    # (the reader holds part of it): keep reading what is in flight, for
+                    # close_linger at most (expire), instead of finishing now
+                    if d == CLIENT and flow.conn is not None and (
+                            flow.reset_at == 0.0 or ts - flow.reset_at < self.close_linger):
+                        sd = flow.conn.dirs[SERVER]
+                        if sd.error is None and (sd.buf or sd.hs):
+                            if flow.reset_at == 0.0:
+                                flow.reset_at = ts
+                            return
                     self._finish(flow, "reset", out)
                     return
                 sess.tcp_fin(d)
@@ -218,9 +229,14 @@ class FlowTable:
         out = [] if out is None else out
         limit = now - self.idle_timeout
         linger = now - self.close_linger
-        stale, ended = [], []
+        stale, ended, reset = [], [], []
         for f in self.flows.values():
-            if f is None or f.last >= linger:
+            if f is None:
+                continue
+            if 0.0 < f.reset_at < linger:       # issue 15: the grace after a client's RST
+                reset.append(f)
+                continue
+            if f.last >= linger:
                 continue
             if f.last < limit:
                 stale.append(f)
@@ -232,6 +248,8 @@ class FlowTable:
         for f in ended:
             self.stats["flows_half_closed"] += 1
             self._finish(f, "closed", out)
+        for f in reset:
+            self._finish(f, "reset", out)
         return out
 
     def flush(self, reason: str = "incomplete") -> list:

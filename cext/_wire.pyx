@@ -19,6 +19,7 @@ certificates, session ids, payloads -- is copied out as new ``bytes``.
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
 from libc.stdint cimport uint8_t, uint32_t
+from libc.string cimport memchr
 
 from .errors import MalformedMessage
 from ._wire_py import COUNTER_NAMES, HRR_RANDOM, LINKTYPES, MAX_RECORD
@@ -437,7 +438,13 @@ cdef tuple _alpn_list(const uint8_t* b, Py_ssize_t s0, Py_ssize_t e0):
     cdef list out = []
     while s < e:
         _vec(b, s, e, 1, &ps, &pe)
-        out.append(_text(b, ps, pe))
+        # issue 15: a literal backslash is written \x5c, so that every \xNN of the text is one
+        # wire byte and JA4's hex rule reads the exact bytes back (cext/ja4.py)
+        if memchr(b + ps, 0x5C, pe - ps) != NULL:
+            out.append(PyBytes_FromStringAndSize(<const char*>(b + ps), pe - ps).replace(
+                b"\\", b"\\x5c").decode("ascii", "backslashreplace"))
+        else:
+            out.append(_text(b, ps, pe))
         s = pe
     return tuple(out)
 

@@ -373,7 +373,10 @@ def _alpn_list(b: bytes, s: int, e: int) -> tuple:
     out = []
     while s < e:
         ps, pe = _vec(b, s, e, 1)
-        out.append(_text(b[ps:pe]))
+        # issue 15: a literal backslash is written \x5c, so that every \xNN of the text is one
+        # wire byte and JA4's hex rule reads the exact bytes back (cext/ja4.py)
+        raw = b[ps:pe]
+        out.append(_text(raw.replace(b"\\", b"\\x5c")) if 0x5C in raw else _text(raw))
         s = pe
     return tuple(out)
 

@@ -19,10 +19,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import dpkt
 import pytest
 
 from proto import names
-from sensor.pipeline import summarize_paths
+from sensor.pipeline import Summarizer, summarize_paths
 
 DATA = Path(__file__).resolve().parent / "data" / "realworld"
 MANIFEST = json.loads((DATA / "CAPTURES.json").read_text())
@@ -34,13 +35,6 @@ KNOWN_WRONG = {
     **{"encap-%s" % e: "encapsulation not decoded: no connection found" for e in (
         "capwap", "erspan", "geneve", "gre", "gtpu", "ip4in6", "ip6in6", "ipip", "mpls",
         "pppoe", "sit", "vxlan")},
-    # item 2: after PostgreSQL's one-byte 'S' the server's first flight is lost: TLS 1.2 has
-    # no version, cipher or certificates (yet established); TLS 1.3 loses the HRR
-    "starttls-postgres": "the server's first TLS flight after the one-byte 'S' is lost",
-    # item 3: the chain that arrives after the client's RST is dropped (after a FIN it is kept)
-    "late-after-rst": "server data after the client's RST dropped: 0 of 7 certificates",
-    # item 4: a ClientHello the parser rejects, with no server data: no summary at all
-    "malformed-hello-silent": "malformed ClientHello and no server reply: no summary",
 }
 
 
@@ -100,3 +94,41 @@ def test_every_capture_has_its_oracle_and_provenance():
 def test_summaries_agree_with_tshark(name):
     problems = compare(name)
     assert problems == [], "\n".join(problems)
+
+
+def test_a_malformed_client_hello_is_summarized_with_its_weird():
+    """Item 4: a ClientHello the parser rejects (cipher_suites length 0xfff0), with no server
+    reply, still yields a summary; its history has the ClientHello and the weird says why."""
+    out = [s for s, _ in summarize_paths([str(DATA / "malformed-hello-silent.pcap")])]
+    assert len(out) == 1
+    assert out[0]["history"] == "C" and out[0]["weirds"] == ["vector_overrun"]
+    assert out[0]["ja4"] is None and out[0]["server_name"] is None
+
+
+def test_the_grace_after_a_client_reset_is_bounded():
+    """Item 3: the chain that arrives after the client's RST is read, and the flow then ends
+    as reset (the RSTs the client answers the late segments with end it once the server's
+    message is complete)."""
+    out = [s for s, _ in summarize_paths([str(DATA / "late-after-rst.pcap")])]
+    assert len(out) == 2
+    for s in out:
+        assert s["outcome"] == "reset" and s["close"]["rst"] == ["client"]
+        assert len(s["certificates"]) == 7
+
+
+def test_the_grace_after_a_client_reset_ends_after_close_linger():
+    """Item 3, the bound: the first connection of late-after-rst up to the first late server
+    segment (the chain still incomplete), then silence: the flow waits for the rest, and is
+    finished as reset once close_linger has passed since the RST, not at the idle timeout."""
+    with open(DATA / "late-after-rst.pcap", "rb") as fh:
+        frames = list(dpkt.pcap.Reader(fh))[:9]      # SYN ... the RST, one late segment
+    s = Summarizer(1, json=True, close_linger=1.0, idle_timeout=120.0)
+    out = []
+    for ts, frame in frames:
+        out += s.feed_frame(ts, frame)
+    rst_ts = frames[7][0]
+    assert out == []                                  # lingering after the RST
+    assert s.expire(rst_ts + 0.9) == []
+    done = s.expire(rst_ts + 1.1)
+    assert len(done) == 1 and done[0][0]["outcome"] == "reset"
+    assert done[0][0]["history"] == "Cs"              # the ServerHello; the chain never came
