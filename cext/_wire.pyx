@@ -21,6 +21,8 @@ from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromS
 from libc.stdint cimport uint8_t, uint32_t
 from libc.string cimport memchr
 
+cimport cext._encap as _encap          # issue 15: tunnels (cext/_encap_py.py)
+
 from .errors import MalformedMessage
 from ._wire_py import COUNTER_NAMES, HRR_RANDOM, LINKTYPES, MAX_RECORD
 
@@ -79,12 +81,14 @@ cdef class PacketDecoder:
     cdef public dict done
     cdef public dict skip
     cdef long long c[N_COUNTERS]
+    cdef readonly _encap.Decapsulator encap     # issue 15: tunnels
 
     def __init__(self, int linktype, dict flows, dict done, dict skip):
         self.linktype = linktype
         self.flows = flows
         self.done = done
         self.skip = skip
+        self.encap = _encap.Decapsulator()      # issue 15: tunnels
         cdef int i
         for i in range(N_COUNTERS):
             self.c[i] = 0
@@ -94,7 +98,9 @@ cdef class PacketDecoder:
         return [self.c[i] for i in range(N_COUNTERS)]
 
     def stats(self):
-        return dict(zip(COUNTER_NAMES, self.counters))
+        s = dict(zip(COUNTER_NAMES, self.counters))
+        s.update(self.encap.stats())            # issue 15: encap_* counters
+        return s
 
     def decode_batch(self, const uint8_t[::1] buf, const uint8_t[::1] meta, sink=None):
         cdef list out = []
@@ -187,6 +193,17 @@ cdef class PacketDecoder:
         else:
             c[C_LINKTYPE] += 1
             return None
+        # --- tunnels (issue 15, cext/_encap_py.py): a frame that is not IP, or an IP packet
+        # that is not TCP, may be a tunnel: read its innermost header instead (SKIP: a bad
+        # tunnel header, counted there; NOT_TUNNEL: go on as before)
+        cdef Py_ssize_t inner
+        if (et != 0x0800 and et != 0x86DD) or (off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
+            inner = self.encap.innermost(f, n, off, et)
+            if inner >= 0:
+                off = inner
+                et = self.encap.et
+            elif inner == -2:
+                return None
         # --- L3 ---
         cdef const uint8_t* src
         cdef const uint8_t* dst
