@@ -408,6 +408,12 @@ class FlowTable:
             return
         self.skip.pop(key, None)
         sess = flow.session
+        if sess is not None and not sess.seen_tls and flow.conn is not None \
+                and flow.conn.dirs[CLIENT].hello:
+            # issue 15: a ClientHello began but no handshake message came of it (cut short,
+            # or its record or message length refused): a connection with a ClientHello is
+            # always summarized
+            sess.hello_unread()
         if sess is not None and sess.seen_tls:
             # the decoder drops the rest of this connection in C (a flow that never was TLS
             # needs no entry: its later packets do not start a TLS record)

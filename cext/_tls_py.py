@@ -45,7 +45,8 @@ def _is_tls13(version: int) -> bool:
 
 
 class _Direction:
-    __slots__ = ("buf", "hs", "error", "encrypted", "started", "sslv2", "plaintext", "skip")
+    __slots__ = ("buf", "hs", "error", "encrypted", "started", "sslv2", "plaintext", "skip",
+                 "hello")
 
     def __init__(self) -> None:
         self.buf = b""              # bytes of an incomplete record
@@ -56,6 +57,7 @@ class _Direction:
         self.sslv2 = False          # records are SSLv2-framed
         self.plaintext = 0          # bytes skipped before TLS started (STARTTLS preamble)
         self.skip = 0               # rest of an encrypted record already reported
+        self.hello = False          # issue 15: the first record began a ClientHello
 
 
 class TLSConnection:
@@ -185,6 +187,9 @@ class TLSConnection:
                 d.buf = b""
                 return
             d.started = True
+            # issue 15: a ClientHello began (it may never complete or parse: the flow table
+            # still summarizes the connection)
+            d.hello = direction == CLIENT and b0 == _HANDSHAKE and len(buf) > 5 and buf[5] == 1
         if d.sslv2:
             d.buf = bytearray(buf)
             self._parse_sslv2(direction, d)
