@@ -138,6 +138,10 @@ class FlowTable:
                 return
         self.now = ts
         out = self._out
+        if flow.reset_at and ts - flow.reset_at >= self.close_linger:
+            # issue 15: the grace after the client's RST is over, data or not
+            self._finish(flow, "reset", out)
+            return
         try:                                    # one guard per packet
             d = CLIENT if from_lo == flow.client_lo else SERVER
             flow.last = ts
@@ -223,23 +227,20 @@ class FlowTable:
 
     def expire(self, now: float, out: list | None = None) -> list:
         """Finish flows idle for longer than ``idle_timeout`` at time ``now``, and those
-        quiet for ``close_linger`` after a FIN or a fatal alert: a failed handshake whose
-        other side never closes (half-closed) is reported in about a second, not after
-        the idle timeout."""
+        quiet for ``close_linger`` after a FIN, a fatal alert or the client's RST (issue 15):
+        a failed handshake whose other side never closes (half-closed) is reported in about
+        a second, not after the idle timeout."""
         out = [] if out is None else out
         limit = now - self.idle_timeout
         linger = now - self.close_linger
         stale, ended, reset = [], [], []
         for f in self.flows.values():
-            if f is None:
-                continue
-            if 0.0 < f.reset_at < linger:       # issue 15: the grace after a client's RST
-                reset.append(f)
-                continue
-            if f.last >= linger:
+            if f is None or f.last >= linger:
                 continue
             if f.last < limit:
                 stale.append(f)
+            elif f.reset_at:                    # issue 15: quiet since the client's RST
+                reset.append(f)
             elif (s := f.session) is not None and (s.fin or s.fatal):
                 ended.append(f)
         for f in stale:

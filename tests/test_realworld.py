@@ -130,3 +130,20 @@ def test_the_grace_after_a_client_reset_ends_after_close_linger():
     done = s.expire(rst_ts + 1.1)
     assert len(done) == 1 and done[0][0]["outcome"] == "reset"
     assert done[0][0]["history"] == "Cs"              # the ServerHello; the chain never came
+
+
+def test_server_data_after_the_grace_ends_the_flow():
+    """Item 3, the bound with data: the next server segment, arriving more than close_linger
+    after the RST, is not read -- it finishes the flow."""
+    with open(DATA / "late-after-rst.pcap", "rb") as fh:
+        frames = list(dpkt.pcap.Reader(fh))[:11]
+    rst_ts = frames[7][0]
+    frames = frames[:9] + [(rst_ts + 1.5, frames[10][1])]  # the 2nd late segment, too late
+    s = Summarizer(1, json=True, close_linger=1.0, idle_timeout=120.0)
+    out = []
+    for ts, frame in frames[:9]:
+        out += s.feed_frame(ts, frame)
+    assert out == []
+    done = s.feed_frame(*frames[9])
+    assert len(done) == 1 and done[0][0]["outcome"] == "reset"
+    assert done[0][0]["end"] < rst_ts + 1.0              # that segment was not read
