@@ -179,9 +179,8 @@ class FlowTable:
                     sess.tcp_rst(d)
                     # issue 15: the client reset while a server message was still arriving
                     # (the reader holds part of it): keep reading what is in flight, for
-                    # close_linger at most (expire), instead of finishing now
-                    if d == CLIENT and flow.conn is not None and (
-                            flow.reset_at == 0.0 or ts - flow.reset_at < self.close_linger):
+                    # close_linger at most (above, and expire), instead of finishing now
+                    if d == CLIENT and flow.conn is not None:
                         sd = flow.conn.dirs[SERVER]
                         if sd.error is None and (sd.buf or sd.hs):
                             if flow.reset_at == 0.0:

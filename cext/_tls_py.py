@@ -189,7 +189,8 @@ class TLSConnection:
             d.started = True
             # issue 15: a ClientHello began (it may never complete or parse: the flow table
             # still summarizes the connection)
-            d.hello = direction == CLIENT and b0 == _HANDSHAKE and len(buf) > 5 and buf[5] == 1
+            d.hello = direction == CLIENT and ((b0 == _HANDSHAKE and len(buf) > 5 and buf[5] == 1)
+                                               or (d.sslv2 and b2 == 1))
         if d.sslv2:
             d.buf = bytearray(buf)
             self._parse_sslv2(direction, d)

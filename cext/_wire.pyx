@@ -197,7 +197,8 @@ cdef class PacketDecoder:
         # that is not TCP, may be a tunnel: read its innermost header instead (SKIP: a bad
         # tunnel header, counted there; NOT_TUNNEL: go on as before)
         cdef Py_ssize_t inner
-        if (et != 0x0800 and et != 0x86DD) or (off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
+        if (et != 0x0800 and et != 0x86DD) or (
+                off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
             inner = self.encap.innermost(f, n, off, et)
             if inner >= 0:
                 off = inner

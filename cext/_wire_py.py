@@ -181,7 +181,8 @@ class PacketDecoder:
         # --- tunnels (issue 15, cext/_encap_py.py): a frame that is not IP, or an IP packet
         # that is not TCP, may be a tunnel: read its innermost header instead (SKIP: a bad
         # tunnel header, counted there; NOT_TUNNEL: go on as before)
-        if (et != 0x0800 and et != 0x86DD) or (off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
+        if (et != 0x0800 and et != 0x86DD) or (
+                off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
             inner = self.encap.innermost(f, n, off, et)
             if inner >= 0:
                 off, et = inner, self.encap.et

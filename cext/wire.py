@@ -7,9 +7,10 @@ hand-written twin (``_wire_py.py``).  The per-segment engine -- the TLS reader `
 session record ``_session`` and the flow table ``_flows`` -- and the tunnel decapsulation
 ``_encap`` that ``_wire``'s decoder calls are written once, in Python (``_tls_py.py`` ...),
 and compiled by Cython as ``_tls`` ... with the static types of ``_tls.pxd`` ...: the ``.py``
-files are the twin.  The engine modules import none of their
-siblings: they are handed them (``FlowTable(engine)``, ``TLSConnection(wire)``), so an
-:class:`Engine` is one build throughout.
+files are the twin.  The engine modules import none of their siblings: they are handed them
+(``FlowTable(engine)``, ``TLSConnection(wire)``), so an :class:`Engine` is one build
+throughout; only the wire module's decoder holds a ``Decapsulator`` of its own build (the
+compiled one calls it at C level).
 
 The decision: the compiled build, unless ``TLSDIAG_NO_EXTENSIONS`` is set (the same switch as
 ``setup.py``'s) or the build is missing (a source checkout), then the twin.  A *partial* build

@@ -64,6 +64,9 @@ CASES = {
     # the same, and the capture ends (no FIN)
     "cut_short_at_the_end": (lambda: _frames([_hello_record()[:60]], fin=False), {},
                              ["client_hello_unread"]),
+    # an SSLv2-framed ClientHello (RFC 5246 E.2) cut short: header says 0x30 bytes, 8 came
+    "sslv2_cut_short": (lambda: _frames([b"\x80\x30\x01\x03\x01\x00\x09\x00\x00\x00"]), {},
+                        ["client_hello_unread"]),
     # RFC 5246 6.2.3: a record longer than 2^14 + 2048 is refused
     "record_overflow": (lambda: _frames([b"\x16\x03\x01\x50\x00\x01\x00\x4f\xfc" + b"\0" * 40]),
                         {}, ["record_overflow", "client_hello_unread"]),
