@@ -70,7 +70,7 @@ class Flow:
         self.session = None
         self.first = ts
         self.last = ts
-        self.reset_at = 0.0             # issue 15: the client's RST, while lingering after it
+        self.reset_at = -1.0            # issue 15: the client's RST, while lingering after it
 
     def endpoints(self):
         half = len(self.key) // 2
@@ -138,7 +138,7 @@ class FlowTable:
                 return
         self.now = ts
         out = self._out
-        if flow.reset_at and ts - flow.reset_at >= self.close_linger:
+        if flow.reset_at >= 0.0 and ts - flow.reset_at >= self.close_linger:
             # issue 15: the grace after the client's RST is over, data or not
             self._finish(flow, "reset", out)
             return
@@ -183,7 +183,7 @@ class FlowTable:
                     if d == CLIENT and flow.conn is not None:
                         sd = flow.conn.dirs[SERVER]
                         if sd.error is None and (sd.buf or sd.hs):
-                            if flow.reset_at == 0.0:
+                            if flow.reset_at < 0.0:
                                 flow.reset_at = ts
                             return
                     self._finish(flow, "reset", out)
@@ -238,7 +238,7 @@ class FlowTable:
                 continue
             if f.last < limit:
                 stale.append(f)
-            elif f.reset_at:                    # issue 15: quiet since the client's RST
+            elif f.reset_at >= 0.0:             # issue 15: quiet since the client's RST
                 reset.append(f)
             elif (s := f.session) is not None and (s.fin or s.fatal):
                 ended.append(f)

@@ -114,12 +114,16 @@ def test_the_grace_after_a_client_reset_is_bounded():
         assert len(s["certificates"]) == 7
 
 
-def test_the_grace_after_a_client_reset_ends_after_close_linger():
+@pytest.mark.parametrize("rst_at_zero", [False, True], ids=["capture_time", "rst_at_time_0"])
+def test_the_grace_after_a_client_reset_ends_after_close_linger(rst_at_zero):
     """Item 3, the bound: the first connection of late-after-rst up to the first late server
     segment (the chain still incomplete), then silence: the flow waits for the rest, and is
-    finished as reset once close_linger has passed since the RST, not at the idle timeout."""
+    finished as reset once close_linger has passed since the RST, not at the idle timeout.
+    (Also with the clock shifted so that the RST is at time 0.0.)"""
     with open(DATA / "late-after-rst.pcap", "rb") as fh:
         frames = list(dpkt.pcap.Reader(fh))[:9]      # SYN ... the RST, one late segment
+    if rst_at_zero:
+        frames = [(ts - frames[7][0], f) for ts, f in frames]
     s = Summarizer(1, json=True, close_linger=1.0, idle_timeout=120.0)
     out = []
     for ts, frame in frames:
