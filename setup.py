@@ -48,7 +48,7 @@ if not NO_EXTENSIONS:
         # the .py files' annotations are for readers and type checkers; the .pxd files
         # give the C types
         [Extension("cext._" + name, ["cext/_%s_py.py" % name], extra_compile_args=cflags)
-         for name in ("tls", "session", "flows")],
+         for name in ("tls", "session", "flows", "encap")],
         compiler_directives=dict(directives, annotation_typing=False),
     )
 

@@ -13,7 +13,7 @@ cdef class Flow:
     cdef public _tls.TLSConnection conn
     cdef public _session.Session session
     cdef public bint client_lo
-    cdef public double last, first
+    cdef public double last, first, reset_at
 
 
 @cython.final

@@ -14,6 +14,7 @@ class Flow:
     session: Session | None
     first: float
     last: float
+    reset_at: float             # issue 15: the client's RST while lingering after it (-1: none)
     def __init__(self, key: bytes, client_lo: bool, ts: float) -> None: ...
     def endpoints(self) -> tuple[bytes, bytes]: ...
 

@@ -58,7 +58,7 @@ class Flow:
     """One TCP connection: roles, reassembly state, the TLS reader and the session record."""
 
     __slots__ = ("key", "client_lo", "next_seq", "ooo", "ooo_bytes", "conn", "session",
-                 "last", "first")
+                 "last", "first", "reset_at")
 
     def __init__(self, key: bytes, client_lo: bool, ts: float) -> None:
         self.key = key
@@ -70,6 +70,7 @@ class Flow:
         self.session = None
         self.first = ts
         self.last = ts
+        self.reset_at = -1.0            # issue 15: the client's RST, while lingering after it
 
     def endpoints(self):
         half = len(self.key) // 2
@@ -137,6 +138,10 @@ class FlowTable:
                 return
         self.now = ts
         out = self._out
+        if flow.reset_at >= 0.0 and ts - flow.reset_at >= self.close_linger:
+            # issue 15: the grace after the client's RST is over, data or not
+            self._finish(flow, "reset", out)
+            return
         try:                                    # one guard per packet
             d = CLIENT if from_lo == flow.client_lo else SERVER
             flow.last = ts
@@ -172,6 +177,15 @@ class FlowTable:
                 sess.end = ts
                 if flags & RST:
                     sess.tcp_rst(d)
+                    # issue 15: the client reset while a server message was still arriving
+                    # (the reader holds part of it): keep reading what is in flight, for
+                    # close_linger at most (above, and expire), instead of finishing now
+                    if d == CLIENT and flow.conn is not None:
+                        sd = flow.conn.dirs[SERVER]
+                        if sd.error is None and (sd.buf or sd.hs):
+                            if flow.reset_at < 0.0:
+                                flow.reset_at = ts
+                            return
                     self._finish(flow, "reset", out)
                     return
                 sess.tcp_fin(d)
@@ -212,18 +226,20 @@ class FlowTable:
 
     def expire(self, now: float, out: list | None = None) -> list:
         """Finish flows idle for longer than ``idle_timeout`` at time ``now``, and those
-        quiet for ``close_linger`` after a FIN or a fatal alert: a failed handshake whose
-        other side never closes (half-closed) is reported in about a second, not after
-        the idle timeout."""
+        quiet for ``close_linger`` after a FIN, a fatal alert or the client's RST (issue 15):
+        a failed handshake whose other side never closes (half-closed) is reported in about
+        a second, not after the idle timeout."""
         out = [] if out is None else out
         limit = now - self.idle_timeout
         linger = now - self.close_linger
-        stale, ended = [], []
+        stale, ended, reset = [], [], []
         for f in self.flows.values():
             if f is None or f.last >= linger:
                 continue
             if f.last < limit:
                 stale.append(f)
+            elif f.reset_at >= 0.0:             # issue 15: quiet since the client's RST
+                reset.append(f)
             elif (s := f.session) is not None and (s.fin or s.fatal):
                 ended.append(f)
         for f in stale:
@@ -232,6 +248,8 @@ class FlowTable:
         for f in ended:
             self.stats["flows_half_closed"] += 1
             self._finish(f, "closed", out)
+        for f in reset:
+            self._finish(f, "reset", out)
         return out
 
     def flush(self, reason: str = "incomplete") -> list:
@@ -390,6 +408,12 @@ class FlowTable:
             return
         self.skip.pop(key, None)
         sess = flow.session
+        if sess is not None and not sess.seen_tls and flow.conn is not None \
+                and flow.conn.dirs[CLIENT].hello:
+            # issue 15: a ClientHello began but no handshake message came of it (cut short,
+            # or its record or message length refused): a connection with a ClientHello is
+            # always summarized
+            sess.hello_unread()
         if sess is not None and sess.seen_tls:
             # the decoder drops the rest of this connection in C (a flow that never was TLS
             # needs no entry: its later packets do not start a TLS record)

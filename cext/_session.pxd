@@ -13,4 +13,5 @@ cdef class Session:
     cdef public bint resumed, _server_cert_seen, _server_ccs_early, _tls13, _v2, fatal
 
     cpdef handshake_over(self)
+    cpdef hello_unread(self)
     cdef _letter(self, int d, str letter)

@@ -104,6 +104,14 @@ class Session:
         if d not in self.gaps:
             self.gaps.append(d)
 
+    def hello_unread(self) -> None:
+        """Issue 15: the client began a ClientHello that never became a message (cut short,
+        or framing refused it): the history says a ClientHello came, a weird that it was not
+        read (after the framing error's weird, if any)."""
+        self._letter(_CLIENT, "C")
+        self.last_msg = 1
+        self.weird("client_hello_unread")
+
     @property
     def seen_tls(self) -> bool:
         return self.ch is not None or self.sh is not None or bool(self.history)

@@ -8,7 +8,7 @@ cimport cython
 @cython.final
 cdef class _Direction:
     cdef public object buf, hs, error
-    cdef public bint encrypted, started, sslv2
+    cdef public bint encrypted, started, sslv2, hello
     cdef public Py_ssize_t plaintext, skip
 
 

@@ -45,7 +45,8 @@ def _is_tls13(version: int) -> bool:
 
 
 class _Direction:
-    __slots__ = ("buf", "hs", "error", "encrypted", "started", "sslv2", "plaintext", "skip")
+    __slots__ = ("buf", "hs", "error", "encrypted", "started", "sslv2", "plaintext", "skip",
+                 "hello")
 
     def __init__(self) -> None:
         self.buf = b""              # bytes of an incomplete record
@@ -56,6 +57,7 @@ class _Direction:
         self.sslv2 = False          # records are SSLv2-framed
         self.plaintext = 0          # bytes skipped before TLS started (STARTTLS preamble)
         self.skip = 0               # rest of an encrypted record already reported
+        self.hello = False          # issue 15: the first record began a ClientHello
 
 
 class TLSConnection:
@@ -165,6 +167,14 @@ class TLSConnection:
             d.skip = 0
         if not d.started:
             if len(buf) < 3:
+                if not (20 <= buf[0] <= 24 or buf[0] & 0x80) or (
+                        len(buf) == 2 and not buf[0] & 0x80 and buf[1] != 3):
+                    # issue 15: a short segment that cannot begin a record header is
+                    # STARTTLS plaintext (PostgreSQL answers SSLRequest with the one byte
+                    # 'S'): buffered, it would hide the header of the first TLS flight
+                    d.plaintext += len(buf)
+                    d.buf = b""
+                    return
                 d.buf = bytes(buf)
                 return
             b0, b1, b2 = buf[0], buf[1], buf[2]
@@ -177,6 +187,10 @@ class TLSConnection:
                 d.buf = b""
                 return
             d.started = True
+            # issue 15: a ClientHello began (it may never complete or parse: the flow table
+            # still summarizes the connection)
+            d.hello = direction == CLIENT and ((b0 == _HANDSHAKE and len(buf) > 5 and buf[5] == 1)
+                                               or (d.sslv2 and b2 == 1))
         if d.sslv2:
             d.buf = bytearray(buf)
             self._parse_sslv2(direction, d)
@@ -229,7 +243,15 @@ class TLSConnection:
     def _handshake(self, direction: int, mt: int, body: bytes) -> None:
         emit = self._emit
         if mt == _HT_CLIENT_HELLO and direction == CLIENT:
-            emit(_new(ClientHello, (direction, *self.wire.parse_client_hello(body), False)))
+            try:
+                fields = self.wire.parse_client_hello(body)
+            except MalformedMessage:
+                # issue 15: a ClientHello whose body does not parse still enters the history
+                # (so the connection is summarized, silent server or not); the error that
+                # follows is the weird naming what was wrong
+                emit(_new(HandshakeMessage, (direction, mt, len(body))))
+                raise
+            emit(_new(ClientHello, (direction, *fields, False)))
         elif mt == _HT_SERVER_HELLO and direction == SERVER:
             (legacy, sid, suite, comp, exts, selected, group, alpn, psk,
              is_hrr) = _server_hello(self.wire, body)

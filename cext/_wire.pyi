@@ -4,6 +4,8 @@
 from collections.abc import Callable
 from typing import Any
 
+from cext._encap import Decapsulator
+
 #: a TCP segment: (ts, key, from_lo, flags, seq, payload, truncated)
 Segment = tuple[float, bytes, bool, int, int, bytes, bool]
 
@@ -17,6 +19,7 @@ class PacketDecoder:
     flows: dict[bytes, Any]
     done: dict[bytes, None]
     skip: dict[bytes, list[int]]
+    encap: Decapsulator         # issue 15: tunnels (cext/_encap_py.py)
     def __init__(self, linktype: int, flows: dict, done: dict, skip: dict) -> None: ...
     @property
     def counters(self) -> list[int]: ...

@@ -19,6 +19,9 @@ certificates, session ids, payloads -- is copied out as new ``bytes``.
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
 from libc.stdint cimport uint8_t, uint32_t
+from libc.string cimport memchr
+
+cimport cext._encap as _encap          # issue 15: tunnels (cext/_encap_py.py)
 
 from .errors import MalformedMessage
 from ._wire_py import COUNTER_NAMES, HRR_RANDOM, LINKTYPES, MAX_RECORD
@@ -78,12 +81,14 @@ cdef class PacketDecoder:
     cdef public dict done
     cdef public dict skip
     cdef long long c[N_COUNTERS]
+    cdef readonly _encap.Decapsulator encap     # issue 15: tunnels
 
     def __init__(self, int linktype, dict flows, dict done, dict skip):
         self.linktype = linktype
         self.flows = flows
         self.done = done
         self.skip = skip
+        self.encap = _encap.Decapsulator()      # issue 15: tunnels
         cdef int i
         for i in range(N_COUNTERS):
             self.c[i] = 0
@@ -93,7 +98,9 @@ cdef class PacketDecoder:
         return [self.c[i] for i in range(N_COUNTERS)]
 
     def stats(self):
-        return dict(zip(COUNTER_NAMES, self.counters))
+        s = dict(zip(COUNTER_NAMES, self.counters))
+        s.update(self.encap.stats())            # issue 15: encap_* counters
+        return s
 
     def decode_batch(self, const uint8_t[::1] buf, const uint8_t[::1] meta, sink=None):
         cdef list out = []
@@ -186,6 +193,18 @@ cdef class PacketDecoder:
         else:
             c[C_LINKTYPE] += 1
             return None
+        # --- tunnels (issue 15, cext/_encap_py.py): a frame that is not IP, or an IP packet
+        # that is not TCP, may be a tunnel: read its innermost header instead (SKIP: a bad
+        # tunnel header, counted there; NOT_TUNNEL: go on as before)
+        cdef Py_ssize_t inner
+        if (et != 0x0800 and et != 0x86DD) or (
+                off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
+            inner = self.encap.innermost(f, n, off, et)
+            if inner >= 0:
+                off = inner
+                et = self.encap.et
+            elif inner == -2:
+                return None
         # --- L3 ---
         cdef const uint8_t* src
         cdef const uint8_t* dst
@@ -437,7 +456,13 @@ cdef tuple _alpn_list(const uint8_t* b, Py_ssize_t s0, Py_ssize_t e0):
     cdef list out = []
     while s < e:
         _vec(b, s, e, 1, &ps, &pe)
-        out.append(_text(b, ps, pe))
+        # issue 15: a literal backslash is written \x5c, so that every \xNN of the text is one
+        # wire byte and JA4's hex rule reads the exact bytes back (cext/ja4.py)
+        if memchr(b + ps, 0x5C, pe - ps) != NULL:
+            out.append(PyBytes_FromStringAndSize(<const char*>(b + ps), pe - ps).replace(
+                b"\\", b"\\x5c").decode("ascii", "backslashreplace"))
+        else:
+            out.append(_text(b, ps, pe))
         s = pe
     return tuple(out)
 

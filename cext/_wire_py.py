@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 
+from ._encap_py import Decapsulator
 from .errors import MalformedMessage
 
 __all__ = [
@@ -87,9 +88,12 @@ class PacketDecoder:
         self.done = done
         self.skip = skip
         self.counters = [0] * len(COUNTER_NAMES)
+        self.encap = Decapsulator()         # issue 15: tunnels (cext/_encap_py.py)
 
     def stats(self) -> dict:
-        return dict(zip(COUNTER_NAMES, self.counters))
+        s = dict(zip(COUNTER_NAMES, self.counters))
+        s.update(self.encap.stats())        # issue 15: encap_* counters
+        return s
 
     def decode_batch(self, buf: bytes, meta: bytes, sink=None):
         """Decode a pcapy-ng ``next_batch`` result: ``meta`` packs 16-byte records
@@ -174,6 +178,16 @@ class PacketDecoder:
         else:
             c[C_LINKTYPE] += 1
             return None
+        # --- tunnels (issue 15, cext/_encap_py.py): a frame that is not IP, or an IP packet
+        # that is not TCP, may be a tunnel: read its innermost header instead (SKIP: a bad
+        # tunnel header, counted there; NOT_TUNNEL: go on as before)
+        if (et != 0x0800 and et != 0x86DD) or (
+                off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
+            inner = self.encap.innermost(f, n, off, et)
+            if inner >= 0:
+                off, et = inner, self.encap.et
+            elif inner == -2:
+                return None
         # --- L3 -------------------------------------------------------------------------
         if et == 0x0800:
             if off + 20 > n or (f[off] >> 4) != 4:
@@ -373,7 +387,10 @@ def _alpn_list(b: bytes, s: int, e: int) -> tuple:
     out = []
     while s < e:
         ps, pe = _vec(b, s, e, 1)
-        out.append(_text(b[ps:pe]))
+        # issue 15: a literal backslash is written \x5c, so that every \xNN of the text is one
+        # wire byte and JA4's hex rule reads the exact bytes back (cext/ja4.py)
+        raw = b[ps:pe]
+        out.append(_text(raw.replace(b"\\", b"\\x5c")) if 0x5C in raw else _text(raw))
         s = pe
     return tuple(out)
 

@@ -4,11 +4,13 @@ out a coherent engine.
 Two kinds of modules make up the core.  ``_wire`` (packet decoding, record and handshake
 splitting, hello parsing, Kafka's murmur2) is written in Cython (``_wire.pyx``) with a
 hand-written twin (``_wire_py.py``).  The per-segment engine -- the TLS reader ``_tls``, the
-session record ``_session`` and the flow table ``_flows`` -- is written once, in Python
-(``_tls_py.py`` ...), and compiled by Cython as ``_tls`` ... with the static types of
-``_tls.pxd`` ...: the ``.py`` files are the twin.  The engine modules import none of their
-siblings: they are handed them (``FlowTable(engine)``, ``TLSConnection(wire)``), so an
-:class:`Engine` is one build throughout.
+session record ``_session`` and the flow table ``_flows`` -- and the tunnel decapsulation
+``_encap`` that ``_wire``'s decoder calls are written once, in Python (``_tls_py.py`` ...),
+and compiled by Cython as ``_tls`` ... with the static types of ``_tls.pxd`` ...: the ``.py``
+files are the twin.  The engine modules import none of their siblings: they are handed them
+(``FlowTable(engine)``, ``TLSConnection(wire)``), so an :class:`Engine` is one build
+throughout; only the wire module's decoder holds a ``Decapsulator`` of its own build (the
+compiled one calls it at C level).
 
 The decision: the compiled build, unless ``TLSDIAG_NO_EXTENSIONS`` is set (the same switch as
 ``setup.py``'s) or the build is missing (a source checkout), then the twin.  A *partial* build
@@ -32,18 +34,22 @@ NO_EXTENSIONS = os.environ.get("TLSDIAG_NO_EXTENSIONS", "") not in ("", "0")
 
 #: the modules of each implementation, in Engine field order
 _MODULES = {
-    "c": ("cext._wire", "cext._tls", "cext._session", "cext._flows"),
-    "py": ("cext._wire_py", "cext._tls_py", "cext._session_py", "cext._flows_py"),
+    "c": ("cext._wire", "cext._tls", "cext._session", "cext._flows", "cext._encap"),
+    "py": ("cext._wire_py", "cext._tls_py", "cext._session_py", "cext._flows_py",
+           "cext._encap_py"),
 }
 
 
 class Engine(NamedTuple):
-    """The four modules of one implementation of the core."""
+    """The five modules of one implementation of the core."""
     implementation: str         # "c" or "py"
     wire: ModuleType
     tls: ModuleType
     session: ModuleType
     flows: ModuleType
+    #: tunnel decapsulation (issue 15): the wire module's PacketDecoder holds a
+    #: ``Decapsulator`` of its own build (the compiled decoder calls it at C level)
+    encap: ModuleType
 
     def connection(self, **limits):
         """A TLS reader of this build: ``tls.TLSConnection(wire, **limits)``."""

@@ -176,7 +176,31 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
     weirds = {(("reason", k[6:]),): v for k, v in s.items() if k.startswith("weird.")}
     if weirds:
         out.append(("tlsdiag_sensor_weirds_total", "counter", "malformed input by reason", weirds))
+    out += tunnel_metrics(s)
     return out
+
+
+def tunnel_metrics(s: dict) -> list:
+    """The decoder's tunnel counters (issue 15, ``encap_*`` of its stats): layers removed by
+    encapsulation, and tunnel headers skipped (malformed or truncated; too deep nesting)."""
+    removed, skipped = {}, {}
+    for k, v in s.items():
+        if not k.startswith("encap_"):
+            continue
+        if k == "encap_too_deep":
+            skipped[(("encapsulation", "any"), ("reason", "too_deep"))] = v
+        elif k.endswith("_malformed"):
+            skipped[(("encapsulation", k[6:-10]), ("reason", "malformed"))] = v
+        else:
+            removed[(("encapsulation", k[6:]),)] = v
+    if not removed:
+        return []
+    return [("tlsdiag_sensor_decapsulated_total", "counter",
+             "tunnel layers the decoder removed (VXLAN, GENEVE, GRE, ERSPAN, IP-in-IP, PPPoE, "
+             "GTP-U, MPLS, CAPWAP), by encapsulation", removed),
+            ("tlsdiag_sensor_decapsulation_skipped_total", "counter",
+             "frames dropped for a malformed or truncated tunnel header, or too many layers",
+             skipped)]
 
 
 def _spawn_workers(argv: list[str], v: Values) -> int:
