@@ -33,7 +33,10 @@ API for the application layer (``tlsdiag sensor|watch --backend ebpf|pcap|auto``
   ``ebpf_flows_closed``, ``ebpf_flows_marked`` (ended through ``finished``),
   ``ebpf_flows_lost`` (not followable: passed), ``ebpf_flows_budget`` (cut by the budget),
   ``ebpf_unparsed``, ``ebpf_loopback_out``, ``ebpf_map_fail``, ``ebpf_records`` (record
-  headers read), ``ebpf_marks_sent``.  All are counters (monotonic).
+  headers read), ``ebpf_tunnel`` (tunnel carriers passed whole: VXLAN, GENEVE, GTP-U, CAPWAP
+  by UDP port, GRE, IP-in-IP, MPLS, PPPoE -- the engine decapsulates), ``ebpf_closed_linger``
+  (frames passed in the second after a connection closed: server data after a reset),
+  ``ebpf_marks_sent``.  All are counters (monotonic).
 * The finished-flow hook: call ``cap.finished(raw_or_json_summary)`` for every summary the
   sensor emits (``getattr(cap, "finished", None)``: the pcap capture has none).  The
   kernel then drops the rest of a connection it was passing without following it (one it

@@ -57,10 +57,20 @@ class LiveCaptureError(Exception):
     """The interface cannot be opened / the filter does not compile (one-line message)."""
 
 
+#: the tunnel carriers the decoder opens (cext/_encap_py.py), as the eBPF filter passes them:
+#: their inner connections are not selectable by a libpcap expression, so they pass whole
+#: (``ether proto``, not ``mpls``/``pppoes``: those keywords shift every later offset)
+TUNNELS = ("udp port 4789 or udp port 8472 or udp port 6081 or udp port 2152 or udp port 5247"
+           " or ip proto 4 or ip proto 41 or ip proto 47 or ip6 proto 4 or ip6 proto 41"
+           " or ip6 proto 47 or ether proto 0x8847 or ether proto 0x8848 or ether proto 0x8864")
+
+
 def build_bpf(ports: list[int] | tuple[int, ...] = (), hosts: list[str] | tuple[str, ...] = (),
               extra: str | None = None) -> str:
     """A BPF expression from config: TCP on any of ``ports`` (all TCP when empty), to or from any
-    of ``hosts``, and'ed with ``extra``.  VLAN-tagged frames are matched as well."""
+    of ``hosts``, and'ed with ``extra``; or a tunnel carrier (:data:`TUNNELS`), unless ``extra``
+    is given (the operator's own expression is taken as written).  VLAN-tagged frames are
+    matched as well."""
     parts = ["tcp"]
     if ports:
         parts.append("(" + " or ".join("port %d" % int(p) for p in ports) + ")")
@@ -69,7 +79,9 @@ def build_bpf(ports: list[int] | tuple[int, ...] = (), hosts: list[str] | tuple[
     if extra:
         parts.append("(" + extra + ")")
     expr = " and ".join(parts)
-    return "(%s) or (vlan and %s)" % (expr, expr)
+    if not extra:
+        expr = "(%s) or (%s)" % (expr, TUNNELS)
+    return "(%s) or (vlan and (%s))" % (expr, expr)
 
 
 def enter_netns(name: str) -> int:

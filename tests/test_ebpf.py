@@ -42,6 +42,9 @@ HERE = Path(__file__).resolve().parent
 SCENARIOS = sorted((HERE / "data" / "scenarios").glob("*.pcap"))
 CAPTURES = sorted((HERE / "data" / "captures").glob("*.pcap"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.pcap"))
+#: issue 15's real-world captures: tunnels (the filter passes their carriers whole), STARTTLS,
+#: server data after the client's RST or FIN (passed in the closed connection's linger)
+REALWORLD = sorted((HERE / "data" / "realworld").glob("*.pcap"))
 #: ../shared beside the tree (CI, main checkout) or beside the worktrees' directory
 MAKE_CORPUS = next((p / "shared" / "bench" / "make_corpus.py" for p in ROOT.parents[:2]
                     if (p / "shared" / "bench" / "make_corpus.py").exists()),
@@ -352,7 +355,16 @@ def corpora(tmp_path_factory):
 
 
 def all_captures():
-    return SCENARIOS + CAPTURES + EXAMPLES
+    return SCENARIOS + CAPTURES + EXAMPLES + REALWORLD
+
+
+def test_offline_tunnels_and_late_data_are_passed():
+    """What the filter passes unfollowed is counted by why: a VXLAN carrier as a tunnel, the
+    chain after the client's RST in the closed connection's linger."""
+    _, k = assert_same(read_frames(HERE / "data" / "realworld" / "encap-vxlan.pcap"), "vxlan")
+    assert k["tunnel"] > 0 and k["flows_new"] == 0, k
+    _, k = assert_same(read_frames(HERE / "data" / "realworld" / "late-after-rst.pcap"), "rst")
+    assert k["closed_linger"] > 0, k
 
 
 def test_counters_and_object():
@@ -911,3 +923,17 @@ def test_live_real_tls_offload_frames(lo_netns, shared_timestamps, tmp_path):
 
 if __name__ == "__main__" and "--worker" in sys.argv:
     sys.exit(worker_main(sys.argv[1:]))
+
+
+@pytest.mark.parametrize("path", [p for p in REALWORLD if p.name.startswith("encap-")],
+                         ids=lambda p: p.name)
+def test_libpcap_selection_passes_tunnel_carriers(path):
+    """The libpcap backend's expression for --ports/--hosts passes tunnel carriers whole, as the
+    eBPF filter does: a port no inner connection uses loses none of their summaries."""
+    import pcapy
+    from sensor.live import build_bpf
+    frames = read_frames(path)
+    for ports, hosts in (((1,), ()), ((), ("192.0.2.99",))):
+        prog = pcapy.compile(1, 65535, build_bpf(ports, hosts), 1, 0xFFFFFFFF)
+        kept = [(ts, fr) for ts, fr in frames if prog.filter(fr) > 0]
+        assert summaries(kept) == summaries(frames) and summaries(frames), (path.name, ports)

@@ -42,7 +42,7 @@ COUNTERS = (
     "seen", "passed", "drop_filter", "drop_nopayload", "drop_skip", "drop_done", "drop_budget",
     "flows_new", "flows_midstream", "flows_reopened", "flows_over", "flows_closed",
     "flows_marked", "flows_lost", "flows_budget", "unparsed", "loopback_out", "map_fail",
-    "records",
+    "records", "tunnel", "closed_linger",
 )
 _DROPS = tuple(i for i, n in enumerate(COUNTERS) if n.startswith("drop_"))
 
@@ -57,7 +57,7 @@ LOOPBACK_IFINDEX = 1
 CAP_SYS_ADMIN, CAP_BPF = 21, 39
 _U64 = struct.Struct("=Q")
 #: sizeof(struct flow)
-FLOW_SIZE = 88
+FLOW_SIZE = 96
 
 
 class EbpfUnavailable(LiveCaptureError):

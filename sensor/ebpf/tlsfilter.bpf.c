@@ -54,7 +54,7 @@ enum {
 	C_SEEN, C_PASSED, C_DROP_FILTER, C_DROP_NOPAYLOAD, C_DROP_SKIP, C_DROP_DONE, C_DROP_BUDGET,
 	C_FLOWS_NEW, C_FLOWS_MIDSTREAM, C_FLOWS_REOPENED, C_FLOWS_OVER, C_FLOWS_CLOSED,
 	C_FLOWS_MARKED, C_FLOWS_LOST, C_FLOWS_BUDGET, C_UNPARSED, C_LOOPBACK_OUT, C_MAP_FAIL,
-	C_RECORDS,
+	C_RECORDS, C_TUNNEL, C_CLOSED_LINGER,
 	C_MAX
 };
 
@@ -117,6 +117,7 @@ struct flow {
 	__u8 have_isn;
 	__u8 dir;              /* the current packet's direction (see tls_filter) */
 	__u8 pad[3];
+	__u64 closed_ns;       /* CLOCK_MONOTONIC when it became S_CLOSED */
 };
 
 /* a global in its own data section (libbpf map ".data.config"): read without a helper call */
@@ -679,6 +680,24 @@ static __always_inline int port_wanted(__u16 port)
 	return (cfg.ports[(p >> 6) & 1023] >> (p & 63)) & 1;
 }
 
+/* Tunnels the engine's decoder opens (cext/_encap_py.py): the carrier frames are passed
+ * whole -- the inner connection's state is the engine's alone, so nothing of a tunnel is
+ * dropped here, and nothing is gained on an underlay interface either (docs/services.md). */
+#define ETH_P_MPLS_UC_ 0x8847
+#define ETH_P_MPLS_MC_ 0x8848
+#define ETH_P_PPP_SES_ 0x8864
+
+static __always_inline int tunnel_udp_port(__u16 port)
+{
+	__u16 p = bpf_ntohs(port);
+	/* VXLAN (and Linux's old VXLAN port), GENEVE, GTP-U, CAPWAP data */
+	return p == 4789 || p == 8472 || p == 6081 || p == 2152 || p == 5247;
+}
+
+/* After a connection closed, the engine still reads what follows for a while (a server
+ * chain in flight when the client reset, FlowTable's close_linger): pass that long. */
+#define CLOSED_LINGER_NS 1000000000ULL
+
 SEC("socket")
 int tls_filter(struct __sk_buff *skb)
 {
@@ -734,6 +753,8 @@ int tls_filter(struct __sk_buff *skb)
 	} else {
 		proto = bpf_ntohs(skb->protocol);
 	}
+	if (proto == ETH_P_MPLS_UC_ || proto == ETH_P_MPLS_MC_ || proto == ETH_P_PPP_SES_)
+		goto tunnel;
 
 	struct flow_key key = {};
 	__u32 src[4] = {}, dst[4] = {};
@@ -743,6 +764,16 @@ int tls_filter(struct __sk_buff *skb)
 			goto filtered;
 		if (ip.version != 4)
 			goto filtered;
+		if (ip.protocol == IPPROTO_GRE || ip.protocol == IPPROTO_IPIP ||
+		    ip.protocol == IPPROTO_IPV6)
+			goto tunnel;
+		if (ip.protocol == IPPROTO_UDP && !(ip.frag_off & bpf_htons(0x3FFF))) {
+			__u16 ports[2];
+			if (bpf_skb_load_bytes(skb, l3 + ip.ihl * 4, ports, sizeof(ports)))
+				goto filtered;
+			if (tunnel_udp_port(ports[0]) || tunnel_udp_port(ports[1]))
+				goto tunnel;
+		}
 		if (ip.protocol != IPPROTO_TCP)
 			goto filtered;
 		if (ip.frag_off & bpf_htons(0x3FFF))
@@ -842,6 +873,11 @@ int tls_filter(struct __sk_buff *skb)
 			goto pass;
 		}
 	} else if (fl->state == S_OVER || fl->state == S_CLOSED) {
+		if (fl->state == S_CLOSED && !syn_only &&
+		    bpf_ktime_get_ns() - fl->closed_ns < CLOSED_LINGER_NS) {
+			COUNT(cnt, C_CLOSED_LINGER);
+			goto pass;
+		}
 		if (!syn_only) {
 			COUNT(cnt, C_DROP_DONE);
 			return 0;
@@ -952,6 +988,7 @@ int tls_filter(struct __sk_buff *skb)
 	if (flags & TCP_RST) {
 		if (fl->state <= S_LOST) {
 			fl->state = S_CLOSED;
+			fl->closed_ns = bpf_ktime_get_ns();
 			COUNT(cnt, C_FLOWS_CLOSED);
 		}
 		goto pass;
@@ -960,6 +997,7 @@ int tls_filter(struct __sk_buff *skb)
 		ds->flags |= D_FIN;
 		if ((fl->d[0].flags & D_FIN) && (fl->d[1].flags & D_FIN) && fl->state <= S_LOST) {
 			fl->state = S_CLOSED;
+			fl->closed_ns = bpf_ktime_get_ns();
 			COUNT(cnt, C_FLOWS_CLOSED);
 			goto pass;
 		}
@@ -974,6 +1012,10 @@ pass:
 filtered:
 	COUNT(cnt, C_DROP_FILTER);
 	return 0;
+tunnel:
+	COUNT(cnt, C_TUNNEL);
+	COUNT(cnt, C_PASSED);
+	return skb->len;
 unparsed:
 	COUNT(cnt, C_UNPARSED);
 	COUNT(cnt, C_PASSED);

@@ -172,6 +172,13 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
               if k.startswith("ebpf_flows_")}),
             ("tlsdiag_sensor_ebpf_map_failures_total", "counter",
              "flow map updates the kernel refused", s.get("ebpf_map_fail", 0)),
+            ("tlsdiag_sensor_ebpf_passed_unfollowed_total", "counter",
+             "frames the eBPF filter passed without following them: tunnel carriers (the "
+             "engine decapsulates), frames of a connection in its close linger (server data "
+             "after a reset), headers it does not parse",
+             {(("why", "tunnel"),): s.get("ebpf_tunnel", 0),
+              (("why", "closed_linger"),): s.get("ebpf_closed_linger", 0),
+              (("why", "unparsed"),): s.get("ebpf_unparsed", 0)}),
         ]
     weirds = {(("reason", k[6:]),): v for k, v in s.items() if k.startswith("weird.")}
     if weirds:
