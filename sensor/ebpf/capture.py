@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import platform
 import socket
 import struct
 import time
@@ -69,19 +68,11 @@ def preflight(object_path: str | None = None) -> None:
     """Raise :class:`EbpfUnavailable` with the reason if the program cannot be loaded here,
     before anything is opened: object not built, libbpf missing, kernel too old, no
     privilege.  (A kernel that refuses the program anyway is reported by the load.)"""
-    path = object_path or OBJECT_PATH
-    if not os.path.exists(path):
-        raise EbpfUnavailable("eBPF object not built (%s is missing: clang was not available "
-                              "when the package was built)" % path)
-    rel = platform.release()
-    try:
-        ver = tuple(int(x) for x in rel.split("-")[0].split(".")[:2])
-    except ValueError:
-        ver = MIN_KERNEL
-    if ver < MIN_KERNEL:
-        raise EbpfUnavailable("kernel %s is too old (the filter needs >= %d.%d for bpf_loop)"
-                              % (rel, *MIN_KERNEL))
-    caps = _effective_caps()
+    for why in (libbpf.unbuilt_object(object_path or OBJECT_PATH),
+                libbpf.kernel_too_old(MIN_KERNEL, "the filter needs bpf_loop:")):
+        if why:
+            raise EbpfUnavailable(why)
+    caps = libbpf.effective_caps()
     if caps is not None and not (caps >> CAP_BPF & 1 or caps >> CAP_SYS_ADMIN & 1):
         raise EbpfUnavailable("no privilege to load eBPF programs (needs CAP_BPF, "
                               "with CAP_NET_RAW for the capture)")
@@ -89,17 +80,6 @@ def preflight(object_path: str | None = None) -> None:
         libbpf.load_libbpf()
     except libbpf.BpfError as exc:
         raise EbpfUnavailable(str(exc)) from None
-
-
-def _effective_caps() -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return None
 
 
 def _addr16(ip) -> bytes:

@@ -244,41 +244,23 @@ def resolve_library(path: str) -> tuple[Library, ElfFile | None]:
 
 # -- the probes ---------------------------------------------------------------------------------
 
-def _effective_caps() -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return None
-
-
 def preflight(object_path: str | None = None) -> None:
     """Raise :class:`HintsUnavailable` with the reason when the probes cannot load here."""
-    path = object_path or OBJECT_PATH
-    if not os.path.exists(path):
-        raise HintsUnavailable("eBPF object not built (%s is missing: clang was not available "
-                               "when the package was built)" % path)
-    rel = platform.release()
-    try:
-        ver = tuple(int(x) for x in rel.split("-")[0].split(".")[:2])
-    except ValueError:
-        ver = MIN_KERNEL
-    if ver < MIN_KERNEL:
-        raise HintsUnavailable("kernel %s is too old (endpoint hints need >= %d.%d)"
-                               % (rel, *MIN_KERNEL))
+    for why in (libbpf.unbuilt_object(object_path or OBJECT_PATH),
+                libbpf.kernel_too_old(MIN_KERNEL, "endpoint hints need")):
+        if why:
+            raise HintsUnavailable(why)
     if not os.path.exists("/sys/kernel/btf/vmlinux"):
         raise HintsUnavailable("the kernel has no BTF (/sys/kernel/btf/vmlinux): the socket "
                                "fields cannot be located")
-    caps = _effective_caps()
+    caps = libbpf.effective_caps()
     if caps is not None and not caps >> CAP_SYS_ADMIN & 1:
         missing = [n for n, c in (("CAP_BPF", CAP_BPF), ("CAP_PERFMON", CAP_PERFMON))
                    if not caps >> c & 1]
         if missing:
-            raise HintsUnavailable("no privilege for uprobes (needs CAP_BPF and CAP_PERFMON; "
-                                   "missing %s)" % " and ".join(missing))
+            raise HintsUnavailable("no privilege for uprobes (needs CAP_SYS_ADMIN: with "
+                                   "CAP_BPF and CAP_PERFMON alone the kernel loads the program "
+                                   "but refuses the uprobes; missing %s)" % " and ".join(missing))
     try:
         libbpf.load_libbpf()
     except libbpf.BpfError as exc:

@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import platform
 from collections import deque
 
 __all__ = ["BpfError", "BpfObject", "load_libbpf", "map_update", "map_lookup", "map_delete",
@@ -34,6 +35,40 @@ _SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ct
 
 class BpfError(Exception):
     """libbpf is missing, or an object cannot be opened or loaded.  ``str()`` is one line."""
+
+
+# -- what both programs check before loading (the capture filter and the endpoint hints) -------
+
+def unbuilt_object(path: str) -> str | None:
+    """Why ``path`` cannot be loaded because it is not there, or None."""
+    if os.path.exists(path):
+        return None
+    return ("eBPF object not built (%s is missing: clang was not available when the package "
+            "was built)" % path)
+
+
+def kernel_too_old(minimum: tuple[int, int], needs: str) -> str | None:
+    """Why this kernel is older than ``minimum`` (``needs`` says for what), or None."""
+    rel = platform.release()
+    try:
+        ver = tuple(int(x) for x in rel.split("-")[0].split(".")[:2])
+    except ValueError:
+        return None                 # an unusual release string: let the load decide
+    if ver < minimum:
+        return "kernel %s is too old (%s >= %d.%d)" % (rel, needs, *minimum)
+    return None
+
+
+def effective_caps() -> int | None:
+    """This process's effective capability mask, or None where /proc does not say."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return None
 
 
 def _print(level: int, fmt: bytes, args: int) -> int:
