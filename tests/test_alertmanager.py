@@ -13,12 +13,10 @@ read back with ``amtool`` and Alertmanager's own API, and the resolved ones arri
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -33,7 +31,7 @@ from analyzer.config import build_config
 from analyzer.engine import Engine, is_success
 from analyzer.service.alertmanager import (ALERTNAME, RESOLVED_RETENTION_S, Alertmanager,
                                            alert_of, api_url, severity_of)
-from proto.render import summary_to_json
+from tests.support.stream import diagnose_stream
 
 try:
     from tests.kafka_broker import kcat, module_broker
@@ -449,14 +447,8 @@ def failing_and_success():
     successful summary."""
     items = stamped()
     eng = Engine(build_config({"truststore": str(TRUST)}))
-    facts, ders, failing, fails, ok = {}, {}, set(), [], None
-    for raw, certs in items:
-        for c in certs:
-            facts[c[0]] = c[2]
-            ders[c[0].hex()] = c[1]
-        s = summary_to_json(raw, facts)
-        eng.observe(s, ders)
-        diags = eng.diagnose(s, ders)
+    failing, fails, ok = set(), [], None
+    for (raw, certs), (_, s, diags) in zip(items, diagnose_stream(items, eng)):
         if any(d["severity"] == "failure" for d in diags):
             # (a failure after an established handshake also counts as a success to its
             # server: it would resolve its incident with --incident-resolve-successes 1)

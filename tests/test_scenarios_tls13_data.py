@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import functools
-import json
 import os
 import sys
 
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
 from analyzer.causes import FAILURE_CAUSES
+from tests.support.stream import jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "scenarios"))
@@ -40,16 +40,11 @@ SOURCES = {None, "cleartext alert", "cleartext chain", "size", "memory", "none"}
 STACKS = {"JSSE": "Java 17 JSSE", "OpenSSL": "openssl s_client", "Python": "Python 3.11 ssl"}
 
 
-def _load(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def expected() -> list[dict]:
     if not os.path.exists(EXPECTED):
         pytest.fail("missing %s: run tests/scenarios/generate_tls13.py" % EXPECTED)
-    rows = _load(EXPECTED)
+    rows = jsonl(EXPECTED)
     assert rows, "expected.jsonl is empty"
     return rows
 
