@@ -7,8 +7,9 @@ the same code runs in ``tlsdiag diagnose`` and in the Kafka service.
 from __future__ import annotations
 
 from .config import ConfigError, DiagnoseConfig, build_config
+from .causes import CAUSES, FAILURE_CAUSES, Cause
 from .engine import Engine, failures
-from .rules import FAILURE_CAUSES, FAILURE_RULES, Rule
+from .rules import FAILURE_RULES, Rule
 
-__all__ = ["ConfigError", "DiagnoseConfig", "Engine", "FAILURE_CAUSES", "FAILURE_RULES", "Rule", "build_config",
-           "failures"]
+__all__ = ["CAUSES", "Cause", "ConfigError", "DiagnoseConfig", "Engine", "FAILURE_CAUSES", "FAILURE_RULES", "Rule",
+           "build_config", "failures"]

@@ -30,6 +30,8 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import NameOID
 
+from . import causes as K
+from .causes import Cause
 from .config import TrustStore
 
 log = logging.getLogger(__name__)
@@ -48,17 +50,17 @@ UNTRUSTED_ROOT = "untrusted_root"            # chain ends at a root/issuer the t
 VERIFIER_REJECTED = "verifier_rejected"      # cryptography's verifier failed, explicit checks named nothing
 UNPARSEABLE = "unparseable"                  # DER cryptography cannot parse / not delivered
 
-PROBLEM_CAUSE: Mapping[str, str] = {
-    EXPIRED: "expired_certificate",
-    NOT_YET_VALID: "not_yet_valid_certificate",
-    EXPIRING_SOON: "expiring_certificate",
-    HOSTNAME_MISMATCH: "hostname_mismatch",
-    MISSING_ISSUER: "incomplete_chain",
-    ISSUER_MISMATCH: "incomplete_chain",
-    SELF_SIGNED: "unknown_certificate",
-    UNTRUSTED_ROOT: "unknown_certificate",
-    VERIFIER_REJECTED: "certificate_rejected",
-    UNPARSEABLE: "certificate_rejected",
+PROBLEM_CAUSE: Mapping[str, Cause] = {
+    EXPIRED: K.EXPIRED_CERTIFICATE,
+    NOT_YET_VALID: K.NOT_YET_VALID_CERTIFICATE,
+    EXPIRING_SOON: K.EXPIRING_CERTIFICATE,
+    HOSTNAME_MISMATCH: K.HOSTNAME_MISMATCH,
+    MISSING_ISSUER: K.INCOMPLETE_CHAIN,
+    ISSUER_MISMATCH: K.INCOMPLETE_CHAIN,
+    SELF_SIGNED: K.UNKNOWN_CERTIFICATE,
+    UNTRUSTED_ROOT: K.UNKNOWN_CERTIFICATE,
+    VERIFIER_REJECTED: K.CERTIFICATE_REJECTED,
+    UNPARSEABLE: K.CERTIFICATE_REJECTED,
 }
 
 #: Order in which problems explain a rejection whose alert does not name the problem.
@@ -68,6 +70,10 @@ PROBLEM_PRIORITY: tuple[str, ...] = (
 )
 
 MAX_CHAIN = 16
+#: the note of a chain judged from the summary's facts alone
+BYTES_MISSING_NOTE = ("the certificates' bytes are not in the input (a JSONL summary without \"certs\": "
+                      "`tlsdiag summarize --certs` writes them): signatures and trust in the root are not judged, "
+                      "the truststore is not used for this chain")
 CACHE_SIZE = 4096
 
 
@@ -401,7 +407,20 @@ class CertChecker:
         if not facts:
             return None
         chain = tuple(self.certs.get(f, ders) for f in list(facts)[:MAX_CHAIN])
+        return self.check_chain(chain, side=side, when=when, hostname=hostname, hostname_source=hostname_source,
+                                direction=direction)
+
+    def check_chain(self, chain: tuple[CertInfo, ...], *, side: str, when: dt.datetime, hostname: str | None,
+                    hostname_source: str | None, direction: str) -> ChainReport:
+        """:meth:`check` of an already parsed chain (one remembered from an earlier connection)."""
         trust = self.trust_for(direction)
+        if trust is not None and any(c.cert is None and c.error is None for c in chain):
+            # facts without the certificate's bytes (a JSONL summary without "certs"): no signature, no path to
+            # a trusted root can be checked, so judging against the truststore would call every root missing
+            trust = None
+            bytes_missing = True
+        else:
+            bytes_missing = False
         # the whole report depends on the chain, the name, the side/direction and, for time, only on which
         # validity boundary each certificate is past (plus the day, for the "N days" wording): cache it
         states = tuple(self._time_state(c, when) for c in chain)
@@ -410,7 +429,7 @@ class CertChecker:
         hit = self._report_cache.get(rkey)
         if hit is not None:
             return hit
-        report = self._check(chain, trust, when, side, hostname, hostname_source)
+        report = self._check(chain, trust, when, side, hostname, hostname_source, bytes_missing)
         self._report_cache[rkey] = report
         if len(self._report_cache) > self.cache_size:
             self._report_cache.popitem(last=False)
@@ -426,7 +445,7 @@ class CertChecker:
         return 0
 
     def _check(self, chain: tuple[CertInfo, ...], trust: _Trust | None, when: dt.datetime, side: str,
-               hostname: str | None, hostname_source: str | None) -> ChainReport:
+               hostname: str | None, hostname_source: str | None, bytes_missing: bool = False) -> ChainReport:
         shape = self._shape(chain, trust)
         problems = list(shape.problems)
         # validity of every certificate at capture time
@@ -460,7 +479,9 @@ class CertChecker:
             if verdict != "ok" and not [p for p in problems if p.code != EXPIRING_SOON]:
                 problems.append(Problem(VERIFIER_REJECTED, -1, leaf.subject, verdict))
         notes = list(shape.notes)
-        if trust is None:
+        if bytes_missing:
+            notes.append(BYTES_MISSING_NOTE)
+        elif trust is None:
             notes.append("no truststore given: trust in the root is not judged; a truststore (--truststore) would "
                          "tell a trusted chain from an untrusted root or a missing intermediate")
         if hostname is None and side == "server":
@@ -533,14 +554,17 @@ def run_verifier(certs: list[x509.Certificate], store: xv.Store, when: dt.dateti
 
 
 def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
-    problems: list[Problem] = []
-    notes: list[str] = []
-    for i, c in enumerate(chain):
-        if c.error:
-            problems.append(Problem(UNPARSEABLE, i, c.subject, c.error))
+    problems = [Problem(UNPARSEABLE, i, c.subject, c.error) for i, c in enumerate(chain) if c.error]
     if problems and problems[0].index == 0:
         return _Shape(tuple(problems), False, ())
-    # links inside the sent chain, in wire order
+    notes: list[str] = []
+    _check_links(chain, problems, notes)
+    anchored, sent_root = _walk_up(chain, trust, problems, notes)
+    return _Shape(tuple(problems), anchored, tuple(notes), sent_root)
+
+
+def _check_links(chain: tuple[CertInfo, ...], problems: list[Problem], notes: list[str]) -> None:
+    """Links inside the sent chain, in wire order: each certificate issued (and signed) by the next one."""
     for i in range(len(chain) - 1):
         a, b = chain[i], chain[i + 1]
         if a.self_issued or not a.issuer:
@@ -554,54 +578,65 @@ def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
         elif a.cert is not None and b.cert is not None and not _signed_by(a.cert, b.cert):
             problems.append(Problem(ISSUER_MISMATCH, i + 1, b.subject,
                                     f"certificate {i + 1} has the right name ({b.subject!r}) but its key did not sign certificate {i}"))
-    # walk up from the leaf through sent certificates, then the truststore
-    anchored = False
-    sent_root: int | None = None
+
+
+def _walk_up(chain: tuple[CertInfo, ...], trust: _Trust | None, problems: list[Problem],
+             notes: list[str]) -> tuple[bool, int | None]:
+    """Walk from the leaf through the sent certificates, then the truststore: (anchored, index of a
+    self-signed root the peer sent when judged without a truststore)."""
     cur, idx = chain[0], 0
     seen = {cur.sha256}
     for _ in range(MAX_CHAIN):
         if trust is not None and cur.cert is not None and trust.contains(cur.cert):
-            anchored = True
-            break
+            return True, None
         if cur.self_issued:
-            if trust is None:
-                if idx == 0:
-                    problems.append(Problem(SELF_SIGNED, 0, cur.subject,
-                                            "self-signed certificate (no truststore given to say whether it is trusted)"))
-                else:
-                    sent_root = idx
-                    notes.append(f"chain ends at a self-signed root {cur.subject!r} (sent by the peer)")
-            else:
-                code = SELF_SIGNED if idx == 0 else UNTRUSTED_ROOT
-                problems.append(Problem(code, idx, cur.subject, f"self-signed {'certificate' if idx == 0 else 'root'} "
-                                        f"not in the truststore {trust.source}"))
-            break
+            return False, _self_issued_end(cur, idx, trust, problems, notes)
         parent = next((o for o in chain if o.sha256 not in seen and o.subject == cur.issuer
                        and (cur.cert is None or o.cert is None or _signed_by(cur.cert, o.cert))), None)
-        if parent is not None:
-            cur = parent
-            idx = chain.index(parent)
-            seen.add(parent.sha256)
-            continue
-        # issuer not sent on this connection
-        if trust is not None and cur.cert is not None:
-            issuer, name_found = trust.issuer_of(cur.cert)
-            if issuer is not None:
-                anchored = True
-                break
-            if name_found:
-                problems.append(Problem(ISSUER_MISMATCH, idx, cur.subject,
-                                        f"the truststore holds {cur.issuer!r} but not the key that signed this certificate"))
-                break
-        if idx == 0 and not cur.is_ca:
-            what = "nor in the truststore" if trust is not None else "(no truststore given)"
-            problems.append(Problem(MISSING_ISSUER, 0, cur.subject,
-                                    f"leaf sent without its issuer {cur.issuer!r}: not sent on this connection {what}"))
-        elif trust is not None:
-            problems.append(Problem(UNTRUSTED_ROOT, idx, cur.subject,
-                                    f"issuer {cur.issuer!r} of the last certificate sent is not in the truststore "
-                                    f"{trust.source} (if it is an intermediate, the chain is also incomplete)"))
-        else:
-            notes.append(f"chain ends at {cur.subject!r}, issued by {cur.issuer!r} (not sent; normal for a root)")
-        break
-    return _Shape(tuple(problems), anchored, tuple(notes), sent_root)
+        if parent is None:
+            return _issuer_not_sent(cur, idx, trust, problems, notes), None
+        cur = parent
+        idx = chain.index(parent)
+        seen.add(parent.sha256)
+    return False, None
+
+
+def _self_issued_end(cur: CertInfo, idx: int, trust: _Trust | None, problems: list[Problem],
+                     notes: list[str]) -> int | None:
+    """The walk ended at a self-issued certificate the truststore does not hold."""
+    if trust is None:
+        if idx == 0:
+            problems.append(Problem(SELF_SIGNED, 0, cur.subject,
+                                    "self-signed certificate (no truststore given to say whether it is trusted)"))
+            return None
+        notes.append(f"chain ends at a self-signed root {cur.subject!r} (sent by the peer)")
+        return idx
+    code = SELF_SIGNED if idx == 0 else UNTRUSTED_ROOT
+    problems.append(Problem(code, idx, cur.subject, f"self-signed {'certificate' if idx == 0 else 'root'} "
+                            f"not in the truststore {trust.source}"))
+    return None
+
+
+def _issuer_not_sent(cur: CertInfo, idx: int, trust: _Trust | None, problems: list[Problem],
+                     notes: list[str]) -> bool:
+    """The walk ended at a certificate whose issuer was not sent on this connection; True when the
+    truststore holds that issuer (anchored)."""
+    if trust is not None and cur.cert is not None:
+        issuer, name_found = trust.issuer_of(cur.cert)
+        if issuer is not None:
+            return True
+        if name_found:
+            problems.append(Problem(ISSUER_MISMATCH, idx, cur.subject,
+                                    f"the truststore holds {cur.issuer!r} but not the key that signed this certificate"))
+            return False
+    if idx == 0 and not cur.is_ca:
+        what = "nor in the truststore" if trust is not None else "(no truststore given)"
+        problems.append(Problem(MISSING_ISSUER, 0, cur.subject,
+                                f"leaf sent without its issuer {cur.issuer!r}: not sent on this connection {what}"))
+    elif trust is not None:
+        problems.append(Problem(UNTRUSTED_ROOT, idx, cur.subject,
+                                f"issuer {cur.issuer!r} of the last certificate sent is not in the truststore "
+                                f"{trust.source} (if it is an intermediate, the chain is also incomplete)"))
+    else:
+        notes.append(f"chain ends at {cur.subject!r}, issued by {cur.issuer!r} (not sent; normal for a root)")
+    return False

@@ -60,7 +60,7 @@ __all__ = ["Incident", "IncidentTracker", "STATE_FORMAT", "STATE_VERSION", "CHUN
 MAX_CLIENTS = 50          # distinct clients / sensors remembered per incident
 MAX_NORTH_BUCKETS = 20_000  # (second, router endpoint, sensor) buckets kept per partition
 STATE_FORMAT = "tlsdiag-incidents"
-STATE_VERSION = 1           # snapshot()/restore(): one document per partition (read for upgrades)
+STATE_VERSION = 1           # restore(): one document per partition (read for upgrades, never written)
 CHUNK_FORMAT = "tlsdiag-incidents-chunk"
 CHUNKED_VERSION = 2         # save_records()/restore_records(): head + chunk records
 NCHUNKS = 512               # 10,000 open incidents (max_open) -> ~20 (~25 KB) per chunk
@@ -330,16 +330,9 @@ class IncidentTracker:
     def partitions(self) -> set[int]:
         return {inc.part for inc in self.open.values()} | set(self._north)
 
-    def snapshot(self, part: int) -> dict[str, Any]:
-        """Partition ``part``'s open incidents and northbound success buckets (JSON-able):
-        the format version 1 document."""
-        north: Mapping[NorthKey, int] = self._north.get(part) or {}
-        return {"format": STATE_FORMAT, "version": STATE_VERSION,
-                "incidents": [inc.to_state() for inc in self.open.values() if inc.part == part],
-                "north": [[sec, srv, sensor, n] for (sec, srv, sensor), n in north.items()]}
-
     def restore(self, part: int, doc: object) -> int:
-        """Replace partition ``part``'s state with a :meth:`snapshot` (format version 1);
+        """Replace partition ``part``'s state with a format version 1 document (what analyzers before
+        format 2 saved: ``{"format", "version": 1, "incidents": [to_state()...], "north": [...]}``);
         returns the number of open incidents restored.  Malformed items are skipped; a
         malformed document is ignored.  The next :meth:`save_records` rewrites it whole."""
         self.drop(part)

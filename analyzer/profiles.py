@@ -23,6 +23,11 @@ FORMAT_VERSION = 1
 MAX_VALUES = 64
 
 
+def successes(n: int) -> str:
+    """``1 successful handshake``, ``2 successful handshakes``."""
+    return f"{n} successful handshake{'' if n == 1 else 's'}"
+
+
 class ProfileError(ValueError):
     """A profiles file is unreadable or not in our format."""
 
@@ -148,7 +153,7 @@ class Profile:
         cs = ", ".join(k for k, _ in self.ciphers.most_common(3))
         gs = ", ".join(k for k, _ in self.groups.most_common(3))
         sni = f"{self.with_sni} with SNI, {self.without_sni} without"
-        return (f"{self.count} successful handshakes: versions {vs or '-'}; suites {cs or '-'}; groups {gs or '-'}; "
+        return (f"{successes(self.count)}: versions {vs or '-'}; suites {cs or '-'}; groups {gs or '-'}; "
                 f"{sni}")
 
 
@@ -234,12 +239,9 @@ class ProfileStore:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(doc, f, separators=(",", ":"))
             os.replace(tmp, path)
-        except BaseException:
-            try:
+        finally:
+            if os.path.exists(tmp):     # not renamed into place: an error on the way
                 os.unlink(tmp)
-            except OSError:
-                pass
-            raise
 
     def load(self, path: str) -> int:
         try:

@@ -10,7 +10,14 @@ the evidence lacks renders as ``?``.
 
 from __future__ import annotations
 
-from typing import Mapping
+import functools
+import string
+from typing import Mapping, Sequence, Union
+
+from .causes import (CAUSES, CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE,
+                     EXPIRED_CERTIFICATE, EXPIRING_CERTIFICATE, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN,
+                     NOT_YET_VALID_CERTIFICATE, PROTOCOL_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, UNKNOWN,
+                     UNKNOWN_CERTIFICATE, Cause)
 
 N, S = "northbound", "southbound"
 
@@ -21,156 +28,240 @@ _VERIFY = "check it with `openssl verify -CAfile root.pem -untrusted intermediat
 _SSLINFO = "the TargetEndpoint `<HTTPTargetConnection><SSLInfo>` (or the TargetServer's SSLInfo via the management API)"
 
 #: (cause, direction, rejected_by) -> template; lookups fall back to (cause, direction, None), then
-#: (cause, None, None).
-TEMPLATES: Mapping[tuple[str, str | None, str | None], str] = {
+#: (cause, None, rejected_by), then (cause, None, None), which every cause has (checked at import).
+TEMPLATES: Mapping[tuple[Cause, str | None, str | None], str] = {
     # -- versions --------------------------------------------------------------------------------------
-    ("protocol_mismatch", S, "server"): (
-        "The backend {server} refuses the MP's versions ({offered}); it chose {server_versions} when it worked. Upgrade "
+    (PROTOCOL_MISMATCH, S, "server"): (
+        "The backend {server} refuses the MP's versions[ ({offered})][; it chose {server_versions} when it "
+        "worked]. Upgrade "
         "the backend to TLSv1.2 (recommended), or pin the MP to a version the backend accepts in " + _SSLINFO +
         ": `<SSLInfo><Enabled>true</Enabled><Protocols><Protocol>{suggest_version}</Protocol></Protocols></SSLInfo>`."),
-    ("protocol_mismatch", S, "client"): (
-        "The backend {server} chose {version}, which the MP refuses. Upgrade the backend to TLSv1.2, or allow "
-        "{version} in " + _SSLINFO + " with `<Protocols><Protocol>{version}</Protocol></Protocols>` (and check the "
-        "JVM's jdk.tls.disabledAlgorithms does not disable it)."),
-    ("protocol_mismatch", N, "server"): (
-        "The Router's virtual host refuses the client's versions ({offered}); it chose {server_versions} when it "
-        "worked. Upgrade the client app to TLSv1.2 or later; only if the old version must be served, enable it in the "
+    (PROTOCOL_MISMATCH, S, "client"): (
+        "The backend {server} chose [{version}|an old version], which the MP refuses. Upgrade the backend to "
+        "TLSv1.2, or allow it in " + _SSLINFO + " with `<Protocols><Protocol>[{version}|VERSION]</Protocol>"
+        "</Protocols>` (and check the JVM's jdk.tls.disabledAlgorithms does not disable it)."),
+    (PROTOCOL_MISMATCH, N, "server"): (
+        "The Router's virtual host refuses the client's versions[ ({offered})][; it chose {server_versions} when it "
+        "worked]. Upgrade the client app to TLSv1.2 or later; only if the old version must be served, enable it in the "
         "virtual host's SSL protocol settings on the Router."),
-    ("protocol_mismatch", N, "client"): (
-        "The Router chose {version}, which the client app refuses: enable TLSv1.2/TLSv1.3 in the virtual host's SSL "
+    (PROTOCOL_MISMATCH, N, "client"): (
+        "The Router chose [{version}|a version], which the client app refuses: enable TLSv1.2/TLSv1.3 in the "
+        "virtual host's SSL "
         "protocol settings on the Router."),
-    ("protocol_mismatch", None, None): (
-        "Client and server share no protocol version (client offered {offered}; server chose {server_versions} "
-        "when it worked, {version} here). Upgrade the older side; on the gateway: Router virtual host protocols "
+    (PROTOCOL_MISMATCH, None, None): (
+        "Client and server share no protocol version[ (client offered {offered}[; server chose {server_versions} "
+        "when it worked][, {version} here])]. Upgrade the older side; on the gateway: Router virtual host protocols "
         "(northbound) or `<SSLInfo><Protocols><Protocol>` of the TargetEndpoint/TargetServer (southbound)."),
     # -- cipher suites ---------------------------------------------------------------------------------
-    ("cipher_mismatch", S, None): (
-        "The backend {server} accepts none of the {n_offered} suites the MP offered (it chose {server_suites} when "
-        "it worked). Make the MP offer one it has: list it in " + _SSLINFO + " `<Ciphers><Cipher>NAME</Cipher>`, or "
+    (CIPHER_MISMATCH, S, None): (
+        "The backend {server} accepts none of the[ {n_offered}] suites the MP offered[ (it chose {server_suites} when "
+        "it worked)]. Make the MP offer one it has: list it in " + _SSLINFO + " `<Ciphers><Cipher>NAME</Cipher>`, or "
         "install the JCE unlimited-strength policy in the MP's Java (Java 8 before 8u161) so AES-256 suites are "
         "offered; or enable one of the MP's suites on the backend."),
-    ("cipher_mismatch", N, None): (
-        "The Router's virtual host accepts none of the {n_offered} suites the client offered (it chose "
-        "{server_suites} when it worked). Make the client app offer a current suite (e.g. "
+    (CIPHER_MISMATCH, N, None): (
+        "The Router's virtual host accepts none of the[ {n_offered}] suites the client offered[ (it chose "
+        "{server_suites} when it worked)]. Make the client app offer a current suite (e.g. "
         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256), or add one of the client's suites to the virtual host's cipher list "
         "on the Router (ssl_ciphers in /opt/nginx/conf.d/0-default.conf)."),
-    ("cipher_mismatch", None, None): (
-        "No common cipher suite (or key-exchange group): the server chose {server_suites} when it worked; the client "
-        "offered {n_offered} suites. Align the lists: Router virtual host ciphers (northbound) or `<SSLInfo><Ciphers>` "
+    (CIPHER_MISMATCH, None, None): (
+        "No common cipher suite (or key-exchange group)[: the server chose {server_suites} when it worked][; the "
+        "client offered {n_offered} suites]. Align the lists: Router virtual host ciphers (northbound) or "
+        "`<SSLInfo><Ciphers>` "
         "and the JCE unlimited-strength policy on the MP (southbound)."),
     # -- SNI -------------------------------------------------------------------------------------------
-    ("sni_required", S, None): (
+    (SNI_REQUIRED, S, None): (
         "The backend {server} needs SNI and the MP sent no server_name: " + _MP_PROPS + ". Also make sure the "
         "TargetEndpoint URL / TargetServer host is a host name ({target}), not an IP address: JSSE sends no SNI "
         "for IP literals. Check with `openssl s_client -connect {server}` with and without `-servername`."),
-    ("sni_required", N, None): (
+    (SNI_REQUIRED, N, None): (
         "The Router needs SNI to pick the virtual host and the client sent no server_name: have the client use the "
         "host name in the URL (not the IP) and enable SNI in its TLS library, or give the Router a default virtual "
         "host/certificate for clients without SNI."),
-    ("sni_required", None, None): (
+    (SNI_REQUIRED, None, None): (
         "The server needs SNI and the client sent no server_name. Southbound (MP client): " + _MP_PROPS +
         ". Northbound: make the client send server_name (host name in the URL, SNI enabled)."),
-    ("sni_unrecognized", S, "client"): (
-        "The backend {server} does not know the name {sni} and sent unrecognized_name; the MP's JSSE treats that "
-        "warning as fatal. Configure the backend with a certificate/virtual host for {sni} (or stop it sending the "
-        "warning), or make the TargetEndpoint use a name the backend serves. Last resort: "
+    (SNI_UNRECOGNIZED, S, "client"): (
+        "The backend {server} does not know the name [{sni}|the MP sent] and sent unrecognized_name; the MP's JSSE "
+        "treats that warning as fatal. Configure the backend with a certificate/virtual host for [{sni}|that name] "
+        "(or stop it sending the warning), or make the TargetEndpoint use a name the backend serves. Last resort: "
         "`conf_system_jsse.enableSNIExtension=false` on the MP (turns SNI off for every target)."),
-    ("sni_unrecognized", N, None): (
-        "The Router has no virtual host for {sni}: add {sni} to the virtual host's host aliases (with a certificate "
+    (SNI_UNRECOGNIZED, N, None): (
+        "The Router has no virtual host for [{sni}|the name the client sent]: add [{sni}|that name] to the virtual "
+        "host's host aliases (with a certificate "
         "covering it), or have the client use a name the Router serves."),
-    ("sni_unrecognized", None, None): (
-        "The server does not recognise the name {sni}: configure it to serve {sni} (virtual host / host alias with a "
+    (SNI_UNRECOGNIZED, None, None): (
+        "The server does not recognise the name [{sni}|the client sent]: configure it to serve [{sni}|that name] "
+        "(virtual host / host alias with a "
         "matching certificate) or have the client use a name the server knows."),
     # -- certificates the client rejected (server's certificate) --------------------------------------
-    ("hostname_mismatch", N, "client"): (
-        "The Router's certificate ({subject}; names {cert_names}) does not cover {hostname}. Get a certificate whose "
-        "SAN includes {hostname} (or a wildcard for its domain) and upload it with the full chain to the virtual "
+    (HOSTNAME_MISMATCH, N, "client"): (
+        "The Router's certificate[ ({subject}[; names {cert_names}])] does not cover [{hostname}|the name asked "
+        "for]. Get a certificate whose SAN includes [{hostname}|that name] (or a wildcard for its domain) and "
+        "upload it with the full chain to the virtual "
         "host's keystore."),
-    ("hostname_mismatch", S, "client"): (
-        "The backend's certificate ({subject}; names {cert_names}) does not cover {hostname}. Fix the backend "
-        "certificate (SAN {hostname}), or point the TargetEndpoint URL / TargetServer host at a name the "
+    (HOSTNAME_MISMATCH, S, "client"): (
+        "The backend's certificate[ ({subject}[; names {cert_names}])] does not cover [{hostname}|the name asked "
+        "for]. Fix the backend certificate[ (SAN {hostname})], or point the TargetEndpoint URL / TargetServer host "
+        "at a name the "
         "certificate has."),
-    ("hostname_mismatch", None, None): (
-        "The server certificate ({subject}; names {cert_names}) does not cover {hostname}: issue one whose SAN "
-        "includes {hostname} (or a wildcard) and install it with its full chain (Router keystore northbound; backend "
+    (HOSTNAME_MISMATCH, None, None): (
+        "The server certificate[ ({subject}[; names {cert_names}])] does not cover [{hostname}|the name asked "
+        "for]: issue one whose SAN includes [{hostname}|that name] (or a wildcard) and install it with its full "
+        "chain (Router keystore northbound; backend "
         "southbound), or use a name the certificate has."),
-    ("incomplete_chain", N, "client"): (
-        "The Router sends {subject} without its issuer {missing_issuer}: upload the complete chain (leaf + "
+    (INCOMPLETE_CHAIN, N, "client"): (
+        "The Router sends [{subject}|its certificate] without its issuer[ {missing_issuer}]: upload the complete "
+        "chain (leaf + "
         "intermediates, in order) to the virtual host's keystore; " + _VERIFY + "."),
-    ("incomplete_chain", S, "client"): (
-        "The backend {server} sends {subject} without its issuer {missing_issuer} (or a mismatched intermediate): "
+    (INCOMPLETE_CHAIN, S, "client"): (
+        "The backend {server} sends [{subject}|its certificate] without its issuer[ {missing_issuer}] (or a mismatched "
+        "intermediate): "
         "fix the chain on the backend; meanwhile the intermediate can be added to the MP truststore referenced by "
         "`<SSLInfo><TrustStore>`. " + _VERIFY[0].upper() + _VERIFY[1:] + "."),
-    ("incomplete_chain", N, "server"): (
-        "The client app sends its certificate {subject} without the intermediate {missing_issuer}: configure the "
+    (INCOMPLETE_CHAIN, N, "server"): (
+        "The client app sends its certificate[ {subject}] without the intermediate[ {missing_issuer}]: configure the "
         "client with its full chain, or add the intermediate to the Router virtual host's truststore."),
-    ("incomplete_chain", S, "server"): (
-        "The MP sends its client certificate {subject} without the intermediate {missing_issuer}: upload the full "
+    (INCOMPLETE_CHAIN, S, "server"): (
+        "The MP sends its client certificate[ {subject}] without the intermediate[ {missing_issuer}]: upload the full "
         "chain to the keystore/alias referenced by `<SSLInfo><KeyStore>`/`<KeyAlias>`; " + _VERIFY + "."),
-    ("incomplete_chain", None, None): (
-        "The certificate {subject} is sent without its issuer {missing_issuer} (or with a mismatched intermediate): "
+    (INCOMPLETE_CHAIN, None, None): (
+        "The certificate[ {subject}] is sent without its issuer[ {missing_issuer}] (or with a mismatched "
+        "intermediate): "
         "install the complete chain where the certificate lives; " + _VERIFY + "."),
-    ("expired_certificate", N, "client"): (
-        "The Router's certificate {subject} expired {not_after}: upload a renewed certificate with its full chain to "
+    (EXPIRED_CERTIFICATE, N, "client"): (
+        "The Router's certificate[ {subject}] [expired {not_after}|has expired]: upload a renewed certificate with "
+        "its full chain to "
         "the virtual host's keystore."),
-    ("expired_certificate", S, "client"): (
-        "The backend's certificate {subject} expired {not_after}: renew it on the backend {server} (and update the "
+    (EXPIRED_CERTIFICATE, S, "client"): (
+        "The backend's certificate[ {subject}] [expired {not_after}|has expired]: renew it on the backend {server} "
+        "(and update the "
         "MP truststore if it pins that certificate)."),
-    ("expired_certificate", N, "server"): (
-        "The client app's certificate {subject} expired {not_after}: the client must renew it (the Router rejects "
+    (EXPIRED_CERTIFICATE, N, "server"): (
+        "The client app's certificate[ {subject}] [expired {not_after}|has expired]: the client must renew it (the "
+        "Router rejects "
         "it)."),
-    ("expired_certificate", S, "server"): (
-        "The MP's client certificate {subject} expired {not_after}: upload a renewed certificate and chain to the "
+    (EXPIRED_CERTIFICATE, S, "server"): (
+        "The MP's client certificate[ {subject}] [expired {not_after}|has expired]: upload a renewed certificate "
+        "and chain to the "
         "keystore/alias in `<SSLInfo><KeyStore>`/`<KeyAlias>`."),
-    ("expired_certificate", None, None): (
-        "The certificate {subject} expired {not_after}: renew it and install it with its full chain where it lives "
+    (EXPIRED_CERTIFICATE, None, None): (
+        "The certificate[ {subject}] [expired {not_after}|has expired]: renew it and install it with its full "
+        "chain where it lives "
         "(keystore of the side that sends it)."),
-    ("not_yet_valid_certificate", None, None): (
-        "The certificate {subject} is not valid before {not_before}: check the clocks (NTP) of both sides, or "
+    (NOT_YET_VALID_CERTIFICATE, None, None): (
+        "The certificate[ {subject}] [is not valid before {not_before}|is not yet valid]: check the clocks (NTP) "
+        "of both sides, or "
         "install a certificate that is already valid (keystore of the side that sends it)."),
-    ("unknown_certificate", N, "client"): (
-        "The client app does not trust the Router's certificate (issuer {issuer}): use a certificate from a CA the "
+    (UNKNOWN_CERTIFICATE, N, "client"): (
+        "The client app does not trust the Router's certificate[ (issuer {issuer})]: use a certificate from a CA the "
         "clients trust and upload it with its full chain to the virtual host's keystore, or add the root to the "
         "clients' truststore."),
-    ("unknown_certificate", S, "client"): (
-        "The MP does not trust the backend's certificate (issuer {issuer}): upload the backend's root (and "
+    (UNKNOWN_CERTIFICATE, S, "client"): (
+        "The MP does not trust the backend's certificate[ (issuer {issuer})]: upload the backend's root (and "
         "intermediate) certificate to the truststore referenced by `<SSLInfo><TrustStore>` of the "
         "TargetEndpoint/TargetServer."),
-    ("unknown_certificate", N, "server"): (
-        "The Router does not trust the client's certificate (issuer {issuer}): upload the client's CA to the "
+    (UNKNOWN_CERTIFICATE, N, "server"): (
+        "The Router does not trust the client's certificate[ (issuer {issuer})]: upload the client's CA to the "
         "virtual host's truststore."),
-    ("unknown_certificate", S, "server"): (
-        "The backend does not trust the MP's client certificate (issuer {issuer}): install that CA on the backend, "
+    (UNKNOWN_CERTIFICATE, S, "server"): (
+        "The backend does not trust the MP's client certificate[ (issuer {issuer})]: install that CA on the backend, "
         "or use a client certificate the backend trusts in `<SSLInfo><KeyStore>`/`<KeyAlias>`."),
-    ("unknown_certificate", None, None): (
-        "The {rejected_by} does not trust the peer's certificate (issuer {issuer}): add the issuing root to the "
+    (UNKNOWN_CERTIFICATE, None, None): (
+        "The {rejected_by} does not trust the peer's certificate[ (issuer {issuer})]: add the issuing root to the "
         "rejecting side's truststore (Router virtual host northbound; `<SSLInfo><TrustStore>` southbound), or use a "
         "certificate from a trusted CA."),
-    ("certificate_rejected", None, None): (
-        "The {rejected_by} rejected the peer's certificate ({subject}) without saying why: compare it with the "
+    (CERTIFICATE_REJECTED, None, None): (
+        "The {rejected_by} rejected the peer's certificate[ ({subject})] without saying why: compare it with the "
         "rejecting side's truststore (Router virtual host northbound; `<SSLInfo><TrustStore>` southbound), check the "
-        "name and the chain (" + _VERIFY + "), or run `tlsdiag probe {server} --servername {sni}`."),
-    ("client_certificate_missing", N, None): (
+        "name and the chain (" + _VERIFY + "), or run `tlsdiag probe {server}[ --servername {sni}]`."),
+    (CLIENT_CERTIFICATE_MISSING, N, None): (
         "The Router's virtual host requires a client certificate and the client app sent none: configure the client "
         "with its certificate and key (issued by a CA in the virtual host's truststore), or disable client "
         "authentication on the virtual host if it is not intended."),
-    ("client_certificate_missing", S, None): (
+    (CLIENT_CERTIFICATE_MISSING, S, None): (
         "The backend {server} requires a client certificate and the MP sent none: set `<SSLInfo><ClientAuthEnabled>"
         "true</ClientAuthEnabled><KeyStore>...</KeyStore><KeyAlias>...</KeyAlias>` in the TargetEndpoint/"
         "TargetServer, with a key and full chain issued by a CA the backend accepts."),
-    ("client_certificate_missing", None, None): (
+    (CLIENT_CERTIFICATE_MISSING, None, None): (
         "The server requires a client certificate and the client sent none: give the client a certificate from a CA "
         "the server accepts (southbound: `<SSLInfo><ClientAuthEnabled>`, `<KeyStore>`, `<KeyAlias>`)."),
-    ("encrypted_failure", None, None): (
-        "TLS 1.3 hides the reason. Run `tlsdiag probe {server} --servername {sni}` (add --truststore with the "
+    (ENCRYPTED_FAILURE, N, "server"): (
+        "The Router rejected the client app's certificate (TLS 1.3 encrypts its alert, so the wire does not say "
+        "why): check the client's certificate -- `openssl x509 -noout -subject -issuer -dates -in client.pem` -- "
+        "against the virtual host's truststore (expired, or issued by a CA the virtual host lacks) and the Router's "
+        "log for the alert it sent."),
+    (ENCRYPTED_FAILURE, S, "server"): (
+        "The backend {server} rejected the MP's client certificate (TLS 1.3 encrypts its alert, so the wire does not "
+        "say why): check the certificate of the keystore/alias in `<SSLInfo><KeyStore>`/`<KeyAlias>` (expired, "
+        "or issued by a CA the backend does not trust) and the backend's log for the alert it sent."),
+    (ENCRYPTED_FAILURE, None, "client"): (
+        "TLS 1.3 hides the reason the client rejected the server's certificate. Run `tlsdiag probe {server}[ "
+        "--servername {sni}]` (add --truststore with the client's truststore) to fetch and validate the chain the "
+        "server serves, then apply the matching certificate fix."),
+    (ENCRYPTED_FAILURE, None, None): (
+        "TLS 1.3 hides the reason. Run `tlsdiag probe {server}[ --servername {sni}]` (add --truststore with the "
         "client's truststore) to fetch and validate the chain the server serves; then apply the matching "
         "certificate fix. If the server rejected the client (client certificate), check the server's logs."),
-    ("expiring_certificate", None, None): (
-        "The certificate {subject} expires {not_after}: renew it and install it with its full chain before then "
+    (EXPIRING_CERTIFICATE, None, None): (
+        "The certificate[ {subject}] expires [{not_after}|soon]: renew it and install it with its full chain "
+        "before then "
         "(Router virtual host keystore northbound; backend or MP keystore southbound)."),
-    ("unknown", None, None): (
-        "No rule explains this failure: run `tlsdiag probe {server} --servername {sni}` and check both sides' logs."),
+    (UNKNOWN, None, None): (
+        "No rule explains this failure: run `tlsdiag probe {server}[ --servername {sni}]` and check both sides' logs."),
 }
+
+
+#: Fixes for one way a cause comes about, where the cause's own text would point elsewhere: (cause, variant,
+#: direction) -> template (falling back to (cause, variant, None)); a rule's finding names its variant.
+VARIANT_TEMPLATES: Mapping[tuple[Cause, str, str | None], str] = {
+    (CIPHER_MISMATCH, "groups", N): (
+        "The Router's virtual host accepts none of the key-exchange groups the client offered[ ({client_groups})]"
+        "[; it chose {server_groups} when it worked]. Make the client app offer a group the Router has (x25519 and "
+        "secp256r1 are in every current TLS stack), or add one of the client's groups to the virtual host's curve "
+        "list on the Router (nginx ssl_ecdh_curve)."),
+    (CIPHER_MISMATCH, "groups", S): (
+        "The backend {server} accepts none of the key-exchange groups the MP offered[ ({client_groups})][; it chose "
+        "{server_groups} when it worked]. Make the MP's Java offer one the backend has (system property "
+        "`jdk.tls.namedGroups` on the Message Processor, e.g. x25519,secp256r1,secp384r1), or enable one of the MP's "
+        "groups on the backend."),
+    (CERTIFICATE_REJECTED, "hint", None): (
+        "The {rejected_by}'s OpenSSL rejected the peer's certificate[ ({subject})] with [{verify_error} "
+        "({verify_text})|a verify error][ at depth {verify_depth}] (0 = the peer's own certificate, 1 its issuer...): "
+        "fix that certificate, or the rejecting side's policy if the certificate is meant to pass; reproduce with "
+        "`openssl verify -CAfile <the rejecting side's roots> -untrusted <intermediates> <certificate>`."),
+    (CIPHER_MISMATCH, "groups", None): (
+        "No common key-exchange group[: the client offered {client_groups}][; the server chose {server_groups} when "
+        "it worked]. Align the groups: the Router virtual host's curve list (northbound), `jdk.tls.namedGroups` on "
+        "the MP (southbound), or the peer's own group list."),
+}
+
+
+#: Fixes for what the active probe (``tlsdiag probe``, analyzer/probe) finds where no diagnosis template fits
+#: its situation: (cause, situation) -> template, rendered like TEMPLATES.
+PROBE_TEMPLATES: Mapping[tuple[Cause, str], str] = {
+    (UNKNOWN, "no_version"): "check that the port speaks TLS; see the per-version answers above",
+    (PROTOCOL_MISMATCH, "not_tls"): (
+        "probe the port the TLS service listens on, or check which service listens on {server} (plain HTTP "
+        "answers a ClientHello with an HTTP error)"),
+    (UNKNOWN, "silent"): (
+        "check which service listens on {server} and whether a firewall or proxy drops TLS; a TLS server answers "
+        "a ClientHello at once"),
+    (UNKNOWN, "no_version_no_sni"): (
+        "the target is an IP address and no --servername was given, so no server_name was sent: an SNI-only "
+        "server rejects every such handshake - retry with --servername NAME"),
+    (PROTOCOL_MISMATCH, "only_sslv3"): (
+        "upgrade the backend to TLSv1.2: SSLv3 is disabled in Java 8u31+ (jdk.tls.disabledAlgorithms) and must "
+        "not be pinned"),
+    (PROTOCOL_MISMATCH, "deprecated_enabled"): "disable {deprecated} on the server",
+    (CIPHER_MISMATCH, "settles_on_top_version"): (
+        "offer a {top} suite the server has, or drop {top} from the client's protocols"),
+    (SNI_REQUIRED, "certificate_depends_on_sni"): (
+        "clients must send SNI to get the right certificate (MP: jsse.enableSNIExtension=true)"),
+}
+
+_MISSING = [c.id for c in CAUSES if (c, None, None) not in TEMPLATES]
+if _MISSING:  # pragma: no cover - a cause without its default fix is a programming error, never a silent fallback
+    raise RuntimeError(f"analyzer.remediation: no (cause, None, None) template for {', '.join(_MISSING)}")
 
 
 class _Safe(dict[str, object]):
@@ -178,28 +269,104 @@ class _Safe(dict[str, object]):
         return "?"
 
 
+#: a parsed template: literal text (with ``{field}`` placeholders) and optional groups, each a list of
+#: alternatives (themselves parsed templates)
+_Node = Union[str, "list[list[_Node]]"]
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(template: str) -> tuple[_Node, ...]:
+    """``[A]`` is dropped when a field of A is missing; ``[A|B]`` renders B instead; groups nest."""
+    def group(i: int, stop: str) -> tuple[list[_Node], int]:
+        out: list[_Node] = []
+        lit: list[str] = []
+        while i < len(template):
+            ch = template[i]
+            if ch in stop:
+                break
+            if ch == "[":
+                alts: list[list[_Node]] = []
+                i += 1
+                while True:
+                    alt, i = group(i, "|]")
+                    alts.append(alt)
+                    if i >= len(template) or template[i] == "]":
+                        break
+                    i += 1                  # past "|"
+                if lit:
+                    out.append("".join(lit))
+                    lit = []
+                out.append(alts)            # type: ignore[arg-type]
+            else:
+                lit.append(ch)
+            i += 1
+        if lit:
+            out.append("".join(lit))
+        return out, i
+    nodes, _ = group(0, "")
+    return tuple(nodes)
+
+
+def _fields(nodes: Sequence[_Node]) -> list[str]:
+    """The placeholders of the literal text of ``nodes`` (not of nested groups)."""
+    return [f for n in nodes if isinstance(n, str) for _, f, _, _ in string.Formatter().parse(n) if f]
+
+
+def _render(nodes: Sequence[_Node], vals: _Safe) -> str:
+    out = []
+    for n in nodes:
+        if isinstance(n, str):
+            out.append(n.format_map(vals))
+            continue
+        for alt in n:
+            if all(f in vals for f in _fields(alt)):
+                out.append(_render(alt, vals))
+                break
+    return "".join(out)
+
+
 def render(template: str, facts: Mapping[str, object]) -> str:
+    """The template with the facts filled in.  A fact the evidence lacks drops the optional segment that
+    names it (``[ ({subject})]``) or picks its alternative (``[expired {not_after}|has expired]``); outside a
+    segment it renders as ``?``."""
     vals = _Safe({k: v for k, v in facts.items() if v is not None and v != ""})
-    return template.format_map(vals)
+    return _render(_parse(template), vals)
 
 
-def template_for(cause: str, direction: str | None, rejected_by: str | None) -> str:
+def template_for(cause: Cause, direction: str | None, rejected_by: str | None, variant: str | None = None) -> str:
+    """The most specific template for the cause; every cause has at least its ``(cause, None, None)`` one
+    (a cause that is not in the registry is a KeyError, never the "unknown" text)."""
     d = direction if direction in (N, S) else None
-    for key in ((cause, d, rejected_by), (cause, d, None), (cause, None, rejected_by), (cause, None, None)):
+    if variant is not None:
+        for vkey in ((cause, variant, d), (cause, variant, None)):
+            t = VARIANT_TEMPLATES.get(vkey)
+            if t is not None:
+                return t
+    for key in ((cause, d, rejected_by), (cause, d, None), (cause, None, rejected_by)):
         t = TEMPLATES.get(key)
         if t is not None:
             return t
-    return TEMPLATES[("unknown", None, None)]
+    return TEMPLATES[(cause, None, None)]
 
 
-def remediation(cause: str, direction: str | None, rejected_by: str | None, facts: Mapping[str, object]) -> str:
+def remediation(cause: Cause, direction: str | None, rejected_by: str | None, facts: Mapping[str, object],
+                variant: str | None = None) -> str:
     """The fix for this cause in this direction, filled with the evidence's values.
 
     With an unknown direction the northbound and southbound fixes are both given when they differ.
     """
     if direction in (N, S):
-        return render(template_for(cause, direction, rejected_by), facts)
-    nb, sb = template_for(cause, N, rejected_by), template_for(cause, S, rejected_by)
+        return render(template_for(cause, direction, rejected_by, variant), facts)
+    nb, sb = template_for(cause, N, rejected_by, variant), template_for(cause, S, rejected_by, variant)
     if nb == sb:
         return render(nb, facts)
     return f"If northbound (client -> Router): {render(nb, facts)} If southbound (MP -> backend): {render(sb, facts)}"
+
+
+def fix_text(cause: Cause, facts: Mapping[str, object], *, direction: str | None = None,
+             rejected_by: str | None = None, situation: str | None = None) -> str:
+    """One fix text: the probe's ``situation`` template when given, else the cause's most specific template
+    for ``direction`` and ``rejected_by`` (direction None: the one that covers both directions)."""
+    if situation is not None:
+        return render(PROBE_TEMPLATES[(cause, situation)], facts)
+    return render(template_for(cause, direction, rejected_by), facts)

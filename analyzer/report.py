@@ -7,7 +7,9 @@ import os
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Mapping, Sequence
+from typing import IO, Mapping, Sequence
+
+from .causes import cause_by_id
 
 Diagnosis = Mapping[str, object]
 
@@ -105,20 +107,21 @@ class Grouper:
             self.warnings += 1
 
     def sorted(self) -> list[Group]:
-        return sorted(self.groups.values(), key=lambda g: (g.severity != "failure", -g.count, g.server, g.cause))
+        """Failures first, then warnings; within each, one block per server (and direction) -- the servers with
+        the most connections first -- and its groups by count.  A server's groups are never split, so its
+        header is printed once, above all of them."""
+        totals: Counter[tuple[bool, str, str]] = Counter()
+        for g in self.groups.values():
+            totals[(g.severity != "failure", g.server, g.direction)] += g.count
+        return sorted(self.groups.values(), key=lambda g: (
+            g.severity != "failure", -totals[(g.severity != "failure", g.server, g.direction)], g.server, g.direction,
+            -g.count, g.cause, g.rejected_by or ""))
 
 
 def _host(ep: str) -> str:
     if ep.startswith("["):
         return ep[1:ep.find("]")] if "]" in ep else ep
     return ep.rpartition(":")[0] or ep
-
-
-def group(diagnoses: Iterable[Diagnosis]) -> list[Group]:
-    g = Grouper()
-    for d in diagnoses:
-        g.add(d)
-    return g.sorted()
 
 
 def evidence_line(d: Diagnosis) -> str:
@@ -131,7 +134,8 @@ def evidence_line(d: Diagnosis) -> str:
     picked = f"{chosen} {ev.get('cipher') or ''}".strip() if chosen else "no ServerHello"
     parts.append(f"offered {'/'.join(map(str, cv))} -> {picked}" if cv else picked)
     cc = ev.get("client_ciphers") or []
-    if isinstance(cc, list) and cc and d.get("cause") in ("cipher_mismatch", "protocol_mismatch", "sni_required", "unknown"):
+    cause = cause_by_id(d.get("cause"))
+    if isinstance(cc, list) and cc and cause is not None and cause.offer_matters:
         parts.append(f"{len(cc)} suites offered (first {', '.join(map(str, cc[:3]))})")
     parts.append(f"SNI {ev.get('server_name')}" if ev.get("server_name") else "no SNI")
     alerts = ev.get("alerts") or []
@@ -207,7 +211,6 @@ def render(diagnoses: Sequence[Diagnosis] | Grouper, stats: Mapping[str, object]
     if not grouper.failures:
         out.append(st.green("No failed TLS handshakes."))
     groups = grouper.sorted()
-    servers_done: set[tuple[str, str]] = set()
     shown = 0
     for sev, title in (("failure", "FAILED HANDSHAKES"), ("warning", "WARNINGS (handshakes that worked)")):
         gs = [g for g in groups if g.severity == sev]
@@ -216,16 +219,22 @@ def render(diagnoses: Sequence[Diagnosis] | Grouper, stats: Mapping[str, object]
         out.append("")
         out.append(st.bold(f"{title}: {grouper.failures if sev == 'failure' else grouper.warnings} connections, "
                            f"{len(gs)} server/cause groups"))
+        header: tuple[str, str] | None = None
         for g in gs:
             if shown >= MAX_GROUPS:
                 out.append(st.dim(f"... {len(groups) - shown} more groups (use --format jsonl for all)"))
                 break
             shown += 1
-            if (g.server, sev) not in servers_done:
-                servers_done.add((g.server, sev))
-                names = ", ".join(n for n, _ in g.names.most_common(3))
+            if (g.server, g.direction) != header:
+                # every group of this server follows (Grouper.sorted): one header above them all, with the names
+                # of all of them
+                header = (g.server, g.direction)
+                names: Counter[str] = Counter()
+                for o in gs:
+                    if (o.server, o.direction) == header:
+                        names.update(o.names)
                 out.append("")
-                out.append(st.bold(f"== {g.server}  [{names}]  {g.direction}"))
+                out.append(st.bold(f"== {g.server}  [{', '.join(n for n, _ in names.most_common(3))}]  {g.direction}"))
             d0 = g.example or {}
             mark = st.red("FAIL") if sev == "failure" else st.yellow("WARN")
             rej = f"rejected by {g.rejected_by}" if g.rejected_by else "rejected by ?" if sev == "failure" else ""

@@ -1,13 +1,13 @@
-"""Diagnosis rules: data plus small pure predicates.
+"""Diagnosis rules: small pure predicates over a :class:`~analyzer.ctx.Ctx`, and the ordered table.
 
-Each :class:`Rule` has a stable ``id`` (never renamed), the ``cause`` it diagnoses, a ``match`` predicate
-over a :class:`Ctx` (one connection with its certificate checks, direction and server profile), and an
-``explain`` function returning a :class:`Finding` (who rejected, confidence, why, what would raise the
-confidence). :data:`FAILURE_RULES` is ordered; the first matching rule gives the one failure diagnosis of a
-failed connection, and the last rule always matches.
+Each :class:`Rule` has a stable ``id`` (never renamed), the :class:`~analyzer.causes.Cause` it diagnoses, a
+``match`` predicate over a :class:`Ctx` (one connection with its certificate checks, direction and server
+profile), and an ``explain`` function returning a :class:`Finding` (who rejected, confidence, why, what would
+raise the confidence). :data:`FAILURE_RULES` is ordered; the first matching rule gives the one failure
+diagnosis of a failed connection, and the last rule always matches.
 
-Alert and message names are the IANA spellings used in the summary (``handshake_failure``,
-``client_hello``); they are named constants here, never numbers.
+Alert, message and version names are the IANA spellings of :mod:`proto.names`, history letters those of
+:mod:`proto.history`; never literals or numbers here.
 """
 
 from __future__ import annotations
@@ -15,313 +15,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from proto.names import is_tls13_name
+from proto.history import HISTORY_UNKNOWN_CONTENT_TYPE, client_letter, record_history_letter, server_letter
+from proto.names import AlertDescription as AD
+from proto.names import ContentType, HandshakeType as HT
 
 from . import certs as C
+from . import records as R
+from .causes import (CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE,
+                     EXPIRED_CERTIFICATE, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, NOT_YET_VALID_CERTIFICATE,
+                     PROTOCOL_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, UNKNOWN, UNKNOWN_CERTIFICATE, Cause)
 from .certs import ChainReport
-from .profiles import Profile
-
-# ------------------------------------------------------------------------------------------ names
-
-# causes (stable)
-PROTOCOL_MISMATCH = "protocol_mismatch"
-CIPHER_MISMATCH = "cipher_mismatch"
-SNI_REQUIRED = "sni_required"
-SNI_UNRECOGNIZED = "sni_unrecognized"
-HOSTNAME_MISMATCH = "hostname_mismatch"
-INCOMPLETE_CHAIN = "incomplete_chain"
-EXPIRED_CERTIFICATE = "expired_certificate"
-NOT_YET_VALID_CERTIFICATE = "not_yet_valid_certificate"
-UNKNOWN_CERTIFICATE = "unknown_certificate"
-CERTIFICATE_REJECTED = "certificate_rejected"
-CLIENT_CERTIFICATE_MISSING = "client_certificate_missing"
-ENCRYPTED_FAILURE = "encrypted_failure"
-UNKNOWN = "unknown"
-#: warning-only cause: a certificate that expires within the configured number of days
-EXPIRING_CERTIFICATE = "expiring_certificate"
-
-FAILURE_CAUSES: tuple[str, ...] = (
-    PROTOCOL_MISMATCH, CIPHER_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN,
-    EXPIRED_CERTIFICATE, NOT_YET_VALID_CERTIFICATE, UNKNOWN_CERTIFICATE, CERTIFICATE_REJECTED,
-    CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE, UNKNOWN,
-)
-CERTIFICATE_CAUSES = frozenset({HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, EXPIRED_CERTIFICATE,
-                                NOT_YET_VALID_CERTIFICATE, UNKNOWN_CERTIFICATE, CERTIFICATE_REJECTED})
+from .ctx import (CLIENT_HELLO, FATAL, TLS11, VERSION_RANK, Alert, Ctx, is_weak_suite, version_family,
+                  version_rank)
+from .hints import HintVerdict, endpoint_hints, hint_verdict, who
+from .profiles import Profile, successes
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 
-# alert descriptions (RFC 8446 / IANA TLS Alert registry)
-CLOSE_NOTIFY = "close_notify"
-HANDSHAKE_FAILURE = "handshake_failure"
-BAD_CERTIFICATE = "bad_certificate"
-UNSUPPORTED_CERTIFICATE = "unsupported_certificate"
-CERTIFICATE_REVOKED = "certificate_revoked"
-CERTIFICATE_EXPIRED = "certificate_expired"
-CERTIFICATE_UNKNOWN = "certificate_unknown"
-ILLEGAL_PARAMETER = "illegal_parameter"
-UNKNOWN_CA = "unknown_ca"
-ACCESS_DENIED = "access_denied"
-DECRYPT_ERROR = "decrypt_error"
-PROTOCOL_VERSION = "protocol_version"
-INSUFFICIENT_SECURITY = "insufficient_security"
-UNRECOGNIZED_NAME = "unrecognized_name"
-BAD_CERTIFICATE_STATUS_RESPONSE = "bad_certificate_status_response"
-CERTIFICATE_REQUIRED = "certificate_required"
-NO_CERTIFICATE = "no_certificate"
-
-# handshake message names
-CLIENT_HELLO = "client_hello"
-SERVER_HELLO = "server_hello"
-
-#: alerts a peer sends when it rejects a certificate (OpenSSL sends handshake_failure on a hostname
-#: mismatch, decrypt_error on a bad signature)
-CERT_ALERTS = frozenset({BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE, CERTIFICATE_REVOKED, CERTIFICATE_EXPIRED,
-                         CERTIFICATE_UNKNOWN, UNKNOWN_CA, ACCESS_DENIED, HANDSHAKE_FAILURE, DECRYPT_ERROR,
-                         BAD_CERTIFICATE_STATUS_RESPONSE, CERTIFICATE_REQUIRED, NO_CERTIFICATE})
-
-#: alerts a server answers an unacceptable ClientHello with (versions, suites, groups, SNI); other alerts
-#: right after the ClientHello (decode_error, illegal_parameter, no_application_protocol...) say something else
-REFUSAL_ALERTS = frozenset({HANDSHAKE_FAILURE, INSUFFICIENT_SECURITY, PROTOCOL_VERSION, CLOSE_NOTIFY,
-                            "user_canceled", "unexpected_message"})
-NO_APPLICATION_PROTOCOL = "no_application_protocol"
-
-#: alerts that are about certificates and nothing else
-SPECIFIC_CERT_ALERTS = frozenset({BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE, CERTIFICATE_REVOKED, CERTIFICATE_EXPIRED,
-                                  CERTIFICATE_UNKNOWN, UNKNOWN_CA, BAD_CERTIFICATE_STATUS_RESPONSE})
-
-#: which certificate problems an alert points to, most specific first (data, not code)
-ALERT_PROBLEMS: Mapping[str, tuple[str, ...]] = {
-    CERTIFICATE_EXPIRED: (C.EXPIRED, C.NOT_YET_VALID),
-    UNKNOWN_CA: (C.MISSING_ISSUER, C.ISSUER_MISMATCH, C.SELF_SIGNED, C.UNTRUSTED_ROOT, C.VERIFIER_REJECTED),
-    HANDSHAKE_FAILURE: (C.HOSTNAME_MISMATCH,) + C.PROBLEM_PRIORITY,
-}
-#: generic rejections that, with nothing else wrong, point at a root the peer sent but the rejecting side lacks
-ROOT_DOUBT_ALERTS = frozenset({UNKNOWN_CA, CERTIFICATE_UNKNOWN, BAD_CERTIFICATE})
-#: the cause an alert names by itself when the certificate check found nothing
-ALERT_OWN_CAUSE: Mapping[str, str] = {
-    CERTIFICATE_EXPIRED: EXPIRED_CERTIFICATE,
-    UNKNOWN_CA: UNKNOWN_CERTIFICATE,
-}
-
-#: outcomes that mean the handshake failed (``incomplete``: the capture ended, ``not_tls``: not judged)
-FAILED_OUTCOMES = frozenset({"alert", "encrypted_alert", "reset", "closed", "timeout"})
-
-VERSION_ORDER: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-VERSION_RANK: Mapping[str, int] = {v: i for i, v in enumerate(VERSION_ORDER)}
-WEAK_CIPHER_MARKS = ("_RC4_", "_3DES_", "_DES_", "_DES40_", "_NULL_", "EXPORT", "_anon_", "_RC2_", "_IDEA_")
-SIGNALING_SUITES = frozenset({"TLS_EMPTY_RENEGOTIATION_INFO_SCSV", "TLS_FALLBACK_SCSV"})
-
-
-def version_rank(v: str) -> int | None:
-    if v in VERSION_RANK:
-        return VERSION_RANK[v]
-    if v.startswith("TLSv1.3"):
-        return VERSION_RANK["TLSv1.3"]
-    return None
-
-
-def is_weak_suite(name: str) -> bool:
-    return any(m in name for m in WEAK_CIPHER_MARKS)
-
-
-# ------------------------------------------------------------------------------------------ context
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    sender: str
-    level: str
-    description: str
-    after: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CertVerdict:
-    """Which certificate cause a rejection gets: the rejected chain's problems refined by the alert."""
-
-    cause: str
-    problem: C.Problem | None
-    alert_says: bool    # the alert itself names this problem (certificate_expired, unknown_ca)
-
-
-#: Ctx._cache: "not computed yet" (a cached value may be None)
-_UNSET = object()
-
-
-@dataclass
-class Ctx:
-    """One connection, as the rules see it. Built once per summary by the engine."""
-
-    s: Mapping[str, object]
-    direction: str
-    failed: bool
-    server_chain: ChainReport | None
-    client_chain: ChainReport | None
-    profile: Profile | None            # this server + this SNI
-    server_profile: Profile | None     # this server, all SNIs merged
-    _cache: dict[str, object] = field(default_factory=dict)
-    # fields every rule reads, resolved once (typed, never raising on odd input)
-    sni: str | None = field(init=False)
-    version: str | None = field(init=False)
-    history: str = field(init=False)
-    outcome: str = field(init=False)
-    tls13: bool = field(init=False)
-    server_hello_seen: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.sni = self.str_("server_name")
-        self.version = self.str_("version")
-        self.history = self.str_("history") or ""
-        self.outcome = self.str_("outcome") or ""
-        v = self.version or ""
-        self.tls13 = is_tls13_name(v)
-        self.server_hello_seen = bool(v) or "s" in self.history.lstrip("^")
-
-    # -- raw fields ---------------------------------------------------------------------------------
-    def str_(self, key: str) -> str | None:
-        v = self.s.get(key)
-        return v if isinstance(v, str) else None
-
-    def list_(self, key: str) -> list[object]:
-        v = self.s.get(key)
-        return v if isinstance(v, list) else []
-
-    @property
-    def alerts(self) -> list[Alert]:
-        hit = self._cache.get("alerts")
-        if hit is None:
-            out = []
-            for a in self.list_("alerts"):
-                if isinstance(a, dict):
-                    out.append(Alert(str(a.get("from", "")), str(a.get("level", "")),
-                                     str(a.get("description", "")), a.get("after") if isinstance(a.get("after"), str) else None))
-            self._cache["alerts"] = hit = out
-        return hit  # type: ignore[return-value]
-
-    @property
-    def fatal(self) -> Alert | None:
-        """The alert that ended the handshake: the first fatal one (else the last alert, if failed)."""
-        hit = self._cache.get("fatal", _UNSET)
-        if hit is _UNSET:
-            self._cache["fatal"] = hit = self._fatal()
-        return hit  # type: ignore[return-value]
-
-    def _fatal(self) -> Alert | None:
-        alerts = self.alerts
-        for a in alerts:
-            if a.level == "fatal":
-                return a
-        if self.failed and alerts:
-            return alerts[-1]
-        return None
-
-    def alert_from(self, side: str, *names: str) -> Alert | None:
-        for a in self.alerts:
-            if a.sender == side and (not names or a.description in names):
-                return a
-        return None
-
-    @property
-    def client_ciphers(self) -> list[str]:
-        return [str(c) for c in self.list_("client_ciphers") if str(c) not in SIGNALING_SUITES]
-
-    @property
-    def explicit_versions(self) -> bool:
-        return "supported_versions" in [str(e) for e in self.list_("client_extensions")]
-
-    @property
-    def client_max_version(self) -> str | None:
-        ranked = [(version_rank(str(v)), str(v)) for v in self.list_("client_versions")]
-        ranked2 = [(r, v) for r, v in ranked if r is not None]
-        return max(ranked2)[1] if ranked2 else None
-
-    def offered_versions(self) -> set[str]:
-        """Versions the client would accept: explicit supported_versions, else everything up to legacy_version."""
-        hit = self._cache.get("offered")
-        if hit is None:
-            hit = self._cache["offered"] = self._offered_versions()
-        return hit  # type: ignore[return-value]
-
-    def _offered_versions(self) -> set[str]:
-        vs = {str(v) for v in self.list_("client_versions")}
-        if self.explicit_versions:
-            return {("TLSv1.3" if v.startswith("TLSv1.3") else v) for v in vs}
-        top = self.client_max_version
-        if top is None:
-            return vs
-        return {v for v in VERSION_ORDER[1:] if VERSION_RANK[v] <= VERSION_RANK[top]}
-
-    def refusal_profile(self) -> Profile | None:
-        return self.profile if self.profile is not None else self.server_profile
-
-    def closer(self) -> str | None:
-        """Who closed first: the first FIN sender (a RST after a FIN is a reaction), else the first RST."""
-        close = self.s.get("close")
-        if not isinstance(close, dict):
-            return None
-        for key in ("fin", "rst"):
-            seq = close.get(key)
-            if isinstance(seq, list) and seq:
-                return str(seq[0])
-        return None
-
-    # -- stages -------------------------------------------------------------------------------------
-    def server_refused_hello(self) -> bool:
-        """The server answered the ClientHello with an alert or a close, without a ServerHello."""
-        if self.server_hello_seen and not self.s.get("hrr"):
-            return False
-        a = self.fatal
-        if a is not None:
-            return a.sender == "server" and a.description in REFUSAL_ALERTS
-        return self.closer() == "server" or (self.outcome in ("reset", "timeout") and self.closer() is None)
-
-    def cert_rejection(self) -> tuple[str, ChainReport | None, Alert] | None:
-        """(rejecting side, the rejected chain, the alert) when a plaintext alert rejected a certificate."""
-        a = self.fatal
-        if a is None or a.description not in CERT_ALERTS:
-            return None
-        if a.sender == "client" and self.server_hello_seen and self.list_("certificates"):
-            return "client", self.server_chain, a
-        if (a.sender == "client" and self.server_hello_seen and self.tls13 and a.after != CLIENT_HELLO
-                and a.description in SPECIFIC_CERT_ALERTS):
-            return "client", None, a    # TLS 1.3 (draft) plaintext alert: the certificate itself is encrypted
-        if a.sender == "server" and self.list_("client_certificates") and a.after != CLIENT_HELLO:
-            return "server", self.client_chain, a
-        return None
-
-    def cert_verdict(self) -> CertVerdict | None:
-        hit = self._cache.get("verdict", False)
-        if hit is not False:
-            return hit  # type: ignore[return-value]
-        rej = self.cert_rejection()
-        v = None if rej is None else judge_rejection(rej[1], rej[2].description)
-        self._cache["verdict"] = v
-        return v
-
-
-def judge_rejection(chain: ChainReport | None, alert: str) -> CertVerdict:
-    """The certificate cause of a rejection: problems the alert points to first, then by priority."""
-    problems = chain.failure_problems() if chain is not None else []
-    order = ALERT_PROBLEMS.get(alert, C.PROBLEM_PRIORITY)
-    for code in order:
-        for p in problems:
-            if p.code == code:
-                return CertVerdict(C.PROBLEM_CAUSE[code], p, code in ALERT_PROBLEMS.get(alert, ()))
-    for code in C.PROBLEM_PRIORITY:
-        for p in problems:
-            if p.code == code:
-                return CertVerdict(C.PROBLEM_CAUSE[code], p, False)
-    if (chain is not None and chain.truststore is None and chain.sent_root is not None
-            and alert in ROOT_DOUBT_ALERTS):
-        root = chain.chain[chain.sent_root]
-        return CertVerdict(UNKNOWN_CERTIFICATE, C.Problem(
-            C.UNTRUSTED_ROOT, chain.sent_root, root.subject,
-            f"the chain ends at the self-signed root {root.subject!r} that the peer sent itself, and nothing else is "
-            f"wrong with it: most likely that root is not in the rejecting side's truststore"), False)
-    own = ALERT_OWN_CAUSE.get(alert)
-    if own is not None:
-        return CertVerdict(own, None, True)
-    return CertVerdict(CERTIFICATE_REJECTED, None, False)
+#: ``history`` letters the rules look at
+_CLIENT_CCS = record_history_letter(ContentType.change_cipher_spec, True)
+_SERVER_CCS = record_history_letter(ContentType.change_cipher_spec, False)
+_SERVER_HELLO_DONE = server_letter(HT.server_hello_done)
+_CLIENT_KEY_EXCHANGE = client_letter(HT.client_key_exchange)
+#: trailing letters that are not handshake progress: alerts and records of unknown type, either side
+_NOT_PROGRESS = "".join(record_history_letter(ContentType.alert, c) for c in (False, True)) + \
+    HISTORY_UNKNOWN_CONTENT_TYPE.lower() + HISTORY_UNKNOWN_CONTENT_TYPE
 
 
 # ------------------------------------------------------------------------------------------ findings
@@ -334,12 +52,13 @@ class Finding:
     why: str
     raise_confidence: str | None = None
     evidence: Mapping[str, object] = field(default_factory=dict)
+    fix: str | None = None      # the fix's variant (remediation.VARIANT_TEMPLATES), when the cause's own would mislead
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
-    cause: str
+    cause: Cause
     match: Callable[[Ctx], bool]
     explain: Callable[[Ctx], Finding]
 
@@ -360,6 +79,12 @@ def _refusal_text(ctx: Ctx) -> str:
     how = ("never answered" if ctx.outcome == "timeout" else "closed" if "server" in (close.get("fin") or [])
            else "reset" if "server" in (close.get("rst") or []) else "closed")
     return f"the server {how} the connection right after the ClientHello, without a ServerHello or an alert"
+
+
+def _probe_cmd(ctx: Ctx) -> str:
+    """The probe command for this connection's server, ready to paste."""
+    sni = f" --servername {ctx.sni}" if ctx.sni else ""
+    return f"`tlsdiag probe {ctx.s.get('server')}{sni}`"
 
 
 def _profile_conf(p: Profile, base: str = MEDIUM) -> str:
@@ -385,16 +110,16 @@ def _offer(ctx: Ctx) -> str:
 
 
 def m_sni_unrecognized(ctx: Ctx) -> bool:
-    return ctx.sni is not None and ctx.alert_from("server", UNRECOGNIZED_NAME) is not None
+    return ctx.sni is not None and ctx.alert_from("server", AD.unrecognized_name.name) is not None
 
 
 def m_unrecognized_without_sni(ctx: Ctx) -> bool:
     """nginx ``ssl_reject_handshake`` and similar: no server_name at all, answered with unrecognized_name."""
-    return ctx.sni is None and ctx.alert_from("server", UNRECOGNIZED_NAME) is not None
+    return ctx.sni is None and ctx.alert_from("server", AD.unrecognized_name.name) is not None
 
 
 def e_unrecognized_without_sni(ctx: Ctx) -> Finding:
-    a = ctx.alert_from("server", UNRECOGNIZED_NAME)
+    a = ctx.alert_from("server", AD.unrecognized_name.name)
     assert a is not None
     return Finding("server", HIGH, f"the ClientHello has no server_name and the server answered {a.level} "
                    f"unrecognized_name: it serves only named hosts")
@@ -402,7 +127,7 @@ def e_unrecognized_without_sni(ctx: Ctx) -> Finding:
 
 def m_no_alpn(ctx: Ctx) -> bool:
     a = ctx.fatal
-    return a is not None and a.description == NO_APPLICATION_PROTOCOL
+    return a is not None and a.description == AD.no_application_protocol.name
 
 
 def e_no_alpn(ctx: Ctx) -> Finding:
@@ -415,10 +140,10 @@ def e_no_alpn(ctx: Ctx) -> Finding:
 
 
 def e_sni_unrecognized(ctx: Ctx) -> Finding:
-    srv = ctx.alert_from("server", UNRECOGNIZED_NAME)
+    srv = ctx.alert_from("server", AD.unrecognized_name.name)
     assert srv is not None
     fatal = ctx.fatal
-    if srv.level == "fatal" or fatal is None or fatal is srv:
+    if srv.level == FATAL or fatal is None or fatal is srv:
         return Finding("server", HIGH, f"the server does not know the name {ctx.sni!r}: it sent {srv.level} unrecognized_name")
     return Finding("client", HIGH,
                    f"the server sent a warning unrecognized_name for {ctx.sni!r} and the client treated it as fatal "
@@ -427,7 +152,7 @@ def e_sni_unrecognized(ctx: Ctx) -> Finding:
 
 def m_protocol_alert_server(ctx: Ctx) -> bool:
     a = ctx.fatal
-    return a is not None and a.sender == "server" and a.description == PROTOCOL_VERSION
+    return a is not None and a.sender == "server" and a.description == AD.protocol_version.name
 
 
 def e_protocol_alert_server(ctx: Ctx) -> Finding:
@@ -443,15 +168,15 @@ def _client_version_refusal(ctx: Ctx) -> str | None:
     a = ctx.fatal
     if a is None or a.sender != "client" or not ctx.server_hello_seen or ctx.version is None:
         return None
-    if a.description == PROTOCOL_VERSION:
+    if a.description == AD.protocol_version.name:
         return HIGH
-    if a.description not in (HANDSHAKE_FAILURE, ILLEGAL_PARAMETER, INSUFFICIENT_SECURITY):
+    if a.description not in (AD.handshake_failure.name, AD.illegal_parameter.name, AD.insufficient_security.name):
         return None
-    chosen = "TLSv1.3" if ctx.version.startswith("TLSv1.3") else ctx.version
+    chosen = version_family(ctx.version)
     if ctx.explicit_versions and chosen not in ctx.offered_versions() and not ctx.list_("certificates"):
         return HIGH
     rank = VERSION_RANK.get(chosen)
-    if rank is not None and rank <= VERSION_RANK["TLSv1.1"] and not rejecting_problems(ctx.server_chain):
+    if rank is not None and rank <= VERSION_RANK[TLS11] and not rejecting_problems(ctx.server_chain):
         return MEDIUM
     return None
 
@@ -483,7 +208,7 @@ def e_profile_version(ctx: Ctx) -> Finding:
     assert p is not None
     chose = "/".join(sorted(p.versions))
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
-                   f"the server chose only {chose} in {p.count} successful handshakes; this client offered {_offer(ctx)}: "
+                   f"the server chose only {chose} in {successes(p.count)}; this client offered {_offer(ctx)}: "
                    f"{_refusal_text(ctx)}",
                    None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` of its versions")
 
@@ -502,7 +227,7 @@ def e_profile_cipher(ctx: Ctx) -> Finding:
     assert p is not None
     chose = ", ".join(k for k, _ in p.ciphers.most_common(4))
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
-                   f"the server chose only {chose} in {p.count} successful handshakes; none of the client's "
+                   f"the server chose only {chose} in {successes(p.count)}; none of the client's "
                    f"{len(ctx.client_ciphers)} offered suites is among them: {_refusal_text(ctx)}",
                    None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` with this offer",
                    {"server_chose_suites": dict(p.ciphers)})
@@ -524,10 +249,10 @@ def e_profile_group(ctx: Ctx) -> Finding:
     chose = ", ".join(k for k, _ in p.groups.most_common(4))
     offered = ", ".join(map(str, ctx.list_("client_groups")))
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
-                   f"no common key-exchange group: the server chose only {chose} in {p.count} successful handshakes; "
+                   f"no common key-exchange group: the server chose only {chose} in {successes(p.count)}; "
                    f"this client offered {offered}: {_refusal_text(ctx)}",
                    None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` with this offer",
-                   {"server_chose_groups": dict(p.groups)})
+                   {"server_chose_groups": dict(p.groups)}, fix="groups")
 
 
 def _profile_wants_sni(ctx: Ctx) -> bool:
@@ -542,8 +267,9 @@ def m_profile_sni(ctx: Ctx) -> bool:
 def e_profile_sni(ctx: Ctx) -> Finding:
     p = ctx.server_profile
     assert p is not None
+    every = "the one successful handshake" if p.with_sni == 1 else f"all {successes(p.with_sni)}"
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
-                   f"the ClientHello has no server_name; all {p.with_sni} successful handshakes to this server sent one: "
+                   f"the ClientHello has no server_name; {every} to this server sent one: "
                    f"{_refusal_text(ctx)}",
                    None if p.count >= 5 else "more successful handshakes, or `tlsdiag probe HOST:PORT` with and without --servername")
 
@@ -561,8 +287,8 @@ def e_profile_other_names(ctx: Ctx) -> Finding:
     p = ctx.server_profile
     assert p is not None
     return Finding("server", MEDIUM,
-                   f"the server refused the name {ctx.sni!r} ({_refusal_text(ctx)}), while {p.with_sni} successful "
-                   f"handshakes to it used other names; versions and suites match what it accepts",
+                   f"the server refused the name {ctx.sni!r} ({_refusal_text(ctx)}), while {successes(p.with_sni)} "
+                   f"to it used other names; versions and suites match what it accepts",
                    "`tlsdiag probe HOST:PORT --servername NAME` with this name and a known-good one")
 
 
@@ -581,7 +307,7 @@ def e_implicit_version(ctx: Ctx) -> Finding:
     p = ctx.refusal_profile()
     assert p is not None
     return Finding("server", MEDIUM,
-                   f"the server chose only {'/'.join(sorted(p.versions))} in {p.count} successful handshakes and this "
+                   f"the server chose only {'/'.join(sorted(p.versions))} in {successes(p.count)} and this "
                    f"client's hello says {ctx.client_max_version}; the suites overlap, so the version is what the server "
                    f"refused: {_refusal_text(ctx)}",
                    "`tlsdiag probe HOST:PORT` to list the versions the server accepts")
@@ -590,7 +316,7 @@ def e_implicit_version(ctx: Ctx) -> Finding:
 def m_old_versions(ctx: Ctx) -> bool:
     top = ctx.client_max_version
     return ctx.fatal is not None and (ctx.server_refused_hello() and ctx.refusal_profile() is None and top is not None
-            and VERSION_RANK.get(top, 99) <= VERSION_RANK["TLSv1.1"])
+            and VERSION_RANK.get(top, 99) <= VERSION_RANK[TLS11])
 
 
 def e_old_versions(ctx: Ctx) -> Finding:
@@ -601,7 +327,7 @@ def e_old_versions(ctx: Ctx) -> Finding:
 
 def m_insufficient_security(ctx: Ctx) -> bool:
     a = ctx.fatal
-    return ctx.server_refused_hello() and a is not None and a.description == INSUFFICIENT_SECURITY
+    return ctx.server_refused_hello() and a is not None and a.description == AD.insufficient_security.name
 
 
 def e_insufficient_security(ctx: Ctx) -> Finding:
@@ -649,21 +375,21 @@ def e_cipher_fallback(ctx: Ctx) -> Finding:
 def m_hrr_abort(ctx: Ctx) -> bool:
     a = ctx.fatal
     return bool(ctx.s.get("hrr")) and a is not None and a.sender == "client" and a.description in (
-        ILLEGAL_PARAMETER, HANDSHAKE_FAILURE, INSUFFICIENT_SECURITY)
+        AD.illegal_parameter.name, AD.handshake_failure.name, AD.insufficient_security.name)
 
 
 def e_hrr_abort(ctx: Ctx) -> Finding:
     return Finding("client", MEDIUM,
                    f"the server sent a HelloRetryRequest (asking for another key-share group) and the client gave up: "
                    f"{_alert_text(ctx.fatal)}; offered groups {', '.join(map(str, ctx.list_('client_groups')))}",
-                   "`tlsdiag probe HOST:PORT` to see the group the server wants")
+                   "`tlsdiag probe HOST:PORT` to see the group the server wants", fix="groups")
 
 
 def m_client_cert_missing(ctx: Ctx) -> bool:
     a = ctx.fatal
     if a is None or a.sender != "server" or a.after in (None, CLIENT_HELLO):
         return False
-    if a.description == CERTIFICATE_REQUIRED:
+    if a.description == AD.certificate_required.name:
         return not ctx.list_("client_certificates")
     return bool(ctx.s.get("certificate_request")) and (
         bool(ctx.s.get("client_certificate_empty")) or not ctx.list_("client_certificates"))
@@ -676,7 +402,7 @@ def e_client_cert_missing(ctx: Ctx) -> Finding:
                    f"the server ended the handshake: {_alert_text(ctx.fatal)}")
 
 
-def _cert_match(cause: str) -> Callable[[Ctx], bool]:
+def _cert_match(cause: Cause) -> Callable[[Ctx], bool]:
     def match(ctx: Ctx) -> bool:
         v = ctx.cert_verdict()
         return v is not None and v.cause == cause
@@ -691,21 +417,29 @@ def e_cert(ctx: Ctx) -> Finding:
     side, chain, alert = rej
     whose = "server's" if side == "client" else "client's"
     if v.problem is not None:
-        conf = HIGH if (v.alert_says or alert.description in (BAD_CERTIFICATE, CERTIFICATE_UNKNOWN, HANDSHAKE_FAILURE,
-                                                               UNSUPPORTED_CERTIFICATE)) else MEDIUM
+        conf = HIGH if (v.alert_says or alert.description in (AD.bad_certificate.name, AD.certificate_unknown.name, AD.handshake_failure.name,
+                                                               AD.unsupported_certificate.name)) else MEDIUM
         raise_ = None
         if v.problem.code == C.UNTRUSTED_ROOT and chain is not None and chain.truststore is None:
             conf, raise_ = MEDIUM, "the rejecting side's truststore (--truststore) to confirm the root is missing"
         if v.problem.code == C.MISSING_ISSUER and chain is not None and chain.truststore is None:
             conf, raise_ = MEDIUM, ("a truststore (--truststore) to tell a missing intermediate from an untrusted root "
                                     f"that issued the leaf directly ({v.problem.detail})")
+        if ctx.chain_remembered:
+            m = ctx.memory
+            assert m is not None
+            why = (f"the {side} rejected the {whose} certificate ({_alert_text(alert)}; TLS 1.3 encrypts the "
+                   f"certificate itself); {m.text()}: {v.problem.detail}")
+            return Finding(side, MEDIUM, why, f"{_probe_cmd(ctx)} to confirm the chain the server serves now (the one "
+                           f"named here was seen {m.age_text()} before this connection)",
+                           {"remembered_chain": m.evidence()})
         why = f"the {side} rejected the {whose} certificate ({_alert_text(alert)}): {v.problem.detail}"
         return Finding(side, conf, why, raise_)
     if v.alert_says:
         if chain is None:
             why = (f"the {side} rejected the {whose} certificate with {alert.description} (the certificate is encrypted "
                    f"on the wire)")
-            raise_ = "`tlsdiag probe HOST:PORT --servername NAME` to fetch and validate the chain the server serves"
+            raise_ = f"{_probe_cmd(ctx)} to fetch and validate the chain the server serves"
         else:
             why = (f"the {side} rejected the {whose} certificate with {alert.description}; the certificate check at "
                    f"capture time found no such problem (the {side}'s clock or truststore differs from ours)")
@@ -724,56 +458,110 @@ def m_encrypted(ctx: Ctx) -> bool:
     return a is None or a.after not in (None, CLIENT_HELLO)
 
 
-#: smallest TLS 1.3 record that can hold a client Finished: 4 (header) + 32 (SHA-256 verify_data) + 1 (inner
-#: content type) + 16 (AEAD tag). Anything shorter as the client's last record is an alert (19 bytes + padding).
-TLS13_MIN_FINISHED_RECORD = 53
-#: an empty TLS 1.3 client Certificate message, encrypted: 4 + 1 (context) + 3 (list) + 1 + 16
-TLS13_EMPTY_CERTIFICATE_RECORD = 25
+#: smallest TLS 1.3 record that can hold a client Finished (:data:`analyzer.records.MIN_FINISHED_RECORD`)
+TLS13_MIN_FINISHED_RECORD = R.MIN_FINISHED_RECORD
 
 
-def _tls13_client_records(ctx: Ctx) -> list[int]:
-    return [int(x) for x in ctx.list_("client_encrypted") if isinstance(x, int)]
+def _cipher(ctx: Ctx) -> str | None:
+    return ctx.str_("cipher")
+
+
+def _empty_certificate_sizes(ctx: Ctx) -> set[int]:
+    return {R.empty_certificate_len(_cipher(ctx), p) for p in R.PADDINGS}
 
 
 def tls13_client_never_finished(ctx: Ctx) -> bool:
     """TLS 1.3: the client sent encrypted records but none big enough to be its Finished, and its last one is
-    alert-sized: it aborted with an encrypted alert (the sensor may still call this 'established')."""
-    if not ctx.tls13 or not ctx.server_hello_seen or ctx.s.get("resumed") or ctx.s.get("client_psk"):
+    alert-sized: it aborted with an encrypted alert (the sensor may still call this 'established').  Keyed on
+    the ServerHello's answer, not the ClientHello's offer: a PSK the server *declined* is a full handshake
+    with a certificate the client can reject (certificate rotation); an accepted one has no certificate."""
+    if not ctx.tls13 or not ctx.server_hello_seen or ctx.s.get("resumed"):
         return False
-    ce = _tls13_client_records(ctx)
-    return (bool(ce) and len(ce) < 8 and all(n < TLS13_MIN_FINISHED_RECORD for n in ce)
-            and ce[-1] != TLS13_EMPTY_CERTIFICATE_RECORD)
+    ce = ctx.client_records
+    return (bool(ce) and len(ce) < R.MAX_RECORDS and all(n < R.MIN_FINISHED_RECORD for n in ce)
+            and ce[-1] not in _empty_certificate_sizes(ctx))
+
+
+def tls13_server_rejected_flight(ctx: Ctx) -> bool:
+    """TLS 1.3: the server answered the client's flight with one alert-sized record right after its Finished
+    and nothing else -- no NewSessionTicket, no data -- and the client sent no alert of its own
+    (:func:`analyzer.records.server_rejected_flight`)."""
+    return (ctx.tls13 and ctx.server_hello_seen and ctx.fatal is None
+            and R.server_rejected_flight(ctx.client_records, ctx.server_records, _cipher(ctx), ctx.client_alerted))
 
 
 def tls13_server_dropped_certless_client(ctx: Ctx) -> bool:
-    """TLS 1.3: the client answered with an empty Certificate (so the server had asked for one) and the server
-    closed the connection first or sent a probable encrypted alert: it refused the client without a
-    certificate (its alert is encrypted).  Either is enough: which FIN comes first is a race between the
-    two stacks once the server's alert is out."""
-    if not ctx.tls13 or not ctx.server_hello_seen:
+    """TLS 1.3: the client answered with an empty Certificate (so the server had asked for one; JSSE's is 16
+    bytes longer) and the server rejected that flight: with an alert-sized record and nothing else, or by
+    closing first right after its own flight (no alert, no ticket)."""
+    if not ctx.tls13 or not ctx.server_hello_seen or ctx.fatal is not None:
         return False
-    ce = _tls13_client_records(ctx)
-    if not ce or ce[0] != TLS13_EMPTY_CERTIFICATE_RECORD:
+    ce = ctx.client_records
+    if not R.client_sent_empty_certificate(ce, _cipher(ctx)):
         return False
-    return ctx.closer() == "server" or any(
-        isinstance(e, dict) and e.get("from") == "server" for e in ctx.list_("encrypted_alerts"))
+    return tls13_server_rejected_flight(ctx) or (
+        ctx.closer() == "server" and not ctx.client_alerted
+        and R.server_silent_after_flight(ctx.server_records, _cipher(ctx)))
+
+
+def _server_alert_size(ctx: Ctx) -> int | None:
+    se = ctx.server_records
+    return se[-1] if se and se[-1] < R.MIN_FINISHED_RECORD else None
+
+
+def m_client_cert_missing_size(ctx: Ctx) -> bool:
+    return m_encrypted(ctx) and tls13_server_dropped_certless_client(ctx)
+
+
+def e_client_cert_missing_size(ctx: Ctx) -> Finding:
+    ce = ctx.client_records
+    alert = _server_alert_size(ctx)
+    how = (f"answered that flight with one alert-sized encrypted record ({alert} bytes) right after its Finished, "
+           f"with no NewSessionTicket and no data" if tls13_server_rejected_flight(ctx)
+           else "closed the connection right after its own flight, without a ticket or data")
+    return Finding("server", MEDIUM,
+                   f"TLS 1.3: the client's first encrypted record ({ce[0]} bytes) has the size of an empty Certificate "
+                   f"message: the server asked for a client certificate (its CertificateRequest is encrypted) and the "
+                   f"client had none to send; the server {how}: it refused the client without a certificate",
+                   f"the server's log (alert certificate_required), or {_probe_cmd(ctx)} (it reports a required "
+                   f"client certificate)",
+                   {"client_encrypted": ce, "server_encrypted": ctx.server_records})
+
+
+def _client_walked_away(ctx: Ctx) -> bool:
+    """TLS 1.3 encrypted failure where the client rejected the server's flight: an encrypted alert instead of
+    its Finished, or a close without a Finished."""
+    if tls13_client_never_finished(ctx):
+        return True
+    ce = ctx.client_records
+    enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
+    if enc and enc[0].get("from") == "client" and not any(n >= R.MIN_FINISHED_RECORD for n in ce):
+        return True
+    return ctx.closer() == "client" and not any(n >= R.MIN_FINISHED_RECORD for n in ce) and not ce
 
 
 def e_encrypted(ctx: Ctx) -> Finding:
     enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
-    ce = _tls13_client_records(ctx)
-    se = [int(x) for x in ctx.list_("server_encrypted") if isinstance(x, int)]
+    ce = ctx.client_records
+    se = ctx.server_records
     closer = ctx.closer()
-    client_finished = any(n >= TLS13_MIN_FINISHED_RECORD for n in ce)
+    client_finished = any(n >= R.MIN_FINISHED_RECORD for n in ce)
     who = str(enc[0].get("from")) if enc else None
     parts = []
-    if enc:
+    server_rejected = tls13_server_rejected_flight(ctx)
+    if server_rejected:
+        who = "server"
+        first = (f"its certificate (first record {ce[0]} bytes)" if ce and ce[0] >= 2 * R.MIN_FINISHED_RECORD
+                 else "its flight")
+        parts.append(f"the client sent {first}; the server answered with one alert-sized encrypted record "
+                     f"({se[-1]} bytes) right after its Finished and nothing else (no NewSessionTicket, no data)")
+    elif enc:
         parts.append("probable encrypted alert from the " + ", ".join(f"{e.get('from')} ({e.get('length')} bytes)" for e in enc))
     elif tls13_client_never_finished(ctx):
         who = "client"
         parts.append(f"the client's encrypted records ({', '.join(map(str, ce))} bytes) are too short to hold its "
                      f"Finished: a probable encrypted alert from the client")
-    if not client_finished and (closer == "client" or who == "client"):
+    if not server_rejected and not client_finished and (closer == "client" or who == "client"):
         # the client walked away from the server's flight (a server alert after that is only the reaction)
         if not ce:
             parts.append("the client closed without sending anything encrypted (no Finished, no alert)")
@@ -781,26 +569,127 @@ def e_encrypted(ctx: Ctx) -> Finding:
     rejected = who or closer
     if closer:
         parts.append(f"the {closer} closed first")
-    if who == "client" and not any(n >= TLS13_MIN_FINISHED_RECORD for n in ce):
+    if who == "client" and not client_finished:
         parts.append("the client aborted instead of sending its Finished: it most likely rejected the server's "
                      "certificate")
+    elif server_rejected and ce and ce[0] >= 2 * R.MIN_FINISHED_RECORD:
+        parts.append("the server rejected the client's certificate (expired, from a CA it does not trust, or "
+                     "otherwise unacceptable: its alert is encrypted)")
     elif who == "server":
         parts.append("the server rejected the client's second flight (client certificate, or Finished)")
-    if who is None and tls13_server_dropped_certless_client(ctx):
-        who = rejected = "server"
-    if ce and ce[0] == TLS13_EMPTY_CERTIFICATE_RECORD:
-        parts.append("the client's first encrypted record (25 bytes) is the size of an empty Certificate: the server "
-                     "probably asked for a client certificate the client did not have")
     shown = "; ".join(parts) or "no encrypted alert seen"
+    if who == "server":
+        confirm = ("the server's log (the alert it sent), or the client certificate itself: its dates and issuer "
+                   "against the server's truststore")
+    else:
+        confirm = (f"{_probe_cmd(ctx)} (with --truststore the client's roots) to fetch and validate the chain the server "
+                   f"serves; nothing this server sent in clear is remembered" if ctx.memory is None else
+                   f"{_probe_cmd(ctx)} (with --truststore the client's roots) to fetch and validate the chain the server "
+                   f"serves")
+        m = ctx.memory
+        if m is not None and not m.usable:
+            why_not = ("a full TLS 1.3 handshake to it succeeded since" if m.contradicted_at is not None else
+                       f"this connection's Certificate record ({m.record} bytes) does not have that chain's size "
+                       f"({m.expected} bytes)")
+            shown += (f"; the chain this server showed in clear {m.age_text()} earlier is not used: {why_not}")
+        elif m is not None:
+            shown += (f"; the chain this server showed in clear {m.age_text()} earlier, in {m.seen.seen_in()}, has no "
+                      f"problem a client would reject")
+    ev: dict[str, object] = {"client_encrypted": ce, "server_encrypted": se}
+    if ctx.memory is not None and who != "server":
+        ev["remembered_chain"] = ctx.memory.evidence()
     return Finding(rejected if rejected in ("client", "server") else None, MEDIUM if who else LOW,
                    f"TLS 1.3 failure after the ServerHello; certificates and alerts are encrypted: {shown}",
-                   "`tlsdiag probe HOST:PORT --servername NAME` to fetch and validate the chain the server serves",
-                   {"client_encrypted": ce, "server_encrypted": se})
+                   confirm, ev)
+
+
+# -- the server's chain, remembered from an earlier handshake (TLS 1.3 hides this connection's) --------------
+
+
+def _remembered_cause(ctx: Ctx, after_handshake: bool) -> tuple[Cause, C.Problem] | None:
+    """The cause the remembered chain gives: its first problem a client rejects, by priority (after a complete
+    handshake the client's own check is most often the name, as for TLS 1.2)."""
+    chain = ctx.remembered()
+    if chain is None:
+        return None
+    probs = rejecting_problems(chain)
+    if after_handshake:
+        probs = [p for p in probs if p.code not in (C.SELF_SIGNED, C.UNTRUSTED_ROOT) or chain.truststore]
+    order = ((C.HOSTNAME_MISMATCH,) if after_handshake else ()) + C.PROBLEM_PRIORITY
+    for code in order:
+        for p in probs:
+            if p.code == code:
+                return C.PROBLEM_CAUSE[code], p
+    return None
+
+
+def _remembered_match(cause: Cause) -> Callable[[Ctx], bool]:
+    def match(ctx: Ctx) -> bool:
+        if not (m_encrypted(ctx) and ctx.fatal is None and _client_walked_away(ctx)):
+            return False
+        hit = _remembered_cause(ctx, False)
+        return hit is not None and hit[0] == cause
+    match.__name__ = f"m_remembered_{cause}"
+    return match
+
+
+def _remembered_finding(ctx: Ctx, p: C.Problem, what: str, raise_: str) -> Finding:
+    m = ctx.memory
+    assert m is not None
+    conf = MEDIUM
+    return Finding("client", conf, f"{what}; {m.text()}: {p.detail} (as of this connection's time and name)",
+                   raise_, {"remembered_chain": m.evidence(), "client_encrypted": ctx.client_records,
+                            "server_encrypted": ctx.server_records})
+
+
+def e_remembered(ctx: Ctx) -> Finding:
+    hit = _remembered_cause(ctx, False)
+    assert hit is not None and ctx.memory is not None
+    ce = ctx.client_records
+    how = (f"an encrypted alert-sized record ({', '.join(map(str, ce))} bytes) instead of its Finished" if ce
+           else "a close without its Finished")
+    return _remembered_finding(
+        ctx, hit[1], f"TLS 1.3: the client answered the server's flight with {how}: it rejected the server's "
+        f"certificate, which is encrypted on the wire",
+        f"{_probe_cmd(ctx)} to confirm the chain the server serves now (the one named here was seen "
+        f"{ctx.memory.age_text()} before this connection)")
+
+
+def tls13_abandoned_with_remembered_problem(ctx: Ctx) -> bool:
+    """TLS 1.3, handshake complete, the client closed with close_notify and sent no data, and the chain this
+    server showed in clear earlier has a problem a client checks after the handshake (curl on a wrong name does
+    exactly this; a health check that accepts anything looks the same, so trust problems count only when
+    judged against a truststore, as for TLS 1.2)."""
+    if not (ctx.tls13 and ctx.s.get("established") and ctx.fatal is None and ctx.memory is not None):
+        return False
+    if not R.client_closed_without_data(ctx.client_records, _cipher(ctx)):
+        return False
+    return _remembered_cause(ctx, True) is not None
+
+
+def _remembered_close_match(cause: Cause) -> Callable[[Ctx], bool]:
+    def match(ctx: Ctx) -> bool:
+        if not tls13_abandoned_with_remembered_problem(ctx):
+            return False
+        hit = _remembered_cause(ctx, True)
+        return hit is not None and hit[0] == cause
+    match.__name__ = f"m_remembered_close_{cause}"
+    return match
+
+
+def e_remembered_close(ctx: Ctx) -> Finding:
+    hit = _remembered_cause(ctx, True)
+    assert hit is not None and ctx.memory is not None
+    return _remembered_finding(
+        ctx, hit[1], "TLS 1.3: the handshake completed but the client closed (close_notify) without sending data, "
+        "as a client does that checks the certificate after the handshake",
+        f"the client's own log (a health check that closes without data looks the same on the wire), or "
+        f"{_probe_cmd(ctx)} (the chain named here was seen {ctx.memory.age_text()} before this connection)")
 
 
 def _complete_then_closed(ctx: Ctx) -> bool:
     h = ctx.history
-    return "I" in h and "i" in h
+    return _CLIENT_CCS in h and _SERVER_CCS in h
 
 
 def client_sent_no_data(ctx: Ctx) -> bool:
@@ -829,7 +718,7 @@ def _post_handshake_close(ctx: Ctx) -> bool:
     h = ctx.history
     if ctx.s.get("established") or ctx.closer() != "client":
         return False
-    return _complete_then_closed(ctx) or ("n" in h and "G" not in h)
+    return _complete_then_closed(ctx) or (_SERVER_HELLO_DONE in h and _CLIENT_KEY_EXCHANGE not in h)
 
 
 def rejecting_problems(chain: ChainReport | None) -> list[C.Problem]:
@@ -857,7 +746,7 @@ def abandoned_with_cert_problem(ctx: Ctx) -> bool:
                for p in rejecting_problems(chain))
 
 
-def _post_close_cause(ctx: Ctx) -> str | None:
+def _post_close_cause(ctx: Ctx) -> Cause | None:
     if not _post_handshake_close(ctx) or ctx.server_chain is None:
         return None
     probs = rejecting_problems(ctx.server_chain)
@@ -873,7 +762,7 @@ def _post_close_cause(ctx: Ctx) -> str | None:
     return None
 
 
-def _post_close_match(cause: str) -> Callable[[Ctx], bool]:
+def _post_close_match(cause: Cause) -> Callable[[Ctx], bool]:
     def match(ctx: Ctx) -> bool:
         return _post_close_cause(ctx) == cause
     match.__name__ = f"m_post_close_{cause}"
@@ -904,9 +793,10 @@ def m_unknown(ctx: Ctx) -> bool:
 def e_unknown(ctx: Ctx) -> Finding:
     a = ctx.fatal
     # who ended it: the sender of the fatal alert, else the side that closed or reset first
-    rej = a.sender if a is not None and a.level == "fatal" else ctx.closer()
+    rej = a.sender if a is not None and a.level == FATAL else ctx.closer()
     rej = rej if rej in ("client", "server") else None
-    last = HISTORY_MESSAGES.get(ctx.history.rstrip("lLqQ")[-1:], None) if ctx.history.rstrip("lLqQ") else None
+    progress = ctx.history.rstrip(_NOT_PROGRESS)
+    last = HISTORY_MESSAGES.get(progress[-1:]) if progress else None
     stage = ("before the ServerHello" if not ctx.server_hello_seen else f"after {a.after}" if a and a.after
              else f"after {last} (history {ctx.history})" if last else "during the handshake")
     weirds = ctx.list_("weirds")
@@ -915,14 +805,24 @@ def e_unknown(ctx: Ctx) -> Finding:
                    "`tlsdiag probe HOST:PORT`, the peer's logs, or a capture that includes the whole handshake")
 
 
-#: Zeek ssl_history letters -> message (upper case: client's, lower case: server's)
+#: ``history`` letter -> the message it stands for (the last one names the stage a failure stopped at)
 HISTORY_MESSAGES: Mapping[str, str] = {
-    "C": "the client's ClientHello", "s": "the server's ServerHello", "x": "the server's Certificate",
-    "k": "the server's ServerKeyExchange", "r": "the server's CertificateRequest", "n": "the server's ServerHelloDone",
-    "X": "the client's Certificate", "G": "the client's ClientKeyExchange", "Y": "the client's CertificateVerify",
-    "I": "the client's ChangeCipherSpec", "i": "the server's ChangeCipherSpec", "F": "the client's Finished",
-    "f": "the server's Finished", "t": "the server's NewSessionTicket", "u": "the server's CertificateStatus",
-    "j": "the server's HelloRetryRequest",
+    client_letter(HT.client_hello): "the client's ClientHello",
+    server_letter(HT.server_hello): "the server's ServerHello",
+    server_letter(HT.certificate): "the server's Certificate",
+    server_letter(HT.server_key_exchange): "the server's ServerKeyExchange",
+    server_letter(HT.certificate_request): "the server's CertificateRequest",
+    server_letter(HT.server_hello_done): "the server's ServerHelloDone",
+    client_letter(HT.certificate): "the client's Certificate",
+    client_letter(HT.client_key_exchange): "the client's ClientKeyExchange",
+    client_letter(HT.certificate_verify): "the client's CertificateVerify",
+    _CLIENT_CCS: "the client's ChangeCipherSpec",
+    _SERVER_CCS: "the server's ChangeCipherSpec",
+    client_letter(HT.finished): "the client's Finished",
+    server_letter(HT.finished): "the server's Finished",
+    server_letter(HT.new_session_ticket): "the server's NewSessionTicket",
+    server_letter(HT.certificate_status): "the server's CertificateStatus",
+    server_letter(HT.hello_retry_request): "the server's HelloRetryRequest",
 }
 
 #: ports whose services speak plaintext first: a ClientHello there that gets no TLS answer hit a non-TLS service
@@ -942,35 +842,20 @@ def e_plaintext_port(ctx: Ctx) -> Finding:
                    "`tlsdiag probe HOST:PORT`, or check which service listens on the port")
 
 
-#: sensor weirds that mean the server answered the ClientHello with something that is not TLS
-NOT_TLS_WEIRDS = frozenset({"server_not_tls", "server_plaintext", "not_tls_response"})
-
-
-def m_server_not_tls(ctx: Ctx) -> bool:
-    return not ctx.server_hello_seen and bool(NOT_TLS_WEIRDS & {str(w) for w in ctx.list_("weirds")})
-
-
-def e_server_not_tls(ctx: Ctx) -> Finding:
-    return Finding("server", HIGH, "the server answered the ClientHello with data that is not TLS (a plain-HTTP or "
-                   "other non-TLS service on this port)", None)
-
-
-_P = PROTOCOL_MISMATCH
 FAILURE_RULES: Sequence[Rule] = (
-    Rule("TLS-SERVER-NOT-TLS", _P, m_server_not_tls, e_server_not_tls),
-    Rule("TLS-SERVER-PLAINTEXT-PORT", _P, m_plaintext_port, e_plaintext_port),
+    Rule("TLS-SERVER-PLAINTEXT-PORT", PROTOCOL_MISMATCH, m_plaintext_port, e_plaintext_port),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME", SNI_UNRECOGNIZED, m_sni_unrecognized, e_sni_unrecognized),
     Rule("TLS-ALERT-UNRECOGNIZED-NAME-NO-SNI", SNI_REQUIRED, m_unrecognized_without_sni, e_unrecognized_without_sni),
     Rule("TLS-ALERT-NO-APPLICATION-PROTOCOL", UNKNOWN, m_no_alpn, e_no_alpn),
-    Rule("TLS-ALERT-PROTOCOL-VERSION", _P, m_protocol_alert_server, e_protocol_alert_server),
-    Rule("TLS-CLIENT-REFUSED-VERSION", _P, m_protocol_alert_client, e_protocol_alert_client),
-    Rule("TLS-HELLO-REFUSED-PROFILE-VERSION", _P, m_profile_version, e_profile_version),
+    Rule("TLS-ALERT-PROTOCOL-VERSION", PROTOCOL_MISMATCH, m_protocol_alert_server, e_protocol_alert_server),
+    Rule("TLS-CLIENT-REFUSED-VERSION", PROTOCOL_MISMATCH, m_protocol_alert_client, e_protocol_alert_client),
+    Rule("TLS-HELLO-REFUSED-PROFILE-VERSION", PROTOCOL_MISMATCH, m_profile_version, e_profile_version),
     Rule("TLS-HELLO-REFUSED-PROFILE-CIPHER", CIPHER_MISMATCH, m_profile_cipher, e_profile_cipher),
     Rule("TLS-HELLO-REFUSED-PROFILE-GROUP", CIPHER_MISMATCH, m_profile_group, e_profile_group),
     Rule("TLS-HELLO-REFUSED-PROFILE-SNI", SNI_REQUIRED, m_profile_sni, e_profile_sni),
     Rule("TLS-HELLO-REFUSED-PROFILE-OTHER-NAMES", SNI_UNRECOGNIZED, m_profile_other_names, e_profile_other_names),
-    Rule("TLS-HELLO-REFUSED-IMPLICIT-VERSION", _P, m_implicit_version, e_implicit_version),
-    Rule("TLS-HELLO-REFUSED-OLD-VERSION", _P, m_old_versions, e_old_versions),
+    Rule("TLS-HELLO-REFUSED-IMPLICIT-VERSION", PROTOCOL_MISMATCH, m_implicit_version, e_implicit_version),
+    Rule("TLS-HELLO-REFUSED-OLD-VERSION", PROTOCOL_MISMATCH, m_old_versions, e_old_versions),
     Rule("TLS-ALERT-INSUFFICIENT-SECURITY", CIPHER_MISMATCH, m_insufficient_security, e_insufficient_security),
     Rule("TLS-HELLO-REFUSED-WEAK-SUITES", CIPHER_MISMATCH, m_weak_only, e_weak_only),
     Rule("TLS-HELLO-REFUSED-NO-SNI", SNI_REQUIRED, m_sni_missing, e_sni_missing),
@@ -983,6 +868,24 @@ FAILURE_RULES: Sequence[Rule] = (
     Rule("TLS-CERT-UNKNOWN", UNKNOWN_CERTIFICATE, _cert_match(UNKNOWN_CERTIFICATE), e_cert),
     Rule("TLS-CERT-HOSTNAME", HOSTNAME_MISMATCH, _cert_match(HOSTNAME_MISMATCH), e_cert),
     Rule("TLS-CERT-REJECTED", CERTIFICATE_REJECTED, _cert_match(CERTIFICATE_REJECTED), e_cert),
+    Rule("TLS13-CLIENT-CERT-MISSING", CLIENT_CERTIFICATE_MISSING, m_client_cert_missing_size,
+         e_client_cert_missing_size),
+    Rule("TLS13-REMEMBERED-EXPIRED", EXPIRED_CERTIFICATE, _remembered_match(EXPIRED_CERTIFICATE), e_remembered),
+    Rule("TLS13-REMEMBERED-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE, _remembered_match(NOT_YET_VALID_CERTIFICATE),
+         e_remembered),
+    Rule("TLS13-REMEMBERED-CHAIN", INCOMPLETE_CHAIN, _remembered_match(INCOMPLETE_CHAIN), e_remembered),
+    Rule("TLS13-REMEMBERED-UNKNOWN", UNKNOWN_CERTIFICATE, _remembered_match(UNKNOWN_CERTIFICATE), e_remembered),
+    Rule("TLS13-REMEMBERED-HOSTNAME", HOSTNAME_MISMATCH, _remembered_match(HOSTNAME_MISMATCH), e_remembered),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-HOSTNAME", HOSTNAME_MISMATCH, _remembered_close_match(HOSTNAME_MISMATCH),
+         e_remembered_close),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-EXPIRED", EXPIRED_CERTIFICATE, _remembered_close_match(EXPIRED_CERTIFICATE),
+         e_remembered_close),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE,
+         _remembered_close_match(NOT_YET_VALID_CERTIFICATE), e_remembered_close),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-CHAIN", INCOMPLETE_CHAIN, _remembered_close_match(INCOMPLETE_CHAIN),
+         e_remembered_close),
+    Rule("TLS13-CLOSE-AFTER-HANDSHAKE-UNKNOWN", UNKNOWN_CERTIFICATE, _remembered_close_match(UNKNOWN_CERTIFICATE),
+         e_remembered_close),
     Rule("TLS13-ENCRYPTED-FAILURE", ENCRYPTED_FAILURE, m_encrypted, e_encrypted),
     Rule("TLS-CLOSE-AFTER-HANDSHAKE-EXPIRED", EXPIRED_CERTIFICATE, _post_close_match(EXPIRED_CERTIFICATE), e_post_close),
     Rule("TLS-CLOSE-AFTER-HANDSHAKE-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE,
@@ -994,23 +897,108 @@ FAILURE_RULES: Sequence[Rule] = (
     Rule("TLS-UNEXPLAINED", UNKNOWN, m_unknown, e_unknown),
 )
 
-RULES_BY_ID: Mapping[str, Rule] = {r.id: r for r in FAILURE_RULES}
+# -- endpoint hints: the endpoint's own OpenSSL (analyzer/hints.py) -----------------------------------------
 
 
-def first_match(ctx: Ctx) -> tuple[Rule, Finding]:
+def _hint_match(cause: Cause) -> Callable[[Ctx], bool]:
+    def match(ctx: Ctx) -> bool:
+        v = hint_verdict(ctx)
+        return v is not None and v.cause == cause
+    match.__name__ = f"m_hint_{cause}"
+    return match
+
+
+def _wire_text(ctx: Ctx, wire: tuple[Rule, Finding] | None) -> str:
+    """What the wire alone shows, for the explanation of a cause that rests on a hint."""
+    v = ctx.version or "no version"
+    if ctx.tls13:
+        seen = "TLSv1.3: the certificates and alerts are encrypted"
+        if ctx.s.get("established"):
+            seen += ", and the sensor saw the handshake complete"
+    else:
+        a = ctx.fatal
+        seen = f"{v}, {_alert_text(a) if a is not None else 'no plaintext alert'}"
+    if ctx._cache.get("wire_success"):
+        return f"on the wire: {seen}; the wire alone shows a successful handshake"
+    if wire is None:
+        return f"on the wire: {seen}"
+    rule, f = wire
+    return f"on the wire: {seen}; the wire alone gives {rule.cause.id} ({rule.id}, {f.confidence} confidence)"
+
+
+def e_hint(ctx: Ctx, wire: tuple[Rule, Finding] | None = None) -> Finding:
+    v = hint_verdict(ctx)
+    assert v is not None
+    hints = endpoint_hints(ctx)
+    others = [h for h in hints if h is not v.hint and (h.received or h.verify_error)]
+    also = ""
+    for h in others:
+        if h.received:
+            also += f"; {who(ctx, h.side)}'s OpenSSL ({h.process()}) received fatal {', '.join(h.received)}"
+    why = (f"{v.text}{also}; {_wire_text(ctx, wire)}. This cause rests on the endpoint's own report (an endpoint "
+           f"hint from its TLS library), not on the wire")
+    ev: dict[str, object] = {"cause_from": "endpoint_hint", "endpoint_hints": [h.as_evidence() for h in hints]}
+    if ctx._cache.get("wire_success"):
+        ev["wire_alone"] = None                     # the wire alone: a success, no diagnosis
+    elif wire is not None:
+        ev["wire_alone"] = {"rule": wire[0].id, "cause": wire[0].cause.id, "confidence": wire[1].confidence}
+    raise_ = None if v.exact else ("the chain the peer sends (a TLS 1.2 handshake in the capture shows it, or "
+                                   "`openssl s_client -showcerts`)")
+    return Finding(v.rejected_by, HIGH if v.exact else MEDIUM, why, raise_, ev, fix=_hint_fix(v))
+
+
+def _hint_fix(v: HintVerdict) -> str | None:
+    """The fix variant where the cause's own text would mislead: a rejection OpenSSL names but no cause does."""
+    return "hint" if v.cause == CERTIFICATE_REJECTED and v.how == "verify" else None
+
+
+#: causes an endpoint hint can name (analyzer/hints.py), each with its rule
+HINT_RULES: Sequence[Rule] = tuple(
+    Rule(rule_id, cause, _hint_match(cause), e_hint) for rule_id, cause in (
+        ("TLS-HINT-CERT-EXPIRED", EXPIRED_CERTIFICATE),
+        ("TLS-HINT-CERT-NOT-YET-VALID", NOT_YET_VALID_CERTIFICATE),
+        ("TLS-HINT-CERT-INCOMPLETE-CHAIN", INCOMPLETE_CHAIN),
+        ("TLS-HINT-CERT-UNKNOWN", UNKNOWN_CERTIFICATE),
+        ("TLS-HINT-CERT-HOSTNAME", HOSTNAME_MISMATCH),
+        ("TLS-HINT-CERT-REJECTED", CERTIFICATE_REJECTED),
+        ("TLS-HINT-CLIENT-CERT-MISSING", CLIENT_CERTIFICATE_MISSING),
+        ("TLS-HINT-CIPHER-MISMATCH", CIPHER_MISMATCH),
+        ("TLS-HINT-PROTOCOL-MISMATCH", PROTOCOL_MISMATCH),
+        ("TLS-HINT-SNI-UNRECOGNIZED", SNI_UNRECOGNIZED),
+    ))
+_HINT_RULE: Mapping[Cause, Rule] = {r.cause: r for r in HINT_RULES}
+
+RULES_BY_ID: Mapping[str, Rule] = {r.id: r for r in (*FAILURE_RULES, *HINT_RULES)}
+
+
+def _first_wire(ctx: Ctx) -> tuple[Rule, Finding]:
     for rule in FAILURE_RULES:
         if rule.match(ctx):
             return rule, rule.explain(ctx)
     raise AssertionError("TLS-UNEXPLAINED always matches")  # pragma: no cover
 
 
-#: warning rule ids by cause (successful handshakes with certificate problems)
-WARNING_RULE_IDS: Mapping[str, str] = {
-    EXPIRING_CERTIFICATE: "TLS-WARN-CERT-EXPIRING",
-    EXPIRED_CERTIFICATE: "TLS-WARN-CERT-EXPIRED",
-    NOT_YET_VALID_CERTIFICATE: "TLS-WARN-CERT-NOT-YET-VALID",
-    HOSTNAME_MISMATCH: "TLS-WARN-HOSTNAME",
-    INCOMPLETE_CHAIN: "TLS-WARN-INCOMPLETE-CHAIN",
-    UNKNOWN_CERTIFICATE: "TLS-WARN-UNKNOWN-CERT",
-    CERTIFICATE_REJECTED: "TLS-WARN-CERT-VERIFY",
-}
+def first_match(ctx: Ctx) -> tuple[Rule, Finding]:
+    """The wire's rule; with endpoint hints that name the cause, the hint's rule -- unless the wire alone gives
+    the same cause and side with high confidence, which stays the wire's, confirmed by the hint."""
+    wire = _first_wire(ctx)
+    if not endpoint_hints(ctx):
+        return wire
+    v = hint_verdict(ctx)
+    rule, f = wire
+    if v is not None and ctx._cache.get("wire_success"):
+        return _HINT_RULE[v.cause], e_hint(ctx, None)
+    if v is None:
+        return rule, _with_hints(ctx, f, None)
+    if f.confidence == HIGH and rule.cause == v.cause and f.rejected_by == v.rejected_by:
+        return rule, _with_hints(ctx, f, v)
+    return _HINT_RULE[v.cause], e_hint(ctx, wire)
+
+
+def _with_hints(ctx: Ctx, f: Finding, v: HintVerdict | None) -> Finding:
+    """A wire finding with the endpoint hints in its evidence (and, when they agree, saying so)."""
+    ev = dict(f.evidence)
+    ev["cause_from"] = "wire"
+    ev["endpoint_hints"] = [h.as_evidence() for h in endpoint_hints(ctx)]
+    why = f.why if v is None else f"{f.why}; confirmed by the endpoint: {v.text}"
+    return Finding(f.rejected_by, f.confidence, why, f.raise_confidence, ev, f.fix)

@@ -27,7 +27,7 @@ cdef class Flow:
     cdef public Py_ssize_t ooo_bytes[2]
     cdef public _tls.TLSConnection conn
     cdef public _session.Session session
-    cdef public double last, first
+    cdef public double last, first, reset_at
     cdef public Py_ssize_t serial, created
 
     @cython.locals(half=Py_ssize_t)

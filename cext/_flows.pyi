@@ -15,6 +15,7 @@ class Flow:
     last: float
     serial: int
     created: int
+    reset_at: float             # issue 15: the client's RST while lingering after it (-1: none)
     def __init__(self, key: bytes, client_lo: bool, ts: float, serial: int = 0,
                  created: int = 0) -> None: ...
     def endpoints(self) -> tuple[bytes, bytes]: ...

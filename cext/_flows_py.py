@@ -46,7 +46,7 @@ class Flow:
     """One TCP connection: roles, reassembly state, the TLS reader and the session record."""
 
     __slots__ = ("key", "client_lo", "nseq", "has_seq", "ooo", "ooo_bytes", "conn", "session",
-                 "last", "first", "serial", "created")
+                 "last", "first", "serial", "created", "reset_at")
 
     def __init__(self, key: bytes, client_lo: bool, ts: float, serial: int = 0,
                  created: int = 0) -> None:
@@ -62,6 +62,7 @@ class Flow:
         self.last = ts
         self.serial = serial            # creation order in its table
         self.created = created          # the frame that created it (its decoder's count)
+        self.reset_at = -1.0            # issue 15: the client's RST, while lingering after it
 
     def endpoints(self):
         half = len(self.key) // 2
@@ -181,6 +182,10 @@ class FlowTable:
         if self.keys is not None:
             self._key = (4 * self.frame + 1, 0, 0)
         out = self._out
+        if flow.reset_at >= 0.0 and ts - flow.reset_at >= self.close_linger:
+            # issue 15: the grace after the client's RST is over, data or not
+            self._finish(flow, "reset", out)
+            return
         try:                                    # one guard per packet
             d = CLIENT if from_lo == flow.client_lo else SERVER
             flow.last = ts
@@ -218,6 +223,15 @@ class FlowTable:
                 sess.end = ts
                 if flags & RST:
                     sess.tcp_rst(d)
+                    # issue 15: the client reset while a server message was still arriving
+                    # (the reader holds part of it): keep reading what is in flight, for
+                    # close_linger at most (above, and expire), instead of finishing now
+                    if d == CLIENT and flow.conn is not None:
+                        sd = flow.conn.dirs[SERVER]
+                        if not sd.error and (sd.buf or sd.hs):
+                            if flow.reset_at < 0.0:
+                                flow.reset_at = ts
+                            return
                     self._finish(flow, "reset", out)
                     return
                 sess.tcp_fin(d)
@@ -259,18 +273,21 @@ class FlowTable:
 
     def expire(self, now: float, out: list | None = None) -> list:
         """Finish flows idle for longer than ``idle_timeout`` at time ``now``, and those
-        quiet for ``close_linger`` after a FIN or a fatal alert: a failed handshake whose
-        other side never closes (half-closed) is reported in about a second, not after
-        the idle timeout.  Forget finished keys without a packet for ``idle_timeout``."""
+        quiet for ``close_linger`` after a FIN, a fatal alert or the client's RST (issue 15):
+        a failed handshake whose other side never closes (half-closed) is reported in about
+        a second, not after the idle timeout.  Forget finished keys without a packet for
+        ``idle_timeout``."""
         out = [] if out is None else out
         limit = now - self.idle_timeout
         linger = now - self.close_linger
-        stale, ended = [], []
+        stale, ended, reset = [], [], []
         for f in self._current():
             if f.last >= linger:
                 continue
             if f.last < limit:
                 stale.append(f)
+            elif f.reset_at >= 0.0:             # issue 15: quiet since the client's RST
+                reset.append(f)
             elif (s := f.session) is not None and (s.fin or s.fatal):
                 ended.append(f)
         major = 4 * self.frame + 2
@@ -282,6 +299,9 @@ class FlowTable:
             self.stats["flows_half_closed"] += 1
             self._key = (major, 1, f.created)
             self._finish(f, "closed", out)
+        for f in reset:
+            self._key = (major, 2, f.created)
+            self._finish(f, "reset", out)
         self._forget_done(limit, now)
         return out
 
@@ -494,6 +514,12 @@ class FlowTable:
         if sk is not None:
             sk.alive = False
         sess = flow.session
+        if sess is not None and not sess.seen_tls and flow.conn is not None \
+                and flow.conn.dirs[CLIENT].hello:
+            # issue 15: a ClientHello began but no handshake message came of it (cut short,
+            # or its record or message length refused): a connection with a ClientHello is
+            # always summarized
+            sess.hello_unread()
         if sess is not None and sess.seen_tls:
             # the decoder drops the rest of this connection in C (a flow that never was TLS
             # needs no entry: its later packets do not start a TLS record)

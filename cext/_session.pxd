@@ -35,6 +35,7 @@ cdef class Session(_tls.Sink):
     cpdef void tcp_fin(self, int d)
     cpdef void tcp_rst(self, int d)
     cpdef void gap(self, int d)
+    cpdef void hello_unread(self)
     cpdef bint handshake_over(self)
     cdef void _letter(self, int d, tuple letters)
     cdef void _establish(self)

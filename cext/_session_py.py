@@ -21,13 +21,12 @@ from functools import lru_cache
 
 from cext.events import CLIENT, SERVER
 from cext.ja4 import ja4
-from proto.history import history_letter, record_history_letter
+from proto.history import MAX_HISTORY, history_letter, record_history_letter
 from proto.names import is_grease, is_tls13
 
 __all__ = ["Session", "Caches", "offer_from_key", "chain_digests", "MAX_HISTORY",
            "MAX_ENCRYPTED_LENGTHS"]
 
-MAX_HISTORY = 100
 MAX_ENCRYPTED_LENGTHS = 8
 MAX_ALERTS = 16
 MAX_WEIRDS = 16
@@ -139,6 +138,14 @@ class Session:
     def gap(self, d: int) -> None:
         if d not in self.gaps:
             self.gaps.append(d)
+
+    def hello_unread(self) -> None:
+        """Issue 15: the client began a ClientHello that never became a message (cut short,
+        or framing refused it): the history says a ClientHello came, a weird that it was not
+        read (after the framing error's weird, if any)."""
+        self._letter(_CLIENT, _CH)
+        self.last_msg = 1
+        self.weird("client_hello_unread")
 
     @property
     def seen_tls(self) -> bool:
@@ -431,7 +438,12 @@ def _alpn_names(raw: bytes) -> tuple:
     end = 2 + ((raw[0] << 8) | raw[1])
     while pos < end:
         n = raw[pos]
-        out.append(raw[pos + 1:pos + 1 + n].decode("ascii", "backslashreplace"))
+        name = raw[pos + 1:pos + 1 + n]
+        # issue 15: a literal backslash is written \x5c, so that every \xNN of the text is one
+        # wire byte and JA4's hex rule reads the exact bytes back (cext/ja4.py)
+        if 0x5C in name:
+            name = name.replace(b"\\", b"\\x5c")
+        out.append(name.decode("ascii", "backslashreplace"))
         pos += 1 + n
     return tuple(out)
 

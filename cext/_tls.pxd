@@ -55,7 +55,7 @@ cdef class _Direction:
     cdef public object buf
     cdef public bytes hs
     cdef public int error
-    cdef public bint encrypted, started, sslv2
+    cdef public bint encrypted, started, sslv2, hello
     cdef public Py_ssize_t plaintext, skip
 
 

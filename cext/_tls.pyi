@@ -31,6 +31,7 @@ class _Direction:
     sslv2: bool
     plaintext: int
     skip: int
+    hello: bool                 # issue 15: the first record began a ClientHello
 
 class TLSConnection:
     wire: Wire

@@ -163,7 +163,8 @@ class EventQueue(Sink):
 
 
 class _Direction:
-    __slots__ = ("buf", "hs", "error", "encrypted", "started", "sslv2", "plaintext", "skip")
+    __slots__ = ("buf", "hs", "error", "encrypted", "started", "sslv2", "plaintext", "skip",
+                 "hello")
 
     def __init__(self) -> None:
         self.buf = b""              # bytes of an incomplete record
@@ -174,6 +175,7 @@ class _Direction:
         self.sslv2 = False          # records are SSLv2-framed
         self.plaintext = 0          # bytes skipped before TLS started (STARTTLS preamble)
         self.skip = 0               # rest of an encrypted record already reported
+        self.hello = False          # issue 15: the first record began a ClientHello
 
 
 class TLSConnection:
@@ -290,7 +292,17 @@ class TLSConnection:
             pos += d.skip
             d.skip = 0
         if not d.started:
-            if end - pos < 3:
+            n = end - pos
+            if n < 3:
+                b0 = buf[pos]
+                if not (20 <= b0 <= 24 or b0 & 0x80) or (
+                        n == 2 and not b0 & 0x80 and buf[pos + 1] != 3):
+                    # issue 15: a short segment that cannot begin a record header is
+                    # STARTTLS plaintext (PostgreSQL answers SSLRequest with the one byte
+                    # 'S'): buffered, it would hide the header of the first TLS flight
+                    d.plaintext += n
+                    d.buf = b""
+                    return 0
                 d.buf = buf[pos:end]
                 return 0
             b0, b1, b2 = buf[pos], buf[pos + 1], buf[pos + 2]
@@ -303,6 +315,10 @@ class TLSConnection:
                 d.buf = b""
                 return 0
             d.started = True
+            # issue 15: a ClientHello began (it may never complete or parse: the flow table
+            # still summarizes the connection)
+            d.hello = direction == CLIENT and ((b0 == _HANDSHAKE and n > 5 and buf[pos + 5] == 1)
+                                               or (d.sslv2 and b2 == 1))
         if d.sslv2:
             d.buf = bytearray(buf[pos:end])
             return self._parse_sslv2(direction, d)
@@ -393,6 +409,10 @@ class TLSConnection:
         if mt == _HT_CLIENT_HELLO and direction == CLIENT:
             fields = wire.client_hello_key(hs, s, e)
             if fields is None:
+                # issue 15: a ClientHello whose body does not parse still enters the history
+                # (so the connection is summarized, silent server or not); the error that
+                # follows is the weird naming what was wrong
+                sink.handshake(direction, mt, e - s)
                 return wire.status
             sink.client_hello(direction, fields, hs, s, e)
         elif mt == _HT_SERVER_HELLO and direction == SERVER:

@@ -6,6 +6,9 @@
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t
 
+# (one module per cimport line: cythonize's dependency scan reads this form)
+cimport cext._encap as _encap          # issue 15: tunnels (cext/_encap_py.py)
+
 # decoder counter indices, in the order of COUNTER_NAMES (_wire_py.py numbers them the same
 # way); C_TRUNC_LATE is the part of "truncated" counted after the --jobs partition decision
 cdef enum:
@@ -72,6 +75,7 @@ cdef class PacketDecoder:
     cdef bint _swap, _nsec, _eof
     cdef uint32_t _snap
     cdef public Py_ssize_t frames
+    cdef readonly _encap.Decapsulator encap     # issue 15: tunnels
     cdef _Slot* _cache
 
     cpdef int next(self) except -2

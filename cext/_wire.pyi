@@ -4,6 +4,8 @@
 # parsers and PacketDecoder.next), which compiled code calls without Python.
 from typing import Any
 
+from cext._encap import Decapsulator
+
 #: a TCP segment: (ts, key, from_lo, flags, seq, payload, truncated)
 Segment = tuple[float, bytes, bool, int, int, bytes, bool]
 
@@ -41,6 +43,7 @@ class PacketDecoder:
     seq: int
     batch_max_ts: float
     frames: int
+    encap: Decapsulator         # issue 15: tunnels (cext/_encap_py.py)
     def __init__(self, linktype: int, flows: dict, skip: dict, part: int = 0,
                  nparts: int = 1) -> None: ...
     @property

@@ -24,7 +24,7 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport fabs, rint
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 from .errors import error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
@@ -113,6 +113,7 @@ cdef class PacketDecoder:
         self.payload = b""
         self.key = b""
         self._mode = SRC_NONE
+        self.encap = _encap.Decapsulator()      # issue 15: tunnels
         cdef int i
         for i in range(N_COUNTERS):
             self.c[i] = 0
@@ -143,7 +144,9 @@ cdef class PacketDecoder:
         return [self.c[i] for i in range(N_COUNTERS)]
 
     def stats(self):
-        return counters_as_stats(self.counters)
+        s = counters_as_stats(self.counters)
+        s.update(self.encap.stats())            # issue 15: encap_* counters
+        return s
 
     # -- frame sources --------------------------------------------------------------------------
     def begin_batch(self, const uint8_t[::1] buf, const uint8_t[::1] meta):
@@ -316,6 +319,18 @@ cdef class PacketDecoder:
         else:
             c[C_LINKTYPE] += 1
             return False
+        # --- tunnels (issue 15, cext/_encap_py.py): a frame that is not IP, or an IP packet
+        # that is not TCP, may be a tunnel: read its innermost header instead (SKIP: a bad
+        # tunnel header, counted there; NOT_TUNNEL: go on as before)
+        cdef Py_ssize_t inner
+        if (et != 0x0800 and et != 0x86DD) or (
+                off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
+            inner = self.encap.innermost(f, n, off, et)
+            if inner >= 0:
+                off = inner
+                et = self.encap.et
+            elif inner == -2:
+                return False
         # --- L3 ---
         cdef const uint8_t* src
         cdef const uint8_t* dst
@@ -570,7 +585,13 @@ cdef int _alpn_check(const uint8_t* b, Py_ssize_t s0, Py_ssize_t e0, list out) e
         if st:
             return st
         if out is not None:
-            out.append(_text(b, ps, pe))
+            # issue 15: a literal backslash is written \x5c, so that every \xNN of the text is
+            # one wire byte and JA4's hex rule reads the exact bytes back (cext/ja4.py)
+            if memchr(b + ps, 0x5C, pe - ps) != NULL:
+                out.append(PyBytes_FromStringAndSize(<const char*>(b + ps), pe - ps).replace(
+                    b"\\", b"\\x5c").decode("ascii", "backslashreplace"))
+            else:
+                out.append(_text(b, ps, pe))
         s = pe
     return 0
 

@@ -21,6 +21,7 @@ import ipaddress
 import struct
 from hashlib import blake2s
 
+from ._encap_py import Decapsulator
 from .errors import E_VECTOR_OVERRUN, error
 
 __all__ = [
@@ -154,9 +155,12 @@ class PacketDecoder:
         self.batch_max_ts = 0.0
         self.frames = 0
         self._mode = _SRC_NONE
+        self.encap = Decapsulator()         # issue 15: tunnels (cext/_encap_py.py)
 
     def stats(self) -> dict:
-        return counters_as_stats(self.counters)
+        s = counters_as_stats(self.counters)
+        s.update(self.encap.stats())        # issue 15: encap_* counters
+        return s
 
     # -- frame sources ---------------------------------------------------------------------------
     def begin_batch(self, buf, meta) -> None:
@@ -334,6 +338,16 @@ class PacketDecoder:
         else:
             c[C_LINKTYPE] += 1
             return False
+        # --- tunnels (issue 15, cext/_encap_py.py): a frame that is not IP, or an IP packet
+        # that is not TCP, may be a tunnel: read its innermost header instead (SKIP: a bad
+        # tunnel header, counted there; NOT_TUNNEL: go on as before)
+        if (et != 0x0800 and et != 0x86DD) or (
+                off + 9 < n and f[off + (9 if et == 0x0800 else 6)] != 6):
+            inner = self.encap.innermost(f, n, off, et)
+            if inner >= 0:
+                off, et = inner, self.encap.et
+            elif inner == -2:
+                return False
         # --- L3 -------------------------------------------------------------------------
         if et == 0x0800:
             if off + 20 > n or (f[off] >> 4) != 4:
@@ -518,7 +532,10 @@ def _alpn_list(b: bytes, s: int, e: int) -> tuple:
     out = []
     while s < e:
         ps, pe = _vec(b, s, e, 1)
-        out.append(_text(b[ps:pe]))
+        # issue 15: a literal backslash is written \x5c, so that every \xNN of the text is one
+        # wire byte and JA4's hex rule reads the exact bytes back (cext/ja4.py)
+        raw = b[ps:pe]
+        out.append(_text(raw.replace(b"\\", b"\\x5c")) if 0x5C in raw else _text(raw))
         s = pe
     return tuple(out)
 

@@ -15,8 +15,10 @@ _VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3
 
 #: the bytes JA4 prints as they are: 0x30-0x39, 0x41-0x5A, 0x61-0x7A
 _ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-#: what ``bytes.decode("ascii", "backslashreplace")`` makes of a byte from 0x80 up
-_ESCAPED = re.compile(r"\\x([89a-f][0-9a-f])")
+#: the wire core's ALPN text: ``bytes.decode("ascii", "backslashreplace")`` writes a byte from
+#: 0x80 up as ``\xNN`` and the wire core writes a literal backslash as ``\x5c`` (issue 15), so
+#: every ``\xNN`` is one wire byte
+_ESCAPED = re.compile(r"\\x([0-9a-f][0-9a-f])")
 
 
 def _hash12(text: str) -> str:
@@ -29,10 +31,9 @@ def _alpn_chars(alpn: tuple) -> str:
     """JA4.md, "ALPN Extension Value": the first and last characters of the first ALPN value
     (one character counts as both), "00" when there is none or it is empty; when its first or
     last *byte* is not 0-9 A-Z a-z, the first and last characters of its hex instead.  A str
-    value is the wire core's ASCII text, where each non-ASCII byte reads ``\\xNN``
-    (backslashreplace): those escapes are turned back into their byte.  (The text of a literal
-    backslash followed by "x" and two hex digits from 80 up is the same, so only a bytes value
-    is exact there.)"""
+    value is the wire core's ASCII text, where each non-ASCII byte and each backslash reads
+    ``\\xNN``: those escapes are turned back into their byte, which gives the wire bytes
+    exactly."""
     if not alpn or not alpn[0]:
         return "00"
     v = alpn[0]

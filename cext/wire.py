@@ -4,13 +4,14 @@ out a coherent engine.
 Two kinds of modules make up the core.  ``_wire`` (packet decoding, record and handshake
 splitting, hello parsing, Kafka's murmur2) is written in Cython (``_wire.pyx``) with a
 hand-written twin (``_wire_py.py``).  The per-segment engine -- the TLS reader ``_tls``, the
-session record ``_session`` and the flow table ``_flows`` -- is written once, in Python
-(``_tls_py.py`` ...), and compiled by Cython as ``_tls`` ... with the static types of
-``_tls.pxd`` ...: the ``.py`` files are the twin.  The JSON renderer is the same kind: the
-one renderer, ``proto/render.py`` (the twin, which the analyzer runs), compiled as
-``_render`` with the types of ``_render.pxd``.  The engine modules import none of their
-siblings: they are handed them (``FlowTable(engine)``, ``TLSConnection(wire)``), so an
-:class:`Engine` is one build throughout.
+session record ``_session`` and the flow table ``_flows`` -- and the tunnel decapsulation
+``_encap`` that ``_wire``'s decoder calls are written once, in Python (``_tls_py.py`` ...),
+and compiled by Cython as ``_tls`` ... with the static types of ``_tls.pxd`` ...: the ``.py``
+files are the twin.  The JSON renderer is the same kind: the one renderer, ``proto/render.py``
+(the twin, which the analyzer runs), compiled as ``_render`` with the types of ``_render.pxd``.
+The engine modules import none of their siblings: they are handed them (``FlowTable(engine)``,
+``TLSConnection(wire)``), so an :class:`Engine` is one build throughout; only the wire module's
+decoder holds a ``Decapsulator`` of its own build (the compiled one calls it at C level).
 
 The decision: the compiled build, unless ``TLSDIAG_NO_EXTENSIONS`` is set (the same switch as
 ``setup.py``'s) or the build is missing (a source checkout), then the twin.  A *partial* build
@@ -34,19 +35,24 @@ NO_EXTENSIONS = os.environ.get("TLSDIAG_NO_EXTENSIONS", "") not in ("", "0")
 
 #: the modules of each implementation, in Engine field order
 _MODULES = {
-    "c": ("cext._wire", "cext._tls", "cext._session", "cext._flows", "cext._render"),
-    "py": ("cext._wire_py", "cext._tls_py", "cext._session_py", "cext._flows_py", "proto.render"),
+    "c": ("cext._wire", "cext._tls", "cext._session", "cext._flows", "cext._render",
+          "cext._encap"),
+    "py": ("cext._wire_py", "cext._tls_py", "cext._session_py", "cext._flows_py", "proto.render",
+           "cext._encap_py"),
 }
 
 
 class Engine(NamedTuple):
-    """The five modules of one implementation of the core."""
+    """The six modules of one implementation of the core."""
     implementation: str         # "c" or "py"
     wire: ModuleType
     tls: ModuleType
     session: ModuleType
     flows: ModuleType
     render: ModuleType          # summary_to_json
+    #: tunnel decapsulation (issue 15): the wire module's PacketDecoder holds a
+    #: ``Decapsulator`` of its own build (the compiled decoder calls it at C level)
+    encap: ModuleType
 
     def connection(self, sink=None, **limits):
         """A TLS reader of this build: ``tls.TLSConnection(wire.Wire(), sink, **limits)``

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from proto import names
+from proto.hints import hints_to_json
 from proto.summary import JSON_FIELDS
 
 __all__ = ["summary_to_json", "offer_names"]
@@ -168,4 +169,6 @@ def summary_to_json(raw: Mapping[str, Any], facts: Mapping[bytes, dict],
     j["outcome"] = raw["outcome"]
     j["sensor"] = raw["sensor"]
     j["direction"] = raw["direction"]
+    if "endpoint_hints" in raw:         # optional (docs/summary-schema.md): absent = not rendered
+        j["endpoint_hints"] = hints_to_json(raw["endpoint_hints"], raw["version"])
     return j

@@ -17,8 +17,10 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from proto.hints import check_hints
+
 __all__ = [
-    "SCHEMA_VERSION", "FIELD", "Field", "FIELDS", "JSON_FIELDS", "SchemaError",
+    "SCHEMA_VERSION", "FIELD", "Field", "FIELDS", "JSON_FIELDS", "OPTIONAL_FIELDS", "SchemaError",
     "encode_summary", "decode_summary", "encode_certificate", "decode_certificate",
     "MAX_MESSAGE",
 ]
@@ -133,7 +135,8 @@ class Field(NamedTuple):
     """One row of :data:`FIELD`."""
     name: str                   # raw summary and JSON name
     key: int | None             # msgpack key (append-only, never renumbered); None: JSON only
-    kind: str                   # "required" | "nullable" | "bool" | "list": its absent value
+    kind: str                   # "required" | "nullable" | "bool" | "list": its absent value;
+    #                             "optional": absent from the raw summary and the JSON unless set
     check: Callable | None      # shape of the raw value (what decode_summary accepts)
     json: str | None            # JSON type as rendered; None: raw / msgpack only
     doc: str                    # one line for docs/summary-schema.md
@@ -231,15 +234,29 @@ FIELD: tuple[Field, ...] = tuple(Field(*row) for row in (
      "filled in by the sensor service; null in `summarize`"),
     ("direction", 38, "nullable", _opt_str, "str/null",
      "filled in by the sensor service; null in `summarize`"),
+    ("endpoint_hints", 42, "optional", check_hints, "obj",
+     "*optional, only present when set*: what the connection's own OpenSSL reported "
+     "(`--endpoint-hints`), versioned: `{version: 1, endpoints: [{side, pid, comm, library, "
+     "verify: {error, code, text, depth} or null, errors: [{reason, text}], alerts_received, "
+     "alerts_sent}]}`; raw `{v: 1, endpoints: [{side, pid, comm, library, verify_error, "
+     "verify_depth, ssl_errors}]}`; a reader ignores a version it does not know (docs/"
+     "endpoint-hints.md)"),
 ))
 del _
 
 #: field name -> msgpack key, in key order.  Keys are append-only: never renumber.
 FIELDS: dict[str, int] = {f.name: f.key for f in sorted(
     (f for f in FIELD if f.key is not None), key=lambda f: f.key)}
-#: the keys of summary_to_json's output, in order
-JSON_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELD if f.json is not None)
-_WIRE = tuple(sorted((f for f in FIELD if f.key is not None), key=lambda f: f.key))
+#: the keys of summary_to_json's output, in order (then the optional ones that are set)
+JSON_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELD if f.json is not None
+                                     and f.kind != "optional")
+#: fields a summary holds only when set (raw, msgpack and JSON alike)
+OPTIONAL_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELD if f.kind == "optional")
+_ALL_WIRE = tuple(sorted((f for f in FIELD if f.key is not None), key=lambda f: f.key))
+#: (name, shape check) of the optional wire fields: checked only when present
+_OPTIONAL = tuple((f.name, f.check) for f in _ALL_WIRE if f.kind == "optional")
+#: the wire fields every decoded summary holds
+_WIRE = tuple(f for f in _ALL_WIRE if f.kind != "optional")
 _REQUIRED = tuple(f.name for f in _WIRE if f.kind == "required")
 _NULLABLE = frozenset(f.name for f in _WIRE if f.kind == "nullable")
 _BOOLS = frozenset(f.name for f in _WIRE if f.kind == "bool")
@@ -247,7 +264,7 @@ _BOOLS = frozenset(f.name for f in _WIRE if f.kind == "bool")
 #: the shape every decoded field must have (what summary_to_json relies on)
 _CHECKS = {f.name: f.check for f in _WIRE}
 #: msgpack key -> (field name, shape check)
-_DECODE = {f.key: (f.name, f.check) for f in _WIRE}
+_DECODE = {f.key: (f.name, f.check) for f in _ALL_WIRE}
 #: defaults of absent fields that are immutable (None / False); the others (lists, and the
 #: required fields, which must not stay absent) get a fresh [] per decode
 _SCALAR_DEFAULTS = {f.name: (False if f.kind == "bool" else None) for f in _WIRE
@@ -269,7 +286,7 @@ def decode_summary(data: bytes) -> dict:
         # -- the version's 0 and a newer writer's fields -- all land on None and go)
         raw.update(zip(map(_NAME_OF_GET, m), m.values()))
         raw.pop(None, None)
-        if _fast_ok(raw):
+        if _fast_ok(raw) and _optional_ok(raw):
             c = raw["close"]
             raw["close"] = {"fin": c[0], "rst": c[1]} if c else {"fin": [], "rst": []}
             return raw
@@ -324,6 +341,9 @@ def _decode_checked(m: dict) -> dict:
         for name, check in _CHECKS.items():
             if not check(raw[name]):
                 raise SchemaError("bad %s field" % name)
+        for name, check in _OPTIONAL:
+            if name in raw and not check(raw[name]):
+                raise SchemaError("bad %s field" % name)
     c = raw["close"]
     raw["close"] = {"fin": c[0], "rst": c[1]} if c else {"fin": [], "rst": []}
     return raw
@@ -337,6 +357,14 @@ def _decode_checked(m: dict) -> dict:
 # tests/test_analyzer_decode.py compares the two on hostile input.
 
 _NAME_OF_GET = {key: name for name, key in FIELDS.items()}.get
+
+
+def _optional_ok(raw: dict) -> bool:
+    """The optional fields that are present have their shape (absent ones are no failure)."""
+    for name, check in _OPTIONAL:
+        if name in raw and not check(raw[name]):
+            return False
+    return True
 _LIST = {list}
 _BOOL = {bool}
 _NONE_OR_STR = {type(None), str}

@@ -18,7 +18,9 @@ import zlib
 
 import pcapy
 
-__all__ = ["CaptureError", "FileCapture", "BATCH"]
+from proto.text import one_line
+
+__all__ = ["CaptureError", "FileCapture", "BATCH", "unsupported_linktype"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class FileCapture:
             self.linktype = self._reader.datalink()
         except Exception as exc:
             self.close()
-            raise CaptureError("%s: cannot read capture: %s" % (path, _one_line(exc))) from None
+            raise CaptureError("%s: cannot read capture: %s" % (path, one_line(exc))) from None
 
     def _gunzip(self, path: str) -> str:
         fd, tmp = tempfile.mkstemp(prefix="tlsdiag-", suffix=".pcap")
@@ -89,7 +91,7 @@ class FileCapture:
                     self._late_error = "%s: truncated gzip data" % path
         except (OSError, zlib.error) as exc:
             self.close()
-            raise CaptureError("%s: corrupt gzip data: %s" % (path, _one_line(exc))) from None
+            raise CaptureError("%s: corrupt gzip data: %s" % (path, one_line(exc))) from None
         return tmp
 
     def __iter__(self):
@@ -173,7 +175,7 @@ class FileCapture:
         except Exception as again:
             exc = again
         raise CaptureError("%s: corrupt capture after %d packets: %s"
-                           % (self.path, self.packets, _one_line(exc))) from None
+                           % (self.path, self.packets, one_line(exc))) from None
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -190,5 +192,7 @@ class FileCapture:
         self.close()
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+def unsupported_linktype(source: str, linktype: int) -> str:
+    """The one message for a capture whose link type the decoder does not read."""
+    return ("%s: link type %d is not supported (Ethernet, Linux cooked, raw IP and BSD loopback "
+            "are)" % (source, linktype))

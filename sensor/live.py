@@ -11,6 +11,10 @@ flows, check its stop flag and print stats.
 ``set_fanout`` joins the handle to a ``PACKET_FANOUT`` group: N sensor processes opened with
 the same group id share one interface (hash fanout keeps each flow on one process).
 
+:meth:`attach_program` puts an eBPF socket filter (a program fd, ``SO_ATTACH_BPF``) on the
+handle's socket instead of a BPF expression (used by :mod:`sensor.ebpf`); libpcap's own
+``setfilter`` would silently replace it, so :meth:`set_filter` refuses once one is attached.
+
 Counters: :meth:`stats` returns libpcap's ``(recv, drop, ifdrop)`` plus our own packet and
 byte counts.  On ``lo`` the kernel counts outgoing copies twice (``recv`` is about double the
 delivered frames); ``drop`` is what matters.
@@ -21,11 +25,15 @@ import ctypes
 import logging
 import os
 import select
+import socket
+import struct
 from collections.abc import Iterator
 
 import pcapy
 
 from cext import wire
+from proto.text import one_line
+from sensor.capture import unsupported_linktype
 
 __all__ = ["LiveCapture", "LiveCaptureError", "FANOUT_MODES", "build_bpf", "enter_netns"]
 
@@ -42,16 +50,27 @@ FANOUT_MODES = {
 #: most batches drained per poll before returning to the caller (bounds one poll's latency)
 MAX_BATCHES_PER_POLL = 64
 CLONE_NEWNET = 0x40000000
+SO_ATTACH_BPF = 50
 
 
 class LiveCaptureError(Exception):
     """The interface cannot be opened / the filter does not compile (one-line message)."""
 
 
+#: the tunnel carriers the decoder opens (cext/_encap_py.py), as the eBPF filter passes them:
+#: their inner connections are not selectable by a libpcap expression, so they pass whole
+#: (``ether proto``, not ``mpls``/``pppoes``: those keywords shift every later offset)
+TUNNELS = ("udp port 4789 or udp port 8472 or udp port 6081 or udp port 2152 or udp port 5247"
+           " or ip proto 4 or ip proto 41 or ip proto 47 or ip6 proto 4 or ip6 proto 41"
+           " or ip6 proto 47 or ether proto 0x8847 or ether proto 0x8848 or ether proto 0x8864")
+
+
 def build_bpf(ports: list[int] | tuple[int, ...] = (), hosts: list[str] | tuple[str, ...] = (),
               extra: str | None = None) -> str:
     """A BPF expression from config: TCP on any of ``ports`` (all TCP when empty), to or from any
-    of ``hosts``, and'ed with ``extra``.  VLAN-tagged frames are matched as well."""
+    of ``hosts``, and'ed with ``extra``; or a tunnel carrier (:data:`TUNNELS`), unless ``extra``
+    is given (the operator's own expression is taken as written).  VLAN-tagged frames are
+    matched as well."""
     parts = ["tcp"]
     if ports:
         parts.append("(" + " or ".join("port %d" % int(p) for p in ports) + ")")
@@ -60,7 +79,9 @@ def build_bpf(ports: list[int] | tuple[int, ...] = (), hosts: list[str] | tuple[
     if extra:
         parts.append("(" + extra + ")")
     expr = " and ".join(parts)
-    return "(%s) or (vlan and %s)" % (expr, expr)
+    if not extra:
+        expr = "(%s) or (%s)" % (expr, TUNNELS)
+    return "(%s) or (vlan and (%s))" % (expr, expr)
 
 
 def enter_netns(name: str) -> int:
@@ -95,19 +116,58 @@ def leave_netns(fd: int) -> None:
         os.close(fd)
 
 
+def check_interface(interface: str, netns: str | None = None) -> None:
+    """LiveCaptureError naming the interfaces that exist when ``interface`` does not (in the
+    current network namespace: the one of ``--netns`` while the capture opens)."""
+    if interface == "any":
+        return
+    try:
+        socket.if_nametoindex(interface)
+    except OSError:
+        names = sorted(name for _, name in socket.if_nameindex())
+        where = " in network namespace %s" % netns if netns else ""
+        raise LiveCaptureError("interface %s does not exist%s (there: %s); give --interface one "
+                               "of those" % (interface, where, ", ".join(names))) from None
+
+
+def _may_capture() -> bool:
+    """Whether this process may open a packet socket (CAP_NET_RAW): libpcap through pcapy-ng
+    does not always say so itself."""
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()
+    except PermissionError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def _open_error(interface: str, exc: Exception) -> str:
+    text = one_line(exc)
+    if "permission" in text.lower() or "not permitted" in text.lower() or not _may_capture():
+        return ("%s: no permission to capture (%s): run as root, or give the process "
+                "CAP_NET_RAW (the systemd unit does: AmbientCapabilities=CAP_NET_RAW)" % (
+                    interface, text))
+    return "%s: cannot capture: %s" % (interface, text)
+
+
 class LiveCapture:
     """One live capture handle.  ``poll(timeout)`` -> list of ``(buf, meta)`` batches."""
+
+    backend = "pcap"
 
     def __init__(self, interface: str, bpf: str | None = None, snaplen: int = 65535,
                  promisc: bool = True, buffer_mb: int = 32, batch: int = 4096,
                  fanout_group: int | None = None, fanout_mode: str = "hash",
                  netns: str | None = None) -> None:
         self.interface = interface
+        self.netns = netns
         self.bpf = bpf
         self.batch = batch
         self.packets = 0
         self.bytes = 0
         self._closed = False
+        self.program_fd: int | None = None
         back = enter_netns(netns) if netns else None
         try:
             self._open(interface, snaplen, promisc, buffer_mb, fanout_group, fanout_mode)
@@ -116,6 +176,7 @@ class LiveCapture:
                 leave_netns(back)
 
     def _open(self, interface, snaplen, promisc, buffer_mb, fanout_group, fanout_mode) -> None:
+        check_interface(interface, self.netns)
         try:
             r = pcapy.create(interface)
             r.set_snaplen(snaplen)
@@ -123,14 +184,17 @@ class LiveCapture:
             r.set_timeout(100)
             r.set_buffer_size(buffer_mb << 20)
             r.activate()
+            # pcapy-ng does not report every failed activate(): the first use of the handle
+            # does (e.g. "F_GETFL: Bad file descriptor")
+            r.setnonblock(1)
         except Exception as exc:
-            raise LiveCaptureError("%s: %s" % (interface, _one_line(exc))) from None
+            raise LiveCaptureError(_open_error(interface, exc)) from None
         self._r = r
         if self.bpf:
             try:
                 r.setfilter(self.bpf)
             except Exception as exc:
-                raise LiveCaptureError("BPF filter %r: %s" % (self.bpf, _one_line(exc))) from None
+                raise LiveCaptureError("BPF filter %r: %s" % (self.bpf, one_line(exc))) from None
         if fanout_group is not None:
             mode = FANOUT_MODES.get(fanout_mode)
             if mode is None:
@@ -138,12 +202,10 @@ class LiveCapture:
             try:
                 r.set_fanout(int(fanout_group), mode)
             except Exception as exc:
-                raise LiveCaptureError("fanout group %s: %s" % (fanout_group, _one_line(exc))) from None
-        r.setnonblock(1)
+                raise LiveCaptureError("fanout group %s: %s" % (fanout_group, one_line(exc))) from None
         self.linktype = r.datalink()
         if self.linktype not in wire.LINKTYPES:
-            raise LiveCaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
-                                   "raw IP and BSD loopback are)" % (interface, self.linktype))
+            raise LiveCaptureError(unsupported_linktype(interface, self.linktype))
         self._fd = r.getfd()
         log.info("capturing on %s (linktype %d, filter %r, fanout %s)", interface, self.linktype,
                  self.bpf, fanout_group)
@@ -164,7 +226,7 @@ class LiveCapture:
             try:
                 buf, meta = self._r.next_batch(self.batch)
             except Exception as exc:    # a read error on a live handle: report, keep going
-                log.warning("capture read on %s: %s", self.interface, _one_line(exc))
+                log.warning("capture read on %s: %s", self.interface, one_line(exc))
                 break
             if not meta:
                 break
@@ -179,11 +241,27 @@ class LiveCapture:
         while not self._closed:
             yield from self.poll(0.5)
 
+    def attach_program(self, prog_fd: int) -> None:
+        """Attach an eBPF socket filter program (replaces any BPF expression)."""
+        sock = socket.socket(fileno=os.dup(self._fd))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, struct.pack("i", prog_fd))
+        except OSError as exc:
+            raise LiveCaptureError("%s: cannot attach the eBPF filter: %s"
+                                   % (self.interface, exc.strerror)) from None
+        finally:
+            sock.close()                # a dup: the filter stays on the handle's socket
+        self.program_fd = prog_fd
+        self.bpf = None
+
     def set_filter(self, bpf: str) -> None:
+        if self.program_fd is not None:
+            raise LiveCaptureError("an eBPF filter is attached; a BPF expression would "
+                                   "replace it (use the pcap backend for expressions)")
         try:
             self._r.setfilter(bpf)
         except Exception as exc:
-            raise LiveCaptureError("BPF filter %r: %s" % (bpf, _one_line(exc))) from None
+            raise LiveCaptureError("BPF filter %r: %s" % (bpf, one_line(exc))) from None
         self.bpf = bpf
 
     def stats(self) -> dict[str, int]:
@@ -207,7 +285,3 @@ class LiveCapture:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

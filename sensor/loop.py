@@ -38,13 +38,18 @@ class SensorConfig:
 class Sensor:
     """Capture loop state: the summarizer, counters, the direction decision.  ``emit`` is
     called with each finished ``(raw, certs)``; the sensor service passes the publisher's
-    ``publish``, ``tlsdiag watch`` its diagnosis."""
+    ``publish``, ``tlsdiag watch`` its diagnosis.
+
+    ``hints``: a :class:`sensor.hints.HintJoiner` (``--endpoint-hints``) -- its events are taken
+    after each capture batch is read and before it is summarized, and each summary is held
+    there briefly and emitted with the hints of its connection joined."""
 
     def __init__(self, cfg: SensorConfig, capture: Any,
-                 emit: Callable[[dict, list], None]) -> None:
+                 emit: Callable[[dict, list], None], hints: Any = None) -> None:
         self.cfg = cfg
         self.cap = capture
         self.emit = emit
+        self.hints = hints
         table = {k: v for k, v in (("max_flows", cfg.max_flows),
                                    ("idle_timeout", cfg.idle_timeout)) if v is not None}
         self.summ = Summarizer(capture.linktype, **table)
@@ -54,6 +59,8 @@ class Sensor:
         self.stop_requested = False
         self.reload_requested = False
         self._last_expire = 0.0
+        # the eBPF capture drops the rest of a connection once told it is summarized
+        self._finished = getattr(capture, "finished", None)
 
     def direction(self, raw: dict) -> str | None:
         d, _ = classify(str(raw.get("client")), str(raw.get("server")), self.cfg.role,
@@ -67,14 +74,25 @@ class Sensor:
             self.summaries += 1
             key = raw["direction"] or "unknown"
             self.by_direction[key] = self.by_direction.get(key, 0) + 1
-            try:
-                self.emit(raw, certs)
-            except Exception:
-                self.emit_errors += 1
-                log.exception("emit failed")
+            if self._finished is not None:
+                self._finished(raw)
+            if self.hints is not None:
+                self.hints.hold(raw, certs)
+            else:
+                self._emit(raw, certs)
+
+    def _emit(self, raw: dict, certs: list) -> None:
+        try:
+            self.emit(raw, certs)
+        except Exception:
+            self.emit_errors += 1
+            log.exception("emit failed")
 
     def step(self, timeout: float = 0.2) -> None:
-        for buf, meta in self.cap.poll(timeout):
+        batches = self.cap.poll(timeout)
+        if self.hints is not None:
+            self.hints.poll()           # after the read: what the batch's packets followed
+        for buf, meta in batches:
             done = self.summ.feed(buf, meta)
             if done:
                 self._out(done)
@@ -84,13 +102,22 @@ class Sensor:
             done = self.summ.expire(now)
             if done:
                 self._out(done)
+        if self.hints is not None:
+            for raw, certs in self.hints.release():
+                self._emit(raw, certs)
 
     def finish(self) -> None:
         self._out(self.summ.flush("incomplete"))
+        if self.hints is not None:
+            self.hints.poll()
+            for raw, certs in self.hints.release(everything=True):
+                self._emit(raw, certs)
 
     def stats(self) -> dict:
         s = dict(self.cap.stats())
         s.update(self.summ.stats())
         s["summaries_emitted"] = self.summaries
         s["emit_errors"] = self.emit_errors
+        if self.hints is not None:
+            s.update(self.hints.stats())
         return s

@@ -28,7 +28,7 @@ import orjson
 
 from cext import wire
 from proto.x509facts import certificate_facts
-from sensor.capture import BATCH, CaptureError, FileCapture
+from sensor.capture import BATCH, CaptureError, FileCapture, unsupported_linktype
 
 __all__ = ["Summarizer", "CertificateCache", "MappedPcap", "WorkerError", "summarize_paths"]
 
@@ -169,16 +169,19 @@ class Summarizer:
         return out
 
     def stats(self) -> dict:
-        return _merged_stats([self.decoder.counters], [self.table.stats], [self.table.reasons])
+        return _merged_stats([self.decoder.counters], [self.table.stats], [self.table.reasons],
+                             self.decoder.encap.stats())
 
 
-def _merged_stats(counters: list, tables: list, reasons: list) -> dict:
+def _merged_stats(counters: list, tables: list, reasons: list, encap: dict) -> dict:
     """The stats of one summarizer, or of ``--jobs`` workers' (whose decoders each count
-    every frame in GLOBAL_COUNTERS, and their own connections' in the others)."""
+    every frame in GLOBAL_COUNTERS, and their own connections' in the others; ``encap``,
+    the tunnel counters (issue 15), are of every frame too: one decoder's)."""
     raw = [sum(c[i] for c in counters) for i in range(len(counters[0]))]
     for i in wire.GLOBAL_COUNTERS:
         raw[i] = counters[0][i]
     s = wire.counters_as_stats(raw)
+    s.update(encap)
     for t in tables:
         for k, v in t.items():
             s[k] = s.get(k, 0) + v
@@ -228,7 +231,7 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
 def _summaries(path: str, progress, fragments: bool, certs: bool, transform, table: dict,
                part: int = 0, nparts: int = 1, sync=None, holder: list | None = None):
     """One file's ``("out", (items, keys))`` per batch, then ``("stats", dict)`` (and
-    ``("counters", (decoder counters, table stats, reasons))``), then ``("error",
+    ``("counters", (decoder counters, table stats, reasons, tunnel stats))``), then ``("error",
     CaptureError)`` if it could not be read to its end."""
     mapped = MappedPcap.open(path)
     linktype = mapped.linktype if mapped is not None else None
@@ -238,8 +241,7 @@ def _summaries(path: str, progress, fragments: bool, certs: bool, transform, tab
         linktype = cap.linktype
     try:
         if linktype not in wire.LINKTYPES:
-            raise CaptureError("%s: link type %d is not supported (Ethernet, Linux cooked, "
-                               "raw IP and BSD loopback are)" % (path, linktype))
+            raise CaptureError(unsupported_linktype(path, linktype))
         s = Summarizer(linktype, json=True, fragments=fragments, part=part, nparts=nparts,
                        sync=sync, **table)
         keys = s.table
@@ -261,7 +263,8 @@ def _summaries(path: str, progress, fragments: bool, certs: bool, transform, tab
             error = exc
         done = s.flush()
         yield "out", (items(done), keys.keys)
-        yield "counters", (s.decoder.counters, s.table.stats, s.table.reasons)
+        yield "counters", (s.decoder.counters, s.table.stats, s.table.reasons,
+                           s.decoder.encap.stats())
         yield "stats", s.stats()
         if error is not None:
             yield "error", error
@@ -309,7 +312,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         spooled = [0] * jobs                # bytes each worker wrote to its spool
         punched = [0] * jobs                # ... and how many of them are freed
         syncs: list = []                    # this clock sync's requests
-        counters, tables, reasons = [], [], []
+        counters, tables, reasons, encaps = [], [], [], []
         error = None
         shown = _Progress(path)
         open_ = set(range(jobs))
@@ -356,8 +359,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                         if output is not None:
                             _free_spools(spools, pending, spooled, punched)
                 elif kind == "done":
-                    _, c_counters, c_stats, c_reasons, err = msg
+                    _, c_counters, c_stats, c_reasons, c_encap, err = msg
                     counters.append((i, c_counters))
+                    encaps.append((i, c_encap))
                     tables.append(c_stats)
                     reasons.append(c_reasons)
                     error = error or err
@@ -385,7 +389,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             if fd is not None:
                 os.close(fd)
     if stats is not None:
-        merged = _merged_stats([c for _i, c in sorted(counters)], tables, reasons)
+        merged = _merged_stats([c for _i, c in sorted(counters)], tables, reasons,
+                               min(encaps)[1])
         for k, v in merged.items():
             stats[k] = stats.get(k, 0) + v
     if error is not None:

@@ -53,6 +53,7 @@ from kafka import KafkaProducer
 from cext import wire
 from proto import topics
 from proto.summary import encode_certificate, encode_summary
+from proto.text import one_line
 from sensor.spool import Spool
 
 __all__ = ["Publisher", "PublisherConfig", "SenderState", "KIND_SUMMARY", "KIND_CERT"]
@@ -96,7 +97,7 @@ class PublisherConfig:
     max_block_ms: int = 2_000
     #: how long creating a producer may wait for a broker to answer (it blocks the sender
     #: thread meanwhile); None: kafka-python's default (30 s in kafka-python 3)
-    bootstrap_timeout_ms: int | None = None
+    bootstrap_timeout_ms: int | None = 2_000
     reconnect_backoff_ms: int = 200
     reconnect_backoff_max_ms: int = 2_000
     retry_backoff_ms: int = 200
@@ -289,7 +290,7 @@ class Publisher:
                 topic = topic_of[kind]
                 fut = send(topic, key=key, value=value, partition=self._partition(topic, key))
             except Exception as exc:
-                log.info("send failed (%s): spooling", _one_line(exc))
+                log.info("send failed (%s): spooling", one_line(exc))
                 self._count("send_errors")
                 break
             sent.append((fut, item, now))
@@ -327,7 +328,7 @@ class Publisher:
 
     def _set_online(self, online: bool, why: str = "") -> None:
         if online and not self.online:
-            log.warning("Kafka at %s accepts messages again (%d spooled to replay)",
+            log.info("Kafka at %s accepts messages again (%d spooled to replay)",
                         self.cfg.bootstrap, len(self.spool))
         elif not online and self.online:
             log.warning("Kafka unavailable (%s): spooling to %s", why, self.spool.dir)
@@ -412,11 +413,11 @@ class Publisher:
                 self._partitions.clear()
             except Exception as exc:
                 if self._producer_failing:
-                    log.debug("producer: %s", _one_line(exc))
+                    log.debug("producer: %s", one_line(exc))
                 else:        # once per outage; the spool and the online gauge tell the rest
                     log.warning("cannot create a Kafka producer for %s (retrying every %gs, "
                                 "spooling meanwhile): %s", self.cfg.bootstrap,
-                                self.cfg.probe_interval, _one_line(exc))
+                                self.cfg.probe_interval, one_line(exc))
                 self._producer_failing = True
             else:
                 self._producer_failing = False
@@ -504,29 +505,38 @@ class Publisher:
         self._in_hand = 0
 
     # -- shutdown / stats ---------------------------------------------------------------------
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until the queue and spool are empty and every send is acknowledged."""
+    def flush(self, timeout: float = 30.0, while_offline: bool = True) -> bool:
+        """Wait until the queue and spool are empty and every send is acknowledged.  With
+        ``while_offline=False`` give up as soon as Kafka is known to be away (nothing would
+        be delivered before the timeout: what is left goes to the spool)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (not self._queue and not self._in_hand and not len(self.spool)
                     and self._unacked == 0 and self.online and not self._failed):
                 return True
+            if not while_offline and not self.online:
+                return False
             time.sleep(0.05)
         return False
 
     def close(self, timeout: float = 10.0) -> None:
-        """Flush what can be flushed in ``timeout``; what is left stays in the spool."""
-        self.flush(timeout)
+        """Deliver what can be delivered within ``timeout`` seconds in all (less when Kafka is
+        away); what is left goes to the spool, for the next start."""
+        deadline = time.monotonic() + timeout
+        self.flush(timeout, while_offline=False)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout + 5)
+            # the sender may be in a call bounded by bootstrap_timeout_ms / max_block_ms
+            self._thread.join(max(deadline - time.monotonic(),
+                                  max(self.cfg.max_block_ms, self.cfg.bootstrap_timeout_ms or 0)
+                                  / 1000.0 + 0.5))
         p = self._producer
-        if p is not None and self._unacked:
+        if p is not None and self._unacked and self.online:
             try:
-                p.flush(timeout=timeout)
+                p.flush(timeout=max(0.1, deadline - time.monotonic()))
             except Exception as exc:
-                log.warning("producer flush: %s", _one_line(exc))
+                log.warning("producer flush: %s", one_line(exc))
             self._reap()                  # what the flush delivered is not "never acked"
         never = self._unacked
         self._abandon_inflight()          # closes the producer; unacked -> spool
@@ -546,7 +556,3 @@ class Publisher:
         s["unacked"] = self._unacked
         s["online"] = int(self.online)
         return s
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

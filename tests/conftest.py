@@ -37,12 +37,17 @@ LINKTYPES = (1, 113, 276, 0, 108, 12, 101, 228, 229)
 def pytest_addoption(parser):
     parser.addoption("--no-c-extensions", action="store_true", default=False,
                      help="deselect the tests of the compiled cext._wire")
-    parser.addoption("--run-slow", action="store_true", default=False,
-                     help="also run the tests that take over a minute (marked slow and "
-                          "skipped by default, e.g. the traced million-SYN flood)")
+    parser.addoption("--run-manual", action="store_true", default=False,
+                     help="also run the tests marked manual (minutes of CPU for little extra "
+                          "assurance, e.g. the traced million-SYN flood; not in CI)")
 
 
 def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--run-manual"):
+        skip = pytest.mark.skip(reason="marked manual: run with --run-manual")
+        for item in items:
+            if item.get_closest_marker("manual"):
+                item.add_marker(skip)
     if not config.getoption("--no-c-extensions"):
         return
     keep, drop = [], []

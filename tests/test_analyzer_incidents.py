@@ -1,6 +1,6 @@
 """The incident state the analyzer saves is built from per-incident memoized JSON
 (``Incident.state_json``, the items of the chunk records ``save_records`` writes); it is byte
-for byte the JSON of the incidents in ``snapshot()`` -- after every kind of change to an
+for byte the JSON of the incidents' ``to_state()`` encoded from scratch -- after every kind of change to an
 incident: failures, successes, rate-limited updates, correlation with northbound successes,
 resolution, restore."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ import json
 import random
 
 from analyzer.incidents import IncidentTracker
+from tests.support.incidents import format1_record
 
 
 def diag(i, server, cause, direction="southbound"):
@@ -21,7 +22,8 @@ def diag(i, server, cause, direction="southbound"):
 
 def reference(t, part):
     """The partition's incidents, JSON-encoded from scratch."""
-    return json.dumps(t.snapshot(part)["incidents"], ensure_ascii=False, separators=(",", ":"))
+    return json.dumps([inc.to_state() for inc in t.open.values() if inc.part == part], ensure_ascii=False,
+                      separators=(",", ":"))
 
 
 def memo_text(t, part):
@@ -61,7 +63,7 @@ def test_memoized_state_equals_snapshot_through_every_change():
         if k % 7 == 0:
             check_all(t)
         if k == 1500:             # a restore (partition 1) keeps the texts equal too
-            doc = json.loads(json.dumps(t.snapshot(1)))
+            doc = json.loads(format1_record(t, 1))
             t.restore(1, doc)
             check_all(t)
     check_all(t)

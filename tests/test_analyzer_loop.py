@@ -28,8 +28,8 @@ from analyzer.engine import Engine
 from analyzer.service import Analyzer, AnalyzerConfig, CertStore
 from cext.wire import kafka_partition
 from proto import topics
-from proto.render import summary_to_json
 from proto.summary import encode_certificate, encode_summary
+from tests.support.stream import diagnose_stream
 
 H = "t.handshakes"
 TOPICS = {t: "t." + t for t in ("handshakes", "certs", "diagnoses", "incidents", "profiles",
@@ -85,15 +85,9 @@ def drain(an: Analyzer) -> int:
 
 def in_process_diagnoses(items, diag):
     """Every diagnosis of the in-process engine (as ``tlsdiag diagnose``), by output key."""
-    eng = Engine(diag)
-    facts, ders, out = {}, {}, {}
-    for raw, certs in items:
-        for c in certs:
-            facts[c[0]] = c[2]
-            ders[c[0].hex()] = c[1]
-        s = summary_to_json(raw, facts)
-        eng.observe(s, ders)
-        for d in eng.diagnose(s, ders):
+    out = {}
+    for _, _, diags in diagnose_stream(items, Engine(diag)):
+        for d in diags:
             key = d["id"] if d["severity"] == "failure" else "%s/%s" % (d["id"], d["rule"])
             out[key] = d
     return out

@@ -18,6 +18,9 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from tests.support.poll import wait_for
+from tests.support.stream import diagnose_stream
+
 try:
     from tests.kafka_broker import kcat, module_broker
     from tests.test_publisher import PCAPS, summaries_of
@@ -29,7 +32,6 @@ from analyzer.config import parse_local_nets
 from proto.direction import UNKNOWN, classify
 from analyzer.engine import Engine
 from proto import topics
-from proto.render import summary_to_json
 from sensor.publisher import Publisher, PublisherConfig
 from tlsdiag.kafka import best_compression, ensure_topics
 
@@ -57,14 +59,9 @@ def _in_process(items, truststore):
     Per item: (failure diagnosis or None, established)."""
     from analyzer.config import build_config
     eng = Engine(build_config({"truststore": truststore}))
-    facts, ders, out = {}, {}, []
-    for raw, certs in items:
-        for c in certs:
-            facts[c[0]] = c[2]
-            ders[c[0].hex()] = c[1]
-        s = summary_to_json(raw, facts)
-        eng.observe(s, ders)
-        fails = [d for d in eng.diagnose(s, ders) if d["severity"] == "failure"]
+    out = []
+    for _, s, diags in diagnose_stream(items, eng):
+        fails = [d for d in diags if d["severity"] == "failure"]
         out.append((fails[0] if fails else None, bool(s.get("established"))))
     return out
 
@@ -144,14 +141,6 @@ def committed_to_the_end(bootstrap, group, topic):
         c.close()
 
 
-def wait_for(pred, timeout, what, poll=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(poll)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 @pytest.mark.parametrize("mode", ["exactly-once", "at-least-once", "at-least-once-before-state"])

@@ -8,7 +8,8 @@ import pytest
 
 from analyzer import certs as C
 from analyzer.config import TrustStore
-from analyzer.testing import T0, cert_facts, ders, issue, make_pki
+from tests.support.pki import T0, issue, make_pki
+from tests.support.summaries import ders
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def pki():
 
 def check(chain, *, trust=None, when=T0, hostname="api.example.com", side="server", checker=None, facts_only=False):
     ck = checker or C.CertChecker({"default": TrustStore("test-roots", tuple(trust))} if trust else None)
-    return ck.check([cert_facts(c) for c in chain], {} if facts_only else ders(chain), side=side, when=when,
+    return ck.check([c.facts for c in chain], {} if facts_only else ders(chain), side=side, when=when,
                     hostname=hostname, hostname_source="sni" if hostname else None, direction="southbound")
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from analyzer.config import ConfigError, build_config, load_truststore
 from analyzer.report import render, want_colour
-from analyzer.testing import alert, make_pki, make_summary
+from tests.support.pki import make_pki
+from tests.support.summaries import alert, make_summary
 from tlsdiag import settings
 from tlsdiag.commands import diagnose as cli
 
@@ -170,3 +171,41 @@ def test_report_render_handles_empty_and_bounds():
              "client": "1.1.1.1:1"}, "direction": "unknown", "evidence": {}, "id": str(i), "time": "t"} for i in range(500)]
     text = render(many, None)
     assert "more groups" in text
+
+
+def test_summarize_output_fed_back_with_a_truststore(tmp_path):
+    """issue 12: `summarize --format jsonl` lines carry the certificates' facts, not their bytes; fed back to
+    `diagnose --truststore` every root looked "not in the truststore" (45 of 48 right on examples/, at high
+    confidence).  Now such chains are judged without the truststore, the report says so, and
+    `summarize --certs` carries the bytes: both give the capture's own diagnoses."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    pcap = root / "examples" / "gateway-failures.pcap"
+    trust = root / "tests" / "data" / "scenarios" / "pki" / "root.pem"
+    if not pcap.exists():
+        pytest.skip("examples/gateway-failures.pcap not generated")
+    plain, with_certs = tmp_path / "s.jsonl", tmp_path / "c.jsonl"
+    for path, extra in ((plain, []), (with_certs, ["--certs"])):
+        with open(path, "wb") as f:
+            subprocess.run([sys.executable, "-m", "tlsdiag", "summarize", *extra, str(pcap)], stdout=f, check=True,
+                           cwd=root)
+    assert "certs" not in json.loads(plain.read_text().splitlines()[0])
+    assert set(json.loads(with_certs.read_text().splitlines()[0])) == {"summary", "certs"}
+    opts = ["--local-net", "10.10.1.1/32", "--local-net", "10.10.3.1/32", "--truststore", str(trust)]
+
+    def causes(*argv: str) -> tuple[dict, str]:
+        rc, out, err = run(*argv, "--format", "jsonl", *opts)
+        assert rc == 1
+        return ({d["id"]: (d["cause"], d["direction"], d["rejected_by"]) for d in map(json.loads, out.splitlines())
+                 if d["severity"] == "failure"}, err)
+
+    want, err0 = causes(str(pcap))
+    got_plain, err_plain = causes(str(plain))
+    got_certs, err_certs = causes(str(with_certs))
+    assert len(want) == 48 and got_plain == want and got_certs == want
+    assert err0 == "" and err_certs == ""
+    assert "without the certificates' bytes" in err_plain and "summarize --certs" in err_plain
+    rc, text, _ = run(str(plain), *opts)
+    assert "judged without the truststore" in text and "not in the truststore" not in text

@@ -1,7 +1,7 @@
 """A TLS 1.3 server refusing a client without a certificate, when the client's FIN comes
 before the server's (a real capture: openssl s_server's shutdown delayed 300 ms with strace,
 so the race the live topology test hits now and then happens every time).  The close order
-must not decide the diagnosis: the server's encrypted alert is evidence enough."""
+must not decide the diagnosis: the server's encrypted alert, right after its Finished, is evidence enough."""
 
 from __future__ import annotations
 
@@ -23,5 +23,5 @@ def test_certless_client_refused_whoever_closes_first():
     ds = Engine(DiagnoseConfig(role="router", local_nets=parse_local_nets(["10.10.1.1/32"]))).diagnose_pairs(items)
     failures = [d for d in ds if d["severity"] == "failure"]
     assert len(failures) == 1, ds
-    assert failures[0]["cause"] == "encrypted_failure"
+    assert failures[0]["cause"] == "client_certificate_missing"     # the 25-byte empty Certificate
     assert failures[0]["rejected_by"] == "server"

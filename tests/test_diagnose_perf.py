@@ -12,7 +12,8 @@ import time
 
 from analyzer.config import DiagnoseConfig, TrustStore
 from analyzer.engine import Engine
-from analyzer.testing import alert, ders, issue, make_pki, make_summary
+from tests.support.pki import issue, make_pki
+from tests.support.summaries import alert, ders, make_summary
 
 
 def corpus(n: int):

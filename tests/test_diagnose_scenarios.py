@@ -17,11 +17,14 @@ import pytest
 
 from analyzer.config import DiagnoseConfig, load_truststore, parse_local_nets
 from analyzer.engine import Engine
-from analyzer.rules import FAILURE_CAUSES
+from proto.names import is_tls13_name
+from analyzer.causes import FAILURE_CAUSES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = ROOT / "tests" / "data" / "scenarios"
-CORPUS = ROOT.parent / "shared" / "corpus"
+#: the shared corpus sits next to the checkout (/work/main -> /work/shared), or next to the worktrees' directory
+CORPUS = next((p for p in (ROOT.parent / "shared" / "corpus", ROOT.parents[1] / "shared" / "corpus") if p.exists()),
+              ROOT.parent / "shared" / "corpus")
 EXAMPLE = ROOT / "examples" / "gateway-failures.pcap"
 
 #: the gateway's own addresses in the scenario topology: Router (northbound server) and MP (southbound client)
@@ -80,17 +83,28 @@ def test_every_scenario_connection_is_summarized(scenario_results):
     assert not missing, f"no summary for {missing}"
 
 
+#: Connections (``scenario:client``) whose failure the sensor is known not to show: a TLS 1.3 summary closed
+#: before the server reacted to the client's Finished, so a server-side rejection after that point is not in
+#: it.  Strict both ways: a connection missed that way and not listed fails the test, and so does a listed
+#: one that is now diagnosed (take it off the list).  Empty since the sensor waits for that reaction
+#: (e888050); add an id here only with the evidence in the commit.
+KNOWN_GAPS: frozenset[str] = frozenset()
+
+
 def _sensor_gap(s: dict | None) -> bool:
-    """A TLS 1.3 summary the sensor closed before the server reacted to the client's Finished (no close seen):
-    a server-side rejection after that point is not in the summary at all."""
-    return bool(s and str(s.get("version") or "").startswith("TLSv1.3") and s.get("established")
+    """A TLS 1.3 summary the sensor closed before the server reacted to the client's Finished (no close seen)."""
+    return bool(s and is_tls13_name(s.get("version")) and s.get("established")
                 and not (s.get("close") or {}).get("fin") and not (s.get("close") or {}).get("rst"))
+
+
+def _known_gap(row: dict, fails: list[dict], summary: dict | None) -> bool:
+    return _row_id(row) in KNOWN_GAPS and not fails and _sensor_gap(summary)
 
 
 def test_scenario_failures_diagnosed(scenario_results):
     rows, by_conn, summaries = scenario_results
     by_summary = {(s["client"], s["server"]): s for s in summaries}
-    wrong, gaps = [], []
+    wrong, gaps = [], set()
     for r in rows:
         if not r.get("expected_cause"):
             continue
@@ -98,13 +112,13 @@ def test_scenario_failures_diagnosed(scenario_results):
         got = [(d["cause"], d["direction"], d["rejected_by"]) for d in fails]
         want = (r["expected_cause"], r["direction"], r["rejected_by"])
         if got != [want]:
+            if _known_gap(r, fails, by_summary.get((r["client"], r["server"]))):
+                gaps.add(_row_id(r))
+                continue
             why = fails[0]["explanation"] if fails else "no failure diagnosis"
-            line = f"{_row_id(r)} ({r['stacks']}): want {want}, got {got}: {why}"
-            (gaps if not fails and _sensor_gap(by_summary.get((r["client"], r["server"]))) else wrong).append(line)
+            wrong.append(f"{_row_id(r)} ({r['stacks']}): want {want}, got {got}: {why}")
     assert not wrong, "\n".join(wrong)
-    if gaps:
-        pytest.xfail("sensor ends TLS 1.3 summaries before the server's reaction to the client Finished: "
-                     + "; ".join(gaps))
+    assert not KNOWN_GAPS - gaps, f"known gaps now diagnosed (remove them from KNOWN_GAPS): {sorted(KNOWN_GAPS - gaps)}"
 
 
 def test_scenario_successes_get_no_failure(scenario_results):
@@ -137,10 +151,20 @@ def test_scenarios_without_truststore_still_name_the_cause(scenario_results):
             continue
         fails = [d for d in by_conn.get((r["client"], r["server"]), []) if d["severity"] == "failure"]
         if [d["cause"] for d in fails] != [r["expected_cause"]]:
-            if not fails and _sensor_gap(by_summary.get((r["client"], r["server"]))):
-                continue    # reported by test_scenario_failures_diagnosed
+            if _known_gap(r, fails, by_summary.get((r["client"], r["server"]))):
+                continue    # listed, and checked by test_scenario_failures_diagnosed
             wrong.append(f"{_row_id(r)}: want {r['expected_cause']}, got {[d['cause'] for d in fails]}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_failure_cause_comes_out_of_a_real_capture(scenario_results):
+    """Each failure cause of the registry is the diagnosis of at least one real connection (the scenario
+    captures: real TLS stacks in network namespaces), and is what that scenario expected."""
+    rows, by_conn, _ = scenario_results
+    diagnosed = {d["cause"] for ds in by_conn.values() for d in ds if d["severity"] == "failure"}
+    expected = {r["expected_cause"] for r in rows if r.get("expected_cause")}
+    missing = [c.id for c in FAILURE_CAUSES if c.id not in diagnosed or c.id not in expected]
+    assert not missing, f"failure causes without a real capture: {missing}"
 
 
 def test_example_capture(tmp_path):
@@ -148,7 +172,7 @@ def test_example_capture(tmp_path):
         pytest.skip(f"{EXAMPLE} not generated yet")
     by_conn, summaries = _diagnose([EXAMPLE], _engine())
     fails = [d for ds in by_conn.values() for d in ds if d["severity"] == "failure"]
-    assert fails and {d["cause"] for d in fails} <= set(FAILURE_CAUSES)
+    assert fails and {d["cause"] for d in fails} <= {c.id for c in FAILURE_CAUSES}
 
 
 # ------------------------------------------------------------------------------------------- corpus
@@ -189,7 +213,7 @@ def test_corpus_no_failure_on_established_connections(tmp_path, capsys):
             flipped = (conn[1], conn[0])
             if d["severity"] != "failure":
                 continue
-            assert d["cause"] in FAILURE_CAUSES
+            assert d["cause"] in {c.id for c in FAILURE_CAUSES}
             failed_lines.append(f"{rel}: {conn[0]} -> {conn[1]}: {d['cause']} ({d['confidence']}, "
                                 f"rejected by {d['rejected_by']}): {d['explanation'][:160]}")
             if conn in established.get(rel, ()) or flipped in established.get(rel, ()):

@@ -49,9 +49,11 @@ def events(engine, chunks) -> list:
 
 def test_compiled_engine_is_compiled(engines):
     c, py = engines
-    assert all(m.__file__.endswith(".so") for m in (c.wire, c.tls, c.session, c.flows, c.render))
+    assert all(m.__file__.endswith(".so")
+               for m in (c.wire, c.tls, c.session, c.flows, c.render, c.encap))
     assert [m.__name__ for m in py[1:]] == ["cext._wire_py", "cext._tls_py",
-                                            "cext._session_py", "cext._flows_py", "proto.render"]
+                                            "cext._session_py", "cext._flows_py", "proto.render",
+                                            "cext._encap_py"]
     # the static types took effect: the compiled classes are extension types with fixed
     # attributes (the twin's TLSConnection takes any)
     with pytest.raises(AttributeError):

@@ -569,7 +569,6 @@ def _flood(engine, n, table):
     return peak_flows
 
 
-@pytest.mark.slow
 @pytest.mark.c_extension
 def test_syn_flood_million_half_open_flows(c_engine):
     """1,000,000 SYNs from distinct (address, port) pairs through the C decoder and a
@@ -582,13 +581,11 @@ def test_syn_flood_million_half_open_flows(c_engine):
     assert len(table._flow_order) <= 2 * MAX_FLOWS + 1024
 
 
-@pytest.mark.slow
+@pytest.mark.manual
 @pytest.mark.c_extension
-def test_syn_flood_million_heap_bound(c_engine, request):
+def test_syn_flood_million_heap_bound(c_engine):
     """The same flood under tracemalloc: Python heap peak below HEAP_BOUND.  About 75 s of
-    CPU here (tracemalloc doubles the cost), so it runs only with --run-slow."""
-    if not request.config.getoption("--run-slow"):
-        pytest.skip("takes over a minute under tracemalloc; run with --run-slow")
+    CPU here (tracemalloc doubles the cost), so it runs only with --run-manual."""
     table = c_engine.flow_table(max_flows=MAX_FLOWS)
     tracemalloc.start()
     try:

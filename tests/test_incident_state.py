@@ -13,6 +13,7 @@ import pytest
 
 from analyzer import incidents as I
 from analyzer.incidents import IncidentTracker
+from tests.support.incidents import format1_record
 
 
 def diag(i, server, cause="certificate_expired", direction="southbound"):
@@ -56,8 +57,7 @@ def restored(topic, **kw):
 
 def v1_record(t, part, **extra):
     """The format 1 record (one document per partition) analyzers before format 2 wrote."""
-    return json.dumps({**t.snapshot(part), **extra}, ensure_ascii=False,
-                      separators=(",", ":")).encode()
+    return format1_record(t, part, **extra)
 
 
 def test_ten_thousand_open_incidents_round_trip_in_bounded_records():

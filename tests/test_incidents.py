@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from analyzer.incidents import IncidentTracker
+from tests.support.incidents import format1_document, north_buckets
 
 
 def diag(i, direction="southbound", server="10.0.3.2:443", cause="cipher_mismatch", client=None):
@@ -85,8 +86,9 @@ def test_bounded():
     assert len(t.open) == 3 and t.dropped == 2
 
 
-def test_snapshot_restore_round_trip_per_partition():
-    """A partition's open incidents and northbound buckets survive snapshot -> JSON -> restore
+def test_format1_restore_per_partition():
+    """A partition's open incidents and northbound buckets survive format 1 (what analyzers before format 2
+    saved) -> JSON -> restore
     into a new tracker: later failures update the same incident (no second 'opened', same id,
     counts continue), successes keep counting towards resolution, correlation still works."""
     import json
@@ -97,7 +99,7 @@ def test_snapshot_restore_round_trip_per_partition():
     t.success("southbound", "10.0.3.2:443", "mp-1", 102.0, now=1.0, part=0)   # 1 of 3
     t.failure(diag(2, server="10.0.3.9:443"), "mp-1", 100.0, now=1.0, part=1)
     assert t.take_dirty() == {0, 1, 2} and t.take_dirty() == set()
-    docs = {p: json.loads(json.dumps(t.snapshot(p))) for p in t.partitions()}
+    docs = {p: json.loads(json.dumps(format1_document(t, p))) for p in t.partitions()}
     assert len(docs[0]["incidents"]) == 1 and len(docs[1]["incidents"]) == 1
     assert docs[2]["north"] == [[99, "10.0.1.1:443", "router-1", 1]]
 
@@ -115,19 +117,19 @@ def test_snapshot_restore_round_trip_per_partition():
     for i in range(3):
         res = u.success("southbound", "10.0.3.2:443", "mp-1", 110.0 + i, now=3.0, part=0)
     assert [e["event"] for e in res] == ["resolved"] and not u.open
-    assert u.snapshot(0)["incidents"] == []
+    assert format1_document(u, 0)["incidents"] == []
 
 
 def test_restore_replaces_and_drop_forgets_a_partition():
     t = IncidentTracker()
     t.failure(diag(0), "mp-1", 100.0, now=1.0, part=0)
     t.success("northbound", "10.0.1.1:443", "router-1", 100.0, now=1.0, part=0)
-    doc = t.snapshot(0)
+    doc = format1_document(t, 0)
     t.failure(diag(1, cause="protocol_mismatch"), "mp-1", 101.0, now=1.0, part=0)
     assert len(t.open) == 2
     assert t.restore(0, doc) == 1 and len(t.open) == 1              # replaced, not merged
     t.drop(0)
-    assert not t.open and t.snapshot(0) == {**doc, "incidents": [], "north": []}
+    assert not t.open and format1_document(t, 0) == {**doc, "incidents": [], "north": []}
     # malformed state: ignored, never a traceback
     for bad in (None, [], {"format": "x"}, {**doc, "version": 99},
                 {**doc, "incidents": [{"key": "nope"}, 5, {"key": ["a", "b", "c"]}],
@@ -141,8 +143,8 @@ def test_northbound_buckets_bounded_and_pruned():
     for i in range(1000):
         t.success("northbound", "10.0.1.1:443", "r", float(i), now=1.0, part=0)
     # nothing open: only the last window of seconds is kept
-    assert len(t.snapshot(0)["north"]) <= 12
+    assert north_buckets(t, 0) <= 12
     t.failure(diag(0), "mp", 995.0, now=1.0, part=0)
     for i in range(1000, 1000 + I.MAX_NORTH_BUCKETS + 50):
         t.success("northbound", "10.0.1.1:443", "r", float(i), now=1.0, part=0)
-    assert len(t.snapshot(0)["north"]) <= I.MAX_NORTH_BUCKETS
+    assert north_buckets(t, 0) <= I.MAX_NORTH_BUCKETS

@@ -230,6 +230,17 @@ CASES = {
         record(client_hello(SPEC_SUITES, spec_exts(alpn_ext=alpn(b"\\x")))),
         "t13d151658_%s_%s" % (h12(SPEC_B), h12(SPEC_EXTS + "_" + SPEC_SIGS)),
         "ALPN Extension Value"),
+    # the 4 bytes 5c 78 61 62 ("\\xab" as text): the first byte is not alphanumeric, so the
+    # hex rule: "5c786162" -> "52" (not "ab", which the byte 0xAB alone would give)
+    "alpn_backslash_escape_text": (
+        record(client_hello(SPEC_SUITES, spec_exts(alpn_ext=alpn(b"\\xab")))),
+        "t13d151652_%s_%s" % (h12(SPEC_B), h12(SPEC_EXTS + "_" + SPEC_SIGS)),
+        "ALPN Extension Value"),
+    # a backslash then the byte 0xAB (5c ab): hex "5cab" -> "5b"
+    "alpn_backslash_then_non_ascii": (
+        record(client_hello(SPEC_SUITES, spec_exts(alpn_ext=alpn(b"\\\xab")))),
+        "t13d15165b_%s_%s" % (h12(SPEC_B), h12(SPEC_EXTS + "_" + SPEC_SIGS)),
+        "ALPN Extension Value"),
     # "If there's > 99, which there should never be, then output '99'" (and "Same as counting
     # ciphers" for extensions); the hashes still cover every value
     "over_99_suites_and_extensions": (
@@ -324,12 +335,25 @@ def test_bytes_alpn_is_read_as_wire_bytes():
         "t12i010152_")
 
 
-@pytest.mark.xfail(strict=True, reason="the wire core hands the ALPN over as backslashreplace "
-                   "text, where the 4 bytes '\\xab' and the byte 0xAB read the same; exact only "
-                   "once parse_client_hello gives the first ALPN's bytes (a cext change)")
 def test_literal_backslash_escape_alpn_through_the_parser(wire_impl):
+    """The 4 bytes '\\xab' and the byte 0xAB must not read the same: the wire core writes a
+    literal backslash as \\x5c in its ALPN text, so JA4 gets the wire bytes back exactly."""
     payload = record(client_hello(SPEC_SUITES, spec_exts(alpn_ext=alpn(b"\\xab"))))
     (legacy, _sid, suites, _comp, exts, server_name, alpn_, _groups, _formats, sigs, vers,
      _shares, _psk, _ticket) = wire_impl.parse_client_hello(payload[9:])
     # 5c 78 61 62: the first byte is not alphanumeric, hex "5c786162" -> "52"
     assert ja4(legacy, suites, exts, server_name, alpn_, sigs, vers).startswith("t13d151652_")
+
+
+def test_literal_backslash_escape_alpn_through_the_pipeline(tmp_path):
+    """The same through the flow table, whose sessions read the ALPN back from the memoized
+    offer key (cext._session_py._alpn_names), not from ``parse_client_hello``: the summary's
+    client_alpn and JA4 must say the same as the parser (merge of issue 14's offer memo with
+    issue 15's ALPN text)."""
+    payload = record(client_hello(SPEC_SUITES, spec_exts(alpn_ext=alpn(b"\\xab", b"h2"))))
+    path = tmp_path / "alpn-backslash.pcap"
+    _pcap(path, payload)
+    out = [s for s, _ in summarize_paths([str(path)])]
+    assert len(out) == 1
+    assert out[0]["client_alpn"] == ["\\x5cxab", "h2"]
+    assert out[0]["ja4"].startswith("t13d151652_")

@@ -36,15 +36,21 @@ def test_compose_file_validates_and_wires_the_services():
     import yaml   # the rendered config, as the engine would get it (YAML; JSON is YAML too)
     doc = yaml.safe_load(out.stdout)
     services = doc["services"]
-    assert {"kafka", "topics", "sensor", "analyzer"} <= set(services), sorted(services)
-    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert {"kafka", "sensor", "analyzer", "tail"} <= set(services), sorted(services)
+    # no registry image: the broker is built from the repository too (tests/test_containers.py
+    # builds and runs all three)
+    for name in ("kafka", "sensor", "analyzer"):
+        assert services[name]["image"].startswith("tlsdiag-%s:" % name), services[name]["image"]
+        assert services[name]["build"]["args"]["BASE"], services[name]["build"]
+    assert services["sensor"]["build"]["args"]["BASE"] == "python:3.11-slim-bookworm"
+    assert services["kafka"]["build"]["args"]["BASE"] == "debian:bookworm-slim"
     sensor = services["sensor"]
     assert sensor.get("network_mode") == "host"
     assert "NET_RAW" in sensor.get("cap_add", [])
     assert "ALL" in sensor.get("cap_drop", [])
     assert "--interface=eth9" in sensor["command"]       # the variable reaches the sensor
     assert "no-new-privileges:true" in sensor.get("security_opt", [])
-    for name in ("sensor", "analyzer"):
+    for name in ("kafka", "sensor", "analyzer"):
         build = services[name]["build"]
         assert Path(build["context"]).resolve() == REPO
         assert (REPO / "docker" / Path(build["dockerfile"]).name).exists()
@@ -69,3 +75,18 @@ def test_systemd_unit_verifies(unit, tmp_path):
     if unit == "tlsdiag-sensor.service":
         assert "AmbientCapabilities=CAP_NET_RAW" in text
         assert "NoNewPrivileges=yes" in text
+
+
+@pytest.mark.parametrize("image,base", [("sensor", "python:3.11-slim-bookworm"),
+                                        ("analyzer", "python:3.11-slim-bookworm"),
+                                        ("kafka", "debian:bookworm-slim")])
+def test_dockerfiles_take_their_base_as_an_argument(image, base):
+    """Docker elsewhere builds them as they are (the python / debian image); docker/build-local
+    passes a base made from Debian packages.  Every stage starts from that base."""
+    text = (REPO / "docker" / ("Dockerfile." + image)).read_text()
+    assert "ARG BASE=%s\n" % base in text
+    froms = [ln for ln in text.splitlines() if ln.startswith("FROM ")]
+    assert froms and all(ln.split()[1] == "${BASE}" for ln in froms), froms
+    if image == "sensor":   # the sensor image is built without the analyzer's sources
+        assert "COPY analyzer" not in text
+        assert "install-venv.sh sensor" in text

@@ -16,19 +16,19 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from analyzer import probe
-from analyzer.probe_cli import main
+from cext import _wire_py
+from cext.errors import ProtocolError
+from tlsdiag.commands.probe import main
+from tests.support.pki import Issued, issue
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
 
+#: the probe's view of the wire core: the pure-Python twin's parsers (the command uses the selected build's)
+WIRE = probe.WireParsers(_wire_py.parse_server_hello, _wire_py.parse_certificate, ProtocolError,
+                         _wire_py.MAX_RECORD)
 NAME = "probe.test"
 OTHER = "default.test"
 UTC = dt.timezone.utc
@@ -36,74 +36,38 @@ UTC = dt.timezone.utc
 
 # ------------------------------------------------------------------------------------------ throwaway PKI
 
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Certificate | None, issuer_key: rsa.RSAPrivateKey,
-          *, ca: bool, names: tuple[str, ...] = (), not_before: dt.datetime, not_after: dt.datetime,
-          eku: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH) -> x509.Certificate:
-    subj = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    b = (x509.CertificateBuilder().subject_name(subj)
-         .issuer_name(issuer.subject if issuer is not None else subj)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(not_before).not_valid_after(not_after)
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
-    if issuer is not None:
-        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                            critical=False)
-    if ca:
-        b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-    else:
-        b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                          data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                          crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-    return b.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def _key_pem(k: rsa.RSAPrivateKey) -> bytes:
-    return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                           serialization.NoEncryption())
-
-
 class PKI:
+    """The probe tests' certificates as PEM files (tests/support/pki.py, RSA keys, valid around now)."""
+
     def __init__(self, d: Path) -> None:
         now = dt.datetime.now(UTC)
         day = dt.timedelta(days=1)
         self.d = d
-        rk, ik, lk, ek, ok = _key(), _key(), _key(), _key(), _key()
-        root = _cert("tlsdiag Test Root", rk, None, rk, ca=True, not_before=now - 10 * day, not_after=now + 3650 * day)
-        inter = _cert("tlsdiag Test Intermediate", ik, root, rk, ca=True, not_before=now - 10 * day,
-                      not_after=now + 1000 * day)
-        leaf = _cert(NAME, lk, inter, ik, ca=False, names=(NAME,), not_before=now - day, not_after=now + 365 * day)
-        expired = _cert(NAME, ek, inter, ik, ca=False, names=(NAME,), not_before=now - 400 * day,
-                        not_after=now - 5 * day)
-        other = _cert(OTHER, ok, inter, ik, ca=False, names=(OTHER,), not_before=now - day, not_after=now + 365 * day)
-        ck, cek, csk = _key(), _key(), _key()
-        cli = ExtendedKeyUsageOID.CLIENT_AUTH
-        client = _cert("mp-client", ck, inter, ik, ca=False, names=("mp-client.test",), not_before=now - day,
-                       not_after=now + 365 * day, eku=cli)
-        client_exp = _cert("mp-client", cek, inter, ik, ca=False, names=("mp-client.test",),
-                           not_before=now - 400 * day, not_after=now - 3 * day, eku=cli)
-        client_self = _cert("mp-client", csk, None, csk, ca=False, names=("mp-client.test",), not_before=now - day,
-                            not_after=now + 365 * day, eku=cli)
+
+        def cert(cn: str, issuer: Issued | None, *, ca: bool = False, names: tuple[str, ...] = (),
+                 not_before: dt.datetime, not_after: dt.datetime, client: bool = False) -> Issued:
+            return issue(cn, issuer, ca=ca, sans=names, not_before=not_before, not_after=not_after, client=client,
+                         key_type="rsa", org=None)
+
+        root = cert("tlsdiag Test Root", None, ca=True, not_before=now - 10 * day, not_after=now + 3650 * day)
+        inter = cert("tlsdiag Test Intermediate", root, ca=True, not_before=now - 10 * day, not_after=now + 1000 * day)
+        leaf = cert(NAME, inter, names=(NAME,), not_before=now - day, not_after=now + 365 * day)
+        expired = cert(NAME, inter, names=(NAME,), not_before=now - 400 * day, not_after=now - 5 * day)
+        other = cert(OTHER, inter, names=(OTHER,), not_before=now - day, not_after=now + 365 * day)
+        client = cert("mp-client", inter, names=("mp-client.test",), not_before=now - day,
+                      not_after=now + 365 * day, client=True)
+        client_exp = cert("mp-client", inter, names=("mp-client.test",), not_before=now - 400 * day,
+                          not_after=now - 3 * day, client=True)
+        client_self = cert("mp-client", None, names=("mp-client.test",), not_before=now - day,
+                           not_after=now + 365 * day, client=True)
         files = {
-            "root.pem": _pem(root), "inter.pem": _pem(inter),
-            "leaf.pem": _pem(leaf), "leaf.key": _key_pem(lk), "leaf_chain.pem": _pem(leaf, inter),
-            "expired.pem": _pem(expired), "expired.key": _key_pem(ek), "expired_chain.pem": _pem(expired, inter),
-            "other.pem": _pem(other), "other.key": _key_pem(ok), "other_chain.pem": _pem(other, inter),
-            "client_chain.pem": _pem(client, inter), "client.key": _key_pem(ck),
-            "client_expired_chain.pem": _pem(client_exp, inter), "client_expired.key": _key_pem(cek),
-            "client_self.pem": _pem(client_self), "client_self.key": _key_pem(csk),
+            "root.pem": root.pem, "inter.pem": inter.pem,
+            "leaf.pem": leaf.pem, "leaf.key": leaf.key_pem, "leaf_chain.pem": leaf.pem + inter.pem,
+            "expired.pem": expired.pem, "expired.key": expired.key_pem, "expired_chain.pem": expired.pem + inter.pem,
+            "other.pem": other.pem, "other.key": other.key_pem, "other_chain.pem": other.pem + inter.pem,
+            "client_chain.pem": client.pem + inter.pem, "client.key": client.key_pem,
+            "client_expired_chain.pem": client_exp.pem + inter.pem, "client_expired.key": client_exp.key_pem,
+            "client_self.pem": client_self.pem, "client_self.key": client_self.key_pem,
         }
         for n, data in files.items():
             (d / n).write_bytes(data)
@@ -234,9 +198,11 @@ def run_probe(*argv: str) -> tuple[int, str, str]:
 def run_json(*argv: str) -> dict:
     extra = [] if "--timeout" in argv else ["--timeout", "3"]
     rc, out, err = run_probe(*argv, "--format", "json", *extra)
-    assert rc == 0, err
     assert "Traceback" not in err
-    return json.loads(out)
+    report = json.loads(out)
+    # the exit status is the verdict: 1 with a FAILURE finding, 0 without
+    assert rc == (1 if any(f["severity"] == "failure" for f in report["findings"]) else 0), err
+    return report
 
 
 def causes(report: dict, severity: str = "failure") -> set[str]:
@@ -319,6 +285,16 @@ def test_tls13_server_full_chain(pki: PKI, tmp_path: Path) -> None:
     assert any(f["severity"] == "ok" and "chain verifies" in f["message"] for f in r["findings"])
 
 
+def test_chain_verifies_without_a_name_never_says_none(pki: PKI, tmp_path: Path) -> None:
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem) as srv:
+        r = run_json(srv.target, "--truststore", pki.root_pem, "--no-suites")
+        rc, text, _ = run_probe(srv.target, "--truststore", pki.root_pem, "--no-suites", "--timeout", "3")
+    assert r["servername"] is None and r["chain"]["trust"]["verified"] is True
+    ok = [f["message"] for f in r["findings"] if "chain verifies" in f["message"]]
+    assert ok and "None" not in ok[0] and "no server name" in ok[0]
+    assert "verifies for None" not in text and rc == 0
+
+
 def test_sni_required_python_server(pki: PKI) -> None:
     with PySNIServer(pki, missing="reject", reject_unknown=True) as srv:
         r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
@@ -383,7 +359,7 @@ def test_missing_intermediate(pki: PKI, tmp_path: Path) -> None:
     assert r["chain"]["anchored"] is False
     assert "incomplete_chain" in causes(r)
     assert "expired_certificate" not in causes(r)
-    assert rc == 0
+    assert rc == 1      # a FAILURE verdict
     assert "incomplete_chain" in text and "Verdict:" in text and "TLSv1.3" in text
 
 
@@ -406,9 +382,9 @@ def test_raw_client_hello_against_tls10_server(pki: PKI, tmp_path: Path) -> None
                        "-cipher", "DEFAULT@SECLEVEL=0") as srv:
         addr = (socket.AF_INET, ("127.0.0.1", srv.port))
         t = probe.suite_table()
-        ok = probe.raw_hello_probe(addr, ["TLSv1.0"], servername=NAME, timeout=3, suites=t, label="raw")
-        no = probe.raw_hello_probe(addr, ["SSLv3"], servername=NAME, timeout=3, suites=t, label="raw")
-        v13 = probe.raw_hello_probe(addr, ["TLSv1.3"], servername=NAME, timeout=3, suites=t, label="raw")
+        ok = probe.raw_hello_probe(addr, ["TLSv1.0"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
+        no = probe.raw_hello_probe(addr, ["SSLv3"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
+        v13 = probe.raw_hello_probe(addr, ["TLSv1.3"], wire=WIRE, servername=NAME, timeout=3, suites=t, label="raw")
     assert ok.outcome == "accepted" and ok.server_version == "TLSv1.0"
     assert ok.cipher and ok.cipher.startswith("TLS_")
     assert no.outcome in ("server_alert", "closed") and not no.accepted
@@ -426,14 +402,20 @@ def test_alert_names_from_openssl_reasons() -> None:
     assert probe.alert_name(48) == "unknown_ca" and probe.alert_name(250) == "unknown-0xfa"
 
 
-def test_server_hello_parser_is_bounded() -> None:
+def test_server_hello_reader_is_bounded() -> None:
+    """The probe reads whole handshake messages through the injected wire parsers and never raises."""
     body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x13\x01" + b"\x00" + b"\x00\x06" + b"\x00\x2b\x00\x02\x03\x04"
     msg = b"\x02" + len(body).to_bytes(3, "big") + body
-    sh = probe.parse_server_hello(msg)
+    sh = probe.read_server_hello(WIRE, msg)
     assert sh is not None and sh.version == 0x0304 and sh.cipher == 0x1301 and not sh.hello_retry
+    hrr = b"\x02" + len(body).to_bytes(3, "big") + body[:2] + _wire_py.HRR_RANDOM + body[34:]
+    assert probe.read_server_hello(WIRE, hrr).hello_retry is True
     for cut in range(len(msg)):
-        probe.parse_server_hello(msg[:cut])  # never raises
-    assert probe.parse_certificate_message(b"\x0b\x00\x00\x09\x00\x00\x06\x00\x00\x09", tls13=False) == []
+        assert probe.read_server_hello(WIRE, msg[:cut]) is None     # cut short: not a ServerHello
+    assert probe.read_certificates(WIRE, b"\x0b\x00\x00\x09\x00\x00\x06\x00\x00\x09", tls13=False) == []
+    one = b"\x00\x00\x03abc"
+    cert_msg = b"\x0b" + (3 + len(one)).to_bytes(3, "big") + len(one).to_bytes(3, "big") + one
+    assert probe.read_certificates(WIRE, cert_msg, tls13=False) == [b"abc"]
 
 
 # ------------------------------------------------------------------------------------------ error paths
@@ -508,7 +490,7 @@ def test_openssl_s_client_chain_fallback(pki: PKI, tmp_path: Path) -> None:
                        "-tls1_3") as srv:
         ders = probe.chain_via_openssl("127.0.0.1", srv.port, NAME, 3)
         addr = (socket.AF_INET, ("127.0.0.1", srv.port))
-        att = probe.handshake(addr, ["TLSv1.3"], servername=NAME, ciphers=None, timeout=3, label="t",
+        att = probe.handshake(addr, ["TLSv1.3"], wire=WIRE, servername=NAME, ciphers=None, timeout=3, label="t",
                               suites=probe.suite_table())
     assert len(ders) == 2
     assert att.accepted and att.chain == ders
@@ -529,6 +511,8 @@ def test_silent_server_times_out_bounded() -> None:
     assert r["sni"]["without_name"]["outcome"] == "timeout"
     assert accepted_versions(r) == []
     assert elapsed < r["attempts"] * 0.3 + 3
+    f = [x for x in r["findings"] if x["severity"] == "failure"]
+    assert len(f) == 1 and f[0]["message"].startswith("no TLS answer") and "--servername" not in f[0]["fix"]
 
 
 def test_offer_ciphers_without_versions_defaults_to_tls12(pki: PKI, tmp_path: Path) -> None:
@@ -557,6 +541,53 @@ def test_client_certificate_required(pki: PKI, tmp_path: Path, version_flag: str
     assert causes(r) == {"client_certificate_missing"}
     assert r["chain"]["sent"] == 2 and r["chain"]["trust"]["verified"] is True
     assert "sni_required" not in causes(r, "warning")
+
+
+@pytest.mark.parametrize("version_flag", ["-tls1_2", "-tls1_3"])
+def test_required_client_certificate_presented_is_not_optional(pki: PKI, tmp_path: Path, version_flag: str) -> None:
+    """--client-cert against a server that requires one: the probe also tries once without it, and says
+    "requires" (the alert it answers without one), never "optional"; the same client certificate against a
+    server that only asks for one is "optional"."""
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-Verify", "1", "-CAfile", pki.root_pem, version_flag) as srv:
+        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites",
+                     "--client-cert", pki.client_chain_pem, "--client-key", pki.client_key)
+    texts = [f["message"] for f in r["findings"]]
+    assert not any("optional" in m for m in texts), texts
+    ok = [m for m in texts if "requires a client certificate" in m]
+    assert ok and "accepts the one presented" in ok[0] and r["without_client_cert"]["client_cert_sent"] is False
+    assert causes(r) == set()
+    with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
+                       "-verify", "1", "-CAfile", pki.root_pem, version_flag) as srv:
+        opt = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites",
+                       "--client-cert", pki.client_chain_pem, "--client-key", pki.client_key)
+    assert any("optional client certificate" in f["message"] for f in opt["findings"])
+
+
+def test_plain_http_port_is_not_tls() -> None:
+    """A plain HTTP server: the verdict says "not TLS" (the bytes it answered), not "--servername", exit 1."""
+    import http.server
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        rc, text, err = run_probe(f"127.0.0.1:{srv.server_address[1]}", "--timeout", "2", "--no-suites")
+        r = run_json(f"127.0.0.1:{srv.server_address[1]}", "--no-suites")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert rc == 1 and "Traceback" not in err
+    f = [x for x in r["findings"] if x["severity"] == "failure"]
+    # the bytes it answered are shown (Python's server answers a garbled request line with an HTML error page)
+    assert len(f) == 1 and f[0]["message"].startswith("not TLS") and "answered with b'" in f[0]["message"]
+    assert "--servername" not in f[0]["fix"]
+    assert "not TLS" in text and "retry with --servername" not in text
+    assert r["versions"]["TLSv1.2"]["outcome"] == "not_tls"
 
 
 def test_tls13_suites_enumerated_and_exact_offer(pki: PKI, tmp_path: Path) -> None:
@@ -647,9 +678,9 @@ def test_hello_parsers_never_raise_on_random_bytes() -> None:
     @given(st.binary(max_size=300), st.booleans())
     def check(data: bytes, tls13: bool) -> None:
         for msg in (data, b"\x02" + data, b"\x0b" + data):
-            sh = probe.parse_server_hello(msg)
+            sh = probe.read_server_hello(WIRE, msg)
             assert sh is None or isinstance(sh.version, int)
-            certs = probe.parse_certificate_message(msg, tls13)
+            certs = probe.read_certificates(WIRE, msg, tls13)
             assert len(certs) <= probe.MAX_CHAIN_CERTS and all(isinstance(c, bytes) for c in certs)
 
     check()
@@ -701,13 +732,14 @@ def test_sslv3_only_responder() -> None:
     assert "only SSLv3" in f["message"] and "must not be pinned" in f["fix"]
 
 
-def test_fallback_without_message_callback(pki: PKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fallback_without_message_callback(pki: PKI, tmp_path: Path) -> None:
     """With OpenSSL's message callback unavailable the probe still works: versions from completed
     handshakes, alerts from OpenSSL's error reasons, the chain from openssl s_client -showcerts."""
-    monkeypatch.setattr(probe, "_USE_MSG_CALLBACK", False)
     with OpenSSLServer(tmp_path, "-cert", pki.leaf_pem, "-key", pki.leaf_key, "-cert_chain", pki.inter_pem,
                        "-tls1_3") as srv:
-        r = run_json(srv.target, "--servername", NAME, "--truststore", pki.root_pem, "--no-suites")
+        opts = probe.ProbeOptions(host="127.0.0.1", port=srv.port, servername=NAME, truststore=pki.root_pem,
+                                  timeout=3, enumerate_suites=False)
+        r = json.loads(json.dumps(probe.Prober(opts, WIRE, msg_callback=False).run(), default=str))
     assert r["chain_source"] == "openssl s_client -showcerts"
     assert accepted_versions(r) == ["TLSv1.3"]
     assert r["versions"]["TLSv1.2"]["alert"]["name"] == "protocol_version"

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from analyzer.profiles import ProfileError, ProfileStore
-from analyzer.testing import make_pki, make_summary
+from tests.support.pki import make_pki
+from tests.support.summaries import make_summary
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from proto.render import summary_to_json
-from proto.summary import (FIELD, FIELDS, JSON_FIELDS, MAX_MESSAGE, SCHEMA_VERSION, SchemaError,
+from proto.summary import (FIELD, FIELDS, JSON_FIELDS, MAX_MESSAGE, OPTIONAL_FIELDS, SCHEMA_VERSION,
+                           SchemaError,
                            decode_certificate, decode_summary, encode_certificate, encode_summary)
 from sensor.pipeline import Summarizer
 
@@ -257,25 +258,28 @@ def test_field_table_is_consistent():
     assert sorted(keys) == list(range(1, len(keys) + 1))     # append-only, no holes
     assert list(FIELDS.values()) == sorted(keys)
     for f in FIELD:
-        assert f.kind in ("required", "nullable", "bool", "list"), f
+        assert f.kind in ("required", "nullable", "bool", "list", "optional"), f
         assert (f.key is None) == (f.check is None), f   # JSON-only fields are not on the wire
         assert f.doc and "\n" not in f.doc, f
 
 
 @pytest.mark.parametrize("name,raw,facts,certs", SUMMARIES, ids=IDS)
 def test_the_sensor_fills_every_wire_field_and_renders_json_fields(name, raw, facts, certs):
-    assert set(raw) == set(FIELDS)
+    assert set(raw) == set(FIELDS) - set(OPTIONAL_FIELDS)
     assert tuple(summary_to_json(raw, facts)) == JSON_FIELDS
 
 
 def test_absent_fields_decode_to_their_kind():
     """A summary with only the required fields: every other field decodes to its kind's
     absent value (the encoder leaves null, false and [] out)."""
-    raw = {f.name: (["x"] if f.kind == "required" else None) for f in FIELD if f.key}
+    raw = {f.name: (["x"] if f.kind == "required" else None) for f in FIELD
+           if f.key and f.kind != "optional"}
     raw.update(id="i", client="c", server="s", history="", outcome="o", start=1.0, end=2.0)
     back = decode_summary(encode_summary(raw))
     absent = {"nullable": None, "bool": False, "list": []}
     for f in FIELD:
-        if f.key is not None and f.kind != "required":
+        if f.kind == "optional":
+            assert f.name not in back, f.name            # absent stays absent
+        elif f.key is not None and f.kind != "required":
             want = {"fin": [], "rst": []} if f.name == "close" else absent[f.kind]
             assert back[f.name] == want and type(back[f.name]) is type(want), f.name

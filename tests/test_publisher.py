@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.poll import wait_for
+
 try:
     from tests.kafka_broker import kcat, kcat_messages, module_broker
 except ImportError:
@@ -63,14 +65,6 @@ def dead_port() -> str:
     return "127.0.0.1:%d" % port
 
 
-def wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 @pytest.mark.kafka

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import os
 import socket
 import struct
@@ -18,6 +17,8 @@ import dpkt
 import pytest
 from cryptography import x509
 from cryptography.x509 import verification
+
+from tests.support.stream import jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("TLSDIAG_SCENARIOS_DIR", os.path.join(ROOT, "tests", "data", "scenarios"))
@@ -35,16 +36,11 @@ REQUIRED = ("pcap", "scenario", "client", "server", "expected_cause", "direction
             "notes", "capture_time")
 
 
-def _load(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def expected() -> list[dict]:
     if not os.path.exists(EXPECTED):
         pytest.fail("missing %s: run tests/scenarios/generate.py" % EXPECTED)
-    rows = _load(EXPECTED)
+    rows = jsonl(EXPECTED)
     assert rows, "expected.jsonl is empty"
     return rows
 
@@ -216,7 +212,7 @@ def test_example_is_the_merge(expected: list[dict]) -> None:
     assert conns == {(r["client"], r["server"]) for r in expected}
     assert len(conns) == len(expected), "connections collide in the merged example"
     assert max_len <= 1514
-    rows = _load(EXAMPLE_EXPECTED)
+    rows = jsonl(EXAMPLE_EXPECTED)
     assert [(r["client"], r["server"], r["expected_cause"]) for r in rows] == \
         [(r["client"], r["server"], r["expected_cause"]) for r in expected]
 

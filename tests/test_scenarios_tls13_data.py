@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import functools
-import json
 import os
 import sys
 
@@ -22,7 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
-from analyzer.rules import FAILURE_CAUSES
+from analyzer.causes import FAILURE_CAUSES
+from tests.support.stream import jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "scenarios"))
@@ -40,16 +40,11 @@ SOURCES = {None, "cleartext alert", "cleartext chain", "size", "memory", "none"}
 STACKS = {"JSSE": "Java 17 JSSE", "OpenSSL": "openssl s_client", "Python": "Python 3.11 ssl"}
 
 
-def _load(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def expected() -> list[dict]:
     if not os.path.exists(EXPECTED):
         pytest.fail("missing %s: run tests/scenarios/generate_tls13.py" % EXPECTED)
-    rows = _load(EXPECTED)
+    rows = jsonl(EXPECTED)
     assert rows, "expected.jsonl is empty"
     return rows
 
@@ -95,7 +90,7 @@ def test_expected_lines_well_formed(expected: list[dict]) -> None:
         assert row["issue_class"] in CLASSES
         assert row["cause_source"] in SOURCES, row["cause_source"]
         for k in ("expected_cause", "true_cause"):
-            assert row[k] is None or row[k] in FAILURE_CAUSES, (k, row[k])
+            assert row[k] is None or row[k] in {c.id for c in FAILURE_CAUSES}, (k, row[k])
         if row["expected_cause"] is None:
             assert row["rejected_by"] is None and row["true_cause"] is None
             assert row["client_outcome"] == "success", row

@@ -166,3 +166,16 @@ def test_the_sensor_command_does_not_need_the_analyzer():
             "print(sorted({k.split('.')[0] for k in sys.modules} & {'analyzer'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_units_example_config_loads_with_endpoint_hints_on():
+    """deploy/systemd/sensor.toml is what tlsdiag-sensor.service reads: every key a sensor
+    setting, the hints on (issue 13), and the unit grants what they need."""
+    f = ROOT / "deploy" / "systemd" / "sensor.toml"
+    v = load("sensor", ["--config", str(f)])
+    assert v["endpoint_hints"] is True and v.sources["endpoint_hints"].endswith("endpoint_hints")
+    assert (v["role"], v["interface"], v["backend"]) == ("router", "eth0", "auto")
+    assert v["ports"] == (443, 8443) or list(v["ports"]) == [443, 8443]
+    unit = (ROOT / "deploy" / "systemd" / "tlsdiag-sensor.service").read_text()
+    assert "AmbientCapabilities=CAP_NET_RAW CAP_BPF CAP_SYS_ADMIN\n" in unit
+    assert "perf_event_open" in unit.split("SystemCallFilter=", 1)[1].splitlines()[0]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.poll import wait_for
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "scenarios"))
@@ -29,6 +31,7 @@ try:
 except ImportError:
     from kafka_broker import kcat, kcat_messages, module_broker
 
+from proto.names import is_tls13
 from proto.summary import decode_summary
 from topology import netns as T
 
@@ -79,15 +82,6 @@ def _run(ns, argv, stdin=b"", timeout=15):
     return subprocess.run(T.nsx(ns, argv), input=stdin, capture_output=True, timeout=timeout)
 
 
-def _wait(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(1)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def test_topology_end_to_end(topo, broker, tmp_path):
@@ -96,12 +90,12 @@ def test_topology_end_to_end(topo, broker, tmp_path):
     py = sys.executable
     common = ["--kafka", b, "--idle-timeout", "5", "--stats-interval", "5", "-v"]
     router = subprocess.Popen(
-        [py, "-m", "tlsdiag", "sensor", "--netns", "tt-router", "--interface", T.ROUTER_IF,
+        [py, "-m", "tlsdiag", "sensor", "--netns", T.ROUTER_NS, "--interface", T.ROUTER_IF,
          "--role", "router", "--sensor-id", "router-1", "--port", "8443", "--port", "8444",
          "--spool-dir", str(tmp_path / "spool-r")] + common,
         stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
     mp = subprocess.Popen(
-        [py, "-m", "tlsdiag", "sensor", "--netns", "tt-mp", "--interface", T.MP_IF,
+        [py, "-m", "tlsdiag", "sensor", "--netns", T.MP_NS, "--interface", T.MP_IF,
          "--role", "message-processor", "--sensor-id", "mp-1", "--port", "9443",
          "--spool-dir", str(tmp_path / "spool-m")] + common,
         stdout=open(tmp_path / "mp.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
@@ -113,47 +107,47 @@ def test_topology_end_to_end(topo, broker, tmp_path):
         stdout=open(tmp_path / "analyzer.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
     procs.append(analyzer)
     for name in ("router", "mp"):
-        _wait(lambda: "capturing on" in (tmp_path / ("%s.log" % name)).read_text(), 60,
+        wait_for(lambda: "capturing on" in (tmp_path / ("%s.log" % name)).read_text(), 60,
               "the %s sensor to capture" % name)
 
     cert = ["-cert", str(PKI / "server-good.pem"), "-key", str(PKI / "server-good.key"),
             "-cert_chain", str(PKI / "intermediate.pem")]
-    _server(procs, "tt-router", ["openssl", "s_server", "-accept", "%s:8443" % T.ROUTER,
+    _server(procs, T.ROUTER_NS, ["openssl", "s_server", "-accept", "%s:8443" % T.ROUTER,
                                  "-www"] + cert, tmp_path / "srv-ok.log")
-    _server(procs, "tt-router", ["openssl", "s_server", "-accept", "%s:8444" % T.ROUTER,
+    _server(procs, T.ROUTER_NS, ["openssl", "s_server", "-accept", "%s:8444" % T.ROUTER,
                                  "-www", "-no_tls1", "-no_tls1_1"] + cert, tmp_path / "srv-v.log")
-    _server(procs, "tt-backend", ["openssl", "s_server", "-accept", "%s:9443" % T.BACKEND,
+    _server(procs, T.BACKEND_NS, ["openssl", "s_server", "-accept", "%s:9443" % T.BACKEND,
                                   "-www", "-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"]
             + cert, tmp_path / "srv-c.log")
-    T.wait_listen("tt-router", 8443)
-    T.wait_listen("tt-router", 8444)
-    T.wait_listen("tt-backend", 9443)
+    T.wait_listen(T.ROUTER_NS, 8443)
+    T.wait_listen(T.ROUTER_NS, 8444)
+    T.wait_listen(T.BACKEND_NS, 9443)
 
     curl_ok = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
                "--cacert", str(PKI / "root.pem"), "--resolve", "%s:8443:%s" % (API, T.ROUTER),
                "-H", "Authorization: Bearer " + SECRET, "https://%s:8443/?q=%s" % (API, SECRET)]
     # northbound successes (the secret travels as application data), before and after failures
     for _ in range(3):
-        r = _run("tt-client", curl_ok)
+        r = _run(T.CLIENT_NS, curl_ok)
         assert r.stdout == b"200", r.stderr
     # northbound protocol mismatch: a TLS 1.0-only client against a TLS 1.2+ router
     for _ in range(2):
-        r = _run("tt-client", ["openssl", "s_client", "-connect", "%s:8444" % T.ROUTER,
+        r = _run(T.CLIENT_NS, ["openssl", "s_client", "-connect", "%s:8444" % T.ROUTER,
                                "-servername", API, "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"],
                  stdin=b"")
         assert b"Cipher is (NONE)" in r.stdout or r.returncode != 0
     # southbound cipher mismatch: the MP offers AES-GCM only, the backend takes CHACHA20 only
     for _ in range(2):
-        r = _run("tt-mp", ["openssl", "s_client", "-connect", "%s:9443" % T.BACKEND,
+        r = _run(T.MP_NS, ["openssl", "s_client", "-connect", "%s:9443" % T.BACKEND,
                            "-servername", BE, "-tls1_2", "-cipher",
                            "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"], stdin=b"")
         assert r.returncode != 0
     # the secret in clear text on a captured port (not TLS: must not be published either)
-    _run("tt-client", [sys.executable, "-c",
+    _run(T.CLIENT_NS, [sys.executable, "-c",
                        "import socket;s=socket.create_connection(('%s',8443),timeout=5);"
                        "s.sendall(b'GET /%s HTTP/1.0\\r\\n\\r\\n');s.recv(100)" % (T.ROUTER, SECRET)])
     for _ in range(2):
-        assert _run("tt-client", curl_ok).stdout == b"200"
+        assert _run(T.CLIENT_NS, curl_ok).stdout == b"200"
 
     def diagnoses():
         out = {}
@@ -163,7 +157,7 @@ def test_topology_end_to_end(topo, broker, tmp_path):
         return out
 
     # both connections of each kind: the second one's summary can come a batch later
-    got = _wait(lambda: (lambda d: d if len(d.get(("protocol_mismatch", "northbound", "failure"), ())) >= 2
+    got = wait_for(lambda: (lambda d: d if len(d.get(("protocol_mismatch", "northbound", "failure"), ())) >= 2
                          and len(d.get(("cipher_mismatch", "southbound", "failure"), ())) >= 2
                          else None)(diagnoses()),
                 90, "2 protocol_mismatch northbound and 2 cipher_mismatch southbound diagnoses")
@@ -193,7 +187,7 @@ def test_topology_end_to_end(topo, broker, tmp_path):
         hit = [e for e in evs if e["direction"] == "southbound" and e["cause"] == "cipher_mismatch"
                and isinstance(e.get("impact"), dict) and e["impact"].get("client_facing")]
         return (evs, hit) if hit else None
-    evs, hit = _wait(cross_hop, 60, "a cross-hop incident")
+    evs, hit = wait_for(cross_hop, 60, "a cross-hop incident")
     imp = hit[-1]["impact"]
     assert imp["http_status"] == 503 and "%s:8443" % T.ROUTER in imp["routers"]
     assert imp["backend"] == "%s:9443" % T.BACKEND and "router-1" in imp["router_sensors"]
@@ -233,13 +227,14 @@ def test_topology_end_to_end(topo, broker, tmp_path):
 
 @pytest.fixture(scope="module")
 def scenario_topo(tmp_path_factory):
-    """The scenario generator's own namespaces (td-client/td-router/td-mp/td-backend, 10.10.x)
+    """The scenario generator's own namespaces (tdPID-client/-router/-mp/-backend, 10.10.x)
     and its Java client, compiled into a temporary directory."""
     _need_root()
     for tool in ("java", "javac", "keytool"):
         if shutil.which(tool) is None:
             pytest.skip("%s is not installed (the scenario clients need it)" % tool)
     import generate as G
+    G.set_ns_prefix("td%d" % (os.getpid() % 100000))     # this test run's own namespaces
     tmp = tmp_path_factory.mktemp("scen")
     env = G.Env(str(PKI), str(tmp))
     G.prepare(env)
@@ -268,6 +263,13 @@ def _run_scenario_live(G, env, sc, logdir: Path) -> None:
         G.stop(server)
 
 
+#: Scenario runs (``scenario:stack``) whose failure the live sensor is known not to show: a TLS 1.3 summary
+#: closed before the server reacted to the client's Finished (see tests/test_diagnose_scenarios.py
+#: KNOWN_GAPS).  Strict both ways: an unlisted run missed that way fails, and so does a listed run that is
+#: now diagnosed.  Empty since the sensor waits for that reaction (e888050, 8 live runs in a row in a5ca623).
+KNOWN_LIVE_GAPS: frozenset[str] = frozenset()
+
+
 def test_topology_every_cause(scenario_topo, broker, tmp_path):
     """Every scenario of the generator, replayed live through the sensors and the analyzer: each
     connection's failure diagnosis (cause, direction, rejected_by) read back from Kafka matches
@@ -278,8 +280,8 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
     topics = {t: "ec.%s" % t for t in ("handshakes", "certs", "diagnoses", "incidents",
                                         "profiles", "dlq")}
     sensors = []
-    for ns, ifn, role, sid in (("td-router", "r-c", "router", "router-1"),
-                               ("td-mp", "m-b", "message-processor", "mp-1")):
+    for ns, ifn, role, sid in ((G.ns("router"), "r-c", "router", "router-1"),
+                               (G.ns("mp"), "m-b", "message-processor", "mp-1")):
         sensors.append(subprocess.Popen(
             [py, "-m", "tlsdiag", "sensor", "--netns", ns, "--interface", ifn, "--role", role,
              "--sensor-id", sid, "--kafka", b, "--idle-timeout", "5",
@@ -294,7 +296,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
                                 stderr=subprocess.STDOUT, cwd=REPO)
     try:
         for sid in ("router-1", "mp-1"):
-            _wait(lambda: "capturing on" in (tmp_path / (sid + ".log")).read_text(), 60,
+            wait_for(lambda: "capturing on" in (tmp_path / (sid + ".log")).read_text(), 60,
                   "sensor %s" % sid)
         scs = G.scenarios(env)
         n_runs = sum(len(sc.runs) for sc in scs)
@@ -308,7 +310,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
 
         def summaries():
             return [decode_summary(v) for _, v in kcat_messages(b, topics["handshakes"])]
-        _wait(lambda: len(summaries()) >= n_runs, 60, "%d summaries" % n_runs)
+        wait_for(lambda: len(summaries()) >= n_runs, 60, "%d summaries" % n_runs)
 
         def diags():
             return [json.loads(v) for v in kcat(b, topics["diagnoses"], fmt="%s\n")]
@@ -319,7 +321,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
             ok = n == prev[0] and n > 0
             prev[0] = n
             return ok
-        _wait(settled, 120, "diagnoses to settle")
+        wait_for(settled, 120, "diagnoses to settle")
     finally:
         for p in sensors:
             if p.poll() is None:
@@ -335,7 +337,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
     # kept beside the logs for a post-mortem of a mismatch
     (tmp_path / "summaries.jsonl").write_text("".join(json.dumps(s, default=str) + "\n" for s in sums))
     (tmp_path / "diagnoses.jsonl").write_text("".join(json.dumps(d) + "\n" for d in all_diags))
-    wrong, gaps, checked = [], [], set()
+    wrong, gaps, checked = [], set(), set()
     for sc in scs:
         endpoint = "%s:%d" % (sc.server_ip, sc.port)
         conns = sorted((s for s in sums if s["server"] == endpoint), key=lambda s: s["start"])
@@ -356,15 +358,18 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
                             sc.name, run.stack, want, got, s["id"], s["outcome"], s["established"],
                             s["history"], s["close"], s["encrypted_alerts"], s["client_encrypted"],
                             s["server_encrypted"], tmp_path))
-                established13 = (s["established"] and s["version"] == 0x0304
+                established13 = (s["established"] and is_tls13(s["version"])
                                  and not s["close"]["fin"] and not s["close"]["rst"])
-                (gaps if run.cause and not fails and established13 else wrong).append(line)
+                run_id = "%s:%s" % (sc.name, run.stack)
+                if run_id in KNOWN_LIVE_GAPS and run.cause and not fails and established13:
+                    gaps.add(run_id)
+                else:
+                    wrong.append(line)
     assert not wrong, "\n".join(wrong)
+    assert not KNOWN_LIVE_GAPS - gaps, "known gaps now diagnosed (remove them from KNOWN_LIVE_GAPS): %s" % (
+        sorted(KNOWN_LIVE_GAPS - gaps))
     # every cause of the scenario table was produced live, in its direction
     assert len(checked) >= 20, sorted(checked)
-    if gaps:
-        pytest.xfail("sensor ends TLS 1.3 summaries before the server's reaction to the client "
-                     "Finished (same as tests/test_diagnose_scenarios.py): " + "; ".join(gaps))
 
 
 def test_sensor_sighup_reload_and_metrics(broker, tmp_path):
@@ -402,14 +407,14 @@ def test_sensor_sighup_reload_and_metrics(broker, tmp_path):
     def directions():
         return [decode_summary(v)["direction"] for _, v in kcat_messages(b, "hup.handshakes")]
     try:
-        _wait(lambda: "capturing on" in log.read_text(), 60, "the sensor")
+        wait_for(lambda: "capturing on" in log.read_text(), 60, "the sensor")
         connect()
-        _wait(lambda: directions() == ["northbound"], 30, "a northbound summary")
+        wait_for(lambda: directions() == ["northbound"], 30, "a northbound summary")
         conf.write_text('[sensor]\nrole = "message-processor"\nports = [%d]\n' % port)
         sensor.send_signal(signal.SIGHUP)
-        _wait(lambda: "SIGHUP: config reloaded" in log.read_text(), 30, "the reload")
+        wait_for(lambda: "SIGHUP: config reloaded" in log.read_text(), 30, "the reload")
         connect()
-        _wait(lambda: directions() == ["northbound", "southbound"], 30, "a southbound summary")
+        wait_for(lambda: directions() == ["northbound", "southbound"], 30, "a southbound summary")
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read()
         text = text.decode()
         assert 'tlsdiag_sensor_summaries_total{direction="northbound"} 1' in text

@@ -14,7 +14,7 @@ __all__ = ["main"]
 COMMANDS = {
     "summarize": ("tlsdiag.commands.summarize", "one handshake summary per TLS connection in captures"),
     "diagnose": ("tlsdiag.commands.diagnose", "name the cause of every failed handshake in captures"),
-    "probe": ("analyzer.probe_cli", "actively check a TLS server you name"),
+    "probe": ("tlsdiag.commands.probe", "actively check a TLS server you name"),
     "sensor": ("tlsdiag.commands.sensor", "live capture, summaries to Kafka"),
     "analyzer": ("tlsdiag.commands.analyzer", "Kafka consumer: diagnoses and incidents"),
     "watch": ("tlsdiag.commands.watch", "live capture and diagnosis in one process, no Kafka"),

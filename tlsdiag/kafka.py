@@ -9,14 +9,16 @@ that refuses (ACLs, auto-creation off and no rights) is logged, not fatal.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from proto.text import one_line
 from proto.topics import Topic
 
-__all__ = ["best_compression", "ensure_topics"]
+__all__ = ["best_compression", "ensure_topics", "reachable", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,45 @@ def best_compression() -> str | None:
     return None
 
 
+def reachable(bootstrap: str, timeout_ms: int = 2_000) -> str | None:
+    """None when a broker of ``bootstrap`` answers within ``timeout_ms``; else why not (one
+    line)."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
+                                 bootstrap_timeout_ms=timeout_ms, client_id="tlsdiag-probe")
+    except Exception as exc:
+        return one_line(exc)
+    try:
+        admin.close()
+    except Exception:
+        pass
+    return None
+
+
+def wait_for_broker(bootstrap: str, wait_s: float, stop: Callable[[], bool],
+                    what: str = "tlsdiag") -> str | None:
+    """Wait until a broker answers, at most ``wait_s`` seconds, ending early when ``stop()``
+    says so (a signal).  One WARNING line while waiting, not the client library's retries.
+    Returns None once connected (or stopped), else why it is not reachable."""
+    deadline = time.monotonic() + wait_s
+    why = reachable(bootstrap)
+    if why is None:
+        return None
+    log.warning("%s: Kafka at %s does not answer (%s); waiting up to %d s for it", what,
+                bootstrap, why, wait_s)
+    while not stop():
+        if time.monotonic() >= deadline:
+            return why
+        time.sleep(0.5)
+        if stop():
+            break
+        why = reachable(bootstrap)
+        if why is None:
+            log.warning("%s: Kafka at %s answers", what, bootstrap)
+            return None
+    return None
+
+
 def ensure_topics(bootstrap: str, topics: Mapping[str, Topic], replication: int = 1,
                   timeout_ms: int = 15_000) -> list[str] | None:
     """``topics``: name -> its :class:`proto.topics.Topic` (compaction, partitions).  Returns
@@ -39,9 +80,9 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, Topic], replication: int 
     created: list[str] = []
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
-                                 client_id="tlsdiag-admin")
+                                 bootstrap_timeout_ms=2_000, client_id="tlsdiag-admin")
     except Exception as exc:
-        log.warning("cannot check Kafka topics at %s: %s", bootstrap, exc)
+        log.debug("cannot check Kafka topics at %s: %s", bootstrap, one_line(exc))
         return None
     try:
         existing = set(admin.list_topics())

@@ -1,7 +1,9 @@
 """The one logging set-up of every ``tlsdiag`` command (libraries only get loggers).
 
-``-v`` INFO, ``-vv`` DEBUG; the Kafka client library (kafka-python) stays at WARNING unless
-``-vvv``: its routine reconnect chatter is not the operator's business.
+``-v`` INFO, ``-vv`` DEBUG.  The Kafka client library (kafka-python) is silent unless
+``-vvv``: it logs every reconnect attempt at ERROR/WARNING (dozens of lines a minute while a
+broker is away), and what matters of it -- Kafka unreachable, back again, messages spooled --
+our own code says once, in one line.
 """
 from __future__ import annotations
 
@@ -22,4 +24,4 @@ def setup(verbose: int = 0, base: int = logging.WARNING) -> None:
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose >= 3 else logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose >= 3 else logging.CRITICAL)

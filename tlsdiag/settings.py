@@ -32,9 +32,11 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from proto import topics
 from proto.direction import ConfigError, parse_local_nets, parse_role, split_list
+from proto.text import one_line
 
 __all__ = ["ConfigError", "Setting", "SETTINGS", "COMMANDS", "Values", "add_arguments", "load",
            "field_default", "env_name"]
@@ -157,6 +159,20 @@ def p_port(v: str) -> int:
     return p_int(1, 65535)(v)
 
 
+def p_http_url(v: object) -> str:
+    """An http(s) URL with a host."""
+    t = _text(v)
+    try:
+        u = urlsplit(t)
+        ok = u.scheme in ("http", "https") and bool(u.hostname)
+        u.port                                  # raises on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError("must be an http:// or https:// URL, not %r" % (t,))
+    return t
+
+
 def p_optional(parse: Callable[[object], Any]) -> Callable[[object], Any]:
     """``parse``, but an empty value or ``none`` means None (e.g. metrics_port = "none")."""
     def opt(v: object) -> Any:
@@ -223,6 +239,11 @@ def _A(name: str) -> FieldDefault:
     return FieldDefault("analyzer.service", "AnalyzerConfig", name)
 
 
+def _AM(name: str) -> FieldDefault:
+    """An Alertmanager client default: the constructor's own."""
+    return FieldDefault("analyzer.service.alertmanager", "Alertmanager", name)
+
+
 def _D(name: str) -> FieldDefault:
     return FieldDefault("analyzer.config", "DiagnoseConfig", name)
 
@@ -237,6 +258,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hosts", (), "host to capture, to or from (repeatable; none = all)",
             p_list(), flag="--host", repeat=True, metavar="HOST"),
     Setting("bpf", None, "extra BPF expression, and'ed with the ports and hosts", metavar="EXPR"),
+    Setting("backend", "auto", "capture backend: ebpf (the in-kernel handshake filter: only "
+            "handshakes and what the summary needs after them reach user space), pcap "
+            "(libpcap with a BPF filter), auto (ebpf, else pcap with one line saying why)",
+            p_choice("auto", "ebpf", "pcap")),
+    Setting("ebpf_flows", FieldDefault("sensor.ebpf.capture", "EbpfCapture", "map_size"),
+            "bound on the connections the eBPF filter follows (its LRU map)",
+            p_int(1024, 16_777_216)),
     Setting("snaplen", _L("snaplen"), "capture snap length in bytes",
             p_int(64, 262_144)),
     Setting("buffer_mb", _L("buffer_mb"), "kernel capture buffer in MiB",
@@ -248,6 +276,15 @@ SETTINGS: tuple[Setting, ...] = (
             p_choice("hash", "lb", "cpu", "rollover", "rnd")),
     Setting("workers", 1, "capture processes sharing the interface "
             "through PACKET_FANOUT (one per core at most)", p_int(1, 64)),
+    # -- endpoint hints ------------------------------------------------------------------------
+    Setting("endpoint_hints", False, "join what the endpoints' own OpenSSL reported (verify "
+            "result, errors, alerts; eBPF uprobes on its exported functions, needs "
+            "CAP_SYS_ADMIN for their perf events) to each connection's summary; off, or "
+            "unavailable, summaries are wire-only", p_bool, negate=True),
+    Setting("endpoint_hints_libraries", (), "another OpenSSL to hook for endpoint hints, besides "
+            "the system's libcrypto: a libcrypto, a libssl or a binary with OpenSSL linked in "
+            "(repeatable; globs allowed)", p_list(), flag="--endpoint-hints-library",
+            repeat=True, metavar="PATH"),
     # -- flow table ----------------------------------------------------------------------------
     Setting("idle_timeout", _F("idle_timeout"), "seconds of silence before an "
             "open connection is summarized", p_float(0.001, 86_400.0), metavar="S"),
@@ -287,6 +324,11 @@ SETTINGS: tuple[Setting, ...] = (
       for name, t in (("handshakes", topics.HANDSHAKES), ("certs", topics.CERTS),
                       ("diagnoses", topics.DIAGNOSES), ("incidents", topics.INCIDENTS),
                       ("profiles", topics.PROFILES), ("dlq", topics.DLQ))),
+    Setting("kafka_wait_s", 30.0, "at start, how long to wait for Kafka to answer before giving "
+            "up (exit status 2)", p_float(0.0, 86_400.0), metavar="S"),
+    Setting("stop_grace_s", 4.0, "after SIGTERM, how long the last batch may take to commit "
+            "before the analyzer exits without it (it is consumed again at the next start)",
+            p_float(0.1, 600.0), metavar="S"),
     Setting("compression", "auto", "producer compression: "
             "zstd | lz4 | gzip | none | auto (the best one installed)",
             p_choice("zstd", "lz4", "gzip", "none", "auto")),
@@ -333,6 +375,15 @@ SETTINGS: tuple[Setting, ...] = (
             metavar="URL"),
     Setting("webhook_secret_file", None, "file holding the HMAC secret of the webhook "
             "signature (or TLSDIAG_WEBHOOK_SECRET)", metavar="FILE"),
+    Setting("alertmanager_urls", (), "Prometheus Alertmanager to post incidents to as alerts "
+            "(API v2, URL/api/v2/alerts; repeatable: every member of an HA cluster)",
+            p_list(p_http_url), flag="--alertmanager-url", repeat=True, secret=True,
+            metavar="URL"),
+    Setting("alertmanager_resend_s", _AM("resend_s"), "seconds between re-posts of the alerts "
+            "of open incidents (each expires 4 re-sends after its last post)",
+            p_float(1.0, 86_400.0), metavar="S"),
+    Setting("alertmanager_timeout_s", _AM("timeout_s"), "seconds one POST to Alertmanager may "
+            "take", p_float(0.1, 600.0), metavar="S"),
     Setting("batch_delay_ms", 0, "testing: pause inside each batch", p_int(0, 600_000),
             hidden=True),
     Setting("state_delay_ms", 0, "testing: pause before a batch's incident state",
@@ -348,7 +399,8 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 assert len(BY_NAME) == len(SETTINGS)
 
-_CAPTURE = ("interface", "netns", "ports", "hosts", "bpf", "snaplen", "buffer_mb")
+_CAPTURE = ("interface", "netns", "backend", "ebpf_flows", "ports", "hosts", "bpf", "snaplen",
+            "buffer_mb", "endpoint_hints", "endpoint_hints_libraries")
 _FLOWS = ("idle_timeout", "max_flows")
 _DIRECTION = ("role", "local_nets")
 _DIAGNOSE = _DIRECTION + ("truststore", "truststore_northbound", "truststore_southbound",
@@ -365,11 +417,13 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "sensor": _CAPTURE + ("fanout_group", "fanout_mode", "workers") + _FLOWS + _DIRECTION
     + ("sensor_id", "kafka", "topic_handshakes", "topic_certs", "compression", "spool_dir",
        "spool_max_mb", "queue_max", "metrics_port", "metrics_host", "stats_interval"),
-    "analyzer": ("kafka", "group", "instance") + _DIAGNOSE + _TOPICS + (
+    "analyzer": ("kafka", "kafka_wait_s", "stop_grace_s", "group", "instance") + _DIAGNOSE
+    + _TOPICS + (
         "exactly_once", "max_records", "poll_timeout_ms", "cert_wait", "cert_store",
         "profile_snapshot_s", "incident_update_s", "incident_resolve_successes",
         "incident_resolve_quiet_s", "incident_resolve_hold_s", "correlation_window_s",
-        "webhook_url", "webhook_secret_file", "metrics_port", "metrics_host", "stats_interval",
+        "webhook_url", "webhook_secret_file", "alertmanager_urls", "alertmanager_resend_s",
+        "alertmanager_timeout_s", "metrics_port", "metrics_host", "stats_interval",
         "batch_delay_ms", "state_delay_ms"),
     "tail": ("kafka", "topic_incidents"),
 }
@@ -454,7 +508,7 @@ class Values(Mapping[str, Any]):
         out: dict[str, object] = {}
         for k, v in self._v.items():
             if BY_NAME[k].secret and v:
-                v = _mask(str(v))
+                v = [_mask(str(x)) for x in v] if isinstance(v, tuple) else _mask(str(v))
             elif isinstance(v, tuple):
                 v = [str(x) for x in v]
             out[k] = v
@@ -481,7 +535,7 @@ def read_file(path: str) -> dict[str, dict[str, object]]:
         data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError("config file %s is not valid %s: %s" % (
-            path, "JSON" if path.endswith(".json") else "TOML", " ".join(str(e).split()))) from None
+            path, "JSON" if path.endswith(".json") else "TOML", one_line(e))) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold a table" % path)
     out: dict[str, dict[str, object]] = {"": {}}

@@ -11,6 +11,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from proto.summary import SchemaError, decode_certificate
+from proto.text import one_line
 
 __all__ = ["CertStore"]
 
@@ -81,7 +82,7 @@ class CertStore:
         except Exception as exc:    # kafka-python raises KafkaError and others (timeouts)
             if not self._end_unknown:           # once until the end offsets are known again
                 log.warning("%s: end offsets unknown (%s): reading on until the deadline",
-                            self.topic, " ".join(str(exc).split()) or type(exc).__name__)
+                            self.topic, one_line(exc))
             self._end_unknown = True
             return False
         self._end_unknown = False

@@ -33,8 +33,6 @@ class AnalyzerConfig:
     incident_resolve_quiet_s: float = 600.0
     incident_resolve_hold_s: float = 60.0
     correlation_window_s: float = 120.0
-    metrics_port: int | None = None
-    metrics_host: str = "0.0.0.0"
     webhook_url: str | None = None
     webhook_secret_file: str | None = None
     stats_interval: int = 60
@@ -44,6 +42,14 @@ class AnalyzerConfig:
     producer_linger_ms: int = 200
     producer_batch_size: int = 1 << 20
     producer_max_request_size: int = 8 << 20
+    # every Kafka client: reconnect quickly once the broker is back (kafka-python backs off up
+    # to 30 s by default: the analyzer resumed ~29 s after an outage), and wait at most this
+    # long for the first broker answer when a client is made
+    reconnect_backoff_ms: int = 100
+    reconnect_backoff_max_ms: int = 1_000
+    bootstrap_timeout_ms: int = 5_000
+    #: at shutdown, how long the producer may take to deliver what it holds
+    close_timeout_s: float = 2.0
     batch_delay_ms: int = 0          # testing: pause inside each batch (crash-window tests)
     state_delay_ms: int = 0          # testing: at-least-once, pause between a batch's incident
     #                                  events and its incident state (crash-window tests)

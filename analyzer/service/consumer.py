@@ -2,6 +2,7 @@
 Kafka transaction per batch by default (docs/services.md, "Analyzer")."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -78,6 +79,11 @@ class Analyzer:
         self.diag = diag
         self.hook = hook
         self._partition = partition
+        tuning = {"reconnect_backoff_ms": cfg.reconnect_backoff_ms,
+                  "reconnect_backoff_max_ms": cfg.reconnect_backoff_max_ms,
+                  "bootstrap_timeout_ms": cfg.bootstrap_timeout_ms}
+        producer_factory = functools.partial(producer_factory, **tuning)
+        consumer_factory = functools.partial(consumer_factory, **tuning)
         self._producer_factory = producer_factory
         self._consumer_factory = consumer_factory
         self._compression = compression
@@ -89,6 +95,10 @@ class Analyzer:
         self.state = PartitionState(cfg, diag, partition, consumer_factory, self.c)
         self.incidents = self.state.incidents
         self.webhook: Webhook | None = None
+        #: further incident sinks (the Alertmanager client): ``put(event)``, ``resync_due()``,
+        #: ``resync(open incidents' events)``, ``metrics()``, ``close()``
+        self.sinks: list[Any] = []
+        self._resync = False        # partitions (and so incidents) came or went
         self.last_latency: float | None = None
         self.gc = BatchGC()
         self.producer: Any = None
@@ -117,6 +127,11 @@ class Analyzer:
         self.consumer = self._consumer_factory(
             bootstrap_servers=cfg.kafka, group_id=cfg.group,
             client_id="tlsdiag-analyzer-%s" % cfg.instance, enable_auto_commit=False,
+            # static membership (KIP-345): a restarted instance takes its partitions back at
+            # once instead of waiting out the old member's session (45 s) -- e.g. after a
+            # stop while the broker was away, when the old member could not leave the group.
+            # The instance id must be unique in the group, as the transactional id already is.
+            group_instance_id="tlsdiag-analyzer-%s" % cfg.instance,
             auto_offset_reset="earliest", isolation_level="read_committed",
             max_poll_records=cfg.max_records, max_partition_fetch_bytes=8 << 20)
         self.consumer.subscribe([cfg.topic_handshakes], listener=_Rebalance(self))
@@ -129,6 +144,7 @@ class Analyzer:
     def assigned(self, partitions: list[int]) -> None:
         """New input partitions: their state is restored before their first record."""
         self.state.restore(partitions, self.producer)
+        self._resync = True
         if not self.cfg.exactly_once and partitions:
             self.state.load_emitted()
 
@@ -236,6 +252,8 @@ class Analyzer:
         self.c["incident_events"] += 1
         if self.webhook is not None:
             self.webhook.put(ev)
+        for sink in self.sinks:
+            sink.put(ev)
 
     def commit(self, records: Mapping[Any, list[Any]]) -> None:
         """Past ``records`` (one poll's): the transaction's commit with the consumer offsets,
@@ -286,6 +304,8 @@ class Analyzer:
             while not self.stop_requested:
                 self.step()
                 self.gc.after_batch()
+                if self.sinks:
+                    self._resync_sinks()
                 if time.monotonic() - last_stats >= self.cfg.stats_interval:
                     last_stats = time.monotonic()
                     self._stats_line()
@@ -300,13 +320,25 @@ class Analyzer:
             try:
                 self.consumer.close(autocommit=False)
             finally:
-                self.producer.close(timeout=10)
+                self.producer.close(timeout=self.cfg.close_timeout_s)
                 self.certs.close()
                 if self.webhook is not None:
                     self.webhook.close()
+                for sink in self.sinks:
+                    sink.close()
+
+    def _resync_sinks(self) -> None:
+        """Hand the sinks the incidents this instance owns now: after a rebalance, and when
+        a sink asks (the Alertmanager client, every re-send interval)."""
+        due = [s for s in self.sinks if self._resync or s.resync_due()]
+        self._resync = False
+        if due:
+            events = [inc.to_event("open") for inc in self.incidents.open.values()]
+            for sink in due:
+                sink.resync(events)
 
     def _stats_line(self) -> None:
-        log.warning("stats: summaries=%d diagnoses=%d failures=%d poison=%d incidents_open=%d "
+        log.info("stats: summaries=%d diagnoses=%d failures=%d poison=%d incidents_open=%d "
                     "incident_events=%d incidents_opened=%d incidents_resolved=%d "
                     "incident_state_records=%d incident_state_bytes=%d "
                     "incident_state_too_large=%d certs=%d", self.c["summaries"],
@@ -343,6 +375,8 @@ class Analyzer:
                         {(("result", "sent"),): self.webhook.sent,
                          (("result", "failed"),): self.webhook.failed,
                          (("result", "dropped"),): self.webhook.dropped}))
+        for sink in self.sinks:
+            out.extend(sink.metrics())
         return out
 
 

@@ -25,6 +25,8 @@ sys.path.insert(0, str(HERE))
 
 import throughput as T  # noqa: E402
 
+from tests.support.incidents import format1_record  # noqa: E402
+
 
 def retime(stream, rate: float):
     from proto.summary import decode_summary, encode_summary
@@ -56,8 +58,7 @@ def run(stream, certs, hold: float, batch: int) -> dict[str, object]:
         v1 = [0, 0]            # what format 1 would have written: bytes, records
 
         def save_and_compare(part, **extra):
-            text = json.dumps({**tr.snapshot(part), **extra}, ensure_ascii=False,
-                              separators=(",", ":")).encode()
+            text = format1_record(tr, part, **extra)
             v1[0] += len(text)
             v1[1] += 1
             return save(part, **extra)

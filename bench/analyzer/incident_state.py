@@ -1,5 +1,5 @@
 """Incident state written per batch: the old single record per partition (format 1,
-``IncidentTracker.snapshot()`` as JSON: the whole partition every batch, not saved at all over
+``tests/support/incidents.format1_record``: the whole partition every batch, not saved at all over
 900 KB) against the chunk records of format 2 (``IncidentTracker.save_records``: the changed
 chunks, the head, tombstones).  Pure (no Kafka): the same tracker, the same batches.
 
@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from analyzer import incidents as I  # noqa: E402
+from tests.support.incidents import format1_record  # noqa: E402
 
 
 def diag(i: int, server: str) -> dict[str, object]:
@@ -64,8 +65,7 @@ def main() -> int:
             t.failure(diag(i, s), "mp-1", 2000.0 + i * 0.001, now=1000.0 + b)
         t.take_dirty()
         # (format 1's size only: its memoized writer went with it, so no build time)
-        old = json.dumps({**t.snapshot(0), "offset": i, "data_time": 2000.0},
-                         ensure_ascii=False, separators=(",", ":")).encode()
+        old = format1_record(t, 0, offset=i, data_time=2000.0)
         c1 = time.perf_counter()
         recs = t.save_records(0, offset=i, data_time=2000.0)
         new_t += time.perf_counter() - c1

@@ -201,6 +201,13 @@ def seeds():
         frames = [f for _ts, f in g.golden_frames(lt)][:24]
         out.append(bytes([5, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
         out.append(bytes([7, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
+    # issue 15: tunnelled frames (Ethernet), from the real captures of each encapsulation
+    import dpkt
+    for path in sorted((ROOT / "tests" / "data" / "realworld").glob("encap-*.pcap")):
+        with open(path, "rb") as fh:
+            frames = [bytes(f) for _ts, f in dpkt.pcap.Reader(fh)][:24]
+        out.append(bytes([5, 0]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
+        out.append(bytes([7, 0]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
     for path in g.capture_paths():
         segs = g.tcp_segments(path)
         out.append(bytes([6, 0]) + b"".join(struct.pack("!H", (d << 15) | len(p)) + p

@@ -41,7 +41,8 @@ import dpkt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import pki as pki_mod  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))     # the repository, for tests.support
+from tests.support import pki as pki_mod  # noqa: E402
 
 log = logging.getLogger("scenarios")
 
@@ -572,8 +573,9 @@ def scenarios(env: Env) -> list[Scenario]:
             Run(s_client(env, ip, port, API, ["-tls1_3"], cert="client-good"), True, OSSL + " with client cert",
                 server_name=API, stdin=GET),
             Run(s_client(env, ip, port, API, ["-tls1_3"]), False, OSSL + " without client cert",
-                "encrypted_failure", "server", server_name=API, stdin=GET,
-                notes="TLS 1.3: CertificateRequest and the server's alert are encrypted"),
+                "client_certificate_missing", "server", server_name=API, stdin=GET,
+                notes="TLS 1.3: CertificateRequest and the server's alert are encrypted; the client's first "
+                      "encrypted record (25 bytes) is an empty Certificate"),
         ], "client certificate required over TLS 1.3")
 
     # ---- TLS 1.3 failures after ServerHello
@@ -925,6 +927,24 @@ def merge(pcaps: list[str], rows: list[dict], examples: str) -> None:
     log.info("merged %d pcaps into %s (%d bytes)", len(pcaps), target, os.path.getsize(target))
 
 
+
+def write_expected(out: str, rows: list[dict], done: list[str], order: list[str],
+                   only: bool) -> list[dict]:
+    """Write ``out/expected.jsonl``; with ``only`` (some scenarios re-made) keep the other
+    scenarios' lines, in scenario order.  Returns the lines written."""
+    expected = os.path.join(out, "expected.jsonl")
+    if only and os.path.exists(expected):
+        with open(expected, encoding="utf-8") as f:
+            old = [json.loads(line) for line in f if line.strip()]
+        rows = sorted([r for r in old if r["scenario"] not in done] + rows,
+                      key=lambda r: (order.index(r["scenario"]) if r["scenario"] in order else 999,
+                                     r["capture_time"]))
+    with open(expected, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    log.info("wrote %d expected lines to %s", len(rows), expected)
+    return rows
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(HERE, "..", "data", "scenarios"))
@@ -982,19 +1002,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name.endswith(".log"):
                     shutil.copy(os.path.join(tmp, name), args.keep_logs)
         shutil.rmtree(tmp, ignore_errors=True)
-    expected = os.path.join(out, "expected.jsonl")
-    if args.only and os.path.exists(expected):
-        with open(expected, encoding="utf-8") as f:
-            old = [json.loads(line) for line in f if line.strip()]
-        done = {sc.name for sc in todo}
-        order = [sc.name for sc in all_sc]
-        rows = sorted([r for r in old if r["scenario"] not in done] + rows,
-                      key=lambda r: (order.index(r["scenario"]) if r["scenario"] in order else 999,
-                                     r["capture_time"]))
-    with open(expected, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    log.info("wrote %d expected lines to %s", len(rows), expected)
+    rows = write_expected(out, rows, [sc.name for sc in todo], [sc.name for sc in all_sc],
+                          bool(args.only))
     if args.examples:
         pcaps = [os.path.join(out, sc.name + ".pcap") for sc in all_sc
                  if os.path.exists(os.path.join(out, sc.name + ".pcap"))]

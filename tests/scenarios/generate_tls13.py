@@ -51,7 +51,8 @@ from cryptography.hazmat.primitives import serialization
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import generate as G  # noqa: E402
-import pki as pki_mod  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))     # the repository, for tests.support
+from tests.support import pki as pki_mod  # noqa: E402
 import wire13  # noqa: E402
 
 log = logging.getLogger("scenarios13")
@@ -1279,14 +1280,15 @@ def build_pki(pki_dir: str) -> None:
         inter_key = serialization.load_pem_private_key(f.read(), None)
     inter = pki_mod.Issued(inter_cert, inter_key)
     for stem, (text, sans) in EXTRA_LEAVES.items():
-        leaf = pki_mod._leaf(sans[0], sans, inter, now - 7 * pki_mod.DAY, now + 397 * pki_mod.DAY)
+        leaf = pki_mod.issue(sans[0], inter, sans=sans, not_before=now - 7 * pki_mod.DAY,
+                             not_after=now + 397 * pki_mod.DAY)
         prefix = os.path.join(pki_dir, stem)
         with open(prefix + ".pem", "wb") as f:
-            f.write(pki_mod._pem(leaf.cert))
+            f.write(leaf.pem)
         with open(prefix + ".key", "wb") as f:
-            f.write(pki_mod._key_pem(leaf.key))
+            f.write(leaf.key_pem)
         with open(prefix + "-chain.pem", "wb") as f:
-            f.write(pki_mod._pem(leaf.cert) + pki_mod._pem(inter_cert))
+            f.write(leaf.pem + inter.pem)
         with open(os.path.join(pki_dir, "README.txt"), "a", encoding="utf-8") as f:
             f.write("%-18s %s\n" % (stem, text))
 
@@ -1362,19 +1364,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name.endswith(".log") or name.endswith(".pcap"):
                     shutil.copy(os.path.join(tmp, name), args.keep_logs)
         shutil.rmtree(tmp, ignore_errors=True)
-    expected = os.path.join(out, "expected.jsonl")
-    if args.only and os.path.exists(expected):
-        with open(expected, encoding="utf-8") as f:
-            old = [json.loads(line) for line in f if line.strip()]
-        done = {sc.name for sc in todo}
-        order = [sc.name for sc in all_sc]
-        rows = sorted([r for r in old if r["scenario"] not in done] + rows,
-                      key=lambda r: (order.index(r["scenario"]) if r["scenario"] in order else 999,
-                                     r["capture_time"]))
-    with open(expected, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    log.info("wrote %d expected lines to %s", len(rows), expected)
+    rows = G.write_expected(out, rows, [sc.name for sc in todo], [sc.name for sc in all_sc],
+                            bool(args.only))
     for p in problems:
         log.error("%s", p)
     return 1 if problems else 0

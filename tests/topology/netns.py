@@ -3,19 +3,25 @@
     tt-client 10.20.1.2 --- 10.20.1.1 tt-router 10.20.2.1 --- 10.20.2.2 tt-mp 10.20.3.1 --- 10.20.3.2 tt-backend
               tc-r              tr-c             tr-m             tm-r     tm-b            tb-m
 
-Same plumbing as tests/scenarios/generate.py (veth pairs, offloads off on both ends), with
-its own names so that both can run at the same time.  Root only.
+Same plumbing as tests/scenarios/generate.py (veth pairs, offloads off on both ends).  The
+namespace names carry this process's id (``tt<pid>-router`` ...): two test runs on one machine
+(CI, a developer, a second checkout) never take each other's namespaces.  Root only.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
-NS = ("tt-client", "tt-router", "tt-mp", "tt-backend")
+#: namespaces are PREFIX-ROLE; the pid makes them this test run's own
+PREFIX = "tt%d" % (os.getpid() % 100000)
+CLIENT_NS, ROUTER_NS, MP_NS, BACKEND_NS = ("%s-%s" % (PREFIX, r)
+                                           for r in ("client", "router", "mp", "backend"))
+NS = (CLIENT_NS, ROUTER_NS, MP_NS, BACKEND_NS)
 LINKS = (
-    ("tt-client", "tc-r", "10.20.1.2/24", "tt-router", "tr-c", "10.20.1.1/24"),
-    ("tt-router", "tr-m", "10.20.2.1/24", "tt-mp", "tm-r", "10.20.2.2/24"),
-    ("tt-mp", "tm-b", "10.20.3.1/24", "tt-backend", "tb-m", "10.20.3.2/24"),
+    (CLIENT_NS, "tc-r", "10.20.1.2/24", ROUTER_NS, "tr-c", "10.20.1.1/24"),
+    (ROUTER_NS, "tr-m", "10.20.2.1/24", MP_NS, "tm-r", "10.20.2.2/24"),
+    (MP_NS, "tm-b", "10.20.3.1/24", BACKEND_NS, "tb-m", "10.20.3.2/24"),
 )
 CLIENT, ROUTER = "10.20.1.2", "10.20.1.1"
 MP, BACKEND = "10.20.3.1", "10.20.3.2"

@@ -14,10 +14,12 @@ from collections.abc import Mapping
 
 from analyzer.config import ConfigError, build_config
 from analyzer.service import Analyzer, AnalyzerConfig, Webhook
+from analyzer.service.alertmanager import Alertmanager
 from cext.wire import kafka_partition
+from proto.text import one_line
 from tlsdiag import settings
 from tlsdiag.commands import common
-from tlsdiag.kafka import best_compression, ensure_topics
+from tlsdiag.kafka import best_compression, ensure_topics, wait_for_broker
 from tlsdiag.metrics import MetricsServer
 from tlsdiag.status import ExitStatus
 
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> int:
-    started = common.start("analyzer", build_parser(), argv)
+    started = common.start("analyzer", build_parser(), argv, log_base=logging.INFO)
     if isinstance(started, int):
         return started
     _a, v = started
@@ -60,15 +62,27 @@ def run(argv: list[str]) -> int:
                   ensure_topics=ensure_topics)
     if cfg.webhook_url:
         an.webhook = Webhook(cfg.webhook_url, secret)
+    if v["alertmanager_urls"]:
+        an.sinks.append(Alertmanager(v["alertmanager_urls"], resend_s=v["alertmanager_resend_s"],
+                                     timeout_s=v["alertmanager_timeout_s"]))
 
     def on_stop(_sig: int, _frame: object) -> None:
-        an.stop_requested = True
+        if not an.stop_requested:
+            an.stop_requested = True
+            common.exit_after(v["stop_grace_s"], "analyzer", "the current batch is not "
+                              "committed: it is processed again at the next start")
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
+    why = wait_for_broker(cfg.kafka, v["kafka_wait_s"], lambda: an.stop_requested, "analyzer")
+    if an.stop_requested:
+        return ExitStatus.SUCCESS
+    if why is not None:
+        return common.fail("analyzer", "cannot reach Kafka at %s for %d s (%s): check --kafka "
+                           "and that the broker runs" % (cfg.kafka, v["kafka_wait_s"], why))
     metrics = None
-    if cfg.metrics_port is not None:
-        metrics = MetricsServer(lambda: [common.build_info()] + an.metrics(), cfg.metrics_port,
-                                cfg.metrics_host)
+    if v["metrics_port"] is not None:       # the listener is the application's, not the library's
+        metrics = MetricsServer(lambda: [common.build_info()] + an.metrics(), v["metrics_port"],
+                                v["metrics_host"])
     # kafka-python's I/O thread and the analyzer's loop share the GIL: every producer
     # wake-up (a socket write) waits for the switch interval; 5 ms by default made each send
     # cost milliseconds.  0.5 ms keeps the hand-over cheap.
@@ -77,7 +91,7 @@ def run(argv: list[str]) -> int:
         an.run()
         return ExitStatus.SUCCESS
     except Exception as e:
-        log.error("analyzer stopped: %s", " ".join(str(e).split()) or type(e).__name__)
+        log.error("analyzer stopped: %s", one_line(e))
         log.debug("traceback", exc_info=True)
         return ExitStatus.ERROR
     finally:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import IO
 
@@ -75,6 +77,22 @@ def start(command: str, p: argparse.ArgumentParser, argv: Sequence[str] | None,
             return ExitStatus.ERROR
         log.info("settings: %s", values.describe())
     return a, values
+
+
+def exit_after(grace_s: float, command: str, consequence: str) -> None:
+    """After a stop signal: if the process is still running ``grace_s`` seconds later (a
+    blocking call to a broker that went away), log why and end it -- a service stops within
+    seconds in every state.  Only for loops where nothing acknowledged is lost by that (the
+    analyzer: an uncommitted batch is consumed again)."""
+    def expire() -> None:
+        logging.getLogger("tlsdiag." + command).warning(
+            "stopping now: still busy %g s after the stop signal (Kafka does not answer); %s",
+            grace_s, consequence)
+        logging.shutdown()
+        os._exit(ExitStatus.SUCCESS)
+    t = threading.Timer(grace_s, expire)
+    t.daemon = True
+    t.start()
 
 
 def fail(command: str, message: object, stderr: IO[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from typing import IO, Iterator, Sequence
 
 from analyzer.config import ConfigError, build_config
@@ -52,7 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _read_jsonl(path: str) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
+def _without_bytes(summary: dict[str, object], certs: dict[str, bytes]) -> bool:
+    """A summary whose certificates came without their DER (a plain ``summarize --format jsonl`` line)."""
+    for key in ("certificates", "client_certificates"):
+        facts = summary.get(key)
+        if isinstance(facts, list) and any(isinstance(f, dict) and str(f.get("sha256")) not in certs
+                                           and not f.get("error") for f in facts):
+            return True
+    return False
+
+
+def _read_jsonl(path: str, counts: Counter[str] | None = None) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
     try:
         f = open(path, encoding="utf-8")
     except OSError as e:
@@ -79,6 +90,8 @@ def _read_jsonl(path: str) -> Iterator[tuple[dict[str, object], dict[str, bytes]
                     except ValueError:
                         raise InputError(f"{path}:{n}: certs must be base64 DER") from None
                 obj = obj["summary"]
+            if counts is not None and _without_bytes(obj, certs):
+                counts["without_certificate_bytes"] += 1
             yield obj, certs
 
 
@@ -87,13 +100,15 @@ def _is_summary_file(path: str) -> bool:
 
 
 def iter_inputs(paths: Sequence[str], errors: list[str],
+                counts: Counter[str] | None = None,
                 jobs: int = 1) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
     """Every connection of every file, streamed; a file that cannot be (fully) read adds a one-line message
-    to ``errors`` and the others still go through."""
+    to ``errors`` and the others still go through.  ``counts["without_certificate_bytes"]``: JSONL summaries
+    whose certificates came without their DER."""
     for p in paths:
         if _is_summary_file(p):
             try:
-                yield from _read_jsonl(p)
+                yield from _read_jsonl(p, counts)
             except InputError as e:
                 errors.append(str(e))
             continue
@@ -106,9 +121,17 @@ def iter_inputs(paths: Sequence[str], errors: list[str],
             errors.append(f"{p}: {exc.strerror or exc}")
 
 
-def _notes(engine: Engine) -> list[str]:
+def _bytes_note(n: int) -> str:
+    return (f"{n} JSONL summar{'y' if n == 1 else 'ies'} carry certificate facts without the certificates' bytes: "
+            f"their chains are judged without the truststore (dates, names, chain order; not signatures or trust). "
+            f"`tlsdiag summarize --certs` writes the bytes, or diagnose the capture itself")
+
+
+def _notes(engine: Engine, counts: Counter[str] | None = None) -> list[str]:
     cfg = engine.config
     notes = []
+    if counts and counts["without_certificate_bytes"] and cfg.truststores:
+        notes.append(_bytes_note(counts["without_certificate_bytes"]))
     if cfg.role is None and not cfg.local_nets:
         notes.append("direction unknown (no --role / --local-net): fixes are given for both directions")
     if not cfg.truststores:
@@ -145,7 +168,8 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         return ERROR
     grouper = Grouper()
     n_failures = 0
-    inputs = iter_inputs([p for p in a.files if p not in missing], errors, a.jobs)
+    counts: Counter[str] = Counter()
+    inputs = iter_inputs([p for p in a.files if p not in missing], errors, counts, a.jobs)
     for chunk in engine.diagnose_windows(inputs):
         for d in chunk:
             if d.get("severity") == "failure":
@@ -158,7 +182,9 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
                 grouper.add(d)
     if a.format == "text":
         colour = a.color == "always" or (a.color == "auto" and want_colour(stdout))
-        stdout.write(render(grouper, engine.stats.as_dict(), colour=colour, notes=_notes(engine)))
+        stdout.write(render(grouper, engine.stats.as_dict(), colour=colour, notes=_notes(engine, counts)))
+    elif counts["without_certificate_bytes"] and engine.config.truststores:
+        stderr.write(f"tlsdiag diagnose: note: {_bytes_note(counts['without_certificate_bytes'])}\n")
     if a.profiles_save:
         try:
             engine.profiles.save(a.profiles_save)

@@ -22,7 +22,10 @@ import subprocess
 import sys
 import time
 
-from sensor.live import LiveCapture, LiveCaptureError, build_bpf
+from sensor.backends import open_capture
+from sensor.ebpf.hints import HintProbes, HintsUnavailable, find_library_paths
+from sensor.hints import HintJoiner
+from sensor.live import LiveCaptureError, build_bpf
 from sensor.loop import Sensor, SensorConfig
 from sensor.publisher import Publisher, PublisherConfig
 from tlsdiag import settings
@@ -59,6 +62,38 @@ def bpf_expression(v: Values) -> str | None:
     if not v["ports"] and not v["hosts"] and not v["bpf"]:
         return None
     return build_bpf(v["ports"], v["hosts"], v["bpf"])
+
+
+def open_live(v: Values, **kw):
+    """The capture of ``--backend`` (sensor and watch); ``auto``'s fallback to libpcap is
+    logged once, with its reason."""
+    cap, fallback = open_capture(v["backend"], v["interface"], ports=v["ports"], hosts=v["hosts"],
+                                 bpf=v["bpf"], snaplen=v["snaplen"], buffer_mb=v["buffer_mb"],
+                                 netns=v["netns"], ebpf_options={"map_size": v["ebpf_flows"]},
+                                 **kw)
+    if fallback:
+        log.warning("capture backend: libpcap, not eBPF: %s", fallback)
+    else:
+        log.info("capture backend: %s", cap.backend)
+    return cap
+
+
+def open_hints(v: Values) -> HintJoiner | None:
+    """``--endpoint-hints`` (sensor and watch): the probes and their joiner, or None -- off, or
+    unavailable here, which is logged once with the reason (the summaries stay wire-only)."""
+    if not v["endpoint_hints"]:
+        return None
+    try:
+        probes = HintProbes(find_library_paths(v["endpoint_hints_libraries"]))
+    except HintsUnavailable as e:
+        log.warning("endpoint hints off: %s", e)
+        return None
+    return HintJoiner(probes)
+
+
+def close_hints(hints: HintJoiner | None) -> None:
+    if hints is not None:
+        hints.source.close()
 
 
 def compression(setting: str) -> str | None:
@@ -104,10 +139,75 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
              p["queue_depth"]),
             ("tlsdiag_sensor_kafka_online", "gauge", "1 when Kafka accepts messages", p["online"]),
         ]
+    if "hints_events" in s:
+        out += [
+            ("tlsdiag_sensor_hints_events_total", "counter",
+             "reports of the endpoints' OpenSSL (endpoint hints)", s["hints_events"]),
+            ("tlsdiag_sensor_hints_total", "counter", "endpoint hints by what became of them "
+             "(joined to a summary; unmapped: no socket read by the reporting thread within "
+             "1 s; expired: no summary claimed them)",
+             {(("fate", k),): s["hints_" + k] for k in ("joined", "unmapped", "expired")}),
+            ("tlsdiag_sensor_hints_summaries_total", "counter", "summaries with endpoint hints",
+             s["hints_summaries"]),
+            ("tlsdiag_sensor_hints_ringbuf_full_total", "counter",
+             "endpoint hints lost in the kernel: ring buffer full",
+             s.get("hints_kernel_ringbuf_full", 0)),
+        ]
+    out.append(("tlsdiag_sensor_capture_backend", "gauge", "the capture backend in use",
+                {(("backend", getattr(sensor.cap, "backend", "pcap")),): 1}))
+    if "ebpf_seen" in s:
+        out += [
+            ("tlsdiag_sensor_ebpf_seen_total", "counter", "frames the eBPF filter ran on",
+             s["ebpf_seen"]),
+            ("tlsdiag_sensor_ebpf_passed_total", "counter", "frames the eBPF filter passed",
+             s["ebpf_passed"]),
+            ("tlsdiag_sensor_ebpf_dropped_total", "counter",
+             "frames the eBPF filter dropped in the kernel, by reason",
+             {(("reason", k[len("ebpf_drop_"):]),): n for k, n in s.items()
+              if k.startswith("ebpf_drop_")}),
+            ("tlsdiag_sensor_ebpf_flows_total", "counter",
+             "connections the eBPF filter followed, by what became of them (midstream: seen "
+             "without their SYN -- before the sensor started, or evicted from the full map)",
+             {(("event", k[len("ebpf_flows_"):]),): n for k, n in s.items()
+              if k.startswith("ebpf_flows_")}),
+            ("tlsdiag_sensor_ebpf_map_failures_total", "counter",
+             "flow map updates the kernel refused", s.get("ebpf_map_fail", 0)),
+            ("tlsdiag_sensor_ebpf_passed_unfollowed_total", "counter",
+             "frames the eBPF filter passed without following them: tunnel carriers (the "
+             "engine decapsulates), frames of a connection in its close linger (server data "
+             "after a reset), headers it does not parse",
+             {(("why", "tunnel"),): s.get("ebpf_tunnel", 0),
+              (("why", "closed_linger"),): s.get("ebpf_closed_linger", 0),
+              (("why", "unparsed"),): s.get("ebpf_unparsed", 0)}),
+        ]
     weirds = {(("reason", k[6:]),): v for k, v in s.items() if k.startswith("weird.")}
     if weirds:
         out.append(("tlsdiag_sensor_weirds_total", "counter", "malformed input by reason", weirds))
+    out += tunnel_metrics(s)
     return out
+
+
+def tunnel_metrics(s: dict) -> list:
+    """The decoder's tunnel counters (issue 15, ``encap_*`` of its stats): layers removed by
+    encapsulation, and tunnel headers skipped (malformed or truncated; too deep nesting)."""
+    removed, skipped = {}, {}
+    for k, v in s.items():
+        if not k.startswith("encap_"):
+            continue
+        if k == "encap_too_deep":
+            skipped[(("encapsulation", "any"), ("reason", "too_deep"))] = v
+        elif k.endswith("_malformed"):
+            skipped[(("encapsulation", k[6:-10]), ("reason", "malformed"))] = v
+        else:
+            removed[(("encapsulation", k[6:]),)] = v
+    if not removed:
+        return []
+    return [("tlsdiag_sensor_decapsulated_total", "counter",
+             "tunnel layers the decoder removed (VXLAN, GENEVE, GRE, ERSPAN, IP-in-IP, PPPoE, "
+             "GTP-U, MPLS, CAPWAP), by encapsulation", removed),
+            ("tlsdiag_sensor_decapsulation_skipped_total", "counter",
+             "frames dropped for a malformed or truncated tunnel header, or too many layers",
+             skipped)]
 
 
 def _spawn_workers(argv: list[str], v: Values) -> int:
@@ -139,7 +239,7 @@ def _spawn_workers(argv: list[str], v: Values) -> int:
 
 
 def run(argv: list[str]) -> int:
-    started = common.start("sensor", build_parser(), argv)
+    started = common.start("sensor", build_parser(), argv, log_base=logging.INFO)
     if isinstance(started, int):
         return started
     a, v = started
@@ -147,9 +247,7 @@ def run(argv: list[str]) -> int:
         return _spawn_workers(argv, v)
     cfg = sensor_config(v)
     try:
-        cap = LiveCapture(v["interface"], bpf=bpf_expression(v), snaplen=v["snaplen"],
-                          buffer_mb=v["buffer_mb"], fanout_group=v["fanout_group"],
-                          fanout_mode=v["fanout_mode"], netns=v["netns"])
+        cap = open_live(v, fanout_group=v["fanout_group"], fanout_mode=v["fanout_mode"])
     except LiveCaptureError as e:
         return common.fail("sensor", e)
     pub = Publisher(PublisherConfig(
@@ -159,7 +257,7 @@ def run(argv: list[str]) -> int:
         compression=compression(v["compression"]),
         client_id="tlsdiag-sensor-%s" % cfg.sensor_id), ensure_topics=ensure_topics)
     pub.start()
-    sensor = Sensor(cfg, cap, pub.publish)
+    sensor = Sensor(cfg, cap, pub.publish, hints=open_hints(v))
     state = {"values": v}
 
     def on_stop(_sig, _frame):
@@ -180,7 +278,7 @@ def run(argv: list[str]) -> int:
         except OSError as e:
             log.error("metrics port %s: %s", v["metrics_port"], e.strerror)
     last_stats = time.monotonic()
-    log.warning("sensor %s capturing on %s -> %s", cfg.sensor_id, v["interface"], v["kafka"])
+    log.info("sensor %s capturing on %s -> %s", cfg.sensor_id, v["interface"], v["kafka"])
     try:
         while not sensor.stop_requested:
             sensor.step(0.2)
@@ -193,17 +291,27 @@ def run(argv: list[str]) -> int:
                 _reload(sensor, a, state)
         sensor.finish()
     finally:
-        pub.close(timeout=10.0)
+        pub.close(timeout=3.0)
         _stats_line(sensor, pub)
         if metrics is not None:
             metrics.close()
         cap.close()
+        close_hints(sensor.hints)
     return ExitStatus.SUCCESS
 
 
 def _stats_line(sensor: Sensor, pub) -> None:
     s, p = sensor.stats(), pub.stats()
-    log.warning("stats: packets=%d pcap_recv=%d pcap_drop=%d ifdrop=%d flows=%d summaries=%d "
+    if "ebpf_seen" in s:
+        log.info("stats: ebpf seen=%d passed=%d dropped=%d flows_new=%d flows_midstream=%d "
+                 "flows_over=%d map_fail=%d", s["ebpf_seen"], s["ebpf_passed"],
+                 s["ebpf_dropped"], s.get("ebpf_flows_new", 0), s.get("ebpf_flows_midstream", 0),
+                 s.get("ebpf_flows_over", 0), s.get("ebpf_map_fail", 0))
+    if "hints_events" in s:
+        log.info("stats: hints events=%d joined=%d unmapped=%d expired=%d summaries=%d "
+                 "ringbuf_full=%d", s["hints_events"], s["hints_joined"], s["hints_unmapped"],
+                 s["hints_expired"], s["hints_summaries"], s.get("hints_kernel_ringbuf_full", 0))
+    log.info("stats: packets=%d pcap_recv=%d pcap_drop=%d ifdrop=%d flows=%d summaries=%d "
                 "acked=%d spooled=%d spool_depth=%d spool_dropped=%d send_errors=%d online=%d",
                 s["packets"], s["pcap_recv"], s["pcap_drop"], s["pcap_ifdrop"],
                 s.get("flows_created", 0), s["summaries_emitted"], p["acked"], p["spooled"],
@@ -219,16 +327,24 @@ def _reload(sensor: Sensor, a: argparse.Namespace, state: dict) -> None:
         log.error("SIGHUP: settings not reloaded: %s", e)
         return
     old = state["values"]
-    bpf = bpf_expression(v)
-    if bpf != bpf_expression(old) and bpf:
-        try:
-            sensor.cap.set_filter(bpf)
-        except Exception as e:
-            log.error("SIGHUP: BPF filter %r rejected: %s", bpf, e)
+    if getattr(sensor.cap, "backend", "pcap") == "ebpf":
+        if v["bpf"]:
+            log.error("SIGHUP: settings not reloaded: the eBPF filter selects by ports and "
+                      "hosts, a BPF expression (%r) needs --backend pcap", v["bpf"])
             return
+        if (v["ports"], v["hosts"]) != (old["ports"], old["hosts"]):
+            sensor.cap.set_selection(v["ports"], v["hosts"])
+    else:
+        bpf = bpf_expression(v)
+        if bpf != bpf_expression(old) and bpf:
+            try:
+                sensor.cap.set_filter(bpf)
+            except Exception as e:
+                log.error("SIGHUP: BPF filter %r rejected: %s", bpf, e)
+                return
     state["values"] = v
     sensor.cfg = sensor_config(v)
-    log.warning("SIGHUP: config reloaded: %s", v.describe())
+    log.info("SIGHUP: config reloaded: %s", v.describe())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@ connection of capture files."""
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import logging
 import sys
@@ -93,6 +94,12 @@ def _jsonl_line(summary: dict, _certs) -> bytes:
     return _dumps(summary)
 
 
+def _jsonl_certs_line(summary: dict, certs: dict) -> bytes:
+    """``--certs``: the summary with its certificates' DER (base64, by SHA-256 hex)."""
+    return _dumps({"summary": summary, "certs": {
+        k: base64.b64encode(v).decode("ascii") for k, v in certs.items()}})
+
+
 def _table_line(summary: dict, _certs) -> bytes:
     return (_table_row(summary) + "\n").encode()
 
@@ -115,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
                    help="split each file's connections over N worker processes (same output, "
                         "in the same order; default 1)")
+    p.add_argument("--certs", action="store_true",
+                   help="jsonl: write each line as {\"summary\": ..., \"certs\": {sha256: base64 DER}} so that "
+                        "`tlsdiag diagnose --truststore` can verify the chains (the summary alone carries only "
+                        "the certificates' facts)")
     return p
 
 
@@ -152,7 +163,10 @@ def main(argv=None) -> int:
             "client", "server", "version", "cipher", "server_name", "est", "last_alert",
             "history")).encode())
     counters: dict | None = {} if args.stats else None
-    line_of = _jsonl_line if args.format == "jsonl" else _table_line
+    if args.format == "jsonl":
+        line_of = _jsonl_certs_line if args.certs else _jsonl_line
+    else:
+        line_of = _table_line
     for path in args.files:
         try:
             # each line made where the summary is; with --jobs, written by the workers to
@@ -162,7 +176,7 @@ def main(argv=None) -> int:
                 out.flush()
                 output = sys.stdout.buffer.fileno()
             for line in summarize_paths([path], progress=progress, stats=counters,
-                                        fragments=args.format == "jsonl", certs=False,
+                                        fragments=args.format == "jsonl", certs=args.certs,
                                         jobs=args.jobs, transform=line_of, output=output,
                                         max_flows=values["max_flows"],
                                         idle_timeout=values["idle_timeout"]):

@@ -1,9 +1,11 @@
 """``tlsdiag tail --kafka HOST:PORT [--topic tls.incidents] [--once]``
 
-A live terminal view of open incidents: reads ``tls.incidents`` from the beginning (no
-consumer group, nothing committed), keeps the latest event per incident key, and redraws the
-open ones every second, worst first.  ``--once`` prints the current view after catching up
-and exits (for scripts; exit 1 when incidents are open).
+A live view of open incidents: reads ``tls.incidents`` from the beginning (no consumer group,
+nothing committed) and keeps the latest event per incident key.  On a terminal it redraws the
+open ones every second, worst first; into a pipe or a file it writes one line per incident
+event as it arrives (a log that grows with events, not with time), never cut short.
+``--once`` prints the current view after catching up and exits (for scripts; exit 1 when
+incidents are open).
 """
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ import sys
 import time
 from typing import IO, Any
 
+from kafka import KafkaConsumer, TopicPartition
+
 from tlsdiag.commands import common
+from tlsdiag.kafka import reachable
 from tlsdiag.status import ExitStatus
 
 __all__ = ["main", "render"]
@@ -24,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_INCIDENTS = 10_000
 
 
-def render(incidents: dict[str, dict[str, Any]], width: int = 120) -> str:
+def render(incidents: dict[str, dict[str, Any]]) -> str:
     open_ = [e for e in incidents.values() if e.get("state") != "resolved"]
     open_.sort(key=lambda e: (-int(e.get("count") or 0), str(e.get("key"))))
     lines = ["tlsdiag: %d open incident(s), %d resolved   %s" % (
@@ -37,10 +42,19 @@ def render(incidents: dict[str, dict[str, Any]], width: int = 120) -> str:
             int(e.get("count") or 0), e.get("affected_clients"), e.get("last_seen")))
         imp = e.get("impact")
         if isinstance(imp, dict) and imp.get("text"):
-            lines.append("    IMPACT: " + str(imp["text"])[:width * 2])
+            lines.append("    IMPACT: " + str(imp["text"]))
         if e.get("remediation"):
-            lines.append("    fix: " + str(e["remediation"])[:width * 2])
+            lines.append("    fix: " + str(e["remediation"]))
     return "\n".join(lines) + "\n"
+
+
+def event_line(e: dict[str, Any]) -> str:
+    """One incident event as one line (for a log file or a pipe)."""
+    fix = " fix: %s" % e["remediation"] if e.get("remediation") else ""
+    return "%s %-8s %s %s %s %s count=%s clients=%s last=%s%s\n" % (
+        time.strftime("%Y-%m-%dT%H:%M:%S"), e.get("event") or e.get("state"), e.get("incident"),
+        e.get("direction"), e.get("server"), e.get("cause"), e.get("count"),
+        e.get("affected_clients"), e.get("last_seen"), fix)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,14 +73,17 @@ def run(argv: list[str], out: IO[str]) -> int:
         return started
     a, v = started
     a.kafka, a.topic = v["kafka"], v["topic_incidents"]
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    from kafka import KafkaConsumer, TopicPartition
+    why = reachable(a.kafka, 5_000)
+    if why is not None:
+        return common.fail("tail", "cannot reach Kafka at %s (%s): check --kafka and that the "
+                           "broker runs" % (a.kafka, why))
     try:
         c = KafkaConsumer(bootstrap_servers=a.kafka, group_id=None, enable_auto_commit=False,
-                          isolation_level="read_committed")
+                          isolation_level="read_committed", bootstrap_timeout_ms=5_000,
+                          reconnect_backoff_max_ms=1_000)
     except Exception as e:
-        print("tlsdiag tail: cannot reach Kafka at %s: %s" % (a.kafka, e), file=sys.stderr)
-        return ExitStatus.ERROR
+        return common.fail("tail", "cannot reach Kafka at %s: %s" % (a.kafka, e))
+    tty = out.isatty()
     incidents: dict[str, dict[str, Any]] = {}
     stop = False
 
@@ -74,6 +91,7 @@ def run(argv: list[str], out: IO[str]) -> int:
         nonlocal stop
         stop = True
     signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
     assigned: list[Any] = []
     last = 0.0
     try:
@@ -93,6 +111,8 @@ def run(argv: list[str], out: IO[str]) -> int:
                         continue
                     if isinstance(ev, dict) and ev.get("key"):
                         incidents[str(ev["key"])] = ev
+                        if not tty and not a.once:
+                            out.write(event_line(ev))
                         if len(incidents) > MAX_INCIDENTS:
                             for k in [k for k, v in incidents.items()
                                       if v.get("state") == "resolved"][:1000]:
@@ -107,10 +127,12 @@ def run(argv: list[str], out: IO[str]) -> int:
                 if not last:
                     last = time.monotonic()
                 continue
-            if time.monotonic() - last >= a.interval:
+            if not tty:
+                if recs:
+                    out.flush()
+            elif time.monotonic() - last >= a.interval:
                 last = time.monotonic()
-                if out.isatty():
-                    out.write("\x1b[H\x1b[2J")
+                out.write("\x1b[H\x1b[2J")
                 out.write(render(incidents))
                 out.flush()
     except KeyboardInterrupt:

@@ -18,10 +18,11 @@ from analyzer.config import ConfigError, build_config
 from analyzer.engine import Engine
 from analyzer.report import evidence_line
 from proto.render import summary_to_json
-from sensor.live import LiveCapture, LiveCaptureError, build_bpf
+from sensor.live import LiveCaptureError
 from sensor.loop import Sensor, SensorConfig
 from tlsdiag import settings
 from tlsdiag.commands import common
+from tlsdiag.commands.sensor import close_hints, open_hints, open_live
 from tlsdiag.status import ExitStatus
 
 __all__ = ["main"]
@@ -50,7 +51,7 @@ def format_text(d: dict) -> str:
 
 
 def run(argv: list[str], out: IO[str]) -> int:
-    started = common.start("watch", build_parser(), argv)
+    started = common.start("watch", build_parser(), argv, log_base=logging.INFO)
     if isinstance(started, int):
         return started
     a, v = started
@@ -58,11 +59,8 @@ def run(argv: list[str], out: IO[str]) -> int:
         diag = build_config(settings.diagnose_values(v))
     except ConfigError as e:
         return common.fail("watch", e)
-    ports, hosts = v["ports"], v["hosts"]
-    bpf = build_bpf(ports, hosts, v["bpf"]) if (ports or hosts or v["bpf"]) else None
     try:
-        cap = LiveCapture(v["interface"], bpf=bpf, snaplen=v["snaplen"], buffer_mb=v["buffer_mb"],
-                          netns=v["netns"])
+        cap = open_live(v)
     except LiveCaptureError as e:
         return common.fail("watch", e)
     engine = Engine(diag)
@@ -88,7 +86,7 @@ def run(argv: list[str], out: IO[str]) -> int:
                 out.write(format_text(d))
             out.flush()
 
-    sensor = Sensor(scfg, cap, emit)
+    sensor = Sensor(scfg, cap, emit, hints=open_hints(v))
 
     def on_stop(_sig: int, _frame: object) -> None:
         sensor.stop_requested = True
@@ -101,9 +99,10 @@ def run(argv: list[str], out: IO[str]) -> int:
         sensor.finish()
     finally:
         st = sensor.stats()
-        log.warning("watch: packets=%d pcap_drop=%d summaries=%d failures=%d", st["packets"],
+        log.info("watch: packets=%d pcap_drop=%d summaries=%d failures=%d", st["packets"],
                     st["pcap_drop"], st["summaries_emitted"], failures)
         cap.close()
+        close_hints(sensor.hints)
     return ExitStatus.FAILURES if failures else ExitStatus.SUCCESS
 
 

@@ -1,6 +1,11 @@
 """``tlsdiag probe HOST:PORT``: command-line front end of :mod:`analyzer.probe`.
 
-Exit status: 0 the probe ran (whatever it found), 2 usage error or target unreachable.
+The application layer: it hands the probe the wire core's parsers (the implementation ``cext.wire``
+selected), which the analyzer package may not import itself.
+
+Exit status: 0 the probe ran and found no failure, 1 its verdict holds a FAILURE (the server would fail some
+client: a refused version or suite, a required name or certificate, a bad chain, not TLS at all), 2 usage error
+or target unreachable.
 """
 
 from __future__ import annotations
@@ -8,31 +13,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import ssl
 import sys
 from typing import Sequence, TextIO
 
+from analyzer.probe import ProbeError, ProbeOptions, Prober, WireParsers, load_client_cert, parse_ciphers, \
+    parse_target, parse_versions, render_text, suite_table
+from cext import wire
+from cext.errors import ProtocolError
+from tlsdiag.commands import common
 from tlsdiag.status import ExitStatus
 
 log = logging.getLogger(__name__)
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting, so main() stays in control."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
-
-
-class _UsageError(Exception):
-    pass
+#: the wire core's ServerHello / Certificate parsers, as the sensor uses them
+WIRE = WireParsers(wire.parse_server_hello, wire.parse_certificate, ProtocolError, wire.MAX_RECORD)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="tlsdiag probe",
-        description="Actively probe one TLS server you name: accepted protocol versions and cipher suites, "
-                    "whether a given client offer is accepted (and the alert if not), SNI sensitivity, and "
-                    "the certificate chain it serves, validated.")
+    p = common.parser(
+        "probe", "Actively probe one TLS server you name: accepted protocol versions and cipher "
+                 "suites, whether a given client offer is accepted (and the alert if not), SNI "
+                 "sensitivity, and the certificate chain it serves, validated.",
+        with_settings=False)
     p.add_argument("target", metavar="HOST:PORT", help="server to probe (IPv6 as [addr]:port)")
     p.add_argument("--servername", metavar="NAME",
                    help="server name to send as SNI and to check the certificate against "
@@ -52,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-suites", action="store_true",
                    help="skip the per-version cipher-suite enumeration (fewer connections)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every handshake attempt to stderr")
     return p
 
 
@@ -60,22 +62,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except _UsageError as e:
-        print(f"tlsdiag probe: error: {e} (see tlsdiag probe --help)", file=err)
-        return ExitStatus.ERROR
-    except SystemExit as e:  # --help
-        return int(e.code or 0)
-
-    if args.verbose and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=err)
-
-    import ssl
-
-    from .probe import ProbeError, ProbeOptions, Prober, load_client_cert, parse_ciphers, parse_target, \
-        parse_versions, render_text, suite_table
+    started = common.start("probe", build_parser(), argv, err)
+    if isinstance(started, int):
+        return started
+    args, _ = started
 
     try:
         if not (0 < args.timeout <= 300):
@@ -92,7 +82,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                             offer_versions=versions, offer_ciphers=args.ciphers, timeout=args.timeout,
                             enumerate_suites=not args.no_suites, client_cert=args.client_cert,
                             client_key=args.client_key)
-        report = Prober(opts).run()
+        report = Prober(opts, WIRE).run()
     except ProbeError as e:
         print(f"tlsdiag probe: error: {e}", file=err)
         return ExitStatus.ERROR
@@ -104,7 +94,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         out.write(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
     else:
         out.write(render_text(report))
-    return ExitStatus.SUCCESS
+    found = report.get("findings")
+    failed = isinstance(found, list) and any(isinstance(f, dict) and f.get("severity") == "failure" for f in found)
+    return ExitStatus.FAILURES if failed else ExitStatus.SUCCESS
 
 
 if __name__ == "__main__":
