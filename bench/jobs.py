@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""``--jobs N`` against one worker, and one revision against another (issue 14).
+
+Interleaved rounds of ``python -m tlsdiag summarize PCAP --format jsonl --jobs J`` for every
+J of ``--jobs`` and every revision of ``--rev`` (each a frozen ``git archive`` copy built in
+place, as ``bench/run.py --snapshot``), order rotated each round, every run timed by
+``rusage_exec`` (wall, CPU and max RSS of the process tree).  Every run's output must be
+byte-identical to the first run's: a difference stops the bench.  Prints the medians and
+the speed-up of each J against ``--jobs 1`` of the same revision, with the load average
+before and after (the machine is shared: read the CPU column when the load is high).
+
+    python3 bench/jobs.py /tmp/tlsbench/hs-100k.pcap --jobs 1,2 --rounds 5
+    python3 bench/jobs.py PCAP --jobs 1,2 --rev d015d6a,HEAD --rounds 5
+
+The 100k handshake-only corpus is ``../shared/bench/make_corpus.py``'s, as ``bench/run.py``
+makes it (``$WORK/hs-100k.pcap``).
+"""
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as bench_run  # noqa: E402  (bench/run.py: the launcher and the snapshots)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pcap")
+    ap.add_argument("--jobs", default="1,2", help="comma-separated worker counts (default 1,2)")
+    ap.add_argument("--rev", default="HEAD", help="comma-separated git revisions (default HEAD)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "tlsbench"))
+    ap.add_argument("--timeout", type=float, default=600)
+    a = ap.parse_args()
+    if not os.path.isfile(a.pcap):
+        ap.error("no such capture: %s" % a.pcap)
+    jobs = [int(j) for j in a.jobs.split(",")]
+    os.makedirs(os.path.join(a.work, "out"), exist_ok=True)
+    launcher = bench_run.build_launcher(a.work)
+    snaps = {rev: bench_run.make_snapshot(a.work, rev) for rev in a.rev.split(",")}
+    cases = [(rev, j) for rev in snaps for j in jobs]
+    runs: dict = {c: [] for c in cases}
+    first = None
+    print("load before: %s" % Path("/proc/loadavg").read_text().strip())
+    for r in range(a.rounds):
+        order = cases[r % len(cases):] + cases[:r % len(cases)]
+        for rev, j in order:
+            env = dict(os.environ, PYTHONPATH=snaps[rev])
+            env.pop("TLSDIAG_NO_EXTENSIONS", None)
+            out = os.path.join(a.work, "out", "jobs-%s-%d.jsonl" % (rev.replace("/", "_"), j))
+            res = bench_run.run_timed(launcher, [sys.executable, "-m", "tlsdiag", "summarize",
+                                                 a.pcap, "--format", "jsonl", "--jobs", str(j)],
+                                      env, out, out + ".err", a.timeout)
+            if res["rc"] != 0:
+                sys.exit("bench: %s --jobs %d failed (rc %s): %s" % (rev, j, res["rc"],
+                                                                    res["summary"]))
+            if first is None:
+                first = out + ".first"
+                os.replace(out, first)
+            elif not filecmp.cmp(first, out, shallow=False):
+                sys.exit("bench: %s --jobs %d wrote other bytes than the first run" % (rev, j))
+            runs[(rev, j)].append(res)
+            print("round %d %-10s --jobs %d wall %.2f s cpu %.2f s rss %d MB" % (
+                r + 1, rev, j, res["wall"], res["cpu"], res["maxrss_kb"] // 1024), flush=True)
+    print("load after: %s" % Path("/proc/loadavg").read_text().strip())
+    print("\n| revision | --jobs | wall median (min-max) | CPU median | max RSS | vs --jobs 1 |")
+    print("|---|---|---|---|---|---|")
+    for rev, j in cases:
+        walls = [x["wall"] for x in runs[(rev, j)]]
+        base = statistics.median(x["wall"] for x in runs[(rev, jobs[0])])
+        print("| %s | %d | %.2f s (%.2f-%.2f) | %.2f s | %d MB | x%.2f |" % (
+            rev, j, statistics.median(walls), min(walls), max(walls),
+            statistics.median(x["cpu"] for x in runs[(rev, j)]),
+            max(x["maxrss_kb"] for x in runs[(rev, j)]) // 1024, base / statistics.median(walls)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
