@@ -30,7 +30,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import NameOID
 
-from . import causes as K
+from . import causes
 from .causes import Cause
 from .config import TrustStore
 
@@ -51,16 +51,16 @@ VERIFIER_REJECTED = "verifier_rejected"      # cryptography's verifier failed, e
 UNPARSEABLE = "unparseable"                  # DER cryptography cannot parse / not delivered
 
 PROBLEM_CAUSE: Mapping[str, Cause] = {
-    EXPIRED: K.EXPIRED_CERTIFICATE,
-    NOT_YET_VALID: K.NOT_YET_VALID_CERTIFICATE,
-    EXPIRING_SOON: K.EXPIRING_CERTIFICATE,
-    HOSTNAME_MISMATCH: K.HOSTNAME_MISMATCH,
-    MISSING_ISSUER: K.INCOMPLETE_CHAIN,
-    ISSUER_MISMATCH: K.INCOMPLETE_CHAIN,
-    SELF_SIGNED: K.UNKNOWN_CERTIFICATE,
-    UNTRUSTED_ROOT: K.UNKNOWN_CERTIFICATE,
-    VERIFIER_REJECTED: K.CERTIFICATE_REJECTED,
-    UNPARSEABLE: K.CERTIFICATE_REJECTED,
+    EXPIRED: causes.EXPIRED_CERTIFICATE,
+    NOT_YET_VALID: causes.NOT_YET_VALID_CERTIFICATE,
+    EXPIRING_SOON: causes.EXPIRING_CERTIFICATE,
+    HOSTNAME_MISMATCH: causes.HOSTNAME_MISMATCH,
+    MISSING_ISSUER: causes.INCOMPLETE_CHAIN,
+    ISSUER_MISMATCH: causes.INCOMPLETE_CHAIN,
+    SELF_SIGNED: causes.UNKNOWN_CERTIFICATE,
+    UNTRUSTED_ROOT: causes.UNKNOWN_CERTIFICATE,
+    VERIFIER_REJECTED: causes.CERTIFICATE_REJECTED,
+    UNPARSEABLE: causes.CERTIFICATE_REJECTED,
 }
 
 #: Order in which problems explain a rejection whose alert does not name the problem.

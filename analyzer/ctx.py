@@ -16,7 +16,7 @@ from proto.history import client_letter, server_letter
 from proto.names import AlertDescription as AD
 from proto.names import AlertLevel, CipherSuite, ExtensionType, HandshakeType, is_tls13_name, version_name
 
-from . import certs as C
+from . import certs
 from .causes import CERTIFICATE_REJECTED, EXPIRED_CERTIFICATE, UNKNOWN_CERTIFICATE, Cause
 from .certs import ChainReport
 from .memory import Recalled
@@ -44,9 +44,10 @@ SPECIFIC_CERT_ALERTS = frozenset(a.name for a in (
 
 #: which certificate problems an alert points to, most specific first (data, not code)
 ALERT_PROBLEMS: Mapping[str, tuple[str, ...]] = {
-    AD.certificate_expired.name: (C.EXPIRED, C.NOT_YET_VALID),
-    AD.unknown_ca.name: (C.MISSING_ISSUER, C.ISSUER_MISMATCH, C.SELF_SIGNED, C.UNTRUSTED_ROOT, C.VERIFIER_REJECTED),
-    AD.handshake_failure.name: (C.HOSTNAME_MISMATCH,) + C.PROBLEM_PRIORITY,
+    AD.certificate_expired.name: (certs.EXPIRED, certs.NOT_YET_VALID),
+    AD.unknown_ca.name: (certs.MISSING_ISSUER, certs.ISSUER_MISMATCH, certs.SELF_SIGNED, certs.UNTRUSTED_ROOT,
+                         certs.VERIFIER_REJECTED),
+    AD.handshake_failure.name: (certs.HOSTNAME_MISMATCH,) + certs.PROBLEM_PRIORITY,
 }
 #: generic rejections that, with nothing else wrong, point at a root the peer sent but the rejecting side lacks
 ROOT_DOUBT_ALERTS = frozenset(a.name for a in (AD.unknown_ca, AD.certificate_unknown, AD.bad_certificate))
@@ -106,7 +107,7 @@ class CertVerdict:
     """Which certificate cause a rejection gets: the rejected chain's problems refined by the alert."""
 
     cause: Cause
-    problem: C.Problem | None
+    problem: certs.Problem | None
     alert_says: bool    # the alert itself names this problem (certificate_expired, unknown_ca)
 
 
@@ -136,20 +137,22 @@ class Ctx:
     server_hello_seen: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sni = self.str_("server_name")
-        self.version = self.str_("version")
-        self.history = self.str_("history") or ""
-        self.outcome = self.str_("outcome") or ""
+        self.sni = self.text_field("server_name")
+        self.version = self.text_field("version")
+        self.history = self.text_field("history") or ""
+        self.outcome = self.text_field("outcome") or ""
         v = self.version or ""
         self.tls13 = is_tls13_name(v)
         self.server_hello_seen = bool(v) or _SERVER_HELLO_LETTER in self.history
 
     # -- raw fields ---------------------------------------------------------------------------------
-    def str_(self, key: str) -> str | None:
+    def text_field(self, key: str) -> str | None:
+        """The summary's field ``key`` if it is a string (else None: absent or malformed)."""
         v = self.s.get(key)
         return v if isinstance(v, str) else None
 
-    def list_(self, key: str) -> list[object]:
+    def list_field(self, key: str) -> list[object]:
+        """The summary's field ``key`` if it is a list (else empty)."""
         v = self.s.get(key)
         return v if isinstance(v, list) else []
 
@@ -158,7 +161,7 @@ class Ctx:
         hit = self._cache.get("alerts")
         if hit is None:
             out = []
-            for a in self.list_("alerts"):
+            for a in self.list_field("alerts"):
                 if isinstance(a, dict):
                     out.append(Alert(str(a.get("from", "")), str(a.get("level", "")),
                                      str(a.get("description", "")), a.get("after") if isinstance(a.get("after"), str) else None))
@@ -191,16 +194,16 @@ class Ctx:
     @property
     def client_records(self) -> list[int]:
         """Sizes of the client's first encrypted records (TLS 1.3: everything after its ClientHello)."""
-        return [x for x in self.list_("client_encrypted") if isinstance(x, int)]
+        return [x for x in self.list_field("client_encrypted") if isinstance(x, int)]
 
     @property
     def server_records(self) -> list[int]:
-        return [x for x in self.list_("server_encrypted") if isinstance(x, int)]
+        return [x for x in self.list_field("server_encrypted") if isinstance(x, int)]
 
     @property
     def client_alerted(self) -> bool:
         """The sensor flagged a probable encrypted alert from the client."""
-        return any(isinstance(e, dict) and e.get("from") == "client" for e in self.list_("encrypted_alerts"))
+        return any(isinstance(e, dict) and e.get("from") == "client" for e in self.list_field("encrypted_alerts"))
 
     def remembered(self) -> ChainReport | None:
         """The remembered server chain when it applies to this connection and has a problem a client rejects."""
@@ -211,15 +214,15 @@ class Ctx:
 
     @property
     def client_ciphers(self) -> list[str]:
-        return [str(c) for c in self.list_("client_ciphers") if str(c) not in SIGNALING_SUITES]
+        return [str(c) for c in self.list_field("client_ciphers") if str(c) not in SIGNALING_SUITES]
 
     @property
     def explicit_versions(self) -> bool:
-        return _SUPPORTED_VERSIONS in [str(e) for e in self.list_("client_extensions")]
+        return _SUPPORTED_VERSIONS in [str(e) for e in self.list_field("client_extensions")]
 
     @property
     def client_max_version(self) -> str | None:
-        ranked = [(version_rank(str(v)), str(v)) for v in self.list_("client_versions")]
+        ranked = [(version_rank(str(v)), str(v)) for v in self.list_field("client_versions")]
         ranked2 = [(r, v) for r, v in ranked if r is not None]
         return max(ranked2)[1] if ranked2 else None
 
@@ -231,7 +234,7 @@ class Ctx:
         return hit  # type: ignore[return-value]
 
     def _offered_versions(self) -> set[str]:
-        vs = {str(v) for v in self.list_("client_versions")}
+        vs = {str(v) for v in self.list_field("client_versions")}
         if self.explicit_versions:
             return {version_family(v) for v in vs}
         top = self.client_max_version
@@ -268,14 +271,14 @@ class Ctx:
         a = self.fatal
         if a is None or a.description not in CERT_ALERTS:
             return None
-        if a.sender == "client" and self.server_hello_seen and self.list_("certificates"):
+        if a.sender == "client" and self.server_hello_seen and self.list_field("certificates"):
             return "client", self.server_chain, a
         if (a.sender == "client" and self.server_hello_seen and self.tls13 and a.after != CLIENT_HELLO
                 and a.description in SPECIFIC_CERT_ALERTS):
             # TLS 1.3 (draft) plaintext alert: the certificate itself is encrypted -- judged on the chain this
             # server showed in clear earlier when that chain has a problem the alert can mean
             return "client", self._remembered_for(a.description), a
-        if a.sender == "server" and self.list_("client_certificates") and a.after != CLIENT_HELLO:
+        if a.sender == "server" and self.list_field("client_certificates") and a.after != CLIENT_HELLO:
             return "server", self.client_chain, a
         return None
 
@@ -308,20 +311,20 @@ class Ctx:
 def judge_rejection(chain: ChainReport | None, alert: str) -> CertVerdict:
     """The certificate cause of a rejection: problems the alert points to first, then by priority."""
     problems = chain.failure_problems() if chain is not None else []
-    order = ALERT_PROBLEMS.get(alert, C.PROBLEM_PRIORITY)
+    order = ALERT_PROBLEMS.get(alert, certs.PROBLEM_PRIORITY)
     for code in order:
         for p in problems:
             if p.code == code:
-                return CertVerdict(C.PROBLEM_CAUSE[code], p, code in ALERT_PROBLEMS.get(alert, ()))
-    for code in C.PROBLEM_PRIORITY:
+                return CertVerdict(certs.PROBLEM_CAUSE[code], p, code in ALERT_PROBLEMS.get(alert, ()))
+    for code in certs.PROBLEM_PRIORITY:
         for p in problems:
             if p.code == code:
-                return CertVerdict(C.PROBLEM_CAUSE[code], p, False)
+                return CertVerdict(certs.PROBLEM_CAUSE[code], p, False)
     if (chain is not None and chain.truststore is None and chain.sent_root is not None
             and alert in ROOT_DOUBT_ALERTS):
         root = chain.chain[chain.sent_root]
-        return CertVerdict(UNKNOWN_CERTIFICATE, C.Problem(
-            C.UNTRUSTED_ROOT, chain.sent_root, root.subject,
+        return CertVerdict(UNKNOWN_CERTIFICATE, certs.Problem(
+            certs.UNTRUSTED_ROOT, chain.sent_root, root.subject,
             f"the chain ends at the self-signed root {root.subject!r} that the peer sent itself, and nothing else is "
             f"wrong with it: most likely that root is not in the rejecting side's truststore"), False)
     own = ALERT_OWN_CAUSE.get(alert)

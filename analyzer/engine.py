@@ -16,12 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from . import certs as C
+from . import certs
 from .causes import (EXPIRED_CERTIFICATE, EXPIRING_CERTIFICATE, INCOMPLETE_CHAIN, NOT_YET_VALID_CERTIFICATE,
                      Cause)
 from .certs import CertChecker, ChainReport
 from .ctx import CLIENT_HELLO_LETTER, FAILED_OUTCOMES, VERSION_RANK, Ctx, version_rank
-from . import records as R
+from . import records
 from .memory import ChainMemory, Recalled
 from .hints import endpoint_hints, hint_failed, ignored_verifications, verify_cause, who
 from .rules import (HIGH, LOW, Finding, abandoned_with_cert_problem, first_match,
@@ -47,8 +47,8 @@ DEFAULT_WINDOW = 200_000
 
 #: the certificate problem whose certificate a cause's fix text describes (else the leaf)
 _FACT_PROBLEMS: Mapping[Cause, tuple[str, ...]] = {
-    EXPIRED_CERTIFICATE: (C.EXPIRED,), NOT_YET_VALID_CERTIFICATE: (C.NOT_YET_VALID,),
-    EXPIRING_CERTIFICATE: (C.EXPIRING_SOON,), INCOMPLETE_CHAIN: (C.MISSING_ISSUER, C.ISSUER_MISMATCH),
+    EXPIRED_CERTIFICATE: (certs.EXPIRED,), NOT_YET_VALID_CERTIFICATE: (certs.NOT_YET_VALID,),
+    EXPIRING_CERTIFICATE: (certs.EXPIRING_SOON,), INCOMPLETE_CHAIN: (certs.MISSING_ISSUER, certs.ISSUER_MISMATCH),
 }
 
 
@@ -78,13 +78,13 @@ def _maybe_not_success(s: Summary, memory: ChainMemory | None = None) -> bool:
         if not isinstance(ce, list) or not ce or not all(map(_is_int, ce)):
             return True
         cipher = s.get("cipher")
-        if max(ce) < R.MIN_FINISHED_RECORD or R.client_sent_empty_certificate(ce, cipher):
+        if max(ce) < records.MIN_FINISHED_RECORD or records.client_sent_empty_certificate(ce, cipher):
             return True
         se = s.get("server_encrypted")
-        if isinstance(se, list) and 1 < len(se) < R.MAX_RECORDS and all(map(_is_int, se)) \
-                and se[-1] < R.MIN_FINISHED_RECORD:
+        if isinstance(se, list) and 1 < len(se) < records.MAX_RECORDS and all(map(_is_int, se)) \
+                and se[-1] < records.MIN_FINISHED_RECORD:
             return True
-        return bool(memory and R.client_closed_without_data(ce, cipher)
+        return bool(memory and records.client_closed_without_data(ce, cipher)
                     and memory.has(str(s.get("server")), _sni(s)))
     if s.get("encrypted_alerts"):
         return True
@@ -207,7 +207,7 @@ class Engine:
             assert ctx is not None
             if not wire_failed:
                 ctx._cache["wire_success"] = True      # a failure by the hints alone: the wire saw a success
-        elif success and self.memory and _full_tls13(summary) and not R.client_closed_without_data(
+        elif success and self.memory and _full_tls13(summary) and not records.client_closed_without_data(
                 ctx.client_records, ctx.s.get("cipher")):
             self._tls13_success(summary)
         if failed:
@@ -305,12 +305,12 @@ class Engine:
                                           direction=direction)
         se = s.get("server_encrypted")
         cipher = s.get("cipher")
-        rec = R.server_certificate_record([int(x) for x in se if isinstance(x, int)] if isinstance(se, list) else [],
-                                          cipher)
+        sizes = [int(x) for x in se if isinstance(x, int)] if isinstance(se, list) else []
+        rec = records.server_certificate_record(sizes, cipher)
         record, expected = None, None
         if rec is not None:
             record = rec[0]
-            expected = seen.tls13_record_len(R.tag_len(cipher), rec[1])
+            expected = seen.tls13_record_len(records.tag_len(cipher), rec[1])
         return Recalled(seen, report, max(0.0, float(t) - seen.last_seen), record, expected, contradicted)
 
     def _context(self, s: Summary, ders: Certs, failed: bool, remember: bool = False) -> tuple[Ctx | None, str]:
@@ -364,14 +364,14 @@ class Engine:
         return ctx, reason
 
     @staticmethod
-    def _chain_problems(ctx: Ctx) -> Iterator[tuple[ChainReport, C.Problem, Cause]]:
+    def _chain_problems(ctx: Ctx) -> Iterator[tuple[ChainReport, certs.Problem, Cause]]:
         """``(chain, problem, cause)`` for the first problem of each cause of each chain."""
         for chain in (ctx.server_chain, ctx.client_chain):
             if chain is None:
                 continue
             seen: set[Cause] = set()
             for p in chain.problems:
-                cause = C.PROBLEM_CAUSE[p.code]
+                cause = certs.PROBLEM_CAUSE[p.code]
                 if cause not in seen:
                     seen.add(cause)
                     yield chain, p, cause
@@ -407,7 +407,7 @@ class Engine:
         out: list[tuple[str, Cause, Finding]] = []
         for chain, p, cause in self._chain_problems(ctx):
             whose = "server" if chain.side == "server" else "client"
-            conf = LOW if p.code == C.MISSING_ISSUER and chain.truststore is None else HIGH
+            conf = LOW if p.code == certs.MISSING_ISSUER and chain.truststore is None else HIGH
             raise_ = ("a truststore (--truststore) to tell a missing intermediate from a root that issued the "
                       "leaf directly" if conf == LOW else None)
             why = (f"handshake succeeded, but the {whose} certificate has a problem"
@@ -514,7 +514,7 @@ class Engine:
                 "suggest_version": suggest or "TLSv1.0", "n_offered": len(ctx.client_ciphers),
                 "server_suites": (", ".join(k for k, _ in prof.ciphers.most_common(3))
                                   if prof and prof.ciphers else None),
-                "client_groups": ", ".join(map(str, ctx.list_("client_groups")[:6])) or None,
+                "client_groups": ", ".join(map(str, ctx.list_field("client_groups")[:6])) or None,
                 "server_groups": (", ".join(k for k, _ in prof.groups.most_common(3))
                                   if prof and prof.groups else None),
             })
@@ -539,8 +539,8 @@ class Engine:
             facts.update({
                 "subject": cert.subject or None, "issuer": cert.issuer or None,
                 "missing_issuer": cert.issuer or None,
-                "not_after": C.iso(cert.not_after) if cert.not_after else None,
-                "not_before": C.iso(cert.not_before) if cert.not_before else None,
+                "not_after": certs.iso(cert.not_after) if cert.not_after else None,
+                "not_before": certs.iso(cert.not_before) if cert.not_before else None,
                 "cert_names": ", ".join(names[:6]) or None,
             })
         return facts

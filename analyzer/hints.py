@@ -33,7 +33,7 @@ from proto.hints import (CERTIFICATE_VERIFY_FAILED, NO_SHARED_CIPHER, PEER_DID_N
 from proto.names import AlertDescription as AD
 from proto.names import alert_description_name
 
-from . import certs as C
+from . import certs
 from .causes import (CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_MISSING, EXPIRED_CERTIFICATE,
                      HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, NOT_YET_VALID_CERTIFICATE, PROTOCOL_MISMATCH,
                      SNI_UNRECOGNIZED, UNKNOWN_CERTIFICATE, Cause)
@@ -207,9 +207,9 @@ def verify_cause(code: int, depth: int | None, chain: ChainReport | None) -> tup
     """(cause, exact) of a verify error; ``chain``: the verified chain if the wire showed it."""
     if code == UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
         codes = chain.codes() if chain is not None else set()
-        if codes & {C.SELF_SIGNED, C.UNTRUSTED_ROOT}:
+        if codes & {certs.SELF_SIGNED, certs.UNTRUSTED_ROOT}:
             return UNKNOWN_CERTIFICATE, True
-        if codes & {C.MISSING_ISSUER, C.ISSUER_MISMATCH}:
+        if codes & {certs.MISSING_ISSUER, certs.ISSUER_MISMATCH}:
             return INCOMPLETE_CHAIN, True
         if depth is not None and depth >= 1:
             return UNKNOWN_CERTIFICATE, True

@@ -19,8 +19,8 @@ from proto.history import HISTORY_UNKNOWN_CONTENT_TYPE, client_letter, record_hi
 from proto.names import AlertDescription as AD
 from proto.names import ContentType, HandshakeType as HT
 
-from . import certs as C
-from . import records as R
+from . import certs
+from . import records
 from .causes import (CERTIFICATE_REJECTED, CIPHER_MISMATCH, CLIENT_CERTIFICATE_MISSING, ENCRYPTED_FAILURE,
                      EXPIRED_CERTIFICATE, HOSTNAME_MISMATCH, INCOMPLETE_CHAIN, NOT_YET_VALID_CERTIFICATE,
                      PROTOCOL_MISMATCH, SNI_REQUIRED, SNI_UNRECOGNIZED, UNKNOWN, UNKNOWN_CERTIFICATE, Cause)
@@ -133,7 +133,7 @@ def m_no_alpn(ctx: Ctx) -> bool:
 def e_no_alpn(ctx: Ctx) -> Finding:
     a = ctx.fatal
     assert a is not None
-    offered = ", ".join(map(str, ctx.list_("client_alpn"))) or "none"
+    offered = ", ".join(map(str, ctx.list_field("client_alpn"))) or "none"
     return Finding(a.sender if a.sender in ("client", "server") else None, MEDIUM,
                    f"no common application protocol (ALPN): the client offered {offered}; {_alert_text(a)}. Not a "
                    f"TLS version, suite or certificate problem", "the server's ALPN configuration (h2 / http/1.1)")
@@ -173,7 +173,7 @@ def _client_version_refusal(ctx: Ctx) -> str | None:
     if a.description not in (AD.handshake_failure.name, AD.illegal_parameter.name, AD.insufficient_security.name):
         return None
     chosen = version_family(ctx.version)
-    if ctx.explicit_versions and chosen not in ctx.offered_versions() and not ctx.list_("certificates"):
+    if ctx.explicit_versions and chosen not in ctx.offered_versions() and not ctx.list_field("certificates"):
         return HIGH
     rank = VERSION_RANK.get(chosen)
     if rank is not None and rank <= VERSION_RANK[TLS11] and not rejecting_problems(ctx.server_chain):
@@ -235,7 +235,7 @@ def e_profile_cipher(ctx: Ctx) -> Finding:
 
 def _profile_groups_refute(ctx: Ctx) -> bool:
     p = ctx.refusal_profile()
-    offered = {str(g) for g in ctx.list_("client_groups")}
+    offered = {str(g) for g in ctx.list_field("client_groups")}
     return bool(p and p.groups and offered and not (set(p.groups) & offered))
 
 
@@ -247,7 +247,7 @@ def e_profile_group(ctx: Ctx) -> Finding:
     p = ctx.refusal_profile()
     assert p is not None
     chose = ", ".join(k for k, _ in p.groups.most_common(4))
-    offered = ", ".join(map(str, ctx.list_("client_groups")))
+    offered = ", ".join(map(str, ctx.list_field("client_groups")))
     return Finding("server", _refusal_conf(ctx, _profile_conf(p)),
                    f"no common key-exchange group: the server chose only {chose} in {successes(p.count)}; "
                    f"this client offered {offered}: {_refusal_text(ctx)}",
@@ -381,7 +381,7 @@ def m_hrr_abort(ctx: Ctx) -> bool:
 def e_hrr_abort(ctx: Ctx) -> Finding:
     return Finding("client", MEDIUM,
                    f"the server sent a HelloRetryRequest (asking for another key-share group) and the client gave up: "
-                   f"{_alert_text(ctx.fatal)}; offered groups {', '.join(map(str, ctx.list_('client_groups')))}",
+                   f"{_alert_text(ctx.fatal)}; offered groups {', '.join(map(str, ctx.list_field('client_groups')))}",
                    "`tlsdiag probe HOST:PORT` to see the group the server wants", fix="groups")
 
 
@@ -390,9 +390,9 @@ def m_client_cert_missing(ctx: Ctx) -> bool:
     if a is None or a.sender != "server" or a.after in (None, CLIENT_HELLO):
         return False
     if a.description == AD.certificate_required.name:
-        return not ctx.list_("client_certificates")
+        return not ctx.list_field("client_certificates")
     return bool(ctx.s.get("certificate_request")) and (
-        bool(ctx.s.get("client_certificate_empty")) or not ctx.list_("client_certificates"))
+        bool(ctx.s.get("client_certificate_empty")) or not ctx.list_field("client_certificates"))
 
 
 def e_client_cert_missing(ctx: Ctx) -> Finding:
@@ -420,9 +420,9 @@ def e_cert(ctx: Ctx) -> Finding:
         conf = HIGH if (v.alert_says or alert.description in (AD.bad_certificate.name, AD.certificate_unknown.name, AD.handshake_failure.name,
                                                                AD.unsupported_certificate.name)) else MEDIUM
         raise_ = None
-        if v.problem.code == C.UNTRUSTED_ROOT and chain is not None and chain.truststore is None:
+        if v.problem.code == certs.UNTRUSTED_ROOT and chain is not None and chain.truststore is None:
             conf, raise_ = MEDIUM, "the rejecting side's truststore (--truststore) to confirm the root is missing"
-        if v.problem.code == C.MISSING_ISSUER and chain is not None and chain.truststore is None:
+        if v.problem.code == certs.MISSING_ISSUER and chain is not None and chain.truststore is None:
             conf, raise_ = MEDIUM, ("a truststore (--truststore) to tell a missing intermediate from an untrusted root "
                                     f"that issued the leaf directly ({v.problem.detail})")
         if ctx.chain_remembered:
@@ -459,15 +459,15 @@ def m_encrypted(ctx: Ctx) -> bool:
 
 
 #: smallest TLS 1.3 record that can hold a client Finished (:data:`analyzer.records.MIN_FINISHED_RECORD`)
-TLS13_MIN_FINISHED_RECORD = R.MIN_FINISHED_RECORD
+TLS13_MIN_FINISHED_RECORD = records.MIN_FINISHED_RECORD
 
 
 def _cipher(ctx: Ctx) -> str | None:
-    return ctx.str_("cipher")
+    return ctx.text_field("cipher")
 
 
 def _empty_certificate_sizes(ctx: Ctx) -> set[int]:
-    return {R.empty_certificate_len(_cipher(ctx), p) for p in R.PADDINGS}
+    return {records.empty_certificate_len(_cipher(ctx), p) for p in records.PADDINGS}
 
 
 def tls13_client_never_finished(ctx: Ctx) -> bool:
@@ -478,7 +478,7 @@ def tls13_client_never_finished(ctx: Ctx) -> bool:
     if not ctx.tls13 or not ctx.server_hello_seen or ctx.s.get("resumed"):
         return False
     ce = ctx.client_records
-    return (bool(ce) and len(ce) < R.MAX_RECORDS and all(n < R.MIN_FINISHED_RECORD for n in ce)
+    return (bool(ce) and len(ce) < records.MAX_RECORDS and all(n < records.MIN_FINISHED_RECORD for n in ce)
             and ce[-1] not in _empty_certificate_sizes(ctx))
 
 
@@ -487,7 +487,8 @@ def tls13_server_rejected_flight(ctx: Ctx) -> bool:
     and nothing else -- no NewSessionTicket, no data -- and the client sent no alert of its own
     (:func:`analyzer.records.server_rejected_flight`)."""
     return (ctx.tls13 and ctx.server_hello_seen and ctx.fatal is None
-            and R.server_rejected_flight(ctx.client_records, ctx.server_records, _cipher(ctx), ctx.client_alerted))
+            and records.server_rejected_flight(ctx.client_records, ctx.server_records, _cipher(ctx),
+                                               ctx.client_alerted))
 
 
 def tls13_server_dropped_certless_client(ctx: Ctx) -> bool:
@@ -497,16 +498,16 @@ def tls13_server_dropped_certless_client(ctx: Ctx) -> bool:
     if not ctx.tls13 or not ctx.server_hello_seen or ctx.fatal is not None:
         return False
     ce = ctx.client_records
-    if not R.client_sent_empty_certificate(ce, _cipher(ctx)):
+    if not records.client_sent_empty_certificate(ce, _cipher(ctx)):
         return False
     return tls13_server_rejected_flight(ctx) or (
         ctx.closer() == "server" and not ctx.client_alerted
-        and R.server_silent_after_flight(ctx.server_records, _cipher(ctx)))
+        and records.server_silent_after_flight(ctx.server_records, _cipher(ctx)))
 
 
 def _server_alert_size(ctx: Ctx) -> int | None:
     se = ctx.server_records
-    return se[-1] if se and se[-1] < R.MIN_FINISHED_RECORD else None
+    return se[-1] if se and se[-1] < records.MIN_FINISHED_RECORD else None
 
 
 def m_client_cert_missing_size(ctx: Ctx) -> bool:
@@ -534,24 +535,24 @@ def _client_walked_away(ctx: Ctx) -> bool:
     if tls13_client_never_finished(ctx):
         return True
     ce = ctx.client_records
-    enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
-    if enc and enc[0].get("from") == "client" and not any(n >= R.MIN_FINISHED_RECORD for n in ce):
+    enc = [e for e in ctx.list_field("encrypted_alerts") if isinstance(e, dict)]
+    if enc and enc[0].get("from") == "client" and not any(n >= records.MIN_FINISHED_RECORD for n in ce):
         return True
-    return ctx.closer() == "client" and not any(n >= R.MIN_FINISHED_RECORD for n in ce) and not ce
+    return ctx.closer() == "client" and not any(n >= records.MIN_FINISHED_RECORD for n in ce) and not ce
 
 
 def e_encrypted(ctx: Ctx) -> Finding:
-    enc = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict)]
+    enc = [e for e in ctx.list_field("encrypted_alerts") if isinstance(e, dict)]
     ce = ctx.client_records
     se = ctx.server_records
     closer = ctx.closer()
-    client_finished = any(n >= R.MIN_FINISHED_RECORD for n in ce)
+    client_finished = any(n >= records.MIN_FINISHED_RECORD for n in ce)
     who = str(enc[0].get("from")) if enc else None
     parts = []
     server_rejected = tls13_server_rejected_flight(ctx)
     if server_rejected:
         who = "server"
-        first = (f"its certificate (first record {ce[0]} bytes)" if ce and ce[0] >= 2 * R.MIN_FINISHED_RECORD
+        first = (f"its certificate (first record {ce[0]} bytes)" if ce and ce[0] >= 2 * records.MIN_FINISHED_RECORD
                  else "its flight")
         parts.append(f"the client sent {first}; the server answered with one alert-sized encrypted record "
                      f"({se[-1]} bytes) right after its Finished and nothing else (no NewSessionTicket, no data)")
@@ -572,7 +573,7 @@ def e_encrypted(ctx: Ctx) -> Finding:
     if who == "client" and not client_finished:
         parts.append("the client aborted instead of sending its Finished: it most likely rejected the server's "
                      "certificate")
-    elif server_rejected and ce and ce[0] >= 2 * R.MIN_FINISHED_RECORD:
+    elif server_rejected and ce and ce[0] >= 2 * records.MIN_FINISHED_RECORD:
         parts.append("the server rejected the client's certificate (expired, from a CA it does not trust, or "
                      "otherwise unacceptable: its alert is encrypted)")
     elif who == "server":
@@ -606,7 +607,7 @@ def e_encrypted(ctx: Ctx) -> Finding:
 # -- the server's chain, remembered from an earlier handshake (TLS 1.3 hides this connection's) --------------
 
 
-def _remembered_cause(ctx: Ctx, after_handshake: bool) -> tuple[Cause, C.Problem] | None:
+def _remembered_cause(ctx: Ctx, after_handshake: bool) -> tuple[Cause, certs.Problem] | None:
     """The cause the remembered chain gives: its first problem a client rejects, by priority (after a complete
     handshake the client's own check is most often the name, as for TLS 1.2)."""
     chain = ctx.remembered()
@@ -614,12 +615,12 @@ def _remembered_cause(ctx: Ctx, after_handshake: bool) -> tuple[Cause, C.Problem
         return None
     probs = rejecting_problems(chain)
     if after_handshake:
-        probs = [p for p in probs if p.code not in (C.SELF_SIGNED, C.UNTRUSTED_ROOT) or chain.truststore]
-    order = ((C.HOSTNAME_MISMATCH,) if after_handshake else ()) + C.PROBLEM_PRIORITY
+        probs = [p for p in probs if p.code not in (certs.SELF_SIGNED, certs.UNTRUSTED_ROOT) or chain.truststore]
+    order = ((certs.HOSTNAME_MISMATCH,) if after_handshake else ()) + certs.PROBLEM_PRIORITY
     for code in order:
         for p in probs:
             if p.code == code:
-                return C.PROBLEM_CAUSE[code], p
+                return certs.PROBLEM_CAUSE[code], p
     return None
 
 
@@ -633,7 +634,7 @@ def _remembered_match(cause: Cause) -> Callable[[Ctx], bool]:
     return match
 
 
-def _remembered_finding(ctx: Ctx, p: C.Problem, what: str, raise_: str) -> Finding:
+def _remembered_finding(ctx: Ctx, p: certs.Problem, what: str, raise_: str) -> Finding:
     m = ctx.memory
     assert m is not None
     conf = MEDIUM
@@ -662,7 +663,7 @@ def tls13_abandoned_with_remembered_problem(ctx: Ctx) -> bool:
     judged against a truststore, as for TLS 1.2)."""
     if not (ctx.tls13 and ctx.s.get("established") and ctx.fatal is None and ctx.memory is not None):
         return False
-    if not R.client_closed_without_data(ctx.client_records, _cipher(ctx)):
+    if not records.client_closed_without_data(ctx.client_records, _cipher(ctx)):
         return False
     return _remembered_cause(ctx, True) is not None
 
@@ -697,8 +698,8 @@ def client_sent_no_data(ctx: Ctx) -> bool:
     alerts, and it closed (close_notify, or FIN/RST first) without sending a byte of application data."""
     if ctx.tls13 or not _complete_then_closed(ctx):
         return False
-    ce = [x for x in ctx.list_("client_encrypted") if isinstance(x, int)]
-    alerts = [e for e in ctx.list_("encrypted_alerts") if isinstance(e, dict) and e.get("from") == "client"]
+    ce = [x for x in ctx.list_field("client_encrypted") if isinstance(x, int)]
+    alerts = [e for e in ctx.list_field("encrypted_alerts") if isinstance(e, dict) and e.get("from") == "client"]
     if not ce or len(ce) >= 8:
         return False
     # it closed: with close_notify (curl), or with a bare FIN/RST before the server did (Node.js)
@@ -721,14 +722,15 @@ def _post_handshake_close(ctx: Ctx) -> bool:
     return _complete_then_closed(ctx) or (_SERVER_HELLO_DONE in h and _CLIENT_KEY_EXCHANGE not in h)
 
 
-def rejecting_problems(chain: ChainReport | None) -> list[C.Problem]:
+def rejecting_problems(chain: ChainReport | None) -> list[certs.Problem]:
     """Problems a client plausibly rejects on its own: not the low-confidence 'issuer not sent' guess made
     without a truststore, nor a bare verifier verdict, nor a certificate only our parser cannot read."""
     if chain is None:
         return []
     out = []
     for p in chain.failure_problems():
-        if p.code in (C.VERIFIER_REJECTED, C.UNPARSEABLE) or (p.code == C.MISSING_ISSUER and chain.truststore is None):
+        if p.code in (certs.VERIFIER_REJECTED, certs.UNPARSEABLE) or (
+                p.code == certs.MISSING_ISSUER and chain.truststore is None):
             continue
         out.append(p)
     return out
@@ -742,7 +744,7 @@ def abandoned_with_cert_problem(ctx: Ctx) -> bool:
     if not (ctx.s.get("established") and client_sent_no_data(ctx)):
         return False
     chain = ctx.server_chain
-    return any(p.code not in (C.SELF_SIGNED, C.UNTRUSTED_ROOT) or (chain is not None and chain.truststore)
+    return any(p.code not in (certs.SELF_SIGNED, certs.UNTRUSTED_ROOT) or (chain is not None and chain.truststore)
                for p in rejecting_problems(chain))
 
 
@@ -755,10 +757,10 @@ def _post_close_cause(ctx: Ctx) -> Cause | None:
     order = [p.code for p in probs]
     # after a complete handshake the client's own check is most often the name (curl, manual checks);
     # a silent close right after the server's flight is the library's chain validation
-    first = (C.HOSTNAME_MISMATCH,) if _complete_then_closed(ctx) else ()
-    for code in first + C.PROBLEM_PRIORITY:
+    first = (certs.HOSTNAME_MISMATCH,) if _complete_then_closed(ctx) else ()
+    for code in first + certs.PROBLEM_PRIORITY:
         if code in order:
-            return C.PROBLEM_CAUSE[code]
+            return certs.PROBLEM_CAUSE[code]
     return None
 
 
@@ -772,7 +774,7 @@ def _post_close_match(cause: Cause) -> Callable[[Ctx], bool]:
 def e_post_close(ctx: Ctx) -> Finding:
     assert ctx.server_chain is not None
     cause = _post_close_cause(ctx)
-    probs = [p for p in rejecting_problems(ctx.server_chain) if C.PROBLEM_CAUSE[p.code] == cause]
+    probs = [p for p in rejecting_problems(ctx.server_chain) if certs.PROBLEM_CAUSE[p.code] == cause]
     detail = probs[0].detail if probs else "certificate problem"
     if _complete_then_closed(ctx):
         return Finding("client", MEDIUM,
@@ -799,7 +801,7 @@ def e_unknown(ctx: Ctx) -> Finding:
     last = HISTORY_MESSAGES.get(progress[-1:]) if progress else None
     stage = ("before the ServerHello" if not ctx.server_hello_seen else f"after {a.after}" if a and a.after
              else f"after {last} (history {ctx.history})" if last else "during the handshake")
-    weirds = ctx.list_("weirds")
+    weirds = ctx.list_field("weirds")
     w = f"; anomalies: {', '.join(map(str, weirds))}" if weirds else ""
     return Finding(rej, LOW, f"handshake failed {stage} ({_alert_text(a)}, outcome {ctx.outcome}{w}); no rule explains it",
                    "`tlsdiag probe HOST:PORT`, the peer's logs, or a capture that includes the whole handshake")
@@ -832,7 +834,7 @@ PLAINTEXT_PORTS = frozenset({80, 8080})
 def m_plaintext_port(ctx: Ctx) -> bool:
     port = str(ctx.s.get("server", "")).rpartition(":")[2]
     return (ctx.server_refused_hello() and ctx.fatal is None and port.isdigit() and int(port) in PLAINTEXT_PORTS
-            and not ctx.list_("server_encrypted"))
+            and not ctx.list_field("server_encrypted"))
 
 
 def e_plaintext_port(ctx: Ctx) -> Finding:

@@ -122,7 +122,7 @@ def test_diagnoses_keyed_by_id_warnings_by_id_rule_in_kafkas_partition(items, di
     # committed: the group's offsets are at the end of every input partition
     for p, log in enumerate(cluster.partitions(H)):
         assert cluster.committed[("g", TopicPartition(H, p))] == len(log)
-    assert an.c["summaries"] == len(items) and an.c["certificates_missing"] == 0
+    assert an.counters["summaries"] == len(items) and an.counters["certificates_missing"] == 0
 
 
 def test_no_warnings_sends_failures_only(items, diag):
@@ -154,7 +154,7 @@ def test_poison_goes_to_the_dlq_with_reason_and_source_and_is_committed_past(ite
     assert dict(got[b"poison-1"].headers)["reason"]
     assert an.poison == {"malformed": 2, "unknown_version": 1}
     assert cluster.committed[("g", TopicPartition(H, 1))] == len(cluster.partitions(H)[1])
-    assert an.c["summaries"] == 10                  # the rest was diagnosed
+    assert an.counters["summaries"] == 10                  # the rest was diagnosed
 
 
 def test_a_late_certificate_is_waited_for_a_missing_one_counted(items, diag):
@@ -167,12 +167,12 @@ def test_a_late_certificate_is_waited_for_a_missing_one_counted(items, diag):
     assert len(an.certs) == 0
     publish(cluster, [(raw1, certs1)])          # its certificates arrive with it
     drain(an)
-    assert an.c["certificates_missing"] == 0 and all(d in an.certs for d in refs(raw1))
+    assert an.counters["certificates_missing"] == 0 and all(d in an.certs for d in refs(raw1))
     publish(cluster, [(raw2, certs2)], certs=False)   # never arrive
     t = time.monotonic()
     drain(an)
     assert time.monotonic() - t >= an.cfg.cert_wait
-    assert an.c["certificates_missing"] == len(refs(raw2))
+    assert an.counters["certificates_missing"] == len(refs(raw2))
     assert len(cluster.records(TOPICS["diagnoses"])) >= 1
 
 
@@ -188,7 +188,7 @@ def test_incident_events_keyed_direction_server_cause_and_counted_once(items, di
         assert key == e["key"] == "%s|%s|%s" % (e["direction"], e["server"], e["cause"])
     exp = expected_failures(items, str(TRUST))
     assert sum(incident_counts(cluster).values()) == len(exp)
-    assert an.metrics()[0][3] and an.c["incident_events"] == len(events)
+    assert an.metrics()[0][3] and an.counters["incident_events"] == len(events)
 
 
 def test_exactly_once_an_aborted_batch_shows_nothing_and_is_redone(items, diag):
@@ -234,14 +234,14 @@ def test_at_least_once_replay_below_the_restored_offset_is_resent_not_recounted(
         an.step()
     first = [r.key for r in cluster.records(TOPICS["diagnoses"])]
     assert first and ("g", TopicPartition(H, 0)) not in cluster.committed
-    assert an.c["incident_snapshots"] == 1           # the state went out, counting 40 records
+    assert an.counters["incident_snapshots"] == 1           # the state went out, counting 40 records
     events_before = len(cluster.records(TOPICS["incidents"]))
     del cluster.faults["commit"]
     an2 = analyzer(cluster, diag, exactly_once=False, incident_update_s=0.0, warnings=False,
                    max_records=40)
     assert drain(an2) == len(items)                  # the 40 again, then the rest
-    assert an2.c["incidents_restored"] > 0           # restored before the first record
-    assert an2.c["incident_replays_skipped"] == 40
+    assert an2.counters["incidents_restored"] > 0           # restored before the first record
+    assert an2.counters["incident_replays_skipped"] == 40
     exp = expected_failures(items, str(TRUST))
     recs = cluster.records(TOPICS["diagnoses"])
     assert {r.key.decode() for r in recs} == set(exp)
@@ -266,7 +266,7 @@ def test_profiles_snapshot_and_restore_by_a_new_instance(items, diag):
     learned = sum(len(e.profiles) for e in an.state.engines.values())
     an2 = analyzer(cluster, diag)
     an2.consumer.poll()                              # the first poll joins: restore
-    assert an2.c["profiles_restored"] == learned > 0
+    assert an2.counters["profiles_restored"] == learned > 0
     # revoked: the partitions' state is dropped
     an2.consumer.revoke_all()
     assert not an2.state.engines and not an2.incidents.open
@@ -311,7 +311,7 @@ def test_run_commits_a_last_transaction_and_closes_on_stop(items, diag):
     assert p.config["linger_ms"] == 200 and p.config["batch_size"] == 1 << 20
     assert p.closed and not p.in_transaction and p.aborts == 0
     assert all(c.closed for c in cluster.consumers)
-    assert an.c["summaries"] == len(items)
+    assert an.counters["summaries"] == len(items)
     # the shutdown saved the profiles (force), in the last committed transaction
     assert any(k.count(b"/") == 2 for k in cluster.latest(TOPICS["profiles"]))
 

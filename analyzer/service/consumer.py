@@ -89,10 +89,10 @@ class Analyzer:
         self._compression = compression
         self._ensure_topics = ensure_topics
         self.stop_requested = False
-        self.c: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
         self.poison: Counter[str] = Counter()
         self.failures: Counter[tuple[str, str]] = Counter()
-        self.state = PartitionState(cfg, diag, partition, consumer_factory, self.c)
+        self.state = PartitionState(cfg, diag, partition, consumer_factory, self.counters)
         self.incidents = self.state.incidents
         self.webhook: Webhook | None = None
         #: further incident sinks (the Alertmanager client): ``put(event)``, ``resync_due()``,
@@ -153,10 +153,23 @@ class Analyzer:
         """Diagnose one poll's records (``{TopicPartition: [ConsumerRecord]}``) and send the
         outputs: diagnoses, incident events, dead letters, state.  Returns the record count.
         Committing is the caller's (``commit``)."""
-        send = self.producer.send
-        cfg = self.cfg
-        st = self.state
         now = time.time()
+        n, decoded, need = self._decode(records)
+        if need:
+            self._catch_up(need)
+        for i, (part, raw, digests, ts_ms, offset) in enumerate(decoded):
+            self._diagnose(part, raw, digests, offset, now)
+            if ts_ms and ts_ms > 0:
+                self.last_latency = now - ts_ms / 1000.0
+            if self.hook is not None:
+                self.hook("record", i)
+        self._end_batch(now)
+        return n
+
+    def _decode(self, records: Mapping[Any, list[Any]]) -> tuple[int, list[Any], set[bytes]]:
+        """The batch's record count, its summaries that decode (with their partition,
+        certificate digests, timestamp and offset) and the digests not yet in the store; a
+        record that does not decode goes to the dead-letter topic with its reason."""
         n = 0
         decoded = []
         need: set[bytes] = set()
@@ -168,88 +181,108 @@ class Analyzer:
                         raise SchemaError("empty message")
                     raw = decode_summary(r.value)
                 except SchemaError as e:
-                    reason = "unknown_version" if "version" in str(e) else "malformed"
-                    self.poison[reason] += 1
-                    send(cfg.topic_dlq, key=r.key, value=r.value,
-                         headers=[("reason", str(e).encode()[:500]),
-                                  ("source", ("%s/%d/%d" % (r.topic, r.partition, r.offset)).encode())])
+                    self._dead_letter(r, e)
                     continue
                 digests = list(raw["certificates"]) + list(raw["client_certificates"])
                 need.update(d for d in digests if d not in self.certs)
                 decoded.append((tp.partition, raw, digests, r.timestamp, r.offset))
-        if need:
-            self.certs.catch_up(time.monotonic() + cfg.cert_wait, need)
-            missing = [d for d in need if d not in self.certs]
-            if missing:
-                self.c["certificates_missing"] += len(missing)
-                log.warning("%d certificate(s) referenced by summaries never arrived on %s",
-                            len(missing), cfg.topic_certs)
-        inc_next = st.inc_next
-        for i, (part, raw, digests, ts_ms, offset) in enumerate(decoded):
-            eng = st.engine(part)
-            facts: dict[bytes, dict[str, Any]] = {}
-            ders: dict[str, bytes] = {}
-            for d in digests:
-                got = self.certs.get(d)
-                if got is not None:
-                    ders[d.hex()] = got[0]
-                    facts[d] = got[1]
-            s = summary_to_json(raw, facts)
-            sensor = s.get("sensor")
-            t = float(s.get("end") or s.get("start") or now)
-            st.see_time(t)
-            if is_success(s):
-                eng.observe(s, ders)
-                st.dirty.add(part)
-            diags = eng.diagnose(s, ders, warnings=cfg.warnings)
-            self.c["summaries"] += 1
-            # a replayed record (below the restored incident state's offset) is already counted
-            fresh = offset >= inc_next.get(part, 0)
-            if fresh:
-                inc_next[part] = offset + 1
+        return n, decoded, need
+
+    def _dead_letter(self, r: Any, e: SchemaError) -> None:
+        reason = "unknown_version" if "version" in str(e) else "malformed"
+        self.poison[reason] += 1
+        self.producer.send(self.cfg.topic_dlq, key=r.key, value=r.value,
+                           headers=[("reason", str(e).encode()[:500]),
+                                    ("source", ("%s/%d/%d" % (r.topic, r.partition,
+                                                              r.offset)).encode())])
+
+    def _catch_up(self, need: set[bytes]) -> None:
+        """Wait (up to ``cert_wait``) for the certificates the batch references."""
+        cfg = self.cfg
+        self.certs.catch_up(time.monotonic() + cfg.cert_wait, need)
+        missing = [d for d in need if d not in self.certs]
+        if missing:
+            self.counters["certificates_missing"] += len(missing)
+            log.warning("%d certificate(s) referenced by summaries never arrived on %s",
+                        len(missing), cfg.topic_certs)
+
+    def _diagnose(self, part: int, raw: dict[str, Any], digests: list[bytes], offset: int,
+                  now: float) -> None:
+        """One summary through its partition's engine: the profile learned, the diagnoses
+        sent, the incidents told (unless the record is a replay the restored incident state
+        has counted already)."""
+        st = self.state
+        eng = st.engine(part)
+        facts: dict[bytes, dict[str, Any]] = {}
+        ders: dict[str, bytes] = {}
+        for d in digests:
+            got = self.certs.get(d)
+            if got is not None:
+                ders[d.hex()] = got[0]
+                facts[d] = got[1]
+        s = summary_to_json(raw, facts)
+        sensor = s.get("sensor")
+        t = float(s.get("end") or s.get("start") or now)
+        st.see_time(t)
+        success = is_success(s)
+        if success:
+            eng.observe(s, ders)
+            st.dirty.add(part)
+        diags = eng.diagnose(s, ders, warnings=self.cfg.warnings)
+        self.counters["summaries"] += 1
+        # a replayed record (below the restored incident state's offset) is already counted
+        fresh = offset >= st.inc_next.get(part, 0)
+        if fresh:
+            st.inc_next[part] = offset + 1
+        else:
+            self.counters["incident_replays_skipped"] += 1
+        if fresh and success:
+            for ev in self.incidents.success(str(s.get("direction") or eng_direction(diags)),
+                                             str(s.get("server")), sensor, t, now, part):
+                self._incident(ev)
+        self._send_diagnoses(diags, sensor, fresh, t, now, part)
+
+    def _send_diagnoses(self, diags: list[dict[str, Any]], sensor: Any, fresh: bool, t: float,
+                        now: float, part: int) -> None:
+        """A summary's failures (each also told to the incidents when ``fresh``) and, with
+        ``warnings``, its warnings, to the diagnoses topic."""
+        warnings = self.cfg.warnings
+        for d in diags:
+            if d.get("severity") == "failure":
+                key = str(d.get("id"))
+                self.failures[(str(d.get("cause")), str(d.get("direction")))] += 1
+                d["sensor"] = sensor
+                if fresh:
+                    for ev in self.incidents.failure(
+                            d, sensor if isinstance(sensor, str) else None, t, now, part):
+                        self._incident(ev)
+            elif warnings:
+                key = "%s/%s" % (d.get("id"), d.get("rule"))
+                d["sensor"] = sensor
             else:
-                self.c["incident_replays_skipped"] += 1
-            if fresh and is_success(s):
-                for ev in self.incidents.success(str(s.get("direction") or eng_direction(diags)),
-                                                 str(s.get("server")), sensor, t, now, part):
-                    self._incident(ev)
-            for d in diags:
-                if d.get("severity") == "failure":
-                    key = str(d.get("id"))
-                    self.failures[(str(d.get("cause")), str(d.get("direction")))] += 1
-                    d["sensor"] = sensor
-                    if fresh:
-                        for ev in self.incidents.failure(
-                                d, sensor if isinstance(sensor, str) else None, t, now, part):
-                            self._incident(ev)
-                elif cfg.warnings:
-                    key = "%s/%s" % (d.get("id"), d.get("rule"))
-                    d["sensor"] = sensor
-                else:
-                    continue
-                send(cfg.topic_diagnoses, key=key.encode(), value=_json_bytes(d))
-                self.c["diagnoses"] += 1
-            if ts_ms and ts_ms > 0:
-                self.last_latency = now - ts_ms / 1000.0
-            if self.hook is not None:
-                self.hook("record", i)
+                continue
+            self.producer.send(self.cfg.topic_diagnoses, key=key.encode(), value=_json_bytes(d))
+            self.counters["diagnoses"] += 1
+
+    def _end_batch(self, now: float) -> None:
+        """The batch's end: incidents resolved by time, the state snapshots."""
+        st = self.state
         for ev in self.incidents.tick(now, st.data_time):
             self._incident(ev)
-        if cfg.exactly_once:
+        if self.cfg.exactly_once:
             st.snapshot_profiles(self.producer)
         st.snapshot_incidents(self.producer)
-        if cfg.batch_delay_ms:     # testing: widen the window between produce and commit
+        if self.cfg.batch_delay_ms:     # testing: widen the window between produce and commit
             self.producer.flush()
-            time.sleep(cfg.batch_delay_ms / 1000.0)
-        return n
+            time.sleep(self.cfg.batch_delay_ms / 1000.0)
 
     def _incident(self, ev: dict[str, object]) -> None:
         if self.state.emitted and self.state.already_sent(ev):
-            self.c["incident_events_already_sent"] += 1
+            self.counters["incident_events_already_sent"] += 1
             return
         self.producer.send(self.cfg.topic_incidents, key=str(ev["key"]).encode(),
                            value=_json_bytes(ev))
-        self.c["incident_events"] += 1
+        self.counters["incident_events"] += 1
         if self.webhook is not None:
             self.webhook.put(ev)
         for sink in self.sinks:
@@ -291,7 +324,7 @@ class Analyzer:
                 except Exception:
                     pass      # the original error is the one to report
             raise
-        self.c["batches"] += 1 if n else 0
+        self.counters["batches"] += 1 if n else 0
         return n
 
     def run(self) -> None:
@@ -341,11 +374,11 @@ class Analyzer:
         log.info("stats: summaries=%d diagnoses=%d failures=%d poison=%d incidents_open=%d "
                     "incident_events=%d incidents_opened=%d incidents_resolved=%d "
                     "incident_state_records=%d incident_state_bytes=%d "
-                    "incident_state_too_large=%d certs=%d", self.c["summaries"],
-                    self.c["diagnoses"], sum(self.failures.values()), sum(self.poison.values()),
-                    len(self.incidents.open), self.c["incident_events"], self.incidents.opened,
-                    self.incidents.resolved, self.c["incident_state_records"],
-                    self.c["incident_state_bytes"], self.c["incident_state_too_large"],
+                    "incident_state_too_large=%d certs=%d", self.counters["summaries"],
+                    self.counters["diagnoses"], sum(self.failures.values()), sum(self.poison.values()),
+                    len(self.incidents.open), self.counters["incident_events"], self.incidents.opened,
+                    self.incidents.resolved, self.counters["incident_state_records"],
+                    self.counters["incident_state_bytes"], self.counters["incident_state_too_large"],
                     len(self.certs))
 
     def metrics(self) -> list[tuple[str, str, str, object]]:
@@ -354,18 +387,18 @@ class Analyzer:
              {(("cause", c), ("direction", d)): n for (c, d), n in self.failures.items()}
              or {(("cause", "none"), ("direction", "none")): 0}),
             ("tlsdiag_analyzer_summaries_total", "counter", "summaries consumed",
-             self.c["summaries"]),
+             self.counters["summaries"]),
             ("tlsdiag_analyzer_diagnoses_total", "counter", "diagnoses produced",
-             self.c["diagnoses"]),
+             self.counters["diagnoses"]),
             ("tlsdiag_analyzer_poison_messages_total", "counter",
              "undecodable messages sent to the DLQ",
              {(("reason", r),): n for r, n in self.poison.items()} or {(("reason", "none"),): 0}),
             ("tlsdiag_analyzer_incidents_open", "gauge", "open incidents",
              len(self.incidents.open)),
             ("tlsdiag_analyzer_incident_events_total", "counter", "incident events produced",
-             self.c["incident_events"]),
+             self.counters["incident_events"]),
             ("tlsdiag_analyzer_certificates_missing_total", "counter",
-             "referenced certificates that never arrived", self.c["certificates_missing"]),
+             "referenced certificates that never arrived", self.counters["certificates_missing"]),
         ]
         if self.last_latency is not None:
             out.append(("tlsdiag_analyzer_record_age_seconds", "gauge",

@@ -16,19 +16,18 @@ Partitioner = Callable[[bytes, int], int]
 class DeferredSends:
     """The batch's producer sends, held until the batch is committed (``flush``,
     ``send_offsets_to_transaction``, ``commit_transaction``) and then handed to kafka-python
-    in one tight loop.  Sent one by one while the batch was processed, kafka-python's I/O
-    thread woke for each new producer batch and, with a transaction open, polled in a loop
-    for the whole batch (~100 us of CPU per consumed summary on a second thread, and GIL
-    hand-overs that slowed the processing thread: bench/live/RESULTS.md).  Nothing is visible
-    earlier either way: read_committed readers see a transaction's records at its commit, and
-    a crash before the commit replays the batch.
+    in one tight loop: sent one by one while the batch is processed, kafka-python's I/O
+    thread would wake for each new producer batch and, with a transaction open, poll for the
+    whole batch, taking the GIL from the processing thread.  Nothing is visible earlier
+    either way: read_committed readers see a transaction's records at its commit, and a crash
+    before the commit replays the batch.
 
     A keyed record without an explicit partition gets ``partition(key, partitions)``: the
     partition a Java or kafka-python producer would pick, so the same key always lands in the
     same partition (idempotent keys, compaction), while kafka-python's own partitioner
-    (pure-Python murmur2 and cluster lookups: ~25 of the ~75 us a send costs,
-    bench/analyzer/producer_send.py) never runs.  Key-less records keep kafka-python's
-    choice."""
+    (pure-Python murmur2 and cluster lookups) never runs.  Key-less records keep
+    kafka-python's choice.  Measured: bench/live/RESULTS.md, "Analyzer throughput" (the
+    kafka-python I/O thread's CPU) and bench/analyzer/producer_send.py."""
 
     def __init__(self, producer: Any, partition: Partitioner) -> None:
         self._p = producer

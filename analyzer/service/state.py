@@ -49,7 +49,7 @@ class PartitionState:
         self.diag = diag
         self._partition = partition
         self._consumer_factory = consumer_factory
-        self.c = counters
+        self.counters = counters
         self.engines: dict[int, Engine] = {}
         self.dirty: set[int] = set()          # partitions whose profiles changed since saved
         self._last_snapshot = 0.0
@@ -135,7 +135,7 @@ class PartitionState:
             for k, v in latest.items():
                 n = load_profiles(self.engines[want[k]], v)
                 log.info("restored %d profiles for partition %d", n, want[k])
-                self.c["profiles_restored"] += n
+                self.counters["profiles_restored"] += n
         finally:
             c.close()
 
@@ -206,7 +206,7 @@ class PartitionState:
             for suffix in orphans:        # sent with the first batch (in its transaction)
                 producer.send(self.cfg.topic_profiles, key=(key + suffix).encode(),
                               value=None, partition=tp)
-            self.c["incident_state_orphans"] += len(orphans)
+            self.counters["incident_state_orphans"] += len(orphans)
             log.info("partition %d: deleting %d incident state record(s) of an interrupted "
                      "save", partition, len(orphans))
         if head is None or not isinstance(head.get("offset"), int):
@@ -215,14 +215,14 @@ class PartitionState:
             self.incidents.forget_loaded(partition)
             return
         if head.get("missing"):
-            self.c["incident_state_missing"] += len(head["missing"])
+            self.counters["incident_state_missing"] += len(head["missing"])
             log.warning("incident state of partition %d: %d record(s) it names are missing "
                         "or malformed; restored the rest", partition, len(head["missing"]))
         self.inc_next[partition] = head["offset"]
         dt = head.get("data_time")
         if isinstance(dt, (int, float)):
             self.see_time(dt)
-        self.c["incidents_restored"] += n
+        self.counters["incidents_restored"] += n
         log.info("restored %d open incident(s) for partition %d (counted up to offset %d)",
                  n, partition, head["offset"])
 
@@ -250,12 +250,12 @@ class PartitionState:
                     p, offset=self.inc_next.get(p, 0), data_time=self.data_time):
                 producer.send(self.cfg.topic_profiles, key=(key + suffix).encode(),
                               value=value, partition=tp)
-                self.c["incident_state_records"] += 1
-                self.c["incident_state_bytes"] += len(value or b"")
-            self.c["incident_snapshots"] += 1
+                self.counters["incident_state_records"] += 1
+                self.counters["incident_state_bytes"] += len(value or b"")
+            self.counters["incident_snapshots"] += 1
         if self.incidents.too_large != too_large:
             # one incident alone over RECORD_MAX_BYTES (its texts are bounded: not expected)
-            self.c["incident_state_too_large"] += self.incidents.too_large - too_large
+            self.counters["incident_state_too_large"] += self.incidents.too_large - too_large
             log.warning("%d incident(s) too large to save (a restart may re-open them)",
                         self.incidents.too_large - too_large)
 
@@ -273,7 +273,7 @@ class PartitionState:
                    "profiles": [x.to_json() for x in eng.profiles]}
             producer.send(self.cfg.topic_profiles, key=self.profile_key(p).encode(),
                           value=json.dumps(doc, separators=(",", ":")).encode())
-            self.c["profile_snapshots"] += 1
+            self.counters["profile_snapshots"] += 1
         self.dirty.clear()
 
 
