@@ -22,7 +22,7 @@ from functools import lru_cache
 from cext.events import CLIENT, SERVER
 from cext.ja4 import ja4
 from proto.history import MAX_HISTORY, history_letter, record_history_letter
-from proto.names import is_grease, is_tls13
+from proto.names import ContentType, HandshakeType, is_grease, is_tls13
 
 __all__ = ["Session", "Caches", "offer_from_key", "chain_digests", "MAX_HISTORY",
            "MAX_ENCRYPTED_LENGTHS"]
@@ -43,14 +43,18 @@ _CLIENT, _SERVER = CLIENT, SERVER
 # Zeek ssl_history letters: the client's upper case, the server's lower case
 _HS_LETTERS = tuple(history_letter(t, True) for t in range(256))
 _RECORD_LETTERS = tuple(record_history_letter(t, True) for t in range(256))
-_LOWER = {c: c.lower() for c in set(_HS_LETTERS) | set(_RECORD_LETTERS) | {"C", "S", "X", "K", "R"}}
+_LOWER = {c: c.lower() for c in set(_HS_LETTERS) | set(_RECORD_LETTERS)}
 #: (client letter, server letter) per handshake / record type
 _HS_PAIRS = tuple((c, _LOWER[c]) for c in _HS_LETTERS)
 _RECORD_PAIRS = tuple((c, _LOWER[c]) for c in _RECORD_LETTERS)
-_CH, _SH, _HRR, _X, _K, _R = ("C", "c"), ("S", "s"), _HS_PAIRS[6], ("X", "x"), ("K", "k"), ("R", "r")
-_CCS, _ALERT = _RECORD_PAIRS[20], _RECORD_PAIRS[21]
+_CH, _SH, _HRR, _X, _K, _R = (_HS_PAIRS[t] for t in (
+    HandshakeType.client_hello, HandshakeType.server_hello, HandshakeType.hello_retry_request,
+    HandshakeType.certificate, HandshakeType.server_key_exchange,
+    HandshakeType.certificate_request))
+_CCS, _ALERT = _RECORD_PAIRS[ContentType.change_cipher_spec], _RECORD_PAIRS[ContentType.alert]
 
-_HT_CERTIFICATE, _HT_SERVER_HELLO_DONE, _HT_FINISHED = 11, 14, 20
+_HT_CERTIFICATE, _HT_SERVER_HELLO_DONE, _HT_FINISHED = (int(t) for t in (
+    HandshakeType.certificate, HandshakeType.server_hello_done, HandshakeType.finished))
 
 
 class Caches:
