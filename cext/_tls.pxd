@@ -83,7 +83,7 @@ cdef class TLSConnection:
 
     @cython.locals(n=Py_ssize_t, rest=Py_ssize_t, ln=Py_ssize_t, ct=int, fs=Py_ssize_t,
                    fe=Py_ssize_t, i=Py_ssize_t, b0=int, b1=int, b2=int, tls13=bint,
-                   status=int, sink=Sink)
+                   status=int, sink=Sink, at=Py_ssize_t)
     cdef int _parse(self, int direction, _Direction d, bytes buf, Py_ssize_t pos,
                     Py_ssize_t end) except? -32768
 
@@ -100,6 +100,10 @@ cdef class TLSConnection:
     @cython.locals(sink=Sink, pos=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, ln=Py_ssize_t,
                    mt=int)
     cdef int _parse_sslv2(self, int direction, _Direction d) except? -32768
+
+
+@cython.locals(k=Py_ssize_t, stop=Py_ssize_t, ln=Py_ssize_t)
+cdef Py_ssize_t _embedded_client_hello(bytes buf, Py_ssize_t pos, Py_ssize_t end)
 
 
 @cython.locals(t=tuple, alt=bytes)

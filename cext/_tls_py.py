@@ -46,6 +46,9 @@ _new = tuple.__new__
 
 #: RFC 5246 6.2.3: TLSCiphertext.length MUST NOT exceed 2^14 + 2048
 MAX_RECORD = (1 << 14) + 2048
+#: the longest plaintext upgrade request searched for a ClientHello behind it in one segment
+#: (MySQL's SSLRequest is 36 bytes, XMPP's <starttls/> about 50)
+MAX_PREAMBLE = 512
 #: a direction's error state after a gap: not a protocol error (never reported as one)
 GAP = -100
 
@@ -310,10 +313,18 @@ class TLSConnection:
                 d.sslv2 = True
             elif not (20 <= b0 <= 24 and b1 == 3 and b2 <= 4):
                 # not a record header: plaintext before TLS (STARTTLS: SMTP, IMAP, XMPP ...)
-                # or no TLS at all.  Segment-aligned, like the protocols that upgrade.
-                d.plaintext += end - pos
-                d.buf = b""
-                return 0
+                # or no TLS at all.  Segment-aligned, like the protocols that upgrade --
+                # except a client's ClientHello sent with its upgrade request (MySQL has no
+                # reply to the SSLRequest, and a retransmission or receive offload joins them)
+                at = _embedded_client_hello(buf, pos, end) if direction == CLIENT else -1
+                if at < 0:
+                    d.plaintext += end - pos
+                    d.buf = b""
+                    return 0
+                d.plaintext += at - pos
+                pos = at
+                n = end - pos
+                b0, b1, b2 = buf[pos], buf[pos + 1], buf[pos + 2]
             d.started = True
             # issue 15: a ClientHello began (it may never complete or parse: the flow table
             # still summarizes the connection)
@@ -498,6 +509,23 @@ class TLSConnection:
             sink.encrypted(direction, 0, ln)
         d.buf = bytes(buf[pos:])
         return 0
+
+
+def _embedded_client_hello(buf: bytes, pos: int, end: int) -> int:
+    """Where a ClientHello record begins after a plaintext upgrade request in the same segment
+    (``buf[pos:end]``), or -1: the first handshake record header within
+    :data:`MAX_PREAMBLE` bytes whose record carries a client_hello and reaches the segment's
+    end (the hello is the segment's tail; a longer one continues in the next segment)."""
+    k = pos + 1
+    stop = min(end - 6, pos + MAX_PREAMBLE)
+    while k < stop:
+        if (buf[k] == _HANDSHAKE and buf[k + 1] == 3 and buf[k + 2] <= 4
+                and buf[k + 5] == _HT_CLIENT_HELLO):
+            ln = (buf[k + 3] << 8) | buf[k + 4]
+            if 4 <= ln <= MAX_RECORD and k + 5 + ln >= end:
+                return k
+        k += 1
+    return -1
 
 
 def _server_hello(wire, hs: bytes, s: int, e: int):

@@ -212,27 +212,37 @@ def starttls_postgres(name) -> None:
        "SSLRequest answered by the single byte 'S', then TLS")
 
 
-def starttls_mysql(name) -> None:
+def starttls_mysql_server() -> list:
     data = W / "mysql"
+    _fresh(data, "mysql", 0o750)
+    rig.sh(["mariadb-install-db", "--user=mysql", "--datadir=%s" % data,
+            "--auth-root-authentication-method=normal", "--skip-test-db"])
+    return [rig.spawn(SERVER_NS, "mariadbd", "--user=mysql", "--datadir=%s" % data,
+                      "--socket=%s" % (data / "mysql.sock"),
+                      "--pid-file=%s" % (data / "mysql.pid"),
+                      "--bind-address=%s" % S4, "--port=3306", "--skip-grant-tables",
+                      "--ssl-cert=%s" % (rig.PKI / "fullchain.pem"),
+                      "--ssl-key=%s" % (rig.PKI / "leaf.key"),
+                      "--ssl-ca=%s" % (rig.PKI / "root.pem"), "--skip-log-bin")]
 
-    def start():
-        _fresh(data, "mysql", 0o750)
-        rig.sh(["mariadb-install-db", "--user=mysql", "--datadir=%s" % data,
-                "--auth-root-authentication-method=normal", "--skip-test-db"])
-        return [rig.spawn(SERVER_NS, "mariadbd", "--user=mysql", "--datadir=%s" % data,
-                          "--socket=%s" % (data / "mysql.sock"),
-                          "--pid-file=%s" % (data / "mysql.pid"),
-                          "--bind-address=%s" % S4, "--port=3306", "--skip-grant-tables",
-                          "--ssl-cert=%s" % (rig.PKI / "fullchain.pem"),
-                          "--ssl-key=%s" % (rig.PKI / "leaf.key"),
-                          "--ssl-ca=%s" % (rig.PKI / "root.pem"), "--skip-log-bin")]
 
-    starttls_capture(name, start, 3306, [
+def starttls_mysql(name) -> None:
+    starttls_capture(name, starttls_mysql_server, 3306, [
         (["mariadb", "-h", S4, "-P", "3306", "-u", "root", "--ssl",
           "--ssl-ca=%s" % (rig.PKI / "root.pem"), "-e", "select 'tls ok'"], b"", (), b"tls ok"),
         s_client_starttls("mysql", 3306, b""),
     ], "MariaDB 10.11 (Debian) with --ssl-cert: the mariadb client (--ssl) and openssl s_client "
        "-starttls mysql -tls1_2; the SSL request in the handshake, then TLS")
+
+
+def starttls_mysql_coalesced(name) -> None:
+    client = Path(__file__).resolve().parent / "mysql_coalesced.py"
+    starttls_capture(name, starttls_mysql_server, 3306, [
+        ([sys.executable, client, S4, "3306", rig.PKI / "root.pem", "rw.test"] + extra, b"", (),
+         b"tls ok") for extra in ([], ["tls1.2"])
+    ], "MariaDB 10.11 (Debian) with --ssl-cert; the client (tests/realworld/mysql_coalesced.py, "
+       "Python ssl through memory BIOs) sends the SSL request and its ClientHello in one TCP "
+       "segment, TLS 1.3 then TLS 1.2")
 
 
 def starttls_smtp(name) -> None:
@@ -498,6 +508,7 @@ CAPTURES = {
     "encap-erspan": encap_erspan,
     "starttls-postgres": starttls_postgres,
     "starttls-mysql": starttls_mysql,
+    "starttls-mysql-coalesced": starttls_mysql_coalesced,
     "starttls-smtp": starttls_smtp,
     "starttls-imap": starttls_imap,
     "starttls-pop3": starttls_pop3,

@@ -25,7 +25,11 @@ connection (tshark's tcp.stream) that carried a TLS handshake message:
     server_hello the number of ServerHello messages (a HelloRetryRequest counts)
     hrr          one of them was a HelloRetryRequest (its random is RFC 8446's constant)
 
-Only tshark's output is used: this file does not import tlsdiag.
+Only tshark's output is used: this file does not import tlsdiag.  One gap of tshark 4.0 is
+bridged with tshark itself: its MySQL dissector starts TLS at the frame after the SSLRequest, so a
+ClientHello sent in the same segment as the request (starttls-mysql-coalesced) is not dissected.
+There the request's own length (``mysql.packet_length``) says where the hello begins, and tshark
+dissects those bytes as TLS in a one-packet capture (:func:`_hellos_behind_requests`).
 """
 from __future__ import annotations
 
@@ -33,7 +37,10 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import dpkt
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "realworld"
 
@@ -145,10 +152,10 @@ def ja4_from_tshark(hs: dict) -> str:
     return "%s_%s_%s" % (a, b, c)
 
 
-def _client_hellos(path: Path):
+def _client_hellos(path: Path, *decode: str):
     """(tcp.stream, tls.handshake dict) of every ClientHello, in frame order."""
     out = subprocess.run(["tshark", "-r", str(path), "-n", "-Y", "tls.handshake.type == 1",
-                          "-T", "json", "--no-duplicate-keys", "-x"],
+                          "-T", "json", "--no-duplicate-keys", "-x", *decode],
                          capture_output=True, text=True, check=True).stdout
     for pkt in json.loads(out or "[]"):
         layers = pkt["_source"]["layers"]
@@ -163,6 +170,48 @@ def _client_hellos(path: Path):
                     yield int(tcp["tcp.stream"]), o
                 else:
                     stack.extend(v for v in o.values() if isinstance(v, (dict, list)))
+
+
+def _hellos_behind_requests(path: Path):
+    """(tcp.stream, tls.handshake dict) of each ClientHello that follows a MySQL SSLRequest
+    in the same segment: the bytes after the request (4 + ``mysql.packet_length``), dissected
+    by tshark as TLS in a capture of one packet."""
+    rows = subprocess.run(["tshark", "-r", str(path), "-n", "-Y", "mysql", "-T", "fields",
+                           "-e", "tcp.stream", "-e", "mysql.packet_length", "-e", "tcp.len",
+                           "-e", "tcp.payload", "-e", "tcp.srcport", "-e", "tcp.dstport"],
+                          capture_output=True, text=True, check=True).stdout
+    for line in rows.splitlines():
+        stream, length, tcp_len, payload, sport, dport = line.split("\t")
+        request = 4 + int(length.split(",")[0])
+        if not payload or int(tcp_len) <= request:
+            continue
+        tail = bytes.fromhex(payload.replace(":", ""))[request:]
+        seg = dpkt.tcp.TCP(sport=int(sport), dport=int(dport), seq=1, flags=dpkt.tcp.TH_ACK,
+                           data=tail)
+        ip = dpkt.ip.IP(src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02",
+                        p=dpkt.ip.IP_PROTO_TCP, data=seg)
+        ip.len = len(bytes(ip))
+        with tempfile.NamedTemporaryFile(suffix=".pcap") as one:
+            w = dpkt.pcap.Writer(one, linktype=dpkt.pcap.DLT_RAW)
+            w.writepkt(bytes(ip), ts=0.0)
+            one.flush()
+            for _stream, hs in _client_hellos(Path(one.name), "-d",
+                                              "tcp.port==%s,tls" % dport):
+                yield int(stream), hs
+
+
+def _server_name(hs: dict) -> str | None:
+    """The SNI host_name in a tls.handshake dict, or None."""
+    stack = [hs]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            if "tls.handshake.extensions_server_name" in o:
+                return o["tls.handshake.extensions_server_name"]
+            stack.extend(v for v in o.values() if isinstance(v, (dict, list)))
+        elif isinstance(o, list):
+            stack.extend(o)
+    return None
 
 
 def facts(path: Path) -> list[dict]:
@@ -200,6 +249,12 @@ def facts(path: Path) -> list[dict]:
     for stream, hs in _client_hellos(path):
         c = conns.get(stream)
         if c is not None and "ja4" not in c:
+            c["ja4"] = ja4_from_tshark(hs) if "tls.handshake.ciphersuites" in hs else None
+    for stream, hs in _hellos_behind_requests(path):
+        c = conns.get(stream)
+        if c is not None and not c["client_hello"]:
+            c["client_hello"] = True
+            c["server_name"] = _server_name(hs)
             c["ja4"] = ja4_from_tshark(hs) if "tls.handshake.ciphersuites" in hs else None
     out = []
     for c in sorted(conns.values(), key=lambda c: c["stream"]):
