@@ -519,8 +519,10 @@ def _embedded_client_hello(buf: bytes, pos: int, end: int) -> int:
     k = pos + 1
     stop = min(end - 6, pos + MAX_PREAMBLE)
     while k < stop:
-        if (buf[k] == _HANDSHAKE and buf[k + 1] == 3 and buf[k + 2] <= 4
-                and buf[k + 5] == _HT_CLIENT_HELLO):
+        k = buf.find(b"\x16\x03", k, stop + 1)        # a handshake record, version 3.x
+        if k < 0:
+            return -1
+        if buf[k + 2] <= 4 and buf[k + 5] == _HT_CLIENT_HELLO:
             ln = (buf[k + 3] << 8) | buf[k + 4]
             if 4 <= ln <= MAX_RECORD and k + 5 + ln >= end:
                 return k
