@@ -44,7 +44,7 @@ def split_endpoint(endpoint: str) -> tuple[str, int | None]:
     return host, int(rest) if rest.isdigit() else None
 
 
-#: entries of a classify() host cache before it is emptied
+#: entries of a classify() host cache; beyond, the least recently used host goes
 LOCAL_CACHE_MAX = 65536
 
 
@@ -52,11 +52,12 @@ def _is_local(endpoint: str, nets: Iterable[IPNetwork], cache: dict[str, bool] |
     host, _ = split_endpoint(endpoint)
     if cache is None:
         return _host_is_local(host, nets)
-    hit = cache.get(host)
+    hit = cache.pop(host, None)             # (re-inserted below: the dict's order is the LRU's)
     if hit is None:
         if len(cache) >= LOCAL_CACHE_MAX:
-            cache.clear()
-        hit = cache[host] = _host_is_local(host, nets)
+            del cache[next(iter(cache))]    # the least recently used
+        hit = _host_is_local(host, nets)
+    cache[host] = hit
     return hit
 
 

@@ -392,6 +392,24 @@ def test_direction(client, server, role, nets, want):
     assert classify(client, server, role, parse_local_nets(nets))[0] == want
 
 
+def test_the_direction_host_cache_is_a_bounded_lru(monkeypatch):
+    """The caller's host cache keeps at most LOCAL_CACHE_MAX hosts, dropping the least
+    recently used one (a host seen again stays), and answers as the uncached lookup does."""
+    from proto import direction
+    monkeypatch.setattr(direction, "LOCAL_CACHE_MAX", 4)
+    nets = parse_local_nets("10.0.0.0/8")
+    cache: dict = {}
+    hot = "10.0.0.1:443"
+    for i in range(20):
+        client = "203.0.113.%d:5000" % i
+        assert classify(client, hot, None, nets, local_cache=cache) == \
+            classify(client, hot, None, nets)
+        assert len(cache) <= 4
+        assert "10.0.0.1" in cache                  # used by every call: never the oldest
+    # least recently used first: the server is looked up before the client in each call
+    assert list(cache) == ["203.0.113.17", "203.0.113.18", "10.0.0.1", "203.0.113.19"]
+
+
 def test_unknown_direction_gives_both_fixes(pki):
     d = one(engine().diagnose(refused(sni=None)))
     assert d["direction"] == "unknown"
