@@ -28,6 +28,7 @@ from .rules import (HIGH, LOW, Finding, abandoned_with_cert_problem, first_match
                     tls13_abandoned_with_remembered_problem, tls13_client_never_finished,
                     tls13_server_dropped_certless_client, tls13_server_rejected_flight)
 from proto.direction import classify, normalize_hostport
+from proto.lru import lru_get, lru_put
 from proto.names import is_tls13_name
 
 from .config import ConfigError, DiagnoseConfig
@@ -44,6 +45,9 @@ Certs = Mapping[str, bytes]
 
 #: connections held at once by ``diagnose_windows`` (bounded memory on huge captures)
 DEFAULT_WINDOW = 200_000
+#: (client host, server host, sensor direction) -> direction memo entries (least recently used
+#: dropped beyond)
+DIRECTION_CACHE_MAX = 65536
 
 #: the certificate problem whose certificate a cause's fix text describes (else the leaf)
 _FACT_PROBLEMS: Mapping[Cause, tuple[str, ...]] = {
@@ -327,13 +331,11 @@ class Engine:
         client, server = str(s["client"]), str(s["server"])
         sd = s.get("direction")
         dkey = (client.rpartition(":")[0], server.rpartition(":")[0], sd if isinstance(sd, str) else None)
-        hit = self._direction_cache.get(dkey)
+        hit = lru_get(self._direction_cache, dkey)
         if hit is None:
-            hit = classify(client, server, self.config.role, self.config.local_nets, dkey[2],
-                           self._local_cache)
-            if len(self._direction_cache) >= 65536:
-                self._direction_cache.clear()
-            self._direction_cache[dkey] = hit
+            hit = lru_put(self._direction_cache, dkey,
+                          classify(client, server, self.config.role, self.config.local_nets, dkey[2],
+                                   self._local_cache), DIRECTION_CACHE_MAX)
         direction, reason = hit
         server_chain = client_chain = None
         when = _when(s) if facts or cfacts else dt.datetime.now(UTC)

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
+from proto.lru import lru_get, lru_put
+
 log = logging.getLogger(__name__)
 
 FORMAT = "tlsdiag-profiles"
@@ -216,7 +218,7 @@ class ProfileStore:
 
     def for_server(self, server: str) -> Profile | None:
         """All SNI variants of one server merged (None if never seen succeeding)."""
-        hit = self._agg.get(server)
+        hit = lru_get(self._agg, server)
         if hit is not None:
             return hit
         parts = [self._p[k] for k in self._by_server.get(server, ())]
@@ -225,10 +227,7 @@ class ProfileStore:
         agg = Profile(server=server, server_name=None)
         for p in parts:
             agg.merge(p)
-        if len(self._agg) > self.max_entries:
-            self._agg.clear()
-        self._agg[server] = agg
-        return agg
+        return lru_put(self._agg, server, agg, self.max_entries)
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str) -> None:

@@ -11,6 +11,8 @@ import ipaddress
 import socket
 from typing import Iterable, Union
 
+from proto.lru import lru_get, lru_put
+
 __all__ = ["NORTHBOUND", "SOUTHBOUND", "UNKNOWN", "ROLES", "ConfigError", "IPNetwork", "classify",
            "split_endpoint", "parse_role", "parse_local_nets", "normalize_hostport", "split_list"]
 
@@ -52,12 +54,9 @@ def _is_local(endpoint: str, nets: Iterable[IPNetwork], cache: dict[str, bool] |
     host, _ = split_endpoint(endpoint)
     if cache is None:
         return _host_is_local(host, nets)
-    hit = cache.pop(host, None)             # (re-inserted below: the dict's order is the LRU's)
+    hit = lru_get(cache, host)
     if hit is None:
-        if len(cache) >= LOCAL_CACHE_MAX:
-            del cache[next(iter(cache))]    # the least recently used
-        hit = _host_is_local(host, nets)
-    cache[host] = hit
+        hit = lru_put(cache, host, _host_is_local(host, nets), LOCAL_CACHE_MAX)
     return hit
 
 
