@@ -324,7 +324,7 @@ class TLSConnection:
                 d.plaintext += at - pos
                 pos = at
                 n = end - pos
-                b0, b1, b2 = buf[pos], buf[pos + 1], buf[pos + 2]
+                b0 = buf[pos]
             d.started = True
             # issue 15: a ClientHello began (it may never complete or parse: the flow table
             # still summarizes the connection)
