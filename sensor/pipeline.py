@@ -398,80 +398,32 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
 
 
 def _copy_ranges(output: int, spools: list, entries: list) -> None:
-    """Copy the spooled results of ``entries`` (in their order) to ``output``, about
-    :data:`_COPY_MAX` bytes at a time: of each spool, the span those entries cover is read in
-    one call, and the results go out in ``writev`` calls of up to :data:`_IOV` runs (a
-    ``sendfile`` per run was ~50k system calls on a 100k-connection capture)."""
-    group: list = []
-    size = 0
-    for entry in entries:
-        group.append(entry)
-        size += entry[1][2]
-        if size >= _COPY_MAX:
-            _copy_group(output, spools, group)
-            group, size = [], 0
-    if group:
-        _copy_group(output, spools, group)
-
-
-#: the most spool bytes the parent holds at once while copying
-_COPY_MAX = 8 << 20
-
-
-def _copy_group(output: int, spools: list, entries: list) -> None:
-    spans: dict = {}
-    for _key, (i, at, n) in entries:
-        span = spans.get(i)
-        if span is None:
-            spans[i] = [at, at + n]
-        else:
-            if at < span[0]:
-                span[0] = at
-            if at + n > span[1]:
-                span[1] = at + n
-    data = {i: memoryview(_read_span(spools[i], lo, hi - lo)) for i, (lo, hi) in spans.items()}
-    runs: list = []
+    """Copy the spooled results of ``entries`` (in their order) to ``output``, each run of
+    adjacent bytes of one spool in one call."""
     w = start = end = -1
     for _key, (i, at, n) in entries:
         if i == w and at == end:
             end += n
             continue
         if w >= 0:
-            base = spans[w][0]
-            runs.append(data[w][start - base:end - base])
+            _copy_range(output, spools[w], start, end - start)
         w, start, end = i, at, at + n
     if w >= 0:
-        base = spans[w][0]
-        runs.append(data[w][start - base:end - base])
-    for k in range(0, len(runs), _IOV):
-        _writev_all(output, runs[k:k + _IOV])
+        _copy_range(output, spools[w], start, end - start)
 
 
-#: buffers per ``writev`` call (IOV_MAX on Linux)
-_IOV = 1024
-
-
-def _read_span(fd: int, at: int, n: int) -> bytes:
-    data = os.pread(fd, n, at)              # (a memfd returns what was written to it)
-    if len(data) < n:
-        raise OSError(errno.EIO, "short read from a --jobs spool")
-    return data
-
-
-def _writev_all(fd: int, bufs: list) -> None:
-    """``writev`` every byte of ``bufs`` (at most :data:`_IOV` of them; a pipe may take
-    only part of them at a time)."""
-    i = 0
-    while i < len(bufs):
-        done = os.writev(fd, bufs[i:] if i else bufs)
+def _copy_range(output: int, fd: int, at: int, n: int) -> None:
+    while n > 0:
+        try:
+            done = os.sendfile(output, fd, at, n)
+        except OSError as exc:              # an output sendfile cannot write to
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+            done = os.write(output, os.pread(fd, min(n, 1 << 20), at))
         if done == 0:
-            raise OSError(errno.EIO, "short write of --jobs output")
-        while i < len(bufs) and done >= len(bufs[i]):
-            done -= len(bufs[i])
-            i += 1
-        if done:                            # part of bufs[i]: the rest of it next
-            bufs = [memoryview(bufs[i])[done:]] + bufs[i + 1:]
-            i = 0
+            raise OSError(errno.EIO, "short copy from a --jobs spool")
+        at += done
+        n -= done
 
 
 #: the spool bytes freed at a time (a multiple of the page size)
@@ -542,8 +494,8 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
 
     def spooled(pairs: list) -> list:
         items = [item for _k, item in pairs]
-        for i in range(0, len(items), _IOV):        # no joined copy
-            _writev_all(spool, items[i:i + _IOV])
+        for i in range(0, len(items), 1024):        # IOV_MAX; no joined copy
+            _write_all(spool, items[i:i + 1024])
         return [(k, len(item)) for k, item in pairs]
 
     # the parent's ends of the workers forked before this one: held here, they would keep
@@ -592,6 +544,15 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
             pass
     finally:
         conn.close()
+
+
+def _write_all(fd: int, chunks: list) -> None:
+    n = os.writev(fd, chunks)
+    total = sum(map(len, chunks))
+    if n < total:                               # (not on a memfd; for completeness)
+        rest = b"".join(chunks)[n:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
 
 
 def _prog(shown: "_Progress | None"):
