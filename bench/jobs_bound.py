@@ -29,9 +29,8 @@ from sensor import pipeline
 from tlsdiag.commands.summarize import _jsonl_line, tune_gc_for_batch
 tune_gc_for_batch()
 part, nparts = int(sys.argv[2]), int(sys.argv[3])
-sync = (lambda frame, now: now) if nparts > 1 else None
 for kind, value in pipeline._summaries(sys.argv[1], None, True, False, _jsonl_line, {}, part,
-                                       nparts, sync):
+                                       nparts):
     pass
 """
 

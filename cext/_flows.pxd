@@ -45,12 +45,12 @@ cdef class FlowTable:
     cdef public Py_ssize_t max_flows, max_ooo_bytes, max_ooo_segments, max_done
     cdef public Py_ssize_t max_handshake, skip_min
     cdef public double idle_timeout, close_linger, now, _max_ts
-    cdef public Py_ssize_t frame, now_frame
+    cdef public Py_ssize_t frame
     cdef public list keys
     cdef public tuple _key
 
     @cython.locals(dec=_wire.PacketDecoder)
-    cpdef list decoded(self, dec, sync=*)
+    cpdef list decoded(self, dec)
     @cython.locals(flow=Flow, sess=_session.Session, conn=_tls.TLSConnection, d=int, n=Py_ssize_t,
                    status=int)
     cpdef _segment(self, entry, double ts, bytes key, bint from_lo, int flags, uint32_t seq,

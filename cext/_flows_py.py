@@ -108,9 +108,9 @@ class FlowTable:
         self.now = 0.0
         self._next_expiry = None
         self._out: list = []
-        #: the decoder's count of the frame being handled, and of the one that set ``now``
+        #: the decoder's count of the frame being handled
         self.frame = 0
-        self.now_frame = 0
+        #: the clock that ends a batch: the latest time of a frame or segment
         self._max_ts = 0.0
         #: with ``ordered()``: each finished connection's place in the output of one table
         #: reading every connection (a table of one ``--jobs`` worker reads some)
@@ -124,15 +124,15 @@ class FlowTable:
         self.reasons: dict = {}
 
     # -- input -----------------------------------------------------------------------------------
-    def decoded(self, dec, sync=None) -> list:
+    def decoded(self, dec) -> list:
         """Handle the segments of ``dec``'s current frame source (this table's decoder; the
         caller began the source), then end the batch: returns the finished connections.
         What a segment changes (a finished flow, a ciphertext skip) applies to the next.
 
-        ``sync`` is for a table that reads only some connections (``--jobs``): its clock is
-        the packets' time, of the last segment any table read.  When the end of the batch
-        might expire flows, ``sync(frame, now)`` -- the frame count and time of this table's
-        last segment -- returns that time."""
+        The batch ends at the time of its latest frame (``dec.batch_max_ts``), whether or not
+        the frame gave this table a segment: every table reading the same frames (``--jobs``
+        workers, each keeping some connections) has the same clock without asking the
+        others."""
         self._out = []
         if self.keys is not None:
             self.keys = []
@@ -141,11 +141,8 @@ class FlowTable:
             self._segment(dec.entry, dec.ts, dec.key, dec.from_lo, dec.flags, dec.seq,
                           dec.payload, dec.truncated)
         self.frame = dec.frames
-        if sync is not None:
-            if dec.batch_max_ts > self._max_ts:
-                self._max_ts = dec.batch_max_ts
-            if self._next_expiry is None or self._max_ts >= self._next_expiry:
-                self.now = sync(self.now_frame, self.now)
+        if dec.batch_max_ts > self._max_ts:
+            self._max_ts = dec.batch_max_ts
         return self.end_batch()
 
     def ordered(self) -> None:
@@ -178,7 +175,6 @@ class FlowTable:
         else:
             flow = entry
         self.now = ts
-        self.now_frame = self.frame
         if self.keys is not None:
             self._key = (4 * self.frame + 1, 0, 0)
         out = self._out
@@ -264,11 +260,15 @@ class FlowTable:
         """Finish idle flows (once a second of capture time); return what finished."""
         out = self._out
         self._out = []
+        if self.now > self._max_ts:
+            self._max_ts = self.now
+        clock = self._max_ts
         if self._next_expiry is None:
-            self._next_expiry = self.now + 1.0
-        elif self.now >= self._next_expiry:
-            self._next_expiry = self.now + 1.0
-            self.expire(self.now, out)
+            self._next_expiry = clock + 1.0
+        elif clock >= self._next_expiry:
+            self._next_expiry = clock + 1.0
+            self.now = clock
+            self.expire(clock, out)
         return out
 
     def expire(self, now: float, out: list | None = None) -> list:

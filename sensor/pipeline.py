@@ -97,8 +97,7 @@ class Summarizer:
 
     ``engine`` is the core to run (:data:`cext.wire.ENGINE`, the selected build, by default).
     ``part`` of ``nparts`` reads only that share of the connections (``--jobs``; the keys of
-    :attr:`table` then order its outputs among the others', and ``sync`` is the clock of
-    ``FlowTable.decoded``).
+    :attr:`table` then order its outputs among the others').
     """
 
     #: distinct client offers whose names the renderer keeps (a client stack sends one)
@@ -106,7 +105,7 @@ class Summarizer:
 
     def __init__(self, linktype: int, certs: CertificateCache | None = None,
                  json: bool = False, fragments: bool = False, engine: wire.Engine | None = None,
-                 part: int = 0, nparts: int = 1, sync=None, **table) -> None:
+                 part: int = 0, nparts: int = 1, **table) -> None:
         engine = wire.ENGINE if engine is None else engine
         self._render = engine.render.summary_to_json
         #: the renderer's names of the client offers of this traffic (for orjson only:
@@ -117,7 +116,6 @@ class Summarizer:
         self.offer_names = lru_cache(maxsize=self.OFFER_MEMO)(names)
         self.table = engine.flow_table(**table)
         self.decoder = engine.decoder(linktype, self.table, part, nparts)
-        self.sync = sync
         if nparts > 1:
             self.table.ordered()
         self.certs = certs if certs is not None else CertificateCache()
@@ -129,13 +127,13 @@ class Summarizer:
 
     def feed(self, buf: bytes, meta: bytes) -> list:
         self.decoder.begin_batch(buf, meta)
-        done = self.table.decoded(self.decoder, self.sync)
+        done = self.table.decoded(self.decoder)
         return self._attach(done) if done else done
 
     def feed_decoded(self) -> list:
         """The segments of the frame source the caller began on :attr:`decoder` (the pcap
         records of a batch: ``begin_pcap`` / ``pcap_batch``), as :meth:`feed`."""
-        done = self.table.decoded(self.decoder, self.sync)
+        done = self.table.decoded(self.decoder)
         return self._attach(done) if done else done
 
     def feed_frame(self, ts: float, frame: bytes) -> list:
@@ -229,7 +227,7 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
 
 
 def _summaries(path: str, progress, fragments: bool, certs: bool, transform, table: dict,
-               part: int = 0, nparts: int = 1, sync=None, holder: list | None = None):
+               part: int = 0, nparts: int = 1, holder: list | None = None):
     """One file's ``("out", (items, keys))`` per batch, then ``("stats", dict)`` (and
     ``("counters", (decoder counters, table stats, reasons, tunnel stats))``), then ``("error",
     CaptureError)`` if it could not be read to its end."""
@@ -243,7 +241,7 @@ def _summaries(path: str, progress, fragments: bool, certs: bool, transform, tab
         if linktype not in wire.LINKTYPES:
             raise CaptureError(unsupported_linktype(path, linktype))
         s = Summarizer(linktype, json=True, fragments=fragments, part=part, nparts=nparts,
-                       sync=sync, **table)
+                       **table)
         keys = s.table
         if holder is not None:
             holder.append(s)
@@ -311,7 +309,6 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         upto = [-1] * jobs                  # each worker's watermark
         spooled = [0] * jobs                # bytes each worker wrote to its spool
         punched = [0] * jobs                # ... and how many of them are freed
-        syncs: list = []                    # this clock sync's requests
         counters, tables, reasons, encaps = [], [], [], []
         error = None
         shown = _Progress(path)
@@ -325,14 +322,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     raise WorkerError("--jobs worker %d of %s ended without its result (exit "
                                       "code %s)" % (i, path, _exitcode(procs[i]))) from None
                 kind = msg[0]
-                if kind == "sync":
-                    syncs.append(msg[1])
-                    if len(syncs) == jobs:          # every worker at the same batch's end
-                        now = max(syncs)[1]
-                        for w in conns:
-                            w.send_bytes(pickle.dumps(now))
-                        syncs = []
-                elif kind == "out":
+                if kind == "out":
                     _, mark, items, prog = msg
                     if output is None:
                         pending += items
@@ -485,10 +475,6 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
     order keys and a watermark (every key of a later batch sorts after it); its counters at
     the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
     lengths sent.  Any exception goes to the parent as ``("fail", traceback)``."""
-    def sync(frame: int, now: float) -> float:
-        conn.send_bytes(pickle.dumps(("sync", (frame, now)), pickle.HIGHEST_PROTOCOL))
-        return pickle.loads(conn.recv_bytes())
-
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
@@ -515,8 +501,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
         counters = error = None
         n = 0
         holder: list = []
-        src = _summaries(path, note, fragments, certs, transform, table, part, jobs, sync,
-                         holder)
+        src = _summaries(path, note, fragments, certs, transform, table, part, jobs, holder)
         for kind, value in src:
             if kind == "out":
                 items, keys = value
