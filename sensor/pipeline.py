@@ -285,11 +285,18 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
               output: int | None = None):
     """One file through ``jobs`` worker processes (see :func:`summarize_paths`).
 
+    The workers do not wait for each other: each reads every frame (so each has the clock of
+    one table reading them all) and keeps its share of the connections.  Each sends its
+    results in order with their order keys and a watermark; what every worker's watermark
+    has passed is merged here and given out.  A worker more than :data:`_LAG` frames ahead
+    of the slowest is not read until that one catches up: its pipe fills and it waits, so
+    what is held here (and spooled) stays bounded.
+
     With ``output`` (a file descriptor), each worker writes its ``transform`` results (bytes)
-    to a spool of its own (a memfd) and sends only their order keys and lengths; here the
-    ranges are copied in order from the spools to ``output`` in the kernel (``sendfile``),
-    and what was copied is freed (punched out of the spool).  Otherwise the results travel
-    pickled and are yielded."""
+    to a spool of its own (a memfd) and sends only their lengths; the released span of each
+    spool is read here in one call and written to ``output`` in order (``writev``), then
+    freed (punched out of the spool).  Otherwise the results travel pickled and are
+    yielded."""
     ctx = multiprocessing.get_context("fork")
     conns, procs, spools = [], [], []
     finished = False
@@ -305,16 +312,20 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             theirs.close()
             conns.append(mine)
             procs.append(p)
-        pending: list = []                  # (key, item or (worker, offset, length))
+        #: each worker's results not given out yet, in its (key) order: (key, item), or
+        #: (key, length) of the bytes it spooled
+        queues: list = [[] for _ in range(jobs)]
         upto = [-1] * jobs                  # each worker's watermark
-        spooled = [0] * jobs                # bytes each worker wrote to its spool
+        copied = [0] * jobs                 # spool bytes given out
         punched = [0] * jobs                # ... and how many of them are freed
         counters, tables, reasons, encaps = [], [], [], []
         error = None
         shown = _Progress(path)
         open_ = set(range(jobs))
         while open_:
-            for c in multiprocessing.connection.wait([conns[i] for i in open_]):
+            low = min(upto)
+            ready = [conns[i] for i in open_ if upto[i] - low <= _LAG]
+            for c in multiprocessing.connection.wait(ready):
                 i = conns.index(c)
                 try:
                     msg = pickle.loads(c.recv_bytes())
@@ -324,30 +335,14 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 kind = msg[0]
                 if kind == "out":
                     _, mark, items, prog = msg
-                    if output is None:
-                        pending += items
-                    else:                           # (key, length) of spooled results
-                        at = spooled[i]
-                        for key, n in items:
-                            pending.append((key, (i, at, n)))
-                            at += n
-                        spooled[i] = at
-                    upto[i] = mark
+                    queues[i] += items
+                    was, upto[i] = min(upto), mark
                     if prog is not None and progress is not None:
                         shown.size, shown.bytes_read, shown.packets = prog
                         progress(shown)
                     low = min(upto)
-                    if pending and low >= 0:
-                        pending.sort(key=_first)
-                        n = bisect.bisect_left(pending, (low,), key=_major)
-                        if output is None:
-                            for _key, item in pending[:n]:
-                                yield item
-                        else:
-                            _copy_ranges(output, spools, pending[:n])
-                        del pending[:n]
-                        if output is not None:
-                            _free_spools(spools, pending, spooled, punched)
+                    if low > was:
+                        yield from _release(queues, low, output, spools, copied, punched)
                 elif kind == "done":
                     _, c_counters, c_stats, c_reasons, c_encap, err = msg
                     counters.append((i, c_counters))
@@ -359,12 +354,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     open_.discard(i)
                 else:                               # "fail": the others may wait on it
                     raise WorkerError("--jobs worker %d failed on %s:\n%s" % (i, path, msg[1]))
-        pending.sort(key=_first)
-        if output is None:
-            for _key, item in pending:
-                yield item
-        else:
-            _copy_ranges(output, spools, pending)
+        yield from _release(queues, 1 << 63, output, spools, copied, punched)
         finished = True
     finally:
         for c in conns:
@@ -387,50 +377,67 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         raise CaptureError(error)
 
 
-def _copy_ranges(output: int, spools: list, entries: list) -> None:
-    """Copy the spooled results of ``entries`` (in their order) to ``output``, each run of
-    adjacent bytes of one spool in one call."""
-    w = start = end = -1
-    for _key, (i, at, n) in entries:
-        if i == w and at == end:
-            end += n
-            continue
-        if w >= 0:
-            _copy_range(output, spools[w], start, end - start)
-        w, start, end = i, at, at + n
-    if w >= 0:
-        _copy_range(output, spools[w], start, end - start)
+#: how far (in watermark units: 4 per frame) a ``--jobs`` worker may run ahead of the
+#: slowest before it is left to wait: 64 batches
+_LAG = 4 * 64 * BATCH
 
 
-def _copy_range(output: int, fd: int, at: int, n: int) -> None:
-    while n > 0:
-        try:
-            done = os.sendfile(output, fd, at, n)
-        except OSError as exc:              # an output sendfile cannot write to
-            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
-                raise
-            done = os.write(output, os.pread(fd, min(n, 1 << 20), at))
-        if done == 0:
-            raise OSError(errno.EIO, "short copy from a --jobs spool")
-        at += done
-        n -= done
+def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):
+    """Give out every queued result with a key below the watermark ``low``, in key order:
+    yield them, or (``output``) copy their spooled bytes there."""
+    parts = []
+    for i, q in enumerate(queues):
+        n = bisect.bisect_left(q, (low,), key=_major)
+        if n:
+            parts.append((i, q[:n]))
+            del q[:n]
+    if not parts:
+        return
+    if output is None:
+        if len(parts) == 1:
+            for _key, item in parts[0][1]:
+                yield item
+        else:                       # each part is in order: a merge of sorted runs
+            for _key, item in sorted([x for _i, q in parts for x in q], key=_first):
+                yield item
+        return
+    views, tagged = {}, []
+    for i, q in parts:
+        n = sum([length for _key, length in q])
+        views[i] = memoryview(_pread_all(spools[i], n, copied[i]))
+        copied[i] += n
+        at = 0
+        for key, length in q:
+            tagged.append((key, i, at, length))
+            at += length
+    if len(parts) > 1:
+        tagged.sort(key=_first)
+    chunks = [views[i][at:at + n] for _key, i, at, n in tagged]
+    for j in range(0, len(chunks), _IOV_MAX):
+        _write_all(output, chunks[j:j + _IOV_MAX])
+    for i, _q in parts:
+        upto = copied[i] - copied[i] % _PUNCH
+        if upto > punched[i]:
+            _punch_hole(spools[i], punched[i], upto - punched[i])
+            punched[i] = upto
 
+
+def _pread_all(fd: int, n: int, at: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:                  # (one call on a memfd, for a span under 2 GB)
+        more = os.pread(fd, n - got, at + got)
+        if not more:
+            raise OSError(errno.EIO, "short read from a --jobs spool")
+        chunks.append(more)
+        got += len(more)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+#: iovecs per ``writev`` (Linux's IOV_MAX)
+_IOV_MAX = 1024
 
 #: the spool bytes freed at a time (a multiple of the page size)
 _PUNCH = 1 << 20
-
-
-def _free_spools(spools: list, pending: list, spooled: list, punched: list) -> None:
-    """Free each spool's bytes below its oldest result not yet copied."""
-    low = list(spooled)
-    for _key, (i, at, _n) in pending:
-        if at < low[i]:
-            low[i] = at
-    for i, fd in enumerate(spools):
-        upto = low[i] - low[i] % _PUNCH
-        if upto > punched[i]:
-            _punch_hole(fd, punched[i], upto - punched[i])
-            punched[i] = upto
 
 
 def _punch_hole(fd: int, at: int, n: int) -> None:
@@ -480,7 +487,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
 
     def spooled(pairs: list) -> list:
         items = [item for _k, item in pairs]
-        for i in range(0, len(items), 1024):        # IOV_MAX; no joined copy
+        for i in range(0, len(items), _IOV_MAX):    # no joined copy
             _write_all(spool, items[i:i + 1024])
         return [(k, len(item)) for k, item in pairs]
 
