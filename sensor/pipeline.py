@@ -610,7 +610,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
                 error = str(value)
         ship(1 << 63, buffered)
         if held is not None:
-            held.place(0)
+            held.place(-1)
         send(("done",) + tuple(counters) + (error,))
     except _OutputError as exc:
         try:
@@ -648,9 +648,9 @@ class _Held:
 
     def place(self, limit: int) -> None:
         """Write the results whose places came; wait for more while over ``limit`` bytes
-        are held."""
+        are held (``limit`` -1: until none is)."""
         conn = self.conn
-        while self.size > limit or (self.items and conn.poll()):
+        while self.items and (self.size > limit or conn.poll()):
             try:
                 places = pickle.loads(conn.recv_bytes())
             except EOFError:            # the parent gave up

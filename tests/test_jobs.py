@@ -1,15 +1,24 @@
 """``--jobs N``: a file's connections split over N worker processes give the bytes one gives,
-in the same order, with the same counters; bad input stays a counted skip (or the same
-CaptureError after the same connections); a worker's failure is an error, never a hang."""
+in the same order, with the same counters, whichever output (yielded, a file, a file opened to
+append, a pipe) and however far one worker runs ahead; bad input stays a counted skip (or the
+same CaptureError after the same connections); a worker's failure is an error, never a hang;
+an output that cannot take more is the OSError one worker gets, and one line from the CLI."""
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
+import dpkt
 import pytest
 
+from sensor import pipeline
 from sensor.capture import CaptureError
 from sensor.pipeline import WorkerError, summarize_paths
 
@@ -122,3 +131,179 @@ def test_output_closed_early_ends_promptly():
     finally:
         os.close(w)
     assert time.monotonic() - t0 < 3
+
+
+@pytest.fixture
+def tiny_bounds(monkeypatch):
+    """Batches of 8 frames (many batches, and clock ticks, from small captures), a worker
+    left to wait when 2 batches ahead, and one that writes to a file waiting for the places
+    of anything it holds: every wait of the parallel path is taken.  (The workers are
+    forked: they see these.)"""
+    monkeypatch.setattr(pipeline, "BATCH", 8)
+    monkeypatch.setattr(pipeline, "_LAG", 4 * 2 * 8)
+    monkeypatch.setattr(pipeline, "_HELD", 0)
+
+
+def _client_hello() -> bytes:
+    with open(EXAMPLE, "rb") as f:
+        for _ts, frame in dpkt.pcap.Reader(f):
+            tcp = dpkt.ethernet.Ethernet(frame).data.data
+            if isinstance(tcp, dpkt.tcp.TCP) and tcp.data[:2] == b"\x16\x03":
+                return bytes(tcp.data)
+    raise AssertionError("no ClientHello in the example")
+
+
+@pytest.fixture(scope="module")
+def quiet_and_busy(tmp_path_factory) -> Path:
+    """Eight clients that send a ClientHello and close (FIN) to a server that never answers;
+    one connection of bare ACKs, one every 0.2 s for 5 s; from 2 s on, eight more clients that
+    send a ClientHello and reset.  One table reports the first eight a second after their
+    FIN, on the ACKs' clock, before the resets: a worker without the ACKs (the hash puts
+    them in another) must too, not on its own clock when its first reset comes."""
+    hello = _client_hello()
+    frames = []
+    isn = 1000
+
+    def add(ts, src, sport, dst, dport, flags, seq, ack, data=b""):
+        tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, data=data)
+        ip = dpkt.ip.IP(src=bytes(src), dst=bytes(dst), p=dpkt.ip.IP_PROTO_TCP, data=tcp)
+        ip.len = len(ip)
+        eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip,
+                                     type=dpkt.ethernet.ETH_TYPE_IP)
+        frames.append((ts, bytes(eth)))
+
+    server = [10, 2, 0, 9]
+    for k in range(8):
+        client, port, t = [10, 1, 0, 10 + k], 40000 + 7 * k, 1000.0 + 0.01 * k
+        add(t, client, port, server, 443, dpkt.tcp.TH_SYN, isn, 0)
+        add(t + 0.001, server, 443, client, port, dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK, 5000,
+            isn + 1)
+        add(t + 0.002, client, port, server, 443, dpkt.tcp.TH_ACK, isn + 1, 5001)
+        add(t + 0.003, client, port, server, 443, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
+            isn + 1, 5001, hello)
+        add(t + 0.004, client, port, server, 443, dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK,
+            isn + 1 + len(hello), 5001)
+    for k in range(8):
+        client, port, t = [10, 1, 1, 10 + k], 41000 + 7 * k, 1002.0 + 0.1 * k
+        add(t, client, port, server, 443, dpkt.tcp.TH_SYN, isn, 0)
+        add(t + 0.001, server, 443, client, port, dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK, 5000,
+            isn + 1)
+        add(t + 0.002, client, port, server, 443, dpkt.tcp.TH_ACK, isn + 1, 5001)
+        add(t + 0.003, client, port, server, 443, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
+            isn + 1, 5001, hello)
+        add(t + 0.004, client, port, server, 443, dpkt.tcp.TH_RST | dpkt.tcp.TH_ACK,
+            isn + 1 + len(hello), 5001)
+    client, port = [10, 1, 9, 9], 50000
+    add(1000.1, client, port, server, 8443, dpkt.tcp.TH_SYN, isn, 0)
+    for j in range(25):
+        add(1000.2 + 0.2 * j, client, port, server, 8443, dpkt.tcp.TH_ACK, isn + 1, 5001)
+    frames.sort(key=lambda f: f[0])
+    path = tmp_path_factory.mktemp("jobs") / "quiet-and-busy.pcap"
+    with open(path, "wb") as f:
+        w = dpkt.pcap.Writer(f)
+        for ts, frame in frames:
+            w.writepkt(frame, ts)
+    return path
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_a_worker_ends_its_batches_at_the_frames_clock(tiny_bounds, quiet_and_busy, jobs):
+    one = list(summarize_paths([str(quiet_and_busy)], transform=_ending))
+    assert [outcome for _c, outcome in one] == ["closed"] * 8 + ["reset"] * 8
+    assert list(summarize_paths([str(quiet_and_busy)], jobs=jobs, transform=_ending)) == one
+
+
+def _ending(summary: dict, certs) -> tuple:
+    return summary["client"], summary["outcome"]
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_many_batches_same_output_same_stats(tiny_bounds, jobs):
+    # the workers never meet: each must end every batch at the clock one table reading every
+    # connection would have (the time of the batch's latest frame), or connections expire
+    # in other batches and come out in another order
+    one, s1 = _run([EXAMPLE, *CAPTURES], 1)
+    many, sn = _run([EXAMPLE, *CAPTURES], jobs)
+    assert many == one
+    assert sn == s1
+
+
+def _write_to(kind: str, path: Path, paths: list, jobs: int) -> bytes:
+    """What ``summarize_paths(..., output=fd)`` leaves in a file written between b"before"
+    and b"after" (``kind`` "file", "append") or read from a pipe ("pipe")."""
+    if kind == "pipe":
+        r, w = os.pipe()
+        got = bytearray()
+        reader = threading.Thread(target=lambda: [got.extend(b) for b in iter(
+            lambda: os.read(r, 1 << 16), b"")])
+        reader.start()
+        try:
+            os.write(w, b"before\n")
+            assert list(summarize_paths(paths, jobs=jobs, transform=_jsonl, output=w)) == []
+            os.write(w, b"after\n")
+        finally:
+            os.close(w)
+            reader.join()
+            os.close(r)
+        return bytes(got)
+    with open(path, "ab" if kind == "append" else "wb") as f:
+        f.write(b"before\n")
+        f.flush()
+        assert list(summarize_paths(paths, jobs=jobs, transform=_jsonl,
+                                    output=f.fileno())) == []
+        f.write(b"after\n")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["file", "append", "pipe"])
+def test_each_output_same_bytes_with_every_wait(tiny_bounds, tmp_path, kind):
+    # "file": the workers write at the places the parent sends; "append" (pwrite would
+    # append) and "pipe": through their spools
+    paths = [str(p) for p in (EXAMPLE, *CAPTURES)]
+    one = b"".join(summarize_paths(paths, transform=_jsonl))
+    assert _write_to(kind, tmp_path / "out", paths, 3) == b"before\n" + one + b"after\n"
+
+
+def test_where_the_results_go():
+    r, w = os.pipe()
+    try:
+        assert not pipeline._placeable(w)
+    finally:
+        os.close(r)
+        os.close(w)
+    with open(__file__, "rb") as f:
+        assert pipeline._placeable(f.fileno())
+    with open(os.devnull, "wb") as f:
+        assert not pipeline._placeable(f.fileno())
+
+
+def _limited_jsonl(summary: dict, certs) -> bytes:
+    # in the workers only: files written past 3000 bytes fail with EFBIG (not the
+    # parent's: pytest's own log may be a file)
+    if os.getpid() != _PARENT:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, resource.RLIM_INFINITY))
+    return _jsonl(summary, certs)
+
+
+def test_a_worker_writing_to_a_full_file_is_the_oserror_one_worker_gets(tmp_path):
+    with open(tmp_path / "out", "wb") as f, pytest.raises(OSError) as err:
+        list(summarize_paths([str(EXAMPLE)], jobs=2, transform=_limited_jsonl,
+                             output=f.fileno()))
+    assert err.value.errno == errno.EFBIG
+    assert not isinstance(err.value, WorkerError)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("out", ["/dev/full", "limited"])
+def test_an_output_that_cannot_take_more_is_one_line(tmp_path, jobs, out):
+    def limit() -> None:
+        if out == "limited":
+            resource.setrlimit(resource.RLIMIT_FSIZE, (3000, resource.RLIM_INFINITY))
+    with open(out if out == "/dev/full" else tmp_path / "out", "wb") as f:
+        p = subprocess.run([sys.executable, "-m", "tlsdiag", "summarize", str(EXAMPLE),
+                            "--format", "jsonl", "--jobs", jobs], stdout=f,
+                           stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=limit,
+                           timeout=60)
+    assert p.returncode == 2, p.stderr
+    msg = "No space left on device" if out == "/dev/full" else "File too large"
+    assert p.stderr == "tlsdiag summarize: error: cannot write the output: %s\n" % msg

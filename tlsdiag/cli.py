@@ -1,7 +1,9 @@
 """``tlsdiag`` console script: one entry point, subcommands imported lazily (httpie style)."""
 from __future__ import annotations
 
+import errno
 import importlib
+import io
 import os
 import sys
 
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print("tlsdiag: %s is not available in this build: %s" % (argv[0], exc), file=sys.stderr)
         return ExitStatus.ERROR
+    _whole_writes_to_stdout()
     try:
         return int(module.main(argv[1:]))
     except KeyboardInterrupt:
@@ -58,3 +61,47 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return ExitStatus.SUCCESS
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        # `tlsdiag summarize big.pcap > out` on a full disk: one line, not a traceback
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        print("tlsdiag %s: error: cannot write the output: %s" % (argv[0], exc.strerror),
+              file=sys.stderr)
+        return ExitStatus.ERROR
+
+
+#: the errors of an output that cannot take more
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class _WholeWrites(io.FileIO):
+    """The commands' standard output file: a write takes all of the data or raises.  (When a
+    file takes part of a write -- a full disk, a file size limit -- ``BufferedWriter``
+    returns the short count and drops the error, which ``TextIOWrapper`` and ``print``
+    ignore: the output would end short without a word.)"""
+
+    def write(self, b) -> "int | None":
+        view = memoryview(b).cast("B")
+        total = len(view)
+        while view:
+            n = super().write(view)
+            if n is None:                   # a non-blocking output that is full
+                return (total - len(view)) or None
+            view = view[n:]
+        return total
+
+
+def _whole_writes_to_stdout() -> None:
+    try:
+        fd = sys.stdout.fileno()
+        sys.stdout.flush()
+    except (AttributeError, OSError, ValueError):   # not a file (a test's capture)
+        return
+    out = sys.stdout
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_WholeWrites(fd, "w", closefd=False)),
+                                  encoding=out.encoding, errors=out.errors,
+                                  line_buffering=out.line_buffering)

@@ -48,10 +48,13 @@ class _Batched:
 
     def _drain(self) -> None:
         if self.lines:
-            data = b"".join(self.lines)
+            data = memoryview(b"".join(self.lines))
             self.lines.clear()
             self.size = 0
-            self.stream.write(data)
+            # a buffered stream returns a short count, not the error, when the file takes
+            # part of the data (a file size limit, a full disk): the rest raises it
+            while data:
+                data = data[self.stream.write(data):]
 
     def flush(self) -> None:
         self._drain()
