@@ -13,16 +13,14 @@ from __future__ import annotations
 import bisect
 import ctypes
 import errno
-import fcntl
 import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
-import stat
 import struct
 import traceback
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -289,56 +287,44 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
 
     The workers do not wait for each other: each reads every frame (so each has the clock of
     one table reading them all) and keeps its share of the connections.  Each sends its
-    results' order keys in order, with a watermark (every key it sends later sorts after
-    it); what every worker's watermark has passed is merged here and given out.
+    results in order with their order keys and a watermark; what every worker's watermark
+    has passed is merged here and given out.  A worker more than :data:`_LAG` frames ahead
+    of the slowest is not read until that one catches up: its pipe fills and it waits, so
+    what is held here (and spooled) stays bounded.
 
-    Where the results go:
-
-    - ``output`` a regular file (not opened to append): each worker writes its own results
-      there (``pwrite``), at the places this process works out from the keys and lengths
-      and sends back.  A worker holding more than :data:`_HELD` bytes not yet placed waits
-      for their places, which come as the slowest worker reads on.
-    - ``output`` anything else (a pipe): each worker writes its results to a spool of its
-      own (a memfd) and sends their lengths; each spool's released span is read here in one
-      call and written to ``output`` in order (``writev``), then punched out of the spool.
-    - no ``output``: the results travel pickled and are yielded.
-
-    In the last two, a worker more than :data:`_LAG` frames ahead of the slowest is not read
-    until that one catches up (its pipe fills and it waits): what is held here and spooled
-    stays bounded."""
-    mode = _PICKLED if output is None else _PLACED if _placeable(output) else _SPOOLED
+    With ``output`` (a file descriptor), each worker writes its ``transform`` results (bytes)
+    to a spool of its own (a memfd) and sends only their lengths; the released span of each
+    spool is read here in one call and written to ``output`` in order (``writev``), then
+    freed (punched out of the spool).  Otherwise the results travel pickled and are
+    yielded."""
     ctx = multiprocessing.get_context("fork")
     conns, procs, spools = [], [], []
     finished = False
     try:
         for part in range(jobs):
-            spool = os.memfd_create("tlsdiag-job-%d" % part) if mode == _SPOOLED else None
+            spool = os.memfd_create("tlsdiag-job-%d" % part) if output is not None else None
             spools.append(spool)
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, jobs, fragments, certs, transform, table,
-                                  progress is not None, mode, output, spool, list(conns),
-                                  list(spools[:-1])))
+                                  progress is not None, spool, list(conns), list(spools[:-1])))
             p.start()
             theirs.close()
             conns.append(mine)
             procs.append(p)
         #: each worker's results not given out yet, in its (key) order: (key, item), or
-        #: (key, length) of the bytes it spooled or holds
+        #: (key, length) of the bytes it spooled
         queues: list = [[] for _ in range(jobs)]
         upto = [-1] * jobs                  # each worker's watermark
-        # the spools' bytes given out and freed; or the output's next place
-        sink = _Spools(output, spools) if mode == _SPOOLED else None
-        if mode == _PLACED:
-            sink = _Places(output, conns)
-        lag = _LAG if mode != _PLACED else 1 << 64
+        copied = [0] * jobs                 # spool bytes given out
+        punched = [0] * jobs                # ... and how many of them are freed
         counters, tables, reasons, encaps = [], [], [], []
         error = None
         shown = _Progress(path)
         open_ = set(range(jobs))
         while open_:
             low = min(upto)
-            ready = [conns[i] for i in open_ if upto[i] - low <= lag]
+            ready = [conns[i] for i in open_ if upto[i] - low <= _LAG]
             for c in multiprocessing.connection.wait(ready):
                 i = conns.index(c)
                 try:
@@ -356,7 +342,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                         progress(shown)
                     low = min(upto)
                     if low > was:
-                        yield from _release(queues, low, sink)
+                        yield from _release(queues, low, output, spools, copied, punched)
+                elif kind == "oserror":             # writing its spool failed
+                    raise OSError(msg[1], msg[2])
                 elif kind == "done":
                     _, c_counters, c_stats, c_reasons, c_encap, err = msg
                     counters.append((i, c_counters))
@@ -366,13 +354,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     error = error or err
                     upto[i] = 1 << 63
                     open_.discard(i)
-                elif kind == "oserror":             # writing the output failed
-                    raise OSError(msg[1], msg[2])
                 else:                               # "fail": the others may wait on it
                     raise WorkerError("--jobs worker %d failed on %s:\n%s" % (i, path, msg[1]))
-        yield from _release(queues, 1 << 63, sink)
-        if mode == _PLACED:
-            os.lseek(output, sink.at, os.SEEK_SET)
+        yield from _release(queues, 1 << 63, output, spools, copied, punched)
         finished = True
     finally:
         for c in conns:
@@ -395,31 +379,14 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         raise CaptureError(error)
 
 
-#: where ``--jobs`` results go (see :func:`_parallel`)
-_PICKLED, _SPOOLED, _PLACED = 0, 1, 2
-
 #: how far (in watermark units: 4 per frame) a ``--jobs`` worker may run ahead of the
-#: slowest before it is left to wait (spooled or pickled results): 64 batches
+#: slowest before it is left to wait: 64 batches
 _LAG = 4 * 64 * BATCH
 
-#: the bytes a ``--jobs`` worker writing to a regular file holds before it waits for their
-#: places (it sends their keys at least every 256 results)
-_HELD = 16 << 20
 
-
-def _placeable(fd: int) -> bool:
-    """Whether ``fd`` is a file the workers can each write their results to, at places
-    (``pwrite``): a regular file, not opened to append (where ``pwrite`` appends)."""
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and \
-            not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
-    except OSError:
-        return False
-
-
-def _release(queues: list, low: int, sink):
+def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):
     """Give out every queued result with a key below the watermark ``low``, in key order:
-    yield them, or hand them to ``sink`` (:class:`_Spools`, :class:`_Places`)."""
+    yield them, or (``output``) copy their spooled bytes there."""
     parts = []
     for i, q in enumerate(queues):
         n = bisect.bisect_left(q, (low,), key=_major)
@@ -428,7 +395,7 @@ def _release(queues: list, low: int, sink):
             del q[:n]
     if not parts:
         return
-    if sink is None:
+    if output is None:
         if len(parts) == 1:
             for _key, item in parts[0][1]:
                 yield item
@@ -436,62 +403,25 @@ def _release(queues: list, low: int, sink):
             for _key, item in sorted([x for _i, q in parts for x in q], key=_first):
                 yield item
         return
-    if len(parts) == 1:
-        i, q = parts[0]
-        merged = [(key, i, n) for key, n in q]
-    else:
-        merged = sorted([(key, i, n) for i, q in parts for key, n in q], key=_first)
-    sink.give(parts, merged)
-
-
-class _Places:
-    """The output places of results the workers hold (``--jobs`` to a regular file): sent
-    to each worker, for its results in its order."""
-
-    def __init__(self, output: int, conns: list) -> None:
-        self.conns = conns
-        #: the output's next place
-        self.at = os.lseek(output, 0, os.SEEK_CUR)
-
-    def give(self, parts: list, merged: list) -> None:
-        places: dict = {i: [] for i, _q in parts}
-        at = self.at
-        for _key, i, n in merged:
-            places[i].append(at)
-            at += n
-        self.at = at
-        for i, p in places.items():
-            self.conns[i].send_bytes(pickle.dumps(p, pickle.HIGHEST_PROTOCOL))
-
-
-class _Spools:
-    """The workers' spools (``--jobs`` to a pipe): what was copied to the output, and freed."""
-
-    def __init__(self, output: int, spools: list) -> None:
-        self.output = output
-        self.spools = spools
-        self.copied = [0] * len(spools)
-        self.punched = [0] * len(spools)
-
-    def give(self, parts: list, merged: list) -> None:
-        views, base = {}, {}
-        for i, q in parts:
-            n = sum([length for _key, length in q])
-            views[i] = memoryview(_pread_all(self.spools[i], n, self.copied[i]))
-            base[i] = 0
-            self.copied[i] += n
-        chunks = []
-        for _key, i, n in merged:
-            at = base[i]
-            chunks.append(views[i][at:at + n])
-            base[i] = at + n
-        for j in range(0, len(chunks), _IOV_MAX):
-            _write_all(self.output, chunks[j:j + _IOV_MAX])
-        for i, _q in parts:
-            upto = self.copied[i] - self.copied[i] % _PUNCH
-            if upto > self.punched[i]:
-                _punch_hole(self.spools[i], self.punched[i], upto - self.punched[i])
-                self.punched[i] = upto
+    views, tagged = {}, []
+    for i, q in parts:
+        n = sum([length for _key, length in q])
+        views[i] = memoryview(_pread_all(spools[i], n, copied[i]))
+        copied[i] += n
+        at = 0
+        for key, length in q:
+            tagged.append((key, i, at, length))
+            at += length
+    if len(parts) > 1:
+        tagged.sort(key=_first)
+    chunks = [views[i][at:at + n] for _key, i, at, n in tagged]
+    for j in range(0, len(chunks), _IOV_MAX):
+        _write_all(output, chunks[j:j + _IOV_MAX])
+    for i, _q in parts:
+        upto = copied[i] - copied[i] % _PUNCH
+        if upto > punched[i]:
+            _punch_hole(spools[i], punched[i], upto - punched[i])
+            punched[i] = upto
 
 
 def _pread_all(fd: int, n: int, at: int) -> bytes:
@@ -548,33 +478,24 @@ def _major(x):
     return (x[0][0],)
 
 
-def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress, mode,
-            output, spool, inherited: list, inherited_fds: list) -> None:
+def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress,
+            spool, inherited: list, inherited_fds: list) -> None:
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
-    the end.  ``mode`` says where the results (bytes, but for ``_PICKLED``) go: to the
-    ``output`` file at the places the parent sends, or to the ``spool`` fd; only their
-    lengths are sent then.  Any exception goes to the parent as ``("fail", traceback)``, a
-    failed write to ``output`` as ``("oserror", errno, text)``."""
+    the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
+    lengths sent.  Any exception goes to the parent as ``("fail", traceback)``, a failed
+    write to the spool as ``("oserror", errno, text)``."""
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
     def spooled(pairs: list) -> list:
         items = [item for _k, item in pairs]
-        for i in range(0, len(items), _IOV_MAX):    # no joined copy
-            _write_all(spool, items[i:i + _IOV_MAX])
+        try:
+            for i in range(0, len(items), _IOV_MAX):    # no joined copy
+                _write_all(spool, items[i:i + _IOV_MAX])
+        except OSError as exc:      # (a file size limit): as if writing the output failed
+            raise _SpoolError(exc.errno, exc.strerror) from None
         return [(k, len(item)) for k, item in pairs]
-
-    held = _Held(conn, output) if mode == _PLACED else None
-
-    def ship(mark: int, pairs: list) -> None:
-        if mode == _SPOOLED:
-            pairs = spooled(pairs)
-        elif mode == _PLACED:
-            pairs = held.add(pairs)
-        send(("out", mark, pairs, _prog(shown)))
-        if held is not None:
-            held.place(_HELD)
 
     # the parent's ends of the workers forked before this one: held here, they would keep
     # those workers from seeing the parent close them
@@ -602,17 +523,19 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
                 # a later batch's keys have a major of at least 4 x (this batch's last frame
                 # + 1): everything below that is final.  Send now and then
                 if len(buffered) >= 256 or n % 8 == 0:
-                    ship(4 * holder[0].table.frame + 3, buffered)
+                    if spool is not None:
+                        buffered = spooled(buffered)
+                    send(("out", 4 * holder[0].table.frame + 3, buffered, _prog(shown)))
                     buffered = []
             elif kind == "counters":
                 counters = value
             elif kind == "error":
                 error = str(value)
-        ship(1 << 63, buffered)
-        if held is not None:
-            held.place(-1)
+        if spool is not None:
+            buffered = spooled(buffered)
+        send(("out", 1 << 63, buffered, _prog(shown)))
         send(("done",) + tuple(counters) + (error,))
-    except _OutputError as exc:
+    except _SpoolError as exc:
         try:
             send(("oserror", exc.errno, exc.strerror))
         except OSError:
@@ -626,67 +549,9 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
         conn.close()
 
 
-class _OutputError(OSError):
-    """Writing a ``--jobs`` worker's results to the output failed (as writing it in the
-    parent would: the parent raises it again)."""
-
-
-class _Held:
-    """A ``--jobs`` worker's results that wait for their places in the output file."""
-
-    def __init__(self, conn, output: int) -> None:
-        self.conn = conn
-        self.output = output
-        self.items: deque = deque()
-        self.size = 0
-
-    def add(self, pairs: list) -> list:
-        """Hold the results of ``pairs``; their keys and lengths, for the parent."""
-        self.items.extend([item for _k, item in pairs])
-        self.size += sum([len(item) for _k, item in pairs])
-        return [(k, len(item)) for k, item in pairs]
-
-    def place(self, limit: int) -> None:
-        """Write the results whose places came; wait for more while over ``limit`` bytes
-        are held (``limit`` -1: until none is)."""
-        conn = self.conn
-        while self.items and (self.size > limit or conn.poll()):
-            try:
-                places = pickle.loads(conn.recv_bytes())
-            except EOFError:            # the parent gave up
-                raise SystemExit(1) from None
-            self._write(places)
-
-    def _write(self, places: list) -> None:
-        items, out = self.items, self.output
-        run: list = []
-        start = end = -1
-        for at in places:
-            item = items.popleft()
-            self.size -= len(item)
-            if at != end or len(run) == _IOV_MAX:
-                if run:
-                    _pwrite_all(out, run, start)
-                run, start = [], at
-            run.append(item)
-            end = at + len(item)
-        if run:
-            _pwrite_all(out, run, start)
-
-
-def _pwrite_all(fd: int, chunks: list, at: int) -> None:
-    try:
-        n = os.pwritev(fd, chunks, at)
-        total = sum(map(len, chunks))
-        if n < total:
-            rest = memoryview(b"".join(chunks))[n:]
-            while rest:
-                done = os.pwrite(fd, rest, at + n)
-                if done == 0:
-                    raise OSError(errno.EIO, "short write to the output")
-                rest, n = rest[done:], n + done
-    except OSError as exc:
-        raise _OutputError(exc.errno, exc.strerror) from None
+class _SpoolError(OSError):
+    """Writing a ``--jobs`` worker's results to its spool failed (the parent raises it as
+    the output's error)."""
 
 
 def _write_all(fd: int, chunks: list) -> None:

@@ -1,11 +1,10 @@
 """``--jobs N``: a file's connections split over N worker processes give the bytes one gives,
 in the same order, with the same counters, whichever output (yielded, a file, a file opened to
-append, a pipe) and however far one worker runs ahead; bad input stays a counted skip (or the
+append, a pipe) and however far one worker runs ahead of another; bad input stays a counted skip (or the
 same CaptureError after the same connections); a worker's failure is an error, never a hang;
-an output that cannot take more is the OSError one worker gets, and one line from the CLI."""
+an output that cannot take more is one line from the CLI, as with one worker."""
 from __future__ import annotations
 
-import errno
 import os
 import resource
 import signal
@@ -135,13 +134,11 @@ def test_output_closed_early_ends_promptly():
 
 @pytest.fixture
 def tiny_bounds(monkeypatch):
-    """Batches of 8 frames (many batches, and clock ticks, from small captures), a worker
-    left to wait when 2 batches ahead, and one that writes to a file waiting for the places
-    of anything it holds: every wait of the parallel path is taken.  (The workers are
-    forked: they see these.)"""
+    """Batches of 8 frames (many batches, and clock ticks, from small captures) and a worker
+    left to wait when 2 batches ahead: every wait of the parallel path is taken.  (The
+    workers are forked: they see these.)"""
     monkeypatch.setattr(pipeline, "BATCH", 8)
     monkeypatch.setattr(pipeline, "_LAG", 4 * 2 * 8)
-    monkeypatch.setattr(pipeline, "_HELD", 0)
 
 
 def _client_hello() -> bytes:
@@ -257,40 +254,9 @@ def _write_to(kind: str, path: Path, paths: list, jobs: int) -> bytes:
 
 @pytest.mark.parametrize("kind", ["file", "append", "pipe"])
 def test_each_output_same_bytes_with_every_wait(tiny_bounds, tmp_path, kind):
-    # "file": the workers write at the places the parent sends; "append" (pwrite would
-    # append) and "pipe": through their spools
     paths = [str(p) for p in (EXAMPLE, *CAPTURES)]
     one = b"".join(summarize_paths(paths, transform=_jsonl))
     assert _write_to(kind, tmp_path / "out", paths, 3) == b"before\n" + one + b"after\n"
-
-
-def test_where_the_results_go():
-    r, w = os.pipe()
-    try:
-        assert not pipeline._placeable(w)
-    finally:
-        os.close(r)
-        os.close(w)
-    with open(__file__, "rb") as f:
-        assert pipeline._placeable(f.fileno())
-    with open(os.devnull, "wb") as f:
-        assert not pipeline._placeable(f.fileno())
-
-
-def _limited_jsonl(summary: dict, certs) -> bytes:
-    # in the workers only: files written past 3000 bytes fail with EFBIG (not the
-    # parent's: pytest's own log may be a file)
-    if os.getpid() != _PARENT:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, resource.RLIM_INFINITY))
-    return _jsonl(summary, certs)
-
-
-def test_a_worker_writing_to_a_full_file_is_the_oserror_one_worker_gets(tmp_path):
-    with open(tmp_path / "out", "wb") as f, pytest.raises(OSError) as err:
-        list(summarize_paths([str(EXAMPLE)], jobs=2, transform=_limited_jsonl,
-                             output=f.fileno()))
-    assert err.value.errno == errno.EFBIG
-    assert not isinstance(err.value, WorkerError)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
