@@ -92,15 +92,17 @@ _V4_NETS: dict[int, tuple[object, tuple[tuple[int, int], ...]]] = {}
 def _v4_nets(nets: Iterable[IPNetwork]) -> tuple[tuple[int, int], ...]:
     """(network, mask) ints of the IPv4 networks of ``nets`` (a config's few CIDRs), cached
     per ``nets`` object (IPNetwork hashes in Python: too slow to key on per connection)."""
-    hit = _V4_NETS.get(id(nets))
+    hit = lru_get(_V4_NETS, id(nets))
     if hit is not None and hit[0] is nets:
         return hit[1]
     compiled = tuple((int(n.network_address), int(n.netmask)) for n in nets if n.version == 4)
     if isinstance(nets, tuple):
-        if len(_V4_NETS) > 64:
-            _V4_NETS.clear()
-        _V4_NETS[id(nets)] = (nets, compiled)
+        lru_put(_V4_NETS, id(nets), (nets, compiled), _V4_NETS_MAX)
     return compiled
+
+
+#: configs whose compiled networks are kept (a process has one or a few)
+_V4_NETS_MAX = 64
 
 
 def classify(client: str, server: str, role: str | None, local_nets: tuple[IPNetwork, ...],

@@ -410,6 +410,20 @@ def test_the_direction_host_cache_is_a_bounded_lru(monkeypatch):
     assert list(cache) == ["203.0.113.17", "203.0.113.18", "10.0.0.1", "203.0.113.19"]
 
 
+def test_the_compiled_local_nets_are_a_bounded_lru(monkeypatch):
+    """Configs' compiled networks: at most 64 kept, the least recently used dropped -- the
+    process's own config, used all along, stays compiled (it was emptied with the rest)."""
+    from proto import direction
+    monkeypatch.setattr(direction, "_V4_NETS", {})
+    mine = parse_local_nets("10.0.0.0/8")
+    others = [parse_local_nets("172.16.%d.0/24" % i) for i in range(200)]
+    for nets in others:
+        assert direction._v4_nets(mine) == ((0x0A000000, 0xFF000000),)
+        direction._v4_nets(nets)
+        assert len(direction._V4_NETS) <= 64
+        assert direction._V4_NETS[id(mine)][0] is mine
+
+
 def test_unknown_direction_gives_both_fixes(pki):
     d = one(engine().diagnose(refused(sni=None)))
     assert d["direction"] == "unknown"
