@@ -170,26 +170,19 @@ def quiet_and_busy(tmp_path_factory) -> Path:
         frames.append((ts, bytes(eth)))
 
     server = [10, 2, 0, 9]
-    for k in range(8):
-        client, port, t = [10, 1, 0, 10 + k], 40000 + 7 * k, 1000.0 + 0.01 * k
-        add(t, client, port, server, 443, dpkt.tcp.TH_SYN, isn, 0)
-        add(t + 0.001, server, 443, client, port, dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK, 5000,
-            isn + 1)
-        add(t + 0.002, client, port, server, 443, dpkt.tcp.TH_ACK, isn + 1, 5001)
-        add(t + 0.003, client, port, server, 443, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
-            isn + 1, 5001, hello)
-        add(t + 0.004, client, port, server, 443, dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK,
-            isn + 1 + len(hello), 5001)
-    for k in range(8):
-        client, port, t = [10, 1, 1, 10 + k], 41000 + 7 * k, 1002.0 + 0.1 * k
-        add(t, client, port, server, 443, dpkt.tcp.TH_SYN, isn, 0)
-        add(t + 0.001, server, 443, client, port, dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK, 5000,
-            isn + 1)
-        add(t + 0.002, client, port, server, 443, dpkt.tcp.TH_ACK, isn + 1, 5001)
-        add(t + 0.003, client, port, server, 443, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
-            isn + 1, 5001, hello)
-        add(t + 0.004, client, port, server, 443, dpkt.tcp.TH_RST | dpkt.tcp.TH_ACK,
-            isn + 1 + len(hello), 5001)
+    # (the eight that close, from 1000 s; the eight that reset, from 1002 s)
+    for net, ports, start, step, last in ((0, 40000, 1000.0, 0.01, dpkt.tcp.TH_FIN),
+                                          (1, 41000, 1002.0, 0.1, dpkt.tcp.TH_RST)):
+        for k in range(8):
+            client, port, t = [10, 1, net, 10 + k], ports + 7 * k, start + step * k
+            add(t, client, port, server, 443, dpkt.tcp.TH_SYN, isn, 0)
+            add(t + 0.001, server, 443, client, port, dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK, 5000,
+                isn + 1)
+            add(t + 0.002, client, port, server, 443, dpkt.tcp.TH_ACK, isn + 1, 5001)
+            add(t + 0.003, client, port, server, 443, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
+                isn + 1, 5001, hello)
+            add(t + 0.004, client, port, server, 443, last | dpkt.tcp.TH_ACK,
+                isn + 1 + len(hello), 5001)
     client, port = [10, 1, 9, 9], 50000
     add(1000.1, client, port, server, 8443, dpkt.tcp.TH_SYN, isn, 0)
     for j in range(25):
