@@ -505,10 +505,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
         if fd is not None:
             os.close(fd)
     shown = _Progress(path) if progress and part == 0 else None
-    note = None
-    if shown is not None:
-        def note(cap) -> None:
-            shown.size, shown.bytes_read, shown.packets = cap.size, cap.bytes_read, cap.packets
+    note = _noting(shown) if shown is not None else None
     try:
         buffered: list = []
         counters = error = None
@@ -561,6 +558,13 @@ def _write_all(fd: int, chunks: list) -> None:
         rest = b"".join(chunks)[n:]
         while rest:
             rest = rest[os.write(fd, rest):]
+
+
+def _noting(shown: _Progress):
+    """A progress callback that notes a capture's counters in ``shown``."""
+    def note(cap) -> None:
+        shown.size, shown.bytes_read, shown.packets = cap.size, cap.bytes_read, cap.packets
+    return note
 
 
 def _prog(shown: "_Progress | None"):

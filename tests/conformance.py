@@ -5,10 +5,8 @@ Used by tests/test_conformance.py and runnable by hand:
 """
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 

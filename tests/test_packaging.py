@@ -3,7 +3,6 @@
 validate), the systemd units by ``systemd-analyze verify``."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgpack
 import pytest
 from conftest import capture_paths, mutations, read_frames
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proto.render import summary_to_json
