@@ -176,7 +176,7 @@ class FlowTable:
             flow = entry
         self.now = ts
         if self.keys is not None:
-            self._key = (4 * self.frame + 1, 0, 0)
+            self._key = None            # this segment's: made by _finish if it finishes one
         out = self._out
         if flow.reset_at >= 0.0 and ts - flow.reset_at >= self.close_linger:
             # issue 15: the grace after the client's RST is over, data or not
@@ -541,7 +541,8 @@ class FlowTable:
         raw = sess.summary(wire.endpoint_text(lo), wire.endpoint_text(hi), reason)
         out.append((raw, sess.certificate_ders()))
         if self.keys is not None:
-            self.keys.append(self._key)
+            key = self._key
+            self.keys.append(key if key is not None else (4 * self.frame + 1, 0, 0))
 
     def done_keys(self) -> list:
         """The keys of finished connections still remembered, oldest first."""
