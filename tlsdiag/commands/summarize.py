@@ -48,13 +48,10 @@ class _Batched:
 
     def _drain(self) -> None:
         if self.lines:
-            data = memoryview(b"".join(self.lines))
+            data = b"".join(self.lines)
             self.lines.clear()
             self.size = 0
-            # a buffered stream returns a short count, not the error, when the file takes
-            # part of the data (a file size limit, a full disk): the rest raises it
-            while data:
-                data = data[self.stream.write(data):]
+            self.stream.write(data)     # whole or an error: tlsdiag.cli's standard output
 
     def flush(self) -> None:
         self._drain()
