@@ -323,8 +323,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         shown = _Progress(path)
         open_ = set(range(jobs))
         while open_:
-            low = min(upto)
-            ready = [conns[i] for i in open_ if upto[i] - low <= _LAG]
+            ready = [conns[i] for i in _readable(open_, upto)]
             for c in multiprocessing.connection.wait(ready):
                 i = conns.index(c)
                 try:
@@ -382,6 +381,13 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
 #: how far (in watermark units: 4 per frame) a ``--jobs`` worker may run ahead of the
 #: slowest before it is left to wait: 64 batches
 _LAG = 4 * 64 * BATCH
+
+
+def _readable(open_: set, upto: list) -> list:
+    """The workers to read now: the open ones at most :data:`_LAG` ahead of the slowest (one
+    further ahead waits, its pipe full, until that one catches up)."""
+    low = min(upto)
+    return [i for i in sorted(open_) if upto[i] - low <= _LAG]
 
 
 def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):

@@ -207,15 +207,30 @@ def _ending(summary: dict, certs) -> tuple:
     return summary["client"], summary["outcome"]
 
 
+def test_a_worker_too_far_ahead_is_not_read(monkeypatch):
+    monkeypatch.setattr(pipeline, "_LAG", 10)
+    assert pipeline._readable({0, 1, 2}, [100, 111, 110]) == [0, 2]
+    assert pipeline._readable({1, 2}, [1 << 63, 111, 110]) == [1, 2]   # 0 is done
+
+
 @pytest.mark.parametrize("jobs", [2, 3])
-def test_many_batches_same_output_same_stats(tiny_bounds, jobs):
+def test_many_batches_same_output_same_stats(tiny_bounds, monkeypatch, jobs):
     # the workers never meet: each must end every batch at the clock one table reading every
     # connection would have (the time of the batch's latest frame), or connections expire
     # in other batches and come out in another order
     one, s1 = _run([EXAMPLE, *CAPTURES], 1)
+    left: list = []           # workers left waiting while others were open
+
+    def readable(open_, upto):
+        got = pipeline_readable(open_, upto)
+        left.append(len(open_) - len(got))
+        return got
+    pipeline_readable = pipeline._readable
+    monkeypatch.setattr(pipeline, "_readable", readable)
     many, sn = _run([EXAMPLE, *CAPTURES], jobs)
     assert many == one
     assert sn == s1
+    assert max(left) > 0      # the bound was reached, and nobody waited for ever
 
 
 def _write_to(kind: str, path: Path, paths: list, jobs: int) -> bytes:
