@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -31,6 +30,7 @@ from analyzer.config import build_config
 from analyzer.engine import Engine, is_success
 from analyzer.service.alertmanager import (ALERTNAME, RESOLVED_RETENTION_S, Alertmanager,
                                            alert_of, api_url, severity_of)
+from tests.support.ports import free_port
 from tests.support.stream import diagnose_stream
 
 try:
@@ -331,12 +331,6 @@ def test_put_returns_at_once_while_a_post_hangs():
 
 
 # -- for real: Alertmanager, Kafka, the analyzer command ----------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Receiver:
     """The webhook receiver Alertmanager notifies (``send_resolved``): every alert of every

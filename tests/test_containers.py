@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.support.ports import free_ports
 
 try:
     from tests.kafka_broker import kcat
@@ -63,12 +64,6 @@ def compose_command() -> list[str] | None:
         if out.returncode == 0 and m and tuple(map(int, m.groups())) >= MIN_COMPOSE:
             return cmd
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(argv, env=None, timeout=600, check=True):
@@ -200,7 +195,7 @@ def test_compose_up_captures_a_veth_and_diagnoses_reach_kcat(images):
     n = os.getpid() % 100000
     ns, tx, rx = "ops-ct%d" % n, "ops%dt" % n, "ops%dr" % n
     project = "opsct%d" % n
-    ports = {"kafka": free_port(), "sensor": free_port(), "analyzer": free_port()}
+    ports = dict(zip(("kafka", "sensor", "analyzer"), free_ports(3)))
     env = dict(env, TLSDIAG_INTERFACE=rx, TLSDIAG_PORTS="",
                TLSDIAG_LOCAL_NETS="10.10.1.1/32,10.10.3.1/32", TLSDIAG_SENSOR_ID="ct-sensor",
                TLSDIAG_KAFKA_PORT=str(ports["kafka"]),

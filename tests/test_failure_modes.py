@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.poll import wait_for
+from tests.support.ports import free_port
 
 from sensor.publisher import KIND_SUMMARY
 from test_analyzer_service import (TRUST, analyzer_cmd, committed_to_the_end, diag_keys,
@@ -32,12 +33,6 @@ STOP_BOUND_S = 5.0
 def problems(stderr: str) -> list[str]:
     """stderr without the INFO start-up lines (version, effective settings) services log."""
     return [x for x in stderr.strip().splitlines() if " INFO " not in x]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tlsdiag(*argv: str, **kw) -> subprocess.Popen:

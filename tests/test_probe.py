@@ -22,6 +22,7 @@ from analyzer import probe
 from cext import _wire_py
 from cext.errors import ProtocolError
 from tlsdiag.commands.probe import main
+from tests.support.ports import free_port
 from tests.support.pki import Issued, issue
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
@@ -85,12 +86,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 
 
 # ------------------------------------------------------------------------------------------ servers
-
-def free_port(family: int = socket.AF_INET) -> int:
-    with socket.socket(family) as s:
-        s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 class OpenSSLServer:
     """``openssl s_server -www`` (with -www it answers HTTP and does not read stdin)."""
