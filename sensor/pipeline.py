@@ -344,6 +344,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                         yield from _release(queues, low, output, spools, copied, punched)
                 elif kind == "oserror":             # writing its spool failed
                     raise OSError(msg[1], msg[2])
+                elif kind == "capture":             # not a capture it can read
+                    raise CaptureError(msg[1])
                 elif kind == "done":
                     _, c_counters, c_stats, c_reasons, c_encap, err = msg
                     counters.append((i, c_counters))
@@ -490,7 +492,8 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
     order keys and a watermark (every key of a later batch sorts after it); its counters at
     the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
     lengths sent.  Any exception goes to the parent as ``("fail", traceback)``, a failed
-    write to the spool as ``("oserror", errno, text)``."""
+    write to the spool as ``("oserror", errno, text)``, a file that cannot be read at all as
+    ``("capture", text)``."""
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
@@ -541,6 +544,11 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
     except _SpoolError as exc:
         try:
             send(("oserror", exc.errno, exc.strerror))
+        except OSError:
+            pass
+    except CaptureError as exc:     # the file cannot be read at all (every worker finds so)
+        try:
+            send(("capture", str(exc)))
         except OSError:
             pass
     except BaseException:           # noqa: B036 -- the parent must hear of any end

@@ -24,6 +24,7 @@ from sensor.pipeline import WorkerError, summarize_paths
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gateway-failures.pcap"
 CAPTURES = sorted((ROOT / "tests" / "data" / "captures").glob("*.pcap*"))
+BAD = sorted((ROOT / "tests" / "data" / "bad").glob("*.pcap*"))
 
 
 def _line(summary: dict, certs) -> tuple:
@@ -45,6 +46,25 @@ def test_same_output_same_order_same_stats(jobs):
     assert len(one) > 20
     assert many == one
     assert sn == s1
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.name for p in BAD])
+def test_bad_files_same_connections_same_stats_same_error(path):
+    # not a capture at all (every worker finds so: the same CaptureError, not a worker's
+    # failure), a huge caplen, a cut record (libpcap's error after the same connections)
+    got = {}
+    for jobs in (1, 2):
+        stats: dict = {}
+        out: list = []
+        try:
+            for item in summarize_paths([str(path)], stats=stats, jobs=jobs, transform=_line):
+                out.append(item)
+            error = None
+        except CaptureError as exc:
+            error = str(exc)
+        got[jobs] = (out, stats, error)
+    assert got[2] == got[1]
+    assert got[1][2] is not None or path.name == "header_only.pcap"
 
 
 def test_small_flow_table_still_one_output_per_connection():
@@ -281,3 +301,13 @@ def test_an_output_that_cannot_take_more_is_one_line(tmp_path, jobs, out):
     assert p.returncode == 2, p.stderr
     msg = "No space left on device" if out == "/dev/full" else "File too large"
     assert p.stderr == "tlsdiag summarize: error: cannot write the output: %s\n" % msg
+
+
+@pytest.mark.parametrize("command", ["summarize", "diagnose"])
+def test_a_file_that_is_no_capture_is_one_line_with_jobs(command):
+    bad = ROOT / "tests" / "data" / "bad" / "text.pcap"
+    p = subprocess.run([sys.executable, "-m", "tlsdiag", command, str(bad), "--jobs", "2"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "Traceback" not in p.stderr
+    assert "not a pcap or pcapng file" in p.stderr
+    assert p.returncode != 0
