@@ -76,11 +76,9 @@ def main() -> int:
             print("round %d %-10s --jobs %d wall %.2f s cpu %.2f s rss %d MB" % (
                 r + 1, rev, j, res["wall"], res["cpu"], res["maxrss_kb"] // 1024), flush=True)
     print("load after: %s" % Path("/proc/loadavg").read_text().strip())
-    for rev, j in cases + [("first", 0)]:      # (in memory: give it back)
+    for rev, j in cases:                        # (in memory: give it back)
         for path in Path(outdir).glob("jobs-%s-%d.jsonl*" % (rev.replace("/", "_"), j)):
             path.unlink()
-    if first is not None and os.path.exists(first):
-        os.unlink(first)
     print("\n| revision | --jobs | wall median (min-max) | CPU median | max RSS | vs --jobs 1 |")
     print("|---|---|---|---|---|---|")
     for rev, j in cases:
