@@ -2,7 +2,9 @@
 pcapy-ng's ``next_batch`` returns them, plus the link type.
 
 Files: pcap and pcapng (libpcap through pcapy-ng), gzip-compressed ones too (decompressed to
-a private temporary file first, since libpcap reads only plain files).  A file that cannot be
+a private temporary file first, since libpcap reads only plain files).  A stream -- a pipe,
+``/dev/stdin``, ``-`` (standard input), ``<(zcat x.pcap.gz)`` -- is read once as it comes,
+by libpcap alone: pcap or pcapng, not gzip.  A file that cannot be
 opened or is corrupt raises :class:`CaptureError` with a one-line message — after the batches
 that could be read were delivered.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 import struct
 import tempfile
 import threading
@@ -20,7 +23,7 @@ import pcapy
 
 from proto.text import one_line
 
-__all__ = ["CaptureError", "FileCapture", "BATCH", "unsupported_linktype"]
+__all__ = ["CaptureError", "FileCapture", "BATCH", "is_stream", "unsupported_linktype"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,19 @@ class CaptureError(Exception):
     """A capture that cannot be read (or not to its end).  ``str()`` is one line."""
 
 
+def is_stream(path: str) -> bool:
+    """Whether ``path`` is read as it comes (``-``, a pipe, a terminal, a socket): not a
+    file that can be mapped or opened twice.  (One that does not exist is not: its error
+    comes when it is opened.)"""
+    if path == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode))
+
+
 class FileCapture:
     """Batches from one capture file.  Use as a context manager or call :meth:`close`."""
 
@@ -48,6 +64,18 @@ class FileCapture:
         self._late_error: str | None = None
         self.packets = 0
         self.bytes_read = 0                # captured bytes + per-record headers: progress
+        #: read as it comes (a pipe, standard input): never opened again
+        self.stream = is_stream(path)
+        if self.stream:
+            # (to look at its first bytes here would take them from libpcap)
+            self.size = 0
+            try:
+                self._reader = pcapy.open_offline(path)
+                self.linktype = self._reader.datalink()
+            except Exception as exc:
+                raise CaptureError("%s: cannot read capture: %s (a stream is read as pcap or "
+                                   "pcapng, not gzip)" % (path, one_line(exc))) from None
+            return
         try:
             with open(path, "rb") as fh:
                 head = fh.read(4)
@@ -98,6 +126,9 @@ class FileCapture:
         batches = self._read_ahead() if self.prefetch > 0 else self._read()
         for item in batches:
             if isinstance(item, Exception):
+                if self.stream:         # (gone as read: nothing to read again)
+                    raise CaptureError("%s: corrupt capture after %d packets: %s"
+                                       % (self.path, self.packets, one_line(item)))
                 # the batch that hit the bad record is lost: re-read it packet by packet
                 yield from self._salvage(item)
                 return

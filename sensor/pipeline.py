@@ -28,7 +28,7 @@ import orjson
 
 from cext import wire
 from proto.x509facts import certificate_facts
-from sensor.capture import BATCH, CaptureError, FileCapture, unsupported_linktype
+from sensor.capture import BATCH, CaptureError, FileCapture, is_stream, unsupported_linktype
 
 __all__ = ["Summarizer", "CertificateCache", "MappedPcap", "WorkerError", "summarize_paths"]
 
@@ -212,7 +212,7 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
     yielding every connection that could be read from it.
     """
     for path in paths:
-        if jobs > 1:
+        if jobs > 1 and not is_stream(path):   # (a stream cannot be read by each worker)
             yield from _parallel(path, jobs, progress, stats, fragments, certs, transform, table,
                                  output)
             continue
@@ -642,6 +642,8 @@ class MappedPcap:
 
     @classmethod
     def open(cls, path: str) -> "MappedPcap | None":
+        if is_stream(path):             # (opened here, its first bytes would be gone)
+            return None
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:

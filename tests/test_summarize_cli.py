@@ -215,6 +215,55 @@ def test_several_files_one_bad(all_output):
 # unreadable, corrupt, truncated
 # ---------------------------------------------------------------------------------------------
 
+def _through_a_fifo(tmp_path, data: bytes, *args) -> subprocess.CompletedProcess:
+    """``tlsdiag summarize FIFO *args`` with ``data`` written into the FIFO as it reads."""
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; "
+                               "open(sys.argv[1], 'wb').write(sys.stdin.buffer.read())",
+                               str(fifo)], stdin=subprocess.PIPE)
+    try:
+        writer.stdin.write(data)
+        writer.stdin.close()
+        return run(fifo, *args, timeout=60)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("name", ["tls12_rsa_chain3.pcap", "tls13_hrr.pcapng"])
+def test_a_stream_is_read_as_it_comes(tmp_path, name, jobs):
+    # a pipe (tcpdump -w - | ..., <(zcat ...)): read once, by libpcap alone -- looking at its
+    # first bytes here, or mapping it, or each --jobs worker opening it, took them from it
+    # ("unknown file format", or one worker's share)
+    data = (CAPTURES / name).read_bytes()
+    r = _through_a_fifo(tmp_path, data, "--jobs", jobs)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == run(CAPTURES / name).stdout != b""
+
+
+def test_standard_input_is_dash():
+    data = (CAPTURES / "tls12_rsa_chain3.pcap").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "tlsdiag", "summarize", "-"], input=data,
+                       cwd=ROOT, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == run(CAPTURES / "tls12_rsa_chain3.pcap").stdout != b""
+
+
+def test_a_gzip_stream_is_a_clear_error(tmp_path):
+    data = gzip.compress((CAPTURES / "tls12_rsa_chain3.pcap").read_bytes())
+    line = assert_clean_error(_through_a_fifo(tmp_path, data), printed=0)
+    assert "not gzip" in line
+
+
+def test_a_stream_cut_short_is_a_clear_error(tmp_path):
+    # (its last batch is lost with the bad record: a stream cannot be read again)
+    data = (CAPTURES / "tls12_rsa_chain3.pcap").read_bytes()
+    line = assert_clean_error(_through_a_fifo(tmp_path, data[:-20]))
+    assert "corrupt capture after" in line and "truncated" in line
+
+
 def test_missing_file(tmp_path):
     line = assert_clean_error(run(tmp_path / "nope.pcap"), printed=0)
     assert "nope.pcap" in line and "No such file" in line

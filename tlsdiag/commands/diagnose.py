@@ -41,7 +41,7 @@ class InputError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser("diagnose", "Name the cause of every failed TLS handshake in captures, "
                       "with evidence and the fix for its direction.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng capture(s), or .jsonl summaries")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng capture(s) (- for standard input), or .jsonl summaries")
     p.add_argument("--format", choices=("text", "jsonl"), default="text", help="report (default) or one JSON per line")
     p.add_argument("--profiles-load", metavar="FILE", help="load learned server profiles first")
     p.add_argument("--profiles-save", metavar="FILE", help="save learned server profiles afterwards")
@@ -160,7 +160,7 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
             stderr.write(f"tlsdiag diagnose: {exc}\n")
             return ERROR
     errors: list[str] = []
-    missing = [p for p in a.files if not os.path.exists(p)]
+    missing = [p for p in a.files if p != "-" and not os.path.exists(p)]     # ("-": stdin)
     errors.extend(f"{p}: no such file" for p in missing)
     if len(missing) == len(a.files):
         for msg in errors:

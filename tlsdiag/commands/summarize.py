@@ -116,7 +116,9 @@ def _table_row(s: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser("summarize", "One handshake summary per TLS connection of capture files "
                       "(schema: docs/summary-schema.md).")
-    p.add_argument("files", nargs="+", metavar="FILE", help="pcap / pcapng, optionally .gz")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="pcap / pcapng, optionally .gz; - (standard input) or a pipe: pcap / "
+                        "pcapng, read as it comes")
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl",
                    help="one JSON object per line (default), or a table for people")
     p.add_argument("--stats", action="store_true", help="print decoder/flow counters to stderr")
