@@ -127,8 +127,10 @@ class FileCapture:
         for item in batches:
             if isinstance(item, Exception):
                 if self.stream:         # (gone as read: nothing to read again)
-                    raise CaptureError("%s: corrupt capture after %d packets: %s"
-                                       % (self.path, self.packets, one_line(item)))
+                    raise CaptureError("%s: corrupt capture after %d packets (a stream: the "
+                                       "up to %d before the bad record in its batch are not "
+                                       "read): %s" % (self.path, self.packets, self.batch,
+                                                      one_line(item)))
                 # the batch that hit the bad record is lost: re-read it packet by packet
                 yield from self._salvage(item)
                 return
