@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 PART = """
 import sys
 from sensor import pipeline
-from tlsdiag.commands.summarize import _jsonl_line, tune_gc_for_batch
+from tlsdiag.commands.summarize import _jsonl_line, tune_gc_for_batch, tune_malloc_for_batch
 tune_gc_for_batch()
+tune_malloc_for_batch()
 part, nparts = int(sys.argv[2]), int(sys.argv[3])
 for kind, value in pipeline._summaries(sys.argv[1], None, True, False, _jsonl_line, {}, part,
                                        nparts):

@@ -64,18 +64,25 @@ class FileCapture:
         self._late_error: str | None = None
         self.packets = 0
         self.bytes_read = 0                # captured bytes + per-record headers: progress
-        #: read as it comes (a pipe, standard input): never opened again
+        #: read as it comes (a pipe, standard input): never opened again, nor looked at
+        #: before libpcap (its first bytes would be gone)
         self.stream = is_stream(path)
+        src = path
         if self.stream:
-            # (to look at its first bytes here would take them from libpcap)
             self.size = 0
-            try:
-                self._reader = pcapy.open_offline(path)
-                self.linktype = self._reader.datalink()
-            except Exception as exc:
-                raise CaptureError("%s: cannot read capture: %s (a stream is read as pcap or "
-                                   "pcapng, not gzip)" % (path, one_line(exc))) from None
-            return
+        else:
+            src = self._plain(path)
+        try:
+            self._reader = pcapy.open_offline(src)
+            self.linktype = self._reader.datalink()
+        except Exception as exc:
+            self.close()
+            raise CaptureError("%s: cannot read capture: %s%s" % (
+                path, one_line(exc), " (a stream is read as pcap or pcapng, not gzip)"
+                if self.stream else "")) from None
+
+    def _plain(self, path: str) -> str:
+        """The plain pcap / pcapng file to read for ``path`` (a gzip one decompressed)."""
         try:
             with open(path, "rb") as fh:
                 head = fh.read(4)
@@ -91,12 +98,7 @@ class FileCapture:
         if head not in _PCAP_MAGICS:
             self.close()
             raise CaptureError("%s: not a pcap or pcapng file" % path)
-        try:
-            self._reader = pcapy.open_offline(src)
-            self.linktype = self._reader.datalink()
-        except Exception as exc:
-            self.close()
-            raise CaptureError("%s: cannot read capture: %s" % (path, one_line(exc))) from None
+        return src
 
     def _gunzip(self, path: str) -> str:
         fd, tmp = tempfile.mkstemp(prefix="tlsdiag-", suffix=".pcap")
@@ -126,11 +128,6 @@ class FileCapture:
         batches = self._read_ahead() if self.prefetch > 0 else self._read()
         for item in batches:
             if isinstance(item, Exception):
-                if self.stream:         # (gone as read: nothing to read again)
-                    raise CaptureError("%s: corrupt capture after %d packets (a stream: the "
-                                       "up to %d before the bad record in its batch are not "
-                                       "read): %s" % (self.path, self.packets, self.batch,
-                                                      one_line(item)))
                 # the batch that hit the bad record is lost: re-read it packet by packet
                 yield from self._salvage(item)
                 return
@@ -192,8 +189,14 @@ class FileCapture:
             t.join()
 
     def _salvage(self, exc: Exception):
-        """Deliver the packets before a corrupt record one at a time, then raise."""
+        """Deliver the packets before a corrupt record one at a time, then raise.  (Not
+        from a stream: gone as read, it cannot be read again.)"""
+        lost = ""
         try:
+            if self.stream:
+                lost = " (a stream: the up to %d before the bad record in its batch are not " \
+                       "read)" % self.batch
+                raise exc
             reader = pcapy.open_offline(self._tmp or self.path)
             for _ in range(self.packets):
                 reader.next()
@@ -207,8 +210,8 @@ class FileCapture:
                 yield data, _META.pack(sec, usec, 0, len(data))
         except Exception as again:
             exc = again
-        raise CaptureError("%s: corrupt capture after %d packets: %s"
-                           % (self.path, self.packets, one_line(exc))) from None
+        raise CaptureError("%s: corrupt capture after %d packets%s: %s"
+                           % (self.path, self.packets, lost, one_line(exc))) from None
 
     def close(self) -> None:
         if self._tmp is not None:

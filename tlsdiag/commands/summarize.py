@@ -150,7 +150,6 @@ def tune_gc_for_batch() -> None:
     on a handshake-only capture (callgrind, bench/)."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
-    tune_malloc_for_batch()
 
 
 #: glibc's mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
@@ -161,10 +160,11 @@ def tune_malloc_for_batch() -> None:
     """For the batch commands: keep freed heap memory (up to 64 MB) for the next batch,
     and take blocks under 4 MB from the heap.  By default glibc gives the top of the heap
     back after each batch and maps each larger block afresh, so every batch faults its
-    memory in again (zeroed pages): a ``--jobs`` worker made ~3,000 ``brk`` calls on the
-    100k handshake-only corpus, and 2.5 times one worker's page faults (bench/jobs.py;
-    ``strace -c``, ``/usr/bin/time``).  Best effort: nothing on a C library without
-    ``mallopt``.  Inherited by the ``--jobs`` workers (forked)."""
+    memory in again (zeroed pages): on the 100k handshake-only corpus a ``--jobs`` worker
+    made ~3,000 ``brk`` calls, and ``--jobs 2`` took 143k minor faults against 40k for one
+    worker (56k with this; ``strace -f -e trace=brk``, ``/usr/bin/time``).  Best effort:
+    nothing on a C library without ``mallopt``.  Inherited by the ``--jobs`` workers
+    (forked)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -180,6 +180,7 @@ def main(argv=None) -> int:
         return started
     args, values = started
     tune_gc_for_batch()
+    tune_malloc_for_batch()
     out = _Batched(sys.stdout.buffer)
     progress = _Progress(sys.stderr)
     status = ExitStatus.SUCCESS
