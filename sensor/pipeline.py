@@ -4,15 +4,17 @@
 Capture files are read in batches of :data:`sensor.capture.BATCH` packets (the flow table
 looks for idle flows between batches, so the batch is part of the output's order).  A plain
 classic pcap file is read here, through ``mmap`` windows, its records walked in C by the
-decoder (no copy of the packets, no libpcap); anything else -- pcapng, gzip, a record
-libpcap would read differently (a truncated file, a caplen above the snap length) -- goes
-through :class:`sensor.capture.FileCapture` (libpcap), from the batch where it starts.
+decoder (no copy of the packets, no libpcap), and so is a classic pcap stream, read into
+memory as it comes; anything else -- pcapng, gzip, a record libpcap would read differently
+(a truncated file, a caplen above the snap length) -- goes through
+:class:`sensor.capture.FileCapture` (libpcap), from the batch where it starts.
 """
 from __future__ import annotations
 
 import bisect
 import ctypes
 import errno
+import fcntl
 import mmap
 import multiprocessing
 import multiprocessing.connection
@@ -28,7 +30,8 @@ import orjson
 
 from cext import wire
 from proto.x509facts import certificate_facts
-from sensor.capture import BATCH, CaptureError, FileCapture, is_stream, unsupported_linktype
+from sensor.capture import (BATCH, CaptureError, FileCapture, StreamRelay, is_stream,
+                            not_a_capture, unsupported_linktype)
 
 __all__ = ["Summarizer", "CertificateCache", "MappedPcap", "WorkerError", "summarize_paths"]
 
@@ -231,12 +234,8 @@ def _summaries(path: str, progress, fragments: bool, certs: bool, transform, tab
     """One file's ``("out", (items, keys))`` per batch, then ``("stats", dict)`` (and
     ``("counters", (decoder counters, table stats, reasons, tunnel stats))``), then ``("error",
     CaptureError)`` if it could not be read to its end."""
-    mapped = MappedPcap.open(path)
-    linktype = mapped.linktype if mapped is not None else None
-    cap = None
-    if mapped is None:
-        cap = FileCapture(path)
-        linktype = cap.linktype
+    mapped, cap = _open(path)
+    linktype = mapped.linktype if mapped is not None else cap.linktype
     try:
         if linktype not in wire.LINKTYPES:
             raise CaptureError(unsupported_linktype(path, linktype))
@@ -586,21 +585,20 @@ def _prog(shown: "_Progress | None"):
 
 
 def _batches(s: Summarizer, path: str, mapped: "MappedPcap | None", cap, progress):
-    """The finished connections of each batch of the file: from the mapped pcap while its
+    """The finished connections of each batch of the file: from the walked pcap while its
     records are plain, then (or else) through libpcap from the batch where they stop."""
-    done_batches = 0
+    skip = 0
     if mapped is not None:
         for done in mapped.batches(s):
-            done_batches += 1
             yield done
             if progress is not None:
                 progress(mapped)
         if mapped.complete:
             return
-        cap = FileCapture(path)         # a record libpcap reads differently: from this batch
+        cap, skip = mapped.rest()       # a record libpcap reads differently: from this batch
     try:
         for i, (buf, meta) in enumerate(cap):
-            if i < done_batches:
+            if i < skip:
                 continue                # (read already; counted by FileCapture, for salvage)
             yield s.feed(buf, meta)
             if progress is not None:
@@ -609,12 +607,47 @@ def _batches(s: Summarizer, path: str, mapped: "MappedPcap | None", cap, progres
         cap.close()
 
 
+def _open(path: str) -> tuple:
+    """``(walked, None)`` for a plain classic pcap (a file, mapped; a stream, as it comes),
+    else ``(None, FileCapture)``."""
+    if is_stream(path):
+        stream = PcapStream.open(path)
+        if stream.linktype is not None:
+            return stream, None
+        error = not_a_capture(path, stream.head, "stream")
+        if error is not None:
+            stream.close()
+            raise CaptureError(error)
+        cap, _skip = stream.rest()      # pcapng (or another pcap version): libpcap's
+        return None, cap
+    mapped = MappedPcap.open(path)
+    if mapped is not None:
+        return mapped, None
+    return None, FileCapture(path)
+
+
 #: the largest caplen libpcap accepts (MAXIMUM_SNAPLEN), and what it takes for a snaplen
 #: field of 0 or above it
 _MAX_SNAPLEN = 262144
 
 
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _pcap_header(head: bytes):
+    """``(big, nsec, snap, linktype)`` of a classic pcap file header that this module walks
+    as libpcap reads it, else None (pcapng, other versions, link-type flags: libpcap's)."""
+    if len(head) == 24:
+        magic = head[:4]
+        big = magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
+        nsec = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+        if big or magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+            _m, major, minor, _tz, _sig, snaplen, linktype = struct.unpack(
+                (">" if big else "<") + "IHHiIII", head)
+            if major == 2 and minor == 4 and linktype <= 0xFFFF:
+                snap = snaplen if 0 < snaplen <= _MAX_SNAPLEN else _MAX_SNAPLEN
+                return big, nsec, snap, linktype
+    return None
 
 
 class MappedPcap:
@@ -627,7 +660,7 @@ class MappedPcap:
     WINDOW = 8 << 20
 
     def __init__(self, path: str, fd: int, size: int, big: bool, nsec: bool, snap: int,
-                 linktype: int) -> None:
+                 linktype: "int | None") -> None:
         self.path = path
         self.size = size
         self.linktype = linktype
@@ -639,6 +672,9 @@ class MappedPcap:
         self._big, self._nsec, self._snap = big, nsec, snap
         self._mm = None
         self._need = 0                  # bytes the next window must hold (a big batch)
+        self._old = None
+        self._batches = 0
+        self._stop = 24                 # where a record libpcap reads differently starts
 
     @classmethod
     def open(cls, path: str) -> "MappedPcap | None":
@@ -654,18 +690,12 @@ class MappedPcap:
         except OSError:
             os.close(fd)
             return None
-        if len(head) == 24:
-            magic = head[:4]
-            big = magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
-            nsec = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-            if big or magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-                _m, major, minor, _tz, _sig, snaplen, linktype = struct.unpack(
-                    (">" if big else "<") + "IHHiIII", head)
-                if major == 2 and minor == 4 and linktype <= 0xFFFF and size > 24:
-                    snap = snaplen if 0 < snaplen <= _MAX_SNAPLEN else _MAX_SNAPLEN
-                    return cls(path, fd, size, big, nsec, snap, linktype)
-        os.close(fd)
-        return None
+        found = _pcap_header(head)
+        if found is None or size <= 24:
+            os.close(fd)
+            return None
+        big, nsec, snap, linktype = found
+        return cls(path, fd, size, big, nsec, snap, linktype)
 
     def batches(self, s: Summarizer):
         """The finished connections of each batch, while the records are ones libpcap reads
@@ -673,27 +703,20 @@ class MappedPcap:
         dec = s.decoder
         pos = 24
         while True:
-            base = pos - pos % mmap.ALLOCATIONGRANULARITY
-            length = min(self.WINDOW, self.size - base)
-            while base + length < self.size and length < pos - base + self._need:
-                length = min(2 * length, self.size - base)
-            # the window's pages mapped in one call (MAP_POPULATE), not a fault per 64 KB:
-            # with --jobs every worker maps the whole file
-            old, self._mm = self._mm, mmap.mmap(self._fd, length, flags=_MAP_FLAGS,
-                                                prot=mmap.PROT_READ, offset=base)
-            dec.begin_pcap(self._mm, pos - base, length, self._big, self._nsec, self._snap,
-                           base + length == self.size)
-            _unmap(old)                 # its pages leave this process's resident set
+            data, base, length, at_eof = self._window(pos)
+            dec.begin_pcap(data, pos - base, length, self._big, self._nsec, self._snap, at_eof)
+            self._drop_old()
             first = pos
             while True:
                 n = dec.pcap_batch(BATCH)
-                if n == -2:             # the batch runs past the window: map it from its start
+                if n == -2:             # the batch runs past the window: one from its start
                     at = base + dec.pcap_pos
                     # (the whole window was not enough for it: a larger one)
                     self._need = 2 * (base + length - at) if at == first else 0
                     pos = at
                     break
                 if n < 0:               # not a record libpcap reads the same way
+                    self._stop = base + dec.pcap_pos
                     return
                 if n == 0:
                     self.complete = True
@@ -701,9 +724,32 @@ class MappedPcap:
                 start = dec.pcap_pos
                 done = s.feed_decoded()
                 self.packets += n
+                self._batches += 1
                 self.bytes_read += dec.pcap_pos - start
                 pos = base + dec.pcap_pos
                 yield done
+
+    def _window(self, pos: int) -> tuple:
+        """``(data, base, length, at_eof)``: the bytes from ``base`` (<= ``pos``) on, mapped,
+        at least :attr:`_need` of them past ``pos`` if the file has them."""
+        base = pos - pos % mmap.ALLOCATIONGRANULARITY
+        length = min(self.WINDOW, self.size - base)
+        while base + length < self.size and length < pos - base + self._need:
+            length = min(2 * length, self.size - base)
+        # the window's pages mapped in one call (MAP_POPULATE), not a fault per 64 KB:
+        # with --jobs every worker maps the whole file
+        self._old, self._mm = self._mm, mmap.mmap(self._fd, length, flags=_MAP_FLAGS,
+                                                  prot=mmap.PROT_READ, offset=base)
+        return self._mm, base, length, base + length == self.size
+
+    def _drop_old(self) -> None:
+        _unmap(self._old)               # its pages leave this process's resident set
+        self._old = None
+
+    def rest(self) -> tuple:
+        """``(FileCapture, batches to skip)``: libpcap's reader for the records from the
+        batch where this walk stopped on."""
+        return FileCapture(self.path), self._batches
 
     def close(self) -> None:
         _unmap(self._mm)
@@ -711,6 +757,82 @@ class MappedPcap:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+class PcapStream(MappedPcap):
+    """A classic pcap stream (a pipe, standard input) walked as it comes, like a mapped
+    file: its batches are read into memory (at least :attr:`WINDOW` bytes, a batch's worth
+    if more) and walked there, each byte read once.  What follows a record libpcap reads
+    differently -- a stream cut short, a caplen above the snap length -- goes to libpcap
+    through a :class:`StreamRelay`, from the start of its batch: nothing is lost.  (libpcap
+    alone would lose the good packets of a batch with a bad record; a stream cannot be read
+    again.)  ``linktype`` is None for a stream that is not a classic pcap one: all of it
+    goes to libpcap (:meth:`rest`)."""
+
+    WINDOW = 1 << 20
+
+    @classmethod
+    def open(cls, path: str) -> "PcapStream":
+        try:
+            fd = os.dup(0) if path == "-" else os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise CaptureError("%s: %s" % (path, exc.strerror or exc)) from None
+        self = cls(path, fd, 0, False, False, 0, None)
+        try:    # a pipe's buffer as large as a window: the writer runs ahead of the walk
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, self.WINDOW)
+        except OSError:                 # (not a pipe; or above the user's limit)
+            pass
+        try:
+            self._data, self._base = self._read(memoryview(b""), 24), 0
+        except CaptureError:
+            self.close()
+            raise
+        self.head = bytes(self._data)   # (its file header, or all there was of it)
+        found = _pcap_header(self.head)
+        if found is not None:
+            self._big, self._nsec, self._snap, self.linktype = found
+        return self
+
+    _eof = False
+
+    def _read(self, tail: memoryview, want: int) -> memoryview:
+        """``tail`` and what the stream gives next, until there are ``want`` bytes or it
+        ends: read into a new buffer (the decoder holds a view of the last one)."""
+        buf = bytearray(max(want, len(tail)))
+        view = memoryview(buf)
+        have = len(tail)
+        view[:have] = tail
+        while have < want and not self._eof:
+            try:
+                n = os.readv(self._fd, [view[have:]])
+            except OSError as exc:
+                raise CaptureError("%s: %s" % (self.path, exc.strerror or exc)) from None
+            self._eof = n == 0
+            have += n
+        return view[:have]
+
+    def _window(self, pos: int) -> tuple:
+        self._data = self._read(self._data[pos - self._base:], max(self.WINDOW, self._need))
+        self._base = pos
+        return self._data, pos, len(self._data), self._eof
+
+    def _drop_old(self) -> None:
+        pass
+
+    def rest(self) -> tuple:
+        """The stream from the start of the batch where the walk stopped on (all of it, for
+        one that is not a classic pcap), read by libpcap: a packet at a time after a record
+        it reads differently (nothing is lost), in batches for pcapng."""
+        head = self.head
+        if self.linktype is not None:   # (libpcap's reader starts at the file header)
+            head += self._data[self._stop - self._base:]
+        fd, self._fd = self._fd, -1
+        self._data = memoryview(b"")
+        return FileCapture(self.path, relay=StreamRelay(fd, head), packets=self.packets,
+                           one_at_a_time=self.linktype is not None), 0
 
 
 def _unmap(mm) -> None:

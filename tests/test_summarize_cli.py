@@ -219,8 +219,9 @@ def _through_a_fifo(tmp_path, data: bytes, *args) -> subprocess.CompletedProcess
     """``tlsdiag summarize FIFO *args`` with ``data`` written into the FIFO as it reads."""
     fifo = tmp_path / "capture.fifo"
     os.mkfifo(fifo)
-    writer = subprocess.Popen([sys.executable, "-c", "import sys; "
-                               "open(sys.argv[1], 'wb').write(sys.stdin.buffer.read())",
+    # (the writer reads all of data before it opens the FIFO, which waits for the reader)
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; d = sys.stdin.buffer.read(); "
+                               "open(sys.argv[1], 'wb').write(d)",
                                str(fifo)], stdin=subprocess.PIPE)
     try:
         writer.stdin.write(data)
@@ -257,11 +258,59 @@ def test_a_gzip_stream_is_a_clear_error(tmp_path):
     assert "not gzip" in line
 
 
+def _pcap_with_snaplen(data: bytes, snaplen: int) -> bytes:
+    """A little-endian classic pcap whose file header says ``snaplen``."""
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"
+    return data[:16] + struct.pack("<I", snaplen) + data[20:]
+
+
+def _cut_long() -> bytes:
+    # 13,798 packets in 2.9 MB: cut inside a record of its 9th batch, past the first 1 MB
+    # the stream is read in
+    return (ROOT / "tests" / "data" / "scenarios-tls13" / "mixed_long.pcap").read_bytes()[:1800000]
+
+
+@pytest.mark.parametrize("name", ["truncated_mid_packet.pcap", "truncated_mid_header.pcap",
+                                  "huge_caplen.pcap", "header_only.pcap", "cut_long",
+                                  "snaplen_below_records", "text.pcap", "empty.pcap"])
+def test_a_bad_stream_gives_what_the_file_gives(tmp_path, name):
+    # a stream cannot be read again: the good packets of the batch that ends in the bad
+    # record are delivered before it all the same (libpcap alone would lose them: up to
+    # 1,023).  A record libpcap reads differently (a caplen above the file's snap length)
+    # is libpcap's, from its batch on, as in a file
+    if name == "cut_long":
+        data = _cut_long()
+    elif name == "snaplen_below_records":
+        data = _pcap_with_snaplen((CAPTURES / "tls12_rsa_chain3.pcap").read_bytes(), 200)
+    else:
+        data = (BAD / name).read_bytes()
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(data)
+    as_file = run(path)
+    as_stream = _through_a_fifo(tmp_path, data)
+    assert as_stream.returncode == as_file.returncode
+    assert as_stream.stdout == as_file.stdout
+    assert as_stream.stderr.decode().replace(str(tmp_path / "capture.fifo"), "X") \
+        .replace(" stream", " file") == \
+        as_file.stderr.decode().replace(str(path), "X")
+    if name in ("cut_long", "truncated_mid_packet.pcap", "snaplen_below_records"):
+        assert as_stream.stdout != b""
+
+
 def test_a_stream_cut_short_is_a_clear_error(tmp_path):
-    # (its last batch is lost with the bad record: a stream cannot be read again)
     data = (CAPTURES / "tls12_rsa_chain3.pcap").read_bytes()
-    line = assert_clean_error(_through_a_fifo(tmp_path, data[:-20]))
-    assert "corrupt capture after" in line and "truncated" in line
+    r = _through_a_fifo(tmp_path, data[:-20])
+    line = assert_clean_error(r, printed=1)
+    assert "corrupt capture after 25 packets" in line and "truncated" in line
+
+
+def test_a_pcapng_stream_cut_short_says_what_it_lost(tmp_path):
+    # pcapng from a stream is libpcap's, in batches: the batch with the bad record is lost
+    # with it, and the error says so
+    data = (CAPTURES / "tls13_hrr.pcapng").read_bytes()
+    line = assert_clean_error(_through_a_fifo(tmp_path, data[:-20]), printed=0)
+    assert "corrupt capture after 0 packets (a stream: the up to 1024 before the bad " \
+        "record in its batch are not read)" in line
 
 
 def test_missing_file(tmp_path):
