@@ -298,8 +298,14 @@ class StreamRelay:
     reading ends are closed; :meth:`close` ends it in any case."""
 
     def __init__(self, fd: int, head: bytes) -> None:
+        """Raises OSError (``fd`` still the caller's) if there is no pipe or process."""
         r, w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(r)
+            os.close(w)
+            raise
         if pid == 0:                    # the child: copies, touches nothing else
             try:
                 lo, hi = sorted((fd, w))

@@ -831,7 +831,13 @@ class PcapStream(MappedPcap):
             head += self._data[self._stop - self._base:]
         fd, self._fd = self._fd, -1
         self._data = memoryview(b"")
-        return FileCapture(self.path, relay=StreamRelay(fd, head), packets=self.packets,
+        try:
+            relay = StreamRelay(fd, head)
+        except OSError as exc:          # (no process or pipe to be had)
+            os.close(fd)
+            raise CaptureError("%s: cannot read on after %d packets: %s" % (
+                self.path, self.packets, exc.strerror or exc)) from None
+        return FileCapture(self.path, relay=relay, packets=self.packets,
                            one_at_a_time=self.linktype is not None), 0
 
 

@@ -114,3 +114,18 @@ def test_the_relay_process_is_reaped(tmp_path):
     _from_a_fifo(tmp_path, CASES["long_snaplen"], 1 << 16)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+@pytest.mark.parametrize("name", ["long_cut", "pcapng"])
+def test_no_process_for_the_relay_is_one_error(tmp_path, monkeypatch, name):
+    # (the rest of the stream needs a child process: without one, a CaptureError after what
+    # was read, not a traceback)
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(os, "fork", no_fork)
+    data = (ROOT / "tests" / "data" / "captures" / "tls13_hrr.pcapng").read_bytes() \
+        if name == "pcapng" else CASES[name]
+    out, _stats, error = _from_a_fifo(tmp_path, data, 1 << 16)
+    assert error.startswith("X: cannot read on after ") and error.endswith(
+        " packets: Resource temporarily unavailable")
+    assert (out == []) == (name == "pcapng")
