@@ -113,9 +113,10 @@ class FileCapture:
             with open(src, "rb") as fh:
                 head = fh.read(4)
             self.size = os.path.getsize(src)
-        if head not in _PCAP_MAGICS:
+        error = not_a_capture(path, head, "file")
+        if error is not None:
             self.close()
-            raise CaptureError(not_a_capture(path, head, "file"))
+            raise CaptureError(error)
         return src
 
     def _gunzip(self, path: str) -> str:

@@ -781,6 +781,7 @@ class PcapStream(MappedPcap):
         except OSError as exc:
             raise CaptureError("%s: %s" % (path, exc.strerror or exc)) from None
         self = cls(path, fd, 0, False, False, 0, None)
+        self._eof = False
         try:    # a pipe's buffer as large as a window: the writer runs ahead of the walk
             fcntl.fcntl(fd, _F_SETPIPE_SZ, self.WINDOW)
         except OSError:                 # (not a pipe; or above the user's limit)
@@ -795,8 +796,6 @@ class PcapStream(MappedPcap):
         if found is not None:
             self._big, self._nsec, self._snap, self.linktype = found
         return self
-
-    _eof = False
 
     def _read(self, tail: memoryview, want: int) -> memoryview:
         """``tail`` and what the stream gives next, until there are ``want`` bytes or it
