@@ -4,7 +4,7 @@
 #
 # Status codes: 0 success, -n the n-th reason of cext.errors.CODES (the one mapping).
 from cpython.ref cimport PyObject
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 # (one module per cimport line: cythonize's dependency scan reads this form)
 cimport cext._encap as _encap          # issue 15: tunnels (cext/_encap_py.py)
@@ -74,11 +74,16 @@ cdef class PacketDecoder:
     cdef Py_ssize_t _pos, _end, _left
     cdef bint _swap, _nsec, _eof
     cdef uint32_t _snap
+    # pcapng: each interface's time stamp resolution (a power of 10) and offset (seconds)
+    cdef int _ng_n
+    cdef uint64_t _ng_res[16]
+    cdef int64_t _ng_off[16]
     cdef public Py_ssize_t frames
     cdef readonly _encap.Decapsulator encap     # issue 15: tunnels
     cdef _Slot* _cache
 
     cpdef int next(self) except -2
+    cdef Py_ssize_t _pcapng_batch(self, Py_ssize_t limit)
     cdef bint _decode(self, double ts, const uint8_t* f, Py_ssize_t n) except -1
     cdef void _remember(self, uint32_t h, const uint8_t* raw, int klen, object obj)
 

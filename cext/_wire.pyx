@@ -28,7 +28,7 @@ from libc.string cimport memchr, memcmp, memcpy, memset
 
 from .errors import error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
-                       counters_as_stats)
+                       NG_MAX_BLOCK, NG_MAX_IFACES, counters_as_stats)
 from ._wire_py import connection_id as _connection_id_py
 from ._wire_py import endpoint_text as _endpoint_text_py
 
@@ -36,7 +36,7 @@ __all__ = [
     "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
-    "HRR_RANDOM", "LINKTYPES", "murmur2", "kafka_partition",
+    "HRR_RANDOM", "LINKTYPES", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2", "kafka_partition",
 ]
 
 cdef extern from *:
@@ -71,9 +71,21 @@ cdef enum:
     SRC_BATCH
     SRC_PCAP
     SRC_FRAME
+    SRC_PCAPNG
+
+# pcapng (draft-ietf-opsawg-pcapng) block types the walk knows
+cdef enum:
+    NG_SHB = 0x0A0D0D0A
+    NG_IDB = 1
+    NG_PB = 2
+    NG_SPB = 3
+    NG_EPB = 6
+    _NG_MAX_BLOCK = 16 << 20        # NG_MAX_BLOCK, NG_MAX_IFACES (the twin's)
+    _NG_MAX_IFACES = 16
 
 cdef const uint8_t* HRR = <const uint8_t*>b"\xcf\x21\xad\x74\xe5\x9a\x61\x11\xbe\x1d\x8c\x02\x1e\x65\xb8\x91\xc2\xa2\x11\x16\x7a\xbb\x8c\x5e\x07\x9e\x09\xe2\xc8\xa8\x33\x9c"
 assert HRR[:32] == HRR_RANDOM
+assert (_NG_MAX_BLOCK, _NG_MAX_IFACES) == (NG_MAX_BLOCK, NG_MAX_IFACES)
 
 cdef uint8_t EMPTY[1]
 
@@ -185,10 +197,24 @@ cdef class PacketDecoder:
         self._left = 0
         self._mode = SRC_PCAP
 
+    def begin_pcapng(self, const uint8_t[::1] data, Py_ssize_t pos, Py_ssize_t end, bint big,
+                     uint32_t snap, tuple ifaces, bint at_eof=True):
+        cdef Py_ssize_t i
+        if len(ifaces) > _NG_MAX_IFACES:
+            raise ValueError("at most %d interfaces" % _NG_MAX_IFACES)
+        for i in range(len(ifaces)):
+            self._ng_res[i] = ifaces[i][0]
+            self._ng_off[i] = ifaces[i][1]
+        self._ng_n = len(ifaces)
+        self.begin_pcap(data, pos, end, big, False, snap, at_eof)
+        self._mode = SRC_PCAPNG
+
     def pcap_batch(self, Py_ssize_t limit):
         cdef Py_ssize_t p = self._pos, end = self._end, count = 0
         cdef const uint8_t* b = &self._buf[0] if self._blen else EMPTY
         cdef uint32_t caplen
+        if self._mode == SRC_PCAPNG:
+            return self._pcapng_batch(limit)
         while count < limit:
             if p == end:
                 if self._eof:
@@ -209,6 +235,45 @@ cdef class PacketDecoder:
         self.batch_max_ts = 0.0
         return count
 
+    cdef Py_ssize_t _pcapng_batch(self, Py_ssize_t limit):
+        # (see the twin: every block checked as libpcap checks it, else -1)
+        cdef Py_ssize_t p = self._pos, end = self._end, count = 0
+        cdef const uint8_t* b = &self._buf[0] if self._blen else EMPTY
+        cdef uint32_t btype, blen, caplen
+        cdef bint big = self._swap
+        while count < limit:
+            if p == end:
+                if self._eof:
+                    break
+                return -2
+            if p + 8 > end:
+                return -1 if self._eof else -2
+            if p + PREFETCH_AHEAD < end:
+                TLSDIAG_PREFETCH(b + p + PREFETCH_AHEAD)
+            btype = _u32(b + p) if big else _le32(b + p)
+            blen = _u32(b + p + 4) if big else _le32(b + p + 4)
+            if blen < 12 or blen % 4 or blen > _NG_MAX_BLOCK:
+                return -1
+            if p + blen > end:
+                return -1 if self._eof else -2
+            if (_u32(b + p + blen - 4) if big else _le32(b + p + blen - 4)) != blen:
+                return -1
+            if btype == NG_EPB:
+                if blen < 32:
+                    return -1
+                if (_u32(b + p + 8) if big else _le32(b + p + 8)) >= <uint32_t>self._ng_n:
+                    return -1
+                caplen = _u32(b + p + 20) if big else _le32(b + p + 20)
+                if caplen > self._snap or caplen > blen - 32:
+                    return -1
+                count += 1
+            elif btype == NG_SHB or btype == NG_IDB or btype == NG_PB or btype == NG_SPB:
+                return -1
+            p += blen
+        self._left = count
+        self.batch_max_ts = 0.0
+        return count
+
     @property
     def pcap_pos(self):
         return self._pos
@@ -224,7 +289,8 @@ cdef class PacketDecoder:
     cpdef int next(self) except -2:
         cdef const uint8_t* b
         cdef const uint8_t* m
-        cdef uint32_t sec, usec, off, caplen
+        cdef uint32_t sec, usec, off, caplen, iface
+        cdef uint64_t t, res, frac
         cdef double ts
         cdef Py_ssize_t p
         while True:
@@ -259,6 +325,35 @@ cdef class PacketDecoder:
                 self._pos = p + 16 + caplen
                 ts = sec + usec * 1e-6
                 b = b + p + 16
+            elif self._mode == SRC_PCAPNG:
+                if self._left <= 0:
+                    return 0
+                self._left -= 1
+                p = self._pos
+                b = &self._buf[0]
+                if self._swap:
+                    while _u32(b + p) != NG_EPB:        # (blocks the batch check skipped)
+                        p += _u32(b + p + 4)
+                    iface, caplen = _u32(b + p + 8), _u32(b + p + 20)
+                    t = (<uint64_t>_u32(b + p + 12) << 32) | _u32(b + p + 16)
+                    self._pos = p + _u32(b + p + 4)
+                else:
+                    while _le32(b + p) != NG_EPB:
+                        p += _le32(b + p + 4)
+                    iface, caplen = _le32(b + p + 8), _le32(b + p + 20)
+                    t = (<uint64_t>_le32(b + p + 12) << 32) | _le32(b + p + 16)
+                    self._pos = p + _le32(b + p + 4)
+                # seconds and microseconds as libpcap makes them of the interface's
+                # resolution (a power of 10) and offset
+                res = self._ng_res[iface]
+                frac = t % res
+                if res < 1000000:
+                    frac *= 1000000 // res
+                elif res > 1000000:
+                    frac //= res // 1000000
+                sec = <uint32_t>(t // res + <uint64_t>self._ng_off[iface])
+                ts = sec + <uint32_t>frac * 1e-6
+                b = b + p + 28
             elif self._mode == SRC_FRAME:
                 self._mode = SRC_NONE
                 ts = self.ts

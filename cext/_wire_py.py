@@ -28,7 +28,7 @@ __all__ = [
     "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
-    "HRR_RANDOM", "LINKTYPES", "murmur2", "kafka_partition",
+    "HRR_RANDOM", "LINKTYPES", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2", "kafka_partition",
 ]
 
 _U16 = struct.Struct("!H").unpack_from
@@ -36,6 +36,18 @@ _U32 = struct.Struct("!I").unpack_from
 _LE32 = struct.Struct("<I").unpack_from
 _META = struct.Struct("=IIII").unpack_from
 _PCAP_REC = {False: struct.Struct("<III").unpack_from, True: struct.Struct(">III").unpack_from}
+#: a pcapng block's type and total length; an Enhanced Packet Block's interface, time stamp
+#: (high, low) and caplen
+_NG_BLOCK = {False: struct.Struct("<II").unpack_from, True: struct.Struct(">II").unpack_from}
+_NG_U32 = {False: struct.Struct("<I").unpack_from, True: struct.Struct(">I").unpack_from}
+_NG_EPB = {False: struct.Struct("<IIII").unpack_from, True: struct.Struct(">IIII").unpack_from}
+# pcapng (draft-ietf-opsawg-pcapng) block types the walk knows
+NG_SHB, NG_IDB, NG_PB, NG_SPB, NG_EPB = 0x0A0D0D0A, 1, 2, 3, 6
+#: the largest block walked (libpcap's smallest limit, INITIAL_MAX_BLOCKSIZE: a larger one
+#: is libpcap's to judge)
+NG_MAX_BLOCK = 16 << 20
+#: the most interfaces a walked pcapng capture may have (more: libpcap reads it)
+NG_MAX_IFACES = 16
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
@@ -77,7 +89,7 @@ def counters_as_stats(counters: list) -> dict:
 
 _VLAN = (0x8100, 0x88A8, 0x9100)
 _V6_EXT = (0, 43, 60, 51, 44)
-(_SRC_NONE, _SRC_BATCH, _SRC_PCAP, _SRC_FRAME) = range(4)
+(_SRC_NONE, _SRC_BATCH, _SRC_PCAP, _SRC_FRAME, _SRC_PCAPNG) = range(5)
 
 
 def _looks_like_tls_start(p: bytes) -> bool:
@@ -184,6 +196,54 @@ class PacketDecoder:
         self._left = 0
         self._mode = _SRC_PCAP
 
+    def begin_pcapng(self, data, pos: int, end: int, big: bool, snap: int, ifaces: tuple,
+                     at_eof: bool = True) -> None:
+        """The blocks of a pcapng capture (draft-ietf-opsawg-pcapng) in ``data[pos:end]``,
+        after its section header and interface descriptions: ``big`` for a big-endian
+        section, ``snap`` the largest caplen accepted, ``ifaces`` each interface's
+        ``(resolution, offset)``: its time stamps' units per second (a power of 10) and
+        the seconds added to them.  Read as :meth:`begin_pcap`'s records are: the batch
+        check stops (-1) at a block that is not one libpcap reads the same way *or* that
+        changes the section (another section header or interface, an obsolete or simple
+        packet block), and skips the others as libpcap does (statistics, name resolution,
+        secrets, custom blocks)."""
+        if len(ifaces) > NG_MAX_IFACES:
+            raise ValueError("at most %d interfaces" % NG_MAX_IFACES)
+        self._ng = tuple((int(res), int(off)) for res, off in ifaces)
+        self.begin_pcap(data, pos, end, big, False, snap, at_eof)
+        self._mode = _SRC_PCAPNG
+
+    def _pcapng_batch(self, limit: int) -> int:
+        p, end, count = self._pos, self._end, 0
+        block, u32, buf, big = _NG_BLOCK[self._big], _NG_U32[self._big], self._buf, self._big
+        while count < limit:
+            if p == end:
+                if self._eof:
+                    break
+                return -2
+            if p + 8 > end:
+                return -1 if self._eof else -2
+            btype, blen = block(buf, p)
+            if blen < 12 or blen % 4 or blen > NG_MAX_BLOCK:
+                return -1
+            if p + blen > end:
+                return -1 if self._eof else -2
+            if u32(buf, p + blen - 4)[0] != blen:
+                return -1
+            if btype == NG_EPB:
+                if blen < 32:
+                    return -1
+                iface, _hi, _lo, caplen = _NG_EPB[big](buf, p + 8)
+                if iface >= len(self._ng) or caplen > self._snap or caplen > blen - 32:
+                    return -1
+                count += 1
+            elif btype in (NG_SHB, NG_IDB, NG_PB, NG_SPB):
+                return -1
+            p += blen
+        self._left = count
+        self.batch_max_ts = 0.0
+        return count
+
     def pcap_batch(self, limit: int) -> int:
         """Check the next ``limit`` records (fewer at the end of the file) and make them the
         batch :meth:`next` reads: their count, 0 at the end of the file; -2 when the batch
@@ -191,6 +251,8 @@ class PacketDecoder:
         :attr:`pcap_pos`), -1 when a record is not one libpcap reads the same way (truncated,
         a caplen above the snap length): the caller reads on through libpcap, from this
         batch."""
+        if self._mode == _SRC_PCAPNG:
+            return self._pcapng_batch(limit)
         p, end, count = self._pos, self._end, 0
         rec = _PCAP_REC[self._big]
         while count < limit:
@@ -249,6 +311,30 @@ class PacketDecoder:
                 self._pos = p + 16 + caplen
                 ts = sec + usec * 1e-6
                 f = bytes(self._buf[p + 16:p + 16 + caplen])
+            elif mode == _SRC_PCAPNG:
+                if self._left <= 0:
+                    return 0
+                self._left -= 1
+                p = self._pos
+                block = _NG_BLOCK[self._big]
+                btype, blen = block(self._buf, p)
+                while btype != NG_EPB:              # (blocks the batch check skipped)
+                    p += blen
+                    btype, blen = block(self._buf, p)
+                iface, hi, lo, caplen = _NG_EPB[self._big](self._buf, p + 8)
+                self._pos = p + blen
+                # seconds and microseconds as libpcap makes them of the interface's
+                # resolution (a power of 10) and offset
+                res, off = self._ng[iface]
+                t = hi << 32 | lo
+                frac = t % res
+                if res < 1000000:
+                    frac *= 1000000 // res
+                elif res > 1000000:
+                    frac //= res // 1000000
+                sec = (t // res + off) & 0xFFFFFFFF
+                ts = sec + frac * 1e-6
+                f = bytes(self._buf[p + 28:p + 28 + caplen])
             elif mode == _SRC_FRAME:
                 self._mode = _SRC_NONE
                 ts = self.ts

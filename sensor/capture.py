@@ -4,11 +4,13 @@ pcapy-ng's ``next_batch`` returns them, plus the link type.
 Files: pcap and pcapng (libpcap through pcapy-ng), gzip-compressed ones too (decompressed to
 a private temporary file first, since libpcap reads only plain files).  A stream -- a pipe,
 ``/dev/stdin``, ``-`` (standard input), ``<(zcat x.pcap.gz)`` -- is read once as it comes:
-pcap or pcapng, not gzip.  A plain classic pcap stream is walked by ``sensor.pipeline``; what
-it cannot walk (pcapng, what follows a record libpcap reads differently) comes here through a
-:class:`StreamRelay`.  A file that cannot be opened or is corrupt raises :class:`CaptureError`
-with a one-line message -- after the batches that could be read were delivered (a pcapng
-stream's last batch excepted: read in batches, it is lost with its bad record).
+pcap or pcapng, not gzip.  Plain pcap and pcapng captures, files and streams, are walked by
+``sensor.pipeline``; what it does not walk (another version, a pcapng capture that
+``sensor.savefile`` leaves to libpcap, what follows a record libpcap reads differently) comes
+here -- a stream's through a :class:`StreamRelay`.  A file that cannot be opened or is corrupt
+raises :class:`CaptureError` with a one-line message -- after the batches that could be read
+were delivered (the last batch of a stream that libpcap reads from its start excepted: read
+in batches, it is lost with its bad record).
 """
 from __future__ import annotations
 

@@ -3,10 +3,11 @@
 
 Capture files are read in batches of :data:`sensor.capture.BATCH` packets (the flow table
 looks for idle flows between batches, so the batch is part of the output's order).  A plain
-classic pcap file is read here, through ``mmap`` windows, its records walked in C by the
-decoder (no copy of the packets, no libpcap), and so is a classic pcap stream, read into
-memory as it comes; anything else -- pcapng, gzip, a record libpcap would read differently
-(a truncated file, a caplen above the snap length) -- goes through
+classic pcap or pcapng file is read here, through ``mmap`` windows, its records (blocks)
+walked in C by the decoder (no copy of the packets, no libpcap), and so is such a stream,
+read into memory as it comes (:mod:`sensor.savefile` reads their headers); anything else --
+gzip, other versions, a record libpcap would read differently (a truncated file, a caplen
+above the snap length, a new pcapng section or interface) -- goes through
 :class:`sensor.capture.FileCapture` (libpcap), from the batch where it starts.
 """
 from __future__ import annotations
@@ -20,7 +21,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
-import struct
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -32,6 +32,7 @@ from cext import wire
 from proto.x509facts import certificate_facts
 from sensor.capture import (BATCH, CaptureError, FileCapture, StreamRelay, is_stream,
                             not_a_capture, unsupported_linktype)
+from sensor.savefile import MORE, NG_MAGIC, Layout, pcap_header, pcapng_header
 
 __all__ = ["Summarizer", "CertificateCache", "MappedPcap", "WorkerError", "summarize_paths"]
 
@@ -608,8 +609,8 @@ def _batches(s: Summarizer, path: str, mapped: "MappedPcap | None", cap, progres
 
 
 def _open(path: str) -> tuple:
-    """``(walked, None)`` for a plain classic pcap (a file, mapped; a stream, as it comes),
-    else ``(None, FileCapture)``."""
+    """``(walked, None)`` for a plain classic pcap or pcapng capture (a file, mapped; a
+    stream, as it comes), else ``(None, FileCapture)``."""
     if is_stream(path):
         stream = PcapStream.open(path)
         if stream.linktype is not None:
@@ -618,7 +619,7 @@ def _open(path: str) -> tuple:
         if error is not None:
             stream.close()
             raise CaptureError(error)
-        cap, _skip = stream.rest()      # pcapng (or another pcap version): libpcap's
+        cap, _skip = stream.rest()      # (a pcapng or pcap one the walk leaves): libpcap's
         return None, cap
     mapped = MappedPcap.open(path)
     if mapped is not None:
@@ -626,55 +627,51 @@ def _open(path: str) -> tuple:
     return None, FileCapture(path)
 
 
-#: the largest caplen libpcap accepts (MAXIMUM_SNAPLEN), and what it takes for a snaplen
-#: field of 0 or above it
-_MAX_SNAPLEN = 262144
-
-
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
+#: the most bytes read to find where a pcapng capture's first packet block is (its section
+#: header, interfaces and any other blocks before it): beyond, it is libpcap's
+_NG_HEAD_MAX = 32 << 20
 
-def _pcap_header(head: bytes):
-    """``(big, nsec, snap, linktype)`` of a classic pcap file header that this module walks
-    as libpcap reads it, else None (pcapng, other versions, link-type flags: libpcap's)."""
-    if len(head) == 24:
-        magic = head[:4]
-        big = magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
-        nsec = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-        if big or magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-            _m, major, minor, _tz, _sig, snaplen, linktype = struct.unpack(
-                (">" if big else "<") + "IHHiIII", head)
-            if major == 2 and minor == 4 and linktype <= 0xFFFF:
-                snap = snaplen if 0 < snaplen <= _MAX_SNAPLEN else _MAX_SNAPLEN
-                return big, nsec, snap, linktype
-    return None
+
+def _pcapng_file(fd: int, size: int) -> "Layout | None":
+    """The layout of the pcapng file ``fd`` if the walk reads it."""
+    want = 1 << 16
+    while True:
+        head = os.pread(fd, min(want, size), 0)
+        layout = pcapng_header(head, len(head) == size)
+        if layout != MORE:
+            return layout
+        if want >= _NG_HEAD_MAX:
+            return None
+        want *= 4
 
 
 class MappedPcap:
-    """A classic pcap file read through ``mmap`` windows: the decoder walks its records in
-    place, :data:`BATCH` at a time (the batches libpcap's reader would give).  ``open``
-    returns None for what only :class:`FileCapture` reads (pcapng, gzip, other versions,
-    link-type flags in the header)."""
+    """A classic pcap or pcapng file read through ``mmap`` windows: the decoder walks its
+    records (blocks) in place, :data:`BATCH` packets at a time (the batches libpcap's reader
+    would give).  ``open`` returns None for what only :class:`FileCapture` reads (gzip,
+    other versions, link-type flags in the header, pcapng that :mod:`sensor.savefile` leaves
+    to libpcap)."""
 
     #: bytes mapped at a time (grown for a batch that does not fit): resident while mapped
     WINDOW = 8 << 20
 
-    def __init__(self, path: str, fd: int, size: int, big: bool, nsec: bool, snap: int,
-                 linktype: "int | None") -> None:
+    def __init__(self, path: str, fd: int, size: int, layout: "Layout | None") -> None:
         self.path = path
         self.size = size
-        self.linktype = linktype
+        self.linktype = layout.linktype if layout is not None else None
         self.packets = 0
-        self.bytes_read = 24
+        self.bytes_read = layout.start if layout is not None else 0
         #: True once every record was read here (else the rest is libpcap's)
         self.complete = False
         self._fd = fd
-        self._big, self._nsec, self._snap = big, nsec, snap
+        self._layout = layout
         self._mm = None
         self._need = 0                  # bytes the next window must hold (a big batch)
         self._old = None
         self._batches = 0
-        self._stop = 24                 # where a record libpcap reads differently starts
+        self._stop = self.bytes_read    # where a record libpcap reads differently starts
 
     @classmethod
     def open(cls, path: str) -> "MappedPcap | None":
@@ -687,24 +684,32 @@ class MappedPcap:
         try:
             size = os.fstat(fd).st_size
             head = os.pread(fd, 24, 0)
+            layout = pcap_header(head)
+            if layout is None and head[:4] == NG_MAGIC:
+                layout = _pcapng_file(fd, size)
         except OSError:
             os.close(fd)
             return None
-        found = _pcap_header(head)
-        if found is None or size <= 24:
+        if layout is None or size <= 24:
             os.close(fd)
             return None
-        big, nsec, snap, linktype = found
-        return cls(path, fd, size, big, nsec, snap, linktype)
+        return cls(path, fd, size, layout)
+
+    def _begin(self, dec, data, pos: int, length: int, at_eof: bool) -> None:
+        lay = self._layout
+        if lay.ifaces is None:
+            dec.begin_pcap(data, pos, length, lay.big, lay.nsec, lay.snap, at_eof)
+        else:
+            dec.begin_pcapng(data, pos, length, lay.big, lay.snap, lay.ifaces, at_eof)
 
     def batches(self, s: Summarizer):
         """The finished connections of each batch, while the records are ones libpcap reads
         the same way; :attr:`complete` says whether that was to the end."""
         dec = s.decoder
-        pos = 24
+        pos = self._layout.start
         while True:
             data, base, length, at_eof = self._window(pos)
-            dec.begin_pcap(data, pos - base, length, self._big, self._nsec, self._snap, at_eof)
+            self._begin(dec, data, pos - base, length, at_eof)
             self._drop_old()
             first = pos
             while True:
@@ -763,14 +768,14 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 class PcapStream(MappedPcap):
-    """A classic pcap stream (a pipe, standard input) walked as it comes, like a mapped
-    file: its batches are read into memory (at least :attr:`WINDOW` bytes, a batch's worth
-    if more) and walked there, each byte read once.  What follows a record libpcap reads
-    differently -- a stream cut short, a caplen above the snap length -- goes to libpcap
-    through a :class:`StreamRelay`, from the start of its batch: nothing is lost.  (libpcap
-    alone would lose the good packets of a batch with a bad record; a stream cannot be read
-    again.)  ``linktype`` is None for a stream that is not a classic pcap one: all of it
-    goes to libpcap (:meth:`rest`)."""
+    """A classic pcap or pcapng stream (a pipe, standard input) walked as it comes, like a
+    mapped file: its batches are read into memory (at least :attr:`WINDOW` bytes, a batch's
+    worth if more) and walked there, each byte read once.  What follows a record (block)
+    libpcap reads differently -- a stream cut short, a caplen above the snap length, a new
+    pcapng section or interface -- goes to libpcap through a :class:`StreamRelay`, from the
+    start of its batch: nothing is lost.  (libpcap alone would lose the good packets of a
+    batch with a bad record; a stream cannot be read again.)  ``linktype`` is None for a
+    stream that the walk does not read: all of it goes to libpcap (:meth:`rest`)."""
 
     WINDOW = 1 << 20
 
@@ -780,7 +785,7 @@ class PcapStream(MappedPcap):
             fd = os.dup(0) if path == "-" else os.open(path, os.O_RDONLY)
         except OSError as exc:
             raise CaptureError("%s: %s" % (path, exc.strerror or exc)) from None
-        self = cls(path, fd, 0, False, False, 0, None)
+        self = cls(path, fd, 0, None)
         self._eof = False
         try:    # a pipe's buffer as large as a window: the writer runs ahead of the walk
             fcntl.fcntl(fd, _F_SETPIPE_SZ, self.WINDOW)
@@ -788,13 +793,20 @@ class PcapStream(MappedPcap):
             pass
         try:
             self._data, self._base = self._read(memoryview(b""), 24), 0
+            layout = pcap_header(bytes(self._data))
+            if layout is None and self._data[:4] == NG_MAGIC:
+                layout = pcapng_header(self._data, self._eof)
+                while layout == MORE and len(self._data) < _NG_HEAD_MAX:
+                    self._data = self._read(self._data, 4 * len(self._data))
+                    layout = pcapng_header(self._data, self._eof)
         except CaptureError:
             self.close()
             raise
-        self.head = bytes(self._data)   # (its file header, or all there was of it)
-        found = _pcap_header(self.head)
-        if found is not None:
-            self._big, self._nsec, self._snap, self.linktype = found
+        if isinstance(layout, Layout):
+            self._layout, self.linktype = layout, layout.linktype
+            self.bytes_read = self._stop = layout.start
+        #: its file header (section header and interfaces), or all read of one not walked
+        self.head = bytes(self._data[:layout.start] if self.linktype is not None else self._data)
         return self
 
     def _read(self, tail: memoryview, want: int) -> memoryview:
@@ -823,8 +835,8 @@ class PcapStream(MappedPcap):
 
     def rest(self) -> tuple:
         """The stream from the start of the batch where the walk stopped on (all of it, for
-        one that is not a classic pcap), read by libpcap: a packet at a time after a record
-        it reads differently (nothing is lost), in batches for pcapng."""
+        one it does not walk), read by libpcap: a packet at a time after a record it reads
+        differently (nothing is lost), in batches for one it reads from its start."""
         head = self.head
         if self.linktype is not None:   # (libpcap's reader starts at the file header)
             head += self._data[self._stop - self._base:]

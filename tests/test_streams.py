@@ -5,14 +5,13 @@ in; a classic pcap stream that ends in a bad record loses none of the good ones 
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
 from sensor import pipeline
-from sensor.capture import CaptureError
-from sensor.pipeline import summarize_paths
+from tests.support.fifo import from_a_fifo, read_capture
+from tests.support.pcapng import to_pcapng
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG = ROOT / "tests" / "data" / "scenarios-tls13" / "mixed_long.pcap"     # 13,798 packets
@@ -25,37 +24,11 @@ def _line(summary: dict, certs) -> tuple:
 
 
 def _read(path: str) -> tuple:
-    """(connections, stats, error text with the path taken out)."""
-    stats: dict = {}
-    out: list = []
-    error = None
-    try:
-        for item in summarize_paths([path], stats=stats, transform=_line):
-            out.append(item)
-    except CaptureError as exc:
-        error = str(exc).replace(path, "X")
-    return out, stats, error
+    return read_capture(path, _line)
 
 
 def _from_a_fifo(tmp_path, data: bytes, piece: int) -> tuple:
-    """:func:`_read` of ``data`` written into a FIFO ``piece`` bytes at a time."""
-    fifo = str(tmp_path / "capture.fifo")
-    os.mkfifo(fifo)
-
-    def write() -> None:
-        with open(fifo, "wb", buffering=0) as w:
-            for i in range(0, len(data), piece):
-                try:
-                    w.write(data[i:i + piece])
-                except BrokenPipeError:     # (the reader stopped early: an error)
-                    return
-    t = threading.Thread(target=write, daemon=True)
-    t.start()
-    try:
-        return _read(fifo)
-    finally:
-        t.join(timeout=30)
-        assert not t.is_alive()
+    return from_a_fifo(tmp_path, data, piece, _line)
 
 
 def _cases() -> dict:
@@ -126,16 +99,19 @@ def test_the_relay_process_is_reaped(tmp_path, monkeypatch):
         os.waitpid(pids[0], os.WNOHANG)
 
 
-@pytest.mark.parametrize("name", ["long_cut", "pcapng"])
+@pytest.mark.parametrize("name", ["long_cut", "pcapng_cut", "pcapng_libpcap"])
 def test_no_process_for_the_relay_is_one_error(tmp_path, monkeypatch, name):
     # (the rest of the stream needs a child process: without one, a CaptureError after what
     # was read, not a traceback)
     def no_fork():
         raise BlockingIOError(11, "Resource temporarily unavailable")
     monkeypatch.setattr(os, "fork", no_fork)
-    data = (ROOT / "tests" / "data" / "captures" / "tls13_hrr.pcapng").read_bytes() \
-        if name == "pcapng" else CASES[name]
+    ng = ROOT / "tests" / "data" / "captures" / "tls13_hrr.pcapng"
+    data = {  # (a pcapng stream walked, then cut; one that libpcap reads from its start)
+        "pcapng_cut": ng.read_bytes()[:-20],
+        "pcapng_libpcap": to_pcapng(CHAIN.read_bytes(), tsresol=(0x86,)),
+    }.get(name) or CASES[name]
     out, _stats, error = _from_a_fifo(tmp_path, data, 1 << 16)
     assert error.startswith("X: cannot read on after ") and error.endswith(
         " packets: Resource temporarily unavailable")
-    assert (out == []) == (name == "pcapng")
+    assert (out == []) == name.startswith("pcapng")

@@ -13,7 +13,11 @@ The first byte of an input picks a target, the second is a parameter, the rest i
 * 6    ``TLSConnection.feed`` on chunks of both directions (2-byte header: top bit = server,
   low 15 bits = length);
 * 7    the whole per-segment engine: frames as for 5, through decoder and flow table to the
-  summaries (tight table limits when the parameter's top bit is set).
+  summaries (tight table limits when the parameter's top bit is set);
+* 8    ``PacketDecoder`` reading the data as a pcapng capture (``begin_pcapng``, batches of
+  up to 4 packets): from its first packet block with the interfaces
+  ``sensor.savefile.pcapng_header`` finds, else from its start with byte order and
+  interfaces (resolutions, offsets) from the parameter.
 
 6 and 7 compare the compiled engine (``cext._tls``/``_session``/``_flows`` on ``cext._wire``)
 with its twin (``cext._tls_py`` ... on ``cext._wire_py``), each handed out whole by
@@ -42,6 +46,7 @@ from cext.errors import REASONS, MalformedMessage, ProtocolError  # noqa: E402
 from cext.wire import Engine, engine  # noqa: E402
 from proto.render import summary_to_json  # noqa: E402
 from proto.summary import encode_summary  # noqa: E402
+from sensor.savefile import Layout, pcapng_header  # noqa: E402
 
 try:
     _C_ENGINE: Engine | None = engine("c")
@@ -52,7 +57,7 @@ LINKTYPES = (1, 113, 276, 0, 108, 12, 101, 228, 229)
 #: the twin, then the compiled engine: each one build throughout (cext.wire.engine)
 ENGINES = (engine("py"),) + ((_C_ENGINE,) if _C_ENGINE is not None else ())
 IMPLS = tuple(e.wire for e in ENGINES)
-N_TARGETS = 8
+N_TARGETS = 9
 
 
 class Disagreement(AssertionError):
@@ -106,6 +111,34 @@ def _pcap_records(impl, arg, data):
         while dec.next():
             out.append((dec.ts, dec.key, dec.from_lo, dec.flags, dec.seq, dec.payload,
                         dec.truncated, impl.connection_id(dec.ts, dec.key.hex(), "x")))
+    return out, dec.stats(), dec.pcap_pos, sorted(flows)
+
+
+#: time stamp resolutions the pcapng target's parameter picks from
+_NG_RESOLUTIONS = (1, 10 ** 3, 10 ** 6, 10 ** 9, 10 ** 12, 10 ** 19)
+
+
+def _pcapng_blocks(impl, arg, data):
+    """``data`` as a pcapng capture, through the decoder's pcapng source."""
+    layout = pcapng_header(data, True)
+    if isinstance(layout, Layout):
+        start, big, snap, ifaces = layout.start, layout.big, layout.snap, layout.ifaces
+    else:
+        start, big, snap = 0, bool(arg & 0x80), 64 + (arg & 0x70)
+        ifaces = tuple((_NG_RESOLUTIONS[(arg + k) % len(_NG_RESOLUTIONS)], -7 * k)
+                       for k in range(1 + (arg & 3)))
+    flows: dict = {}
+    dec = impl.PacketDecoder(1, flows, {})
+    dec.begin_pcapng(data, start, len(data), big, snap, ifaces)
+    out = []
+    while True:
+        n = dec.pcap_batch(4)
+        out.append(n)
+        if n <= 0:
+            break
+        while dec.next():
+            out.append((dec.ts, dec.key, dec.from_lo, dec.flags, dec.seq, dec.payload,
+                        dec.truncated))
     return out, dec.stats(), dec.pcap_pos, sorted(flows)
 
 
@@ -178,6 +211,8 @@ def one_input(data: bytes) -> None:
     elif op == 6:
         chunks = list(_chunks(body))
         _same([tls_events(e, chunks) for e in ENGINES], "TLSConnection")
+    elif op == 8:
+        _same([_pcapng_blocks(m, arg, body) for m in IMPLS], "pcapng blocks")
     else:
         frames = [(i / 8, f) for i, f in enumerate(_frames(body))]
         lt = LINKTYPES[arg % len(LINKTYPES)]
@@ -197,6 +232,10 @@ def seeds():
     out += [bytes([3, 0]) + b for b in m["client_hello"]]
     for path in g.capture_paths()[:4]:
         out.append(bytes([4, 0x3C]) + path.read_bytes()[24:4096])
+    from tests.support.pcapng import to_pcapng
+    for i, path in enumerate(g.capture_paths()[:4]):
+        out.append(bytes([8, 0]) + to_pcapng(path.read_bytes(), big=bool(i & 1),
+                                             tsresol=(6, 9)[:1 + i % 2], extra_every=5))
     for i, lt in enumerate(LINKTYPES):
         frames = [f for _ts, f in g.golden_frames(lt)][:24]
         out.append(bytes([5, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
