@@ -12,6 +12,11 @@ before and after (the machine is shared: read the CPU column when the load is hi
     python3 bench/jobs.py /tmp/tlsbench/hs-100k.pcap --jobs 1,2 --rounds 5
     python3 bench/jobs.py PCAP --jobs 1,2 --rev d015d6a,HEAD --rounds 5
 
+Several captures are timed in the same rounds -- the same traffic in other formats (``editcap
+-F pcapng``), whose output must be the same bytes too:
+
+    python3 bench/jobs.py /tmp/tlsbench/hs-100k.pcap /tmp/tlsbench/hs-100k.pcapng --jobs 1,2
+
 The 100k handshake-only corpus is ``../shared/bench/make_corpus.py``'s, as ``bench/run.py``
 makes it (``$WORK/hs-100k.pcap``).
 """
@@ -30,7 +35,7 @@ import run as bench_run  # noqa: E402  (bench/run.py: the launcher and the snaps
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("pcap")
+    ap.add_argument("pcap", nargs="+", help="capture(s): the same connections, any format")
     ap.add_argument("--jobs", default="1,2", help="comma-separated worker counts (default 1,2)")
     ap.add_argument("--rev", default="HEAD", help="comma-separated git revisions (default HEAD)")
     ap.add_argument("--rounds", type=int, default=5)
@@ -42,52 +47,54 @@ def main() -> int:
                          "so that no run waits on a disk -- on this host a run writing its "
                          "229 MB to the disk took up to 11.9 s of wall time for 4.3 s of CPU")
     a = ap.parse_args()
-    if not os.path.isfile(a.pcap):
-        ap.error("no such capture: %s" % a.pcap)
+    for pcap in a.pcap:
+        if not os.path.isfile(pcap):
+            ap.error("no such capture: %s" % pcap)
     jobs = [int(j) for j in a.jobs.split(",")]
     outdir = a.out or ("/dev/shm/tlsbench-out" if os.path.isdir("/dev/shm")
                        else os.path.join(a.work, "out"))
     os.makedirs(outdir, exist_ok=True)
     launcher = bench_run.build_launcher(a.work)
     snaps = {rev: bench_run.make_snapshot(a.work, rev) for rev in a.rev.split(",")}
-    cases = [(rev, j) for rev in snaps for j in jobs]
+    cases = [(pcap, rev, j) for pcap in a.pcap for rev in snaps for j in jobs]
     runs: dict = {c: [] for c in cases}
     first = None
     print("output to %s" % outdir)
     print("load before: %s" % Path("/proc/loadavg").read_text().strip())
     for r in range(a.rounds):
         order = cases[r % len(cases):] + cases[:r % len(cases)]
-        for rev, j in order:
+        for pcap, rev, j in order:
             env = dict(os.environ, PYTHONPATH=snaps[rev])
             env.pop("TLSDIAG_NO_EXTENSIONS", None)
-            out = os.path.join(outdir, "jobs-%s-%d.jsonl" % (rev.replace("/", "_"), j))
+            what = "%s %s --jobs %d" % (os.path.basename(pcap), rev, j)
+            out = os.path.join(outdir, "jobs-%d.jsonl" % cases.index((pcap, rev, j)))
             res = bench_run.run_timed(launcher, [sys.executable, "-m", "tlsdiag", "summarize",
-                                                 a.pcap, "--format", "jsonl", "--jobs", str(j)],
+                                                 pcap, "--format", "jsonl", "--jobs", str(j)],
                                       env, out, out + ".err", a.timeout)
             if res["rc"] != 0:
-                sys.exit("bench: %s --jobs %d failed (rc %s): %s" % (rev, j, res["rc"],
-                                                                    res["summary"]))
+                sys.exit("bench: %s failed (rc %s): %s" % (what, res["rc"], res["summary"]))
             if first is None:
                 first = out + ".first"
                 os.replace(out, first)
             elif not filecmp.cmp(first, out, shallow=False):
-                sys.exit("bench: %s --jobs %d wrote other bytes than the first run" % (rev, j))
-            runs[(rev, j)].append(res)
-            print("round %d %-10s --jobs %d wall %.2f s cpu %.2f s rss %d MB" % (
-                r + 1, rev, j, res["wall"], res["cpu"], res["maxrss_kb"] // 1024), flush=True)
+                sys.exit("bench: %s wrote other bytes than the first run" % what)
+            runs[(pcap, rev, j)].append(res)
+            print("round %d %-40s wall %.2f s cpu %.2f s rss %d MB" % (
+                r + 1, what, res["wall"], res["cpu"], res["maxrss_kb"] // 1024), flush=True)
     print("load after: %s" % Path("/proc/loadavg").read_text().strip())
-    for rev, j in cases:                        # (in memory: give it back)
-        for path in Path(outdir).glob("jobs-%s-%d.jsonl*" % (rev.replace("/", "_"), j)):
-            path.unlink()
-    print("\n| revision | --jobs | wall median (min-max) | CPU median | max RSS | vs --jobs 1 |")
-    print("|---|---|---|---|---|---|")
-    for rev, j in cases:
-        walls = [x["wall"] for x in runs[(rev, j)]]
-        base = statistics.median(x["wall"] for x in runs[(rev, jobs[0])])
-        print("| %s | %d | %.2f s (%.2f-%.2f) | %.2f s | %d MB | x%.2f |" % (
-            rev, j, statistics.median(walls), min(walls), max(walls),
-            statistics.median(x["cpu"] for x in runs[(rev, j)]),
-            max(x["maxrss_kb"] for x in runs[(rev, j)]) // 1024, base / statistics.median(walls)))
+    for path in Path(outdir).glob("jobs-*.jsonl*"):     # (in memory: give it back)
+        path.unlink()
+    print("\n| capture | revision | --jobs | wall median (min-max) | CPU median | max RSS "
+          "| vs --jobs 1 |")
+    print("|---|---|---|---|---|---|---|")
+    for pcap, rev, j in cases:
+        walls = [x["wall"] for x in runs[(pcap, rev, j)]]
+        base = statistics.median(x["wall"] for x in runs[(pcap, rev, jobs[0])])
+        print("| %s | %s | %d | %.2f s (%.2f-%.2f) | %.2f s | %d MB | x%.2f |" % (
+            os.path.basename(pcap), rev, j, statistics.median(walls), min(walls), max(walls),
+            statistics.median(x["cpu"] for x in runs[(pcap, rev, j)]),
+            max(x["maxrss_kb"] for x in runs[(pcap, rev, j)]) // 1024,
+            base / statistics.median(walls)))
     return 0
 
 
