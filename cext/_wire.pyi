@@ -14,6 +14,7 @@ GLOBAL_COUNTERS: tuple[int, ...]
 MAX_RECORD: int
 HRR_RANDOM: bytes
 LINKTYPES: frozenset[int]
+MAX_SNAPLEN: int
 NG_MAX_BLOCK: int
 NG_MAX_IFACES: int
 

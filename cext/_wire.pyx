@@ -28,7 +28,7 @@ from libc.string cimport memchr, memcmp, memcpy, memset
 
 from .errors import error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
-                       NG_MAX_BLOCK, NG_MAX_IFACES, counters_as_stats)
+                       MAX_SNAPLEN, NG_MAX_BLOCK, NG_MAX_IFACES, counters_as_stats)
 from ._wire_py import connection_id as _connection_id_py
 from ._wire_py import endpoint_text as _endpoint_text_py
 
@@ -36,7 +36,8 @@ __all__ = [
     "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
-    "HRR_RANDOM", "LINKTYPES", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2", "kafka_partition",
+    "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
+    "kafka_partition",
 ]
 
 cdef extern from *:
@@ -80,12 +81,14 @@ cdef enum:
     NG_PB = 2
     NG_SPB = 3
     NG_EPB = 6
-    _NG_MAX_BLOCK = 16 << 20        # NG_MAX_BLOCK, NG_MAX_IFACES (the twin's)
+    _NG_MAX_BLOCK = 16 << 20        # NG_MAX_BLOCK, NG_MAX_IFACES, MAX_SNAPLEN (the twin's)
     _NG_MAX_IFACES = 16
+    _MAX_SNAPLEN = 262144
 
 cdef const uint8_t* HRR = <const uint8_t*>b"\xcf\x21\xad\x74\xe5\x9a\x61\x11\xbe\x1d\x8c\x02\x1e\x65\xb8\x91\xc2\xa2\x11\x16\x7a\xbb\x8c\x5e\x07\x9e\x09\xe2\xc8\xa8\x33\x9c"
 assert HRR[:32] == HRR_RANDOM
-assert (_NG_MAX_BLOCK, _NG_MAX_IFACES) == (NG_MAX_BLOCK, NG_MAX_IFACES)
+assert (_NG_MAX_BLOCK, _NG_MAX_IFACES, _MAX_SNAPLEN) == \
+    (NG_MAX_BLOCK, NG_MAX_IFACES, MAX_SNAPLEN)
 
 cdef uint8_t EMPTY[1]
 
@@ -225,7 +228,7 @@ cdef class PacketDecoder:
             if p + PREFETCH_AHEAD < end:
                 TLSDIAG_PREFETCH(b + p + PREFETCH_AHEAD)
             caplen = _le32(b + p + 8) if not self._swap else _u32(b + p + 8)
-            if caplen > self._snap:
+            if caplen > _MAX_SNAPLEN:
                 return -1
             if p + 16 + caplen > end:
                 return -1 if self._eof else -2
@@ -323,6 +326,8 @@ cdef class PacketDecoder:
                 if self._nsec:
                     usec = usec // 1000
                 self._pos = p + 16 + caplen
+                if caplen > self._snap:             # (libpcap cuts it to the snap length)
+                    caplen = self._snap
                 ts = sec + usec * 1e-6
                 b = b + p + 16
             elif self._mode == SRC_PCAPNG:

@@ -28,7 +28,8 @@ __all__ = [
     "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
-    "HRR_RANDOM", "LINKTYPES", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2", "kafka_partition",
+    "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
+    "kafka_partition",
 ]
 
 _U16 = struct.Struct("!H").unpack_from
@@ -43,6 +44,9 @@ _NG_U32 = {False: struct.Struct("<I").unpack_from, True: struct.Struct(">I").unp
 _NG_EPB = {False: struct.Struct("<IIII").unpack_from, True: struct.Struct(">IIII").unpack_from}
 # pcapng (draft-ietf-opsawg-pcapng) block types the walk knows
 NG_SHB, NG_IDB, NG_PB, NG_SPB, NG_EPB = 0x0A0D0D0A, 1, 2, 3, 6
+#: the largest caplen libpcap reads in a classic pcap file (MAXIMUM_SNAPLEN, every link type
+#: the decoder reads): a larger one is an error, one above the file's snap length is cut to it
+MAX_SNAPLEN = 262144
 #: the largest block walked (libpcap's smallest limit, INITIAL_MAX_BLOCKSIZE: a larger one
 #: is libpcap's to judge)
 NG_MAX_BLOCK = 16 << 20
@@ -188,8 +192,9 @@ class PacketDecoder:
         """The records of a classic pcap file (draft-ietf-opsawg-pcap) in ``data[pos:end]``
         (a buffer: bytes, an mmap window): ``big`` for a big-endian file, ``nsec`` for
         nanosecond time stamps (made microseconds, as libpcap reads them), ``snap`` the
-        largest caplen accepted, ``at_eof`` whether ``end`` is the end of the file.  Read it
-        batch by batch: :meth:`pcap_batch`, then :meth:`next`."""
+        file's snap length (a record above it is cut to it, as libpcap cuts it; one above
+        :data:`MAX_SNAPLEN` is an error), ``at_eof`` whether ``end`` is the end of the file.
+        Read it batch by batch: :meth:`pcap_batch`, then :meth:`next`."""
         self._buf = data
         self._pos, self._end = pos, min(end, len(data))
         self._big, self._nsec, self._snap, self._eof = big, nsec, snap, at_eof
@@ -248,9 +253,9 @@ class PacketDecoder:
         """Check the next ``limit`` records (fewer at the end of the file) and make them the
         batch :meth:`next` reads: their count, 0 at the end of the file; -2 when the batch
         runs past the end of ``data`` before the end of the file (map more, from
-        :attr:`pcap_pos`), -1 when a record is not one libpcap reads the same way (truncated,
-        a caplen above the snap length): the caller reads on through libpcap, from this
-        batch."""
+        :attr:`pcap_pos`), -1 when a record is not one libpcap reads (truncated, a caplen
+        above :data:`MAX_SNAPLEN`) or, in pcapng, one it reads differently: the caller reads
+        on through libpcap, from this batch."""
         if self._mode == _SRC_PCAPNG:
             return self._pcapng_batch(limit)
         p, end, count = self._pos, self._end, 0
@@ -263,7 +268,7 @@ class PacketDecoder:
             if p + 16 > end:
                 return -1 if self._eof else -2
             caplen = rec(self._buf, p)[2]
-            if caplen > self._snap:
+            if caplen > MAX_SNAPLEN:
                 return -1
             if p + 16 + caplen > end:
                 return -1 if self._eof else -2
@@ -310,7 +315,7 @@ class PacketDecoder:
                     usec //= 1000
                 self._pos = p + 16 + caplen
                 ts = sec + usec * 1e-6
-                f = bytes(self._buf[p + 16:p + 16 + caplen])
+                f = bytes(self._buf[p + 16:p + 16 + min(caplen, self._snap)])
             elif mode == _SRC_PCAPNG:
                 if self._left <= 0:
                     return 0

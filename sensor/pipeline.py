@@ -6,9 +6,10 @@ looks for idle flows between batches, so the batch is part of the output's order
 classic pcap or pcapng file is read here, through ``mmap`` windows, its records (blocks)
 walked in C by the decoder (no copy of the packets, no libpcap), and so is such a stream,
 read into memory as it comes (:mod:`sensor.savefile` reads their headers); anything else --
-gzip, other versions, a record libpcap would read differently (a truncated file, a caplen
-above the snap length, a new pcapng section or interface) -- goes through
-:class:`sensor.capture.FileCapture` (libpcap), from the batch where it starts.
+gzip, other versions, a record libpcap would refuse or read differently (a truncated file, a
+caplen above libpcap's maximum, a new pcapng section or interface) -- goes through
+:class:`sensor.capture.FileCapture` (libpcap), from the batch where it starts.  (A classic
+record above the file's snap length is walked: cut to it, as libpcap cuts it.)
 """
 from __future__ import annotations
 
@@ -771,8 +772,9 @@ class PcapStream(MappedPcap):
     """A classic pcap or pcapng stream (a pipe, standard input) walked as it comes, like a
     mapped file: its batches are read into memory (at least :attr:`WINDOW` bytes, a batch's
     worth if more) and walked there, each byte read once.  What follows a record (block)
-    libpcap reads differently -- a stream cut short, a caplen above the snap length, a new
-    pcapng section or interface -- goes to libpcap through a :class:`StreamRelay`, from the
+    libpcap refuses or reads differently -- a stream cut short, a caplen above libpcap's
+    maximum, a new pcapng section or interface -- goes to libpcap through a
+    :class:`StreamRelay`, from the
     start of its batch: nothing is lost.  (libpcap alone would lose the good packets of a
     batch with a bad record; a stream cannot be read again.)  ``linktype`` is None for a
     stream that the walk does not read: all of it goes to libpcap (:meth:`rest`)."""

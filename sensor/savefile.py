@@ -14,9 +14,6 @@ from cext import wire
 
 __all__ = ["Layout", "MORE", "NG_MAGIC", "pcap_header", "pcapng_header"]
 
-#: the largest caplen libpcap accepts (MAXIMUM_SNAPLEN), and what it takes for a snaplen
-#: field of 0 or above it
-MAX_SNAPLEN = 262144
 #: a pcapng capture's first four bytes (a Section Header Block's type)
 NG_MAGIC = b"\x0a\x0d\x0d\x0a"
 #: libpcap's limit for a section header block (BT_SHB_INSANE_MAX)
@@ -42,7 +39,8 @@ class Layout(NamedTuple):
 
 
 def _snap(snaplen: int) -> int:
-    return snaplen if 0 < snaplen <= MAX_SNAPLEN else MAX_SNAPLEN
+    """The snap length libpcap takes for a header's: above the maximum, or 0, the maximum."""
+    return snaplen if 0 < snaplen <= wire.MAX_SNAPLEN else wire.MAX_SNAPLEN
 
 
 def pcap_header(head: bytes) -> "Layout | None":

@@ -1,7 +1,8 @@
 """A capture from a stream (a pipe, a FIFO, standard input) gives what the same capture gives
 from a file -- the same connections in the same order, the same counters, the same error after
 the same packets -- however the stream's bytes arrive and however small the window it is read
-in; a classic pcap stream that ends in a bad record loses none of the good ones before it."""
+in; a classic pcap stream that ends in a bad record loses none of the good ones before it.  And
+a file walked in place gives what libpcap gives for it."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ from tests.support.fifo import from_a_fifo, read_capture
 from tests.support.pcapng import to_pcapng
 
 ROOT = Path(__file__).resolve().parent.parent
+BAD = ROOT / "tests" / "data" / "bad"
 LONG = ROOT / "tests" / "data" / "scenarios-tls13" / "mixed_long.pcap"     # 13,798 packets
 CHAIN = ROOT / "tests" / "data" / "captures" / "tls12_rsa_chain3.pcap"
 
@@ -81,6 +83,25 @@ def test_the_long_cut_capture_loses_nothing_before_the_cut(tmp_path):
     assert 400 < len(cut) < len(whole)
 
 
+@pytest.mark.parametrize("name", sorted(CASES) + ["huge_caplen", "truncated_mid_header",
+                                                  "truncated_mid_packet", "header_only"])
+def test_the_walk_reads_what_libpcap_reads(tmp_path, monkeypatch, name):
+    # (records above the snap length are cut to it, as libpcap cuts them; one above libpcap's
+    # maximum is its error, from its batch on)
+    data = CASES[name] if name in CASES else (BAD / (name + ".pcap")).read_bytes()
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(data)
+    mapped = pipeline.MappedPcap.open(str(path))
+    assert (mapped is None) == (name in ("header_cut", "header_only"))
+    if mapped is not None:
+        mapped.close()
+    walked = _read(str(path))
+    monkeypatch.setattr(pipeline.MappedPcap, "open", classmethod(lambda cls, path: None))
+    assert walked == _read(str(path))
+    if name in ("snaplen_200", "long_snaplen"):
+        assert walked[2] is None and walked[0]
+
+
 def test_the_relay_process_is_reaped(tmp_path, monkeypatch):
     # (after a record libpcap reads differently the rest of the stream goes to libpcap
     # through a child process: none is left behind)
@@ -93,7 +114,7 @@ def test_the_relay_process_is_reaped(tmp_path, monkeypatch):
             pids.append(pid)
         return pid
     monkeypatch.setattr(os, "fork", noted_fork)
-    _from_a_fifo(tmp_path, CASES["long_snaplen"], 1 << 16)
+    _from_a_fifo(tmp_path, CASES["long_cut"], 1 << 16)
     assert len(pids) == 1
     with pytest.raises(ChildProcessError):      # (reaped: no longer this process's child)
         os.waitpid(pids[0], os.WNOHANG)
