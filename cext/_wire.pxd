@@ -83,7 +83,9 @@ cdef class PacketDecoder:
     cdef _Slot* _cache
 
     cpdef int next(self) except -2
-    cdef Py_ssize_t _pcapng_batch(self, Py_ssize_t limit)
+    # 1 for an Enhanced Packet Block the walk reads, 0 for a block it skips (as libpcap
+    # does), -1 for one libpcap reads differently or that changes the section
+    cdef int _ng_block(self, const uint8_t* b, Py_ssize_t size) noexcept
     cdef bint _decode(self, double ts, const uint8_t* f, Py_ssize_t n) except -1
     cdef void _remember(self, uint32_t h, const uint8_t* raw, int klen, object obj)
 

@@ -102,6 +102,9 @@ cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
 cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
 
+cdef inline uint32_t _rd32(const uint8_t* p, bint big) noexcept nogil:
+    return _u32(p) if big else _le32(p)
+
 cdef inline bint _grease(unsigned int v) noexcept nogil:
     # RFC 8701: 0x0A0A, 0x1A1A ... 0xFAFA (both bytes equal, low nibble A)
     return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
@@ -213,69 +216,56 @@ cdef class PacketDecoder:
         self._mode = SRC_PCAPNG
 
     def pcap_batch(self, Py_ssize_t limit):
-        cdef Py_ssize_t p = self._pos, end = self._end, count = 0
+        cdef Py_ssize_t p = self._pos, end = self._end, count = 0, size
         cdef const uint8_t* b = &self._buf[0] if self._blen else EMPTY
-        cdef uint32_t caplen
-        if self._mode == SRC_PCAPNG:
-            return self._pcapng_batch(limit)
+        cdef bint ng = self._mode == SRC_PCAPNG, big = self._swap
+        cdef Py_ssize_t head = 8 if ng else 16
+        cdef int n
         while count < limit:
             if p == end:
                 if self._eof:
                     break
                 return -2
-            if p + 16 > end:
+            if p + head > end:
                 return -1 if self._eof else -2
             if p + PREFETCH_AHEAD < end:
                 TLSDIAG_PREFETCH(b + p + PREFETCH_AHEAD)
-            caplen = _le32(b + p + 8) if not self._swap else _u32(b + p + 8)
-            if caplen > _MAX_SNAPLEN:
-                return -1
-            if p + 16 + caplen > end:
+            if ng:
+                size = _rd32(b + p + 4, big)
+                if size < 12 or size % 4 or size > _NG_MAX_BLOCK:
+                    return -1
+            else:
+                size = _rd32(b + p + 8, big)
+                if size > _MAX_SNAPLEN:
+                    return -1
+                size += 16
+            if p + size > end:
                 return -1 if self._eof else -2
-            p += 16 + caplen
-            count += 1
+            if ng:
+                n = self._ng_block(b + p, size)
+                if n < 0:
+                    return -1
+                count += n
+            else:
+                count += 1
+            p += size
         self._left = count
         self.batch_max_ts = 0.0
         return count
 
-    cdef Py_ssize_t _pcapng_batch(self, Py_ssize_t limit):
-        # (see the twin: every block checked as libpcap checks it, else -1)
-        cdef Py_ssize_t p = self._pos, end = self._end, count = 0
-        cdef const uint8_t* b = &self._buf[0] if self._blen else EMPTY
-        cdef uint32_t btype, blen, caplen
+    cdef int _ng_block(self, const uint8_t* b, Py_ssize_t size) noexcept:
         cdef bint big = self._swap
-        while count < limit:
-            if p == end:
-                if self._eof:
-                    break
-                return -2
-            if p + 8 > end:
-                return -1 if self._eof else -2
-            if p + PREFETCH_AHEAD < end:
-                TLSDIAG_PREFETCH(b + p + PREFETCH_AHEAD)
-            btype = _u32(b + p) if big else _le32(b + p)
-            blen = _u32(b + p + 4) if big else _le32(b + p + 4)
-            if blen < 12 or blen % 4 or blen > _NG_MAX_BLOCK:
+        cdef uint32_t btype = _rd32(b, big), caplen
+        if _rd32(b + size - 4, big) != size:
+            return -1
+        if btype == NG_EPB:
+            if size < 32 or _rd32(b + 8, big) >= <uint32_t>self._ng_n:
                 return -1
-            if p + blen > end:
-                return -1 if self._eof else -2
-            if (_u32(b + p + blen - 4) if big else _le32(b + p + blen - 4)) != blen:
-                return -1
-            if btype == NG_EPB:
-                if blen < 32:
-                    return -1
-                if (_u32(b + p + 8) if big else _le32(b + p + 8)) >= <uint32_t>self._ng_n:
-                    return -1
-                caplen = _u32(b + p + 20) if big else _le32(b + p + 20)
-                if caplen > self._snap or caplen > blen - 32:
-                    return -1
-                count += 1
-            elif btype == NG_SHB or btype == NG_IDB or btype == NG_PB or btype == NG_SPB:
-                return -1
-            p += blen
-        self._left = count
-        self.batch_max_ts = 0.0
-        return count
+            caplen = _rd32(b + 20, big)
+            return -1 if caplen > self._snap or caplen > size - 32 else 1
+        if btype == NG_SHB or btype == NG_IDB or btype == NG_PB or btype == NG_SPB:
+            return -1
+        return 0
 
     @property
     def pcap_pos(self):
@@ -294,6 +284,7 @@ cdef class PacketDecoder:
         cdef const uint8_t* m
         cdef uint32_t sec, usec, off, caplen, iface
         cdef uint64_t t, res, frac
+        cdef bint big
         cdef double ts
         cdef Py_ssize_t p
         while True:
@@ -336,18 +327,12 @@ cdef class PacketDecoder:
                 self._left -= 1
                 p = self._pos
                 b = &self._buf[0]
-                if self._swap:
-                    while _u32(b + p) != NG_EPB:        # (blocks the batch check skipped)
-                        p += _u32(b + p + 4)
-                    iface, caplen = _u32(b + p + 8), _u32(b + p + 20)
-                    t = (<uint64_t>_u32(b + p + 12) << 32) | _u32(b + p + 16)
-                    self._pos = p + _u32(b + p + 4)
-                else:
-                    while _le32(b + p) != NG_EPB:
-                        p += _le32(b + p + 4)
-                    iface, caplen = _le32(b + p + 8), _le32(b + p + 20)
-                    t = (<uint64_t>_le32(b + p + 12) << 32) | _le32(b + p + 16)
-                    self._pos = p + _le32(b + p + 4)
+                big = self._swap
+                while _rd32(b + p, big) != NG_EPB:      # (blocks the batch check skipped)
+                    p += _rd32(b + p + 4, big)
+                iface, caplen = _rd32(b + p + 8, big), _rd32(b + p + 20, big)
+                t = (<uint64_t>_rd32(b + p + 12, big) << 32) | _rd32(b + p + 16, big)
+                self._pos = p + _rd32(b + p + 4, big)
                 # seconds and microseconds as libpcap makes them of the interface's
                 # resolution (a power of 10) and offset
                 res = self._ng_res[iface]

@@ -37,10 +37,11 @@ _U32 = struct.Struct("!I").unpack_from
 _LE32 = struct.Struct("<I").unpack_from
 _META = struct.Struct("=IIII").unpack_from
 _PCAP_REC = {False: struct.Struct("<III").unpack_from, True: struct.Struct(">III").unpack_from}
+#: a capture file's uint32 by its byte order (big-endian or not)
+_ORDER32 = {False: _LE32, True: _U32}
 #: a pcapng block's type and total length; an Enhanced Packet Block's interface, time stamp
 #: (high, low) and caplen
 _NG_BLOCK = {False: struct.Struct("<II").unpack_from, True: struct.Struct(">II").unpack_from}
-_NG_U32 = {False: struct.Struct("<I").unpack_from, True: struct.Struct(">I").unpack_from}
 _NG_EPB = {False: struct.Struct("<IIII").unpack_from, True: struct.Struct(">IIII").unpack_from}
 # pcapng (draft-ietf-opsawg-pcapng) block types the walk knows
 NG_SHB, NG_IDB, NG_PB, NG_SPB, NG_EPB = 0x0A0D0D0A, 1, 2, 3, 6
@@ -218,37 +219,6 @@ class PacketDecoder:
         self.begin_pcap(data, pos, end, big, False, snap, at_eof)
         self._mode = _SRC_PCAPNG
 
-    def _pcapng_batch(self, limit: int) -> int:
-        p, end, count = self._pos, self._end, 0
-        block, u32, buf, big = _NG_BLOCK[self._big], _NG_U32[self._big], self._buf, self._big
-        while count < limit:
-            if p == end:
-                if self._eof:
-                    break
-                return -2
-            if p + 8 > end:
-                return -1 if self._eof else -2
-            btype, blen = block(buf, p)
-            if blen < 12 or blen % 4 or blen > NG_MAX_BLOCK:
-                return -1
-            if p + blen > end:
-                return -1 if self._eof else -2
-            if u32(buf, p + blen - 4)[0] != blen:
-                return -1
-            if btype == NG_EPB:
-                if blen < 32:
-                    return -1
-                iface, _hi, _lo, caplen = _NG_EPB[big](buf, p + 8)
-                if iface >= len(self._ng) or caplen > self._snap or caplen > blen - 32:
-                    return -1
-                count += 1
-            elif btype in (NG_SHB, NG_IDB, NG_PB, NG_SPB):
-                return -1
-            p += blen
-        self._left = count
-        self.batch_max_ts = 0.0
-        return count
-
     def pcap_batch(self, limit: int) -> int:
         """Check the next ``limit`` records (fewer at the end of the file) and make them the
         batch :meth:`next` reads: their count, 0 at the end of the file; -2 when the batch
@@ -256,27 +226,56 @@ class PacketDecoder:
         :attr:`pcap_pos`), -1 when a record is not one libpcap reads (truncated, a caplen
         above :data:`MAX_SNAPLEN`) or, in pcapng, one it reads differently: the caller reads
         on through libpcap, from this batch."""
-        if self._mode == _SRC_PCAPNG:
-            return self._pcapng_batch(limit)
+        ng = self._mode == _SRC_PCAPNG
+        head = 8 if ng else 16
+        u32, buf = _ORDER32[self._big], self._buf
         p, end, count = self._pos, self._end, 0
-        rec = _PCAP_REC[self._big]
         while count < limit:
             if p == end:
                 if self._eof:
                     break
                 return -2
-            if p + 16 > end:
+            if p + head > end:
                 return -1 if self._eof else -2
-            caplen = rec(self._buf, p)[2]
-            if caplen > MAX_SNAPLEN:
-                return -1
-            if p + 16 + caplen > end:
+            if ng:                      # a block's total length, as libpcap checks it
+                size = u32(buf, p + 4)[0]
+                if size < 12 or size % 4 or size > NG_MAX_BLOCK:
+                    return -1
+            else:                       # a record's header and caplen
+                size = u32(buf, p + 8)[0]
+                if size > MAX_SNAPLEN:
+                    return -1
+                size += 16
+            if p + size > end:
                 return -1 if self._eof else -2
-            p += 16 + caplen
-            count += 1
+            if ng:
+                n = self._ng_block(p, size)
+                if n < 0:
+                    return -1
+                count += n
+            else:
+                count += 1
+            p += size
         self._left = count
         self.batch_max_ts = 0.0
         return count
+
+    def _ng_block(self, p: int, size: int) -> int:
+        """1 for an Enhanced Packet Block the walk reads, 0 for a block it skips (as libpcap
+        does), -1 for one libpcap reads differently or that changes the section."""
+        u32, buf = _ORDER32[self._big], self._buf
+        btype = u32(buf, p)[0]
+        if u32(buf, p + size - 4)[0] != size:
+            return -1
+        if btype == NG_EPB:
+            if size < 32:
+                return -1
+            iface, _hi, _lo, caplen = _NG_EPB[self._big](buf, p + 8)
+            return -1 if iface >= len(self._ng) or caplen > self._snap or caplen > size - 32 \
+                else 1
+        if btype in (NG_SHB, NG_IDB, NG_PB, NG_SPB):
+            return -1
+        return 0
 
     @property
     def pcap_pos(self) -> int:

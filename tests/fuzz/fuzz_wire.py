@@ -102,6 +102,11 @@ def _pcap_records(impl, arg, data):
     flows: dict = {}
     dec = impl.PacketDecoder(1, flows, {})
     dec.begin_pcap(data, 0, len(data), bool(arg & 1), bool(arg & 2), 64 + (arg >> 2) * 16)
+    return _walked(impl, dec, flows)
+
+
+def _walked(impl, dec, flows: dict) -> tuple:
+    """What the decoder gives of the capture it began, in batches of up to 4 packets."""
     out = []
     while True:
         n = dec.pcap_batch(4)
@@ -130,16 +135,7 @@ def _pcapng_blocks(impl, arg, data):
     flows: dict = {}
     dec = impl.PacketDecoder(1, flows, {})
     dec.begin_pcapng(data, start, len(data), big, snap, ifaces)
-    out = []
-    while True:
-        n = dec.pcap_batch(4)
-        out.append(n)
-        if n <= 0:
-            break
-        while dec.next():
-            out.append((dec.ts, dec.key, dec.from_lo, dec.flags, dec.seq, dec.payload,
-                        dec.truncated))
-    return out, dec.stats(), dec.pcap_pos, sorted(flows)
+    return _walked(impl, dec, flows)
 
 
 def _chunks(data: bytes):
