@@ -1,26 +1,27 @@
 """Capture sources behind one small interface: an iterator of ``(buf, meta)`` batches as
 pcapy-ng's ``next_batch`` returns them, plus the link type.
 
-Files: pcap and pcapng (libpcap through pcapy-ng), gzip-compressed ones too (decompressed to
-a private temporary file first, since libpcap reads only plain files).  A stream -- a pipe,
-``/dev/stdin``, ``-`` (standard input), ``<(zcat x.pcap.gz)`` -- is read once as it comes:
-pcap or pcapng, not gzip.  Plain pcap and pcapng captures, files and streams, are walked by
-``sensor.pipeline``; what it does not walk (another version, a pcapng capture that
-``sensor.savefile`` leaves to libpcap, what follows a record libpcap reads differently) comes
-here -- a stream's through a :class:`StreamRelay`.  A file that cannot be opened or is corrupt
-raises :class:`CaptureError` with a one-line message -- after the batches that could be read
-were delivered (the last batch of a stream that libpcap reads from its start excepted: read
-in batches, it is lost with its bad record).
+Files: pcap and pcapng (libpcap through pcapy-ng), gzip-compressed ones too (decompressed as
+they are read by a :class:`Gunzip` child process into a pipe: no temporary file).  A stream
+-- a pipe, ``/dev/stdin``, ``-`` (standard input), ``<(zcat x.pcap.gz)`` -- is read once as
+it comes: pcap or pcapng, not gzip.  Plain pcap and pcapng captures -- files, streams, gzip
+files' decompression -- are walked by ``sensor.pipeline``; what it does not walk (another
+version, a pcapng capture that ``sensor.savefile`` leaves to libpcap, what follows a record
+libpcap reads differently) comes here, a stream's through a :class:`StreamRelay`.  A file
+that cannot be opened or is corrupt raises :class:`CaptureError` with a one-line message --
+after the batches that could be read were delivered (the last batch of a stream that libpcap
+reads from its start excepted: read in batches, it is lost with its bad record); a gzip
+file's error is that of its gzip data when that is what ended it.
 """
 from __future__ import annotations
 
 import logging
 import os
 import queue
+import select
 import signal
 import stat
 import struct
-import tempfile
 import threading
 import zlib
 
@@ -28,8 +29,8 @@ import pcapy
 
 from proto.text import one_line
 
-__all__ = ["CaptureError", "FileCapture", "BATCH", "StreamRelay", "is_stream",
-           "not_a_capture", "unsupported_linktype"]
+__all__ = ["CaptureError", "FileCapture", "BATCH", "Gunzip", "StreamRelay", "is_stream",
+           "is_gzip", "not_a_capture", "unsupported_linktype"]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ class FileCapture:
         self.path = path
         self.batch = batch
         self.prefetch = prefetch
-        self._tmp: str | None = None
-        self._late_error: str | None = None
         self._relay = relay
         self._reader = None
         self.one_at_a_time = one_at_a_time
@@ -92,60 +91,64 @@ class FileCapture:
             self.size = 0
         else:
             src = self._plain(path)
+        gz = self._relay if isinstance(self._relay, Gunzip) else None
         try:
             self._reader = pcapy.open_offline(src)
             self.linktype = self._reader.datalink()
         except Exception as exc:
-            self.close()
-            raise CaptureError("%s: cannot read capture: %s%s" % (
+            message = "%s: cannot read capture: %s%s" % (
                 path, one_line(exc), " (a stream is read as pcap or pcapng, not gzip)"
-                if self.stream and relay is None else "")) from None
+                if self.stream and relay is None and gz is None else "")
+            if gz is not None:          # (corrupt gzip data: that is why)
+                gz.close_fd()
+                message = gz.error() or message
+            self.close()
+            raise CaptureError(message) from None
+        finally:
+            if gz is not None:          # (libpcap opened its own end of the pipe, or failed)
+                gz.close_fd()
 
     def _plain(self, path: str) -> str:
-        """The plain pcap / pcapng file to read for ``path`` (a gzip one decompressed)."""
+        """What libpcap opens for the file ``path``: itself, or a gzip one's decompression
+        (a :class:`Gunzip`: read as a stream, a packet at a time)."""
         try:
             with open(path, "rb") as fh:
                 head = fh.read(4)
             self.size = os.path.getsize(path)
         except OSError as exc:
             raise CaptureError("%s: %s" % (path, exc.strerror or exc)) from None
-        src = path
-        if head[:2] == b"\x1f\x8b":
-            src = self._gunzip(path)
-            with open(src, "rb") as fh:
-                head = fh.read(4)
-            self.size = os.path.getsize(src)
+        if is_gzip(head):
+            self._relay = Gunzip(path)
+            self.stream = self.one_at_a_time = True
+            self.size = 0
+            return self._relay.path
         error = not_a_capture(path, head, "file")
         if error is not None:
             self.close()
             raise CaptureError(error)
-        return src
-
-    def _gunzip(self, path: str) -> str:
-        fd, tmp = tempfile.mkstemp(prefix="tlsdiag-", suffix=".pcap")
-        self._tmp = tmp
-        try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                z = zlib.decompressobj(wbits=31)           # gzip framing
-                while True:
-                    chunk = src.read(1 << 20)
-                    if not chunk:
-                        break
-                    out.write(z.decompress(chunk))
-                    while z.eof and z.unused_data:         # concatenated members
-                        rest = z.unused_data
-                        z = zlib.decompressobj(wbits=31)
-                        out.write(z.decompress(rest))
-                out.write(z.flush())
-                if not z.eof:
-                    # truncated: read what was decompressed, report the rest at the end
-                    self._late_error = "%s: truncated gzip data" % path
-        except (OSError, zlib.error) as exc:
-            self.close()
-            raise CaptureError("%s: corrupt gzip data: %s" % (path, one_line(exc))) from None
-        return tmp
+        return path
 
     def __iter__(self):
+        """The batches, then (a gzip file's data cut short or corrupt) its error: that is
+        why the capture ended, whatever libpcap made of the end."""
+        try:
+            yield from self._batches()
+        except CaptureError:
+            late = self._gzip_error()
+            if late is not None:
+                raise CaptureError(late) from None
+            raise
+        late = self._gzip_error()
+        if late is not None:
+            raise CaptureError(late)
+
+    def _gzip_error(self) -> "str | None":
+        if not isinstance(self._relay, Gunzip):
+            return None
+        self._reader = None             # (libpcap's end of the pipe closed: the child ends)
+        return self._relay.error()
+
+    def _batches(self):
         batches = self._read_ahead() if self.prefetch > 0 else self._read()
         for item in batches:
             if isinstance(item, Exception):
@@ -157,8 +160,6 @@ class FileCapture:
             self.packets += n
             self.bytes_read += len(buf) + 16 * n
             yield buf, meta
-        if self._late_error is not None:
-            raise CaptureError(self._late_error)
 
     def _read(self):
         """``(buf, meta)`` batches, then the read error (as a value) if one ended them."""
@@ -229,7 +230,7 @@ class FileCapture:
                 lost = " (a stream: the up to %d before the bad record in its batch are not " \
                        "read)" % self.batch
             elif not self.stream:
-                reader = pcapy.open_offline(self._tmp or self.path)
+                reader = pcapy.open_offline(self.path)
                 for _ in range(self.packets):
                     reader.next()
                 buf, meta, again = one_by_one(reader, self.batch)
@@ -249,12 +250,6 @@ class FileCapture:
         if self._relay is not None:
             self._relay.close()
             self._relay = None
-        if self._tmp is not None:
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
-            self._tmp = None
 
     def __enter__(self) -> "FileCapture":
         return self
@@ -263,12 +258,17 @@ class FileCapture:
         self.close()
 
 
+def is_gzip(head: bytes) -> bool:
+    """Whether a file's first bytes are gzip's (RFC 1952)."""
+    return head[:2] == b"\x1f\x8b"
+
+
 def not_a_capture(path: str, head: bytes, what: str) -> "str | None":
     """The one message for a capture ``what`` ("file", "stream") whose first bytes ``head``
     are neither pcap's nor pcapng's, else None."""
     if head[:4] in _PCAP_MAGICS:
         return None
-    if what == "stream" and head[:2] == b"\x1f\x8b":
+    if what == "stream" and is_gzip(head):
         return "%s: a stream is read as pcap or pcapng, not gzip" % path
     return "%s: not a pcap or pcapng %s%s" % (path, what, "" if head else " (it is empty)")
 
@@ -311,10 +311,7 @@ class StreamRelay:
             raise
         if pid == 0:                    # the child: copies, touches nothing else
             try:
-                lo, hi = sorted((fd, w))
-                os.closerange(0, lo)
-                os.closerange(lo + 1, hi)
-                os.closerange(hi + 1, os.sysconf("SC_OPEN_MAX"))
+                _close_all_but(fd, w)
                 _copy(fd, head, w)
             finally:
                 os._exit(0)
@@ -341,12 +338,125 @@ def _copy(fd: int, head: bytes, w: int) -> None:
     try:
         chunk = head
         while chunk:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(w, view):]
+            _write_all(w, chunk)
             chunk = os.read(fd, 1 << 16)
     except OSError:         # libpcap is done with it (EPIPE), or reading the stream failed
         pass                # (then libpcap finds the capture cut short)
+
+
+def _close_all_but(*keep: int) -> None:
+    """Close every file descriptor of this (child) process but ``keep``."""
+    lo = 0
+    for fd in sorted(keep):
+        os.closerange(lo, fd)
+        lo = fd + 1
+    os.closerange(lo, os.sysconf("SC_OPEN_MAX"))
+
+
+class Gunzip:
+    """A gzip file decompressed into a pipe as it is read, by a child process: no temporary
+    file, the decompression on another core, the child's memory bounded (:data:`CHUNK` of
+    output at a time, a gzip bomb's too).  Concatenated members are one stream.  :attr:`path`
+    (``/dev/fd/N``) and :attr:`fd` are the pipe's reading end (for libpcap or a walk: the
+    caller takes it).  :meth:`error`, once every reading end is closed, waits for the child
+    and gives the message of a gzip error that ended the data early, else None."""
+
+    CHUNK = 1 << 20
+    WAIT = 5.0
+
+    def __init__(self, path: str) -> None:
+        """Raises :class:`CaptureError` if there is no pipe or process to be had."""
+        self._pid = 0
+        fds: list = []
+        try:
+            fds = [*os.pipe(), *os.pipe()]
+            r, w, sr, sw = fds
+            pid = os.fork()
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise CaptureError("%s: cannot decompress: %s" % (path, exc.strerror or exc)) \
+                from None
+        if pid == 0:                    # the child: decompresses, touches nothing else
+            try:
+                _close_all_but(w, sw)
+                message = _gunzip(path, w, self.CHUNK)
+                os.close(w)
+                os.write(sw, message.encode(errors="replace"))
+            finally:
+                os._exit(0)
+        os.close(w)
+        os.close(sw)
+        self._pid, self._status, self.fd = pid, sr, r
+        self.path = "/dev/fd/%d" % r
+
+    def close_fd(self) -> None:
+        """Close :attr:`fd` (when the caller did not take it)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def error(self) -> "str | None":
+        """The gzip error that ended the data, else None: once the readers are done (a child
+        still writing after :data:`WAIT` s was stopped by a reader, not by gzip: None)."""
+        message = b""
+        if self._status >= 0:
+            try:
+                if select.select([self._status], [], [], self.WAIT)[0]:
+                    message = os.read(self._status, 4096)
+            except OSError:
+                pass
+            os.close(self._status)
+            self._status = -1
+        self.close()
+        return message.decode() or None
+
+    def close(self) -> None:
+        if self._pid:
+            try:
+                os.kill(self._pid, signal.SIGKILL)      # (it may wait on the pipe)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self._pid, 0)
+            self._pid = 0
+        if self._status >= 0:
+            os.close(self._status)
+            self._status = -1
+
+
+def _gunzip(path: str, w: int, chunk: int) -> str:
+    """Decompress the gzip file ``path`` into ``w``: "" at its end (or when the reader is
+    gone), else the message of what ended it early."""
+    try:
+        src = open(path, "rb")
+    except OSError as exc:
+        return "%s: %s" % (path, exc.strerror or exc)
+    z = zlib.decompressobj(wbits=31)            # gzip framing
+    try:
+        with src:
+            while True:
+                data = src.read(chunk)
+                if not data:
+                    break
+                while data:
+                    if z.eof:                   # another member (concatenated gzip)
+                        z = zlib.decompressobj(wbits=31)
+                    _write_all(w, z.decompress(data, chunk))
+                    data = z.unused_data if z.eof else z.unconsumed_tail
+            _write_all(w, z.flush())
+    except zlib.error as exc:
+        return "%s: corrupt gzip data: %s" % (path, one_line(exc))
+    except BrokenPipeError:                     # (the reader is done with it)
+        return ""
+    except OSError as exc:
+        return "%s: %s" % (path, exc.strerror or exc)
+    return "" if z.eof else "%s: truncated gzip data" % path
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def unsupported_linktype(source: str, linktype: int) -> str:

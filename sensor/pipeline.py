@@ -31,8 +31,8 @@ import orjson
 
 from cext import wire
 from proto.x509facts import certificate_facts
-from sensor.capture import (BATCH, CaptureError, FileCapture, StreamRelay, is_stream,
-                            not_a_capture, unsupported_linktype)
+from sensor.capture import (BATCH, CaptureError, FileCapture, Gunzip, StreamRelay, is_gzip,
+                            is_stream, not_a_capture, unsupported_linktype)
 from sensor.savefile import MORE, NG_MAGIC, Layout, pcap_header, pcapng_header
 
 __all__ = ["Summarizer", "CertificateCache", "MappedPcap", "WorkerError", "summarize_paths"]
@@ -236,7 +236,7 @@ def _summaries(path: str, progress, fragments: bool, certs: bool, transform, tab
     """One file's ``("out", (items, keys))`` per batch, then ``("stats", dict)`` (and
     ``("counters", (decoder counters, table stats, reasons, tunnel stats))``), then ``("error",
     CaptureError)`` if it could not be read to its end."""
-    mapped, cap = _open(path)
+    mapped, cap, gz = _open(path)
     linktype = mapped.linktype if mapped is not None else cap.linktype
     try:
         if linktype not in wire.LINKTYPES:
@@ -260,6 +260,11 @@ def _summaries(path: str, progress, fragments: bool, certs: bool, transform, tab
                 yield "out", (items(done), keys.keys)
         except CaptureError as exc:     # deliver what was read, then report
             error = exc
+        if gz is not None:              # (a gzip file's own error is why its capture ended)
+            _close(mapped, cap)
+            late = gz.error()
+            if late is not None:
+                error = CaptureError(late)
         done = s.flush()
         yield "out", (items(done), keys.keys)
         yield "counters", (s.decoder.counters, s.table.stats, s.table.reasons,
@@ -268,10 +273,16 @@ def _summaries(path: str, progress, fragments: bool, certs: bool, transform, tab
         if error is not None:
             yield "error", error
     finally:
-        if mapped is not None:
-            mapped.close()
-        if cap is not None:
-            cap.close()
+        _close(mapped, cap)
+        if gz is not None:
+            gz.close()
+
+
+def _close(mapped, cap) -> None:
+    if mapped is not None:
+        mapped.close()
+    if cap is not None:
+        cap.close()
 
 
 class _Progress:
@@ -610,22 +621,40 @@ def _batches(s: Summarizer, path: str, mapped: "MappedPcap | None", cap, progres
 
 
 def _open(path: str) -> tuple:
-    """``(walked, None)`` for a plain classic pcap or pcapng capture (a file, mapped; a
-    stream, as it comes), else ``(None, FileCapture)``."""
-    if is_stream(path):
-        stream = PcapStream.open(path)
-        if stream.linktype is not None:
-            return stream, None
-        error = not_a_capture(path, stream.head, "stream")
-        if error is not None:
-            stream.close()
-            raise CaptureError(error)
-        cap, _skip = stream.rest()      # (a pcapng or pcap one the walk leaves): libpcap's
-        return None, cap
-    mapped = MappedPcap.open(path)
-    if mapped is not None:
-        return mapped, None
-    return None, FileCapture(path)
+    """``(walked, None, gunzip)`` for a plain classic pcap or pcapng capture (a file, mapped;
+    a stream or a gzip file's decompression, as it comes), else ``(None, FileCapture,
+    gunzip)``; ``gunzip`` is the :class:`sensor.capture.Gunzip` of a gzip file (else None),
+    whose :meth:`~sensor.capture.Gunzip.error` is asked once the capture is closed."""
+    gz = None
+    if not is_stream(path):
+        mapped = MappedPcap.open(path)
+        if mapped is not None:
+            return mapped, None, None
+        if not _is_gzip_file(path):
+            return None, FileCapture(path), None
+        gz = Gunzip(path)
+    try:
+        stream = PcapStream.open(path, None if gz is None else gz.fd)
+    except CaptureError:
+        if gz is not None:
+            gz.close()
+        raise
+    if stream.linktype is not None:
+        return stream, None, gz
+    error = not_a_capture(path, stream.head, "stream" if gz is None else "file")
+    if error is not None:
+        stream.close()
+        raise CaptureError((gz.error() if gz is not None else None) or error)
+    cap, _skip = stream.rest()          # (a pcapng or pcap one the walk leaves): libpcap's
+    return None, cap, gz
+
+
+def _is_gzip_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return is_gzip(fh.read(2))
+    except OSError:                     # (FileCapture says why)
+        return False
 
 
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
@@ -782,9 +811,12 @@ class PcapStream(MappedPcap):
     WINDOW = 1 << 20
 
     @classmethod
-    def open(cls, path: str) -> "PcapStream":
+    def open(cls, path: str, fd: "int | None" = None) -> "PcapStream":
+        """The stream ``path`` (``-``: standard input), or the one it names read from ``fd``
+        (which it takes: a :class:`sensor.capture.Gunzip`'s)."""
         try:
-            fd = os.dup(0) if path == "-" else os.open(path, os.O_RDONLY)
+            if fd is None:
+                fd = os.dup(0) if path == "-" else os.open(path, os.O_RDONLY)
         except OSError as exc:
             raise CaptureError("%s: %s" % (path, exc.strerror or exc)) from None
         self = cls(path, fd, 0, None)
