@@ -209,6 +209,8 @@ cdef class PacketDecoder:
         if len(ifaces) > _NG_MAX_IFACES:
             raise ValueError("at most %d interfaces" % _NG_MAX_IFACES)
         for i in range(len(ifaces)):
+            if ifaces[i][0] < 1:
+                raise ValueError("a time stamp resolution below 1")
             self._ng_res[i] = ifaces[i][0]
             self._ng_off[i] = ifaces[i][1]
         self._ng_n = len(ifaces)
@@ -285,6 +287,7 @@ cdef class PacketDecoder:
         cdef uint32_t sec, usec, off, caplen, iface
         cdef uint64_t t, res, frac
         cdef bint big
+        cdef Py_ssize_t size
         cdef double ts
         cdef Py_ssize_t p
         while True:
@@ -314,6 +317,9 @@ cdef class PacketDecoder:
                     sec, usec, caplen = _u32(b + p), _u32(b + p + 4), _u32(b + p + 8)
                 else:
                     sec, usec, caplen = _le32(b + p), _le32(b + p + 4), _le32(b + p + 8)
+                if p + 16 + caplen > self._end:     # (a file changed since its batch check)
+                    self._left = 0
+                    return 0
                 if self._nsec:
                     usec = usec // 1000
                 self._pos = p + 16 + caplen
@@ -328,11 +334,23 @@ cdef class PacketDecoder:
                 p = self._pos
                 b = &self._buf[0]
                 big = self._swap
-                while _rd32(b + p, big) != NG_EPB:      # (blocks the batch check skipped)
-                    p += _rd32(b + p + 4, big)
+                while True:                 # (past the blocks the batch check skipped)
+                    if p + 32 > self._end:
+                        size = 0
+                        break
+                    size = _rd32(b + p + 4, big)
+                    if _rd32(b + p, big) == NG_EPB or size < 12:
+                        break
+                    p += size
+                if size < 32 or p + size > self._end:  # (a file changed since its check)
+                    self._left = 0
+                    return 0
                 iface, caplen = _rd32(b + p + 8, big), _rd32(b + p + 20, big)
+                if caplen > size - 32 or iface >= <uint32_t>self._ng_n:
+                    self._left = 0
+                    return 0
                 t = (<uint64_t>_rd32(b + p + 12, big) << 32) | _rd32(b + p + 16, big)
-                self._pos = p + _rd32(b + p + 4, big)
+                self._pos = p + size
                 # seconds and microseconds as libpcap makes them of the interface's
                 # resolution (a power of 10) and offset
                 res = self._ng_res[iface]

@@ -216,6 +216,8 @@ class PacketDecoder:
         if len(ifaces) > NG_MAX_IFACES:
             raise ValueError("at most %d interfaces" % NG_MAX_IFACES)
         self._ng = tuple((int(res), int(off)) for res, off in ifaces)
+        if any(res < 1 for res, _off in self._ng):
+            raise ValueError("a time stamp resolution below 1")
         self.begin_pcap(data, pos, end, big, False, snap, at_eof)
         self._mode = _SRC_PCAPNG
 
@@ -310,6 +312,9 @@ class PacketDecoder:
                 self._left -= 1
                 p = self._pos
                 sec, usec, caplen = _PCAP_REC[self._big](self._buf, p)
+                if p + 16 + caplen > self._end:     # (a file changed since its batch check)
+                    self._left = 0
+                    return 0
                 if self._nsec:
                     usec //= 1000
                 self._pos = p + 16 + caplen
@@ -321,11 +326,21 @@ class PacketDecoder:
                 self._left -= 1
                 p = self._pos
                 block = _NG_BLOCK[self._big]
-                btype, blen = block(self._buf, p)
-                while btype != NG_EPB:              # (blocks the batch check skipped)
-                    p += blen
+                while True:                         # (past the blocks the batch check skipped)
+                    if p + 32 > self._end:
+                        blen = 0
+                        break
                     btype, blen = block(self._buf, p)
+                    if btype == NG_EPB or blen < 12:
+                        break
+                    p += blen
+                if blen < 32 or p + blen > self._end:   # (a file changed since its check)
+                    self._left = 0
+                    return 0
                 iface, hi, lo, caplen = _NG_EPB[self._big](self._buf, p + 8)
+                if caplen > blen - 32 or iface >= len(self._ng):
+                    self._left = 0
+                    return 0
                 self._pos = p + blen
                 # seconds and microseconds as libpcap makes them of the interface's
                 # resolution (a power of 10) and offset

@@ -286,7 +286,8 @@ def one_by_one(reader, limit: int) -> tuple:
                 break
             sec, usec = hdr.getts()
             bufs.append(data)
-            metas.append(pack(sec, usec, at, len(data)))
+            # (as next_batch packs them: libpcap's 64-bit seconds cut to 32 bits)
+            metas.append(pack(sec & 0xFFFFFFFF, usec & 0xFFFFFFFF, at, len(data)))
             at += len(data)
     except Exception as e:                      # (pcapy.PcapError: libpcap's message)
         exc = e

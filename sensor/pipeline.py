@@ -674,7 +674,7 @@ def _pcapng_file(fd: int, size: int) -> "Layout | None":
             return layout
         if want >= _NG_HEAD_MAX:
             return None
-        want *= 4
+        want = min(4 * want, _NG_HEAD_MAX)
 
 
 class MappedPcap:
@@ -720,7 +720,7 @@ class MappedPcap:
         except OSError:
             os.close(fd)
             return None
-        if layout is None or size <= 24:
+        if layout is None or size <= layout.start:     # (no record: libpcap's to say so)
             os.close(fd)
             return None
         return cls(path, fd, size, layout)
@@ -831,7 +831,7 @@ class PcapStream(MappedPcap):
             if layout is None and self._data[:4] == NG_MAGIC:
                 layout = pcapng_header(self._data, self._eof)
                 while layout == MORE and len(self._data) < _NG_HEAD_MAX:
-                    self._data = self._read(self._data, 4 * len(self._data))
+                    self._data = self._read(self._data, min(4 * len(self._data), _NG_HEAD_MAX))
                     layout = pcapng_header(self._data, self._eof)
         except CaptureError:
             self.close()

@@ -107,8 +107,8 @@ def pcapng_header(data, at_eof: bool) -> "Layout | str | None":
             if not ifaces:
                 linktype, snaplen0, snap = lt, snaplen, _snap(snaplen)
             elif lt != linktype or snaplen != snaplen0 or lt not in _SAME_AS_DLT:
-                return None                 # (libpcap's versions compare snap lengths as
-                #                             written or as adjusted: the same either way)
+                return None                 # (libpcap versions compare snap lengths as
+                #                             adjusted (1.9) or not: equal as written, equal)
             ifaces.append(stamps)
             if len(ifaces) > wire.NG_MAX_IFACES:
                 return None

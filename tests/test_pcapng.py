@@ -156,7 +156,65 @@ def test_a_section_header_alone_is_an_empty_capture(tmp_path, monkeypatch):
     ng, at = _long()
     walked, by_libpcap = _both(tmp_path, monkeypatch, ng[:at[0]])
     assert walked == by_libpcap == ([], walked[1], None)
-    assert _walked(ng[:at[0]], tmp_path)
+    assert not _walked(ng[:at[0]], tmp_path)        # (nothing to walk: libpcap says so)
+
+
+def test_a_page_of_header_alone_is_an_empty_capture(tmp_path, monkeypatch):
+    # (no packet block, and the file a whole page: nothing to map after its header)
+    head = shb() + idb(1)
+    page = head + block(0xBAD, bytes(4096 - len(head) - 12))
+    assert len(page) == 4096
+    walked, by_libpcap = _both(tmp_path, monkeypatch, page)
+    assert walked == by_libpcap and walked[0] == [] and walked[2] is None
+
+
+def _seconds_out_of_range() -> dict:
+    """pcapng captures whose seconds fall outside 32 bits (before 1970, after 2106), the walk
+    stopping in them (a second interface mid-file, a cut): libpcap then reads them too."""
+    _lt, _snap, recs = classic_records(CHAIN.read_bytes())
+    early = shb() + idb(1, tsoffset=-5) + epb(0, 0, recs[0][2])
+    late = shb() + idb(1) + b"".join(
+        epb(0, (0xFFFFFFFF << 32) | i, frame) for i, (_s, _n, frame) in enumerate(recs))
+    return {"before_1970": early + idb(1) + b"".join(epb(1, i, f)
+                                                     for i, (_s, _n, f) in enumerate(recs)),
+            "after_2106_cut": late[:-20]}
+
+
+@pytest.mark.parametrize("name", ["before_1970", "after_2106_cut"])
+def test_seconds_beyond_32_bits_from_a_stream(tmp_path, monkeypatch, name):
+    data = _seconds_out_of_range()[name]
+    walked, by_libpcap = _both(tmp_path, monkeypatch, data)
+    assert walked == by_libpcap
+    assert from_a_fifo(tmp_path, data, 1 << 16) == walked
+    assert walked[0]
+
+
+@pytest.mark.parametrize("build", ["c", "py"])
+def test_a_file_changed_under_the_walk_ends_the_batch(build):
+    # (a mapped file rewritten between the batch check and the reading: no read outside
+    # the buffer, no endless loop -- the batch ends)
+    from conftest import load_engine
+    impl = load_engine(build).wire
+    for ng in (True, False):
+        data = bytearray(to_pcapng(CHAIN.read_bytes(), extra_every=2) if ng
+                         else CHAIN.read_bytes())
+        start = packet_blocks(bytes(data))[0] if ng else 24
+        for at, value in ((8, 0), (8, 0xFFFF), (4, 0), (4, 0xFFFFFF), (20, 0xFFFF)):
+            buf = bytearray(data)
+            dec = impl.PacketDecoder(1, {}, {})
+            if ng:
+                dec.begin_pcapng(buf, start, len(buf), False, 262144, ((10 ** 6, 0),))
+            else:
+                dec.begin_pcap(buf, start, len(buf), False, False, 262144)
+            assert dec.pcap_batch(1024) > 3
+            dec.next()                              # (its first frame, read as it was)
+            p = dec.pcap_pos
+            struct.pack_into("<I", buf, p + at, value)
+            struct.pack_into("<I", buf, p + at + 4 if ng else p + 8, value)
+            n = 0
+            while dec.next() and n < 100:
+                n += 1
+            assert n < 30
 
 
 def _header(*blocks: bytes, big: bool = False) -> bytes:
@@ -228,8 +286,16 @@ def test_time_stamps_as_libpcap_makes_them(tmp_path, monkeypatch):
     assert len(starts) == 50 and len(set(starts)) > 20
 
 
-#: a small pcapng (two interfaces, blocks between the packets) and where its blocks start
-MUTABLE = to_pcapng(CHAIN.read_bytes(), tsresol=(6, 9), extra_every=3)
+def _first_packets(n: int) -> bytes:
+    data = LONG.read_bytes()
+    p = 24
+    for _ in range(n):
+        p += 16 + int.from_bytes(data[p + 8:p + 12], "little")
+    return data[:p]
+
+
+#: 1,100 packets of mixed_long (two batches) with two interfaces and blocks between packets
+MUTABLE = to_pcapng(_first_packets(1100), tsresol=(6, 9), extra_every=3)
 BLOCKS = [p for p, _type in blocks(MUTABLE)]
 
 

@@ -229,9 +229,12 @@ def seeds():
     for path in g.capture_paths()[:4]:
         out.append(bytes([4, 0x3C]) + path.read_bytes()[24:4096])
     from tests.support.pcapng import to_pcapng
+    # (resolutions and offsets that scale, round and shift: the captures are of 1795798485+)
+    stamps = [((6,), 0), ((9, 0), -5), ((3, 12), 1795798000), ((18,), 1795798480)]
     for i, path in enumerate(g.capture_paths()[:4]):
         out.append(bytes([8, 0]) + to_pcapng(path.read_bytes(), big=bool(i & 1),
-                                             tsresol=(6, 9)[:1 + i % 2], extra_every=5))
+                                             tsresol=stamps[i][0], tsoffset=stamps[i][1],
+                                             extra_every=5))
     for i, lt in enumerate(LINKTYPES):
         frames = [f for _ts, f in g.golden_frames(lt)][:24]
         out.append(bytes([5, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
