@@ -358,44 +358,51 @@ class Gunzip:
     """A gzip file decompressed into a pipe as it is read, by a child process: no temporary
     file, the decompression on another core, the child's memory bounded (:data:`CHUNK` of
     output at a time, a gzip bomb's too).  Concatenated members are one stream.  :attr:`path`
-    (``/dev/fd/N``) and :attr:`fd` are the pipe's reading end (for libpcap or a walk: the
-    caller takes it).  :meth:`error`, once every reading end is closed, waits for the child
-    and gives the message of a gzip error that ended the data early, else None."""
+    (``/dev/fd/N``) and :attr:`fd` are the pipe's reading end, :attr:`fds` all of them:
+    with ``outputs`` > 1 as many pipes, each given the whole stream (``--jobs`` workers: one
+    decompression for all).  A caller that takes one removes it from :attr:`fds`;
+    :meth:`close_fd` closes the others.  :meth:`error`, once every
+    reading end is closed, waits for the child and gives the message of a gzip error that
+    ended the data early, else None."""
 
     CHUNK = 1 << 20
     WAIT = 5.0
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, outputs: int = 1) -> None:
         """Raises :class:`CaptureError` if there is no pipe or process to be had."""
-        self._pid = 0
+        self._pid, self._status = 0, -1
         fds: list = []
         try:
-            fds = [*os.pipe(), *os.pipe()]
-            r, w, sr, sw = fds
+            for _ in range(outputs + 1):        # (the last: the status)
+                fds += os.pipe()
             pid = os.fork()
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
             raise CaptureError("%s: cannot decompress: %s" % (path, exc.strerror or exc)) \
                 from None
+        reads, writes = fds[0::2], fds[1::2]
         if pid == 0:                    # the child: decompresses, touches nothing else
             try:
-                _close_all_but(w, sw)
-                message = _gunzip(path, w, self.CHUNK)
-                os.close(w)
-                os.write(sw, message.encode(errors="replace"))
+                _close_all_but(*writes)
+                message = _gunzip(path, writes[:-1], self.CHUNK)
+                for fd in writes[:-1]:          # (the data's ends: EOF first)
+                    os.close(fd)
+                os.write(writes[-1], message.encode(errors="replace"))
             finally:
                 os._exit(0)
-        os.close(w)
-        os.close(sw)
-        self._pid, self._status, self.fd = pid, sr, r
-        self.path = "/dev/fd/%d" % r
+        for fd in writes:
+            os.close(fd)
+        self._pid, self._status = pid, reads[-1]
+        self.fds = reads[:-1]
+        self.fd = self.fds[0]
+        self.path = "/dev/fd/%d" % self.fd
 
     def close_fd(self) -> None:
-        """Close :attr:`fd` (when the caller did not take it)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        """Close :attr:`fds` (those the caller did not take)."""
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
     def error(self) -> "str | None":
         """The gzip error that ended the data, else None: once the readers are done (a child
@@ -425,9 +432,9 @@ class Gunzip:
             self._status = -1
 
 
-def _gunzip(path: str, w: int, chunk: int) -> str:
-    """Decompress the gzip file ``path`` into ``w``: "" at its end (or when the reader is
-    gone), else the message of what ended it early."""
+def _gunzip(path: str, outputs: list, chunk: int) -> str:
+    """Decompress the gzip file ``path`` into each of ``outputs``: "" at its end (or when
+    every reader is gone), else the message of what ended it early."""
     try:
         src = open(path, "rb")
     except OSError as exc:
@@ -442,16 +449,28 @@ def _gunzip(path: str, w: int, chunk: int) -> str:
                 while data:
                     if z.eof:                   # another member (concatenated gzip)
                         z = zlib.decompressobj(wbits=31)
-                    _write_all(w, z.decompress(data, chunk))
+                    _tee(outputs, z.decompress(data, chunk))
                     data = z.unused_data if z.eof else z.unconsumed_tail
-            _write_all(w, z.flush())
+            _tee(outputs, z.flush())
     except zlib.error as exc:
         return "%s: corrupt gzip data: %s" % (path, one_line(exc))
-    except BrokenPipeError:                     # (the reader is done with it)
+    except BrokenPipeError:                     # (every reader is done with it)
         return ""
     except OSError as exc:
         return "%s: %s" % (path, exc.strerror or exc)
     return "" if z.eof else "%s: truncated gzip data" % path
+
+
+def _tee(outputs: list, data: bytes) -> None:
+    """``data`` to each of ``outputs`` still read (those whose reader is gone are dropped);
+    BrokenPipeError when none is."""
+    for fd in list(outputs):
+        try:
+            _write_all(fd, data)
+        except BrokenPipeError:
+            outputs.remove(fd)
+    if not outputs:
+        raise BrokenPipeError
 
 
 def _write_all(fd: int, data: bytes) -> None:

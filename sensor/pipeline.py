@@ -232,11 +232,12 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
 
 
 def _summaries(path: str, progress, fragments: bool, certs: bool, transform, table: dict,
-               part: int = 0, nparts: int = 1, holder: list | None = None):
+               part: int = 0, nparts: int = 1, holder: list | None = None,
+               fd: "int | None" = None):
     """One file's ``("out", (items, keys))`` per batch, then ``("stats", dict)`` (and
     ``("counters", (decoder counters, table stats, reasons, tunnel stats))``), then ``("error",
     CaptureError)`` if it could not be read to its end."""
-    mapped, cap, gz = _open(path)
+    mapped, cap, gz = _open(path, fd)
     linktype = mapped.linktype if mapped is not None else cap.linktype
     try:
         if linktype not in wire.LINKTYPES:
@@ -312,6 +313,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     ctx = multiprocessing.get_context("fork")
     conns, procs, spools = [], [], []
     finished = False
+    # a gzip file is decompressed once, here, into a pipe per worker
+    gz = Gunzip(path, jobs) if _is_gzip_file(path) else None
     try:
         for part in range(jobs):
             spool = os.memfd_create("tlsdiag-job-%d" % part) if output is not None else None
@@ -319,11 +322,14 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, jobs, fragments, certs, transform, table,
-                                  progress is not None, spool, list(conns), list(spools[:-1])))
+                                  progress is not None, spool, list(conns), list(spools[:-1]),
+                                  gz.fds if gz is not None else []))
             p.start()
             theirs.close()
             conns.append(mine)
             procs.append(p)
+        if gz is not None:
+            gz.close_fd()               # (the workers': a worker gone, its pipe ends)
         #: each worker's results not given out yet, in its (key) order: (key, item), or
         #: (key, length) of the bytes it spooled
         queues: list = [[] for _ in range(jobs)]
@@ -357,7 +363,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 elif kind == "oserror":             # writing its spool failed
                     raise OSError(msg[1], msg[2])
                 elif kind == "capture":             # not a capture it can read
-                    raise CaptureError(msg[1])
+                    raise CaptureError((gz.error() if gz is not None else None) or msg[1])
                 elif kind == "done":
                     _, c_counters, c_stats, c_reasons, c_encap, err = msg
                     counters.append((i, c_counters))
@@ -371,6 +377,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     raise WorkerError("--jobs worker %d failed on %s:\n%s" % (i, path, msg[1]))
         yield from _release(queues, 1 << 63, output, spools, copied, punched)
         finished = True
+        if gz is not None:                  # (a gzip file's own error is why it ended)
+            error = gz.error() or error
     finally:
         for c in conns:
             c.close()           # a worker blocked on its pipe gets EOF/EPIPE and ends
@@ -383,6 +391,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         for fd in spools:
             if fd is not None:
                 os.close(fd)
+        if gz is not None:
+            gz.close()
     if stats is not None:
         merged = _merged_stats([c for _i, c in sorted(counters)], tables, reasons,
                                min(encaps)[1])
@@ -499,13 +509,14 @@ def _major(x):
 
 
 def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress,
-            spool, inherited: list, inherited_fds: list) -> None:
+            spool, inherited: list, inherited_fds: list, gunzipped: list) -> None:
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
     the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
     lengths sent.  Any exception goes to the parent as ``("fail", traceback)``, a failed
     write to the spool as ``("oserror", errno, text)``, a file that cannot be read at all as
-    ``("capture", text)``."""
+    ``("capture", text)``.  ``gunzipped``: a gzip file's decompression, a pipe per worker
+    (this one's: ``gunzipped[part]``), else empty."""
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
@@ -525,6 +536,12 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
     for fd in inherited_fds:
         if fd is not None:
             os.close(fd)
+    mine = None
+    for i, fd in enumerate(gunzipped):  # (the others': held here, a pipe would never end)
+        if i == part:
+            mine = fd
+        else:
+            os.close(fd)
     shown = _Progress(path) if progress and part == 0 else None
     note = _noting(shown) if shown is not None else None
     try:
@@ -532,7 +549,8 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
         counters = error = None
         n = 0
         holder: list = []
-        src = _summaries(path, note, fragments, certs, transform, table, part, jobs, holder)
+        src = _summaries(path, note, fragments, certs, transform, table, part, jobs, holder,
+                         mine)
         for kind, value in src:
             if kind == "out":
                 items, keys = value
@@ -620,28 +638,30 @@ def _batches(s: Summarizer, path: str, mapped: "MappedPcap | None", cap, progres
         cap.close()
 
 
-def _open(path: str) -> tuple:
+def _open(path: str, fd: "int | None" = None) -> tuple:
     """``(walked, None, gunzip)`` for a plain classic pcap or pcapng capture (a file, mapped;
     a stream or a gzip file's decompression, as it comes), else ``(None, FileCapture,
     gunzip)``; ``gunzip`` is the :class:`sensor.capture.Gunzip` of a gzip file (else None),
-    whose :meth:`~sensor.capture.Gunzip.error` is asked once the capture is closed."""
+    whose :meth:`~sensor.capture.Gunzip.error` is asked once the capture is closed.  ``fd``:
+    the gzip file ``path`` decompressed there (a ``--jobs`` worker's; the parent asks)."""
     gz = None
-    if not is_stream(path):
+    if fd is None and not is_stream(path):
         mapped = MappedPcap.open(path)
         if mapped is not None:
             return mapped, None, None
         if not _is_gzip_file(path):
             return None, FileCapture(path), None
         gz = Gunzip(path)
+        fd = gz.fds.pop()
     try:
-        stream = PcapStream.open(path, None if gz is None else gz.fd)
+        stream = PcapStream.open(path, fd)
     except CaptureError:
         if gz is not None:
             gz.close()
         raise
     if stream.linktype is not None:
         return stream, None, gz
-    error = not_a_capture(path, stream.head, "stream" if gz is None else "file")
+    error = not_a_capture(path, stream.head, "stream" if is_stream(path) else "file")
     if error is not None:
         stream.close()
         raise CaptureError((gz.error() if gz is not None else None) or error)

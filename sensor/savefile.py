@@ -4,6 +4,8 @@ interface descriptions (draft-ietf-opsawg-pcapng).  Bytes in, a :class:`Layout` 
 None is a capture the walk leaves to libpcap, whole -- to read it (another version, a time
 stamp resolution that is not a power of 10, interfaces that differ) or to reject it with its
 own message (a block it refuses).  No I/O here: the caller reads and hands the bytes over.
+(The libpcap that reads what the walk leaves is pcapy-ng's own, 1.9.1; tests/test_pcapng.py
+compares the two.)
 """
 from __future__ import annotations
 

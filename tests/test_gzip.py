@@ -133,6 +133,19 @@ def test_a_bomb_is_stopped_where_it_stops_being_a_capture(tmp_path, forks):
     assert len(forks) == 1 and _reaped(forks)
 
 
+@pytest.mark.parametrize("name", ["whole", "cut", "corrupt", "text"])
+def test_jobs_decompress_once_and_give_what_one_gives(tmp_path, forks, name):
+    bad = bytearray(GZ)
+    bad[-8] ^= 0xFF
+    data = {"whole": GZ, "cut": GZ[:len(GZ) // 2], "corrupt": bytes(bad),
+            "text": gzip.compress(b"GET / HTTP/1.1\r\n" * 100)}[name]
+    one = _read(tmp_path, data)
+    del forks[:]
+    assert _read(tmp_path, data, jobs=2) == one
+    # one decompressing child and two workers, all reaped
+    assert len(forks) == 3 and _reaped(forks)
+
+
 def test_no_process_is_one_error(tmp_path, monkeypatch):
     def no_fork():
         raise BlockingIOError(11, "Resource temporarily unavailable")

@@ -12,14 +12,14 @@ from sensor.pipeline import summarize_paths
 __all__ = ["read_capture", "from_a_fifo"]
 
 
-def read_capture(path: str, transform=None) -> tuple:
+def read_capture(path: str, transform=None, jobs: int = 1) -> tuple:
     """``(connections, stats, error text with the path taken out)``; a connection is
     ``transform(summary, certs)`` (``(summary, certs)`` without one)."""
     stats: dict = {}
     out: list = []
     error = None
     try:
-        for item in summarize_paths([path], stats=stats, transform=transform):
+        for item in summarize_paths([path], stats=stats, transform=transform, jobs=jobs):
             out.append(item)
     except CaptureError as exc:
         error = str(exc).replace(path, "X")
