@@ -145,7 +145,9 @@ class FileCapture:
     def _gzip_error(self) -> "str | None":
         if not isinstance(self._relay, Gunzip):
             return None
-        self._reader = None             # (libpcap's end of the pipe closed: the child ends)
+        if self._reader is not None:    # (libpcap's end of the pipe closed: the child ends)
+            self._reader.close()
+            self._reader = None
         return self._relay.error()
 
     def _batches(self):
@@ -370,7 +372,7 @@ class Gunzip:
 
     def __init__(self, path: str, outputs: int = 1) -> None:
         """Raises :class:`CaptureError` if there is no pipe or process to be had."""
-        self._pid, self._status = 0, -1
+        self._pid, self._status, self.fds = 0, -1, []
         fds: list = []
         try:
             for _ in range(outputs + 1):        # (the last: the status)
@@ -388,11 +390,13 @@ class Gunzip:
                 message = _gunzip(path, writes[:-1], self.CHUNK)
                 for fd in writes[:-1]:          # (the data's ends: EOF first)
                     os.close(fd)
-                os.write(writes[-1], message.encode(errors="replace"))
+                # its status, after a mark: without the mark, the child did not finish
+                os.write(writes[-1], b"=" + message.encode(errors="replace"))
             finally:
                 os._exit(0)
         for fd in writes:
             os.close(fd)
+        self._source = path
         self._pid, self._status = pid, reads[-1]
         self.fds = reads[:-1]
         self.fd = self.fds[0]
@@ -405,21 +409,26 @@ class Gunzip:
         self.fds = []
 
     def error(self) -> "str | None":
-        """The gzip error that ended the data, else None: once the readers are done (a child
-        still writing after :data:`WAIT` s was stopped by a reader, not by gzip: None)."""
-        message = b""
+        """The gzip error that ended the data, else None: once the readers are done.  (A
+        child that gave no status -- killed, failed -- is an error too; one still writing
+        after :data:`WAIT` s was stopped by a reader still open, not by gzip: None.)"""
+        message = None
         if self._status >= 0:
             try:
                 if select.select([self._status], [], [], self.WAIT)[0]:
-                    message = os.read(self._status, 4096)
+                    status = os.read(self._status, 4096)
+                    message = status[1:].decode(errors="replace") if status[:1] == b"=" \
+                        else "%s: decompression stopped before the end of the file (its " \
+                             "process was killed or failed)" % self._source
             except OSError:
                 pass
             os.close(self._status)
             self._status = -1
         self.close()
-        return message.decode() or None
+        return message or None
 
     def close(self) -> None:
+        self.close_fd()
         if self._pid:
             try:
                 os.kill(self._pid, signal.SIGKILL)      # (it may wait on the pipe)

@@ -324,8 +324,14 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                             args=(theirs, path, part, jobs, fragments, certs, transform, table,
                                   progress is not None, spool, list(conns), list(spools[:-1]),
                                   gz.fds if gz is not None else []))
-            p.start()
-            theirs.close()
+            try:
+                p.start()
+            except OSError as exc:      # (no process to be had: one line, not a traceback)
+                mine.close()
+                raise CaptureError("%s: cannot start --jobs worker %d: %s" % (
+                    path, part, exc.strerror or exc)) from None
+            finally:
+                theirs.close()
             conns.append(mine)
             procs.append(p)
         if gz is not None:
@@ -363,7 +369,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 elif kind == "oserror":             # writing its spool failed
                     raise OSError(msg[1], msg[2])
                 elif kind == "capture":             # not a capture it can read
-                    raise CaptureError((gz.error() if gz is not None else None) or msg[1])
+                    # (nothing came out of a gzip file: its error says why, if it has one)
+                    raise CaptureError((gz.error() if gz is not None and msg[2] else None)
+                                       or msg[1])
                 elif kind == "done":
                     _, c_counters, c_stats, c_reasons, c_encap, err = msg
                     counters.append((i, c_counters))
@@ -578,7 +586,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
             pass
     except CaptureError as exc:     # the file cannot be read at all (every worker finds so)
         try:
-            send(("capture", str(exc)))
+            send(("capture", str(exc), getattr(exc, "nothing", False)))
         except OSError:
             pass
     except BaseException:           # noqa: B036 -- the parent must hear of any end
@@ -664,8 +672,19 @@ def _open(path: str, fd: "int | None" = None) -> tuple:
     error = not_a_capture(path, stream.head, "stream" if is_stream(path) else "file")
     if error is not None:
         stream.close()
-        raise CaptureError((gz.error() if gz is not None else None) or error)
-    cap, _skip = stream.rest()          # (a pcapng or pcap one the walk leaves): libpcap's
+        if gz is not None:
+            if not stream.head:         # (nothing came out: gzip says why, if it knows)
+                error = gz.error() or error
+            gz.close()
+        exc = CaptureError(error)
+        exc.nothing = not stream.head   # (a --jobs worker's: its parent's gzip may say why)
+        raise exc
+    try:
+        cap, _skip = stream.rest()      # (a pcapng or pcap one the walk leaves): libpcap's
+    except CaptureError:
+        if gz is not None:
+            gz.close()
+        raise
     return None, cap, gz
 
 

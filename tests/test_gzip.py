@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sensor import capture
 from sensor.capture import CaptureError, FileCapture
 from tests.support.fifo import read_capture
 from tests.support.pcapng import to_pcapng
@@ -144,6 +145,69 @@ def test_jobs_decompress_once_and_give_what_one_gives(tmp_path, forks, name):
     assert _read(tmp_path, data, jobs=2) == one
     # one decompressing child and two workers, all reaped
     assert len(forks) == 3 and _reaped(forks)
+
+
+def _open_fds() -> set:
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add((fd, os.readlink("/proc/self/fd/" + fd)))
+        except OSError:                         # (the listing's own)
+            pass
+    return out
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_no_process_for_what_follows_leaves_nothing_behind(tmp_path, monkeypatch, jobs):
+    # the decompressing child is had, the next process (libpcap's relay, a --jobs worker)
+    # is not: one error, every child reaped, every pipe of ours closed
+    pids = []
+    fork = os.fork
+
+    def second_fails():
+        if pids:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        pid = fork()
+        if pid:
+            pids.append(pid)
+        return pid
+    ng = to_pcapng(PLAIN, tsresol=(0x86,))      # (left to libpcap whole: the relay)
+    path = tmp_path / "c.pcapng.gz"
+    path.write_bytes(gzip.compress(ng))
+    before = _open_fds()
+    monkeypatch.setattr(os, "fork", second_fails)
+    out, _stats, error = read_capture(str(path), jobs=jobs)
+    monkeypatch.undo()
+    assert out == [] and error == {
+        1: "X: cannot read on after 0 packets: Resource temporarily unavailable",
+        2: "X: cannot start --jobs worker 0: Resource temporarily unavailable"}[jobs]
+    assert len(pids) == 1 and _reaped(pids)
+    leaked = _open_fds() - before
+    # (multiprocessing's own two pipes, made for the worker that could not be forked, stay
+    # open: its Popen does not close them when the fork fails)
+    assert len(leaked) == (0 if jobs == 1 else 4)
+
+
+def test_a_child_that_does_not_finish_is_an_error(tmp_path, monkeypatch, whole):
+    # (killed, or failed in a way it cannot report: its status never comes)
+    def dies(path, outputs, chunk):
+        for fd in outputs:
+            os.write(fd, PLAIN[:len(PLAIN) // 2 - len(PLAIN) // 2 % 4096])
+        os._exit(3)
+    monkeypatch.setattr(capture, "_gunzip", dies)
+    out, _stats, error = _read(tmp_path, GZ)
+    assert error == "X: decompression stopped before the end of the file (its process was " \
+                    "killed or failed)"
+    assert 0 < len(out) < len(whole[0])
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("size", [100_000, 3_000_000])
+def test_text_cut_short_is_not_a_capture_whatever_its_size(tmp_path, jobs, size):
+    # (something came out, and it is not a capture: that, not the gzip data's end, is why)
+    text = gzip.compress(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n" * (size // 36))
+    out = _read(tmp_path, text[:len(text) // 2], jobs=jobs)
+    assert out == ([], {}, "X: not a pcap or pcapng file")
 
 
 def test_no_process_is_one_error(tmp_path, monkeypatch):
