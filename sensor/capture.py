@@ -328,13 +328,7 @@ class StreamRelay:
         if self._r >= 0:
             os.close(self._r)
             self._r = -1
-        if self._pid:
-            try:
-                os.kill(self._pid, signal.SIGKILL)      # (it may wait on the stream)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self._pid, 0)
-            self._pid = 0
+        self._pid = _end_child(self._pid)               # (it may wait on the stream)
 
 
 def _copy(fd: int, head: bytes, w: int) -> None:
@@ -345,6 +339,17 @@ def _copy(fd: int, head: bytes, w: int) -> None:
             chunk = os.read(fd, 1 << 16)
     except OSError:         # libpcap is done with it (EPIPE), or reading the stream failed
         pass                # (then libpcap finds the capture cut short)
+
+
+def _end_child(pid: int) -> int:
+    """Kill the child ``pid`` (if any: 0 is none) and reap it; 0."""
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    return 0
 
 
 def _close_all_but(*keep: int) -> None:
@@ -429,13 +434,7 @@ class Gunzip:
 
     def close(self) -> None:
         self.close_fd()
-        if self._pid:
-            try:
-                os.kill(self._pid, signal.SIGKILL)      # (it may wait on the pipe)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self._pid, 0)
-            self._pid = 0
+        self._pid = _end_child(self._pid)               # (it may wait on the pipe)
         if self._status >= 0:
             os.close(self._status)
             self._status = -1

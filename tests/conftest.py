@@ -368,3 +368,18 @@ def fuzz_target():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture
+def forks(monkeypatch) -> list:
+    """The pids of the processes this test process forks from here on (``os.fork``)."""
+    pids = []
+    fork = os.fork
+
+    def noted_fork():
+        pid = fork()
+        if pid:
+            pids.append(pid)
+        return pid
+    monkeypatch.setattr(os, "fork", noted_fork)
+    return pids

@@ -34,21 +34,6 @@ def whole() -> tuple:
     return read_capture(str(LONG))
 
 
-@pytest.fixture
-def forks(monkeypatch) -> list:
-    """The pids of the processes forked from here on (each must be reaped)."""
-    pids = []
-    fork = os.fork
-
-    def noted_fork():
-        pid = fork()
-        if pid:
-            pids.append(pid)
-        return pid
-    monkeypatch.setattr(os, "fork", noted_fork)
-    return pids
-
-
 def _reaped(pids: list) -> bool:
     for pid in pids:
         try:

@@ -102,22 +102,13 @@ def test_the_walk_reads_what_libpcap_reads(tmp_path, monkeypatch, name):
         assert walked[2] is None and walked[0]
 
 
-def test_the_relay_process_is_reaped(tmp_path, monkeypatch):
+def test_the_relay_process_is_reaped(tmp_path, forks):
     # (after a record libpcap reads differently the rest of the stream goes to libpcap
     # through a child process: none is left behind)
-    pids = []
-    fork = os.fork
-
-    def noted_fork():
-        pid = fork()
-        if pid:
-            pids.append(pid)
-        return pid
-    monkeypatch.setattr(os, "fork", noted_fork)
     _from_a_fifo(tmp_path, CASES["long_cut"], 1 << 16)
-    assert len(pids) == 1
+    assert len(forks) == 1
     with pytest.raises(ChildProcessError):      # (reaped: no longer this process's child)
-        os.waitpid(pids[0], os.WNOHANG)
+        os.waitpid(forks[0], os.WNOHANG)
 
 
 @pytest.mark.parametrize("name", ["long_cut", "pcapng_cut", "pcapng_libpcap"])
