@@ -7,7 +7,7 @@ compiled engine modules call.
 Reads are raw pointer reads (``const uint8_t*``), which Cython never bounds-checks: what
 keeps them in bounds is a length check before each one.  The hello parsers read every vector
 through ``_vec`` (bounds-checked: a status, not an exception); the frame decoder (``_decode``)
-and the pcap record walk check their lengths by hand before reading.
+and the pcap / pcapng record walk check their lengths by hand before reading.
 ``boundscheck``/``wraparound`` (off module-wide) concern the memoryview indexing of the frame
 sources and ``murmur2``; ``TLSDIAG_DEBUG_BUILD=1`` turns them on.
 

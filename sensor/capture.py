@@ -1,8 +1,9 @@
 """Capture sources behind one small interface: an iterator of ``(buf, meta)`` batches as
 pcapy-ng's ``next_batch`` returns them, plus the link type.
 
-Files: pcap and pcapng (libpcap through pcapy-ng), gzip-compressed ones too (decompressed as
-they are read by a :class:`Gunzip` child process into a pipe: no temporary file).  A stream
+Files: pcap and pcapng (what the walk leaves: libpcap, pcapy-ng's own 1.9.1), gzip-compressed
+ones too (decompressed as they are read by a :class:`Gunzip` child process into a pipe: no
+temporary file).  A stream
 -- a pipe, ``/dev/stdin``, ``-`` (standard input), ``<(zcat x.pcap.gz)`` -- is read once as
 it comes: pcap or pcapng, not gzip.  Plain pcap and pcapng captures -- files, streams, gzip
 files' decompression -- are walked by ``sensor.pipeline``; what it does not walk (another

@@ -5,9 +5,10 @@ Capture files are read in batches of :data:`sensor.capture.BATCH` packets (the f
 looks for idle flows between batches, so the batch is part of the output's order).  A plain
 classic pcap or pcapng file is read here, through ``mmap`` windows, its records (blocks)
 walked in C by the decoder (no copy of the packets, no libpcap), and so is such a stream,
-read into memory as it comes (:mod:`sensor.savefile` reads their headers); anything else --
-gzip, other versions, a record libpcap would refuse or read differently (a truncated file, a
-caplen above libpcap's maximum, a new pcapng section or interface) -- goes through
+read into memory as it comes (:mod:`sensor.savefile` reads their headers), and so is a gzip
+file's decompression (:class:`sensor.capture.Gunzip`, a pipe); anything else -- other
+versions, a record libpcap would refuse or read differently (a truncated file, a caplen above
+libpcap's maximum, a new pcapng section or interface) -- goes through
 :class:`sensor.capture.FileCapture` (libpcap), from the batch where it starts.  (A classic
 record above the file's snap length is walked: cut to it, as libpcap cuts it.)
 """
@@ -299,7 +300,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     """One file through ``jobs`` worker processes (see :func:`summarize_paths`).
 
     The workers do not wait for each other: each reads every frame (so each has the clock of
-    one table reading them all) and keeps its share of the connections.  Each sends its
+    one table reading them all) and keeps its share of the connections.  (A gzip file is
+    decompressed once, into a pipe per worker: there the fastest waits while the slowest's
+    pipe is full.)  Each sends its
     results in order with their order keys and a watermark; what every worker's watermark
     has passed is merged here and given out.  A worker more than :data:`_LAG` frames ahead
     of the slowest is not read until that one catches up: its pipe fills and it waits, so
@@ -523,8 +526,9 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
     the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
     lengths sent.  Any exception goes to the parent as ``("fail", traceback)``, a failed
     write to the spool as ``("oserror", errno, text)``, a file that cannot be read at all as
-    ``("capture", text)``.  ``gunzipped``: a gzip file's decompression, a pipe per worker
-    (this one's: ``gunzipped[part]``), else empty."""
+    ``("capture", text, nothing)`` (``nothing``: not a byte came out of it).
+    ``gunzipped``: a gzip file's decompression, a pipe per worker (this one's:
+    ``gunzipped[part]``), else empty."""
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
@@ -719,9 +723,10 @@ def _pcapng_file(fd: int, size: int) -> "Layout | None":
 class MappedPcap:
     """A classic pcap or pcapng file read through ``mmap`` windows: the decoder walks its
     records (blocks) in place, :data:`BATCH` packets at a time (the batches libpcap's reader
-    would give).  ``open`` returns None for what only :class:`FileCapture` reads (gzip,
-    other versions, link-type flags in the header, pcapng that :mod:`sensor.savefile` leaves
-    to libpcap)."""
+    would give).  ``open`` returns None for the rest: gzip (walked from a pipe, as a
+    :class:`PcapStream`), and what only :class:`FileCapture` reads (other versions,
+    link-type flags in the header, pcapng that :mod:`sensor.savefile` leaves to libpcap, a
+    capture without records)."""
 
     #: bytes mapped at a time (grown for a batch that does not fit): resident while mapped
     WINDOW = 8 << 20

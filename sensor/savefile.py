@@ -28,8 +28,9 @@ MORE = "more"
 
 
 class Layout(NamedTuple):
-    """A capture the decoder walks: ``big``-endian or not, ``snap`` the largest caplen
-    libpcap accepts, ``linktype`` as the file gives it, ``start`` where the first record or
+    """A capture the decoder walks: ``big``-endian or not, ``snap`` the snap length as
+    libpcap takes it (a classic record above it is cut to it; a pcapng one above it is
+    libpcap's), ``linktype`` as the file gives it, ``start`` where the first record or
     block after the header is.  ``ifaces`` is None for classic pcap (``nsec``: nanosecond
     time stamps), else each pcapng interface's ``(resolution, offset)``."""
     big: bool

@@ -109,8 +109,8 @@ def test_not_a_capture_inside(tmp_path, forks, data, message):
 
 
 def test_a_bomb_is_stopped_where_it_stops_being_a_capture(tmp_path, forks):
-    # 2 GB of zeros, 2 MB compressed: the child decompresses 1 MB at a time into the pipe and
-    # ends when the reader does (after the first window: not a capture)
+    # 2 GB of zeros, 2 MB compressed: read up to its first window only (not a capture), the
+    # one error, the child reaped
     z = zlib.compressobj(9, wbits=31)
     block = bytes(1 << 20)
     bomb = b"".join(z.compress(block) for _ in range(2048)) + z.flush()
@@ -204,7 +204,7 @@ def test_no_process_is_one_error(tmp_path, monkeypatch):
 
 
 def test_file_capture_reads_it_too(tmp_path):
-    # (FileCapture: libpcap on the pipe, a packet at a time; the gzip error last)
+    # (FileCapture: libpcap on the pipe; every packet, then the gzip error last)
     path = tmp_path / "c.pcap.gz"
     path.write_bytes(GZ)
     with FileCapture(str(path)) as cap:

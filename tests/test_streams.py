@@ -42,7 +42,7 @@ def _cases() -> dict:
         "long_cut": long[:1800000],
         # cut inside the file header
         "header_cut": chain[:20],
-        # records above the file header's snap length: libpcap's, from their batch on
+        # records above the file header's snap length: walked, cut to it as libpcap cuts them
         "snaplen_200": chain[:16] + (200).to_bytes(4, "little") + chain[20:],
         "long_snaplen": long[:16] + (1400).to_bytes(4, "little") + long[20:],
     }
@@ -100,6 +100,13 @@ def test_the_walk_reads_what_libpcap_reads(tmp_path, monkeypatch, name):
     assert walked == _read(str(path))
     if name in ("snaplen_200", "long_snaplen"):
         assert walked[2] is None and walked[0]
+
+
+@pytest.mark.parametrize("name", ["snaplen_200", "long_snaplen"])
+def test_records_above_the_snap_length_need_no_relay(tmp_path, forks, name):
+    # (walked, cut to the snap length: libpcap is not needed for the rest of the stream)
+    out, _stats, error = _from_a_fifo(tmp_path, CASES[name], 1 << 16)
+    assert out and error is None and forks == []
 
 
 def test_the_relay_process_is_reaped(tmp_path, forks):
