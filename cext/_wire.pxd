@@ -74,10 +74,13 @@ cdef class PacketDecoder:
     cdef Py_ssize_t _pos, _end, _left
     cdef bint _swap, _nsec, _eof
     cdef uint32_t _snap
-    # pcapng: each interface's time stamp resolution (a power of 10) and offset (seconds)
+    # pcapng: each interface's time stamp resolution (a power of 10), offset (seconds), and
+    # what its fraction is multiplied or divided by to make microseconds (1: neither)
     cdef int _ng_n
     cdef uint64_t _ng_res[16]
     cdef int64_t _ng_off[16]
+    cdef uint64_t _ng_mul[16]
+    cdef uint64_t _ng_div[16]
     cdef public Py_ssize_t frames
     cdef readonly _encap.Decapsulator encap     # issue 15: tunnels
     cdef _Slot* _cache

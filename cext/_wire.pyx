@@ -213,6 +213,8 @@ cdef class PacketDecoder:
                 raise ValueError("a time stamp resolution below 1")
             self._ng_res[i] = ifaces[i][0]
             self._ng_off[i] = ifaces[i][1]
+            self._ng_mul[i] = 1000000 // self._ng_res[i] if self._ng_res[i] < 1000000 else 1
+            self._ng_div[i] = self._ng_res[i] // 1000000 if self._ng_res[i] > 1000000 else 1
         self._ng_n = len(ifaces)
         self.begin_pcap(data, pos, end, big, False, snap, at_eof)
         self._mode = SRC_PCAPNG
@@ -355,10 +357,10 @@ cdef class PacketDecoder:
                 # resolution (a power of 10) and offset
                 res = self._ng_res[iface]
                 frac = t % res
-                if res < 1000000:
-                    frac *= 1000000 // res
-                elif res > 1000000:
-                    frac //= res // 1000000
+                if self._ng_mul[iface] != 1:
+                    frac *= self._ng_mul[iface]
+                elif self._ng_div[iface] != 1:
+                    frac //= self._ng_div[iface]
                 sec = <uint32_t>(t // res + <uint64_t>self._ng_off[iface])
                 ts = sec + <uint32_t>frac * 1e-6
                 b = b + p + 28

@@ -215,9 +215,11 @@ class PacketDecoder:
         secrets, custom blocks)."""
         if len(ifaces) > NG_MAX_IFACES:
             raise ValueError("at most %d interfaces" % NG_MAX_IFACES)
-        self._ng = tuple((int(res), int(off)) for res, off in ifaces)
-        if any(res < 1 for res, _off in self._ng):
+        if any(res < 1 for res, _off in ifaces):
             raise ValueError("a time stamp resolution below 1")
+        # (resolution, offset, and the fraction's multiplier and divisor to microseconds)
+        self._ng = tuple((int(res), int(off), 10 ** 6 // res if res < 10 ** 6 else 1,
+                          res // 10 ** 6 if res > 10 ** 6 else 1) for res, off in ifaces)
         self.begin_pcap(data, pos, end, big, False, snap, at_eof)
         self._mode = _SRC_PCAPNG
 
@@ -344,13 +346,13 @@ class PacketDecoder:
                 self._pos = p + blen
                 # seconds and microseconds as libpcap makes them of the interface's
                 # resolution (a power of 10) and offset
-                res, off = self._ng[iface]
+                res, off, mul, div = self._ng[iface]
                 t = hi << 32 | lo
                 frac = t % res
-                if res < 1000000:
-                    frac *= 1000000 // res
-                elif res > 1000000:
-                    frac //= res // 1000000
+                if mul != 1:
+                    frac *= mul
+                elif div != 1:
+                    frac //= div
                 sec = (t // res + off) & 0xFFFFFFFF
                 ts = sec + frac * 1e-6
                 f = bytes(self._buf[p + 28:p + 28 + caplen])

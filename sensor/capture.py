@@ -3,16 +3,15 @@ pcapy-ng's ``next_batch`` returns them, plus the link type.
 
 Files: pcap and pcapng (what the walk leaves: libpcap, pcapy-ng's own 1.9.1), gzip-compressed
 ones too (decompressed as they are read by a :class:`Gunzip` child process into a pipe: no
-temporary file).  A stream
--- a pipe, ``/dev/stdin``, ``-`` (standard input), ``<(zcat x.pcap.gz)`` -- is read once as
-it comes: pcap or pcapng, not gzip.  Plain pcap and pcapng captures -- files, streams, gzip
-files' decompression -- are walked by ``sensor.pipeline``; what it does not walk (another
-version, a pcapng capture that ``sensor.savefile`` leaves to libpcap, what follows a record
-libpcap reads differently) comes here, a stream's through a :class:`StreamRelay`.  A file
-that cannot be opened or is corrupt raises :class:`CaptureError` with a one-line message --
-after the batches that could be read were delivered (the last batch of a stream that libpcap
-reads from its start excepted: read in batches, it is lost with its bad record); a gzip
-file's error is that of its gzip data when that is what ended it.
+temporary file).  A stream -- a pipe, ``/dev/stdin``, ``-`` (standard input), ``<(zcat
+x.pcap.gz)`` -- is read once as it comes: pcap or pcapng, not gzip.  Plain pcap and pcapng
+captures -- files, streams, gzip files' decompression -- are walked by ``sensor.pipeline``; what
+it does not walk (another version, a pcapng capture that ``sensor.savefile`` leaves to libpcap,
+what follows a record libpcap reads differently) comes here, a stream's through a
+:class:`StreamRelay`.  A file that cannot be opened or is corrupt raises :class:`CaptureError`
+with a one-line message -- after the batches that could be read were delivered (the last batch
+of a stream that libpcap reads from its start excepted: read in batches, it is lost with its bad
+record); a gzip file's error is that of its gzip data when that is what ended it.
 """
 from __future__ import annotations
 
@@ -369,9 +368,9 @@ class Gunzip:
     (``/dev/fd/N``) and :attr:`fd` are the pipe's reading end, :attr:`fds` all of them:
     with ``outputs`` > 1 as many pipes, each given the whole stream (``--jobs`` workers: one
     decompression for all).  A caller that takes one removes it from :attr:`fds`;
-    :meth:`close_fd` closes the others.  :meth:`error`, once every
-    reading end is closed, waits for the child and gives the message of a gzip error that
-    ended the data early, else None."""
+    :meth:`close_fd` closes the others.  :meth:`error`, once every reading end is closed,
+    waits for the child and gives the message of a gzip error that ended the data early,
+    else None."""
 
     CHUNK = 1 << 20
     WAIT = 5.0

@@ -299,14 +299,13 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
               output: int | None = None):
     """One file through ``jobs`` worker processes (see :func:`summarize_paths`).
 
-    The workers do not wait for each other: each reads every frame (so each has the clock of
-    one table reading them all) and keeps its share of the connections.  (A gzip file is
-    decompressed once, into a pipe per worker: there the fastest waits while the slowest's
-    pipe is full.)  Each sends its
-    results in order with their order keys and a watermark; what every worker's watermark
-    has passed is merged here and given out.  A worker more than :data:`_LAG` frames ahead
-    of the slowest is not read until that one catches up: its pipe fills and it waits, so
-    what is held here (and spooled) stays bounded.
+    The workers do not wait for each other: each reads every frame (so each has the clock of one
+    table reading them all) and keeps its share of the connections.  (A gzip file is
+    decompressed once, into a pipe per worker: there the fastest waits while the slowest's pipe
+    is full.) Each sends its results in order with their order keys and a watermark; what every
+    worker's watermark has passed is merged here and given out.  A worker more than :data:`_LAG`
+    frames ahead of the slowest is not read until that one catches up: its pipe fills and it
+    waits, so what is held here (and spooled) stays bounded.
 
     With ``output`` (a file descriptor), each worker writes its ``transform`` results (bytes)
     to a spool of its own (a memfd) and sends only their lengths; the released span of each
@@ -842,15 +841,14 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 class PcapStream(MappedPcap):
-    """A classic pcap or pcapng stream (a pipe, standard input) walked as it comes, like a
-    mapped file: its batches are read into memory (at least :attr:`WINDOW` bytes, a batch's
-    worth if more) and walked there, each byte read once.  What follows a record (block)
-    libpcap refuses or reads differently -- a stream cut short, a caplen above libpcap's
-    maximum, a new pcapng section or interface -- goes to libpcap through a
-    :class:`StreamRelay`, from the
-    start of its batch: nothing is lost.  (libpcap alone would lose the good packets of a
-    batch with a bad record; a stream cannot be read again.)  ``linktype`` is None for a
-    stream that the walk does not read: all of it goes to libpcap (:meth:`rest`)."""
+    """A classic pcap or pcapng stream (a pipe, standard input) walked as it comes, like a mapped
+    file: its batches are read into memory (at least :attr:`WINDOW` bytes, a batch's worth if
+    more) and walked there, each byte read once.  What follows a record (block) libpcap refuses
+    or reads differently -- a stream cut short, a caplen above libpcap's maximum, a new pcapng
+    section or interface -- goes to libpcap through a :class:`StreamRelay`, from the start of
+    its batch: nothing is lost.  (libpcap alone would lose the good packets of a batch with a
+    bad record; a stream cannot be read again.) ``linktype`` is None for a stream that the walk
+    does not read: all of it goes to libpcap (:meth:`rest`)."""
 
     WINDOW = 1 << 20
 
