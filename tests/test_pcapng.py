@@ -45,7 +45,7 @@ VARIANTS = {
 
 def _libpcap(monkeypatch):
     """Files read by libpcap only from here on (the walk's open declines)."""
-    monkeypatch.setattr(pipeline.MappedPcap, "open", classmethod(lambda cls, path: None))
+    monkeypatch.setattr(pipeline.PcapFile, "open", classmethod(lambda cls, path: None))
 
 
 def _both(tmp_path, monkeypatch, data: bytes) -> tuple:
@@ -62,10 +62,10 @@ def _both(tmp_path, monkeypatch, data: bytes) -> tuple:
 def _walked(data: bytes, tmp_path) -> bool:
     path = tmp_path / "w.pcapng"
     path.write_bytes(data)
-    mapped = pipeline.MappedPcap.open(str(path))
-    if mapped is not None:
-        mapped.close()
-    return mapped is not None
+    walked_file = pipeline.PcapFile.open(str(path))
+    if walked_file is not None:
+        walked_file.close()
+    return walked_file is not None
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -191,8 +191,8 @@ def test_seconds_beyond_32_bits_from_a_stream(tmp_path, monkeypatch, name):
 
 @pytest.mark.parametrize("build", ["c", "py"])
 def test_a_file_changed_under_the_walk_ends_the_batch(build):
-    # (a mapped file rewritten between the batch check and the reading: no read outside
-    # the buffer, no endless loop -- the batch ends)
+    # (a buffer rewritten between the batch check and the reading: no read outside it, no
+    # endless loop -- the batch ends)
     from conftest import load_engine
     impl = load_engine(build).wire
     plain = _first_packets(200)                 # (a batch of 200: n below stays far from it)

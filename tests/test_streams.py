@@ -55,7 +55,7 @@ CASES = _cases()
 def window(request, monkeypatch):
     """The stream's (and a file's) window: batches larger than it make it grow."""
     monkeypatch.setattr(pipeline.PcapStream, "WINDOW", request.param)
-    monkeypatch.setattr(pipeline.MappedPcap, "WINDOW", max(request.param, 1 << 16))
+    monkeypatch.setattr(pipeline.PcapFile, "WINDOW", request.param)
     return request.param
 
 
@@ -91,15 +91,39 @@ def test_the_walk_reads_what_libpcap_reads(tmp_path, monkeypatch, name):
     data = CASES[name] if name in CASES else (BAD / (name + ".pcap")).read_bytes()
     path = tmp_path / "capture.pcap"
     path.write_bytes(data)
-    mapped = pipeline.MappedPcap.open(str(path))
-    assert (mapped is None) == (name in ("header_cut", "header_only"))
-    if mapped is not None:
-        mapped.close()
+    walked_file = pipeline.PcapFile.open(str(path))
+    assert (walked_file is None) == (name in ("header_cut", "header_only"))
+    if walked_file is not None:
+        walked_file.close()
     walked = _read(str(path))
-    monkeypatch.setattr(pipeline.MappedPcap, "open", classmethod(lambda cls, path: None))
+    monkeypatch.setattr(pipeline.PcapFile, "open", classmethod(lambda cls, path: None))
     assert walked == _read(str(path))
     if name in ("snaplen_200", "long_snaplen"):
         assert walked[2] is None and walked[0]
+
+
+@pytest.mark.parametrize("cut", [24 + 16 + 40, 100000, 1 << 20])
+def test_a_file_cut_short_while_it_is_read_reads_as_the_cut_file(tmp_path, monkeypatch, window,
+                                                                 cut):
+    # (its size is taken when it is opened; the windows read after the cut are short: the
+    # walk ends there, as the cut file's own reading ends -- through a mapping it was SIGBUS)
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(CASES["long"])
+    cut_file = tmp_path / "cut.pcap"
+    cut_file.write_bytes(CASES["long"][:cut])
+    expected = _read(str(cut_file))
+    opened = pipeline.PcapFile.open
+
+    def open_then_cut(cls, name):
+        walked_file = opened(name)
+        os.truncate(name, cut)
+        return walked_file
+
+    monkeypatch.setattr(pipeline.PcapFile, "open", classmethod(open_then_cut))
+    got = _read(str(path))
+    assert got == expected
+    assert got[2] is not None and "truncated" in got[2]     # (libpcap's error for the cut)
+    assert len(got[0]) == len(expected[0]) and (cut < 1 << 20 or len(got[0]) > 50)
 
 
 @pytest.mark.parametrize("name", ["snaplen_200", "long_snaplen"])
