@@ -9,9 +9,9 @@ captures -- files, streams, gzip files' decompression -- are walked by ``sensor.
 it does not walk (another version, a pcapng capture that ``sensor.savefile`` leaves to libpcap,
 what follows a record libpcap reads differently) comes here, a stream's through a
 :class:`StreamRelay`.  A file that cannot be opened or is corrupt raises :class:`CaptureError`
-with a one-line message -- after the batches that could be read were delivered (the last batch
-of a stream that libpcap reads from its start excepted: read in batches, it is lost with its bad
-record); a gzip file's error is that of its gzip data when that is what ended it.
+with a one-line message -- after the packets that could be read were delivered (a stream's
+read a packet at a time, since it cannot be read again; a file's batch with the bad record
+read again so); a gzip file's error is that of its gzip data when that is what ended it.
 """
 from __future__ import annotations
 
@@ -70,8 +70,9 @@ class FileCapture:
         were read before, for the messages).  ``one_at_a_time``: a packet at a time from
         libpcap (put together into the same batches), so that the good packets of a batch
         that ends in a bad record are not lost with it when it cannot be read again -- five
-        times slower to read (2.9 s against 0.57 s for 2.4 million packets): for the rest of
-        a walked stream after a record (block) libpcap refuses or reads differently."""
+        times slower to read (2.9 s against 0.57 s for 2.4 million packets): for what the
+        walk leaves of a stream (the rest after a record or block libpcap refuses or reads
+        differently, or all of one of a rare form)."""
         self.path = path
         self.batch = batch
         self.prefetch = prefetch

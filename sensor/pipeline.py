@@ -915,8 +915,11 @@ class PcapStream(PcapFile):
 
     def rest(self) -> tuple:
         """The stream from the start of the batch where the walk stopped on (all of it, for
-        one it does not walk), read by libpcap: a packet at a time after a record it reads
-        differently (nothing is lost), in batches for one it reads from its start."""
+        one it does not walk), read by libpcap a packet at a time: the good packets before a
+        record (block) it refuses are read, not lost with their batch (a stream cannot be
+        read again).  That reads five times slower than libpcap's batches, for what the walk
+        leaves: the rest after such a record, and streams of rare forms (see
+        :mod:`sensor.savefile`)."""
         head = self.head
         if self.linktype is not None:   # (libpcap's reader starts at the file header)
             head += self._data[self._stop - self._base:]
@@ -928,8 +931,7 @@ class PcapStream(PcapFile):
             os.close(fd)
             raise CaptureError("%s: cannot read on after %d packets: %s" % (
                 self.path, self.packets, exc.strerror or exc)) from None
-        return FileCapture(self.path, relay=relay, packets=self.packets,
-                           one_at_a_time=self.linktype is not None), 0
+        return FileCapture(self.path, relay=relay, packets=self.packets, one_at_a_time=True), 0
 
 
 def _serialized(offer_names):

@@ -152,6 +152,21 @@ def test_a_cut_stream_loses_nothing_before_the_cut(tmp_path):
     assert 400 < len(cut) < len(whole)
 
 
+def test_a_stream_the_walk_leaves_to_libpcap_loses_nothing_before_a_bad_block(tmp_path):
+    # (17 interfaces: libpcap's whole.  Read from a pipe a packet at a time: read in
+    # batches, the 376 good packets of the batch with the bad block were lost with it)
+    ng = bytearray(to_pcapng(_first_packets(1500), tsresol=(6,) * 17))
+    assert not _walked(bytes(ng), tmp_path)
+    bad = packet_blocks(bytes(ng))[1400]
+    size = struct.unpack_from("<I", ng, bad + 4)[0]
+    struct.pack_into("<I", ng, bad + size - 4, size + 4)        # (its trailer disagrees)
+    path = tmp_path / "capture.pcapng"
+    path.write_bytes(bytes(ng))
+    from_file = read_capture(str(path))
+    assert from_file[2].startswith("X: corrupt capture after 1400 packets")
+    assert from_a_fifo(tmp_path, bytes(ng), 1 << 16) == from_file
+
+
 def test_a_section_header_alone_is_an_empty_capture(tmp_path, monkeypatch):
     ng, at = _long()
     walked, by_libpcap = _both(tmp_path, monkeypatch, ng[:at[0]])
