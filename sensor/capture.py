@@ -44,7 +44,13 @@ _PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
 
 
 class CaptureError(Exception):
-    """A capture that cannot be read (or not to its end).  ``str()`` is one line."""
+    """A capture that cannot be read (or not to its end).  ``str()`` is one line.
+    ``empty``: not a byte came out of it (a gzip file's decompression: its own error, if it
+    has one, says why better)."""
+
+    def __init__(self, message: str, empty: bool = False) -> None:
+        super().__init__(message)
+        self.empty = empty
 
 
 def is_stream(path: str) -> bool:
@@ -308,17 +314,11 @@ class StreamRelay:
         """Raises OSError (``fd`` still the caller's) if there is no pipe or process."""
         r, w = os.pipe()
         try:
-            pid = os.fork()
+            pid = _fork_child((fd, w), _copy, fd, head, w)
         except OSError:
             os.close(r)
             os.close(w)
             raise
-        if pid == 0:                    # the child: copies, touches nothing else
-            try:
-                _close_all_but(fd, w)
-                _copy(fd, head, w)
-            finally:
-                os._exit(0)
         os.close(w)
         os.close(fd)
         self._pid = pid
@@ -340,6 +340,19 @@ def _copy(fd: int, head: bytes, w: int) -> None:
             chunk = os.read(fd, 1 << 16)
     except OSError:         # libpcap is done with it (EPIPE), or reading the stream failed
         pass                # (then libpcap finds the capture cut short)
+
+
+def _fork_child(keep, run, *args) -> int:
+    """Fork a child process that closes every file descriptor but ``keep``, runs
+    ``run(*args)`` and exits (touching nothing else of its parent's); its pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _close_all_but(*keep)
+            run(*args)
+        finally:
+            os._exit(0)
+    return pid
 
 
 def _end_child(pid: int) -> int:
@@ -383,23 +396,14 @@ class Gunzip:
         try:
             for _ in range(outputs + 1):        # (the last: the status)
                 fds += os.pipe()
-            pid = os.fork()
+            writes = fds[1::2]
+            pid = _fork_child(writes, _gunzip_child, path, writes, self.CHUNK)
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
             raise CaptureError("%s: cannot decompress: %s" % (path, exc.strerror or exc)) \
                 from None
-        reads, writes = fds[0::2], fds[1::2]
-        if pid == 0:                    # the child: decompresses, touches nothing else
-            try:
-                _close_all_but(*writes)
-                message = _gunzip(path, writes[:-1], self.CHUNK)
-                for fd in writes[:-1]:          # (the data's ends: EOF first)
-                    os.close(fd)
-                # its status, after a mark: without the mark, the child did not finish
-                os.write(writes[-1], b"=" + message.encode(errors="replace"))
-            finally:
-                os._exit(0)
+        reads = fds[0::2]
         for fd in writes:
             os.close(fd)
         self._source = path
@@ -439,6 +443,15 @@ class Gunzip:
         if self._status >= 0:
             os.close(self._status)
             self._status = -1
+
+
+def _gunzip_child(path: str, writes: list, chunk: int) -> None:
+    """A :class:`Gunzip` child: the data into ``writes[:-1]``, then its status into
+    ``writes[-1]`` after a mark (without the mark, the child did not finish)."""
+    message = _gunzip(path, writes[:-1], chunk)
+    for fd in writes[:-1]:              # (the data's ends: EOF first)
+        os.close(fd)
+    os.write(writes[-1], b"=" + message.encode(errors="replace"))
 
 
 def _gunzip(path: str, outputs: list, chunk: int) -> str:

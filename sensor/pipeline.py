@@ -524,7 +524,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
     the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
     lengths sent.  Any exception goes to the parent as ``("fail", traceback)``, a failed
     write to the spool as ``("oserror", errno, text)``, a file that cannot be read at all as
-    ``("capture", text, nothing)`` (``nothing``: not a byte came out of it).
+    ``("capture", text, empty)`` (``empty``: not a byte came out of it).
     ``gunzipped``: a gzip file's decompression, a pipe per worker (this one's:
     ``gunzipped[part]``), else empty."""
     def send(msg) -> None:
@@ -588,7 +588,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
             pass
     except CaptureError as exc:     # the file cannot be read at all (every worker finds so)
         try:
-            send(("capture", str(exc), getattr(exc, "nothing", False)))
+            send(("capture", str(exc), exc.empty))
         except OSError:
             pass
     except BaseException:           # noqa: B036 -- the parent must hear of any end
@@ -678,9 +678,8 @@ def _open(path: str, fd: "int | None" = None) -> tuple:
             if not stream.head:         # (nothing came out: gzip says why, if it knows)
                 error = gz.error() or error
             gz.close()
-        exc = CaptureError(error)
-        exc.nothing = not stream.head   # (a --jobs worker's: its parent's gzip may say why)
-        raise exc
+        # (empty: a --jobs worker's parent asks its gzip decompression why)
+        raise CaptureError(error, empty=not stream.head)
     try:
         cap, _skip = stream.rest()      # (a pcapng or pcap one the walk leaves): libpcap's
     except CaptureError:
