@@ -702,17 +702,26 @@ def _is_gzip_file(path: str) -> bool:
 _NG_HEAD_MAX = 32 << 20
 
 
-def _pcapng_file(fd: int, size: int) -> "Layout | None":
-    """The layout of the pcapng file ``fd`` if the walk reads it."""
-    want = 1 << 16
+def _pcapng_layout(read, want: int) -> "Layout | None":
+    """The layout of a pcapng capture if the walk reads it: ``read(n)`` gives ``(its first n
+    bytes -- fewer at its end --, whether that is its end)``, asked for 4 times more until
+    :func:`sensor.savefile.pcapng_header` decides (or :data:`_NG_HEAD_MAX`: libpcap's)."""
     while True:
-        head = os.pread(fd, min(want, size), 0)
-        layout = pcapng_header(head, len(head) == size)
+        data, at_eof = read(want)
+        layout = pcapng_header(data, at_eof)
         if layout != MORE:
             return layout
-        if want >= _NG_HEAD_MAX:
+        if want >= _NG_HEAD_MAX or at_eof:
             return None
         want = min(4 * want, _NG_HEAD_MAX)
+
+
+def _pcapng_file(fd: int, size: int) -> "Layout | None":
+    """The layout of the pcapng file ``fd`` if the walk reads it."""
+    def read(n: int) -> tuple:
+        head = os.pread(fd, min(n, size), 0)
+        return head, len(head) == size
+    return _pcapng_layout(read, 1 << 16)
 
 
 class PcapFile:
@@ -877,10 +886,8 @@ class PcapStream(PcapFile):
             self._data, self._base = self._read(memoryview(b""), 24), 0
             layout = pcap_header(bytes(self._data))
             if layout is None and self._data[:4] == NG_MAGIC:
-                layout = pcapng_header(self._data, self._eof)
-                while layout == MORE and len(self._data) < _NG_HEAD_MAX:
-                    self._data = self._read(self._data, min(4 * len(self._data), _NG_HEAD_MAX))
-                    layout = pcapng_header(self._data, self._eof)
+                # (from 24 bytes up, no more than it needs: a live stream's may trickle)
+                layout = _pcapng_layout(self._more, 24)
         except CaptureError:
             self.close()
             raise
@@ -890,6 +897,12 @@ class PcapStream(PcapFile):
         #: its file header (section header and interfaces), or all read of one not walked
         self.head = bytes(self._data[:layout.start] if self.linktype is not None else self._data)
         return self
+
+    def _more(self, want: int) -> tuple:
+        """The stream's first ``want`` bytes, or all of it if it ends before: read on."""
+        if len(self._data) < want and not self._eof:
+            self._data = self._read(self._data, want)
+        return self._data, self._eof
 
     def _read(self, tail: memoryview, want: int) -> memoryview:
         """``tail`` and what the stream gives next, until there are ``want`` bytes or it
