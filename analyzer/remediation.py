@@ -269,9 +269,9 @@ class _Safe(dict[str, object]):
         return "?"
 
 
-#: a parsed template: literal text (with ``{field}`` placeholders) and optional groups, each a list of
-#: alternatives (themselves parsed templates)
-_Node = Union[str, "list[list[_Node]]"]
+#: a parsed template: literal text (with ``{field}`` placeholders) and optional groups, each a tuple of
+#: alternatives: ``(parsed template, the fields its literal text names)`` (worked out once, with the parse)
+_Node = Union[str, "tuple[tuple[tuple[_Node, ...], tuple[str, ...]], ...]"]
 
 
 @functools.lru_cache(maxsize=512)
@@ -296,7 +296,7 @@ def _parse(template: str) -> tuple[_Node, ...]:
                 if lit:
                     out.append("".join(lit))
                     lit = []
-                out.append(alts)            # type: ignore[arg-type]
+                out.append(tuple((tuple(a), tuple(_fields(a))) for a in alts))
             else:
                 lit.append(ch)
             i += 1
@@ -318,8 +318,8 @@ def _render(nodes: Sequence[_Node], vals: _Safe) -> str:
         if isinstance(n, str):
             out.append(n.format_map(vals))
             continue
-        for alt in n:
-            if all(f in vals for f in _fields(alt)):
+        for alt, fields in n:
+            if all(f in vals for f in fields):
                 out.append(_render(alt, vals))
                 break
     return "".join(out)
