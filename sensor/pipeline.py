@@ -649,11 +649,12 @@ def _batches(s: Summarizer, path: str, walked: "PcapFile | None", cap, progress)
 
 
 def _open(path: str, fd: "int | None" = None) -> tuple:
-    """``(walked, None, gunzip)`` for a plain classic pcap or pcapng capture (a file, read a window at a time;
-    a stream or a gzip file's decompression, as it comes), else ``(None, FileCapture,
-    gunzip)``; ``gunzip`` is the :class:`sensor.capture.Gunzip` of a gzip file (else None),
-    whose :meth:`~sensor.capture.Gunzip.error` is asked once the capture is closed.  ``fd``:
-    the gzip file ``path`` decompressed there (a ``--jobs`` worker's; the parent asks)."""
+    """``(walked, None, gunzip)`` for a plain classic pcap or pcapng capture (a file, a window
+    at a time; a stream or a gzip file's decompression, as it comes), else ``(None,
+    FileCapture, gunzip)``; ``gunzip`` is the :class:`sensor.capture.Gunzip` of a gzip file
+    (else None), whose :meth:`~sensor.capture.Gunzip.error` is asked once the capture is
+    closed.  ``fd``: the gzip file ``path`` decompressed there (a ``--jobs`` worker's; the
+    parent asks)."""
     gz = None
     if fd is None and not is_stream(path):
         walked = PcapFile.open(path)
@@ -732,11 +733,12 @@ class PcapFile:
     (other versions, link-type flags in the header, pcapng that :mod:`sensor.savefile` leaves
     to libpcap, a capture without records).
 
-    (Not ``mmap``: on hs-100k a ``--jobs 2`` worker walking the whole file took 0.43 s
-    through a mapping against 0.30 s reading it, and ``--jobs 1`` 2.95-3.67 s against
-    2.66-2.81 s -- a window read into a buffer stays in the core's cache while it is walked,
-    and two processes mapping the same pages contend for them.  A file cut short while it is
-    read ends the walk; through a mapping it was a SIGBUS.)"""
+    (Not ``mmap``: on hs-100k, walking every record and keeping 1/64 of the connections took
+    0.30 s reading against 0.43 s through a mapping, and one worker 2.42 s against 2.66 s
+    (medians of 5 interleaved rounds; bulk90-10k 0.97 s against 1.21 s): the walk reads a
+    buffer that stays in the core's cache, and no page tables are built and torn down for
+    the whole file.  A file cut short while it is read ends the walk; through a mapping it
+    was a SIGBUS.)"""
 
     #: bytes read at a time (more for a batch that does not fit)
     WINDOW = 1 << 20
