@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="colour the text report (auto: on a terminal unless NO_COLOR is set)")
     p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
                    help="summarize each capture's connections in N worker processes (same "
-                        "output; default 1)")
+                        "output; the diagnosis itself runs in one process; default 1)")
     return p
 
 
