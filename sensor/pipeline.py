@@ -735,7 +735,7 @@ class PcapFile:
 
     (Not ``mmap``: on hs-100k, walking every record and keeping 1/64 of the connections took
     0.30 s reading against 0.43 s through a mapping, and one worker 2.42 s against 2.66 s
-    (medians of 5 interleaved rounds; bulk90-10k 0.97 s against 1.21 s): the walk reads a
+    (medians of 5 interleaved rounds; bulk90-10k 0.97 s against 1.21 s, 3 rounds): the walk reads a
     buffer that stays in the core's cache, and no page tables are built and torn down for
     the whole file.  A file cut short while it is read ends the walk; through a mapping it
     was a SIGBUS.)"""
@@ -866,8 +866,6 @@ class PcapStream(PcapFile):
     its batch: nothing is lost.  (libpcap alone would lose the good packets of a batch with a
     bad record; a stream cannot be read again.) ``linktype`` is None for a stream that the walk
     does not read: all of it goes to libpcap (:meth:`rest`)."""
-
-    WINDOW = 1 << 20
 
     @classmethod
     def open(cls, path: str, fd: "int | None" = None) -> "PcapStream":

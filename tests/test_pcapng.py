@@ -175,7 +175,7 @@ def test_a_section_header_alone_is_an_empty_capture(tmp_path, monkeypatch):
 
 
 def test_a_page_of_header_alone_is_an_empty_capture(tmp_path, monkeypatch):
-    # (no packet block, and the file a whole page: nothing to map after its header)
+    # (no packet block, and the file a whole page: nothing to walk after its header)
     head = shb() + idb(1)
     page = head + block(0xBAD, bytes(4096 - len(head) - 12))
     assert len(page) == 4096

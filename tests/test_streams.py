@@ -54,8 +54,7 @@ CASES = _cases()
 @pytest.fixture(params=[1 << 20, 4096, 64], ids=["1MB", "4KB", "64B"])
 def window(request, monkeypatch):
     """The stream's (and a file's) window: batches larger than it make it grow."""
-    monkeypatch.setattr(pipeline.PcapStream, "WINDOW", request.param)
-    monkeypatch.setattr(pipeline.PcapFile, "WINDOW", request.param)
+    monkeypatch.setattr(pipeline.PcapFile, "WINDOW", request.param)     # (PcapStream's too)
     return request.param
 
 
@@ -123,7 +122,7 @@ def test_a_file_cut_short_while_it_is_read_reads_as_the_cut_file(tmp_path, monke
     got = _read(str(path))
     assert got == expected
     assert got[2] is not None and "truncated" in got[2]     # (libpcap's error for the cut)
-    assert len(got[0]) == len(expected[0]) and (cut < 1 << 20 or len(got[0]) > 50)
+    assert cut < 1 << 20 or len(got[0]) > 50               # (the largest cut: after many)
 
 
 @pytest.mark.parametrize("name", ["snaplen_200", "long_snaplen"])
