@@ -925,7 +925,7 @@ class _Relayed(Exception):
 
 #: a shared walk's windows in shared memory: how many (used in turn), and the size of each (a
 #: larger window is read by each worker itself)
-_SLOTS = 16
+_SLOTS = 4
 _SLOT = 4 << 20
 
 #: a shared walk's messages to the workers it walks for: kind (:data:`_WINDOW` ...) and the
