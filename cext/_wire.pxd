@@ -83,12 +83,6 @@ cdef class PacketDecoder:
     cdef uint64_t _ng_div[16]
     cdef public Py_ssize_t frames
     cdef readonly _encap.Decapsulator encap     # issue 15: tunnels
-    # --jobs: the part each hash bucket's connections go to; with listing, the records of
-    # the frames of the other parts (bytearray per part, LISTED records), for their workers
-    cdef uint8_t _owner[64]
-    cdef list _lists
-    cdef Py_ssize_t _at                 # where the frame being decoded starts in _buf
-    cdef Py_ssize_t _frames_end         # a listed batch: the frame count at its end
     cdef _Slot* _cache
 
     cpdef int next(self) except -2
@@ -97,7 +91,6 @@ cdef class PacketDecoder:
     cdef int _ng_block(self, const uint8_t* b, Py_ssize_t size) noexcept
     cdef bint _decode(self, double ts, const uint8_t* f, Py_ssize_t n) except -1
     cdef void _remember(self, uint32_t h, const uint8_t* raw, int klen, object obj)
-    cdef int _list(self, int owner, double ts, Py_ssize_t n) except -1
 
 
 cdef class Wire:

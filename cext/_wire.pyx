@@ -16,7 +16,6 @@ Errors are int status codes (0 ok, ``-n`` the n-th reason of ``cext.errors.CODES
 in place (``bytes`` and buffers are never copied); what leaves the module -- a segment's
 payload, session ids, DER certificates, names -- is copied out as new objects.
 """
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
@@ -29,8 +28,7 @@ from libc.string cimport memchr, memcmp, memcpy, memset
 
 from .errors import error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
-                       MAX_SNAPLEN, NG_MAX_BLOCK, NG_MAX_IFACES, PARTITION_BUCKETS, LISTED,
-                       counters_as_stats, default_owners)
+                       MAX_SNAPLEN, NG_MAX_BLOCK, NG_MAX_IFACES, counters_as_stats)
 from ._wire_py import connection_id as _connection_id_py
 from ._wire_py import endpoint_text as _endpoint_text_py
 
@@ -39,7 +37,7 @@ __all__ = [
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
-    "kafka_partition", "PARTITION_BUCKETS", "LISTED", "default_owners",
+    "kafka_partition",
 ]
 
 cdef extern from *:
@@ -75,13 +73,6 @@ cdef enum:
     SRC_PCAP
     SRC_FRAME
     SRC_PCAPNG
-    SRC_LISTED
-
-# --jobs: the hash buckets the connections are split in (PARTITION_BUCKETS), and the size of
-# a listed frame's record (LISTED: time, offset, caplen, frame number)
-cdef enum:
-    _BUCKETS = 64
-    _LISTED_SIZE = 24
 
 # pcapng (draft-ietf-opsawg-pcapng) block types the walk knows
 cdef enum:
@@ -98,7 +89,6 @@ cdef const uint8_t* HRR = <const uint8_t*>b"\xcf\x21\xad\x74\xe5\x9a\x61\x11\xbe
 assert HRR[:32] == HRR_RANDOM
 assert (_NG_MAX_BLOCK, _NG_MAX_IFACES, _MAX_SNAPLEN) == \
     (NG_MAX_BLOCK, NG_MAX_IFACES, MAX_SNAPLEN)
-assert (_BUCKETS, _LISTED_SIZE) == (PARTITION_BUCKETS, LISTED.size)
 
 cdef uint8_t EMPTY[1]
 
@@ -160,9 +150,6 @@ cdef class PacketDecoder:
         self._cache = <_Slot*>PyMem_Calloc(CACHE_SLOTS, sizeof(_Slot))
         if self._cache is NULL:
             raise MemoryError()
-        self.set_owners(default_owners(nparts))
-        self._lists = None
-        self._at = 0
 
     def __dealloc__(self):
         cdef int i
@@ -185,39 +172,6 @@ cdef class PacketDecoder:
     @property
     def counters(self):
         return [self.c[i] for i in range(N_COUNTERS)]
-
-    def set_owners(self, owners):
-        """See ``cext._wire_py.PacketDecoder.set_owners``."""
-        cdef int i
-        if len(owners) != _BUCKETS or max(owners) >= max(self.nparts, 1):
-            raise ValueError("an owner for each of %d buckets, below %d" % (_BUCKETS,
-                                                                             self.nparts))
-        for i in range(_BUCKETS):
-            self._owner[i] = owners[i]
-
-    def list_others(self, bint on=True):
-        """See ``cext._wire_py.PacketDecoder.list_others``."""
-        self._lists = [bytearray() for _ in range(self.nparts)] if on else None
-
-    def take_listed(self, int part):
-        """See ``cext._wire_py.PacketDecoder.take_listed``."""
-        lst = self._lists[part]
-        out = bytes(lst)
-        del lst[:]
-        return out
-
-    cdef int _list(self, int owner, double ts, Py_ssize_t n) except -1:
-        cdef bytearray lst = <bytearray>self._lists[owner]
-        cdef Py_ssize_t at = len(lst)
-        cdef uint32_t off = <uint32_t>self._at, cap = <uint32_t>n
-        cdef uint64_t fr = <uint64_t>self.frames
-        PyByteArray_Resize(lst, at + _LISTED_SIZE)
-        cdef char* p = PyByteArray_AS_STRING(lst) + at
-        memcpy(p, &ts, 8)
-        memcpy(p + 8, &off, 4)
-        memcpy(p + 12, &cap, 4)
-        memcpy(p + 16, &fr, 8)
-        return 0
 
     def stats(self):
         s = counters_as_stats(self.counters)
@@ -321,18 +275,6 @@ cdef class PacketDecoder:
     def pcap_pos(self):
         return self._pos
 
-    def begin_listed(self, const uint8_t[::1] buf, const uint8_t[::1] records, double clock,
-                     Py_ssize_t frames_end):
-        """See ``cext._wire_py.PacketDecoder.begin_listed``."""
-        self._buf = buf
-        self._blen = buf.shape[0]
-        self._meta = records
-        self._i = 0
-        self._n = records.shape[0] - (_LISTED_SIZE - 1)
-        self._mode = SRC_LISTED
-        self.batch_max_ts = clock
-        self._frames_end = frames_end
-
     def begin_frame(self, double ts, const uint8_t[::1] frame):
         self._buf = frame
         self._blen = frame.shape[0]
@@ -345,7 +287,7 @@ cdef class PacketDecoder:
         cdef const uint8_t* b
         cdef const uint8_t* m
         cdef uint32_t sec, usec, off, caplen, iface
-        cdef uint64_t t, res, frac, fr
+        cdef uint64_t t, res, frac
         cdef bint big
         cdef Py_ssize_t size
         cdef double ts
@@ -367,24 +309,6 @@ cdef class PacketDecoder:
                     continue
                 ts = sec + usec * 1e-6
                 b = (&self._buf[0] if self._blen else EMPTY) + off
-                self._at = off
-            elif self._mode == SRC_LISTED:
-                if self._i >= self._n:
-                    self._mode = SRC_NONE
-                    self.frames = self._frames_end
-                    return 0
-                m = &self._meta[self._i]
-                self._i += _LISTED_SIZE
-                memcpy(&ts, m, 8)
-                memcpy(&off, m + 8, 4)
-                memcpy(&caplen, m + 12, 4)
-                memcpy(&fr, m + 16, 8)
-                if <Py_ssize_t>off + caplen > self._blen:   # (not from its walker)
-                    self.c[C_MAL3] += 1
-                    continue
-                self.frames = <Py_ssize_t>fr - 1
-                b = (&self._buf[0] if self._blen else EMPTY) + off
-                self._at = off
             elif self._mode == SRC_PCAP:
                 if self._left <= 0:
                     return 0
@@ -405,7 +329,6 @@ cdef class PacketDecoder:
                     caplen = self._snap
                 ts = sec + usec * 1e-6
                 b = b + p + 16
-                self._at = p + 16
             elif self._mode == SRC_PCAPNG:
                 if self._left <= 0:
                     return 0
@@ -441,13 +364,11 @@ cdef class PacketDecoder:
                 sec = <uint32_t>(t // res + <uint64_t>self._ng_off[iface])
                 ts = sec + <uint32_t>frac * 1e-6
                 b = b + p + 28
-                self._at = p + 28
             elif self._mode == SRC_FRAME:
                 self._mode = SRC_NONE
                 ts = self.ts
                 caplen = self._blen
                 b = &self._buf[0] if self._blen else EMPTY
-                self._at = 0
             else:
                 return 0
             self.frames += 1
@@ -638,13 +559,8 @@ cdef class PacketDecoder:
         cdef uint32_t h = 2166136261u       # FNV-1a: the --jobs partition and the slot
         for k in range(klen):
             h = (h ^ raw[k]) * 16777619u
-        cdef int owner
-        if self.nparts > 1:
-            owner = self._owner[h & (_BUCKETS - 1)]
-            if owner != self.part:          # (--jobs: another worker's connection)
-                if self._lists is not None:
-                    self._list(owner, ts, n)
-                return False
+        if self.nparts > 1 and <int>(h % <uint32_t>self.nparts) != self.part:
+            return False                    # (--jobs: another worker's connection)
         cdef uint32_t seq = _u32(f + p + 4)
         cdef object obj
         cdef long long stop

@@ -29,7 +29,7 @@ __all__ = [
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
-    "kafka_partition", "PARTITION_BUCKETS", "LISTED", "default_owners",
+    "kafka_partition",
 ]
 
 _U16 = struct.Struct("!H").unpack_from
@@ -53,19 +53,6 @@ MAX_SNAPLEN = 262144
 NG_MAX_BLOCK = 16 << 20
 #: the most interfaces a walked pcapng capture may have (more: libpcap reads it)
 NG_MAX_IFACES = 16
-
-#: ``--jobs``: connections are split in this many buckets of their key's hash, each bucket
-#: owned by one part (:meth:`PacketDecoder.set_owners`)
-PARTITION_BUCKETS = 64
-#: a listed frame's record (:meth:`PacketDecoder.list_others`, :meth:`~PacketDecoder.begin_listed`):
-#: its time stamp, offset in the buffer, caplen, and number (the decoder's ``frames`` count
-#: once it is read), native byte order
-LISTED = struct.Struct("=dIIQ")
-
-
-def default_owners(nparts: int) -> bytes:
-    """The even split of the :data:`PARTITION_BUCKETS` buckets among ``nparts`` parts."""
-    return bytes(b % max(nparts, 1) for b in range(PARTITION_BUCKETS))
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
@@ -107,7 +94,7 @@ def counters_as_stats(counters: list) -> dict:
 
 _VLAN = (0x8100, 0x88A8, 0x9100)
 _V6_EXT = (0, 43, 60, 51, 44)
-(_SRC_NONE, _SRC_BATCH, _SRC_PCAP, _SRC_FRAME, _SRC_PCAPNG, _SRC_LISTED) = range(6)
+(_SRC_NONE, _SRC_BATCH, _SRC_PCAP, _SRC_FRAME, _SRC_PCAPNG) = range(5)
 
 
 def _looks_like_tls_start(p: bytes) -> bool:
@@ -165,8 +152,7 @@ class PacketDecoder:
     endpoints ordered bytewise), ``from_lo`` says the sender is the ``lo`` endpoint.
 
     With ``nparts`` > 1 (``--jobs``) the decoder keeps only the connections whose key hashes
-    to a bucket ``part`` owns (:meth:`set_owners`); the frames of the others are counted in
-    :data:`GLOBAL_COUNTERS` only (and listed for their parts, with :meth:`list_others`).
+    to ``part``; the frames of the others are counted in :data:`GLOBAL_COUNTERS` only.
     """
 
     def __init__(self, linktype: int, flows: dict, skip: dict, part: int = 0,
@@ -187,33 +173,6 @@ class PacketDecoder:
         self.frames = 0
         self._mode = _SRC_NONE
         self.encap = Decapsulator()         # issue 15: tunnels (cext/_encap_py.py)
-        self._owner = default_owners(nparts)
-        self._lists = None
-        self._at = 0                        # where the frame being decoded starts in _buf
-        self._frames_end = 0
-
-    def set_owners(self, owners: bytes) -> None:
-        """The part (below ``nparts``) each of the :data:`PARTITION_BUCKETS` buckets of
-        connections goes to (default :func:`default_owners`); every worker's decoder of a
-        file must have the same."""
-        if len(owners) != PARTITION_BUCKETS or max(owners) >= max(self.nparts, 1):
-            raise ValueError("an owner for each of %d buckets, below %d" % (
-                PARTITION_BUCKETS, self.nparts))
-        self._owner = bytes(owners)
-
-    def list_others(self, on: bool = True) -> None:
-        """From now on (``on``; else no longer), keep a :data:`LISTED` record of each frame
-        that goes to another part (the ``--jobs`` worker that walks the file for the others):
-        where it is in the source's buffer, its time and number.  :meth:`take_listed` gives
-        them out."""
-        self._lists = [bytearray() for _ in range(self.nparts)] if on else None
-
-    def take_listed(self, part: int) -> bytes:
-        """The records listed for ``part`` since the last call (see :meth:`list_others`)."""
-        lst = self._lists[part]
-        out = bytes(lst)
-        del lst[:]
-        return out
 
     def stats(self) -> dict:
         s = counters_as_stats(self.counters)
@@ -326,17 +285,6 @@ class PacketDecoder:
     def pcap_pos(self) -> int:
         return self._pos
 
-    def begin_listed(self, buf, records: bytes, clock: float, frames_end: int) -> None:
-        """The frames that :data:`LISTED` ``records`` give in ``buf`` (a window of the file
-        another worker's decoder walked and listed them from), as a batch that ends at the
-        time ``clock`` and the frame count ``frames_end`` of that walk: a table reading them
-        reads the clock and the order keys of one reading every frame."""
-        self._buf, self._meta = buf, records
-        self._i, self._n = 0, len(records) - (LISTED.size - 1)
-        self._mode = _SRC_LISTED
-        self.batch_max_ts = float(clock)
-        self._frames_end = frames_end
-
     def begin_frame(self, ts: float, frame: bytes) -> None:
         """One frame at time ``ts`` (made a float, as the Cython build's ``double`` makes it)."""
         self._buf = frame
@@ -360,20 +308,6 @@ class PacketDecoder:
                     continue
                 ts = sec + usec * 1e-6
                 f = self._buf[off:off + caplen]
-                self._at = off
-            elif mode == _SRC_LISTED:
-                if self._i >= self._n:
-                    self._mode = _SRC_NONE
-                    self.frames = self._frames_end
-                    return 0
-                ts, off, caplen, fr = LISTED.unpack_from(self._meta, self._i)
-                self._i += LISTED.size
-                if off + caplen > len(self._buf):       # (not from its walker)
-                    self.counters[C_MAL3] += 1
-                    continue
-                self.frames = fr - 1
-                f = bytes(self._buf[off:off + caplen])
-                self._at = off
             elif mode == _SRC_PCAP:
                 if self._left <= 0:
                     return 0
@@ -388,7 +322,6 @@ class PacketDecoder:
                 self._pos = p + 16 + caplen
                 ts = sec + usec * 1e-6
                 f = bytes(self._buf[p + 16:p + 16 + min(caplen, self._snap)])
-                self._at = p + 16
             elif mode == _SRC_PCAPNG:
                 if self._left <= 0:
                     return 0
@@ -423,12 +356,10 @@ class PacketDecoder:
                 sec = (t // res + off) & 0xFFFFFFFF
                 ts = sec + frac * 1e-6
                 f = bytes(self._buf[p + 28:p + 28 + caplen])
-                self._at = p + 28
             elif mode == _SRC_FRAME:
                 self._mode = _SRC_NONE
                 ts = self.ts
                 f = bytes(self._buf)
-                self._at = 0
             else:
                 return 0
             self.frames += 1
@@ -603,12 +534,8 @@ class PacketDecoder:
         else:
             key = b + a
             from_lo = False
-        if self.nparts > 1:
-            owner = self._owner[_fnv1a(key) & (PARTITION_BUCKETS - 1)]
-            if owner != self.part:              # (--jobs: another worker's connection)
-                if self._lists is not None:
-                    self._lists[owner] += LISTED.pack(ts, self._at, n, self.frames)
-                return False
+        if self.nparts > 1 and _fnv1a(key) % self.nparts != self.part:
+            return False
         # --- early drop: one look-up of the key -----------------------------------------
         flows = self.flows
         entry = flows.get(key, _ABSENT)

@@ -21,7 +21,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
-import select
 import struct
 import traceback
 from collections import OrderedDict
@@ -235,19 +234,17 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
 
 def _summaries(path: str, progress, fragments: bool, certs: bool, transform, table: dict,
                part: int = 0, nparts: int = 1, holder: list | None = None,
-               fd: "int | None" = None, owners: "bytes | None" = None, role=None):
+               fd: "int | None" = None):
     """One file's ``("out", (items, keys))`` per batch, then ``("stats", dict)`` (and
     ``("counters", (decoder counters, table stats, reasons, tunnel stats))``), then ``("error",
     CaptureError)`` if it could not be read to its end."""
-    walked, cap, gz = _open(path, fd, role)
+    walked, cap, gz = _open(path, fd)
     linktype = walked.linktype if walked is not None else cap.linktype
     try:
         if linktype not in wire.LINKTYPES:
             raise CaptureError(unsupported_linktype(path, linktype))
         s = Summarizer(linktype, json=True, fragments=fragments, part=part, nparts=nparts,
                        **table)
-        if owners is not None:
-            s.decoder.set_owners(owners)
         keys = s.table
         if holder is not None:
             holder.append(s)
@@ -317,11 +314,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     ctx = multiprocessing.get_context("fork")
     conns, procs, rings = [], [], []
     finished = False
-    # a gzip file is decompressed once, here, into a pipe per worker; a plain file is walked
-    # by worker 0 for all (a :class:`_Shared` walk)
+    # a gzip file is decompressed once, here, into a pipe per worker
     gz = Gunzip(path, jobs) if _is_gzip_file(path) else None
-    shared = _Shared(jobs) if gz is None else None
-    owners = _owners(jobs, shared is not None)
     try:
         for part in range(jobs):
             rings.append(_Ring(_RING) if output is not None else None)
@@ -329,7 +323,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, jobs, fragments, certs, transform, table,
                                   progress is not None, rings[-1], list(conns), rings[:-1],
-                                  gz.fds if gz is not None else [], owners, shared))
+                                  gz.fds if gz is not None else []))
             try:
                 p.start()
             except OSError as exc:      # (no process to be had: one line, not a traceback)
@@ -342,8 +336,6 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             procs.append(p)
         if gz is not None:
             gz.close_fd()               # (the workers': a worker gone, its pipe ends)
-        if shared is not None:
-            shared.close()              # (the same)
         #: each worker's results not given out yet, in its (key) order: (key, item), or
         #: (key, length) of the bytes it placed in its ring
         queues: list = [[] for _ in range(jobs)]
@@ -413,8 +405,6 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 ring.close()
         if gz is not None:
             gz.close()
-        if shared is not None:
-            shared.close()
     if stats is not None:
         merged = _merged_stats([c for _i, c in sorted(counters)], tables, reasons,
                                min(encaps)[1])
@@ -422,22 +412,6 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             stats[k] = stats.get(k, 0) + v
     if error is not None:
         raise CaptureError(error)
-
-
-#: the share of the work of a ``--jobs`` worker that walks the file for the others (its own
-#: connections), that the walk for them takes (measured on hs-100k: the buckets of its
-#: connections are fewer by that)
-_WALK_SHARE = 1 / 8
-
-
-def _owners(jobs: int, walk: bool) -> bytes:
-    """The part of each bucket of connections: an even split, or (``walk``: worker 0 walks
-    the file for the others) fewer for worker 0."""
-    if not walk:
-        return wire.default_owners(jobs)
-    n = wire.PARTITION_BUCKETS
-    first = max(1, round(n * (1 - (jobs - 1) * _WALK_SHARE) / jobs))
-    return bytes(0 if b < first else 1 + (b - first) % (jobs - 1) for b in range(n))
 
 
 #: how far (in watermark units: 4 per frame) a ``--jobs`` worker may run ahead of the
@@ -552,7 +526,7 @@ def _major(x):
 
 def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress,
             ring: "_Ring | None", inherited: list, inherited_rings: list,
-            gunzipped: list, owners: bytes, shared: "_Shared | None") -> None:
+            gunzipped: list) -> None:
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
     the end.  With a ``ring`` (:class:`_Ring`), the results (bytes) are placed there and
@@ -560,9 +534,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
     parent as ``("fail", traceback)``, a file that cannot be read at all as ``("capture",
     text, empty)`` (``empty``: not a byte came out of it).
     ``gunzipped``: a gzip file's decompression, a pipe per worker (this one's:
-    ``gunzipped[part]``), else empty.  ``owners``: the part of each bucket of connections
-    (:meth:`cext.wire.Engine.decoder`).  ``shared``: a plain capture file's :class:`_Shared`
-    (worker 0 walks it for all), else None."""
+    ``gunzipped[part]``), else empty."""
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
@@ -597,65 +569,45 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
             os.close(fd)
     shown = _Progress(path) if progress and part == 0 else None
     note = _noting(shown) if shown is not None else None
-    buffered: list = []
-    holder: list = []
-    sent = [-1]
-
-    def flush(mark: "int | None" = None) -> None:
-        """Send what is buffered, with the watermark: every key of a later batch has a major
-        of at least 4 x (the last batch's last frame + 1), so everything below that is
-        final.  (Also before this worker waits on another: its watermark is then current.)"""
-        if mark is None:
-            if not holder:
-                return
-            mark = 4 * holder[0].table.frame + 3
-            if not buffered and mark == sent[0]:
-                return
-        items = placed(buffered) if ring is not None else list(buffered)
-        buffered.clear()
-        send(("out", mark, items, _prog(shown)))
-        sent[0] = mark
-
-    role = shared.role(part, flush) if shared is not None else None
     try:
+        buffered: list = []
         counters = error = None
         n = 0
+        holder: list = []
         src = _summaries(path, note, fragments, certs, transform, table, part, jobs, holder,
-                         mine, owners, role)
+                         mine)
         for kind, value in src:
             if kind == "out":
                 items, keys = value
-                buffered.extend(zip(keys, items))
+                buffered += zip(keys, items)
                 n += 1
-                if len(buffered) >= 256 or n % 8 == 0:      # now and then
-                    flush()
+                # a later batch's keys have a major of at least 4 x (this batch's last frame
+                # + 1): everything below that is final.  Send now and then
+                if len(buffered) >= 256 or n % 8 == 0:
+                    if ring is not None:
+                        buffered = placed(buffered)
+                    send(("out", 4 * holder[0].table.frame + 3, buffered, _prog(shown)))
+                    buffered = []
             elif kind == "counters":
                 counters = value
             elif kind == "error":
                 error = str(value)
-        flush(1 << 63)
+        if ring is not None:
+            buffered = placed(buffered)
+        send(("out", 1 << 63, buffered, _prog(shown)))
         send(("done",) + tuple(counters) + (error,))
-    except _Relayed as exc:         # what the worker walking the file told the parent
-        _tell(send, exc.args[0], None)
     except CaptureError as exc:     # the file cannot be read at all (every worker finds so)
-        _tell(send, ("capture", str(exc), exc.empty), role)
+        try:
+            send(("capture", str(exc), exc.empty))
+        except OSError:
+            pass
     except BaseException:           # noqa: B036 -- the parent must hear of any end
-        _tell(send, ("fail", traceback.format_exc()), role)
+        try:
+            send(("fail", traceback.format_exc()))
+        except OSError:             # the parent is gone or gave up: nobody to tell
+            pass
     finally:
         conn.close()
-        if role is not None:
-            role.close()
-
-
-def _tell(send, msg: tuple, role) -> None:
-    """Send the parent ``msg`` (this worker's end), and the workers this one walks the file
-    for, if any (they tell the parent too: whichever it hears first, the same end)."""
-    if role is not None:
-        role.relay(msg)
-    try:
-        send(msg)
-    except OSError:                 # the parent is gone or gave up: nobody to tell
-        pass
 
 
 def _write_all(fd: int, chunks: list) -> None:
@@ -701,17 +653,16 @@ def _batches(s: Summarizer, path: str, walked: "PcapFile | None", cap, progress)
         cap.close()
 
 
-def _open(path: str, fd: "int | None" = None, role=None) -> tuple:
+def _open(path: str, fd: "int | None" = None) -> tuple:
     """``(walked, None, gunzip)`` for a plain classic pcap or pcapng capture (a file, a window
     at a time; a stream or a gzip file's decompression, as it comes), else ``(None,
     FileCapture, gunzip)``; ``gunzip`` is the :class:`sensor.capture.Gunzip` of a gzip file
     (else None), whose :meth:`~sensor.capture.Gunzip.error` is asked once the capture is
     closed.  ``fd``: the gzip file ``path`` decompressed there (a ``--jobs`` worker's; the
-    parent asks).  ``role``: a ``--jobs`` worker's part in a walk shared by all
-    (:meth:`_Shared.role`)."""
+    parent asks)."""
     gz = None
     if fd is None and not is_stream(path):
-        walked = PcapFile.open(path) if role is None else role.open(path)
+        walked = PcapFile.open(path)
         if walked is not None:
             return walked, None, None
         if not _is_gzip_file(path):
@@ -882,16 +833,9 @@ class PcapFile:
         :attr:`_need` of them if the file has them; fewer at its end, or if it was cut short
         since it was opened (``at_eof``: its walk ends there)."""
         length = min(max(self.WINDOW, self._need), self.size - pos)
-        return self._read_into(self._own(length), pos, length)
-
-    def _own(self, length: int) -> memoryview:
-        """This reader's buffer, of at least ``length`` bytes."""
         if self._buffer is None or len(self._buffer) < length:
             self._buffer = bytearray(max(length, self.WINDOW))
-        return memoryview(self._buffer)
-
-    def _read_into(self, view: memoryview, pos: int, length: int) -> tuple:
-        """:meth:`_window`'s result, the bytes read into ``view``."""
+        view = memoryview(self._buffer)
         have = 0
         while have < length:
             try:
@@ -916,291 +860,6 @@ class PcapFile:
 
 
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-
-
-class _Relayed(Exception):
-    """What the worker walking the file for this one told the parent, as its end (a
-    ``--jobs`` worker's message tuple)."""
-
-
-#: a shared walk's windows in shared memory: how many (used in turn), and the size of each (a
-#: larger window is read by each worker itself)
-_SLOTS = 4
-_SLOT = 4 << 20
-
-#: a shared walk's messages to the workers it walks for: kind (:data:`_WINDOW` ...) and the
-#: length of what follows
-_FEED_HEAD = struct.Struct("=BI")
-_WINDOW, _BATCH, _END, _REST, _RELAY = range(5)
-#: a window: its number, its slot (-1: read it yourself), where it starts in the file, length
-_FEED_WINDOW = struct.Struct("=QqQQ")
-#: a batch: its clock and the frame count at its end; the LISTED records follow
-_FEED_BATCH = struct.Struct("=dQ")
-#: the other way: the number of a window a worker is done with
-_FEED_DONE = struct.Struct("=Q")
-
-
-class _Shared:
-    """What the ``--jobs`` workers of a plain capture file share: worker 0 walks the file for
-    all of them.  It reads each window of the file into shared memory (an anonymous mapping
-    made before the workers are forked: :data:`_SLOTS` windows, used in turn), walks its
-    records, keeps its own connections' frames and lists each other worker's (their place
-    in the window, time and number: :data:`cext.wire.LISTED`); after each batch it sends
-    each of them its list, the batch's clock and frame count, down a pipe.  They decode only
-    their frames, from the same memory, and tell it (a pipe back) which windows they are done
-    with, before it reads another into the same slot.  So the file is read and walked once,
-    not once per worker, and every table still has the clock and the order keys of one
-    reading every frame.
-
-    A window too large for a slot is read by each worker itself (it is told where); a record
-    libpcap reads differently ends the shared walk, and each worker goes on through libpcap
-    from that batch, keeping its share (as when nothing is shared).  Before a worker waits
-    on another (a full pipe, a slot not free yet, no batch yet) it sends the parent what it
-    has, with its watermark: the parent, which does not read a worker far ahead of the
-    slowest, then never waits on one that waits on it."""
-
-    def __init__(self, jobs: int) -> None:
-        self.map = mmap.mmap(-1, _SLOTS * _SLOT)
-        self.feeds: list = []           # worker 0 -> worker p (p - 1): read, write
-        self.backs: list = []           # worker p -> worker 0: read, write
-        try:
-            for _ in range(jobs - 1):
-                self.feeds.append(os.pipe())
-                self.backs.append(os.pipe())
-                try:
-                    fcntl.fcntl(self.feeds[-1][1], _F_SETPIPE_SZ, 1 << 20)
-                except OSError:         # (a limit on pipe sizes: the default then)
-                    pass
-        except OSError:
-            self.close()
-            raise
-
-    def role(self, part: int, flush) -> "_Role":
-        """Worker ``part``'s side (the other workers' pipe ends closed here, in it); ``flush``
-        sends the parent what it has."""
-        if part == 0:
-            keep = [w for _r, w in self.feeds] + [r for r, _w in self.backs]
-            role = _Walker(self, [w for _r, w in self.feeds], [r for r, _w in self.backs],
-                           flush)
-        else:
-            keep = [self.feeds[part - 1][0], self.backs[part - 1][1]]
-            role = _Fed(self, self.feeds[part - 1][0], self.backs[part - 1][1], flush)
-        for pair in self.feeds + self.backs:
-            for fd in pair:
-                if fd not in keep:
-                    os.close(fd)
-        self.feeds = self.backs = []
-        return role
-
-    def close(self) -> None:
-        """The parent's: its copies of the pipes closed (once the workers have theirs)."""
-        for pair in self.feeds + self.backs:
-            for fd in pair:
-                os.close(fd)
-        self.feeds = self.backs = []
-
-    def slot(self, k: int, length: int) -> memoryview:
-        return memoryview(self.map)[k * _SLOT:k * _SLOT + length]
-
-
-class _Role:
-    def __init__(self, shared: _Shared, flush) -> None:
-        self.shared = shared
-        self.flush = flush
-        self.fds: list = []
-
-    def relay(self, msg: tuple) -> None:
-        pass
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
-
-
-class _Walker(_Role):
-    """Worker 0 of a :class:`_Shared` walk."""
-
-    def __init__(self, shared: _Shared, feeds: list, backs: list, flush) -> None:
-        super().__init__(shared, flush)
-        self.feeds, self.backs = feeds, backs
-        self.fds = feeds + backs
-        for fd in feeds:
-            os.set_blocking(fd, False)  # (a full pipe: flush, then wait)
-        self.done = [-1] * len(backs)   # the last window each is done with
-        self._back = [b""] * len(backs)
-
-    def open(self, path: str) -> "PcapFile | None":
-        walked = _WalkedFile.open(path)
-        if walked is not None:
-            walked.role = self
-        return walked
-
-    def send(self, kind: int, payload: bytes, to: "int | None" = None) -> None:
-        data = _FEED_HEAD.pack(kind, len(payload)) + payload
-        for i, fd in enumerate(self.feeds):
-            if to is None or to == i:
-                self._write(fd, data)
-
-    def _write(self, fd: int, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(fd, view):]
-            except BlockingIOError:
-                self.flush()
-                select.select([], [fd], [])
-
-    def wait_done(self, window: int) -> None:
-        """Until every worker is done with ``window`` (and the ones before it)."""
-        for i, fd in enumerate(self.backs):
-            while self.done[i] < window:
-                if not select.select([fd], [], [], 0)[0]:
-                    self.flush()
-                data = os.read(fd, 4096)
-                if not data:
-                    raise RuntimeError("a --jobs worker walked for ended early")
-                data = self._back[i] + data
-                whole = len(data) - len(data) % _FEED_DONE.size
-                for k in range(0, whole, _FEED_DONE.size):
-                    self.done[i] = _FEED_DONE.unpack_from(data, k)[0]
-                self._back[i] = data[whole:]
-
-    def relay(self, msg: tuple) -> None:
-        try:
-            self.send(_RELAY, pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
-        except OSError:
-            pass
-
-
-class _WalkedFile(PcapFile):
-    """The file a :class:`_Walker` reads and walks for every worker."""
-
-    role: _Walker
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        self._windows = 0
-
-    def batches(self, s: Summarizer):
-        dec = s.decoder
-        dec.list_others(True)
-        parts = len(self.role.feeds)
-        try:
-            for done in super().batches(s):
-                yield done
-                for p in range(parts):      # (after the parent has this batch's watermark)
-                    self.role.send(_BATCH, _FEED_BATCH.pack(dec.batch_max_ts, dec.frames)
-                                   + dec.take_listed(p + 1), p)
-        except CaptureError as exc:
-            self.role.send(_END, str(exc).encode())
-            raise
-        finally:
-            dec.list_others(False)
-        if self.complete:
-            self.role.send(_END, b"")
-        else:
-            self.role.send(_REST, _FEED_DONE.pack(self._batches))
-
-    def _window(self, pos: int) -> tuple:
-        n = self._windows
-        self._windows += 1
-        length = min(max(self.WINDOW, self._need), self.size - pos)
-        if length > _SLOT:
-            slot = -1
-            data, base, have, at_eof = super()._window(pos)
-        else:
-            slot = n % _SLOTS
-            if n >= _SLOTS:
-                self.role.wait_done(n - _SLOTS)
-            data, base, have, at_eof = self._read_into(self.role.shared.slot(slot, length),
-                                                       pos, length)
-        self.role.send(_WINDOW, _FEED_WINDOW.pack(n, slot, pos, have))
-        return data, base, have, at_eof
-
-
-class _Fed(_Role):
-    """Worker p > 0 of a :class:`_Shared` walk."""
-
-    def __init__(self, shared: _Shared, feed: int, back: int, flush) -> None:
-        super().__init__(shared, flush)
-        self.feed, self.back = feed, back
-        self.fds = [feed, back]
-        self._buf = bytearray()
-
-    def open(self, path: str) -> "PcapFile | None":
-        walked = _FedFile.open(path)
-        if walked is not None:
-            walked.role = self
-        return walked
-
-    def read(self) -> tuple:
-        """The next message: ``(kind, payload)``."""
-        head = self._exactly(_FEED_HEAD.size)
-        kind, n = _FEED_HEAD.unpack(head)
-        return kind, self._exactly(n)
-
-    def _exactly(self, n: int) -> bytes:
-        buf = self._buf
-        while len(buf) < n:
-            if not select.select([self.feed], [], [], 0)[0]:
-                self.flush()                # (nothing yet: the parent gets what there is)
-            more = os.read(self.feed, 1 << 20)
-            if not more:
-                raise RuntimeError("the --jobs worker walking the file ended without a word")
-            buf += more
-        out = bytes(buf[:n])
-        del buf[:n]
-        return out
-
-    def done_with(self, window: int) -> None:
-        try:
-            os.write(self.back, _FEED_DONE.pack(window))
-        except BrokenPipeError:     # (the walk is over: nobody waits for it)
-            pass
-
-
-class _FedFile(PcapFile):
-    """The file a :class:`_Fed` worker decodes its frames of, as another walks it."""
-
-    role: _Fed
-
-    def batches(self, s: Summarizer):
-        dec = s.decoder
-        window, data = -1, None
-        try:
-            while True:
-                kind, payload = self.role.read()
-                if kind == _BATCH:
-                    clock, frames = _FEED_BATCH.unpack_from(payload)
-                    dec.begin_listed(data, memoryview(payload)[_FEED_BATCH.size:], clock,
-                                     frames)
-                    done = s.feed_decoded()
-                    self._batches += 1
-                    yield done
-                    continue
-                if window >= 0:
-                    self.role.done_with(window)
-                    data = None
-                if kind == _WINDOW:
-                    window, slot, pos, length = _FEED_WINDOW.unpack(payload)
-                    if slot >= 0:
-                        data = self.role.shared.slot(slot, length)
-                    else:
-                        data = self._read_into(self._own(length), pos, length)[0]
-                elif kind == _END:
-                    if payload:
-                        raise CaptureError(payload.decode())
-                    self.complete = True
-                    return
-                elif kind == _REST:
-                    self._batches = _FEED_DONE.unpack(payload)[0]
-                    return
-                else:                       # _RELAY
-                    raise _Relayed(pickle.loads(payload))
-        finally:
-            if window >= 0 and data is not None:
-                self.role.done_with(window)
 
 
 class PcapStream(PcapFile):

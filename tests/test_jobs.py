@@ -5,7 +5,6 @@ same CaptureError after the same connections); a worker's failure is an error, n
 an output that cannot take more is one line from the CLI, as with one worker."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import resource
 import signal
@@ -21,8 +20,6 @@ import pytest
 from sensor import pipeline
 from sensor.capture import CaptureError
 from sensor.pipeline import WorkerError, summarize_paths
-from cext._wire_py import PARTITION_BUCKETS, _fnv1a
-from tests.support.pcapng import block, classic_records, idb, packet_blocks, to_pcapng
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gateway-failures.pcap"
@@ -219,21 +216,8 @@ def quiet_and_busy(tmp_path_factory) -> Path:
     return path
 
 
-#: the bare ACKs' connection of ``quiet_and_busy``, as the decoder keys it
-ACKS_KEY = bytes([10, 1, 9, 9, 0xC3, 0x50, 10, 2, 0, 9, 0x20, 0xFB])
-
-
-@pytest.mark.parametrize("acks", [0, 1])
 @pytest.mark.parametrize("jobs", [2, 3])
-def test_a_worker_ends_its_batches_at_the_frames_clock(tiny_bounds, quiet_and_busy, monkeypatch,
-                                                       jobs, acks):
-    # the ACKs in the worker that walks the file (the others are told its clock), or in one
-    # walked for (the walker's clock is of every frame); every other connection elsewhere
-    bucket = _fnv1a(ACKS_KEY) & (PARTITION_BUCKETS - 1)
-    others = [p for p in range(jobs) if p != acks]
-    owners = bytes(acks if b == bucket else others[b % len(others)]
-                   for b in range(PARTITION_BUCKETS))
-    monkeypatch.setattr(pipeline, "_owners", lambda jobs, walk: owners)
+def test_a_worker_ends_its_batches_at_the_frames_clock(tiny_bounds, quiet_and_busy, jobs):
     one = list(summarize_paths([str(quiet_and_busy)], transform=_ending))
     assert [outcome for _c, outcome in one] == ["closed"] * 8 + ["reset"] * 8
     assert list(summarize_paths([str(quiet_and_busy)], jobs=jobs, transform=_ending)) == one
@@ -348,109 +332,3 @@ def test_a_file_that_is_no_capture_is_one_line_with_jobs(command):
     assert "not a pcap or pcapng file" in two.stderr
     assert two.returncode == one.returncode == 2
     assert (two.stdout, two.stderr) == (one.stdout, one.stderr)
-
-
-# -- the shared walk: worker 0 reads and walks a plain capture file for all ---------------------
-
-LONG = ROOT / "tests" / "data" / "scenarios-tls13" / "mixed_long.pcap"     # 13,798 packets
-
-
-def _walks() -> dict:
-    """mixed_long as it is, as pcapng, and as pcapng the walk leaves to libpcap midway, with
-    a batch that needs a window larger than a shared slot, and cut short in a packet."""
-    ng = to_pcapng(LONG.read_bytes(), extra_every=500)
-    at = packet_blocks(ng)
-    lt, _snap, _recs = classic_records(LONG.read_bytes())
-    return {
-        "classic": LONG.read_bytes(),
-        "pcapng": ng,
-        "interface_mid_file": ng[:at[6000]] + idb(lt) + ng[at[6000]:],
-        "big_block": ng[:at[2000]] + block(0xBAD, bytes(5 << 20)) + ng[at[2000]:],
-        "cut": ng[:at[8 * 1024 + 305] + 100],
-    }
-
-
-WALKS = _walks()
-
-
-def _summarized(path: str, jobs: int) -> tuple:
-    stats: dict = {}
-    out: list = []
-    try:
-        for item in summarize_paths([path], stats=stats, jobs=jobs, transform=_line):
-            out.append(item)
-        error = None
-    except CaptureError as exc:
-        error = str(exc)
-    return out, stats, error
-
-
-@pytest.mark.parametrize("jobs", [2, 3])
-@pytest.mark.parametrize("name", sorted(WALKS))
-def test_a_shared_walk_gives_what_one_worker_gives(tiny_bounds, tmp_path, monkeypatch, name,
-                                                   jobs):
-    # windows of 64 KB (each of the 4 shared slots is reused hundreds of times, the walker
-    # waits for them), batches of 8 frames, a worker 2 batches ahead left to wait: the same
-    # connections in the same order, the same counters, the same error; the workers walked
-    # for did decode their frames from the shared windows (and read the one larger than a
-    # slot themselves)
-    monkeypatch.setattr(pipeline.PcapFile, "WINDOW", 1 << 16)
-    spy = tmp_path / "spy"
-    fed_batches, read_into = pipeline._FedFile.batches, pipeline._FedFile._read_into
-
-    def note(what: bytes) -> None:
-        fd = os.open(spy, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        os.write(fd, what)
-        os.close(fd)
-
-    def batches(self, s):
-        for done in fed_batches(self, s):
-            note(b"b")
-            yield done
-
-    def own(self, view, pos, length):
-        note(b"o")
-        return read_into(self, view, pos, length)
-    monkeypatch.setattr(pipeline._FedFile, "batches", batches)
-    monkeypatch.setattr(pipeline._FedFile, "_read_into", own)
-    path = tmp_path / ("capture.pcapng" if name != "classic" else "capture.pcap")
-    path.write_bytes(WALKS[name])
-    one = _summarized(str(path), 1)
-    assert not spy.exists()
-    many = _summarized(str(path), jobs)
-    assert many == one
-    assert len(one[0]) > 100
-    assert (one[2] is not None) == (name == "cut")
-    seen = spy.read_bytes()
-    assert seen.count(b"b") > 100
-    assert (b"o" in seen) == (name == "big_block")
-
-
-def _in_worker(n: int):
-    def transform(summary, certs):
-        if multiprocessing.current_process().name == "tlsdiag-job-%d" % n:
-            if n == 0:
-                raise ValueError("boom in the walker")
-            os.kill(os.getpid(), signal.SIGKILL)
-        return summary["id"]
-    return transform
-
-
-@pytest.mark.parametrize("n, message", [(0, "boom in the walker|walker"),
-                                        (1, "ended without its result|ended early|Broken")])
-def test_the_walker_or_a_worker_walked_for_failing_is_an_error_not_a_hang(n, message):
-    t0 = time.monotonic()
-    with pytest.raises(WorkerError, match=message):
-        list(summarize_paths([str(LONG)], jobs=2, transform=_in_worker(n)))
-    assert time.monotonic() - t0 < 5
-
-
-def test_the_walker_killed_is_an_error_not_a_hang():
-    def transform(summary, certs):
-        if multiprocessing.current_process().name == "tlsdiag-job-0":
-            os.kill(os.getpid(), signal.SIGKILL)
-        return summary["id"]
-    t0 = time.monotonic()
-    with pytest.raises(WorkerError):
-        list(summarize_paths([str(LONG)], jobs=3, transform=transform))
-    assert time.monotonic() - t0 < 5
