@@ -15,13 +15,13 @@ record above the file's snap length is walked: cut to it, as libpcap cuts it.)
 from __future__ import annotations
 
 import bisect
+import ctypes
+import errno
 import fcntl
-import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
-import struct
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -210,9 +210,8 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
     with one -- as long as the flow table does not overflow (``max_flows``, ``max_done``:
     then each worker evicts among its own connections).  With ``output`` (a file
     descriptor, the caller's own buffered writes flushed) and ``jobs`` > 1, ``transform``
-    returns bytes, which the workers place in shared memory and which are written from there
-    to ``output`` in order: nothing is yielded for them (their bytes are not copied into
-    this process).
+    returns bytes, which the workers spool and which are copied to ``output`` in order:
+    nothing is yielded for them (the results do not pass through this process).
 
     Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
     yielding every connection that could be read from it.
@@ -305,24 +304,26 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     is full.) Each sends its results in order with their order keys and a watermark; what every
     worker's watermark has passed is merged here and given out.  A worker more than :data:`_LAG`
     frames ahead of the slowest is not read until that one catches up: its pipe fills and it
-    waits, so what is held here (and in the rings) stays bounded.
+    waits, so what is held here (and spooled) stays bounded.
 
-    With ``output`` (a file descriptor), each worker places its ``transform`` results (bytes)
-    in a :class:`_Ring` of its own and sends only their lengths; what is released is written
-    to ``output`` from there, in order (``writev``), and the worker is told how far.
-    Otherwise the results travel pickled and are yielded."""
+    With ``output`` (a file descriptor), each worker writes its ``transform`` results (bytes)
+    to a spool of its own (a memfd) and sends only their lengths; the released span of each
+    spool is read here in one call and written to ``output`` in order (``writev``), then
+    freed (punched out of the spool).  Otherwise the results travel pickled and are
+    yielded."""
     ctx = multiprocessing.get_context("fork")
-    conns, procs, rings = [], [], []
+    conns, procs, spools = [], [], []
     finished = False
     # a gzip file is decompressed once, here, into a pipe per worker
     gz = Gunzip(path, jobs) if _is_gzip_file(path) else None
     try:
         for part in range(jobs):
-            rings.append(_Ring(_RING) if output is not None else None)
+            spool = os.memfd_create("tlsdiag-job-%d" % part) if output is not None else None
+            spools.append(spool)
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, jobs, fragments, certs, transform, table,
-                                  progress is not None, rings[-1], list(conns), rings[:-1],
+                                  progress is not None, spool, list(conns), list(spools[:-1]),
                                   gz.fds if gz is not None else []))
             try:
                 p.start()
@@ -337,10 +338,11 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         if gz is not None:
             gz.close_fd()               # (the workers': a worker gone, its pipe ends)
         #: each worker's results not given out yet, in its (key) order: (key, item), or
-        #: (key, length) of the bytes it placed in its ring
+        #: (key, length) of the bytes it spooled
         queues: list = [[] for _ in range(jobs)]
         upto = [-1] * jobs                  # each worker's watermark
-        told = [0] * jobs                   # how far each worker was told its ring is free
+        copied = [0] * jobs                 # spool bytes given out
+        punched = [0] * jobs                # ... and how many of them are freed
         counters, tables, reasons, encaps = [], [], [], []
         error = None
         shown = _Progress(path)
@@ -364,14 +366,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                         progress(shown)
                     low = min(upto)
                     if low > was:
-                        yield from _release(queues, low, output, rings)
-                    ring = rings[i]
-                    if ring is not None and ring.freed > told[i] and mark < 1 << 63:
-                        told[i] = ring.freed
-                        try:                # (it reads these before it sends: never a pile)
-                            c.send_bytes(_FREED.pack(ring.freed))
-                        except OSError:     # (it has sent all and ended: nothing to tell)
-                            pass
+                        yield from _release(queues, low, output, spools, copied, punched)
+                elif kind == "oserror":             # writing its spool failed
+                    raise OSError(msg[1], msg[2])
                 elif kind == "capture":             # not a capture it can read
                     # (nothing came out of a gzip file: its error says why, if it has one)
                     raise CaptureError((gz.error() if gz is not None and msg[2] else None)
@@ -387,7 +384,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     open_.discard(i)
                 else:                               # "fail": the others may wait on it
                     raise WorkerError("--jobs worker %d failed on %s:\n%s" % (i, path, msg[1]))
-        yield from _release(queues, 1 << 63, output, rings)
+        yield from _release(queues, 1 << 63, output, spools, copied, punched)
         finished = True
         if gz is not None:                  # (a gzip file's own error is why it ended)
             error = gz.error() or error
@@ -400,9 +397,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             if p.is_alive():
                 p.kill()
             p.join()
-        for ring in rings:
-            if ring is not None:
-                ring.close()
+        for fd in spools:
+            if fd is not None:
+                os.close(fd)
         if gz is not None:
             gz.close()
     if stats is not None:
@@ -426,9 +423,9 @@ def _readable(open_: set, upto: list) -> list:
     return [i for i in sorted(open_) if upto[i] - low <= _LAG]
 
 
-def _release(queues: list, low: int, output, rings: list):
+def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):
     """Give out every queued result with a key below the watermark ``low``, in key order:
-    yield them, or (``output``) write them there from the workers' rings."""
+    yield them, or (``output``) copy their spooled bytes there."""
     parts = []
     for i, q in enumerate(queues):
         n = bisect.bisect_left(q, (low,), key=_major)
@@ -445,65 +442,61 @@ def _release(queues: list, low: int, output, rings: list):
             for _key, item in sorted([x for _i, q in parts for x in q], key=_first):
                 yield item
         return
-    tagged = []
+    views, tagged = {}, []
     for i, q in parts:
-        ring = rings[i]
-        for key, item in q:
-            if type(item) is int:   # (its length: the bytes are in the ring)
-                at, ring.head = ring.place(item)
-                item = ring.view[at:at + item]
-            tagged.append((key, item))
+        n = sum([length for _key, length in q])
+        views[i] = memoryview(_pread_all(spools[i], n, copied[i]))
+        copied[i] += n
+        at = 0
+        for key, length in q:
+            tagged.append((key, i, at, length))
+            at += length
     if len(parts) > 1:
         tagged.sort(key=_first)
-    chunks = [item for _key, item in tagged]
+    chunks = [views[i][at:at + n] for _key, i, at, n in tagged]
     for j in range(0, len(chunks), _IOV_MAX):
         _write_all(output, chunks[j:j + _IOV_MAX])
     for i, _q in parts:
-        rings[i].freed = rings[i].head
+        upto = copied[i] - copied[i] % _PUNCH
+        if upto > punched[i]:
+            _punch_hole(spools[i], punched[i], upto - punched[i])
+            punched[i] = upto
+
+
+def _pread_all(fd: int, n: int, at: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:                  # (one call on a memfd, for a span under 2 GB)
+        more = os.pread(fd, n - got, at + got)
+        if not more:
+            raise OSError(errno.EIO, "short read from a --jobs spool")
+        chunks.append(more)
+        got += len(more)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 #: iovecs per ``writev`` (Linux's IOV_MAX)
 _IOV_MAX = 1024
 
-#: the bytes of each ``--jobs`` worker's :class:`_Ring`
-_RING = 16 << 20
-
-#: the parent's message to a worker: how far its ring is free (bytes placed and written)
-_FREED = struct.Struct("<Q")
+#: the spool bytes freed at a time (a multiple of the page size)
+_PUNCH = 1 << 20
 
 
-class _Ring:
-    """Shared memory (an anonymous mapping made before the worker is forked) in which a
-    ``--jobs`` worker places its results (bytes) for the parent to write out, used in a
-    circle: each result after the last one, or from the start if it would run past the end.
-    The parent, given the lengths in the same order, places them the same way and writes them
-    from there; it tells the worker how far the ring is free again.  A result that does not
-    fit in what the worker knows to be free travels in its message instead: the worker never
-    waits for the parent (nor the parent for it), and its bytes are copied once, into the
-    ring, on their way to the output."""
+def _punch_hole(fd: int, at: int, n: int) -> None:
+    if _fallocate is not None:
+        _fallocate(fd, 3, at, n)    # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; best effort
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.map = mmap.mmap(-1, size)      # (MAP_SHARED | MAP_ANONYMOUS)
-        self.view = memoryview(self.map)
-        #: bytes placed so far (with the ends skipped at each turn), on this side
-        self.head = 0
-        #: bytes written out (free again), as far as this side knows
-        self.freed = 0
 
-    def place(self, n: int) -> tuple:
-        """``(position, head after)`` of ``n`` bytes placed next."""
-        at = self.head % self.size
-        if at + n > self.size:                  # (to the start: the end is skipped)
-            return 0, self.head + self.size - at + n
-        return at, self.head + n
+def _libc_fallocate():
+    try:
+        f = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):       # not glibc / not Linux: spools are not freed
+        return None
+    f.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    f.restype = ctypes.c_int
+    return f
 
-    def close(self) -> None:
-        try:
-            self.view.release()
-            self.map.close()
-        except BufferError:     # (a view of it still held, by an error's traceback: the
-            pass                # mapping goes with the last one)
+
+_fallocate = _libc_fallocate()
 
 
 class WorkerError(RuntimeError):
@@ -525,42 +518,34 @@ def _major(x):
 
 
 def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress,
-            ring: "_Ring | None", inherited: list, inherited_rings: list,
-            gunzipped: list) -> None:
+            spool, inherited: list, inherited_fds: list, gunzipped: list) -> None:
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
-    the end.  With a ``ring`` (:class:`_Ring`), the results (bytes) are placed there and
-    only their lengths sent (those that do not fit, themselves).  Any exception goes to the
-    parent as ``("fail", traceback)``, a file that cannot be read at all as ``("capture",
-    text, empty)`` (``empty``: not a byte came out of it).
+    the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
+    lengths sent.  Any exception goes to the parent as ``("fail", traceback)``, a failed
+    write to the spool as ``("oserror", errno, text)``, a file that cannot be read at all as
+    ``("capture", text, empty)`` (``empty``: not a byte came out of it).
     ``gunzipped``: a gzip file's decompression, a pipe per worker (this one's:
     ``gunzipped[part]``), else empty."""
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
-    def placed(pairs: list) -> list:
-        while conn.poll():                      # how far the parent has written
-            ring.freed = _FREED.unpack(conn.recv_bytes())[0]
-        out = []
-        view, size = ring.view, ring.size
-        for k, item in pairs:
-            n = len(item)
-            at, head = ring.place(n)
-            if head - ring.freed > size:        # not free (yet): sent as it is
-                out.append((k, item))
-                continue
-            view[at:at + n] = item
-            ring.head = head
-            out.append((k, n))
-        return out
+    def spooled(pairs: list) -> list:
+        items = [item for _k, item in pairs]
+        try:
+            for i in range(0, len(items), _IOV_MAX):    # no joined copy
+                _write_all(spool, items[i:i + _IOV_MAX])
+        except OSError as exc:      # (a file size limit): as if writing the output failed
+            raise _SpoolError(exc.errno, exc.strerror) from None
+        return [(k, len(item)) for k, item in pairs]
 
     # the parent's ends of the workers forked before this one: held here, they would keep
     # those workers from seeing the parent close them
     for c in inherited:
         c.close()
-    for r in inherited_rings:
-        if r is not None:
-            r.close()
+    for fd in inherited_fds:
+        if fd is not None:
+            os.close(fd)
     mine = None
     for i, fd in enumerate(gunzipped):  # (the others': held here, a pipe would never end)
         if i == part:
@@ -584,18 +569,23 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
                 # a later batch's keys have a major of at least 4 x (this batch's last frame
                 # + 1): everything below that is final.  Send now and then
                 if len(buffered) >= 256 or n % 8 == 0:
-                    if ring is not None:
-                        buffered = placed(buffered)
+                    if spool is not None:
+                        buffered = spooled(buffered)
                     send(("out", 4 * holder[0].table.frame + 3, buffered, _prog(shown)))
                     buffered = []
             elif kind == "counters":
                 counters = value
             elif kind == "error":
                 error = str(value)
-        if ring is not None:
-            buffered = placed(buffered)
+        if spool is not None:
+            buffered = spooled(buffered)
         send(("out", 1 << 63, buffered, _prog(shown)))
         send(("done",) + tuple(counters) + (error,))
+    except _SpoolError as exc:
+        try:
+            send(("oserror", exc.errno, exc.strerror))
+        except OSError:
+            pass
     except CaptureError as exc:     # the file cannot be read at all (every worker finds so)
         try:
             send(("capture", str(exc), exc.empty))
@@ -608,6 +598,11 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
             pass
     finally:
         conn.close()
+
+
+class _SpoolError(OSError):
+    """Writing a ``--jobs`` worker's results to its spool failed (the parent raises it as
+    the output's error)."""
 
 
 def _write_all(fd: int, chunks: list) -> None:

@@ -287,24 +287,6 @@ def test_each_output_same_bytes_with_every_wait(tiny_bounds, tmp_path, kind):
     assert _write_to(kind, tmp_path / "out", paths, 3) == b"before\n" + one + b"after\n"
 
 
-def test_rings_that_turn_and_overflow_give_the_same_bytes(tiny_bounds, tmp_path, monkeypatch):
-    # each worker's results go through a ring of shared memory; in a ring of 700 bytes most
-    # lines wrap to its start and some find it full (the parent waits on a slower worker),
-    # and travel in their message instead: the same bytes, in the same order
-    monkeypatch.setattr(pipeline, "_RING", 700)
-    seen = set()
-    release = pipeline._release
-
-    def spy(queues, low, output, rings):
-        seen.update(type(item) for q in queues for _key, item in q)
-        return release(queues, low, output, rings)
-    monkeypatch.setattr(pipeline, "_release", spy)
-    paths = [str(p) for p in (EXAMPLE, *CAPTURES)]
-    one = b"".join(summarize_paths(paths, transform=_jsonl))
-    assert _write_to("file", tmp_path / "out", paths, 2) == b"before\n" + one + b"after\n"
-    assert seen == {int, bytes}        # (placed in a ring, and sent as they are)
-
-
 @pytest.mark.parametrize("jobs", ["1", "2"])
 @pytest.mark.parametrize("out", ["/dev/full", "limited"])
 def test_an_output_that_cannot_take_more_is_one_line(tmp_path, jobs, out):
