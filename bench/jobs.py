@@ -21,7 +21,7 @@ The 100k handshake-only corpus is ``../shared/bench/make_corpus.py``'s, as ``ben
 makes it (``$WORK/hs-100k.pcap``).
 
 The host's two vCPUs are not always two cores' worth (a shared machine): each round also times
-a CPU-bound spin alone and two at once (``--spin``, on by default), and the table says per
+a CPU-bound spin alone and two at once (``--spin``, on by default; ``bench/jobs_bound.py``'s), and the table says per
 revision the median of the rounds' own ``--jobs 1`` / ``--jobs N`` ratios -- all rounds, and the
 rounds in which two spins at once took at most x1.10 the time of one (the host gave two
 cores).  Only the first is the issue's figure; the second says what the design does when the
@@ -33,13 +33,15 @@ import argparse
 import filecmp
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import jobs_bound  # noqa: E402  (bench/jobs_bound.py: the spin, commands timed at once)
 import run as bench_run  # noqa: E402  (bench/run.py: the launcher and the snapshots)
+
+#: two spins at once taking at most this times one: the host gave the round two cores
+TWO_CORES = 1.10
 
 
 def main() -> int:
@@ -55,8 +57,9 @@ def main() -> int:
                          "where there is a /dev/shm, else WORK/out): a file system in memory, "
                          "so that no run waits on a disk -- on this host a run writing its "
                          "229 MB to the disk took up to 11.9 s of wall time for 4.3 s of CPU")
-    ap.add_argument("--spin", type=float, default=0.6,
-                    help="seconds of the per-round spin (one, then two at once); 0: none")
+    ap.add_argument("--spin", type=int, default=10_000_000,
+                    help="loop count of the per-round spin (one, then two at once; "
+                         "bench/jobs_bound.py's); 0: none")
     a = ap.parse_args()
     for pcap in a.pcap:
         if not os.path.isfile(pcap):
@@ -113,10 +116,10 @@ def main() -> int:
             base / statistics.median(walls)))
     if len(jobs) > 1:
         print()
-        two = [r for r, f in enumerate(spins) if f <= 1.10]
+        two = [r for r, f in enumerate(spins) if f <= TWO_CORES]
         if spins:
-            print("host: two spins at once x%.2f of one (median); %d of %d rounds at most x1.10"
-                  % (statistics.median(spins), len(two), len(spins)))
+            print("host: two spins at once x%.2f of one (median); %d of %d rounds at most x%.2f"
+                  % (statistics.median(spins), len(two), len(spins), TWO_CORES))
         for pcap in a.pcap:
             for rev in snaps:
                 for j in jobs[1:]:
@@ -131,19 +134,11 @@ def main() -> int:
     return 0
 
 
-SPIN = "import time\nt = time.process_time() + %f\nwhile time.process_time() < t: pass\n"
-
-
-def _spin_factor(seconds: float) -> float:
+def _spin_factor(loops: int) -> float:
     """How much longer two CPU-bound spins take at once than one alone."""
-    def timed(n: int) -> float:
-        t = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-c", SPIN % seconds]) for _ in range(n)]
-        for p in procs:
-            p.wait()
-        return time.perf_counter() - t
-    one = timed(1)
-    return timed(2) / one
+    spin = [sys.executable, "-c", jobs_bound.SPIN % loops]
+    one = jobs_bound.timed([spin])
+    return jobs_bound.timed([spin, spin]) / one
 
 
 if __name__ == "__main__":
