@@ -21,8 +21,8 @@ The 100k handshake-only corpus is ``../shared/bench/make_corpus.py``'s, as ``ben
 makes it (``$WORK/hs-100k.pcap``).
 
 The host's two vCPUs are not always two cores' worth (a shared machine): each round also times
-a CPU-bound spin alone and two at once (``--spin``, on by default; ``bench/jobs_bound.py``'s), and the table says per
-revision the median of the rounds' own ``--jobs 1`` / ``--jobs N`` ratios -- all rounds, and the
+a CPU-bound spin alone and two at once (``--spin``, on by default; ``bench/jobs_bound.py``'s),
+and the table says per revision the median of the rounds' own ``--jobs 1`` / ``--jobs N`` ratios -- all rounds, and the
 rounds in which two spins at once took at most x1.10 the time of one (the host gave two
 cores).  Only the first is the issue's figure; the second says what the design does when the
 machine is not the limit.
@@ -127,9 +127,11 @@ def main() -> int:
                                                                     runs[(pcap, rev, j)])]
                     line = "%s %s --jobs %d: each round's --jobs %d / --jobs %d, median x%.2f" % (
                         os.path.basename(pcap), rev, j, jobs[0], j, statistics.median(ratios))
-                    if spins:
-                        line += ("; in the rounds the host gave two cores x%.2f" % statistics.median(
-                            [ratios[r] for r in two]) if two else "; no round had two cores")
+                    if spins and two:
+                        line += "; in the rounds the host gave two cores x%.2f" % (
+                            statistics.median([ratios[r] for r in two]))
+                    elif spins:
+                        line += "; no round had two cores"
                     print(line)
     return 0
 
