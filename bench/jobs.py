@@ -24,8 +24,8 @@ The host's two vCPUs are not always two cores' worth (a shared machine): each ro
 a CPU-bound spin alone and two at once (``--spin``, on by default; ``bench/jobs_bound.py``'s),
 and the table says per revision the median of the rounds' own ``--jobs 1`` / ``--jobs N``
 ratios -- all rounds, and the rounds in which two spins at once took at most x1.10 the time
-of one (the host gave two cores).  Only the first is the issue's figure; the second says what the design does when the
-machine is not the limit.
+of one (the host gave two cores).  Only the first is the issue's figure; the second says what
+the design does when the machine is not the limit.
 """
 from __future__ import annotations
 
