@@ -146,6 +146,16 @@ class Stats:
                 "not_judged": dict(self.not_judged), "failures_by_cause": dict(self.failures_by_cause),
                 "warnings_by_cause": dict(self.warnings_by_cause), "bad_input": self.bad_input}
 
+    def add(self, other: Stats) -> None:
+        """Add ``other``'s counts (a ``--jobs`` worker's) to these."""
+        self.summaries += other.summaries
+        self.established += other.established
+        self.failed += other.failed
+        self.bad_input += other.bad_input
+        self.not_judged.update(other.not_judged)
+        self.failures_by_cause.update(other.failures_by_cause)
+        self.warnings_by_cause.update(other.warnings_by_cause)
+
 
 class Engine:
     def __init__(self, config: DiagnoseConfig | None = None) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .certs import CertInfo, ChainReport
 
@@ -92,6 +92,19 @@ class ChainMemory:
 
     def __len__(self) -> int:
         return len(self._m)
+
+    def entries(self, servers: Callable[[str], bool]) -> list[tuple[Key, _Server]]:
+        """The (server, SNI) entries of the servers ``servers`` says yes to, least recently used first (what
+        a ``--jobs`` worker hands back: see :meth:`adopt`)."""
+        return [(key, srv) for key, srv in self._m.items() if servers(key[0])]
+
+    def adopt(self, entries: Iterable[tuple[Key, _Server]]) -> None:
+        """Hold exactly ``entries`` (least recently used first), the oldest beyond the bound dropped."""
+        m: OrderedDict[Key, _Server] = OrderedDict(entries)
+        while len(m) > self.max_servers:
+            m.popitem(last=False)
+            self.evicted += 1
+        self._m = m
 
     def __iter__(self) -> Iterator[tuple[Key, list[SeenChain]]]:
         return iter([(k, list(v.chains.values())) for k, v in self._m.items()])

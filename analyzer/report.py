@@ -81,6 +81,23 @@ class Group:
             self.names[name] += 1
         self.confidence[str(d.get("confidence"))] += 1
 
+    def merge(self, other: Group) -> None:
+        """Add the later diagnoses ``other`` counted (of the same key): as if they had been added here
+        (the clients and names each counted, up to :data:`MAX_COUNTED` of them, are those of the first
+        diagnoses that named them)."""
+        self.count += other.count
+        if self.example is None:
+            self.example = other.example
+        for t in (other.first, other.last):
+            if t != "?":
+                self.first = t if self.first == "?" else min(self.first, t)
+                self.last = t if self.last == "?" else max(self.last, t)
+        for mine, theirs in ((self.clients, other.clients), (self.names, other.names)):
+            for k, n in theirs.items():
+                if k in mine or len(mine) < MAX_COUNTED:
+                    mine[k] += n
+        self.confidence.update(other.confidence)
+
 
 class Grouper:
     """Streaming aggregation for the report: feed diagnoses, render once."""
@@ -105,6 +122,17 @@ class Grouper:
             self.failures += 1
         else:
             self.warnings += 1
+
+    def merge(self, other: Grouper) -> None:
+        """Add what ``other`` grouped of later diagnoses (a ``--jobs`` worker's: those of its servers)."""
+        for key, g in other.groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                self.groups[key] = g
+            else:
+                mine.merge(g)
+        self.failures += other.failures
+        self.warnings += other.warnings
 
     def sorted(self) -> list[Group]:
         """Failures first, then warnings; within each, one block per server (and direction) -- the servers with

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
+import heapq
 import json
 import logging
 import os
@@ -18,6 +20,7 @@ from typing import IO, Iterator, Sequence
 
 from analyzer.config import ConfigError, build_config
 from analyzer.engine import Engine
+from analyzer.parallel import JobsError, fold_windows
 from analyzer.profiles import ProfileError
 from analyzer.report import Grouper, render, want_colour
 from sensor.capture import CaptureError
@@ -48,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colour the text report (auto: on a terminal unless NO_COLOR is set)")
     p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
-                   help="summarize each capture's connections in N worker processes (same "
-                        "output; the diagnosis itself runs in one process; default 1)")
+                   help="summarize each capture's connections in N worker processes, then "
+                        "diagnose them in N, split by server (same output; default 1)")
     return p
 
 
@@ -141,6 +144,33 @@ def _notes(engine: Engine, counts: Counter[str] | None = None) -> list[str]:
     return notes
 
 
+class _Report:
+    """What the report makes of the diagnoses of one window -- of one ``--jobs`` worker's servers, made
+    there (the JSON lines, the groups of the text report): the failures counted, the warnings dropped
+    without ``warnings``."""
+
+    def __init__(self, jsonl: bool, warnings: bool) -> None:
+        self.jsonl = jsonl
+        self.warnings = warnings
+        self.failures = 0
+        self.lines: list[tuple[int, str]] = []      # (position, JSON line), in order
+        self.grouper = Grouper()
+
+    def add(self, position: int, d: dict[str, object]) -> None:
+        if d.get("severity") == "failure":
+            self.failures += 1
+        elif not self.warnings:
+            return
+        if self.jsonl:
+            self.lines.append((position, json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n"))
+        else:
+            self.grouper.add(d)
+
+
+def _first(x):
+    return x[0]
+
+
 def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
     started = common.start("diagnose", build_parser(), list(argv), stderr)
     if isinstance(started, int):
@@ -175,16 +205,17 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
     n_failures = 0
     counts: Counter[str] = Counter()
     inputs = iter_inputs([p for p in a.files if p not in missing], errors, counts, a.jobs)
-    for chunk in engine.diagnose_windows(inputs):
-        for d in chunk:
-            if d.get("severity") == "failure":
-                n_failures += 1
-            elif not values["warnings"]:
-                continue
-            if a.format == "jsonl":
-                stdout.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n")
-            else:
-                grouper.add(d)
+    jsonl = a.format == "jsonl"
+    try:
+        for folds in fold_windows(engine, inputs, a.jobs, functools.partial(_Report, jsonl, values["warnings"])):
+            for f in folds:
+                n_failures += f.failures
+                grouper.merge(f.grouper)
+            if jsonl:
+                stdout.writelines(line for _k, line in heapq.merge(*[f.lines for f in folds], key=_first))
+    except JobsError as exc:
+        stderr.write(f"tlsdiag diagnose: error: {exc}\n")
+        return ERROR
     if a.format == "text":
         colour = a.color == "always" or (a.color == "auto" and want_colour(stdout))
         stdout.write(render(grouper, engine.stats.as_dict(), colour=colour, notes=_notes(engine, counts)))
