@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """``--jobs N`` against one worker, and one revision against another (issue 14).
 
-Interleaved rounds of ``python -m tlsdiag summarize PCAP --format jsonl --jobs J`` for every
-J of ``--jobs`` and every revision of ``--rev`` (each a frozen ``git archive`` copy built in
+Interleaved rounds of ``python -m tlsdiag summarize PCAP --format jsonl --jobs J`` (or
+``diagnose``: ``--command``) for every J of ``--jobs`` and every revision of ``--rev`` (each a frozen ``git archive`` copy built in
 place, as ``bench/run.py --snapshot``), order rotated each round, every run timed by
 ``rusage_exec`` (wall, CPU and max RSS of the process tree).  Every run's output must be
 byte-identical to the first run's: a difference stops the bench.  Prints the medians and
@@ -11,6 +11,7 @@ before and after (the machine is shared: read the CPU column when the load is hi
 
     python3 bench/jobs.py /tmp/tlsbench/hs-100k.pcap --jobs 1,2 --rounds 5
     python3 bench/jobs.py PCAP --jobs 1,2 --rev d015d6a,HEAD --rounds 5
+    python3 bench/jobs.py PCAP --jobs 1,2 --command diagnose --rounds 3
 
 Several captures are timed in the same rounds -- the same traffic in other formats (``editcap
 -F pcapng``), whose output must be the same bytes too:
@@ -50,6 +51,9 @@ def main() -> int:
     ap.add_argument("--jobs", default="1,2", help="comma-separated worker counts (default 1,2)")
     ap.add_argument("--rev", default="HEAD", help="comma-separated git revisions (default HEAD)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--command", choices=("summarize", "diagnose"), default="summarize",
+                    help="what is timed: summarize --format jsonl (default), or diagnose --format "
+                         "jsonl (exit status 1 -- failures diagnosed -- is a success here)")
     ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "tlsbench"))
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", default=None,
@@ -83,10 +87,10 @@ def main() -> int:
             env.pop("TLSDIAG_NO_EXTENSIONS", None)
             what = "%s %s --jobs %d" % (os.path.basename(pcap), rev, j)
             out = os.path.join(outdir, "jobs-%d.jsonl" % cases.index((pcap, rev, j)))
-            res = bench_run.run_timed(launcher, [sys.executable, "-m", "tlsdiag", "summarize",
+            res = bench_run.run_timed(launcher, [sys.executable, "-m", "tlsdiag", a.command,
                                                  pcap, "--format", "jsonl", "--jobs", str(j)],
                                       env, out, out + ".err", a.timeout)
-            if res["rc"] != 0:
+            if res["rc"] not in ((0, 1) if a.command == "diagnose" else (0,)):
                 sys.exit("bench: %s failed (rc %s): %s" % (what, res["rc"], res["summary"]))
             if first is None:
                 first = out + ".first"
