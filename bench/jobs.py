@@ -6,9 +6,9 @@ Interleaved rounds of ``python -m tlsdiag summarize PCAP --format jsonl --jobs J
 a frozen ``git archive`` copy built in place, as ``bench/run.py --snapshot``), order rotated
 each round, every run timed by ``rusage_exec`` (wall, CPU and max RSS of the process tree).
 Every run's output must be byte-identical to the first run's: a difference stops the bench.
-Prints the medians and
-the speed-up of each J against ``--jobs 1`` of the same revision, with the load average
-before and after (the machine is shared: read the CPU column when the load is high).
+Prints the medians and the speed-up of each J against ``--jobs 1`` of the same revision, with
+the load average before and after (the machine is shared: read the CPU column when the load
+is high).
 
     python3 bench/jobs.py /tmp/tlsbench/hs-100k.pcap --jobs 1,2 --rounds 5
     python3 bench/jobs.py PCAP --jobs 1,2 --rev d015d6a,HEAD --rounds 5
