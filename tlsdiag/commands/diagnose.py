@@ -147,11 +147,13 @@ def _notes(engine: Engine, counts: Counter[str] | None = None) -> list[str]:
 class _Report:
     """What the report makes of the diagnoses of one window -- of one ``--jobs`` worker's servers, made
     there (the JSON lines, the groups of the text report): the failures counted, the warnings dropped
-    without ``warnings``."""
+    without ``warnings``.  With ``out`` (one process), the JSON lines are written there at once, not
+    held."""
 
-    def __init__(self, jsonl: bool, warnings: bool) -> None:
+    def __init__(self, jsonl: bool, warnings: bool, out: IO[str] | None = None) -> None:
         self.jsonl = jsonl
         self.warnings = warnings
+        self.out = out
         self.failures = 0
         self.lines: list[tuple[int, str]] = []      # (position, JSON line), in order
         self.grouper = Grouper()
@@ -162,7 +164,11 @@ class _Report:
         elif not self.warnings:
             return
         if self.jsonl:
-            self.lines.append((position, json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n"))
+            line = json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n"
+            if self.out is not None:
+                self.out.write(line)
+            else:
+                self.lines.append((position, line))
         else:
             self.grouper.add(d)
 
@@ -207,7 +213,8 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
     inputs = iter_inputs([p for p in a.files if p not in missing], errors, counts, a.jobs)
     jsonl = a.format == "jsonl"
     try:
-        for folds in fold_windows(engine, inputs, a.jobs, functools.partial(_Report, jsonl, values["warnings"])):
+        make = functools.partial(_Report, jsonl, values["warnings"], stdout if a.jobs <= 1 else None)
+        for folds in fold_windows(engine, inputs, a.jobs, make):
             for f in folds:
                 n_failures += f.failures
                 grouper.merge(f.grouper)
