@@ -13,7 +13,7 @@ import gc
 import itertools
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import certs
@@ -147,14 +147,13 @@ class Stats:
                 "warnings_by_cause": dict(self.warnings_by_cause), "bad_input": self.bad_input}
 
     def add(self, other: Stats) -> None:
-        """Add ``other``'s counts (a ``--jobs`` worker's) to these."""
-        self.summaries += other.summaries
-        self.established += other.established
-        self.failed += other.failed
-        self.bad_input += other.bad_input
-        self.not_judged.update(other.not_judged)
-        self.failures_by_cause.update(other.failures_by_cause)
-        self.warnings_by_cause.update(other.warnings_by_cause)
+        """Add ``other``'s counts (a ``--jobs`` worker's) to these, field by field."""
+        for f in fields(self):
+            mine = getattr(self, f.name)
+            if isinstance(mine, Counter):
+                mine.update(getattr(other, f.name))
+            else:
+                setattr(self, f.name, mine + getattr(other, f.name))
 
 
 class Engine:
