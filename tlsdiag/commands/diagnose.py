@@ -145,10 +145,10 @@ def _notes(engine: Engine, counts: Counter[str] | None = None) -> list[str]:
 
 
 class _Report:
-    """What the report makes of the diagnoses of one window -- of one ``--jobs`` worker's servers, made
-    there (the JSON lines, the groups of the text report): the failures counted, the warnings dropped
-    without ``warnings``.  With ``out`` (one process), the JSON lines are written there at once, not
-    held."""
+    """What the report makes of diagnoses (the JSON lines, the groups of the text report): the failures
+    counted, the warnings dropped without ``warnings``.  The command's own one writes the JSON lines to
+    ``out`` at once; a ``--jobs`` worker's (no ``out``) holds them with their positions, and the
+    command's takes them in (:meth:`absorb`)."""
 
     def __init__(self, jsonl: bool, warnings: bool, out: IO[str] | None = None) -> None:
         self.jsonl = jsonl
@@ -157,6 +157,15 @@ class _Report:
         self.failures = 0
         self.lines: list[tuple[int, str]] = []      # (position, JSON line), in order
         self.grouper = Grouper()
+
+    def absorb(self, folds: list[_Report]) -> None:
+        """Take in the workers' reports of one window: their lines written in input order, their
+        groups merged."""
+        for f in folds:
+            self.failures += f.failures
+            self.grouper.merge(f.grouper)
+        if self.jsonl and self.out is not None:
+            self.out.writelines(line for _k, line in heapq.merge(*[f.lines for f in folds], key=_first))
 
     def add(self, position: int, d: dict[str, object]) -> None:
         if d.get("severity") == "failure":
@@ -207,25 +216,23 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
     # found no cycle); tuned as summarize is, 3.0-3.2 s
     tune_gc_for_batch()
     tune_malloc_for_batch()
-    grouper = Grouper()
-    n_failures = 0
     counts: Counter[str] = Counter()
     inputs = iter_inputs([p for p in a.files if p not in missing], errors, counts, a.jobs)
     jsonl = a.format == "jsonl"
+    report = _Report(jsonl, values["warnings"], stdout)
     try:
-        make = functools.partial(_Report, jsonl, values["warnings"], stdout if a.jobs <= 1 else None)
-        for folds in fold_windows(engine, inputs, a.jobs, make):
-            for f in folds:
-                n_failures += f.failures
-                grouper.merge(f.grouper)
-            if jsonl:
-                stdout.writelines(line for _k, line in heapq.merge(*[f.lines for f in folds], key=_first))
+        if a.jobs <= 1:     # (one process: every diagnosis straight into the command's report)
+            for _folds in fold_windows(engine, inputs, 1, lambda: report):
+                pass
+        else:
+            for folds in fold_windows(engine, inputs, a.jobs, functools.partial(_Report, jsonl, values["warnings"])):
+                report.absorb(folds)
     except JobsError as exc:
         stderr.write(f"tlsdiag diagnose: error: {exc}\n")
         return ERROR
     if a.format == "text":
         colour = a.color == "always" or (a.color == "auto" and want_colour(stdout))
-        stdout.write(render(grouper, engine.stats.as_dict(), colour=colour, notes=_notes(engine, counts)))
+        stdout.write(render(report.grouper, engine.stats.as_dict(), colour=colour, notes=_notes(engine, counts)))
     elif counts["without_certificate_bytes"] and engine.config.truststores:
         stderr.write(f"tlsdiag diagnose: note: {_bytes_note(counts['without_certificate_bytes'])}\n")
     if a.profiles_save:
@@ -237,7 +244,7 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         stderr.write(f"tlsdiag diagnose: {msg}\n")
     if errors:
         return ERROR
-    return FAILURES if n_failures else SUCCESS
+    return FAILURES if report.failures else SUCCESS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
