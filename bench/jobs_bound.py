@@ -30,8 +30,8 @@ from tlsdiag.commands.summarize import _jsonl_line, tune_gc_for_batch, tune_mall
 tune_gc_for_batch()
 tune_malloc_for_batch()
 part, nparts = int(sys.argv[2]), int(sys.argv[3])
-for kind, value in pipeline._summaries(sys.argv[1], None, True, False, _jsonl_line, {}, part,
-                                       nparts):
+for kind, value in pipeline._summaries(sys.argv[1], None, True, False, _jsonl_line, {},
+                                       pipeline.shares(nparts)[part] if nparts > 1 else None):
     pass
 """
 

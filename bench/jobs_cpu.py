@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Where a ``summarize --jobs N`` run spends its CPU (issue 14): each worker's user and system
-time and wall (``getrusage`` in the worker, printed as it ends), then the whole run's wall and
-the parent's own CPU against its children's.  One run; the output goes to a file in memory.
+"""Where a ``summarize --jobs N`` run spends its CPU (issue 14): each forked worker's user and
+system time and wall (``getrusage`` in the worker, printed as it ends), then the whole run's
+wall and the parent's own CPU (worker 0's share, start-up and the merge: ``summarize`` does
+worker 0's share itself) against its children's.  One run; the output goes to a file in
+memory.
 
     python3 bench/jobs_cpu.py /tmp/tlsbench/hs-100k.pcap --jobs 2
 

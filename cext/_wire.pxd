@@ -55,7 +55,7 @@ cdef class PacketDecoder:
     cdef public dict flows
     cdef public dict skip
     cdef long long c[N_COUNTERS]
-    cdef public int part, nparts
+    cdef public int share_lo, share_hi   # --jobs: the share of the key hashes kept
     # the segment next() produced
     cdef public double ts
     cdef public bytes key

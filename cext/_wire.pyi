@@ -11,6 +11,7 @@ Segment = tuple[float, bytes, bool, int, int, bytes, bool]
 
 COUNTER_NAMES: tuple[str, ...]
 GLOBAL_COUNTERS: tuple[int, ...]
+SHARE_SPACE: int
 MAX_RECORD: int
 HRR_RANDOM: bytes
 LINKTYPES: frozenset[int]
@@ -34,8 +35,8 @@ class PacketDecoder:
     linktype: int
     flows: dict[bytes, Any]
     skip: dict[bytes, Skip]
-    part: int
-    nparts: int
+    share_lo: int
+    share_hi: int
     ts: float
     key: bytes
     payload: bytes
@@ -47,8 +48,8 @@ class PacketDecoder:
     batch_max_ts: float
     frames: int
     encap: Decapsulator         # issue 15: tunnels (cext/_encap_py.py)
-    def __init__(self, linktype: int, flows: dict, skip: dict, part: int = 0,
-                 nparts: int = 1) -> None: ...
+    def __init__(self, linktype: int, flows: dict, skip: dict, share_lo: int = 0,
+                 share_hi: int = ...) -> None: ...
     @property
     def counters(self) -> list[int]: ...
     @property

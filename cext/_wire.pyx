@@ -28,14 +28,14 @@ from libc.string cimport memchr, memcmp, memcpy, memset
 
 from .errors import error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
-                       MAX_SNAPLEN, NG_MAX_BLOCK, NG_MAX_IFACES, counters_as_stats)
+                       MAX_SNAPLEN, NG_MAX_BLOCK, NG_MAX_IFACES, SHARE_SPACE, counters_as_stats)
 from ._wire_py import connection_id as _connection_id_py
 from ._wire_py import endpoint_text as _endpoint_text_py
 
 __all__ = [
     "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
-    "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
+    "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD", "SHARE_SPACE",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
     "kafka_partition",
 ]
@@ -134,12 +134,13 @@ cdef enum:
 cdef class PacketDecoder:
     """See ``cext._wire_py.PacketDecoder``."""
 
-    def __init__(self, int linktype, dict flows, dict skip, int part=0, int nparts=1):
+    def __init__(self, int linktype, dict flows, dict skip, int share_lo=0,
+                 int share_hi=SHARE_SPACE):
         self.linktype = linktype
         self.flows = flows
         self.skip = skip
-        self.part = part
-        self.nparts = nparts
+        self.share_lo = share_lo
+        self.share_hi = share_hi
         self.payload = b""
         self.key = b""
         self._mode = SRC_NONE
@@ -559,7 +560,7 @@ cdef class PacketDecoder:
         cdef uint32_t h = 2166136261u       # FNV-1a: the --jobs partition and the slot
         for k in range(klen):
             h = (h ^ raw[k]) * 16777619u
-        if self.nparts > 1 and <int>(h % <uint32_t>self.nparts) != self.part:
+        if <int>(h >> 16) < self.share_lo or <int>(h >> 16) >= self.share_hi:
             return False                    # (--jobs: another worker's connection)
         cdef uint32_t seq = _u32(f + p + 4)
         cdef object obj

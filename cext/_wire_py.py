@@ -27,7 +27,7 @@ from .errors import E_VECTOR_OVERRUN, error
 __all__ = [
     "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
-    "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD",
+    "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD", "SHARE_SPACE",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
     "kafka_partition",
 ]
@@ -83,6 +83,9 @@ C_TRUNC_LATE = len(COUNTER_NAMES)
 #: the counters every --jobs worker counts for every frame (the others, for its connections)
 GLOBAL_COUNTERS = (C_PACKETS, C_BYTES, C_NOT_IP, C_NOT_TCP, C_FRAG, C_MAL3, C_MAL4, C_TRUNC,
                    C_LINKTYPE)
+#: what a --jobs split divides: the top 16 bits of a connection key's FNV-1a (a decoder's
+#: share is a range of them)
+SHARE_SPACE = 1 << 16
 
 
 def counters_as_stats(counters: list) -> dict:
@@ -151,17 +154,19 @@ class PacketDecoder:
     canonical endpoint pair ``lo_ip lo_port hi_ip hi_port`` (12 bytes IPv4, 36 bytes IPv6,
     endpoints ordered bytewise), ``from_lo`` says the sender is the ``lo`` endpoint.
 
-    With ``nparts`` > 1 (``--jobs``) the decoder keeps only the connections whose key hashes
-    to ``part``; the frames of the others are counted in :data:`GLOBAL_COUNTERS` only.
+    With a share of the hashes narrower than ``[0, SHARE_SPACE)`` (``--jobs``) the decoder
+    keeps only the connections whose key's hash (the top 16 bits of its FNV-1a) falls in
+    ``[share_lo, share_hi)``; the frames of the others are counted in
+    :data:`GLOBAL_COUNTERS` only.
     """
 
-    def __init__(self, linktype: int, flows: dict, skip: dict, part: int = 0,
-                 nparts: int = 1) -> None:
+    def __init__(self, linktype: int, flows: dict, skip: dict, share_lo: int = 0,
+                 share_hi: int = SHARE_SPACE) -> None:
         self.linktype = linktype
         self.flows = flows
         self.skip = skip
-        self.part = part
-        self.nparts = nparts
+        self.share_lo = share_lo
+        self.share_hi = share_hi
         self.counters = [0] * (len(COUNTER_NAMES) + 1)
         self.ts = 0.0
         self.key = b""
@@ -534,8 +539,8 @@ class PacketDecoder:
         else:
             key = b + a
             from_lo = False
-        if self.nparts > 1 and _fnv1a(key) % self.nparts != self.part:
-            return False
+        if not self.share_lo <= _fnv1a(key) >> 16 < self.share_hi:
+            return False                    # (--jobs: another worker's connection)
         # --- early drop: one look-up of the key -----------------------------------------
         flows = self.flows
         entry = flows.get(key, _ABSENT)

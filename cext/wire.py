@@ -63,11 +63,14 @@ class Engine(NamedTuple):
         """A flow table of this build: ``flows.FlowTable(self, **limits)``."""
         return self.flows.FlowTable(self, **limits)
 
-    def decoder(self, linktype: int, table, part: int = 0, nparts: int = 1):
+    def decoder(self, linktype: int, table, share: "tuple[int, int] | None" = None):
         """A packet decoder of this build for ``table`` (it reads the table's flow and skip
-        dicts, so it drops finished and skipped flows' packets in C); with ``nparts`` > 1, of
-        the connections whose key hashes to ``part`` only (``--jobs``)."""
-        return self.wire.PacketDecoder(linktype, table.flows, table.skip, part, nparts)
+        dicts, so it drops finished and skipped flows' packets in C); with a ``share``
+        ``(lo, hi)`` of ``[0, SHARE_SPACE)``, of the connections whose key hashes there only
+        (``--jobs``)."""
+        if share is None:
+            return self.wire.PacketDecoder(linktype, table.flows, table.skip)
+        return self.wire.PacketDecoder(linktype, table.flows, table.skip, *share)
 
 
 def engine(implementation: str) -> Engine:

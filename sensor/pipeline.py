@@ -101,8 +101,8 @@ class Summarizer:
     (output for ``orjson.dumps`` only).
 
     ``engine`` is the core to run (:data:`cext.wire.ENGINE`, the selected build, by default).
-    ``part`` of ``nparts`` reads only that share of the connections (``--jobs``; the keys of
-    :attr:`table` then order its outputs among the others').
+    ``share`` ``(lo, hi)`` reads only the connections whose key hashes there (``--jobs``,
+    :func:`shares`; the keys of :attr:`table` then order its outputs among the others').
     """
 
     #: distinct client offers whose names the renderer keeps (a client stack sends one)
@@ -110,7 +110,7 @@ class Summarizer:
 
     def __init__(self, linktype: int, certs: CertificateCache | None = None,
                  json: bool = False, fragments: bool = False, engine: wire.Engine | None = None,
-                 part: int = 0, nparts: int = 1, **table) -> None:
+                 share: "tuple[int, int] | None" = None, **table) -> None:
         engine = wire.ENGINE if engine is None else engine
         self._render = engine.render.summary_to_json
         #: the renderer's names of the client offers of this traffic (for orjson only:
@@ -120,8 +120,8 @@ class Summarizer:
             names = _serialized(names)
         self.offer_names = lru_cache(maxsize=self.OFFER_MEMO)(names)
         self.table = engine.flow_table(**table)
-        self.decoder = engine.decoder(linktype, self.table, part, nparts)
-        if nparts > 1:
+        self.decoder = engine.decoder(linktype, self.table, share)
+        if share is not None:
             self.table.ordered()
         self.certs = certs if certs is not None else CertificateCache()
         if json:
@@ -210,8 +210,9 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
     with one -- as long as the flow table does not overflow (``max_flows``, ``max_done``:
     then each worker evicts among its own connections).  With ``output`` (a file
     descriptor, the caller's own buffered writes flushed) and ``jobs`` > 1, ``transform``
-    returns bytes, which the workers spool and which are copied to ``output`` in order:
-    nothing is yielded for them (the results do not pass through this process).
+    returns bytes, and this process is worker 0 (with a smaller share: it also merges): the
+    others spool theirs, copied to ``output`` in order with its own; nothing is yielded (the
+    others' results do not pass through Python here).
 
     Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
     yielding every connection that could be read from it.
@@ -232,7 +233,7 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
 
 
 def _summaries(path: str, progress, fragments: bool, certs: bool, transform, table: dict,
-               part: int = 0, nparts: int = 1, holder: list | None = None,
+               share: "tuple[int, int] | None" = None, holder: list | None = None,
                fd: "int | None" = None):
     """One file's ``("out", (items, keys))`` per batch, then ``("stats", dict)`` (and
     ``("counters", (decoder counters, table stats, reasons, tunnel stats))``), then ``("error",
@@ -242,7 +243,7 @@ def _summaries(path: str, progress, fragments: bool, certs: bool, transform, tab
     try:
         if linktype not in wire.LINKTYPES:
             raise CaptureError(unsupported_linktype(path, linktype))
-        s = Summarizer(linktype, json=True, fragments=fragments, part=part, nparts=nparts,
+        s = Summarizer(linktype, json=True, fragments=fragments, share=share,
                        **table)
         keys = s.table
         if holder is not None:
@@ -306,24 +307,36 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     frames ahead of the slowest is not read until that one catches up: its pipe fills and it
     waits, so what is held here (and spooled) stays bounded.
 
-    With ``output`` (a file descriptor), each worker writes its ``transform`` results (bytes)
-    to a spool of its own (a memfd) and sends only their lengths; the released span of each
-    spool is read here in one call and written to ``output`` in order (``writev``), then
-    freed (punched out of the spool).  Otherwise the results travel pickled and are
-    yielded."""
+    With ``output`` (a file descriptor), this process is worker 0 itself (``jobs`` - 1 are
+    forked): between its batches it reads the others' messages, and it waits on them only
+    when it is :data:`_LAG` ahead.  Each forked worker writes its ``transform`` results
+    (bytes) to a spool of its own (a memfd) and sends only their lengths; the released span of
+    each spool is read here in one call and written to ``output`` in order with this
+    process's own results (``writev``), then freed (punched out of the spool).  So on two
+    cores there are two processes, and only the others' share of the output is copied
+    through a spool.  Otherwise (the results are yielded, and the caller has its own work
+    between them) all ``jobs`` are forked and their results travel pickled."""
     ctx = multiprocessing.get_context("fork")
-    conns, procs, spools = [], [], []
-    finished = False
+    first = 1 if output is not None else 0      # parts below it: this process's own
+    # (index i: part i; this process's own part has no pipe, process or spool)
+    conns: list = [None] * first
+    procs: list = [None] * first
+    spools: list = [None] * first
+    finished = started = False
+    own = own_fd = None
     # a gzip file is decompressed once, here, into a pipe per worker
     gz = Gunzip(path, jobs) if _is_gzip_file(path) else None
     try:
-        for part in range(jobs):
+        split = shares(jobs, first > 0)
+        for part in range(first, jobs):
             spool = os.memfd_create("tlsdiag-job-%d" % part) if output is not None else None
             spools.append(spool)
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
-                            args=(theirs, path, part, jobs, fragments, certs, transform, table,
-                                  progress is not None, spool, list(conns), list(spools[:-1]),
+                            args=(theirs, path, part, split[part], fragments, certs, transform,
+                                  table,
+                                  progress is not None and part == 0, spool,
+                                  conns[first:], spools[first:-1],
                                   gz.fds if gz is not None else []))
             try:
                 p.start()
@@ -336,20 +349,58 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             conns.append(mine)
             procs.append(p)
         if gz is not None:
+            if first:
+                own_fd = gz.fds.pop(0)  # (this process's pipe; the workers closed theirs)
             gz.close_fd()               # (the workers': a worker gone, its pipe ends)
-        #: each worker's results not given out yet, in its (key) order: (key, item), or
-        #: (key, length) of the bytes it spooled
+        holder: list = []
+        if first:
+            own = _summaries(path, progress, fragments, certs, transform, table, split[0],
+                             holder, own_fd)
+        #: each part's results not given out yet, in its (key) order: (key, item), or
+        #: (key, length) of the bytes a worker spooled
         queues: list = [[] for _ in range(jobs)]
-        upto = [-1] * jobs                  # each worker's watermark
+        upto = [-1] * jobs                  # each part's watermark
         copied = [0] * jobs                 # spool bytes given out
         punched = [0] * jobs                # ... and how many of them are freed
         counters, tables, reasons, encaps = [], [], [], []
         error = None
         shown = _Progress(path)
-        open_ = set(range(jobs))
-        while open_:
+        open_ = set(range(first, jobs))
+        mine = first > 0                    # this process's own part not done yet
+        released = steps = 0
+        while mine or open_:
+            ahead = mine and upto[0] - min(upto) <= _LAG
+            if ahead:                       # a batch of this process's own part
+                started = True              # (its capture has taken own_fd)
+                try:
+                    kind, value = next(own)
+                except StopIteration:
+                    kind = "end"
+                except CaptureError as exc:     # not a capture it can read (as a worker)
+                    raise CaptureError((gz.error() if gz is not None and exc.empty else None)
+                                       or str(exc)) from None
+                if kind == "out":
+                    items, keys = value
+                    queues[0] += zip(keys, items)
+                    upto[0] = 4 * holder[0].table.frame + 3
+                elif kind == "counters":
+                    c_counters, c_stats, c_reasons, c_encap = value
+                    counters.append((0, c_counters))
+                    encaps.append((0, c_encap))
+                    tables.append(c_stats)
+                    reasons.append(c_reasons)
+                elif kind == "error":
+                    error = error or str(value)
+                elif kind == "end":
+                    upto[0] = 1 << 63
+                    mine = ahead = False
+            # the others' messages: looked for every few batches, waited for only when this
+            # process may not go on
+            steps += 1
+            if ahead and steps % _LOOK:
+                continue
             ready = [conns[i] for i in _readable(open_, upto)]
-            for c in multiprocessing.connection.wait(ready):
+            for c in multiprocessing.connection.wait(ready, 0 if ahead else None):
                 i = conns.index(c)
                 try:
                     msg = pickle.loads(c.recv_bytes())
@@ -360,13 +411,10 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 if kind == "out":
                     _, mark, items, prog = msg
                     queues[i] += items
-                    was, upto[i] = min(upto), mark
+                    upto[i] = mark
                     if prog is not None and progress is not None:
                         shown.size, shown.bytes_read, shown.packets = prog
                         progress(shown)
-                    low = min(upto)
-                    if low > was:
-                        yield from _release(queues, low, output, spools, copied, punched)
                 elif kind == "oserror":             # writing its spool failed
                     raise OSError(msg[1], msg[2])
                 elif kind == "capture":             # not a capture it can read
@@ -384,14 +432,25 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     open_.discard(i)
                 else:                               # "fail": the others may wait on it
                     raise WorkerError("--jobs worker %d failed on %s:\n%s" % (i, path, msg[1]))
+            low = min(upto)
+            if low > released:
+                released = low
+                yield from _release(queues, low, output, spools, copied, punched)
         yield from _release(queues, 1 << 63, output, spools, copied, punched)
         finished = True
         if gz is not None:                  # (a gzip file's own error is why it ended)
             error = gz.error() or error
     finally:
+        if own is not None:
+            own.close()         # (its capture, and with it own_fd, closed)
+        if own_fd is not None and not started:
+            os.close(own_fd)
         for c in conns:
-            c.close()           # a worker blocked on its pipe gets EOF/EPIPE and ends
+            if c is not None:
+                c.close()       # a worker blocked on its pipe gets EOF/EPIPE and ends
         for p in procs:         # (after "done" a worker only exits; else no need to wait)
+            if p is None:
+                continue
             if finished:
                 p.join(timeout=5)
             if p.is_alive():
@@ -411,6 +470,33 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         raise CaptureError(error)
 
 
+#: the share of the connections that worker 0 leaves to the others when it is this process
+#: and also writes everyone's output (``summarize``): of the whole, taken from it and spread
+#: over the others.  On hs-100k the merge costs this process ~0.2 s of a ~1.5 s share.
+MERGE_SHARE = 0.06
+
+
+def shares(jobs: int, merging: bool = False) -> list:
+    """Each of ``jobs`` parts' range ``(lo, hi)`` of :data:`cext.wire.SHARE_SPACE` (the key
+    hashes it keeps): equal, or (``merging``: part 0 is the process that also merges) part
+    0's smaller by :data:`MERGE_SHARE` of the whole, the others larger by their part of it
+    (none below nothing)."""
+    space = wire.SHARE_SPACE
+    if jobs == 1:
+        return [(0, space)]
+    first = 1.0 / jobs
+    if merging:
+        first = max(0.0, (1.0 + MERGE_SHARE) / jobs - MERGE_SHARE)
+    cuts = [0] + [round(space * (first + (1.0 - first) * k / (jobs - 1)))
+                  for k in range(jobs - 1)] + [space]
+    return list(zip(cuts, cuts[1:]))
+
+
+#: this process's own batches between two looks at the other workers' messages (a look
+#: costs a ``select``; a worker sends every 8 of its batches)
+_LOOK = 8
+
+
 #: how far (in watermark units: 4 per frame) a ``--jobs`` worker may run ahead of the
 #: slowest before it is left to wait: 64 batches
 _LAG = 4 * 64 * BATCH
@@ -425,7 +511,8 @@ def _readable(open_: set, upto: list) -> list:
 
 def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):
     """Give out every queued result with a key below the watermark ``low``, in key order:
-    yield them, or (``output``) copy their spooled bytes there."""
+    yield them, or (``output``) write them there -- a spooled part's bytes read from its
+    spool, this process's own (no spool) as they are."""
     parts = []
     for i, q in enumerate(queues):
         n = bisect.bisect_left(q, (low,), key=_major)
@@ -442,21 +529,29 @@ def _release(queues: list, low: int, output, spools: list, copied: list, punched
             for _key, item in sorted([x for _i, q in parts for x in q], key=_first):
                 yield item
         return
-    views, tagged = {}, []
-    for i, q in parts:
-        n = sum([length for _key, length in q])
-        views[i] = memoryview(_pread_all(spools[i], n, copied[i]))
-        copied[i] += n
-        at = 0
-        for key, length in q:
-            tagged.append((key, i, at, length))
-            at += length
-    if len(parts) > 1:
-        tagged.sort(key=_first)
-    chunks = [views[i][at:at + n] for _key, i, at, n in tagged]
+    if len(parts) == 1 and spools[parts[0][0]] is None:
+        tagged = parts[0][1]
+    else:
+        tagged = []
+        for i, q in parts:
+            if spools[i] is None:
+                tagged += q
+                continue
+            n = sum([length for _key, length in q])
+            view = memoryview(_pread_all(spools[i], n, copied[i]))
+            copied[i] += n
+            at = 0
+            for key, length in q:
+                tagged.append((key, view[at:at + length]))
+                at += length
+        if len(parts) > 1:
+            tagged.sort(key=_first)
+    chunks = [chunk for _key, chunk in tagged]
     for j in range(0, len(chunks), _IOV_MAX):
         _write_all(output, chunks[j:j + _IOV_MAX])
     for i, _q in parts:
+        if spools[i] is None:
+            continue
         upto = copied[i] - copied[i] % _PUNCH
         if upto > punched[i]:
             _punch_hole(spools[i], punched[i], upto - punched[i])
@@ -517,7 +612,7 @@ def _major(x):
     return (x[0][0],)
 
 
-def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress,
+def _worker(conn, path, part, share, fragments, certs, transform, table, progress,
             spool, inherited: list, inherited_fds: list, gunzipped: list) -> None:
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
@@ -559,7 +654,7 @@ def _worker(conn, path, part, jobs, fragments, certs, transform, table, progress
         counters = error = None
         n = 0
         holder: list = []
-        src = _summaries(path, note, fragments, certs, transform, table, part, jobs, holder,
+        src = _summaries(path, note, fragments, certs, transform, table, share, holder,
                          mine)
         for kind, value in src:
             if kind == "out":

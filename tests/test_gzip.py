@@ -13,6 +13,7 @@ import pytest
 
 from sensor import capture
 from sensor.capture import CaptureError, FileCapture
+from sensor.pipeline import summarize_paths
 from tests.support.fifo import read_capture
 from tests.support.pcapng import to_pcapng
 
@@ -132,6 +133,39 @@ def test_jobs_decompress_once_and_give_what_one_gives(tmp_path, forks, name):
     assert len(forks) == 3 and _reaped(forks)
 
 
+@pytest.mark.parametrize("name", ["whole", "cut", "text"])
+def test_jobs_writing_decompress_once_and_write_what_one_gives(tmp_path, forks, name):
+    # summarize's path: this process reads a share itself, from its own pipe
+    data = {"whole": GZ, "cut": GZ[:len(GZ) // 2],
+            "text": gzip.compress(b"GET / HTTP/1.1\r\n" * 100)}[name]
+    path = tmp_path / "capture.pcap.gz"
+    path.write_bytes(data)
+    got = []
+    for jobs in (1, 2):
+        del forks[:]
+        out = tmp_path / ("out-%d" % jobs)
+        with open(out, "wb") as f:
+            try:
+                for line in summarize_paths([str(path)], jobs=jobs, transform=_line,
+                                            output=f.fileno()):
+                    f.write(line)
+                error = None
+            except CaptureError as exc:
+                error = str(exc).replace(str(path), "X")
+        got.append((out.read_bytes(), error))
+        # one decompressing child, and for --jobs 2 one worker (a cut file: libpcap's
+        # relays too), all reaped
+        assert _reaped(forks)
+        if name == "whole":
+            assert len(forks) == jobs
+    assert got[1] == got[0]
+    assert got[0][0] or got[0][1]
+
+
+def _line(summary: dict, certs) -> bytes:
+    return ("%s %s %s\n" % (summary["id"], summary["client"], summary["ja4"])).encode()
+
+
 def _open_fds() -> set:
     out = set()
     for fd in os.listdir("/proc/self/fd"):
@@ -142,7 +176,7 @@ def _open_fds() -> set:
     return out
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("jobs", [1, 2, "2, writing"])
 def test_no_process_for_what_follows_leaves_nothing_behind(tmp_path, monkeypatch, jobs):
     # the decompressing child is had, the next process (libpcap's relay, a --jobs worker)
     # is not: one error, every child reaped, every pipe of ours closed
@@ -161,15 +195,29 @@ def test_no_process_for_what_follows_leaves_nothing_behind(tmp_path, monkeypatch
     path.write_bytes(gzip.compress(ng))
     before = _open_fds()
     monkeypatch.setattr(os, "fork", second_fails)
-    out, _stats, error = read_capture(str(path), jobs=jobs)
-    monkeypatch.undo()
-    assert out == [] and error == {
+    if jobs == "2, writing":            # (this process reads a share itself)
+        with open(tmp_path / "out", "wb") as f:
+            before = _open_fds()
+            try:
+                list(summarize_paths([str(path)], jobs=2, transform=_line, output=f.fileno()))
+            except CaptureError as exc:
+                error = str(exc).replace(str(path), "X")
+            monkeypatch.undo()
+            leaked = _open_fds() - before
+    else:
+        out, _stats, error = read_capture(str(path), jobs=jobs)
+        monkeypatch.undo()
+        assert out == []
+        leaked = _open_fds() - before
+    assert error == {
         1: "X: cannot read on after 0 packets: Resource temporarily unavailable",
-        2: "X: cannot start --jobs worker 0: Resource temporarily unavailable"}[jobs]
+        2: "X: cannot start --jobs worker 0: Resource temporarily unavailable",
+        "2, writing": "X: cannot start --jobs worker 1: Resource temporarily unavailable",
+    }[jobs]
     assert len(pids) == 1 and _reaped(pids)
-    leaked = _open_fds() - before
     # (multiprocessing's own two pipes, made for the worker that could not be forked, stay
-    # open: its Popen does not close them when the fork fails)
+    # open: its Popen does not close them when the fork fails; this process's own pipe from
+    # the decompression is closed)
     assert len(leaked) == (0 if jobs == 1 else 4)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
+from cext import wire
 from sensor import pipeline
 from sensor.capture import CaptureError
 from sensor.pipeline import WorkerError, summarize_paths
@@ -130,6 +131,80 @@ def test_spooled_output_same_bytes(tmp_path, jobs):
         f.write(b"after\n")
     assert got == []
     assert out.read_bytes() == b"before\n" + one + b"after\n"
+
+
+def _jsonl_or_boom_here(summary: dict, certs) -> bytes:
+    if os.getpid() == _PARENT:
+        raise ValueError("boom in worker 0, this process")
+    return _jsonl(summary, certs)
+
+
+def test_the_writing_process_is_worker_0(tmp_path, forks):
+    # with an output, this process summarizes a share itself (two processes on two cores):
+    # one worker forked for --jobs 2, two for 3; the yielding path forks them all
+    paths = [str(EXAMPLE)]
+    one = b"".join(summarize_paths(paths, transform=_jsonl))
+    for jobs in (2, 3):
+        del forks[:]
+        out = tmp_path / ("out-%d" % jobs)
+        with open(out, "wb") as f:
+            assert list(summarize_paths(paths, jobs=jobs, transform=_jsonl,
+                                        output=f.fileno())) == []
+        assert out.read_bytes() == one
+        assert len(forks) == jobs - 1
+    del forks[:]
+    assert b"".join(summarize_paths(paths, jobs=2, transform=_jsonl)) == one
+    assert len(forks) == 2
+
+
+def test_worker_0_failing_here_is_its_own_error_and_ends_the_others(tmp_path, forks):
+    # (as with one process: the exception itself; the forked worker does not outlive it)
+    t0 = time.monotonic()
+    with open(tmp_path / "out", "wb") as f, pytest.raises(ValueError, match="worker 0"):
+        list(summarize_paths([str(EXAMPLE)] * 2, jobs=2, transform=_jsonl_or_boom_here,
+                             output=f.fileno()))
+    assert time.monotonic() - t0 < 3
+    assert forks
+    for pid in forks:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.name for p in BAD])
+def test_bad_files_written_same_bytes_same_stats_same_error(tmp_path, path):
+    # the same as the yielded output above, where this process reads a share itself
+    got = {}
+    for jobs in (1, 2):
+        stats: dict = {}
+        out = tmp_path / ("out-%d" % jobs)
+        with open(out, "wb") as f:
+            try:
+                for line in summarize_paths([str(path)], stats=stats, jobs=jobs,
+                                            transform=_jsonl, output=f.fileno()):
+                    f.write(line)
+                error = None
+            except CaptureError as exc:
+                error = str(exc)
+        got[jobs] = (out.read_bytes(), stats, error)
+    assert got[2] == got[1]
+
+
+def test_shares_cover_the_hashes_once():
+    space = wire.SHARE_SPACE
+    for jobs in range(1, 65):
+        for merging in (False, True):
+            split = pipeline.shares(jobs, merging)
+            assert len(split) == jobs
+            assert split[0][0] == 0 and split[-1][1] == space
+            assert all(a[1] == b[0] for a, b in zip(split, split[1:]))
+            sizes = [hi - lo for lo, hi in split]
+            assert min(sizes) >= 0
+            if merging and jobs > 1:        # worker 0 also merges: a smaller share
+                assert sizes[0] < min(sizes[1:])
+                assert max(sizes[1:]) - min(sizes[1:]) <= 1
+            else:
+                assert max(sizes) - min(sizes) <= 1
+    assert pipeline.shares(2, True)[0][1] == round(space * (1 - pipeline.MERGE_SHARE) / 2)
 
 
 def test_a_spooling_worker_failure_is_an_error(tmp_path):
