@@ -334,8 +334,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, split[part], fragments, certs, transform,
-                                  table,
-                                  progress is not None and part == 0, spool,
+                                  table, progress is not None and part == 0, spool,
                                   conns[first:], spools[first:-1],
                                   gz.fds if gz is not None else []))
             try:
@@ -362,7 +361,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         upto = [-1] * jobs                  # each part's watermark
         copied = [0] * jobs                 # spool bytes given out
         punched = [0] * jobs                # ... and how many of them are freed
-        counters, tables, reasons, encaps = [], [], [], []
+        ended: list = []    # each part's (part, counters, table stats, reasons, tunnel stats)
         error = None
         shown = _Progress(path)
         open_ = set(range(first, jobs))
@@ -377,18 +376,13 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 except StopIteration:
                     kind = "end"
                 except CaptureError as exc:     # not a capture it can read (as a worker)
-                    raise CaptureError((gz.error() if gz is not None and exc.empty else None)
-                                       or str(exc)) from None
+                    raise _unreadable(gz, str(exc), exc.empty) from None
                 if kind == "out":
                     items, keys = value
                     queues[0] += zip(keys, items)
                     upto[0] = 4 * holder[0].table.frame + 3
                 elif kind == "counters":
-                    c_counters, c_stats, c_reasons, c_encap = value
-                    counters.append((0, c_counters))
-                    encaps.append((0, c_encap))
-                    tables.append(c_stats)
-                    reasons.append(c_reasons)
+                    ended.append((0,) + value)
                 elif kind == "error":
                     error = error or str(value)
                 elif kind == "end":
@@ -397,10 +391,10 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             # the others' messages: looked for every few batches, waited for only when this
             # process may not go on
             steps += 1
-            if ahead and steps % _LOOK:
-                continue
-            ready = [conns[i] for i in _readable(open_, upto)]
-            for c in multiprocessing.connection.wait(ready, 0 if ahead else None):
+            looking = open_ and not (ahead and steps % _LOOK)
+            ready = [conns[i] for i in _readable(open_, upto)] if looking else []
+            for c in multiprocessing.connection.wait(ready, 0 if ahead else None) if ready \
+                    else ():
                 i = conns.index(c)
                 try:
                     msg = pickle.loads(c.recv_bytes())
@@ -418,16 +412,10 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 elif kind == "oserror":             # writing its spool failed
                     raise OSError(msg[1], msg[2])
                 elif kind == "capture":             # not a capture it can read
-                    # (nothing came out of a gzip file: its error says why, if it has one)
-                    raise CaptureError((gz.error() if gz is not None and msg[2] else None)
-                                       or msg[1])
+                    raise _unreadable(gz, msg[1], msg[2])
                 elif kind == "done":
-                    _, c_counters, c_stats, c_reasons, c_encap, err = msg
-                    counters.append((i, c_counters))
-                    encaps.append((i, c_encap))
-                    tables.append(c_stats)
-                    reasons.append(c_reasons)
-                    error = error or err
+                    ended.append((i,) + msg[1:5])
+                    error = error or msg[5]
                     upto[i] = 1 << 63
                     open_.discard(i)
                 else:                               # "fail": the others may wait on it
@@ -462,12 +450,19 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         if gz is not None:
             gz.close()
     if stats is not None:
-        merged = _merged_stats([c for _i, c in sorted(counters)], tables, reasons,
-                               min(encaps)[1])
+        ended.sort(key=_first)
+        merged = _merged_stats([e[1] for e in ended], [e[2] for e in ended],
+                               [e[3] for e in ended], ended[0][4])
         for k, v in merged.items():
             stats[k] = stats.get(k, 0) + v
     if error is not None:
         raise CaptureError(error)
+
+
+def _unreadable(gz: "Gunzip | None", text: str, empty: bool) -> CaptureError:
+    """A part's error for a file that is not a capture it can read: if nothing came out of a
+    gzip file (``empty``), the decompression's error says why, if it has one."""
+    return CaptureError((gz.error() if gz is not None and empty else None) or text)
 
 
 #: the share of the connections that worker 0 leaves to the others when it is this process

@@ -189,6 +189,29 @@ def test_bad_files_written_same_bytes_same_stats_same_error(tmp_path, path):
     assert got[2] == got[1]
 
 
+def test_worker_0_goes_on_alone_writing_as_it_goes(tiny_bounds, monkeypatch, tmp_path):
+    # the forked worker keeps nothing and ends first; this process, slowed, goes on alone:
+    # nothing is waited for then, and its lines go out as they come (not held to the end)
+    space = wire.SHARE_SPACE
+    monkeypatch.setattr(pipeline, "shares", lambda jobs, merging=False:
+                        [(0, space)] + [(space, space)] * (jobs - 1))
+    paths = [str(EXAMPLE)]
+    one = b"".join(summarize_paths(paths, transform=_jsonl))
+    out = tmp_path / "out"
+    seen = []
+
+    def slow(summary, certs):
+        if os.getpid() == _PARENT:
+            time.sleep(0.002)
+            seen.append(os.fstat(fd).st_size)
+        return _jsonl(summary, certs)
+    with open(out, "wb") as f:
+        fd = f.fileno()
+        assert list(summarize_paths(paths, jobs=2, transform=slow, output=fd)) == []
+    assert out.read_bytes() == one
+    assert len(seen) == one.count(b"\n") and seen[-1] > len(one) // 2
+
+
 def test_shares_cover_the_hashes_once():
     space = wire.SHARE_SPACE
     for jobs in range(1, 65):
