@@ -539,7 +539,8 @@ class PacketDecoder:
         else:
             key = b + a
             from_lo = False
-        if not self.share_lo <= _fnv1a(key) >> 16 < self.share_hi:
+        if (self.share_lo or self.share_hi != SHARE_SPACE) \
+                and not self.share_lo <= _fnv1a(key) >> 16 < self.share_hi:
             return False                    # (--jobs: another worker's connection)
         # --- early drop: one look-up of the key -----------------------------------------
         flows = self.flows

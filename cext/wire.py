@@ -68,9 +68,7 @@ class Engine(NamedTuple):
         dicts, so it drops finished and skipped flows' packets in C); with a ``share``
         ``(lo, hi)`` of ``[0, SHARE_SPACE)``, of the connections whose key hashes there only
         (``--jobs``)."""
-        if share is None:
-            return self.wire.PacketDecoder(linktype, table.flows, table.skip)
-        return self.wire.PacketDecoder(linktype, table.flows, table.skip, *share)
+        return self.wire.PacketDecoder(linktype, table.flows, table.skip, *(share or ()))
 
 
 def engine(implementation: str) -> Engine:

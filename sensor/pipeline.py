@@ -334,7 +334,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, split[part], fragments, certs, transform,
-                                  table, progress is not None and part == 0, spool,
+                                  table, progress is not None, spool,
                                   conns[first:], spools[first:-1],
                                   gz.fds if gz is not None else []))
             try:
@@ -479,10 +479,10 @@ def shares(jobs: int, merging: bool = False) -> list:
     space = wire.SHARE_SPACE
     if jobs == 1:
         return [(0, space)]
-    first = 1.0 / jobs
+    part0 = 1.0 / jobs
     if merging:
-        first = max(0.0, (1.0 + MERGE_SHARE) / jobs - MERGE_SHARE)
-    cuts = [0] + [round(space * (first + (1.0 - first) * k / (jobs - 1)))
+        part0 = max(0.0, (1.0 + MERGE_SHARE) / jobs - MERGE_SHARE)
+    cuts = [0] + [round(space * (part0 + (1.0 - part0) * k / (jobs - 1)))
                   for k in range(jobs - 1)] + [space]
     return list(zip(cuts, cuts[1:]))
 
@@ -524,23 +524,20 @@ def _release(queues: list, low: int, output, spools: list, copied: list, punched
             for _key, item in sorted([x for _i, q in parts for x in q], key=_first):
                 yield item
         return
-    if len(parts) == 1 and spools[parts[0][0]] is None:
-        tagged = parts[0][1]
-    else:
-        tagged = []
-        for i, q in parts:
-            if spools[i] is None:
-                tagged += q
-                continue
-            n = sum([length for _key, length in q])
-            view = memoryview(_pread_all(spools[i], n, copied[i]))
-            copied[i] += n
-            at = 0
-            for key, length in q:
-                tagged.append((key, view[at:at + length]))
-                at += length
-        if len(parts) > 1:
-            tagged.sort(key=_first)
+    tagged = []
+    for i, q in parts:
+        if spools[i] is None:       # (this process's own: the bytes themselves)
+            tagged += q
+            continue
+        n = sum([length for _key, length in q])
+        view = memoryview(_pread_all(spools[i], n, copied[i]))
+        copied[i] += n
+        at = 0
+        for key, length in q:
+            tagged.append((key, view[at:at + length]))
+            at += length
+    if len(parts) > 1:
+        tagged.sort(key=_first)
     chunks = [chunk for _key, chunk in tagged]
     for j in range(0, len(chunks), _IOV_MAX):
         _write_all(output, chunks[j:j + _IOV_MAX])
