@@ -190,8 +190,9 @@ def test_bad_files_written_same_bytes_same_stats_same_error(tmp_path, path):
 
 
 def test_worker_0_goes_on_alone_writing_as_it_goes(tiny_bounds, monkeypatch, tmp_path):
-    # the forked worker keeps nothing and ends first; this process, slowed, goes on alone:
-    # nothing is waited for then, and its lines go out as they come (not held to the end)
+    # the forked worker keeps nothing; this process, slowed, keeps everything: its lines go
+    # out as they come (the output has grown past half when its last line is made), not held
+    # to the end
     space = wire.SHARE_SPACE
     monkeypatch.setattr(pipeline, "shares", lambda jobs, merging=False:
                         [(0, space)] + [(space, space)] * (jobs - 1))
