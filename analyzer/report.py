@@ -3,11 +3,14 @@ evidence and the fix. Plain text; colour only when asked (a terminal without NO_
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO, Mapping, Sequence
+
+from orjson import dumps as _orjson_dumps
 
 from .causes import cause_by_id
 
@@ -17,6 +20,27 @@ WIDTH = 100
 MAX_GROUPS = 200          # bound on groups printed; the rest are counted
 MAX_CLIENTS_SHOWN = 3
 MAX_COUNTED = 1000        # bound on distinct clients / names counted per group
+
+#: ``json.dumps(o, ensure_ascii=False, separators=(",", ":"))`` without building an encoder per call
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def json_bytes(obj: object) -> bytes:
+    """A diagnosis (or incident event) as one line of compact JSON, UTF-8, no newline: ``_json(obj).encode()``,
+    from orjson (~8x faster: 3 µs against 22 µs for a 3 KB diagnosis).  The same bytes, but for floats that
+    the two spell differently -- none a diagnosis makes (its one float, a remembered chain's ``age_s``, is
+    rounded to milliseconds); copied from a hostile JSONL summary, orjson writes ``0.00001`` for ``1e-05``
+    and ``null`` for NaN and infinities (which are not JSON).  What orjson refuses (an int over 64 bits, a
+    non-str key, a lone surrogate) goes through the stdlib encoder; text with a lone surrogate (no UTF-8 for
+    it) is written ASCII-escaped (``\\udc80``: JSON that reads back as the same text)."""
+    try:
+        return _orjson_dumps(obj)
+    except TypeError:               # orjson.JSONEncodeError is a TypeError
+        text = _json(obj)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def want_colour(stream: IO[str], environ: Mapping[str, str] | None = None) -> bool:

@@ -67,6 +67,19 @@ def test_exit_1_and_jsonl(files):
         assert o["evidence"]["server_certificates"]["truststore"] if o["cause"] == "expired_certificate" else True
 
 
+def test_jsonl_of_a_lone_surrogate_is_utf8_json(tmp_path, pki):
+    # a JSONL summary's "\udc80" (no UTF-8 for it): the diagnosis line is ASCII-escaped JSON that reads
+    # back as the same text (the stdlib's line, written to a UTF-8 stream, was an error or a stray byte)
+    bad = make_summary(established=False, history="CsxknL", chain=[pki.expired, pki.inter],
+                       sni="old.example.com\udc80", alerts=[alert("client", "certificate_expired", "server_hello_done")])
+    path = write_jsonl(tmp_path / "s.jsonl", [(bad, [pki.expired, pki.inter])])
+    rc, out, err = run(path, "--format", "jsonl")
+    assert rc == 1 and err == ""
+    out.encode("utf-8")                 # (strict: no lone surrogate left in the text)
+    (o,) = [json.loads(line) for line in out.splitlines()]
+    assert o["connection"]["server_name"] == "old.example.com\udc80" and "\\udc80" in out
+
+
 def test_text_report_groups_and_shows_fix(files):
     rc, out, _ = run(files["bad"], "--role", "message-processor")
     assert rc == 1

@@ -7,6 +7,7 @@ the header of the previous one -- landed under the wrong port (the 8490 group un
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from analyzer.config import DiagnoseConfig, load_truststore, parse_local_nets
 from analyzer.engine import Engine
-from analyzer.report import Grouper, render
+from analyzer.report import Grouper, json_bytes, render
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "scenarios-tls13"
@@ -104,3 +105,38 @@ def test_report_on_a_capture_with_several_servers_and_causes():
     headers = [line.split()[1] for line in text.splitlines() if line.startswith("== ")]
     assert len(headers) == len(set(headers)) == 7
     assert "?" not in "".join(str(d["remediation"]) for d in ds)
+
+
+# -- the diagnoses' JSON (diagnose --format jsonl, the analyzer's diagnoses topic) --------------------------
+
+def _stdlib(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("capture", ["gateway-failures.pcap", "tls13-failures.pcap"])
+def test_json_bytes_is_the_stdlib_encoding_of_every_diagnosis(capture):
+    from sensor.pipeline import summarize_paths
+
+    engine = Engine(DiagnoseConfig())
+    pairs = list(summarize_paths([str(ROOT / "examples" / capture)]))
+    diagnoses = [d for chunk in engine.diagnose_windows(pairs) for d in chunk]
+    assert len(diagnoses) >= 10
+    for d in diagnoses:
+        assert json_bytes(d) == _stdlib(d)
+
+
+def test_json_bytes_falls_back_to_the_stdlib_for_what_orjson_refuses():
+    for obj in ({"id": 1 << 70}, {1: "int key"}, {"nested": [{"n": -(1 << 65)}], "name": "é"}):
+        assert json_bytes(obj) == _stdlib(obj)
+    # a lone surrogate (a hostile JSONL summary's "\udc80") has no UTF-8: escaped, it reads back the same
+    obj = {"server_name": "lone \udc80 surrogate", "city": "Zürich"}
+    assert json_bytes(obj) == b'{"server_name":"lone \\udc80 surrogate","city":"Z\\u00fcrich"}'
+    assert json.loads(json_bytes(obj)) == obj
+
+
+def test_json_bytes_floats():
+    # what a diagnosis holds (age_s, rounded to ms) is spelled alike; tiny and non-finite ones are not
+    for v in (0.0, 0.001, 1.5, 86400.125, 1733300000.123):
+        assert json_bytes({"age_s": v}) == _stdlib({"age_s": v})
+    assert json_bytes({"v": 1e-05}) == b'{"v":0.00001}'
+    assert json_bytes({"v": float("nan")}) == b'{"v":null}'     # (the stdlib's NaN is not JSON)

@@ -3,7 +3,6 @@ Kafka transaction per batch by default (docs/services.md, "Analyzer")."""
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections import Counter
@@ -12,7 +11,6 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata
-from orjson import dumps as _orjson_dumps
 
 from proto import topics
 from proto.render import summary_to_json
@@ -20,6 +18,7 @@ from proto.summary import SchemaError, decode_summary
 
 from ..config import DiagnoseConfig
 from ..engine import is_success
+from ..report import json_bytes as _json_bytes
 from .batchgc import BatchGC
 from .certstore import CertStore
 from .config import AnalyzerConfig
@@ -33,21 +32,6 @@ log = logging.getLogger(__name__)
 
 #: ``ensure_topics(bootstrap, {name: proto.topics.Topic})`` (``tlsdiag.kafka.ensure_topics``)
 EnsureTopics = Callable[[str, Mapping[str, topics.Topic]], Any]
-
-#: ``json.dumps(o, ensure_ascii=False, separators=(",", ":"))`` without building an encoder
-#: per call (one per diagnosis and incident event)
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _json_bytes(obj: object) -> bytes:
-    """``_json(obj).encode()``, from orjson (the same bytes, ~5x faster: bench/live/RESULTS.md).
-    What orjson refuses (an int over 64 bits, a non-str key, a lone surrogate) goes through the
-    stdlib encoder."""
-    try:
-        return _orjson_dumps(obj)
-    except TypeError:               # orjson.JSONEncodeError is a TypeError
-        return _json(obj).encode()
-
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, analyzer: Analyzer) -> None:

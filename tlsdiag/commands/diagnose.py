@@ -22,7 +22,7 @@ from analyzer.config import ConfigError, build_config
 from analyzer.engine import Engine
 from analyzer.parallel import JobsError, fold_windows
 from analyzer.profiles import ProfileError
-from analyzer.report import Grouper, render, want_colour
+from analyzer.report import Grouper, json_bytes, render, want_colour
 from sensor.capture import CaptureError
 from sensor.pipeline import summarize_paths
 from tlsdiag import settings
@@ -173,7 +173,7 @@ class _Report:
         elif not self.warnings:
             return
         if self.jsonl:
-            line = json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n"
+            line = json_bytes(d).decode() + "\n"
             if self.out is not None:
                 self.out.write(line)
             else:
