@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 
 import pytest
 
@@ -91,6 +92,20 @@ def test_wildcard_san(pki, host, ok):
 ])
 def test_wildcard_rules(pattern, host, ok):
     assert C.wildcard_match(pattern, host) is ok
+
+
+@pytest.mark.parametrize("host", [
+    "10.0.0.1", "1.2.3.4", "1password.com", "1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "0x7f.0.0.1",
+    "::1", "fe80::1", "fe80::1%eth0", "abcd::", "::ffff:1.2.3.4", "2001:db8::1:0", "face::b00c", "a:b",
+    "abc", "dead.beef", "", "example.com", "[::1]", "1e100.net", "9.example",
+])
+def test_ip_literal_is_what_ipaddress_reads(host):
+    # (tried only where ipaddress can read an address: the same answer for every host name)
+    try:
+        want = ipaddress.ip_address(host)
+    except ValueError:
+        want = None
+    assert C._ip_literal(host) == want
 
 
 def test_cn_fallback_only_without_san(pki):
