@@ -271,7 +271,7 @@ class _Safe(dict[str, object]):
 
 #: a parsed template: literal text (with ``{field}`` placeholders) and optional groups, each a tuple of
 #: alternatives: ``(parsed template, the fields its literal text names)`` (worked out once, with the parse)
-_Node = Union[str, "tuple[tuple[tuple[_Node, ...], tuple[str, ...]], ...]"]
+_Node = Union[str, "tuple[tuple[tuple[_Node, ...], frozenset[str]], ...]"]
 
 
 @functools.lru_cache(maxsize=512)
@@ -296,7 +296,7 @@ def _parse(template: str) -> tuple[_Node, ...]:
                 if lit:
                     out.append("".join(lit))
                     lit = []
-                out.append(tuple((tuple(a), tuple(_fields(a))) for a in alts))
+                out.append(tuple((tuple(a), frozenset(_fields(a))) for a in alts))
             else:
                 lit.append(ch)
             i += 1
@@ -314,12 +314,13 @@ def _fields(nodes: Sequence[_Node]) -> list[str]:
 
 def _render(nodes: Sequence[_Node], vals: _Safe) -> str:
     out = []
+    have = vals.keys()
     for n in nodes:
         if isinstance(n, str):
             out.append(n.format_map(vals))
             continue
         for alt, fields in n:
-            if all(f in vals for f in fields):
+            if have >= fields:
                 out.append(_render(alt, vals))
                 break
     return "".join(out)
