@@ -413,3 +413,59 @@ def test_unsupported_link_type_is_a_clear_error(tmp_path):
                   + struct.pack("<IIII", 1, 0, len(frame), len(frame)) + frame)
     line = assert_clean_error(run(p))
     assert "link type 105 is not supported" in line
+
+
+# -- --jobs auto: the CPUs this process may use --------------------------------------------------------------
+
+def _tree(root: Path, files: dict) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+@pytest.mark.parametrize("own, files, quota", [
+    # cgroup v2: in its own cgroup, or (a container's view) at the root
+    ("0::/system.slice/x.service\n", {"system.slice/x.service/cpu.max": "150000 100000\n"}, 1.5),
+    ("0::/system.slice/x.service\n", {"system.slice/x.service/cpu.max": "max 100000\n"}, None),
+    ("0::/\n", {"cpu.max": "50000 100000\n"}, 0.5),
+    ("0::/gone\n", {"cpu.max": "200000 100000\n"}, 2.0),
+    # cgroup v1, the cpu controller mounted with cpuacct or alone
+    ("12:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n",
+     {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "250000\n",
+      "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"}, 2.5),
+    ("1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    # nothing to say, or nonsense
+    ("0::/\n", {}, None),
+    ("0::/\n", {"cpu.max": "lots\n"}, None),
+    ("garbage\n", {}, None),
+])
+def test_cgroup_cpu_quota(tmp_path, own, files, quota):
+    from tlsdiag.commands.summarize import cgroup_cpu_quota
+    _tree(tmp_path / "fs", files)
+    (tmp_path / "own").write_text(own)
+    assert cgroup_cpu_quota(str(tmp_path / "fs"), str(tmp_path / "own")) == quota
+
+
+@pytest.mark.parametrize("affinity, quota, want", [
+    (4, None, 4), (4, 1.5, 2), (4, 0.5, 1), (2, 8.0, 2), (1, None, 1)])
+def test_jobs_auto_is_the_cpus_this_process_may_use(monkeypatch, affinity, quota, want):
+    from tlsdiag.commands import summarize
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(affinity)))
+    monkeypatch.setattr(summarize, "cgroup_cpu_quota", lambda: quota)
+    assert summarize.usable_cpus() == want
+    assert summarize.jobs_count("auto") == want
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(100)))
+    monkeypatch.setattr(summarize, "cgroup_cpu_quota", lambda: None)
+    assert summarize.jobs_count("auto") == summarize.MAX_JOBS
+
+
+@pytest.mark.parametrize("command", ["summarize", "diagnose"])
+def test_jobs_auto_same_output_and_what_else_is_refused(command):
+    example = str(ROOT / "examples" / "gateway-failures.pcap")
+    args = [sys.executable, "-m", "tlsdiag", command, "--format", "jsonl", example]
+    one = subprocess.run(args, capture_output=True, cwd=ROOT, timeout=120)
+    auto = subprocess.run(args + ["--jobs", "auto"], capture_output=True, cwd=ROOT, timeout=120)
+    assert one.stdout and (auto.stdout, auto.returncode) == (one.stdout, one.returncode)
+    bad = subprocess.run(args + ["--jobs", "many"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert bad.returncode == 2 and "not a number or auto: 'many'" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="colour the text report (auto: on a terminal unless NO_COLOR is set)")
     p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
                    help="summarize each capture's connections in N worker processes, then "
-                        "diagnose them in N, split by server (same output; default 1)")
+                        "diagnose them in N, split by server (same output; auto: one per CPU this "
+                        "process may use; default 1)")
     return p
 
 

@@ -7,6 +7,8 @@ import base64
 import ctypes
 import gc
 import logging
+import math
+import os
 import sys
 import time
 
@@ -124,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true", help="print decoder/flow counters to stderr")
     p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
                    help="split each file's connections over N worker processes (same output, "
-                        "in the same order; default 1)")
+                        "in the same order; auto: one per CPU this process may use; default 1: "
+                        "a gateway host's cores are the gateway's)")
     p.add_argument("--certs", action="store_true",
                    help="jsonl: write each line as {\"summary\": ..., \"certs\": {sha256: base64 DER}} so that "
                         "`tlsdiag diagnose --truststore` can verify the chains (the summary alone carries only "
@@ -132,15 +135,88 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the most ``--jobs`` workers (``auto`` included)
+MAX_JOBS = 64
+
+
 def jobs_count(text: str) -> int:
-    """``--jobs``: a worker count, 1 to 64."""
+    """``--jobs``: a worker count, 1 to 64, or ``auto``: the CPUs this process may use
+    (:func:`usable_cpus`)."""
+    if text == "auto":
+        return min(usable_cpus(), MAX_JOBS)
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
-    if not 1 <= n <= 64:
-        raise argparse.ArgumentTypeError("must be 1 to 64, not %d" % n)
+        raise argparse.ArgumentTypeError("not a number or auto: %r" % text) from None
+    if not 1 <= n <= MAX_JOBS:
+        raise argparse.ArgumentTypeError("must be 1 to %d, not %d" % (MAX_JOBS, n))
     return n
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: ``taskset``, a cpuset), fewer under a
+    CPU quota of its cgroup (a container's ``--cpus``, systemd's ``CPUQuota=``), rounded up;
+    at least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):           # (not Linux)
+        n = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        n = min(n, math.ceil(quota))
+    return max(1, n)
+
+
+def cgroup_cpu_quota(root: str = "/sys/fs/cgroup", own: str = "/proc/self/cgroup") -> "float | None":
+    """The CPUs' worth of time this process's cgroup may use (its quota over its period:
+    cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), None without a
+    quota or a cgroup file system to say.  Read in the process's own cgroup, else (a
+    container sees its cgroup as the root) at the root of the hierarchy."""
+    try:
+        with open(own) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        rel = path.lstrip("/")
+        if hierarchy == "0" and not controllers:                        # v2
+            for d in dict.fromkeys((os.path.join(root, rel), root)):
+                text = _read(os.path.join(d, "cpu.max"))
+                if text is None:
+                    continue
+                fields = text.split()
+                if len(fields) == 2 and fields[0] != "max":
+                    return _ratio(fields[0], fields[1])
+                break
+        elif "cpu" in controllers.split(","):                           # v1
+            for mount in (controllers, "cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                for d in dict.fromkeys((os.path.join(root, mount, rel), os.path.join(root, mount))):
+                    quota = _read(os.path.join(d, "cpu.cfs_quota_us"))
+                    period = _read(os.path.join(d, "cpu.cfs_period_us"))
+                    if quota is None or period is None:
+                        continue
+                    return _ratio(quota, period) if quota.strip() != "-1" else None
+    return None
+
+
+def _read(path: str) -> "str | None":
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _ratio(quota: str, period: str) -> "float | None":
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
 
 
 def tune_gc_for_batch() -> None:
