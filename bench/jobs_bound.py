@@ -10,11 +10,19 @@ spin of the same length, alone and N at once, shows what the machine itself give
 The ratios are upper bounds for any design that splits connections by hash: the workers
 here do less than real ``--jobs`` workers must (the idle-timeout clock a single worker would
 read, the output in a single worker's order).
+
+``--time-split`` (a classic pcap) also times N processes each summarizing a range of the
+capture's records -- N files cut at record boundaries near every 1/N of the bytes, made in
+``--tmp`` before the rounds: the bound of a split by time, where no process reads what another
+reads (the connections that cross a boundary are not handed over here, nor the clocks
+reconciled, as a real design must).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -48,12 +56,46 @@ def timed(cmds: list[list[str]]) -> float:
     return time.perf_counter() - t
 
 
+def cut_by_time(pcap: str, parts: int, tmp: str) -> list[str]:
+    """``pcap`` (classic) written as ``parts`` captures with its header, cut at the record
+    boundaries nearest every 1/parts of its bytes."""
+    with open(pcap, "rb") as f:
+        data = f.read()
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        order = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        order = ">"
+    else:
+        sys.exit("bench: --time-split reads classic pcap only")
+    head, pos, cuts = data[:24], 24, [24]
+    caplen = struct.Struct(order + "I")
+    for k in range(1, parts):
+        want = len(data) * k // parts
+        while pos < want:
+            pos += 16 + caplen.unpack_from(data, pos + 8)[0]
+        cuts.append(pos)
+    cuts.append(len(data))
+    out = []
+    for k in range(parts):
+        path = os.path.join(tmp, "jobs-bound-%d-of-%d.pcap" % (k, parts))
+        with open(path, "wb") as f:
+            f.write(head)
+            f.write(memoryview(data)[cuts[k]:cuts[k + 1]])
+        out.append(path)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pcap")
     ap.add_argument("--parts", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--spin", type=int, default=30_000_000, help="loop count of the spin")
+    ap.add_argument("--time-split", action="store_true",
+                    help="also N processes each summarizing a range of the records")
+    ap.add_argument("--tmp", default="/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",
+                    help="where --time-split's parts are written (default /dev/shm)")
     a = ap.parse_args()
     py = sys.executable
     cases = {
@@ -63,12 +105,20 @@ def main() -> int:
         "spin, one": [[py, "-c", SPIN % a.spin]],
         "spin, %d at once" % a.parts: [[py, "-c", SPIN % a.spin]] * a.parts,
     }
+    pieces = cut_by_time(a.pcap, a.parts, a.tmp) if a.time_split else []
+    if pieces:
+        cases["%d processes, a range each" % a.parts] = [[py, "-c", PART, p, "0", "1"]
+                                                         for p in pieces]
     walls: dict = {k: [] for k in cases}
     print("load before: %s" % Path("/proc/loadavg").read_text().strip())
     names = list(cases)
-    for r in range(a.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            walls[name].append(timed(cases[name]))
+    try:
+        for r in range(a.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                walls[name].append(timed(cases[name]))
+    finally:
+        for p in pieces:
+            os.unlink(p)
     print("load after: %s" % Path("/proc/loadavg").read_text().strip())
     med = {k: statistics.median(v) for k, v in walls.items()}
     for k, v in walls.items():
@@ -78,6 +128,9 @@ def main() -> int:
         a.parts, med[one] / med[many], a.parts))
     print("spin: %d at once take x%.2f the time of one (the machine's own parallel cost)" % (
         a.parts, med[names[3]] / med[names[2]]))
+    if pieces:
+        print("summarize: %d ranges at once x%.2f of one process (upper bound for a split by "
+              "time)" % (a.parts, med[one] / med[names[4]]))
     return 0
 
 
