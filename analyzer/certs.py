@@ -272,8 +272,8 @@ def wildcard_match(pattern: str, host: str) -> bool:
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address ``host`` (normalized) spells, else None: ``ipaddress.ip_address``, tried only where it
-    can succeed -- an IPv4 literal starts with a digit, an IPv6 one has a colon -- as its ValueError was most
-    of a certificate's name check (~25 % of ``diagnose``'s certificate checks on hs-100k)."""
+    can succeed -- an IPv4 literal starts with a digit, an IPv6 one has a colon: its ValueError for every
+    host name was 0.56 s of the certificate checks' 2.5 s in a cProfile of ``diagnose`` on hs-100k."""
     if ":" not in host and not host[:1].isdigit():
         return None
     try:

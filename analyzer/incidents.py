@@ -54,6 +54,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .report import json_text as _state_dumps
+
 __all__ = ["Incident", "IncidentTracker", "STATE_FORMAT", "STATE_VERSION", "CHUNK_FORMAT",
            "CHUNKED_VERSION", "NCHUNKS", "RECORD_MAX_BYTES"]
 
@@ -68,8 +70,6 @@ RECORD_MAX_BYTES = 900_000  # a chunk record's bound (the broker's default limit
 NORTH_CHUNK = "n"
 
 NorthKey = tuple[int, str, "str | None"]
-#: the state's JSON encoding (compact, UTF-8 text not escaped)
-_state_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _SAMPLE_KEYS = ("id", "rule", "rejected_by", "explanation", "evidence", "remediation")
 
 

@@ -193,7 +193,7 @@ def cgroup_cpu_quota(root: str = "/sys/fs/cgroup", own: str = "/proc/self/cgroup
                     return _ratio(fields[0], fields[1])
                 break
         elif "cpu" in controllers.split(","):                           # v1
-            for mount in (controllers, "cpu", "cpu,cpuacct", "cpuacct,cpu"):
+            for mount in dict.fromkeys((controllers, "cpu", "cpu,cpuacct", "cpuacct,cpu")):
                 for d in dict.fromkeys((os.path.join(root, mount, rel), os.path.join(root, mount))):
                     quota = _read(os.path.join(d, "cpu.cfs_quota_us"))
                     period = _read(os.path.join(d, "cpu.cfs_period_us"))
