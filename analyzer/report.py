@@ -27,9 +27,10 @@ json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def json_bytes(obj: object) -> bytes:
-    """A diagnosis (or incident event) as one line of compact JSON, UTF-8, no newline: ``json_text(obj)
-    .encode()``, from orjson (3.3 µs against 24 µs for hs-100k's 3 KB diagnoses, best of 5 ``timeit``).  The same bytes, but for floats that
-    the two spell differently -- none a diagnosis makes (its one float, a remembered chain's ``age_s``, is
+    """A diagnosis (or incident event) as one line of compact JSON, UTF-8, no newline:
+    ``json_text(obj).encode()``, from orjson (3.3 µs against 24 µs for hs-100k's 3 KB diagnoses, best of 5
+    ``timeit``).  The same bytes, but for floats that the two spell differently -- none a diagnosis makes
+    (its one float, a remembered chain's ``age_s``, is
     rounded to milliseconds); copied from a hostile JSONL summary, orjson writes ``0.00001`` for ``1e-05``
     and ``null`` for NaN and infinities (which are not JSON).  What orjson refuses (an int over 64 bits, a
     non-str key, a lone surrogate) goes through the stdlib encoder; text with a lone surrogate (no UTF-8 for

@@ -20,6 +20,7 @@ reconciled, as a real design must).
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import statistics
 import struct
@@ -29,6 +30,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from sensor.savefile import pcap_header  # noqa: E402  (the walk's reading of the header)
 
 #: one share of the capture's connections, rendered as ``summarize`` renders them
 PART = """
@@ -59,30 +62,25 @@ def timed(cmds: list[list[str]]) -> float:
 def cut_by_time(pcap: str, parts: int, tmp: str) -> list[str]:
     """``pcap`` (classic) written as ``parts`` captures with its header, cut at the record
     boundaries nearest every 1/parts of its bytes."""
-    with open(pcap, "rb") as f:
-        data = f.read()
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        order = "<"
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        order = ">"
-    else:
-        sys.exit("bench: --time-split reads classic pcap only")
-    head, pos, cuts = data[:24], 24, [24]
-    caplen = struct.Struct(order + "I")
-    for k in range(1, parts):
-        want = len(data) * k // parts
-        while pos < want:
-            pos += 16 + caplen.unpack_from(data, pos + 8)[0]
-        cuts.append(pos)
-    cuts.append(len(data))
-    out = []
-    for k in range(parts):
-        path = os.path.join(tmp, "jobs-bound-%d-of-%d.pcap" % (k, parts))
-        with open(path, "wb") as f:
-            f.write(head)
-            f.write(memoryview(data)[cuts[k]:cuts[k + 1]])
-        out.append(path)
+    with open(pcap, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as data:
+        layout = pcap_header(data[:24])
+        if layout is None:
+            sys.exit("bench: --time-split reads classic pcap only")
+        caplen = struct.Struct((">" if layout.big else "<") + "I")
+        pos, cuts = layout.start, [layout.start]
+        for k in range(1, parts):
+            want = len(data) * k // parts
+            while pos < want:
+                pos += 16 + caplen.unpack_from(data, pos + 8)[0]
+            cuts.append(pos)
+        cuts.append(len(data))
+        out = []
+        for k in range(parts):
+            path = os.path.join(tmp, "jobs-bound-%d-of-%d.pcap" % (k, parts))
+            with open(path, "wb") as w:
+                w.write(data[:layout.start])
+                w.write(data[cuts[k]:cuts[k + 1]])
+            out.append(path)
     return out
 
 
