@@ -12,6 +12,8 @@ from typing import IO, Mapping, Sequence
 
 from orjson import dumps as _orjson_dumps
 
+from proto.text import printable
+
 from .causes import cause_by_id
 
 Diagnosis = Mapping[str, object]
@@ -183,7 +185,8 @@ def evidence_line(d: Diagnosis) -> str:
     ev = d.get("evidence") if isinstance(d.get("evidence"), dict) else {}
     assert isinstance(ev, dict)
     parts: list[str] = []
-    cv = ev.get("client_versions") or []
+    cv = ev.get("client_versions")
+    cv = cv if isinstance(cv, list) else []     # (a JSONL summary's fields come as they come)
     chosen = ev.get("version")
     picked = f"{chosen} {ev.get('cipher') or ''}".strip() if chosen else "no ServerHello"
     parts.append(f"offered {'/'.join(map(str, cv))} -> {picked}" if cv else picked)
@@ -204,7 +207,8 @@ def evidence_line(d: Diagnosis) -> str:
                                                            if isinstance(e, dict)))
     if not alerts and not enc and isinstance(ev.get("close"), dict):
         close = ev["close"]
-        who = (close.get("rst") or close.get("fin") or [None])[0]
+        ends = close.get("rst") or close.get("fin")
+        who = ends[0] if isinstance(ends, list) and ends else None
         if who:
             parts.append(f"{who} closed first ({'RST' if close.get('rst') else 'FIN'})")
     prof = ev.get("server_profile")
@@ -228,7 +232,7 @@ def cert_line(d: Diagnosis) -> str | None:
     names = leaf.get("san_dns") or leaf.get("san_ip") or []
     bits = [f"{'client' if side.startswith('client') else 'server'} chain of {len(certs)}: {leaf.get('subject', '?')}",
             f"issuer {leaf.get('issuer', '?')}", f"valid {leaf.get('not_before', '?')} .. {leaf.get('not_after', '?')}"]
-    if names:
+    if isinstance(names, list) and names:
         bits.append("SAN " + ", ".join(map(str, names[:4])))
     probs = chain.get("problems") or []
     if isinstance(probs, list) and probs:
@@ -240,7 +244,8 @@ def cert_line(d: Diagnosis) -> str | None:
 
 def _wrap(label: str, text: str, style: _Style) -> list[str]:
     pad = " " * 6
-    lines = textwrap.wrap(text, width=WIDTH - 6 - 10, break_long_words=False, break_on_hyphens=False) or [""]
+    lines = textwrap.wrap(printable(text), width=WIDTH - 6 - 10, break_long_words=False,
+                          break_on_hyphens=False) or [""]
     head = f"{pad}{style.dim(label.ljust(10))}{lines[0]}"
     return [head] + [f"{pad}{' ' * 10}{ln}" for ln in lines[1:]]
 
@@ -288,15 +293,18 @@ def render(diagnoses: Sequence[Diagnosis] | Grouper, stats: Mapping[str, object]
                     if (o.server, o.direction) == header:
                         names.update(o.names)
                 out.append("")
-                out.append(st.bold(f"== {g.server}  [{', '.join(n for n, _ in names.most_common(3))}]  {g.direction}"))
+                out.append(st.bold(f"== {printable(g.server)}  "
+                                   f"[{', '.join(printable(n) for n, _ in names.most_common(3))}]  "
+                                   f"{printable(g.direction)}"))
             d0 = g.example or {}
             mark = st.red("FAIL") if sev == "failure" else st.yellow("WARN")
             rej = f"rejected by {g.rejected_by}" if g.rejected_by else "rejected by ?" if sev == "failure" else ""
             conf = "/".join(f"{c}" for c, _ in g.confidence.most_common())
-            cause = st.red(g.cause) if sev == "failure" else st.yellow(g.cause)
-            out.append(f"  {mark} {cause}  x{g.count}  {rej}  confidence {conf}  rule {d0.get('rule')}")
-            out.append(f"      {st.dim('seen'.ljust(10))}{g.first} .. {g.last}; clients "
-                       + ", ".join(f"{c} ({n})" for c, n in g.clients.most_common(MAX_CLIENTS_SHOWN))
+            cause = st.red(printable(g.cause)) if sev == "failure" else st.yellow(printable(g.cause))
+            out.append(f"  {mark} {cause}  x{g.count}  {printable(rej)}  confidence {printable(conf)}  "
+                       f"rule {printable(d0.get('rule'))}")
+            out.append(f"      {st.dim('seen'.ljust(10))}{printable(g.first)} .. {printable(g.last)}; clients "
+                       + ", ".join(f"{printable(c)} ({n})" for c, n in g.clients.most_common(MAX_CLIENTS_SHOWN))
                        + (f" +{len(g.clients) - MAX_CLIENTS_SHOWN} more" if len(g.clients) > MAX_CLIENTS_SHOWN else ""))
             out.extend(_wrap("why", str(d0.get("explanation") or ""), st))
             out.extend(_wrap("evidence", evidence_line(d0), st))

@@ -140,3 +140,10 @@ def test_json_bytes_floats():
         assert json_bytes({"age_s": v}) == _stdlib({"age_s": v})
     assert json_bytes({"v": 1e-05}) == b'{"v":0.00001}'
     assert json_bytes({"v": float("nan")}) == b'{"v":null}'     # (the stdlib's NaN is not JSON)
+
+
+def test_printable_escapes_what_a_terminal_acts_on():
+    from proto.text import printable
+    assert printable("api.example.test") == "api.example.test" and printable(443) == "443"
+    assert printable("a\x1b[2J\x07\n\x7f\x9b\u00e9\udcff") == "a\\x1b[2J\\x07\\x0a\\x7f\\x9b\u00e9\\udcff"
+    printable("\udcff").encode("utf-8")

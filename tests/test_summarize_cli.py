@@ -469,3 +469,18 @@ def test_jobs_auto_same_output_and_what_else_is_refused(command):
     bad = subprocess.run(args + ["--jobs", "many"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and "not a number or auto: 'many'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_table_shows_a_server_name_with_terminal_controls_escaped(tmp_path):
+    # a client chooses its SNI: a screen clear and a window title as its first 15 bytes
+    evil = b"\x1b[2J\x1b]0;PWN\x07\nAB"
+    data = (CAPTURES / "tls12_rsa_chain3.pcap").read_bytes()
+    assert data.count(b"\x00\x00\x0fwww.example.com") == 1 and len(evil) == 15
+    path = tmp_path / "esc.pcap"
+    path.write_bytes(data.replace(b"\x00\x00\x0fwww.example.com", b"\x00\x00\x0f" + evil))
+    r = run("--format", "table", path)
+    assert r.returncode == 0 and b"\x1b" not in r.stdout and b"\x07" not in r.stdout
+    (row,) = r.stdout.decode().splitlines()[1:]
+    assert row.split()[4] == "\\x1b[2J\\x1b]0;PWN\\x07\\x0"   # (escaped, then cut to the column)
+    (line,) = jsonl(run("--format", "jsonl", path))
+    assert line["server_name"] == evil.decode()                 # (JSON carries it as it was: \u001b)

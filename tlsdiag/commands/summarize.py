@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from proto.text import printable
 from sensor.capture import CaptureError
 from sensor.pipeline import summarize_paths
 from tlsdiag.commands import common
@@ -111,7 +112,7 @@ def _table_row(s: dict) -> str:
     alert = s["last_alert"] or "-"
     return "%-22s %-22s %-14s %-40s %-24s %-5s %-18s %s" % (
         s["client"], s["server"], s["version"] or "-", (s["cipher"] or "-")[:40],
-        (s["server_name"] or "-")[:24], "yes" if s["established"] else "no", alert[:18],
+        printable(s["server_name"] or "-")[:24], "yes" if s["established"] else "no", alert[:18],
         s["history"])
 
 

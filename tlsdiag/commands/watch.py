@@ -18,6 +18,7 @@ from analyzer.config import ConfigError, build_config
 from analyzer.engine import Engine
 from analyzer.report import evidence_line
 from proto.render import summary_to_json
+from proto.text import printable
 from sensor.live import LiveCaptureError
 from sensor.loop import Sensor, SensorConfig
 from tlsdiag import settings
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "diagnosis is printed as it happens.")
     p.add_argument("--format", choices=("text", "jsonl"), default="text",
                    help="text blocks (default) or one JSON object per diagnosis")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds")
+    p.add_argument("--duration", type=common.seconds, metavar="S",
+                   help="stop after this many seconds")
     return p
 
 
@@ -46,8 +48,9 @@ def format_text(d: dict) -> str:
         d.get("time") or "-", "FAIL" if d.get("severity") == "failure" else "warn",
         d.get("direction") or "?", conn.get("client"), conn.get("server"), sni, d.get("cause"),
         d.get("rule"), d.get("confidence"))
-    return "%s\n    why: %s\n    wire: %s\n    fix: %s\n" % (
-        head, d.get("explanation"), evidence_line(d), d.get("remediation"))
+    # (each part on its own line: a peer's server name cannot drive the terminal or add a line)
+    return "%s\n    why: %s\n    wire: %s\n    fix: %s\n" % tuple(map(printable, (
+        head, d.get("explanation"), evidence_line(d), d.get("remediation"))))
 
 
 def run(argv: list[str], out: IO[str]) -> int:
