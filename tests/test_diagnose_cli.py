@@ -222,3 +222,83 @@ def test_summarize_output_fed_back_with_a_truststore(tmp_path):
     assert "without the certificates' bytes" in err_plain and "summarize --certs" in err_plain
     rc, text, _ = run(str(plain), *opts)
     assert "judged without the truststore" in text and "not in the truststore" not in text
+
+
+@pytest.mark.parametrize("data,message", [
+    (b'\xff\xfe\x80garbage\n', "2: not UTF-8 (byte 1 of the line)"),
+    (b"[" * 100_000 + b"]" * 100_000 + b"\n", "2: not JSON this reader takes (nested too deeply)"),
+    (b'{"client":"1.2.3.4:1","server":"5.6.7.8:443","start":' + b"9" * 5000 + b"}\n",
+     "2: not JSON this reader takes (a number of more than 4300 digits)"),
+])
+def test_a_jsonl_line_this_reader_cannot_take_is_a_one_line_error_and_the_rest_goes_on(files, tmp_path, data,
+                                                                                       message):
+    # (was a traceback, exit 1 -- "failures diagnosed" -- and no output for any file)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(open(files["good"], "rb").readline() + data)
+    rc, out, err = run(str(broken), files["bad"], "--format", "jsonl")
+    assert rc == 2 and err == f"tlsdiag diagnose: {broken}:{message}\n"
+    assert sorted(json.loads(line)["cause"] for line in out.splitlines()) == \
+        ["expired_certificate", "sni_required"]
+
+
+def test_a_jsonl_line_over_the_limit_is_not_read_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "MAX_JSONL_LINE", 1000)
+    seen = []
+    real = open
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def readline(self, n):
+            seen.append(n)
+            return self.f.readline(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+    monkeypatch.setattr(cli, "open", lambda path, mode: Counting(real(path, mode)), raising=False)
+    # (diagnose's own name lookup finds the module global before the builtin)
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b"a" * 50_000)          # (no end of line: /dev/zero was read until memory ran out)
+    rc, _, err = run(str(big))
+    assert rc == 2 and err == f"tlsdiag diagnose: {big}:1: line longer than 1000 bytes\n" and seen == [1001]
+
+
+def test_text_report_of_wrong_typed_fields(tmp_path, pki):
+    # a JSONL summary's fields as they come: the evidence line takes what it can, --format jsonl already did
+    base = make_summary(established=False, version=None, cipher=None, history="Cr", sni=None, alerts=[])
+    for extra in ({"client_versions": 1.5}, {"close": {"rst": 1.5}}, {"close": {"fin": {"a": 1}}}):
+        path = write_jsonl(tmp_path / "w.jsonl", [(dict(base, **extra), [])])
+        rc, out, err = run(path)
+        assert rc == 1 and err == "" and "FAILED HANDSHAKES: 1 connections" in out, extra
+
+
+def test_what_a_peer_chose_cannot_drive_the_terminal(tmp_path, pki):
+    # a client's SNI with a screen clear, a window title, a bell, a line break, a C1 CSI; a lone surrogate
+    evil = "\x1b[2J\x1b]0;PWN\x07x\nFAIL forged\x9b1m"
+    bad = make_summary(established=False, history="CsxknL", chain=[pki.expired, pki.inter], sni=evil,
+                       alerts=[alert("client", "certificate_expired", "server_hello_done")])
+    odd = make_summary(established=False, version=None, cipher=None, history="Cr", sni="\udcff", alerts=[],
+                       client="10.9.9.9:1")
+    path = write_jsonl(tmp_path / "e.jsonl", [(bad, [pki.expired, pki.inter]), (odd, [])])
+    rc, out, err = run(path)
+    assert rc == 1 and err == ""
+    out.encode("utf-8")             # (strict: was a UnicodeEncodeError on a real stdout)
+    assert not any(c in out for c in "\x1b\x07\x9b\udcff") and "\\x1b[2J\\x1b]0;PWN\\x07x\\x0aFAIL forged" in out
+    assert not any(line.startswith("FAIL forged") for line in out.splitlines()) and "\\udcff" in out
+    rc, out, _ = run(path, "--color", "always")
+    assert out.count("\x1b") == out.count("\x1b[")       # (only the report's own colours)
+    assert "\x1b[2J" not in out and "\x1b]" not in out
+
+
+def test_objects_that_are_not_summaries_are_noted(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{}\n{"summary": {}}\n{"summary": 5}\n')
+    rc, out, err = run(str(path))
+    assert rc == 0 and "3 JSON objects skipped: not a connection summary" in out and err == ""
+    rc, out, err = run(str(path), "--format", "jsonl")
+    assert rc == 0 and out == "" and err == ("tlsdiag diagnose: note: 3 JSON objects skipped: not a connection "
+                                             "summary (no client and server text; see docs/summary-schema.md)\n")

@@ -69,20 +69,36 @@ def _without_bytes(summary: dict[str, object], certs: dict[str, bytes]) -> bool:
 
 def _read_jsonl(path: str, counts: Counter[str] | None = None) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, "rb")
     except OSError as e:
         raise InputError(f"{path}: {e.strerror}") from None
     with f:
-        for n, line in enumerate(f, 1):
-            if len(line) > MAX_JSONL_LINE:
+        n = 0
+        while True:
+            n += 1
+            try:        # (at most one byte past the limit is read: a line without end is not held whole)
+                data = f.readline(MAX_JSONL_LINE + 1)
+            except OSError as e:
+                raise InputError(f"{path}:{n}: {e.strerror or e}") from None
+            if not data:
+                break
+            if len(data) > MAX_JSONL_LINE:
                 raise InputError(f"{path}:{n}: line longer than {MAX_JSONL_LINE} bytes")
-            line = line.strip()
+            try:
+                line = data.decode("utf-8").strip()
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{n}: not UTF-8 (byte {e.start + 1} of the line)") from None
             if not line:
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise InputError(f"{path}:{n}: not JSON ({e.msg})") from None
+            except RecursionError:
+                raise InputError(f"{path}:{n}: not JSON this reader takes (nested too deeply)") from None
+            except ValueError:          # (the only other: an integer too long to convert)
+                raise InputError(f"{path}:{n}: not JSON this reader takes (a number of more than "
+                                 f"{sys.get_int_max_str_digits()} digits)") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{n}: not a JSON object")
             certs: dict[str, bytes] = {}
@@ -125,6 +141,11 @@ def iter_inputs(paths: Sequence[str], errors: list[str],
             errors.append(f"{p}: {exc.strerror or exc}")
 
 
+def _bad_note(n: int) -> str:
+    return (f"{n} JSON object{'' if n == 1 else 's'} skipped: not a connection summary (no client and server "
+            f"text; see docs/summary-schema.md)")
+
+
 def _bytes_note(n: int) -> str:
     return (f"{n} JSONL summar{'y' if n == 1 else 'ies'} carry certificate facts without the certificates' bytes: "
             f"their chains are judged without the truststore (dates, names, chain order; not signatures or trust). "
@@ -136,6 +157,8 @@ def _notes(engine: Engine, counts: Counter[str] | None = None) -> list[str]:
     notes = []
     if counts and counts["without_certificate_bytes"] and cfg.truststores:
         notes.append(_bytes_note(counts["without_certificate_bytes"]))
+    if engine.stats.bad_input:
+        notes.append(_bad_note(engine.stats.bad_input))
     if cfg.role is None and not cfg.local_nets:
         notes.append("direction unknown (no --role / --local-net): fixes are given for both directions")
     if not cfg.truststores:
@@ -234,8 +257,11 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
     if a.format == "text":
         colour = a.color == "always" or (a.color == "auto" and want_colour(stdout))
         stdout.write(render(report.grouper, engine.stats.as_dict(), colour=colour, notes=_notes(engine, counts)))
-    elif counts["without_certificate_bytes"] and engine.config.truststores:
-        stderr.write(f"tlsdiag diagnose: note: {_bytes_note(counts['without_certificate_bytes'])}\n")
+    else:
+        if counts["without_certificate_bytes"] and engine.config.truststores:
+            stderr.write(f"tlsdiag diagnose: note: {_bytes_note(counts['without_certificate_bytes'])}\n")
+        if engine.stats.bad_input:
+            stderr.write(f"tlsdiag diagnose: note: {_bad_note(engine.stats.bad_input)}\n")
     if a.profiles_save:
         try:
             engine.profiles.save(a.profiles_save)
