@@ -228,3 +228,11 @@ def test_analyzer_through_a_broker_outage(broker, tmp_path):
         print("%s: summaries published after the broker's return processed in %.1f s"
               % (label, s))
         assert s < 30, resumed
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "soon"])
+def test_watch_duration_out_of_range_is_a_usage_error(value):
+    # (-1 and nan ended the capture at once with status 0; inf was taken)
+    r = subprocess.run([PY, "-m", "tlsdiag", "watch", "--interface", "lo", "--duration", value],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--duration" in r.stderr and "Traceback" not in r.stderr, r.stderr

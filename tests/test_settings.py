@@ -179,3 +179,38 @@ def test_the_units_example_config_loads_with_endpoint_hints_on():
     unit = (ROOT / "deploy" / "systemd" / "tlsdiag-sensor.service").read_text()
     assert "AmbientCapabilities=CAP_NET_RAW CAP_BPF CAP_SYS_ADMIN\n" in unit
     assert "perf_event_open" in unit.split("SystemCallFilter=", 1)[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("name,text,message", [
+    # (read whole or not at all: a bad value past the first MiB was not seen)
+    ("big.toml", "#" + "x" * (1 << 20) + "\nqueue_max = \"many\"\n", "is larger than 1048576 bytes"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "is not valid JSON: nested too deeply"),
+    ("deep.toml", "a = " + "[" * 100_000 + "]" * 100_000 + "\n", "is not valid TOML: nested too deeply"),
+])
+def test_config_files_too_large_or_too_deep_are_one_line_errors(tmp_path, name, text, message):
+    f = tmp_path / name
+    f.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load("sensor", ["-i", "lo", "--kafka", "k", "--config", str(f)])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_blank_text_does_not_drop_a_default(tmp_path):
+    # (an analyzer without a consumer group, a topic named None)
+    for argv, where in ((["--group", ""], "--group"), (["--topic-handshakes", " "], "--topic-handshakes")):
+        with pytest.raises(ConfigError, match="^%s: must not be empty" % where):
+            load("analyzer", ["--kafka", "k", *argv])
+    f = tmp_path / "c.toml"
+    f.write_text('instance = ""\n')
+    with pytest.raises(ConfigError, match="^config file .*: instance: must not be empty"):
+        load("analyzer", ["--kafka", "k", "--config", str(f)])
+    # (a setting without a default takes blank text as unset)
+    assert load("analyzer", ["--kafka", "k", "--webhook-url", ""])["webhook_url"] is None
+
+
+@pytest.mark.parametrize("url", ["ftp://[::1", "not a url", "http://x:99999/"])
+def test_a_webhook_url_is_checked_and_never_breaks_the_startup_line(url):
+    with pytest.raises(ConfigError, match="^--webhook-url: must be an http"):
+        load("analyzer", ["--kafka", "k", "--webhook-url", url])
+    # (what urlsplit cannot read is not shown at all)
+    assert settings._mask(url) == ("not a url" if url == "not a url" else "***")

@@ -315,7 +315,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("profile_min_successes", _D("profile_min_successes"), "successful "
             "handshakes a server profile needs before it is used", p_int(1, 1_000_000)),
     Setting("warnings", _A("warnings"), "also report warnings (expiring or "
-            "invalid certificates on successful handshakes)", p_bool, flag="--no-warnings",
+            "invalid certificates on successful handshakes; flag: failures only)", p_bool,
+            flag="--no-warnings",
             negate=True),
     # -- Kafka ---------------------------------------------------------------------------------
     Setting("kafka", None, "Kafka bootstrap servers", metavar="HOST:PORT[,HOST:PORT...]"),
@@ -371,8 +372,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("correlation_window_s", _A("correlation_window_s"), "seconds within "
             "which failures of one server are one incident", p_float(0.0, 86_400.0),
             metavar="S"),
-    Setting("webhook_url", None, "POST incident events as JSON to this URL", secret=True,
-            metavar="URL"),
+    Setting("webhook_url", None, "POST incident events as JSON to this URL",
+            p_optional(p_http_url), secret=True, metavar="URL"),
     Setting("webhook_secret_file", None, "file holding the HMAC secret of the webhook "
             "signature (or TLSDIAG_WEBHOOK_SECRET)", metavar="FILE"),
     Setting("alertmanager_urls", (), "Prometheus Alertmanager to post incidents to as alerts "
@@ -517,25 +518,35 @@ class Values(Mapping[str, Any]):
 
 def _mask(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
-    u = urlsplit(url)
-    netloc = u.hostname or ""
-    if u.port:
-        netloc += ":%d" % u.port
+    try:
+        u = urlsplit(url)
+        netloc = u.hostname or ""
+        if u.port:
+            netloc += ":%d" % u.port
+    except ValueError:                  # (not a URL: nothing of it is shown)
+        return "***"
     return urlunsplit((u.scheme, netloc, u.path, "***" if u.query else "", ""))
+
+
+#: the largest config file read (a settings file is a few kB)
+MAX_CONFIG_FILE = 1 << 20
 
 
 def read_file(path: str) -> dict[str, dict[str, object]]:
     """``{section: {name: value}}`` of a config file (``""`` = top level); every key checked."""
     try:
         with open(path, "rb") as fh:
-            raw = fh.read(1 << 20)
+            raw = fh.read(MAX_CONFIG_FILE + 1)
     except OSError as e:
         raise ConfigError("cannot read config file %s: %s" % (path, e.strerror)) from None
+    if len(raw) > MAX_CONFIG_FILE:      # (not its first MiB read as if it were the whole)
+        raise ConfigError("config file %s is larger than %d bytes" % (path, MAX_CONFIG_FILE))
     try:
         data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ConfigError("config file %s is not valid %s: %s" % (
-            path, "JSON" if path.endswith(".json") else "TOML", one_line(e))) from None
+            path, "JSON" if path.endswith(".json") else "TOML",
+            "nested too deeply" if isinstance(e, RecursionError) else one_line(e))) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold a table" % path)
     out: dict[str, dict[str, object]] = {"": {}}
@@ -590,6 +601,9 @@ def load(command: str, args: argparse.Namespace | Mapping[str, object] | None = 
         s = BY_NAME[n]
         try:
             values[n] = s.parse(v)
+            if values[n] is None and s.parse is p_str and default_of(command, n) is not None:
+                # (blank text: not a way to drop a default -- a consumer group, a topic)
+                raise ValueError("must not be empty")
         except ValueError as e:
             raise ConfigError("%s: %s" % (where, e)) from None
         sources[n] = where

@@ -49,6 +49,18 @@ def parser(command: str, description: str, with_settings: bool = True,
     return p
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a time span of more than 0 seconds, at most a year (not -1, nan, inf)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of seconds: %r" % text) from None
+    if not 0 < x <= 366 * 86400:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds and at most a year, not %r"
+                                         % text)
+    return x
+
+
 def start(command: str, p: argparse.ArgumentParser, argv: Sequence[str] | None,
           stderr: IO[str] | None = None, log_base: int = logging.WARNING,
           check_required: bool = True) -> tuple[argparse.Namespace, Values | None] | int:
