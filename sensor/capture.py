@@ -66,6 +66,21 @@ def is_stream(path: str) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode))
 
 
+def _open_offline(path: str):
+    """libpcap's reader of ``path``.  (pcapy-ng passes libpcap a name as UTF-8: a name that is
+    not -- its bytes kept as surrogates by Python -- is opened here and given as its
+    ``/proc/self/fd`` link.)"""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return pcapy.open_offline("/proc/self/fd/%d" % fd)
+        finally:
+            os.close(fd)            # (libpcap opened the file again)
+    return pcapy.open_offline(path)
+
+
 class FileCapture:
     """Batches from one capture file.  Use as a context manager or call :meth:`close`."""
 
@@ -100,7 +115,7 @@ class FileCapture:
             src = self._plain(path)
         gz = self._relay if isinstance(self._relay, Gunzip) else None
         try:
-            self._reader = pcapy.open_offline(src)
+            self._reader = _open_offline(src)
             self.linktype = self._reader.datalink()
         except Exception as exc:
             message = "%s: cannot read capture: %s%s" % (
@@ -239,7 +254,7 @@ class FileCapture:
                 lost = " (a stream: the up to %d before the bad record in its batch are not " \
                        "read)" % self.batch
             elif not self.stream:
-                reader = pcapy.open_offline(self.path)
+                reader = _open_offline(self.path)
                 for _ in range(self.packets):
                     reader.next()
                 buf, meta, again = one_by_one(reader, self.batch)

@@ -484,3 +484,22 @@ def test_table_shows_a_server_name_with_terminal_controls_escaped(tmp_path):
     assert row.split()[4] == "\\x1b[2J\\x1b]0;PWN\\x07\\x0"   # (escaped, then cut to the column)
     (line,) = jsonl(run("--format", "jsonl", path))
     assert line["server_name"] == evil.decode()                 # (JSON carries it as it was: \u001b)
+
+
+@pytest.mark.parametrize("how", ["version 2.3", "garbage after"])
+def test_a_file_name_that_is_not_utf8_reads_as_any_other(tmp_path, how):
+    # what libpcap reads (another version: all of it; a bad record: from its batch on) was opened
+    # by a name pcapy-ng encodes as UTF-8: an error and no output, or the open connections lost
+    data = bytearray((ROOT / "examples" / "gateway-failures.pcap").read_bytes())
+    if how == "version 2.3":
+        data[6:8] = struct.pack("<H", 3)
+    else:
+        data += b"\x00" * 8 + struct.pack("<II", 0xFFFFFF, 0xFFFFFF) + b"junk"
+    plain = tmp_path / "plain.pcap"
+    plain.write_bytes(data)
+    odd = os.path.join(os.fsencode(tmp_path), b"odd-\xff.pcap")
+    with open(odd, "wb") as f:
+        f.write(data)
+    want, got = run("--format", "jsonl", plain), run("--format", "jsonl", os.fsdecode(odd))
+    assert len(jsonl(want)) == 89 and got.stdout == want.stdout
+    assert (got.returncode, got.stderr.replace(b"odd-\\udcff", b"plain")) == (want.returncode, want.stderr)
