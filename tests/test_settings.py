@@ -214,3 +214,12 @@ def test_a_webhook_url_is_checked_and_never_breaks_the_startup_line(url):
         load("analyzer", ["--kafka", "k", "--webhook-url", url])
     # (what urlsplit cannot read is not shown at all)
     assert settings._mask(url) == ("not a url" if url == "not a url" else "***")
+
+
+def test_a_host_is_an_address_or_a_name_not_a_filter():
+    # (it is spliced into the BPF expression: "x or 1=1" changed what was captured)
+    assert load("sensor", ["-i", "lo", "--kafka", "k", "--host", "10.0.0.1", "--host", "gw-1.example.test",
+                           "--host", "fe80::1"])["hosts"] == ("10.0.0.1", "gw-1.example.test", "fe80::1")
+    for bad in ("x or 1=1", "10.0.0.1)", "net 10.0.0.0/8"):
+        with pytest.raises(ConfigError, match="^--host: .* is not valid here"):
+            load("sensor", ["-i", "lo", "--kafka", "k", "--host", bad])

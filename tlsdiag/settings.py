@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import ipaddress
 import json
+import re
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -138,6 +140,22 @@ def p_choice(*choices: str) -> Callable[[object], str]:
             raise ValueError("must be one of %s, not %r" % (", ".join(choices), v))
         return t
     return parse
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def p_host(v: str) -> str:
+    """An IP address or a host name (it goes into a BPF ``host`` term: nothing else may)."""
+    t = _text(v)
+    try:
+        return str(ipaddress.ip_address(t))
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(t):
+        raise ValueError("not an IP address or host name: %r" % (t,))
+    return t
 
 
 def p_list(item: Callable[[str], object] = str) -> Callable[[object], tuple]:
@@ -256,7 +274,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ports", (), "TCP port to capture (repeatable; none = all TCP)",
             p_list(p_port), flag="--port", repeat=True, metavar="PORT"),
     Setting("hosts", (), "host to capture, to or from (repeatable; none = all)",
-            p_list(), flag="--host", repeat=True, metavar="HOST"),
+            p_list(p_host), flag="--host", repeat=True, metavar="HOST"),
     Setting("bpf", None, "extra BPF expression, and'ed with the ports and hosts", metavar="EXPR"),
     Setting("backend", "auto", "capture backend: ebpf (the in-kernel handshake filter: only "
             "handshakes and what the summary needs after them reach user space), pcap "
