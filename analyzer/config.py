@@ -99,6 +99,8 @@ def load_truststore(path: str) -> TrustStore:
             raise ConfigError(f"truststore directory {path} holds no .pem/.crt/.cer files")
     elif p.is_file():
         files = [p]
+    elif p.exists():
+        raise ConfigError(f"truststore {path} is not a file or a directory")
     else:
         raise ConfigError(f"truststore {path} does not exist")
     certs: list[x509.Certificate] = []
@@ -113,10 +115,11 @@ def load_truststore(path: str) -> TrustStore:
         try:
             loaded = x509.load_pem_x509_certificates(data)
         except ValueError:
+            why = _pem_problem(data)
             if p.is_dir():
-                log.warning("truststore: skipping %s (no PEM certificates)", f)
+                log.warning("truststore: skipping %s (%s)", f, why)
                 continue
-            raise ConfigError(f"truststore {f} holds no PEM certificates") from None
+            raise ConfigError(f"truststore {f} {why}") from None
         for c in loaded:
             fp = c.public_bytes(serialization.Encoding.DER)
             if fp in seen:
@@ -128,6 +131,17 @@ def load_truststore(path: str) -> TrustStore:
     if not certs:
         raise ConfigError(f"truststore {path} holds no certificates")
     return TrustStore(source=str(path), certs=tuple(certs))
+
+
+def _pem_problem(data: bytes) -> str:
+    """Why ``data`` gave no certificates: none in it, or which of its blocks does not read."""
+    blocks = data.split(b"-----BEGIN CERTIFICATE-----")[1:]
+    for i, block in enumerate(blocks, 1):
+        try:
+            x509.load_pem_x509_certificate(b"-----BEGIN CERTIFICATE-----" + block)
+        except ValueError:
+            return f"holds a PEM certificate that does not read (block {i} of {len(blocks)})"
+    return "holds no PEM certificates"
 
 
 #: the values :func:`build_config` takes (truststore paths: one per direction, or both)

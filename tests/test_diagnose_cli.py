@@ -175,6 +175,12 @@ def test_truststore_directory_and_bundle(tmp_path, pki):
     (tmp_path / "empty.pem").write_text("nothing here")
     with pytest.raises(ConfigError, match="no PEM certificates"):
         load_truststore(str(tmp_path / "empty.pem"))
+    # (a bundle with one block that does not read was said to hold no PEM certificates)
+    (tmp_path / "torn.pem").write_bytes(pki.root.pem + b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigError, match=r"torn.pem holds a PEM certificate that does not read \(block 2 of 2\)$"):
+        load_truststore(str(tmp_path / "torn.pem"))
+    with pytest.raises(ConfigError, match="^truststore /dev/null is not a file or a directory$"):
+        load_truststore("/dev/null")
 
 
 def test_report_render_handles_empty_and_bounds():
