@@ -308,3 +308,18 @@ def test_objects_that_are_not_summaries_are_noted(tmp_path):
     rc, out, err = run(str(path), "--format", "jsonl")
     assert rc == 0 and out == "" and err == ("tlsdiag diagnose: note: 3 JSON objects skipped: not a connection "
                                              "summary (no client and server text; see docs/summary-schema.md)\n")
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), OSError(5, "Input/output error")])
+def test_a_bug_is_exit_3_with_its_traceback_not_1(monkeypatch, capsys, exc):
+    # (Python's own exit status for a traceback is 1: diagnose's "failures found")
+    from tlsdiag import cli as top
+
+    def broken(argv):
+        raise exc
+    monkeypatch.setattr(cli, "main", broken)
+    assert top.main(["diagnose", "x.pcap"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and str(exc.args[-1]) in err
+    assert err.endswith("tlsdiag diagnose: internal error (a bug in tlsdiag: please report the traceback "
+                        "above); exit status 3\n")

@@ -6,6 +6,7 @@ import importlib
 import io
 import os
 import sys
+import traceback
 
 from tlsdiag import __version__
 from tlsdiag.status import ExitStatus
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitStatus.SUCCESS
     except OSError as exc:
         if exc.errno not in _FULL:
-            raise
+            return _internal(argv[0])
         # `tlsdiag summarize big.pcap > out` on a full disk: one line, not a traceback
         try:
             sys.stdout = open(os.devnull, "w")
@@ -72,6 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         print("tlsdiag %s: error: cannot write the output: %s" % (argv[0], exc.strerror),
               file=sys.stderr)
         return ExitStatus.ERROR
+    except Exception:       # noqa: BLE001 -- a bug: said as one, not as Python's exit status 1
+        return _internal(argv[0])
+
+
+def _internal(command: str) -> int:
+    """A bug reached the top: its traceback (for a report), a last line that says so, and an exit
+    status of its own -- Python's own 1 is diagnose's "failures found"."""
+    traceback.print_exc()
+    print("tlsdiag %s: internal error (a bug in tlsdiag: please report the traceback above); "
+          "exit status %d" % (command, ExitStatus.INTERNAL), file=sys.stderr)
+    return ExitStatus.INTERNAL
 
 
 #: the errors of an output that cannot take more

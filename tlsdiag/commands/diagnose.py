@@ -2,7 +2,7 @@
 
 Input: pcap/pcapng files (through the sensor pipeline), or JSONL summary files (``*.jsonl``, as written by
 ``tlsdiag summarize --format jsonl``; a line may also be ``{"summary": {...}, "certs": {sha256: base64-DER}}``).
-Exit status: 0 no failures, 1 failures diagnosed, 2 usage or input error.
+Exit status: 0 no failures, 1 failures diagnosed, 2 usage or input error, 3 internal error (a bug).
 """
 
 from __future__ import annotations
