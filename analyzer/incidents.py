@@ -89,9 +89,13 @@ def _loads(value: bytes | str | None) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _iso(ts: float) -> str:
+def _iso(ts: float) -> str | None:
+    """``ts`` as ISO-8601 UTC to the second; None when no datetime has it (NaN, inf, 1e308)."""
     import datetime as dt
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 @dataclass

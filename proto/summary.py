@@ -22,12 +22,15 @@ from proto.hints import check_hints
 __all__ = [
     "SCHEMA_VERSION", "FIELD", "Field", "FIELDS", "JSON_FIELDS", "OPTIONAL_FIELDS", "SchemaError",
     "encode_summary", "decode_summary", "encode_certificate", "decode_certificate",
-    "MAX_MESSAGE",
+    "MAX_MESSAGE", "MIN_TIME", "MAX_TIME", "is_time",
 ]
 
 SCHEMA_VERSION = 1
 #: largest msgpack message we accept (a summary is ~1 KB; a certificate record ~ its DER)
 MAX_MESSAGE = 4 * 1024 * 1024
+#: the time stamps a summary may carry (epoch seconds): datetime's range, 0001-01-01T00:00:00Z
+#: to 9999-12-31T23:59:59Z -- what ``datetime.fromtimestamp(t, timezone.utc)`` takes
+MIN_TIME, MAX_TIME = -62135596800, 253402300799
 
 
 class SchemaError(ValueError):
@@ -123,8 +126,9 @@ def _is_str(v) -> bool:
     return type(v) is str
 
 
-def _is_num(v) -> bool:
-    return type(v) is float or type(v) is int
+def is_time(v) -> bool:
+    """An int or float time stamp in [MIN_TIME, MAX_TIME] (not NaN, not infinite)."""
+    return (type(v) is float or type(v) is int) and MIN_TIME <= v <= MAX_TIME
 
 
 def _is_bool(v) -> bool:
@@ -224,8 +228,9 @@ FIELD: tuple[Field, ...] = tuple(Field(*row) for row in (
     ("weirds", 35, "list", _strs, "list[str]",
      "anomaly names (stable strings: `record_overflow`, `vector_overrun`, "
      "`handshake_length_mismatch`, `buffer_limit`, ...)"),
-    ("start", 4, "required", _is_num, "float", "epoch seconds of the first packet seen"),
-    ("end", 5, "required", _is_num, "float", "epoch seconds of the last packet seen"),
+    ("start", 4, "required", is_time, "float",
+     "epoch seconds of the first packet seen (years 1 to 9999: a reader rejects others)"),
+    ("end", 5, "required", is_time, "float", "epoch seconds of the last packet seen, same range"),
     ("outcome", 36, "required", _is_str, "str",
      "`established`, `alert` (a fatal plaintext alert ended it), `encrypted_alert`, `reset`, "
      "`closed` (closed before established), `timeout`, `evicted`, `incomplete` (input "
@@ -386,7 +391,7 @@ def _group(check) -> tuple:
 
 # one group per shape check, from the table
 _g_strs = _getter(_group(_is_str))
-_g_nums = _getter(_group(_is_num))
+_g_times = _getter(_group(is_time))
 _g_opt_ints = _getter(_group(_opt_int))
 _g_opt_strs = _getter(_group(_opt_str))
 _g_bools = _getter(_group(_is_bool))
@@ -397,13 +402,16 @@ _g_close = _getter(_group(_close))
 #: the fields whose check has no group form (alerts, encrypted alerts, gaps: usually empty):
 #: each checked by its own _CHECKS entry, only when it is not []
 _RARE = tuple((f.name, f.check) for f in _WIRE if f.check not in (
-    _is_str, _is_num, _opt_int, _opt_str, _is_bool, _ints, _strs, _digests, _close))
+    _is_str, is_time, _opt_int, _opt_str, _is_bool, _ints, _strs, _digests, _close))
 _NO_CLOSE = [[], []]
 
 
 def _fast_ok(raw: dict) -> bool:
-    if set(map(type, _g_strs(raw))) != _STR or not set(map(type, _g_nums(raw))) <= _NUM:
+    if set(map(type, _g_strs(raw))) != _STR or not set(map(type, _g_times(raw))) <= _NUM:
         return False
+    for v in _g_times(raw):
+        if not MIN_TIME <= v <= MAX_TIME:        # NaN compares False: out too
+            return False
     for v in _g_opt_ints(raw):
         if v is not None and not (type(v) is int and 0 <= v <= _MAX_CODE):
             return False

@@ -112,6 +112,10 @@ VALUE = st.recursive(LEAF, lambda v: st.lists(v, max_size=5), max_leaves=10)
 @example(i=0, fields={FIELDS["weirds"]: "ab"})
 @example(i=0, fields={FIELDS["id"]: None})
 @example(i=0, fields={FIELDS["start"]: True})
+@example(i=0, fields={FIELDS["start"]: float("nan")})
+@example(i=0, fields={FIELDS["end"]: float("inf")})
+@example(i=0, fields={FIELDS["start"]: 2 ** 64 - 1})
+@example(i=0, fields={FIELDS["end"]: 253402300800.0})
 @example(i=0, fields={FIELDS["version"]: True})
 @example(i=0, fields={FIELDS["sensor"]: b"s"})
 def test_wrong_shapes_fast_equals_reference(i, fields):
@@ -142,6 +146,27 @@ def test_odd_keys_fast_equals_reference(i, keys):
 @given(i=st.integers(0, 10_000), mutate=mutations())
 def test_mutated_bytes_fast_equals_reference(i, mutate):
     same(mutate(VALID[i % len(VALID)]))
+
+
+@pytest.mark.parametrize("t", [float("nan"), float("inf"), -float("inf"), 1e308, -1e308,
+                               2 ** 64 - 1, S.MAX_TIME + 1, S.MAX_TIME + 0.5, S.MIN_TIME - 1])
+@pytest.mark.parametrize("name", ["start", "end"])
+def test_time_stamps_outside_datetimes_range_are_rejected(name, t):
+    """What no datetime holds is a SchemaError (dead-lettered), not a crash downstream."""
+    m = msgpack.unpackb(VALID[0], strict_map_key=False)
+    m[FIELDS[name]] = t
+    data = msgpack.packb(m, use_bin_type=True)
+    assert outcome(decode_summary, data) == ("error", "bad %s field" % name)
+    assert same(data) is False
+
+
+@pytest.mark.parametrize("t", [S.MIN_TIME, S.MAX_TIME, float(S.MAX_TIME), 0, 0.0, 1.7e9])
+def test_time_stamps_at_datetimes_range_edges_are_accepted(t):
+    m = msgpack.unpackb(VALID[0], strict_map_key=False)
+    m[FIELDS["start"]] = m[FIELDS["end"]] = t
+    data = msgpack.packb(m, use_bin_type=True)
+    assert same(data)
+    assert summary_to_json(decode_summary(data), {})["start"] == t
 
 
 def test_missing_required_field_same_error():

@@ -157,6 +157,26 @@ def test_poison_goes_to_the_dlq_with_reason_and_source_and_is_committed_past(ite
     assert an.counters["summaries"] == 10                  # the rest was diagnosed
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1e308, -1e308,
+                                 2 ** 64 - 1, 253402300800.0, -62135596801.0])
+def test_a_summary_timed_outside_datetimes_range_goes_to_the_dlq_not_a_crash(items, diag, bad):
+    """NaN, inf, 1e308, 2**64-1, year 10000: dead-lettered; it used to crash the incident
+    event's time stamp, uncommitted, so every restart crashed on it again."""
+    raw, cs = next((dict(r), c) for r, c in items
+                   if not r.get("established") and r.get("outcome") == "alert")
+    raw["start"] = raw["end"] = bad
+    cluster = FakeCluster()
+    publish(cluster, [(raw, cs)] + items[:5])
+    an = analyzer(cluster, diag)
+    assert drain(an) == 6
+    dlq = cluster.records(TOPICS["dlq"])
+    assert len(dlq) == 1 and dict(dlq[0].headers)["reason"] in (b"bad start field",
+                                                                 b"bad end field")
+    assert an.poison == {"malformed": 1} and an.counters["summaries"] == 5
+    for p, log in enumerate(cluster.partitions(H)):            # committed past it
+        assert cluster.committed.get(("g", TopicPartition(H, p)), 0) == len(log)
+
+
 def test_a_late_certificate_is_waited_for_a_missing_one_counted(items, diag):
     def refs(raw):
         return set(raw["certificates"]) | set(raw["client_certificates"])

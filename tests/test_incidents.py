@@ -41,6 +41,13 @@ def test_grouping_updates_and_resolution():
     assert again[0]["event"] == "opened" and again[0]["incident"] != ev[0]["incident"]
 
 
+def test_an_incident_timed_outside_datetimes_range_has_no_time_not_a_crash():
+    for t in (float("nan"), float("inf"), -float("inf"), 1e308, 2.0 ** 64, 253402300800.0):
+        ev = IncidentTracker().failure(diag(0), "mp-1", t, now=1.0)
+        assert ev[0]["event"] == "opened" and ev[0]["first_seen"] is None, t
+        assert ev[0]["last_seen"] is None
+
+
 def test_quiet_incidents_resolve_by_data_time():
     t = IncidentTracker(resolve_quiet=60)
     t.failure(diag(0, direction="northbound", server="10.0.1.1:443"), "r", 100.0, now=1.0)
