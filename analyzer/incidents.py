@@ -50,10 +50,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .profiles import saved_count, saved_time
 from .report import json_text as _state_dumps
 
 __all__ = ["Incident", "IncidentTracker", "STATE_FORMAT", "STATE_VERSION", "CHUNK_FORMAT",
@@ -68,6 +70,9 @@ CHUNKED_VERSION = 2         # save_records()/restore_records(): head + chunk rec
 NCHUNKS = 512               # 10,000 open incidents (max_open) -> ~20 (~25 KB) per chunk
 RECORD_MAX_BYTES = 900_000  # a chunk record's bound (the broker's default limit is 1 MiB)
 NORTH_CHUNK = "n"
+_ID = re.compile(r"[0-9a-f]{16}")      # an incident id: 16 hex digits of a SHA-256
+_SUFFIX = re.compile(r"/([^/]*)/([0-9]{1,18})/([0-9]{1,18})")   # a chunk record's: /c/gen/i
+MAX_GEN = 10 ** 18 - 1                  # what 18 digits hold
 
 NorthKey = tuple[int, str, "str | None"]
 _SAMPLE_KEYS = ("id", "rule", "rejected_by", "explanation", "evidence", "remediation")
@@ -84,7 +89,7 @@ def _loads(value: bytes | str | None) -> dict[str, Any] | None:
         return None
     try:
         doc = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):        # (UnicodeDecodeError is a ValueError)
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -196,27 +201,31 @@ class Incident:
 
     @classmethod
     def from_state(cls, d: Mapping[str, Any], part: int) -> "Incident":
-        """Inverse of :meth:`to_state`; ValueError/TypeError/KeyError on a malformed item."""
+        """Inverse of :meth:`to_state`; ValueError/TypeError/KeyError on a malformed item
+        (counts are ints, time stamps in datetime's range, the id 16 hex digits)."""
         key = d["key"]
         if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
             raise ValueError("bad incident key")
+        iid = d["id"]
+        if not (isinstance(iid, str) and _ID.fullmatch(iid)):
+            raise ValueError("bad incident id")
 
         def counts(v: object) -> dict[str, int]:
             if not isinstance(v, dict):
                 raise ValueError("bad counts")
-            return {str(k): int(n) for k, n in list(v.items())[:MAX_CLIENTS]}
+            return {str(k): saved_count(n) for k, n in list(v.items())[:MAX_CLIENTS]}
         sample = d.get("sample")
         impact = d.get("impact")
-        return cls(key=(key[0], key[1], key[2]), id=str(d["id"]),
-                   first_seen=float(d["first_seen"]), last_seen=float(d["last_seen"]),
-                   count=int(d["count"]), clients=counts(d.get("clients") or {}),
-                   clients_total=int(d.get("clients_total") or 0),
+        return cls(key=(key[0], key[1], key[2]), id=iid,
+                   first_seen=saved_time(d["first_seen"]), last_seen=saved_time(d["last_seen"]),
+                   count=saved_count(d["count"]), clients=counts(d.get("clients") or {}),
+                   clients_total=saved_count(d.get("clients_total") or 0),
                    sensors=counts(d.get("sensors") or {}),
                    server_names=counts(d.get("server_names") or {}),
                    sample=sample if isinstance(sample, dict) else None,
-                   successes_since=int(d.get("successes_since") or 0),
-                   emitted_count=int(d.get("emitted_count") or 0),
-                   last_emit=float(d.get("last_emit") or 0.0),
+                   successes_since=saved_count(d.get("successes_since") or 0),
+                   emitted_count=saved_count(d.get("emitted_count") or 0),
+                   last_emit=saved_time(d.get("last_emit") or 0.0),
                    impact=impact if isinstance(impact, dict) else None, part=part)
 
 
@@ -250,6 +259,7 @@ class IncidentTracker:
         self._layout: dict[int, dict[str, tuple[int, int]]] = {}
         self.opened = self.resolved = self.dropped = 0
         self.too_large = 0          # incidents left out of a save (one alone over the limit)
+        self.malformed = 0          # saved records skipped on restore, wholly or in part
 
     # -- input --------------------------------------------------------------------------------
     def failure(self, d: Mapping[str, object], sensor: str | None, t: float,
@@ -343,8 +353,9 @@ class IncidentTracker:
         if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT \
                 or doc.get("version") != STATE_VERSION:
             return 0
-        n = self._load_items(part, doc.get("incidents"))
-        self._load_north(part, doc.get("north"))
+        n, bad = self._load_items(part, doc.get("incidents"))
+        if bad or self._load_north(part, doc.get("north")):
+            self.malformed += 1
         self._dirty.discard(part)
         self._north_dirty.discard(part)
         self._full.add(part)
@@ -396,15 +407,14 @@ class IncidentTracker:
         its value.  Returns (the head document or None, the number of open incidents restored,
         the suffixes of the records the head does not name -- orphans of an interrupted save,
         to be deleted).  Reads a format 1 head too.  A head naming a record that is missing or
-        malformed loads the rest (the missing suffixes are in the head's ``"missing"``)."""
+        malformed loads the rest (the missing suffixes are in the head's ``"missing"``).  Every
+        record skipped as malformed, wholly or in part, counts in :attr:`malformed`."""
         self.drop(part)
         gens = [0]
-        parsed: dict[str, tuple[str, int, int]] = {}
         for suffix in records:
-            bits = suffix.split("/")
-            if len(bits) == 4 and bits[0] == "" and bits[2].isdigit() and bits[3].isdigit():
-                parsed[suffix] = (bits[1], int(bits[2]), int(bits[3]))
-                gens.append(int(bits[2]))
+            m = _SUFFIX.fullmatch(suffix)
+            if m is not None:
+                gens.append(int(m[2]))
         head = _loads(records.get(""))
         named: set[str] = set()
         n = 0
@@ -415,34 +425,49 @@ class IncidentTracker:
                 and head.get("version") == CHUNKED_VERSION and isinstance(head.get("chunks"), dict):
             layout: dict[str, tuple[int, int]] = {}
             missing: list[str] = []
+            bad = 0
+            room = len(records) - 1                 # each part named is a record of its own
             for name, v in head["chunks"].items():
-                try:
-                    g, nparts = int(v[0]), int(v[1])
-                except (TypeError, ValueError, IndexError, KeyError):
+                # [gen, parts]: no more parts than records left (a hostile 1e9 is no loop)
+                if not (type(v) is list and len(v) == 2 and type(v[0]) is int
+                        and type(v[1]) is int and 0 <= v[0] <= MAX_GEN and 1 <= v[1] <= room):
+                    bad += 1
                     continue
-                layout[str(name)] = (g, nparts)
+                g, nparts = v
+                room -= nparts
+                layout[name] = (g, nparts)
                 for i in range(nparts):
                     suffix = "/%s/%d/%d" % (name, g, i)
                     named.add(suffix)
                     doc = _loads(records.get(suffix))
                     if doc is None or doc.get("format") != CHUNK_FORMAT or doc.get("chunk") != name \
                             or doc.get("gen") != g:
+                        if records.get(suffix):
+                            self.malformed += 1     # there, but not a record of this chunk
                         missing.append(suffix)
                         continue
                     if name == NORTH_CHUNK:
-                        self._load_north(part, doc.get("north"))
+                        skipped = self._load_north(part, doc.get("north"))
                     else:
-                        n += self._load_items(part, doc.get("incidents"))
+                        k, skipped = self._load_items(part, doc.get("incidents"))
+                        n += k
+                    if skipped:
+                        self.malformed += 1
             self._layout[part] = layout
-            if head.get("nchunks") != self.nchunks or missing:
+            if head.get("nchunks") != self.nchunks or missing or bad:
                 self._full.add(part)                # another layout: rewrite it whole
-            try:
-                gens.append(int(head.get("gen") or 0))
-            except (TypeError, ValueError):
-                pass
+            g = head.get("gen")
+            if type(g) is int and 0 <= g <= MAX_GEN:
+                gens.append(g)
+            elif g is not None:
+                bad += 1
+            if bad:
+                self.malformed += 1
             head = dict(head, missing=missing)
         elif head is not None:
             head = None
+        if head is None and records.get(""):
+            self.malformed += 1                     # a head, but none this reads
         self._gen[part] = max(gens)
         self._dirty.discard(part)
         self._dirty_chunks.pop(part, None)
@@ -520,30 +545,41 @@ class IncidentTracker:
             out.append(("/%s/%d/%d" % (name, gen, i), (pre % i).encode() + g + b"]}"))
         layout[name] = (gen, len(groups))
 
-    def _load_items(self, part: int, items: object) -> int:
-        n = 0
-        for item in items if isinstance(items, list) else []:
+    def _load_items(self, part: int, items: object) -> tuple[int, int]:
+        """Saved incidents (a list of :meth:`Incident.to_state`) into partition ``part``:
+        (how many loaded, how many skipped as malformed)."""
+        if not isinstance(items, list):
+            return 0, int(items is not None)
+        n = bad = 0
+        for item in items:
             if len(self.open) >= self.max_open:
                 self.dropped += 1
                 break
             try:
                 inc = Incident.from_state(item, part)
             except (KeyError, TypeError, ValueError, AttributeError):
+                bad += 1
                 continue
             if inc.key in self.open:
                 continue
             self._insert(inc)
             n += 1
-        return n
+        return n, bad
 
-    def _load_north(self, part: int, items: object) -> None:
-        for item in items if isinstance(items, list) else []:
+    def _load_north(self, part: int, items: object) -> int:
+        """Saved northbound buckets (``[sec, router, sensor, n]``) into partition ``part``;
+        how many skipped as malformed."""
+        if not isinstance(items, list):
+            return int(items is not None)
+        bad = 0
+        for item in items:
             try:
                 sec, srv, sensor, cnt = item
-                self._add_north(part, float(sec), str(srv),
-                                None if sensor is None else str(sensor), int(cnt))
+                self._add_north(part, saved_time(sec), str(srv),
+                                None if sensor is None else str(sensor), saved_count(cnt))
             except (TypeError, ValueError):
-                continue
+                bad += 1
+        return bad
 
     def _emit(self, inc: Incident, event: str, now: float) -> dict[str, object]:
         inc.emitted_count = inc.count

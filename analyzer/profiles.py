@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 from proto.lru import lru_get, lru_put
+from proto.summary import MAX_TIME, MIN_TIME, is_time
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ FORMAT = "tlsdiag-profiles"
 FORMAT_VERSION = 1
 #: Per-profile bound on distinct values kept in each counter (versions, suites, chains).
 MAX_VALUES = 64
+#: the largest count read back from saved state (profiles, incidents)
+MAX_COUNT = 2 ** 63 - 1
 
 
 def successes(n: int) -> str:
@@ -32,6 +35,21 @@ def successes(n: int) -> str:
 
 class ProfileError(ValueError):
     """A profiles file is unreadable or not in our format."""
+
+
+def saved_count(v: object) -> int:
+    """A count read back from saved state: an int in [0, MAX_COUNT] (ValueError otherwise:
+    a JSON 1e400 is infinity, "5" a string)."""
+    if type(v) is not int or not 0 <= v <= MAX_COUNT:
+        raise ValueError("bad count %.40r" % (v,))
+    return v
+
+
+def saved_time(v: object) -> float:
+    """A time stamp read back from saved state: in datetime's range (ValueError otherwise)."""
+    if not is_time(v):
+        raise ValueError("bad time stamp %.40r" % (v,))
+    return float(v)  # type: ignore[arg-type]
 
 
 class Tally(dict[str, int]):
@@ -97,7 +115,7 @@ class Profile:
         else:
             self.without_sni += 1
         t = get("start")
-        if isinstance(t, (int, float)):
+        if (type(t) is float or type(t) is int) and MIN_TIME <= t <= MAX_TIME:    # is_time
             first, last = self.first_seen, self.last_seen
             if first is None or t < first:
                 self.first_seen = t
@@ -127,26 +145,30 @@ class Profile:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, object]) -> Profile:
+    def from_json(cls, d: object) -> Profile:
+        """Inverse of :meth:`to_json`; ValueError (or TypeError) on anything malformed."""
         def counter(x: object) -> Tally:
             if not isinstance(x, dict):
                 raise ProfileError("counter fields must be objects")
-            return Tally({str(k): int(v) for k, v in list(x.items())[:MAX_VALUES]})
+            return Tally({str(k): saved_count(v) for k, v in list(x.items())[:MAX_VALUES]})
 
-        def opt_float(x: object) -> float | None:
-            return float(x) if isinstance(x, (int, float)) else None
+        def opt_time(x: object) -> float | None:
+            return None if x is None else saved_time(x)
 
+        if not isinstance(d, dict):
+            raise ProfileError("a profile must be an object")
         server = d.get("server")
         if not isinstance(server, str):
             raise ProfileError("profile without a server")
         sn = d.get("server_name")
         return cls(
-            server=server, server_name=sn if isinstance(sn, str) else None, count=int(d.get("count", 0)),  # type: ignore[call-overload]
+            server=server, server_name=sn if isinstance(sn, str) else None,
+            count=saved_count(d.get("count", 0)),
             versions=counter(d.get("versions", {})), ciphers=counter(d.get("ciphers", {})),
             chains=counter(d.get("chains", {})), groups=counter(d.get("groups", {})),
-            with_sni=int(d.get("with_sni", 0)),  # type: ignore[call-overload]
-            without_sni=int(d.get("without_sni", 0)), first_seen=opt_float(d.get("first_seen")),  # type: ignore[call-overload]
-            last_seen=opt_float(d.get("last_seen")),
+            with_sni=saved_count(d.get("with_sni", 0)),
+            without_sni=saved_count(d.get("without_sni", 0)),
+            first_seen=opt_time(d.get("first_seen")), last_seen=opt_time(d.get("last_seen")),
         )
 
     def describe(self) -> str:

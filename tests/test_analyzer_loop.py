@@ -292,6 +292,47 @@ def test_profiles_snapshot_and_restore_by_a_new_instance(items, diag):
     assert not an2.state.engines and not an2.incidents.open
 
 
+def test_malformed_state_records_are_skipped_counted_and_the_rest_restored(items, diag):
+    """Hostile records under the analyzer's own state keys (what a compacted topic keeps for
+    good) used to raise in the rebalance listener: no start, ever again.  Now each is skipped,
+    counted in a metric and logged; the other partitions' state is restored."""
+    cluster = FakeCluster()
+    publish(cluster, items)
+    an = analyzer(cluster, diag, exactly_once=False)
+    drain(an)
+    an.producer.begin_transaction()
+    an.state.snapshot_profiles(an.producer, force=True)
+    an.commit({})
+    good = {p: len(e.profiles) for p, e in an.state.engines.items()}
+    assert len(good) == 3 and all(good.values())
+    nprof = len(cluster.partitions(TOPICS["profiles"]))
+    prof = b'{"format":"tlsdiag-profiles","version":1,"profiles":%s}'
+    inc = json.dumps({"format": "tlsdiag-incidents", "version": 1, "offset": 0, "incidents": [
+        {"key": ["northbound", "1.2.3.4:443", "x"], "id": "zz", "first_seen": 1.0,
+         "last_seen": 1.0, "count": 1},
+        {"key": ["northbound", "1.2.3.4:443", "y"], "id": "abcdef0123456789",
+         "first_seen": 1.0, "last_seen": 1e300, "count": 1}]}).encode()
+    for k, v in [("g/%s/0" % H, prof % b'[{"server":"a:1","count":1e400}]'),
+                 ("g/%s/1" % H, b"[" * 100_000),
+                 ("g/%s/0/incidents" % H, b"[" * 100_000),
+                 ("g/%s/1/incidents" % H, inc),
+                 ("g/%s/2/incidents" % H,
+                  b'{"format":"tlsdiag-incidents","version":2,"offset":0,"gen":1e400,'
+                  b'"chunks":{"a":[1,1000000000]}}')]:
+        cluster.append(TOPICS["profiles"], kafka_partition(k.encode(), nprof), k.encode(), v)
+    an2 = analyzer(cluster, diag, exactly_once=False)
+    t0 = time.monotonic()
+    an2.consumer.poll()                              # the first poll joins: restore
+    assert time.monotonic() - t0 < 5                 # no loop over a billion parts
+    assert an2.counters["state_records_malformed"] == 5
+    assert an2.counters["profiles_restored"] == good[2]           # partition 2's, intact
+    metrics = {m[0]: m[3] for m in an2.metrics()}
+    assert metrics["tlsdiag_analyzer_state_records_malformed_total"] == 5
+    assert not an2.incidents.open
+    publish(cluster, items[:3])
+    assert drain(an2) == 3                           # and it runs
+
+
 def test_state_records_of_a_partition_go_to_the_head_keys_partition(items, diag):
     cluster = FakeCluster()
     cluster.create_topic(TOPICS["profiles"], 5)

@@ -276,6 +276,56 @@ def test_missing_or_malformed_records_are_reported_never_a_traceback():
         assert orphans == sorted(k for k in bad if k)
 
 
+def test_hostile_records_are_skipped_counted_and_the_rest_restored():
+    """Whatever a record holds -- deep JSON, 1e400, NaN, a non-hex id, a billion parts, a
+    5,000-digit generation -- restore neither raises nor loops: the record (or its bad items)
+    is skipped and counted in ``malformed``, the rest restored."""
+    t = IncidentTracker(nchunks=4)
+    for i in range(12):
+        t.failure(diag(i, server(i)), "mp", 100.0 + i, now=1.0)
+    t.success("northbound", "10.0.1.1:443", "router-1", 105.0, now=1.0)
+    topic = apply({}, t.save_records(0, offset=12))
+    chunks = sorted(k for k in topic if k and not k.startswith("/n/"))
+    north = next(k for k in topic if k.startswith("/n/"))
+    good = json.loads(topic[chunks[0]])
+    item = good["incidents"][0]
+    good["incidents"] += [dict(item, id="zz"), dict(item, id=5), dict(item, last_seen=1e400),
+                          dict(item, first_seen=float("nan")), dict(item, count=1e400),
+                          dict(item, count="5"), dict(item, clients={"a": 1e400}),
+                          dict(item, last_emit=-1e300), 5, [1]]
+    hostile = dict(topic)
+    hostile[chunks[0]] = json.dumps(good).encode()           # 1e400 -> Infinity
+    hostile[chunks[1]] = b"[" * 100_000
+    ndoc = json.loads(topic[north])
+    ndoc["north"] += [[1e400, "r", None, 1], [1.0, "r", None, 1e400], "abcd", 5]
+    hostile[north] = json.dumps(ndoc).encode()
+    head = json.loads(topic[""])
+    head["chunks"]["9"] = [1, 10 ** 9]
+    head["chunks"]["8"] = [1e400, 1]
+    head["chunks"]["7"] = "x"
+    hostile[""] = json.dumps(head).encode()
+    hostile["/0/" + "9" * 5000 + "/0"] = b"{}"
+    hostile["/0/\u00b2/0"] = b"{}"
+    u, head2, n, orphans = restored(hostile, nchunks=4)
+    assert n == 12 - len(json.loads(topic[chunks[1]])["incidents"])     # only the deep one's
+    assert head2["missing"] == [chunks[1]] and head2["offset"] == 12
+    assert u.malformed == 4                    # head, two chunks, north
+    assert len(u._north[0]) == len(t._north[0])
+    assert "/0/" + "9" * 5000 + "/0" in orphans
+    # the next save rewrites it whole, and that restores cleanly
+    fixed = apply(hostile, u.save_records(0, offset=13))
+    w, head3, n3, _ = restored(fixed, nchunks=4)
+    assert n3 == n and head3["missing"] == [] and w.malformed == 0
+    # a format 1 document with the same items; a head that is not one
+    v1 = json.loads(v1_record(t, 0, offset=12))
+    v1["incidents"] += good["incidents"][-10:]
+    u, head4, n4, _ = restored({"": json.dumps(v1).encode()})
+    assert n4 == 12 and u.malformed == 1
+    for bad in (b"[" * 100_000, b'{"format":"tlsdiag-incidents","version":2,"chunks":5}'):
+        u, head5, _, _ = restored({"": bad})
+        assert head5 is None and u.malformed == 1
+
+
 # -- resolve hold -----------------------------------------------------------------------------
 
 def intermittent(t, seconds, p_fail=0.1, seed=3, start=1000.0, backend="10.0.3.9:443"):

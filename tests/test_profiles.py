@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from analyzer.profiles import ProfileError, ProfileStore
+from analyzer.profiles import Profile, ProfileError, ProfileStore
 from tests.support.pki import make_pki
 from tests.support.summaries import make_summary
 
@@ -67,6 +67,22 @@ def test_load_errors_are_clear(tmp_path, content, msg):
     path.write_text(content)
     with pytest.raises(ProfileError, match=msg):
         ProfileStore().load(str(path))
+
+
+@pytest.mark.parametrize("item", [
+    5, [1], "x", None, {"server": 5}, {"server": "a:1", "count": 1e400},
+    {"server": "a:1", "count": float("nan")}, {"server": "a:1", "count": -1},
+    {"server": "a:1", "count": "5"}, {"server": "a:1", "count": 2 ** 64},
+    {"server": "a:1", "versions": {"TLSv1.2": 1e400}}, {"server": "a:1", "chains": []},
+    {"server": "a:1", "first_seen": float("inf")}, {"server": "a:1", "last_seen": 1e300},
+    {"server": "a:1", "first_seen": "x"}, {"server": "a:1", "with_sni": 1.5},
+])
+def test_from_json_raises_only_value_or_type_error(item):
+    """A saved profile is read back or rejected with ValueError/TypeError -- never
+    AttributeError or OverflowError (the analyzer's restore skips those; they stopped it)."""
+    with pytest.raises((ValueError, TypeError)) as e:
+        Profile.from_json(item)
+    assert type(e.value) in (ProfileError, ValueError, TypeError)
 
 
 def test_load_missing_file(tmp_path):

@@ -383,6 +383,9 @@ class Analyzer:
              self.counters["incident_events"]),
             ("tlsdiag_analyzer_certificates_missing_total", "counter",
              "referenced certificates that never arrived", self.counters["certificates_missing"]),
+            ("tlsdiag_analyzer_state_records_malformed_total", "counter",
+             "malformed profiles/incident state records skipped on restore",
+             self.counters["state_records_malformed"]),
         ]
         if self.last_latency is not None:
             out.append(("tlsdiag_analyzer_record_age_seconds", "gauge",

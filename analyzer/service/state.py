@@ -21,10 +21,12 @@ from typing import Any
 
 from kafka.structs import TopicPartition
 
+from proto.summary import is_time
+
 from ..config import DiagnoseConfig
 from ..engine import Engine
 from ..incidents import IncidentTracker
-from ..profiles import FORMAT, FORMAT_VERSION, Profile
+from ..profiles import FORMAT, FORMAT_VERSION, MAX_COUNT, Profile
 from .config import AnalyzerConfig
 from .producer import Partitioner
 
@@ -133,8 +135,13 @@ class PartitionState:
                 self._load_incidents(p, {k: v for k, v in recs.items() if v is not None},
                                      producer)
             for k, v in latest.items():
-                n = load_profiles(self.engines[want[k]], v)
-                log.info("restored %d profiles for partition %d", n, want[k])
+                n, bad = load_profiles(self.engines[want[k]], v)
+                if bad:
+                    self.counters["state_records_malformed"] += 1
+                    log.warning("restored %d profiles for partition %d, skipped a malformed "
+                                "profiles record or part of it (%s)", n, want[k], bad)
+                else:
+                    log.info("restored %d profiles for partition %d", n, want[k])
                 self.counters["profiles_restored"] += n
         finally:
             c.close()
@@ -198,8 +205,14 @@ class PartitionState:
     def _load_incidents(self, partition: int, records: Mapping[str, bytes], producer: Any) -> None:
         """Restore a partition's incident state from its live records (key suffix -> value,
         ``""`` the head) and delete the records the head does not name (orphans of a save a
-        crash interrupted: they belong to no state, and the next saves use newer generations)."""
+        crash interrupted: they belong to no state, and the next saves use newer generations).
+        Malformed records are skipped, counted and logged in one line; the rest is restored."""
+        malformed = self.incidents.malformed
         head, n, orphans = self.incidents.restore_records(partition, records)
+        if self.incidents.malformed != malformed:
+            self.counters["state_records_malformed"] += self.incidents.malformed - malformed
+            log.warning("incident state of partition %d: skipped %d malformed record(s)",
+                        partition, self.incidents.malformed - malformed)
         if orphans:
             key = self.incident_key(partition)
             tp = self._state_partition(partition, producer)
@@ -209,8 +222,10 @@ class PartitionState:
             self.counters["incident_state_orphans"] += len(orphans)
             log.info("partition %d: deleting %d incident state record(s) of an interrupted "
                      "save", partition, len(orphans))
-        if head is None or not isinstance(head.get("offset"), int):
-            if records.get(""):
+        offset = None if head is None else head.get("offset")
+        if type(offset) is not int or not 0 <= offset <= MAX_COUNT:
+            if head is not None:
+                self.counters["state_records_malformed"] += 1
                 log.warning("ignoring a malformed incident state for partition %d", partition)
             self.incidents.forget_loaded(partition)
             return
@@ -218,13 +233,13 @@ class PartitionState:
             self.counters["incident_state_missing"] += len(head["missing"])
             log.warning("incident state of partition %d: %d record(s) it names are missing "
                         "or malformed; restored the rest", partition, len(head["missing"]))
-        self.inc_next[partition] = head["offset"]
+        self.inc_next[partition] = offset
         dt = head.get("data_time")
-        if isinstance(dt, (int, float)):
+        if is_time(dt):
             self.see_time(dt)
         self.counters["incidents_restored"] += n
         log.info("restored %d open incident(s) for partition %d (counted up to offset %d)",
-                 n, partition, head["offset"])
+                 n, partition, offset)
 
     def snapshot_incidents(self, producer: Any) -> None:
         """Write the incident state of the partitions this batch changed (before the commit):
@@ -277,24 +292,30 @@ class PartitionState:
         self.dirty.clear()
 
 
-def load_profiles(engine: Engine, value: bytes | None) -> int:
-    """Put the profiles of one snapshot record into ``engine``; how many (0 for a record of
-    another format or version, or not JSON)."""
+def load_profiles(engine: Engine, value: bytes | None) -> tuple[int, str | None]:
+    """Put the profiles of one snapshot record into ``engine``: (how many, None or what is
+    malformed in the record -- its good profiles are put all the same).  A record of another
+    format or version holds none."""
     if not value:
-        return 0
+        return 0, None
     try:
         doc = json.loads(value)
-    except ValueError:
-        return 0
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT \
-            or doc.get("version") != FORMAT_VERSION:
-        return 0
-    n = 0
-    for item in doc.get("profiles") or []:
+    except (ValueError, RecursionError):
+        return 0, "not JSON"
+    if not isinstance(doc, dict):
+        return 0, "not a JSON object"
+    if doc.get("format") != FORMAT or doc.get("version") != FORMAT_VERSION:
+        return 0, None
+    items = doc.get("profiles")
+    if not isinstance(items, list):
+        return 0, "'profiles' is not a list"
+    n = bad = 0
+    for item in items:
         try:
             p = Profile.from_json(item)
         except (TypeError, ValueError):
+            bad += 1
             continue
         engine.profiles.put(p)
         n += 1
-    return n
+    return n, "%d malformed profile(s)" % bad if bad else None
