@@ -26,6 +26,8 @@ FORMAT_VERSION = 1
 MAX_VALUES = 64
 #: the largest count read back from saved state (profiles, incidents)
 MAX_COUNT = 2 ** 63 - 1
+#: the largest profiles file loaded (10,000 profiles are ~10 MB; /dev/zero is not one)
+MAX_PROFILES_BYTES = 256 * 1024 * 1024
 
 
 def successes(n: int) -> str:
@@ -266,12 +268,18 @@ class ProfileStore:
 
     def load(self, path: str) -> int:
         try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
+            with open(path, "rb") as f:
+                raw = f.read(MAX_PROFILES_BYTES + 1)
         except OSError as e:
             raise ProfileError(f"cannot read profiles {path}: {e.strerror}") from None
-        except ValueError as e:
+        if len(raw) > MAX_PROFILES_BYTES:
+            raise ProfileError(f"profiles {path} is larger than {MAX_PROFILES_BYTES} bytes")
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except ValueError as e:             # (UnicodeDecodeError is one)
             raise ProfileError(f"profiles {path} is not JSON: {e}") from None
+        except RecursionError:
+            raise ProfileError(f"profiles {path} is not JSON: nested too deeply") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ProfileError(f"{path} is not a tlsdiag profiles file")
         if doc.get("version") != FORMAT_VERSION:
@@ -281,8 +289,6 @@ class ProfileStore:
         if not isinstance(items, list):
             raise ProfileError(f"{path}: 'profiles' must be a list")
         for item in items:
-            if not isinstance(item, dict):
-                raise ProfileError(f"{path}: a profile must be an object")
             try:
                 p = Profile.from_json(item)
             except (TypeError, ValueError) as e:

@@ -138,6 +138,20 @@ def test_profiles_save_then_load(files, tmp_path):
     assert rc == 1
 
 
+@pytest.mark.parametrize("content", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"format":"tlsdiag-profiles","version":1,"profiles":[{"server":"a:1","count":1e400}]}',
+    '{"format":"tlsdiag-profiles","version":1,"profiles":[{"server":"a:1","groups":{"x":1e400}}]}',
+    b"\xff\xfe\x80",
+])
+def test_a_malformed_profiles_file_is_one_line_and_exit_2(files, tmp_path, content):
+    prof = tmp_path / "profiles.json"
+    (prof.write_bytes if isinstance(content, bytes) else prof.write_text)(content)
+    rc, out, err = run(files["good"], "--profiles-load", str(prof))
+    assert rc == 2 and out == "" and err.count("\n") == 1 and str(prof) in err
+    assert err.startswith("tlsdiag diagnose: ") and "Traceback" not in err
+
+
 def _config(cli_values, environ, config_file):
     args = {"config": config_file, **cli_values}
     return build_config(settings.diagnose_values(settings.load("diagnose", args, environ=environ)))

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from analyzer import profiles
 from analyzer.profiles import Profile, ProfileError, ProfileStore
 from tests.support.pki import make_pki
 from tests.support.summaries import make_summary
@@ -61,6 +62,14 @@ def test_lru_bound():
     ('{"format": "other"}', "not a tlsdiag profiles file"),
     ('{"format": "tlsdiag-profiles", "version": 99, "profiles": []}', "unsupported"),
     ('{"format": "tlsdiag-profiles", "version": 1, "profiles": [{"count": 1}]}', "bad profile"),
+    ('{"format": "tlsdiag-profiles", "version": 1, "profiles": [5]}', "must be an object"),
+    ("[" * 100_000 + "]" * 100_000, "not JSON: nested too deeply"),
+    ('{"format": "tlsdiag-profiles", "version": 1, "profiles": [{"server": "a:1", '
+     '"count": 1e400}]}', "bad profile: bad count inf"),
+    ('{"format": "tlsdiag-profiles", "version": 1, "profiles": [{"server": "a:1", '
+     '"versions": {"TLSv1.2": 1e400}}]}', "bad profile: bad count inf"),
+    ('{"format": "tlsdiag-profiles", "version": 1, "profiles": [{"server": "a:1", '
+     '"first_seen": 1e300}]}', "bad profile: bad time stamp"),
 ])
 def test_load_errors_are_clear(tmp_path, content, msg):
     path = tmp_path / "bad.json"
@@ -83,6 +92,17 @@ def test_from_json_raises_only_value_or_type_error(item):
     with pytest.raises((ValueError, TypeError)) as e:
         Profile.from_json(item)
     assert type(e.value) in (ProfileError, ValueError, TypeError)
+
+
+def test_load_is_bounded(tmp_path, monkeypatch):
+    """A file (or a device) past MAX_PROFILES_BYTES is refused after reading one byte more."""
+    monkeypatch.setattr(profiles, "MAX_PROFILES_BYTES", 1000)
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"format": "tlsdiag-profiles", "version": 1,
+                                "profiles": [{"server": "10.0.0.%d:443" % i} for i in range(50)]}))
+    for p in (str(path), "/dev/zero"):
+        with pytest.raises(ProfileError, match="larger than 1000 bytes"):
+            ProfileStore().load(p)
 
 
 def test_load_missing_file(tmp_path):
