@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -255,13 +256,27 @@ class ProfileStore:
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str) -> None:
+        """Write the profiles to ``path``.  A regular file (or a symlink's regular target) is
+        replaced whole by a rename, keeping its mode; anything else there -- a device, a FIFO,
+        ``/dev/stdout`` -- is written in place, never replaced by a regular file."""
         doc = {"format": FORMAT, "version": FORMAT_VERSION, "profiles": [p.to_json() for p in self._p.values()]}
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".profiles-", dir=d)
+        real = os.path.realpath(path)
         try:
+            st: os.stat_result | None = os.stat(path)
+        except FileNotFoundError:
+            st = None                   # a new file (a dangling symlink: its target)
+        if st is not None and not (stat.S_ISREG(st.st_mode) and os.path.exists(real)
+                                   and os.path.samestat(os.stat(real), st)):
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(doc, f, separators=(",", ":"))
+            return
+        fd, tmp = tempfile.mkstemp(prefix=".profiles-", dir=os.path.dirname(real))
+        try:
+            if st is not None:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(doc, f, separators=(",", ":"))
-            os.replace(tmp, path)
+            os.replace(tmp, real)
         finally:
             if os.path.exists(tmp):     # not renamed into place: an error on the way
                 os.unlink(tmp)

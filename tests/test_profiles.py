@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 
 import pytest
 
@@ -117,3 +120,57 @@ def test_saved_file_is_plain_json(tmp_path):
     st.save(str(path))
     doc = json.loads(path.read_text())
     assert doc["format"] == "tlsdiag-profiles" and doc["profiles"][0]["versions"] == {"TLSv1.2": 1}
+
+
+def _saved(path) -> list:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)["profiles"]
+
+
+def test_save_keeps_the_mode_and_replaces_a_symlinks_target_not_the_link(tmp_path):
+    st = ProfileStore()
+    st.learn(make_summary())
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    target.chmod(0o644)
+    st.save(str(target))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644 and _saved(target)
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    target.write_text("old")
+    st.save(str(link))
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert _saved(target) and stat.S_IMODE(target.stat().st_mode) == 0o644
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "new.json")
+    st.save(str(dangling))
+    assert dangling.is_symlink() and _saved(tmp_path / "new.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.json", "link.json",
+                                                           "new.json", "real.json"]
+
+
+def test_save_writes_a_fifo_or_a_device_in_place_never_replacing_it(tmp_path):
+    """As root, --profiles-save /dev/null (or /dev/stdout) replaced the device node (the
+    symlink) with a regular 0600 file: other programs then wrote into that file."""
+    st = ProfileStore()
+    st.learn(make_summary())
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "stdout"                     # as /dev/stdout -> /proc/self/fd/1 -> a pipe
+    link.symlink_to(fifo)
+    for path in (fifo, link):
+        got = []
+        reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+        reader.start()
+        st.save(str(path))
+        reader.join(10)
+        assert json.loads(got[0])["profiles"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert link.is_symlink() and os.readlink(link) == str(fifo)
+    null = tmp_path / "null"                      # a /dev/null twin
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    st.save(str(null))
+    assert stat.S_ISCHR(os.lstat(null).st_mode) and os.lstat(null).st_rdev == os.makedev(1, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "null", "stdout"]
