@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from proto.hints import check_hints
+from proto.text import one_line
 
 __all__ = [
     "SCHEMA_VERSION", "FIELD", "Field", "FIELDS", "JSON_FIELDS", "OPTIONAL_FIELDS", "SchemaError",
@@ -309,7 +310,7 @@ def _unpack(data: bytes) -> dict:
                             max_str_len=MAX_MESSAGE, max_array_len=100_000,
                             max_map_len=1000)
     except Exception as exc:
-        raise SchemaError("not msgpack: %s" % exc) from None
+        raise SchemaError("not msgpack: %s" % one_line(exc)) from None
     if type(m) is not dict:
         raise SchemaError("not a map")
     v = m.get(0)
@@ -460,7 +461,7 @@ def decode_certificate(data: bytes) -> tuple[bytes, bytes, dict]:
     try:
         m = msgpack.unpackb(data, raw=False, strict_map_key=False, max_bin_len=MAX_MESSAGE)
     except Exception as exc:
-        raise SchemaError("not msgpack: %s" % exc) from None
+        raise SchemaError("not msgpack: %s" % one_line(exc)) from None
     if not isinstance(m, dict) or m.get(0) != SCHEMA_VERSION:
         raise SchemaError("not a certificate record of schema %d" % SCHEMA_VERSION)
     sha, der, facts = m.get(1), m.get(2), m.get(3)

@@ -178,3 +178,12 @@ def test_missing_required_field_same_error():
     m[FIELDS["client_ciphers"]] = [4865, True]
     with pytest.raises(SchemaError, match="bad client_ciphers field"):
         decode_summary(msgpack.packb(m, use_bin_type=True))
+
+
+@pytest.mark.parametrize("data", [b"\xc1", b"\x91" * 5000 + b"\xc0"])
+def test_what_msgpack_refuses_has_a_reason_on_the_dead_letter(data):
+    # (msgpack's own text is empty for these: the DLQ's reason header said only "not msgpack: ")
+    for decode in (decode_summary, S.decode_certificate):
+        with pytest.raises(SchemaError) as e:
+            decode(data)
+        assert str(e.value) in ("not msgpack: FormatError", "not msgpack: StackError")
