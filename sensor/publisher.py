@@ -18,7 +18,10 @@ of the sender is in one of the :class:`SenderState` states:
   delivery timeout): every ``probe_interval`` s a new one is tried; the queue goes to the
   spool.
 
-Only a full spool drops a message, counted (``spool_dropped``) and logged (rate-limited).
+Only a full spool drops a message, counted (``spool_dropped``) and logged (rate-limited).  A
+spool record the replay cannot use (torn, unknown kind) is skipped, counted (``spool_torn``); a
+message ``send`` raises on for itself (not a Kafka error of the moment: a bug, a bad record, a
+message too large) is dropped, counted (``internal_errors``): neither is retried for ever.
 
 If the queue is full (the sender cannot keep up, or the disk is slow) the capture thread
 appends to the spool itself; those messages are replayed before newer queued ones, so under
@@ -49,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from cext import wire
 from proto import topics
@@ -140,7 +144,8 @@ class Publisher:
         self._idle = False
         # a wake-up waits this long for more messages before sending the run
         self._gather_s = min(0.005, config.linger_ms / 4000)
-        self.spool = Spool(config.spool_dir, config.spool_max_bytes, config.spool_segment_bytes)
+        self.spool = Spool(config.spool_dir, config.spool_max_bytes, config.spool_segment_bytes,
+                           frozenset((KIND_SUMMARY, KIND_CERT)))
         self._sent_certs: OrderedDict[bytes, None] = OrderedDict()
         self._failed: deque[tuple[int, bytes, bytes]] = deque()
         self._stop = threading.Event()
@@ -277,25 +282,41 @@ class Publisher:
         return wire.kafka_partition(key, n) if n else None
 
     def _send_run(self, items: list[tuple[int, bytes, bytes]]) -> int:
-        """Send ``items`` in order; returns how many were sent (fewer when a send raised:
-        the caller keeps the rest, in order)."""
+        """Send ``items`` in order; returns how many were done with: sent, or dropped as
+        unsendable (fewer when Kafka refused one for now: the caller keeps the rest, in
+        order)."""
         self._refresh_partitions()
         send = self._producer.send
         topic_of = {KIND_CERT: self.cfg.topic_certs, KIND_SUMMARY: self.cfg.topic_handshakes}
         sent = []
         now = time.monotonic()
+        done = 0
         for item in items:
             kind, key, value = item
             try:
                 topic = topic_of[kind]
                 fut = send(topic, key=key, value=value, partition=self._partition(topic, key))
             except Exception as exc:
-                log.info("send failed (%s): spooling", one_line(exc))
-                self._count("send_errors")
-                break
-            sent.append((fut, item, now))
+                if isinstance(exc, KafkaError) and not isinstance(exc, MessageSizeTooLargeError):
+                    log.info("send failed (%s): spooling", one_line(exc))
+                    self._count("send_errors")
+                    break
+                # a bug, a bad record, one too large: it would fail every retry
+                self._drop_unsendable(item)
+            else:
+                sent.append((fut, item, now))
+            done += 1
         self._inflight.extend(sent)
-        return len(sent)
+        return done
+
+    def _drop_unsendable(self, item: tuple[int, bytes, bytes]) -> None:
+        """Count (``internal_errors``) and drop a message ``send`` refused for itself, not for
+        Kafka being away; logged the 1st, 2nd, 4th ... time, with the traceback."""
+        with self._counts_lock:
+            n = self._counts["internal_errors"] = self._counts["internal_errors"] + 1
+        if n & (n - 1) == 0:
+            log.exception("message of kind %d, key %r, %d bytes cannot be sent: dropped (%d so "
+                          "far; logged at powers of 2)", item[0], item[1][:64], len(item[2]), n)
 
     def _oldest_unacked_age(self) -> float:
         inflight = self._inflight
@@ -356,8 +377,9 @@ class Publisher:
         if got is None:
             return
         seq, items = got
+        before = len(self._inflight)
         n = self._send_run(items)
-        self._count("spool_replayed", n)
+        self._count("spool_replayed", len(self._inflight) - before)
         if n < len(items):
             self.spool.rewrite(seq, items[n:], len(items))
             self._set_online(False, "replay send failed")
@@ -553,6 +575,7 @@ class Publisher:
         s["queue_depth"] = len(self._queue)
         s["spool_depth"] = len(self.spool)
         s["spool_bytes"] = self.spool.bytes
+        s["spool_torn"] = self.spool.torn
         s["unacked"] = self._unacked
         s["online"] = int(self.online)
         return s

@@ -5,7 +5,9 @@ restart: a publisher started on the same directory replays the segments left the
 (which is why the directory must be stable across restarts, not per process).
 
 A record is ``!IBH`` (total length, kind, key length), the key, the value.  A torn record at
-the end of a segment (a crash mid-write) ends that segment's replay, logged.
+the end of a segment (a crash mid-write) ends that segment's replay; a record of a kind not in
+``kinds`` (a bit flip, a foreign file) is skipped.  Both are counted (``torn``), logged and cut
+out of the segment, at start (leftover segments) or when the replay reads them.
 """
 from __future__ import annotations
 
@@ -28,10 +30,12 @@ class Spool:
     """Bounded, ordered, on-disk queue of ``(kind, key, value)`` records in segment files
     ``NNNNNNNNNNNN.spool``.  Survives a process restart (leftover segments are replayed)."""
 
-    def __init__(self, directory: str, max_bytes: int, segment_bytes: int) -> None:
+    def __init__(self, directory: str, max_bytes: int, segment_bytes: int,
+                 kinds: frozenset[int] | None = None) -> None:
         self.dir = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
+        self.kinds = kinds           # None: any kind
         os.makedirs(directory, exist_ok=True)
         self._lock = threading.Lock()
         self._segments: deque[int] = deque(sorted(
@@ -42,6 +46,7 @@ class Spool:
         self._out = None
         self._out_seq: int | None = None
         self.records = 0     # approximate: exact for this process's appends/removals
+        self.torn = 0        # records skipped: torn, or of an unknown kind
         if self._segments:
             n = sum(self._count(s) for s in self._segments)
             self.records = n
@@ -51,7 +56,15 @@ class Spool:
         return os.path.join(self.dir, "%012d.spool" % seq)
 
     def _count(self, seq: int) -> int:
-        return len(self._read(seq))
+        """Records in leftover segment ``seq``; unusable ones are noted and cut out of it."""
+        torn = self.torn
+        items = self._read(seq, note=True)
+        if self.torn > torn:
+            try:
+                self._write(seq, items)
+            except OSError as exc:       # the replay skips them again
+                log.warning("spool segment %s: %s", seq, exc)
+        return len(items)
 
     @property
     def bytes(self) -> int:
@@ -90,7 +103,9 @@ class Spool:
         self._segments.append(seq)
         self._sizes[seq] = 0
 
-    def _read(self, seq: int) -> list[tuple[int, bytes, bytes]]:
+    def _read(self, seq: int, note: bool = False) -> list[tuple[int, bytes, bytes]]:
+        """The segment's usable records; with ``note`` the unusable ones are counted in
+        ``torn`` and logged (one line per segment)."""
         out = []
         try:
             with open(self._path(seq), "rb") as fh:
@@ -98,14 +113,22 @@ class Spool:
         except OSError:
             return out
         pos = 0
-        while pos + _REC.size <= len(data):
-            ln, kind, kl = _REC.unpack_from(data, pos)
+        bad, why = 0, ""
+        while pos < len(data):
+            ln, kind, kl = (_REC.unpack_from(data, pos) if pos + _REC.size <= len(data)
+                            else (0, 0, 0))
             if ln < _REC.size + kl or ln > _MAX_RECORD or pos + ln > len(data):
-                log.warning("spool segment %s: torn record at %d, rest skipped", seq, pos)
+                bad, why = bad + 1, why or "torn record at %d, rest skipped" % pos
                 break
-            key = data[pos + _REC.size:pos + _REC.size + kl]
-            out.append((kind, key, data[pos + _REC.size + kl:pos + ln]))
+            if self.kinds is not None and kind not in self.kinds:
+                bad, why = bad + 1, why or "record of unknown kind %d at %d" % (kind, pos)
+            else:
+                key = data[pos + _REC.size:pos + _REC.size + kl]
+                out.append((kind, key, data[pos + _REC.size + kl:pos + ln]))
             pos += ln
+        if bad and note:
+            self.torn += bad
+            log.warning("spool segment %s: %d unusable record(s) skipped (%s)", seq, bad, why)
         return out
 
     def oldest(self) -> tuple[int, list[tuple[int, bytes, bytes]]] | None:
@@ -118,7 +141,7 @@ class Spool:
                 self._out.close()
                 self._out = None
                 self._out_seq = None
-        return seq, self._read(seq)
+        return seq, self._read(seq, note=True)
 
     def remove(self, seq: int, n: int) -> None:
         with self._lock:
@@ -134,15 +157,18 @@ class Spool:
     def rewrite(self, seq: int, items: list[tuple[int, bytes, bytes]], had: int) -> None:
         """Replace segment ``seq`` (``had`` records) with ``items``, keeping its place."""
         with self._lock:
-            tmp = self._path(seq) + ".tmp"
-            with open(tmp, "wb") as fh:
-                for kind, key, value in items:
-                    fh.write(_REC.pack(_REC.size + len(key) + len(value), kind, len(key)))
-                    fh.write(key)
-                    fh.write(value)
-            os.replace(tmp, self._path(seq))
-            self._sizes[seq] = os.path.getsize(self._path(seq))
+            self._write(seq, items)
             self.records = max(0, self.records - had + len(items))
+
+    def _write(self, seq: int, items: list[tuple[int, bytes, bytes]]) -> None:
+        tmp = self._path(seq) + ".tmp"
+        with open(tmp, "wb") as fh:
+            for kind, key, value in items:
+                fh.write(_REC.pack(_REC.size + len(key) + len(value), kind, len(key)))
+                fh.write(key)
+                fh.write(value)
+        os.replace(tmp, self._path(seq))
+        self._sizes[seq] = os.path.getsize(self._path(seq))
 
     def close(self) -> None:
         with self._lock:

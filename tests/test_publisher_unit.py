@@ -5,12 +5,13 @@ same against a real broker (outage included) and remains the reference for Kafka
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import types
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 try:
     from tests.fake_kafka import FakeFuture
@@ -375,3 +376,100 @@ def test_flush_is_not_done_while_the_sender_holds_a_run(tmp_path, raws):
             b.gate.set()
         pub.close()
     assert b.summaries() == [r["id"] for r in raws[:10]]
+
+
+def _bad_kind_record() -> bytes:
+    """A spool record with valid framing but kind 9 (a bit flip, a foreign file)."""
+    return struct.pack("!IBH", 9, 9, 1) + b"k" + b"v"
+
+
+def test_unusable_spool_records_are_skipped_counted_and_logged_once(tmp_path, clock, raws,
+                                                                    caplog):
+    """A record of an unknown kind in a leftover segment, or written into one while the
+    sender runs, and a torn tail: each skipped, counted (spool_torn) and logged once; the
+    records around them and everything published later are delivered (an unknown kind was
+    replayed for ever: nothing was delivered again)."""
+    b = Broker()
+    b.reachable = False
+    pub = make(tmp_path, b, spool_segment_bytes=1)          # a segment per message
+    for raw in raws[:3]:
+        pub.publish(raw, [])
+    rounds(pub)
+    pub.close(timeout=0)
+    segs = sorted((tmp_path / "spool").iterdir())
+    assert len(segs) == 3
+    with open(segs[1], "ab") as fh:                        # between the 2nd and the 3rd
+        fh.write(_bad_kind_record())
+    caplog.set_level(logging.WARNING, logger="sensor.spool")
+    b.reachable = True
+    pub2 = make(tmp_path, b)
+    assert len(pub2.spool) == 3 and pub2.stats()["spool_torn"] == 1
+    b.set_up(False)
+    for raw in raws[3:6]:
+        pub2.publish(raw, [])
+    until(pub2, lambda: len(b.pending) == 3)                # in flight, not acknowledged
+    clock.sleep(1.5)                                        # stalled: the next go to the spool
+    for raw in raws[6:8]:
+        pub2.publish(raw, [])
+    rounds(pub2)
+    seg = sorted((tmp_path / "spool").iterdir())[-1]
+    with open(seg, "ab") as fh:                             # after the 8th, then a torn one
+        fh.write(_bad_kind_record() + struct.pack("!IBH", 100, 0, 1) + b"k")
+    for raw in raws[8:50]:
+        pub2.publish(raw, [])
+    b.set_up(True)
+    until(pub2, lambda: not len(pub2.spool) and not pub2._unacked and not pub2._queue, 300)
+    assert b.summaries() == [r["id"] for r in raws[:50]]
+    st = pub2.stats()
+    assert st["spool_torn"] == 3 and st["acked"] == 50 and st["internal_errors"] == 0
+    warned = [r.getMessage() for r in caplog.records if "unusable record" in r.getMessage()]
+    assert len(warned) == 2, warned                        # one per segment, once
+    assert "unknown kind 9" in warned[0] and "unknown kind 9" in warned[1]
+
+
+def _send_raises(monkeypatch, summary_id: str, exc: Exception) -> None:
+    """The fake producers' send raises ``exc`` on the summary ``summary_id``, every time."""
+    real_send = FakeProducer.send
+
+    def send(self, topic, key=None, value=None, partition=None):
+        if decode_summary(value)["id"] == summary_id:
+            raise exc
+        return real_send(self, topic, key, value, partition)
+    monkeypatch.setattr(FakeProducer, "send", send)
+
+
+@pytest.mark.parametrize("exc", [TypeError("a bug"), MessageSizeTooLargeError("too large")])
+def test_a_message_send_raises_on_for_itself_is_dropped_not_retried(tmp_path, clock, raws,
+                                                                    monkeypatch, exc):
+    """send() raising something other than a Kafka error of the moment (a bug, a bad record,
+    a message too large): that message is dropped, counted (internal_errors) and logged; the
+    others go on (it was spooled and replayed for ever, and everything behind it waited)."""
+    b = Broker()
+    pub = make(tmp_path, b)
+    bad = raws[2]["id"]
+    _send_raises(monkeypatch, bad, exc)
+    for raw in raws[:5]:
+        pub.publish(raw, [])
+    until(pub, lambda: not pub._queue and not pub._unacked)
+    assert b.summaries() == [r["id"] for r in raws[:5] if r["id"] != bad]
+    st = pub.stats()
+    assert st["internal_errors"] == 1 and st["spooled"] == 0 and st["send_errors"] == 0
+
+
+def test_a_spool_replay_drops_what_send_raises_on_for_itself(tmp_path, clock, raws, monkeypatch):
+    b = Broker()
+    b.reachable = False
+    pub = make(tmp_path, b)
+    for raw in raws[:5]:
+        pub.publish(raw, [])
+    rounds(pub)
+    assert len(pub.spool) == 5
+    b.reachable = True
+    bad = raws[1]["id"]
+    _send_raises(monkeypatch, bad, KeyError(9))
+    clock.sleep(2.0)
+    until(pub, lambda: not len(pub.spool) and not pub._unacked)
+    assert b.summaries() == [r["id"] for r in raws[:5] if r["id"] != bad]
+    st = pub.stats()
+    assert st["internal_errors"] == 1 and st["spool_replayed"] == 4
+

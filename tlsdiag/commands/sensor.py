@@ -134,6 +134,8 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
              p["spooled"]),
             ("tlsdiag_sensor_spool_dropped_total", "counter", "messages dropped: spool full",
              p["spool_dropped"]),
+            ("tlsdiag_sensor_spool_torn_total", "counter",
+             "spool records skipped: torn, or of an unknown kind", p["spool_torn"]),
             ("tlsdiag_sensor_spool_depth", "gauge", "messages in the spool", p["spool_depth"]),
             ("tlsdiag_sensor_queue_depth", "gauge", "messages in the publish queue",
              p["queue_depth"]),
