@@ -7,7 +7,8 @@ restart: a publisher started on the same directory replays the segments left the
 A record is ``!IBH`` (total length, kind, key length), the key, the value.  A torn record at
 the end of a segment (a crash mid-write) ends that segment's replay; a record of a kind not in
 ``kinds`` (a bit flip, a foreign file) is skipped.  Both are counted (``torn``), logged and cut
-out of the segment, at start (leftover segments) or when the replay reads them.
+out of the segment, at start (leftover segments) or when the replay reads them.  Only names
+``NNNNNNNNNNNN.spool`` are segments; other files are ignored.
 """
 from __future__ import annotations
 
@@ -38,9 +39,7 @@ class Spool:
         self.kinds = kinds           # None: any kind
         os.makedirs(directory, exist_ok=True)
         self._lock = threading.Lock()
-        self._segments: deque[int] = deque(sorted(
-            int(n.split(".")[0]) for n in os.listdir(directory)
-            if n.endswith(".spool") and n.split(".")[0].isdigit()))
+        self._segments: deque[int] = deque(sorted(self._scan()))
         self._sizes = {s: os.path.getsize(self._path(s)) for s in self._segments}
         self._next = (self._segments[-1] + 1) if self._segments else 1
         self._out = None
@@ -51,6 +50,23 @@ class Spool:
             n = sum(self._count(s) for s in self._segments)
             self.records = n
             log.info("spool %s: %d records left from a previous run", directory, n)
+
+    def _scan(self) -> list[int]:
+        """The segments' numbers; names that are not ``NNNNNNNNNNNN.spool`` (``².spool``,
+        ``1.spool``) are ignored, logged."""
+        seqs, other = [], []
+        for n in os.listdir(self.dir):
+            if not n.endswith(".spool"):
+                continue
+            stem = n[:-len(".spool")]
+            if stem.isascii() and stem.isdigit() and n == "%012d.spool" % int(stem):
+                seqs.append(int(stem))
+            else:
+                other.append(n)
+        if other:
+            log.warning("spool %s: %d file(s) not named like a segment ignored (%r ...)",
+                        self.dir, len(other), sorted(other)[0])
+        return seqs
 
     def _path(self, seq: int) -> str:
         return os.path.join(self.dir, "%012d.spool" % seq)

@@ -24,6 +24,7 @@ import sensor.publisher as P
 from cext.wire import kafka_partition
 from proto.summary import decode_certificate, decode_summary
 from sensor.publisher import Publisher, PublisherConfig, SenderState
+from sensor.spool import Spool
 
 
 class Clock:
@@ -473,3 +474,17 @@ def test_a_spool_replay_drops_what_send_raises_on_for_itself(tmp_path, clock, ra
     st = pub.stats()
     assert st["internal_errors"] == 1 and st["spool_replayed"] == 4
 
+
+def test_spool_files_not_named_like_a_segment_are_ignored(tmp_path, caplog):
+    """``².spool`` (str.isdigit() is True, int() raises) stopped the sensor at start;
+    ``1.spool`` was taken for segment 1 (000000000001.spool, which does not exist)."""
+    d = tmp_path / "spool"
+    d.mkdir()
+    for name in ("².spool", "1.spool", "x.spool", "０００００００００００２.spool"):
+        (d / name).write_bytes(_bad_kind_record())
+    sp = Spool(str(d), 1 << 20, 1 << 20)
+    assert len(sp) == 0 and not sp._segments
+    sp.append([(0, b"k", b"v")])
+    assert sp.oldest() == (1, [(0, b"k", b"v")])
+    assert [r.levelno for r in caplog.records if "not named like" in r.getMessage()] \
+        == [logging.WARNING]
