@@ -68,3 +68,11 @@ def test_a_new_event_for_an_incident_makes_it_the_newest():
     v.take(_event("new"))
     assert "o0" in v.incidents and "o1" not in v.incidents
     assert v.incidents["o0"]["count"] == 9
+
+
+def test_what_a_peer_chose_cannot_drive_the_terminal():
+    # (a server name in the remediation text, a cause: ESC sequences reached the terminal raw)
+    v = View()
+    v.take(_event("a", server="10.0.0.1:443\x1b[2J", remediation="renew api.example\x1b]0;PWN\x07\nFAIL x"))
+    for text in (v.render(), event_line(v.incidents["a"])):
+        assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;PWN\\x07\\x0aFAIL x" in text

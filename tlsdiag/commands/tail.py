@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from proto.text import printable
 from tlsdiag.commands import common
 from tlsdiag.kafka import reachable
 from tlsdiag.status import ExitStatus
@@ -32,10 +33,11 @@ MAX_INCIDENTS = 10_000
 
 
 def _text(v: Any) -> str:
-    """A field as text: a string or a number as is, anything else (a list, a dict: from a
-    malformed event) as ``?``."""
+    """A field as text: a string (with what a terminal would act on escaped: a server name or a
+    certificate subject in it came from a peer) or a number, anything else (a list, a dict:
+    from a malformed event) as ``?``."""
     if isinstance(v, str):
-        return v
+        return printable(v)
     return str(v) if v is None or isinstance(v, (int, float)) else "?"
 
 
