@@ -44,7 +44,6 @@ import orjson  # noqa: E402
 
 from cext.errors import REASONS, MalformedMessage, ProtocolError  # noqa: E402
 from cext.wire import Engine, engine  # noqa: E402
-from proto.render import summary_to_json  # noqa: E402
 from proto.summary import encode_summary  # noqa: E402
 from sensor.savefile import Layout, pcapng_header  # noqa: E402
 
@@ -179,7 +178,8 @@ def flow_summaries(engine: Engine, linktype: int, frames, **limits) -> tuple:
     done += table.flush()
     if table.stats["internal_errors"]:
         raise AssertionError("internal error in %s" % engine.flows.__name__)
-    out = [(encode_summary(raw), orjson.dumps(summary_to_json(raw, {})),
+    # (each build's own renderer: the sensor runs the compiled one, cext._render)
+    out = [(encode_summary(raw), orjson.dumps(engine.render.summary_to_json(raw, {})),
             [d for d, _der in ders]) for raw, ders in done]
     return out, dict(table.stats), dict(table.reasons), dec.stats()
 
@@ -239,6 +239,14 @@ def seeds():
         frames = [f for _ts, f in g.golden_frames(lt)][:24]
         out.append(bytes([5, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
         out.append(bytes([7, i]) + b"".join(struct.pack("!H", len(f)) + f for f in frames))
+    # every capture whole, for the decoder and the whole engine: the 24 frames above are all
+    # of the first capture (alerts only), and certificates, ServerKeyExchange, a client's
+    # certificate were never reached by the engine target
+    for path in g.capture_paths():
+        lt, frames = g.read_frames(path)
+        if lt == LINKTYPES[0] and all(len(f) < 0x10000 for _ts, f in frames):
+            body = b"".join(struct.pack("!H", len(f)) + f for _ts, f in frames)
+            out += [bytes([5, 0]) + body, bytes([7, 0]) + body]
     # issue 15: tunnelled frames (Ethernet), from the real captures of each encapsulation
     import dpkt
     for path in sorted((ROOT / "tests" / "data" / "realworld").glob("encap-*.pcap")):
