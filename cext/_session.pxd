@@ -10,7 +10,7 @@ cimport cext._wire as _wire
 @cython.final
 cdef class Caches:
     cdef readonly _wire.Wire wire
-    cdef readonly object offer, digests
+    cdef readonly object offer, digests, chain_memo
 
 
 @cython.final

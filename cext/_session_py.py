@@ -38,6 +38,9 @@ AFTER_ESTABLISHED = 8
 #: distinct client offers and certificate chains one flow table keeps
 OFFERS = 4096
 CHAINS = 4096
+#: a chain of more bytes is not kept (its digests made again each time): real chains are
+#: 3-10 kB, and the memo of 4096 chains of up to 1 MiB each could have held 4 GiB
+CHAIN_MEMO_BYTES = 16 << 10
 
 _CLIENT, _SERVER = CLIENT, SERVER
 # Zeek ssl_history letters: the client's upper case, the server's lower case
@@ -65,8 +68,16 @@ class Caches:
         self.wire = wire
         #: offer key (bytes, ``Wire.client_hello_key``) -> :class:`_Offer`
         self.offer = lru_cache(maxsize=offers)(offer_from_key)
-        #: tuple of DER -> ((sha256, der), ...)
-        self.digests = lru_cache(maxsize=chains)(chain_digests)
+        #: tuple of DER -> ((sha256, der), ...); chains of up to CHAIN_MEMO_BYTES kept
+        memo = lru_cache(maxsize=chains)(chain_digests)
+
+        def digests(ders: tuple) -> tuple:
+            size = 0
+            for d in ders:
+                size += len(d)
+            return memo(ders) if size <= CHAIN_MEMO_BYTES else chain_digests(ders)
+        self.digests = digests
+        self.chain_memo = memo
 
 
 def chain_digests(ders: tuple) -> tuple:

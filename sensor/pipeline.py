@@ -40,10 +40,17 @@ __all__ = ["Summarizer", "CertificateCache", "PcapFile", "WorkerError", "summari
 
 class CertificateCache:
     """SHA-256 digest -> certificate facts (and DER), bounded LRU: each distinct
-    certificate is parsed with ``cryptography`` once."""
+    certificate is parsed with ``cryptography`` once.  Bounded by count and by the bytes of
+    the DER it holds (a certificate may be up to a handshake message's 1 MiB: 8192 of those,
+    sent by whoever wants the sensor's memory, were 8 GiB)."""
 
-    def __init__(self, size: int = 8192) -> None:
+    #: DER bytes held at most (real certificates are 1-2 kB: 8192 of them are ~12 MB)
+    MAX_BYTES = 64 << 20
+
+    def __init__(self, size: int = 8192, max_bytes: int = MAX_BYTES) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._facts: OrderedDict = OrderedDict()
         self._der: dict = {}
         self._json: dict = {}
@@ -57,9 +64,10 @@ class CertificateCache:
         f = certificate_facts(der)
         self._facts[digest] = f
         self._der[digest] = der
-        if len(self._facts) > self.size:
+        self._bytes += len(der)
+        while len(self._facts) > self.size or (self._bytes > self.max_bytes and len(self._facts) > 1):
             old, _ = self._facts.popitem(last=False)
-            self._der.pop(old, None)
+            self._bytes -= len(self._der.pop(old))
             self._json.pop(old, None)
         return f, True
 

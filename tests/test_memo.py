@@ -85,3 +85,35 @@ def test_the_memos_belong_to_the_table():
     a, b = Summarizer(1, engine=engine), Summarizer(1, engine=engine)
     assert a.table.caches is not b.table.caches
     assert a.table.caches.offer is not b.table.caches.offer
+
+
+@pytest.mark.parametrize("impl", ["c", "py"])
+def test_the_chain_memo_keeps_only_chains_of_real_size(impl):
+    # (4096 chains of up to 1 MiB each -- whoever sends them chooses -- could have held 4 GiB)
+    engine = load_engine(impl)
+    caches = engine.session.Caches(engine.wire.Wire())
+    limit = engine.session.CHAIN_MEMO_BYTES
+    small = (b"a" * 3000, b"b" * 2000)
+    big = (b"c" * limit, b"d")
+    for chain in (small, big, small, big):
+        assert [der for _d, der in caches.digests(chain)] == list(chain)
+    info = caches.chain_memo.cache_info()
+    assert (info.currsize, info.hits) == (1, 1), info          # the small one kept and hit
+    assert caches.digests(big) == engine.session.chain_digests(big)
+
+
+def test_the_certificate_cache_is_bounded_by_bytes_too():
+    from sensor.pipeline import CertificateCache
+    from tests.support.pki import make_pki
+    pki = make_pki()
+    certs = [pki.leaf, pki.inter, pki.root, pki.expired, pki.other_root]
+    size = max(len(c.der) for c in certs)
+    cache = CertificateCache(size=100, max_bytes=2 * size + 1)
+    for c in certs:
+        cache.add(bytes.fromhex(c.sha256), c.der)
+    kept = [c for c in certs if cache.der(bytes.fromhex(c.sha256)) is not None]
+    assert kept == certs[-len(kept):] and 1 <= len(kept) <= 2     # the newest, within the bytes
+    assert cache._bytes == sum(len(c.der) for c in kept) <= 2 * size + 1
+    one = CertificateCache(size=100, max_bytes=1)                   # (the newest always stays)
+    one.add(bytes.fromhex(pki.leaf.sha256), pki.leaf.der)
+    assert one.der(bytes.fromhex(pki.leaf.sha256)) == pki.leaf.der
