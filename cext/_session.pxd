@@ -10,7 +10,10 @@ cimport cext._wire as _wire
 @cython.final
 cdef class Caches:
     cdef readonly _wire.Wire wire
-    cdef readonly object offer, digests, chain_memo
+    cdef readonly object offer, digests
+
+    @cython.locals(size=Py_ssize_t)
+    cpdef tuple chain(self, tuple ders)
 
 
 @cython.final

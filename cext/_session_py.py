@@ -68,16 +68,16 @@ class Caches:
         self.wire = wire
         #: offer key (bytes, ``Wire.client_hello_key``) -> :class:`_Offer`
         self.offer = lru_cache(maxsize=offers)(offer_from_key)
-        #: tuple of DER -> ((sha256, der), ...); chains of up to CHAIN_MEMO_BYTES kept
-        memo = lru_cache(maxsize=chains)(chain_digests)
+        #: tuple of DER -> ((sha256, der), ...): the memo :meth:`chain` keeps
+        self.digests = lru_cache(maxsize=chains)(chain_digests)
 
-        def digests(ders: tuple) -> tuple:
-            size = 0
-            for d in ders:
-                size += len(d)
-            return memo(ders) if size <= CHAIN_MEMO_BYTES else chain_digests(ders)
-        self.digests = digests
-        self.chain_memo = memo
+    def chain(self, ders: tuple) -> tuple:
+        """``((sha256(der), der), ...)`` of a certificate chain, from the memo if the chain
+        is of up to :data:`CHAIN_MEMO_BYTES`."""
+        size = 0
+        for d in ders:
+            size += len(d)
+        return self.digests(ders) if size <= CHAIN_MEMO_BYTES else chain_digests(ders)
 
 
 def chain_digests(ders: tuple) -> tuple:
@@ -369,9 +369,9 @@ class Session:
             "client_psk": o.psk,
             "client_sslv2": o.sslv2,
             "hrr": self.hrr,
-            "certificates": [d for d, _ in self.caches.digests(self.certs)]
+            "certificates": [d for d, _ in self.caches.chain(self.certs)]
             if self.certs else [],
-            "client_certificates": [d for d, _ in self.caches.digests(self.client_certs)]
+            "client_certificates": [d for d, _ in self.caches.chain(self.client_certs)]
             if self.client_certs else [],
             "certificate_request": self.cert_request,
             "client_certificate_empty": self.client_cert_empty,
@@ -390,9 +390,9 @@ class Session:
 
     def certificate_ders(self) -> list:
         """(sha256 digest, DER) for every certificate referenced by the summary."""
-        out = list(self.caches.digests(self.certs)) if self.certs else []
+        out = list(self.caches.chain(self.certs)) if self.certs else []
         if self.client_certs:
-            out += self.caches.digests(self.client_certs)
+            out += self.caches.chain(self.client_certs)
         return out
 
 

@@ -96,10 +96,10 @@ def test_the_chain_memo_keeps_only_chains_of_real_size(impl):
     small = (b"a" * 3000, b"b" * 2000)
     big = (b"c" * limit, b"d")
     for chain in (small, big, small, big):
-        assert [der for _d, der in caches.digests(chain)] == list(chain)
-    info = caches.chain_memo.cache_info()
+        assert [der for _d, der in caches.chain(chain)] == list(chain)
+    info = caches.digests.cache_info()
     assert (info.currsize, info.hits) == (1, 1), info          # the small one kept and hit
-    assert caches.digests(big) == engine.session.chain_digests(big)
+    assert caches.chain(big) == engine.session.chain_digests(big)
 
 
 def test_the_certificate_cache_is_bounded_by_bytes_too():
