@@ -56,7 +56,7 @@ LINKTYPES = (1, 113, 276, 0, 108, 12, 101, 228, 229)
 #: the twin, then the compiled engine: each one build throughout (cext.wire.engine)
 ENGINES = (engine("py"),) + ((_C_ENGINE,) if _C_ENGINE is not None else ())
 IMPLS = tuple(e.wire for e in ENGINES)
-N_TARGETS = 9
+N_TARGETS = 10
 
 
 class Disagreement(AssertionError):
@@ -184,6 +184,50 @@ def flow_summaries(engine: Engine, linktype: int, frames, **limits) -> tuple:
     return out, dict(table.stats), dict(table.reasons), dec.stats()
 
 
+def pcap_summaries(engine: Engine, linktype: int, frames, arg: int) -> tuple:
+    """``frames`` as a classic pcap file walked as the sensor walks one (``PcapFile.batches``:
+    windows of the file, ``begin_pcap`` / ``pcap_batch`` / ``FlowTable.decoded``, a batch that
+    runs past its window read again from its start in the next, a larger one if none fit),
+    with small windows and batches (``arg``), then an idle expiry and a flush: as
+    :func:`flow_summaries`, and where the walk ended and why."""
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype) + b"".join(
+        struct.pack("<IIII", 1_000 + i // 8, (i % 8) * 125_000, len(f), len(f)) + f
+        for i, f in enumerate(frames))
+    window, batch = 128 * (1 + (arg >> 4)), 1 + (arg & 7)
+    table = engine.flow_table()
+    dec = engine.decoder(linktype, table)
+    done, pos, need, end = [], 24, 0, "complete"
+    while pos < len(data):
+        view = memoryview(data)[pos:pos + max(window, need)]
+        at_eof = pos + len(view) == len(data)
+        dec.begin_pcap(view, 0, len(view), False, False, 65535, at_eof)
+        first = pos
+        while True:
+            n = dec.pcap_batch(batch)
+            if n == -2:
+                at = first + dec.pcap_pos
+                need = 2 * (first + len(view) - at) if at == first else 0
+                pos = at
+                break
+            if n < 0:
+                end = "stopped at %d" % (first + dec.pcap_pos)
+                pos = len(data)
+                break
+            if n == 0:
+                pos = len(data)
+                break
+            done += table.decoded(dec)
+            pos = first + dec.pcap_pos
+    if frames:
+        done += table.expire(1_000 + len(frames) / 8 + 3600.0)
+    done += table.flush()
+    if table.stats["internal_errors"]:
+        raise AssertionError("internal error in %s" % engine.flows.__name__)
+    out = [(encode_summary(raw), orjson.dumps(engine.render.summary_to_json(raw, {})),
+            [d for d, _der in ders]) for raw, ders in done]
+    return out, dict(table.stats), dict(table.reasons), dec.stats(), end
+
+
 def one_input(data: bytes) -> None:
     """The target: raises on a crash or a C/Py disagreement, returns otherwise."""
     if len(data) < 2:
@@ -209,6 +253,10 @@ def one_input(data: bytes) -> None:
         _same([tls_events(e, chunks) for e in ENGINES], "TLSConnection")
     elif op == 8:
         _same([_pcapng_blocks(m, arg, body) for m in IMPLS], "pcapng blocks")
+    elif op == 9:
+        frames = [f for f in _frames(body) if len(f) <= 65535]
+        lt = LINKTYPES[arg % len(LINKTYPES)]
+        _same([pcap_summaries(e, lt, frames, arg) for e in ENGINES], "pcap walk (%d)" % lt)
     else:
         frames = [(i / 8, f) for i, f in enumerate(_frames(body))]
         lt = LINKTYPES[arg % len(LINKTYPES)]
@@ -246,7 +294,7 @@ def seeds():
         lt, frames = g.read_frames(path)
         if lt == LINKTYPES[0] and all(len(f) < 0x10000 for _ts, f in frames):
             body = b"".join(struct.pack("!H", len(f)) + f for _ts, f in frames)
-            out += [bytes([5, 0]) + body, bytes([7, 0]) + body]
+            out += [bytes([5, 0]) + body, bytes([7, 0]) + body, bytes([9, 0x30]) + body]
     # issue 15: tunnelled frames (Ethernet), from the real captures of each encapsulation
     import dpkt
     for path in sorted((ROOT / "tests" / "data" / "realworld").glob("encap-*.pcap")):
