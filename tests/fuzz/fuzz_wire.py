@@ -173,8 +173,14 @@ def flow_summaries(engine: Engine, linktype: int, frames, **limits) -> tuple:
         seg = dec.decode(ts, frame)
         if seg is not None:
             done += table.process([seg])
-    if frames:
-        done += table.expire(frames[-1][0] + 3600.0)
+    return _ended(engine, table, dec, done, frames[-1][0] if frames else None)
+
+
+def _ended(engine: Engine, table, dec, done: list, last: "float | None") -> tuple:
+    """An idle expiry an hour after ``last`` and a flush, then what :func:`flow_summaries`
+    returns; an internal error raises."""
+    if last is not None:
+        done += table.expire(last + 3600.0)
     done += table.flush()
     if table.stats["internal_errors"]:
         raise AssertionError("internal error in %s" % engine.flows.__name__)
@@ -218,14 +224,8 @@ def pcap_summaries(engine: Engine, linktype: int, frames, arg: int) -> tuple:
                 break
             done += table.decoded(dec)
             pos = first + dec.pcap_pos
-    if frames:
-        done += table.expire(1_000 + len(frames) / 8 + 3600.0)
-    done += table.flush()
-    if table.stats["internal_errors"]:
-        raise AssertionError("internal error in %s" % engine.flows.__name__)
-    out = [(encode_summary(raw), orjson.dumps(engine.render.summary_to_json(raw, {})),
-            [d for d, _der in ders]) for raw, ders in done]
-    return out, dict(table.stats), dict(table.reasons), dec.stats(), end
+    last = 1_000 + (len(frames) - 1) / 8 if frames else None
+    return _ended(engine, table, dec, done, last) + (end,)
 
 
 def one_input(data: bytes) -> None:
