@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 from proto.lru import lru_get, lru_put
-from proto.summary import MAX_TIME, MIN_TIME, is_time
+from proto.summary import is_time
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,16 @@ class ProfileError(ValueError):
     """A profiles file is unreadable or not in our format."""
 
 
+def is_count(v: object) -> bool:
+    """An int in [0, MAX_COUNT] (not a JSON 1e400 -- infinity -- nor "5")."""
+    return type(v) is int and 0 <= v <= MAX_COUNT
+
+
 def saved_count(v: object) -> int:
-    """A count read back from saved state: an int in [0, MAX_COUNT] (ValueError otherwise:
-    a JSON 1e400 is infinity, "5" a string)."""
-    if type(v) is not int or not 0 <= v <= MAX_COUNT:
+    """A count read back from saved state (ValueError when it is not :func:`is_count`)."""
+    if not is_count(v):
         raise ValueError("bad count %.40r" % (v,))
-    return v
+    return v  # type: ignore[return-value]
 
 
 def saved_time(v: object) -> float:
@@ -118,7 +122,7 @@ class Profile:
         else:
             self.without_sni += 1
         t = get("start")
-        if (type(t) is float or type(t) is int) and MIN_TIME <= t <= MAX_TIME:    # is_time
+        if is_time(t):
             first, last = self.first_seen, self.last_seen
             if first is None or t < first:
                 self.first_seen = t

@@ -374,7 +374,6 @@ def _optional_ok(raw: dict) -> bool:
 _LIST = {list}
 _BOOL = {bool}
 _NONE_OR_STR = {type(None), str}
-_NUM = {float, int}
 _MAX_CODE = 0xFFFFFF
 
 
@@ -408,11 +407,8 @@ _NO_CLOSE = [[], []]
 
 
 def _fast_ok(raw: dict) -> bool:
-    if set(map(type, _g_strs(raw))) != _STR or not set(map(type, _g_times(raw))) <= _NUM:
+    if set(map(type, _g_strs(raw))) != _STR or not all(map(is_time, _g_times(raw))):
         return False
-    for v in _g_times(raw):
-        if not MIN_TIME <= v <= MAX_TIME:        # NaN compares False: out too
-            return False
     for v in _g_opt_ints(raw):
         if v is not None and not (type(v) is int and 0 <= v <= _MAX_CODE):
             return False

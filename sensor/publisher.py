@@ -172,9 +172,11 @@ class Publisher:
         self._counts_lock = threading.Lock()
         self._counts = dict.fromkeys(_COUNTERS, 0)
 
-    def _count(self, name: str, n: int = 1) -> None:
+    def _count(self, name: str, n: int = 1) -> int:
+        """Add ``n`` to counter ``name``; its new value."""
         with self._counts_lock:
             self._counts[name] += n
+            return self._counts[name]
 
     # -- capture-thread side ------------------------------------------------------------------
     def publish(self, raw: dict[str, Any], certs: list[Any]) -> None:
@@ -312,8 +314,7 @@ class Publisher:
     def _drop_unsendable(self, item: tuple[int, bytes, bytes]) -> None:
         """Count (``internal_errors``) and drop a message ``send`` refused for itself, not for
         Kafka being away; logged the 1st, 2nd, 4th ... time, with the traceback."""
-        with self._counts_lock:
-            n = self._counts["internal_errors"] = self._counts["internal_errors"] + 1
+        n = self._count("internal_errors")
         if n & (n - 1) == 0:
             log.exception("message of kind %d, key %r, %d bytes cannot be sent: dropped (%d so "
                           "far; logged at powers of 2)", item[0], item[1][:64], len(item[2]), n)

@@ -76,3 +76,12 @@ def test_what_a_peer_chose_cannot_drive_the_terminal():
     v.take(_event("a", server="10.0.0.1:443\x1b[2J", remediation="renew api.example\x1b]0;PWN\x07\nFAIL x"))
     for text in (v.render(), event_line(v.incidents["a"])):
         assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;PWN\\x07\\x0aFAIL x" in text
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "inf"])
+def test_an_interval_that_never_redraws_is_a_usage_error(value):
+    # (nan never compared true: the view was never drawn; -1 and 0 redrew on every poll)
+    from tlsdiag.commands.common import UsageError
+    from tlsdiag.commands.tail import build_parser
+    with pytest.raises(UsageError, match="^argument --interval: must be more than 0 seconds"):
+        build_parser().parse_args(["--kafka", "k:1", "--interval", value])

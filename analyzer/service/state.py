@@ -26,7 +26,7 @@ from proto.summary import is_time
 from ..config import DiagnoseConfig
 from ..engine import Engine
 from ..incidents import IncidentTracker
-from ..profiles import FORMAT, FORMAT_VERSION, MAX_COUNT, Profile
+from ..profiles import FORMAT, FORMAT_VERSION, Profile, is_count
 from .config import AnalyzerConfig
 from .producer import Partitioner
 
@@ -223,7 +223,7 @@ class PartitionState:
             log.info("partition %d: deleting %d incident state record(s) of an interrupted "
                      "save", partition, len(orphans))
         offset = None if head is None else head.get("offset")
-        if type(offset) is not int or not 0 <= offset <= MAX_COUNT:
+        if not is_count(offset):
             if head is not None:
                 self.counters["state_records_malformed"] += 1
                 log.warning("ignoring a malformed incident state for partition %d", partition)

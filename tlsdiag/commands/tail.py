@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", dest="topic_incidents", metavar="TOPIC", help=argparse.SUPPRESS)
     p.add_argument("--once", action="store_true", help="print once after catching up, then exit "
                    "(exit status 1 when incidents are open)")
-    p.add_argument("--interval", type=float, default=1.0, metavar="S",
+    p.add_argument("--interval", type=common.seconds, default=1.0, metavar="S",
                    help="seconds between redraws (default 1)")
     return p
 
