@@ -54,6 +54,8 @@ cdef class EventQueue(Sink):
 cdef class _Direction:
     cdef public object buf
     cdef public bytes hs
+    cdef public list hs_more
+    cdef public Py_ssize_t hs_len, hs_need
     cdef public int error
     cdef public bint encrypted, started, sslv2, hello
     cdef public Py_ssize_t plaintext, skip
@@ -88,7 +90,7 @@ cdef class TLSConnection:
                     Py_ssize_t end) except? -32768
 
     @cython.locals(hs=bytes, start=Py_ssize_t, end=Py_ssize_t, p=Py_ssize_t, q=Py_ssize_t,
-                   ln=Py_ssize_t, too_long=int, status=int)
+                   ln=Py_ssize_t, too_long=int, status=int, n=Py_ssize_t)
     cdef int _handshakes(self, int direction, _Direction d, bytes buf, Py_ssize_t fs,
                          Py_ssize_t fe) except? -32768
 
@@ -100,6 +102,9 @@ cdef class TLSConnection:
     @cython.locals(sink=Sink, pos=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, ln=Py_ssize_t,
                    mt=int)
     cdef int _parse_sslv2(self, int direction, _Direction d) except? -32768
+
+
+cdef void _drop_fragments(_Direction d)
 
 
 @cython.locals(k=Py_ssize_t, stop=Py_ssize_t, ln=Py_ssize_t)
