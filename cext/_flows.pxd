@@ -12,7 +12,7 @@ cimport cext._wire as _wire
 
 cdef long long MASK, HALF
 cdef int FIN, SYN, RST, ACK
-cdef Py_ssize_t SKIP_MIN, MAX_PLAINTEXT
+cdef Py_ssize_t SKIP_MIN, MAX_PLAINTEXT, MAX_BUFFERED
 
 
 # (nseq, has_seq, ooo_bytes are C arrays: change them through a variable typed Flow -- an
@@ -28,7 +28,7 @@ cdef class Flow:
     cdef public _tls.TLSConnection conn
     cdef public _session.Session session
     cdef public double last, first, reset_at
-    cdef public Py_ssize_t serial, created
+    cdef public Py_ssize_t serial, created, held
 
     @cython.locals(half=Py_ssize_t)
     cpdef tuple endpoints(self)
@@ -43,7 +43,7 @@ cdef class FlowTable:
     cdef readonly object _done_type, _skip_type, _new_connection, _new_session
     cdef readonly _session.Caches caches
     cdef public Py_ssize_t max_flows, max_ooo_bytes, max_ooo_segments, max_done
-    cdef public Py_ssize_t max_handshake, skip_min
+    cdef public Py_ssize_t max_handshake, skip_min, max_buffered, buffered
     cdef public double idle_timeout, close_linger, now, _max_ts
     cdef public Py_ssize_t frame
     cdef public list keys
@@ -64,8 +64,17 @@ cdef class FlowTable:
     cdef _drain(self, Flow flow, int d, double ts)
     cdef _skip_hole(self, Flow flow, int d, double ts)
     cdef _gap(self, Flow flow, int d)
+    @cython.locals(held=Py_ssize_t)
+    cdef _account(self, Flow flow)
+    @cython.locals(flow=Flow, target=Py_ssize_t)
+    cdef _shed(self)
+    @cython.locals(conn=_tls.TLSConnection, d=int)
+    cdef _give_up(self, Flow flow)
     cdef _skip_ciphertext(self, Flow flow, _tls.TLSConnection conn, int d, bint from_lo)
     cdef _protocol_error(self, _session.Session sess, int status)
     cdef _mark_done(self, bytes key)
     @cython.locals(flow=Flow, half=Py_ssize_t, lo_port=int, hi_port=int, client_lo=bint)
     cdef _new_flow(self, bytes key, bint from_lo, int flags, bytes payload, double ts, list out)
+
+
+cpdef Py_ssize_t _held(Flow flow)

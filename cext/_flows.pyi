@@ -16,6 +16,7 @@ class Flow:
     serial: int
     created: int
     reset_at: float             # issue 15: the client's RST while lingering after it (-1: none)
+    held: int                   # bytes held for reassembly, as its table last counted
     def __init__(self, key: bytes, client_lo: bool, ts: float, serial: int = 0,
                  created: int = 0) -> None: ...
     def endpoints(self) -> tuple[bytes, bytes]: ...
@@ -31,12 +32,14 @@ class FlowTable:
     reasons: dict[str, int]
     max_flows: int
     max_done: int
+    max_buffered: int
+    buffered: int
     idle_timeout: float
     now: float
     def __init__(self, engine: object, max_flows: int = ..., idle_timeout: float = ...,
                  max_ooo_bytes: int = ..., max_ooo_segments: int = ..., max_done: int = ...,
                  max_handshake: int = ..., close_linger: float = ..., skip_min: int = ...,
-                 offers: int = ..., chains: int = ...) -> None: ...
+                 offers: int = ..., chains: int = ..., max_buffered: int = ...) -> None: ...
     keys: list[tuple[int, int, int]] | None
     def decoded(self, dec: PacketDecoder) -> list[tuple[dict, list[tuple[bytes, bytes]]]]: ...
     def ordered(self) -> None: ...

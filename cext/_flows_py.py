@@ -19,6 +19,14 @@ handshake is over (encrypted traffic both ways), on RST, once both sides sent FI
 the input.  A ``Done`` key is forgotten after ``idle_timeout`` seconds without a packet (and
 beyond ``max_done`` of them, oldest first): memory follows the connections of the last
 ``idle_timeout`` seconds, not the length of the capture.
+
+The bytes the flows hold for reassembly -- their readers' incomplete records and handshake
+messages, segments queued behind a hole -- have one budget for the whole table,
+``max_buffered`` (a memcap, as Suricata's stream reassembly has): each flow may hold up to
+about 1.3 MiB a direction, which ``max_flows`` alone bounds at hundreds of GiB.  Past the
+budget, the flows holding the most give up what they hold (a gap in that direction, the weird
+``reassembly_memcap``, counted in ``stats``) until the table holds 3/4 of it; they are
+summarized as usual.
 """
 from __future__ import annotations
 
@@ -40,13 +48,15 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SKIP_MIN = 4096
 #: give up on a flow that carried this much non-TLS payload without any TLS
 MAX_PLAINTEXT = 16 * 1024
+#: the default budget of the bytes all flows of a table hold for reassembly
+MAX_BUFFERED = 128 << 20
 
 
 class Flow:
     """One TCP connection: roles, reassembly state, the TLS reader and the session record."""
 
     __slots__ = ("key", "client_lo", "nseq", "has_seq", "ooo", "ooo_bytes", "conn", "session",
-                 "last", "first", "serial", "created", "reset_at")
+                 "last", "first", "serial", "created", "reset_at", "held")
 
     def __init__(self, key: bytes, client_lo: bool, ts: float, serial: int = 0,
                  created: int = 0) -> None:
@@ -63,6 +73,7 @@ class Flow:
         self.serial = serial            # creation order in its table
         self.created = created          # the frame that created it (its decoder's count)
         self.reset_at = -1.0            # issue 15: the client's RST, while lingering after it
+        self.held = 0                   # bytes held for reassembly, as the table last counted
 
     def endpoints(self):
         half = len(self.key) // 2
@@ -77,7 +88,7 @@ class FlowTable:
                  max_ooo_bytes: int = 256 * 1024, max_ooo_segments: int = 64,
                  max_done: int = 1_048_576, max_handshake: int = MAX_HANDSHAKE,
                  close_linger: float = 1.0, skip_min: int = SKIP_MIN, offers: int = 4096,
-                 chains: int = 4096) -> None:
+                 chains: int = 4096, max_buffered: int = MAX_BUFFERED) -> None:
         #: the engine's wire parser, reader and session (the compiled table holds its readers
         #: and sessions as C types: only the compiled ones fit)
         self.wire = engine.wire.Wire()
@@ -105,6 +116,9 @@ class FlowTable:
         self.max_done = max_done
         self.max_handshake = max_handshake
         self.skip_min = skip_min
+        #: the memcap: bytes all flows may hold for reassembly; what they hold now
+        self.max_buffered = max_buffered
+        self.buffered = 0
         self.now = 0.0
         self._next_expiry = None
         self._out: list = []
@@ -120,6 +134,7 @@ class FlowTable:
             "flows_created": 0, "flows_not_tls": 0, "flows_evicted": 0, "flows_timed_out": 0,
             "summaries": 0, "retransmissions": 0, "out_of_order": 0, "gaps": 0,
             "protocol_errors": 0, "internal_errors": 0, "flows_half_closed": 0,
+            "reassembly_memcap": 0,
         }
         self.reasons: dict = {}
 
@@ -213,6 +228,8 @@ class FlowTable:
                 self._gap(flow, d)
                 if sess is not None:
                     sess.truncated = True
+            if payload or truncated:
+                self._account(flow)
             if flags & (RST | FIN):
                 if sess is None:
                     sess = flow.session = self._new_session(flow.first, self.caches)
@@ -452,6 +469,42 @@ class FlowTable:
         flow.ooo[d].clear()
         flow.ooo_bytes[d] = 0
 
+    def _account(self, flow) -> None:
+        """Count again what ``flow`` holds for reassembly (after a segment); past the
+        table's budget, shed."""
+        held = flow.ooo_bytes[0] + flow.ooo_bytes[1]
+        if flow.conn is not None:
+            held += flow.conn.buffered()
+        self.buffered += held - flow.held
+        flow.held = held
+        if self.buffered > self.max_buffered:
+            self._shed()
+
+    def _shed(self) -> None:
+        """Over ``max_buffered``: the flows holding the most give up what they hold, until
+        the table holds at most 3/4 of it (so that shedding, a walk of the table, is rare)."""
+        target = self.max_buffered - (self.max_buffered >> 2)
+        for flow in sorted(self._current(), key=_held, reverse=True):
+            if self.buffered <= target or not flow.held:
+                break
+            self._give_up(flow)
+
+    def _give_up(self, flow) -> None:
+        """Drop what ``flow`` holds for reassembly: a gap in each direction that held bytes
+        (its reader stops there, as after lost packets), the weird ``reassembly_memcap``."""
+        self.stats["reassembly_memcap"] += 1
+        conn = flow.conn
+        for d in (CLIENT, SERVER):
+            if flow.ooo_bytes[d] or (conn is not None and conn.buffered_in(d)):
+                if flow.ooo is not None:
+                    flow.ooo[d].clear()
+                    flow.ooo_bytes[d] = 0
+                self._gap(flow, d)
+        if flow.session is not None:
+            flow.session.weird("reassembly_memcap")
+        self.buffered -= flow.held
+        flow.held = 0
+
     def _gap(self, flow, d) -> None:
         self.stats["gaps"] += 1
         if flow.conn is not None:
@@ -510,6 +563,8 @@ class FlowTable:
         if self.flows.get(key) is not flow:
             return
         self.live -= 1
+        self.buffered -= flow.held
+        flow.held = 0
         sk = self.skip.pop(key, None)
         if sk is not None:
             sk.alive = False
@@ -548,6 +603,10 @@ class FlowTable:
         """The keys of finished connections still remembered, oldest first."""
         flows = self.flows
         return [k for k, m, _t in self._done_order if flows.get(k) is m]
+
+
+def _held(flow) -> int:
+    return flow.held
 
 
 def _sender_role(payload: bytes):

@@ -81,6 +81,9 @@ cdef class TLSConnection:
     @cython.locals(d=_Direction)
     cpdef Py_ssize_t take_skip(self, int direction, Py_ssize_t minimum)
     cpdef Py_ssize_t plaintext(self)
+    cpdef Py_ssize_t buffered(self)
+    @cython.locals(d=_Direction)
+    cpdef Py_ssize_t buffered_in(self, int direction)
     cdef void _fail(self, _Direction d, int status)
 
     @cython.locals(n=Py_ssize_t, rest=Py_ssize_t, ln=Py_ssize_t, ct=int, fs=Py_ssize_t,

@@ -282,7 +282,13 @@ class TLSConnection:
         return "ERROR" if d.error else ("ENCRYPTED" if d.encrypted else "CLEAR")
 
     def buffered(self) -> int:
-        return sum(len(d.buf) + d.hs_len for d in self.dirs)
+        return self.buffered_in(CLIENT) + self.buffered_in(SERVER)
+
+    def buffered_in(self, direction: int) -> int:
+        """Bytes one direction holds: an incomplete record, an incomplete handshake message
+        (the flow table's memory budget counts them)."""
+        d = self.dirs[direction]
+        return len(d.buf) + d.hs_len
 
     # -- internals ---------------------------------------------------------------------------
     def _fail(self, d: _Direction, status: int) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from proto.direction import UNKNOWN, IPNetwork, classify
@@ -21,17 +21,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SensorConfig:
-    """What the loop itself needs.  ``max_flows``/``idle_timeout`` None: the flow table's
-    defaults."""
+    """What the loop itself needs.  ``table``: the flow table's limits (``FlowTable``
+    keyword arguments: ``max_flows``, ``idle_timeout``, ``max_buffered``); what it leaves
+    out, the flow table's defaults."""
     sensor_id: str = "sensor"
     role: str | None = None
     local_nets: tuple[IPNetwork, ...] = ()
-    max_flows: int | None = None
-    idle_timeout: float | None = None
+    table: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, object]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["local_nets"] = [str(n) for n in self.local_nets]
+        d["table"] = dict(self.table)
         return d
 
 
@@ -50,9 +51,7 @@ class Sensor:
         self.cap = capture
         self.emit = emit
         self.hints = hints
-        table = {k: v for k, v in (("max_flows", cfg.max_flows),
-                                   ("idle_timeout", cfg.idle_timeout)) if v is not None}
-        self.summ = Summarizer(capture.linktype, **table)
+        self.summ = Summarizer(capture.linktype, **cfg.table)
         self.summaries = 0
         self.by_direction: dict[str, int] = {}
         self.emit_errors = 0

@@ -729,7 +729,8 @@ def test_hostile_packet_sequences(engine_impl, packets, gap):
     """Any mix of flags, sequence numbers (behind, ahead, wrapped), noise and slices of real
     TLS streams, cut frames and idle gaps: no internal error (the per-packet guard never
     fires), the table stays within max_flows, every summary returned is counted once, and
-    flush() empties the table."""
+    flush() empties the table; the bytes held for reassembly are counted exactly (each flow's
+    own and the table's sum) and stay within the memcap."""
     conns = [Conn(client=("10.9.0.%d" % (i + 1), 50000 + i)) for i in range(3)]
     real = _real_bytes()
     frames = []
@@ -742,14 +743,16 @@ def test_hostile_packet_sequences(engine_impl, packets, gap):
             f = f[:14 + 40 + len(payload) // 2]
         frames.append(f)
     s = Summarizer(1, max_flows=2, idle_timeout=60.0, max_ooo_segments=4,
-                   max_ooo_bytes=4000, engine=engine_impl)
+                   max_ooo_bytes=4000, max_buffered=6000, engine=engine_impl)
     got = []
     for i, f in enumerate(frames):
         got += s.feed_frame(1000.0 + i * gap / max(len(frames), 1), f)
         assert s.table.live <= 2
+        assert_held_counted(s.table)
+        assert s.table.buffered <= 6000
     got += s.expire(1e9)
     got += s.flush()
-    assert s.table.live == 0 and s.flush() == []
+    assert s.table.live == 0 and s.flush() == [] and s.table.buffered == 0
     stats = s.stats()
     assert stats["internal_errors"] == 0
     assert stats["summaries"] == len(got)
@@ -757,6 +760,56 @@ def test_hostile_packet_sequences(engine_impl, packets, gap):
         assert raw["client"] in {"10.9.0.%d:%d" % (i + 1, 50000 + i) for i in range(3)} | \
             {"10.0.0.2:443"}
         assert len(raw["history"]) <= 101
+
+
+def assert_held_counted(table) -> None:
+    """Each live flow's ``held`` is what it holds (queued out-of-order bytes, its reader's
+    incomplete record and message); the table's ``buffered`` is their sum."""
+    flows = table._current()
+    for f in flows:
+        want = f.ooo_bytes[0] + f.ooo_bytes[1] + (f.conn.buffered() if f.conn else 0)
+        assert f.held == want
+    assert table.buffered == sum(f.held for f in flows)
+
+
+def test_reassembly_memcap_sheds_the_largest(engine_impl, baseline12):
+    """Six connections each stop inside the server's Certificate record, holding 930 to
+    2430 bytes of it, under a memcap of 5000 bytes for the table: past the cap, the flow
+    holding the most gives up what it holds (a gap, the weird reassembly_memcap) until the
+    table holds 3/4 of the cap -- here each newcomer, the largest so far.  The first three
+    stay within the cap and read their whole handshake when the rest arrives; the table
+    never holds more than the cap, and holds nothing once flushed."""
+    groups = pieces(TLS12, 100000)
+    hello = groups[0][0][2]
+    server = b"".join(p for g in groups for d, _o, p in g if d == 1)
+    s = Summarizer(1, engine=engine_impl, max_buffered=5000)
+    conns = [Conn(client=("10.0.2.%d" % i, 42000 + i)) for i in range(6)]
+    got, t, held = [], 1000.0, []
+    for i, c in enumerate(conns):
+        for f in c.handshake() + [c.frame(0, ACK | PSH, 0, hello),
+                                  c.frame(1, ACK | PSH, 0, server[:1000 + 300 * i])]:
+            t += 0.001
+            got += s.feed_frame(t, f)
+            assert_held_counted(s.table)
+            assert s.table.buffered <= 5000
+        held.append(s.table.buffered)
+    assert held == [930, 2160, 3690, 3690, 3690, 3690]
+    assert s.stats()["reassembly_memcap"] == 3
+    for i, c in enumerate(conns):
+        t += 0.001
+        got += s.feed_frame(t, c.frame(1, ACK | PSH, 1000 + 300 * i, server[1000 + 300 * i:]))
+    got += s.flush()
+    assert s.table.buffered == 0
+    by_client = {raw["client"]: raw for raw, _c in got}
+    assert len(by_client) == 6
+    for i in range(6):
+        raw = by_client["10.0.2.%d:%d" % (i, 42000 + i)]
+        if i < 3:
+            assert raw["certificates"] == baseline12["certificates"]
+            assert raw["gaps"] == [] and "reassembly_memcap" not in raw["weirds"]
+        else:
+            assert raw["certificates"] == [] and raw["history"] == "Cs"
+            assert raw["gaps"] == [1] and raw["weirds"] == ["reassembly_memcap"]
 
 
 def _batched(frames, size):

@@ -440,7 +440,7 @@ def sensor_run(lab, tmp_path_factory):
 
     cap, _ = open_capture("pcap", "lo", ports=[s.port for s in HS.SERVERS], netns=NS)
     summaries = []
-    sensor = Sensor(SensorConfig(idle_timeout=2), cap, lambda raw, certs: summaries.append((raw, certs)),
+    sensor = Sensor(SensorConfig(table={"idle_timeout": 2}), cap, lambda raw, certs: summaries.append((raw, certs)),
                     hints=HintJoiner(Recording()))
     done = threading.Event()
 

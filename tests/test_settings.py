@@ -113,6 +113,11 @@ def test_defaults_are_the_library_types_own():
     from cext._flows_py import FlowTable
     table = FlowTable(cext_wire.engine("py"))
     assert (s["max_flows"], s["idle_timeout"]) == (table.max_flows, table.idle_timeout)
+    assert s["reassembly_memcap_mb"] << 20 == table.max_buffered
+    limits = settings.flow_table(load("sensor", ["-i", "lo", "--kafka", "k",
+                                                 "--reassembly-memcap-mb", "3"]))
+    assert limits == {"max_flows": table.max_flows, "idle_timeout": table.idle_timeout,
+                      "max_buffered": 3 << 20}
     assert settings.load("watch", {"interface": "lo"}, environ={})["idle_timeout"] == 30.0
 
 

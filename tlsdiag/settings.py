@@ -244,9 +244,9 @@ def _L(name: str) -> FieldDefault:
     return FieldDefault("sensor.live", "LiveCapture", name)
 
 
-def _F(name: str) -> FieldDefault:
+def _F(name: str, convert: Callable[[Any], Any] | None = None) -> FieldDefault:
     """A flow-table default: the FlowTable's own (the engine's source, both builds)."""
-    return FieldDefault("cext._flows_py", "FlowTable", name)
+    return FieldDefault("cext._flows_py", "FlowTable", name, convert)
 
 
 def _P(name: str, convert: Callable[[Any], Any] | None = None) -> FieldDefault:
@@ -308,6 +308,11 @@ SETTINGS: tuple[Setting, ...] = (
             "open connection is summarized", p_float(0.001, 86_400.0), metavar="S"),
     Setting("max_flows", _F("max_flows"), "bound on tracked TCP connections "
             "(the oldest is summarized and evicted beyond it)", p_int(1, 100_000_000)),
+    Setting("reassembly_memcap_mb", _F("max_buffered", lambda b: b >> 20), "bound in MiB on "
+            "the bytes all tracked connections hold for reassembly (incomplete records and "
+            "handshake messages, out-of-order segments); beyond it the connections holding "
+            "the most give up what they hold (a gap, weird reassembly_memcap)",
+            p_int(1, 1_048_576), metavar="MIB"),
     # -- where the gateway is ------------------------------------------------------------------
     Setting("role", None, "gateway role of the capturing host: router | message-processor",
             _wrap(parse_role)),
@@ -420,7 +425,7 @@ assert len(BY_NAME) == len(SETTINGS)
 
 _CAPTURE = ("interface", "netns", "backend", "ebpf_flows", "ports", "hosts", "bpf", "snaplen",
             "buffer_mb", "endpoint_hints", "endpoint_hints_libraries")
-_FLOWS = ("idle_timeout", "max_flows")
+_FLOWS = ("idle_timeout", "max_flows", "reassembly_memcap_mb")
 _DIRECTION = ("role", "local_nets")
 _DIAGNOSE = _DIRECTION + ("truststore", "truststore_northbound", "truststore_southbound",
                           "targets", "expiry_warning_days", "profile_max_servers",
@@ -639,6 +644,12 @@ def diagnose_values(values: Values) -> dict[str, object]:
                                    "truststore_southbound", "targets", "expiry_warning_days",
                                    "profile_max_servers", "profile_min_successes")
             if k in values}
+
+
+def flow_table(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The flow table's limits (``FlowTable`` keyword arguments) from a command's settings."""
+    return {"max_flows": values["max_flows"], "idle_timeout": values["idle_timeout"],
+            "max_buffered": values["reassembly_memcap_mb"] << 20}
 
 
 def help_lines(command: str) -> Iterable[str]:

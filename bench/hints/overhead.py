@@ -241,7 +241,7 @@ n = [0, 0]
 def emit(raw, certs):
     n[0] += 1; n[1] += "endpoint_hints" in raw
     encode_summary(raw); summary_to_json(raw, s.summ.certs)
-s = Sensor(SensorConfig(idle_timeout=2), cap, emit, hints=HintJoiner(HintProbes()) if hints else None)
+s = Sensor(SensorConfig(table={"idle_timeout": 2}), cap, emit, hints=HintJoiner(HintProbes()) if hints else None)
 print("ready", flush=True)
 r0 = resource.getrusage(resource.RUSAGE_SELF)
 end = time.monotonic() + seconds

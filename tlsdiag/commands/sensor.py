@@ -102,7 +102,7 @@ def compression(setting: str) -> str | None:
 
 def sensor_config(v: Values) -> SensorConfig:
     return SensorConfig(sensor_id=sensor_id(v), role=v["role"], local_nets=v["local_nets"],
-                        max_flows=v["max_flows"], idle_timeout=v["idle_timeout"])
+                        table=settings.flow_table(v))
 
 
 def sensor_metrics(sensor: Sensor, pub) -> list:
@@ -119,10 +119,20 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
          s["pcap_ifdrop"]),
         ("tlsdiag_sensor_flows_created_total", "counter", "TCP flows tracked",
          s.get("flows_created", 0)),
+        ("tlsdiag_sensor_reassembly_bytes", "gauge", "bytes the tracked connections hold for "
+         "reassembly (bounded by reassembly_memcap_mb)", sensor.summ.table.buffered),
+        ("tlsdiag_sensor_reassembly_memcap_total", "counter", "connections that gave up what "
+         "they held for reassembly: the memcap was reached", s.get("reassembly_memcap", 0)),
         ("tlsdiag_sensor_summaries_total", "counter", "handshake summaries by direction",
          {(("direction", k),): v for k, v in sensor.by_direction.items()} or
          {(("direction", "unknown"),): 0}),
     ]
+    errors = {(("where", "flow_table"),): s.get("internal_errors", 0)}
+    if pub is not None:
+        errors[(("where", "publisher"),)] = p.get("internal_errors", 0)
+    out.append(("tlsdiag_sensor_internal_errors_total", "counter", "bugs caught and counted "
+                "(the flow table summarizes the connection; the publisher drops the message); "
+                "logged at powers of 2", errors))
     if pub is not None:
         out += [
             ("tlsdiag_sensor_published_total", "counter", "summaries handed to the publisher",

@@ -15,6 +15,7 @@ import time
 from proto.text import printable
 from sensor.capture import CaptureError
 from sensor.pipeline import summarize_paths
+from tlsdiag import settings
 from tlsdiag.commands import common
 from tlsdiag.status import ExitStatus
 
@@ -281,8 +282,7 @@ def main(argv=None) -> int:
             for line in summarize_paths([path], progress=progress, stats=counters,
                                         fragments=args.format == "jsonl", certs=args.certs,
                                         jobs=args.jobs, transform=line_of, output=output,
-                                        max_flows=values["max_flows"],
-                                        idle_timeout=values["idle_timeout"]):
+                                        **settings.flow_table(values)):
                 out.write(line)
         except CaptureError as exc:
             progress.done()

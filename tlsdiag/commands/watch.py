@@ -68,8 +68,7 @@ def run(argv: list[str], out: IO[str]) -> int:
         return common.fail("watch", e)
     engine = Engine(diag)
     scfg = SensorConfig(sensor_id="watch/%s" % v["interface"], role=diag.role,
-                        local_nets=diag.local_nets, idle_timeout=v["idle_timeout"],
-                        max_flows=v["max_flows"])
+                        local_nets=diag.local_nets, table=settings.flow_table(v))
     warnings = v["warnings"]
     failures = 0
     sensor: Sensor
