@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 
 from sensor.ebpf.capture import EbpfCapture, EbpfUnavailable
-from sensor.live import LiveCapture, LiveCaptureError, build_bpf
+from sensor.live import SNAPLEN, LiveCapture, LiveCaptureError, build_bpf
 
 __all__ = ["open_capture", "BACKENDS"]
 
@@ -59,7 +59,7 @@ BACKENDS = ("auto", "ebpf", "pcap")
 
 
 def open_capture(backend: str, interface: str, *, ports=(), hosts=(), bpf: str | None = None,
-                 snaplen: int = 65535, promisc: bool = True, buffer_mb: int = 32,
+                 snaplen: int = SNAPLEN, promisc: bool = True, buffer_mb: int = 32,
                  batch: int = 4096, fanout_group: int | None = None, fanout_mode: str = "hash",
                  netns: str | None = None, ebpf_options: dict | None = None):
     """``(capture, fallback_reason)``; see the module docstring.  ``ebpf_options`` go to

@@ -151,12 +151,18 @@ def _open_error(interface: str, exc: Exception) -> str:
     return "%s: cannot capture: %s" % (interface, text)
 
 
+#: the default snap length: tcpdump's.  Receive and segmentation offloads (GRO, GSO, TSO;
+#: on lo, MTU 65536) hand the capture frames of up to 64 KiB of IP plus their link header --
+#: 65535 cut those, a gap in the connection's stream
+SNAPLEN = 262_144
+
+
 class LiveCapture:
     """One live capture handle.  ``poll(timeout)`` -> list of ``(buf, meta)`` batches."""
 
     backend = "pcap"
 
-    def __init__(self, interface: str, bpf: str | None = None, snaplen: int = 65535,
+    def __init__(self, interface: str, bpf: str | None = None, snaplen: int = SNAPLEN,
                  promisc: bool = True, buffer_mb: int = 32, batch: int = 4096,
                  fanout_group: int | None = None, fanout_mode: str = "hash",
                  netns: str | None = None) -> None:

@@ -372,6 +372,88 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
     assert len(checked) >= 20, sorted(checked)
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sensor_reassembly_memcap_live(broker, tmp_path):
+    """tlsdiag sensor on lo with a 1 MiB reassembly memcap: two clients each send 700 KB of a
+    ClientHello that announces 1 MiB - 1 (in full 16 KiB records) to a server that reads and
+    never answers.  The sensor holds what they sent until the memcap, then gives up the
+    connection holding the most (the first, once the second passed 350 KB): what it holds
+    does not grow with the attacker's bytes.  On Kafka the first's summary says so (a client
+    gap, the weird reassembly_memcap), the second's does not; the metrics count one, and
+    nothing is held at the end.  (With the default snap length: lo's offload-sized frames,
+    64 KiB of IP, are captured whole.)"""
+    _need_root()
+    import socket
+    import threading
+    import urllib.request
+    b = broker.bootstrap
+    port, mport = _free_port(), _free_port()
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(2)
+
+    def drain():
+        conn, _ = lsock.accept()
+        with conn:
+            while conn.recv(1 << 16):
+                pass
+    readers = [threading.Thread(target=drain, daemon=True) for _ in range(2)]
+    for r in readers:
+        r.start()
+    log = tmp_path / "sensor.log"
+    sensor = subprocess.Popen(
+        [sys.executable, "-m", "tlsdiag", "sensor", "--interface", "lo", "--kafka", b,
+         "--port", str(port), "--sensor-id", "lo-memcap", "--metrics-port", str(mport),
+         "--reassembly-memcap-mb", "1", "--topic-handshakes", "memcap.handshakes",
+         "--topic-certs", "memcap.certs", "--spool-dir", str(tmp_path / "spool"), "-v"],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=REPO)
+    hello = b"\x01" + ((1 << 20) - 1).to_bytes(3, "big") + b"\x03\x03" + bytes(700_000)
+    records = b"".join(b"\x16\x03\x01" + len(hello[i:i + 16384]).to_bytes(2, "big")
+                       + hello[i:i + 16384] for i in range(0, len(hello), 16384))
+
+    def metrics() -> str:
+        return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
+                                      timeout=10).read().decode()
+    try:
+        wait_for(lambda: "capturing on" in log.read_text(), 60, "the sensor")
+        first = socket.create_connection(("127.0.0.1", port))
+        second = socket.create_connection(("127.0.0.1", port))
+        ports = first.getsockname()[1], second.getsockname()[1]
+        with first, second:
+            first.sendall(records)
+            wait_for(lambda: "tlsdiag_sensor_reassembly_bytes 7" in metrics(), 30,
+                     "the first's 700 KB held")
+            second.sendall(records)
+            wait_for(lambda: "tlsdiag_sensor_reassembly_memcap_total 1" in metrics(), 30,
+                     "the memcap counted")
+        for r in readers:
+            r.join(10)
+        wait_for(lambda: len(kcat_messages(b, "memcap.handshakes")) == 2, 30, "two summaries")
+        got = {(s := decode_summary(v))["client"]: s
+               for _, v in kcat_messages(b, "memcap.handshakes")}
+        cut, kept = (got["127.0.0.1:%d" % p] for p in ports)
+        assert cut["gaps"] == [0] and "reassembly_memcap" in cut["weirds"], cut   # 0: client
+        assert kept["gaps"] == [] and "reassembly_memcap" not in kept["weirds"], kept
+        assert cut["history"] == kept["history"] == "C"
+        # lo's frames of 64 KiB of IP were captured whole (the default snap length)
+        assert cut["truncated"] is kept["truncated"] is False
+        assert "tlsdiag_sensor_reassembly_memcap_total 1\n" in metrics()
+        wait_for(lambda: "tlsdiag_sensor_reassembly_bytes 0\n" in metrics(), 30, "none held")
+        assert 'tlsdiag_sensor_internal_errors_total{where="flow_table"} 0' in metrics()
+        sensor.send_signal(signal.SIGTERM)
+        assert sensor.wait(30) == 0, log.read_text()[-2000:]
+    finally:
+        if sensor.poll() is None:
+            sensor.kill()
+        lsock.close()
+
+
 def test_sensor_sighup_reload_and_metrics(broker, tmp_path):
     """tlsdiag sensor on lo: SIGHUP re-reads the config file (the role, so the direction stamped
     on summaries changes), the Prometheus endpoint counts it, SIGTERM exits 0."""

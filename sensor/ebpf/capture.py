@@ -16,7 +16,7 @@ import time
 
 from sensor.ebpf import libbpf
 from cext._flows_py import SKIP_MIN
-from sensor.live import LiveCapture, LiveCaptureError
+from sensor.live import SNAPLEN, LiveCapture, LiveCaptureError
 
 __all__ = ["EbpfCapture", "TlsFilter", "EbpfUnavailable", "L2_ETHERNET", "L2_NONE", "COUNTERS", "OBJECT_PATH", "preflight",
            "DEFAULT_MAP_SIZE", "DEFAULT_BUDGET_BYTES", "DEFAULT_BUDGET_PACKETS",
@@ -124,7 +124,7 @@ class TlsFilter:
     :class:`EbpfUnavailable`.
     """
 
-    def __init__(self, l2: int = L2_ETHERNET, ports=(), hosts=(), snaplen: int = 65535,
+    def __init__(self, l2: int = L2_ETHERNET, ports=(), hosts=(), snaplen: int = SNAPLEN,
                  map_size: int = DEFAULT_MAP_SIZE, budget_bytes: int = DEFAULT_BUDGET_BYTES,
                  budget_packets: int = DEFAULT_BUDGET_PACKETS, skip_min: int = SKIP_MIN,
                  object_path: str | None = None) -> None:
@@ -295,7 +295,7 @@ class EbpfCapture:
 
     backend = "ebpf"
 
-    def __init__(self, interface: str, ports=(), hosts=(), snaplen: int = 65535,
+    def __init__(self, interface: str, ports=(), hosts=(), snaplen: int = SNAPLEN,
                  promisc: bool = True, buffer_mb: int = 32, batch: int = 4096,
                  fanout_group: int | None = None, fanout_mode: str = "hash",
                  netns: str | None = None, map_size: int = DEFAULT_MAP_SIZE,
