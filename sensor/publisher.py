@@ -20,8 +20,15 @@ of the sender is in one of the :class:`SenderState` states:
 
 Only a full spool drops a message, counted (``spool_dropped``) and logged (rate-limited).  A
 spool record the replay cannot use (torn, unknown kind) is skipped, counted (``spool_torn``); a
-message ``send`` raises on for itself (not a Kafka error of the moment: a bug, a bad record, a
-message too large) is dropped, counted (``internal_errors``): neither is retried for ever.
+message ``send`` raises on for itself (not a Kafka error of the moment: a bug, a bad record)
+is dropped, counted (``internal_errors``); a message too large for the producer
+(``max_request_size``, below Kafka's default ``max.message.bytes``) is dropped, counted
+(``rejected``) and logged: neither is retried for ever.  A record the broker refuses for
+itself (a topic whose ``max.message.bytes`` is lower; an invalid record) is worse: the
+idempotent producer then fails every later batch with the same error.  The largest message
+that failed so is dropped (``rejected``), the producer abandoned -- what it had not delivered
+spooled, in order -- and a new one made: a message the broker refuses costs a reconnect, not
+the sensor's output from then on.
 
 If the queue is full (the sender cannot keep up, or the disk is slow) the capture thread
 appends to the spool itself; those messages are replayed before newer queued ones, so under
@@ -52,7 +59,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError
+from kafka.errors import (CorruptRecordError, InvalidRecordError, KafkaError,
+                          MessageSizeTooLargeError)
 
 from cext import wire
 from proto import topics
@@ -105,7 +113,9 @@ class PublisherConfig:
     reconnect_backoff_ms: int = 200
     reconnect_backoff_max_ms: int = 2_000
     retry_backoff_ms: int = 200
-    max_request_size: int = 8 << 20
+    #: also the cap on one message (larger ones are dropped, counted as ``rejected``): below
+    #: Kafka's default max.message.bytes (1048588), so that the broker does not refuse one
+    max_request_size: int = 1_000_000
     stall_s: float = 3.0
     max_unacked: int = 50_000
     send_run: int = 2_000
@@ -124,7 +134,10 @@ class SenderState(enum.Enum):
 
 _COUNTERS = ("published", "certs_published", "certs_cached", "acked", "send_errors", "spooled",
              "spool_replayed", "spool_dropped", "queue_overflow", "bytes_published",
-             "internal_errors")
+             "internal_errors", "rejected")
+
+#: what Kafka says of one record itself: sending it again gives the same answer
+_REJECTED = (MessageSizeTooLargeError, InvalidRecordError, CorruptRecordError)
 
 
 class Publisher:
@@ -148,6 +161,7 @@ class Publisher:
                            frozenset((KIND_SUMMARY, KIND_CERT)))
         self._sent_certs: OrderedDict[bytes, None] = OrderedDict()
         self._failed: deque[tuple[int, bytes, bytes]] = deque()
+        self._poisoned = False          # the broker refused a record: abandon the producer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._producer: Any = None
@@ -255,6 +269,7 @@ class Publisher:
         messages are accounted for in send order."""
         inflight = self._inflight
         acked = errors = 0
+        refused = []
         while inflight and inflight[0][0].is_done:
             fut, item, _t = inflight.popleft()
             if fut.exception is None:
@@ -262,6 +277,17 @@ class Publisher:
             else:
                 errors += 1
                 self._failed.append(item)
+                if isinstance(fut.exception, _REJECTED):
+                    refused.append((item, fut.exception))
+        if refused:
+            # the broker refused a record for itself; the idempotent producer now fails every
+            # batch with that error: drop the largest of them, abandon the producer (module
+            # docstring)
+            item, exc = max(refused, key=lambda r: len(r[0][2]))
+            self._failed.remove(item)
+            errors -= 1
+            self._reject(item, exc)
+            self._poisoned = True
         if acked or errors:
             with self._counts_lock:
                 self._counts["acked"] += acked
@@ -298,12 +324,14 @@ class Publisher:
             try:
                 topic = topic_of[kind]
                 fut = send(topic, key=key, value=value, partition=self._partition(topic, key))
+            except _REJECTED as exc:
+                self._reject(item, exc)             # too large for the producer
             except Exception as exc:
-                if isinstance(exc, KafkaError) and not isinstance(exc, MessageSizeTooLargeError):
+                if isinstance(exc, KafkaError):
                     log.info("send failed (%s): spooling", one_line(exc))
                     self._count("send_errors")
                     break
-                # a bug, a bad record, one too large: it would fail every retry
+                # a bug, a bad record: it would fail every retry
                 self._drop_unsendable(item)
             else:
                 sent.append((fut, item, now))
@@ -318,6 +346,17 @@ class Publisher:
         if n & (n - 1) == 0:
             log.exception("message of kind %d, key %r, %d bytes cannot be sent: dropped (%d so "
                           "far; logged at powers of 2)", item[0], item[1][:64], len(item[2]), n)
+
+    def _reject(self, item: tuple[int, bytes, bytes], exc: BaseException) -> None:
+        """Count (``rejected``) and drop a message Kafka refuses for itself (see the module
+        docstring); logged the 1st, 2nd, 4th ... time."""
+        n = self._count("rejected")
+        if n & (n - 1) == 0:
+            log.warning("Kafka refuses a message of kind %d, key %r, %d bytes (%s): dropped (%d "
+                        "so far; logged at powers of 2)%s", item[0], item[1][:64], len(item[2]),
+                        one_line(exc), n, "; the topic's max.message.bytes, or the producer's "
+                        "max_request_size, is below it" if isinstance(
+                            exc, MessageSizeTooLargeError) else "")
 
     def _oldest_unacked_age(self) -> float:
         inflight = self._inflight
@@ -419,6 +458,9 @@ class Publisher:
         abandoned and its unacknowledged messages spooled."""
         self._reap()
         self._drain_failed()
+        if self._poisoned:
+            self._poisoned = False
+            self._abandon_inflight()
         self.state = state = self._state()
         if state in (SenderState.REPLAYING, SenderState.ONLINE) and not self.online:
             self._set_online(True)

@@ -4,6 +4,7 @@ without a broker, in tests/test_publisher_unit.py.)"""
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from pathlib import Path
@@ -235,3 +236,37 @@ def test_spool_left_by_a_stopped_sensor_is_replayed(broker, tmp_path):
     assert {line.split()[0] for line in lines} == {"0"}
     keys = [line.split()[2] for line in sorted(lines, key=lambda x: int(x.split()[1]))]
     assert keys == [r["server"] for r in raws]
+
+
+@pytest.mark.kafka
+def test_a_certificate_the_broker_refuses_as_too_large_is_dropped_once(broker, tmp_path):
+    """The certificates topic takes messages of at most 20,000 bytes (max.message.bytes); a
+    server sends a 60 KB certificate, amid 200 other summaries.  The broker refuses that
+    record (kafka-python splits a batch first: only that one record fails), and the idempotent
+    producer then fails every later batch with the same error: everything after it was
+    spooled and replayed in a loop, none delivered, until the sensor restarted -- and then
+    again.  Now that certificate is dropped and counted once (rejected), the producer
+    replaced, and every summary and every other certificate arrives, each once."""
+    items = summaries_of(PCAPS[:3])
+    more = _numbered(items, 200)
+    broker.create_topic("t9.certs", compact=True, configs=["max.message.bytes=20000"])
+    pub = make_pub(broker.bootstrap, tmp_path, "t9", probe_interval=0.2)
+    noise = random.Random(9).randbytes(60_000)         # (zeros would compress below the cap)
+    big = (hashlib.sha256(noise).digest(), b"\x30" + noise, {})
+    digests = {c[0] for _raw, certs in items for c in certs}
+    assert digests
+    for i, (raw, certs) in enumerate(items):
+        pub.publish(raw, list(certs) + ([big] if i == 1 else []))
+    for raw in more:
+        pub.publish(raw, [])
+    assert pub.flush(60), pub.stats()
+    time.sleep(1)                       # a replay of a spooled copy would show by now
+    pub.close()
+    st = pub.stats()
+    assert st["rejected"] == 1 and st["internal_errors"] == 0 and st["spool_dropped"] == 0, st
+    assert len(pub.spool) == 0
+    ids = sorted(decode_summary(v)["id"] for _k, v in kcat_messages(broker.bootstrap,
+                                                                     "t9.handshakes"))
+    assert ids == sorted([raw["id"] for raw, _c in items] + [raw["id"] for raw in more])
+    got = sorted(k.decode() for k, _v in kcat_messages(broker.bootstrap, "t9.certs"))
+    assert got == sorted(d.hex() for d in digests)

@@ -439,12 +439,14 @@ def _send_raises(monkeypatch, summary_id: str, exc: Exception) -> None:
     monkeypatch.setattr(FakeProducer, "send", send)
 
 
-@pytest.mark.parametrize("exc", [TypeError("a bug"), MessageSizeTooLargeError("too large")])
+@pytest.mark.parametrize("exc, counter", [(TypeError("a bug"), "internal_errors"),
+                                          (MessageSizeTooLargeError("too large"), "rejected")])
 def test_a_message_send_raises_on_for_itself_is_dropped_not_retried(tmp_path, clock, raws,
-                                                                    monkeypatch, exc):
-    """send() raising something other than a Kafka error of the moment (a bug, a bad record,
-    a message too large): that message is dropped, counted (internal_errors) and logged; the
-    others go on (it was spooled and replayed for ever, and everything behind it waited)."""
+                                                                    monkeypatch, exc, counter):
+    """send() raising something other than a Kafka error of the moment (a bug, a bad record;
+    a message too large for the producer): that message is dropped, counted (internal_errors;
+    rejected) and logged; the others go on (it was spooled and replayed for ever, and
+    everything behind it waited)."""
     b = Broker()
     pub = make(tmp_path, b)
     bad = raws[2]["id"]
@@ -454,7 +456,8 @@ def test_a_message_send_raises_on_for_itself_is_dropped_not_retried(tmp_path, cl
     until(pub, lambda: not pub._queue and not pub._unacked)
     assert b.summaries() == [r["id"] for r in raws[:5] if r["id"] != bad]
     st = pub.stats()
-    assert st["internal_errors"] == 1 and st["spooled"] == 0 and st["send_errors"] == 0
+    assert st[counter] == 1 and st["spooled"] == 0 and st["send_errors"] == 0
+    assert st["internal_errors"] + st["rejected"] == 1
 
 
 def test_a_spool_replay_drops_what_send_raises_on_for_itself(tmp_path, clock, raws, monkeypatch):

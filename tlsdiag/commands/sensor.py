@@ -140,6 +140,9 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
             ("tlsdiag_sensor_acked_total", "counter", "messages acknowledged by Kafka", p["acked"]),
             ("tlsdiag_sensor_send_errors_total", "counter", "failed sends/deliveries",
              p["send_errors"]),
+            ("tlsdiag_sensor_rejected_total", "counter", "messages dropped because Kafka "
+             "refuses them for themselves (too large for max_request_size or the topic's "
+             "max.message.bytes; invalid)", p["rejected"]),
             ("tlsdiag_sensor_spooled_total", "counter", "messages written to the spool",
              p["spooled"]),
             ("tlsdiag_sensor_spool_dropped_total", "counter", "messages dropped: spool full",
