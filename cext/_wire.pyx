@@ -18,6 +18,7 @@ payload, session ids, DER certificates, names -- is copied out as new objects.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
@@ -26,11 +27,13 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memchr, memcmp, memcpy, memset
 
-from .errors import error
+from .errors import MAX_CERTIFICATES as _MAX_CERTIFICATES, error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
                        MAX_SNAPLEN, NG_MAX_BLOCK, NG_MAX_IFACES, SHARE_SPACE, counters_as_stats)
 from ._wire_py import connection_id as _connection_id_py
 from ._wire_py import endpoint_text as _endpoint_text_py
+
+cdef Py_ssize_t MAX_CERTIFICATES = _MAX_CERTIFICATES
 
 __all__ = [
     "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
@@ -65,6 +68,7 @@ cdef enum:
 # status codes (cext.errors.CODES)
 cdef enum:
     E_VECTOR_OVERRUN = -4
+    E_TOO_MANY_CERTIFICATES = -8
 
 # frame sources of the decoder
 cdef enum:
@@ -1050,6 +1054,9 @@ cdef object _parse_cert(const uint8_t* b, Py_ssize_t end, bint tls13, int* statu
         st = _vec(b, s, e, 3, &cs, &ce)
         if st:
             status[0] = st
+            return None
+        if PyList_GET_SIZE(out) == MAX_CERTIFICATES:
+            status[0] = E_TOO_MANY_CERTIFICATES
             return None
         out.append(PyBytes_FromStringAndSize(<const char*>(b + cs), ce - cs))
         s = ce

@@ -22,7 +22,7 @@ import struct
 from hashlib import blake2s
 
 from ._encap_py import Decapsulator
-from .errors import E_VECTOR_OVERRUN, error
+from .errors import E_TOO_MANY_CERTIFICATES, E_VECTOR_OVERRUN, MAX_CERTIFICATES, error
 
 __all__ = [
     "PacketDecoder", "Done", "Skip", "Wire", "parse_client_hello", "parse_client_hello_key",
@@ -821,6 +821,8 @@ def _certificate(b: bytes, tls13: bool) -> tuple:
     out = []
     while s < e:
         cs, ce = _vec(b, s, e, 3)
+        if len(out) == MAX_CERTIFICATES:
+            raise _Bad(E_TOO_MANY_CERTIFICATES)
         out.append(bytes(b[cs:ce]))
         s = ce
         if tls13:

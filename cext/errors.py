@@ -13,7 +13,7 @@ from __future__ import annotations
 __all__ = ["ProtocolError", "MalformedMessage", "REASONS", "CODES", "reason", "error",
            "E_RECORD_OVERFLOW", "E_BAD_RECORD_VERSION", "E_UNKNOWN_CONTENT_TYPE",
            "E_VECTOR_OVERRUN", "E_HANDSHAKE_LENGTH_MISMATCH", "E_HANDSHAKE_TOO_LONG",
-           "E_BAD_SSLV2_RECORD"]
+           "E_BAD_SSLV2_RECORD", "E_TOO_MANY_CERTIFICATES", "MAX_CERTIFICATES"]
 
 #: every reason string a MalformedMessage may carry (stable: counters and tests key on them),
 #: in status-code order: status ``-n`` is ``CODES[n]``
@@ -26,11 +26,18 @@ CODES = (
     "handshake_length_mismatch",  # a handshake body is shorter or longer than its fields
     "handshake_too_long",         # a handshake message above the per-flow buffer cap
     "bad_sslv2_record",           # SSLv2 record header / message malformed
+    "too_many_certificates",      # a Certificate message lists more than MAX_CERTIFICATES
 )
 REASONS = frozenset(CODES[1:])
 
 (E_RECORD_OVERFLOW, E_BAD_RECORD_VERSION, E_UNKNOWN_CONTENT_TYPE, E_VECTOR_OVERRUN,
- E_HANDSHAKE_LENGTH_MISMATCH, E_HANDSHAKE_TOO_LONG, E_BAD_SSLV2_RECORD) = range(-1, -8, -1)
+ E_HANDSHAKE_LENGTH_MISMATCH, E_HANDSHAKE_TOO_LONG, E_BAD_SSLV2_RECORD,
+ E_TOO_MANY_CERTIFICATES) = range(-1, -9, -1)
+
+#: the most certificates one Certificate message may list (both builds): a real chain has a
+#: handful (JSSE refuses more than 10, OpenSSL's default verify depth is 100 ... of which a
+#: path uses a few); 200,000 empty ones fit in a 1 MiB message, and each is an object to keep
+MAX_CERTIFICATES = 64
 
 
 class ProtocolError(Exception):

@@ -21,7 +21,7 @@ from conftest import (LINKTYPES, NO_EXTENSIONS, fuzz_target, golden_frames, gold
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cext.errors import REASONS, MalformedMessage
+from cext.errors import MAX_CERTIFICATES, REASONS, MalformedMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.c_extension        # every test here needs both implementations
@@ -160,6 +160,21 @@ def test_parse_server_hello_random(c_wire, py_wire, data):
 def test_parse_certificate_random(c_wire, py_wire, data, tls13):
     assert_same(outcome(c_wire.parse_certificate, data, tls13),
                 outcome(py_wire.parse_certificate, data, tls13))
+
+
+@pytest.mark.parametrize("tls13", [False, True])
+def test_certificate_count_is_capped(c_wire, py_wire, tls13):
+    """A Certificate message lists at most MAX_CERTIFICATES: 64 empty certificates are read,
+    65 -- or 200,000, which fit in a 1 MiB message and were each kept as an object in the
+    chain memo (31 MB a connection) -- are too_many_certificates, in both builds."""
+    for n, want in ((MAX_CERTIFICATES, ("ok", [b""] * MAX_CERTIFICATES)),
+                    (MAX_CERTIFICATES + 1, ("MalformedMessage", "too_many_certificates")),
+                    (200_000, ("MalformedMessage", "too_many_certificates"))):
+        entry = b"\x00\x00\x00" + (b"\x00\x00" if tls13 else b"")
+        body = (b"\x00" if tls13 else b"") + (n * len(entry)).to_bytes(3, "big") + entry * n
+        got = outcome(py_wire.parse_certificate, body, tls13)
+        assert got == want
+        assert_same(outcome(c_wire.parse_certificate, body, tls13), got)
 
 
 @FAST
