@@ -113,8 +113,11 @@ class Summarizer:
     :func:`shares`; the keys of :attr:`table` then order its outputs among the others').
     """
 
-    #: distinct client offers whose names the renderer keeps (a client stack sends one)
+    #: distinct client offers whose names the renderer keeps (a client stack sends one) ...
     OFFER_MEMO = 4096
+    #: ... of at most this many code points (a browser's has ~50, a scanner's a few hundred;
+    #: a 94 KB ClientHello's 47,000 kept 3.2 MB an entry): larger ones are named, not kept
+    OFFER_MEMO_CODES = 256
 
     def __init__(self, linktype: int, certs: CertificateCache | None = None,
                  json: bool = False, fragments: bool = False, engine: wire.Engine | None = None,
@@ -126,7 +129,7 @@ class Summarizer:
         names = engine.render.offer_names
         if fragments:
             names = _serialized(names)
-        self.offer_names = lru_cache(maxsize=self.OFFER_MEMO)(names)
+        self.offer_names = _memo(names, self.OFFER_MEMO, self.OFFER_MEMO_CODES)
         self.table = engine.flow_table(**table)
         self.decoder = engine.decoder(linktype, self.table, share)
         if share is not None:
@@ -1039,6 +1042,19 @@ class PcapStream(PcapFile):
             raise CaptureError("%s: cannot read on after %d packets: %s" % (
                 self.path, self.packets, exc.strerror or exc)) from None
         return FileCapture(self.path, relay=relay, packets=self.packets, one_at_a_time=True), 0
+
+
+def _memo(offer_names, entries: int, codes: int):
+    """``offer_names`` memoized (``entries`` offers, least recently used out) for the offers
+    of at most ``codes`` code points."""
+    kept = lru_cache(maxsize=entries)(offer_names)
+
+    def names(key: tuple) -> tuple:
+        if len(key[0]) + len(key[1]) + len(key[2]) + len(key[3]) + len(key[4]) <= codes:
+            return kept(key)
+        return offer_names(key)
+    names.cache_info = kept.cache_info
+    return names
 
 
 def _serialized(offer_names):
