@@ -19,7 +19,9 @@ cdef class Caches:
 @cython.final
 cdef class _Offer:
     cdef readonly object versions, ciphers, groups, alpn, sigalgs, key_shares, ja4
-    cdef readonly bint psk, sslv2
+    cdef readonly bint psk, sslv2, truncated
+
+    cdef object _cut(self, values)
 
 
 # (not final: Cython does not let a final class override its base's C methods)

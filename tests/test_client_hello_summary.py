@@ -98,3 +98,28 @@ def test_no_client_hello_no_summary(payload, engine_impl):
     """Plaintext, the start of an alert record, a handshake record that is no ClientHello (a
     ServerHello's type from the client) cut short: no ClientHello began, no summary."""
     assert _summaries(engine_impl.implementation, _frames([payload])) == []
+
+
+@pytest.mark.parametrize("suites", [1024, 1025, 2000, 30000])
+def test_a_huge_offer_is_cut_in_the_summary(engine_impl, suites):
+    """A ClientHello of up to 32,767 cipher suites (and thousands of extensions) is read; the
+    summary keeps the first MAX_OFFER_CODES of each list (past it, the weird
+    client_offer_truncated) -- 30,000 made a 1.4 MB summary line -- and its JA4 is that of
+    the whole offer."""
+    from cext._session_py import MAX_OFFER_CODES
+    from cext.ja4 import ja4
+    codes = tuple(range(0x0100, 0x0100 + suites))
+    types = tuple(range(0x1000, 0x1000 + min(suites, 2000)))
+    exts = b"".join(t.to_bytes(2, "big") + b"\x00\x00" for t in types)
+    body = (b"\x03\x03" + bytes(32) + b"\x00" + (2 * suites).to_bytes(2, "big")
+            + b"".join(c.to_bytes(2, "big") for c in codes) + b"\x01\x00"
+            + len(exts).to_bytes(2, "big") + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    records = b"".join(b"\x16\x03\x01" + len(hs[i:i + 16384]).to_bytes(2, "big")
+                       + hs[i:i + 16384] for i in range(0, len(hs), 16384))
+    (s,) = _summaries(engine_impl.implementation,
+                      _frames([records[i:i + 1400] for i in range(0, len(records), 1400)]))
+    assert len(s["client_ciphers"]) == min(suites, MAX_OFFER_CODES)
+    assert len(s["client_extensions"]) == min(len(types), MAX_OFFER_CODES)
+    assert ("client_offer_truncated" in s["weirds"]) == (suites > MAX_OFFER_CODES)
+    assert s["ja4"] == ja4(0x0303, codes, types, None, (), (), ())
