@@ -8,6 +8,8 @@ import stat
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer import profiles
 from analyzer.profiles import Profile, ProfileError, ProfileStore
@@ -174,3 +176,50 @@ def test_save_writes_a_fifo_or_a_device_in_place_never_replacing_it(tmp_path):
     st.save(str(null))
     assert stat.S_ISCHR(os.lstat(null).st_mode) and os.lstat(null).st_rdev == os.makedev(1, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "null", "stdout"]
+
+
+def _merged(store: ProfileStore, server: str) -> Profile | None:
+    """The server's profiles merged from scratch, in the store's order."""
+    parts = [store._p[k] for k in store._by_server.get(server, ())]
+    if not parts:
+        return None
+    agg = Profile(server=server, server_name=None)
+    for p in parts:
+        agg.merge(p)
+    return agg
+
+
+def _shape(p: Profile | None):
+    if p is None:
+        return None
+    return (p.to_json(), [list(t.items()) for t in (p.versions, p.ciphers, p.chains,
+                                                     p.groups)])
+
+
+_SUMMARY = st.fixed_dictionaries({
+    "server": st.sampled_from(["10.0.0.1:443", "10.0.0.2:443"]),
+    "server_name": st.one_of(st.none(), st.sampled_from([f"h{i}.example" for i in range(6)])),
+    "version": st.sampled_from(["TLSv12", "TLSv13"]),
+    "cipher": st.sampled_from([f"S{i}" for i in range(70)]),       # past MAX_VALUES (64)
+    "curve": st.one_of(st.none(), st.sampled_from(["x25519", "secp256r1"])),
+    "certificates": st.lists(st.fixed_dictionaries({"sha256": st.sampled_from("abc")}),
+                             max_size=2),
+    "start": st.floats(1e9, 2e9),
+})
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(st.tuples(st.booleans(), _SUMMARY), max_size=120),
+       size=st.integers(3, 20))
+def test_the_merged_view_kept_current_equals_a_merge_from_scratch(steps, size):
+    """The store keeps each server's merged view up to date as it learns (a merge of
+    thousands of SNI profiles after every learn made the analyzer service quadratic): after
+    any mix of learning and asking, it is what merging the profiles again gives -- counts,
+    tallies and the order of their values (most_common breaks ties by it), eviction too."""
+    store = ProfileStore(max_entries=size)
+    for ask, s in steps:
+        if ask:
+            assert _shape(store.for_server(s["server"])) == _shape(_merged(store, s["server"]))
+        store.learn(s)
+    for server in ("10.0.0.1:443", "10.0.0.2:443"):
+        assert _shape(store.for_server(server)) == _shape(_merged(store, server))
