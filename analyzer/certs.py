@@ -26,6 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import NameOID
@@ -159,10 +160,24 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+#: an RSA key past these is not used to check a signature (the names decide): no CA has one
+#: (browsers refuse moduli over 8192 bits), and one check with a 16384-bit modulus and a 64-bit
+#: exponent costs 4.5 ms -- fifteen such "issuers" in a chain, 68 ms of the analyzer's time for
+#: each connection that sends them
+MAX_RSA_BITS = 8192
+MAX_RSA_EXPONENT = (1 << 32) - 1
+
+
 def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     """False only when the signature is checked and wrong; an algorithm ``cryptography`` refuses to verify
-    (SHA-1, MD5, unusual PSS parameters) is not held against the chain: the names decide."""
+    (SHA-1, MD5, unusual PSS parameters), or an RSA key too costly to use (:data:`MAX_RSA_BITS`), is not
+    held against the chain: the names decide."""
     try:
+        key = parent.public_key()
+        if isinstance(key, rsa.RSAPublicKey) and (key.key_size > MAX_RSA_BITS
+                                                  or key.public_numbers().e > MAX_RSA_EXPONENT):
+            log.debug("RSA-%d issuer key not used: names decide", key.key_size)
+            return child.issuer == parent.subject
         child.verify_directly_issued_by(parent)
         return True
     except InvalidSignature:
