@@ -89,6 +89,26 @@ def test_every_test_capture_agrees(engines, path):
     assert out and stats["summaries"] == len(out)
 
 
+@pytest.mark.parametrize("path", capture_paths(), ids=lambda p: p.name)
+def test_live_batches_give_what_frame_by_frame_gives(engines, path):
+    """The fuzz target's live-capture walk (pcapy-ng batches: ``begin_batch`` /
+    ``FlowTable.decoded``, the sensor's path) gives, in each build and for batches of 1, 4
+    and 8 frames, the summaries and counters of the frames handed over one by one; with
+    descriptors that lie (an offset or a length past the buffer), both builds agree and
+    count those frames as malformed."""
+    linktype, frames = read_frames(path)
+    frames = [f for _ts, f in frames]
+    timed = [(1_000 + i // 8 + (i % 8) * 0.125, f) for i, f in enumerate(frames)]
+    for engine in engines:
+        want = FUZZ.flow_summaries(engine, linktype, timed)
+        for arg in (0x00, 0x03, 0x07):
+            assert FUZZ.batch_summaries(engine, linktype, frames, arg) == want
+    c, py = (FUZZ.batch_summaries(e, linktype, frames, 0x45) for e in engines)
+    assert c == py
+    lying = sum(1 for k in range(len(frames)) if k % 3 == 2 and k % 2)
+    assert py[3]["malformed_l3"] >= lying > 0 or len(frames) < 6
+
+
 @pytest.mark.parametrize("linktype", LINKTYPES)
 def test_all_link_types_agree(engines, linktype):
     out = assert_agree(engines, linktype, golden_frames(linktype))[0]

@@ -17,9 +17,15 @@ The first byte of an input picks a target, the second is a parameter, the rest i
 * 8    ``PacketDecoder`` reading the data as a pcapng capture (``begin_pcapng``, batches of
   up to 4 packets): from its first packet block with the interfaces
   ``sensor.savefile.pcapng_header`` finds, else from its start with byte order and
-  interfaces (resolutions, offsets) from the parameter.
+  interfaces (resolutions, offsets) from the parameter;
+* 9    the whole engine on the frames as the records of a classic pcap file, walked as the
+  sensor walks one (windows and batches from the parameter);
+* 10   the whole engine on the frames as live capture hands them over: pcapy-ng batches
+  (``begin_batch`` / ``FlowTable.decoded``) of up to 8 frames, with descriptors that lie
+  (an offset or a length past the buffer, a length that takes in the next frame) when bit 6
+  of the parameter is set.
 
-6 and 7 compare the compiled engine (``cext._tls``/``_session``/``_flows`` on ``cext._wire``)
+6, 7, 9 and 10 compare the compiled engine (``cext._tls``/``_session``/``_flows`` on ``cext._wire``)
 with its twin (``cext._tls_py`` ... on ``cext._wire_py``), each handed out whole by
 ``cext.wire.engine``.
 
@@ -56,7 +62,7 @@ LINKTYPES = (1, 113, 276, 0, 108, 12, 101, 228, 229)
 #: the twin, then the compiled engine: each one build throughout (cext.wire.engine)
 ENGINES = (engine("py"),) + ((_C_ENGINE,) if _C_ENGINE is not None else ())
 IMPLS = tuple(e.wire for e in ENGINES)
-N_TARGETS = 10
+N_TARGETS = 11
 
 
 class Disagreement(AssertionError):
@@ -228,6 +234,30 @@ def pcap_summaries(engine: Engine, linktype: int, frames, arg: int) -> tuple:
     return _ended(engine, table, dec, done, last) + (end,)
 
 
+def batch_summaries(engine: Engine, linktype: int, frames, arg: int) -> tuple:
+    """``frames`` as the live capture hands them to the sensor (``Sensor.step``): pcapy-ng
+    batches, a buffer and its 16-byte ``(sec, usec, offset, caplen)`` descriptors, read by
+    ``begin_batch`` / ``FlowTable.decoded``, ``1 + (arg & 7)`` frames a batch; with bit 6
+    of ``arg`` every third descriptor lies (an offset half a frame on, so it runs past the
+    buffer at its end; a length that takes in 17 bytes of the next frame or of nothing).
+    Then an idle expiry and a flush: as :func:`flow_summaries`."""
+    table = engine.flow_table()
+    dec = engine.decoder(linktype, table)
+    n, done = 1 + (arg & 7), []
+    for i in range(0, len(frames), n):
+        part = frames[i:i + n]
+        meta, off = [], 0
+        for k, f in enumerate(part, i):
+            o, c = off, len(f)
+            if arg & 0x40 and k % 3 == 2:
+                o, c = (o + c // 2, c) if k % 2 else (o, c + 17)
+            meta.append(struct.pack("=IIII", 1_000 + k // 8, (k % 8) * 125_000, o, c))
+            off += len(f)
+        dec.begin_batch(b"".join(part), b"".join(meta))
+        done += table.decoded(dec)
+    return _ended(engine, table, dec, done, 1_000 + (len(frames) - 1) / 8 if frames else None)
+
+
 def one_input(data: bytes) -> None:
     """The target: raises on a crash or a C/Py disagreement, returns otherwise."""
     if len(data) < 2:
@@ -257,6 +287,10 @@ def one_input(data: bytes) -> None:
         frames = [f for f in _frames(body) if len(f) <= 65535]
         lt = LINKTYPES[arg % len(LINKTYPES)]
         _same([pcap_summaries(e, lt, frames, arg) for e in ENGINES], "pcap walk (%d)" % lt)
+    elif op == 10:
+        frames = list(_frames(body))
+        lt = LINKTYPES[arg % len(LINKTYPES)] if arg & 0x80 else LINKTYPES[0]
+        _same([batch_summaries(e, lt, frames, arg) for e in ENGINES], "live batches (%d)" % lt)
     else:
         frames = [(i / 8, f) for i, f in enumerate(_frames(body))]
         lt = LINKTYPES[arg % len(LINKTYPES)]
@@ -294,7 +328,8 @@ def seeds():
         lt, frames = g.read_frames(path)
         if lt == LINKTYPES[0] and all(len(f) < 0x10000 for _ts, f in frames):
             body = b"".join(struct.pack("!H", len(f)) + f for _ts, f in frames)
-            out += [bytes([5, 0]) + body, bytes([7, 0]) + body, bytes([9, 0x30]) + body]
+            out += [bytes([5, 0]) + body, bytes([7, 0]) + body, bytes([9, 0x30]) + body,
+                    bytes([10, 0x03]) + body, bytes([10, 0x45]) + body]
     # issue 15: tunnelled frames (Ethernet), from the real captures of each encapsulation
     import dpkt
     for path in sorted((ROOT / "tests" / "data" / "realworld").glob("encap-*.pcap")):
