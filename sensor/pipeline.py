@@ -219,7 +219,8 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
     of the connection's endpoints: each reads the whole file and keeps its share), which run
     ``transform`` (its results must pickle); the output is the same, in the same order, as
     with one -- as long as the flow table does not overflow (``max_flows``, ``max_done``:
-    then each worker evicts among its own connections).  With ``output`` (a file
+    then each worker evicts among its own connections; ``max_buffered``: each worker has that
+    budget for its own).  With ``output`` (a file
     descriptor, the caller's own buffered writes flushed) and ``jobs`` > 1, ``transform``
     returns bytes, and this process is worker 0 (with a smaller share: it also merges): the
     others spool theirs, copied to ``output`` in order with its own; nothing is yielded (the

@@ -180,7 +180,7 @@ def test_issuer_subject_mismatch_inside_sent_chain(pki):
     assert C.ISSUER_MISMATCH in codes(r2)
 
 
-@pytest.mark.parametrize("bits, e", [(16384, 65537), (4096, (1 << 64) - 59)])
+@pytest.mark.parametrize("bits, e", [(16384, 65537), (4096, (1 << 64) - 59), (8192, 65539)])
 def test_an_issuer_key_too_costly_to_use_is_not_used(pki, bits, e):
     """An "intermediate" with the right name and an RSA key no CA has (16384 bits, or a 64-bit
     exponent): its key is not used to check the leaf's signature -- fifteen of them in a chain
