@@ -25,10 +25,10 @@ is dropped, counted (``internal_errors``); a message too large for the producer
 (``max_request_size``, below Kafka's default ``max.message.bytes``) is dropped, counted
 (``rejected``) and logged: neither is retried for ever.  A record the broker refuses for
 itself (a topic whose ``max.message.bytes`` is lower; an invalid record) is worse: the
-idempotent producer then fails every later batch with the same error.  The largest message
-that failed so is dropped (``rejected``), the producer abandoned -- what it had not delivered
-spooled, in order -- and a new one made: a message the broker refuses costs a reconnect, not
-the sensor's output from then on.
+idempotent producer then fails every later batch with the same error (so it does after any
+error it cannot retry).  The largest message that failed so is dropped (``rejected``), the
+producer abandoned -- what it had not delivered spooled, in order -- and a new one made: a
+message the broker refuses costs a reconnect, not the sensor's output from then on.
 
 If the queue is full (the sender cannot keep up, or the disk is slow) the capture thread
 appends to the spool itself; those messages are replayed before newer queued ones, so under
@@ -59,8 +59,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import (CorruptRecordError, InvalidRecordError, KafkaError,
-                          MessageSizeTooLargeError)
+from kafka.errors import InvalidRecordError, KafkaError, MessageSizeTooLargeError
 
 from cext import wire
 from proto import topics
@@ -137,7 +136,7 @@ _COUNTERS = ("published", "certs_published", "certs_cached", "acked", "send_erro
              "internal_errors", "rejected")
 
 #: what Kafka says of one record itself: sending it again gives the same answer
-_REJECTED = (MessageSizeTooLargeError, InvalidRecordError, CorruptRecordError)
+_REJECTED = (MessageSizeTooLargeError, InvalidRecordError)
 
 
 class Publisher:
@@ -161,7 +160,7 @@ class Publisher:
                            frozenset((KIND_SUMMARY, KIND_CERT)))
         self._sent_certs: OrderedDict[bytes, None] = OrderedDict()
         self._failed: deque[tuple[int, bytes, bytes]] = deque()
-        self._poisoned = False          # the broker refused a record: abandon the producer
+        self._poisoned = False          # a delivery failed for good: abandon the producer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._producer: Any = None
@@ -272,22 +271,25 @@ class Publisher:
         refused = []
         while inflight and inflight[0][0].is_done:
             fut, item, _t = inflight.popleft()
-            if fut.exception is None:
+            exc = fut.exception
+            if exc is None:
                 acked += 1
             else:
                 errors += 1
                 self._failed.append(item)
-                if isinstance(fut.exception, _REJECTED):
-                    refused.append((item, fut.exception))
+                if isinstance(exc, KafkaError) and not exc.retriable:
+                    # the idempotent producer fails every later batch after such an error
+                    # (it is fatal to its sequence numbers): a new one, once these are spooled
+                    self._poisoned = True
+                    if isinstance(exc, _REJECTED):
+                        refused.append((item, exc))
         if refused:
-            # the broker refused a record for itself; the idempotent producer now fails every
-            # batch with that error: drop the largest of them, abandon the producer (module
-            # docstring)
+            # the broker refused a record for itself: drop the largest of those that failed so
+            # (the others may have failed only because that one did; module docstring)
             item, exc = max(refused, key=lambda r: len(r[0][2]))
             self._failed.remove(item)
             errors -= 1
             self._reject(item, exc)
-            self._poisoned = True
         if acked or errors:
             with self._counts_lock:
                 self._counts["acked"] += acked
@@ -365,11 +367,13 @@ class Publisher:
     def _abandon_inflight(self) -> None:
         """Close the producer and spool what it never acknowledged, in send order."""
         self._reap()
+        self._drain_failed()            # (what failed was sent before what is in flight)
         items = [item for fut, item, _t in self._inflight
                  if not (fut.is_done and fut.exception is None)]
         self._count("acked", len(self._inflight) - len(items))
         self._inflight = deque()
         self._close_producer()
+        self._poisoned = False          # (its reap may have found failures that poison it)
         if items:
             log.warning("abandoning %d unacknowledged message(s) to the spool", len(items))
             self._to_spool(items)
@@ -459,7 +463,6 @@ class Publisher:
         self._reap()
         self._drain_failed()
         if self._poisoned:
-            self._poisoned = False
             self._abandon_inflight()
         self.state = state = self._state()
         if state in (SenderState.REPLAYING, SenderState.ONLINE) and not self.online:

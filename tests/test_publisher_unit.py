@@ -11,7 +11,8 @@ import types
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.errors import (KafkaTimeoutError, MessageSizeTooLargeError,
+                          TopicAuthorizationFailedError)
 
 try:
     from tests.fake_kafka import FakeFuture
@@ -458,6 +459,44 @@ def test_a_message_send_raises_on_for_itself_is_dropped_not_retried(tmp_path, cl
     st = pub.stats()
     assert st[counter] == 1 and st["spooled"] == 0 and st["send_errors"] == 0
     assert st["internal_errors"] + st["rejected"] == 1
+
+
+@pytest.mark.parametrize("error, dropped", [
+    (MessageSizeTooLargeError("the topic's max.message.bytes"), 1),
+    (TopicAuthorizationFailedError("no write"), 0),
+])
+def test_a_delivery_that_fails_for_good_replaces_the_producer(tmp_path, clock, raws,
+                                                             monkeypatch, error, dropped):
+    """A delivery fails with an error the producer cannot retry -- here that of a 50 KB
+    certificate; kafka-python's idempotent producer then fails every later batch with it
+    (the fake's, from that send on).  Before, every message after it was spooled and replayed
+    in a loop and none delivered.  Now the producer is replaced and what it had not delivered
+    replayed, in order, on the new one; a record the broker refused for itself (too large:
+    the largest of those that failed so) is dropped once, counted ``rejected`` -- after any
+    other error nothing is dropped."""
+    b = Broker()
+    pub = make(tmp_path, b, probe_interval=0.5)
+    big = (b"\x01" * 32, b"\x30" + bytes(50_000), {})
+    real_send = FakeProducer.send
+
+    def send(self, topic, key=None, value=None, partition=None):
+        if getattr(self, "fatal", None) is None and len(value) > 10_000:
+            self.fatal = error
+        if getattr(self, "fatal", None) is not None:
+            return FakeFuture(done=True, exception=self.fatal)
+        return real_send(self, topic, key, value, partition)
+    monkeypatch.setattr(FakeProducer, "send", send)
+    for i, raw in enumerate(raws[:10]):
+        pub.publish(raw, [big] if i == 3 else [])
+    rounds(pub, 3)
+    monkeypatch.setattr(FakeProducer, "send", real_send)       # the new producer is sound
+    clock.sleep(1.0)                                            # past probe_interval
+    until(pub, lambda: not pub._queue and not pub._unacked and not len(pub.spool))
+    assert b.summaries() == [r["id"] for r in raws[:10]]
+    certs = [v for t, _k, v, _p in b.delivered if t == "c"]
+    assert len(certs) == 1 - dropped
+    st = pub.stats()
+    assert st["rejected"] == dropped and len(b.producers) == 2, st
 
 
 def test_a_spool_replay_drops_what_send_raises_on_for_itself(tmp_path, clock, raws, monkeypatch):
