@@ -77,6 +77,33 @@ def test_cross_hop_when_router_successes_come_later():
     assert up and up[0]["event"] == "updated" and up[0]["impact"]["client_facing"]
 
 
+def test_a_failure_storm_works_out_the_impact_once_a_second(monkeypatch):
+    """A backend outage fails thousands of handshakes a second; the client-facing impact
+    walks every northbound bucket (20,000: 4.2 ms a failure, the analyzer's whole budget at
+    240 failures a second).  It is worked out again once per second of the incident's data:
+    a router that starts succeeding shows in the next second's failure."""
+    t = IncidentTracker(window=60)
+    for i in range(3):
+        t.success("northbound", "10.0.1.1:443", "router-1", 100.0 + i, now=1.0)
+    walks = []
+    real = IncidentTracker._correlate
+    monkeypatch.setattr(IncidentTracker, "_correlate",
+                        lambda self, inc: walks.append(inc.last_seen) or real(self, inc))
+    ev = []
+    for i in range(1000):                               # 1000 failures in 100.0-102.5 s
+        ev += t.failure(diag(i), "mp-1", 100.0 + i * 0.0025, now=2.0)
+    assert [int(x) for x in walks] == [100, 101, 102]
+    assert ev[0]["impact"]["routers"] == ["10.0.1.1:443"]
+    t.success("northbound", "10.0.2.1:443", "router-2", 102.6, now=2.1)   # a bucket: walked
+    t.success("northbound", "10.0.2.1:443", "router-2", 102.7, now=2.2)   # (not a new one)
+    t.success("northbound", "10.0.2.1:443", "router-2", 102.8, now=2.3)
+    t.success("northbound", "10.0.2.1:443", "router-2", 102.9, now=2.4)   # more than router-1
+    ev = t.failure(diag(1000), "mp-1", 103.0, now=3.0)
+    assert ev and ev[0]["event"] == "updated"
+    assert ev[0]["impact"]["routers"] == ["10.0.2.1:443", "10.0.1.1:443"]
+    assert [int(x) for x in walks] == [100, 101, 102, 103]
+
+
 def test_no_correlation_outside_the_window_or_for_northbound_incidents():
     t = IncidentTracker(window=30)
     t.success("northbound", "10.0.1.1:443", "router-1", 10.0, now=1.0)
