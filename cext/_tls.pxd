@@ -54,7 +54,7 @@ cdef class EventQueue(Sink):
 cdef class _Direction:
     cdef public object buf
     cdef public bytes hs
-    cdef public list hs_more
+    cdef public bytearray hs_more
     cdef public Py_ssize_t hs_len, hs_need
     cdef public int error
     cdef public bint encrypted, started, sslv2, hello
