@@ -56,6 +56,7 @@ cdef class Session(_tls.Sink):
     cdef void hello_retry_request(self, int d, int selected_version, int cipher_suite,
                                   int key_share_group)
     cdef void certificate(self, int d, tuple certificates)
+    cdef void notice(self, int d, int status)
     cdef void server_key_exchange(self, int d, bytes data, Py_ssize_t start, Py_ssize_t end)
     cdef void certificate_request(self, int d)
     cdef void handshake(self, int d, int msg_type, Py_ssize_t length)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
+from cext.errors import reason as _reason
 from cext.events import CLIENT, SERVER
 from cext.ja4 import ja4
 from proto.history import MAX_HISTORY, history_letter, record_history_letter
@@ -259,6 +260,9 @@ class Session:
         self._letter(d, _K)
         self.last_msg = 12
         self.ske = data[start:min(start + 3, end)]
+
+    def notice(self, d, status) -> None:
+        self.weird(_reason(status))
 
     def certificate_request(self, d) -> None:
         self._letter(d, _R)

@@ -91,6 +91,9 @@ class Sink:
     def certificate(self, d, certificates):
         pass
 
+    def notice(self, d, status):
+        """Something odd that does not stop the reading (a status of :mod:`cext.errors`)."""
+
     def server_key_exchange(self, d, data, start, end):
         pass
 
@@ -137,6 +140,9 @@ class EventQueue(Sink):
 
     def certificate(self, d, certificates):
         self.events.append(_new(Certificate, (d, certificates)))
+
+    def notice(self, d, status):
+        pass                        # (the reference API's events are the messages)
 
     def server_key_exchange(self, d, data, start, end):
         self.events.append(_new(ServerKeyExchange, (d, data[start:end])))
@@ -488,6 +494,8 @@ class TLSConnection:
             if certs is None:
                 return wire.status
             sink.certificate(direction, certs)
+            if wire.status:                 # read, with a notice (too many certificates)
+                sink.notice(direction, wire.status)
         elif mt == _HT_SKE and direction == SERVER:
             sink.server_key_exchange(direction, hs, s, e)
         elif mt == _HT_CERT_REQUEST and direction == SERVER:

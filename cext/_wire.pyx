@@ -1035,6 +1035,7 @@ cdef object _parse_sh(const uint8_t* b, Py_ssize_t end, int* status):
 cdef object _parse_cert(const uint8_t* b, Py_ssize_t end, bint tls13, int* status):
     cdef Py_ssize_t pos = 0, s, e, cs, ce, t1, t2
     cdef int st
+    cdef bint more = False
     cdef list out = []
     status[0] = 0
     if end == 0:
@@ -1055,10 +1056,10 @@ cdef object _parse_cert(const uint8_t* b, Py_ssize_t end, bint tls13, int* statu
         if st:
             status[0] = st
             return None
-        if PyList_GET_SIZE(out) == MAX_CERTIFICATES:
-            status[0] = E_TOO_MANY_CERTIFICATES
-            return None
-        out.append(PyBytes_FromStringAndSize(<const char*>(b + cs), ce - cs))
+        if PyList_GET_SIZE(out) < MAX_CERTIFICATES:
+            out.append(PyBytes_FromStringAndSize(<const char*>(b + cs), ce - cs))
+        else:
+            more = True
         s = ce
         if tls13:
             st = _vec(b, s, e, 2, &t1, &t2)
@@ -1066,6 +1067,8 @@ cdef object _parse_cert(const uint8_t* b, Py_ssize_t end, bint tls13, int* statu
                 status[0] = st
                 return None
             s = t2
+    if more:
+        status[0] = E_TOO_MANY_CERTIFICATES     # a notice: the first MAX_CERTIFICATES read
     return tuple(out)
 
 
@@ -1168,7 +1171,7 @@ def parse_certificate(body, bint tls13):
     cdef bytes data = bytes(body)
     cdef int st = 0
     r = _parse_cert(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), tls13, &st)
-    if st:
+    if r is None:
         raise error(st)
     return list(r)
 

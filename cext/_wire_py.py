@@ -819,15 +819,16 @@ def _certificate(b: bytes, tls13: bool) -> tuple:
         pos = _vec(b, 0, end, 1)[1]
     s, e = _vec(b, pos, end, 3)
     out = []
+    n = 0
     while s < e:
         cs, ce = _vec(b, s, e, 3)
-        if len(out) == MAX_CERTIFICATES:
-            raise _Bad(E_TOO_MANY_CERTIFICATES)
-        out.append(bytes(b[cs:ce]))
+        if n < MAX_CERTIFICATES:
+            out.append(bytes(b[cs:ce]))
+        n += 1
         s = ce
         if tls13:
             s = _vec(b, s, e, 2)[1]
-    return tuple(out)
+    return tuple(out), n > MAX_CERTIFICATES
 
 
 class Wire:
@@ -865,8 +866,14 @@ class Wire:
         return self._run(_server_hello, data, start, end)
 
     def certificate(self, data: bytes, start: int, end: int, tls13: bool):
-        """:func:`parse_certificate` of ``data[start:end]``, as a tuple."""
-        return self._run(_certificate, data, start, end, tls13)
+        """:func:`parse_certificate` of ``data[start:end]``, as a tuple; more than
+        ``MAX_CERTIFICATES`` also sets :attr:`status` (E_TOO_MANY_CERTIFICATES, a notice)."""
+        r = self._run(_certificate, data, start, end, tls13)
+        if r is None:
+            return None
+        if r[1]:
+            self.status = E_TOO_MANY_CERTIFICATES
+        return r[0]
 
     def connection_id(self, start: float, client: str, server: str) -> str:
         return connection_id(start, client, server)
@@ -915,8 +922,9 @@ def parse_server_hello(b: bytes) -> tuple:
 
 
 def parse_certificate(b: bytes, tls13: bool) -> list:
-    """RFC 5246 7.4.2 / RFC 8446 4.4.2 Certificate: the DER certificates in wire order."""
-    return list(_raising(_certificate, bytes(b), tls13))
+    """RFC 5246 7.4.2 / RFC 8446 4.4.2 Certificate: the DER certificates in wire order (the
+    first ``MAX_CERTIFICATES``)."""
+    return list(_raising(_certificate, bytes(b), tls13)[0])
 
 
 def endpoint_text(raw: bytes) -> str:

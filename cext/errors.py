@@ -27,6 +27,7 @@ CODES = (
     "handshake_too_long",         # a handshake message above the per-flow buffer cap
     "bad_sslv2_record",           # SSLv2 record header / message malformed
     "too_many_certificates",      # a Certificate message lists more than MAX_CERTIFICATES
+                                  # (a notice: the first MAX_CERTIFICATES are read)
 )
 REASONS = frozenset(CODES[1:])
 
@@ -34,9 +35,9 @@ REASONS = frozenset(CODES[1:])
  E_HANDSHAKE_LENGTH_MISMATCH, E_HANDSHAKE_TOO_LONG, E_BAD_SSLV2_RECORD,
  E_TOO_MANY_CERTIFICATES) = range(-1, -9, -1)
 
-#: the most certificates one Certificate message may list (both builds): a real chain has a
-#: handful (JSSE refuses more than 10, OpenSSL's default verify depth is 100 ... of which a
-#: path uses a few); 200,000 empty ones fit in a 1 MiB message, and each is an object to keep
+#: the most certificates of one Certificate message that are read (both builds; the rest are
+#: checked for framing and left, the weird too_many_certificates): a real chain has a handful
+#: (JSSE refuses more than 10); 200,000 empty ones fit in a 1 MiB message, each an object
 MAX_CERTIFICATES = 64
 
 

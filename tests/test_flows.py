@@ -762,6 +762,38 @@ def test_hostile_packet_sequences(engine_impl, packets, gap):
         assert len(raw["history"]) <= 101
 
 
+def test_a_chain_of_too_many_certificates_is_read_as_far_as_the_cap(engine_impl, baseline12):
+    """A server sends its chain and 62 more (empty) certificates: the first MAX_CERTIFICATES
+    are read, the weird too_many_certificates notes the rest, and the handshake goes on to
+    be established -- refusing the message stopped the server's side there, and a working
+    handshake read as a failed one."""
+    from cext.errors import MAX_CERTIFICATES
+    segs = list(tcp_segments(TLS12))
+    first = next(i for i, (d, _p) in enumerate(segs) if d == 1)
+    server = b"".join(p for d, p in segs[first:] if d == 1)
+    sh = 5 + int.from_bytes(server[3:5], "big")                 # the ServerHello record
+    assert server[sh + 5] == 11                                 # then the Certificate
+    rec = server[sh:sh + 5 + int.from_bytes(server[sh + 3:sh + 5], "big")]
+    msg = rec[5:]
+    extra = b"\x00\x00\x00" * 62
+    body = msg[4:]
+    body = (int.from_bytes(body[:3], "big") + len(extra)).to_bytes(3, "big") + body[3:] + extra
+    msg = b"\x0b" + len(body).to_bytes(3, "big") + body
+    new = rec[:3] + len(msg).to_bytes(2, "big") + msg
+    last = first                    # the server's first flight: its segments in a row, as one
+    while last + 1 < len(segs) and segs[last + 1][0] == 1:
+        last += 1
+    flight = b"".join(p for _d, p in segs[first:last + 1])
+    assert flight.startswith(server[:sh]) and rec in flight
+    segs[first:last + 1] = [(1, flight.replace(rec, new, 1))]
+    live, flushed, _st = summarize(frames_of(Conn(), pieces(TLS12, segs=segs)), engine_impl)
+    raw = one(live, flushed)
+    assert len(raw["certificates"]) == MAX_CERTIFICATES
+    assert raw["certificates"][:3] == baseline12["certificates"]
+    assert "too_many_certificates" in raw["weirds"]
+    assert raw["established"] is True and raw["history"] == baseline12["history"]
+
+
 def assert_held_counted(table) -> None:
     """Each live flow's ``held`` is what it holds (queued out-of-order bytes, its reader's
     incomplete record and message); the table's ``buffered`` is their sum."""

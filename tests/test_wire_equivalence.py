@@ -164,14 +164,18 @@ def test_parse_certificate_random(c_wire, py_wire, data, tls13):
 
 @pytest.mark.parametrize("tls13", [False, True])
 def test_certificate_count_is_capped(c_wire, py_wire, tls13):
-    """A Certificate message lists at most MAX_CERTIFICATES: 64 empty certificates are read,
-    65 -- or 200,000, which fit in a 1 MiB message and were each kept as an object in the
-    chain memo (31 MB a connection) -- are too_many_certificates, in both builds."""
-    for n, want in ((MAX_CERTIFICATES, ("ok", [b""] * MAX_CERTIFICATES)),
-                    (MAX_CERTIFICATES + 1, ("MalformedMessage", "too_many_certificates")),
-                    (200_000, ("MalformedMessage", "too_many_certificates"))):
-        entry = b"\x00\x00\x00" + (b"\x00\x00" if tls13 else b"")
-        body = (b"\x00" if tls13 else b"") + (n * len(entry)).to_bytes(3, "big") + entry * n
+    """A Certificate message's first MAX_CERTIFICATES are read, the rest only checked for
+    framing: 64 empty certificates, 65 or 200,000 (which fit in a 1 MiB message and were each
+    kept as an object in the chain memo: 31 MB a connection) give 64, a bad tail is still
+    vector_overrun -- in both builds.  (That more were sent is a notice the engine notes: the
+    weird too_many_certificates, tests/test_flows.py.)"""
+    entry = b"\x00\x00\x00" + (b"\x00\x00" if tls13 else b"")
+    for n, tail, want in ((MAX_CERTIFICATES, b"", ("ok", [b""] * MAX_CERTIFICATES)),
+                          (MAX_CERTIFICATES + 1, b"", ("ok", [b""] * MAX_CERTIFICATES)),
+                          (200_000, b"", ("ok", [b""] * MAX_CERTIFICATES)),
+                          (200_000, b"\x00\x00\x09", ("MalformedMessage", "vector_overrun"))):
+        certs = entry * n + tail
+        body = (b"\x00" if tls13 else b"") + len(certs).to_bytes(3, "big") + certs
         got = outcome(py_wire.parse_certificate, body, tls13)
         assert got == want
         assert_same(outcome(c_wire.parse_certificate, body, tls13), got)
