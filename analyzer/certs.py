@@ -26,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import NameOID
@@ -167,17 +167,25 @@ def _is_ca(cert: x509.Certificate) -> bool:
 #: fifteen checks
 MAX_RSA_BITS = 8192
 MAX_RSA_EXPONENT = 65537
+#: nor a DSA key past this (FIPS 186: 3072 bits; a 10,000-bit one costs 10.5 ms a check)
+MAX_DSA_BITS = 3072
+
+
+def _costly(key: object) -> bool:
+    """A public key too costly to check a signature with (no CA has one)."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return key.key_size > MAX_RSA_BITS or key.public_numbers().e > MAX_RSA_EXPONENT
+    return isinstance(key, dsa.DSAPublicKey) and key.key_size > MAX_DSA_BITS
 
 
 def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     """False only when the signature is checked and wrong; an algorithm ``cryptography`` refuses to verify
-    (SHA-1, MD5, unusual PSS parameters), or an RSA key too costly to use (:data:`MAX_RSA_BITS`), is not
-    held against the chain: the names decide."""
+    (SHA-1, MD5, unusual PSS parameters), or a key too costly to use (:func:`_costly`), is not held against
+    the chain: the names decide."""
     try:
         key = parent.public_key()
-        if isinstance(key, rsa.RSAPublicKey) and (key.key_size > MAX_RSA_BITS
-                                                  or key.public_numbers().e > MAX_RSA_EXPONENT):
-            log.debug("RSA-%d issuer key not used: names decide", key.key_size)
+        if _costly(key):
+            log.debug("issuer key of %d bits not used: names decide", getattr(key, "key_size", 0))
             return child.issuer == parent.subject
         child.verify_directly_issued_by(parent)
         return True

@@ -180,18 +180,22 @@ def test_issuer_subject_mismatch_inside_sent_chain(pki):
     assert C.ISSUER_MISMATCH in codes(r2)
 
 
-@pytest.mark.parametrize("bits, e", [(16384, 65537), (4096, (1 << 64) - 59), (8192, 65539)])
+@pytest.mark.parametrize("bits, e", [(16384, 65537), (4096, (1 << 64) - 59), (8192, 65539),
+                                     (4096, 0)])
 def test_an_issuer_key_too_costly_to_use_is_not_used(pki, bits, e):
-    """An "intermediate" with the right name and an RSA key no CA has (16384 bits, or a 64-bit
-    exponent): its key is not used to check the leaf's signature -- fifteen of them in a chain
+    """An "intermediate" with the right name and a key no CA has (RSA of 16384 bits or a 64-bit
+    exponent, DSA of 4096 bits): its key is not used to check the leaf's signature -- fifteen of them in a chain
     cost 68 ms of signature checks for each connection that sent them -- so the names decide
     (with a usable key of the wrong pair, the test above finds the mismatch)."""
     import random
 
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import dsa, rsa
     n = random.Random(bits).getrandbits(bits) | (1 << (bits - 1)) | 1
-    key = rsa.RSAPublicNumbers(e, n).public_key()
+    if e:
+        key = rsa.RSAPublicNumbers(e, n).public_key()
+    else:                           # DSA: a 10,000-bit p cost 10.5 ms a check
+        key = dsa.DSAPublicNumbers(5, dsa.DSAParameterNumbers(n, (1 << 255) + 1, 2)).public_key()
     cert = (x509.CertificateBuilder().subject_name(pki.inter.cert.subject)
             .issuer_name(pki.root.cert.subject).public_key(key)
             .serial_number(x509.random_serial_number())
@@ -200,7 +204,7 @@ def test_an_issuer_key_too_costly_to_use_is_not_used(pki, bits, e):
             .sign(pki.root.key, hashes.SHA256()))
     assert C._signed_by(pki.leaf.cert, cert) is True
     assert C._signed_by(pki.leaf.cert, pki.other_root.cert) is False     # a usable key
-    assert key.key_size > C.MAX_RSA_BITS or e > C.MAX_RSA_EXPONENT
+    assert C._costly(key)
 
 
 def test_client_chain_uses_client_verifier(pki):
