@@ -185,6 +185,10 @@ class Profile:
 
         if not isinstance(d, dict):
             raise ProfileError("a profile must be an object")
+        # the first and the last time a success was seen: both or neither, in order (what
+        # learning gives; merge() and the store's kept merged view rely on it)
+        seen = [t for t in (opt_time(d.get("first_seen")), opt_time(d.get("last_seen")))
+                if t is not None]
         server = d.get("server")
         if not isinstance(server, str):
             raise ProfileError("profile without a server")
@@ -196,7 +200,7 @@ class Profile:
             chains=counter(d.get("chains", {})), groups=counter(d.get("groups", {})),
             with_sni=saved_count(d.get("with_sni", 0)),
             without_sni=saved_count(d.get("without_sni", 0)),
-            first_seen=opt_time(d.get("first_seen")), last_seen=opt_time(d.get("last_seen")),
+            first_seen=min(seen) if seen else None, last_seen=max(seen) if seen else None,
         )
 
     def describe(self) -> str:

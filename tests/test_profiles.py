@@ -223,3 +223,19 @@ def test_the_merged_view_kept_current_equals_a_merge_from_scratch(steps, size):
         store.learn(s)
     for server in ("10.0.0.1:443", "10.0.0.2:443"):
         assert _shape(store.for_server(server)) == _shape(_merged(store, server))
+
+
+@pytest.mark.parametrize("first, last, want", [(50.0, 10.0, (10.0, 50.0)),
+                                               (None, 60.0, (60.0, 60.0)),
+                                               (None, None, (None, None))])
+def test_a_loaded_profile_has_its_times_in_order(first, last, want):
+    """A saved profile's first/last seen out of order, or one of them missing (a hand-edited
+    file): read as learning gives them, so that the store's kept merged view of the server
+    equals a merge from scratch (the review helper's repro: 10.0/60.0 against 50.0/60.0)."""
+    p = Profile.from_json({"server": "10.0.0.1:443", "first_seen": first, "last_seen": last})
+    assert (p.first_seen, p.last_seen) == want
+    store = ProfileStore()
+    store.put(p)
+    assert store.for_server("10.0.0.1:443") is not None
+    store.learn({"server": "10.0.0.1:443", "version": "TLSv13", "start": 30.0})
+    assert _shape(store.for_server("10.0.0.1:443")) == _shape(_merged(store, "10.0.0.1:443"))
