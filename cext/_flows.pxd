@@ -68,7 +68,7 @@ cdef class FlowTable:
     cdef _account(self, Flow flow)
     @cython.locals(flow=Flow, target=Py_ssize_t)
     cdef _shed(self)
-    @cython.locals(conn=_tls.TLSConnection, d=int)
+    @cython.locals(conn=_tls.TLSConnection, d=int, sess=_session.Session)
     cdef _give_up(self, Flow flow)
     cdef _skip_ciphertext(self, Flow flow, _tls.TLSConnection conn, int d, bint from_lo)
     cdef _protocol_error(self, _session.Session sess, int status)

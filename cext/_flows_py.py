@@ -21,12 +21,13 @@ beyond ``max_done`` of them, oldest first): memory follows the connections of th
 ``idle_timeout`` seconds, not the length of the capture.
 
 The bytes the flows hold for reassembly -- their readers' incomplete records and handshake
-messages, segments queued behind a hole -- have one budget for the whole table,
+messages, segments queued behind a hole, the certificates their sessions keep until the
+summary -- have one budget for the whole table,
 ``max_buffered`` (a memcap, as Suricata's stream reassembly has): each flow may hold up to
 about 1.3 MiB a direction, which ``max_flows`` alone bounds at hundreds of GiB.  Past the
-budget, the flows holding the most give up what they hold (a gap in that direction, the weird
-``reassembly_memcap``, counted in ``stats``) until the table holds 3/4 of it; they are
-summarized as usual.
+budget, the flows holding the most give up what they hold (a gap in a direction that held
+bytes, their certificates, the weird ``reassembly_memcap``, counted in ``stats``) until the
+table holds 3/4 of it; they are summarized as usual.
 """
 from __future__ import annotations
 
@@ -475,6 +476,8 @@ class FlowTable:
         held = flow.ooo_bytes[0] + flow.ooo_bytes[1]
         if flow.conn is not None:
             held += flow.conn.buffered()
+        if flow.session is not None:
+            held += flow.session.cert_bytes     # (a complete Certificate message, kept)
         self.buffered += held - flow.held
         flow.held = held
         if self.buffered > self.max_buffered:
@@ -500,8 +503,11 @@ class FlowTable:
                     flow.ooo[d].clear()
                     flow.ooo_bytes[d] = 0
                 self._gap(flow, d)
-        if flow.session is not None:
-            flow.session.weird("reassembly_memcap")
+        sess = flow.session
+        if sess is not None:
+            if sess.cert_bytes:
+                sess.forget_certificates()
+            sess.weird("reassembly_memcap")
         self.buffered -= flow.held
         flow.held = 0
 

@@ -33,6 +33,7 @@ cdef class Session(_tls.Sink):
     cdef public object ch_sid, sni, ch_exts, sh, ske, offer, ja4
     cdef public int ch_legacy, version, last_msg
     cdef public tuple certs, client_certs
+    cdef public Py_ssize_t cert_bytes
     cdef public bint has_ch, hrr, cert_request, client_cert_empty, truncated, established
     cdef public bint resumed, fatal, _server_cert_seen, _server_ccs_early, _tls13, _v2
 
@@ -57,6 +58,7 @@ cdef class Session(_tls.Sink):
                                   int key_share_group)
     cdef void certificate(self, int d, tuple certificates)
     cdef void notice(self, int d, int status)
+    cpdef void forget_certificates(self)
     cdef void server_key_exchange(self, int d, bytes data, Py_ssize_t start, Py_ssize_t end)
     cdef void certificate_request(self, int d)
     cdef void handshake(self, int d, int msg_type, Py_ssize_t length)
@@ -67,6 +69,8 @@ cdef class Session(_tls.Sink):
 
 
 cpdef tuple chain_digests(tuple ders)
+@cython.locals(n=Py_ssize_t)
+cdef Py_ssize_t _der_bytes(tuple ders)
 cpdef _Offer offer_from_key(bytes key)
 cdef tuple _strip(values)
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t)

@@ -87,6 +87,13 @@ class Caches:
         return self.digests(ders) if size <= CHAIN_MEMO_BYTES else chain_digests(ders)
 
 
+def _der_bytes(ders: tuple) -> int:
+    n = 0
+    for d in ders:
+        n += len(d)
+    return n
+
+
 def chain_digests(ders: tuple) -> tuple:
     """``((sha256(der), der), ...)`` of a certificate chain."""
     return tuple([(hashlib.sha256(d).digest(), d) for d in ders])
@@ -99,7 +106,7 @@ class Session:
         "cert_request", "client_cert_empty", "ske", "enc0", "enc1", "enc_alerts", "fin", "rst",
         "gaps", "truncated", "weirds", "established", "resumed", "_ccs", "_app",
         "_server_cert_seen", "_server_ccs_early", "_tls13", "_v2", "ja4", "_counts",
-        "_at_established", "offer", "fatal",
+        "_at_established", "offer", "fatal", "cert_bytes",
     )
 
     def __init__(self, ts: float, caches: Caches) -> None:
@@ -119,6 +126,7 @@ class Session:
         self.last_msg = -1
         self.certs: tuple = ()
         self.client_certs: tuple = ()
+        self.cert_bytes = 0             # the DER bytes of certs and client_certs
         self.cert_request = False
         self.client_cert_empty = False
         self.ske = None
@@ -251,7 +259,9 @@ class Session:
             self._server_cert_seen = True
             if not self.certs:
                 self.certs = certificates
+                self.cert_bytes += _der_bytes(certificates)
         else:
+            self.cert_bytes += _der_bytes(certificates) - _der_bytes(self.client_certs)
             self.client_certs = certificates
             if not certificates:
                 self.client_cert_empty = True
@@ -260,6 +270,12 @@ class Session:
         self._letter(d, _K)
         self.last_msg = 12
         self.ske = data[start:min(start + 3, end)]
+
+    def forget_certificates(self) -> None:
+        """Drop the certificates kept (the flow table's memory budget is spent): the summary
+        will have none."""
+        self.certs = self.client_certs = ()
+        self.cert_bytes = 0
 
     def notice(self, d, status) -> None:
         self.weird(_reason(status))

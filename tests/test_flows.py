@@ -796,52 +796,90 @@ def test_a_chain_of_too_many_certificates_is_read_as_far_as_the_cap(engine_impl,
 
 def assert_held_counted(table) -> None:
     """Each live flow's ``held`` is what it holds (queued out-of-order bytes, its reader's
-    incomplete record and message); the table's ``buffered`` is their sum."""
+    incomplete record and message, its session's certificates); the table's ``buffered`` is
+    their sum."""
     flows = table._current()
     for f in flows:
-        want = f.ooo_bytes[0] + f.ooo_bytes[1] + (f.conn.buffered() if f.conn else 0)
+        want = f.ooo_bytes[0] + f.ooo_bytes[1] + (f.conn.buffered() if f.conn else 0) \
+            + (f.session.cert_bytes if f.session else 0)
         assert f.held == want
     assert table.buffered == sum(f.held for f in flows)
 
 
 def test_reassembly_memcap_sheds_the_largest(engine_impl, baseline12):
-    """Six connections each stop inside the server's Certificate record, holding 930 to
-    2430 bytes of it, under a memcap of 5000 bytes for the table: past the cap, the flow
-    holding the most gives up what it holds (a gap, the weird reassembly_memcap) until the
-    table holds 3/4 of the cap -- here each newcomer, the largest so far.  The first three
-    stay within the cap and read their whole handshake when the rest arrives; the table
-    never holds more than the cap, and holds nothing once flushed."""
+    """Six connections each stop inside the server's Certificate record, holding 1930 to
+    3430 bytes of it, under a memcap of 16,000 bytes for the table: past the cap, the flows
+    holding the most give up what they hold (a gap, the weird reassembly_memcap) until the
+    table holds 3/4 of the cap -- here the last two.  The first four stay within the cap and
+    read their whole chain when the rest arrives (then kept, counted, until the connection
+    closes); the table never holds more than the cap, and nothing once flushed."""
     groups = pieces(TLS12, 100000)
     hello = groups[0][0][2]
     server = b"".join(p for g in groups for d, _o, p in g if d == 1)
-    s = Summarizer(1, engine=engine_impl, max_buffered=5000)
+    s = Summarizer(1, engine=engine_impl, max_buffered=16000)
     conns = [Conn(client=("10.0.2.%d" % i, 42000 + i)) for i in range(6)]
     got, t, held = [], 1000.0, []
-    for i, c in enumerate(conns):
-        for f in c.handshake() + [c.frame(0, ACK | PSH, 0, hello),
-                                  c.frame(1, ACK | PSH, 0, server[:1000 + 300 * i])]:
+
+    def feed(frames):
+        nonlocal got, t
+        for f in frames:
             t += 0.001
             got += s.feed_frame(t, f)
             assert_held_counted(s.table)
-            assert s.table.buffered <= 5000
-        held.append(s.table.buffered)
-    assert held == [930, 2160, 3690, 3690, 3690, 3690]
-    assert s.stats()["reassembly_memcap"] == 3
+            assert s.table.buffered <= 16000
     for i, c in enumerate(conns):
-        t += 0.001
-        got += s.feed_frame(t, c.frame(1, ACK | PSH, 1000 + 300 * i, server[1000 + 300 * i:]))
+        feed(c.handshake() + [c.frame(0, ACK | PSH, 0, hello),
+                              c.frame(1, ACK | PSH, 0, server[:2000 + 300 * i])])
+        held.append(s.table.buffered)
+    assert held == [1930, 4160, 6690, 9520, 12650, 9520]
+    assert s.stats()["reassembly_memcap"] == 2
+    for i, c in enumerate(conns):
+        n = 2000 + 300 * i
+        feed([c.frame(1, ACK | PSH, n, server[n:]), c.frame(1, ACK | FIN, len(server)),
+              c.frame(0, ACK | FIN, len(hello))])
     got += s.flush()
     assert s.table.buffered == 0
     by_client = {raw["client"]: raw for raw, _c in got}
     assert len(by_client) == 6
     for i in range(6):
         raw = by_client["10.0.2.%d:%d" % (i, 42000 + i)]
-        if i < 3:
+        if i < 4:
             assert raw["certificates"] == baseline12["certificates"]
             assert raw["gaps"] == [] and "reassembly_memcap" not in raw["weirds"]
         else:
-            assert raw["certificates"] == [] and raw["history"] == "Cs"
+            assert raw["certificates"] == [] and raw["history"].startswith("Cs")
             assert raw["gaps"] == [1] and raw["weirds"] == ["reassembly_memcap"]
+
+
+def test_certificates_kept_count_against_the_memcap(engine_impl):
+    """A client alone can send a ClientHello and a whole Certificate message (1 MiB of
+    certificates) and stall: its session keeps them until the summary.  They count against
+    the memcap, and a connection that gives up drops them (the summary has none)."""
+    der = b"\x30" + bytes(40_000)
+    body = b"".join(len(der).to_bytes(3, "big") + der for _ in range(20))
+    msg = b"\x0b" + (len(body) + 3).to_bytes(3, "big") + len(body).to_bytes(3, "big") + body
+    records = b"".join(b"\x16\x03\x03" + len(msg[i:i + 16384]).to_bytes(2, "big")
+                       + msg[i:i + 16384] for i in range(0, len(msg), 16384))
+    hello = pieces(TLS12, 100000)[0][0][2]
+    s = Summarizer(1, engine=engine_impl, max_buffered=2 << 20)
+    t = 1000.0
+    for i in range(4):
+        c = Conn(client=("10.0.3.%d" % i, 43000 + i))
+        frames = c.handshake() + [c.frame(0, ACK | PSH, 0, hello)]
+        frames += [c.frame(0, ACK | PSH, len(hello) + k, records[k:k + 1400])
+                   for k in range(0, len(records), 1400)]
+        for f in frames:
+            t += 0.001
+            s.feed_frame(t, f)
+            assert_held_counted(s.table)
+            assert s.table.buffered <= 2 << 20
+    # the first two gave theirs up when the third and the fourth came (oldest of the largest)
+    assert [f.session.cert_bytes for f in s.table._current()] == [0, 0, 800_020, 800_020]
+    assert s.stats()["reassembly_memcap"] == 2
+    out = sorted((raw for raw, _c in s.flush()), key=lambda raw: raw["client"])
+    assert [len(raw["client_certificates"]) for raw in out] == [0, 0, 20, 20]
+    assert ["reassembly_memcap" in raw["weirds"] for raw in out] == [True, True, False, False]
+    assert s.table.buffered == 0
 
 
 def _batched(frames, size):
