@@ -26,9 +26,11 @@ is dropped, counted (``internal_errors``); a message too large for the producer
 (``rejected``) and logged: neither is retried for ever.  A record the broker refuses for
 itself (a topic whose ``max.message.bytes`` is lower; an invalid record) is worse: the
 idempotent producer then fails every later batch with the same error (so it does after any
-error it cannot retry).  The largest message that failed so is dropped (``rejected``), the
-producer abandoned -- what it had not delivered spooled, in order -- and a new one made: a
-message the broker refuses costs a reconnect, not the sensor's output from then on.
+error it cannot retry).  The producer is abandoned -- what it had not delivered spooled, in
+order -- and a new one made; the messages that failed with such an error are sent again one
+at a time, each awaited, before anything else: one refused on its own is dropped
+(``rejected``), the others go on.  A message the broker refuses costs two reconnects, not the
+sensor's output from then on, and no other message.
 
 If the queue is full (the sender cannot keep up, or the disk is slow) the capture thread
 appends to the spool itself; those messages are replayed before newer queued ones, so under
@@ -161,6 +163,8 @@ class Publisher:
         self._sent_certs: OrderedDict[bytes, None] = OrderedDict()
         self._failed: deque[tuple[int, bytes, bytes]] = deque()
         self._poisoned = False          # a delivery failed for good: abandon the producer
+        # what failed with an error that is not of the moment: sent again one at a time
+        self._suspects: deque[tuple[int, bytes, bytes]] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._producer: Any = None
@@ -268,28 +272,21 @@ class Publisher:
         messages are accounted for in send order."""
         inflight = self._inflight
         acked = errors = 0
-        refused = []
         while inflight and inflight[0][0].is_done:
             fut, item, _t = inflight.popleft()
             exc = fut.exception
             if exc is None:
                 acked += 1
+            elif isinstance(exc, KafkaError) and not exc.retriable:
+                # the idempotent producer fails every later batch after such an error (it is
+                # fatal to its sequence numbers): a new one; which message it was, the
+                # messages that failed so tell, each sent alone (module docstring)
+                errors += 1
+                self._poisoned = True
+                self._suspects.append(item)
             else:
                 errors += 1
                 self._failed.append(item)
-                if isinstance(exc, KafkaError) and not exc.retriable:
-                    # the idempotent producer fails every later batch after such an error
-                    # (it is fatal to its sequence numbers): a new one, once these are spooled
-                    self._poisoned = True
-                    if isinstance(exc, _REJECTED):
-                        refused.append((item, exc))
-        if refused:
-            # the broker refused a record for itself: drop the largest of those that failed so
-            # (the others may have failed only because that one did; module docstring)
-            item, exc = max(refused, key=lambda r: len(r[0][2]))
-            self._failed.remove(item)
-            errors -= 1
-            self._reject(item, exc)
         if acked or errors:
             with self._counts_lock:
                 self._counts["acked"] += acked
@@ -348,6 +345,37 @@ class Publisher:
         if n & (n - 1) == 0:
             log.exception("message of kind %d, key %r, %d bytes cannot be sent: dropped (%d so "
                           "far; logged at powers of 2)", item[0], item[1][:64], len(item[2]), n)
+
+    def _send_suspect(self) -> None:
+        """Send the oldest message that failed for good, alone, and wait for it: refused on
+        its own, it is dropped (``rejected``) and the producer -- failing everything now --
+        replaced; delivered, the next one; anything else, it waits for a new producer."""
+        item = self._suspects[0]
+        before = len(self._inflight)
+        if self._send_run([item]) == 0:             # send() raised a Kafka error: later
+            self._abandon_inflight()
+            return
+        if len(self._inflight) == before:           # send() refused it itself (too large)
+            self._suspects.popleft()
+            return
+        try:
+            self._producer.flush(timeout=self.cfg.request_timeout_ms / 1000.0 * 2)
+        except Exception as exc:                    # (a timeout: as if it had failed)
+            log.info("flush of a message sent alone: %s", one_line(exc))
+        fut, _item, _t = self._inflight[-1]
+        if fut.is_done and fut.exception is None:
+            self._inflight.pop()
+            self._suspects.popleft()
+            self._count("acked")
+        elif fut.is_done and isinstance(fut.exception, _REJECTED):
+            self._inflight.pop()
+            self._suspects.popleft()
+            self._reject(item, fut.exception)
+            self._abandon_inflight()
+        else:
+            self._inflight.pop()                    # (still the oldest: tried again)
+            self._count("send_errors")
+            self._abandon_inflight()
 
     def _reject(self, item: tuple[int, bytes, bytes], exc: BaseException) -> None:
         """Count (``rejected``) and drop a message Kafka refuses for itself (see the module
@@ -464,6 +492,9 @@ class Publisher:
         self._drain_failed()
         if self._poisoned:
             self._abandon_inflight()
+        if self._suspects and self._producer is not None and not self._stop.is_set():
+            self._send_suspect()
+            return False
         self.state = state = self._state()
         if state in (SenderState.REPLAYING, SenderState.ONLINE) and not self.online:
             self._set_online(True)
@@ -580,7 +611,8 @@ class Publisher:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (not self._queue and not self._in_hand and not len(self.spool)
-                    and self._unacked == 0 and self.online and not self._failed):
+                    and self._unacked == 0 and self.online and not self._failed
+                    and not self._suspects):
                 return True
             if not while_offline and not self.online:
                 return False
@@ -609,6 +641,9 @@ class Publisher:
         never = self._unacked
         self._abandon_inflight()          # closes the producer; unacked -> spool
         self._drain_failed()
+        if self._suspects:                # (after what followed them: a rare reordering)
+            self._to_spool(list(self._suspects))
+            self._suspects.clear()
         self._spool_queue()
         self.spool.close()
         if never or len(self.spool):
