@@ -124,8 +124,10 @@ class Incident:
     # state_json(): (fields that change with every mutation, the impact object, the JSON text)
     _state_memo: tuple[tuple[Any, ...], Any, str] | None = field(default=None, repr=False,
                                                                  compare=False)
-    # the second of last_seen when the impact was last worked out (_correlate)
+    # the second of last_seen when the impact was last worked out (_correlate), and whether
+    # failures came since, in that second (worked out again at the batch's end: tick)
     _correlated_at: float = field(default=-1.0, repr=False, compare=False)
+    _correlate_due: bool = field(default=False, repr=False, compare=False)
 
     def add(self, d: Mapping[str, object], sensor: str | None, t: float) -> None:
         self.count += 1
@@ -288,7 +290,11 @@ class IncidentTracker:
         self._touch(inc)
         # the impact again at most once a second of data per incident: it walks every
         # northbound bucket (20,000: 4.2 ms), and a backend outage fails thousands a second
-        changed = inc.last_seen // 1 != inc._correlated_at and self._correlate(inc)
+        changed = False
+        if inc.last_seen // 1 != inc._correlated_at:
+            changed = self._correlate(inc)
+        elif inc.key[0] == "southbound":
+            inc._correlate_due = True
         if changed or (inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval):
             events.append(self._emit(inc, "updated", now))
         return events
@@ -335,6 +341,11 @@ class IncidentTracker:
                 events.append(self._resolve(inc, now, "handshakes to this server succeed again"))
             elif inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval:
                 self._correlate(inc)
+                self._touch(inc)
+                events.append(self._emit(inc, "updated", now))
+            elif inc._correlate_due and self._correlate(inc):
+                # failures within one second were not correlated each (failure): at the
+                # batch's end, an impact that changed is told now, not at the next update
                 self._touch(inc)
                 events.append(self._emit(inc, "updated", now))
         return events
@@ -620,6 +631,7 @@ class IncidentTracker:
         if direction != "southbound":
             return False
         inc._correlated_at = inc.last_seen // 1         # (a float: NaN never equals)
+        inc._correlate_due = False
         lo, hi = inc.first_seen - self.window, inc.last_seen + self.window
         routers: dict[str, int] = {}
         sensors: set[str] = set()

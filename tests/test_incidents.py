@@ -102,6 +102,17 @@ def test_a_failure_storm_works_out_the_impact_once_a_second(monkeypatch):
     assert ev and ev[0]["event"] == "updated"
     assert ev[0]["impact"]["routers"] == ["10.0.2.1:443", "10.0.1.1:443"]
     assert [int(x) for x in walks] == [100, 101, 102, 103]
+    # a burst that ends within one second: the batch's end (tick) tells the new impact,
+    # not the next rate-limited update
+    for k in range(5):
+        t.success("northbound", "10.0.4.1:443", "router-4", 103.1 + k / 100, now=3.1)
+    for k in range(5):
+        t.success("northbound", "10.0.4.1:443", "router-4", 103.2, now=3.1)
+    assert t.failure(diag(1001), "mp-1", 103.5, now=3.2) == []     # (the same second)
+    ev = t.tick(3.3, data_time=103.5)
+    assert [e["event"] for e in ev] == ["updated"]
+    assert ev[0]["impact"]["routers"][0] == "10.0.4.1:443"
+    assert t.tick(3.4, data_time=103.5) == []
 
 
 def test_no_correlation_outside_the_window_or_for_northbound_incidents():
