@@ -27,7 +27,7 @@ class SensorConfig:
     sensor_id: str = "sensor"
     role: str | None = None
     local_nets: tuple[IPNetwork, ...] = ()
-    table: Mapping[str, Any] = field(default_factory=dict)
+    table: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def describe(self) -> dict[str, object]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -309,9 +309,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_flows", _F("max_flows"), "bound on tracked TCP connections "
             "(the oldest is summarized and evicted beyond it)", p_int(1, 100_000_000)),
     Setting("reassembly_memcap_mb", _F("max_buffered", lambda b: b >> 20), "bound in MiB on "
-            "the bytes all tracked connections hold for reassembly (incomplete records and "
-            "handshake messages, out-of-order segments); beyond it the connections holding "
-            "the most give up what they hold (a gap, weird reassembly_memcap)",
+            "the bytes the tracked connections of one process hold for reassembly (incomplete "
+            "records and handshake messages, out-of-order segments, certificates kept); beyond "
+            "it the connections holding the most give up what they hold (a gap, weird "
+            "reassembly_memcap)",
             p_int(1, 1_048_576), metavar="MIB"),
     # -- where the gateway is ------------------------------------------------------------------
     Setting("role", None, "gateway role of the capturing host: router | message-processor",

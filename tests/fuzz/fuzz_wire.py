@@ -13,7 +13,8 @@ The first byte of an input picks a target, the second is a parameter, the rest i
 * 6    ``TLSConnection.feed`` on chunks of both directions (2-byte header: top bit = server,
   low 15 bits = length);
 * 7    the whole per-segment engine: frames as for 5, through decoder and flow table to the
-  summaries (tight table limits when the parameter's top bit is set);
+  summaries (tight table limits, the reassembly memcap too, when the parameter's top bit is
+  set);
 * 8    ``PacketDecoder`` reading the data as a pcapng capture (``begin_pcapng``, batches of
   up to 4 packets): from its first packet block with the interfaces
   ``sensor.savefile.pcapng_header`` finds, else from its start with byte order and
@@ -295,7 +296,8 @@ def one_input(data: bytes) -> None:
         frames = [(i / 8, f) for i, f in enumerate(_frames(body))]
         lt = LINKTYPES[arg % len(LINKTYPES)]
         limits = {"max_flows": 2, "max_ooo_segments": 2, "max_ooo_bytes": 2000, "max_done": 4,
-                  "idle_timeout": 0.5, "close_linger": 0.2, "skip_min": 64} if arg & 0x80 else {}
+                  "idle_timeout": 0.5, "close_linger": 0.2, "skip_min": 64,
+                  "max_buffered": 3000} if arg & 0x80 else {}
         _same([flow_summaries(e, lt, frames, **limits) for e in ENGINES], "FlowTable(%d)" % lt)
 
 

@@ -121,8 +121,8 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
          s.get("flows_created", 0)),
         ("tlsdiag_sensor_reassembly_bytes", "gauge", "bytes the tracked connections hold for "
          "reassembly (bounded by reassembly_memcap_mb)", sensor.summ.table.buffered),
-        ("tlsdiag_sensor_reassembly_memcap_total", "counter", "connections that gave up what "
-         "they held for reassembly: the memcap was reached", s.get("reassembly_memcap", 0)),
+        ("tlsdiag_sensor_reassembly_memcap_total", "counter", "times a connection gave up what "
+         "it held for reassembly: the memcap was reached", s.get("reassembly_memcap", 0)),
         ("tlsdiag_sensor_summaries_total", "counter", "handshake summaries by direction",
          {(("direction", k),): v for k, v in sensor.by_direction.items()} or
          {(("direction", "unknown"),): 0}),
