@@ -503,3 +503,35 @@ def test_a_file_name_that_is_not_utf8_reads_as_any_other(tmp_path, how):
     want, got = run("--format", "jsonl", plain), run("--format", "jsonl", os.fsdecode(odd))
     assert len(jsonl(want)) == 89 and got.stdout == want.stdout
     assert (got.returncode, got.stderr.replace(b"odd-\\udcff", b"plain")) == (want.returncode, want.stderr)
+
+
+def test_reassembly_memcap_flag(tmp_path):
+    """``--reassembly-memcap-mb`` reaches the flow table: two clients each send 700 KB of a
+    ClientHello that announces 1 MiB - 1 and stall.  Under a 1 MiB budget the first (holding
+    the most when the second passed 350 KB) gives up -- a client gap, the weird -- and the
+    stats count it; under the default budget neither does."""
+    import dpkt
+    from test_flows import ACK, FIN, PSH, Conn
+    hello = b"\x01" + ((1 << 20) - 1).to_bytes(3, "big") + b"\x03\x03" + bytes(700_000)
+    records = b"".join(b"\x16\x03\x01" + len(hello[i:i + 16384]).to_bytes(2, "big")
+                       + hello[i:i + 16384] for i in range(0, len(hello), 16384))
+    path = tmp_path / "stall.pcap"
+    with open(path, "wb") as fh:
+        w = dpkt.pcap.Writer(fh)
+        conns = [Conn(client=("10.0.5.%d" % (i + 1), 45000 + i)) for i in range(2)]
+        frames = []
+        for c in conns:                 # the one's hello, then the other's; then both close
+            frames += c.handshake() + [c.frame(0, ACK | PSH, k, records[k:k + 1400])
+                                       for k in range(0, len(records), 1400)]
+        for c in conns:
+            frames += [c.frame(0, ACK | FIN, len(records)), c.frame(1, ACK | FIN, 0)]
+        for i, f in enumerate(frames):
+            w.writepkt(f, 1000.0 + i / 10_000)
+    cut = run("--format", "jsonl", "--stats", "--reassembly-memcap-mb", "1", path)
+    assert cut.returncode == 0, cut.stderr
+    weird = {s["client"]: ("reassembly_memcap" in s["weirds"], s["gaps"]) for s in jsonl(cut)}
+    assert weird == {"10.0.5.1:45000": (True, ["client"]), "10.0.5.2:45001": (False, [])}
+    assert "reassembly_memcap=1" in cut.stderr.decode()
+    whole = run("--format", "jsonl", path)
+    assert [("reassembly_memcap" in s["weirds"], s["gaps"]) for s in jsonl(whole)] == \
+        [(False, [])] * 2
