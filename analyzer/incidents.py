@@ -293,7 +293,7 @@ class IncidentTracker:
         changed = False
         if inc.last_seen // 1 != inc._correlated_at:
             changed = self._correlate(inc)
-        elif inc.key[0] == "southbound":
+        else:
             inc._correlate_due = True
         if changed or (inc.count != inc.emitted_count and now - inc.last_emit >= self.update_interval):
             events.append(self._emit(inc, "updated", now))
@@ -627,11 +627,11 @@ class IncidentTracker:
     def _correlate(self, inc: Incident) -> bool:
         """Attach (or refresh) the client-facing impact of a southbound incident.  True when
         the impact appeared or changed."""
+        inc._correlated_at = inc.last_seen // 1         # (a float: NaN never equals)
+        inc._correlate_due = False
         direction, server, cause = inc.key
         if direction != "southbound":
             return False
-        inc._correlated_at = inc.last_seen // 1         # (a float: NaN never equals)
-        inc._correlate_due = False
         lo, hi = inc.first_seen - self.window, inc.last_seen + self.window
         routers: dict[str, int] = {}
         sensors: set[str] = set()

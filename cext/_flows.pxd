@@ -76,5 +76,3 @@ cdef class FlowTable:
     @cython.locals(flow=Flow, half=Py_ssize_t, lo_port=int, hi_port=int, client_lo=bint)
     cdef _new_flow(self, bytes key, bint from_lo, int flags, bytes payload, double ts, list out)
 
-
-cpdef Py_ssize_t _held(Flow flow)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from operator import attrgetter
 
 from cext.errors import reason as _reason
 from cext.events import CLIENT, MAX_HANDSHAKE, SERVER
@@ -51,6 +52,7 @@ SKIP_MIN = 4096
 MAX_PLAINTEXT = 16 * 1024
 #: the default budget of the bytes all flows of a table hold for reassembly
 MAX_BUFFERED = 128 << 20
+_HELD = attrgetter("held")
 
 
 class Flow:
@@ -487,7 +489,7 @@ class FlowTable:
         """Over ``max_buffered``: the flows holding the most give up what they hold, until
         the table holds at most 3/4 of it (so that shedding, a walk of the table, is rare)."""
         target = self.max_buffered - (self.max_buffered >> 2)
-        for flow in sorted(self._current(), key=_held, reverse=True):
+        for flow in sorted(self._current(), key=_HELD, reverse=True):
             if self.buffered <= target or not flow.held:
                 break
             self._give_up(flow)
@@ -609,10 +611,6 @@ class FlowTable:
         """The keys of finished connections still remembered, oldest first."""
         flows = self.flows
         return [k for k, m, _t in self._done_order if flows.get(k) is m]
-
-
-def _held(flow) -> int:
-    return flow.held
 
 
 def _sender_role(payload: bytes):

@@ -12,7 +12,6 @@ cdef class Caches:
     cdef readonly _wire.Wire wire
     cdef readonly object offer, digests
 
-    @cython.locals(size=Py_ssize_t)
     cpdef tuple chain(self, tuple ders)
 
 

@@ -81,13 +81,12 @@ class Caches:
     def chain(self, ders: tuple) -> tuple:
         """``((sha256(der), der), ...)`` of a certificate chain, from the memo if the chain
         is of up to :data:`CHAIN_MEMO_BYTES`."""
-        size = 0
-        for d in ders:
-            size += len(d)
-        return self.digests(ders) if size <= CHAIN_MEMO_BYTES else chain_digests(ders)
+        return self.digests(ders) if _der_bytes(ders) <= CHAIN_MEMO_BYTES \
+            else chain_digests(ders)
 
 
 def _der_bytes(ders: tuple) -> int:
+    """The DER bytes of a chain (the memo's bound, the flow table's memory budget)."""
     n = 0
     for d in ders:
         n += len(d)

@@ -362,18 +362,15 @@ class Publisher:
             self._producer.flush(timeout=self.cfg.request_timeout_ms / 1000.0 * 2)
         except Exception as exc:                    # (a timeout: as if it had failed)
             log.info("flush of a message sent alone: %s", one_line(exc))
-        fut, _item, _t = self._inflight[-1]
+        fut = self._inflight.pop()[0]               # (tracked here, not by the reap)
         if fut.is_done and fut.exception is None:
-            self._inflight.pop()
             self._suspects.popleft()
             self._count("acked")
         elif fut.is_done and isinstance(fut.exception, _REJECTED):
-            self._inflight.pop()
             self._suspects.popleft()
             self._reject(item, fut.exception)
             self._abandon_inflight()
-        else:
-            self._inflight.pop()                    # (still the oldest: tried again)
+        else:                                       # (still the oldest: tried again)
             self._count("send_errors")
             self._abandon_inflight()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import stat
@@ -179,14 +180,11 @@ def test_save_writes_a_fifo_or_a_device_in_place_never_replacing_it(tmp_path):
 
 
 def _merged(store: ProfileStore, server: str) -> Profile | None:
-    """The server's profiles merged from scratch, in the store's order."""
-    parts = [store._p[k] for k in store._by_server.get(server, ())]
-    if not parts:
-        return None
-    agg = Profile(server=server, server_name=None)
-    for p in parts:
-        agg.merge(p)
-    return agg
+    """The server's profiles merged from scratch: for_server() of a copy of the store that
+    holds no kept view (the store's own merge, which the kept view must equal)."""
+    fresh = copy.deepcopy(store)
+    fresh._agg.clear()
+    return fresh.for_server(server)
 
 
 def _shape(p: Profile | None):
