@@ -125,6 +125,31 @@ def test_a_file_cut_short_while_it_is_read_reads_as_the_cut_file(tmp_path, monke
     assert cut < 1 << 20 or len(got[0]) > 50               # (the largest cut: after many)
 
 
+@pytest.mark.parametrize("window_size", [1 << 20, 65536, 4096])
+def test_a_file_is_read_once_whatever_its_batches(tmp_path, monkeypatch, window_size):
+    # a batch that runs past a window's end is moved to the front of the next one, not read
+    # again: at 4 KB every batch (1024 records, ~200 KB here) is larger than the window, and
+    # each was read about twice over before
+    monkeypatch.setattr(pipeline.PcapFile, "WINDOW", window_size)
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(CASES["long"])
+    expected = _read(str(path))
+    read = []
+    preadv = os.preadv
+
+    def counted(fd, buffers, offset):
+        n = preadv(fd, buffers, offset)
+        read.append((offset, n))
+        return n
+
+    monkeypatch.setattr(pipeline.os, "preadv", counted)
+    assert _read(str(path)) == expected
+    # (the walk starts after the 24-byte file header; each read goes on where the last ended)
+    assert sum(n for _at, n in read) == len(CASES["long"]) - 24
+    assert [at for at, _n in read] == [24 + sum(n for _at, n in read[:i])
+                                      for i in range(len(read))]
+
+
 @pytest.mark.parametrize("name", ["snaplen_200", "long_snaplen"])
 def test_records_above_the_snap_length_need_no_relay(tmp_path, forks, name):
     # (walked, cut to the snap length: libpcap is not needed for the rest of the stream)
