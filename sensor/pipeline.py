@@ -18,10 +18,14 @@ import bisect
 import ctypes
 import errno
 import fcntl
+import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import signal
+import stat
+import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -638,6 +642,7 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
             raise _SpoolError(exc.errno, exc.strerror) from None
         return [(k, len(item)) for k, item in pairs]
 
+    _Lease.held = None      # (the parent's, if it held one when it forked: not this one's)
     # the parent's ends of the workers forked before this one: held here, they would keep
     # those workers from seeing the parent close them
     for c in inherited:
@@ -825,24 +830,33 @@ def _pcapng_file(fd: int, size: int) -> "Layout | None":
 
 
 class PcapFile:
-    """A classic pcap or pcapng file read a window at a time (``preadv`` into one buffer,
-    reused): the decoder walks its records (blocks) there, :data:`BATCH` packets at a time
-    (the batches libpcap's reader would give).  ``open`` returns None for the rest: gzip
-    (walked from a pipe, as a :class:`PcapStream`), and what only :class:`FileCapture` reads
-    (other versions, link-type flags in the header, pcapng that :mod:`sensor.savefile` leaves
-    to libpcap, a capture without records).
+    """A classic pcap or pcapng file walked a window at a time: the decoder walks its records
+    (blocks) there, :data:`BATCH` packets at a time (the batches libpcap's reader would give).
+    ``open`` returns None for the rest: gzip (walked from a pipe, as a :class:`PcapStream`),
+    and what only :class:`FileCapture` reads (other versions, link-type flags in the header,
+    pcapng that :mod:`sensor.savefile` leaves to libpcap, a capture without records).
 
-    (Not ``mmap``: on hs-100k, walking every record and keeping 1/64 of the connections took
-    0.30 s reading against 0.43 s through a mapping, and one worker 2.42 s against 2.66 s
-    (medians of 5 interleaved rounds; bulk90-10k 0.97 s against 1.21 s, 3 rounds): the walk reads a
-    buffer that stays in the core's cache, and no page tables are built and torn down for
-    the whole file.  A file cut short while it is read ends the walk; through a mapping it
-    was a SIGBUS.)"""
+    A window is the file's bytes mapped (``mmap``, :attr:`MAP_WINDOW`), for a file of at
+    least :attr:`MAP_MIN` bytes that can have a read lease (:class:`_Lease`: no SIGBUS if it
+    is cut short), else read (``preadv``) into one buffer, reused.  Mapped, the bytes are not
+    copied: most of a bulk capture's are ciphertext the decoder never reads, and ``--jobs``
+    processes share the pages instead of copying them each (2026-12-04, Intel host,
+    ``bench/jobs.py`` 5-7 rounds: bulk90-10k 0.88 s against 1.14 s for one worker; hs-100k
+    even for one, and ``--jobs 2`` 1.20 s against 1.24-1.31 s).  Smaller files are read:
+    mapping each window costs its page tables.  (On the AMD host of 57989a3, a mapping lost to
+    reading -- hs-100k one worker 2.66 s against 2.42 s, bulk90-10k 1.21 s against 0.97 s --
+    but there each window was 1 MB, and reading read some bytes twice, as it did until
+    ccb0425.)"""
 
     #: bytes read at a time (more for a batch that does not fit)
     WINDOW = 1 << 20
     #: the largest window kept for the batches after the one that needed it
     NEED_KEPT = 16 << 20
+    #: a file of at least MAP_MIN bytes is walked through mappings of MAP_WINDOW bytes, when
+    #: it can have a read lease (:class:`_Lease`): its bytes are not copied, and most of a
+    #: bulk capture's are ciphertext the decoder never reads
+    MAP_MIN = 64 << 20
+    MAP_WINDOW = 16 << 20
 
     def __init__(self, path: str, fd: int, size: int, layout: "Layout | None") -> None:
         self.path = path
@@ -859,6 +873,7 @@ class PcapFile:
         self._need = 0                  # bytes the next window must hold (a big batch)
         self._batches = 0
         self._stop = self.bytes_read    # where a record libpcap reads differently starts
+        self._lease: "_Lease | None" = None     # mapped while it is held (and not broken)
 
     @classmethod
     def open(cls, path: str) -> "PcapFile | None":
@@ -884,7 +899,10 @@ class PcapFile:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         except (OSError, AttributeError):
             pass
-        return cls(path, fd, size, layout)
+        walked = cls(path, fd, size, layout)
+        if size >= cls.MAP_MIN and stat.S_ISREG(os.fstat(fd).st_mode):
+            walked._lease = _Lease.take(fd)
+        return walked
 
     def _begin(self, dec, data, pos: int, length: int, at_eof: bool) -> None:
         lay = self._layout
@@ -928,6 +946,8 @@ class PcapFile:
                 self.bytes_read += dec.pcap_pos - start
                 pos = base + dec.pcap_pos
                 yield done
+                if self._lease is not None and self._lease.broken:
+                    break           # (mapped no longer, from the next batch on: _Lease)
 
     def _window(self, pos: int) -> tuple:
         """``(data, base, length, at_eof)``: the file's bytes from ``base`` = ``pos`` on, in
@@ -939,6 +959,12 @@ class PcapFile:
         (Read again, a batch a window could not hold cost the next window's bytes twice:
         the 90 %-bulk corpus, whose batches of 1024 frames are ~1.4 MB, was read 2.17
         times over.)"""
+        if self._lease is not None:
+            if not self._lease.broken:
+                mapped = self._mapped(pos)
+                if mapped is not None:
+                    return mapped
+            self._give_back()           # (another process would write the file): read on
         length = min(max(self.WINDOW, self._need), self.size - pos)
         keep = 0
         if self._buffer is not None and self._held_from <= pos < self._held_from + self._held:
@@ -966,12 +992,34 @@ class PcapFile:
         self._held_from, self._held = pos, have
         return view[:have], pos, have, have < length or pos + have == self.size
 
+    def _mapped(self, pos: int) -> "tuple | None":
+        """As :meth:`_window`, the bytes mapped (None: the file cannot be mapped).  Only what
+        the file still has is mapped: one cut short since it was opened ends there."""
+        length = min(max(self.MAP_WINDOW, self._need), self.size - pos)
+        try:
+            have = max(0, min(length, os.fstat(self._fd).st_size - pos))
+            if not have:
+                return memoryview(b""), pos, 0, True
+            base = pos - pos % mmap.ALLOCATIONGRANULARITY
+            view = memoryview(mmap.mmap(self._fd, pos - base + have, mmap.MAP_SHARED,
+                                        mmap.PROT_READ, offset=base))
+        except (OSError, ValueError):
+            return None
+        return view[pos - base:], pos, have, have < length or pos + have == self.size
+
+    def _give_back(self) -> None:
+        if self._lease is not None:
+            self._lease.give_back()
+            self._lease = None
+
     def rest(self) -> tuple:
         """``(FileCapture, batches to skip)``: libpcap's reader for the records from the
         batch where this walk stopped on."""
+        self._give_back()               # (libpcap reads: nothing is mapped from here on)
         return FileCapture(self.path), self._batches
 
     def close(self) -> None:
+        self._give_back()
         self._buffer = None
         if self._fd >= 0:
             os.close(self._fd)
@@ -979,6 +1027,63 @@ class PcapFile:
 
 
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
+
+
+class _Lease:
+    """A read lease on a file walked through mappings (``fcntl(2)``, ``F_SETLEASE``).
+
+    A mapped file cut short under the walk would kill it with SIGBUS (reading, the walk just
+    ends at the cut).  Under a read lease, another process that opens the file to write it or
+    cuts it waits until the lease is given back, and this one gets SIGIO: the handler marks the
+    lease broken, the walk gives it back at its next window and reads (``preadv``) from there
+    on, so the cut comes between two windows, as it would reading.  (The kernel waits
+    ``/proc/sys/fs/lease-break-time``, 45 s by default, before it breaks a lease itself; a
+    window is walked in tens of milliseconds.  A walk that was made to wait longer -- its
+    output read slowly -- looks at the lease before its next batch: broken, it reads from
+    that batch on instead of touching the mapping.)  No lease, no mapping: a file another process
+    has open to write, one this user does not own (without CAP_LEASE), a file system without
+    leases, a thread other than the main one (Python's signal handlers), or a second file at
+    once in this process."""
+
+    #: this process's lease (one at a time)
+    held: "_Lease | None" = None
+
+    def __init__(self, fd: int, before) -> None:
+        self.fd = fd
+        self.broken = False
+        self._before = before       # SIGIO's handler before this lease
+
+    @classmethod
+    def take(cls, fd: int) -> "_Lease | None":
+        if cls.held is not None or threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            before = signal.signal(signal.SIGIO, _lease_broken)
+        except (ValueError, OSError):
+            return None
+        try:
+            fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
+        except OSError:
+            signal.signal(signal.SIGIO, before if before is not None else signal.SIG_DFL)
+            return None
+        cls.held = cls(fd, before)
+        return cls.held
+
+    def give_back(self) -> None:
+        if _Lease.held is not self:
+            return
+        try:
+            fcntl.fcntl(self.fd, _F_SETLEASE, fcntl.F_UNLCK)
+        except OSError:
+            pass
+        _Lease.held = None
+        signal.signal(signal.SIGIO, self._before if self._before is not None else signal.SIG_DFL)
+
+
+def _lease_broken(_signum, _frame) -> None:
+    if _Lease.held is not None:
+        _Lease.held.broken = True
 
 
 class PcapStream(PcapFile):

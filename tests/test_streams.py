@@ -5,7 +5,10 @@ in; a classic pcap stream that ends in a bad record loses none of the good ones 
 a file walked in place gives what libpcap gives for it."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,6 +151,126 @@ def test_a_file_is_read_once_whatever_its_batches(tmp_path, monkeypatch, window_
     assert sum(n for _at, n in read) == len(CASES["long"]) - 24
     assert [at for at, _n in read] == [24 + sum(n for _at, n in read[:i])
                                       for i in range(len(read))]
+
+
+@pytest.fixture
+def mapped(monkeypatch):
+    """Files of any size walked through mappings (of 64 KB: batches larger than a window
+    make it grow), while they have a read lease; how many windows were mapped."""
+    monkeypatch.setattr(pipeline.PcapFile, "MAP_MIN", 0)
+    monkeypatch.setattr(pipeline.PcapFile, "MAP_WINDOW", 1 << 16)
+    windows = []
+    mapping = pipeline.PcapFile._mapped
+
+    def counted(self, pos):
+        got = mapping(self, pos)
+        windows.append(got is not None)
+        return got
+
+    monkeypatch.setattr(pipeline.PcapFile, "_mapped", counted)
+    return windows
+
+
+@pytest.mark.parametrize("name", sorted(CASES) + ["huge_caplen", "truncated_mid_header",
+                                                  "truncated_mid_packet", "header_only"])
+def test_a_mapped_walk_reads_what_a_read_walk_reads(tmp_path, monkeypatch, mapped, name):
+    data = CASES[name] if name in CASES else (BAD / (name + ".pcap")).read_bytes()
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(data)
+    through_maps = _read(str(path))
+    assert pipeline._Lease.held is None             # (given back when the walk ended)
+    monkeypatch.setattr(pipeline.PcapFile, "MAP_MIN", 1 << 62)
+    assert through_maps == _read(str(path))
+    # (the file header alone, or cut inside it: not walked, nothing mapped)
+    assert any(mapped) == (name not in ("header_cut", "header_only"))
+
+
+def test_jobs_walking_through_mappings_give_what_one_walk_gives(tmp_path, mapped):
+    # (the forked workers map too: the class's sizes are theirs as well, and each takes a
+    # lease of its own on its own descriptor)
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(CASES["long"])
+    one = _read(str(path))
+    assert any(mapped)
+    assert read_capture(str(path), _line, jobs=2) == one
+    assert read_capture(str(path), _line, jobs=3) == one
+
+
+def test_a_file_open_to_write_is_read_not_mapped(tmp_path, mapped):
+    # (no read lease while another open file description may write it: a mapping could then
+    # be cut under the walk)
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(CASES["long"])
+    expected = _read(str(path))
+    assert any(mapped)
+    mapped.clear()
+    with open(path, "ab"):
+        assert _read(str(path)) == expected
+    assert mapped == []
+
+
+#: a walk through mappings of the capture argv[1] (64 KB windows) while another process cuts it
+#: to argv[2] bytes as soon as the first window is mapped: read_capture's result as JSON
+_CUT_WHILE_MAPPED = """
+import json, os, subprocess, sys, time
+from sensor import pipeline
+from tests.support.fifo import read_capture
+path, cut = sys.argv[1], int(sys.argv[2])
+pipeline.PcapFile.MAP_MIN, pipeline.PcapFile.MAP_WINDOW = 0, 1 << 16
+mapping, give_back = pipeline.PcapFile._mapped, pipeline.PcapFile._give_back
+child = []
+
+def first_then_cut(self, pos):
+    got = mapping(self, pos)
+    if not child:
+        child.append(subprocess.Popen([sys.executable, "-c", "import os, sys; "
+                                       "os.truncate(sys.argv[1], int(sys.argv[2]))", path,
+                                       str(cut)]))
+        # the cut waits on the lease: this process hears of it, the window stays whole
+        deadline = time.monotonic() + 20
+        while not self._lease.broken and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert self._lease.broken and child[0].poll() is None
+    return got
+
+def then_wait(self):
+    held = self._lease is not None
+    give_back(self)
+    if held and child:      # (the cut is done before the walk reads on)
+        assert child[0].wait(timeout=20) == 0
+
+pipeline.PcapFile._mapped, pipeline.PcapFile._give_back = first_then_cut, then_wait
+out, stats, error = read_capture(path, lambda s, c: [s["id"], s["history"], sorted(c)])
+print(json.dumps([out, stats, error]))
+"""
+
+
+def test_a_file_cut_short_by_another_process_while_mapped(tmp_path):
+    # cut inside the first mapped window, while the walk has it: without the lease the walk
+    # reads pages no longer in the file and dies of SIGBUS; with it, the cut waits until the
+    # walk gives the lease back at its next window, which it reads, as the cut file is read
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(CASES["long"])
+    cut_file = tmp_path / "cut.pcap"
+    cut = 30000
+    cut_file.write_bytes(CASES["long"][:cut])
+    script = tmp_path / "walk.py"
+    script.write_text(_CUT_WHILE_MAPPED)
+    run = subprocess.run([sys.executable, str(script), str(path), str(cut)],
+                         capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 0, run.stderr[-2000:]
+    out, stats, error = json.loads(run.stdout)
+    expected = subprocess.run(
+        [sys.executable, "-c", "import json, sys\nfrom tests.support.fifo import read_capture\n"
+         "print(json.dumps(read_capture(sys.argv[1], lambda s, c: [s['id'], s['history'], "
+         "sorted(c)])))", str(cut_file)],
+        capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert [out, stats, error.replace(str(path), "X") if error else error] == \
+        json.loads(expected.stdout.replace(str(cut_file), "X"))
+    assert os.path.getsize(path) == cut
+    assert out and error is not None and "truncated" in error
 
 
 @pytest.mark.parametrize("name", ["snaplen_200", "long_snaplen"])
