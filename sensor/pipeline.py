@@ -483,8 +483,11 @@ def _unreadable(gz: "Gunzip | None", text: str, empty: bool) -> CaptureError:
 
 #: the share of the connections that worker 0 leaves to the others when it is this process
 #: and also writes everyone's output (``summarize``): of the whole, taken from it and spread
-#: over the others.  On hs-100k the merge costs this process ~0.2 s of a ~1.5 s share.
-MERGE_SHARE = 0.06
+#: over the others.  On hs-100k the merge costs this process ~0.16 s (``_release``) of a
+#: ~1.3 s share; at 0.06 it still used more CPU than the worker (1.31-1.39 s against
+#: 1.16-1.26 s, 3 runs), and at 0.09 ``--jobs 2`` took 1.20 s against 1.23 s (5 interleaved
+#: rounds, 2026-12-04: within their spread, in the direction of the CPU figures).
+MERGE_SHARE = 0.09
 
 
 def shares(jobs: int, merging: bool = False) -> list:
