@@ -171,10 +171,19 @@ def mapped(monkeypatch):
     return windows
 
 
-@pytest.mark.parametrize("name", sorted(CASES) + ["huge_caplen", "truncated_mid_header",
-                                                  "truncated_mid_packet", "header_only"])
+#: pcapng forms of the long capture, walked mapped too: blocks between the packets; big-endian
+#: with two interfaces of different time stamp resolutions
+NG_CASES = {
+    "long_pcapng": lambda: to_pcapng(CASES["long"], extra_every=50),
+    "long_pcapng_big": lambda: to_pcapng(CASES["long"], big=True, tsresol=(6, 9)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(NG_CASES) + [
+    "huge_caplen", "truncated_mid_header", "truncated_mid_packet", "header_only"])
 def test_a_mapped_walk_reads_what_a_read_walk_reads(tmp_path, monkeypatch, mapped, name):
-    data = CASES[name] if name in CASES else (BAD / (name + ".pcap")).read_bytes()
+    data = CASES[name] if name in CASES else NG_CASES[name]() if name in NG_CASES else \
+        (BAD / (name + ".pcap")).read_bytes()
     path = tmp_path / "capture.pcap"
     path.write_bytes(data)
     through_maps = _read(str(path))
