@@ -25,7 +25,6 @@ import os
 import pickle
 import signal
 import stat
-import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -486,7 +485,7 @@ def _unreadable(gz: "Gunzip | None", text: str, empty: bool) -> CaptureError:
 #: over the others.  On hs-100k the merge costs this process ~0.16 s (``_release``) of a
 #: ~1.3 s share; at 0.06 it still used more CPU than the worker (1.31-1.39 s against
 #: 1.16-1.26 s, 3 runs), and at 0.09 ``--jobs 2`` took 1.20 s against 1.23 s (5 interleaved
-#: rounds, 2026-12-04: within their spread, in the direction of the CPU figures).
+#: rounds, 2026-12-05: within their spread, in the direction of the CPU figures).
 MERGE_SHARE = 0.09
 
 
@@ -645,7 +644,6 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
             raise _SpoolError(exc.errno, exc.strerror) from None
         return [(k, len(item)) for k, item in pairs]
 
-    _Lease.held = None      # (the parent's, if it held one when it forked: not this one's)
     # the parent's ends of the workers forked before this one: held here, they would keep
     # those workers from seeing the parent close them
     for c in inherited:
@@ -972,17 +970,13 @@ class PcapFile:
         keep = 0
         if self._buffer is not None and self._held_from <= pos < self._held_from + self._held:
             keep = min(self._held_from + self._held - pos, length)
-        if self._buffer is None or len(self._buffer) < length:
-            grown = bytearray(max(length, self.WINDOW))
-            if keep:
-                at = pos - self._held_from
-                grown[:keep] = self._buffer[at:at + keep]
-            self._buffer = grown
-        elif keep and pos > self._held_from:
-            at = pos - self._held_from
-            view = memoryview(self._buffer)
-            view[:keep] = view[at:at + keep]        # (memmove: they may overlap)
+        held = self._buffer
+        if held is None or len(held) < length:
+            self._buffer = bytearray(max(length, self.WINDOW))
         view = memoryview(self._buffer)
+        at = pos - self._held_from
+        if keep and (at or self._buffer is not held):
+            view[:keep] = memoryview(held)[at:at + keep]    # (memmove: they may overlap)
         have = keep
         while have < length:
             try:
@@ -1059,11 +1053,11 @@ class _Lease:
 
     @classmethod
     def take(cls, fd: int) -> "_Lease | None":
-        if cls.held is not None or threading.current_thread() is not threading.main_thread():
+        if cls.held is not None:
             return None
         try:
             before = signal.signal(signal.SIGIO, _lease_broken)
-        except (ValueError, OSError):
+        except (ValueError, OSError):   # (not the main thread: Python's handlers run there)
             return None
         try:
             fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)

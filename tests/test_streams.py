@@ -218,6 +218,20 @@ def test_a_file_open_to_write_is_read_not_mapped(tmp_path, mapped):
     assert mapped == []
 
 
+def test_a_walk_in_another_thread_reads_not_maps(tmp_path, mapped):
+    # (SIGIO's handler, which the lease needs, can only be set in the main thread)
+    import threading
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(CASES["long"])
+    expected = _read(str(path))
+    mapped.clear()
+    got = []
+    t = threading.Thread(target=lambda: got.append(_read(str(path))))
+    t.start()
+    t.join()
+    assert got == [expected] and mapped == []
+
+
 #: a walk through mappings of the capture argv[1] (64 KB windows) while another process cuts it
 #: to argv[2] bytes as soon as the first window is mapped: read_capture's result as JSON
 _CUT_WHILE_MAPPED = """
