@@ -213,6 +213,13 @@ class Ctx:
         return m.report
 
     @property
+    def offer_cut(self) -> bool:
+        """The sensor kept only the first MAX_OFFER_CODES entries of the ClientHello's lists
+        (the weird ``client_offer_truncated``): what the client offered past them is not known,
+        so what those lists lack proves nothing."""
+        return "client_offer_truncated" in self.list_field("weirds")
+
+    @property
     def client_ciphers(self) -> list[str]:
         return [str(c) for c in self.list_field("client_ciphers") if str(c) not in SIGNALING_SUITES]
 

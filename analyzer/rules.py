@@ -214,8 +214,23 @@ def e_profile_version(ctx: Ctx) -> Finding:
 
 
 def _profile_suites_refute(ctx: Ctx) -> bool:
+    """None of the client's suites is one the server chose (not decided by an offer the sensor cut)."""
     p = ctx.refusal_profile()
-    return bool(p and p.ciphers and ctx.client_ciphers and not (set(p.ciphers) & set(ctx.client_ciphers)))
+    return bool(p and p.ciphers and ctx.client_ciphers and not (set(p.ciphers) & set(ctx.client_ciphers))
+                and not ctx.offer_cut)
+
+
+def _profile_suites_unknown(ctx: Ctx) -> bool:
+    """The offer was cut (``client_offer_truncated``) and what was kept of its suites meets none the server
+    chose: whether the rest did is not known."""
+    p = ctx.refusal_profile()
+    return bool(ctx.offer_cut and p and p.ciphers and not set(p.ciphers) & set(ctx.client_ciphers))
+
+
+def _profile_groups_unknown(ctx: Ctx) -> bool:
+    p = ctx.refusal_profile()
+    return bool(ctx.offer_cut and p and p.groups
+                and not set(p.groups) & {str(g) for g in ctx.list_field("client_groups")})
 
 
 def m_profile_cipher(ctx: Ctx) -> bool:
@@ -234,9 +249,10 @@ def e_profile_cipher(ctx: Ctx) -> Finding:
 
 
 def _profile_groups_refute(ctx: Ctx) -> bool:
+    """As :func:`_profile_suites_refute`, for the key-exchange groups."""
     p = ctx.refusal_profile()
     offered = {str(g) for g in ctx.list_field("client_groups")}
-    return bool(p and p.groups and offered and not (set(p.groups) & offered))
+    return bool(p and p.groups and offered and not (set(p.groups) & offered) and not ctx.offer_cut)
 
 
 def m_profile_group(ctx: Ctx) -> bool:
@@ -280,7 +296,8 @@ def m_profile_other_names(ctx: Ctx) -> bool:
     p = ctx.server_profile
     return bool(ctx.server_refused_hello() and ctx.sni and ctx.profile is None and p is not None
                 and p.with_sni > 0 and p.without_sni == 0 and not _profile_versions_refute(ctx)
-                and not _profile_suites_refute(ctx) and not _profile_groups_refute(ctx))
+                and not _profile_suites_refute(ctx) and not _profile_groups_refute(ctx)
+                and not _profile_suites_unknown(ctx) and not _profile_groups_unknown(ctx))
 
 
 def e_profile_other_names(ctx: Ctx) -> Finding:
@@ -300,7 +317,8 @@ def m_implicit_version(ctx: Ctx) -> bool:
     if not (ctx.server_refused_hello() and p and p.versions and top and not ctx.explicit_versions):
         return False
     ranks = [version_rank(v) for v in p.versions]
-    return all(r is not None and r < VERSION_RANK.get(top, 0) for r in ranks) and not _profile_suites_refute(ctx)
+    return (all(r is not None and r < VERSION_RANK.get(top, 0) for r in ranks) and not _profile_suites_refute(ctx)
+            and not _profile_suites_unknown(ctx))
 
 
 def e_implicit_version(ctx: Ctx) -> Finding:
@@ -339,7 +357,8 @@ def e_insufficient_security(ctx: Ctx) -> Finding:
 
 def m_weak_only(ctx: Ctx) -> bool:
     cs = ctx.client_ciphers
-    return ctx.fatal is not None and ctx.server_refused_hello() and bool(cs) and all(is_weak_suite(c) for c in cs)
+    return (ctx.fatal is not None and ctx.server_refused_hello() and bool(cs) and not ctx.offer_cut
+            and all(is_weak_suite(c) for c in cs))
 
 
 def e_weak_only(ctx: Ctx) -> Finding:

@@ -124,6 +124,58 @@ def test_weak_only_offer(pki):
     assert (d["cause"], d["rule"]) == ("cipher_mismatch", "TLS-HELLO-REFUSED-WEAK-SUITES")
 
 
+#: a ClientHello offer the sensor cut at MAX_OFFER_CODES entries (cext._session_py): 1024 suites kept,
+#: none of them the one the servers below choose, and the weird that says the rest is not known
+_CUT = [f"TLS_RSA_WITH_RC4_128_SHA_{i}" for i in range(1024)]
+
+
+@pytest.mark.parametrize("sni", ["api.example.com", "other.example.com"])
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_cut_offer_refutes_no_suite(pki, cut, sni):
+    """What the kept part of a cut offer lacks proves nothing: no PROFILE-CIPHER (nor, for a name the
+    server never answered, a name refused "although the suites match") on an offer the sensor marked
+    client_offer_truncated."""
+    e = engine(role="router")
+    learn(e, 5, cipher="TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")
+    s = refused(sni=sni, client_ciphers=_CUT, weirds=["client_offer_truncated"] if cut else [])
+    d = one(e.diagnose(s))
+    if not cut:
+        assert (d["cause"], d["rule"]) == ("cipher_mismatch", "TLS-HELLO-REFUSED-PROFILE-CIPHER")
+    else:
+        assert d["rule"] not in ("TLS-HELLO-REFUSED-PROFILE-CIPHER", "TLS-HELLO-REFUSED-PROFILE-OTHER-NAMES")
+        assert d["cause"] == "unknown" and "client_offer_truncated" in d["explanation"]
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_cut_offer_refutes_no_group(pki, cut):
+    e = engine()
+    learn(e, 5)
+    s = refused(client_groups=[f"ffdhe{i}" for i in range(1024)],
+                weirds=["client_offer_truncated"] if cut else [])
+    d = one(e.diagnose(s))
+    assert (d["rule"] == "TLS-HELLO-REFUSED-PROFILE-GROUP") == (not cut), d
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_cut_offer_of_weak_suites_is_not_weak_only(pki, cut):
+    weak = ["TLS_RSA_WITH_RC4_128_SHA", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"] * 512
+    d = one(engine().diagnose(refused(client_ciphers=weak,
+                                      weirds=["client_offer_truncated"] if cut else [])))
+    assert (d["rule"] == "TLS-HELLO-REFUSED-WEAK-SUITES") == (not cut)
+
+
+def test_a_cut_offer_does_not_say_the_suites_overlap(pki):
+    """The implicit-version rule says "the suites overlap": not from a cut offer whose kept suites do not."""
+    e = engine()
+    learn(e, 3, version="TLSv1.0", cipher="TLS_RSA_WITH_AES_128_CBC_SHA", client_versions=["TLSv1.0"],
+          explicit_versions=False)
+    s = refused(client_versions=["TLSv1.2"], explicit_versions=False, client_ciphers=_CUT,
+                weirds=["client_offer_truncated"])
+    d = one(e.diagnose(s))
+    assert d["rule"] not in ("TLS-HELLO-REFUSED-IMPLICIT-VERSION", "TLS-HELLO-REFUSED-PROFILE-CIPHER"), d
+    assert d["cause"] == "unknown"
+
+
 def test_cipher_fallback_low_confidence(pki):
     d = one(engine().diagnose(refused()))
     assert (d["cause"], d["confidence"], d["rule"]) == ("cipher_mismatch", "low", "TLS-HELLO-REFUSED-CIPHER")
