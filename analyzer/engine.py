@@ -45,6 +45,37 @@ Certs = Mapping[str, bytes]
 
 #: connections held at once by ``diagnose_windows`` (bounded memory on huge captures)
 DEFAULT_WINDOW = 200_000
+#: ... and the most bytes of input (a :class:`Meter`'s: JSONL lines) a window holds: lines may be
+#: up to 16 MB each (``diagnose``'s MAX_JSONL_LINE), so a count alone bounds nothing.  ~2 KB a line
+#: on handshake traffic: 200,000 of them are ~450 MB, under it
+DEFAULT_WINDOW_BYTES = 512 << 20
+
+
+class Meter:
+    """The bytes of input read so far (the reader adds each line's); a window ends once it has taken
+    ``budget`` bytes since it began (see :func:`take_window`)."""
+
+    __slots__ = ("read", "budget")
+
+    def __init__(self, budget: int = DEFAULT_WINDOW_BYTES) -> None:
+        self.read = 0
+        self.budget = budget
+
+
+def take_window(it: Iterator[tuple[Summary, Certs]], window: int, meter: Meter | None = None,
+                since: int | None = None) -> list:
+    """The next window of ``it``: ``window`` connections (0: all), fewer once ``meter`` says the window
+    took its budget of bytes (at least one connection, whatever its size) -- counted from ``since`` (the
+    meter's reading before the window's first connection was read), else from now."""
+    if meter is None:
+        return list(itertools.islice(it, window)) if window > 0 else list(it)
+    stop = (meter.read if since is None else since) + meter.budget
+    items = []
+    for x in it:
+        items.append(x)
+        if len(items) == window or meter.read >= stop:
+            break
+    return items
 #: (client host, server host, sensor direction) -> direction memo entries (least recently used
 #: dropped beyond)
 DIRECTION_CACHE_MAX = 65536
@@ -245,14 +276,14 @@ class Engine:
             out.extend(chunk)
         return out
 
-    def diagnose_windows(self, pairs: Iterable[tuple[Summary, Certs]],
-                         window: int = DEFAULT_WINDOW) -> Iterator[list[Diagnosis]]:
-        """Streaming batch with bounded memory: per window of ``window`` connections (0 = all at once), learn
-        from the window's successes, then diagnose it. Profiles carry over, so later windows also use what
-        earlier ones learned."""
+    def diagnose_windows(self, pairs: Iterable[tuple[Summary, Certs]], window: int = DEFAULT_WINDOW,
+                         meter: Meter | None = None) -> Iterator[list[Diagnosis]]:
+        """Streaming batch with bounded memory: per window of ``window`` connections (0 = all at once; fewer
+        once a window took ``meter``'s budget of input bytes), learn from the window's successes, then
+        diagnose it. Profiles carry over, so later windows also use what earlier ones learned."""
         it = iter(pairs)
         while True:
-            items = list(itertools.islice(it, window)) if window > 0 else list(it)
+            items = take_window(it, window, meter)
             if not items:
                 return
             # a window's summaries are long-lived: keep the cyclic GC from re-scanning them on every
@@ -267,7 +298,7 @@ class Engine:
             finally:
                 gc.unfreeze()
             yield out
-            if window <= 0:
+            if window <= 0 and meter is None:
                 return
 
     # -- internals --------------------------------------------------------------------------------------

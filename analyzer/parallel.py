@@ -35,7 +35,7 @@ from io import BytesIO
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .engine import DEFAULT_WINDOW, Certs, Diagnosis, Engine, Stats, Summary
+from .engine import DEFAULT_WINDOW, Certs, Diagnosis, Engine, Meter, Stats, Summary, take_window
 
 __all__ = ["fold_windows", "Fold", "JobsError", "part_of"]
 
@@ -63,8 +63,9 @@ def _part(server: str, jobs: int) -> int:
 
 
 def fold_windows(engine: Engine, pairs: Iterable[tuple[Summary, Certs]], jobs: int, make: Callable[[], Fold],
-                 window: int = DEFAULT_WINDOW) -> Iterator[list[Fold]]:
-    """Diagnose ``pairs`` per window of ``window`` connections (as :meth:`Engine.diagnose_windows`), and
+                 window: int = DEFAULT_WINDOW, meter: Meter | None = None) -> Iterator[list[Fold]]:
+    """Diagnose ``pairs`` per window of ``window`` connections, fewer once a window took ``meter``'s budget of
+    input bytes (as :meth:`Engine.diagnose_windows`), and
     yield per window what ``make()`` objects made of its diagnoses: one per worker of ``jobs`` (see the
     module docstring), each fed ``add(position, diagnosis)`` for the diagnoses of its connections in input
     order -- the positions order the diagnoses of several workers as one process gives them.  ``jobs`` <= 1:
@@ -72,7 +73,7 @@ def fold_windows(engine: Engine, pairs: Iterable[tuple[Summary, Certs]], jobs: i
     before the last window: nothing reads it after, and it is not brought back.)"""
     if jobs <= 1:
         n = 0
-        for chunk in engine.diagnose_windows(pairs, window):
+        for chunk in engine.diagnose_windows(pairs, window, meter):
             fold = make()
             for d in chunk:
                 fold.add(n, d)
@@ -81,15 +82,14 @@ def fold_windows(engine: Engine, pairs: Iterable[tuple[Summary, Certs]], jobs: i
         return
     it = iter(pairs)
     end = object()
-    while True:
-        items = list(itertools.islice(it, window)) if window > 0 else list(it)
-        if not items:
-            return
-        nxt = next(it, end) if window > 0 else end
+    items = take_window(it, window, meter)
+    while items:
+        since = meter.read if meter is not None else 0      # (the next window's bytes start here)
+        nxt = next(it, end) if window > 0 or meter is not None else end
         yield _window(engine, items, jobs, make, more=nxt is not end)
         if nxt is end:
             return
-        it = itertools.chain((nxt,), it)
+        items = take_window(itertools.chain((nxt,), it), window, meter, since)
 
 
 def _window(engine: Engine, items: list, jobs: int, make: Callable[[], Fold], more: bool) -> list[Fold]:

@@ -337,3 +337,48 @@ def test_a_bug_is_exit_3_with_its_traceback_not_1(monkeypatch, capsys, exc):
     assert err.startswith("Traceback") and str(exc.args[-1]) in err
     assert err.endswith("tlsdiag diagnose: internal error (a bug in tlsdiag: please report the traceback "
                         "above); exit status 3\n")
+
+
+class _Listed:
+    """A fold that keeps every diagnosis with its position (picklable: it comes back from a worker)."""
+
+    def __init__(self):
+        self.got = []
+
+    def add(self, position, d):
+        self.got.append((position, d))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_window_of_jsonl_is_bounded_by_its_bytes(tmp_path, monkeypatch, jobs):
+    """A window holds DEFAULT_WINDOW connections, or fewer once it took DEFAULT_WINDOW_BYTES of JSONL:
+    lines may be up to 16 MB each, so 200,000 of them would bound nothing.  Ten refused hellos of ~300 KB
+    each (a field the engine ignores pads them) against a budget of 1 MB: windows of 4, 4 and 2 -- and the
+    same ten diagnoses as one window gives."""
+    from analyzer import engine as engine_mod
+    from analyzer.config import DiagnoseConfig
+    from analyzer.engine import Engine, Meter
+    from analyzer.parallel import fold_windows
+    lines = [make_summary(client=f"10.1.0.{i}:5{i:04d}", established=False, version=None, cipher=None,
+                          history="Cl", alerts=[alert("server", "handshake_failure", "client_hello")],
+                          pad="x" * 300_000) for i in range(10)]
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in lines))
+
+    def windows(meter):
+        errors: list = []
+        inputs = cli.iter_inputs([str(path)], errors, meter=meter)
+        out = [sorted((x for f in folds for x in f.got), key=lambda x: x[0])
+               for folds in fold_windows(Engine(DiagnoseConfig()), inputs, jobs, _Listed, meter=meter)]
+        assert not errors
+        return out
+
+    bounded = windows(Meter(budget=1 << 20))
+    assert [len(w) for w in bounded] == [4, 4, 2]
+    whole = windows(None)
+    assert [len(w) for w in whole] == [10]
+    assert [d for w in bounded for _k, d in w] == [d for _k, d in whole[0]]
+    # the command itself: the same ten failures, with the budget made small
+    monkeypatch.setattr(engine_mod.Meter.__init__, "__defaults__", (1 << 20,))
+    code, out, _err = run("--format", "jsonl", "--jobs", str(jobs), str(path))
+    assert code == 1 and len(out.splitlines()) == 10

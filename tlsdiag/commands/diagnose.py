@@ -19,7 +19,7 @@ from collections import Counter
 from typing import IO, Iterator, Sequence
 
 from analyzer.config import ConfigError, build_config
-from analyzer.engine import Engine
+from analyzer.engine import Engine, Meter
 from analyzer.parallel import JobsError, fold_windows
 from analyzer.profiles import ProfileError
 from analyzer.report import Grouper, json_bytes, render, want_colour
@@ -67,7 +67,8 @@ def _without_bytes(summary: dict[str, object], certs: dict[str, bytes]) -> bool:
     return False
 
 
-def _read_jsonl(path: str, counts: Counter[str] | None = None) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
+def _read_jsonl(path: str, counts: Counter[str] | None = None,
+                meter: Meter | None = None) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -82,6 +83,8 @@ def _read_jsonl(path: str, counts: Counter[str] | None = None) -> Iterator[tuple
                 raise InputError(f"{path}:{n}: {e.strerror or e}") from None
             if not data:
                 break
+            if meter is not None:       # (a window of diagnose holds this many bytes' worth)
+                meter.read += len(data)
             if len(data) > MAX_JSONL_LINE:
                 raise InputError(f"{path}:{n}: line longer than {MAX_JSONL_LINE} bytes")
             try:
@@ -121,14 +124,15 @@ def _is_summary_file(path: str) -> bool:
 
 def iter_inputs(paths: Sequence[str], errors: list[str],
                 counts: Counter[str] | None = None,
-                jobs: int = 1) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
+                jobs: int = 1, meter: Meter | None = None) -> Iterator[tuple[dict[str, object], dict[str, bytes]]]:
     """Every connection of every file, streamed; a file that cannot be (fully) read adds a one-line message
     to ``errors`` and the others still go through.  ``counts["without_certificate_bytes"]``: JSONL summaries
-    whose certificates came without their DER."""
+    whose certificates came without their DER.  ``meter``: the bytes of JSONL lines read are added there
+    (a capture's summaries are the sensor's, whose lists are cut: bounded by their count)."""
     for p in paths:
         if _is_summary_file(p):
             try:
-                yield from _read_jsonl(p, counts)
+                yield from _read_jsonl(p, counts, meter)
             except InputError as e:
                 errors.append(str(e))
             continue
@@ -241,15 +245,17 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
     tune_gc_for_batch()
     tune_malloc_for_batch()
     counts: Counter[str] = Counter()
-    inputs = iter_inputs([p for p in a.files if p not in missing], errors, counts, a.jobs)
+    meter = Meter()                 # (a window is bounded by its bytes of JSONL as by its count)
+    inputs = iter_inputs([p for p in a.files if p not in missing], errors, counts, a.jobs, meter)
     jsonl = a.format == "jsonl"
     report = _Report(jsonl, values["warnings"], stdout)
     try:
         if a.jobs <= 1:     # (one process: every diagnosis straight into the command's report)
-            for _folds in fold_windows(engine, inputs, 1, lambda: report):
+            for _folds in fold_windows(engine, inputs, 1, lambda: report, meter=meter):
                 pass
         else:
-            for folds in fold_windows(engine, inputs, a.jobs, functools.partial(_Report, jsonl, values["warnings"])):
+            for folds in fold_windows(engine, inputs, a.jobs, functools.partial(_Report, jsonl, values["warnings"]),
+                                      meter=meter):
                 report.absorb(folds)
     except JobsError as exc:
         stderr.write(f"tlsdiag diagnose: error: {exc}\n")
