@@ -76,6 +76,8 @@ def take_window(it: Iterator[tuple[Summary, Certs]], window: int, meter: Meter |
         if len(items) == window or meter.read >= stop:
             break
     return items
+
+
 #: (client host, server host, sensor direction) -> direction memo entries (least recently used
 #: dropped beyond)
 DIRECTION_CACHE_MAX = 65536
