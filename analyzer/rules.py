@@ -13,7 +13,7 @@ Alert, message and version names are the IANA spellings of :mod:`proto.names`, h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Sequence
 
 from proto.history import HISTORY_UNKNOWN_CONTENT_TYPE, client_letter, record_history_letter, server_letter
 from proto.names import AlertDescription as AD
@@ -213,24 +213,31 @@ def e_profile_version(ctx: Ctx) -> Finding:
                    None if p.count >= 5 else "more successful handshakes to this server, or `tlsdiag probe` of its versions")
 
 
+def _unmet(chosen: Collection[str], offered: set[str]) -> bool:
+    """The server chose some (``chosen``: what a profile counted) and the offer has none of them."""
+    return bool(chosen) and not set(chosen) & offered
+
+
+def _offered_groups(ctx: Ctx) -> set[str]:
+    return {str(g) for g in ctx.list_field("client_groups")}
+
+
 def _profile_suites_refute(ctx: Ctx) -> bool:
     """None of the client's suites is one the server chose (not decided by an offer the sensor cut)."""
     p = ctx.refusal_profile()
-    return bool(p and p.ciphers and ctx.client_ciphers and not (set(p.ciphers) & set(ctx.client_ciphers))
-                and not ctx.offer_cut)
+    return bool(p and ctx.client_ciphers and _unmet(p.ciphers, set(ctx.client_ciphers)) and not ctx.offer_cut)
 
 
 def _profile_suites_unknown(ctx: Ctx) -> bool:
     """The offer was cut (``client_offer_truncated``) and what was kept of its suites meets none the server
     chose: whether the rest did is not known."""
     p = ctx.refusal_profile()
-    return bool(ctx.offer_cut and p and p.ciphers and not set(p.ciphers) & set(ctx.client_ciphers))
+    return bool(ctx.offer_cut and p and _unmet(p.ciphers, set(ctx.client_ciphers)))
 
 
 def _profile_groups_unknown(ctx: Ctx) -> bool:
     p = ctx.refusal_profile()
-    return bool(ctx.offer_cut and p and p.groups
-                and not set(p.groups) & {str(g) for g in ctx.list_field("client_groups")})
+    return bool(ctx.offer_cut and p and _unmet(p.groups, _offered_groups(ctx)))
 
 
 def m_profile_cipher(ctx: Ctx) -> bool:
@@ -251,8 +258,8 @@ def e_profile_cipher(ctx: Ctx) -> Finding:
 def _profile_groups_refute(ctx: Ctx) -> bool:
     """As :func:`_profile_suites_refute`, for the key-exchange groups."""
     p = ctx.refusal_profile()
-    offered = {str(g) for g in ctx.list_field("client_groups")}
-    return bool(p and p.groups and offered and not (set(p.groups) & offered) and not ctx.offer_cut)
+    offered = _offered_groups(ctx)
+    return bool(p and offered and _unmet(p.groups, offered) and not ctx.offer_cut)
 
 
 def m_profile_group(ctx: Ctx) -> bool:

@@ -854,8 +854,7 @@ class PcapFile:
     #: the largest window kept for the batches after the one that needed it
     NEED_KEPT = 16 << 20
     #: a file of at least MAP_MIN bytes is walked through mappings of MAP_WINDOW bytes, when
-    #: it can have a read lease (:class:`_Lease`): its bytes are not copied, and most of a
-    #: bulk capture's are ciphertext the decoder never reads
+    #: it can have a read lease (see the class's docstring)
     MAP_MIN = 64 << 20
     MAP_WINDOW = 16 << 20
 
@@ -1062,7 +1061,7 @@ class _Lease:
         try:
             fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
         except OSError:
-            signal.signal(signal.SIGIO, before if before is not None else signal.SIG_DFL)
+            _restore_sigio(before)
             return None
         cls.held = cls(fd, before)
         return cls.held
@@ -1075,7 +1074,12 @@ class _Lease:
         except OSError:
             pass
         _Lease.held = None
-        signal.signal(signal.SIGIO, self._before if self._before is not None else signal.SIG_DFL)
+        _restore_sigio(self._before)
+
+
+def _restore_sigio(before) -> None:
+    """SIGIO's handler as it was before a lease (none set from Python: the default)."""
+    signal.signal(signal.SIGIO, before if before is not None else signal.SIG_DFL)
 
 
 def _lease_broken(_signum, _frame) -> None:
