@@ -18,6 +18,7 @@ payload, session ids, DER certificates, names -- is copied out as new objects.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
@@ -25,7 +26,9 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport fabs, rint
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
+from libc.errno cimport EINTR, errno
 from libc.string cimport memchr, memcmp, memcpy, memset
+from posix.uio cimport iovec, writev
 
 from .errors import MAX_CERTIFICATES as _MAX_CERTIFICATES, error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
@@ -40,7 +43,7 @@ __all__ = [
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD", "SHARE_SPACE",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
-    "kafka_partition",
+    "kafka_partition", "key_hash", "keys_below", "write_merged",
 ]
 
 cdef extern from *:
@@ -105,6 +108,31 @@ cdef inline unsigned int _u16(const uint8_t* p) noexcept nogil:
 
 cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+cdef inline uint64_t _u64(const uint8_t* p) noexcept nogil:
+    return (<uint64_t>_u32(p) << 32) | _u32(p + 4)
+
+# the connection key's hash (see cext._wire_py.key_hash), of its endpoints in canonical order
+cdef uint64_t KEY_MUL = 0x9E3779B97F4A7C15ULL
+
+cdef inline uint32_t _key_hash(const uint8_t* lo_ip, const uint8_t* lo_port,
+                               const uint8_t* hi_ip, const uint8_t* hi_port,
+                               Py_ssize_t alen) noexcept nogil:
+    cdef uint64_t x
+    if alen == 4:
+        x = ((<uint64_t>_u32(lo_ip) << 16) | _u16(lo_port)) * KEY_MUL \
+            + ((<uint64_t>_u32(hi_ip) << 16) | _u16(hi_port))
+    else:
+        x = _u64(lo_ip) * KEY_MUL + _u64(lo_ip + 8)
+        x = x * KEY_MUL + _u64(hi_ip)
+        x = x * KEY_MUL + _u64(hi_ip + 8)
+        x = x * KEY_MUL + ((<uint64_t>_u16(lo_port) << 16) | _u16(hi_port))
+    x ^= x >> 33
+    x *= 0xFF51AFD7ED558CCDULL
+    x ^= x >> 33
+    x *= 0xC4CEB9FE1A85EC53ULL
+    x ^= x >> 33
+    return <uint32_t>(x >> 32)
 
 cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
@@ -390,8 +418,6 @@ cdef class PacketDecoder:
                 return 1
 
     cdef bint _decode(self, double ts, const uint8_t* f, Py_ssize_t n) except -1:
-        cdef int cmp
-        cdef Py_ssize_t k
         cdef long long* c = self.c
         cdef int lt = self.linktype
         cdef Py_ssize_t off, p, ip_end, end, ps, plen, hl
@@ -538,27 +564,31 @@ cdef class PacketDecoder:
         if ps > end:
             c[C_TRUNC] += 1
             return False
-        # canonical key: compare (src, sport) with (dst, dport) bytewise
-        cmp = 0
-        for k in range(alen):
-            if src[k] != dst[k]:
-                cmp = -1 if src[k] < dst[k] else 1
-                break
-        if cmp == 0:
-            for k in range(2):
-                if f[p + k] != f[p + 2 + k]:
-                    cmp = -1 if f[p + k] < f[p + 2 + k] else 1
-                    break
+        # the canonical order: (src, sport) against (dst, dport) bytewise, as big-endian
+        # integers; then the key's hash (the --jobs partition and the slot), before any key
+        # is made: another worker's frame ends there
+        cdef uint64_t sa, da
+        if alen == 4:
+            sa = (<uint64_t>_u32(src) << 16) | _u16(f + p)
+            da = (<uint64_t>_u32(dst) << 16) | _u16(f + p + 2)
+        else:
+            sa, da = _u64(src), _u64(dst)
+            if sa == da:
+                sa, da = _u64(src + 8), _u64(dst + 8)
+                if sa == da:
+                    sa, da = _u16(f + p), _u16(f + p + 2)
+        from_lo = sa <= da
         cdef const uint8_t* a_ip
         cdef const uint8_t* b_ip
         cdef const uint8_t* a_port
         cdef const uint8_t* b_port
-        if cmp <= 0:
+        if from_lo:
             a_ip, a_port, b_ip, b_port = src, f + p, dst, f + p + 2
-            from_lo = True
         else:
             a_ip, a_port, b_ip, b_port = dst, f + p + 2, src, f + p
-            from_lo = False
+        cdef uint32_t h = _key_hash(a_ip, a_port, b_ip, b_port, alen)
+        if <int>(h >> 16) < self.share_lo or <int>(h >> 16) >= self.share_hi:
+            return False                    # (--jobs: another worker's connection)
         # the canonical key, in place: lo_ip lo_port hi_ip hi_port
         cdef uint8_t raw[36]
         cdef int klen = 2 * (alen + 2)
@@ -568,11 +598,6 @@ cdef class PacketDecoder:
         memcpy(raw + alen + 2, b_ip, alen)
         raw[2 * alen + 2] = b_port[0]
         raw[2 * alen + 3] = b_port[1]
-        cdef uint32_t h = 2166136261u       # FNV-1a: the --jobs partition and the slot
-        for k in range(klen):
-            h = (h ^ raw[k]) * 16777619u
-        if <int>(h >> 16) < self.share_lo or <int>(h >> 16) >= self.share_hi:
-            return False                    # (--jobs: another worker's connection)
         cdef uint32_t seq = _u32(f + p + 4)
         cdef object obj
         cdef long long stop
@@ -1313,6 +1338,14 @@ def connection_id(double start, str client, str server):
     return _b2s8_hex(<const uint8_t*>buf, n)
 
 
+def key_hash(const uint8_t[::1] key):
+    """See ``cext._wire_py.key_hash``."""
+    cdef Py_ssize_t n = key.shape[0], alen = n // 2 - 2
+    if n != 12 and n != 36:
+        raise ValueError("a canonical key is 12 or 36 bytes")
+    return _key_hash(&key[0], &key[alen], &key[alen + 2], &key[n - 2], alen)
+
+
 def murmur2(const uint8_t[::1] data):
     """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``): the hash of the
     default partitioner of the Java client and of kafka-python, unsigned 32-bit."""
@@ -1348,3 +1381,157 @@ def kafka_partition(const uint8_t[::1] key, Py_ssize_t partitions):
     if partitions <= 0:
         raise ValueError("partitions must be positive")
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+# -- the --jobs merge (sensor.pipeline): ordered results of several parts, written in order -----
+
+#: the order keys of a part's results: flat (major, minor, created) int64 triples
+#: (cext._flows_py: FlowTable.keys), in order
+cdef int64_t _KEY_MAX = 0x7FFFFFFFFFFFFFFF
+
+
+def keys_below(const int64_t[::1] keys, low):
+    """See ``cext._wire_py.keys_below``."""
+    cdef Py_ssize_t lo = 0, hi = keys.shape[0] // 3, mid
+    if low >= _KEY_MAX:                 # (every key is: the majors are at most 2**62)
+        return hi
+    cdef int64_t bound = low
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[3 * mid] < bound:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline bint _key_lt(const int64_t* a, const int64_t* b) noexcept nogil:
+    if a[0] != b[0]:
+        return a[0] < b[0]
+    if a[1] != b[1]:
+        return a[1] < b[1]
+    return a[2] < b[2]
+
+
+cdef Py_ssize_t _write_iov(int fd, iovec* iov, int cnt) except -1:
+    """All of ``iov[:cnt]`` to ``fd``: a short write goes on from where it stopped."""
+    cdef Py_ssize_t total = 0, n
+    while cnt > 0:
+        with nogil:
+            n = writev(fd, iov, cnt)
+        if n < 0:
+            if errno == EINTR:
+                if PyErr_CheckSignals() < 0:
+                    return -1
+                continue
+            PyErr_SetFromErrno(OSError)
+            return -1
+        total += n
+        while cnt > 0 and <size_t>n >= iov[0].iov_len:
+            n -= iov[0].iov_len
+            iov += 1
+            cnt -= 1
+        if cnt > 0:
+            iov[0].iov_base = <char*>iov[0].iov_base + n
+            iov[0].iov_len -= n
+    return total
+
+
+cdef enum:
+    _MERGE_MAX_PARTS = 256
+    _IOV_BATCH = 1024
+
+
+def write_merged(int fd, list parts):
+    """See ``cext._wire_py.write_merged``."""
+    cdef Py_ssize_t k = len(parts), i, j, n, best, total = 0, cnt = 0
+    cdef size_t ln
+    if k > _MERGE_MAX_PARTS:
+        raise ValueError("at most %d parts" % _MERGE_MAX_PARTS)
+    cdef const int64_t* keys[_MERGE_MAX_PARTS]
+    cdef const uint64_t* lens[_MERGE_MAX_PARTS]
+    cdef const uint8_t* data[_MERGE_MAX_PARTS]
+    cdef PyObject* items[_MERGE_MAX_PARTS]
+    cdef Py_ssize_t taken[_MERGE_MAX_PARTS]
+    cdef Py_ssize_t count[_MERGE_MAX_PARTS]
+    cdef size_t at[_MERGE_MAX_PARTS]
+    cdef size_t size[_MERGE_MAX_PARTS]
+    cdef const int64_t[::1] kv
+    cdef const uint64_t[::1] lv
+    cdef const uint8_t[::1] dv
+    cdef list held = []                 # (the views whose pointers are above: kept alive)
+    cdef iovec iov[_IOV_BATCH]
+    cdef object item
+    cdef int last = -1
+    for i in range(k):
+        part_keys, n, part_items, part_data, part_lens = parts[i]
+        count[i] = n
+        taken[i] = 0
+        at[i] = 0
+        items[i] = NULL
+        if n < 0:
+            raise ValueError("a negative count")
+        if n == 0:
+            continue
+        kv = part_keys
+        if kv.shape[0] < 3 * n:
+            raise ValueError("fewer keys than the count")
+        keys[i] = &kv[0]
+        held.append(kv)
+        if part_items is not None:
+            if type(part_items) is not list or PyList_GET_SIZE(part_items) < n:
+                raise ValueError("fewer items than the count")
+            for j in range(n):
+                if type((<list>part_items)[j]) is not bytes:
+                    raise TypeError("an item that is not bytes")
+            items[i] = <PyObject*>part_items
+            held.append(part_items)
+        else:
+            lv = part_lens
+            if lv.shape[0] < n:
+                raise ValueError("fewer lengths than the count")
+            lens[i] = &lv[0]
+            held.append(lv)
+            size[i] = 0
+            for j in range(n):
+                size[i] += lv[j]
+            if size[i]:
+                dv = part_data
+                if <size_t>dv.shape[0] < size[i]:
+                    raise ValueError("less data than the lengths")
+                data[i] = &dv[0]
+                held.append(dv)
+    while True:
+        best = -1
+        for i in range(k):
+            if taken[i] < count[i] and (best < 0 or _key_lt(keys[i] + 3 * taken[i],
+                                                              keys[best] + 3 * taken[best])):
+                best = i
+        if best < 0:
+            break
+        if items[best] is not NULL:
+            item = (<list>items[best])[taken[best]]
+            if cnt == _IOV_BATCH:
+                total += _write_iov(fd, iov, cnt)
+                cnt = 0
+            iov[cnt].iov_base = PyBytes_AS_STRING(item)
+            iov[cnt].iov_len = PyBytes_GET_SIZE(item)
+            cnt += 1
+            last = -1
+        else:
+            ln = lens[best][taken[best]]
+            if last == best and ln:         # (right after the last one in its data)
+                iov[cnt - 1].iov_len += ln
+            elif ln:
+                if cnt == _IOV_BATCH:
+                    total += _write_iov(fd, iov, cnt)
+                    cnt = 0
+                iov[cnt].iov_base = <void*>(data[best] + at[best])
+                iov[cnt].iov_len = ln
+                cnt += 1
+                last = best
+            at[best] += ln
+        taken[best] += 1
+    if cnt:
+        total += _write_iov(fd, iov, cnt)
+    return total

@@ -18,6 +18,7 @@ Cython build and this module can be compared value for value.  No I/O, no clock.
 from __future__ import annotations
 
 import ipaddress
+import os
 import struct
 from hashlib import blake2s
 
@@ -29,7 +30,7 @@ __all__ = [
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD", "SHARE_SPACE",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
-    "kafka_partition",
+    "kafka_partition", "key_hash", "keys_below", "write_merged",
 ]
 
 _U16 = struct.Struct("!H").unpack_from
@@ -83,8 +84,8 @@ C_TRUNC_LATE = len(COUNTER_NAMES)
 #: the counters every --jobs worker counts for every frame (the others, for its connections)
 GLOBAL_COUNTERS = (C_PACKETS, C_BYTES, C_NOT_IP, C_NOT_TCP, C_FRAG, C_MAL3, C_MAL4, C_TRUNC,
                    C_LINKTYPE)
-#: what a --jobs split divides: the top 16 bits of a connection key's FNV-1a (a decoder's
-#: share is a range of them)
+#: what a --jobs split divides: the top 16 bits of a connection key's :func:`key_hash` (a
+#: decoder's share is a range of them)
 SHARE_SPACE = 1 << 16
 
 
@@ -155,7 +156,7 @@ class PacketDecoder:
     endpoints ordered bytewise), ``from_lo`` says the sender is the ``lo`` endpoint.
 
     With a share of the hashes narrower than ``[0, SHARE_SPACE)`` (``--jobs``) the decoder
-    keeps only the connections whose key's hash (the top 16 bits of its FNV-1a) falls in
+    keeps only the connections whose key's hash (the top 16 bits of :func:`key_hash`) falls in
     ``[share_lo, share_hi)``; the frames of the others are counted in
     :data:`GLOBAL_COUNTERS` only.
     """
@@ -540,7 +541,7 @@ class PacketDecoder:
             key = b + a
             from_lo = False
         if (self.share_lo or self.share_hi != SHARE_SPACE) \
-                and not self.share_lo <= _fnv1a(key) >> 16 < self.share_hi:
+                and not self.share_lo <= key_hash(key) >> 16 < self.share_hi:
             return False                    # (--jobs: another worker's connection)
         # --- early drop: one look-up of the key -----------------------------------------
         flows = self.flows
@@ -594,12 +595,33 @@ class PacketDecoder:
 _ABSENT = object()
 
 
-def _fnv1a(key: bytes) -> int:
-    """32-bit FNV-1a of the canonical key: the --jobs partition (both directions agree)."""
-    h = 2166136261
-    for x in key:
-        h = ((h ^ x) * 16777619) & 0xFFFFFFFF
-    return h
+_M64 = (1 << 64) - 1
+#: the multiplier that folds a key's integers together (2**64 / the golden ratio)
+_KEY_MUL = 0x9E3779B97F4A7C15
+
+
+def key_hash(key: bytes) -> int:
+    """The 32-bit hash of a canonical key (``lo_ip lo_port hi_ip hi_port``): the ``--jobs``
+    partition (both directions of a connection have the same key).  Its integers, read
+    big-endian -- for IPv4 each endpoint's address and port as one 48-bit number, for IPv6
+    each address as two 64-bit halves and the two ports as one 32-bit number -- are folded
+    by ``x * _KEY_MUL + next`` (mod 2**64), then mixed by murmur3's 64-bit finalizer; the
+    hash is its top 32 bits.  (The compiled decoder works it out from the frame's endpoints
+    before it makes the key: another worker's frame costs no key.)"""
+    if len(key) == 12:
+        x = (int.from_bytes(key[:6], "big") * _KEY_MUL + int.from_bytes(key[6:], "big")) & _M64
+    elif len(key) == 36:
+        x = 0
+        for part in (key[0:8], key[8:16], key[18:26], key[26:34], key[16:18] + key[34:36]):
+            x = (x * _KEY_MUL + int.from_bytes(part, "big")) & _M64
+    else:
+        raise ValueError("a canonical key is 12 or 36 bytes")
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & _M64
+    x ^= x >> 33
+    x = (x * 0xC4CEB9FE1A85EC53) & _M64
+    x ^= x >> 33
+    return x >> 32
 
 
 # ---------------------------------------------------------------------------------------
@@ -977,3 +999,80 @@ def kafka_partition(key: bytes, partitions: int) -> int:
     if partitions <= 0:
         raise ValueError("partitions must be positive")
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+# -- the --jobs merge (sensor.pipeline): ordered results of several parts, written in order -----
+
+#: at most this many iovecs per ``writev`` (Linux's IOV_MAX)
+_IOV_BATCH = 1024
+
+
+def keys_below(keys, low: int) -> int:
+    """How many of the order keys ``keys`` -- a buffer of int64 ``(major, minor, created)``
+    triples, flat and in order (``FlowTable.keys``) -- have a major below ``low``."""
+    keys = memoryview(keys).cast("B").cast("q")
+    lo, hi = 0, len(keys) // 3
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[3 * mid] < low:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def write_merged(fd: int, parts: list) -> int:
+    """Write the first ``n`` results of each part to ``fd``, all in the order of their keys
+    (equal keys: the lower part first); returns the bytes written.
+
+    A part is ``(keys, n, items, data, lens)``: ``keys`` its order keys (as for
+    :func:`keys_below`), then either ``items`` a list of its results (bytes; ``data`` and
+    ``lens`` None), or ``data`` a buffer of them back to back and ``lens`` a buffer of their
+    uint64 lengths (``items`` None).  A part's results that come out one after another are
+    written as one piece; a short write goes on from where it stopped."""
+    order = []
+    chunks: list = [None] * len(parts)
+    for i, (keys, n, items, data, lens) in enumerate(parts):
+        if n < 0:
+            raise ValueError("a negative count")
+        if not n:
+            continue
+        keys = memoryview(keys).cast("B").cast("q")
+        if len(keys) < 3 * n:
+            raise ValueError("fewer keys than the count")
+        if items is not None:
+            if type(items) is not list or len(items) < n:
+                raise ValueError("fewer items than the count")
+            for item in items[:n]:
+                if type(item) is not bytes:
+                    raise TypeError("an item that is not bytes")
+            chunks[i] = items[:n]
+        else:
+            lens = memoryview(lens).cast("B").cast("Q")
+            if len(lens) < n:
+                raise ValueError("fewer lengths than the count")
+            view = memoryview(data).cast("B") if data is not None else memoryview(b"")
+            if len(view) < sum(lens[:n]):
+                raise ValueError("less data than the lengths")
+            at, mine = 0, []
+            for ln in lens[:n]:
+                mine.append(view[at:at + ln])
+                at += ln
+            chunks[i] = mine
+        order += [(keys[3 * j], keys[3 * j + 1], keys[3 * j + 2], i, j) for j in range(n)]
+    order.sort()
+    out = [chunks[i][j] for _a, _b, _c, i, j in order]
+    total = 0
+    for k in range(0, len(out), _IOV_BATCH):
+        total += _writev_all(fd, out[k:k + _IOV_BATCH])
+    return total
+
+
+def _writev_all(fd: int, chunks: list) -> int:
+    want = sum(map(len, chunks))
+    n = os.writev(fd, chunks)
+    if n < want:                                # a short write: the rest from there
+        rest = memoryview(b"".join(chunks))[n:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
+    return want

@@ -14,6 +14,7 @@ record above the file's snap length is walked: cut to it, as libpcap cuts it.)
 """
 from __future__ import annotations
 
+import array
 import bisect
 import ctypes
 import errno
@@ -29,6 +30,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
 from functools import lru_cache
+from itertools import chain
 
 import orjson
 
@@ -370,9 +372,10 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
         if first:
             own = _summaries(path, progress, fragments, certs, transform, table, split[0],
                              holder, own_fd)
-        #: each part's results not given out yet, in its (key) order: (key, item), or
-        #: (key, length) of the bytes a worker spooled
-        queues: list = [[] for _ in range(jobs)]
+        #: each part's results not given out yet, in its (key) order: a list of (key, item)
+        #: (results yielded), or a :class:`_Held` (results written)
+        queues: list = [_Held(spools[i] is None) if output is not None else []
+                        for i in range(jobs)]
         upto = [-1] * jobs                  # each part's watermark
         copied = [0] * jobs                 # spool bytes given out
         punched = [0] * jobs                # ... and how many of them are freed
@@ -394,7 +397,7 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     raise _unreadable(gz, str(exc), exc.empty) from None
                 if kind == "out":
                     items, keys = value
-                    queues[0] += zip(keys, items)
+                    queues[0].add(keys, items)
                     upto[0] = 4 * holder[0].table.frame + 3
                 elif kind == "counters":
                     ended.append((0,) + value)
@@ -419,7 +422,10 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 kind = msg[0]
                 if kind == "out":
                     _, mark, items, prog = msg
-                    queues[i] += items
+                    if output is None:
+                        queues[i] += items
+                    else:
+                        queues[i].took(*items)
                     upto[i] = mark
                     if prog is not None and progress is not None:
                         shown.size, shown.bytes_read, shown.packets = prog
@@ -522,61 +528,105 @@ def _readable(open_: set, upto: list) -> list:
     return [i for i in sorted(open_) if upto[i] - low <= _LAG]
 
 
+class _Held:
+    """A part's results not written yet, in order (``--jobs`` with an output): their order
+    keys, flat int64 ``(major, minor, created)`` triples (:func:`cext.wire.keys_below`), and
+    the results themselves (this process's own part: ``items``, bytes) or the lengths of the
+    ones a worker spooled (``lens``, uint64: the bytes are in its spool, from ``copied`` on)."""
+
+    __slots__ = ("keys", "items", "lens", "buffer")
+
+    def __init__(self, own: bool) -> None:
+        self.keys = array.array("q")
+        self.items: "list | None" = [] if own else None
+        self.lens = None if own else array.array("Q")
+        self.buffer = bytearray()       # (a worker's: its released bytes, read back here)
+
+    def add(self, keys: list, items: list) -> None:
+        """This process's own results of a batch, with their keys (tuples)."""
+        self.keys.extend(chain.from_iterable(keys))
+        self.items += items
+
+    def took(self, keys: bytes, lens: bytes) -> None:
+        """A worker's message: the keys and the lengths of the results it spooled."""
+        self.keys.frombytes(keys)
+        self.lens.frombytes(lens)
+
+
+def _packed(keys: list, items: list) -> tuple:
+    """A worker's spooled results as its message says them: the keys and the lengths, packed
+    (:meth:`_Held.took`)."""
+    return (array.array("q", chain.from_iterable(keys)).tobytes(),
+            array.array("Q", map(len, items)).tobytes())
+
+
 def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):
     """Give out every queued result with a key below the watermark ``low``, in key order:
     yield them, or (``output``) write them there -- a spooled part's bytes read from its
     spool, this process's own (no spool) as they are."""
+    if output is not None:
+        _write_released(queues, low, output, spools, copied, punched)
+        return
     parts = []
-    for i, q in enumerate(queues):
+    for q in queues:
         n = bisect.bisect_left(q, (low,), key=_major)
         if n:
-            parts.append((i, q[:n]))
+            parts.append(q[:n])
             del q[:n]
-    if not parts:
+    if len(parts) == 1:
+        for _key, item in parts[0]:
+            yield item
+    elif parts:                     # each part is in order: a merge of sorted runs
+        for _key, item in sorted([x for q in parts for x in q], key=_first):
+            yield item
+
+
+def _write_released(queues: list, low: int, output: int, spools: list, copied: list,
+                    punched: list) -> None:
+    """:func:`_release` to an output: the results below ``low`` of every part (a worker's
+    read from its spool in one call), written in key order (:func:`cext.wire.write_merged`),
+    then dropped (and the spools' copied bytes freed, :data:`_PUNCH` at a time)."""
+    parts, taken = [], []
+    for i, q in enumerate(queues):
+        n = wire.keys_below(q.keys, low)
+        size = 0
+        if q.items is not None:
+            parts.append((q.keys, n, q.items, None, None))
+        else:
+            size = sum(q.lens[:n]) if n else 0
+            data = None
+            if size:
+                if len(q.buffer) < size:
+                    q.buffer = bytearray(max(size, 2 * len(q.buffer)))
+                data = memoryview(q.buffer)[:size]
+                _pread_into(spools[i], data, copied[i])
+            parts.append((q.keys, n, None, data, q.lens))
+        taken.append((n, size))
+    if not any(n for n, _size in taken):
         return
-    if output is None:
-        if len(parts) == 1:
-            for _key, item in parts[0][1]:
-                yield item
-        else:                       # each part is in order: a merge of sorted runs
-            for _key, item in sorted([x for _i, q in parts for x in q], key=_first):
-                yield item
-        return
-    tagged = []
-    for i, q in parts:
-        if spools[i] is None:       # (this process's own: the bytes themselves)
-            tagged += q
+    wire.write_merged(output, parts)
+    del parts
+    for i, (n, size) in enumerate(taken):
+        q = queues[i]
+        del q.keys[:3 * n]
+        if q.items is not None:
+            del q.items[:n]
             continue
-        n = sum([length for _key, length in q])
-        view = memoryview(_pread_all(spools[i], n, copied[i]))
-        copied[i] += n
-        at = 0
-        for key, length in q:
-            tagged.append((key, view[at:at + length]))
-            at += length
-    if len(parts) > 1:
-        tagged.sort(key=_first)
-    chunks = [chunk for _key, chunk in tagged]
-    for j in range(0, len(chunks), _IOV_MAX):
-        _write_all(output, chunks[j:j + _IOV_MAX])
-    for i, _q in parts:
-        if spools[i] is None:
-            continue
+        del q.lens[:n]
+        copied[i] += size
         upto = copied[i] - copied[i] % _PUNCH
         if upto > punched[i]:
             _punch_hole(spools[i], punched[i], upto - punched[i])
             punched[i] = upto
 
 
-def _pread_all(fd: int, n: int, at: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:                  # (one call on a memfd, for a span under 2 GB)
-        more = os.pread(fd, n - got, at + got)
-        if not more:
+def _pread_into(fd: int, view: memoryview, at: int) -> None:
+    got = 0
+    while got < len(view):          # (one call on a memfd, for a span under 2 GB)
+        n = os.preadv(fd, [view[got:]], at + got)
+        if not n:
             raise OSError(errno.EIO, "short read from a --jobs spool")
-        chunks.append(more)
-        got += len(more)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        got += n
 
 
 #: iovecs per ``writev`` (Linux's IOV_MAX)
@@ -635,14 +685,13 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
-    def spooled(pairs: list) -> list:
-        items = [item for _k, item in pairs]
+    def spooled(keys: list, items: list) -> tuple:
         try:
             for i in range(0, len(items), _IOV_MAX):    # no joined copy
                 _write_all(spool, items[i:i + _IOV_MAX])
         except OSError as exc:      # (a file size limit): as if writing the output failed
             raise _SpoolError(exc.errno, exc.strerror) from None
-        return [(k, len(item)) for k, item in pairs]
+        return _packed(keys, items)
 
     # the parent's ends of the workers forked before this one: held here, they would keep
     # those workers from seeing the parent close them
@@ -660,7 +709,8 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
     shown = _Progress(path) if progress and part == 0 else None
     note = _noting(shown) if shown is not None else None
     try:
-        buffered: list = []
+        buffered: list = []         # (key, result); spooled: the keys, and the results
+        results: list = []
         counters = error = None
         n = 0
         holder: list = []
@@ -668,14 +718,19 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
                          mine)
         for kind, value in src:
             if kind == "out":
-                items, keys = value
-                buffered += zip(keys, items)
+                tally, keys = value
+                if spool is not None:
+                    buffered += keys
+                    results += tally
+                else:
+                    buffered += zip(keys, tally)
                 n += 1
                 # a later batch's keys have a major of at least 4 x (this batch's last frame
                 # + 1): everything below that is final.  Send now and then
                 if len(buffered) >= 256 or n % 8 == 0:
                     if spool is not None:
-                        buffered = spooled(buffered)
+                        buffered = spooled(buffered, results)
+                        results = []
                     send(("out", 4 * holder[0].table.frame + 3, buffered, _prog(shown)))
                     buffered = []
             elif kind == "counters":
@@ -683,7 +738,7 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
             elif kind == "error":
                 error = str(value)
         if spool is not None:
-            buffered = spooled(buffered)
+            buffered = spooled(buffered, results)
         send(("out", 1 << 63, buffered, _prog(shown)))
         send(("done",) + tuple(counters) + (error,))
     except _SpoolError as exc:

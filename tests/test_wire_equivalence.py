@@ -9,6 +9,7 @@ pcapy-ng batch, the records of a pcap file), whole or split over ``--jobs`` part
 """
 from __future__ import annotations
 
+import array
 import os
 import struct
 import subprocess
@@ -611,3 +612,127 @@ def test_stubs_cover_the_compiled_api(c_wire, name, twin):
                     want = [a.arg for a in fn.args.args if a.arg != "self"]
                     # (a compiled __init__ is a slot wrapper without a signature: the twin's)
                     assert want == _params(getattr(ref if m == "__init__" else cls, m)), (attr, m)
+
+
+# ---------------------------------------------------------------------------------------------
+# the --jobs partition and merge
+# ---------------------------------------------------------------------------------------------
+
+@FAST
+@given(st.one_of(st.binary(min_size=12, max_size=12), st.binary(min_size=36, max_size=36)))
+def test_key_hash(c_wire, py_wire, key):
+    assert c_wire.key_hash(key) == py_wire.key_hash(key)
+    # both directions of a connection: one key, so one hash; a 32-bit value
+    assert 0 <= py_wire.key_hash(key) < 1 << 32
+
+
+def test_key_hash_of_other_lengths_is_an_error(c_wire, py_wire):
+    for impl in (c_wire, py_wire):
+        for n in (0, 11, 13, 35, 37):
+            with pytest.raises(ValueError):
+                impl.key_hash(bytes(n))
+
+
+@pytest.mark.parametrize("linktype", (1, 113, 229))
+def test_decoder_shares_split_the_connections(c_wire, py_wire, linktype):
+    """Three shares of the hashes: each connection's segments come out of exactly one, the one
+    its key's hash falls in, the same in both builds, and together they are all of them."""
+    frames = golden_frames(linktype)
+    space = py_wire.SHARE_SPACE
+    cuts = [(0, space // 5), (space // 5, space // 2), (space // 2, space)]
+
+    def segments(impl, share):
+        dec = impl.PacketDecoder(linktype, {}, {}, *share)
+        return [seg for seg in (dec.decode(ts, f) for ts, f in frames) if seg is not None]
+
+    for impl in (c_wire, py_wire):
+        whole = segments(impl, (0, space))
+        parts = [segments(impl, share) for share in cuts]
+        assert sorted(whole) == sorted(seg for part in parts for seg in part)
+        assert all(parts), "a share kept nothing: the test splits nothing"
+        for (lo, hi), part in zip(cuts, parts):
+            assert all(lo <= py_wire.key_hash(seg[1]) >> 16 < hi for seg in part)
+    assert [segments(c_wire, s) for s in cuts] == [segments(py_wire, s) for s in cuts]
+
+
+def _merge_parts(data, own: bool):
+    """Parts for ``write_merged``: ordered keys (majors with repeats, so that ties between
+    parts occur), results of any length (empty too), a count of at most all of them."""
+    parts = []
+    for i in range(data.draw(st.integers(1, 4))):
+        keys = sorted(data.draw(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 2),
+                                                   st.integers(0, 3)), max_size=40)))
+        items = [bytes([97 + i]) * data.draw(st.integers(0, 9)) + b"\n" * (j % 2)
+                 for j in range(len(keys))]
+        n = data.draw(st.integers(0, len(keys)))
+        flat = array.array("q", [x for k in keys for x in k])
+        if i == 0 and own:
+            parts.append((flat, n, items, None, None))
+        else:
+            parts.append((flat, n, None, bytearray(b"".join(items)),
+                          array.array("Q", map(len, items))))
+    return parts
+
+
+def _written(impl, parts, tmp_path) -> tuple:
+    path = tmp_path / ("out-" + impl.__name__)
+    with open(path, "wb") as f:
+        n = impl.write_merged(f.fileno(), parts)
+    return n, path.read_bytes()
+
+
+@FAST
+@given(st.data(), st.booleans())
+def test_write_merged(c_wire, py_wire, tmp_path_factory, data, own):
+    parts = _merge_parts(data, own)
+    tmp = tmp_path_factory.mktemp("merged")
+    c, p = _written(c_wire, parts, tmp), _written(py_wire, parts, tmp)
+    assert c == p
+    # what it must be: every part's first n results, by key, ties to the lower part
+    expect = []
+    for i, (flat, n, items, blob, lens) in enumerate(parts):
+        if items is None:
+            at, items = 0, []
+            for ln in lens:
+                items.append(bytes(blob[at:at + ln]))
+                at += ln
+        expect += [((flat[3 * j], flat[3 * j + 1], flat[3 * j + 2]), i, items[j])
+                   for j in range(n)]
+    expect.sort(key=lambda x: x[:2])
+    assert p == (len(p[1]), b"".join(x[2] for x in expect))
+    for flat, *_rest in parts:
+        for low in (0, 1, 7, 21, 1 << 62, 1 << 63, 1 << 64):
+            want = sum(1 for j in range(len(flat) // 3) if flat[3 * j] < low)
+            assert c_wire.keys_below(flat, low) == py_wire.keys_below(flat, low) == want
+
+
+def test_write_merged_many_pieces(c_wire, py_wire, tmp_path):
+    # more pieces than one writev takes (1024), alternating between two parts
+    n = 5000
+    own = array.array("q", [x for j in range(n) for x in (2 * j, 0, 0)])
+    theirs = array.array("q", [x for j in range(n) for x in (2 * j + 1, 0, 0)])
+    items = [b"%d\n" % (2 * j) for j in range(n)]
+    spooled = [b"%d\n" % (2 * j + 1) for j in range(n)]
+    parts = [(own, n, items, None, None),
+             (theirs, n, None, b"".join(spooled), array.array("Q", map(len, spooled)))]
+    want = b"".join(b"%d\n" % j for j in range(2 * n))
+    assert _written(c_wire, parts, tmp_path) == _written(py_wire, parts, tmp_path) \
+        == (len(want), want)
+
+
+def test_write_merged_refuses_parts_it_cannot_write(c_wire, py_wire, tmp_path):
+    keys = array.array("q", [1, 0, 0, 2, 0, 0])
+    bad = [
+        ([(keys, 3, [b"a", b"b", b"c"], None, None)], ValueError),     # fewer keys
+        ([(keys, 2, [b"a"], None, None)], ValueError),                  # fewer items
+        ([(keys, 2, [b"a", "b"], None, None)], TypeError),              # not bytes
+        ([(keys, -1, [b"a"], None, None)], ValueError),
+        ([(keys, 2, None, b"ab", array.array("Q", [1]))], ValueError),  # fewer lengths
+        ([(keys, 2, None, b"a", array.array("Q", [1, 1]))], ValueError),  # less data
+    ]
+    for impl in (c_wire, py_wire):
+        with open(tmp_path / "out", "wb") as f:
+            for parts, exc in bad:
+                with pytest.raises(exc):
+                    impl.write_merged(f.fileno(), parts)
+        assert (tmp_path / "out").read_bytes() == b""
