@@ -112,21 +112,18 @@ cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
 cdef inline uint64_t _u64(const uint8_t* p) noexcept nogil:
     return (<uint64_t>_u32(p) << 32) | _u32(p + 4)
 
-# the connection key's hash (see cext._wire_py.key_hash), of its endpoints in canonical order
+# the connection key's hash (see cext._wire_py.key_hash): its integers folded by multiplying
+# (_fold: an IPv4 endpoint is one 48-bit number), then mixed (_mix)
 cdef uint64_t KEY_MUL = 0x9E3779B97F4A7C15ULL
 
-cdef inline uint32_t _key_hash(const uint8_t* lo_ip, const uint8_t* lo_port,
-                               const uint8_t* hi_ip, const uint8_t* hi_port,
-                               Py_ssize_t alen) noexcept nogil:
-    cdef uint64_t x
-    if alen == 4:
-        x = ((<uint64_t>_u32(lo_ip) << 16) | _u16(lo_port)) * KEY_MUL \
-            + ((<uint64_t>_u32(hi_ip) << 16) | _u16(hi_port))
-    else:
-        x = _u64(lo_ip) * KEY_MUL + _u64(lo_ip + 8)
-        x = x * KEY_MUL + _u64(hi_ip)
-        x = x * KEY_MUL + _u64(hi_ip + 8)
-        x = x * KEY_MUL + ((<uint64_t>_u16(lo_port) << 16) | _u16(hi_port))
+cdef uint64_t _fold6(const uint8_t* lo_ip, const uint8_t* lo_port, const uint8_t* hi_ip,
+                     const uint8_t* hi_port) noexcept nogil:
+    cdef uint64_t x = _u64(lo_ip) * KEY_MUL + _u64(lo_ip + 8)
+    x = x * KEY_MUL + _u64(hi_ip)
+    x = x * KEY_MUL + _u64(hi_ip + 8)
+    return x * KEY_MUL + ((<uint64_t>_u16(lo_port) << 16) | _u16(hi_port))
+
+cdef inline uint32_t _mix(uint64_t x) noexcept nogil:
     x ^= x >> 33
     x *= 0xFF51AFD7ED558CCDULL
     x ^= x >> 33
@@ -586,7 +583,8 @@ cdef class PacketDecoder:
             a_ip, a_port, b_ip, b_port = src, f + p, dst, f + p + 2
         else:
             a_ip, a_port, b_ip, b_port = dst, f + p + 2, src, f + p
-        cdef uint32_t h = _key_hash(a_ip, a_port, b_ip, b_port, alen)
+        cdef uint32_t h = _mix(((sa * KEY_MUL + da) if from_lo else (da * KEY_MUL + sa))
+                               if alen == 4 else _fold6(a_ip, a_port, b_ip, b_port))
         if <int>(h >> 16) < self.share_lo or <int>(h >> 16) >= self.share_hi:
             return False                    # (--jobs: another worker's connection)
         # the canonical key, in place: lo_ip lo_port hi_ip hi_port
@@ -1343,7 +1341,10 @@ def key_hash(const uint8_t[::1] key):
     cdef Py_ssize_t n = key.shape[0], alen = n // 2 - 2
     if n != 12 and n != 36:
         raise ValueError("a canonical key is 12 or 36 bytes")
-    return _key_hash(&key[0], &key[alen], &key[alen + 2], &key[n - 2], alen)
+    if alen == 4:
+        return _mix(((<uint64_t>_u32(&key[0]) << 16) | _u16(&key[4])) * KEY_MUL
+                    + ((<uint64_t>_u32(&key[6]) << 16) | _u16(&key[10])))
+    return _mix(_fold6(&key[0], &key[16], &key[18], &key[34]))
 
 
 def murmur2(const uint8_t[::1] data):
