@@ -488,11 +488,12 @@ def _unreadable(gz: "Gunzip | None", text: str, empty: bool) -> CaptureError:
 
 #: the share of the connections that worker 0 leaves to the others when it is this process
 #: and also writes everyone's output (``summarize``): of the whole, taken from it and spread
-#: over the others.  On hs-100k the merge costs this process ~0.16 s (``_release``) of a
-#: ~1.3 s share; at 0.06 it still used more CPU than the worker (1.31-1.39 s against
-#: 1.16-1.26 s, 3 runs), and at 0.09 ``--jobs 2`` took 1.20 s against 1.23 s (5 interleaved
-#: rounds, 2026-12-05: within their spread, in the direction of the CPU figures).
-MERGE_SHARE = 0.09
+#: over the others.  The merge costs this process its writes (~0.08 s on hs-100k) and the
+#: worker's bytes read back (~0.04 s) over a ~1.2 s share.  With the merge in one compiled
+#: call (``cext.wire.write_merged``), ``--jobs 2`` on hs-100k took 1.27-1.40 s (median 1.31)
+#: at 0.06 against 1.35-1.37 s at 0.09, 1.30-1.34 s at 0.045 and 1.29-1.36 s at 0.075
+#: (6 interleaved rounds, 2026-12-05); before it, 0.09 was the best.
+MERGE_SHARE = 0.06
 
 
 def shares(jobs: int, merging: bool = False) -> list:
