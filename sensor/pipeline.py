@@ -327,9 +327,10 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     With ``output`` (a file descriptor), this process is worker 0 itself (``jobs`` - 1 are
     forked): between its batches it reads the others' messages, and it waits on them only
     when it is :data:`_LAG` ahead.  Each forked worker writes its ``transform`` results
-    (bytes) to a spool of its own (a memfd) and sends only their lengths; the released span of
-    each spool is read here in one call and written to ``output`` in order with this
-    process's own results (``writev``), then freed (punched out of the spool).  So on two
+    (bytes) to a spool of its own (a memfd) and sends only their keys and lengths, packed
+    (:class:`_Held`); the released span of each spool is read here in one call and written
+    to ``output`` in order with this process's own results by one compiled call
+    (:func:`cext.wire.write_merged`: ``writev``), then freed (punched out of the spool).  So on two
     cores there are two processes, and only the others' share of the output is copied
     through a spool.  Otherwise (the results are yielded, and the caller has its own work
     between them) all ``jobs`` are forked and their results travel pickled."""
