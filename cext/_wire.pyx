@@ -1391,18 +1391,15 @@ def kafka_partition(const uint8_t[::1] key, Py_ssize_t partitions):
 cdef int64_t _KEY_MAX = 0x7FFFFFFFFFFFFFFF
 
 
-def keys_below(const int64_t[::1] keys, tuple low):
+def keys_below(const int64_t[::1] keys, low):
     """See ``cext._wire_py.keys_below``."""
     cdef Py_ssize_t lo = 0, hi = keys.shape[0] // 3, mid
-    cdef int64_t bound[3]
-    if len(low) != 3:
-        raise ValueError("a key is 3 integers")
-    if low[0] >= _KEY_MAX:              # (every key is: the majors are at most 2**62)
+    if low >= _KEY_MAX:                 # (every key is: the majors are at most 2**62)
         return hi
-    bound[0], bound[1], bound[2] = low[0], low[1], low[2]
+    cdef int64_t bound = low
     while lo < hi:
         mid = (lo + hi) >> 1
-        if _key_lt(&keys[3 * mid], bound):
+        if keys[3 * mid] < bound:
             lo = mid + 1
         else:
             hi = mid
@@ -1460,8 +1457,6 @@ def write_merged(int fd, list parts):
     cdef Py_ssize_t count[_MERGE_MAX_PARTS]
     cdef size_t at[_MERGE_MAX_PARTS]
     cdef size_t size[_MERGE_MAX_PARTS]
-    cdef size_t ring[_MERGE_MAX_PARTS]
-    cdef size_t pos, piece
     cdef const int64_t[::1] kv
     cdef const uint64_t[::1] lv
     cdef const uint8_t[::1] dv
@@ -1470,11 +1465,10 @@ def write_merged(int fd, list parts):
     cdef object item
     cdef int last = -1
     for i in range(k):
-        part_keys, n, part_items, part_data, part_lens, start = parts[i]
+        part_keys, n, part_items, part_data, part_lens = parts[i]
         count[i] = n
         taken[i] = 0
-        at[i] = start
-        ring[i] = 0
+        at[i] = 0
         items[i] = NULL
         if n < 0:
             raise ValueError("a negative count")
@@ -1504,8 +1498,7 @@ def write_merged(int fd, list parts):
                 size[i] += lv[j]
             if size[i]:
                 dv = part_data
-                ring[i] = dv.shape[0]
-                if ring[i] < size[i] or at[i] >= ring[i]:
+                if <size_t>dv.shape[0] < size[i]:
                     raise ValueError("less data than the lengths")
                 data[i] = &dv[0]
                 held.append(dv)
@@ -1528,22 +1521,17 @@ def write_merged(int fd, list parts):
             last = -1
         else:
             ln = lens[best][taken[best]]
-            while ln:                       # (from the data's end on to its start: a ring)
-                pos = at[best]
-                piece = ln if ln <= ring[best] - pos else ring[best] - pos
-                if last == best and <const uint8_t*>iov[cnt - 1].iov_base \
-                        + iov[cnt - 1].iov_len == data[best] + pos:
-                    iov[cnt - 1].iov_len += piece   # (right after the last one in its data)
-                else:
-                    if cnt == _IOV_BATCH:
-                        total += _write_iov(fd, iov, cnt)
-                        cnt = 0
-                    iov[cnt].iov_base = <void*>(data[best] + pos)
-                    iov[cnt].iov_len = piece
-                    cnt += 1
-                    last = best
-                at[best] = pos + piece if pos + piece < ring[best] else 0
-                ln -= piece
+            if last == best and ln:         # (right after the last one in its data)
+                iov[cnt - 1].iov_len += ln
+            elif ln:
+                if cnt == _IOV_BATCH:
+                    total += _write_iov(fd, iov, cnt)
+                    cnt = 0
+                iov[cnt].iov_base = <void*>(data[best] + at[best])
+                iov[cnt].iov_len = ln
+                cnt += 1
+                last = best
+            at[best] += ln
         taken[best] += 1
     if cnt:
         total += _write_iov(fd, iov, cnt)

@@ -1008,29 +1008,25 @@ def kafka_partition(key: bytes, partitions: int) -> int:
 _IOV_BATCH = 1024
 
 
-def keys_below(keys, low: tuple) -> int:
+def keys_below(keys, low: int) -> int:
     """How many of the order keys ``keys`` -- a buffer of int64 ``(major, minor, created)``
-    triples, flat and in order (``FlowTable.keys``) -- are below the key ``low``."""
-    if len(low) != 3:
-        raise ValueError("a key is 3 integers")
-    k = memoryview(keys).cast("B").cast("q")
-    return bisect.bisect_left(range(len(k) // 3), low,
-                              key=lambda j: (k[3 * j], k[3 * j + 1], k[3 * j + 2]))
+    triples, flat and in order (``FlowTable.keys``) -- have a major below ``low``."""
+    majors = memoryview(keys).cast("B").cast("q")[::3]
+    return bisect.bisect_left(majors, low)
 
 
 def write_merged(fd: int, parts: list) -> int:
     """Write the first ``n`` results of each part to ``fd``, all in the order of their keys
     (equal keys: the lower part first); returns the bytes written.
 
-    A part is ``(keys, n, items, data, lens, start)``: ``keys`` its order keys (as for
+    A part is ``(keys, n, items, data, lens)``: ``keys`` its order keys (as for
     :func:`keys_below`), then either ``items`` a list of its results (bytes; ``data`` and
-    ``lens`` None), or ``data`` a buffer of them back to back from ``start`` on -- a ring:
-    past its end they go on at its start -- and ``lens`` a buffer of their uint64 lengths
-    (``items`` None).  A part's results that come out one after another are written as one
-    piece; a short write goes on from where it stopped."""
+    ``lens`` None), or ``data`` a buffer of them back to back and ``lens`` a buffer of their
+    uint64 lengths (``items`` None).  A part's results that come out one after another are
+    written as one piece; a short write goes on from where it stopped."""
     order = []
     chunks: list = [None] * len(parts)
-    for i, (keys, n, items, data, lens, start) in enumerate(parts):
+    for i, (keys, n, items, data, lens) in enumerate(parts):
         if n < 0:
             raise ValueError("a negative count")
         if not n:
@@ -1049,19 +1045,13 @@ def write_merged(fd: int, parts: list) -> int:
             lens = memoryview(lens).cast("B").cast("Q")
             if len(lens) < n:
                 raise ValueError("fewer lengths than the count")
-            size = sum(lens[:n])
-            # (the views released here even on an error: the data may be a mapping that its
-            # owner closes next)
-            with memoryview(b"" if data is None else data) as whole, whole.cast("B") as view:
-                if size and (len(view) < size or start >= len(view)):
-                    raise ValueError("less data than the lengths")
-                mine = []
-                for ln in lens[:n]:
-                    piece = bytes(view[start:start + ln])
-                    if len(piece) < ln:                 # (on from the ring's start)
-                        piece += bytes(view[:ln - len(piece)])
-                    mine.append(piece)
-                    start = (start + ln) % len(view) if len(view) else 0
+            view = memoryview(data).cast("B") if data is not None else memoryview(b"")
+            if len(view) < sum(lens[:n]):
+                raise ValueError("less data than the lengths")
+            at, mine = 0, []
+            for ln in lens[:n]:
+                mine.append(view[at:at + ln])
+                at += ln
             chunks[i] = mine
         order += [(keys[3 * j], keys[3 * j + 1], keys[3 * j + 2], i, j) for j in range(n)]
     order.sort()

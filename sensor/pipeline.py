@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import bisect
+import ctypes
 import errno
 import fcntl
 import mmap
@@ -25,7 +26,6 @@ import os
 import pickle
 import signal
 import stat
-import struct
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -228,8 +228,8 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
     budget for its own).  With ``output`` (a file
     descriptor, the caller's own buffered writes flushed) and ``jobs`` > 1, ``transform``
     returns bytes, and this process is worker 0 (with a smaller share: it also merges): the
-    others put theirs in rings of shared memory, written to ``output`` from there in order
-    with its own; nothing is yielded (the others' results do not pass through Python here).
+    others spool theirs, copied to ``output`` in order with its own; nothing is yielded (the
+    others' results do not pass through Python here).
 
     Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
     yielding every connection that could be read from it.
@@ -322,24 +322,24 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     is full.) Each sends its results in order with their order keys and a watermark; what every
     worker's watermark has passed is merged here and given out.  A worker more than :data:`_LAG`
     frames ahead of the slowest is not read until that one catches up: its pipe fills and it
-    waits, so what is held here (and in the rings) stays bounded.
+    waits, so what is held here (and spooled) stays bounded.
 
     With ``output`` (a file descriptor), this process is worker 0 itself (``jobs`` - 1 are
     forked): between its batches it reads the others' messages, and it waits on them only
-    when it is :data:`_LAG` ahead.  Each forked worker puts its ``transform`` results (bytes)
-    in a ring of memory it shares with this process (:class:`_Ring`) and sends only their
-    keys and lengths, packed (:class:`_Held`); what is released is written to ``output``
-    straight from the rings, in order with this process's own results, by one compiled call
-    (:func:`cext.wire.write_merged`: ``writev``), and its room given back.  So on two cores
-    there are two processes, and the others' results are copied once on their way.
-    Otherwise (the results are yielded, and the caller has its own work between them) all
-    ``jobs`` are forked and their results travel pickled."""
+    when it is :data:`_LAG` ahead.  Each forked worker writes its ``transform`` results
+    (bytes) to a spool of its own (a memfd) and sends only their keys and lengths, packed
+    (:class:`_Held`); the released span of each spool is read here in one call and written
+    to ``output`` in order with this process's own results by one compiled call
+    (:func:`cext.wire.write_merged`: ``writev``), then freed (punched out of the spool).  So on two
+    cores there are two processes, and only the others' share of the output is copied
+    through a spool.  Otherwise (the results are yielded, and the caller has its own work
+    between them) all ``jobs`` are forked and their results travel pickled."""
     ctx = multiprocessing.get_context("fork")
     first = 1 if output is not None else 0      # parts below it: this process's own
-    # (index i: part i; this process's own part has no pipe, process or ring)
+    # (index i: part i; this process's own part has no pipe, process or spool)
     conns: list = [None] * first
     procs: list = [None] * first
-    rings: list = [None] * first
+    spools: list = [None] * first
     finished = started = False
     own = own_fd = None
     # a gzip file is decompressed once, here, into a pipe per worker
@@ -347,12 +347,14 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     try:
         split = shares(jobs, first > 0)
         for part in range(first, jobs):
-            rings.append(_Ring() if output is not None else None)
+            spool = os.memfd_create("tlsdiag-job-%d" % part) if output is not None else None
+            spools.append(spool)
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, split[part], fragments, certs, transform,
-                                  table, progress is not None, rings[-1],
-                                  conns[first:], gz.fds if gz is not None else []))
+                                  table, progress is not None, spool,
+                                  conns[first:], spools[first:-1],
+                                  gz.fds if gz is not None else []))
             try:
                 p.start()
             except OSError as exc:      # (no process to be had: one line, not a traceback)
@@ -373,18 +375,19 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                              holder, own_fd)
         #: each part's results not given out yet, in its (key) order: a list of (key, item)
         #: (results yielded), or a :class:`_Held` (results written)
-        queues: list = [_Held(rings[i]) if output is not None else [] for i in range(jobs)]
-        #: each part's watermark: a key (every result it gives later has a key at least that)
-        upto = [(-1, 0, 0)] * jobs
+        queues: list = [_Held(spools[i] is None) if output is not None else []
+                        for i in range(jobs)]
+        upto = [-1] * jobs                  # each part's watermark
+        copied = [0] * jobs                 # spool bytes given out
+        punched = [0] * jobs                # ... and how many of them are freed
         ended: list = []    # each part's (part, counters, table stats, reasons, tunnel stats)
         error = None
         shown = _Progress(path)
         open_ = set(range(first, jobs))
         mine = first > 0                    # this process's own part not done yet
-        released = (0, 0, 0)
-        steps = 0
+        released = steps = 0
         while mine or open_:
-            ahead = mine and upto[0][0] - min(upto)[0] <= _LAG
+            ahead = mine and upto[0] - min(upto) <= _LAG
             if ahead:                       # a batch of this process's own part
                 started = True              # (its capture has taken own_fd)
                 try:
@@ -396,13 +399,13 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 if kind == "out":
                     items, keys = value
                     queues[0].add(keys, items)
-                    upto[0] = (4 * holder[0].table.frame + 3, 0, 0)
+                    upto[0] = 4 * holder[0].table.frame + 3
                 elif kind == "counters":
                     ended.append((0,) + value)
                 elif kind == "error":
                     error = error or str(value)
                 elif kind == "end":
-                    upto[0] = _END
+                    upto[0] = 1 << 63
                     mine = ahead = False
             # the others' messages: looked for every few batches, waited for only when this
             # process may not go on
@@ -428,22 +431,22 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     if prog is not None and progress is not None:
                         shown.size, shown.bytes_read, shown.packets = prog
                         progress(shown)
-                elif kind == "oserror":             # a result larger than its ring
+                elif kind == "oserror":             # writing its spool failed
                     raise OSError(msg[1], msg[2])
                 elif kind == "capture":             # not a capture it can read
                     raise _unreadable(gz, msg[1], msg[2])
                 elif kind == "done":
                     ended.append((i,) + msg[1:5])
                     error = error or msg[5]
-                    upto[i] = _END
+                    upto[i] = 1 << 63
                     open_.discard(i)
                 else:                               # "fail": the others may wait on it
                     raise WorkerError("--jobs worker %d failed on %s:\n%s" % (i, path, msg[1]))
             low = min(upto)
             if low > released:
                 released = low
-                yield from _release(queues, low, output)
-        yield from _release(queues, _END, output)
+                yield from _release(queues, low, output, spools, copied, punched)
+        yield from _release(queues, 1 << 63, output, spools, copied, punched)
         finished = True
         if gz is not None:                  # (a gzip file's own error is why it ended)
             error = gz.error() or error
@@ -463,9 +466,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             if p.is_alive():
                 p.kill()
             p.join()
-        for ring in rings:
-            if ring is not None:
-                ring.close()
+        for fd in spools:
+            if fd is not None:
+                os.close(fd)
         if gz is not None:
             gz.close()
     if stats is not None:
@@ -523,63 +526,23 @@ _LAG = 4 * 64 * BATCH
 def _readable(open_: set, upto: list) -> list:
     """The workers to read now: the open ones at most :data:`_LAG` ahead of the slowest (one
     further ahead waits, its pipe full, until that one catches up)."""
-    low = min(upto)[0]
-    return [i for i in sorted(open_) if upto[i][0] - low <= _LAG]
-
-
-#: the watermark of a part that has ended: above every key
-_END = (1 << 63, 0, 0)
-
-
-class _Ring:
-    """A ``--jobs`` worker's results on their way to the process that writes them: a ring of
-    :data:`_RING` bytes of memory both share (mapped before the fork), which the worker fills
-    in order and the writer writes from, and how many bytes the writer has written (the worker
-    waits for room there)."""
-
-    def __init__(self) -> None:
-        self.data = mmap.mmap(-1, _RING)
-        self._head = mmap.mmap(-1, mmap.PAGESIZE)
-
-    @property
-    def written(self) -> int:
-        """The bytes the writer has taken (all of the worker's results before them)."""
-        return _U64.unpack_from(self._head, 0)[0]
-
-    @written.setter
-    def written(self, n: int) -> None:
-        _U64.pack_into(self._head, 0, n)
-
-    def close(self) -> None:
-        for m in (self.data, self._head):
-            try:
-                m.close()
-            except BufferError:         # (a view still held: unmapped when it goes)
-                pass
-
-
-#: each ``--jobs`` worker's ring (:class:`_Ring`): more than the results of the :data:`_LAG`
-#: frames it may run ahead (~6 MB on hs-100k) and than any one result (a summary with
-#: certificates is at most a few MB)
-_RING = 32 << 20
-
-_U64 = struct.Struct("=Q")
+    low = min(upto)
+    return [i for i in sorted(open_) if upto[i] - low <= _LAG]
 
 
 class _Held:
     """A part's results not written yet, in order (``--jobs`` with an output): their order
     keys, flat int64 ``(major, minor, created)`` triples (:func:`cext.wire.keys_below`), and
     the results themselves (this process's own part: ``items``, bytes) or the lengths of the
-    ones a worker put in its ring (``lens``, uint64: the bytes are there from ``taken`` on)."""
+    ones a worker spooled (``lens``, uint64: the bytes are in its spool, from ``copied`` on)."""
 
-    __slots__ = ("keys", "items", "lens", "ring", "taken")
+    __slots__ = ("keys", "items", "lens", "buffer")
 
-    def __init__(self, ring: "_Ring | None") -> None:
+    def __init__(self, own: bool) -> None:
         self.keys = array.array("q")
-        self.items: "list | None" = [] if ring is None else None
-        self.lens = None if ring is None else array.array("Q")
-        self.ring = ring
-        self.taken = 0
+        self.items: "list | None" = [] if own else None
+        self.lens = None if own else array.array("Q")
+        self.buffer = bytearray()       # (a worker's: its released bytes, read back here)
 
     def add(self, keys: list, items: list) -> None:
         """This process's own results of a batch, with their keys (tuples)."""
@@ -587,28 +550,28 @@ class _Held:
         self.items += items
 
     def took(self, keys: bytes, lens: bytes) -> None:
-        """A worker's message: the keys and the lengths of the results it put in its ring."""
+        """A worker's message: the keys and the lengths of the results it spooled."""
         self.keys.frombytes(keys)
         self.lens.frombytes(lens)
 
 
 def _packed(keys: list, items: list) -> tuple:
-    """A worker's results as its message says them: the keys and the lengths, packed
+    """A worker's spooled results as its message says them: the keys and the lengths, packed
     (:meth:`_Held.took`)."""
     return (array.array("q", chain.from_iterable(keys)).tobytes(),
             array.array("Q", map(len, items)).tobytes())
 
 
-def _release(queues: list, low: tuple, output):
+def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):
     """Give out every queued result with a key below the watermark ``low``, in key order:
-    yield them, or (``output``) write them there -- a worker's from its ring, this
-    process's own as they are."""
+    yield them, or (``output``) write them there -- a spooled part's bytes read from its
+    spool, this process's own (no spool) as they are."""
     if output is not None:
-        _write_released(queues, low, output)
+        _write_released(queues, low, output, spools, copied, punched)
         return
     parts = []
     for q in queues:
-        n = bisect.bisect_left(q, low, key=_first)
+        n = bisect.bisect_left(q, (low,), key=_major)
         if n:
             parts.append(q[:n])
             del q[:n]
@@ -620,32 +583,77 @@ def _release(queues: list, low: tuple, output):
             yield item
 
 
-def _write_released(queues: list, low: tuple, output: int) -> None:
-    """:func:`_release` to an output: the results below ``low`` of every part, written in key
-    order (:func:`cext.wire.write_merged`) -- a worker's from its ring -- then dropped, and
-    the room in the rings given back."""
+def _write_released(queues: list, low: int, output: int, spools: list, copied: list,
+                    punched: list) -> None:
+    """:func:`_release` to an output: the results below ``low`` of every part (a worker's
+    read from its spool in one call), written in key order (:func:`cext.wire.write_merged`),
+    then dropped (and the spools' copied bytes freed, :data:`_PUNCH` at a time)."""
     parts, taken = [], []
-    for q in queues:
+    for i, q in enumerate(queues):
         n = wire.keys_below(q.keys, low)
         size = 0
         if q.items is not None:
-            parts.append((q.keys, n, q.items, None, None, 0))
+            parts.append((q.keys, n, q.items, None, None))
         else:
             size = sum(q.lens[:n]) if n else 0
-            parts.append((q.keys, n, None, q.ring.data, q.lens, q.taken % _RING))
+            data = None
+            if size:
+                if len(q.buffer) < size:
+                    q.buffer = bytearray(max(size, 2 * len(q.buffer)))
+                data = memoryview(q.buffer)[:size]
+                _pread_into(spools[i], data, copied[i])
+            parts.append((q.keys, n, None, data, q.lens))
         taken.append((n, size))
     if not any(n for n, _size in taken):
         return
     wire.write_merged(output, parts)
     del parts
-    for q, (n, size) in zip(queues, taken):
+    for i, (n, size) in enumerate(taken):
+        q = queues[i]
         del q.keys[:3 * n]
         if q.items is not None:
             del q.items[:n]
-        elif n:
-            del q.lens[:n]
-            q.taken += size
-            q.ring.written = q.taken
+            continue
+        del q.lens[:n]
+        copied[i] += size
+        upto = copied[i] - copied[i] % _PUNCH
+        if upto > punched[i]:
+            _punch_hole(spools[i], punched[i], upto - punched[i])
+            punched[i] = upto
+
+
+def _pread_into(fd: int, view: memoryview, at: int) -> None:
+    got = 0
+    while got < len(view):          # (one call on a memfd, for a span under 2 GB)
+        n = os.preadv(fd, [view[got:]], at + got)
+        if not n:
+            raise OSError(errno.EIO, "short read from a --jobs spool")
+        got += n
+
+
+#: iovecs per ``writev`` (Linux's IOV_MAX)
+_IOV_MAX = 1024
+
+#: the spool bytes freed at a time (a multiple of the page size)
+_PUNCH = 1 << 20
+
+
+def _punch_hole(fd: int, at: int, n: int) -> None:
+    if _fallocate is not None:
+        _fallocate(fd, 3, at, n)    # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; best effort
+
+
+def _libc_fallocate():
+    try:
+        f = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):       # not glibc / not Linux: spools are not freed
+        return None
+    f.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    f.restype = ctypes.c_int
+    return f
+
+
+_fallocate = _libc_fallocate()
 
 
 class WorkerError(RuntimeError):
@@ -662,58 +670,38 @@ def _first(x):
     return x[0]
 
 
-def _worker(conn, path, part, share, fragments, certs, transform, table, progress,
-            ring: "_Ring | None", inherited: list, gunzipped: list) -> None:
-    """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
-    order keys and a watermark (a key: every result it sends later has a key at least that);
-    its counters at the end.  With a ``ring`` (:class:`_Ring`), the results (bytes) are put
-    there and only their keys and lengths sent.  Any exception goes to the parent as
-    ``("fail", traceback)``, a result larger than the ring as ``("oserror", errno, text)``, a
-    file that cannot be read at all as ``("capture", text, empty)`` (``empty``: not a byte
-    came out of it).  ``gunzipped``: a gzip file's decompression, a pipe per worker (this
-    one's: ``gunzipped[part]``), else empty."""
-    put = 0                     # the bytes put in the ring
+def _major(x):
+    return (x[0][0],)
 
+
+def _worker(conn, path, part, share, fragments, certs, transform, table, progress,
+            spool, inherited: list, inherited_fds: list, gunzipped: list) -> None:
+    """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
+    order keys and a watermark (every key of a later batch sorts after it); its counters at
+    the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
+    lengths sent.  Any exception goes to the parent as ``("fail", traceback)``, a failed
+    write to the spool as ``("oserror", errno, text)``, a file that cannot be read at all as
+    ``("capture", text, empty)`` (``empty``: not a byte came out of it).
+    ``gunzipped``: a gzip file's decompression, a pipe per worker (this one's:
+    ``gunzipped[part]``), else empty."""
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
-    def give(keys: list, results: list, mark: tuple) -> None:
-        """Send the results below ``mark`` (with a ring: put there first).  When the ring has
-        no room for one, the ones put before it are sent (below that one's key), and the
-        worker waits until the writer has taken enough: it takes all that was sent once its
-        own watermark passes them, so the wait ends (or the parent is gone: then so is this
-        worker)."""
-        nonlocal put
-        if ring is None:
-            send(("out", mark, list(zip(keys, results)), _prog(shown)))
-            return
-        data, first = ring.data, 0
-        for j, item in enumerate(results):
-            n = len(item)
-            if put + n - ring.written > _RING:
-                if n > _RING:
-                    raise _TooLarge(errno.EFBIG, "a --jobs result of %d bytes, more than "
-                                                 "the %d of a worker's ring" % (n, _RING))
-                if j > first:
-                    send(("out", keys[j], _packed(keys[first:j], results[first:j]), None))
-                    first = j
-                while put + n - ring.written > _RING:
-                    if conn.poll(0.0005):   # (nothing comes from the parent: it is gone)
-                        raise EOFError("the --jobs parent is gone")
-            at = put % _RING
-            room = _RING - at
-            if n <= room:
-                data[at:at + n] = item
-            else:                           # (on from the ring's start)
-                data[at:] = memoryview(item)[:room]
-                data[:n - room] = memoryview(item)[room:]
-            put += n
-        send(("out", mark, _packed(keys[first:], results[first:]), _prog(shown)))
+    def spooled(keys: list, items: list) -> tuple:
+        try:
+            for i in range(0, len(items), _IOV_MAX):    # no joined copy
+                _write_all(spool, items[i:i + _IOV_MAX])
+        except OSError as exc:      # (a file size limit): as if writing the output failed
+            raise _SpoolError(exc.errno, exc.strerror) from None
+        return _packed(keys, items)
 
     # the parent's ends of the workers forked before this one: held here, they would keep
     # those workers from seeing the parent close them
     for c in inherited:
         c.close()
+    for fd in inherited_fds:
+        if fd is not None:
+            os.close(fd)
     mine = None
     for i, fd in enumerate(gunzipped):  # (the others': held here, a pipe would never end)
         if i == part:
@@ -723,7 +711,7 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
     shown = _Progress(path) if progress and part == 0 else None
     note = _noting(shown) if shown is not None else None
     try:
-        keys: list = []
+        buffered: list = []         # (key, result); spooled: the keys, and the results
         results: list = []
         counters = error = None
         n = 0
@@ -732,22 +720,30 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
                          mine)
         for kind, value in src:
             if kind == "out":
-                tally, batch_keys = value
-                keys += batch_keys
-                results += tally
+                tally, keys = value
+                if spool is not None:
+                    buffered += keys
+                    results += tally
+                else:
+                    buffered += zip(keys, tally)
                 n += 1
                 # a later batch's keys have a major of at least 4 x (this batch's last frame
                 # + 1): everything below that is final.  Send now and then
-                if len(keys) >= 256 or n % 8 == 0:
-                    give(keys, results, (4 * holder[0].table.frame + 3, 0, 0))
-                    keys, results = [], []
+                if len(buffered) >= 256 or n % 8 == 0:
+                    if spool is not None:
+                        buffered = spooled(buffered, results)
+                        results = []
+                    send(("out", 4 * holder[0].table.frame + 3, buffered, _prog(shown)))
+                    buffered = []
             elif kind == "counters":
                 counters = value
             elif kind == "error":
                 error = str(value)
-        give(keys, results, _END)
+        if spool is not None:
+            buffered = spooled(buffered, results)
+        send(("out", 1 << 63, buffered, _prog(shown)))
         send(("done",) + tuple(counters) + (error,))
-    except _TooLarge as exc:
+    except _SpoolError as exc:
         try:
             send(("oserror", exc.errno, exc.strerror))
         except OSError:
@@ -766,9 +762,18 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
         conn.close()
 
 
-class _TooLarge(OSError):
-    """A ``--jobs`` worker's result does not fit its ring (the parent raises it as the
-    output's error)."""
+class _SpoolError(OSError):
+    """Writing a ``--jobs`` worker's results to its spool failed (the parent raises it as
+    the output's error)."""
+
+
+def _write_all(fd: int, chunks: list) -> None:
+    n = os.writev(fd, chunks)
+    total = sum(map(len, chunks))
+    if n < total:                               # (not on a memfd; for completeness)
+        rest = b"".join(chunks)[n:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
 
 
 def _noting(shown: _Progress):
