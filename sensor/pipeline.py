@@ -555,13 +555,6 @@ class _Held:
         self.lens.frombytes(lens)
 
 
-def _packed(keys: list, items: list) -> tuple:
-    """A worker's spooled results as its message says them: the keys and the lengths, packed
-    (:meth:`_Held.took`)."""
-    return (array.array("q", chain.from_iterable(keys)).tobytes(),
-            array.array("Q", map(len, items)).tobytes())
-
-
 def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):
     """Give out every queued result with a key below the watermark ``low``, in key order:
     yield them, or (``output``) write them there -- a spooled part's bytes read from its
@@ -631,9 +624,6 @@ def _pread_into(fd: int, view: memoryview, at: int) -> None:
         got += n
 
 
-#: iovecs per ``writev`` (Linux's IOV_MAX)
-_IOV_MAX = 1024
-
 #: the spool bytes freed at a time (a multiple of the page size)
 _PUNCH = 1 << 20
 
@@ -679,7 +669,7 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
     the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
-    lengths sent.  Any exception goes to the parent as ``("fail", traceback)``, a failed
+    keys and lengths sent, packed.  Any exception goes to the parent as ``("fail", traceback)``, a failed
     write to the spool as ``("oserror", errno, text)``, a file that cannot be read at all as
     ``("capture", text, empty)`` (``empty``: not a byte came out of it).
     ``gunzipped``: a gzip file's decompression, a pipe per worker (this one's:
@@ -688,12 +678,19 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
     def spooled(keys: list, items: list) -> tuple:
+        """``items`` written to the spool (no joined copy); their keys and lengths, packed,
+        as the message says them (:meth:`_Held.took`)."""
+        packed = array.array("q", chain.from_iterable(keys))
         try:
-            for i in range(0, len(items), _IOV_MAX):    # no joined copy
-                _write_all(spool, items[i:i + _IOV_MAX])
+            wire.write_merged(spool, [(packed, len(items), items, None, None)])
         except OSError as exc:      # (a file size limit): as if writing the output failed
             raise _SpoolError(exc.errno, exc.strerror) from None
-        return _packed(keys, items)
+        return packed.tobytes(), array.array("Q", map(len, items)).tobytes()
+
+    def given(keys: list, items: list):
+        """What a message carries of ``items``: spooled, their keys and lengths; else the
+        ``(key, item)`` pairs."""
+        return spooled(keys, items) if spool is not None else list(zip(keys, items))
 
     # the parent's ends of the workers forked before this one: held here, they would keep
     # those workers from seeing the parent close them
@@ -711,7 +708,7 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
     shown = _Progress(path) if progress and part == 0 else None
     note = _noting(shown) if shown is not None else None
     try:
-        buffered: list = []         # (key, result); spooled: the keys, and the results
+        keys: list = []             # the results not sent yet, and their keys
         results: list = []
         counters = error = None
         n = 0
@@ -720,28 +717,21 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
                          mine)
         for kind, value in src:
             if kind == "out":
-                tally, keys = value
-                if spool is not None:
-                    buffered += keys
-                    results += tally
-                else:
-                    buffered += zip(keys, tally)
+                batch, batch_keys = value
+                results += batch
+                keys += batch_keys
                 n += 1
                 # a later batch's keys have a major of at least 4 x (this batch's last frame
                 # + 1): everything below that is final.  Send now and then
-                if len(buffered) >= 256 or n % 8 == 0:
-                    if spool is not None:
-                        buffered = spooled(buffered, results)
-                        results = []
-                    send(("out", 4 * holder[0].table.frame + 3, buffered, _prog(shown)))
-                    buffered = []
+                if len(keys) >= 256 or n % 8 == 0:
+                    send(("out", 4 * holder[0].table.frame + 3, given(keys, results),
+                          _prog(shown)))
+                    keys, results = [], []
             elif kind == "counters":
                 counters = value
             elif kind == "error":
                 error = str(value)
-        if spool is not None:
-            buffered = spooled(buffered, results)
-        send(("out", 1 << 63, buffered, _prog(shown)))
+        send(("out", 1 << 63, given(keys, results), _prog(shown)))
         send(("done",) + tuple(counters) + (error,))
     except _SpoolError as exc:
         try:
@@ -765,15 +755,6 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
 class _SpoolError(OSError):
     """Writing a ``--jobs`` worker's results to its spool failed (the parent raises it as
     the output's error)."""
-
-
-def _write_all(fd: int, chunks: list) -> None:
-    n = os.writev(fd, chunks)
-    total = sum(map(len, chunks))
-    if n < total:                               # (not on a memfd; for completeness)
-        rest = b"".join(chunks)[n:]
-        while rest:
-            rest = rest[os.write(fd, rest):]
 
 
 def _noting(shown: _Progress):
