@@ -62,6 +62,11 @@ def main() -> int:
                          "where there is a /dev/shm, else WORK/out): a file system in memory, "
                          "so that no run waits on a disk -- on this host a run writing its "
                          "229 MB to the disk took up to 11.9 s of wall time for 4.3 s of CPU")
+    ap.add_argument("--cache", choices=bench_run.CACHE_STATES, default="read",
+                    help="how each capture is put in the page cache before the rounds: 'read' "
+                         "(default): dropped, then read through, as a capture read from the disk "
+                         "is held; 'as-is': read through as it is (bench/run.py's settle_cache: a "
+                         "corpus just written is held in 4 KB pages, which a mapped walk pays for)")
     ap.add_argument("--spin", type=int, default=10_000_000,
                     help="loop count of the per-round spin (one, then two at once; "
                          "bench/jobs_bound.py's); 0: none")
@@ -80,6 +85,8 @@ def main() -> int:
     first = None
     spins: list = []
     print("output to %s" % outdir)
+    for pcap in a.pcap:
+        print(bench_run.settle_cache(pcap, a.cache), flush=True)
     print("load before: %s" % Path("/proc/loadavg").read_text().strip())
     for r in range(a.rounds):
         order = cases[r % len(cases):] + cases[:r % len(cases)]
