@@ -885,7 +885,11 @@ class PcapFile:
     mapping each window costs its page tables.  (On the AMD host of 57989a3, a mapping lost to
     reading -- hs-100k one worker 2.66 s against 2.42 s, bulk90-10k 1.21 s against 0.97 s --
     but there each window was 1 MB, and reading read some bytes twice, as it did until
-    ccb0425.)"""
+    ccb0425.)  What a mapping costs depends on how the file is held in the page cache: read
+    from the disk, Linux 6.x caches it in folios of up to 2 MB, mapped an entry per 2 MB; a
+    file just written in small pieces stays in 4 KB folios, 16 mapped per fault and counted
+    one by one by each process (2026-12-05, Intel host, 6.18: the walk alone of hs-100k 0.14 s
+    against 0.25-0.29 s; ``bench/run.py``'s ``settle_cache``)."""
 
     #: bytes read at a time (more for a batch that does not fit)
     WINDOW = 1 << 20
