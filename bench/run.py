@@ -111,7 +111,10 @@ def settle_cache(path: str, state: str = "read") -> str:
     fd = os.open(path, os.O_RDONLY)
     try:
         if state == "read":
-            os.fsync(fd)                    # (dirty pages are not dropped)
+            try:
+                os.fsync(fd)                # (dirty pages are not dropped)
+            except OSError:                 # (a file system that cannot: dropped as far as it can be)
+                pass
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         buf = bytearray(1 << 20)
         while os.readv(fd, [buf]):
