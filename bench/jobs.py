@@ -66,7 +66,7 @@ def main() -> int:
                     help="how each capture is put in the page cache before the rounds: 'read' "
                          "(default): dropped, then read through, as a capture read from the disk "
                          "is held; 'as-is': read through as it is (bench/run.py's settle_cache: a "
-                         "corpus just written is held in 4 KB pages, which a mapped walk pays for)")
+                         "corpus as written may be held in 4 KB pages, which a mapped walk pays for)")
     ap.add_argument("--spin", type=int, default=10_000_000,
                     help="loop count of the per-round spin (one, then two at once; "
                          "bench/jobs_bound.py's); 0: none")

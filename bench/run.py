@@ -100,11 +100,12 @@ def settle_cache(path: str, state: str = "read") -> str:
 
     ``read``: as a capture read from the disk is held -- its cached pages dropped
     (``fsync``, ``POSIX_FADV_DONTNEED``), then read through once.  ``as-is``: read through
-    once, as it is (a corpus just written by ``make_corpus.py`` stays in the 4 KB pages its
-    small writes made).  The difference matters to a walk through mappings: read from the
-    disk, Linux 6.x (ext4, xfs) caches a large file in folios of up to 2 MB, which a mapping
-    takes a page-table entry per 2 MB for; written in small pieces, in 4 KB folios, taken 16
-    at a time per fault and counted one by one by every process that maps them (2026-12-05,
+    once, as it is (a corpus as ``make_corpus.py`` left it may be held partly or wholly in
+    4 KB folios).  The difference matters to a walk through mappings: read from the disk,
+    Linux 6.x (ext4 here) caches a large file in folios of up to 2 MB, which a mapping takes a
+    page-table entry per 2 MB for; written in small pieces and still cached, it may stay in
+    4 KB folios, taken 16 at a time per fault and counted one by one by every process that
+    maps them (2026-12-05,
     Intel host, 6.18: the walk alone of hs-100k 0.14 s against 0.25-0.29 s, ``--jobs 2``
     1.38 s against 1.55 s).  Returns a line for the log: the share of the file that a
     mapping took in 2 MB entries (``FilePmdMapped``)."""
@@ -113,7 +114,7 @@ def settle_cache(path: str, state: str = "read") -> str:
         if state == "read":
             try:
                 os.fsync(fd)                # (dirty pages are not dropped)
-            except OSError:                 # (a file system that cannot: dropped as far as it can be)
+            except OSError:                 # (a file system that cannot: dropped as it is)
                 pass
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         buf = bytearray(1 << 20)

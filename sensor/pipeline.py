@@ -887,9 +887,9 @@ class PcapFile:
     but there each window was 1 MB, and reading read some bytes twice, as it did until
     ccb0425.)  What a mapping costs depends on how the file is held in the page cache: read
     from the disk, Linux 6.x caches it in folios of up to 2 MB, mapped an entry per 2 MB; a
-    file just written in small pieces stays in 4 KB folios, 16 mapped per fault and counted
-    one by one by each process (2026-12-05, Intel host, 6.18: the walk alone of hs-100k 0.14 s
-    against 0.25-0.29 s; ``bench/run.py``'s ``settle_cache``)."""
+    file written in small pieces and still cached may stay in 4 KB folios, 16 mapped per
+    fault and counted one by one by each process (2026-12-05, Intel host, 6.18: the walk
+    alone of hs-100k 0.14 s against 0.25-0.29 s; ``bench/run.py``'s ``settle_cache``)."""
 
     #: bytes read at a time (more for a batch that does not fit)
     WINDOW = 1 << 20
