@@ -105,9 +105,8 @@ def settle_cache(path: str, state: str = "read") -> str:
     Linux 6.x (ext4 here) caches a large file in folios of up to 2 MB, which a mapping takes a
     page-table entry per 2 MB for; written in small pieces and still cached, it may stay in
     4 KB folios, taken 16 at a time per fault and counted one by one by every process that
-    maps them (2026-12-05,
-    Intel host, 6.18: the walk alone of hs-100k 0.14 s against 0.25-0.29 s, ``--jobs 2``
-    1.38 s against 1.55 s).  Returns a line for the log: the share of the file that a
+    maps them (2026-12-05, Intel host, 6.18: the walk alone of hs-100k 0.14 s against
+    0.25-0.29 s; ``--jobs 2`` 1.59 s against 1.72 s in one 7-round run of both states).  Returns a line for the log: the share of the file that a
     mapping took in 2 MB entries (``FilePmdMapped``)."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -137,23 +136,19 @@ def _pmd_share(fd: int) -> str:
             m[at]
         with open("/proc/self/smaps") as f:
             lines = f.read().splitlines()
-    kb = pmd = None
     for i, line in enumerate(lines):
         head = line.split(maxsplit=5)
-        if len(head) == 6 and head[5] == name and "-" in head[0]:
+        if len(head) == 6 and head[5] == name:      # (a mapping's first line: range ... path)
             lo, hi = (int(x, 16) for x in head[0].split("-"))
-            if hi - lo < size:
+            if hi - lo < size:                      # (another mapping of the file)
                 continue
             for more in lines[i + 1:i + 40]:
-                if more.startswith("Size:"):
-                    kb = int(more.split()[1])
-                elif more.startswith("FilePmdMapped:"):
-                    pmd = int(more.split()[1])
-                    break
+                if more.startswith("FilePmdMapped:"):
+                    pmd_kb = int(more.split()[1])
+                    return "%.0f %% of it mapped in 2 MB entries" % (
+                        100.0 * pmd_kb * 1024 / (hi - lo))
             break
-    if not kb or pmd is None:
-        return "2 MB mappings unknown"
-    return "%.0f %% of it mapped in 2 MB entries" % (100.0 * pmd / kb)
+    return "2 MB mappings unknown"
 
 
 def run_timed(launcher: str, argv: list[str], env: dict[str, str], out_path: str, err_path: str | None,

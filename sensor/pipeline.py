@@ -330,9 +330,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     (bytes) to a spool of its own (a memfd) and sends only their keys and lengths, packed
     (:class:`_Held`); the released span of each spool is read here in one call and written
     to ``output`` in order with this process's own results by one compiled call
-    (:func:`cext.wire.write_merged`: ``writev``), then freed (punched out of the spool).  So on two
-    cores there are two processes, and only the others' share of the output is copied
-    through a spool.  Otherwise (the results are yielded, and the caller has its own work
+    (:func:`cext.wire.write_merged`: ``writev``), then freed (punched out of the spool).  So
+    on two cores there are two processes, and only the others' share of the output is
+    copied through a spool.  Otherwise (the results are yielded, and the caller has its own work
     between them) all ``jobs`` are forked and their results travel pickled."""
     ctx = multiprocessing.get_context("fork")
     first = 1 if output is not None else 0      # parts below it: this process's own
@@ -669,9 +669,10 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
     the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
-    keys and lengths sent, packed.  Any exception goes to the parent as ``("fail", traceback)``, a failed
-    write to the spool as ``("oserror", errno, text)``, a file that cannot be read at all as
-    ``("capture", text, empty)`` (``empty``: not a byte came out of it).
+    keys and lengths sent, packed.  Any exception goes to the parent as ``("fail",
+    traceback)``, a failed write to the spool as ``("oserror", errno, text)``, a file that
+    cannot be read at all as ``("capture", text, empty)`` (``empty``: not a byte came out of
+    it).
     ``gunzipped``: a gzip file's decompression, a pipe per worker (this one's:
     ``gunzipped[part]``), else empty."""
     def send(msg) -> None:
