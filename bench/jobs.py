@@ -63,10 +63,7 @@ def main() -> int:
                          "so that no run waits on a disk -- on this host a run writing its "
                          "229 MB to the disk took up to 11.9 s of wall time for 4.3 s of CPU")
     ap.add_argument("--cache", choices=bench_run.CACHE_STATES, default="read",
-                    help="how each capture is put in the page cache before the rounds: 'read' "
-                         "(default): dropped, then read through, as a capture read from the disk "
-                         "is held; 'as-is': read through as it is (bench/run.py's settle_cache: a "
-                         "corpus as written may be held in 4 KB pages, which a mapped walk pays for)")
+                    help=bench_run.CACHE_HELP)
     ap.add_argument("--spin", type=int, default=10_000_000,
                     help="loop count of the per-round spin (one, then two at once; "
                          "bench/jobs_bound.py's); 0: none")

@@ -91,8 +91,13 @@ def build_launcher(work: str) -> str:
     return exe
 
 
-#: how a corpus is put in the page cache before the rounds (``--cache``)
+#: how a corpus is put in the page cache before the rounds (``--cache``, here and in
+#: bench/jobs.py)
 CACHE_STATES = ("read", "as-is")
+CACHE_HELP = ("how each capture is put in the page cache before the rounds: 'read' (default): "
+              "dropped, then read through, as a capture read from the disk is held; 'as-is': "
+              "read through as it is (settle_cache: a corpus as written may be held in 4 KB "
+              "pages, which a mapped walk pays for)")
 
 
 def settle_cache(path: str, state: str = "read") -> str:
@@ -106,8 +111,9 @@ def settle_cache(path: str, state: str = "read") -> str:
     page-table entry per 2 MB for; written in small pieces and still cached, it may stay in
     4 KB folios, taken 16 at a time per fault and counted one by one by every process that
     maps them (2026-12-05, Intel host, 6.18: the walk alone of hs-100k 0.14 s against
-    0.25-0.29 s; ``--jobs 2`` 1.59 s against 1.72 s in one 7-round run of both states).  Returns a line for the log: the share of the file that a
-    mapping took in 2 MB entries (``FilePmdMapped``)."""
+    0.25-0.29 s; ``--jobs 2`` 1.59 s against 1.72 s in one 7-round run of both states).
+    Returns a line for the log: the share of the file that a mapping took in 2 MB entries
+    (``FilePmdMapped``)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         if state == "read":
@@ -421,10 +427,7 @@ def main() -> int:
     ap.add_argument("--label", default="", help="suffix for the result file names")
     ap.add_argument("--repo-results", action="store_true",
                     help="also copy the md/json table to bench/results/DATE[-label]-table.{md,json}")
-    ap.add_argument("--cache", choices=CACHE_STATES, default="read",
-                    help="how each corpus is put in the page cache before the rounds: 'read' "
-                         "(default): dropped, then read through, as a capture read from the disk; "
-                         "'as-is': read through as it is (see settle_cache)")
+    ap.add_argument("--cache", choices=CACHE_STATES, default="read", help=CACHE_HELP)
     ap.add_argument("--profile", action="store_true",
                     help="instead of timing: cProfile one run per corpus/impl and print the top functions")
     ap.add_argument("--profile-top", type=int, default=15)

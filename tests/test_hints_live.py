@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from sensor.ebpf import hints as probes  # noqa: E402
 from tests.scenarios import hints as HS  # noqa: E402
+from tests.support.poll import sensor_ready  # noqa: E402
 
 NS = "hintlive"
 pytestmark = pytest.mark.netns
@@ -286,7 +287,7 @@ def test_through_the_sensor_and_kafka(lab, broker, tmp_path):
     t = threading.Thread(target=lambda: err.extend(p.stderr), daemon=True)
     t.start()
     deadline = time.monotonic() + 60
-    while not any("capturing on" in line for line in err):
+    while not any(sensor_ready(line) for line in err):
         assert p.poll() is None and time.monotonic() < deadline, "".join(err)
         time.sleep(0.1)
     time.sleep(0.5)

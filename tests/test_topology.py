@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.poll import wait_for
+from tests.support.poll import sensor_ready, wait_for
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,16 +41,6 @@ REPO = HERE.parent
 PKI = HERE / "data" / "scenarios" / "pki"
 SECRET = "tlsdiag-SECRET-7f3a91c2e5"
 API, BE = "api.example.test", "backend.example.test"
-
-
-#: the line ``tlsdiag sensor`` logs once its publisher and metrics server are up (the capture's
-#: own "capturing on lo (linktype ...)" comes before them: a test that read the metrics
-#: after that one could find the port not yet open)
-_SENSOR_READY = re.compile(r"sensor \S+ capturing on \S+ -> ")
-
-
-def _sensor_ready(log: Path) -> bool:
-    return _SENSOR_READY.search(log.read_text()) is not None
 
 
 def _need_root():
@@ -118,7 +107,7 @@ def test_topology_end_to_end(topo, broker, tmp_path):
         stdout=open(tmp_path / "analyzer.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
     procs.append(analyzer)
     for name in ("router", "mp"):
-        wait_for(lambda: _sensor_ready(tmp_path / ("%s.log" % name)), 60,
+        wait_for(lambda: sensor_ready((tmp_path / ("%s.log" % name)).read_text()), 60,
               "the %s sensor to capture" % name)
 
     cert = ["-cert", str(PKI / "server-good.pem"), "-key", str(PKI / "server-good.key"),
@@ -307,7 +296,7 @@ def test_topology_every_cause(scenario_topo, broker, tmp_path):
                                 stderr=subprocess.STDOUT, cwd=REPO)
     try:
         for sid in ("router-1", "mp-1"):
-            wait_for(lambda: _sensor_ready(tmp_path / (sid + ".log")), 60,
+            wait_for(lambda: sensor_ready((tmp_path / (sid + ".log")).read_text()), 60,
                   "sensor %s" % sid)
         scs = G.scenarios(env)
         n_runs = sum(len(sc.runs) for sc in scs)
@@ -432,7 +421,7 @@ def test_sensor_reassembly_memcap_live(broker, tmp_path):
         return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
                                       timeout=10).read().decode()
     try:
-        wait_for(lambda: _sensor_ready(log), 60, "the sensor")
+        wait_for(lambda: sensor_ready(log.read_text()), 60, "the sensor")
         first = socket.create_connection(("127.0.0.1", port))
         second = socket.create_connection(("127.0.0.1", port))
         ports = first.getsockname()[1], second.getsockname()[1]
@@ -500,7 +489,7 @@ def test_sensor_sighup_reload_and_metrics(broker, tmp_path):
     def directions():
         return [decode_summary(v)["direction"] for _, v in kcat_messages(b, "hup.handshakes")]
     try:
-        wait_for(lambda: _sensor_ready(log), 60, "the sensor")
+        wait_for(lambda: sensor_ready(log.read_text()), 60, "the sensor")
         connect()
         wait_for(lambda: directions() == ["northbound"], 30, "a northbound summary")
         conf.write_text('[sensor]\nrole = "message-processor"\nports = [%d]\n' % port)
