@@ -99,6 +99,19 @@ def test_booleans_negated_by_their_flag():
         load("analyzer", ["--kafka", "k"], env={"TLSDIAG_WARNINGS": "maybe"})
 
 
+def test_a_negating_flag_says_which_way_it_turns_its_setting():
+    """--no-warnings turns warnings off, --endpoint-hints turns hints on: the help of such a
+    flag says so, not only what the setting is when on."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser, "watch")
+    text = {a.option_strings[0]: a.help for a in parser._actions if a.option_strings}
+    assert text["--no-warnings"].startswith("turns off: also report warnings")
+    assert "[TLSDIAG_WARNINGS, on by default]" in text["--no-warnings"]
+    assert text["--endpoint-hints"].startswith("turns on: ")
+    assert "[TLSDIAG_ENDPOINT_HINTS, off by default]" in text["--endpoint-hints"]
+
+
 def test_defaults_are_the_library_types_own():
     a = load("analyzer", ["--kafka", "k"])
     for f in ("group", "max_records", "cert_wait", "incident_resolve_hold_s", "topic_profiles",

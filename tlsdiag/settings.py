@@ -338,8 +338,8 @@ SETTINGS: tuple[Setting, ...] = (
             "learned server profiles (LRU)", p_int(1, 10_000_000)),
     Setting("profile_min_successes", _D("profile_min_successes"), "successful "
             "handshakes a server profile needs before it is used", p_int(1, 1_000_000)),
-    Setting("warnings", _A("warnings"), "also report warnings (expiring or "
-            "invalid certificates on successful handshakes; flag: failures only)", p_bool,
+    Setting("warnings", _A("warnings"), "also report warnings (expiring or invalid "
+            "certificates on successful handshakes); off: failures only", p_bool,
             flag="--no-warnings",
             negate=True),
     # -- Kafka ---------------------------------------------------------------------------------
@@ -370,7 +370,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("instance", _A("instance"), "stable id of this analyzer instance "
             "(its transactional id)"),
     Setting("exactly_once", _A("exactly_once"), "outputs and offsets in one "
-            "Kafka transaction per batch (flag: flush+commit instead, at least once)", p_bool,
+            "Kafka transaction per batch; off: flush, then commit (at least once)", p_bool,
             flag="--at-least-once", negate=True),
     Setting("max_records", _A("max_records"), "records per batch",
             p_int(1, 1_000_000)),
@@ -485,6 +485,10 @@ def add_arguments(parser: argparse.ArgumentParser, command: str,
             shown = "" if default in (None, (), "") or s.negate else " (default %s)" % (
                 ", ".join(map(str, default)) if isinstance(default, tuple) else default)
             text = "%s%s [%s]" % (s.help, shown, env_name(name))
+            if s.negate:        # the flag flips the setting: say which way
+                text = "turns %s: %s [%s, %s by default]" % (
+                    "off" if default else "on", s.help, env_name(name),
+                    "on" if default else "off")
         if s.negate:
             g.add_argument(*names, dest=name, action="store_const", const=not default,
                            default=None, help=text)
