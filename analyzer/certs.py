@@ -214,8 +214,11 @@ def cert_info_from_der(der: bytes, sha256: str | None = None) -> CertInfo:
             cert = x509.load_der_x509_certificate(der)
             subject, issuer = _rfc4514(cert.subject), _rfc4514(cert.issuer)
             nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
-        except ValueError as e:
-            return CertInfo(sha, "", "", None, None, (), (), (), False, False, False, None, f"unparseable DER: {e}")
+            cert.extensions         # parsed once here (then cached): a bad one fails here, not later
+        except Exception as e:      # noqa: BLE001 -- malformed DER is data: cryptography raises ValueError,
+            # InvalidVersion, DuplicateExtension, and KeyError for an unknown string tag in a name
+            return CertInfo(sha, "", "", None, None, (), (), (), False, False, False, None,
+                            f"unparseable DER: {type(e).__name__}: {str(e)[:200]}")
         dns, ips, cns = _names(cert)
         ca = _is_ca(cert)
     self_issued = cert.subject == cert.issuer
@@ -579,8 +582,8 @@ def run_verifier(certs: list[x509.Certificate], store: xv.Store, when: dt.dateti
         return "ok"
     except xv.VerificationError as e:
         return f"verifier: {e}"
-    except (ValueError, TypeError) as e:
-        return f"verifier could not run: {e}"
+    except Exception as e:      # noqa: BLE001 -- a certificate it cannot read: a verdict, not a crash
+        return f"verifier could not run: {type(e).__name__}: {e}"
 
 
 def _chain_shape(chain: tuple[CertInfo, ...], trust: _Trust | None) -> _Shape:
@@ -599,6 +602,8 @@ def _check_links(chain: tuple[CertInfo, ...], problems: list[Problem], notes: li
         a, b = chain[i], chain[i + 1]
         if a.self_issued or not a.issuer:
             break
+        if b.error:             # (an unparseable certificate has no name to compare: it is its own problem)
+            continue
         if a.issuer != b.subject:
             if any(a.issuer == o.subject for o in chain if o is not a):
                 notes.append(f"certificate {i + 1} is not the issuer of certificate {i} (chain sent out of order)")

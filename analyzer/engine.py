@@ -457,7 +457,8 @@ class Engine:
             why = (f"handshake succeeded, but the {whose} certificate has a problem"
                    f"{' the client accepted' if whose == 'server' else ' the server accepted'}: {p.detail}")
             out.append((cause.warning_rule or "TLS-WARN-CERT", cause,
-                        Finding(None, conf, why, raise_, {"certificate_side": whose})))
+                        Finding(None, conf, why, raise_, {"certificate_side": whose},
+                                fix="unparseable" if p.code == certs.UNPARSEABLE else None)))
         if "endpoint_hints" in ctx.s:       # what an endpoint found and let pass, unless the chain says it already
             seen = {(f.evidence.get("certificate_side"), c) for _r, c, f in out}
             out += [w for w in self._hint_warnings(ctx) if (w[2].evidence.get("certificate_side"), w[1]) not in seen]

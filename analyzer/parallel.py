@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from .engine import DEFAULT_WINDOW, Certs, Diagnosis, Engine, Meter, Stats, Summary, take_window
 
-__all__ = ["fold_windows", "Fold", "JobsError", "part_of"]
+__all__ = ["fold_windows", "Fold", "JobsError", "WorkerFailed", "part_of"]
 
 
 class Fold(Protocol):
@@ -48,7 +48,12 @@ class Fold(Protocol):
 
 
 class JobsError(RuntimeError):
-    """A ``--jobs`` analysis worker could not be started, or failed (a bug or a resource limit)."""
+    """A ``--jobs`` analysis worker could not be started, or ended without its result (a
+    resource limit: the OOM killer, a signal)."""
+
+
+class WorkerFailed(JobsError):
+    """A ``--jobs`` analysis worker raised: a bug (its traceback is in the message)."""
 
 
 def part_of(summary: Summary, jobs: int) -> int:
@@ -146,7 +151,7 @@ def _run(engine: Engine, items: list, parts: list, jobs: int, make: Callable[[],
                     raise JobsError("--jobs worker %d ended without its result (exit code %s)"
                                     % (i, p.exitcode)) from None
                 if msg[0] != "done":
-                    raise JobsError("--jobs worker %d failed:\n%s" % (i, msg[1]))
+                    raise WorkerFailed("--jobs worker %d failed:\n%s" % (i, msg[1]))
                 results[i] = msg[1:]
         finished = True
         return results

@@ -229,6 +229,11 @@ VARIANT_TEMPLATES: Mapping[tuple[Cause, str, str | None], str] = {
         "({verify_text})|a verify error][ at depth {verify_depth}] (0 = the peer's own certificate, 1 its issuer...): "
         "fix that certificate, or the rejecting side's policy if the certificate is meant to pass; reproduce with "
         "`openssl verify -CAfile <the rejecting side's roots> -untrusted <intermediates> <certificate>`."),
+    (CERTIFICATE_REJECTED, "unparseable", None): (
+        "A certificate of this chain is not well-formed X.509 (a strict parser refuses it; this peer let it pass, "
+        "another may not): look at it with `openssl x509 -inform der -text -noout` or `openssl asn1parse -inform "
+        "der`, and have it reissued by its CA (a duplicated extension, a wrong version field or a malformed name "
+        "are the usual faults)."),
     (CIPHER_MISMATCH, "groups", None): (
         "No common key-exchange group[: the client offered {client_groups}][; the server chose {server_groups} when "
         "it worked]. Align the groups: the Router virtual host's curve list (northbound), `jdk.tls.namedGroups` on "

@@ -230,8 +230,12 @@ def cert_line(d: Diagnosis) -> str | None:
         return None
     leaf = certs[0] if isinstance(certs[0], dict) else {}
     names = leaf.get("san_dns") or leaf.get("san_ip") or []
-    bits = [f"{'client' if side.startswith('client') else 'server'} chain of {len(certs)}: {leaf.get('subject', '?')}",
-            f"issuer {leaf.get('issuer', '?')}", f"valid {leaf.get('not_before', '?')} .. {leaf.get('not_after', '?')}"]
+    head = f"{'client' if side.startswith('client') else 'server'} chain of {len(certs)}: "
+    if leaf.get("error"):           # (no name, issuer or dates to show)
+        bits = [head + f"its first certificate unparseable ({leaf.get('error')})"]
+    else:
+        bits = [head + str(leaf.get("subject", "?")), f"issuer {leaf.get('issuer', '?')}",
+                f"valid {leaf.get('not_before', '?')} .. {leaf.get('not_after', '?')}"]
     if isinstance(names, list) and names:
         bits.append("SAN " + ", ".join(map(str, names[:4])))
     probs = chain.get("problems") or []

@@ -26,9 +26,18 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport fabs, rint
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
-from libc.errno cimport EINTR, errno
+from libc.errno cimport EAGAIN, EINTR, errno
 from libc.string cimport memchr, memcmp, memcpy, memset
 from posix.uio cimport iovec, writev
+
+
+cdef extern from "<poll.h>" nogil:
+    cdef struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd* fds, unsigned long nfds, int timeout)
+    enum: POLLOUT
 
 from .errors import MAX_CERTIFICATES as _MAX_CERTIFICATES, error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
@@ -1414,6 +1423,25 @@ cdef inline bint _key_lt(const int64_t* a, const int64_t* b) noexcept nogil:
     return a[2] < b[2]
 
 
+cdef int _wait_writable(int fd) except -1:
+    """Until ``fd`` (a non-blocking output a reader is slow on) takes more: the output waits
+    for its reader, as a blocking one would."""
+    cdef pollfd p
+    cdef int r
+    p.fd = fd
+    p.events = POLLOUT
+    while True:
+        with nogil:
+            r = poll(&p, 1, -1)
+        if r >= 0:
+            return 0
+        if errno != EINTR:
+            PyErr_SetFromErrno(OSError)
+            return -1
+        if PyErr_CheckSignals() < 0:
+            return -1
+
+
 cdef Py_ssize_t _write_iov(int fd, iovec* iov, int cnt) except -1:
     """All of ``iov[:cnt]`` to ``fd``: a short write goes on from where it stopped."""
     cdef Py_ssize_t total = 0, n
@@ -1421,6 +1449,10 @@ cdef Py_ssize_t _write_iov(int fd, iovec* iov, int cnt) except -1:
         with nogil:
             n = writev(fd, iov, cnt)
         if n < 0:
+            if errno == EAGAIN:         # a non-blocking output, full (Linux: EWOULDBLOCK too)
+                if _wait_writable(fd) < 0:
+                    return -1
+                continue
             if errno == EINTR:
                 if PyErr_CheckSignals() < 0:
                     return -1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import os
+import select
 import struct
 from hashlib import blake2s
 
@@ -1064,9 +1065,26 @@ def write_merged(fd: int, parts: list) -> int:
 
 def _writev_all(fd: int, chunks: list) -> int:
     want = sum(map(len, chunks))
-    n = os.writev(fd, chunks)
+    n = _retrying(os.writev, fd, chunks)
     if n < want:                                # a short write: the rest from there
         rest = memoryview(b"".join(chunks))[n:]
         while rest:
-            rest = rest[os.write(fd, rest):]
+            rest = rest[_retrying(os.write, fd, rest):]
     return want
+
+
+def _retrying(write, fd: int, data) -> int:
+    """``write(fd, data)``, waiting while ``fd`` (a non-blocking output a reader is slow on) is
+    full, as a blocking one would."""
+    while True:
+        try:
+            return write(fd, data)
+        except BlockingIOError:
+            _wait_writable(fd)
+
+
+def _wait_writable(fd: int) -> None:
+    """Until the output ``fd`` takes more (EINTR retried by Python, PEP 475)."""
+    p = select.poll()
+    p.register(fd, select.POLLOUT)
+    p.poll()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 
 import pytest
@@ -225,3 +226,47 @@ def test_unparseable_certificate(pki):
     r = ck.check([{"sha256": "00" * 32}], {"00" * 32: b"\x30\x03\x02\x01\x00"}, side="server", when=T0,
                  hostname="x", hostname_source="sni", direction="unknown")
     assert codes(r) == [C.UNPARSEABLE]
+
+
+def _mutated(der: bytes, pattern: bytes, at: int, value: int) -> bytes:
+    i = der.index(pattern)
+    out = bytearray(der)
+    out[i + at] = value
+    return bytes(out)
+
+
+#: one byte of a certificate changed the ways cryptography fails on other than with ValueError
+#: (found by mutating captured certificates): a version field of 28, a name's string tag 0xfa
+#: (KeyError inside cryptography), the AuthorityKeyIdentifier's OID made SubjectKeyIdentifier's
+#: (the certificate then has that extension twice)
+_BAD_DER = {
+    "InvalidVersion": (b"\xa0\x03\x02\x01\x02", 4, 28),
+    "KeyError": (b"\x06\x03\x55\x04\x03\x0c", 5, 0xFA),
+    "DuplicateExtension": (b"\x06\x03\x55\x1d\x23", 4, 0x0E),
+}
+
+
+@pytest.mark.parametrize("error", sorted(_BAD_DER))
+def test_a_certificate_the_parser_refuses_in_any_way_is_a_problem_not_a_crash(pki, error):
+    der = _mutated(pki.leaf.der, *_BAD_DER[error])
+    info = C.cert_info_from_der(der)
+    assert info.cert is None and info.error.startswith("unparseable DER: " + error)
+    sha = hashlib.sha256(der).hexdigest()
+    facts = {"sha256": sha, "subject": "CN=api.example.com"}
+    for trust in (None, [pki.root.cert]):
+        ck = C.CertChecker({"default": TrustStore("test-roots", tuple(trust))} if trust else None)
+        r = ck.check([facts, pki.inter.facts], {sha: der, **ders([pki.inter])}, side="server", when=T0,
+                     hostname="api.example.com", hostname_source="sni", direction="southbound")
+        assert codes(r)[:1] == [C.UNPARSEABLE] and r.problems[0].index == 0
+        # its issuer is not blamed for a name the parser could not read
+        assert C.ISSUER_MISMATCH not in codes(r)
+
+
+def test_an_unparseable_intermediate_is_not_an_issuer_mismatch(pki):
+    der = _mutated(pki.inter.der, *_BAD_DER["DuplicateExtension"])
+    sha = hashlib.sha256(der).hexdigest()
+    r = C.CertChecker().check([pki.leaf.facts, {"sha256": sha}], {**ders([pki.leaf]), sha: der},
+                              side="server", when=T0, hostname="api.example.com",
+                              hostname_source="sni", direction="southbound")
+    assert [(p.code, p.index) for p in r.problems if p.code == C.UNPARSEABLE] == [(C.UNPARSEABLE, 1)]
+    assert C.ISSUER_MISMATCH not in codes(r)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -382,3 +385,27 @@ def test_a_window_of_jsonl_is_bounded_by_its_bytes(tmp_path, monkeypatch, jobs):
     monkeypatch.setattr(engine_mod.Meter.__init__, "__defaults__", (1 << 20,))
     code, out, _err = run("--format", "jsonl", "--jobs", str(jobs), str(path))
     assert code == 1 and len(out.splitlines()) == 10
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_certificate_the_parser_cannot_read_is_diagnosed_with_the_rest(tmp_path, jobs):
+    """One byte of a captured server certificate changed so that cryptography raises KeyError
+    (an unknown string tag in a name), not ValueError: every connection of every file is still
+    diagnosed, that one with a warning whose fix is about a malformed certificate."""
+    src = Path(__file__).resolve().parent / "data" / "captures" / "tls12_rsa_chain3.pcap"
+    data = bytearray(src.read_bytes())
+    data[data.index(b"\x06\x03\x55\x04\x03\x0c") + 5] = 0xFA       # CN's UTF8String tag
+    bad = tmp_path / "bad-cert.pcap"
+    bad.write_bytes(bytes(data))
+    example = Path(__file__).resolve().parents[1] / "examples" / "gateway-failures.pcap"
+    alone = subprocess.run([sys.executable, "-m", "tlsdiag", "diagnose", "--format", "jsonl", str(example)],
+                           capture_output=True, text=True, timeout=120)
+    both = subprocess.run([sys.executable, "-m", "tlsdiag", "diagnose", "--format", "jsonl", "--jobs", jobs,
+                           str(example), str(bad)], capture_output=True, text=True, timeout=120)
+    assert both.returncode == 1 and "Traceback" not in both.stderr, both.stderr
+    lines = [json.loads(x) for x in both.stdout.splitlines()]
+    assert both.stdout.startswith(alone.stdout) and len(lines) == len(alone.stdout.splitlines()) + 1
+    last = lines[-1]
+    assert (last["severity"], last["cause"]) == ("warning", "certificate_rejected")
+    assert "unparseable DER: KeyError" in last["explanation"]
+    assert last["remediation"].startswith("A certificate of this chain is not well-formed X.509")

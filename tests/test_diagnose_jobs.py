@@ -14,7 +14,7 @@ import pytest
 
 from analyzer.config import DiagnoseConfig
 from analyzer.engine import Engine
-from analyzer.parallel import JobsError, fold_windows, part_of
+from analyzer.parallel import WorkerFailed, fold_windows, part_of
 from analyzer.report import Grouper, render
 from sensor.pipeline import summarize_paths
 from tests.support.summaries import MODERN_SUITES, alert, make_summary
@@ -130,8 +130,10 @@ class _Failing:
         raise ValueError("boom in a worker")
 
 
-def test_a_failing_worker_is_a_jobs_error_with_its_traceback(pairs):
-    with pytest.raises(JobsError, match="(?s)worker.*failed.*boom in a worker"):
+def test_a_failing_worker_is_a_bug_with_its_traceback(pairs):
+    """A worker that raised is a bug (``WorkerFailed``: diagnose lets it reach tlsdiag.cli, exit
+    status 3, as in one process), not a JobsError of resources (exit status 2)."""
+    with pytest.raises(WorkerFailed, match="(?s)worker.*failed.*Traceback.*boom in a worker"):
         for _folds in fold_windows(Engine(DiagnoseConfig()), pairs, 2, _Failing):
             pass
 

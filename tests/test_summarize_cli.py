@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dpkt
@@ -402,6 +403,53 @@ def test_broken_pipe_is_quiet():
                        shell=True, cwd=ROOT, capture_output=True, timeout=120)
     assert r.stdout.count(b"\n") == 1
     assert b"Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("command", ["summarize", "diagnose"])
+def test_a_closed_standard_output_is_a_one_line_error(command):
+    """``tlsdiag summarize x.pcap >&-``: exit status 2 and a line that says why (the output was
+    lost without a word, or a traceback); the capture, opened later, does not become fd 1."""
+    cap = str(CAPTURES / "tls12_rsa_chain3.pcap")
+    before = Path(cap).read_bytes()
+    for fmt in ("jsonl", "table" if command == "summarize" else "text"):
+        r = subprocess.run([sys.executable, "-m", "tlsdiag", command, "--format", fmt, cap],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, timeout=120,
+                           text=True, preexec_fn=lambda: os.close(1))
+        assert r.returncode == 2, r.stderr
+        assert r.stderr == "tlsdiag %s: error: cannot write the output: standard output is closed\n" % command
+    assert Path(cap).read_bytes() == before
+
+
+def test_a_closed_standard_error_keeps_the_exit_status():
+    """``2>&-``: a file that is not a capture is still exit status 2, not Python's 1."""
+    r = subprocess.run([sys.executable, "-m", "tlsdiag", "summarize", str(BAD / "text.pcap")],
+                       capture_output=False, stdout=subprocess.DEVNULL, cwd=ROOT, timeout=120,
+                       preexec_fn=lambda: os.close(2))
+    assert r.returncode == 2
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_non_blocking_output_waits_for_its_reader(jobs):
+    """A parent that hands over a non-blocking pipe (O_NONBLOCK on fd 1) and reads it slowly:
+    the output waits for the reader, whole, exit status 0 (it was a BlockingIOError, cut short)."""
+    paths = [str(p) for p in sorted(CAPTURES.glob("*.pcap"))] * 40
+    want = subprocess.run([sys.executable, "-m", "tlsdiag", "summarize", *paths], capture_output=True,
+                          cwd=ROOT, timeout=120).stdout
+    assert len(want) > 4 * 65536                # (more than a pipe holds)
+    rd, wr = os.pipe()
+    os.set_blocking(wr, False)
+    p = subprocess.Popen([sys.executable, "-m", "tlsdiag", "summarize", "--jobs", jobs, *paths],
+                         stdout=wr, stderr=subprocess.PIPE, cwd=ROOT)
+    os.close(wr)
+    time.sleep(1.0)                             # (the pipe fills: the writer must wait)
+    got = bytearray()
+    with os.fdopen(rd, "rb") as f:
+        while chunk := f.read(4096):
+            got += chunk
+            time.sleep(0.001)
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0, err
+    assert bytes(got) == want and "Traceback" not in err
 
 
 def test_unsupported_link_type_is_a_clear_error(tmp_path):

@@ -5,6 +5,7 @@ import errno
 import importlib
 import io
 import os
+import select
 import sys
 import traceback
 
@@ -33,8 +34,17 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+#: the services: their output goes to Kafka, and nothing needs their standard output
+_SERVICES = ("sensor", "analyzer")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    closed = _fill_closed_fds()
+    if 1 in closed and not (argv and argv[0] in _SERVICES):
+        print("tlsdiag%s: error: cannot write the output: standard output is closed" % (
+            " " + argv[0] if argv and argv[0] in COMMANDS else ""), file=sys.stderr)
+        return ExitStatus.ERROR
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return ExitStatus.SUCCESS if argv else ExitStatus.ERROR
@@ -77,6 +87,31 @@ def main(argv: list[str] | None = None) -> int:
         return _internal(argv[0])
 
 
+def _fill_closed_fds() -> set:
+    """Standard descriptors the process was started without (``>&-``), now on /dev/null: a file
+    opened later does not take their number (output meant for fd 1 would go into a capture), and
+    ``sys.stdout`` / ``sys.stderr`` are files, not None.  Returns the ones that were closed."""
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(fd)
+    for fd in sorted(closed):
+        try:
+            got = os.open(os.devnull, os.O_RDWR)
+        except OSError:
+            return closed
+        if got != fd:               # (lowest free number: it is fd unless a lower one was free)
+            os.dup2(got, fd)
+            os.close(got)
+        if fd == 1:
+            sys.stdout = open(1, "w", closefd=False)
+        elif fd == 2:
+            sys.stderr = open(2, "w", closefd=False)
+    return closed
+
+
 def _internal(command: str) -> int:
     """A bug reached the top: its traceback (for a report), a last line that says so, and an exit
     status of its own -- Python's own 1 is diagnose's "failures found"."""
@@ -96,13 +131,16 @@ class _WholeWrites(io.FileIO):
     returns the short count and drops the error, which ``TextIOWrapper`` and ``print``
     ignore: the output would end short without a word.)"""
 
-    def write(self, b) -> "int | None":
+    def write(self, b) -> int:
         view = memoryview(b).cast("B")
         total = len(view)
         while view:
             n = super().write(view)
-            if n is None:                   # a non-blocking output that is full
-                return (total - len(view)) or None
+            if n is None:       # a non-blocking output, full: wait for its reader, as a blocking one would
+                p = select.poll()
+                p.register(self.fileno(), select.POLLOUT)
+                p.poll()
+                continue
             view = view[n:]
         return total
 

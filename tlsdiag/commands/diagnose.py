@@ -20,7 +20,7 @@ from typing import IO, Iterator, Sequence
 
 from analyzer.config import ConfigError, build_config
 from analyzer.engine import Engine, Meter
-from analyzer.parallel import JobsError, fold_windows
+from analyzer.parallel import JobsError, WorkerFailed, fold_windows
 from analyzer.profiles import ProfileError
 from analyzer.report import Grouper, json_bytes, render, want_colour
 from sensor.capture import CaptureError
@@ -257,6 +257,8 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
             for folds in fold_windows(engine, inputs, a.jobs, functools.partial(_Report, jsonl, values["warnings"]),
                                       meter=meter):
                 report.absorb(folds)
+    except WorkerFailed:
+        raise                   # a bug, as in one process: tlsdiag.cli says so (exit status 3)
     except JobsError as exc:
         stderr.write(f"tlsdiag diagnose: error: {exc}\n")
         return ERROR
