@@ -135,6 +135,19 @@ def _parse_iso(v: object) -> dt.datetime | None:
         return None
 
 
+def _extensions(cert: x509.Certificate) -> None:
+    """Parse the extensions once (cryptography keeps them): a certificate with one extension twice is
+    refused as strict TLS stacks refuse it (raises); one whose extension cannot be read otherwise (a
+    DEFAULT value encoded, as old CAs did; a name type cryptography lacks) is read without its
+    extensions, as OpenSSL reads it (each lookup then finds none)."""
+    try:
+        cert.extensions
+    except x509.DuplicateExtension:
+        raise
+    except Exception as e:          # noqa: BLE001
+        log.debug("certificate extensions not read: %s", e)
+
+
 def _names(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     dns: tuple[str, ...] = ()
     ips: tuple[str, ...] = ()
@@ -144,11 +157,11 @@ def _names(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...], tu
         ips = tuple(str(a) for a in san.get_values_for_type(x509.IPAddress))
     except x509.ExtensionNotFound:
         pass
-    except ValueError as e:  # malformed extension
+    except Exception as e:  # noqa: BLE001 -- extensions not readable (_extensions)
         log.debug("bad SAN extension: %s", e)
     try:
         cns = tuple(str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME))
-    except ValueError:
+    except Exception:       # noqa: BLE001
         cns = ()
     return dns, ips, cns
 
@@ -156,7 +169,7 @@ def _names(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...], tu
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except (x509.ExtensionNotFound, ValueError):
+    except Exception:       # noqa: BLE001 -- none, or extensions not readable (_extensions)
         return False
 
 
@@ -214,7 +227,7 @@ def cert_info_from_der(der: bytes, sha256: str | None = None) -> CertInfo:
             cert = x509.load_der_x509_certificate(der)
             subject, issuer = _rfc4514(cert.subject), _rfc4514(cert.issuer)
             nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
-            cert.extensions         # parsed once here (then cached): a bad one fails here, not later
+            _extensions(cert)
         except Exception as e:      # noqa: BLE001 -- malformed DER is data: cryptography raises ValueError,
             # InvalidVersion, DuplicateExtension, and KeyError for an unknown string tag in a name
             return CertInfo(sha, "", "", None, None, (), (), (), False, False, False, None,
@@ -563,7 +576,7 @@ def run_verifier(certs: list[x509.Certificate], store: xv.Store, when: dt.dateti
     has_san = True
     try:
         leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except (x509.ExtensionNotFound, ValueError):
+    except Exception:       # noqa: BLE001 -- none, or extensions not readable (_extensions)
         has_san = False
     ee = xv.ExtensionPolicy.permit_all()
     if side == "server" and hostname and has_san:

@@ -270,3 +270,24 @@ def test_an_unparseable_intermediate_is_not_an_issuer_mismatch(pki):
                               hostname_source="sni", direction="southbound")
     assert [(p.code, p.index) for p in r.problems if p.code == C.UNPARSEABLE] == [(C.UNPARSEABLE, 1)]
     assert C.ISSUER_MISMATCH not in codes(r)
+
+
+def test_an_extension_the_parser_cannot_read_leaves_the_certificate_readable(pki):
+    """A SAN entry of an unknown name type (cryptography: ValueError on the extensions; OpenSSL
+    reads such a certificate, and old CAs' DEFAULT-encoded basicConstraints fail the same way):
+    the certificate keeps its names, dates and chain, without its extensions -- not unparseable."""
+    der = bytearray(pki.leaf.der)
+    at = der.index(b"\x82", der.index(b"\x06\x03\x55\x1d\x11"))     # the first dNSName's tag
+    der[at] = 0x89
+    info = C.cert_info_from_der(bytes(der))
+    assert info.error is None and info.subject == pki.leaf.cert.subject.rfc4514_string()
+    assert info.san_dns == () and info.common_names == ("api.example.com",) and not info.is_ca
+    sha = hashlib.sha256(bytes(der)).hexdigest()
+    r = C.CertChecker({"default": TrustStore("test-roots", (pki.root.cert,))}).check(
+        [{"sha256": sha}, pki.inter.facts], {sha: bytes(der), **ders([pki.inter])}, side="server", when=T0,
+        hostname="api.example.com", hostname_source="sni", direction="southbound")
+    assert C.UNPARSEABLE not in codes(r)
+    # the names link up; the changed byte broke the issuer's signature, which is what is said
+    assert [p.detail for p in r.problems if p.code == C.ISSUER_MISMATCH] == [
+        "certificate 1 has the right name (%r) but its key did not sign certificate 0"
+        % pki.inter.cert.subject.rfc4514_string()]
