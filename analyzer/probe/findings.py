@@ -294,5 +294,5 @@ def _cert_label(att: Attempt) -> str:
         c = x509.load_der_x509_certificate(att.chain[0])
         cn = c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         return f"CN={cn[0].value!s}" if cn else c.subject.rfc4514_string()
-    except ValueError:
+    except Exception:       # noqa: BLE001 -- a server's malformed certificate (cryptography: ValueError, KeyError...)
         return "?"
