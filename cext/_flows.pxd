@@ -23,6 +23,8 @@ cdef class Flow:
     cdef public bint client_lo
     cdef public uint32_t nseq[2]
     cdef public bint has_seq[2]
+    cdef public uint32_t isn
+    cdef public bint has_isn
     cdef public object ooo
     cdef public Py_ssize_t ooo_bytes[2]
     cdef public _tls.TLSConnection conn

@@ -58,8 +58,8 @@ _HELD = attrgetter("held")
 class Flow:
     """One TCP connection: roles, reassembly state, the TLS reader and the session record."""
 
-    __slots__ = ("key", "client_lo", "nseq", "has_seq", "ooo", "ooo_bytes", "conn", "session",
-                 "last", "first", "serial", "created", "reset_at", "held")
+    __slots__ = ("key", "client_lo", "nseq", "has_seq", "isn", "has_isn", "ooo", "ooo_bytes", "conn",
+                 "session", "last", "first", "serial", "created", "reset_at", "held")
 
     def __init__(self, key: bytes, client_lo: bool, ts: float, serial: int = 0,
                  created: int = 0) -> None:
@@ -67,6 +67,8 @@ class Flow:
         self.client_lo = client_lo
         self.nseq = [0, 0]              # next expected sequence number per direction
         self.has_seq = [False, False]   # ... once known
+        self.isn = 0                    # the client's initial sequence number (its SYN's) ...
+        self.has_isn = False            # ... once seen
         self.ooo = None                 # [dict, dict] once a segment arrives out of order
         self.ooo_bytes = [0, 0]
         self.conn = None                # TLSConnection, created with the first payload
@@ -137,7 +139,7 @@ class FlowTable:
             "flows_created": 0, "flows_not_tls": 0, "flows_evicted": 0, "flows_timed_out": 0,
             "summaries": 0, "retransmissions": 0, "out_of_order": 0, "gaps": 0,
             "protocol_errors": 0, "internal_errors": 0, "flows_half_closed": 0,
-            "reassembly_memcap": 0,
+            "reassembly_memcap": 0, "syn_inside_connection": 0,
         }
         self.reasons: dict = {}
 
@@ -204,9 +206,26 @@ class FlowTable:
             d = CLIENT if from_lo == flow.client_lo else SERVER
             flow.last = ts
             if flags & SYN:
-                seq = (seq + 1) & MASK
-                flow.nseq[d] = seq
-                flow.has_seq[d] = True
+                if d == CLIENT and not flags & ACK:
+                    if flow.has_isn and seq != flow.isn and flow.conn is not None:
+                        # the client's SYN with a new ISN once data flowed: a new connection
+                        # on the 5-tuple (the eBPF filter starts over too); the old one ends
+                        self._finish(flow, "incomplete", out)
+                        self._segment(self.flows.get(key), ts, key, from_lo, flags, seq, payload,
+                                      truncated)
+                        return
+                    flow.isn = seq
+                    flow.has_isn = True
+                seq = (seq + 1) & MASK          # (data in a SYN, TFO, begins after it)
+                if flow.conn is None or not flow.has_seq[d]:
+                    flow.nseq[d] = seq
+                    flow.has_seq[d] = True
+                else:
+                    # once the connection carries data, another SYN -- a duplicate from a SPAN
+                    # port or a reordering capture, a SYN bit on a later segment -- does not
+                    # move its sequence, as a real stack ignores it (RFC 5961 4.2); the eBPF
+                    # filter does the same
+                    self.stats["syn_inside_connection"] += 1
             sess = flow.session
             if payload:
                 if sess is None:

@@ -31,14 +31,6 @@ from libc.string cimport memchr, memcmp, memcpy, memset
 from posix.uio cimport iovec, writev
 
 
-cdef extern from "<poll.h>" nogil:
-    cdef struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd* fds, unsigned long nfds, int timeout)
-    enum: POLLOUT
-
 from .errors import MAX_CERTIFICATES as _MAX_CERTIFICATES, error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
                        MAX_SNAPLEN, NG_MAX_BLOCK, NG_MAX_IFACES, SHARE_SPACE, counters_as_stats)
@@ -1423,35 +1415,16 @@ cdef inline bint _key_lt(const int64_t* a, const int64_t* b) noexcept nogil:
     return a[2] < b[2]
 
 
-cdef int _wait_writable(int fd) except -1:
-    """Until ``fd`` (a non-blocking output a reader is slow on) takes more: the output waits
-    for its reader, as a blocking one would."""
-    cdef pollfd p
-    cdef int r
-    p.fd = fd
-    p.events = POLLOUT
-    while True:
-        with nogil:
-            r = poll(&p, 1, -1)
-        if r >= 0:
-            return 0
-        if errno != EINTR:
-            PyErr_SetFromErrno(OSError)
-            return -1
-        if PyErr_CheckSignals() < 0:
-            return -1
-
-
-cdef Py_ssize_t _write_iov(int fd, iovec* iov, int cnt) except -1:
-    """All of ``iov[:cnt]`` to ``fd``: a short write goes on from where it stopped."""
+cdef Py_ssize_t _write_iov(int fd, iovec* iov, int cnt, object wait) except -1:
+    """All of ``iov[:cnt]`` to ``fd``: a short write goes on from where it stopped; a full
+    non-blocking ``fd`` is waited on by ``wait(fd)`` (None: BlockingIOError)."""
     cdef Py_ssize_t total = 0, n
     while cnt > 0:
         with nogil:
             n = writev(fd, iov, cnt)
         if n < 0:
-            if errno == EAGAIN:         # a non-blocking output, full (Linux: EWOULDBLOCK too)
-                if _wait_writable(fd) < 0:
-                    return -1
+            if errno == EAGAIN and wait is not None:    # (Linux: EWOULDBLOCK too)
+                wait(fd)
                 continue
             if errno == EINTR:
                 if PyErr_CheckSignals() < 0:
@@ -1475,7 +1448,7 @@ cdef enum:
     _IOV_BATCH = 1024
 
 
-def write_merged(int fd, list parts):
+def write_merged(int fd, list parts, wait=None):
     """See ``cext._wire_py.write_merged``."""
     cdef Py_ssize_t k = len(parts), i, j, n, best, total = 0, cnt = 0
     cdef size_t ln
@@ -1545,7 +1518,7 @@ def write_merged(int fd, list parts):
         if items[best] is not NULL:
             item = (<list>items[best])[taken[best]]
             if cnt == _IOV_BATCH:
-                total += _write_iov(fd, iov, cnt)
+                total += _write_iov(fd, iov, cnt, wait)
                 cnt = 0
             iov[cnt].iov_base = PyBytes_AS_STRING(item)
             iov[cnt].iov_len = PyBytes_GET_SIZE(item)
@@ -1557,7 +1530,7 @@ def write_merged(int fd, list parts):
                 iov[cnt - 1].iov_len += ln
             elif ln:
                 if cnt == _IOV_BATCH:
-                    total += _write_iov(fd, iov, cnt)
+                    total += _write_iov(fd, iov, cnt, wait)
                     cnt = 0
                 iov[cnt].iov_base = <void*>(data[best] + at[best])
                 iov[cnt].iov_len = ln
@@ -1566,5 +1539,5 @@ def write_merged(int fd, list parts):
             at[best] += ln
         taken[best] += 1
     if cnt:
-        total += _write_iov(fd, iov, cnt)
+        total += _write_iov(fd, iov, cnt, wait)
     return total

@@ -20,7 +20,6 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import os
-import select
 import struct
 from hashlib import blake2s
 
@@ -1016,7 +1015,7 @@ def keys_below(keys, low: int) -> int:
     return bisect.bisect_left(majors, low)
 
 
-def write_merged(fd: int, parts: list) -> int:
+def write_merged(fd: int, parts: list, wait=None) -> int:
     """Write the first ``n`` results of each part to ``fd``, all in the order of their keys
     (equal keys: the lower part first); returns the bytes written.
 
@@ -1024,7 +1023,9 @@ def write_merged(fd: int, parts: list) -> int:
     :func:`keys_below`), then either ``items`` a list of its results (bytes; ``data`` and
     ``lens`` None), or ``data`` a buffer of them back to back and ``lens`` a buffer of their
     uint64 lengths (``items`` None).  A part's results that come out one after another are
-    written as one piece; a short write goes on from where it stopped."""
+    written as one piece; a short write goes on from where it stopped.  A full non-blocking
+    ``fd`` (a reader slower than the output) is waited on by ``wait(fd)``, the caller's (the
+    core has no clock or I/O loop); without one it is a BlockingIOError."""
     order = []
     chunks: list = [None] * len(parts)
     for i, (keys, n, items, data, lens) in enumerate(parts):
@@ -1059,32 +1060,25 @@ def write_merged(fd: int, parts: list) -> int:
     out = [chunks[i][j] for _a, _b, _c, i, j in order]
     total = 0
     for k in range(0, len(out), _IOV_BATCH):
-        total += _writev_all(fd, out[k:k + _IOV_BATCH])
+        total += _writev_all(fd, out[k:k + _IOV_BATCH], wait)
     return total
 
 
-def _writev_all(fd: int, chunks: list) -> int:
+def _writev_all(fd: int, chunks: list, wait) -> int:
     want = sum(map(len, chunks))
-    n = _retrying(os.writev, fd, chunks)
+    n = _retrying(os.writev, fd, chunks, wait)
     if n < want:                                # a short write: the rest from there
         rest = memoryview(b"".join(chunks))[n:]
         while rest:
-            rest = rest[_retrying(os.write, fd, rest):]
+            rest = rest[_retrying(os.write, fd, rest, wait):]
     return want
 
 
-def _retrying(write, fd: int, data) -> int:
-    """``write(fd, data)``, waiting while ``fd`` (a non-blocking output a reader is slow on) is
-    full, as a blocking one would."""
+def _retrying(write, fd: int, data, wait) -> int:
     while True:
         try:
             return write(fd, data)
         except BlockingIOError:
-            _wait_writable(fd)
-
-
-def _wait_writable(fd: int) -> None:
-    """Until the output ``fd`` takes more (EINTR retried by Python, PEP 475)."""
-    p = select.poll()
-    p.register(fd, select.POLLOUT)
-    p.poll()
+            if wait is None:
+                raise
+            wait(fd)

@@ -24,6 +24,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import select
 import signal
 import stat
 import traceback
@@ -599,7 +600,7 @@ def _write_released(queues: list, low: int, output: int, spools: list, copied: l
         taken.append((n, size))
     if not any(n for n, _size in taken):
         return
-    wire.write_merged(output, parts)
+    wire.write_merged(output, parts, _wait_writable)
     del parts
     for i, (n, size) in enumerate(taken):
         q = queues[i]
@@ -613,6 +614,14 @@ def _write_released(queues: list, low: int, output: int, spools: list, copied: l
         if upto > punched[i]:
             _punch_hole(spools[i], punched[i], upto - punched[i])
             punched[i] = upto
+
+
+def _wait_writable(fd: int) -> None:
+    """Until the output ``fd`` takes more: a non-blocking output (a pipe its reader set so) that
+    is full waits for its reader, as a blocking one would."""
+    p = select.poll()
+    p.register(fd, select.POLLOUT)
+    p.poll()
 
 
 def _pread_into(fd: int, view: memoryview, at: int) -> None:

@@ -317,6 +317,29 @@ def mangle(frames, rng, p_swap=0.0, p_drop=0.0, p_dup=0.0):
     return out
 
 
+def late_syns(frames, after=4):
+    """Each SYN and SYN-ACK sent again ``after`` frames of its flow later (a SPAN port's
+    duplicate, a reordering capture): the engine and the filter both leave the sequence as
+    the connection's data has it."""
+    out: list = []
+    due: dict = {}                          # flow key -> [frames to go, (ts, copy)]
+    for ts, fr in frames:
+        out.append((ts, fr))
+        s = Seg.parse(fr)
+        if s is None:
+            continue
+        late = due.get(s.key)
+        if late is not None:
+            for item in list(late):
+                item[0] -= 1
+                if item[0] <= 0:
+                    out.append((ts, item[1]))
+                    late.remove(item)
+        if s.flags & SYN:
+            due.setdefault(s.key, []).append([after, fr])
+    return out
+
+
 def to_ipv6(frames):
     """IPv4 frames as IPv6 (2001:db8::<v4 address>), same TCP."""
     out = []
@@ -415,6 +438,7 @@ TRANSFORMS = {
     "loss": (lambda fr, rng: mangle(fr, rng, p_drop=0.03), True, False),
     "retransmit": (lambda fr, rng: mangle(fr, rng, p_dup=0.05), True, True),
     "late-start": (lambda fr, rng: fr[len(fr) // 3:], True, False),
+    "late-syn-copies": (lambda fr, rng: late_syns(fr), False, False),
     "ipv6": (lambda fr, rng: to_ipv6(fr), True, True),
     "ipv6-resegment": (lambda fr, rng: to_ipv6(resegment(fr, rng, 40)), False, True),
 }

@@ -695,6 +695,33 @@ def test_port_reuse_after_finish_is_a_new_connection(engine_impl):
     assert allx[0]["id"] != allx[1]["id"]
 
 
+@pytest.mark.parametrize("late", ["syn", "syn_ack", "syn_bit"])
+def test_a_syn_inside_the_connection_does_not_move_its_sequence(engine_impl, baseline12, late):
+    """Once data flowed, a copy of the client's SYN (same ISN: a SPAN port's duplicate, a
+    capture's reordering), of the server's SYN-ACK, or a stray SYN bit on a server ACK is
+    counted and ignored, as a real stack ignores it -- it was taken for a new sequence start,
+    and the rest of the handshake for a hole (a false failure)."""
+    c = Conn()
+    frames = frames_of(c, pieces(TLS12))
+    extra = {"syn": c.frame(0, SYN), "syn_ack": c.frame(1, SYN | ACK),
+             "syn_bit": ether(c.packet(1, ACK, 0)[:33] + bytes([ACK | SYN]) + c.packet(1, ACK, 0)[34:])}
+    frames.insert(4, extra[late])                  # after the ClientHello's first piece
+    live, flushed, stats = summarize(frames, engine_impl)
+    assert stable(one(live, flushed)) == stable(baseline12)
+    assert stats["syn_inside_connection"] == 1
+
+
+def test_a_client_syn_with_a_new_isn_once_data_flowed_is_a_new_connection(engine_impl):
+    """The client's SYN with another ISN after the hello (the eBPF filter starts over on it
+    too): the first connection ends there, unfinished; the second is summarized on its own."""
+    c = Conn()
+    first = frames_of(c, pieces(ALERT)[:1])
+    second = frames_of(Conn(isn=(77_000_000, 88_000_000)), pieces(TLS12))
+    live, flushed, stats = summarize(first + second, engine_impl)
+    got = sorted((r["history"], r["established"]) for r in live + flushed)
+    assert got == [("C", False), ("CsxknGIti", True)] and stats["syn_inside_connection"] == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # hostile packet sequences
 # ---------------------------------------------------------------------------------------------

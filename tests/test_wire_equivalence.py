@@ -736,3 +736,47 @@ def test_write_merged_refuses_parts_it_cannot_write(c_wire, py_wire, tmp_path):
                 with pytest.raises(exc):
                     impl.write_merged(f.fileno(), parts)
         assert (tmp_path / "out").read_bytes() == b""
+
+
+def test_write_merged_waits_on_a_full_non_blocking_output_with_the_callers_wait(c_wire, py_wire):
+    """A non-blocking pipe fuller than it holds: with the caller's ``wait`` (the core has no
+    I/O loop) every byte arrives, in order; without one it is a BlockingIOError."""
+    import os
+    import threading
+    n = 3000
+    keys = array.array("q", [x for j in range(n) for x in (j, 0, 0)])
+    items = [b"%06d" % j + b"x" * 200 + b"\n" for j in range(n)]
+    want = b"".join(items)
+    for impl in (c_wire, py_wire):
+        rd, wr = os.pipe()
+        os.set_blocking(wr, False)
+        waits = []
+        got = bytearray()
+
+        def drain():
+            while chunk := os.read(rd, 65536):
+                got.extend(chunk)
+
+        def wait(fd):
+            waits.append(fd)
+            if len(waits) == 1:
+                threading.Thread(target=drain, daemon=True).start()    # the reader comes late
+            import select
+            p = select.poll()
+            p.register(fd, select.POLLOUT)
+            p.poll()
+
+        assert impl.write_merged(wr, [(keys, n, items, None, None)], wait) == len(want)
+        os.close(wr)
+        for _ in range(500):
+            if len(got) == len(want):
+                break
+            threading.Event().wait(0.01)
+        os.close(rd)
+        assert bytes(got) == want and waits and set(waits) == {wr}
+        rd, wr = os.pipe()
+        os.set_blocking(wr, False)
+        with pytest.raises(BlockingIOError):
+            impl.write_merged(wr, [(keys, n, items, None, None)])
+        os.close(rd)
+        os.close(wr)

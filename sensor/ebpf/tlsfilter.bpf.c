@@ -920,11 +920,15 @@ int tls_filter(struct __sk_buff *skb)
 	struct dir_state *ds = &fl->d[*(volatile __u8 *)&fl->dir & 1];
 	if (flags & TCP_SYN) {
 		seq += 1;
-		ds->next_seq = seq;
-		ds->flags |= D_HAVE_SEQ;
-		if (d == CLIENT && syn_only) {
-			fl->client_isn = seq - 1;
-			fl->have_isn = 1;
+		/* FlowTable._segment: once the connection carries data, a SYN (a duplicate, a
+		 * spoof) does not move its sequence */
+		if (!(ds->flags & D_HAVE_SEQ) || fl->packets == 0) {
+			ds->next_seq = seq;
+			ds->flags |= D_HAVE_SEQ;
+			if (d == CLIENT && syn_only) {
+				fl->client_isn = seq - 1;
+				fl->have_isn = 1;
+			}
 		}
 	}
 	if (plen) {
