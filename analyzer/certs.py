@@ -486,7 +486,7 @@ class CertChecker:
             return 1
         if c.not_before is not None and when < c.not_before:
             return 2
-        if c.not_after is not None and when + self.expiry_warning > c.not_after:
+        if c.not_after is not None and c.not_after - when < self.expiry_warning:    # (no overflow near 9999)
             return 3
         return 0
 
@@ -501,7 +501,7 @@ class CertChecker:
                 problems.append(Problem(EXPIRED, i, c.subject, f"expired {iso(c.not_after)} ({days} days before the handshake)"))
             elif c.not_before is not None and when < c.not_before:
                 problems.append(Problem(NOT_YET_VALID, i, c.subject, f"not valid before {iso(c.not_before)} (handshake on {when.date().isoformat()})"))
-            elif c.not_after is not None and when + self.expiry_warning > c.not_after:
+            elif c.not_after is not None and c.not_after - when < self.expiry_warning:
                 days = (c.not_after - when).days
                 problems.append(Problem(EXPIRING_SOON, i, c.subject, f"expires {iso(c.not_after)} (in {days} days)"))
         how: str | None = None

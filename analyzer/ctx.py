@@ -244,10 +244,10 @@ class Ctx:
         vs = {str(v) for v in self.list_field("client_versions")}
         if self.explicit_versions:
             return {version_family(v) for v in vs}
-        top = self.client_max_version
+        top = version_rank(self.client_max_version or "")      # (a draft: TLS 1.3's rank)
         if top is None:
             return vs
-        return {v for v in VERSION_ORDER[1:] if VERSION_RANK[v] <= VERSION_RANK[top]}
+        return {v for v in VERSION_ORDER[1:] if VERSION_RANK[v] <= top}
 
     def refusal_profile(self) -> Profile | None:
         return self.profile if self.profile is not None else self.server_profile

@@ -10,6 +10,7 @@ schema version; each distinct certificate travels once as a *certificate record*
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from itertools import chain
 from operator import itemgetter
@@ -464,4 +465,7 @@ def decode_certificate(data: bytes) -> tuple[bytes, bytes, dict]:
     if not (isinstance(sha, bytes) and len(sha) == 32 and isinstance(der, bytes)
             and isinstance(facts, dict)):
         raise SchemaError("bad certificate record")
+    if hashlib.sha256(der).digest() != sha:
+        # filed under another certificate's digest: it would be judged in that one's place
+        raise SchemaError("a certificate record whose DER does not hash to its digest")
     return sha, der, facts

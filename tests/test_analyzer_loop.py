@@ -7,6 +7,7 @@ the state a restarted instance restores."""
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import time
 
@@ -397,3 +398,20 @@ def test_certstore_does_not_take_a_metadata_error_for_the_end(items):
     t = time.monotonic()
     store.catch_up(t + 5)
     assert time.monotonic() - t < 1
+
+
+def test_certstore_is_bounded_by_bytes_too(items):
+    """Certificates of a few hundred KB each (a record may hold 4 MB): the store keeps the
+    newest within its byte budget, as within its count."""
+    cluster = FakeCluster()
+    ders = [bytes([i]) * 300_000 for i in range(10)]
+    for der in ders:
+        sha = hashlib.sha256(der).digest()
+        k = sha.hex().encode()
+        cluster.append(TOPICS["certs"], kafka_partition(k, len(cluster.partitions(TOPICS["certs"]))), k,
+                       encode_certificate(sha, der, {}))
+    _, cons = factories(cluster)
+    store = CertStore("fake:9092", TOPICS["certs"], 1000, cons, max_bytes=1_000_000)
+    store.catch_up(time.monotonic() + 5)
+    assert len(store) == 3 and store._bytes == 900_000
+    assert store.bad == 0

@@ -291,3 +291,14 @@ def test_an_extension_the_parser_cannot_read_leaves_the_certificate_readable(pki
     assert [p.detail for p in r.problems if p.code == C.ISSUER_MISMATCH] == [
         "certificate 1 has the right name (%r) but its key did not sign certificate 0"
         % pki.inter.cert.subject.rfc4514_string()]
+
+
+def test_a_never_expiring_certificate_seen_near_the_end_of_time(pki):
+    """notAfter 9999-12-31T23:59:59Z (RFC 5280's "no expiry") checked at a handshake dated in
+    December 9999 (the schema's upper bound): an expiry warning, not an OverflowError that
+    stopped the analyzer on every restart."""
+    end = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    leaf = issue("api.example.com", pki.inter, sans=["api.example.com"], not_after=end)
+    when = dt.datetime(9999, 12, 16, tzinfo=dt.timezone.utc)
+    r = check([leaf, pki.inter], trust=[pki.root.cert], when=when)
+    assert [(p.code, p.index) for p in r.problems if p.code == C.EXPIRING_SOON] == [(C.EXPIRING_SOON, 0)]

@@ -51,6 +51,15 @@ def learn(e, n, **kw):
 # ------------------------------------------------------------------------------------------- versions
 
 
+@pytest.mark.parametrize("draft", ["TLSv1.3-draft28", "TLSv1.3-draft23"])
+def test_a_hello_whose_only_version_is_a_tls13_draft_is_diagnosed(pki, draft):
+    """legacy_version 0x7f1c and no supported_versions (any client can send it): the offer is
+    read as TLS 1.3's rank -- it was a KeyError that stopped the analyzer on every restart."""
+    e = engine(pki)
+    d = one(e.diagnose(refused(client_versions=[draft], explicit_versions=False)))
+    assert d["cause"] in {c.id for c in FAILURE_CAUSES}
+
+
 def test_server_protocol_version_alert(pki):
     d = one(engine().diagnose(refused(alerts=[alert("server", "protocol_version", "client_hello")],
                                       client_versions=["TLSv1.3"])))

@@ -4,6 +4,7 @@ the msgpack round trip, and anything that is not a summary of our schema is a Sc
 never another exception (STYLE 23, 33)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import msgpack
@@ -214,14 +215,24 @@ def test_alert_side_out_of_range_is_schema_error():
 @SETTINGS
 @given(data=st.binary(max_size=200), mutate=mutations())
 def test_certificate_records_hostile(data, mutate):
-    good = encode_certificate(b"\x01" * 32, b"\x30\x03\x02\x01\x00", {"subject": "CN=x"})
+    der = b"\x30\x03\x02\x01\x00"
+    good = encode_certificate(hashlib.sha256(der).digest(), der, {"subject": "CN=x"})
     for blob in (data, mutate(good)):
         try:
             sha, der, facts = decode_certificate(blob)
         except SchemaError:
             continue
         assert isinstance(sha, bytes) and len(sha) == 32 and isinstance(der, bytes)
-        assert isinstance(facts, dict)
+        assert isinstance(facts, dict) and hashlib.sha256(der).digest() == sha
+
+
+def test_a_certificate_record_under_another_digest_is_refused():
+    """A record filed under one certificate's digest but holding another's DER (a hostile or
+    confused producer) would be judged in the first one's place: a schema error, counted."""
+    der, other = b"\x30\x03\x02\x01\x00", b"\x30\x03\x02\x01\x01"
+    assert decode_certificate(encode_certificate(hashlib.sha256(der).digest(), der, {}))[1] == der
+    with pytest.raises(SchemaError, match="does not hash to its digest"):
+        decode_certificate(encode_certificate(hashlib.sha256(der).digest(), other, {}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,17 +18,28 @@ __all__ = ["CertStore"]
 log = logging.getLogger(__name__)
 
 
+#: the DER bytes the store keeps at most (with ``size``, the count): real chains are a few KB a
+#: certificate, but a record may hold up to 4 MB (proto.summary.MAX_MESSAGE), and 300 such
+#: records, a few KB each compressed on the broker, took 2.4 GB -- over the unit's MemoryMax --
+#: at every start (the whole compacted topic is read then)
+MAX_BYTES = 256 << 20
+
+
 class CertStore:
-    """Bounded LRU ``sha256 -> (der, facts)``, fed by a group-less reader of ``tls.certs``.
+    """Bounded LRU ``sha256 -> (der, facts)``, fed by a group-less reader of ``tls.certs``:
+    at most ``size`` certificates and ``max_bytes`` of their DER.
 
     ``consumer_factory(**kwargs)`` makes the reader (kafka-python's ``KafkaConsumer`` by
     default)."""
 
     def __init__(self, bootstrap: str, topic: str, size: int,
-                 consumer_factory: Callable[..., Any] = KafkaConsumer) -> None:
+                 consumer_factory: Callable[..., Any] = KafkaConsumer,
+                 max_bytes: int = MAX_BYTES) -> None:
         self.topic = topic
         self.size = size
+        self.max_bytes = max_bytes
         self._d: OrderedDict[bytes, tuple[bytes, dict[str, Any]]] = OrderedDict()
+        self._bytes = 0
         self.bad = 0
         self._c = consumer_factory(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                    group_id=None, client_id="tlsdiag-analyzer-certs",
@@ -57,10 +68,15 @@ class CertStore:
                     except SchemaError:
                         self.bad += 1
                         continue
+                    old = self._d.get(sha)
+                    if old is not None:
+                        self._bytes -= len(old[0])
                     self._d[sha] = (der, facts)
                     self._d.move_to_end(sha)
-                    if len(self._d) > self.size:
-                        self._d.popitem(last=False)
+                    self._bytes += len(der)
+                    while len(self._d) > self.size or (self._bytes > self.max_bytes
+                                                       and len(self._d) > 1):
+                        self._bytes -= len(self._d.popitem(last=False)[1][0])
             if need is not None and all(d in self._d for d in need):
                 return
             if not recs:
