@@ -27,6 +27,8 @@ except ImportError:
 from analyzer.config import build_config
 from analyzer.engine import Engine
 from analyzer.service import Analyzer, AnalyzerConfig, CertStore
+from analyzer.service import consumer as consumer_mod
+from analyzer.service import state as state_mod
 from cext.wire import kafka_partition
 from proto import topics
 from proto.summary import encode_certificate, encode_summary
@@ -415,3 +417,98 @@ def test_certstore_is_bounded_by_bytes_too(items):
     store.catch_up(time.monotonic() + 5)
     assert len(store) == 3 and store._bytes == 900_000
     assert store.bad == 0
+
+
+def test_a_dead_letter_too_large_for_kafka_keeps_its_head_and_says_how_long_it_was(items, diag):
+    """A 1 MB value the broker took, copied to the DLQ with headers, would be over its limit:
+    the copy keeps its first 512 KB and a ``truncated`` header (the analyzer stopped there, on
+    every restart)."""
+    cluster = FakeCluster()
+    big = b"\x00" + b"x" * (1 << 20)
+    cluster.append(H, 0, b"big", big)
+    publish(cluster, items[:5])
+    an = analyzer(cluster, diag)
+    assert drain(an) == 6 and an.counters["summaries"] == 5
+    (r,) = cluster.records(TOPICS["dlq"])
+    assert r.value == big[:consumer_mod.DLQ_MAX_VALUE]
+    assert dict(r.headers)["truncated"] == b"%d" % len(big)
+
+
+def test_an_output_too_large_for_kafka_is_cut_and_counted(items, diag, monkeypatch):
+    monkeypatch.setattr(consumer_mod, "OUTPUT_MAX_BYTES", 600)
+    cluster = FakeCluster()
+    publish(cluster, items)
+    an = analyzer(cluster, diag)
+    drain(an)
+    recs = cluster.records(TOPICS["diagnoses"])
+    assert recs and an.counters["outputs_cut"] >= len(recs)
+    for r in recs:
+        d = json.loads(r.value)
+        assert d["id"] and d["cause"] and d["remediation"]
+    metrics = {m[0]: m[3] for m in an.metrics()}
+    assert metrics["tlsdiag_analyzer_outputs_cut_total"] == an.counters["outputs_cut"]
+    # what a 3.9 MB server name did to a diagnosis (15.6 MB), and lists without end, cut
+    huge = {"id": "x", "connection": {"server_name": "a" * 3_900_000},
+            "explanation": "b" * 3_900_000, "evidence": {"certs": [{"n": "c" * 5000}] * 100_000,
+                                                         "deep": [[[[[[[[[["d"]]]]]]]]]]}}
+    cut = json.dumps(consumer_mod._cut(huge))
+    assert len(cut) < 100_000 and '"id": "x"' in cut
+
+
+def test_at_least_once_a_record_kafka_refused_stops_the_batch_uncommitted(items, diag):
+    """--at-least-once: a send that failed (the broker refused it) was dropped by the flush and
+    the offsets committed past it; now the batch raises and nothing is committed."""
+    cluster = FakeCluster()
+    publish(cluster, items[:10])
+    an = analyzer(cluster, diag, exactly_once=False)
+    inner = an.producer._p
+    send = inner.send
+
+    def refusing(topic, **kw):
+        f = send(topic, **kw)
+        if topic == TOPICS["diagnoses"]:
+            f.fail(KafkaTimeoutError("MessageSizeTooLargeError"))
+        return f
+
+    inner.send = refusing
+    with pytest.raises(KafkaTimeoutError):
+        drain(an)
+    assert not [k for k in cluster.committed if k[0] == "g"]
+
+
+def test_a_profiles_snapshot_keeps_the_newest_that_fit_in_a_record(items, diag, monkeypatch):
+    monkeypatch.setattr(state_mod, "RECORD_MAX_BYTES", 1500)
+    cluster = FakeCluster()
+    publish(cluster, items)
+    an = analyzer(cluster, diag)
+    drain(an)
+    an.producer.begin_transaction()
+    an.state.snapshot_profiles(an.producer, force=True)
+    an.commit({})
+    snaps = {k: v for k, v in cluster.latest(TOPICS["profiles"]).items() if k.count(b"/") == 2}
+    assert snaps and all(len(v) <= 1500 for v in snaps.values())
+    assert an.counters["profiles_not_saved"] > 0
+    kept = sum(len(json.loads(v)["profiles"]) for v in snaps.values())
+    an2 = analyzer(cluster, diag)
+    an2.consumer.poll()
+    assert an2.counters["profiles_restored"] == kept > 0
+
+
+def test_a_summary_from_the_far_future_does_not_resolve_every_incident(items, diag):
+    """One successful summary dated in the year 3000 (a sensor's broken clock) moved the data's
+    clock there: every open incident resolved ("no failure for 600 s"), and every later one in
+    the batch that opened it, also after a restart.  The clock stops near the host's own."""
+    base = FakeCluster()
+    publish(base, items)
+    an = analyzer(base, diag)
+    drain(an)
+    want = len(an.incidents.open)
+    assert want > 0
+    cluster = FakeCluster()
+    ok = next((raw, cs) for raw, cs in items if raw.get("established"))
+    future = dict(ok[0], start=32503680000.0, end=32503680000.5, id="f" * 16)
+    publish(cluster, items[: len(items) // 2] + [(future, ok[1])] + items[len(items) // 2:])
+    an = analyzer(cluster, diag)
+    drain(an)
+    assert len(an.incidents.open) == want and an.counters["data_time_ahead"] == 1
+    assert an.state.data_time <= time.time() + state_mod.CLOCK_AHEAD_S

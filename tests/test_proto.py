@@ -147,9 +147,9 @@ def test_oversized_messages():
     with pytest.raises(SchemaError, match="too large"):
         decode_summary(b"\x00" * (MAX_MESSAGE + 1))
     m = msgpack.unpackb(_valid(), strict_map_key=False)
-    m[FIELDS["history"]] = "C" * (MAX_MESSAGE - 1000)     # under the limit as a whole
-    assert decode_summary(msgpack.packb(m))["history"].startswith("CCC")
-    m[FIELDS["history"]] = "C" * MAX_MESSAGE              # over it
+    m[FIELDS["weirds"]] = ["w%d" % i for i in range(90_000)]      # under the limit as a whole
+    assert len(decode_summary(msgpack.packb(m))["weirds"]) == 90_000
+    m[FIELDS["weirds"]] = ["x" * 60_000] * 80                      # over it
     with pytest.raises(SchemaError):
         decode_summary(msgpack.packb(m))
 
@@ -294,3 +294,15 @@ def test_absent_fields_decode_to_their_kind():
         elif f.key is not None and f.kind != "required":
             want = {"fin": [], "rst": []} if f.name == "close" else absent[f.kind]
             assert back[f.name] == want and type(back[f.name]) is type(want), f.name
+
+
+def test_a_text_longer_than_a_handshake_holds_is_a_schema_error():
+    """A server name of 2^16 bytes or more cannot come from a ClientHello (its extension holds
+    at most 2^16 - 1): the record is refused (dead-lettered), not turned into a diagnosis larger
+    than Kafka takes."""
+    m = msgpack.unpackb(_valid(), strict_map_key=False)
+    m[FIELDS["server_name"]] = "a" * ((1 << 16) - 1)
+    assert decode_summary(msgpack.packb(m, use_bin_type=True))["server_name"] == "a" * ((1 << 16) - 1)
+    m[FIELDS["server_name"]] = "a" * (1 << 16)
+    with pytest.raises(SchemaError, match="max_str_len"):
+        decode_summary(msgpack.packb(m, use_bin_type=True))

@@ -30,6 +30,13 @@ __all__ = ["Analyzer", "EnsureTopics"]
 
 log = logging.getLogger(__name__)
 
+#: an output record's bound, under the broker's default limit (1 MiB): a larger diagnosis or
+#: incident event is sent with its long texts and lists cut (counted), a larger dead letter
+#: with its value cut (a header says how long it was) -- a record Kafka refuses stops the batch
+OUTPUT_MAX_BYTES = 900_000
+#: a dead letter's value at most (the original stays on its topic until retention)
+DLQ_MAX_VALUE = 512 * 1024
+
 #: ``ensure_topics(bootstrap, {name: proto.topics.Topic})`` (``tlsdiag.kafka.ensure_topics``)
 EnsureTopics = Callable[[str, Mapping[str, topics.Topic]], Any]
 
@@ -175,10 +182,14 @@ class Analyzer:
     def _dead_letter(self, r: Any, e: SchemaError) -> None:
         reason = "unknown_version" if "version" in str(e) else "malformed"
         self.poison[reason] += 1
-        self.producer.send(self.cfg.topic_dlq, key=r.key, value=r.value,
-                           headers=[("reason", str(e).encode()[:500]),
-                                    ("source", ("%s/%d/%d" % (r.topic, r.partition,
-                                                              r.offset)).encode())])
+        value, headers = r.value, [("reason", str(e).encode()[:500]),
+                                   ("source", ("%s/%d/%d" % (r.topic, r.partition,
+                                                             r.offset)).encode())]
+        if value is not None and len(value) > DLQ_MAX_VALUE:
+            headers.append(("truncated", b"%d" % len(value)))
+            value = value[:DLQ_MAX_VALUE]
+        key = r.key[:1024] if isinstance(r.key, bytes) else r.key
+        self.producer.send(self.cfg.topic_dlq, key=key, value=value, headers=headers)
 
     def _catch_up(self, need: set[bytes]) -> None:
         """Wait (up to ``cert_wait``) for the certificates the batch references."""
@@ -245,7 +256,7 @@ class Analyzer:
                 d["sensor"] = sensor
             else:
                 continue
-            self.producer.send(self.cfg.topic_diagnoses, key=key.encode(), value=_json_bytes(d))
+            self.producer.send(self.cfg.topic_diagnoses, key=key.encode()[:1024], value=self._fit(d))
             self.counters["diagnoses"] += 1
 
     def _end_batch(self, now: float) -> None:
@@ -264,13 +275,21 @@ class Analyzer:
         if self.state.emitted and self.state.already_sent(ev):
             self.counters["incident_events_already_sent"] += 1
             return
-        self.producer.send(self.cfg.topic_incidents, key=str(ev["key"]).encode(),
-                           value=_json_bytes(ev))
+        self.producer.send(self.cfg.topic_incidents, key=str(ev["key"]).encode()[:1024],
+                           value=self._fit(ev))
         self.counters["incident_events"] += 1
         if self.webhook is not None:
             self.webhook.put(ev)
         for sink in self.sinks:
             sink.put(ev)
+
+    def _fit(self, d: Mapping[str, Any]) -> bytes:
+        """``d`` as JSON within :data:`OUTPUT_MAX_BYTES`: cut (counted) if it is larger."""
+        value = _json_bytes(d)
+        if len(value) <= OUTPUT_MAX_BYTES:
+            return value
+        self.counters["outputs_cut"] += 1
+        return _json_bytes(_cut(d))
 
     def commit(self, records: Mapping[Any, list[Any]]) -> None:
         """Past ``records`` (one poll's): the transaction's commit with the consumer offsets,
@@ -358,11 +377,12 @@ class Analyzer:
         log.info("stats: summaries=%d diagnoses=%d failures=%d poison=%d incidents_open=%d "
                     "incident_events=%d incidents_opened=%d incidents_resolved=%d "
                     "incident_state_records=%d incident_state_bytes=%d "
-                    "incident_state_too_large=%d certs=%d", self.counters["summaries"],
+                    "incident_state_too_large=%d outputs_cut=%d certs=%d", self.counters["summaries"],
                     self.counters["diagnoses"], sum(self.failures.values()), sum(self.poison.values()),
                     len(self.incidents.open), self.counters["incident_events"], self.incidents.opened,
                     self.incidents.resolved, self.counters["incident_state_records"],
                     self.counters["incident_state_bytes"], self.counters["incident_state_too_large"],
+                    self.counters["outputs_cut"] + self.counters["profiles_not_saved"],
                     len(self.certs))
 
     def metrics(self) -> list[tuple[str, str, str, object]]:
@@ -386,6 +406,10 @@ class Analyzer:
             ("tlsdiag_analyzer_state_records_malformed_total", "counter",
              "malformed profiles/incident state records skipped on restore",
              self.counters["state_records_malformed"]),
+            ("tlsdiag_analyzer_outputs_cut_total", "counter",
+             "diagnoses and incident events cut to fit a Kafka record, and learned server "
+             "profiles left out of a snapshot record", self.counters["outputs_cut"]
+             + self.counters["profiles_not_saved"]),
         ]
         if self.last_latency is not None:
             out.append(("tlsdiag_analyzer_record_age_seconds", "gauge",
@@ -405,3 +429,17 @@ def eng_direction(diags: list[dict[str, object]]) -> str:
         if d.get("direction"):
             return str(d["direction"])
     return "unknown"
+
+
+def _cut(v: Any, depth: int = 0) -> Any:
+    """``v`` with every text cut to 1,000 characters and every list to 32 items (nested maps
+    8 deep at most): a bounded copy of an output too large to send whole."""
+    if isinstance(v, str):
+        return v if len(v) <= 1000 else v[:1000] + "... (cut)"
+    if depth >= 8:
+        return None
+    if isinstance(v, Mapping):
+        return {str(k)[:1000]: _cut(x, depth + 1) for k, x in list(v.items())[:256]}
+    if isinstance(v, (list, tuple)):
+        return [_cut(x, depth + 1) for x in v[:32]]
+    return v

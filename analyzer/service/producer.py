@@ -33,6 +33,7 @@ class DeferredSends:
         self._p = producer
         self._partition = partition
         self._q: list[tuple[str, Any, Any, Any, int | None]] = []
+        self._sent: list[Any] = []        # the handed-over sends' futures, until checked
 
     def send(self, topic: str, key: Any = None, value: Any = None, headers: Any = None,
              partition: int | None = None) -> None:
@@ -46,18 +47,31 @@ class DeferredSends:
         send = self._p.send
         partition = self._partition
         nparts: dict[str, int] = {}
+        sent = self._sent
         for topic, key, value, headers, part in q:
             if key is None or part is not None:
-                send(topic, key=key, value=value, headers=headers, partition=part)
+                sent.append(send(topic, key=key, value=value, headers=headers, partition=part))
                 continue
             n = nparts.get(topic)
             if n is None:
                 n = nparts[topic] = len(self._p.partitions_for(topic) or ()) or 1
-            send(topic, key=key, value=value, headers=headers, partition=partition(key, n))
+            sent.append(send(topic, key=key, value=value, headers=headers,
+                             partition=partition(key, n)))
+
+    def _raise_failed(self) -> None:
+        """After a flush: a record Kafka refused (too large, ...) is an error here -- the
+        batch is not committed (at-least-once committed its offsets past records that never
+        arrived, without a word; a transaction's commit waited for ever)."""
+        sent, self._sent = self._sent, []
+        for f in sent:
+            exc = getattr(f, "exception", None) if getattr(f, "is_done", False) else None
+            if exc is not None:
+                raise exc
 
     def flush(self, timeout: float | None = None) -> None:
         self._drain()
         self._p.flush(timeout)
+        self._raise_failed()
 
     def send_offsets_to_transaction(self, offsets: Any, group: Any) -> None:
         self._drain()
@@ -65,15 +79,17 @@ class DeferredSends:
 
     def commit_transaction(self) -> None:
         self._drain()
+        self._p.flush()
+        self._raise_failed()
         self._p.commit_transaction()
 
     def begin_transaction(self) -> None:
         self._p.begin_transaction()
 
     def abort_transaction(self) -> None:
-        self._q = []              # the batch is re-processed after the abort
+        self._q, self._sent = [], []      # the batch is re-processed after the abort
         self._p.abort_transaction()
 
     def close(self, timeout: float | None = None) -> None:
-        self._q = []              # uncommitted: replayed by the next run
+        self._q, self._sent = [], []      # uncommitted: replayed by the next run
         self._p.close(timeout=timeout)

@@ -25,7 +25,7 @@ from proto.summary import is_time
 
 from ..config import DiagnoseConfig
 from ..engine import Engine
-from ..incidents import IncidentTracker
+from ..incidents import RECORD_MAX_BYTES, IncidentTracker
 from ..profiles import FORMAT, FORMAT_VERSION, Profile, is_count
 from .config import AnalyzerConfig
 from .producer import Partitioner
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 EMITTED_TAIL = 5000
 #: the longest a restore (or the read-back of the incidents topic) reads on assignment
 RESTORE_TIMEOUT_S = 30.0
+
+
+#: how far ahead of this host's clock a summary's time may move the data's clock
+CLOCK_AHEAD_S = 300.0
 
 
 class PartitionState:
@@ -73,6 +77,14 @@ class PartitionState:
         return eng
 
     def see_time(self, t: float) -> None:
+        """The data's clock moves on to ``t`` -- unless ``t`` is more than :data:`CLOCK_AHEAD_S`
+        ahead of this host's clock (counted): one summary from a sensor whose clock is years
+        ahead (or a hostile producer's) resolved every open incident and every later one at
+        once, also after a restart (the clock is saved with the incident state).  Data from the
+        past (a replay, a backlog) moves it as it comes."""
+        if t > time.time() + CLOCK_AHEAD_S:
+            self.counters["data_time_ahead"] += 1
+            return
         self.data_time = t if self.data_time is None else max(self.data_time, t)
 
     def profile_key(self, partition: int) -> str:
@@ -284,10 +296,20 @@ class PartitionState:
             eng = self.engines.get(p)
             if eng is None:
                 continue
-            doc = {"format": FORMAT, "version": FORMAT_VERSION,
-                   "profiles": [x.to_json() for x in eng.profiles]}
-            producer.send(self.cfg.topic_profiles, key=self.profile_key(p).encode(),
-                          value=json.dumps(doc, separators=(",", ":")).encode())
+            # one record per partition, within RECORD_MAX_BYTES: the most recently used
+            # profiles that fit (10,000 servers are ~0.8 MB; long random names can be more,
+            # and a record the broker refuses stopped the analyzer) -- the rest are learned again
+            items, size = [], 64
+            for x in reversed(list(eng.profiles)):
+                item = json.dumps(x.to_json(), separators=(",", ":"))
+                size += len(item) + 1
+                if size > RECORD_MAX_BYTES:
+                    self.counters["profiles_not_saved"] += 1
+                    continue
+                items.append(item)
+            value = ('{"format":%s,"version":%s,"profiles":[%s]}' % (
+                json.dumps(FORMAT), json.dumps(FORMAT_VERSION), ",".join(reversed(items)))).encode()
+            producer.send(self.cfg.topic_profiles, key=self.profile_key(p).encode(), value=value)
             self.counters["profile_snapshots"] += 1
         self.dirty.clear()
 
