@@ -344,8 +344,10 @@ class TLSConnection:
                 b0 = buf[pos]
             d.started = True
             # issue 15: a ClientHello began (it may never complete or parse: the flow table
-            # still summarizes the connection)
-            d.hello = direction == CLIENT and ((b0 == _HANDSHAKE and n > 5 and buf[pos + 5] == 1)
+            # still summarizes the connection); a client's first handshake record whose header
+            # came alone (its type byte not here yet) is taken for one -- nothing else may come
+            # first -- as it was when the header came with the hello's first byte
+            d.hello = direction == CLIENT and ((b0 == _HANDSHAKE and (n <= 5 or buf[pos + 5] == 1))
                                                or (d.sslv2 and b2 == 1))
         if d.sslv2:
             d.buf = bytearray(buf[pos:end])

@@ -61,6 +61,14 @@ CASES = {
     # the first half of a real ClientHello, then the client's FIN
     "cut_short_then_fin": (lambda: _frames([_hello_record()[:60]]), {},
                            ["client_hello_unread"]),
+    # the same with its record header alone in the first segment (the type byte came in the
+    # next): it was not taken for a ClientHello, and the connection went unsummarized
+    "cut_short_header_apart": (lambda: _frames([_hello_record()[:5], _hello_record()[5:60]]), {},
+                               ["client_hello_unread"]),
+    # the header in 1-byte segments
+    "cut_short_header_in_bytes": (lambda: _frames([bytes([b]) for b in _hello_record()[:5]]
+                                                  + [_hello_record()[5:60]]), {},
+                                  ["client_hello_unread"]),
     # the same, and the capture ends (no FIN)
     "cut_short_at_the_end": (lambda: _frames([_hello_record()[:60]], fin=False), {},
                              ["client_hello_unread"]),
