@@ -961,3 +961,71 @@ def test_libpcap_selection_passes_tunnel_carriers(path):
         prog = pcapy.compile(1, 65535, build_bpf(ports, hosts), 1, 0xFFFFFFFF)
         kept = [(ts, fr) for ts, fr in frames if prog.filter(fr) > 0]
         assert summaries(kept) == summaries(frames) and summaries(frames), (path.name, ports)
+
+
+def _qinq(frames):
+    """Every frame behind an 802.1ad tag and an 802.1Q tag."""
+    return [(ts, fr[:12] + b"\x88\xa8\x00\x64\x81\x00\x00\xc8" + fr[12:]) for ts, fr in frames]
+
+
+def _v6_extension_headers(frames):
+    """Every IPv4 frame as IPv6 behind hop-by-hop, destination options and routing headers."""
+    from conftest import ipv4_to_ipv6, v6_ext_headers
+    ext, first = v6_ext_headers()
+    return [(ts, fr[:12] + b"\x86\xdd" + ipv4_to_ipv6(fr[14:], ext, first))
+            if fr[12:14] == b"\x08\x00" else (ts, fr) for ts, fr in frames]
+
+
+@pytest.mark.parametrize("how", ["qinq", "ipv6-extension-headers"])
+def test_libpcap_selection_of_a_port_passes_what_the_decoder_reads(how):
+    """--port 443 with the libpcap backend: QinQ frames and IPv6 with extension headers before
+    TCP, which the decoder reads, pass the selection (they were lost without a count), and the
+    expression stays far under the kernel's 4,096 instructions with many ports and hosts."""
+    import pcapy
+    from sensor.live import build_bpf
+    path = HERE / "data" / "captures" / "tls12_rsa_chain3.pcap"
+    frames = (_qinq if how == "qinq" else _v6_extension_headers)(read_frames(path))
+    prog = pcapy.compile(1, 65535, build_bpf((443,)), 1, 0xFFFFFFFF)
+    kept = [(ts, fr) for ts, fr in frames if prog.filter(fr) > 0]
+    assert summaries(kept) == summaries(frames) and summaries(frames)
+    if shutil.which("tcpdump"):
+        many = build_bpf(tuple(range(8000, 8020)), tuple("10.0.0.%d" % i for i in range(10)))
+        out = subprocess.run(["tcpdump", "-d", "-y", "EN10MB", many], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0 and len(out.stdout.splitlines()) < 1000, out.stderr
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("backend", ["pcap", "ebpf"])
+def test_live_an_interface_deleted_under_the_capture_ends_it_with_an_error(backend):
+    """``watch`` on a veth that is then deleted: exit status 2 and a line that says so, within
+    seconds (it ran on, deaf, and exited 0 -- also after the interface was made again)."""
+    _need_live()
+    ns = "td-gone-" + backend
+    _del_netns(ns)
+    _sh("ip", "netns", "add", ns)
+    try:
+        _sh("ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1", ns=ns)
+        _sh("ip", "link", "set", "gone0", "up", ns=ns)
+        _sh("ip", "link", "set", "gone1", "up", ns=ns)
+        p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "tlsdiag", "watch",
+                              "--interface", "gone0", "--backend", backend, "--format", "jsonl"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            seen = ""
+            while "capturing on" not in seen and time.monotonic() < deadline:
+                seen += os.read(p.stderr.fileno(), 4096).decode(errors="replace")
+            assert "capturing on" in seen, seen
+            _sh("ip", "link", "del", "gone0", ns=ns)
+            rc = p.wait(timeout=30)
+            err = seen + p.stderr.read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert rc == 2, err
+        assert "tlsdiag watch: gone0: the interface is gone (deleted)" in err
+        assert "Traceback" not in err
+    finally:
+        _del_netns(ns)

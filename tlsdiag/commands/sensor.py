@@ -294,16 +294,23 @@ def run(argv: list[str]) -> int:
             log.error("metrics port %s: %s", v["metrics_port"], e.strerror)
     last_stats = time.monotonic()
     log.info("sensor %s capturing on %s -> %s", cfg.sensor_id, v["interface"], v["kafka"])
+    lost: LiveCaptureError | None = None
     try:
-        while not sensor.stop_requested:
-            sensor.step(0.2)
-            now = time.monotonic()
-            if now - last_stats >= state["values"]["stats_interval"]:
-                last_stats = now
-                _stats_line(sensor, pub)
-            if sensor.reload_requested:
-                sensor.reload_requested = False
-                _reload(sensor, a, state)
+        try:
+            while not sensor.stop_requested:
+                sensor.step(0.2)
+                now = time.monotonic()
+                if now - last_stats >= state["values"]["stats_interval"]:
+                    last_stats = now
+                    _stats_line(sensor, pub)
+                if sensor.reload_requested:
+                    sensor.reload_requested = False
+                    _reload(sensor, a, state)
+        except LiveCaptureError as e:
+            # the interface went away: what was read is published, and the exit status says
+            # so (systemd restarts the unit, which waits for the interface)
+            lost = e
+            log.error("%s", e)
         sensor.finish()
     finally:
         pub.close(timeout=3.0)
@@ -312,7 +319,7 @@ def run(argv: list[str]) -> int:
             metrics.close()
         cap.close()
         close_hints(sensor.hints)
-    return ExitStatus.SUCCESS
+    return ExitStatus.ERROR if lost is not None else ExitStatus.SUCCESS
 
 
 def _stats_line(sensor: Sensor, pub) -> None:

@@ -95,17 +95,35 @@ def run(argv: list[str], out: IO[str]) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     end = time.monotonic() + a.duration if a.duration else None
+    lost: LiveCaptureError | None = None
     try:
-        while not sensor.stop_requested and (end is None or time.monotonic() < end):
-            sensor.step(0.2)
+        try:
+            while not sensor.stop_requested and (end is None or time.monotonic() < end):
+                sensor.step(0.2)
+        except LiveCaptureError as e:   # the interface went away: what was read is diagnosed
+            lost = e
         sensor.finish()
     finally:
         st = sensor.stats()
-        log.info("watch: packets=%d pcap_drop=%d summaries=%d failures=%d", st["packets"],
-                    st["pcap_drop"], st["summaries_emitted"], failures)
+        log.info("watch: packets=%d pcap_drop=%d summaries=%d failures=%d%s", st["packets"],
+                    st["pcap_drop"], st["summaries_emitted"], failures, _skipped(st))
         cap.close()
         close_hints(sensor.hints)
+    if lost is not None:
+        return common.fail("watch", lost)
     return ExitStatus.FAILURES if failures else ExitStatus.SUCCESS
+
+
+#: what ``watch``'s last line says it skipped or lost, when it did (the flow table's, the
+#: decoder's and the eBPF filter's counts, as the sensor's metrics have them)
+_SKIP_COUNTERS = ("flows_evicted", "gaps", "reassembly_memcap", "protocol_errors",
+                  "internal_errors", "syn_inside_connection", "ip_fragment", "truncated",
+                  "malformed_l3", "malformed_l4", "emit_errors", "ebpf_flows_budget",
+                  "ebpf_drop_budget", "ebpf_flows_lost", "ebpf_map_fail")
+
+
+def _skipped(st: dict) -> str:
+    return "".join(" %s=%d" % (k, st[k]) for k in _SKIP_COUNTERS if st.get(k))
 
 
 def main(argv: list[str] | None = None) -> int:
