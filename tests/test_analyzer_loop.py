@@ -86,6 +86,16 @@ def drain(an: Analyzer) -> int:
         total += n
 
 
+def drained(items, diag, **kw) -> tuple:
+    """``items`` published to a fake cluster and read to the end by an analyzer:
+    ``(cluster, analyzer)``."""
+    cluster = FakeCluster()
+    publish(cluster, items)
+    an = analyzer(cluster, diag, **kw)
+    drain(an)
+    return cluster, an
+
+
 def in_process_diagnoses(items, diag):
     """Every diagnosis of the in-process engine (as ``tlsdiag diagnose``), by output key."""
     out = {}
@@ -436,10 +446,7 @@ def test_a_dead_letter_too_large_for_kafka_keeps_its_head_and_says_how_long_it_w
 
 def test_an_output_too_large_for_kafka_is_cut_and_counted(items, diag, monkeypatch):
     monkeypatch.setattr(consumer_mod, "OUTPUT_MAX_BYTES", 600)
-    cluster = FakeCluster()
-    publish(cluster, items)
-    an = analyzer(cluster, diag)
-    drain(an)
+    cluster, an = drained(items, diag)
     recs = cluster.records(TOPICS["diagnoses"])
     assert recs and an.counters["outputs_cut"] >= len(recs)
     for r in recs:
@@ -478,10 +485,7 @@ def test_at_least_once_a_record_kafka_refused_stops_the_batch_uncommitted(items,
 
 def test_a_profiles_snapshot_keeps_the_newest_that_fit_in_a_record(items, diag, monkeypatch):
     monkeypatch.setattr(state_mod, "RECORD_MAX_BYTES", 1500)
-    cluster = FakeCluster()
-    publish(cluster, items)
-    an = analyzer(cluster, diag)
-    drain(an)
+    cluster, an = drained(items, diag)
     an.producer.begin_transaction()
     an.state.snapshot_profiles(an.producer, force=True)
     an.commit({})
@@ -498,10 +502,7 @@ def test_a_summary_from_the_far_future_does_not_resolve_every_incident(items, di
     """One successful summary dated in the year 3000 (a sensor's broken clock) moved the data's
     clock there: every open incident resolved ("no failure for 600 s"), and every later one in
     the batch that opened it, also after a restart.  The clock stops near the host's own."""
-    base = FakeCluster()
-    publish(base, items)
-    an = analyzer(base, diag)
-    drain(an)
+    _, an = drained(items, diag)
     want = len(an.incidents.open)
     assert want > 0
     cluster = FakeCluster()
