@@ -10,7 +10,7 @@ cimport cext._tls as _tls
 cimport cext._wire as _wire
 
 
-cdef long long MASK, HALF
+cdef long long MASK, HALF, RST_WINDOW
 cdef int FIN, SYN, RST, ACK
 cdef Py_ssize_t SKIP_MIN, MAX_PLAINTEXT, MAX_BUFFERED
 

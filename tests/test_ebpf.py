@@ -340,6 +340,22 @@ def late_syns(frames, after=4):
     return out
 
 
+def far_rsts(frames, after=4):
+    """A RST from each flow's client 2^30 past its data, ``after`` frames of the flow in (a
+    blind spoof): the engine and the filter both leave the connection going."""
+    out: list = []
+    count: dict = {}
+    for ts, fr in frames:
+        out.append((ts, fr))
+        s = Seg.parse(fr)
+        if s is None:
+            continue
+        n = count[s.key] = count.get(s.key, 0) + 1
+        if n == after:
+            out.append((ts, s.frame(b"", (s.seq + (1 << 30)) & 0xFFFFFFFF, 0x14)))
+    return out
+
+
 def to_ipv6(frames):
     """IPv4 frames as IPv6 (2001:db8::<v4 address>), same TCP."""
     out = []
@@ -439,6 +455,7 @@ TRANSFORMS = {
     "retransmit": (lambda fr, rng: mangle(fr, rng, p_dup=0.05), True, True),
     "late-start": (lambda fr, rng: fr[len(fr) // 3:], True, False),
     "late-syn-copies": (lambda fr, rng: late_syns(fr), False, False),
+    "far-rsts": (lambda fr, rng: far_rsts(fr), False, False),
     "ipv6": (lambda fr, rng: to_ipv6(fr), True, True),
     "ipv6-resegment": (lambda fr, rng: to_ipv6(resegment(fr, rng, 40)), False, True),
 }

@@ -711,6 +711,25 @@ def test_a_syn_inside_the_connection_does_not_move_its_sequence(engine_impl, bas
     assert stats["syn_inside_connection"] == 1
 
 
+@pytest.mark.parametrize("side", [0, 1])
+def test_a_rst_far_from_the_senders_data_is_not_taken(engine_impl, baseline12, side):
+    """A RST 2^30 past where the sender's bytes are (a blind spoof) mid-handshake: counted and
+    ignored, as a real stack ignores it (RFC 5961) -- it ended the connection, a false failure.
+    One at the sender's next byte still ends it."""
+    c = Conn()
+    frames = frames_of(c, pieces(TLS12))
+    pkt = bytearray(c.packet(side, RST | ACK, 0))
+    seq = (int.from_bytes(pkt[24:28], "big") + (1 << 30)) & 0xFFFFFFFF
+    pkt[24:28] = seq.to_bytes(4, "big")
+    frames.insert(4, ether(bytes(pkt)))
+    live, flushed, stats = summarize(frames, engine_impl)
+    assert stable(one(live, flushed)) == stable(baseline12)
+    assert stats["rst_out_of_window"] == 1
+    frames = frames_of(c, pieces(TLS12))[:4] + [c.frame(0, RST | ACK, len(pieces(TLS12)[0][0][2]))]
+    live, flushed, stats = summarize(frames, engine_impl)
+    assert one(live, flushed)["close"]["rst"] == [0] and stats["rst_out_of_window"] == 0
+
+
 def test_a_client_syn_with_a_new_isn_once_data_flowed_is_a_new_connection(engine_impl):
     """The client's SYN with another ISN after the hello (the eBPF filter starts over on it
     too): the first connection ends there, unfinished; the second is summarized on its own."""

@@ -697,6 +697,7 @@ static __always_inline int tunnel_udp_port(__u16 port)
 /* After a connection closed, the engine still reads what follows for a while (a server
  * chain in flight when the client reset, FlowTable's close_linger): pass that long. */
 #define CLOSED_LINGER_NS 1000000000ULL
+#define RST_WINDOW (1U << 20)
 
 SEC("socket")
 int tls_filter(struct __sk_buff *skb)
@@ -990,6 +991,10 @@ int tls_filter(struct __sk_buff *skb)
 		}
 	}
 	if (flags & TCP_RST) {
+		/* FlowTable._segment: a RST further than RST_WINDOW from the sender's next byte
+		 * (a blind spoof) is not taken; passed, the flow goes on */
+		if ((ds->flags & D_HAVE_SEQ) && seq - ds->next_seq + RST_WINDOW > 2 * RST_WINDOW)
+			goto pass;
 		if (fl->state <= S_LOST) {
 			fl->state = S_CLOSED;
 			fl->closed_ns = bpf_ktime_get_ns();
