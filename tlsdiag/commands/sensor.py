@@ -123,6 +123,10 @@ def sensor_metrics(sensor: Sensor, pub) -> list:
          "reassembly (bounded by reassembly_memcap_mb)", sensor.summ.table.buffered),
         ("tlsdiag_sensor_reassembly_memcap_total", "counter", "times a connection gave up what "
          "it held for reassembly: the memcap was reached", s.get("reassembly_memcap", 0)),
+        ("tlsdiag_sensor_tcp_ignored_total", "counter", "TCP segments a real stack ignores and "
+         "so does the flow table: a SYN inside a connection (a duplicate, a stray flag), a RST "
+         "far from the sender's data (a blind spoof)",
+         {(("why", k),): s.get(k, 0) for k in ("syn_inside_connection", "rst_out_of_window")}),
         ("tlsdiag_sensor_summaries_total", "counter", "handshake summaries by direction",
          {(("direction", k),): v for k, v in sensor.by_direction.items()} or
          {(("direction", "unknown"),): 0}),
