@@ -73,6 +73,7 @@ cdef class FlowTable:
     @cython.locals(conn=_tls.TLSConnection, d=int, sess=_session.Session)
     cdef _give_up(self, Flow flow)
     cdef _skip_ciphertext(self, Flow flow, _tls.TLSConnection conn, int d, bint from_lo)
+    cdef bint _syn_copy(self, Flow flow, uint32_t seq)
     cdef _protocol_error(self, _session.Session sess, int status)
     cdef _mark_done(self, bytes key)
     @cython.locals(flow=Flow, half=Py_ssize_t, lo_port=int, hi_port=int, client_lo=bint)

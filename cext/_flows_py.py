@@ -210,18 +210,21 @@ class FlowTable:
             d = CLIENT if from_lo == flow.client_lo else SERVER
             flow.last = ts
             if flags & SYN:
-                if d == CLIENT and not flags & ACK:
-                    if flow.has_isn and seq != flow.isn and flow.conn is not None:
-                        # the client's SYN with a new ISN once data flowed: a new connection
-                        # on the 5-tuple (the eBPF filter starts over too); the old one ends
-                        self._finish(flow, "incomplete", out)
-                        self._segment(self.flows.get(key), ts, key, from_lo, flags, seq, payload,
-                                      truncated)
-                        return
+                if d == CLIENT and not flags & ACK and flow.conn is not None \
+                        and not self._syn_copy(flow, seq):
+                    # the client's SYN once data flowed, not a copy of its first one: a new
+                    # connection on the 5-tuple (the eBPF filter starts over too); the old
+                    # one ends
+                    self._finish(flow, "incomplete", out)
+                    self._segment(self.flows.get(key), ts, key, from_lo, flags, seq, payload,
+                                  truncated)
+                    return
+                fresh = flow.conn is None or not flow.has_seq[d]
+                if fresh and d == CLIENT and not flags & ACK:
                     flow.isn = seq
                     flow.has_isn = True
                 seq = (seq + 1) & MASK          # (data in a SYN, TFO, begins after it)
-                if flow.conn is None or not flow.has_seq[d]:
+                if fresh:
                     flow.nseq[d] = seq
                     flow.has_seq[d] = True
                 else:
@@ -436,6 +439,13 @@ class FlowTable:
             sk.lo = stop
         else:
             sk.hi = stop
+
+    def _syn_copy(self, flow, seq) -> bool:
+        """The client's SYN ``seq`` is a copy of its connection's first: the same ISN, or (none
+        seen: a flow met mid-stream or at its SYN-ACK) one at most RST_WINDOW behind the data."""
+        if flow.has_isn:
+            return seq == flow.isn
+        return flow.has_seq[CLIENT] and ((flow.nseq[CLIENT] - seq - 1) & MASK) <= RST_WINDOW
 
     def _protocol_error(self, sess, status) -> None:
         r = _reason(status)

@@ -59,7 +59,7 @@ cdef class _Direction:
     cdef public bytearray hs_more
     cdef public Py_ssize_t hs_len, hs_need
     cdef public int error
-    cdef public bint encrypted, started, sslv2, hello
+    cdef public bint encrypted, started, sslv2, hello, hello_pending
     cdef public Py_ssize_t plaintext, skip
 
 

@@ -173,7 +173,7 @@ class EventQueue(Sink):
 
 class _Direction:
     __slots__ = ("buf", "hs", "hs_more", "hs_len", "hs_need", "error", "encrypted", "started",
-                 "sslv2", "plaintext", "skip", "hello")
+                 "sslv2", "plaintext", "skip", "hello", "hello_pending")
 
     def __init__(self) -> None:
         self.buf = b""              # bytes of an incomplete record
@@ -188,6 +188,7 @@ class _Direction:
         self.plaintext = 0          # bytes skipped before TLS started (STARTTLS preamble)
         self.skip = 0               # rest of an encrypted record already reported
         self.hello = False          # issue 15: the first record began a ClientHello
+        self.hello_pending = False  # ... its type byte not seen yet (the header came alone)
 
 
 class TLSConnection:
@@ -345,10 +346,13 @@ class TLSConnection:
             d.started = True
             # issue 15: a ClientHello began (it may never complete or parse: the flow table
             # still summarizes the connection); a client's first handshake record whose header
-            # came alone (its type byte not here yet) is taken for one -- nothing else may come
-            # first -- as it was when the header came with the hello's first byte
+            # came alone is taken for one until its type byte says otherwise (below)
             d.hello = direction == CLIENT and ((b0 == _HANDSHAKE and (n <= 5 or buf[pos + 5] == 1))
                                                or (d.sslv2 and b2 == 1))
+            d.hello_pending = d.hello and not d.sslv2 and n <= 5
+        elif d.hello_pending and end - pos > 5:     # (the record held from its start)
+            d.hello_pending = False
+            d.hello = buf[pos + 5] == 1
         if d.sslv2:
             d.buf = bytearray(buf[pos:end])
             return self._parse_sslv2(direction, d)

@@ -31,9 +31,10 @@ SCHEMA_VERSION = 1
 #: largest msgpack message we accept (a summary is ~1 KB; a certificate record ~ its DER)
 MAX_MESSAGE = 4 * 1024 * 1024
 #: a summary's longest text: a server name (the longest there is) is at most a handshake
-#: extension's 2^16 - 1 bytes; a longer one is not from a sensor (a 3.9 MB one made the
-#: analyzer's diagnosis 15.6 MB, more than Kafka takes)
-MAX_STR = (1 << 16) - 1
+#: extension's 2^16 - 1 bytes, each written as up to 4 characters (``\\xNN`` for a byte that
+#: is not ASCII); a longer one is not from a sensor (a 3.9 MB one made the analyzer's diagnosis
+#: 15.6 MB, more than Kafka takes)
+MAX_STR = 4 * ((1 << 16) - 1)
 #: the time stamps a summary may carry (epoch seconds): datetime's range, 0001-01-01T00:00:00Z
 #: to 9999-12-31T23:59:59Z -- what ``datetime.fromtimestamp(t, timezone.utc)`` takes
 MIN_TIME, MAX_TIME = -62135596800, 253402300799

@@ -257,10 +257,23 @@ class LiveCapture:
                 leave_netns(back)
 
     def _gone(self) -> bool:
-        """The interface this handle reads was deleted: it never reads again (down, it
-        comes back up)."""
+        """The interface this handle reads (by its index: renamed, it is still read) was
+        deleted: it never reads again (down, it comes back up)."""
         self._checked = time.monotonic()
-        return self._index is not None and self._ifindex() != self._index
+        if self._index is None:
+            return False
+        try:
+            back = enter_netns(self.netns) if self.netns else None
+        except LiveCaptureError:        # (the namespace's name removed: it lives on)
+            return False
+        try:
+            socket.if_indextoname(self._index)
+            return False
+        except OSError:
+            return True
+        finally:
+            if back is not None:
+                leave_netns(back)
 
     def poll(self, timeout: float) -> list[tuple[bytes, bytes]]:
         """Wait up to ``timeout`` s for packets, then drain what is there (bounded)."""

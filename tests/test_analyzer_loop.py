@@ -7,6 +7,7 @@ the state a restarted instance restores."""
 from __future__ import annotations
 
 import gc
+from collections import Counter
 import hashlib
 import json
 import time
@@ -425,8 +426,19 @@ def test_certstore_is_bounded_by_bytes_too(items):
     _, cons = factories(cluster)
     store = CertStore("fake:9092", TOPICS["certs"], 1000, cons, max_bytes=1_000_000)
     store.catch_up(time.monotonic() + 5)
-    assert len(store) == 3 and store._bytes == 900_000
+    assert len(store) == 3 and 900_000 < store._bytes <= 1_000_000
     assert store.bad == 0
+    # the facts count too: a tiny DER with 100 KB of facts (~8x that as Python objects)
+    cluster = FakeCluster()
+    for i in range(10):
+        der = bytes([i]) * 5
+        sha = hashlib.sha256(der).digest()
+        cluster.append(TOPICS["certs"], 0, sha.hex().encode(),
+                       encode_certificate(sha, der, {"junk": ["x" * 100] * 1000}))
+    _, cons = factories(cluster)
+    store = CertStore("fake:9092", TOPICS["certs"], 1000, cons, max_bytes=2_000_000)
+    store.catch_up(time.monotonic() + 5)
+    assert len(store) == 2 and store._bytes <= 2_000_000
 
 
 def test_a_dead_letter_too_large_for_kafka_keeps_its_head_and_says_how_long_it_was(items, diag):
@@ -449,9 +461,9 @@ def test_an_output_too_large_for_kafka_is_cut_and_counted(items, diag, monkeypat
     cluster, an = drained(items, diag)
     recs = cluster.records(TOPICS["diagnoses"])
     assert recs and an.counters["outputs_cut"] >= len(recs)
-    for r in recs:
+    for r in recs:                  # (600 bytes: not even the cut copies fit, their names do)
         d = json.loads(r.value)
-        assert d["id"] and d["cause"] and d["remediation"]
+        assert d["id"] and d["cause"] and d["cut"] is True and len(r.value) <= 600
     metrics = {m[0]: m[3] for m in an.metrics()}
     assert metrics["tlsdiag_analyzer_outputs_cut_total"] == an.counters["outputs_cut"]
     # what a 3.9 MB server name did to a diagnosis (15.6 MB), and lists without end, cut
@@ -508,8 +520,29 @@ def test_a_summary_from_the_far_future_does_not_resolve_every_incident(items, di
     cluster = FakeCluster()
     ok = next((raw, cs) for raw, cs in items if raw.get("established"))
     future = dict(ok[0], start=32503680000.0, end=32503680000.5, id="f" * 16)
-    publish(cluster, items[: len(items) // 2] + [(future, ok[1])] + items[len(items) // 2:])
+    # and a failure from the future: diagnosed, but no incident of its own, held open for ever
+    bad = next((raw, cs) for raw, cs in items if not raw.get("established"))
+    late = dict(bad[0], start=32503680000.0, end=32503680000.5, id="e" * 16,
+                server="198.51.100.7:443")
+    publish(cluster, items[: len(items) // 2] + [(future, ok[1]), (late, bad[1])]
+            + items[len(items) // 2:])
     an = analyzer(cluster, diag)
     drain(an)
-    assert len(an.incidents.open) == want and an.counters["data_time_ahead"] == 1
+    assert len(an.incidents.open) == want and an.counters["data_time_ahead"] == 2
+    assert "e" * 16 in {r.key.decode() for r in cluster.records(TOPICS["diagnoses"])}
     assert an.state.data_time <= time.time() + state_mod.CLOCK_AHEAD_S
+
+
+def test_an_output_still_too_large_when_cut_keeps_its_identity(monkeypatch):
+    """Texts cut to 1,000 characters are up to 4 KB each in UTF-8, and a diagnosis carries two
+    chains of up to 16 certificates: when even the cut copy is over the bound, the record keeps
+    what names it (id, cause, severity...) and says it was cut."""
+    monkeypatch.setattr(consumer_mod, "OUTPUT_MAX_BYTES", 2000)
+    an = Analyzer.__new__(Analyzer)
+    an.counters = Counter()
+    d = {"id": "x" * 16, "cause": "hostname_mismatch", "severity": "failure",
+         "evidence": {"chain": [{"subject": "\U0001D538" * 2000}] * 16}}
+    value = an._fit(d)
+    assert len(value) <= 2000 and an.counters["outputs_cut"] == 1
+    assert json.loads(value) == {"id": "x" * 16, "cause": "hostname_mismatch",
+                                 "severity": "failure", "cut": True}

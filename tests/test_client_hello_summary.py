@@ -131,3 +131,12 @@ def test_a_huge_offer_is_cut_in_the_summary(engine_impl, suites):
     assert len(s["client_extensions"]) == min(len(types), MAX_OFFER_CODES)
     assert ("client_offer_truncated" in s["weirds"]) == (suites > MAX_OFFER_CODES)
     assert s["ja4"] == ja4(0x0303, codes, types, None, (), (), ())
+
+
+def test_a_lone_record_header_then_no_client_hello_is_no_summary(engine_impl):
+    """A client's handshake record header alone in its segment, then a body whose type byte is
+    not a ClientHello's (2, a ServerHello's), cut short: no ClientHello began, as with the same
+    bytes in one segment -- the header alone is taken for one only until that byte comes."""
+    header, body = b"\x16\x03\x01\x00\x30", b"\x02\x00\x00\x2c\x03\x03"
+    for payloads in ([header + body], [header, body], [header[:2], header[2:], body[:1]]):
+        assert _summaries(engine_impl.implementation, _frames(payloads)) == [], payloads

@@ -711,6 +711,24 @@ def test_a_syn_inside_the_connection_does_not_move_its_sequence(engine_impl, bas
     assert stats["syn_inside_connection"] == 1
 
 
+@pytest.mark.parametrize("start", ["midstream", "syn_ack"])
+def test_a_new_connection_after_one_met_without_its_syn(engine_impl, start):
+    """The 5-tuple reused after a connection whose SYN the capture missed (met mid-stream, or
+    at its SYN-ACK): the client's new SYN starts a new connection, summarized on its own; a
+    copy of the missed SYN (just behind the client's data) does not."""
+    c = Conn()
+    first = frames_of(c, pieces(ALERT)[:1], syn=False)
+    if start == "syn_ack":
+        first.insert(0, c.frame(1, SYN | ACK))
+    second = frames_of(Conn(isn=(77_000_000, 88_000_000)), pieces(TLS12))
+    live, flushed, stats = summarize(first + second, engine_impl)
+    got = sorted((r["history"], r["established"]) for r in live + flushed)
+    assert got == [("C", False), ("CsxknGIti", True)]
+    live, flushed, stats = summarize(first + [c.frame(0, SYN)], engine_impl)
+    assert [r["history"] for r in live + flushed] == ["C"]
+    assert stats["syn_inside_connection"] == 1
+
+
 @pytest.mark.parametrize("side", [0, 1])
 def test_a_rst_far_from_the_senders_data_is_not_taken(engine_impl, baseline12, side):
     """A RST 2^30 past where the sender's bytes are (a blind spoof) mid-handshake: counted and

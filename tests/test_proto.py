@@ -297,12 +297,14 @@ def test_absent_fields_decode_to_their_kind():
 
 
 def test_a_text_longer_than_a_handshake_holds_is_a_schema_error():
-    """A server name of 2^16 bytes or more cannot come from a ClientHello (its extension holds
-    at most 2^16 - 1): the record is refused (dead-lettered), not turned into a diagnosis larger
-    than Kafka takes."""
+    """A server name cannot come from a ClientHello longer than its extension's 2^16 - 1 bytes,
+    each written as 4 characters at most (``\\xc3``: the longest a sensor writes is accepted);
+    a longer one is refused (dead-lettered), not turned into a diagnosis larger than Kafka
+    takes."""
+    longest = "\\xc3" * ((1 << 16) - 1)
     m = msgpack.unpackb(_valid(), strict_map_key=False)
-    m[FIELDS["server_name"]] = "a" * ((1 << 16) - 1)
-    assert decode_summary(msgpack.packb(m, use_bin_type=True))["server_name"] == "a" * ((1 << 16) - 1)
-    m[FIELDS["server_name"]] = "a" * (1 << 16)
+    m[FIELDS["server_name"]] = longest
+    assert decode_summary(msgpack.packb(m, use_bin_type=True))["server_name"] == longest
+    m[FIELDS["server_name"]] = longest + "a"
     with pytest.raises(SchemaError, match="max_str_len"):
         decode_summary(msgpack.packb(m, use_bin_type=True))

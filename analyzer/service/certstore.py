@@ -39,7 +39,8 @@ class CertStore:
         self.size = size
         self.max_bytes = max_bytes
         self._d: OrderedDict[bytes, tuple[bytes, dict[str, Any]]] = OrderedDict()
-        self._bytes = 0
+        self._bytes = 0                     # the store's weight (below), at most max_bytes
+        self._weight: dict[bytes, int] = {}
         self.bad = 0
         self._c = consumer_factory(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                    group_id=None, client_id="tlsdiag-analyzer-certs",
@@ -68,15 +69,17 @@ class CertStore:
                     except SchemaError:
                         self.bad += 1
                         continue
-                    old = self._d.get(sha)
-                    if old is not None:
-                        self._bytes -= len(old[0])
+                    self._bytes -= self._weight.pop(sha, 0)
                     self._d[sha] = (der, facts)
                     self._d.move_to_end(sha)
-                    self._bytes += len(der)
+                    # the DER as it is, the facts as the Python objects they became (~8x the
+                    # bytes they took in the record)
+                    w = self._weight[sha] = len(der) + 8 * max(0, len(r.value) - len(der))
+                    self._bytes += w
                     while len(self._d) > self.size or (self._bytes > self.max_bytes
                                                        and len(self._d) > 1):
-                        self._bytes -= len(self._d.popitem(last=False)[1][0])
+                        gone, _ = self._d.popitem(last=False)
+                        self._bytes -= self._weight.pop(gone, 0)
             if need is not None and all(d in self._d for d in need):
                 return
             if not recs:

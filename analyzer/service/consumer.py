@@ -23,7 +23,7 @@ from .batchgc import BatchGC
 from .certstore import CertStore
 from .config import AnalyzerConfig
 from .producer import DeferredSends, Partitioner
-from .state import PartitionState
+from .state import CLOCK_AHEAD_S, PartitionState
 from .webhook import Webhook
 
 __all__ = ["Analyzer", "EnsureTopics"]
@@ -219,6 +219,9 @@ class Analyzer:
         sensor = s.get("sensor")
         t = float(s.get("end") or s.get("start") or now)
         st.see_time(t)
+        # a summary from the future (a sensor's clock far ahead, see_time) is diagnosed but
+        # not counted in the incidents: its time would hold an incident open for ever
+        ahead = t > time.time() + CLOCK_AHEAD_S
         success = is_success(s)
         if success:
             eng.observe(s, ders)
@@ -231,11 +234,11 @@ class Analyzer:
             st.inc_next[part] = offset + 1
         else:
             self.counters["incident_replays_skipped"] += 1
-        if fresh and success:
+        if fresh and success and not ahead:
             for ev in self.incidents.success(str(s.get("direction") or eng_direction(diags)),
                                              str(s.get("server")), sensor, t, now, part):
                 self._incident(ev)
-        self._send_diagnoses(diags, sensor, fresh, t, now, part)
+        self._send_diagnoses(diags, sensor, fresh and not ahead, t, now, part)
 
     def _send_diagnoses(self, diags: list[dict[str, Any]], sensor: Any, fresh: bool, t: float,
                         now: float, part: int) -> None:
@@ -289,7 +292,11 @@ class Analyzer:
         if len(value) <= OUTPUT_MAX_BYTES:
             return value
         self.counters["outputs_cut"] += 1
-        return _json_bytes(_cut(d))
+        value = _json_bytes(_cut(d))
+        if len(value) <= OUTPUT_MAX_BYTES:
+            return value
+        # (multi-byte texts in many certificates' fields: still too large) the record's identity
+        return _json_bytes({k: _cut(d.get(k)) for k in _ESSENTIAL if k in d} | {"cut": True})
 
     def commit(self, records: Mapping[Any, list[Any]]) -> None:
         """Past ``records`` (one poll's): the transaction's commit with the consumer offsets,
@@ -429,6 +436,11 @@ def eng_direction(diags: list[dict[str, object]]) -> str:
         if d.get("direction"):
             return str(d["direction"])
     return "unknown"
+
+
+#: what a diagnosis or an incident event keeps when even its cut copy is too large
+_ESSENTIAL = ("id", "key", "incident", "event", "cause", "severity", "direction", "rejected_by",
+              "confidence", "time", "rule", "count", "status", "sensor")
 
 
 def _cut(v: Any, depth: int = 0) -> Any:

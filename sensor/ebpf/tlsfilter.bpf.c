@@ -890,7 +890,14 @@ int tls_filter(struct __sk_buff *skb)
 		 * has, or as a new connection when it finished the old one (timeout): start over
 		 * when it is a client SYN with a new ISN, or the flow is not followed anyway. */
 		int known = fl->have_isn && from_lo == fl->client_is_lo;
-		if ((known && fl->client_isn != seq) || (!fl->have_isn && fl->state == S_LOST)) {
+		/* FlowTable._syn_copy: with no ISN seen (a flow met mid-stream or at its SYN-ACK),
+		 * a SYN at most RST_WINDOW behind the client's data is a copy of its first */
+		struct dir_state *cs = &fl->d[CLIENT];
+		int copy = !fl->have_isn && (cs->flags & D_HAVE_SEQ) &&
+			   cs->next_seq - (seq + 1) <= RST_WINDOW;
+		if ((known && fl->client_isn != seq) ||
+		    (!fl->have_isn && !copy && (fl->state == S_LOST ||
+						(fl->packets > 0 && from_lo == fl->client_is_lo)))) {
 			fresh(fl, from_lo);
 			COUNT(cnt, C_FLOWS_REOPENED);
 		}
