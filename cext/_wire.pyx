@@ -30,7 +30,6 @@ from libc.errno cimport EAGAIN, EINTR, errno
 from libc.string cimport memchr, memcmp, memcpy, memset
 from posix.uio cimport iovec, writev
 
-
 from .errors import MAX_CERTIFICATES as _MAX_CERTIFICATES, error
 from ._wire_py import (COUNTER_NAMES, GLOBAL_COUNTERS, HRR_RANDOM, LINKTYPES, MAX_RECORD, GREASE,
                        MAX_SNAPLEN, NG_MAX_BLOCK, NG_MAX_IFACES, SHARE_SPACE, counters_as_stats)

@@ -246,34 +246,34 @@ class LiveCapture:
         log.info("capturing on %s (linktype %d, filter %r, fanout %s)", interface, self.linktype,
                  self.bpf, fanout_group)
 
-    def _ifindex(self) -> "int | None":
+    def _in_netns(self, fn, arg):
+        """``fn(arg)`` in the capture's namespace (its interfaces are there)."""
         back = enter_netns(self.netns) if self.netns else None
         try:
-            return socket.if_nametoindex(self.interface)
-        except OSError:
-            return None
+            return fn(arg)
         finally:
             if back is not None:
                 leave_netns(back)
 
-    def _gone(self) -> bool:
-        """The interface this handle reads (by its index: renamed, it is still read) was
-        deleted: it never reads again (down, it comes back up)."""
+    def _ifindex(self) -> "int | None":
+        try:
+            return self._in_netns(socket.if_nametoindex, self.interface)
+        except OSError:
+            return None
+
+    def _check_gone(self) -> None:
+        """Raise LiveCaptureError if the interface this handle reads (by its index: renamed,
+        it is still read) was deleted: it never reads again (down, it comes back up)."""
         self._checked = time.monotonic()
         if self._index is None:
-            return False
+            return
         try:
-            back = enter_netns(self.netns) if self.netns else None
+            self._in_netns(socket.if_indextoname, self._index)
         except LiveCaptureError:        # (the namespace's name removed: it lives on)
-            return False
-        try:
-            socket.if_indextoname(self._index)
-            return False
+            return
         except OSError:
-            return True
-        finally:
-            if back is not None:
-                leave_netns(back)
+            raise LiveCaptureError("%s: the interface is gone (deleted): the capture cannot go "
+                                   "on" % self.interface) from None
 
     def poll(self, timeout: float) -> list[tuple[bytes, bytes]]:
         """Wait up to ``timeout`` s for packets, then drain what is there (bounded)."""
@@ -291,9 +291,7 @@ class LiveCapture:
             try:
                 buf, meta = self._r.next_batch(self.batch)
             except Exception as exc:    # a read error on a live handle: report, keep going
-                if self._gone():
-                    raise LiveCaptureError("%s: the interface is gone (deleted): the capture "
-                                           "cannot go on" % self.interface) from None
+                self._check_gone()
                 log.warning("capture read on %s: %s", self.interface, one_line(exc))
                 break
             if not meta:
@@ -301,9 +299,8 @@ class LiveCapture:
             self.packets += len(meta) >> 4
             self.bytes += len(buf)
             out.append((buf, meta))
-        if not out and time.monotonic() - self._checked >= GONE_CHECK_S and self._gone():
-            raise LiveCaptureError("%s: the interface is gone (deleted): the capture cannot go "
-                                   "on" % self.interface)
+        if not out and time.monotonic() - self._checked >= GONE_CHECK_S:
+            self._check_gone()
         if not ready and not out:
             return []
         return out

@@ -41,7 +41,8 @@ from sensor.capture import (BATCH, CaptureError, FileCapture, Gunzip, StreamRela
                             is_stream, not_a_capture, unsupported_linktype)
 from sensor.savefile import MORE, NG_MAGIC, Layout, pcap_header, pcapng_header
 
-__all__ = ["Summarizer", "CertificateCache", "PcapFile", "WorkerError", "summarize_paths"]
+__all__ = ["Summarizer", "CertificateCache", "PcapFile", "WorkerError", "summarize_paths",
+           "wait_writable"]
 
 
 class CertificateCache:
@@ -600,7 +601,7 @@ def _write_released(queues: list, low: int, output: int, spools: list, copied: l
         taken.append((n, size))
     if not any(n for n, _size in taken):
         return
-    wire.write_merged(output, parts, _wait_writable)
+    wire.write_merged(output, parts, wait_writable)
     del parts
     for i, (n, size) in enumerate(taken):
         q = queues[i]
@@ -616,9 +617,10 @@ def _write_released(queues: list, low: int, output: int, spools: list, copied: l
             punched[i] = upto
 
 
-def _wait_writable(fd: int) -> None:
+def wait_writable(fd: int) -> None:
     """Until the output ``fd`` takes more: a non-blocking output (a pipe its reader set so) that
-    is full waits for its reader, as a blocking one would."""
+    is full waits for its reader, as a blocking one would (also tlsdiag.cli's standard
+    output)."""
     p = select.poll()
     p.register(fd, select.POLLOUT)
     p.poll()

@@ -5,7 +5,6 @@ import errno
 import importlib
 import io
 import os
-import select
 import sys
 import traceback
 
@@ -137,9 +136,8 @@ class _WholeWrites(io.FileIO):
         while view:
             n = super().write(view)
             if n is None:       # a non-blocking output, full: wait for its reader, as a blocking one would
-                p = select.poll()
-                p.register(self.fileno(), select.POLLOUT)
-                p.poll()
+                from sensor.pipeline import wait_writable     # (only then: a heavy import)
+                wait_writable(self.fileno())
                 continue
             view = view[n:]
         return total

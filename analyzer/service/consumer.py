@@ -23,7 +23,7 @@ from .batchgc import BatchGC
 from .certstore import CertStore
 from .config import AnalyzerConfig
 from .producer import DeferredSends, Partitioner
-from .state import CLOCK_AHEAD_S, PartitionState
+from .state import PartitionState
 from .webhook import Webhook
 
 __all__ = ["Analyzer", "EnsureTopics"]
@@ -218,10 +218,9 @@ class Analyzer:
         s = summary_to_json(raw, facts)
         sensor = s.get("sensor")
         t = float(s.get("end") or s.get("start") or now)
-        st.see_time(t)
         # a summary from the future (a sensor's clock far ahead, see_time) is diagnosed but
         # not counted in the incidents: its time would hold an incident open for ever
-        ahead = t > time.time() + CLOCK_AHEAD_S
+        ahead = not st.see_time(t)
         success = is_success(s)
         if success:
             eng.observe(s, ders)
@@ -285,6 +284,9 @@ class Analyzer:
             self.webhook.put(ev)
         for sink in self.sinks:
             sink.put(ev)
+
+    def _outputs_cut(self) -> int:
+        return self.counters["outputs_cut"] + self.counters["profiles_not_saved"]
 
     def _fit(self, d: Mapping[str, Any]) -> bytes:
         """``d`` as JSON within :data:`OUTPUT_MAX_BYTES`: cut (counted) if it is larger."""
@@ -389,8 +391,7 @@ class Analyzer:
                     len(self.incidents.open), self.counters["incident_events"], self.incidents.opened,
                     self.incidents.resolved, self.counters["incident_state_records"],
                     self.counters["incident_state_bytes"], self.counters["incident_state_too_large"],
-                    self.counters["outputs_cut"] + self.counters["profiles_not_saved"],
-                    len(self.certs))
+                    self._outputs_cut(), len(self.certs))
 
     def metrics(self) -> list[tuple[str, str, str, object]]:
         out: list[tuple[str, str, str, object]] = [
@@ -415,8 +416,7 @@ class Analyzer:
              self.counters["state_records_malformed"]),
             ("tlsdiag_analyzer_outputs_cut_total", "counter",
              "diagnoses and incident events cut to fit a Kafka record, and learned server "
-             "profiles left out of a snapshot record", self.counters["outputs_cut"]
-             + self.counters["profiles_not_saved"]),
+             "profiles left out of a snapshot record", self._outputs_cut()),
         ]
         if self.last_latency is not None:
             out.append(("tlsdiag_analyzer_record_age_seconds", "gauge",

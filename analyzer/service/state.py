@@ -76,16 +76,17 @@ class PartitionState:
             eng = self.engines[partition] = Engine(self.diag)
         return eng
 
-    def see_time(self, t: float) -> None:
+    def see_time(self, t: float) -> bool:
         """The data's clock moves on to ``t`` -- unless ``t`` is more than :data:`CLOCK_AHEAD_S`
         ahead of this host's clock (counted): one summary from a sensor whose clock is years
         ahead (or a hostile producer's) resolved every open incident and every later one at
         once, also after a restart (the clock is saved with the incident state).  Data from the
-        past (a replay, a backlog) moves it as it comes."""
+        past (a replay, a backlog) moves it as it comes.  False: ``t`` was not taken."""
         if t > time.time() + CLOCK_AHEAD_S:
             self.counters["data_time_ahead"] += 1
-            return
+            return False
         self.data_time = t if self.data_time is None else max(self.data_time, t)
+        return True
 
     def profile_key(self, partition: int) -> str:
         return "%s/%s/%d" % (self.cfg.group, self.cfg.topic_handshakes, partition)
