@@ -43,7 +43,7 @@ __all__ = [
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD", "SHARE_SPACE",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
-    "kafka_partition", "key_hash", "keys_below", "write_merged",
+    "kafka_partition", "key_hash", "keys_below", "write_merged", "copy_into",
 ]
 
 cdef extern from *:
@@ -1540,3 +1540,26 @@ def write_merged(int fd, list parts, wait=None):
     if cnt:
         total += _write_iov(fd, iov, cnt, wait)
     return total
+
+
+def copy_into(uint8_t[::1] dest, Py_ssize_t at, list items not None, Py_ssize_t start,
+              Py_ssize_t stop):
+    """See ``cext._wire_py.copy_into``."""
+    cdef Py_ssize_t j, n, total = 0
+    cdef object item
+    if not 0 <= start <= stop <= PyList_GET_SIZE(items):
+        raise ValueError("a range outside the items")
+    for j in range(start, stop):
+        item = items[j]
+        if type(item) is not bytes:
+            raise TypeError("an item that is not bytes")
+        total += PyBytes_GET_SIZE(item)
+    if at < 0 or at > dest.shape[0] - total:
+        raise ValueError("more bytes than the buffer holds from there")
+    for j in range(start, stop):
+        item = items[j]
+        n = PyBytes_GET_SIZE(item)
+        if n:
+            memcpy(&dest[at], PyBytes_AS_STRING(item), n)
+            at += n
+    return at

@@ -31,7 +31,7 @@ __all__ = [
     "parse_server_hello", "parse_certificate", "connection_id", "endpoint_text", "COUNTER_NAMES",
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD", "SHARE_SPACE",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
-    "kafka_partition", "key_hash", "keys_below", "write_merged",
+    "kafka_partition", "key_hash", "keys_below", "write_merged", "copy_into",
 ]
 
 _U16 = struct.Struct("!H").unpack_from
@@ -1062,6 +1062,29 @@ def write_merged(fd: int, parts: list, wait=None) -> int:
     for k in range(0, len(out), _IOV_BATCH):
         total += _writev_all(fd, out[k:k + _IOV_BATCH], wait)
     return total
+
+
+def copy_into(dest, at: int, items: list, start: int, stop: int) -> int:
+    """Copy ``items[start:stop]`` (bytes) back to back into the writable buffer ``dest``, from
+    offset ``at``; returns the offset after the last.  Nothing is copied when one is not bytes
+    (TypeError) or they do not all fit there (ValueError).  (A ``--jobs`` worker's results
+    into the ring the writing process reads them from.)"""
+    if type(items) is not list:
+        raise TypeError("items: a list")
+    if not 0 <= start <= stop <= len(items):
+        raise ValueError("a range outside the items")
+    view = memoryview(dest).cast("B")
+    total = 0
+    for item in items[start:stop]:
+        if type(item) is not bytes:
+            raise TypeError("an item that is not bytes")
+        total += len(item)
+    if at < 0 or at + total > len(view):
+        raise ValueError("more bytes than the buffer holds from there")
+    for item in items[start:stop]:
+        view[at:at + len(item)] = item
+        at += len(item)
+    return at
 
 
 def _writev_all(fd: int, chunks: list, wait) -> int:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import array
 import bisect
-import ctypes
-import errno
 import fcntl
 import mmap
 import multiprocessing
@@ -27,8 +25,9 @@ import pickle
 import select
 import signal
 import stat
+import struct
 import traceback
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from functools import lru_cache
 from itertools import chain
@@ -230,8 +229,8 @@ def summarize_paths(paths, progress=None, stats: dict | None = None, fragments: 
     budget for its own).  With ``output`` (a file
     descriptor, the caller's own buffered writes flushed) and ``jobs`` > 1, ``transform``
     returns bytes, and this process is worker 0 (with a smaller share: it also merges): the
-    others spool theirs, copied to ``output`` in order with its own; nothing is yielded (the
-    others' results do not pass through Python here).
+    others put theirs in shared memory, written from there to ``output`` in order with its own;
+    nothing is yielded (the others' results do not pass through Python here).
 
     Raises :class:`sensor.capture.CaptureError` for a file that cannot be read, after
     yielding every connection that could be read from it.
@@ -324,24 +323,24 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     is full.) Each sends its results in order with their order keys and a watermark; what every
     worker's watermark has passed is merged here and given out.  A worker more than :data:`_LAG`
     frames ahead of the slowest is not read until that one catches up: its pipe fills and it
-    waits, so what is held here (and spooled) stays bounded.
+    waits, so what is held here stays bounded.
 
     With ``output`` (a file descriptor), this process is worker 0 itself (``jobs`` - 1 are
     forked): between its batches it reads the others' messages, and it waits on them only
-    when it is :data:`_LAG` ahead.  Each forked worker writes its ``transform`` results
-    (bytes) to a spool of its own (a memfd) and sends only their keys and lengths, packed
-    (:class:`_Held`); the released span of each spool is read here in one call and written
-    to ``output`` in order with this process's own results by one compiled call
-    (:func:`cext.wire.write_merged`: ``writev``), then freed (punched out of the spool).  So
-    on two cores there are two processes, and only the others' share of the output is
-    copied through a spool.  Otherwise (the results are yielded, and the caller has its own work
+    when it is :data:`_LAG` ahead.  Each forked worker copies its ``transform`` results
+    (bytes) into a ring of shared memory of its own (:class:`_Ring`) and sends only their
+    keys, lengths and place, packed (:class:`_Held`); the released ones are written to
+    ``output`` from the ring, in order with this process's own results, by one compiled call
+    (:func:`cext.wire.write_merged`: ``writev``), and their room given back.  So on two cores
+    there are two processes, and the others' share of the output is copied once more than
+    this process's own, in memory.  Otherwise (the results are yielded, and the caller has its own work
     between them) all ``jobs`` are forked and their results travel pickled."""
     ctx = multiprocessing.get_context("fork")
     first = 1 if output is not None else 0      # parts below it: this process's own
-    # (index i: part i; this process's own part has no pipe, process or spool)
+    # (index i: part i; this process's own part has no pipe, process or ring)
     conns: list = [None] * first
     procs: list = [None] * first
-    spools: list = [None] * first
+    rings: list = [None] * first
     finished = started = False
     own = own_fd = None
     # a gzip file is decompressed once, here, into a pipe per worker
@@ -349,13 +348,13 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     try:
         split = shares(jobs, first > 0)
         for part in range(first, jobs):
-            spool = os.memfd_create("tlsdiag-job-%d" % part) if output is not None else None
-            spools.append(spool)
+            ring = _Ring(RING_BYTES) if output is not None else None
+            rings.append(ring)
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker, name="tlsdiag-job-%d" % part, daemon=True,
                             args=(theirs, path, part, split[part], fragments, certs, transform,
-                                  table, progress is not None, spool,
-                                  conns[first:], spools[first:-1],
+                                  table, progress is not None, ring,
+                                  conns[first:], rings[first:-1],
                                   gz.fds if gz is not None else []))
             try:
                 p.start()
@@ -365,6 +364,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     path, part, exc.strerror or exc)) from None
             finally:
                 theirs.close()
+                if ring is not None:
+                    ring.forked()       # (its reading end is the worker's only)
             conns.append(mine)
             procs.append(p)
         if gz is not None:
@@ -377,11 +378,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                              holder, own_fd)
         #: each part's results not given out yet, in its (key) order: a list of (key, item)
         #: (results yielded), or a :class:`_Held` (results written)
-        queues: list = [_Held(spools[i] is None) if output is not None else []
-                        for i in range(jobs)]
+        queues: list = [_Held(rings[i]) if output is not None else [] for i in range(jobs)]
         upto = [-1] * jobs                  # each part's watermark
-        copied = [0] * jobs                 # spool bytes given out
-        punched = [0] * jobs                # ... and how many of them are freed
         ended: list = []    # each part's (part, counters, table stats, reasons, tunnel stats)
         error = None
         shown = _Progress(path)
@@ -433,8 +431,6 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                     if prog is not None and progress is not None:
                         shown.size, shown.bytes_read, shown.packets = prog
                         progress(shown)
-                elif kind == "oserror":             # writing its spool failed
-                    raise OSError(msg[1], msg[2])
                 elif kind == "capture":             # not a capture it can read
                     raise _unreadable(gz, msg[1], msg[2])
                 elif kind == "done":
@@ -447,8 +443,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             low = min(upto)
             if low > released:
                 released = low
-                yield from _release(queues, low, output, spools, copied, punched)
-        yield from _release(queues, 1 << 63, output, spools, copied, punched)
+                yield from _release(queues, low, output)
+        yield from _release(queues, 1 << 63, output)
         finished = True
         if gz is not None:                  # (a gzip file's own error is why it ended)
             error = gz.error() or error
@@ -468,9 +464,9 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
             if p.is_alive():
                 p.kill()
             p.join()
-        for fd in spools:
-            if fd is not None:
-                os.close(fd)
+        for ring in rings:
+            if ring is not None:
+                ring.close()    # (a worker waiting for room sees the end)
         if gz is not None:
             gz.close()
     if stats is not None:
@@ -535,34 +531,187 @@ def _readable(open_: set, upto: list) -> list:
 class _Held:
     """A part's results not written yet, in order (``--jobs`` with an output): their order
     keys, flat int64 ``(major, minor, created)`` triples (:func:`cext.wire.keys_below`), and
-    the results themselves (this process's own part: ``items``, bytes) or the lengths of the
-    ones a worker spooled (``lens``, uint64: the bytes are in its spool, from ``copied`` on)."""
+    the results themselves (this process's own part: ``items``, bytes) or, for a worker's,
+    their lengths (``lens``, uint64) and where their bytes are, back to back (``segs``: pieces
+    of its :class:`_Ring`, ``[start, size]``, or bytes a message carried itself)."""
 
-    __slots__ = ("keys", "items", "lens", "buffer")
+    __slots__ = ("keys", "items", "lens", "segs", "ring", "buffer")
 
-    def __init__(self, own: bool) -> None:
+    def __init__(self, ring: "_Ring | None") -> None:
         self.keys = array.array("q")
-        self.items: "list | None" = [] if own else None
-        self.lens = None if own else array.array("Q")
-        self.buffer = bytearray()       # (a worker's: its released bytes, read back here)
+        self.ring = ring
+        self.items: "list | None" = [] if ring is None else None
+        self.lens = None if ring is None else array.array("Q")
+        self.segs: deque = deque()
+        self.buffer = bytearray()       # (a worker's released bytes, when not in one piece)
 
     def add(self, keys: list, items: list) -> None:
         """This process's own results of a batch, with their keys (tuples)."""
         self.keys.extend(chain.from_iterable(keys))
         self.items += items
 
-    def took(self, keys: bytes, lens: bytes) -> None:
-        """A worker's message: the keys and the lengths of the results it spooled."""
+    def took(self, keys: bytes, lens: bytes, segs: list) -> None:
+        """A worker's message: the keys and lengths of its results, and where they are."""
         self.keys.frombytes(keys)
         self.lens.frombytes(lens)
+        for seg in segs:
+            self.segs.append(seg if type(seg) is list else memoryview(seg))
+
+    def first(self, size: int) -> memoryview:
+        """A worker's first ``size`` bytes: where they are in its ring when they are in one
+        piece there (the usual case), else copied together."""
+        ring, seg = self.ring, self.segs[0]
+        if type(seg) is list and seg[1] >= size:
+            at = seg[0] % ring.size
+            return ring.data[at:at + size]
+        if len(self.buffer) < size:
+            self.buffer = bytearray(max(size, 2 * len(self.buffer)))
+        out = memoryview(self.buffer)
+        got = 0
+        for seg in self.segs:
+            if got == size:
+                break
+            if type(seg) is list:
+                at = seg[0] % ring.size
+                n = min(seg[1], size - got)
+                out[got:got + n] = ring.data[at:at + n]
+            else:
+                n = min(len(seg), size - got)
+                out[got:got + n] = seg[:n]
+            got += n
+        return out[:size]
+
+    def drop(self, size: int) -> None:
+        """A worker's first ``size`` bytes are written: their room in its ring given back."""
+        tail = None
+        segs = self.segs
+        while size:
+            seg = segs[0]
+            if type(seg) is list:
+                n = min(seg[1], size)
+                seg[0] += n
+                seg[1] -= n
+                tail = seg[0]
+                if not seg[1]:
+                    segs.popleft()
+            else:
+                n = min(len(seg), size)
+                if n == len(seg):
+                    segs.popleft()
+                else:
+                    segs[0] = seg[n:]
+            size -= n
+        if tail is not None:
+            self.ring.give_back(tail)
 
 
-def _release(queues: list, low: int, output, spools: list, copied: list, punched: list):
+#: the bytes of a ``--jobs`` worker's results on their way to the writing process, at most
+#: (its ring: ~3,500 results of handshake-only connections, ~2.3 KB each; hs-100k had 1.7 MB
+#: in it at most)
+RING_BYTES = 8 << 20
+
+_TAIL = struct.Struct("=Q")
+
+
+class _Ring:
+    """Shared memory (mapped before the fork) that a forked ``--jobs`` worker copies its
+    results into and the writing process writes them out from.  Two byte counts since the
+    start say what is where: the worker's *head*, the bytes it has put in, and the writing
+    process's *tail*, the bytes it has written out and given back (kept in the mapping's first
+    8 bytes; a byte down a pipe wakes a worker waiting for room).  A ring offset is a count's
+    remainder by the size; a result never wraps round the end (the end's room is skipped).
+
+    The worker waits for room only while results it sent before are still to be written (the
+    writing process writes them without it); what does not fit even then, the message carries
+    itself.  So the two never wait on each other, and the memory stays bounded."""
+
+    _HEADER = 64
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.map = mmap.mmap(-1, self._HEADER + size)   # (MAP_SHARED: both see the bytes)
+        self.data = memoryview(self.map)[self._HEADER:]
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.head = 0           # (the worker's) bytes put in
+        self.sent = 0           # (the worker's) ... of them in messages sent
+
+    def tail(self) -> int:
+        return _TAIL.unpack_from(self.map)[0]
+
+    def forked(self) -> None:
+        """In the writing process, its worker forked: the waking pipe's reading end is the
+        worker's."""
+        os.close(self.wake_r)
+        self.wake_r = -1
+
+    def close(self) -> None:
+        """In the writing process, at the end: a worker still waiting for room ends."""
+        if self.wake_w >= 0:
+            os.close(self.wake_w)
+            self.wake_w = -1
+
+    def give_back(self, tail: int) -> None:
+        """In the writing process: the bytes up to ``tail`` are written out."""
+        _TAIL.pack_into(self.map, 0, tail)
+        try:
+            os.write(self.wake_w, b"\0")
+        except OSError:         # (a byte is there already; or the worker is gone)
+            pass
+
+    def put(self, items: list, conn) -> list:
+        """In the worker: ``items`` (bytes) copied in; returns where they are, back to back:
+        ``[start, size]`` pieces of the ring, and last the bytes that did not fit."""
+        segs: list = []
+        i, n, size = 0, len(items), self.size
+        while i < n:
+            at = self.head % size
+            room = size - (self.head - self.tail())
+            fits = min(room, size - at)
+            j, total = i, 0
+            while j < n and total + len(items[j]) <= fits:
+                total += len(items[j])
+                j += 1
+            if j > i:
+                if total:
+                    wire.copy_into(self.data, at, items, i, j)
+                    if at and segs and segs[-1][0] + segs[-1][1] == self.head:
+                        segs[-1][1] += total
+                    else:
+                        segs.append([self.head, total])
+                    self.head += total
+                i = j
+            elif room - (size - at) >= len(items[i]):   # room from the start: skip the end's
+                self.head += size - at
+            elif self.tail() < self.sent:   # room comes as what was sent is written out
+                self._wait(conn)
+            else:
+                segs.append(b"".join(items[i:]))
+                break
+        return segs
+
+    def _wait(self, conn) -> None:
+        """In the worker: until the writing process gives room back (EOFError: it is gone)."""
+        tail = self.tail()
+        while True:
+            try:
+                while True:
+                    if not os.read(self.wake_r, 4096):
+                        raise EOFError("the --jobs writing process is gone")
+            except BlockingIOError:
+                pass
+            if self.tail() != tail:
+                return
+            ready, _, _ = select.select([self.wake_r, conn], [], [])
+            if conn in ready:       # (the writing process never sends: its end is closed)
+                raise EOFError("the --jobs writing process is gone")
+
+
+def _release(queues: list, low: int, output):
     """Give out every queued result with a key below the watermark ``low``, in key order:
-    yield them, or (``output``) write them there -- a spooled part's bytes read from its
-    spool, this process's own (no spool) as they are."""
+    yield them, or (``output``) write them there -- a worker's bytes from where they are (its
+    ring), this process's own as they are."""
     if output is not None:
-        _write_released(queues, low, output, spools, copied, punched)
+        _write_released(queues, low, output)
         return
     parts = []
     for q in queues:
@@ -578,43 +727,31 @@ def _release(queues: list, low: int, output, spools: list, copied: list, punched
             yield item
 
 
-def _write_released(queues: list, low: int, output: int, spools: list, copied: list,
-                    punched: list) -> None:
-    """:func:`_release` to an output: the results below ``low`` of every part (a worker's
-    read from its spool in one call), written in key order (:func:`cext.wire.write_merged`),
-    then dropped (and the spools' copied bytes freed, :data:`_PUNCH` at a time)."""
+def _write_released(queues: list, low: int, output: int) -> None:
+    """:func:`_release` to an output: the results below ``low`` of every part, written in key
+    order (:func:`cext.wire.write_merged`), then dropped (a worker's room given back)."""
     parts, taken = [], []
-    for i, q in enumerate(queues):
+    for q in queues:
         n = wire.keys_below(q.keys, low)
         size = 0
         if q.items is not None:
             parts.append((q.keys, n, q.items, None, None))
         else:
             size = sum(q.lens[:n]) if n else 0
-            data = None
-            if size:
-                if len(q.buffer) < size:
-                    q.buffer = bytearray(max(size, 2 * len(q.buffer)))
-                data = memoryview(q.buffer)[:size]
-                _pread_into(spools[i], data, copied[i])
-            parts.append((q.keys, n, None, data, q.lens))
+            parts.append((q.keys, n, None, q.first(size) if size else None, q.lens))
         taken.append((n, size))
     if not any(n for n, _size in taken):
         return
     wire.write_merged(output, parts, wait_writable)
     del parts
-    for i, (n, size) in enumerate(taken):
-        q = queues[i]
+    for q, (n, size) in zip(queues, taken):
         del q.keys[:3 * n]
         if q.items is not None:
             del q.items[:n]
             continue
         del q.lens[:n]
-        copied[i] += size
-        upto = copied[i] - copied[i] % _PUNCH
-        if upto > punched[i]:
-            _punch_hole(spools[i], punched[i], upto - punched[i])
-            punched[i] = upto
+        if size:
+            q.drop(size)
 
 
 def wait_writable(fd: int) -> None:
@@ -624,37 +761,6 @@ def wait_writable(fd: int) -> None:
     p = select.poll()
     p.register(fd, select.POLLOUT)
     p.poll()
-
-
-def _pread_into(fd: int, view: memoryview, at: int) -> None:
-    got = 0
-    while got < len(view):          # (one call on a memfd, for a span under 2 GB)
-        n = os.preadv(fd, [view[got:]], at + got)
-        if not n:
-            raise OSError(errno.EIO, "short read from a --jobs spool")
-        got += n
-
-
-#: the spool bytes freed at a time (a multiple of the page size)
-_PUNCH = 1 << 20
-
-
-def _punch_hole(fd: int, at: int, n: int) -> None:
-    if _fallocate is not None:
-        _fallocate(fd, 3, at, n)    # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; best effort
-
-
-def _libc_fallocate():
-    try:
-        f = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError):       # not glibc / not Linux: spools are not freed
-        return None
-    f.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-    f.restype = ctypes.c_int
-    return f
-
-
-_fallocate = _libc_fallocate()
 
 
 class WorkerError(RuntimeError):
@@ -676,41 +782,38 @@ def _major(x):
 
 
 def _worker(conn, path, part, share, fragments, certs, transform, table, progress,
-            spool, inherited: list, inherited_fds: list, gunzipped: list) -> None:
+            ring, inherited: list, inherited_rings: list, gunzipped: list) -> None:
     """A ``--jobs`` worker: its share of one file's connections, batch by batch, with their
     order keys and a watermark (every key of a later batch sorts after it); its counters at
-    the end.  With a ``spool`` (fd), the results (bytes) are written there and only their
-    keys and lengths sent, packed.  Any exception goes to the parent as ``("fail",
-    traceback)``, a failed write to the spool as ``("oserror", errno, text)``, a file that
-    cannot be read at all as ``("capture", text, empty)`` (``empty``: not a byte came out of
-    it).
+    the end.  With a ``ring`` (:class:`_Ring`), the results (bytes) are copied there and only
+    their keys, lengths and place sent, packed.  Any exception goes to the parent as
+    ``("fail", traceback)``, a file that cannot be read at all as ``("capture", text,
+    empty)`` (``empty``: not a byte came out of it).
     ``gunzipped``: a gzip file's decompression, a pipe per worker (this one's:
     ``gunzipped[part]``), else empty."""
     def send(msg) -> None:
         conn.send_bytes(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
-    def spooled(keys: list, items: list) -> tuple:
-        """``items`` written to the spool (no joined copy); their keys and lengths, packed,
-        as the message says them (:meth:`_Held.took`)."""
-        packed = array.array("q", chain.from_iterable(keys))
-        try:
-            wire.write_merged(spool, [(packed, len(items), items, None, None)])
-        except OSError as exc:      # (a file size limit): as if writing the output failed
-            raise _SpoolError(exc.errno, exc.strerror) from None
-        return packed.tobytes(), array.array("Q", map(len, items)).tobytes()
-
     def given(keys: list, items: list):
-        """What a message carries of ``items``: spooled, their keys and lengths; else the
-        ``(key, item)`` pairs."""
-        return spooled(keys, items) if spool is not None else list(zip(keys, items))
+        """What a message carries of ``items``: in the ring, their keys, lengths and place
+        (as :meth:`_Held.took` takes them); else the ``(key, item)`` pairs."""
+        if ring is None:
+            return list(zip(keys, items))
+        return (array.array("q", chain.from_iterable(keys)).tobytes(),
+                array.array("Q", map(len, items)).tobytes(), ring.put(items, conn))
+
+    def out(mark: int, prog) -> None:
+        send(("out", mark, given(keys, results), prog))
+        if ring is not None:
+            ring.sent = ring.head
 
     # the parent's ends of the workers forked before this one: held here, they would keep
-    # those workers from seeing the parent close them
+    # those workers from seeing the parent close them (and its end of their waking pipes)
     for c in inherited:
         c.close()
-    for fd in inherited_fds:
-        if fd is not None:
-            os.close(fd)
+    for r in inherited_rings + [ring]:
+        if r is not None:
+            r.close()
     mine = None
     for i, fd in enumerate(gunzipped):  # (the others': held here, a pipe would never end)
         if i == part:
@@ -736,20 +839,14 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
                 # a later batch's keys have a major of at least 4 x (this batch's last frame
                 # + 1): everything below that is final.  Send now and then
                 if len(keys) >= 256 or n % 8 == 0:
-                    send(("out", 4 * holder[0].table.frame + 3, given(keys, results),
-                          _prog(shown)))
+                    out(4 * holder[0].table.frame + 3, _prog(shown))
                     keys, results = [], []
             elif kind == "counters":
                 counters = value
             elif kind == "error":
                 error = str(value)
-        send(("out", 1 << 63, given(keys, results), _prog(shown)))
+        out(1 << 63, _prog(shown))
         send(("done",) + tuple(counters) + (error,))
-    except _SpoolError as exc:
-        try:
-            send(("oserror", exc.errno, exc.strerror))
-        except OSError:
-            pass
     except CaptureError as exc:     # the file cannot be read at all (every worker finds so)
         try:
             send(("capture", str(exc), exc.empty))
@@ -762,11 +859,6 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
             pass
     finally:
         conn.close()
-
-
-class _SpoolError(OSError):
-    """Writing a ``--jobs`` worker's results to its spool failed (the parent raises it as
-    the output's error)."""
 
 
 def _noting(shown: _Progress):

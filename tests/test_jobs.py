@@ -5,6 +5,7 @@ same CaptureError after the same connections); a worker's failure is an error, n
 an output that cannot take more is one line from the CLI, as with one worker."""
 from __future__ import annotations
 
+import array
 import os
 import resource
 import signal
@@ -119,8 +120,9 @@ def _jsonl(summary: dict, certs) -> bytes:
 
 
 @pytest.mark.parametrize("jobs", [2, 3])
-def test_spooled_output_same_bytes(tmp_path, jobs):
-    # summarize's path: the workers spool their lines, copied in order to the output fd
+def test_written_output_same_bytes(tmp_path, jobs):
+    # summarize's path: the workers put their lines in their rings, written from there in
+    # order to the output fd
     paths = [str(p) for p in (EXAMPLE, *CAPTURES)]
     one = b"".join(summarize_paths(paths, transform=_jsonl))
     out = tmp_path / "out.txt"
@@ -231,7 +233,7 @@ def test_shares_cover_the_hashes_once():
     assert pipeline.shares(2, True)[0][1] == round(space * (1 - pipeline.MERGE_SHARE) / 2)
 
 
-def test_a_spooling_worker_failure_is_an_error(tmp_path):
+def test_a_writing_worker_failure_is_an_error(tmp_path):
     with open(tmp_path / "out", "wb") as f, pytest.raises(WorkerError, match="boom"):
         list(summarize_paths([str(EXAMPLE)], jobs=2, transform=_raise_in_worker,
                              output=f.fileno()))
@@ -384,6 +386,138 @@ def test_each_output_same_bytes_with_every_wait(tiny_bounds, tmp_path, kind):
     paths = [str(p) for p in (EXAMPLE, *CAPTURES)]
     one = b"".join(summarize_paths(paths, transform=_jsonl))
     assert _write_to(kind, tmp_path / "out", paths, 3) == b"before\n" + one + b"after\n"
+
+
+@pytest.mark.parametrize("ring", [64, 700, 3000, 1 << 16])
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_any_ring_size_same_bytes(tiny_bounds, monkeypatch, tmp_path, ring, jobs):
+    # rings too small for one line (each message carries its lines), for a few (the end's
+    # room skipped, waits for room: as the processes happen to run), for many
+    log = tmp_path / "ring.log"
+    monkeypatch.setattr(pipeline, "RING_BYTES", ring)
+    put = pipeline._Ring.put
+
+    def noting(self, items, conn):     # (in the forked workers: appended to a file)
+        segs = put(self, items, conn)
+        with open(log, "a") as f:
+            f.write("".join("ring\n" if type(seg) is list else "inline\n" for seg in segs))
+        return segs
+
+    monkeypatch.setattr(pipeline._Ring, "put", noting)
+    paths = [str(p) for p in (EXAMPLE, *CAPTURES)]
+    one = b"".join(summarize_paths(paths, transform=_jsonl))
+    assert _write_to("file", tmp_path / "out", paths, jobs) == b"before\n" + one + b"after\n"
+    kinds = set(log.read_text().split())
+    if ring == 64:
+        assert kinds == {"inline"}
+    elif ring == 1 << 16:
+        assert kinds == {"ring"}
+    else:
+        assert "ring" in kinds
+
+
+def _pieces(*sizes: int) -> list:
+    return [bytes([65 + k % 26]) * n for k, n in enumerate(sizes)]
+
+
+class _Writer:
+    """The writing process's side of a :class:`pipeline._Ring`, here: what a worker's
+    messages said, held, then written out (returned) and given back."""
+
+    def __init__(self, ring) -> None:
+        self.held = pipeline._Held(ring)
+
+    def took(self, items: list, segs: list) -> None:
+        n = len(items)
+        self.held.took(array.array("q", [0] * 3 * n).tobytes(),
+                       array.array("Q", map(len, items)).tobytes(), segs)
+
+    def write(self, size: int) -> bytes:
+        got = bytes(self.held.first(size))
+        self.held.drop(size)
+        return got
+
+
+@pytest.fixture
+def never():
+    """A worker's pipe to a writing process that sends nothing (and ends when closed)."""
+    ends = list(os.pipe())
+    yield ends
+    for fd in ends:
+        if fd >= 0:
+            os.close(fd)
+
+
+def test_ring_pieces_in_place_the_ends_room_skipped(never):
+    ring = pipeline._Ring(100)
+    writer = _Writer(ring)
+    a = _pieces(40, 40)
+    segs = ring.put(a, never[0])
+    assert segs == [[0, 80]] and bytes(ring.data[:80]) == b"".join(a)
+    ring.sent = ring.head
+    writer.took(a, segs)
+    assert writer.write(80) == b"".join(a) and ring.tail() == 80
+    b = _pieces(15, 10)         # 15 before the end; 10 does not fit there: from the start
+    segs = ring.put(b, never[0])
+    assert segs == [[80, 15], [100, 10]] and ring.head == 110
+    writer.took(b, segs)
+    assert writer.write(25) == b"".join(b)      # (in two pieces: copied together)
+    assert ring.tail() == 110
+    c = _pieces(70, 20, 10)     # 70 and 20 up to the end exactly, 10 from the start
+    segs = ring.put(c, never[0])
+    assert segs == [[110, 90], [200, 10]]       # (not one piece across the end)
+    writer.took(c, segs)
+    assert writer.write(90) == b"".join(c[:2]) and ring.tail() == 200
+    assert writer.write(10) == c[2] and ring.tail() == 210
+    assert not writer.held.segs
+
+
+def test_ring_too_full_the_message_carries_the_rest(never):
+    ring = pipeline._Ring(100)
+    writer = _Writer(ring)
+    a = _pieces(60, 60, 5)      # nothing sent before: no room to wait for
+    segs = ring.put(a, never[0])
+    assert segs == [[0, 60], b"".join(a[1:])]
+    writer.took(a, segs)
+    assert writer.write(125) == b"".join(a) and ring.tail() == 60
+    assert ring.put(_pieces(101), never[0]) == [b"A" * 101]    # (more than the ring)
+
+
+def test_ring_full_of_what_was_sent_waits_for_room(never):
+    ring = pipeline._Ring(100)
+    writer = _Writer(ring)
+    a = _pieces(60)
+    writer.took(a, ring.put(a, never[0]))
+    ring.sent = ring.head
+    later = threading.Timer(0.2, writer.write, (60,))
+    later.start()
+    t0 = time.monotonic()
+    b = _pieces(50, 55)
+    segs = ring.put(b, never[0])        # 50 after a's; 55 waits for a's room, then from 0
+    later.join()
+    assert time.monotonic() - t0 >= 0.2
+    # (then no room for 55 but what b's 50 hold, not sent yet: carried by the message)
+    assert segs == [[100, 50], b[1]] and bytes(ring.data[:50]) == b[0]
+
+
+@pytest.mark.parametrize("gone", ["pipe", "ring"])
+def test_ring_waiting_ends_when_the_writing_process_is_gone(never, gone):
+    ring = pipeline._Ring(100)
+    ring.put(_pieces(60), never[0])
+    ring.sent = ring.head
+
+    def leave():
+        if gone == "pipe":
+            os.close(never[1])  # (its end of the worker's pipe)
+            never[1] = -1
+        else:
+            ring.close()        # (its end of the waking pipe)
+
+    later = threading.Timer(0.2, leave)
+    later.start()
+    with pytest.raises(EOFError, match="writing process is gone"):
+        ring.put(_pieces(60), never[0])
+    later.join()
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

@@ -706,6 +706,41 @@ def test_write_merged(c_wire, py_wire, tmp_path_factory, data, own):
             assert c_wire.keys_below(flat, low) == py_wire.keys_below(flat, low) == want
 
 
+@FAST
+@given(st.lists(st.binary(max_size=40), max_size=12), st.integers(0, 12), st.integers(0, 12),
+       st.integers(-2, 200), st.integers(0, 200))
+def test_copy_into(c_wire, py_wire, items, start, stop, at, size):
+    # a --jobs worker's results into its ring: the same bytes where they fit, else nothing
+    # copied and the same error
+    got = []
+    for impl in (c_wire, py_wire):
+        dest = bytearray(b"\xee" * size)
+        try:
+            end = impl.copy_into(dest, at, items, start, stop)
+        except ValueError:
+            end = "ValueError"
+        got.append((end, bytes(dest)))
+    assert got[0] == got[1]
+    blob = b"".join(items[start:stop])
+    if start <= stop <= len(items) and 0 <= at and at + len(blob) <= size:
+        assert got[0] == (at + len(blob), b"\xee" * at + blob + b"\xee" * (size - at - len(blob)))
+    else:
+        assert got[0] == ("ValueError", b"\xee" * size)
+
+
+def test_copy_into_refuses_what_is_not_bytes(c_wire, py_wire):
+    for impl in (c_wire, py_wire):
+        dest = bytearray(8)
+        for items in ([b"ab", "cd"], [b"ab", None]):
+            with pytest.raises(TypeError):
+                impl.copy_into(dest, 0, items, 0, 2)
+        for items in ((b"ab",), None):
+            with pytest.raises(TypeError):
+                impl.copy_into(dest, 0, items, 0, 1)
+        assert dest == bytearray(8)
+        assert impl.copy_into(dest, 6, [b"ab", "not copied"], 0, 1) == 8
+
+
 def test_write_merged_many_pieces(c_wire, py_wire, tmp_path):
     # more pieces than one writev takes (1024), alternating between two parts
     n = 5000
