@@ -665,7 +665,8 @@ class _Ring:
         i, n, size = 0, len(items), self.size
         while i < n:
             at = self.head % size
-            room = size - (self.head - self.tail())
+            tail = self.tail()
+            room = size - (self.head - tail)
             fits = min(room, size - at)
             j, total = i, 0
             while j < n and total + len(items[j]) <= fits:
@@ -682,16 +683,16 @@ class _Ring:
                 i = j
             elif room - (size - at) >= len(items[i]):   # room from the start: skip the end's
                 self.head += size - at
-            elif self.tail() < self.sent:   # room comes as what was sent is written out
-                self._wait(conn)
+            elif tail < self.sent:      # room comes as what was sent is written out
+                self._wait(conn, tail)
             else:
                 segs.append(b"".join(items[i:]))
                 break
         return segs
 
-    def _wait(self, conn) -> None:
-        """In the worker: until the writing process gives room back (EOFError: it is gone)."""
-        tail = self.tail()
+    def _wait(self, conn, tail: int) -> None:
+        """In the worker: until the writing process gives back more than ``tail`` (EOFError:
+        it is gone)."""
         while True:
             try:
                 while True:

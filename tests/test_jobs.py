@@ -500,6 +500,23 @@ def test_ring_full_of_what_was_sent_waits_for_room(never):
     assert segs == [[100, 50], b[1]] and bytes(ring.data[:50]) == b[0]
 
 
+def test_ring_room_given_back_before_the_wait_is_not_waited_for(never):
+    # the writer gave room back between the worker's look and its wait (and its byte down
+    # the waking pipe was taken by an earlier wait): no further room may ever come
+    ring = pipeline._Ring(100)
+    writer = _Writer(ring)
+    a = _pieces(60)
+    writer.took(a, ring.put(a, never[0]))
+    ring.sent = ring.head
+    writer.write(60)
+    os.read(ring.wake_r, 4096)
+    done = threading.Event()
+    waiting = threading.Thread(target=lambda: (ring._wait(never[0], 0), done.set()),
+                               daemon=True)
+    waiting.start()
+    assert done.wait(5)
+
+
 @pytest.mark.parametrize("gone", ["pipe", "ring"])
 def test_ring_waiting_ends_when_the_writing_process_is_gone(never, gone):
     ring = pipeline._Ring(100)
