@@ -24,6 +24,7 @@ import os
 import pickle
 import select
 import signal
+import socket
 import stat
 import struct
 import traceback
@@ -434,6 +435,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
                 elif kind == "capture":             # not a capture it can read
                     raise _unreadable(gz, msg[1], msg[2])
                 elif kind == "done":
+                    if rings[i] is not None:
+                        rings[i].close()    # (it waits no more: nobody to wake)
                     ended.append((i,) + msg[1:5])
                     error = error or msg[5]
                     upto[i] = 1 << 63
@@ -487,11 +490,12 @@ def _unreadable(gz: "Gunzip | None", text: str, empty: bool) -> CaptureError:
 
 #: the share of the connections that worker 0 leaves to the others when it is this process
 #: and also writes everyone's output (``summarize``): of the whole, taken from it and spread
-#: over the others.  The merge costs this process its writes (~0.08 s on hs-100k) and the
-#: worker's bytes read back (~0.04 s) over a ~1.2 s share.  With the merge in one compiled
-#: call (``cext.wire.write_merged``), ``--jobs 2`` on hs-100k took 1.27-1.40 s (median 1.31)
-#: at 0.06 against 1.35-1.37 s at 0.09, 1.30-1.34 s at 0.045 and 1.29-1.36 s at 0.075
-#: (6 interleaved rounds, 2026-12-05); before it, 0.09 was the best.
+#: over the others.  The merge costs this process its writes (~0.08 s on hs-100k) over a
+#: ~1.2 s share (and, before the workers' rings, reading their bytes back, ~0.04 s).  With the
+#: merge in one compiled call (``cext.wire.write_merged``), ``--jobs 2`` on hs-100k took
+#: 1.27-1.40 s (median 1.31) at 0.06 against 1.35-1.37 s at 0.09, 1.30-1.34 s at 0.045 and
+#: 1.29-1.36 s at 0.075 (6 interleaved rounds, 2026-12-05); before it, 0.09 was the best.
+#: With the rings, 0.08 was no better (1.17-1.29 s against 1.11-1.27 s, 7 rounds).
 MERGE_SHARE = 0.06
 
 
@@ -623,7 +627,9 @@ class _Ring:
 
     The worker waits for room only while results it sent before are still to be written (the
     writing process writes them without it); what does not fit even then, the message carries
-    itself.  So the two never wait on each other, and the memory stays bounded."""
+    itself.  So the two never wait on each other, and the memory stays bounded (the worker's
+    head goes round the whole ring: it is resident in both processes once a run's output is
+    larger)."""
 
     _HEADER = 64
 
@@ -631,7 +637,9 @@ class _Ring:
         self.size = size
         self.map = mmap.mmap(-1, self._HEADER + size)   # (MAP_SHARED: both see the bytes)
         self.data = memoryview(self.map)[self._HEADER:]
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # (a socket pair: a byte sent to a worker that is gone is an error, never a SIGPIPE)
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
         self.head = 0           # (the worker's) bytes put in
         self.sent = 0           # (the worker's) ... of them in messages sent
 
@@ -639,23 +647,25 @@ class _Ring:
         return _TAIL.unpack_from(self.map)[0]
 
     def forked(self) -> None:
-        """In the writing process, its worker forked: the waking pipe's reading end is the
-        worker's."""
-        os.close(self.wake_r)
-        self.wake_r = -1
+        """In the writing process, its worker forked: the waking end is the worker's."""
+        self.wake_r.close()
 
     def close(self) -> None:
-        """In the writing process, at the end: a worker still waiting for room ends."""
-        if self.wake_w >= 0:
-            os.close(self.wake_w)
-            self.wake_w = -1
+        """In the writing process: its worker is done, or this is the end (a worker still
+        waiting for room ends); in a later worker, inherited."""
+        self.wake_w.close()
+        self.wake_r.close()
+
+    def in_worker(self) -> None:
+        """In its worker: the waking end held there, it would never see the writer go."""
+        self.wake_w.close()
 
     def give_back(self, tail: int) -> None:
         """In the writing process: the bytes up to ``tail`` are written out."""
         _TAIL.pack_into(self.map, 0, tail)
         try:
-            os.write(self.wake_w, b"\0")
-        except OSError:         # (a byte is there already; or the worker is gone)
+            self.wake_w.send(b"\0", socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+        except OSError:         # (full of bytes not taken yet; or the worker is gone, done)
             pass
 
     def put(self, items: list, conn) -> list:
@@ -667,7 +677,9 @@ class _Ring:
             at = self.head % size
             tail = self.tail()
             room = size - (self.head - tail)
-            fits = min(room, size - at)
+            end = size - at         # (room up to the ring's end)
+            need = len(items[i])
+            fits = min(room, end)
             j, total = i, 0
             while j < n and total + len(items[j]) <= fits:
                 total += len(items[j])
@@ -681,9 +693,11 @@ class _Ring:
                         segs.append([self.head, total])
                     self.head += total
                 i = j
-            elif room - (size - at) >= len(items[i]):   # room from the start: skip the end's
-                self.head += size - at
-            elif tail < self.sent:      # room comes as what was sent is written out
+            elif room - end >= need:    # room from the start: skip the end's
+                self.head += end
+            elif tail < self.sent and (need if need <= end else end + need) <= \
+                    size - (self.head - self.sent):
+                # room comes as what was sent is written out (and there will be enough)
                 self._wait(conn, tail)
             else:
                 segs.append(b"".join(items[i:]))
@@ -696,7 +710,7 @@ class _Ring:
         while True:
             try:
                 while True:
-                    if not os.read(self.wake_r, 4096):
+                    if not self.wake_r.recv(4096):
                         raise EOFError("the --jobs writing process is gone")
             except BlockingIOError:
                 pass
@@ -812,9 +826,11 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
     # those workers from seeing the parent close them (and its end of their waking pipes)
     for c in inherited:
         c.close()
-    for r in inherited_rings + [ring]:
+    for r in inherited_rings:
         if r is not None:
             r.close()
+    if ring is not None:
+        ring.in_worker()
     mine = None
     for i, fd in enumerate(gunzipped):  # (the others': held here, a pipe would never end)
         if i == part:

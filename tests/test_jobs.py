@@ -489,9 +489,9 @@ def test_ring_full_of_what_was_sent_waits_for_room(never):
     a = _pieces(60)
     writer.took(a, ring.put(a, never[0]))
     ring.sent = ring.head
+    t0 = time.monotonic()
     later = threading.Timer(0.2, writer.write, (60,))
     later.start()
-    t0 = time.monotonic()
     b = _pieces(50, 55)
     segs = ring.put(b, never[0])        # 50 after a's; 55 waits for a's room, then from 0
     later.join()
@@ -509,12 +509,84 @@ def test_ring_room_given_back_before_the_wait_is_not_waited_for(never):
     writer.took(a, ring.put(a, never[0]))
     ring.sent = ring.head
     writer.write(60)
-    os.read(ring.wake_r, 4096)
+    ring.wake_r.recv(4096)
     done = threading.Event()
     waiting = threading.Thread(target=lambda: (ring._wait(never[0], 0), done.set()),
                                daemon=True)
     waiting.start()
     assert done.wait(5)
+
+
+def test_ring_room_given_back_between_the_look_and_the_wait_is_not_waited_for(never):
+    # (put itself: the writer gives the room back right after put looked, and an earlier
+    # wait took the waking byte)
+    ring = pipeline._Ring(100)
+    writer = _Writer(ring)
+    a = _pieces(60)
+    writer.took(a, ring.put(a, never[0]))
+    ring.sent = ring.head
+    real, looks = ring.tail, []
+
+    def tail():
+        seen = real()
+        looks.append(seen)
+        if len(looks) == 1:     # put's look: then the writer gives back
+            writer.write(60)
+            ring.wake_r.recv(4096)
+        return seen
+
+    ring.tail = tail
+    got: list = []
+    putting = threading.Thread(target=lambda: got.append(ring.put(_pieces(50), never[0])),
+                               daemon=True)
+    putting.start()
+    putting.join(5)
+    assert got == [[[100, 50]]] and looks[0] == 0
+
+
+def test_ring_no_wait_for_room_that_would_not_be_enough(never):
+    # 80 cannot fit even once everything sent (60) is given back: 30 of this message are in
+    # the ring too -- carried by the message at once, not after a wait
+    ring = pipeline._Ring(100)
+    writer = _Writer(ring)
+    a = _pieces(60)
+    writer.took(a, ring.put(a, never[0]))
+    ring.sent = ring.head
+    later = threading.Timer(0.5, writer.write, (60,))
+    later.start()
+    t0 = time.monotonic()
+    b = _pieces(30, 80)
+    segs = ring.put(b, never[0])
+    waited = time.monotonic() - t0
+    later.join()
+    assert segs == [[60, 30], b[1]]
+    assert waited < 0.4
+
+
+def test_room_given_back_to_a_worker_gone_is_no_sigpipe(tmp_path):
+    # a program that imports the pipeline with SIGPIPE at its default (as tools piped into
+    # `head` set it): the last room given back goes to a worker that has ended
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "sys.path[:0] = [%r, %r]\n"
+        "from sensor import pipeline\n"
+        "import test_jobs as T\n"
+        "signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n"
+        "write = pipeline._write_released\n"
+        "def slow(*a):\n"
+        "    time.sleep(0.05)\n"
+        "    return write(*a)\n"
+        "pipeline._write_released = slow\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)\n"
+        "list(pipeline.summarize_paths([str(T.EXAMPLE)], jobs=2, transform=T._jsonl,"
+        " output=fd))\n"
+        "print('written', os.fstat(fd).st_size)\n" % (str(ROOT), str(ROOT / "tests")))
+    one = b"".join(summarize_paths([str(EXAMPLE)], transform=_jsonl))
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "written %d\n" % len(one)), r.stderr
+    assert (tmp_path / "out").read_bytes() == one
 
 
 @pytest.mark.parametrize("gone", ["pipe", "ring"])
@@ -528,7 +600,7 @@ def test_ring_waiting_ends_when_the_writing_process_is_gone(never, gone):
             os.close(never[1])  # (its end of the worker's pipe)
             never[1] = -1
         else:
-            ring.close()        # (its end of the waking pipe)
+            ring.wake_w.close()     # (its end of the waking pair)
 
     later = threading.Timer(0.2, leave)
     later.start()

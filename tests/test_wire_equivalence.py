@@ -747,9 +747,9 @@ def test_write_merged_many_pieces(c_wire, py_wire, tmp_path):
     own = array.array("q", [x for j in range(n) for x in (2 * j, 0, 0)])
     theirs = array.array("q", [x for j in range(n) for x in (2 * j + 1, 0, 0)])
     items = [b"%d\n" % (2 * j) for j in range(n)]
-    spooled = [b"%d\n" % (2 * j + 1) for j in range(n)]
+    worker = [b"%d\n" % (2 * j + 1) for j in range(n)]
     parts = [(own, n, items, None, None),
-             (theirs, n, None, b"".join(spooled), array.array("Q", map(len, spooled)))]
+             (theirs, n, None, b"".join(worker), array.array("Q", map(len, worker)))]
     want = b"".join(b"%d\n" % j for j in range(2 * n))
     assert _written(c_wire, parts, tmp_path) == _written(py_wire, parts, tmp_path) \
         == (len(want), want)
