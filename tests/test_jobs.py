@@ -448,6 +448,16 @@ def never():
             os.close(fd)
 
 
+def _sent_60(never) -> tuple:
+    """A ring of 100 bytes whose first 60 a message has carried (not written out yet)."""
+    ring = pipeline._Ring(100)
+    writer = _Writer(ring)
+    a = _pieces(60)
+    writer.took(a, ring.put(a, never[0]))
+    ring.sent = ring.head
+    return ring, writer
+
+
 def test_ring_pieces_in_place_the_ends_room_skipped(never):
     ring = pipeline._Ring(100)
     writer = _Writer(ring)
@@ -484,11 +494,7 @@ def test_ring_too_full_the_message_carries_the_rest(never):
 
 
 def test_ring_full_of_what_was_sent_waits_for_room(never):
-    ring = pipeline._Ring(100)
-    writer = _Writer(ring)
-    a = _pieces(60)
-    writer.took(a, ring.put(a, never[0]))
-    ring.sent = ring.head
+    ring, writer = _sent_60(never)
     t0 = time.monotonic()
     later = threading.Timer(0.2, writer.write, (60,))
     later.start()
@@ -500,31 +506,10 @@ def test_ring_full_of_what_was_sent_waits_for_room(never):
     assert segs == [[100, 50], b[1]] and bytes(ring.data[:50]) == b[0]
 
 
-def test_ring_room_given_back_before_the_wait_is_not_waited_for(never):
-    # the writer gave room back between the worker's look and its wait (and its byte down
-    # the waking pipe was taken by an earlier wait): no further room may ever come
-    ring = pipeline._Ring(100)
-    writer = _Writer(ring)
-    a = _pieces(60)
-    writer.took(a, ring.put(a, never[0]))
-    ring.sent = ring.head
-    writer.write(60)
-    ring.wake_r.recv(4096)
-    done = threading.Event()
-    waiting = threading.Thread(target=lambda: (ring._wait(never[0], 0), done.set()),
-                               daemon=True)
-    waiting.start()
-    assert done.wait(5)
-
-
 def test_ring_room_given_back_between_the_look_and_the_wait_is_not_waited_for(never):
     # (put itself: the writer gives the room back right after put looked, and an earlier
     # wait took the waking byte)
-    ring = pipeline._Ring(100)
-    writer = _Writer(ring)
-    a = _pieces(60)
-    writer.took(a, ring.put(a, never[0]))
-    ring.sent = ring.head
+    ring, writer = _sent_60(never)
     real, looks = ring.tail, []
 
     def tail():
@@ -547,11 +532,7 @@ def test_ring_room_given_back_between_the_look_and_the_wait_is_not_waited_for(ne
 def test_ring_no_wait_for_room_that_would_not_be_enough(never):
     # 80 cannot fit even once everything sent (60) is given back: 30 of this message are in
     # the ring too -- carried by the message at once, not after a wait
-    ring = pipeline._Ring(100)
-    writer = _Writer(ring)
-    a = _pieces(60)
-    writer.took(a, ring.put(a, never[0]))
-    ring.sent = ring.head
+    ring, writer = _sent_60(never)
     later = threading.Timer(0.5, writer.write, (60,))
     later.start()
     t0 = time.monotonic()
@@ -591,9 +572,7 @@ def test_room_given_back_to_a_worker_gone_is_no_sigpipe(tmp_path):
 
 @pytest.mark.parametrize("gone", ["pipe", "ring"])
 def test_ring_waiting_ends_when_the_writing_process_is_gone(never, gone):
-    ring = pipeline._Ring(100)
-    ring.put(_pieces(60), never[0])
-    ring.sent = ring.head
+    ring, _writer = _sent_60(never)
 
     def leave():
         if gone == "pipe":
