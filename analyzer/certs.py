@@ -486,7 +486,8 @@ class CertChecker:
             return 1
         if c.not_before is not None and when < c.not_before:
             return 2
-        if c.not_after is not None and c.not_after - when < self.expiry_warning:    # (no overflow near 9999)
+        # (not when + warning > not_after: no overflow near 9999)
+        if c.not_after is not None and c.not_after - when < self.expiry_warning:
             return 3
         return 0
 

@@ -62,8 +62,8 @@ _HELD = attrgetter("held")
 class Flow:
     """One TCP connection: roles, reassembly state, the TLS reader and the session record."""
 
-    __slots__ = ("key", "client_lo", "nseq", "has_seq", "isn", "has_isn", "ooo", "ooo_bytes", "conn",
-                 "session", "last", "first", "serial", "created", "reset_at", "held")
+    __slots__ = ("key", "client_lo", "nseq", "has_seq", "isn", "has_isn", "ooo", "ooo_bytes",
+                 "conn", "session", "last", "first", "serial", "created", "reset_at", "held")
 
     def __init__(self, key: bytes, client_lo: bool, ts: float, serial: int = 0,
                  created: int = 0) -> None:

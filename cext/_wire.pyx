@@ -1542,24 +1542,29 @@ def write_merged(int fd, list parts, wait=None):
     return total
 
 
-def copy_into(uint8_t[::1] dest, Py_ssize_t at, list items not None, Py_ssize_t start,
-              Py_ssize_t stop):
+def copy_into(uint8_t[::1] dest, Py_ssize_t at, Py_ssize_t room, list items not None,
+              Py_ssize_t start):
     """See ``cext._wire_py.copy_into``."""
-    cdef Py_ssize_t j, n, total = 0
+    cdef Py_ssize_t j, stop, n, total = 0, count = PyList_GET_SIZE(items)
     cdef object item
-    if not 0 <= start <= stop <= PyList_GET_SIZE(items):
-        raise ValueError("a range outside the items")
-    for j in range(start, stop):
-        item = items[j]
+    if not 0 <= start <= count or not 0 <= at <= dest.shape[0] or room < 0:
+        raise ValueError("a start, offset or room outside the items or the buffer")
+    if room > dest.shape[0] - at:
+        room = dest.shape[0] - at
+    stop = start
+    while stop < count:
+        item = items[stop]
         if type(item) is not bytes:
             raise TypeError("an item that is not bytes")
-        total += PyBytes_GET_SIZE(item)
-    if at < 0 or at > dest.shape[0] - total:
-        raise ValueError("more bytes than the buffer holds from there")
+        n = PyBytes_GET_SIZE(item)
+        if total + n > room:
+            break
+        total += n
+        stop += 1
     for j in range(start, stop):
         item = items[j]
         n = PyBytes_GET_SIZE(item)
         if n:
             memcpy(&dest[at], PyBytes_AS_STRING(item), n)
             at += n
-    return at
+    return stop, at

@@ -1064,27 +1064,31 @@ def write_merged(fd: int, parts: list, wait=None) -> int:
     return total
 
 
-def copy_into(dest, at: int, items: list, start: int, stop: int) -> int:
-    """Copy ``items[start:stop]`` (bytes) back to back into the writable buffer ``dest``, from
-    offset ``at``; returns the offset after the last.  Nothing is copied when one is not bytes
-    (TypeError) or they do not all fit there (ValueError).  (A ``--jobs`` worker's results
-    into the ring the writing process reads them from.)"""
+def copy_into(dest, at: int, room: int, items: list, start: int) -> tuple:
+    """Copy ``items[start:]`` (bytes), as many as fit in ``room`` bytes (and in ``dest``), back
+    to back into the writable buffer ``dest`` from offset ``at``; returns ``(stop, end)``: the
+    index of the first not copied and the offset after the last copied.  Nothing is copied
+    when one of those that fit is not bytes (TypeError).  (A ``--jobs`` worker's results into
+    the ring the writing process reads them from.)"""
     if type(items) is not list:
         raise TypeError("items: a list")
-    if not 0 <= start <= stop <= len(items):
-        raise ValueError("a range outside the items")
     view = memoryview(dest).cast("B")
-    total = 0
-    for item in items[start:stop]:
+    if not 0 <= start <= len(items) or not 0 <= at <= len(view) or room < 0:
+        raise ValueError("a start, offset or room outside the items or the buffer")
+    cap = min(room, len(view) - at)
+    stop, total = start, 0
+    while stop < len(items):
+        item = items[stop]
         if type(item) is not bytes:
             raise TypeError("an item that is not bytes")
+        if total + len(item) > cap:
+            break
         total += len(item)
-    if at < 0 or at + total > len(view):
-        raise ValueError("more bytes than the buffer holds from there")
+        stop += 1
     for item in items[start:stop]:
         view[at:at + len(item)] = item
         at += len(item)
-    return at
+    return stop, at
 
 
 def _writev_all(fd: int, chunks: list, wait) -> int:

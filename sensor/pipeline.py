@@ -334,8 +334,8 @@ def _parallel(path: str, jobs: int, progress, stats, fragments, certs, transform
     ``output`` from the ring, in order with this process's own results, by one compiled call
     (:func:`cext.wire.write_merged`: ``writev``), and their room given back.  So on two cores
     there are two processes, and the others' share of the output is copied once more than
-    this process's own, in memory.  Otherwise (the results are yielded, and the caller has its own work
-    between them) all ``jobs`` are forked and their results travel pickled."""
+    this process's own, in memory.  Otherwise (the results are yielded, and the caller has its
+    own work between them) all ``jobs`` are forked and their results travel pickled."""
     ctx = multiprocessing.get_context("fork")
     first = 1 if output is not None else 0      # parts below it: this process's own
     # (index i: part i; this process's own part has no pipe, process or ring)
@@ -622,7 +622,7 @@ class _Ring:
     results into and the writing process writes them out from.  Two byte counts since the
     start say what is where: the worker's *head*, the bytes it has put in, and the writing
     process's *tail*, the bytes it has written out and given back (kept in the mapping's first
-    8 bytes; a byte down a pipe wakes a worker waiting for room).  A ring offset is a count's
+    8 bytes; a byte down a socket pair wakes a worker waiting for room).  A ring offset is a count's
     remainder by the size; a result never wraps round the end (the end's room is skipped).
 
     The worker waits for room only while results it sent before are still to be written (the
@@ -678,22 +678,19 @@ class _Ring:
             tail = self.tail()
             room = size - (self.head - tail)
             end = size - at         # (room up to the ring's end)
-            need = len(items[i])
-            fits = min(room, end)
-            j, total = i, 0
-            while j < n and total + len(items[j]) <= fits:
-                total += len(items[j])
-                j += 1
+            j, after = wire.copy_into(self.data, at, min(room, end), items, i)
+            total = after - at
             if j > i:
                 if total:
-                    wire.copy_into(self.data, at, items, i, j)
                     if at and segs and segs[-1][0] + segs[-1][1] == self.head:
                         segs[-1][1] += total
                     else:
                         segs.append([self.head, total])
                     self.head += total
                 i = j
-            elif room - end >= need:    # room from the start: skip the end's
+                continue
+            need = len(items[i])
+            if room - end >= need:      # room from the start: skip the end's
                 self.head += end
             elif tail < self.sent and (need if need <= end else end + need) <= \
                     size - (self.head - self.sent):
@@ -823,7 +820,7 @@ def _worker(conn, path, part, share, fragments, certs, transform, table, progres
             ring.sent = ring.head
 
     # the parent's ends of the workers forked before this one: held here, they would keep
-    # those workers from seeing the parent close them (and its end of their waking pipes)
+    # those workers from seeing the parent close them (and its end of their waking pairs)
     for c in inherited:
         c.close()
     for r in inherited_rings:

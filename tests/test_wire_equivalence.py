@@ -707,25 +707,29 @@ def test_write_merged(c_wire, py_wire, tmp_path_factory, data, own):
 
 
 @FAST
-@given(st.lists(st.binary(max_size=40), max_size=12), st.integers(0, 12), st.integers(0, 12),
-       st.integers(-2, 200), st.integers(0, 200))
-def test_copy_into(c_wire, py_wire, items, start, stop, at, size):
-    # a --jobs worker's results into its ring: the same bytes where they fit, else nothing
-    # copied and the same error
+@given(st.lists(st.binary(max_size=40), max_size=12), st.integers(-1, 13), st.integers(-2, 200),
+       st.integers(-1, 250), st.integers(0, 200))
+def test_copy_into(c_wire, py_wire, items, start, at, room, size):
+    # a --jobs worker's results into its ring: as many as fit, the same bytes, or the same
+    # error with nothing copied
     got = []
     for impl in (c_wire, py_wire):
         dest = bytearray(b"\xee" * size)
         try:
-            end = impl.copy_into(dest, at, items, start, stop)
+            ret = impl.copy_into(dest, at, room, items, start)
         except ValueError:
-            end = "ValueError"
-        got.append((end, bytes(dest)))
+            ret = "ValueError"
+        got.append((ret, bytes(dest)))
     assert got[0] == got[1]
-    blob = b"".join(items[start:stop])
-    if start <= stop <= len(items) and 0 <= at and at + len(blob) <= size:
-        assert got[0] == (at + len(blob), b"\xee" * at + blob + b"\xee" * (size - at - len(blob)))
-    else:
+    if not (0 <= start <= len(items) and 0 <= at <= size and room >= 0):
         assert got[0] == ("ValueError", b"\xee" * size)
+        return
+    cap, stop, blob = min(room, size - at), start, b""
+    while stop < len(items) and len(blob) + len(items[stop]) <= cap:
+        blob += items[stop]
+        stop += 1
+    assert got[0] == ((stop, at + len(blob)),
+                      b"\xee" * at + blob + b"\xee" * (size - at - len(blob)))
 
 
 def test_copy_into_refuses_what_is_not_bytes(c_wire, py_wire):
@@ -733,12 +737,13 @@ def test_copy_into_refuses_what_is_not_bytes(c_wire, py_wire):
         dest = bytearray(8)
         for items in ([b"ab", "cd"], [b"ab", None]):
             with pytest.raises(TypeError):
-                impl.copy_into(dest, 0, items, 0, 2)
+                impl.copy_into(dest, 0, 8, items, 0)
         for items in ((b"ab",), None):
             with pytest.raises(TypeError):
-                impl.copy_into(dest, 0, items, 0, 1)
+                impl.copy_into(dest, 0, 8, items, 0)
         assert dest == bytearray(8)
-        assert impl.copy_into(dest, 6, [b"ab", "not copied"], 0, 1) == 8
+        # (past the room, an item is not looked at)
+        assert impl.copy_into(dest, 6, 8, [b"ab", b"toolong", "not looked at"], 0) == (1, 8)
 
 
 def test_write_merged_many_pieces(c_wire, py_wire, tmp_path):

@@ -258,7 +258,8 @@ class Analyzer:
                 d["sensor"] = sensor
             else:
                 continue
-            self.producer.send(self.cfg.topic_diagnoses, key=key.encode()[:1024], value=self._fit(d))
+            self.producer.send(self.cfg.topic_diagnoses, key=key.encode()[:1024],
+                               value=self._fit(d))
             self.counters["diagnoses"] += 1
 
     def _end_batch(self, now: float) -> None:

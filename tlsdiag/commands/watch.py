@@ -117,8 +117,8 @@ def run(argv: list[str], out: IO[str]) -> int:
 #: what ``watch``'s last line says it skipped or lost, when it did (the flow table's, the
 #: decoder's and the eBPF filter's counts, as the sensor's metrics have them)
 _SKIP_COUNTERS = ("flows_evicted", "gaps", "reassembly_memcap", "protocol_errors",
-                  "internal_errors", "syn_inside_connection", "rst_out_of_window", "ip_fragment", "truncated",
-                  "malformed_l3", "malformed_l4", "emit_errors", "ebpf_flows_budget",
+                  "internal_errors", "syn_inside_connection", "rst_out_of_window", "ip_fragment",
+                  "truncated", "malformed_l3", "malformed_l4", "emit_errors", "ebpf_flows_budget",
                   "ebpf_drop_budget", "ebpf_flows_lost", "ebpf_map_fail")
 
 
