@@ -44,14 +44,21 @@ __all__ = [
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD", "SHARE_SPACE",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
     "kafka_partition", "key_hash", "keys_below", "write_merged", "copy_into",
+    "shared_count", "set_shared_count",
 ]
 
 cdef extern from *:
     """
     /* a hint only: no fault, no effect on what is read */
     #define TLSDIAG_PREFETCH(p) __builtin_prefetch((const void *)(p))
+    /* a count two processes share: read and written whole (never torn), ordered with the
+       bytes it counts (acquire, release) */
+    #define TLSDIAG_LOAD_U64(p) __atomic_load_n((const uint64_t *)(p), __ATOMIC_ACQUIRE)
+    #define TLSDIAG_STORE_U64(p, v) __atomic_store_n((uint64_t *)(p), (v), __ATOMIC_RELEASE)
     """
     void TLSDIAG_PREFETCH(const void* p) nogil
+    uint64_t TLSDIAG_LOAD_U64(const void* p) nogil
+    void TLSDIAG_STORE_U64(void* p, uint64_t v) nogil
 
 #: how far ahead of the record it walks ``pcap_batch`` asks for the file's bytes, every cache
 #: line of them: a walk of record headers is a chain of dependent loads, each a cache miss on
@@ -1568,3 +1575,19 @@ def copy_into(uint8_t[::1] dest, Py_ssize_t at, Py_ssize_t room, list items not 
             memcpy(&dest[at], PyBytes_AS_STRING(item), n)
             at += n
     return stop, at
+
+
+cdef const uint8_t* _count_at(const uint8_t[::1] buf) except NULL:
+    if buf.shape[0] < 8 or (<size_t>&buf[0]) % 8:
+        raise ValueError("a shared count takes 8 bytes, 8-aligned")
+    return &buf[0]
+
+
+def shared_count(const uint8_t[::1] buf):
+    """See ``cext._wire_py.shared_count``."""
+    return TLSDIAG_LOAD_U64(_count_at(buf))
+
+
+def set_shared_count(uint8_t[::1] buf, uint64_t value):
+    """See ``cext._wire_py.set_shared_count``."""
+    TLSDIAG_STORE_U64(<void*>_count_at(buf), value)

@@ -32,6 +32,7 @@ __all__ = [
     "GLOBAL_COUNTERS", "counters_as_stats", "MAX_RECORD", "SHARE_SPACE",
     "HRR_RANDOM", "LINKTYPES", "MAX_SNAPLEN", "NG_MAX_BLOCK", "NG_MAX_IFACES", "murmur2",
     "kafka_partition", "key_hash", "keys_below", "write_merged", "copy_into",
+    "shared_count", "set_shared_count",
 ]
 
 _U16 = struct.Struct("!H").unpack_from
@@ -1089,6 +1090,29 @@ def copy_into(dest, at: int, room: int, items: list, start: int) -> tuple:
         view[at:at + len(item)] = item
         at += len(item)
     return stop, at
+
+
+def _count(buf) -> memoryview:
+    """``buf``'s first 8 bytes as one uint64 item: a memoryview reads and writes it in one
+    8-byte access (struct's pack and unpack do not: a reader in another process saw halves
+    of writes, ~1 read in 8 on two cores)."""
+    view = memoryview(buf).cast("B")
+    if len(view) < 8:
+        raise ValueError("a shared count takes 8 bytes, 8-aligned")
+    return view[:8].cast("Q")
+
+
+def shared_count(buf) -> int:
+    """The uint64 count in the first 8 bytes of ``buf`` (shared memory another process
+    writes: :func:`set_shared_count`), read whole.  (The compiled one reads it atomically,
+    with acquire order, and refuses a buffer not 8-aligned.)"""
+    return _count(buf)[0]
+
+
+def set_shared_count(buf, value: int) -> None:
+    """Write ``value`` as the uint64 count in ``buf``'s first 8 bytes, whole (see
+    :func:`shared_count`; the compiled one with release order)."""
+    _count(buf)[0] = value
 
 
 def _writev_all(fd: int, chunks: list, wait) -> int:

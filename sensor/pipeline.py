@@ -26,7 +26,6 @@ import select
 import signal
 import socket
 import stat
-import struct
 import traceback
 from collections import OrderedDict, deque
 from collections.abc import Iterator
@@ -614,9 +613,6 @@ class _Held:
 #: in it at most)
 RING_BYTES = 8 << 20
 
-_TAIL = struct.Struct("=Q")
-
-
 class _Ring:
     """Shared memory (mapped before the fork) that a forked ``--jobs`` worker copies its
     results into and the writing process writes them out from.  Two byte counts since the
@@ -644,7 +640,7 @@ class _Ring:
         self.sent = 0           # (the worker's) ... of them in messages sent
 
     def tail(self) -> int:
-        return _TAIL.unpack_from(self.map)[0]
+        return wire.shared_count(self.map)
 
     def forked(self) -> None:
         """In the writing process, its worker forked: the waking end is the worker's."""
@@ -662,7 +658,7 @@ class _Ring:
 
     def give_back(self, tail: int) -> None:
         """In the writing process: the bytes up to ``tail`` are written out."""
-        _TAIL.pack_into(self.map, 0, tail)
+        wire.set_shared_count(self.map, tail)
         try:
             self.wake_w.send(b"\0", socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
         except OSError:         # (full of bytes not taken yet; or the worker is gone, done)

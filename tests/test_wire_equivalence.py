@@ -746,6 +746,37 @@ def test_copy_into_refuses_what_is_not_bytes(c_wire, py_wire):
         assert impl.copy_into(dest, 6, 8, [b"ab", b"toolong", "not looked at"], 0) == (1, 8)
 
 
+def test_a_shared_count_is_never_seen_half_written(c_wire, py_wire):
+    """The --jobs ring's tail: one process writes it while another reads it.  A value that
+    carries across bytes (2^56 - 1, 2^56) written over and over is read as one or the other,
+    never half of each (struct's "=Q" read ~1 in 5 so here: a worker took a torn tail for
+    room it did not have)."""
+    import mmap
+    import time
+    a, b = (1 << 56) - 1, 1 << 56
+    for impl in (c_wire, py_wire):
+        m = mmap.mmap(-1, 64)
+        impl.set_shared_count(m, a)
+        pid = os.fork()
+        if pid == 0:                # (the writer)
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
+                for _ in range(1000):
+                    impl.set_shared_count(m, b)
+                    impl.set_shared_count(m, a)
+            os._exit(0)
+        seen, end = set(), time.monotonic() + 0.3
+        while time.monotonic() < end:
+            seen.add(impl.shared_count(m))
+        os.waitpid(pid, 0)
+        assert seen <= {a, b} and seen, (impl.__name__, sorted(seen)[:4])
+        for short in (bytearray(7), memoryview(bytearray(16))[:7]):
+            with pytest.raises(ValueError):
+                impl.shared_count(short)
+    with pytest.raises(ValueError):         # (the compiled one: an 8-aligned count only)
+        c_wire.shared_count(memoryview(bytearray(16))[1:9])
+
+
 def test_write_merged_many_pieces(c_wire, py_wire, tmp_path):
     # more pieces than one writev takes (1024), alternating between two parts
     n = 5000
